@@ -1,0 +1,47 @@
+"""The `gest-showcases` command.
+
+Each subcommand is the importable `main(argv)` of the module that owns it, so that
+`gest-showcases build ...` and `python dataset_scripts/build_gest.py ...` are the same code and
+tests can call `main([...])` in-process. Modules load only when their subcommand runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module whose main(argv) runs it, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "build": ("gest_showcases.data.build", "build the raw/s1/s2 dataset folder from Gest or Google Local files"),
+    "stats": ("gest_showcases.data.stats", "print the paper's Table 1 statistics of a built dataset folder"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    lines = ["usage: gest-showcases <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "Run `gest-showcases <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        from gest_showcases import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"gest-showcases: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest, prog=f"gest-showcases {name}") or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
