@@ -15,6 +15,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m gest_showcases.setup_assets
 	touch $@
 
 venv: $(BIN)/.installed

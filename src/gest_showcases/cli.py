@@ -14,6 +14,14 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build": ("gest_showcases.data.build", "build the raw/s1/s2 dataset folder from Gest or Google Local files"),
     "stats": ("gest_showcases.data.stats", "print the paper's Table 1 statistics of a built dataset folder"),
+    "features": ("gest_showcases.features.extract", "cache CLIP and backbone features of a built dataset's images and reviews"),
+    "distill": ("gest_showcases.features.distill", "train the explanation classifier and build s2 from s1 with it"),
+    "diversity": ("gest_showcases.features.diversity", "intra-business, inter-user, intra-user visual diversity (table + chart)"),
+    "synth": ("gest_showcases.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),
+    "train-selector": ("gest_showcases.selection.train", "train the DPP image selectors and print the paper's Table 3"),
+    "train-pc2l": ("gest_showcases.generation.train", "train the PC2L explanation generator (Table 4 rows via --config)"),
+    "finetune-lm": ("gest_showcases.generation.finetune_lm", "continue pretraining GPT-2 on in-domain reviews (Table 5 FT)"),
+    "evaluate": ("gest_showcases.metrics.evaluate_cli", "score a generations file: the paper's Table 2 and Figure 6"),
 }
 
 

@@ -1,0 +1,35 @@
+"""The Gest data layer: published files -> canonical reviews -> the raw/s1/s2 dataset folder.
+
+Only `records` (standard library) loads with the package, so that `gest_showcases.data.records`
+imports on machines without `datasets` or `pyarrow`; the other names load on first use.
+"""
+
+import importlib
+
+from .records import SPLITS, DropReport, Review, normalize_pic_id, split_sentences
+
+_LAZY = {
+    "BuildResult": "build",
+    "ExplanationFilter": "build",
+    "build_dataset": "build",
+    "dataset_features": "build",
+    "ImageStatus": "images",
+    "check_images": "images",
+    "image_path": "images",
+    "probe_image": "images",
+    "detect_format": "readers",
+    "read_gest_filtered": "readers",
+    "read_gest_raw": "readers",
+    "read_google_local": "readers",
+    "read_reviews": "readers",
+    "dataset_stats": "stats",
+    "format_markdown": "stats",
+}
+
+__all__ = ["SPLITS", "DropReport", "Review", "normalize_pic_id", "split_sentences", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)

@@ -1,0 +1,808 @@
+"""Build the Gest dataset folder (configs `raw`, `s1`, `s2`) with the paper's processing.
+
+```bash
+gest-showcases build --input image_review_all.json --images google-images --output gest
+python dataset_scripts/build_gest.py --input filter_all_t.json --images google-images --output gest
+```
+
+The folder holds parquet files and a dataset card whose YAML `configs:` make
+`datasets.load_dataset(folder, "s1")` (and `"raw"`, `"s2"`) work, plus `drop_report.json`: every
+skipped record, by reason, with its first places. Processing (Section 3 and Appendix A of the paper):
+
+- `raw`: every readable review, once (split `train`).
+- `s1`: reviews of at least `min_words` words and at most `max_images` images; image files that are
+  missing or do not decode are removed, and a review whose images are all gone is dropped; users
+  with a single review are dropped; users are split 8:1:1 (seeded) so that no user is in two splits.
+  Each record carries the user's history (their other s1 reviews, never the target itself) and the
+  business's candidate pool (every usable s1 image of the business, the target's own included: the
+  paper's footnote 5).
+- `s2`: reviews cut down to the sentences that describe their images. From `filter_all_t.json` it is
+  taken as published (its splits and `history_reviews` kept); otherwise it is built from `s1` by an
+  `explanation_filter` (the features' classifier) and is absent when none is given.
+
+Memory stays bounded at the real scale (1.5M reviews): records are streamed into Arrow batches, and
+the grouping (histories, pools, splits) is vectorised over Arrow/NumPy arrays, one chunk of users at a
+time. The output is written to a temporary sibling folder and moved into place at the end, so an
+interrupted build leaves the previous output (or nothing) behind, and a rebuild from the same inputs
+writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import yaml
+from datasets import Features, Image, List, Value
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from .images import ImageStatus, check_images, image_path, read_image_bytes
+from .readers import located_reviews
+from .records import SPLITS, DropReport, Review, split_sentences, write_drop_reports
+
+logger = logging.getLogger(__name__)
+
+ExplanationFilter = Callable[[list[str], list[str]], list[str]]
+"""`(sentences, image_paths) -> kept sentences`: which sentences of a review describe its images."""
+
+_READ_BATCH = 50_000
+# Work units per chunk of users: one per output row, history entry and candidate image, and
+# `_EMBED_COST` per embedded image (~50 KB each); about 1 GB of Arrow data at most per chunk.
+_CHUNK_COST = 2_000_000
+_EMBED_COST = 500
+_SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
+
+S2_ABSENT_NOTE = (
+    "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
+    "and no explanation classifier was given to distil the `s1` reviews into the sentences that "
+    "describe their images. Build it with `build_dataset(..., explanation_filter=...)`."
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schemas
+
+
+def dataset_features(config: str, embed_images: bool = False) -> Features:
+    """The `datasets.Features` of one config (`"raw"`, `"s1"` or `"s2"`)."""
+    strings = List(Value("string"))
+    features = {
+        "review_id": Value("string"),
+        "user_id": Value("string"),
+        "business_id": Value("string"),
+        "rating": Value("int64"),
+        "review_text": Value("string"),
+        "pics": strings,
+        "time": Value("int64"),
+    }
+    if config != "raw":
+        features |= {
+            "pic_paths": strings,
+            "history_review_ids": strings,
+            "history_texts": strings,
+            "history_pics": strings,
+            "candidate_pics": strings,
+            "candidate_paths": strings,
+        }
+    if config == "s2":
+        features |= {"explanation": Value("string"), "explanation_sentences": strings}
+    if embed_images and config != "raw":
+        features["images"] = List(Image())
+    return Features(features)
+
+
+_STAGE_SCHEMA = pa.schema(
+    [
+        *dataset_features("raw").arrow_schema.remove_metadata(),
+        pa.field("split", pa.string()),
+        pa.field("history_review_ids", pa.list_(pa.string())),
+        pa.field("history_texts", pa.list_(pa.string())),
+        pa.field("_place", pa.string()),
+        pa.field("_keep", pa.bool_()),
+    ]
+)
+
+
+class _ConfigWriter:
+    """One parquet file per split of a config, written chunk by chunk.
+
+    A split's file is created with its first row: `datasets` cannot load a declared split that has
+    no rows, so empty splits are left out of the folder and of the card.
+    """
+
+    def __init__(self, folder: Path, config: str, splits: Sequence[str], features: Features):
+        self.folder = folder / config
+        self.splits = list(splits)
+        self.schema = features.arrow_schema
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.rows: dict[str, int] = {}
+
+    def write(self, table: pa.Table) -> None:
+        """Write the rows of `table` to their split (its `split` column, or the only split)."""
+        for split in self.splits:
+            part = table if len(self.splits) == 1 else table.filter(pc.equal(table["split"], split))
+            if not part.num_rows:
+                continue
+            if split not in self.writers:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / f"{split}-00000-of-00001.parquet"
+                self.writers[split] = pq.ParquetWriter(path, self.schema, compression="zstd")
+                self.rows[split] = 0
+            self.writers[split].write_table(
+                pa.Table.from_arrays([part[name] for name in self.schema.names], schema=self.schema)
+            )
+            self.rows[split] += part.num_rows
+
+    def close(self) -> dict[str, int]:
+        """Rows written per split, in split order (empty splits absent)."""
+        for writer in self.writers.values():
+            writer.close()
+        return {split: self.rows[split] for split in self.splits if split in self.rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrow helpers
+
+
+def _array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _offsets(lists: pa.Array) -> np.ndarray:
+    """List offsets starting at 0 (a sliced array's own offsets may not)."""
+    lengths = pc.list_value_length(lists).fill_null(0).to_numpy()
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+
+def _lists(offsets: np.ndarray, values: pa.Array) -> pa.ListArray:
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), _array(values))
+
+
+def _sorted_unique(values: pa.Array) -> pa.Array:
+    unique = pc.unique(values)
+    return unique.take(pc.sort_indices(unique))
+
+
+def _image_paths(pics: pa.Array, prefix: str) -> pa.ListArray:
+    """`pics` (list<str>) -> `prefix + pic + ".jpg"`, list by list."""
+    flat = pc.list_flatten(pics)
+    return _lists(_offsets(pics), pc.binary_join_element_wise(prefix, flat, ".jpg", ""))
+
+
+def _group_starts(sorted_keys: pa.Array) -> np.ndarray:
+    """Start of each run of equal keys in a sorted array, then its length: `[0, ..., n]`."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(1, dtype=np.int64)
+    change = pc.not_equal(sorted_keys.slice(1), sorted_keys.slice(0, n - 1)).to_numpy(zero_copy_only=False)
+    return np.concatenate([[0], np.flatnonzero(change) + 1, [n]]).astype(np.int64)
+
+
+def history_index(starts: np.ndarray, max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of each row's history: the other rows of its group, never itself.
+
+    Args:
+        starts (`np.ndarray` [G + 1]): group boundaries of rows sorted by user (`_group_starts`).
+        max_history (`int`): most history entries per row; the first ones of the group are kept
+            (the builder sorts a user's reviews most recent first).
+
+    Returns:
+        `(offsets [n + 1], index [offsets[-1]])`: row `r`'s history is `index[offsets[r]:offsets[r + 1]]`.
+    """
+    sizes = np.diff(starts)
+    group_start = np.repeat(starts[:-1], sizes)  # [n]
+    position = np.arange(starts[-1]) - group_start  # [n] rank of the row in its group
+    count = np.minimum(np.repeat(sizes, sizes) - 1, max_history)  # [n]
+    offsets = np.concatenate([[0], np.cumsum(count)]).astype(np.int64)
+    row = np.repeat(np.arange(len(count)), count)  # [H] owning row of each entry
+    rank = np.arange(offsets[-1]) - offsets[row]  # [H] 0..count-1
+    # Skip the row itself: ranks at or past its own position shift by one.
+    return offsets, group_start[row] + rank + (rank >= position[row])
+
+
+def assign_splits(num_users: int, seed: int, ratios: Sequence[float]) -> np.ndarray:
+    """Seeded user split: `int8` codes 0/1/2 (train/validation/test) for `num_users` users.
+
+    Validation and test get `floor(n * ratio)` users, train the rest (the paper's 95,270/11,908/11,908).
+    """
+    permutation = np.random.default_rng(seed).permutation(num_users)
+    num_val, num_test = (math.floor(num_users * ratio + 1e-9) for ratio in ratios[1:])
+    num_train = num_users - num_val - num_test
+    codes = np.empty(num_users, dtype=np.int8)
+    codes[permutation[:num_train]] = 0
+    codes[permutation[num_train : num_train + num_val]] = 1
+    codes[permutation[num_train + num_val :]] = 2
+    return codes
+
+
+def business_pools(business_ids: pa.Array, pics: pa.Array) -> tuple[np.ndarray, pa.ListArray]:
+    """Each business's candidate pool: the distinct images of all its rows, sorted.
+
+    Returns:
+        `(code [n], pools [B])`: row `r`'s pool is `pools[code[r]]`.
+    """
+    businesses = _sorted_unique(business_ids)
+    code = pc.index_in(business_ids, value_set=businesses).to_numpy().astype(np.int64)
+    flat = pc.list_flatten(pics)
+    uniq = _sorted_unique(flat)
+    owner = code[pc.list_parent_indices(pics).to_numpy()]  # [P] business of each listed image
+    # One int64 key per (business, image) pair: np.unique both dedupes and sorts by business.
+    keys = np.unique(
+        owner * max(len(uniq), 1) + pc.index_in(flat, value_set=uniq).to_numpy().astype(np.int64)
+    )
+    pool_owner, pool_pic = np.divmod(keys, max(len(uniq), 1))
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(pool_owner, minlength=len(businesses)))])
+    return code, _lists(offsets, uniq.take(pa.array(pool_pic)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1: stream the inputs once, deduplicate, write raw, flag the paper's review filters.
+
+
+def _stage_reviews(
+    records: Iterable[tuple[str, Review]],
+    raw: _ConfigWriter,
+    read_report: DropReport,
+    s1_report: DropReport,
+    min_words: int,
+    max_images: int,
+) -> pa.Table:
+    seen: set[str] = set()
+    columns: dict[str, list] = {name: [] for name in _STAGE_SCHEMA.names}
+    batches = []
+
+    def flush() -> None:
+        batch = pa.Table.from_pydict(columns, schema=_STAGE_SCHEMA)
+        raw.write(batch)
+        batches.append(batch)
+        for values in columns.values():
+            values.clear()
+
+    for place, review in records:
+        review_id = review.review_id
+        if review_id in seen:
+            read_report.add("duplicate review", place)
+            continue
+        seen.add(review_id)
+        keep = True
+        if len(review.review_text.split()) < min_words:
+            s1_report.add("too short", place)
+            keep = False
+        elif len(review.pics) > max_images:
+            s1_report.add("too many images", place)
+            keep = False
+        columns["review_id"].append(review_id)
+        columns["user_id"].append(review.user_id)
+        columns["business_id"].append(review.business_id)
+        columns["rating"].append(review.rating)
+        columns["review_text"].append(review.review_text)
+        columns["pics"].append(review.pics)
+        columns["time"].append(review.time)
+        columns["split"].append(review.split)
+        columns["history_review_ids"].append([rid for rid, _ in review.history_reviews])
+        columns["history_texts"].append([text for _, text in review.history_reviews])
+        columns["_place"].append(place)
+        columns["_keep"].append(keep)
+        if len(columns["review_id"]) >= _READ_BATCH:
+            flush()
+    if columns["review_id"] or not batches:
+        flush()
+    return pa.concat_tables(batches)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2: the paper's filters on whole columns.
+
+
+def _drop_single_review_users(table: pa.Table, report: DropReport) -> pa.Table:
+    counts = pc.value_counts(table["user_id"])
+    repeat_users = counts.field("values").filter(pc.greater_equal(counts.field("counts"), 2))
+    keep = pc.is_in(table["user_id"], value_set=repeat_users)
+    dropped = table.filter(pc.invert(keep))
+    report.add_many(
+        "single-review user", dropped["_place"].slice(0, report.max_examples).to_pylist(), dropped.num_rows
+    )
+    return table.filter(keep)
+
+
+class _ImageCheck:
+    """Image status per pic id, each file probed once per build."""
+
+    def __init__(self, images_dir: Path, num_proc: int):
+        self.images_dir = images_dir
+        self.num_proc = num_proc
+        self.ids = pa.array([], pa.string())
+        self.status = np.empty(0, dtype=np.int8)
+
+    def __call__(self, pic_ids: pa.Array) -> np.ndarray:
+        """`ImageStatus` codes [len(pic_ids)] of distinct `pic_ids`."""
+        new = pic_ids.filter(pc.is_null(pc.index_in(pic_ids, value_set=self.ids)))
+        if len(new):
+            status = check_images(self.images_dir, new.to_pylist(), self.num_proc)
+            self.ids = pa.concat_arrays([self.ids, new])
+            self.status = np.concatenate([self.status, status])
+        return self.status[pc.index_in(pic_ids, value_set=self.ids).to_numpy().astype(np.int64)]
+
+
+def _drop_unusable_images(table: pa.Table, check: _ImageCheck, report: DropReport) -> pa.Table:
+    """Remove missing or unreadable images from `pics`; drop reviews that had images and lost all."""
+    pics = _array(table["pics"])
+    flat = pc.list_flatten(pics)
+    uniq = _sorted_unique(flat)
+    status = check(uniq)
+    for reason, code in (
+        ("missing image", ImageStatus.MISSING),
+        ("unreadable image", ImageStatus.UNREADABLE),
+    ):
+        bad = uniq.filter(pa.array(status == code))
+        report.add_many(
+            reason, [f"{pic}.jpg" for pic in bad.slice(0, report.max_examples).to_pylist()], len(bad)
+        )
+    usable = pc.is_in(flat, value_set=uniq.filter(pa.array(status == ImageStatus.OK)))
+    parents = pc.list_parent_indices(pics).to_numpy()[usable.to_numpy(zero_copy_only=False)]
+    kept_counts = np.bincount(parents, minlength=len(pics))
+    table = table.set_column(
+        table.schema.get_field_index("pics"),
+        "pics",
+        _lists(np.concatenate([[0], np.cumsum(kept_counts)]), flat.filter(usable)),
+    )
+    lost_all = (pc.list_value_length(pics).to_numpy() > 0) & (kept_counts == 0)
+    places = table["_place"].filter(pa.array(lost_all))
+    report.add_many("no usable image", places.slice(0, report.max_examples).to_pylist(), len(places))
+    return table.filter(pa.array(~lost_all))
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3: histories, pools and splits, one chunk of users at a time.
+
+
+@dataclass
+class _Layout:
+    images_dir: Path
+    image_prefix: str  # the image folder relative to the dataset folder, with a trailing "/"
+    max_history: int
+    seed: int
+    split_ratios: tuple[float, float, float]
+    embed_images: bool
+
+
+def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) -> Iterator[pa.Table]:
+    """Yield the rows of `table` with the s1 columns (and `split`), chunks of whole users.
+
+    Args:
+        table: staged rows (one config's reviews, already filtered).
+        layout: where the images are and how histories and splits are made.
+        published_history: keep the `history_review_ids`/`history_texts` the file published (for
+            `filter_all_t.json`) instead of rebuilding them from the user's other rows.
+    """
+    # A user's reviews most recent first (time unknown: by review id), so capped histories keep the latest.
+    # Unknown times sort last by standing in as the smallest int64.
+    keys = pa.table(
+        {
+            "user_id": table["user_id"],
+            "time": pc.fill_null(table["time"], pa.scalar(np.iinfo(np.int64).min, pa.int64())),
+            "review_id": table["review_id"],
+        }
+    )
+    order = pc.sort_indices(
+        keys, sort_keys=[("user_id", "ascending"), ("time", "descending"), ("review_id", "ascending")]
+    )
+    table = table.take(order)
+    starts = _group_starts(_array(table["user_id"]))
+    sizes = np.diff(starts)
+    pics = _array(table["pics"])
+    if table["split"].null_count == table.num_rows:
+        split_codes = np.repeat(assign_splits(len(sizes), layout.seed, layout.split_ratios), sizes)
+        split_names = pa.DictionaryArray.from_arrays(pa.array(split_codes), pa.array(SPLITS)).cast(
+            pa.string()
+        )
+        table = table.set_column(table.schema.get_field_index("split"), "split", split_names)
+    business_code, pools = business_pools(_array(table["business_id"]), pics)
+    pool_paths = _image_paths(pools, layout.image_prefix)
+    hist_offsets, hist_index = history_index(starts, layout.max_history)
+
+    # Chunk boundaries at user boundaries, so each chunk owns every history row it needs.
+    cost = 1 + np.diff(hist_offsets) + np.diff(_offsets(pools))[business_code]
+    if layout.embed_images:
+        cost += _EMBED_COST * np.diff(_offsets(pics))
+    cumulative = np.concatenate([[0], np.cumsum(cost)])[starts]  # [G + 1] cost before each group
+    bounds = [0]
+    while bounds[-1] < len(sizes):
+        target = np.searchsorted(cumulative, cumulative[bounds[-1]] + _CHUNK_COST, side="right") - 1
+        bounds.append(min(max(target, bounds[-1] + 1), len(sizes)))
+
+    with tqdm(total=table.num_rows, desc="histories and pools", unit=" rev", unit_scale=True) as progress:
+        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+            lo, hi = int(starts[first]), int(starts[last])
+            chunk = table.slice(lo, hi - lo).combine_chunks()
+            chunk_pics = _array(chunk["pics"])
+            offsets = hist_offsets[lo : hi + 1]
+            index = pa.array(hist_index[offsets[0] : offsets[-1]] - lo)
+            offsets = offsets - offsets[0]
+            history_pics = chunk_pics.take(index)
+            columns = {
+                "pic_paths": _image_paths(chunk_pics, layout.image_prefix),
+                "history_pics": _lists(_offsets(history_pics)[offsets], pc.list_flatten(history_pics)),
+                "candidate_pics": pools.take(pa.array(business_code[lo:hi])),
+                "candidate_paths": pool_paths.take(pa.array(business_code[lo:hi])),
+            }
+            if not published_history:
+                columns["history_review_ids"] = _lists(offsets, _array(chunk["review_id"]).take(index))
+                columns["history_texts"] = _lists(offsets, _array(chunk["review_text"]).take(index))
+            if layout.embed_images:
+                columns["images"] = _embedded_images(chunk_pics, layout.images_dir)
+            for name, values in columns.items():
+                if name in chunk.column_names:
+                    chunk = chunk.set_column(chunk.schema.get_field_index(name), name, values)
+                else:
+                    chunk = chunk.append_column(name, values)
+            yield chunk
+            progress.update(hi - lo)
+
+
+def _embedded_images(pics: pa.Array, images_dir: Path) -> pa.ListArray:
+    """`List(Image())` storage: per row, `{"bytes", "path"}` of each image."""
+    flat = pc.list_flatten(pics).to_pylist()
+    images = pa.StructArray.from_arrays(
+        [
+            pa.array(read_image_bytes(images_dir, flat), pa.binary()),
+            pa.array([f"{pic}.jpg" for pic in flat], pa.string()),
+        ],
+        names=["bytes", "path"],
+    )
+    return _lists(_offsets(pics), images)
+
+
+def _explain(
+    chunk: pa.Table,
+    explanation_filter: ExplanationFilter,
+    images_dir: Path,
+    report: DropReport,
+    progress: tqdm,
+) -> pa.Table:
+    """The s2 rows of an s1 chunk: its reviews cut to the sentences the filter keeps."""
+    explanations, sentence_lists, keep = [], [], []
+    rows = zip(
+        chunk["review_text"].to_pylist(), chunk["pics"].to_pylist(), chunk["_place"].to_pylist(), strict=True
+    )
+    for text, pics, place in rows:
+        sentences = split_sentences(text)
+        kept = (
+            list(explanation_filter(sentences, [str(image_path(images_dir, pic)) for pic in pics]))
+            if sentences
+            else []
+        )
+        if not set(kept) <= set(sentences):
+            raise ValueError(f"explanation_filter returned sentences that are not in the review: {kept!r}")
+        keep.append(bool(kept))
+        if kept:
+            explanations.append(" ".join(kept))
+            sentence_lists.append(kept)
+        else:
+            report.add("no explanation", place)
+        progress.update()
+    chunk = chunk.filter(pa.array(keep, pa.bool_()))
+    chunk = chunk.append_column("explanation", pa.array(explanations, pa.string()))
+    return chunk.append_column("explanation_sentences", pa.array(sentence_lists, pa.list_(pa.string())))
+
+
+def _published_explanations(chunk: pa.Table) -> pa.Table:
+    """`filter_all_t.json` reviews already are explanations: their text is kept as published."""
+    texts = chunk["review_text"].to_pylist()
+    chunk = chunk.append_column("explanation", chunk["review_text"])
+    return chunk.append_column(
+        "explanation_sentences", pa.array([split_sentences(text) for text in texts], pa.list_(pa.string()))
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The card and the whole build
+
+
+def _dataset_card(
+    rows: dict[str, dict[str, int]],
+    inputs: Sequence[Path],
+    layout: _Layout,
+    min_words: int,
+    max_images: int,
+    s2_source: str | None,
+    reports: dict[str, DropReport],
+) -> str:
+    order = [name for name in ("s2", "s1", "raw") if rows.get(name)]
+    configs = []
+    for name in order:
+        config = {"config_name": name}
+        if name == order[0]:
+            config["default"] = True
+        config["data_files"] = [{"split": split, "path": f"{name}/{split}-*.parquet"} for split in rows[name]]
+        configs.append(config)
+    header = yaml.safe_dump({"configs": configs}, sort_keys=False)
+    ratios = ":".join(f"{ratio:g}" for ratio in layout.split_ratios)
+    table = ["| config | split | reviews |", "|---|---|---:|"]
+    table += [f"| {name} | {split} | {count:,} |" for name in order for split, count in rows[name].items()]
+    s2_line = {
+        None: S2_ABSENT_NOTE,
+        "published": "`s2`: taken as published in `filter_all_t.json`: its splits, its `history_reviews`, its "
+        "review texts as explanations (split into `explanation_sentences`); missing or unreadable images removed.",
+        "filter": "`s2`: the `s1` reviews cut by the explanation classifier to the sentences that describe their "
+        "images (`explanation`); reviews with no such sentence dropped.",
+    }[s2_source]
+    if s2_source is not None and not rows.get("s2"):
+        s2_line += " No review is left in `s2`: see the dropped records below."
+    s1_line = "" if rows.get("s1") else "\n- No review is left in `s1`: see the dropped records below."
+    drops = "\n".join(
+        f"    {line}" for stage in reports for line in reports[stage].summary(stage).splitlines()
+    )
+    return f"""---
+{header}---
+
+# Gest: personalized showcases (built by gest-showcases)
+
+Reviews with photos of restaurants from Google Local, processed as in Yan et al., "Personalized
+Showcases: Generating Multi-Modal Explanations for Recommendations" (SIGIR 2023).
+
+```python
+from datasets import load_dataset
+s1 = load_dataset("path/to/this/folder", "s1")
+```
+
+Built from: {", ".join(f"`{path.name}`" for path in inputs)}. Images are stored by reference:
+`pic_paths`, `history_pics` ids and `candidate_paths` point into `{layout.image_prefix}` (relative to
+this folder), one `<pic_id>.jpg` per image{"; `images` also embeds the bytes of `pics`" if layout.embed_images else ""}.
+
+{chr(10).join(table)}
+
+## Processing
+- `raw`: every readable review once (reviewer names are never kept).
+- `s1`: reviews with at least {min_words} words and at most {max_images} images; missing or unreadable
+  image files removed and reviews left without any image dropped; users with a single review dropped;
+  users split {ratios} (seed {layout.seed}; kept as published for `filter_all_t.json`), so no user is in
+  two splits. `history_*`: the user's other `s1` reviews (at most {layout.max_history}, most recent
+  first), never the review itself. `candidate_*`: every usable `s1` image of the business, the
+  review's own included.
+- {s2_line}{s1_line}
+
+## Dropped records
+See `drop_report.json` (counts by reason with the first places, `file:line`).
+
+{drops}
+"""
+
+
+@dataclass
+class BuildResult:
+    """What [`build_dataset`] wrote.
+
+    Args:
+        output_dir (`Path`): the dataset folder.
+        num_rows (`dict[str, dict[str, int]]`): rows per config and split.
+        reports (`dict[str, DropReport]`): drops while reading (`"raw"`), and on the way to `"s1"`, `"s2"`.
+    """
+
+    output_dir: Path
+    num_rows: dict[str, dict[str, int]]
+    reports: dict[str, DropReport] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return "\n".join(report.summary(stage) for stage, report in self.reports.items())
+
+
+def _check_arguments(
+    output_dir: Path, images_dir: Path, split_ratios: Sequence[float], max_history: int
+) -> None:
+    if not images_dir.is_dir():
+        raise ValueError(f"image folder {images_dir} does not exist")
+    if len(split_ratios) != 3 or min(split_ratios) < 0 or not math.isclose(sum(split_ratios), 1.0):
+        raise ValueError(
+            f"split_ratios must be 3 non-negative numbers summing to 1, got {list(split_ratios)}"
+        )
+    if max_history < 0:
+        raise ValueError(f"max_history must be >= 0, got {max_history}")
+    if output_dir.is_file():
+        raise ValueError(f"output {output_dir} is a file")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "drop_report.json").is_file():
+        raise ValueError(
+            f"output {output_dir} is a non-empty folder that is not a built dataset: refusing to replace it"
+        )
+
+
+def _replace_folder(built: Path, output_dir: Path) -> None:
+    """Move `built` to `output_dir`, replacing a previous build with two renames."""
+    if output_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
+        os.rename(output_dir, old / output_dir.name)
+        os.rename(built, output_dir)
+        shutil.rmtree(old)
+    else:
+        os.rename(built, output_dir)
+
+
+def build_dataset(
+    inputs: Sequence[str | Path],
+    images_dir: str | Path,
+    output_dir: str | Path,
+    meta: Sequence[str | Path] = (),
+    *,
+    seed: int = 0,
+    split_ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    min_words: int = 5,
+    max_images: int = 10,
+    max_history: int = 50,
+    embed_images: bool = False,
+    num_proc: int = 1,
+    explanation_filter: ExplanationFilter | None = None,
+) -> BuildResult:
+    """Build the `raw`/`s1`/`s2` dataset folder from published Gest or Google Local files.
+
+    Args:
+        inputs (`Sequence[str | Path]`):
+            `image_review_all.json`, `filter_all_t.json` or Google Local `review-*.json(.gz)` files
+            (detected from their content); Google Local meta files may be listed here too.
+        images_dir (`str` or `Path`):
+            The image folder (`<pic_id>.jpg`).
+        output_dir (`str` or `Path`):
+            The dataset folder to write; a previous build there is replaced.
+        meta (`Sequence[str | Path]`, *optional*):
+            Google Local `meta-*.json(.gz)` files (restaurants are found by their `category`).
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the user split.
+        split_ratios (`Sequence[float]`, *optional*, defaults to `(0.8, 0.1, 0.1)`):
+            Train/validation/test shares of the users.
+        min_words (`int`, *optional*, defaults to `5`):
+            Reviews with fewer words are dropped from `s1`.
+        max_images (`int`, *optional*, defaults to `10`):
+            Reviews with more images are dropped from `s1`.
+        max_history (`int`, *optional*, defaults to `50`):
+            Most history reviews per record (the user's most recent first); bounds memory for users
+            with thousands of reviews.
+        embed_images (`bool`, *optional*, defaults to `False`):
+            Also store the bytes of `pics` as an `images` column of `List(Image())`.
+        num_proc (`int`, *optional*, defaults to `1`):
+            Processes for checking the image files.
+        explanation_filter (`Callable[[list[str], list[str]], list[str]]`, *optional*):
+            `(sentences, image_paths) -> kept sentences`; builds `s2` from `s1` when the input is not
+            `filter_all_t.json`.
+
+    Returns:
+        [`BuildResult`]
+    """
+    inputs = [Path(path) for path in inputs]
+    if not inputs:
+        raise ValueError("no input file given")
+    for path in [*inputs, *map(Path, meta)]:
+        if not path.is_file():
+            raise ValueError(f"input file {path} does not exist")
+    images_dir, output_dir = Path(images_dir).absolute(), Path(output_dir).absolute()
+    _check_arguments(output_dir, images_dir, split_ratios, max_history)
+    layout = _Layout(
+        images_dir=images_dir,
+        image_prefix=os.path.relpath(images_dir, output_dir).replace(os.sep, "/") + "/",
+        max_history=max_history,
+        seed=seed,
+        split_ratios=tuple(split_ratios),
+        embed_images=embed_images,
+    )
+    reports = {"raw": DropReport(), "s1": DropReport(), "s2": DropReport()}
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    work.chmod(0o755)  # mkdtemp makes it private; the dataset is not
+    try:
+        raw = _ConfigWriter(work, "raw", ["train"], dataset_features("raw"))
+        records = located_reviews(inputs, meta, reports["raw"])
+        stage = _stage_reviews(records, raw, reports["raw"], reports["s1"], min_words, max_images)
+        rows = {"raw": raw.close()}
+        if not rows["raw"]:
+            raise ValueError(f"no readable review in the inputs:\n{reports['raw'].summary('read')}")
+        published = stage["split"].null_count < stage.num_rows
+        s2_source = "published" if published else "filter" if explanation_filter is not None else None
+        check = _ImageCheck(images_dir, num_proc)
+
+        s1_table = stage.filter(stage["_keep"])
+        s1_table = _drop_single_review_users(s1_table, reports["s1"])
+        s1_table = _drop_unusable_images(s1_table, check, reports["s1"])
+        s1_table = _drop_single_review_users(s1_table, reports["s1"])
+        s2_table = _drop_unusable_images(stage, check, reports["s2"]) if published else None
+        del stage
+        s1 = _ConfigWriter(work, "s1", SPLITS, dataset_features("s1", embed_images))
+        s2 = _ConfigWriter(work, "s2", SPLITS, dataset_features("s2", embed_images)) if s2_source else None
+        num_s1 = s1_table.num_rows
+        # The generator holds the only reference, so the unsorted table is freed once it is sorted.
+        s1_chunks = _enriched_chunks(s1_table, layout, published_history=False)
+        del s1_table
+        with tqdm(total=num_s1, desc="explanations", disable=s2_source != "filter") as progress:
+            for chunk in s1_chunks:
+                s1.write(chunk)
+                if s2_source == "filter":
+                    s2.write(_explain(chunk, explanation_filter, images_dir, reports["s2"], progress))
+        rows["s1"] = s1.close()
+        if s2_source == "published":
+            for chunk in _enriched_chunks(s2_table, layout, published_history=True):
+                s2.write(_published_explanations(chunk))
+        if s2 is not None:
+            rows["s2"] = s2.close()
+
+        card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
+        (work / "README.md").write_text(card, encoding="utf-8")
+        write_drop_reports(work / "drop_report.json", reports)
+        _replace_folder(work, output_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work)
+    result = BuildResult(output_dir=output_dir, num_rows=rows, reports=reports)
+    for line in result.summary().splitlines():
+        logger.info(line)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+@dataclass
+class BuildArguments:
+    """Options of `gest-showcases build` (and `dataset_scripts/build_gest.py`)."""
+
+    input: list[str] = field(
+        metadata={
+            "help": "image_review_all.json, filter_all_t.json or Google Local review-*.json(.gz) files "
+            "(repeat the flag or list several)",
+            "action": "extend",
+        }
+    )
+    images: str = field(metadata={"help": "image folder holding <pic_id>.jpg files"})
+    output: str = field(metadata={"help": "dataset folder to write (a previous build there is replaced)"})
+    meta: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Google Local meta-*.json(.gz) files (restaurants by category)",
+            "action": "extend",
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "seed of the user split"})
+    split_ratios: list[float] = field(
+        default_factory=lambda: [0.8, 0.1, 0.1], metadata={"help": "train/validation/test shares of users"}
+    )
+    min_words: int = field(default=5, metadata={"help": "drop reviews with fewer words"})
+    max_images: int = field(default=10, metadata={"help": "drop reviews with more images"})
+    max_history: int = field(
+        default=50, metadata={"help": "most history reviews per record (most recent first)"}
+    )
+    embed_images: bool = field(
+        default=False, metadata={"help": "also embed the image bytes (`images` column)"}
+    )
+    num_proc: int = field(default=1, metadata={"help": "processes for checking image files"})
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(BuildArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result = build_dataset(
+        args.input,
+        args.images,
+        args.output,
+        args.meta,
+        seed=args.seed,
+        split_ratios=args.split_ratios,
+        min_words=args.min_words,
+        max_images=args.max_images,
+        max_history=args.max_history,
+        embed_images=args.embed_images,
+        num_proc=args.num_proc,
+    )
+    print(f"wrote {result.output_dir}")
+    for config, splits in result.num_rows.items():
+        print(f"  {config}: " + ", ".join(f"{split} {count:,}" for split, count in splits.items()))
+    print(result.summary())
+    return 0
