@@ -1,0 +1,79 @@
+"""Configuration of the DPP image selector (Personalized Showcases, Section 4.1)."""
+
+from __future__ import annotations
+
+from transformers import PreTrainedConfig
+
+INPUT_MODES = ("img", "text", "img+text")
+
+
+class DPPSelectorConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`DPPImageSelector`]: the user-profile and image encoders and the DPP kernel built
+    from them. The defaults are the paper's: CLIP ViT-B/32 features (512-d text and image), a user MLP
+    1024 -> 512 -> 512 -> 256 -> 128 and an image MLP 512 -> 512 -> 512 -> 256 -> 128 with ReLU.
+
+    Args:
+        text_dim (`int`, *optional*, defaults to 512):
+            Size of the CLIP text feature of the user's history reviews (the text half of the profile).
+        image_dim (`int`, *optional*, defaults to 512):
+            Size of the CLIP image feature, for both the profile's image half and each candidate.
+        user_hidden_sizes (`list[int]`, *optional*, defaults to `(512, 512, 256)`):
+            Hidden layer sizes of the user MLP, whose input is `text_dim + image_dim`.
+        image_hidden_sizes (`list[int]`, *optional*, defaults to `(512, 512, 256)`):
+            Hidden layer sizes of the image MLP, whose input is `image_dim`.
+        embed_dim (`int`, *optional*, defaults to 128):
+            Output size of both MLPs: the space where relevance and similarity are measured.
+        input_mode (`str`, *optional*, defaults to `"img+text"`):
+            Which parts of the profile the model sees: `"img"` (history images), `"text"` (history
+            reviews) or `"img+text"`. The unused half of the profile is replaced by zeros, so every mode
+            keeps the same `text_dim + image_dim` input layer.
+        max_log_quality (`float`, *optional*, defaults to 5.0):
+            Bound `c` on the log relevance: `log q = c * tanh(<u, v> / (c * sqrt(embed_dim)))`, a smooth
+            clamp that keeps every kernel entry within `exp(+-2c)` and its gradient alive.
+        similarity_eps (`float`, *optional*, defaults to 1e-3):
+            Added to the diagonal of the similarity Gram matrix `S`, making it positive definite even when
+            the pool has more images than `embed_dim` or duplicate images.
+        jitter (`float`, *optional*, defaults to 1e-6):
+            Added to the diagonal before each Cholesky factorisation of the log-likelihood.
+        top_k (`int`, *optional*, defaults to 3):
+            Number of images `select` returns per (user, business) pair (the paper's K).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Kept for transformers' generic initialisation; the MLP layers use Kaiming initialisation for ReLU.
+
+    Example:
+
+    ```python
+    >>> from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+    >>> config = DPPSelectorConfig(input_mode="img")
+    >>> model = DPPImageSelector(config)
+    ```"""
+
+    model_type = "dpp_image_selector"
+
+    text_dim: int = 512
+    image_dim: int = 512
+    user_hidden_sizes: list[int] | tuple[int, ...] = (512, 512, 256)
+    image_hidden_sizes: list[int] | tuple[int, ...] = (512, 512, 256)
+    embed_dim: int = 128
+    input_mode: str = "img+text"
+    max_log_quality: float = 5.0
+    similarity_eps: float = 1e-3
+    jitter: float = 1e-6
+    top_k: int = 3
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        self.user_hidden_sizes = list(self.user_hidden_sizes)
+        self.image_hidden_sizes = list(self.image_hidden_sizes)
+        if self.input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.max_log_quality <= 0 or self.similarity_eps <= 0 or self.jitter < 0:
+            raise ValueError(
+                "max_log_quality and similarity_eps must be positive and jitter non-negative, got "
+                f"{self.max_log_quality}, {self.similarity_eps}, {self.jitter}"
+            )
+        super().__post_init__(**kwargs)
+
+
+__all__ = ["DPPSelectorConfig"]

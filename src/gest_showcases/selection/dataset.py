@@ -1,0 +1,173 @@
+"""Examples for the DPP selector: (user profile, business candidate pool, posted images) as tensors.
+
+Each example is one Gest-s1 review: the profile is the mean CLIP feature of the user's OTHER reviews
+(text) and of their images; the pool is the business's candidate images; the targets are the images
+of this review found in the pool. Pools share one image-feature matrix and are stored as row indices
+into it, so a business's features are held once however many users reviewed it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import Dataset
+
+logger = logging.getLogger(__name__)
+
+
+class FeatureTableLike(Protocol):
+    """What `build_selection_dataset` reads of `gest_showcases.features.FeatureTable`."""
+
+    ids: list[str]
+    embeddings: torch.Tensor
+
+
+class SelectionDataset(Dataset):
+    """(user, business) examples over a shared image-feature matrix.
+
+    Args:
+        image_features (`torch.FloatTensor` of shape `(num_images, image_dim)`): features of every image.
+        profile_text (`torch.FloatTensor` of shape `(num_examples, text_dim)`): text half of each profile.
+        profile_image (`torch.FloatTensor` of shape `(num_examples, image_dim)`): image half of each profile.
+        candidates (`list[torch.LongTensor]`): per example, the pool as rows of `image_features`.
+        targets (`list[torch.LongTensor]`): per example, positions in its pool of the images the user posted.
+        image_ids (`list[str]`, *optional*): id of each row of `image_features`.
+    """
+
+    def __init__(
+        self,
+        image_features: torch.Tensor,
+        profile_text: torch.Tensor,
+        profile_image: torch.Tensor,
+        candidates: list[torch.Tensor],
+        targets: list[torch.Tensor],
+        image_ids: list[str] | None = None,
+    ):
+        num_examples = profile_text.shape[0]
+        if not (profile_image.shape[0] == len(candidates) == len(targets) == num_examples):
+            raise ValueError(
+                f"profile_text has {num_examples} rows, profile_image {profile_image.shape[0]}, "
+                f"candidates {len(candidates)}, targets {len(targets)}: they must match"
+            )
+        if image_ids is not None and len(image_ids) != image_features.shape[0]:
+            raise ValueError(f"{len(image_ids)} image_ids for {image_features.shape[0]} image features")
+        self.image_features = image_features
+        self.profile_text = profile_text
+        self.profile_image = profile_image
+        self.candidates = candidates
+        self.targets = targets
+        self.image_ids = image_ids
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        pool = self.candidates[index]
+        target_mask = torch.zeros(len(pool), dtype=torch.bool)
+        target_mask[self.targets[index]] = True
+        return {
+            "profile_text": self.profile_text[index],
+            "profile_image": self.profile_image[index],
+            "candidate_features": self.image_features[pool],
+            "candidate_index": pool,
+            "target_mask": target_mask,
+        }
+
+    def candidate_ids(self, indices: torch.Tensor) -> list[list[str]]:
+        """Image ids of the pools of the examples `indices` (requires `image_ids`)."""
+        if self.image_ids is None:
+            raise ValueError("this SelectionDataset was built without image_ids")
+        return [[self.image_ids[row] for row in self.candidates[i].tolist()] for i in indices.tolist()]
+
+
+def collate_selection(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Pads a list of `SelectionDataset` items to the longest pool.
+
+    Returns:
+        `dict` with `profile_text` `[B, Dt]`, `profile_image` `[B, Di]`, `candidate_features` `[B, N, Di]`
+        (zeros on padding), `candidate_mask` `[B, N]`, `target_mask` `[B, N]` and `candidate_index`
+        `[B, N]` (`-1` on padding).
+    """
+    pools = [example["candidate_index"] for example in examples]
+    lengths = torch.tensor([len(pool) for pool in pools])
+    candidate_mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # [B, N]
+    return {
+        "profile_text": torch.stack([example["profile_text"] for example in examples]),
+        "profile_image": torch.stack([example["profile_image"] for example in examples]),
+        "candidate_features": pad_sequence(
+            [example["candidate_features"] for example in examples], batch_first=True
+        ),
+        "candidate_mask": candidate_mask,
+        "target_mask": pad_sequence([example["target_mask"] for example in examples], batch_first=True),
+        "candidate_index": pad_sequence(pools, batch_first=True, padding_value=-1),
+    }
+
+
+def _mean_rows(features: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
+    """Mean of `features[rows]` for each list of rows in `groups`, zeros for an empty list: `[len(groups), D]`."""
+    owner = torch.repeat_interleave(torch.tensor([len(rows) for rows in groups], dtype=torch.long))  # [total]
+    rows = torch.tensor([row for group in groups for row in group], dtype=torch.long)  # [total]
+    sums = features.new_zeros(len(groups), features.shape[1]).index_add_(0, owner, features[rows])
+    counts = torch.bincount(owner, minlength=len(groups)).clamp(min=1).unsqueeze(1)
+    return sums / counts
+
+
+def build_selection_dataset(
+    rows: Iterable[Mapping], image_table: FeatureTableLike, review_table: FeatureTableLike
+) -> SelectionDataset:
+    """Builds examples from Gest-s1 rows and CLIP feature tables.
+
+    Images or reviews without features are left out of pools and profiles. A row whose pool has none
+    of its own images left (no target) or no candidate at all is skipped: it can neither teach the
+    model nor be scored. Skipped counts are logged.
+
+    Args:
+        rows (iterable of `dict`): s1 rows with `pics`, `candidate_pics`, `history_pics` and
+            `history_review_ids` (e.g. a `datasets.Dataset` split).
+        image_table: `load_features(FEATDIR, "image")` (keys: pic ids).
+        review_table: `load_features(FEATDIR, "review")` (keys: review ids).
+
+    Returns:
+        `SelectionDataset` whose `image_features` is the whole image table.
+    """
+    image_row = {key: row for row, key in enumerate(image_table.ids)}
+    review_row = {key: row for row, key in enumerate(review_table.ids)}
+    candidates, targets, history_images, history_reviews = [], [], [], []
+    skipped_no_pool = skipped_no_target = 0
+    for row in rows:
+        pool = [image_row[pic] for pic in row["candidate_pics"] if pic in image_row]
+        posted = {image_row[pic] for pic in row["pics"] if pic in image_row}
+        target = [position for position, image in enumerate(pool) if image in posted]
+        if not pool:
+            skipped_no_pool += 1
+            continue
+        if not target:
+            skipped_no_target += 1
+            continue
+        candidates.append(torch.tensor(pool, dtype=torch.long))
+        targets.append(torch.tensor(target, dtype=torch.long))
+        history_images.append([image_row[pic] for pic in row["history_pics"] if pic in image_row])
+        history_reviews.append([review_row[key] for key in row["history_review_ids"] if key in review_row])
+    if skipped_no_pool or skipped_no_target:
+        logger.info(
+            "skipped %d rows with no candidate features and %d with none of their images in the pool",
+            skipped_no_pool,
+            skipped_no_target,
+        )
+    if not candidates:
+        raise ValueError("no usable rows: every row lacks candidate features or target images in its pool")
+    return SelectionDataset(
+        image_features=image_table.embeddings,
+        profile_text=_mean_rows(review_table.embeddings, history_reviews),
+        profile_image=_mean_rows(image_table.embeddings, history_images),
+        candidates=candidates,
+        targets=targets,
+        image_ids=list(image_table.ids),
+    )
+
+
+__all__ = ["SelectionDataset", "build_selection_dataset", "collate_selection"]

@@ -1,0 +1,265 @@
+"""DPPImageSelector: personalized image-set selection with a learned DPP kernel.
+
+Personalized Showcases (Yan et al., SIGIR 2023), Section 4.1: a user-profile MLP and an image MLP map
+CLIP features into one space; the kernel over a business's candidate images is
+
+    L = diag(q) S diag(q),   log q_i = c * tanh(<u, v_i> / (c * sqrt(d))),   S = V_hat V_hat^T + eps * I
+
+(Wilhelm et al. 2018: quality times similarity), with `u` the user embedding, `v_i` the image
+embeddings, `V_hat` their L2-normalised rows. Training maximises the DPP log-likelihood of the images
+the user posted, `log det(L_Y) - log det(L + I)`; inference is greedy MAP (`greedy_map`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_dpp import DPPSelectorConfig
+from .greedy import greedy_map
+
+
+def cholesky_logdet(matrix: torch.Tensor, jitter: float) -> torch.Tensor:
+    """`log det(matrix + jitter * I)` of symmetric positive definite matrices, through Cholesky in float64.
+
+    Args:
+        matrix (`torch.Tensor` of shape `(batch_size, N, N)`): SPD matrices.
+        jitter (`float`): added to the diagonal before factorising.
+
+    Returns:
+        `torch.Tensor` of shape `(batch_size,)`, in `matrix`'s dtype.
+    """
+    # float64: L + I has eigenvalues from 1 up to N * exp(2c); float32 Cholesky loses them at large pools.
+    matrix64 = matrix.double()
+    eye = torch.eye(matrix.shape[-1], dtype=torch.float64, device=matrix.device)
+    factor = torch.linalg.cholesky(matrix64 + jitter * eye)
+    return (2.0 * factor.diagonal(dim1=-2, dim2=-1).log().sum(dim=-1)).to(matrix.dtype)
+
+
+class DPPSelectorMLP(nn.Module):
+    """Linear layers with ReLU between them (none after the last), e.g. 1024 -> 512 -> 512 -> 256 -> 128."""
+
+    def __init__(self, input_size: int, hidden_sizes: list[int], output_size: int):
+        super().__init__()
+        sizes = [input_size, *hidden_sizes, output_size]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            hidden_states = F.relu(layer(hidden_states))
+        return self.layers[-1](hidden_states)
+
+
+@dataclass
+class DPPSelectorOutput(ModelOutput):
+    """Output of [`DPPImageSelector.forward`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `target_mask` is given):
+            Negative DPP log-likelihood, averaged over the examples that have at least one target.
+        log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*, with `target_mask`):
+            `log det(L_Y) - log det(L + I)` per example; 0 for examples without a target in their pool.
+        kernel (`torch.FloatTensor` of shape `(batch_size, num_candidates, num_candidates)`):
+            The L-ensemble kernel; rows and columns of padded candidates are zero.
+        log_quality (`torch.FloatTensor` of shape `(batch_size, num_candidates)`):
+            `log q_i`, the user-image relevance; 0 on padding.
+        user_embeds (`torch.FloatTensor` of shape `(batch_size, embed_dim)`):
+            Output of the user MLP.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, num_candidates, embed_dim)`):
+            Output of the image MLP for every candidate.
+    """
+
+    loss: torch.FloatTensor | None = None
+    log_likelihood: torch.FloatTensor | None = None
+    kernel: torch.FloatTensor | None = None
+    log_quality: torch.FloatTensor | None = None
+    user_embeds: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class DPPSelection(ModelOutput):
+    """Output of [`DPPImageSelector.select`].
+
+    Args:
+        indices (`torch.LongTensor` of shape `(batch_size, k)`):
+            Positions of the chosen candidates in pick order, `-1`-padded when fewer than `k` were chosen.
+        counts (`torch.LongTensor` of shape `(batch_size,)`):
+            Number of chosen candidates per example.
+        ids (`list[list[str]]`, *optional*, returned when `candidate_ids` is given):
+            The chosen candidates' ids, in pick order.
+    """
+
+    indices: torch.LongTensor | None = None
+    counts: torch.LongTensor | None = None
+    ids: list[list[str]] | None = None
+
+
+class DPPImageSelector(PreTrainedModel):
+    """Selects the K candidate images a user cares about, relevant and diverse, with a learned DPP kernel.
+
+    Args:
+        config ([`DPPSelectorConfig`]): the model configuration.
+    """
+
+    config_class = DPPSelectorConfig
+    config: DPPSelectorConfig
+    base_model_prefix = "dpp_selector"
+    main_input_name = "candidate_features"
+
+    def __init__(self, config: DPPSelectorConfig):
+        super().__init__(config)
+        self.user_encoder = DPPSelectorMLP(
+            config.text_dim + config.image_dim, config.user_hidden_sizes, config.embed_dim
+        )
+        self.image_encoder = DPPSelectorMLP(config.image_dim, config.image_hidden_sizes, config.embed_dim)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            init.kaiming_normal_(module.weight, nonlinearity="relu")
+            init.zeros_(module.bias)
+
+    def _profile(
+        self, profile_text: torch.Tensor | None, profile_image: torch.Tensor | None, reference: torch.Tensor
+    ) -> torch.Tensor:
+        """The `[B, text_dim + image_dim]` profile, with the half the input mode excludes set to zeros."""
+        mode = self.config.input_mode
+        batch_size = reference.shape[0]
+        if mode == "img":
+            profile_text = reference.new_zeros(batch_size, self.config.text_dim)
+        elif profile_text is None:
+            raise ValueError(f"input_mode {mode!r} needs profile_text")
+        if mode == "text":
+            profile_image = reference.new_zeros(batch_size, self.config.image_dim)
+        elif profile_image is None:
+            raise ValueError(f"input_mode {mode!r} needs profile_image")
+        return torch.cat([profile_text, profile_image], dim=-1)
+
+    def forward(
+        self,
+        profile_text: torch.FloatTensor | None,
+        profile_image: torch.FloatTensor | None,
+        candidate_features: torch.FloatTensor,
+        candidate_mask: torch.BoolTensor | None = None,
+        target_mask: torch.BoolTensor | None = None,
+    ) -> DPPSelectorOutput:
+        r"""
+        Args:
+            profile_text (`torch.FloatTensor` of shape `(batch_size, text_dim)`, *optional* in `"img"` mode):
+                Mean CLIP text feature of the user's history reviews.
+            profile_image (`torch.FloatTensor` of shape `(batch_size, image_dim)`, *optional* in `"text"` mode):
+                Mean CLIP image feature of the user's history images.
+            candidate_features (`torch.FloatTensor` of shape `(batch_size, num_candidates, image_dim)`):
+                CLIP image features of the business's candidate images, padded to the longest pool.
+            candidate_mask (`torch.BoolTensor` of shape `(batch_size, num_candidates)`, *optional*):
+                `True` for real candidates, `False` for padding. Defaults to all real.
+            target_mask (`torch.BoolTensor` of shape `(batch_size, num_candidates)`, *optional*):
+                `True` for the images the user posted. When given, the loss is computed. An example with no
+                target in its pool carries no evidence about the user's choice (an empty observed set would
+                teach the model to shrink every relevance), so it contributes 0 and is left out of the mean;
+                a batch with none gives a zero loss that still depends on the parameters.
+        """
+        batch_size, num_candidates, _ = candidate_features.shape
+        if candidate_mask is None:
+            candidate_mask = torch.ones(
+                batch_size, num_candidates, dtype=torch.bool, device=candidate_features.device
+            )
+        user_embeds = self.user_encoder(
+            self._profile(profile_text, profile_image, candidate_features)
+        )  # [B, E]
+        image_embeds = self.image_encoder(candidate_features)  # [B, N, E]
+
+        score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
+        bound = self.config.max_log_quality
+        log_quality = (bound * torch.tanh(score / bound)).masked_fill(~candidate_mask, 0.0)  # [B, N]
+        unit = F.normalize(image_embeds, dim=-1)
+        eye = torch.eye(num_candidates, dtype=unit.dtype, device=unit.device)
+        similarity = unit @ unit.transpose(-1, -2) + self.config.similarity_eps * eye  # [B, N, N]
+        pair_mask = candidate_mask.unsqueeze(-1) & candidate_mask.unsqueeze(-2)  # [B, N, N]
+        quality = log_quality.exp()
+        kernel = (quality.unsqueeze(-1) * similarity * quality.unsqueeze(-2)).masked_fill(~pair_mask, 0.0)
+
+        loss = log_likelihood = None
+        if target_mask is not None:
+            log_likelihood = self._log_likelihood(
+                kernel, similarity, log_quality, target_mask, candidate_mask
+            )
+            has_target = target_mask.any(dim=-1)
+            loss = -log_likelihood.sum() / has_target.sum().clamp(min=1)
+        return DPPSelectorOutput(
+            loss=loss,
+            log_likelihood=log_likelihood,
+            kernel=kernel,
+            log_quality=log_quality,
+            user_embeds=user_embeds,
+            image_embeds=image_embeds,
+        )
+
+    def _log_likelihood(
+        self,
+        kernel: torch.Tensor,
+        similarity: torch.Tensor,
+        log_quality: torch.Tensor,
+        target_mask: torch.BoolTensor,
+        candidate_mask: torch.BoolTensor,
+    ) -> torch.Tensor:
+        """`log det(L_Y) - log det(L + I)` per example, `[B]`; 0 where `Y` is empty."""
+        if bool((target_mask & ~candidate_mask).any()):
+            raise ValueError("target_mask marks padded candidates: targets must be real candidates")
+        eye = torch.eye(kernel.shape[-1], dtype=kernel.dtype, device=kernel.device)
+        # Padded rows of the kernel are zero, so their block of L + I is the identity: log det unchanged.
+        log_det_normaliser = cholesky_logdet(kernel + eye, self.config.jitter)
+        # det(L_Y) = prod_{i in Y} q_i^2 * det(S_Y): factorising S_Y (eigenvalues >= eps) instead of L_Y
+        # keeps the Cholesky well conditioned whatever the relevances. Non-targets become identity rows.
+        pair_target = target_mask.unsqueeze(-1) & target_mask.unsqueeze(-2)  # [B, N, N]
+        similarity_target = torch.where(pair_target, similarity, eye)
+        log_det_target = 2.0 * log_quality.masked_fill(~target_mask, 0.0).sum(dim=-1) + cholesky_logdet(
+            similarity_target, self.config.jitter
+        )
+        log_likelihood = log_det_target - log_det_normaliser
+        return log_likelihood.masked_fill(~target_mask.any(dim=-1), 0.0)
+
+    @torch.no_grad()
+    def select(
+        self,
+        profile_text: torch.FloatTensor | None,
+        profile_image: torch.FloatTensor | None,
+        candidate_features: torch.FloatTensor,
+        candidate_mask: torch.BoolTensor | None = None,
+        k: int | None = None,
+        candidate_ids: list[list[str]] | None = None,
+    ) -> DPPSelection:
+        r"""Greedy MAP selection of `k` images per (user, business) pair under the learned kernel.
+
+        Args:
+            profile_text, profile_image, candidate_features, candidate_mask: as in `forward`.
+            k (`int`, *optional*, defaults to `config.top_k`):
+                Number of images to choose; fewer come back when the pool is smaller.
+            candidate_ids (`list[list[str]]`, *optional*):
+                The candidates' ids per example (unpadded); when given, the chosen ids are returned too.
+
+        Returns:
+            [`DPPSelection`] with `indices` `(batch_size, k)` (`-1`-padded), `counts` and `ids`.
+        """
+        output = self(profile_text, profile_image, candidate_features, candidate_mask)
+        # float64: relevances span exp(+-2c), and float32 round-off would hide the weakest candidates.
+        k = self.config.top_k if k is None else k
+        selection = greedy_map(output.kernel.double(), k, mask=candidate_mask)
+        ids = None
+        if candidate_ids is not None:
+            ids = [
+                [pool[index] for index in row if index >= 0]
+                for pool, row in zip(candidate_ids, selection.indices.tolist(), strict=True)
+            ]
+        return DPPSelection(indices=selection.indices, counts=selection.counts, ids=ids)
+
+
+__all__ = ["DPPImageSelector", "DPPSelection", "DPPSelectorOutput"]

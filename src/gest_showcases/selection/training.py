@@ -1,0 +1,256 @@
+"""Training and evaluation of the DPP selector: the loop, the random baseline and the Table 3 ablation.
+
+`train_selector` runs under `accelerate launch` (one process, CPU or GPU, or DDP); evaluation runs on
+the main process. `run_selection_ablation` reproduces the layout of the paper's Table 3: a random
+baseline and one model per input mode (`img`, `text`, `img+text`), scored by Precision@K, Recall@K,
+F1@K and div@K.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..metrics.selection import diversity_at_k, precision_at_k, recall_at_k, summarize_selection
+from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
+from .dataset import SelectionDataset, collate_selection
+from .greedy import GreedyMapOutput
+from .modeling_dpp import DPPImageSelector
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("random", *INPUT_MODES)
+
+
+@dataclass
+class SelectorTrainingArguments:
+    """Optimisation and evaluation settings (the paper's: Adam, lr 1e-3, batch 512, K = 3)."""
+
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    batch_size: int = field(default=512, metadata={"help": "Training examples per step (per process)."})
+    num_epochs: int = field(default=20, metadata={"help": "Passes over the training set."})
+    eval_batch_size: int = field(default=1024, metadata={"help": "Examples per selection batch."})
+    top_k: int = field(
+        default=3, metadata={"help": "Images selected per (user, business): the K of the metrics."}
+    )
+    seed: int = field(
+        default=42, metadata={"help": "Seed for initialisation, shuffling and the random baseline."}
+    )
+
+
+def random_select(
+    candidate_mask: torch.BoolTensor, k: int, generator: torch.Generator | None = None
+) -> GreedyMapOutput:
+    """The `random` baseline: `k` distinct candidates drawn uniformly from each pool (all of a smaller pool).
+
+    Args:
+        candidate_mask (`torch.BoolTensor` of shape `(batch_size, N)`): `True` for real candidates.
+        k (`int`): images per pool.
+        generator (`torch.Generator`, *optional*): source of randomness, on `candidate_mask`'s device.
+
+    Returns:
+        `GreedyMapOutput` with `indices` `(batch_size, k)` (`-1`-padded) and `counts`.
+    """
+    batch_size, num_items = candidate_mask.shape
+    scores = torch.rand(batch_size, num_items, generator=generator, device=candidate_mask.device)
+    scores = scores.masked_fill(~candidate_mask, -1.0)  # padding sorts last
+    top_scores, top = scores.topk(min(k, num_items), dim=-1)  # [B, min(k, N)]
+    indices = torch.full((batch_size, k), -1, dtype=torch.long, device=candidate_mask.device)
+    indices[:, : top.shape[1]] = top.masked_fill(top_scores < 0, -1)
+    return GreedyMapOutput(indices, (indices >= 0).sum(dim=-1))
+
+
+def train_selector(
+    model: DPPImageSelector,
+    dataset: SelectionDataset,
+    args: SelectorTrainingArguments,
+    accelerator: Accelerator,
+) -> tuple[DPPImageSelector, list[float]]:
+    """Maximises the DPP log-likelihood of the posted images with Adam on padded, masked batches.
+
+    Args:
+        model ([`DPPImageSelector`]): the model to train (in place).
+        dataset ([`SelectionDataset`]): training examples.
+        args ([`SelectorTrainingArguments`]): optimisation settings.
+        accelerator (`accelerate.Accelerator`): device placement and, under `accelerate launch`, DDP.
+
+    Returns:
+        The unwrapped trained model and the loss of every step (this process's batches).
+    """
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        collate_fn=collate_selection,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    wrapped, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    wrapped.train()
+    losses: list[float] = []
+    progress = tqdm(
+        total=args.num_epochs * len(loader),
+        desc=f"train {model.config.input_mode}",
+        disable=not accelerator.is_local_main_process,
+    )
+    for epoch in range(args.num_epochs):
+        for batch in loader:
+            output = wrapped(
+                batch["profile_text"],
+                batch["profile_image"],
+                batch["candidate_features"],
+                candidate_mask=batch["candidate_mask"],
+                target_mask=batch["target_mask"],
+            )
+            accelerator.backward(output.loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(output.loss.item())
+            progress.set_postfix(loss=f"{losses[-1]:.4f}")
+            progress.update()
+        logger.info("mode %s epoch %d: last loss %.4f", model.config.input_mode, epoch, losses[-1])
+    progress.close()
+    wrapped.eval()
+    return accelerator.unwrap_model(wrapped), losses
+
+
+@torch.no_grad()
+def evaluate_selection(
+    select: Callable[[dict[str, torch.Tensor]], torch.LongTensor],
+    dataset: SelectionDataset,
+    k: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    description: str = "evaluate",
+) -> dict[str, float]:
+    """Scores a selection rule on every example of `dataset`.
+
+    Args:
+        select (`Callable`): maps a collated batch (on `device`) to selected positions `[B, k]`, `-1`-padded.
+        dataset ([`SelectionDataset`]): examples with their posted images as ground truth.
+        k (`int`): the K of the metrics.
+        batch_size (`int`): examples per batch.
+        device: where batches go.
+        description (`str`): progress-bar label.
+
+    Returns:
+        `dict` with `precision@{k}`, `recall@{k}`, `f1@{k}`, `div@{k}` (fractions), see
+        `gest_showcases.metrics.selection.summarize_selection`.
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_selection)
+    precision, recall, diversity = [], [], []
+    for batch in tqdm(loader, desc=description):
+        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        selected = select(batch)
+        precision.append(precision_at_k(selected, batch["target_mask"], k).cpu())
+        recall.append(recall_at_k(selected, batch["target_mask"], k).cpu())
+        diversity.append(diversity_at_k(selected, batch["candidate_features"], k).cpu())
+    return summarize_selection(torch.cat(precision), torch.cat(recall), torch.cat(diversity), k)
+
+
+def model_selector(model: DPPImageSelector, k: int) -> Callable[[dict[str, torch.Tensor]], torch.LongTensor]:
+    """`evaluate_selection`'s `select` for a trained model: greedy MAP under its kernel."""
+
+    def select(batch: dict[str, torch.Tensor]) -> torch.LongTensor:
+        return model.select(
+            batch["profile_text"],
+            batch["profile_image"],
+            batch["candidate_features"],
+            candidate_mask=batch["candidate_mask"],
+            k=k,
+        ).indices
+
+    return select
+
+
+def random_selector(k: int, seed: int) -> Callable[[dict[str, torch.Tensor]], torch.LongTensor]:
+    """`evaluate_selection`'s `select` for the random baseline, seeded (CPU generator, moved per batch)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def select(batch: dict[str, torch.Tensor]) -> torch.LongTensor:
+        mask = batch["candidate_mask"]
+        return random_select(mask.cpu(), k, generator).indices.to(mask.device)
+
+    return select
+
+
+def run_selection_ablation(
+    train_dataset: SelectionDataset,
+    eval_dataset: SelectionDataset,
+    base_config: DPPSelectorConfig,
+    args: SelectorTrainingArguments,
+    accelerator: Accelerator,
+    methods: tuple[str, ...] = METHODS,
+) -> tuple[dict[str, dict[str, float]], dict[str, DPPImageSelector]]:
+    """The paper's Table 3: the random baseline and one selector trained per input mode.
+
+    Args:
+        train_dataset, eval_dataset ([`SelectionDataset`]): training and evaluation examples.
+        base_config ([`DPPSelectorConfig`]): copied per mode with `input_mode` set to it.
+        args ([`SelectorTrainingArguments`]): training and evaluation settings.
+        accelerator (`accelerate.Accelerator`): used for training; evaluation runs on the main process.
+        methods (`tuple[str, ...]`): subset of `("random", "img", "text", "img+text")`.
+
+    Returns:
+        Metrics per method (empty on non-main processes) and the trained model per input mode.
+    """
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; expected a subset of {METHODS}")
+    results: dict[str, dict[str, float]] = {}
+    models: dict[str, DPPImageSelector] = {}
+    for method in methods:
+        if method == "random":
+            select = random_selector(args.top_k, args.seed)
+        else:
+            torch.manual_seed(args.seed)
+            config = DPPSelectorConfig.from_dict(
+                {**base_config.to_dict(), "input_mode": method, "top_k": args.top_k}
+            )
+            models[method], _ = train_selector(DPPImageSelector(config), train_dataset, args, accelerator)
+            select = model_selector(models[method], args.top_k)
+        if accelerator.is_main_process:
+            results[method] = evaluate_selection(
+                select,
+                eval_dataset,
+                args.top_k,
+                args.eval_batch_size,
+                accelerator.device,
+                f"evaluate {method}",
+            )
+            logger.info("%s: %s", method, results[method])
+        accelerator.wait_for_everyone()
+    return results, models
+
+
+def format_selection_table(results: dict[str, dict[str, float]], k: int) -> str:
+    """Markdown table in the layout of the paper's Table 3, values in percent with two decimals."""
+    keys = (f"precision@{k}", f"recall@{k}", f"f1@{k}", f"div@{k}")
+    lines = [
+        f"| Method | Prec@{k} | Recall@{k} | F1@{k} | Div@{k} |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {method} | " + " | ".join(f"{100 * metrics[key]:.2f}" for key in keys) + " |"
+        for method, metrics in results.items()
+    ]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "METHODS",
+    "SelectorTrainingArguments",
+    "evaluate_selection",
+    "format_selection_table",
+    "model_selector",
+    "random_select",
+    "random_selector",
+    "run_selection_ablation",
+    "train_selector",
+]

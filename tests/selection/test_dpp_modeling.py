@@ -1,0 +1,226 @@
+"""DPPImageSelector: kernel, log-likelihood against explicit determinants, input modes, selection, Auto classes."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig, greedy_map
+
+TEXT_DIM, IMAGE_DIM = 6, 8
+
+
+def tiny_config(**overrides) -> DPPSelectorConfig:
+    settings = {
+        "text_dim": TEXT_DIM,
+        "image_dim": IMAGE_DIM,
+        "user_hidden_sizes": [16, 12],
+        "image_hidden_sizes": [16, 12],
+        "embed_dim": 4,
+        **overrides,
+    }
+    return DPPSelectorConfig(**settings)
+
+
+def tiny_model(**overrides) -> DPPImageSelector:
+    torch.manual_seed(0)
+    return DPPImageSelector(tiny_config(**overrides)).eval()
+
+
+def batch(seed: int = 0, lengths=(5, 3, 7, 1)):
+    generator = torch.Generator().manual_seed(seed)
+    size, num = len(lengths), max(lengths)
+    mask = torch.arange(num).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    target = torch.zeros(size, num, dtype=torch.bool)
+    target[0, [1, 3]] = True
+    target[1, 0] = True
+    target[2, [0, 2, 5]] = True  # example 3 has no target
+    return {
+        "profile_text": torch.randn(size, TEXT_DIM, generator=generator),
+        "profile_image": torch.randn(size, IMAGE_DIM, generator=generator),
+        "candidate_features": torch.randn(size, num, IMAGE_DIM, generator=generator) * mask.unsqueeze(-1),
+        "candidate_mask": mask,
+        "target_mask": target,
+    }
+
+
+def test_paper_default_dimensions():
+    model = DPPImageSelector(DPPSelectorConfig())
+    user = [(layer.in_features, layer.out_features) for layer in model.user_encoder.layers]
+    image = [(layer.in_features, layer.out_features) for layer in model.image_encoder.layers]
+    assert user == [(1024, 512), (512, 512), (512, 256), (256, 128)]
+    assert image == [(512, 512), (512, 512), (512, 256), (256, 128)]
+
+
+def test_invalid_input_mode():
+    with pytest.raises(ValueError, match="input_mode"):
+        tiny_config(input_mode="audio")
+
+
+def test_log_likelihood_matches_explicit_determinants():
+    model = tiny_model()
+    inputs = batch()
+    output = model(**inputs)
+    for row in range(4):
+        real = inputs["candidate_mask"][row]
+        kernel = output.kernel[row][real][:, real].double()  # [n, n]
+        targets = inputs["target_mask"][row][real]
+        if not targets.any():
+            assert output.log_likelihood[row].item() == 0.0
+            continue
+        expected = torch.logdet(kernel[targets][:, targets]) - torch.logdet(kernel + torch.eye(len(kernel)))
+        torch.testing.assert_close(output.log_likelihood[row].double(), expected, rtol=1e-4, atol=1e-4)
+    with_target = inputs["target_mask"].any(dim=-1)
+    torch.testing.assert_close(output.loss, -output.log_likelihood[with_target].mean())
+
+
+def test_kernel_is_quality_times_similarity_and_zero_on_padding():
+    model = tiny_model()
+    inputs = batch()
+    output = model(**inputs)
+    unit = torch.nn.functional.normalize(output.image_embeds, dim=-1)
+    quality = output.log_quality.exp()
+    similarity = unit @ unit.transpose(1, 2) + model.config.similarity_eps * torch.eye(7)
+    pairs = inputs["candidate_mask"].unsqueeze(-1) & inputs["candidate_mask"].unsqueeze(-2)
+    expected = (quality.unsqueeze(-1) * similarity * quality.unsqueeze(-2)) * pairs
+    torch.testing.assert_close(output.kernel, expected)
+    assert output.log_quality.abs().max() <= model.config.max_log_quality
+
+
+def test_no_nan_on_rank_deficient_pools_and_empty_targets():
+    model = tiny_model()  # embed_dim 4 < pool size 12: the Gram matrix has rank <= 4
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, 6, IMAGE_DIM, generator=generator).repeat(1, 2, 1)  # every image twice
+    target = torch.zeros(2, 12, dtype=torch.bool)
+    target[0, [0, 6]] = True  # an image and its duplicate: det(S_Y) ~ eps only
+    inputs = {
+        "profile_text": torch.randn(2, TEXT_DIM, generator=generator),
+        "profile_image": torch.randn(2, IMAGE_DIM, generator=generator),
+        "candidate_features": features,
+        "target_mask": target,
+    }
+    output = model(**inputs)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+    model.zero_grad()
+    empty = model(**{**inputs, "target_mask": torch.zeros(2, 12, dtype=torch.bool)})
+    assert empty.loss.item() == 0.0
+    empty.loss.backward()  # connected to the graph, gradients are zero
+    assert all((p.grad == 0).all() for p in model.parameters())
+
+
+def test_targets_on_padding_are_rejected():
+    model = tiny_model()
+    inputs = batch()
+    inputs["target_mask"][1, 5] = True  # example 1 has 3 real candidates
+    with pytest.raises(ValueError, match="padded candidates"):
+        model(**inputs)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ignored", "used"),
+    [("img", "profile_text", "profile_image"), ("text", "profile_image", "profile_text")],
+)
+def test_single_modality_modes_ignore_the_other_half(mode, ignored, used):
+    model = tiny_model(input_mode=mode)
+    inputs = batch()
+    reference = model(**inputs).log_quality
+    torch.testing.assert_close(model(**{**inputs, ignored: None}).log_quality, reference)
+    torch.testing.assert_close(
+        model(**{**inputs, ignored: torch.randn_like(inputs[ignored])}).log_quality, reference
+    )
+    assert not torch.allclose(
+        model(**{**inputs, used: torch.randn_like(inputs[used])}).log_quality, reference
+    )
+    with pytest.raises(ValueError, match=f"needs {used}"):
+        model(**{**inputs, used: None})
+
+
+def test_img_text_mode_uses_both_halves():
+    model = tiny_model(input_mode="img+text")
+    inputs = batch()
+    reference = model(**inputs).log_quality
+    for name in ("profile_text", "profile_image"):
+        assert not torch.allclose(
+            model(**{**inputs, name: torch.randn_like(inputs[name])}).log_quality, reference
+        )
+        with pytest.raises(ValueError, match=f"needs {name}"):
+            model(**{**inputs, name: None})
+
+
+def test_select_is_greedy_map_of_the_kernel_with_ids():
+    model = tiny_model()
+    inputs = batch()
+    del inputs["target_mask"]
+    ids = [[f"pic{row}_{i}" for i in range(length)] for row, length in enumerate((5, 3, 7, 1))]
+    selection = model.select(**inputs, candidate_ids=ids)
+    kernel = model(**inputs).kernel.double()
+    expected = greedy_map(kernel, 3, mask=inputs["candidate_mask"])
+    assert torch.equal(selection.indices, expected.indices)
+    assert selection.indices.shape == (4, 3)
+    assert selection.counts.tolist() == [3, 3, 3, 1]  # the last pool has one image
+    assert selection.ids == [
+        [ids[row][i] for i in picks if i >= 0] for row, picks in enumerate(selection.indices.tolist())
+    ]
+    assert model.select(**inputs, k=5).indices.shape == (4, 5)
+
+
+def test_auto_class_round_trip(tmp_path):
+    model = tiny_model(input_mode="text")
+    model.save_pretrained(tmp_path)
+    saved = {path.name for path in tmp_path.iterdir()}
+    assert {"configuration_dpp.py", "modeling_dpp.py", "greedy.py", "config.json"} <= saved
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_dpp.DPPSelectorConfig",
+        "AutoModel": "modeling_dpp.DPPImageSelector",
+    }
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(config, DPPSelectorConfig) and config.input_mode == "text"
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, DPPImageSelector)
+    inputs = batch()
+    torch.testing.assert_close(loaded(**inputs).loss, model(**inputs).loss)
+
+
+@pytest.mark.slow
+def test_trust_remote_code_load_without_our_package(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path / "model")
+    inputs = batch()
+    expected = model.select(**{k: v for k, v in inputs.items() if k != "target_mask"}).indices
+    torch.save({"inputs": inputs, "loss": model(**inputs).loss, "indices": expected}, tmp_path / "inputs.pt")
+    script = textwrap.dedent(
+        """
+        import sys
+        import torch
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+        saved = torch.load(sys.argv[2])
+        inputs = saved["inputs"]
+        torch.testing.assert_close(model(**inputs).loss, saved["loss"])
+        del inputs["target_mask"]
+        assert torch.equal(model.select(**inputs).indices, saved["indices"])
+        assert not any(name.startswith("gest_showcases") for name in sys.modules), "our package was imported"
+        print(type(model).__module__)
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "inputs.pt")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("transformers_modules")

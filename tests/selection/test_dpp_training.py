@@ -1,0 +1,219 @@
+"""Selector data, training loop, random baseline and the Table 3 ablation, on synthetic CLIP-like features.
+
+In the synthetic world every image belongs to one of a few topics; a user likes one topic, posts the
+pool's images of that topic, and their history images (and, more noisily, their history reviews) point
+at it. A selector that learns the profile -> topic link must beat random selection by a wide margin.
+"""
+
+import json
+import sys
+import types
+from types import SimpleNamespace
+
+import datasets
+import pytest
+import torch
+from accelerate import Accelerator
+from torch.nn import functional as F
+
+from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+from gest_showcases.selection.dataset import SelectionDataset, build_selection_dataset, collate_selection
+from gest_showcases.selection.training import (
+    SelectorTrainingArguments,
+    format_selection_table,
+    random_select,
+    run_selection_ablation,
+    train_selector,
+)
+
+DIM, TEXT_DIM, NUM_TOPICS = 16, 12, 6
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny matrices: extra threads only add contention on a shared 2-core machine (10x slower here).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_world(num_rows: int, seed: int):
+    """s1-like rows plus `image` and `review` feature tables (objects with `ids` and `embeddings`)."""
+    world = torch.Generator().manual_seed(0)  # topics and the text map are shared by every split
+    topics = F.normalize(torch.randn(NUM_TOPICS, DIM, generator=world), dim=-1)
+    text_map = torch.randn(DIM, TEXT_DIM, generator=world) / DIM**0.5
+    generator = torch.Generator().manual_seed(seed)
+    rows, image_ids, image_rows, review_ids, review_rows = [], [], [], [], []
+
+    def add_images(prefix: str, image_topics: torch.Tensor) -> list[str]:
+        noise = 0.35 * torch.randn(len(image_topics), DIM, generator=generator)
+        image_rows.append(F.normalize(topics[image_topics] + noise, dim=-1))
+        ids = [f"{prefix}{i}" for i in range(len(image_topics))]
+        image_ids.extend(ids)
+        return ids
+
+    for row in range(num_rows):
+        topic = int(torch.randint(NUM_TOPICS, (), generator=generator))
+        size = int(torch.randint(6, 14, (), generator=generator))
+        pool_topics = torch.randint(NUM_TOPICS, (size,), generator=generator)
+        pool_topics[: int(torch.randint(1, 4, (), generator=generator))] = topic
+        pool_topics = pool_topics[torch.randperm(size, generator=generator)]
+        candidates = add_images(f"s{seed}r{row}c", pool_topics)
+        history = add_images(f"s{seed}r{row}h", torch.full((2,), topic))
+        texts = topics[topic] @ text_map + 0.8 * torch.randn(2, TEXT_DIM, generator=generator) / TEXT_DIM**0.5
+        review_rows.append(F.normalize(texts, dim=-1))
+        review_ids.extend([f"s{seed}r{row}t0", f"s{seed}r{row}t1"])
+        rows.append(
+            {
+                "pics": [pic for pic, t in zip(candidates, pool_topics.tolist(), strict=True) if t == topic],
+                "candidate_pics": candidates,
+                "history_pics": history,
+                "history_review_ids": review_ids[-2:],
+            }
+        )
+    image_table = SimpleNamespace(ids=image_ids, embeddings=torch.cat(image_rows))
+    review_table = SimpleNamespace(ids=review_ids, embeddings=torch.cat(review_rows))
+    return rows, image_table, review_table
+
+
+def tiny_config() -> DPPSelectorConfig:
+    return DPPSelectorConfig(
+        text_dim=TEXT_DIM,
+        image_dim=DIM,
+        user_hidden_sizes=[32, 32],
+        image_hidden_sizes=[32, 32],
+        embed_dim=16,
+    )
+
+
+def test_build_selection_dataset_by_hand():
+    image_table = SimpleNamespace(ids=["a", "b", "c", "d"], embeddings=torch.arange(8.0).view(4, 2))
+    review_table = SimpleNamespace(
+        ids=["r1", "r2"], embeddings=torch.tensor([[1.0, 0.0, 0.0], [0.0, 3.0, 0.0]])
+    )
+    rows = [
+        # "x" has no features: dropped from the pool and the history.
+        {"pics": ["b", "x"], "candidate_pics": ["a", "x", "b", "c"], "history_pics": ["c", "d", "x"],
+         "history_review_ids": ["r1", "r2"]},
+        {"pics": ["x"], "candidate_pics": ["a", "b"], "history_pics": [], "history_review_ids": []},  # no target
+        {"pics": ["a"], "candidate_pics": ["x"], "history_pics": [], "history_review_ids": []},  # no pool
+        {"pics": ["d"], "candidate_pics": ["d", "a"], "history_pics": [], "history_review_ids": ["r2"]},
+    ]  # fmt: skip
+    dataset = build_selection_dataset(rows, image_table, review_table)
+    assert len(dataset) == 2
+    assert [pool.tolist() for pool in dataset.candidates] == [[0, 1, 2], [3, 0]]
+    assert [target.tolist() for target in dataset.targets] == [[1], [0]]
+    torch.testing.assert_close(dataset.profile_image, torch.tensor([[5.0, 6.0], [0.0, 0.0]]))  # mean of c, d
+    torch.testing.assert_close(dataset.profile_text, torch.tensor([[0.5, 1.5, 0.0], [0.0, 3.0, 0.0]]))
+    assert dataset.candidate_ids(torch.tensor([1])) == [["d", "a"]]
+    item = dataset[0]
+    torch.testing.assert_close(item["candidate_features"], image_table.embeddings[[0, 1, 2]])
+    assert item["target_mask"].tolist() == [False, True, False]
+
+
+def test_build_selection_dataset_without_usable_rows():
+    table = SimpleNamespace(ids=["a"], embeddings=torch.ones(1, 2))
+    with pytest.raises(ValueError, match="no usable rows"):
+        build_selection_dataset([{"pics": ["b"], "candidate_pics": ["a"], "history_pics": [],
+                                  "history_review_ids": []}], table, table)  # fmt: skip
+
+
+def test_collate_pads_to_the_longest_pool():
+    rows, image_table, review_table = synthetic_world(3, seed=1)
+    dataset = build_selection_dataset(rows, image_table, review_table)
+    batch = collate_selection([dataset[i] for i in range(3)])
+    lengths = [len(pool) for pool in dataset.candidates]
+    assert batch["candidate_features"].shape == (3, max(lengths), DIM)
+    assert batch["candidate_mask"].sum(dim=1).tolist() == lengths
+    assert (batch["candidate_index"][~batch["candidate_mask"]] == -1).all()
+    assert not batch["target_mask"][~batch["candidate_mask"]].any()
+    assert (batch["candidate_features"][~batch["candidate_mask"]] == 0).all()
+
+
+def test_random_select_draws_distinct_real_candidates():
+    mask = torch.arange(6).unsqueeze(0) < torch.tensor([[6], [2], [0], [4]])
+    indices, counts = random_select(mask, 3, torch.Generator().manual_seed(0))
+    assert counts.tolist() == [3, 2, 0, 3]
+    for row, count in enumerate(counts.tolist()):
+        picks = indices[row, :count]
+        assert len(set(picks.tolist())) == count and mask[row, picks].all()
+        assert (indices[row, count:] == -1).all()
+    # uniform: over many draws every real candidate of a pool of 4 is picked about 3/4 of the time
+    many = random_select(mask[3:].expand(4000, 6), 3, torch.Generator().manual_seed(1)).indices
+    frequency = torch.bincount(many.flatten(), minlength=6)[:4] / 4000
+    torch.testing.assert_close(frequency, torch.full((4,), 0.75), atol=0.03, rtol=0)
+
+
+def test_parameters_change_after_training_steps():
+    rows, image_table, review_table = synthetic_world(40, seed=1)
+    dataset = build_selection_dataset(rows, image_table, review_table)
+    torch.manual_seed(0)
+    model = DPPImageSelector(tiny_config())
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    args = SelectorTrainingArguments(batch_size=16, num_epochs=1)
+    trained, losses = train_selector(model, dataset, args, Accelerator(cpu=True))
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    for name, parameter in trained.named_parameters():
+        assert not torch.equal(parameter, before[name]), f"{name} did not change"
+
+
+@pytest.mark.slow
+def test_ablation_learned_modes_beat_random():
+    train = build_selection_dataset(*synthetic_world(480, seed=1))
+    test = build_selection_dataset(*synthetic_world(200, seed=2))
+    args = SelectorTrainingArguments(batch_size=64, num_epochs=12, learning_rate=3e-3, eval_batch_size=128)
+    results, models = run_selection_ablation(train, test, tiny_config(), args, Accelerator(cpu=True))
+    assert list(results) == ["random", "img", "text", "img+text"]
+    assert set(models) == {"img", "text", "img+text"}
+    random_precision = results["random"]["precision@3"]
+    for mode in ("img", "img+text"):
+        assert results[mode]["precision@3"] > random_precision + 0.25, results
+        assert results[mode]["recall@3"] > results["random"]["recall@3"] + 0.25, results
+    assert results["text"]["precision@3"] > random_precision + 0.1, results
+    table = format_selection_table(results, 3).splitlines()
+    assert table[0] == "| Method | Prec@3 | Recall@3 | F1@3 | Div@3 |"
+    assert [line.split(" | ")[0] for line in table[2:]] == ["| random", "| img", "| text", "| img+text"]
+
+
+def write_s1_folder(root, splits: dict[str, list[dict]]) -> None:
+    root.mkdir()
+    files = "\n".join(f"  - split: {name}\n    path: s1/{name}-*.parquet" for name in splits)
+    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: s1\n  data_files:\n{files}\n---\n")
+    (root / "s1").mkdir()
+    for name, rows in splits.items():
+        datasets.Dataset.from_list(rows).to_parquet(str(root / "s1" / f"{name}-00000.parquet"))
+
+
+def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
+    from transformers import AutoModel
+
+    from gest_showcases.selection.train import main
+
+    train_rows, image_a, review_a = synthetic_world(64, seed=1)
+    test_rows, image_b, review_b = synthetic_world(32, seed=2)
+    tables = {
+        "image": SimpleNamespace(ids=image_a.ids + image_b.ids, embeddings=torch.cat([image_a.embeddings, image_b.embeddings])),
+        "review": SimpleNamespace(ids=review_a.ids + review_b.ids, embeddings=torch.cat([review_a.embeddings, review_b.embeddings])),
+    }  # fmt: skip
+    write_s1_folder(tmp_path / "data", {"train": train_rows, "test": test_rows})
+    features = types.ModuleType("gest_showcases.features")
+    features.load_features = lambda root, kind: tables[kind]
+    monkeypatch.setitem(sys.modules, "gest_showcases.features", features)
+
+    output = tmp_path / "runs"
+    argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(output),
+            "--methods", "random", "img", "--num_epochs", "2", "--batch_size", "32", "--cpu"]  # fmt: skip
+    assert main(argv) == 0
+    table = json.loads((output / "table3.json").read_text())
+    assert table["unit"] == "percent" and table["examples"] == {"train": 64, "test": 32}
+    assert set(table["results"]) == {"random", "img"}
+    assert set(table["results"]["img"]) == {"precision@3", "recall@3", "f1@3", "div@3"}
+    assert (output / "table3.md").read_text().startswith("| Method | Prec@3")
+    reloaded = AutoModel.from_pretrained(output / "selector-img")
+    assert reloaded.config.input_mode == "img" and reloaded.config.image_dim == DIM
+
+
+def test_dataset_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="must match"):
+        SelectionDataset(torch.zeros(3, 2), torch.zeros(2, 2), torch.zeros(1, 2), [], [])
