@@ -1,0 +1,46 @@
+"""Distinct-n (Li et al. 2016) as an `evaluate` module: corpus-level diversity of generated texts.
+
+Inputs:
+    predictions (`list[str]`): generated texts.
+    orders (`list[int]`, *optional*, defaults to `[1, 2]`): n-gram orders.
+
+Outputs:
+    `distinct_<n>` (`float`, one per order, in [0, 1], higher is more diverse):
+    |unique n-grams over all predictions| / |n-gram occurrences over all predictions|, 0 when the
+    predictions hold no n-gram. Tokens: lower-cased text split by NLTK's TreebankWordTokenizer.
+
+Example:
+    >>> import evaluate
+    >>> from gest_showcases.metrics import module_path
+    >>> distinct = evaluate.load(module_path("distinct"))
+    >>> distinct.compute(predictions=["the pizza was great", "the pizza was cold"])
+    {'distinct_1': 0.625, 'distinct_2': 0.6666666666666666}
+"""
+
+import datasets
+import evaluate
+
+from gest_showcases.metrics.text import distinct
+
+_CITATION = """\
+@inproceedings{li2016diversity,
+  title={A Diversity-Promoting Objective Function for Neural Conversation Models},
+  author={Li, Jiwei and Galley, Michel and Brockett, Chris and Gao, Jianfeng and Dolan, Bill},
+  booktitle={NAACL-HLT},
+  year={2016}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(__doc__)
+class Distinct(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation=_CITATION,
+            inputs_description=__doc__,
+            features=datasets.Features({"predictions": datasets.Value("string")}),
+        )
+
+    def _compute(self, predictions, orders=(1, 2)):
+        return distinct(predictions, orders=tuple(orders))

@@ -1,0 +1,61 @@
+"""div@K (Yan et al. 2023, eq. 13) as an `evaluate` module: visual diversity of a selected image set.
+
+Mean over selected pairs m < n of `1 - cos(f_m, f_n)` of the images' CLIP features, 0 when fewer than
+two images were selected; averaged over examples. Wraps
+`gest_showcases.metrics.selection.diversity_at_k`, the implementation the selector uses.
+
+Inputs:
+    selected (`list[list[int]]`): per example, positions in its candidate pool, `-1`-padded.
+    features (`list[list[list[float]]]`): per example, the candidates' CLIP features `[N, D]`; every
+        example's pool must have the same size N (pad with zero rows).
+    k (`int`): the K of the metric; the first K positions of each selection count.
+
+Outputs:
+    `div@<k>` (`float`, in [0, 2], higher is more diverse).
+
+Example:
+    >>> import evaluate
+    >>> from gest_showcases.metrics import module_path
+    >>> div_at_k = evaluate.load(module_path("div_at_k"))
+    >>> div_at_k.compute(selected=[[0, 1]], features=[[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]], k=2)
+    {'div@2': 1.0}
+"""
+
+import datasets
+import evaluate
+import torch
+
+from gest_showcases.metrics.selection import diversity_at_k
+
+_CITATION = """\
+@inproceedings{yan2023personalized,
+  title={Personalized Showcases: Generating Multi-Modal Explanations for Recommendations},
+  author={Yan, An and He, Zhankui and Li, Jiacheng and Zhang, Tianyang and McAuley, Julian},
+  booktitle={SIGIR},
+  year={2023}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(__doc__)
+class DivAtK(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation=_CITATION,
+            inputs_description=__doc__,
+            features=datasets.Features(
+                {
+                    "selected": datasets.List(datasets.Value("int64")),
+                    "features": datasets.List(datasets.List(datasets.Value("float32"))),
+                }
+            ),
+        )
+
+    def _compute(self, selected, features, k):
+        width = max((len(s) for s in selected), default=0)
+        padded = torch.full((len(selected), width), -1, dtype=torch.long)  # [B, K']
+        for row, positions in enumerate(selected):
+            padded[row, : len(positions)] = torch.tensor(positions, dtype=torch.long)
+        per_example = diversity_at_k(padded, torch.tensor(features, dtype=torch.float32), k)  # [B]
+        return {f"div@{k}": float(per_example.mean()) if len(selected) else 0.0}

