@@ -1,0 +1,389 @@
+"""CLIP (and vision-backbone) feature extraction into the on-disk cache, on one or several processes.
+
+`load_clip` wraps any transformers CLIP checkpoint (default `openai/clip-vit-base-patch32`, the
+paper's encoder) as an image model and a text model; `load_vision_backbone` wraps the generator's
+image backbone (by default CLIP's own vision tower, pooled output; any `AutoModel` vision checkpoint
+with a `pooler_output` works, e.g. a ResNet). `extract_image_features` and
+`extract_text_features` compute what the cache lacks, in batches, and write it shard by shard.
+
+Several processes (`accelerate launch --multi_gpu --num_processes N`, or `torchrun`) split the
+pending ids with `PartialState.split_between_processes`; after every shard the results are gathered
+on the main process, which alone writes. CLIP image and text embeddings are stored L2-normalised;
+backbone (`vision`) features are stored as the model returns them.
+
+Text and CLIP's 77-token limit: CLIP's text tower reads at most 77 tokens (start and end-of-text
+included) and its text embedding is read at the end-of-text position. Reviews are therefore split
+into sentences (`split_sentences`) and each sentence is embedded on its own; a review's embedding is
+the renormalised mean of its sentences'. A sentence still longer than 77 tokens is truncated by the
+tokenizer *before* the special tokens are added, so every sequence keeps its end-of-text token
+(cutting it off would make CLIP read the embedding at an arbitrary word).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+from tqdm.auto import tqdm
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    CLIPConfig,
+    CLIPModel,
+)
+
+from gest_showcases.data.records import split_sentences
+
+from .cache import FeatureCache, checkpoint_fingerprint
+from .loading import ImagePreprocessing, iterate_pixel_batches
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+CLIP_MAX_TOKENS = 77
+
+
+class ImageEncoder(torch.nn.Module):
+    """Pixel values -> one vector per image: a backbone's `pooler_output`, projected, optionally normalised."""
+
+    def __init__(self, backbone: torch.nn.Module, projection: torch.nn.Module, normalize: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.projection = projection
+        self.normalize = normalize
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.backbone(pixel_values=pixel_values).pooler_output.flatten(
+            1
+        )  # ResNet: [B, C, 1, 1] -> [B, C]
+        embeds = self.projection(pooled)
+        return torch.nn.functional.normalize(embeds, dim=-1) if self.normalize else embeds
+
+
+class TextEncoder(torch.nn.Module):
+    """Token ids -> L2-normalised CLIP text embeddings (pooled at the end-of-text token, projected)."""
+
+    def __init__(self, text_model: torch.nn.Module, projection: torch.nn.Module):
+        super().__init__()
+        self.text_model = text_model
+        self.projection = projection
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pooled = self.text_model(input_ids=input_ids, attention_mask=attention_mask).pooler_output
+        return torch.nn.functional.normalize(self.projection(pooled), dim=-1)
+
+
+@dataclass
+class ImageFeatureModel:
+    """An image encoder ready to run, with what the cache records about it.
+
+    Args:
+        checkpoint (`str`): name or path it was loaded from.
+        fingerprint (`str`): hash of its config and weights.
+        encoder (`ImageEncoder`): the module, on `device` in `dtype`.
+        preprocessing (`ImagePreprocessing`): the checkpoint's resize/crop/normalisation.
+        device (`torch.device`), dtype (`torch.dtype`): where and how it runs.
+    """
+
+    checkpoint: str
+    fingerprint: str
+    encoder: ImageEncoder
+    preprocessing: ImagePreprocessing
+    device: torch.device
+    dtype: torch.dtype
+
+    @torch.inference_mode()
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 `[B, 3, H, W]` (on `device`) -> float32 `[B, D]` on the CPU."""
+        values = self.preprocessing.normalize(pixels.to(self.device), self.dtype)
+        return self.encoder(values).float().cpu()
+
+
+@dataclass
+class TextFeatureModel:
+    """CLIP's text tower ready to run; texts longer than 77 tokens are truncated keeping end-of-text."""
+
+    checkpoint: str
+    fingerprint: str
+    encoder: TextEncoder
+    tokenizer: object
+    device: torch.device
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Texts -> float32 `[len(texts), D]` on the CPU, batched by length to keep padding short."""
+        order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
+        out = torch.empty(len(texts), self.encoder.projection.out_features)
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            tokens = self.tokenizer(
+                [texts[row] for row in rows],
+                padding="longest",
+                truncation=True,
+                max_length=CLIP_MAX_TOKENS,
+                return_tensors="pt",
+            ).to(self.device)
+            out[rows] = self.encoder(tokens["input_ids"], tokens["attention_mask"]).float().cpu()
+        return out
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """`"auto"` is bfloat16 on a GPU and float32 elsewhere; else `"float32"`, `"float16"` or `"bfloat16"`."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if name not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"unknown dtype {name!r}; expected auto, float32, float16 or bfloat16")
+    return getattr(torch, name)
+
+
+def load_clip(
+    name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> tuple[ImageFeatureModel, TextFeatureModel]:
+    """Load a CLIP checkpoint (Hub name or local folder) as an image and a text feature model."""
+    device = torch.device(device)
+    model = CLIPModel.from_pretrained(name_or_path, dtype=torch.float32)
+    fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
+    model.to(device=device, dtype=dtype).eval()
+    preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(name_or_path))
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    image_model = ImageFeatureModel(
+        checkpoint=str(name_or_path),
+        fingerprint=fingerprint,
+        encoder=ImageEncoder(model.vision_model, model.visual_projection, normalize=True),
+        preprocessing=preprocessing,
+        device=device,
+        dtype=dtype,
+    )
+    text_model = TextFeatureModel(
+        checkpoint=str(name_or_path),
+        fingerprint=fingerprint,
+        encoder=TextEncoder(model.text_model, model.text_projection),
+        tokenizer=tokenizer,
+        device=device,
+    )
+    return image_model, text_model
+
+
+def load_vision_backbone(
+    name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> ImageFeatureModel:
+    """The generator's image backbone: CLIP's vision tower for a CLIP checkpoint, else `AutoModel`.
+
+    Features are the backbone's `pooler_output` (flattened), not projected and not normalised.
+    """
+    device = torch.device(device)
+    config = AutoConfig.from_pretrained(name_or_path)
+    if isinstance(config, CLIPConfig):
+        model = CLIPModel.from_pretrained(name_or_path, dtype=torch.float32).vision_model
+        fingerprint = checkpoint_fingerprint(model, config.vision_config.to_dict())
+    else:
+        model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)
+        fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
+    model.to(device=device, dtype=dtype).eval()
+    preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(name_or_path))
+    return ImageFeatureModel(
+        checkpoint=str(name_or_path),
+        fingerprint=fingerprint,
+        encoder=ImageEncoder(model, torch.nn.Identity(), normalize=False),
+        preprocessing=preprocessing,
+        device=device,
+        dtype=dtype,
+    )
+
+
+@dataclass
+class ExtractionReport:
+    """What one extraction did: `total` ids asked, `cached` already there, `written` new, `failed` skipped."""
+
+    kind: str
+    total: int
+    cached: int
+    written: int
+    failed: int
+
+
+def _share_of_work(state: PartialState, pending: list) -> list:
+    """This process's slice of `pending`, padded by repeating the last item so every process runs
+    the same number of steps (the main process drops the repeats when writing)."""
+    remainder = len(pending) % state.num_processes
+    padded = pending + pending[-1:] * ((state.num_processes - remainder) % state.num_processes)
+    with state.split_between_processes(padded) as share:
+        return list(share)
+
+
+class _GatheringWriter:
+    """Collects (ids, embeddings) rows per process; `flush` gathers them on the main process and writes one shard.
+
+    `flush` is collective: every process must call it the same number of times.
+    """
+
+    def __init__(self, state: PartialState, cache: FeatureCache):
+        self.state = state
+        self.cache = cache
+        self.ids: list[str] = []
+        self.blocks: list[torch.Tensor] = []
+        self.failed: list[str] = []
+        self.written: set[str] = set()
+        self.failed_total: set[str] = set()
+
+    def add(self, ids: list[str], embeddings: torch.Tensor | None, failed: Sequence[str] = ()) -> None:
+        if ids:
+            self.ids.extend(ids)
+            self.blocks.append(embeddings)
+        self.failed.extend(failed)
+
+    def flush(self) -> None:
+        local = (self.ids, torch.cat(self.blocks) if self.blocks else None, self.failed)
+        parts = gather_object([local])
+        self.ids, self.blocks, self.failed = [], [], []
+        if not self.state.is_main_process:
+            return
+        ids, rows = [], []
+        for part_ids, part_embeddings, part_failed in parts:
+            self.failed_total.update(part_failed)
+            for row, key in enumerate(part_ids):
+                if key not in self.written:
+                    self.written.add(key)
+                    ids.append(key)
+                    rows.append(part_embeddings[row])
+        if ids:
+            self.cache.write(ids, torch.stack(rows))
+
+
+def extract_image_features(
+    items: Sequence[tuple[str, str | Path]],
+    model: ImageFeatureModel,
+    output: str | Path,
+    kind: str = "image",
+    batch_size: int = 256,
+    num_workers: int = 4,
+    shard_size: int = 8192,
+    decode_on_gpu: bool = False,
+) -> ExtractionReport:
+    """Embed every (pic_id, path) not yet in `output`'s `kind` cache; resumable, multi-process.
+
+    Args:
+        items (`Sequence[tuple[str, str | Path]]`): images to embed, by id.
+        model (`ImageFeatureModel`): from `load_clip` (kind `"image"`) or `load_vision_backbone` (`"vision"`).
+        output (`str` or `Path`): the feature folder.
+        kind (`str`): `"image"` or `"vision"`.
+        batch_size (`int`): images per forward pass.
+        num_workers (`int`): DataLoader processes reading (and on CPU decoding) images.
+        shard_size (`int`): images per shard written (rounded up to whole batches).
+        decode_on_gpu (`bool`): decode JPEGs with nvJPEG on the model's device (needs torchvision).
+
+    Returns:
+        `ExtractionReport` (counts on the main process; other processes report what they saw).
+
+    Raises:
+        CacheMismatchError: `output` holds `kind` features of another checkpoint.
+    """
+    state = PartialState()
+    with state.main_process_first():
+        cache = FeatureCache(
+            output, kind, model.checkpoint, model.fingerprint, normalized=model.encoder.normalize
+        )
+        done = cache.done_ids()
+    unique = list(dict.fromkeys(key for key, _ in items))
+    paths = dict(items)
+    pending = [(key, paths[key]) for key in unique if key not in done]
+    report = ExtractionReport(
+        kind=kind, total=len(unique), cached=len(unique) - len(pending), written=0, failed=0
+    )
+    if not pending:
+        logger.info("all %d %s features already cached in %s", len(unique), kind, output)
+        return report
+    share = _share_of_work(state, pending)
+    writer = _GatheringWriter(state, cache)
+    batches_per_shard = max(1, shard_size // batch_size)
+    batches = iterate_pixel_batches(
+        share, model.preprocessing, model.device, batch_size, num_workers, decode_on_gpu
+    )
+    total_batches = -(-len(share) // batch_size)
+    progress = tqdm(batches, total=total_batches, desc=f"{kind} features", disable=not state.is_main_process)
+    for step, batch in enumerate(progress, start=1):
+        writer.add(batch.ids, model.encode(batch.pixels) if batch.pixels is not None else None, batch.failed)
+        if step % batches_per_shard == 0 or step == total_batches:
+            writer.flush()
+    report.written, report.failed = len(writer.written), len(writer.failed_total)
+    if report.failed:
+        logger.warning(
+            "%d of %d %s images were missing or unreadable and were skipped",
+            report.failed,
+            len(pending),
+            kind,
+        )
+    return report
+
+
+def extract_text_features(
+    reviews: Sequence[tuple[str, str]],
+    model: TextFeatureModel,
+    output: str | Path,
+    batch_size: int = 256,
+    shard_size: int = 4096,
+) -> tuple[ExtractionReport, ExtractionReport]:
+    """Embed (review_id, text) pairs: kind `"sentence"` keyed `f"{review_id}#{i}"` for the i-th sentence of
+    `split_sentences(text)`, and kind `"review"` keyed `review_id`, the renormalised mean of its sentences.
+
+    Reviews without any sentence (empty text) get no embedding and count as failed. The review shard
+    is written after its sentences' shard, so a review found in the cache has all its sentences.
+
+    Returns:
+        (`ExtractionReport` for reviews, `ExtractionReport` for sentences).
+    """
+    state = PartialState()
+    with state.main_process_first():
+        review_cache = FeatureCache(output, "review", model.checkpoint, model.fingerprint, normalized=True)
+        sentence_cache = FeatureCache(
+            output, "sentence", model.checkpoint, model.fingerprint, normalized=True
+        )
+        done = review_cache.done_ids()
+    texts = dict(reviews)
+    pending = [(key, texts[key]) for key in texts if key not in done]
+    review_report = ExtractionReport(
+        "review", total=len(texts), cached=len(texts) - len(pending), written=0, failed=0
+    )
+    sentence_report = ExtractionReport("sentence", total=0, cached=0, written=0, failed=0)
+    if not pending:
+        return review_report, sentence_report
+    share = _share_of_work(state, pending)
+    review_writer, sentence_writer = (
+        _GatheringWriter(state, review_cache),
+        _GatheringWriter(state, sentence_cache),
+    )
+    starts = range(0, len(share), shard_size)
+    for start in tqdm(starts, desc="text features", disable=not state.is_main_process):
+        chunk = share[start : start + shard_size]
+        sentences = [split_sentences(text) for _, text in chunk]
+        owner = torch.tensor([row for row, pieces in enumerate(sentences) for _ in pieces], dtype=torch.long)
+        flat = [piece for pieces in sentences for piece in pieces]
+        sentence_embeds = model.encode(flat, batch_size) if flat else torch.zeros(0, 1)
+        sentence_ids = [
+            f"{key}#{i}"
+            for (key, _), pieces in zip(chunk, sentences, strict=True)
+            for i in range(len(pieces))
+        ]
+        # Mean of each review's sentence vectors via one scatter-add: [n_sentences, D] -> [n_reviews, D].
+        sums = torch.zeros(len(chunk), sentence_embeds.shape[1]).index_add_(0, owner, sentence_embeds)
+        has_text = torch.tensor([bool(pieces) for pieces in sentences], dtype=torch.bool)
+        review_ids = [key for (key, _), keep in zip(chunk, has_text.tolist(), strict=True) if keep]
+        review_embeds = torch.nn.functional.normalize(sums[has_text], dim=-1)
+        sentence_writer.add(sentence_ids, sentence_embeds if sentence_ids else None)
+        review_writer.add(
+            review_ids,
+            review_embeds if review_ids else None,
+            [k for (k, _), keep in zip(chunk, has_text.tolist(), strict=True) if not keep],
+        )
+        sentence_writer.flush()
+        review_writer.flush()
+    review_report.written, review_report.failed = len(review_writer.written), len(review_writer.failed_total)
+    sentence_report.total = sentence_report.written = len(sentence_writer.written)
+    return review_report, sentence_report

@@ -1,0 +1,42 @@
+"""Configuration of the explanation-distillation classifier (paper Section 3.3)."""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+
+
+class ExplanationClassifierConfig(PretrainedConfig):
+    r"""
+    Configuration of [`ExplanationClassifier`]: does a sentence describe an image?
+
+    Args:
+        text_dim (`int`, *optional*, defaults to 512):
+            Size of the CLIP sentence embedding.
+        image_dim (`int`, *optional*, defaults to 512):
+            Size of the CLIP image embedding.
+        threshold (`float`, *optional*, defaults to 0.5):
+            Probability at or above which a pair counts as "describes"; `distill` sets it to the
+            value maximising F1 on the validation split.
+        clip_checkpoint (`str`, *optional*):
+            The CLIP checkpoint whose embeddings the classifier reads (recorded, not loaded).
+        clip_fingerprint (`str`, *optional*):
+            Hash of that checkpoint's config and weights, as in the feature cache's manifest.
+    """
+
+    model_type = "explanation_classifier"
+
+    def __init__(
+        self,
+        text_dim: int = 512,
+        image_dim: int = 512,
+        threshold: float = 0.5,
+        clip_checkpoint: str | None = None,
+        clip_fingerprint: str | None = None,
+        **kwargs,
+    ):
+        self.text_dim = text_dim
+        self.image_dim = image_dim
+        self.threshold = threshold
+        self.clip_checkpoint = clip_checkpoint
+        self.clip_fingerprint = clip_fingerprint
+        super().__init__(**kwargs)

@@ -1,0 +1,379 @@
+"""`gest-showcases distill`: train the explanation classifier on annotated pairs and build `s2` with it.
+
+Paper Section 3.3: annotated (image, sentence, label) pairs are split 8:1:1 (seeded, by pair as in the
+paper); a linear layer over [CLIP sentence embedding ; CLIP image embedding] is trained with binary
+cross-entropy; the test split reports AUC and F1 (paper: 0.97 / 0.71). The decision threshold is the
+one maximising F1 on the validation split and is saved in the classifier's config. Applied to `s1`,
+a sentence is kept as explanation when it describes at least one of its review's images.
+
+    gest-showcases distill --annotations annotations.jsonl --images IMAGES --features FEATDIR \\
+        --output classifier/ [--model openai/clip-vit-base-patch32] [--dataset BUILT_DIR]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser
+
+from .cache import FeatureTable, load_features
+from .clip import DEFAULT_CLIP, ImageFeatureModel, TextFeatureModel, extract_image_features, load_clip
+from .configuration_explanation import ExplanationClassifierConfig
+from .modeling_explanation import ExplanationClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve by the rank-sum (Mann-Whitney U) formula, ties counted half.
+
+    `AUC = (sum of positive ranks - P (P + 1) / 2) / (P N)`, ranks 1-based with tied scores sharing
+    their average rank. O(n log n), no loop. NaN when one class is absent.
+    """
+    labels = labels.bool()
+    positives, negatives = int(labels.sum()), int((~labels).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    _, inverse, counts = torch.unique(scores.double(), return_inverse=True, return_counts=True)
+    # Average 1-based rank of each distinct score: its last position minus half its ties.
+    ends = torch.cumsum(counts, 0).double()
+    average_rank = ends - (counts.double() - 1) / 2
+    rank_sum = average_rank[inverse][labels].sum().item()
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def f1_score(scores: torch.Tensor, labels: torch.Tensor, threshold: float) -> float:
+    """F1 of predicting positive where `scores >= threshold` (0 when nothing is predicted or present)."""
+    predicted, labels = scores >= threshold, labels.bool()
+    true_positives = (predicted & labels).sum().item()
+    denominator = predicted.sum().item() + labels.sum().item()
+    return 2 * true_positives / denominator if denominator else 0.0
+
+
+def best_f1_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(threshold, F1) maximising F1 of `scores >= threshold` over every distinct score, vectorised.
+
+    Sorting by descending score, predicting the top k positive gives TP = cumsum(labels)[k-1] and
+    F1 = 2 TP / (k + P); only the last position of each run of tied scores is a valid cut.
+    """
+    order = torch.argsort(scores, descending=True)
+    sorted_scores, sorted_labels = scores[order], labels[order].double()
+    true_positives = torch.cumsum(sorted_labels, 0)
+    predicted = torch.arange(1, len(scores) + 1, dtype=torch.double)
+    f1 = 2 * true_positives / (predicted + sorted_labels.sum())
+    is_cut = torch.ones(len(scores), dtype=torch.bool)
+    is_cut[:-1] = sorted_scores[:-1] != sorted_scores[1:]
+    f1 = torch.where(is_cut, f1, torch.full_like(f1, -1.0))
+    best = int(torch.argmax(f1))
+    return float(sorted_scores[best]), float(f1[best])
+
+
+def split_indices(
+    n: int, seed: int, ratios: Sequence[int] = (8, 1, 1)
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Seeded random split of `range(n)` into train/validation/test index tensors by `ratios`."""
+    permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    total = sum(ratios)
+    n_train = n * ratios[0] // total
+    n_validation = n * ratios[1] // total
+    return (
+        permutation[:n_train],
+        permutation[n_train : n_train + n_validation],
+        permutation[n_train + n_validation :],
+    )
+
+
+@dataclass
+class TrainingResult:
+    """The trained classifier and its scores: AUC/F1 per split, the threshold chosen on validation."""
+
+    model: ExplanationClassifier
+    metrics: dict[str, float]
+
+
+def train_explanation_classifier(
+    text_embeds: torch.Tensor,
+    image_embeds: torch.Tensor,
+    labels: torch.Tensor,
+    epochs: int = 300,
+    learning_rate: float = 1e-2,
+    batch_size: int = 1024,
+    seed: int = 0,
+    clip_checkpoint: str | None = None,
+    clip_fingerprint: str | None = None,
+) -> TrainingResult:
+    """Train Φ on pairs (row i: sentence `text_embeds[i]`, image `image_embeds[i]`, `labels[i]` in {0, 1}).
+
+    Pairs are split 8:1:1 with `seed`; Adam on mean BCE; the weights of the epoch with the best
+    validation AUC are kept; the threshold maximises validation F1.
+
+    Returns:
+        `TrainingResult` with metrics `{train,validation,test}_{auc,f1}`, `threshold`, split sizes.
+    """
+    if not (len(text_embeds) == len(image_embeds) == len(labels)):
+        raise ValueError(f"{len(text_embeds)} sentences, {len(image_embeds)} images, {len(labels)} labels")
+    labels = labels.float()
+    splits = dict(zip(("train", "validation", "test"), split_indices(len(labels), seed), strict=True))
+    if min(len(indices) for indices in splits.values()) == 0:
+        raise ValueError(f"{len(labels)} annotated pairs are too few for an 8:1:1 split")
+    torch.manual_seed(seed)
+    config = ExplanationClassifierConfig(
+        text_dim=text_embeds.shape[1],
+        image_dim=image_embeds.shape[1],
+        clip_checkpoint=clip_checkpoint,
+        clip_fingerprint=clip_fingerprint,
+    )
+    model = ExplanationClassifier(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    train = splits["train"]
+
+    def scores(indices: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return model(text_embeds[indices], image_embeds[indices]).probabilities
+
+    best_auc, best_state = -1.0, None
+    for _ in tqdm(range(epochs), desc="training explanation classifier"):
+        model.train()
+        for batch in train[torch.randperm(len(train), generator=generator)].split(batch_size):
+            loss = model(text_embeds[batch], image_embeds[batch], labels[batch]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        auc = roc_auc(scores(splits["validation"]), labels[splits["validation"]])
+        if auc > best_auc:
+            best_auc, best_state = auc, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    threshold, _ = best_f1_threshold(scores(splits["validation"]), labels[splits["validation"]])
+    model.config.threshold = threshold
+    metrics: dict[str, float] = {"threshold": threshold}
+    for name, indices in splits.items():
+        split_scores = scores(indices)
+        metrics[f"{name}_auc"] = roc_auc(split_scores, labels[indices])
+        metrics[f"{name}_f1"] = f1_score(split_scores, labels[indices], threshold)
+        metrics[f"{name}_pairs"] = len(indices)
+    return TrainingResult(model=model, metrics=metrics)
+
+
+class ExplanationFilter:
+    """Keeps the sentences of a review that describe at least one of its images.
+
+    Called as `filter(sentences, pic_ids) -> kept sentences` (the builder's `explanation_filter`).
+    Sentence embeddings come from CLIP's text tower, memoised per distinct sentence; call `prepare`
+    with all sentences first to embed them in large batches. Image embeddings come from the feature
+    cache; images without features are ignored, and a review none of whose images has features keeps
+    no sentence.
+
+    Args:
+        classifier (`ExplanationClassifier`): the trained Φ; `threshold` defaults to its config's.
+        text_model (`TextFeatureModel`): the CLIP text tower Φ was trained on.
+        images (`FeatureTable`): CLIP image features keyed by pic id.
+        threshold (`float`, *optional*): keep a sentence when max over images of P(describes) >= this.
+    """
+
+    def __init__(
+        self,
+        classifier: ExplanationClassifier,
+        text_model: TextFeatureModel,
+        images: FeatureTable,
+        threshold: float | None = None,
+        batch_size: int = 256,
+    ):
+        if images.fingerprint != classifier.config.clip_fingerprint:
+            raise ValueError(
+                f"image features from {images.checkpoint!r} do not match the classifier's CLIP "
+                f"{classifier.config.clip_checkpoint!r} (fingerprints differ)"
+            )
+        self.classifier = classifier.eval()
+        self.text_model = text_model
+        self.images = images
+        self.threshold = classifier.config.threshold if threshold is None else threshold
+        self.batch_size = batch_size
+        self._sentences: dict[str, torch.Tensor] = {}
+
+    def prepare(self, sentences: Sequence[str]) -> None:
+        """Embed every not yet embedded sentence in batches."""
+        new = list(dict.fromkeys(s for s in sentences if s not in self._sentences))
+        if new:
+            embeds = self.text_model.encode(new, self.batch_size)
+            self._sentences.update(zip(new, embeds, strict=True))
+
+    def __call__(self, sentences: Sequence[str], images: Sequence[str]) -> list[str]:
+        """Kept sentences, in order; `images` are pic ids or their files `<pic_id>.jpg` (the builder's form)."""
+        if not sentences or not images:
+            return []
+        image_embeds, found = self.images.lookup([Path(image).stem for image in images])
+        if not found.any():
+            return []
+        self.prepare(sentences)
+        text_embeds = torch.stack([self._sentences[s] for s in sentences])
+        probabilities = self.classifier.pair_probabilities(text_embeds, image_embeds[found])  # [S, I]
+        keep = probabilities.max(dim=1).values >= self.threshold
+        return [sentence for sentence, kept in zip(sentences, keep.tolist(), strict=True) if kept]
+
+
+def read_annotations(path: str | Path) -> list[dict]:
+    """Annotation rows (`pic_id`, `review_id`, `sentence`, `label`) from a JSON Lines file."""
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                row = json.loads(line)
+                missing = {"pic_id", "sentence", "label"} - row.keys()
+                if missing:
+                    raise ValueError(f"{path}:{number} lacks {sorted(missing)}")
+                rows.append(row)
+    return rows
+
+
+@dataclass
+class DistillArguments:
+    annotations: str = field(metadata={"help": "JSON Lines of pic_id, review_id, sentence, label"})
+    features: str = field(
+        metadata={"help": "feature folder; annotation images missing there are extracted into it"}
+    )
+    output: str = field(metadata={"help": "folder for the trained classifier (save_pretrained)"})
+    images: str | None = field(
+        default=None, metadata={"help": "folder of <pic_id>.jpg (default: images/ beside the annotations)"}
+    )
+    model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "dataset folder to (re)build with s2 distilled from s1 (needs --build_inputs)"},
+    )
+    build_inputs: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the input files the dataset is built from (as for `build --input`)"},
+    )
+    build_images: str | None = field(
+        default=None, metadata={"help": "the dataset's image folder (as for `build --images`)"}
+    )
+    build_meta: list[str] = field(
+        default_factory=list, metadata={"help": "Google Local meta files (as for `build --meta`)"}
+    )
+    threshold: float | None = field(
+        default=None, metadata={"help": "override the validation-chosen threshold"}
+    )
+    epochs: int = field(default=300)
+    learning_rate: float = field(default=1e-2)
+    batch_size: int = field(default=1024)
+    seed: int = field(default=0)
+    device: str = field(default="cpu")
+    num_workers: int = field(default=2, metadata={"help": "DataLoader processes reading images"})
+
+
+def run(args: DistillArguments) -> dict:
+    annotations = read_annotations(args.annotations)
+    image_dir = Path(args.images) if args.images else Path(args.annotations).parent / "images"
+    image_model, text_model = load_clip(args.model, args.device)
+    pic_ids = list(dict.fromkeys(row["pic_id"] for row in annotations))
+    extract_image_features(
+        [(pic, image_dir / f"{pic}.jpg") for pic in pic_ids],
+        image_model,
+        args.features,
+        "image",
+        num_workers=args.num_workers,
+    )
+    images = load_features(args.features, "image")
+    image_embeds, found = images.lookup([row["pic_id"] for row in annotations])
+    if not found.all():
+        logger.warning(
+            "%d of %d annotated pairs have no image features and are left out",
+            int((~found).sum()),
+            len(found),
+        )
+    kept = [row for row, ok in zip(annotations, found.tolist(), strict=True) if ok]
+    text_embeds = text_model.encode([row["sentence"] for row in kept])
+    labels = torch.tensor([float(row["label"]) for row in kept])
+    result = train_explanation_classifier(
+        text_embeds,
+        image_embeds[found],
+        labels,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        clip_checkpoint=args.model,
+        clip_fingerprint=text_model.fingerprint,
+    )
+    if args.threshold is not None:
+        result.model.config.threshold = args.threshold
+    result.model.save_pretrained(args.output)
+    summary = {"pairs": len(kept), **result.metrics}
+    if args.dataset:
+        summary["s2_rows"] = write_s2(args, result.model, image_model, text_model, summary)
+    (Path(args.output) / "distill_metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def write_s2(
+    args: DistillArguments,
+    classifier: ExplanationClassifier,
+    image_model: ImageFeatureModel,
+    text_model: TextFeatureModel,
+    summary: dict,
+) -> dict:
+    """Rebuild `args.dataset` from its inputs with `s2` distilled from `s1`; record Φ in the card.
+
+    The `s1` images are embedded first into the feature folder (a no-op when `gest-showcases features`
+    already ran; the folder is built once without `s2` when it doesn't exist yet), and the `s1`
+    sentences are embedded in large batches, so the builder's per-review filter calls only look up.
+    """
+    from gest_showcases.data.build import build_dataset
+    from gest_showcases.data.records import split_sentences
+
+    from .inputs import image_items, read_config_rows
+
+    if not args.build_inputs or not args.build_images:
+        raise ValueError("--dataset needs --build_inputs and --build_images to rebuild it with s2")
+
+    def build(explanation_filter: ExplanationFilter | None):
+        return build_dataset(
+            args.build_inputs,
+            args.build_images,
+            args.dataset,
+            args.build_meta,
+            explanation_filter=explanation_filter,
+        )
+
+    if not (Path(args.dataset) / "README.md").exists():
+        build(None)
+    rows = read_config_rows(args.dataset, "s1", columns=["review_text", "pics", "pic_paths", "candidate_pics",
+                                                         "candidate_paths", "history_pics"])  # fmt: skip
+    extract_image_features(
+        image_items(args.dataset, rows), image_model, args.features, "image", num_workers=args.num_workers
+    )
+    explanation_filter = ExplanationFilter(classifier, text_model, load_features(args.features, "image"))
+    explanation_filter.prepare([s for row in rows for s in split_sentences(row["review_text"])])
+    result = build(explanation_filter)
+    card = Path(args.dataset) / "README.md"
+    card.write_text(
+        card.read_text(encoding="utf-8")
+        + "\n## Explanation classifier (s2)\n\n"
+        + "`s2` keeps the sentences whose probability of describing one of the review's images is at least "
+        + f"**{explanation_filter.threshold:.4f}** (chosen on the validation split by maximum F1), under the "
+        + f"classifier in `{args.output}` over CLIP `{args.model}`: test AUC {summary['test_auc']:.4f}, "
+        + f"test F1 {summary['test_f1']:.4f} on {summary['test_pairs']} annotated pairs.\n",
+        encoding="utf-8",
+    )
+    return result.num_rows["s2"]
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(DistillArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(json.dumps(run(args), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Cache keys, resume after interruption, refusal of another checkpoint's cache, corrupt images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gest_showcases.features.cache import CacheMismatchError, FeatureCache, load_features
+from gest_showcases.features.clip import extract_image_features, load_clip, load_vision_backbone
+from gest_showcases.features.inputs import image_items, read_config_rows
+from gest_showcases.features.loading import ImagePreprocessing
+
+
+def _items(image_dir, names):
+    return [(name, image_dir / f"{name}.jpg") for name in names]
+
+
+def test_cache_keys_and_embeddings_match_direct_forward(tmp_path, tiny_clip, image_dir):
+    image_model, _ = load_clip(tiny_clip)
+    names = [f"pic{i}" for i in range(8)]
+    report = extract_image_features(
+        _items(image_dir, names), image_model, tmp_path / "f", batch_size=3, num_workers=0
+    )
+    assert (report.total, report.written, report.failed) == (8, 8, 0)
+    table = load_features(tmp_path / "f", "image")
+    assert sorted(table.ids) == sorted(names)
+    manifest = json.loads((tmp_path / "f" / "image" / "manifest.json").read_text())
+    assert manifest["checkpoint"] == tiny_clip and manifest["fingerprint"] == image_model.fingerprint
+    # Oracle: CLIPModel's own image features on the processor's pixels.
+    from PIL import Image
+    from transformers import AutoImageProcessor, CLIPModel
+
+    model = CLIPModel.from_pretrained(tiny_clip).eval()
+    processor = AutoImageProcessor.from_pretrained(tiny_clip)
+    pixels = processor(images=[Image.open(image_dir / f"{n}.jpg") for n in names], return_tensors="pt")[
+        "pixel_values"
+    ]
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(
+            model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output), dim=-1
+        )
+    got, found = table.lookup(names + ["nope"])
+    assert found.tolist() == [True] * 8 + [False]
+    torch.testing.assert_close(got[:8], expected, atol=1e-5, rtol=1e-4)
+    assert torch.all(got[8] == 0)
+
+
+def test_preprocessing_matches_image_processor(tiny_clip, image_dir):
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(tiny_clip)
+    prep = ImagePreprocessing.from_image_processor(processor)
+    for i in range(8):
+        image = Image.open(image_dir / f"pic{i}.jpg")
+        ours = prep.normalize(prep.pil_to_uint8(image)[None])
+        theirs = processor(images=image, return_tensors="pt")["pixel_values"]
+        torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_corrupt_and_missing_images_are_skipped_and_counted(tmp_path, tiny_clip, image_dir):
+    image_model, _ = load_clip(tiny_clip)
+    items = _items(image_dir, ["pic0", "corrupt", "pic1", "missing"])
+    report = extract_image_features(items, image_model, tmp_path / "f", batch_size=2, num_workers=1)
+    assert (report.written, report.failed) == (2, 2)
+    assert sorted(load_features(tmp_path / "f", "image").ids) == ["pic0", "pic1"]
+
+
+def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
+    image_model, _ = load_clip(tiny_clip)
+    items = _items(image_dir, [f"pic{i}" for i in range(8)])
+    full = load_features(_run(extract_image_features, items, image_model, tmp_path / "full"), "image")
+
+    calls = []
+    encode = type(image_model).encode
+
+    def crash_on_third(self, pixels):
+        calls.append(len(pixels))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return encode(self, pixels)
+
+    monkeypatch.setattr(type(image_model), "encode", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        extract_image_features(items, image_model, tmp_path / "f", batch_size=2, shard_size=2, num_workers=0)
+    # A shard half-written when the process died is a temporary file, never read as done.
+    (tmp_path / "f" / "image" / ".tmp-shard-00002.safetensors").write_bytes(b"garbage")
+    assert len(load_features(tmp_path / "f", "image")) == 4
+    monkeypatch.setattr(type(image_model), "encode", encode)
+    calls.clear()
+    report = extract_image_features(
+        items, image_model, tmp_path / "f", batch_size=2, shard_size=2, num_workers=0
+    )
+    assert (report.cached, report.written) == (4, 4)
+    resumed = load_features(tmp_path / "f", "image")
+    assert not list((tmp_path / "f" / "image").glob(".tmp-*"))
+    got, found = resumed.lookup(full.ids)
+    assert found.all()
+    torch.testing.assert_close(got, full.embeddings)
+    # Nothing left to do: a third run computes nothing.
+    again = extract_image_features(items, image_model, tmp_path / "f", batch_size=2, num_workers=0)
+    assert (again.cached, again.written) == (8, 0)
+
+
+def _run(extract, items, model, output):
+    extract(items, model, output, batch_size=4, num_workers=0)
+    return output
+
+
+def test_cache_from_another_checkpoint_is_refused(tmp_path, tiny_clip, other_tiny_clip, image_dir):
+    first, _ = load_clip(tiny_clip)
+    second, _ = load_clip(other_tiny_clip)
+    items = _items(image_dir, ["pic0"])
+    extract_image_features(items, first, tmp_path / "f", num_workers=0)
+    with pytest.raises(CacheMismatchError, match="other-clip|tiny-clip"):
+        extract_image_features(items, second, tmp_path / "f", num_workers=0)
+    # The same weights loaded in another precision are the same checkpoint.
+    same_in_bf16, _ = load_clip(tiny_clip, dtype=torch.bfloat16)
+    assert same_in_bf16.fingerprint == first.fingerprint
+
+
+def test_feature_cache_validates_kind_and_rows(tmp_path):
+    with pytest.raises(ValueError, match="unknown feature kind"):
+        FeatureCache(tmp_path, "audio", "x", "y", True)
+    cache = FeatureCache(tmp_path, "image", "x", "y", True)
+    with pytest.raises(ValueError, match="2 ids for 3"):
+        cache.write(["a", "b"], torch.zeros(3, 4))
+
+
+def test_vision_backbone_features(tmp_path, tiny_clip, image_dir):
+    backbone = load_vision_backbone(tiny_clip)
+    extract_image_features(
+        _items(image_dir, ["pic0", "pic1"]), backbone, tmp_path / "f", kind="vision", num_workers=0
+    )
+    table = load_features(tmp_path / "f", "vision")
+    assert table.embeddings.shape == (2, 32) and not table.normalized  # hidden size, unprojected
+
+
+def test_dataset_items_cover_every_image(built_dataset, image_dir):
+    rows = read_config_rows(built_dataset, "s1")
+    items = dict(image_items(built_dataset, rows))
+    assert sorted(items) == sorted(f"pic{i}" for i in range(8))
+    assert all(path.resolve() == (image_dir / f"{key}.jpg").resolve() for key, path in items.items())
+
+
+def test_device_resize_path_agrees_with_pil(image_dir):
+    """The GPU path's resize/crop (run here on CPU tensors) stays within a few grey levels of PIL's."""
+    import numpy as np
+    from PIL import Image
+
+    prep = ImagePreprocessing(
+        shortest_edge=24, size=None, crop=(24, 24), mean=(0.5,) * 3, std=(0.5,) * 3, resample=3
+    )
+    images = [Image.open(image_dir / f"pic{i}.jpg").convert("RGB") for i in (0, 1, 2, 0)]
+    decoded = [torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1) for image in images]
+    on_device = prep.resize_on_device(decoded)
+    with_pil = torch.stack([prep.pil_to_uint8(image) for image in images])
+    assert on_device.shape == with_pil.shape == (4, 3, 24, 24) and on_device.dtype == torch.uint8
+    assert (on_device.float() - with_pil.float()).abs().mean() < 4.0
+    assert on_device[0].equal(on_device[3])  # same-size images are resized together, consistently
+
+
+def test_gpu_decode_plumbing_with_a_cpu_decoder(image_dir, monkeypatch):
+    """The raw-bytes path (workers read bytes, one tensor per batch, decoded where the model runs),
+    with nvJPEG replaced by PIL so it runs without torchvision or a GPU."""
+    from gest_showcases.features import loading
+
+    monkeypatch.setattr(
+        loading,
+        "decode_on_device",
+        lambda encoded, device: [loading._decode_with_pil(d, device) for d in encoded],
+    )
+    prep = ImagePreprocessing(
+        shortest_edge=24, size=None, crop=(24, 24), mean=(0.5,) * 3, std=(0.5,) * 3, resample=3
+    )
+    items = _items(image_dir, ["pic0", "corrupt", "missing", "pic1", "pic2"])
+    batches = list(
+        loading.iterate_pixel_batches(
+            items, prep, torch.device("cpu"), batch_size=3, num_workers=1, decode_on_gpu=True
+        )
+    )
+    assert [b.ids for b in batches] == [["pic0"], ["pic1", "pic2"]]
+    assert [sorted(b.failed) for b in batches] == [["corrupt", "missing"], []]
+    reference = list(
+        loading.iterate_pixel_batches(items, prep, torch.device("cpu"), batch_size=3, num_workers=0)
+    )
+    assert (batches[1].pixels.float() - reference[1].pixels.float()).abs().mean() < 4.0
