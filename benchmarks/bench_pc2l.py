@@ -1,0 +1,294 @@
+"""Benchmark of the PC2L generator at GPT-2-small size (random weights): training step and generation.
+
+Measured in one run, each against its baseline:
+- training step (forward, eq. 11, backward, AdamW step) of full PC2L (CCL + PCL, the hard negatives batched into the
+  decoder call) and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L at
+  most 1.35x CE-only;
+- generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
+  `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
+  target: at least 0.9x;
+- peak memory, target tokens/s, and on CUDA the share of the bf16 matmul rate (measured in the same run by a
+  large matmul) that the training step achieves, its FLOPs counted by `torch.utils.flop_counter`.
+
+Imports only the model, configuration and losses (torch + transformers), so it runs on the GPU machine:
+
+    PYTHONPATH=src python benchmarks/bench_pc2l.py --device cuda --output $OUT/pc2l.json
+    PYTHONPATH=src python benchmarks/bench_pc2l.py --device cpu --batch-size 4 --output pc2l_cpu.json
+"""
+
+import argparse
+import contextlib
+import json
+import platform
+import resource
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import GPT2LMHeadModel
+
+from gest_showcases.generation.configuration_pc2l import PC2LConfig
+from gest_showcases.generation.losses import total_loss
+from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
+
+TARGET_TOKENS, NUM_IMAGES, NUM_REVIEWS, FEATURE_DIM = 64, 5, 10, 512
+VARIANTS = {"ce_only": ("none", "none"), "img_cl_pcl": ("cl", "pcl"), "pc2l": ("ccl", "pcl")}
+
+
+def gpt2_small_config(image_contrastive: str, review_contrastive: str) -> PC2LConfig:
+    """The paper's sizes: GPT-2 small decoder (12 x 768, 12 heads), 3-layer 768-wide encoder, CLIP-sized features."""
+    decoder = {"n_embd": 768, "n_layer": 12, "n_head": 12, "vocab_size": 50257, "n_positions": 1024}
+    return PC2LConfig(
+        decoder=decoder,
+        image_feature_dim=FEATURE_DIM,
+        review_feature_dim=FEATURE_DIM,
+        image_contrastive=image_contrastive,
+        review_contrastive=review_contrastive,
+    )
+
+
+def synthetic_batch(batch_size: int, vocab_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Full-length targets and negatives, 5 images and 10 reviews per example (the paper's maxima)."""
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator)
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "labels": ids,
+        "negative_input_ids": torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator),
+        "negative_attention_mask": torch.ones_like(ids),
+        "image_features": torch.randn(batch_size, NUM_IMAGES, FEATURE_DIM, generator=generator),
+        "image_mask": torch.ones(batch_size, NUM_IMAGES, dtype=torch.bool),
+        "review_features": torch.randn(batch_size, NUM_REVIEWS, FEATURE_DIM, generator=generator),
+        "review_mask": torch.ones(batch_size, NUM_REVIEWS, dtype=torch.bool),
+    }
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """CUDA: peak allocated since the last reset; CPU: the process's peak resident set so far."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def training_step(name: str, batch: dict, device: torch.device):
+    """A closure running one training step of the Table 4 variant `name` (forward, eq. 11, backward, AdamW)."""
+    torch.manual_seed(0)
+    model = PC2LForConditionalGeneration(gpt2_small_config(*VARIANTS[name])).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+    if model.config.image_contrastive != "ccl":
+        batch = {key: value for key, value in batch.items() if not key.startswith("negative")}
+
+    def step():
+        with autocast(device):
+            loss, _ = total_loss(model.config, model(**batch), batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def bench_training(batch: dict, args, device: torch.device) -> dict:
+    """Median seconds per training step of each variant, FLOPs of one step, and the memory a step adds on CUDA.
+
+    The variants' steps are interleaved (one step of each per round), so that load from other processes on a shared
+    machine falls on all of them alike.
+    """
+    steps = {name: training_step(name, batch, device) for name in VARIANTS}
+    for _ in range(args.warmup):
+        for step in steps.values():
+            step()
+    durations = {name: [] for name in VARIANTS}
+    step_memory = dict.fromkeys(VARIANTS, 0.0)
+    for _ in range(args.steps):
+        for name, step in steps.items():
+            synchronize(device)
+            reset_peak_memory(device)
+            resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else 0.0
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            durations[name].append(time.perf_counter() - start)
+            if device.type == "cuda":
+                step_memory[name] = max(step_memory[name], peak_memory_gib(device) - resident)
+    tokens = batch["input_ids"].numel()
+    results = {}
+    for name, step in steps.items():
+        with FlopCounterMode(display=False) as counter:
+            step()
+        seconds = statistics.median(durations[name])
+        flops = counter.get_total_flops()
+        results[name] = {"step_s": seconds, "tokens_per_s": tokens / seconds, "flops_per_step": flops,
+                         "achieved_tflops": flops / seconds / 1e12, "step_memory_gib": step_memory[name]}  # fmt: skip
+    return results
+
+
+def bench_generation(batch: dict, args, device: torch.device) -> dict:
+    """Explanations/s of PC2L `generate` (encoder included) and of plain GPT-2 fed the same encoder states."""
+    torch.manual_seed(0)
+    model = PC2LForConditionalGeneration(gpt2_small_config("none", "none")).to(device).eval()
+    baseline = GPT2LMHeadModel(model.config.decoder).to(device).eval()
+    baseline.load_state_dict(model.decoder.state_dict())
+    inputs = {key: batch[key][: args.gen_batch_size] for key in ("image_features", "image_mask", "review_features",
+                                                                  "review_mask")}  # fmt: skip
+    bos = model.config.decoder.bos_token_id
+    generate_kwargs = {"num_beams": 2, "max_new_tokens": TARGET_TOKENS, "min_new_tokens": TARGET_TOKENS,
+                       "do_sample": False, "pad_token_id": bos}  # fmt: skip
+    with torch.no_grad(), autocast(device):
+        states, mask = model.encode(**inputs)
+    start_ids = torch.full((args.gen_batch_size, 1), bos, dtype=torch.long, device=device)
+
+    def run_pc2l():
+        with autocast(device):
+            return model.generate(**inputs, **generate_kwargs)
+
+    def run_baseline():
+        with autocast(device):
+            return baseline.generate(start_ids, attention_mask=torch.ones_like(start_ids),
+                                     encoder_hidden_states=states, encoder_attention_mask=mask,
+                                     **generate_kwargs)  # fmt: skip
+
+    results = {}
+    for name, run in (("pc2l", run_pc2l), ("gpt2_cross_attention", run_baseline)):
+        run()  # warm-up
+        synchronize(device)
+        reset_peak_memory(device)
+        start = time.perf_counter()
+        for _ in range(args.gen_repeats):
+            ids = run()
+        synchronize(device)
+        seconds = (time.perf_counter() - start) / args.gen_repeats
+        assert ids.shape == (args.gen_batch_size, TARGET_TOKENS + 1), ids.shape
+        results[name] = {"explanations_per_s": args.gen_batch_size / seconds,
+                         "new_tokens_per_s": args.gen_batch_size * TARGET_TOKENS / seconds,
+                         "peak_memory_gib": peak_memory_gib(device)}  # fmt: skip
+    return results
+
+
+def bf16_matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 20) -> float:
+    """The attainable dense bf16 matmul rate of this GPU, measured now."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="training batch (default: 32 cuda, 4 cpu)"
+    )
+    parser.add_argument(
+        "--gen-batch-size", type=int, default=None, help="generation batch (default: 32 cuda, 4 cpu)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed training steps (default: 20 cuda, 3 cpu)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="warm-up training steps (default: 5 cuda, 1 cpu)"
+    )
+    parser.add_argument(
+        "--gen-repeats", type=int, default=None, help="timed generate calls (default: 3 cuda, 1 cpu)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    args = parser.parse_args()
+    cuda = args.device == "cuda"
+    args.batch_size = args.batch_size or (32 if cuda else 4)
+    args.gen_batch_size = args.gen_batch_size or (32 if cuda else 4)
+    args.steps = args.steps or (20 if cuda else 3)
+    args.warmup = args.warmup or (5 if cuda else 1)
+    args.gen_repeats = args.gen_repeats or (3 if cuda else 1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+
+    batch = synthetic_batch(max(args.batch_size, args.gen_batch_size), 50257, device)
+    train_batch = {key: value[: args.batch_size] for key, value in batch.items()}
+    training = bench_training(train_batch, args, device)
+    if cuda:
+        torch.cuda.empty_cache()
+    generation = bench_generation(batch, args, device)
+    results = {
+        "device": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "precision": "bf16 autocast" if cuda else "fp32",
+        "batch_size": args.batch_size,
+        "gen_batch_size": args.gen_batch_size,
+        "training": training,
+        "generation": generation,
+        "pc2l_over_ce_step_time": training["pc2l"]["step_s"] / training["ce_only"]["step_s"],
+        "img_cl_pcl_over_ce_step_time": training["img_cl_pcl"]["step_s"] / training["ce_only"]["step_s"],
+        "generation_pc2l_over_gpt2": generation["pc2l"]["explanations_per_s"]
+        / generation["gpt2_cross_attention"]["explanations_per_s"],
+        "pc2l_over_ce_flops": training["pc2l"]["flops_per_step"] / training["ce_only"]["flops_per_step"],
+        # CPU: the whole process (all variants resident); CUDA: peak allocated during generation (both models).
+        "peak_memory_gib": peak_memory_gib(device),
+    }
+    if cuda:
+        results["bf16_matmul_tflops"] = bf16_matmul_tflops(device)
+        for name in VARIANTS:
+            training[name]["share_of_bf16_matmul_rate"] = (
+                training[name]["achieved_tflops"] / results["bf16_matmul_tflops"]
+            )
+
+    print(f"\nPC2L benchmark on {results['device']} ({results['precision']}, torch {results['torch']}, "
+          f"{results['threads']} threads)\n")  # fmt: skip
+    print(f"| training (batch {args.batch_size}, 64 tokens) | step s (median) | x CE-only | FLOPs x CE-only "
+          "| tokens/s | TFLOP/s | step memory GiB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, row in training.items():
+        ratio = row["step_s"] / training["ce_only"]["step_s"]
+        flops_ratio = row["flops_per_step"] / training["ce_only"]["flops_per_step"]
+        memory = f"{row['step_memory_gib']:.2f}" if cuda else "n/a"
+        print(f"| {name} | {row['step_s']:.3f} | {ratio:.2f} | {flops_ratio:.2f} | {row['tokens_per_s']:.0f} | "
+              f"{row['achieved_tflops']:.2f} | {memory} |")  # fmt: skip
+    print(f"\n| generation (batch {args.gen_batch_size}, 2 beams, 64 new tokens) | explanations/s | new tokens/s "
+          "| x GPT-2 | peak GiB |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for name, row in generation.items():
+        ratio = row["explanations_per_s"] / generation["gpt2_cross_attention"]["explanations_per_s"]
+        print(f"| {name} | {row['explanations_per_s']:.2f} | {row['new_tokens_per_s']:.0f} | {ratio:.2f} | "
+              f"{row['peak_memory_gib']:.2f} |")  # fmt: skip
+    if cuda:
+        print(
+            f"\nbf16 matmul rate measured: {results['bf16_matmul_tflops']:.0f} TFLOP/s; training share: "
+            + ", ".join(f"{name} {row['share_of_bf16_matmul_rate']:.1%}" for name, row in training.items())
+        )
+    print(
+        f"\npeak memory: {results['peak_memory_gib']:.2f} GiB ({'CUDA allocated' if cuda else 'process RSS'})"
+    )
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The contrastive losses of PC2L (Section 4.3) as pure functions of projected embeddings.
+
+Notation of the paper: `s_ij = sim(H~^X_i, H~^Y_j) / tau`, `sim` the cosine similarity, `i, j` examples of the
+mini-batch; the other targets of the batch are the negatives `K` of example `i`. The paper sums over examples;
+these functions average, so that the weights `lambda1`, `lambda2` do not depend on the batch size. All are
+computed in float32 (safe under bf16 autocast) and are finite for any input (`F.normalize` has an epsilon).
+
+- `info_nce` (eq. 7, "CL"): `-log exp(s_ii) / sum_j exp(s_ij)`.
+- `cross_modal_contrastive_loss` (eq. 8, "CCL"): image-to-target InfoNCE with one extra negative per example,
+  the target with its entities swapped: `-log exp(s_ii) / (sum_j exp(s_ij) + exp(s_i,ent_i))`.
+- `personalized_contrastive_loss` (eq. 9, "PCL"): review-to-target InfoNCE whose negatives are weighted by
+  `f(i, j) = alpha ** (1 - sim(R~_i, R~_j))` (eq. 10, `personality_weights`), `R~` the mean history-review
+  features: `-log exp(s_ii) / (exp(s_ii) + sum_{j != i} f(i, j) exp(s_ij))`.
+
+Lower is better for all three. `total_loss` composes eq. 11 from a model output and the model's config.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .configuration_pc2l import PC2LConfig
+from .modeling_pc2l import PC2LOutput, masked_mean
+
+# Log names of the contrastive parts, by config value.
+IMAGE_LOSS_NAMES = {"cl": "loss_img_cl", "ccl": "loss_ccl"}
+REVIEW_LOSS_NAMES = {"cl": "loss_text_cl", "pcl": "loss_pcl"}
+
+
+def cosine_similarity_matrix(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities [B_s, B_t] between the rows of `source` [B_s, D] and `target` [B_t, D], in float32."""
+    return F.normalize(source.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T
+
+
+def info_nce(source_embeds: torch.Tensor, target_embeds: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Eq. 7: InfoNCE from a source modality to the target sequences, the other targets as negatives.
+
+    Args:
+        source_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^X`, e.g. `phi_V(H^V)`.
+        target_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y`.
+        temperature (`float`): `tau`.
+
+    Returns:
+        `torch.Tensor` of shape `()`: the mean over the batch.
+    """
+    logits = cosine_similarity_matrix(source_embeds, target_embeds) / temperature  # [B, B]
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+
+def cross_modal_contrastive_loss(
+    image_embeds: torch.Tensor, target_embeds: torch.Tensor, negative_embeds: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Eq. 8 (CCL): image-to-target InfoNCE plus each example's entity-swapped target as a hard negative.
+
+    Args:
+        image_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^V`.
+        target_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y`.
+        negative_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y_ent`, row `i` the hard negative of
+            example `i` only.
+        temperature (`float`): `tau`.
+
+    Returns:
+        `torch.Tensor` of shape `()`: the mean over the batch.
+    """
+    logits = cosine_similarity_matrix(image_embeds, target_embeds) / temperature  # [B, B]
+    hard = F.cosine_similarity(image_embeds.float(), negative_embeds.float(), dim=-1) / temperature  # [B]
+    logits = torch.cat([logits, hard.unsqueeze(1)], dim=1)  # [B, B + 1]
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+
+def personality_weights(review_means: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 10: `f(i, j) = alpha ** (1 - sim(R~_i, R~_j))` [B, B]; the diagonal (positive pairs) is 1.
+
+    Args:
+        review_means (`torch.Tensor` of shape `(batch_size, feature_dim)`): `R~`, each user's mean
+            history-review feature.
+        alpha (`float`): the base, > 1; users with distinct histories get heavier negatives.
+    """
+    similarity = cosine_similarity_matrix(review_means, review_means)
+    weights = torch.pow(alpha, 1.0 - similarity)
+    return weights.fill_diagonal_(1.0)
+
+
+def personalized_contrastive_loss(
+    review_embeds: torch.Tensor,
+    target_embeds: torch.Tensor,
+    review_means: torch.Tensor,
+    alpha: float,
+    temperature: float,
+) -> torch.Tensor:
+    """Eq. 9 (PCL): review-to-target InfoNCE with the negatives weighted by `personality_weights`.
+
+    Args:
+        review_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^R`.
+        target_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y`.
+        review_means (`torch.Tensor` of shape `(batch_size, feature_dim)`): `R~` (input features, no gradient).
+        alpha (`float`): base of the weights, > 1.
+        temperature (`float`): `tau`.
+
+    Returns:
+        `torch.Tensor` of shape `()`: the mean over the batch.
+    """
+    logits = cosine_similarity_matrix(review_embeds, target_embeds) / temperature  # [B, B]
+    # log f(i, j) = (1 - sim) * log(alpha), 0 on the diagonal: weighting inside the softmax keeps it stable.
+    log_weights = (1.0 - cosine_similarity_matrix(review_means, review_means)) * math.log(alpha)
+    log_weights = log_weights.fill_diagonal_(0.0).detach()
+    return F.cross_entropy(logits + log_weights, torch.arange(logits.shape[0], device=logits.device))
+
+
+def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Tensor:
+    """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says."""
+    if config.image_contrastive == "cl":
+        return info_nce(outputs.image_embeds, outputs.target_embeds, config.contrastive_temperature)
+    if outputs.negative_embeds is None:
+        raise ValueError(
+            "image_contrastive='ccl' needs negative_input_ids in the batch (collator with_negatives)"
+        )
+    return cross_modal_contrastive_loss(
+        outputs.image_embeds, outputs.target_embeds, outputs.negative_embeds, config.contrastive_temperature
+    )
+
+
+def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> torch.Tensor:
+    """`L_CL` (eq. 7) or `L_PCL` (eq. 9) between `phi_R(H^R)` and `phi_Y(H^Y)`, as `config.review_contrastive` says."""
+    if config.review_contrastive == "cl":
+        return info_nce(outputs.review_embeds, outputs.target_embeds, config.contrastive_temperature)
+    review_means = masked_mean(inputs["review_features"], inputs["review_mask"])  # R~ of eq. 10
+    return personalized_contrastive_loss(
+        outputs.review_embeds,
+        outputs.target_embeds,
+        review_means,
+        config.pcl_alpha,
+        config.contrastive_temperature,
+    )
+
+
+def total_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> tuple[torch.Tensor, dict]:
+    """Eq. 11, `L_CE + lambda1 * L_img + lambda2 * L_text`, and its parts by log name.
+
+    Args:
+        config ([`PC2LConfig`]): says which contrastive losses are on and their weights.
+        outputs ([`PC2LOutput`]): the model output for `inputs` (with `labels`).
+        inputs (`dict`): the batch (`review_features`, `review_mask` are read for PCL).
+
+    Returns:
+        `(loss, parts)`: parts has `loss_ce` and the active ones of `loss_img_cl` / `loss_ccl`,
+        `loss_text_cl` / `loss_pcl`.
+    """
+    loss, parts = outputs.loss, {"loss_ce": outputs.loss}
+    if config.image_contrastive != "none":
+        image_loss = image_contrastive_loss(config, outputs)
+        parts[IMAGE_LOSS_NAMES[config.image_contrastive]] = image_loss
+        loss = loss + config.lambda1 * image_loss
+    if config.review_contrastive != "none":
+        review_loss = review_contrastive_loss(config, outputs, inputs)
+        parts[REVIEW_LOSS_NAMES[config.review_contrastive]] = review_loss
+        loss = loss + config.lambda2 * review_loss
+    return loss, parts
+
+
+__all__ = [
+    "cosine_similarity_matrix",
+    "cross_modal_contrastive_loss",
+    "image_contrastive_loss",
+    "info_nce",
+    "personality_weights",
+    "personalized_contrastive_loss",
+    "review_contrastive_loss",
+    "total_loss",
+]

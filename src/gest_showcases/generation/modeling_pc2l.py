@@ -1,0 +1,418 @@
+"""PC2L: a multimodal encoder over image and history-review features and a GPT-2 decoder that cross-attends to it.
+
+Section 4.2 of the paper: image features `V` and history-review features `R` are projected by `W^V`, `W^R`
+(eq. 2), encoded together by stacked self-attention layers (eq. 3, the multimodal attention "MMA"), and GPT-2
+decodes the explanation with cross-attention to `[H^V; H^R]` (eq. 4). Section 4.3: projection heads `phi_V`,
+`phi_R`, `phi_Y` (eq. 6) give the embeddings of the contrastive losses (in `losses.py`).
+
+This file imports only torch, transformers and its configuration (relatively), so `save_pretrained` can ship it
+for `AutoModel.from_pretrained(path, trust_remote_code=True)`.
+"""
+
+import inspect
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
+from transformers.cache_utils import Cache
+from transformers.utils import ModelOutput
+
+from .configuration_pc2l import PC2LConfig
+
+# Rows of the modality embedding table.
+IMAGE_MODALITY, REVIEW_MODALITY = 0, 1
+
+# transformers renamed the key/value cache `past_key_values` -> `cache` after 5.17; `generate` passes and reads the
+# installed release's name. Supporting both lets checkpoints (and their shipped code) run on either, e.g. on
+# machines pinned to 5.17. GPT-2 gets the cache positionally for the same reason.
+CACHE_KEY = "cache" if "cache" in inspect.signature(GPT2Model.forward).parameters else "past_key_values"
+
+
+def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of `hidden_states` [B, S, D] over the positions where `mask` [B, S] is true; [B, D]."""
+    weights = mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, S, 1]
+    return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+class PC2LEncoderLayer(nn.Module):
+    """Pre-LayerNorm transformer layer: bidirectional self-attention over the input tokens, then a feed-forward."""
+
+    def __init__(self, config: PC2LConfig):
+        super().__init__()
+        width = config.decoder.n_embd
+        eps = config.decoder.layer_norm_epsilon
+        self.num_heads = config.encoder_attention_heads
+        self.dropout = config.encoder_dropout
+        self.self_attn_layer_norm = nn.LayerNorm(width, eps=eps)
+        self.qkv_proj = nn.Linear(width, 3 * width)
+        self.out_proj = nn.Linear(width, width)
+        self.final_layer_norm = nn.LayerNorm(width, eps=eps)
+        self.fc1 = nn.Linear(width, config.encoder_ffn_dim)
+        self.fc2 = nn.Linear(config.encoder_ffn_dim, width)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`hidden_states` [B, S, D]; `attention_mask` [B, 1, 1, S] boolean, true where a key may be attended."""
+        batch, length, width = hidden_states.shape
+        qkv = self.qkv_proj(self.self_attn_layer_norm(hidden_states))
+        # [B, S, 3 * D] -> 3 x [B, heads, S, D / heads]
+        query, key, value = qkv.view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        # [B, heads, S, D / heads] -> [B, S, D]
+        attended = attended.transpose(1, 2).reshape(batch, length, width)
+        hidden_states = hidden_states + F.dropout(self.out_proj(attended), self.dropout, self.training)
+        feed_forward = self.fc2(F.gelu(self.fc1(self.final_layer_norm(hidden_states))))
+        return hidden_states + F.dropout(feed_forward, self.dropout, self.training)
+
+
+class PC2LEncoder(nn.Module):
+    """`W^V`, `W^R` (eq. 2) and the multimodal self-attention encoder (eq. 3).
+
+    The inputs are sets (a user's photos, a user's other reviews), so there are no position embeddings: only a
+    learned modality embedding tells image tokens from review tokens.
+    """
+
+    def __init__(self, config: PC2LConfig):
+        super().__init__()
+        self.config = config
+        width = config.decoder.n_embd
+        if config.uses_images:
+            self.image_projection = nn.Linear(config.image_feature_dim, width)
+        if config.uses_reviews:
+            self.review_projection = nn.Linear(config.review_feature_dim, width)
+        self.modality_embeddings = nn.Embedding(2, width)
+        self.layers = nn.ModuleList(PC2LEncoderLayer(config) for _ in range(config.encoder_layers))
+        self.layer_norm = nn.LayerNorm(width, eps=config.decoder.layer_norm_epsilon)
+
+    def forward(
+        self,
+        image_features: torch.Tensor | None,
+        image_mask: torch.Tensor | None,
+        review_features: torch.Tensor | None,
+        review_mask: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns `[H^V; H^R]` [B, N_img + N_rev, D] and its padding mask [B, N_img + N_rev] (bool)."""
+        tokens, masks = [], []
+        if self.config.uses_images:
+            if image_features is None or image_mask is None:
+                raise ValueError(f"input_mode={self.config.input_mode!r} needs image_features and image_mask")
+            tokens.append(
+                self.image_projection(image_features) + self.modality_embeddings.weight[IMAGE_MODALITY]
+            )
+            masks.append(image_mask.bool())
+        if self.config.uses_reviews:
+            if review_features is None or review_mask is None:
+                raise ValueError(
+                    f"input_mode={self.config.input_mode!r} needs review_features and review_mask"
+                )
+            tokens.append(
+                self.review_projection(review_features) + self.modality_embeddings.weight[REVIEW_MODALITY]
+            )
+            masks.append(review_mask.bool())
+        hidden_states = F.dropout(torch.cat(tokens, dim=1), self.config.encoder_dropout, self.training)
+        mask = torch.cat(masks, dim=1)
+        attention_mask = mask[:, None, None, :]  # [B, 1, 1, S]: every query sees the unpadded keys
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, attention_mask)
+        return self.layer_norm(hidden_states), mask
+
+
+class PC2LProjectionHead(nn.Module):
+    """`phi` of eq. 6: average pooling over the unpadded hidden states, then two fully connected layers with ReLU."""
+
+    def __init__(self, width: int, projection_dim: int):
+        super().__init__()
+        self.fc1 = nn.Linear(width, width)
+        self.fc2 = nn.Linear(width, projection_dim)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`hidden_states` [B, S, D], `mask` [B, S] -> [B, projection_dim]."""
+        return self.fc2(F.relu(self.fc1(masked_mean(hidden_states, mask))))
+
+
+@dataclass
+class PC2LOutput(ModelOutput):
+    """
+    Output of [`PC2LForConditionalGeneration`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is given):
+            Language-modelling cross-entropy, the mean over the target tokens (`L_CE`, eq. 5).
+        logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
+            Next-token scores of the targets (never of the hard negatives).
+        cache (`Cache`, *optional*, returned when `use_cache=True`):
+            The decoder's self- and cross-attention key/value cache.
+        encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_inputs, hidden_size)`, *optional*):
+            `[H^V; H^R]` when the encoder ran in this call.
+        encoder_attention_mask (`torch.BoolTensor` of shape `(batch_size, num_inputs)`, *optional*):
+            Its padding mask.
+        image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+            `phi_V(H^V)`, returned with `labels` when `config.image_contrastive != "none"`.
+        review_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+            `phi_R(H^R)`, returned with `labels` when `config.review_contrastive != "none"`.
+        target_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+            `phi_Y(H^Y)` of the targets, returned with `labels` when a contrastive loss is on.
+        negative_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
+            `phi_Y(H^Y_ent)` of the entity-swapped hard negatives, returned when `negative_input_ids` is given.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cache: Cache | None = None
+    encoder_last_hidden_state: torch.FloatTensor | None = None
+    encoder_attention_mask: torch.BoolTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    review_embeds: torch.FloatTensor | None = None
+    target_embeds: torch.FloatTensor | None = None
+    negative_embeds: torch.FloatTensor | None = None
+
+
+class PC2LPreTrainedModel(PreTrainedModel):
+    config: PC2LConfig
+    config_class = PC2LConfig
+    base_model_prefix = "pc2l"
+    main_input_name = "input_ids"
+    _no_split_modules = ["GPT2Block", "PC2LEncoderLayer"]
+    _supports_sdpa = True
+    # `forward` returns a per-batch mean LM loss and takes no `num_items_in_batch`: the trainer adds per-batch-mean
+    # contrastive losses to it and lets the Trainer divide the sum by the gradient-accumulation steps.
+    accepts_loss_kwargs = False
+
+
+class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
+    """
+    The PC2L explanation generator: multimodal encoder + GPT-2 decoder with cross-attention + projection heads.
+
+    Generation runs on the decoder-only route of `GenerationMixin`: [`~PC2LForConditionalGeneration.generate`]
+    encodes the inputs once and passes `encoder_hidden_states` to every decoding step; GPT-2 caches their
+    cross-attention keys and values after the first step.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> config = PC2LConfig(decoder={"n_embd": 32, "n_layer": 2, "n_head": 2, "vocab_size": 300,
+    ...                              "bos_token_id": 0, "eos_token_id": 1}, encoder_attention_heads=2,
+    ...                     image_feature_dim=8, review_feature_dim=8)
+    >>> model = PC2LForConditionalGeneration(config).eval()
+    >>> ids = model.generate(image_features=torch.randn(2, 5, 8), image_mask=torch.ones(2, 5, dtype=torch.bool),
+    ...                      review_features=torch.randn(2, 3, 8), review_mask=torch.ones(2, 3, dtype=torch.bool),
+    ...                      num_beams=2, max_new_tokens=8)
+    ```
+    """
+
+    def __init__(self, config: PC2LConfig):
+        super().__init__(config)
+        width = config.decoder.n_embd
+        self.encoder = PC2LEncoder(config)
+        self.decoder = GPT2LMHeadModel(config.decoder)
+        if config.image_contrastive != "none":
+            self.image_head = PC2LProjectionHead(width, config.projection_dim)
+        if config.review_contrastive != "none":
+            self.review_head = PC2LProjectionHead(width, config.projection_dim)
+        if config.image_contrastive != "none" or config.review_contrastive != "none":
+            self.target_head = PC2LProjectionHead(width, config.projection_dim)
+        self.post_init()
+
+    @classmethod
+    def from_decoder_pretrained(
+        cls, decoder_name_or_path: str, **config_kwargs
+    ) -> "PC2LForConditionalGeneration":
+        """Start the decoder from a GPT-2 checkpoint (a Hub name such as `"gpt2"` or a local folder).
+
+        The encoder, the projection heads and GPT-2's cross-attention layers start from random weights.
+        `config_kwargs` are the other [`PC2LConfig`] fields.
+        """
+        decoder = GPT2LMHeadModel.from_pretrained(decoder_name_or_path, add_cross_attention=True)
+        model = cls(PC2LConfig(decoder=decoder.config, **config_kwargs))
+        model.decoder = decoder
+        return model
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.decoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.decoder.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.decoder.get_output_embeddings()
+
+    def encode(
+        self,
+        image_features: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        review_features: torch.Tensor | None = None,
+        review_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the multimodal encoder: `[H^V; H^R]` [B, N_img + N_rev, D] and its mask [B, N_img + N_rev].
+
+        Args:
+            image_features (`torch.FloatTensor` of shape `(batch_size, num_images, image_feature_dim)`):
+                Image features, padded; needed when `config.input_mode` has `"img"`.
+            image_mask (`torch.BoolTensor` of shape `(batch_size, num_images)`):
+                True for real images.
+            review_features (`torch.FloatTensor` of shape `(batch_size, num_reviews, review_feature_dim)`):
+                History-review features, padded; needed when `config.input_mode` has `"text"`.
+            review_mask (`torch.BoolTensor` of shape `(batch_size, num_reviews)`):
+                True for real reviews.
+        """
+        return self.encoder(image_features, image_mask, review_features, review_mask)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        image_features: torch.FloatTensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        review_features: torch.FloatTensor | None = None,
+        review_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.FloatTensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        negative_input_ids: torch.LongTensor | None = None,
+        negative_attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> PC2LOutput:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+                Target token ids (BOS, explanation, EOS, right padding).
+            attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                1 for target tokens, 0 for padding.
+            image_features, image_mask, review_features, review_mask:
+                Encoder inputs, see [`~PC2LForConditionalGeneration.encode`]. Ignored when `encoder_hidden_states`
+                is given.
+            encoder_hidden_states (`torch.FloatTensor` of shape `(batch_size, num_inputs, hidden_size)`, *optional*):
+                Precomputed `[H^V; H^R]` (from `encode`), so decoding steps do not rerun the encoder.
+            encoder_attention_mask (`torch.Tensor` of shape `(batch_size, num_inputs)`, *optional*):
+                Their padding mask.
+            negative_input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Entity-swapped hard negatives of the targets (CCL, eq. 8), padded to the targets' length. They go
+                through the decoder in the same call as the targets (2B sequences) and get no LM loss.
+            negative_attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Their padding mask.
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                LM labels, -100 where ignored; shifted inside the model (`labels = input_ids` works). With labels,
+                the projection-head embeddings of the configured contrastive losses are returned too.
+            logits_to_keep (`int`, *optional*, defaults to 0):
+                Compute logits for the last `logits_to_keep` positions only (0: all).
+        """
+        compute_embeddings = labels is not None and (
+            self.config.image_contrastive != "none" or self.config.review_contrastive != "none"
+        )
+        encoder_ran = encoder_hidden_states is None
+        if encoder_ran:
+            encoder_hidden_states, encoder_attention_mask = self.encode(
+                image_features, image_mask, review_features, review_mask
+            )
+        elif compute_embeddings:
+            raise ValueError("the contrastive embeddings need the raw features, not encoder_hidden_states")
+
+        cache = kwargs.pop("past_key_values", cache)  # the cache's name in older releases, see CACHE_KEY
+        if use_cache is None and labels is not None:
+            use_cache = False  # a loss computation never continues decoding
+        batch_size = input_ids.shape[0]
+        decoder_input_ids, decoder_attention_mask = input_ids, attention_mask
+        cross_states, cross_mask = encoder_hidden_states, encoder_attention_mask
+        if negative_input_ids is not None:
+            if negative_input_ids.shape != input_ids.shape:
+                raise ValueError(
+                    f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
+                    f"{tuple(input_ids.shape)}"
+                )
+            # One decoder call on [targets; hard negatives]: 2B sequences, each negative cross-attending to its
+            # own example's inputs.
+            decoder_input_ids = torch.cat([input_ids, negative_input_ids])
+            decoder_attention_mask = torch.cat([attention_mask, negative_attention_mask])
+            cross_states = encoder_hidden_states.repeat(2, 1, 1)
+            cross_mask = encoder_attention_mask.repeat(2, 1)
+
+        decoder_outputs = self.decoder.transformer(
+            decoder_input_ids,
+            cache,
+            attention_mask=decoder_attention_mask,
+            position_ids=position_ids,
+            encoder_hidden_states=cross_states,
+            encoder_attention_mask=cross_mask,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = decoder_outputs.last_hidden_state  # [B or 2B, L, D]
+        target_states = hidden_states[:batch_size]
+        logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
+
+        loss = None
+        if labels is not None:
+            # Position t predicts token t + 1; mean over the unmasked target tokens.
+            loss = F.cross_entropy(
+                logits[:, :-1].flatten(0, 1).float(),
+                labels[:, 1:].flatten().to(logits.device),
+                ignore_index=-100,
+            )
+
+        output = PC2LOutput(loss=loss, logits=logits, cache=decoder_outputs.get(CACHE_KEY))
+        if CACHE_KEY != "cache" and output.cache is not None:
+            output[CACHE_KEY] = output.cache  # where `generate` of older releases looks for it
+        if encoder_ran:
+            output.encoder_last_hidden_state = encoder_hidden_states
+            output.encoder_attention_mask = encoder_attention_mask
+        if compute_embeddings:
+            num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
+            target_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            output.target_embeds = self.target_head(target_states, target_mask)
+            if self.config.image_contrastive != "none":
+                output.image_embeds = self.image_head(
+                    encoder_hidden_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
+                )
+            if self.config.review_contrastive != "none":
+                output.review_embeds = self.review_head(
+                    encoder_hidden_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
+                )
+            if negative_input_ids is not None:
+                output.negative_embeds = self.target_head(hidden_states[batch_size:], negative_attention_mask)
+        return output
+
+    @torch.no_grad()
+    def generate(
+        self,
+        inputs: torch.LongTensor | None = None,
+        image_features: torch.FloatTensor | None = None,
+        image_mask: torch.Tensor | None = None,
+        review_features: torch.FloatTensor | None = None,
+        review_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.FloatTensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """Generate explanations; the encoder runs once per input, before the beams are expanded.
+
+        Takes either the raw features (see [`~PC2LForConditionalGeneration.encode`]) or precomputed
+        `encoder_hidden_states` + `encoder_attention_mask`, and any [`~GenerationMixin.generate`] argument
+        (`num_beams=2, max_new_tokens=64` in the paper). Without `inputs`, decoding starts from BOS.
+        """
+        if encoder_hidden_states is None:
+            encoder_hidden_states, encoder_attention_mask = self.encode(
+                image_features, image_mask, review_features, review_mask
+            )
+        if inputs is None:
+            # Start from BOS with an explicit mask: GPT-2's BOS is also its EOS/pad token, which `generate` would
+            # otherwise take for padding.
+            bos = self.generation_config.bos_token_id
+            inputs = torch.full((encoder_hidden_states.shape[0], 1), bos, device=encoder_hidden_states.device)
+            kwargs.setdefault("attention_mask", torch.ones_like(inputs))
+        return super().generate(
+            inputs,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            **kwargs,
+        )
+
+
+__all__ = ["PC2LForConditionalGeneration", "PC2LOutput", "PC2LPreTrainedModel", "masked_mean"]

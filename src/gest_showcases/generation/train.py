@@ -1,0 +1,223 @@
+"""`gest-showcases train-pc2l`: train the PC2L explanation generator on a built dataset's `s2` config.
+
+Targets are the `explanation` column; the encoder reads the features (from `gest-showcases features`) of the
+images the explanation describes (`pics`: the user's ground-truth images, as in the paper's training; at inference
+they come from the selector) and of the user's other reviews (`history_review_ids`). Hard negatives for CCL are
+made once for the training split before training. Options come from the command line, a YAML file
+(`--config examples/configs/pc2l.yaml`, command-line options override it), or both:
+
+    accelerate launch examples/train_pc2l.py --config examples/configs/pc2l.yaml \\
+        --dataset data/gest --features data/features --decoder gpt2 --output_dir runs/pc2l
+"""
+
+import logging
+import math
+import sys
+from dataclasses import dataclass, field
+
+import torch
+import yaml
+from transformers import AutoTokenizer, GPT2Config, HfArgumentParser, TrainingArguments
+
+from .collator import PC2LCollator, PC2LDataset
+from .configuration_pc2l import PC2LConfig
+from .modeling_pc2l import PC2LForConditionalGeneration
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PC2LModelArguments:
+    """The model: decoder start point, inputs, losses (Table 4 rows) and optional LoRA."""
+
+    tokenizer: str = field(metadata={"help": "GPT-2 tokenizer name or folder (e.g. gpt2)."})
+    decoder: str | None = field(
+        default=None,
+        metadata={"help": "GPT-2 checkpoint to start the decoder from; random GPT-2 small when unset."},
+    )
+    input_mode: str = field(default="img+text", metadata={"help": "img | text | img+text"})
+    image_contrastive: str = field(default="ccl", metadata={"help": "none | cl | ccl (weighted by lambda1)"})
+    review_contrastive: str = field(default="pcl", metadata={"help": "none | cl | pcl (weighted by lambda2)"})
+    lambda1: float = 0.2
+    lambda2: float = 0.2
+    pcl_alpha: float = math.e
+    contrastive_temperature: float = 0.1
+    encoder_layers: int = 3
+    encoder_attention_heads: int = 12
+    projection_dim: int = 256
+    lora: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters on the decoder attention (peft)."}
+    )
+    lora_rank: int = 8
+    lora_self_attention: bool = True
+    lora_cross_attention: bool = False
+
+
+@dataclass
+class PC2LDataArguments:
+    """Where the examples come from."""
+
+    dataset: str = field(
+        metadata={"help": "Built dataset folder (gest-showcases build); its s2 config is read."}
+    )
+    features: str = field(metadata={"help": "Feature folder (gest-showcases features)."})
+    image_kind: str = field(
+        default="vision",
+        metadata={"help": "Image feature kind: vision (the paper's CNN features) or image (CLIP)."},
+    )
+    max_length: int = field(default=64, metadata={"help": "Most target tokens, BOS and EOS included."})
+    max_images: int = 5
+    max_reviews: int = 10
+    negative_seed: int = 0
+
+
+def yaml_to_argv(path: str) -> list[str]:
+    """A YAML mapping of option -> value as command-line arguments (lists become repeated values)."""
+    with open(path) as handle:
+        options = yaml.safe_load(handle) or {}
+    argv = []
+    for key, value in options.items():
+        values = value if isinstance(value, list) else [value]
+        argv += [f"--{key}", *map(str, values)]
+    return argv
+
+
+def parse_args(argv: list[str] | None, prog: str | None, dataclasses: tuple) -> tuple:
+    """Parse `dataclasses` from `argv`, where `--config FILE.yaml` supplies defaults that later options override."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" in argv:
+        index = argv.index("--config")
+        argv = yaml_to_argv(argv[index + 1]) + argv[:index] + argv[index + 2 :]
+    return HfArgumentParser(dataclasses, prog=prog).parse_args_into_dataclasses(args=argv)
+
+
+def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
+    """Targets and per-example feature tensors of one `s2` split; examples with no usable input are dropped.
+
+    `tables` maps a feature kind to its table (`gest_showcases.features.load_features`).
+    """
+    import datasets
+
+    rows = datasets.load_dataset(data_args.dataset, "s2", split=split)
+    columns = {"target": list(rows["explanation"])}
+    found_any = torch.zeros(len(rows), dtype=torch.bool)
+    inputs = []
+    if config.uses_images:
+        inputs.append(("image_features", data_args.image_kind, rows["pics"], config.max_images))
+    if config.uses_reviews:
+        inputs.append(("review_features", "review", rows["history_review_ids"], config.max_reviews))
+    for name, kind, ids_per_row, limit in inputs:
+        ids_per_row = [list(ids)[:limit] for ids in ids_per_row]
+        # One lookup for the whole split, then split back per example.
+        flat, found = tables[kind].lookup([i for ids in ids_per_row for i in ids])
+        counts = [len(ids) for ids in ids_per_row]
+        columns[name] = [
+            features[mask] for features, mask in zip(flat.split(counts), found.split(counts), strict=True)
+        ]
+        found_any |= torch.tensor([len(features) > 0 for features in columns[name]])
+    keep = found_any.nonzero().flatten().tolist()
+    if len(keep) < len(rows):
+        logger.warning(
+            "%s: dropped %d of %d examples without any found feature", split, len(rows) - len(keep), len(rows)
+        )
+    return {name: [values[index] for index in keep] for name, values in columns.items()}
+
+
+def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) -> dict:
+    """The `PC2LConfig` fields other than the decoder."""
+    names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
+             "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim")  # fmt: skip
+    return {name: getattr(model_args, name) for name in names} | {
+        "max_images": data_args.max_images,
+        "max_reviews": data_args.max_reviews,
+    }
+
+
+def build_model(model_args: PC2LModelArguments, config: PC2LConfig, kwargs: dict):
+    """The PC2L model (decoder from `model_args.decoder`, else random per `config`), LoRA-wrapped when asked."""
+    if model_args.decoder is not None:
+        model = PC2LForConditionalGeneration.from_decoder_pretrained(model_args.decoder, **kwargs)
+    else:
+        model = PC2LForConditionalGeneration(config)
+    if not model_args.lora:
+        return model
+    from .lora import apply_lora
+
+    return apply_lora(
+        model,
+        rank=model_args.lora_rank,
+        self_attention=model_args.lora_self_attention,
+        cross_attention=model_args.lora_cross_attention,
+    )
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    model_args, data_args, training_args = parse_args(
+        argv, prog, (PC2LModelArguments, PC2LDataArguments, TrainingArguments)
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .negatives import load_parser, make_hard_negatives
+    from .trainer import PC2LTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    kwargs = config_kwargs(model_args, data_args)
+    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    # Validates the options before any data is read; also the config of a random decoder.
+    config = PC2LConfig(decoder=GPT2Config(vocab_size=len(tokenizer), **special), **kwargs)
+    from gest_showcases.features import load_features
+
+    kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
+    tables = {kind: load_features(data_args.features, kind) for kind in kinds}
+    splits = {split: load_split(data_args, split, config, tables) for split in ("train", "validation")}
+    # The feature widths are those of the feature folder.
+    for name, column in (("image_feature_dim", "image_features"), ("review_feature_dim", "review_features")):
+        if column in splits["train"]:
+            kwargs[name] = splits["train"][column][0].shape[-1]
+            setattr(config, name, kwargs[name])
+    with_negatives = config.image_contrastive == "ccl"
+    if with_negatives:
+        parser = load_parser()
+        for columns in splits.values():
+            columns["negative"] = make_hard_negatives(
+                columns["target"], nlp=parser, seed=data_args.negative_seed
+            )
+    splits_data = {
+        split: PC2LDataset(
+            targets=columns["target"],
+            image_features=columns.get("image_features"),
+            review_features=columns.get("review_features"),
+            negatives=columns.get("negative"),
+        )
+        for split, columns in splits.items()
+    }
+
+    with training_args.main_process_first():
+        model = build_model(model_args, config, kwargs)
+    training_args.remove_unused_columns = False
+    collator = PC2LCollator(
+        tokenizer,
+        max_length=data_args.max_length,
+        max_images=data_args.max_images,
+        max_reviews=data_args.max_reviews,
+        with_negatives=with_negatives,
+    )
+    trainer = PC2LTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits_data["train"],
+        eval_dataset=splits_data["validation"] if len(splits_data["validation"]) else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    trainer.save_model()
+    metrics = dict(result.metrics)
+    if len(splits_data["validation"]):
+        metrics |= trainer.evaluate()
+    trainer.log_metrics("all", metrics)
+    trainer.save_metrics("all", metrics)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""`PC2LTrainer`: a `transformers.Trainer` that optimises `L = L_CE + lambda1 * L_img + lambda2 * L_text` (eq. 11).
+
+`L_img` is none, CL (eq. 7) or CCL (eq. 8) and `L_text` none, CL (eq. 7) or PCL (eq. 9), as set by the model's
+`PC2LConfig` (`image_contrastive`, `review_contrastive`), which covers every row of the paper's Table 4:
+
+| Table 4 row       | image_contrastive | review_contrastive |
+|-------------------|-------------------|--------------------|
+| baseline          | none              | none               |
+| img CL + text CL  | cl                | cl                 |
+| CCL + text CL     | ccl               | cl                 |
+| img CL + PCL      | cl                | pcl                |
+| PC2L              | ccl               | pcl                |
+
+Each part is logged (`loss_ce`, `loss_img_cl` or `loss_ccl`, `loss_text_cl` or `loss_pcl`; `eval_` prefixed in
+evaluation), averaged over the steps since the last log and over processes.
+
+Gradient accumulation: every part is a per-batch mean (the model's LM loss is the mean over the batch's target
+tokens), so `loss_is_scaled_for_ga = False` and the Trainer divides the sum by the accumulation steps. The LM part
+then equals the token mean of the accumulated batch when micro-batches hold equal numbers of target tokens;
+contrastive parts use the micro-batch as their set of negatives. Under DDP `model` is the wrapper: the config is
+read from the unwrapped model, and the forward goes through the wrapper so gradients are synchronised.
+"""
+
+from collections import defaultdict
+
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import unwrap_peft_model
+
+from .losses import total_loss
+
+
+class PC2LTrainer(Trainer):
+    """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
+
+    Only `compute_loss` and `log` are overridden; use it like `Trainer`, with a [`PC2LCollator`] as data collator
+    (`with_negatives=True` for CCL) and `remove_unused_columns=False`.
+    """
+
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        config = unwrap_peft_model(self.accelerator.unwrap_model(model)).config
+        outputs = model(**inputs)
+        loss, parts = total_loss(config, outputs, inputs)
+        mode = "train" if model.training else "eval"
+        for name, value in parts.items():
+            self._loss_parts[mode][name].append(value.detach())
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "eval" if any(key.startswith("eval_") for key in logs) else "train"
+        prefix = "eval_" if mode == "eval" else ""
+        for name, values in self._loss_parts[mode].items():
+            mean = torch.stack(values).mean().reshape(1)
+            logs[prefix + name] = self.accelerator.gather(mean).mean().item()
+        self._loss_parts[mode].clear()
+        super().log(logs, start_time)
+
+
+__all__ = ["PC2LTrainer"]

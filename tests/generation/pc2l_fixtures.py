@@ -1,0 +1,78 @@
+"""Tiny PC2L building blocks shared by the generation tests (imported by name: `conftest` is ambiguous across test folders): a byte-level BPE GPT-2 tokenizer trained here, tiny
+configs and synthetic examples (no download)."""
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPT2TokenizerFast
+
+from gest_showcases.generation import PC2LConfig
+
+CORPUS = [
+    "I like the sushi here and the spicy tuna roll was great.",
+    "The burger was juicy and their fries were crispy.",
+    "We loved the ramen, the broth is rich and the noodles are chewy.",
+    "The pizza had a thin crust and fresh basil on top.",
+    "Their coffee is strong and the croissant was flaky.",
+    "The tacos were spicy, the salsa fresh and the margarita cold.",
+] * 4
+
+FEATURE_DIM = 8
+
+
+def build_tokenizer() -> GPT2TokenizerFast:
+    """A ~300-token byte-level BPE tokenizer with GPT-2's special token, trained on CORPUS."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(CORPUS, trainer)
+    return GPT2TokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+
+
+def tiny_config(tokenizer, decoder: dict | None = None, **overrides) -> PC2LConfig:
+    """Hidden 32, 2 decoder layers, 2 heads, 2 encoder layers, dropout off (deterministic comparisons).
+
+    `decoder` entries update the tiny GPT-2 settings; `overrides` replace other PC2LConfig fields.
+    """
+    special = tokenizer.eos_token_id
+    decoder_settings = {
+        "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64, "vocab_size": len(tokenizer),
+        "bos_token_id": special, "eos_token_id": special, "pad_token_id": special,
+        "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
+    }  # fmt: skip
+    kwargs = {
+        "decoder": decoder_settings | (decoder or {}), "image_feature_dim": FEATURE_DIM, "review_feature_dim": FEATURE_DIM,
+        "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "encoder_dropout": 0.0,
+        "projection_dim": 16,
+    }  # fmt: skip
+    return PC2LConfig(**(kwargs | overrides))
+
+
+def synthetic_examples(count: int, seed: int = 0, with_negatives: bool = True) -> list[dict]:
+    """Examples with 1-5 images and 0-4 reviews (at least one input), targets from CORPUS."""
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for index in range(count):
+        num_images = int(torch.randint(1, 6, (1,), generator=generator))
+        num_reviews = int(torch.randint(0, 5, (1,), generator=generator))
+        example = {
+            "target": CORPUS[index % 6],
+            "image_features": torch.randn(num_images, FEATURE_DIM, generator=generator),
+            "review_features": torch.randn(num_reviews, FEATURE_DIM, generator=generator),
+        }
+        if with_negatives:
+            example["negative"] = CORPUS[(index + 1) % 6].replace("the", "a")
+        examples.append(example)
+    return examples
+
+

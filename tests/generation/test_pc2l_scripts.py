@@ -1,0 +1,162 @@
+"""The `train-pc2l` and `finetune-lm` scripts on a tiny built dataset folder and fake feature tables."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
+
+import gest_showcases.features
+from pc2l_fixtures import CORPUS, FEATURE_DIM, build_tokenizer
+from gest_showcases.generation import finetune_lm, train
+from gest_showcases.generation.finetune_lm import pack_texts
+
+CARD = """---
+configs:
+- config_name: s2
+  data_files:
+  - split: train
+    path: s2/train-*.parquet
+  - split: validation
+    path: s2/validation-*.parquet
+  default: true
+- config_name: s1
+  data_files:
+  - split: train
+    path: s1/train-*.parquet
+---
+"""
+
+
+class FakeFeatureTable:
+    """`load_features` stand-in: a deterministic feature per id, ids starting with "missing" not found."""
+
+    def lookup(self, ids):
+        found = torch.tensor([not key.startswith("missing") for key in ids], dtype=torch.bool)
+        seeds = torch.tensor([sum(map(ord, key)) for key in ids], dtype=torch.float32)
+        features = torch.sin(seeds[:, None] * torch.arange(1, FEATURE_DIM + 1))  # [N, FEATURE_DIM]
+        return features * found[:, None], found
+
+
+def _write_dataset(folder):
+    import datasets
+
+    rows = {
+        "review_id": [f"u{i}_b{i}" for i in range(8)],
+        "review_text": [text + " Would come back." for text in CORPUS[:8]],
+        "explanation": CORPUS[:8],
+        "pics": [[f"p{i}a", f"p{i}b"] if i != 3 else ["missing"] for i in range(8)],
+        "history_review_ids": [[f"u{i}_h{j}" for j in range(i % 3)] for i in range(8)],
+    }
+    table = datasets.Dataset.from_dict(rows)
+    (folder / "s2").mkdir(parents=True)
+    (folder / "s1").mkdir()
+    table.select(range(6)).to_parquet(str(folder / "s2" / "train-00000-of-00001.parquet"))
+    table.select(range(6, 8)).to_parquet(str(folder / "s2" / "validation-00000-of-00001.parquet"))
+    table.to_parquet(str(folder / "s1" / "train-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(CARD)
+
+
+@pytest.fixture
+def assets(tmp_path, monkeypatch):
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    gpt2 = GPT2LMHeadModel(
+        GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
+    )
+    gpt2.save_pretrained(tmp_path / "gpt2")
+    _write_dataset(tmp_path / "dataset")
+    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: FakeFeatureTable())
+    return tmp_path
+
+
+def test_yaml_config_gives_defaults_that_the_command_line_overrides(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump({"lambda1": 0.5, "report_to": ["none"], "dataset": "d", "features": "f"})
+    )
+    model_args, data_args, training_args = train.parse_args(
+        ["--config", str(config), "--lambda1", "0.7", "--tokenizer", "t", "--output_dir", str(tmp_path)],
+        None,
+        (train.PC2LModelArguments, train.PC2LDataArguments, train.TrainingArguments),
+    )
+    assert model_args.lambda1 == 0.7
+    assert data_args.dataset == "d" and training_args.report_to == []
+
+
+@pytest.mark.slow
+def test_train_pc2l_runs_end_to_end_and_saves_an_auto_model(assets):
+    config = assets / "pc2l.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "encoder_layers": 1,
+                "encoder_attention_heads": 2,
+                "projection_dim": 8,
+                "image_kind": "image",
+                "max_steps": 2,
+                "per_device_train_batch_size": 3,
+                "per_device_eval_batch_size": 2,
+                "logging_steps": 1,
+                "save_strategy": "no",
+                "report_to": ["none"],
+                "use_cpu": True,
+                "disable_tqdm": True,
+            }
+        )
+    )
+    argv = ["--config", str(config), "--dataset", str(assets / "dataset"), "--features", "unused",
+            "--tokenizer", str(assets / "tokenizer"), "--decoder", str(assets / "gpt2"),
+            "--output_dir", str(assets / "run")]  # fmt: skip
+    assert train.main(argv) == 0
+    results = json.loads((assets / "run" / "all_results.json").read_text())
+    assert {"eval_loss", "eval_loss_ce", "eval_loss_ccl", "eval_loss_pcl", "train_loss"} <= set(results)
+    model = AutoModel.from_pretrained(assets / "run")
+    assert model.config.image_feature_dim == FEATURE_DIM and model.config.encoder_layers == 1
+    gpt2 = GPT2LMHeadModel.from_pretrained(assets / "gpt2")
+    assert not torch.equal(
+        model.decoder.transformer.h[0].attn.c_attn.weight, gpt2.transformer.h[0].attn.c_attn.weight
+    )
+
+
+def test_pack_texts_closes_each_text_with_eos_and_drops_the_tail():
+    assert pack_texts([[1, 2], [3], [4, 5, 6]], eos_token_id=0, block_size=4) == [[1, 2, 0, 3], [0, 4, 5, 6]]
+
+
+@pytest.mark.slow
+def test_finetune_lm_continues_pretraining_the_decoder(assets):
+    argv = ["--dataset", str(assets / "dataset"), "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "gpt2"), "--block_size", "16", "--output_dir", str(assets / "ft"),
+            "--max_steps", "2", "--per_device_train_batch_size", "4", "--report_to", "none",
+            "--use_cpu", "True", "--save_strategy", "no", "--disable_tqdm", "True"]  # fmt: skip
+    assert finetune_lm.main(argv) == 0
+    before = GPT2LMHeadModel.from_pretrained(assets / "gpt2")
+    after = GPT2LMHeadModel.from_pretrained(assets / "ft")
+    assert not torch.equal(before.transformer.wte.weight, after.transformer.wte.weight)
+    assert (assets / "ft" / "tokenizer.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "image_loss", "review_loss"),
+    [("baseline", "none", "none"), ("img_cl_text_cl", "cl", "cl"), ("ccl_text_cl", "ccl", "cl"),
+     ("img_cl_pcl", "cl", "pcl"), ("pc2l", "ccl", "pcl")],
+)  # fmt: skip
+def test_example_configs_are_the_table4_rows(tmp_path, name, image_loss, review_loss):
+    from pathlib import Path
+
+    from gest_showcases.generation import PC2LConfig
+
+    path = Path(__file__).parents[2] / "examples" / "configs" / f"{name}.yaml"
+    model_args, data_args, training_args = train.parse_args(
+        ["--config", str(path), "--dataset", "d", "--features", "f", "--output_dir", str(tmp_path)],
+        None,
+        (train.PC2LModelArguments, train.PC2LDataArguments, train.TrainingArguments),
+    )
+    config = PC2LConfig(**train.config_kwargs(model_args, data_args))
+    assert (config.image_contrastive, config.review_contrastive) == (image_loss, review_loss)
+    assert (config.lambda1, config.lambda2, config.contrastive_temperature) == (0.2, 0.2, 0.1)
+    assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 32
+    assert (data_args.max_length, data_args.max_images, data_args.max_reviews) == (64, 5, 10)

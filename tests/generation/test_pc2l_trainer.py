@@ -1,0 +1,170 @@
+"""PC2LTrainer: eq. 11 composition, lambda = 0, training moves the weights, gradient accumulation, logging, DDP."""
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainingArguments
+
+from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config
+from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.losses import (
+    cross_modal_contrastive_loss,
+    personalized_contrastive_loss,
+    total_loss,
+)
+from gest_showcases.generation.modeling_pc2l import masked_mean
+from gest_showcases.generation.trainer import PC2LTrainer
+
+
+def _model(tokenizer, seed=0, **overrides):
+    torch.manual_seed(seed)
+    return PC2LForConditionalGeneration(tiny_config(tokenizer, **overrides))
+
+
+def _dataset(examples):
+    return PC2LDataset(
+        targets=[example["target"] for example in examples],
+        image_features=[example["image_features"] for example in examples],
+        review_features=[example["review_features"] for example in examples],
+        negatives=[example["negative"] for example in examples],
+    )
+
+
+def _args(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
+        optim="sgd", learning_rate=0.1, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
+        per_device_train_batch_size=2, max_steps=2, train_sampling_strategy="sequential",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    return TrainingArguments(**(defaults | overrides))
+
+
+def test_total_loss_is_eq11(tokenizer):
+    model = _model(tokenizer, lambda1=0.3, lambda2=0.7)
+    batch = PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(4))
+    out = model(**batch)
+    loss, parts = total_loss(model.config, out, batch)
+    assert set(parts) == {"loss_ce", "loss_ccl", "loss_pcl"}
+    ccl = cross_modal_contrastive_loss(out.image_embeds, out.target_embeds, out.negative_embeds, 0.1)
+    means = masked_mean(batch["review_features"], batch["review_mask"])
+    pcl = personalized_contrastive_loss(
+        out.review_embeds, out.target_embeds, means, model.config.pcl_alpha, 0.1
+    )
+    torch.testing.assert_close(loss, out.loss + 0.3 * ccl + 0.7 * pcl)
+
+
+def test_lambda_zero_equals_ce_only(tokenizer):
+    batch = PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(4))
+    pc2l = _model(tokenizer, lambda1=0.0, lambda2=0.0)
+    baseline = _model(tokenizer, image_contrastive="none", review_contrastive="none")
+    baseline.load_state_dict(pc2l.state_dict(), strict=False)  # the baseline has no projection heads
+    loss, parts = total_loss(pc2l.config, pc2l(**batch), batch)
+    baseline_batch = {key: value for key, value in batch.items() if not key.startswith("negative")}
+    baseline_loss = baseline(**baseline_batch).loss
+    torch.testing.assert_close(loss, baseline_loss)
+    loss.backward()
+    baseline_loss.backward()
+    baseline_grads = dict(baseline.named_parameters())
+    for name, parameter in pc2l.named_parameters():
+        if name in baseline_grads:
+            torch.testing.assert_close(parameter.grad, baseline_grads[name].grad, msg=name)
+
+
+def test_training_changes_every_parameter_and_logs_each_part(tokenizer, tmp_path):
+    model = _model(tokenizer)
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    trainer = PC2LTrainer(
+        model=model,
+        args=_args(tmp_path, max_steps=3),
+        train_dataset=_dataset(synthetic_examples(6)),
+        data_collator=PC2LCollator(tokenizer, with_negatives=True),
+    )
+    trainer.train()
+    unchanged = [name for name, p in model.named_parameters() if torch.equal(p.detach(), before[name])]
+    assert unchanged == []
+    logged = [entry for entry in trainer.state.log_history if "loss_ce" in entry]
+    assert len(logged) == 3
+    for entry in logged:
+        assert {"loss", "loss_ce", "loss_ccl", "loss_pcl"} <= set(entry)
+        expected = entry["loss_ce"] + 0.2 * entry["loss_ccl"] + 0.2 * entry["loss_pcl"]
+        assert entry["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_ccl_without_negatives_in_the_batch_is_a_clear_error(tokenizer, tmp_path):
+    trainer = PC2LTrainer(
+        model=_model(tokenizer),
+        args=_args(tmp_path),
+        train_dataset=_dataset(synthetic_examples(4)),
+        data_collator=PC2LCollator(tokenizer, with_negatives=False),
+    )
+    with pytest.raises(ValueError, match="negative_input_ids"):
+        trainer.train()
+
+
+def _train_one_step(model, tokenizer, tmp_path, examples, batch_size, accumulation):
+    trainer = PC2LTrainer(
+        model=model,
+        args=_args(
+            tmp_path,
+            per_device_train_batch_size=batch_size,
+            gradient_accumulation_steps=accumulation,
+            max_steps=1,
+        ),  # fmt: skip
+        train_dataset=_dataset(examples),
+        data_collator=PC2LCollator(tokenizer, with_negatives=True),
+    )
+    trainer.train()
+    return {name: parameter.detach() for name, parameter in model.named_parameters()}
+
+
+def test_gradient_accumulation_4x1_matches_1x4(tokenizer, tmp_path):
+    # Equal target lengths: then the mean of micro-batch token means is the token mean of the whole batch.
+    examples = [dict(example, target=CORPUS[0]) for example in synthetic_examples(4)]
+    config = {"image_contrastive": "none", "review_contrastive": "none"}
+    one_batch = _train_one_step(_model(tokenizer, **config), tokenizer, tmp_path / "a", examples, 4, 1)
+    accumulated = _train_one_step(_model(tokenizer, **config), tokenizer, tmp_path / "b", examples, 1, 4)
+    for name, value in one_batch.items():
+        torch.testing.assert_close(accumulated[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_gradient_accumulation_does_not_scale_the_contrastive_parts(tokenizer, tmp_path):
+    examples = synthetic_examples(4)
+    model = _model(tokenizer)
+    reference = copy.deepcopy(model)
+    trained = _train_one_step(model, tokenizer, tmp_path, examples, 2, 2)
+    # Reference: one SGD step on the mean over the two micro-batches of eq. 11.
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    reference.train()
+    for micro_batch in (examples[:2], examples[2:]):
+        batch = collator(micro_batch)
+        (total_loss(reference.config, reference(**batch), batch)[0] / 2).backward()
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter -= 0.1 * parameter.grad
+    for name, parameter in reference.named_parameters():
+        torch.testing.assert_close(trained[name], parameter.detach(), rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_two_process_cpu_training(tmp_path):
+    script = Path(__file__).with_name("ddp_train_synthetic.py")
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         str(script), str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600, cwd=script.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    assert all(rank["world_size"] == 2 for rank in ranks)
+    assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)  # DDP kept replicas in sync
+    assert all(rank["changed"] for rank in ranks)
+    assert all({"loss_ce", "loss_ccl", "loss_pcl"} <= set(rank["logged"]) for rank in ranks)
