@@ -1,0 +1,502 @@
+"""`ShowcasePipeline`: a user's history and a business's photos in, a personalized showcase out.
+
+The two steps of the paper, on raw inputs, in the spirit of a transformers pipeline:
+
+1. CLIP features of the business's candidate photos and of the user's history (review texts, photos)
+   are computed on the fly with the features layer's encoders (`load_clip`: images L2-normalised;
+   a review is the renormalised mean of its sentences' embeddings, as `extract_text_features`
+   caches it), and `DPPImageSelector.select` picks K photos (greedy MAP under the learned kernel).
+2. `PC2LForConditionalGeneration.generate` writes the explanation from the selected photos' image
+   features and the user's history-review features, the inputs its training saw: images as
+   `gest-showcases train-pc2l --image_kind` read them (`"vision"`: the generator backbone's pooled
+   output from `load_vision_backbone`; `"image"`: CLIP image embeddings), at most `max_images` photos
+   (in pick order) and the first `max_reviews` history reviews.
+
+Edge cases, each reported in the result's `warnings` (and logged):
+
+- Cold user (no history review with text and no readable history photo): the selector gets the
+  empty profile, all zeros, which is also what training gave users without history. The user MLP
+  then outputs one fixed embedding, so the pick is the relevance every user shares plus diversity:
+  a quality-and-diversity ranking, the same for every cold user. The explanation is generated from
+  the photos alone. A generator trained on history reviews only (`input_mode="text"`) has nothing to
+  read for a user without history reviews: ValueError.
+- A business with fewer readable photos than K: all of them are returned.
+- Unreadable or missing photos: skipped and listed in `skipped`; a business with none readable
+  raises ValueError (no showcase can be made).
+
+Example:
+
+```python
+>>> from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
+>>> showcase = ShowcasePipeline.from_pretrained(
+...     selector="runs/selector-img+text", generator="runs/pc2l", clip="openai/clip-vit-base-patch32"
+... )
+>>> result = showcase(ShowcaseInput(candidates=["photos/a.jpg", "photos/b.jpg"], history_texts=["Great ramen."]))
+>>> result.explanation, [photo.id for photo in result.photos]
+```
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.nn.utils.rnn import pad_sequence
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from gest_showcases.data.records import split_sentences
+from gest_showcases.features.clip import ImageFeatureModel, TextFeatureModel, load_clip, load_vision_backbone
+from gest_showcases.features.loading import ImageFileDataset, ImagePreprocessing
+from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.selection import DPPImageSelector
+
+logger = logging.getLogger(__name__)
+
+ImageLike = str | Path | Image.Image
+IMAGE_KINDS = ("vision", "image")
+ENCODE_BATCH = 256  # images per CLIP / backbone forward pass
+# What PIL raises on a file that exists but is not a decodable image.
+_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass
+class ShowcaseInput:
+    """One request: a business's candidate photos and what is known of the user.
+
+    Args:
+        candidates (`Mapping[str, str | Path | PIL.Image.Image]` or `Sequence`): the business's photos by
+            id, or a sequence of them (ids: the file name without extension for paths, `photo-<i>` for
+            PIL images).
+        history_texts (`Sequence[str]`): the user's other reviews, most relevant first (the generator
+            reads the first `max_reviews`). Empty texts are ignored.
+        history_images (`Sequence[str | Path | PIL.Image.Image]`): photos of the user's other reviews.
+        user_id (`str`, *optional*), business_id (`str`, *optional*): carried into the result.
+    """
+
+    candidates: Mapping[str, ImageLike] | Sequence[ImageLike]
+    history_texts: Sequence[str] = ()
+    history_images: Sequence[ImageLike] = ()
+    user_id: str | None = None
+    business_id: str | None = None
+
+    def candidate_items(self) -> list[tuple[str, ImageLike]]:
+        """(id, photo) pairs; ValueError on a repeated id."""
+        if isinstance(self.candidates, Mapping):
+            return list(self.candidates.items())
+        items = [
+            (Path(photo).stem if isinstance(photo, str | Path) else f"photo-{index}", photo)
+            for index, photo in enumerate(self.candidates)
+        ]
+        ids = [key for key, _ in items]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"candidate photos have repeated ids {ids}: pass them as a mapping id -> photo")
+        return items
+
+
+@dataclass
+class ShowcasePhoto:
+    """A selected photo.
+
+    Args:
+        id (`str`): its id among the candidates.
+        score (`float`): its log relevance to the user, `log q_i` of the selector's kernel (higher: more
+            relevant); the pick order also weighs diversity, so scores need not decrease.
+        path (`str`, *optional*): its file, when it was given as a path.
+        image (`PIL.Image.Image`, *optional*): the image itself, when it was given as one.
+    """
+
+    id: str
+    score: float
+    path: str | None = None
+    image: Image.Image | None = field(default=None, repr=False)
+
+
+@dataclass
+class Showcase:
+    """A personalized showcase: the selected photos (in pick order) and the generated explanation.
+
+    Args:
+        photos (`list[ShowcasePhoto]`): at most K photos.
+        explanation (`str`): the generated text.
+        user_id (`str`, *optional*), business_id (`str`, *optional*): from the input.
+        cold_user (`bool`): the user had no usable history (see the module docstring).
+        skipped (`list[str]`): ids of candidate photos that could not be read.
+        warnings (`list[str]`): what went differently from a normal request, in words.
+    """
+
+    photos: list[ShowcasePhoto]
+    explanation: str
+    user_id: str | None = None
+    business_id: str | None = None
+    cold_user: bool = False
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (photos without their PIL images)."""
+        return {
+            "photos": [{"id": photo.id, "score": photo.score, "path": photo.path} for photo in self.photos],
+            "explanation": self.explanation,
+            "user_id": self.user_id,
+            "business_id": self.business_id,
+            "cold_user": self.cold_user,
+            "skipped": list(self.skipped),
+            "warnings": list(self.warnings),
+        }
+
+
+def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) -> list[torch.Tensor | None]:
+    """Photos (paths or PIL images) -> uint8 `[3, H, W]` each as `preprocessing` resizes and crops them,
+    None for a missing or unreadable file."""
+    files = ImageFileDataset([(str(index), photo) for index, photo in enumerate(photos)], preprocessing)
+    pixels: list[torch.Tensor | None] = []
+    for index, photo in enumerate(photos):
+        if isinstance(photo, Image.Image):
+            try:
+                pixels.append(preprocessing.pil_to_uint8(photo))
+            except _UNREADABLE as error:
+                logger.debug("unreadable image %d: %s", index, error)
+                pixels.append(None)
+        else:
+            pixels.append(files[index][1])
+    return pixels
+
+
+def _pad(rows: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[n_i, dim] tensors -> zeros-padded [B, max n_i, dim] and the [B, max n_i] mask, as the PC2L collator pads."""
+    lengths = torch.tensor([len(row) for row in rows])
+    padded = pad_sequence([row.reshape(-1, dim) for row in rows], batch_first=True)  # [B, N, dim]
+    mask = torch.arange(padded.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # [B, N]
+    return padded, mask
+
+
+@dataclass
+class _Prepared:
+    """One input after feature extraction (internal)."""
+
+    request: ShowcaseInput
+    ids: list[str]
+    photos: list[ImageLike]
+    features: torch.Tensor  # [n_readable, clip_dim]
+    profile_text: torch.Tensor  # [text_dim]
+    profile_image: torch.Tensor  # [image_dim]
+    reviews: torch.Tensor  # [n_reviews, text_dim]
+    cold_user: bool
+    skipped: list[str]
+    warnings: list[str]
+
+
+class ShowcasePipeline:
+    """Personalized showcases from raw photos and texts: `DPPImageSelector` then `PC2LForConditionalGeneration`.
+
+    Args:
+        selector ([`DPPImageSelector`]): the image-set selector.
+        generator ([`PC2LForConditionalGeneration`]): the explanation generator.
+        tokenizer ([`PreTrainedTokenizerBase`]): the generator's tokenizer.
+        clip_image (`ImageFeatureModel`), clip_text (`TextFeatureModel`): from `load_clip`.
+        vision (`ImageFeatureModel`, *optional*): the generator's image backbone (`load_vision_backbone`);
+            needed when `image_kind="vision"`.
+        image_kind (`str`, *optional*, defaults to `"vision"`): which image features the generator was
+            trained on (`train-pc2l --image_kind`): `"vision"` or `"image"` (CLIP).
+        batch_size (`int`, *optional*, defaults to 8): requests processed together.
+        num_beams (`int`, *optional*, defaults to 2), max_new_tokens (`int`, *optional*, defaults to 64):
+            decoding settings (the paper's).
+    """
+
+    def __init__(
+        self,
+        selector: DPPImageSelector,
+        generator: PC2LForConditionalGeneration,
+        tokenizer: PreTrainedTokenizerBase,
+        clip_image: ImageFeatureModel,
+        clip_text: TextFeatureModel,
+        vision: ImageFeatureModel | None = None,
+        image_kind: str = "vision",
+        batch_size: int = 8,
+        num_beams: int = 2,
+        max_new_tokens: int = 64,
+    ):
+        if image_kind not in IMAGE_KINDS:
+            raise ValueError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
+        if image_kind == "vision" and vision is None:
+            raise ValueError('image_kind="vision" needs the generator backbone (`vision`)')
+        self.selector = selector.eval()
+        self.generator = generator.eval()
+        self.tokenizer = tokenizer
+        self.clip_image = clip_image
+        self.clip_text = clip_text
+        self.vision = vision
+        self.image_kind = image_kind
+        self.batch_size = batch_size
+        self.num_beams = num_beams
+        self.max_new_tokens = max_new_tokens
+        self.device = clip_image.device
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        selector: str | Path,
+        generator: str | Path,
+        clip: str | Path,
+        vision: str | Path | None = None,
+        tokenizer: str | Path | None = None,
+        device: str | torch.device | None = None,
+        image_kind: str = "vision",
+        **kwargs,
+    ) -> ShowcasePipeline:
+        """Load the three checkpoints (Hub names or local folders) onto one device.
+
+        Args:
+            selector, generator, clip: `DPPImageSelector`, `PC2LForConditionalGeneration` and CLIP checkpoints.
+            vision (*optional*): the generator's image backbone; defaults to `clip`'s vision tower.
+            tokenizer (*optional*): the generator's tokenizer; defaults to the one saved with `generator`.
+            device (*optional*): defaults to CUDA when available, else the CPU.
+            image_kind: see [`ShowcasePipeline`]. `kwargs` go to the constructor.
+        """
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        clip_image, clip_text = load_clip(str(clip), device)
+        backbone = load_vision_backbone(str(vision or clip), device) if image_kind == "vision" else None
+        return cls(
+            selector=DPPImageSelector.from_pretrained(selector).to(device),
+            generator=PC2LForConditionalGeneration.from_pretrained(generator).to(device),
+            tokenizer=AutoTokenizer.from_pretrained(tokenizer or generator),
+            clip_image=clip_image,
+            clip_text=clip_text,
+            vision=backbone,
+            image_kind=image_kind,
+            **kwargs,
+        )
+
+    def __call__(
+        self,
+        inputs: ShowcaseInput | Mapping | Sequence[ShowcaseInput | Mapping],
+        k: int | None = None,
+        batch_size: int | None = None,
+        **generate_kwargs,
+    ) -> Showcase | list[Showcase]:
+        """Showcases for one request (a `ShowcaseInput` or a dict of its fields) or a list of them.
+
+        Args:
+            k (`int`, *optional*): photos per showcase; defaults to the selector's `top_k`.
+            batch_size (`int`, *optional*): requests per batch; defaults to the pipeline's.
+            generate_kwargs: passed to `generate` (defaults: `num_beams`, `max_new_tokens` of the pipeline).
+
+        Returns:
+            A `Showcase`, or a list of them (same order) for a list of requests.
+        """
+        single = isinstance(inputs, ShowcaseInput | Mapping)
+        requests = [
+            item if isinstance(item, ShowcaseInput) else ShowcaseInput(**item)
+            for item in ([inputs] if single else inputs)
+        ]
+        k = self.selector.config.top_k if k is None else k
+        batch_size = batch_size or self.batch_size
+        starts = range(0, len(requests), batch_size)
+        results: list[Showcase] = []
+        for start in tqdm(starts, desc="showcases", disable=len(starts) < 2):
+            results.extend(self._run_batch(requests[start : start + batch_size], k, generate_kwargs))
+        return results[0] if single else results
+
+    # -- features -------------------------------------------------------------------------------
+
+    def _clip_features(self, photos: list[ImageLike]) -> list[torch.Tensor | None]:
+        """CLIP image embeddings `[D]` of photos (None when unreadable), encoded `ENCODE_BATCH` at a time."""
+        pixels = read_pixels(photos, self.clip_image.preprocessing)
+        readable = [index for index, value in enumerate(pixels) if value is not None]
+        features: list[torch.Tensor | None] = [None] * len(photos)
+        for start in range(0, len(readable), ENCODE_BATCH):
+            rows = readable[start : start + ENCODE_BATCH]
+            embeds = self.clip_image.encode(torch.stack([pixels[index] for index in rows]))  # [n, D]
+            for row, index in enumerate(rows):
+                features[index] = embeds[row]
+        return features
+
+    def review_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
+        """CLIP review embeddings `[n, D]` of the texts that have a sentence (empty texts are dropped):
+        each the renormalised mean of its sentences' embeddings, as `extract_text_features` caches them."""
+        sentences = [pieces for pieces in map(split_sentences, texts) if pieces]
+        dim = self.clip_text.encoder.projection.out_features
+        if not sentences:
+            return torch.zeros(0, dim)
+        owner = torch.repeat_interleave(torch.tensor([len(pieces) for pieces in sentences]))  # [n_sentences]
+        embeds = self.clip_text.encode([piece for pieces in sentences for piece in pieces])
+        # One scatter-add: [n_sentences, D] -> [n_reviews, D].
+        sums = torch.zeros(len(sentences), dim).index_add_(0, owner, embeds)
+        return F.normalize(sums, dim=-1)
+
+    def _prepare(self, requests: list[ShowcaseInput], k: int) -> list[_Prepared]:
+        """Features of a batch of requests: every photo read and CLIP-encoded together, every text too."""
+        candidates = [request.candidate_items() for request in requests]
+        history = [list(request.history_images) for request in requests]
+        flat = [photo for items in candidates for _, photo in items]
+        flat += [photo for photos in history for photo in photos]
+        features = iter(self._clip_features(flat))
+        per_candidates = [[next(features) for _ in items] for items in candidates]
+        per_history = [[next(features) for _ in photos] for photos in history]
+        texts = [[text for text in request.history_texts if split_sentences(text)] for request in requests]
+        reviews = self.review_embeddings([text for group in texts for text in group]).split(
+            list(map(len, texts))
+        )
+        return [
+            self._prepare_one(index, *values, k)
+            for index, values in enumerate(
+                zip(requests, candidates, per_candidates, per_history, reviews, strict=True)
+            )
+        ]
+
+    def _prepare_one(
+        self,
+        index: int,
+        request: ShowcaseInput,
+        items: list[tuple[str, ImageLike]],
+        found: list[torch.Tensor | None],
+        history: list[torch.Tensor | None],
+        reviews: torch.Tensor,
+        k: int,
+    ) -> _Prepared:
+        """One request's readable candidates, profile and warnings; ValueError when no candidate is readable."""
+        kept = [
+            (key, photo, value) for (key, photo), value in zip(items, found, strict=True) if value is not None
+        ]
+        if not kept:
+            raise ValueError(
+                f"{request.business_id or f'input {index}'}: none of its {len(items)} candidate photos could be "
+                "read, so there is nothing to show"
+            )
+        if not len(reviews) and not self.generator.config.uses_images:
+            raise ValueError(
+                f"user {request.user_id or f'of input {index}'} has no history review, and the generator reads "
+                "history reviews only (input_mode='text'): there is nothing to write from"
+            )
+        skipped = [key for (key, _), value in zip(items, found, strict=True) if value is None]
+        history_images = [value for value in history if value is not None]
+        cold_user = not history_images and not len(reviews)
+        warnings = []
+        if skipped:
+            warnings.append(f"skipped {len(skipped)} unreadable or missing photos: {', '.join(skipped)}")
+        if len(kept) < k:
+            warnings.append(f"the business has {len(kept)} readable photos, fewer than k={k}: all are shown")
+        if len(history_images) < len(history):
+            warnings.append(f"skipped {len(history) - len(history_images)} unreadable history photos")
+        if cold_user:
+            warnings.append(
+                "cold user (no history): photos chosen with the empty profile (relevance shared by all "
+                "users, plus diversity); explanation from the photos alone"
+            )
+        config = self.selector.config
+        return _Prepared(
+            request=request,
+            ids=[key for key, _, _ in kept],
+            photos=[photo for _, photo, _ in kept],
+            features=torch.stack([value for _, _, value in kept]),
+            # Means of the history, zeros when there is none: the profile the selector was trained with.
+            profile_text=reviews.mean(0) if len(reviews) else torch.zeros(config.text_dim),
+            profile_image=torch.stack(history_images).mean(0)
+            if history_images
+            else torch.zeros(config.image_dim),
+            reviews=reviews,
+            cold_user=cold_user,
+            skipped=skipped,
+            warnings=warnings,
+        )
+
+    # -- the two steps --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _select(self, prepared: list[_Prepared], k: int) -> tuple[list[list[int]], list[list[float]]]:
+        """Positions (in each input's readable candidates, pick order) and log relevances of the chosen photos."""
+        features, mask = _pad([item.features for item in prepared], self.selector.config.image_dim)
+        inputs = {
+            "profile_text": torch.stack([item.profile_text for item in prepared]).to(self.device),
+            "profile_image": torch.stack([item.profile_image for item in prepared]).to(self.device),
+            "candidate_features": features.to(self.device),
+            "candidate_mask": mask.to(self.device),
+        }
+        selection = self.selector.select(**inputs, k=k)
+        # `select` returns picks only; the relevances are the kernel's log q of the same forward pass.
+        log_quality = self.selector(**inputs).log_quality.cpu()  # [B, N]
+        picks = [[index for index in row if index >= 0] for row in selection.indices.tolist()]
+        scores = [log_quality[row, positions].tolist() for row, positions in enumerate(picks)]
+        return picks, scores
+
+    def _image_features(self, prepared: list[_Prepared], picks: list[list[int]]) -> list[torch.Tensor]:
+        """The generator's image features `[n_i, Dv]` of the picked photos (at most `max_images` each)."""
+        limit = self.generator.config.max_images
+        picks = [positions[:limit] for positions in picks]
+        if self.image_kind == "image":
+            return [item.features[positions] for item, positions in zip(prepared, picks, strict=True)]
+        photos = [
+            item.photos[position]
+            for item, positions in zip(prepared, picks, strict=True)
+            for position in positions
+        ]
+        pixels = read_pixels(photos, self.vision.preprocessing)
+        if any(value is None for value in pixels):
+            raise ValueError("a selected photo could no longer be read by the generator backbone")
+        embeds = self.vision.encode(torch.stack(pixels))  # [sum n_i, Dv]
+        return list(embeds.split([len(positions) for positions in picks]))
+
+    @torch.no_grad()
+    def _generate(
+        self, prepared: list[_Prepared], picks: list[list[int]], generate_kwargs: dict
+    ) -> list[str]:
+        config = self.generator.config
+        inputs = {}
+        if config.uses_images:
+            image_features = self._image_features(prepared, picks)
+            width = image_features[0].shape[-1]
+            if width != config.image_feature_dim:
+                raise ValueError(
+                    f"the generator expects {config.image_feature_dim}-d image features but the "
+                    f"{self.image_kind!r} features are {width}-d: check `vision` and `image_kind`"
+                )
+            inputs["image_features"], inputs["image_mask"] = _pad(image_features, width)
+        if config.uses_reviews:
+            reviews = [item.reviews[: config.max_reviews] for item in prepared]
+            inputs["review_features"], inputs["review_mask"] = _pad(reviews, config.review_feature_dim)
+        settings = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens} | generate_kwargs
+        ids = self.generator.generate(
+            **{name: value.to(self.device) for name, value in inputs.items()}, **settings
+        )
+        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    def _run_batch(self, requests: list[ShowcaseInput], k: int, generate_kwargs: dict) -> list[Showcase]:
+        prepared = self._prepare(requests, k)
+        picks, scores = self._select(prepared, k)
+        texts = self._generate(prepared, picks, generate_kwargs)
+        results = []
+        for item, positions, values, text in zip(prepared, picks, scores, texts, strict=True):
+            photos = [
+                ShowcasePhoto(
+                    id=item.ids[position],
+                    score=score,
+                    path=None
+                    if isinstance(item.photos[position], Image.Image)
+                    else str(item.photos[position]),
+                    image=item.photos[position] if isinstance(item.photos[position], Image.Image) else None,
+                )
+                for position, score in zip(positions, values, strict=True)
+            ]
+            for warning in item.warnings:
+                logger.warning("%s: %s", item.request.business_id or "showcase", warning)
+            results.append(
+                Showcase(
+                    photos=photos,
+                    explanation=text,
+                    user_id=item.request.user_id,
+                    business_id=item.request.business_id,
+                    cold_user=item.cold_user,
+                    skipped=item.skipped,
+                    warnings=item.warnings,
+                )
+            )
+        return results
+
+
+__all__ = ["Showcase", "ShowcaseInput", "ShowcasePhoto", "ShowcasePipeline", "read_pixels"]

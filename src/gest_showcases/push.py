@@ -1,0 +1,218 @@
+"""`gest-showcases push`: publish the selector, the generator, the dataset and the evaluate modules to the Hub.
+
+    gest-showcases push --namespace ORG --selector runs/selector-img+text --generator runs/pc2l \\
+        --dataset data/gest --evaluate_modules clip_align clip_score distinct div_at_k \\
+        [--selector_results runs/table3.md] [--generator_results runs/table2.md] [--dry_run export/]
+
+Everything is first staged into folders, one per Hub repository, holding exactly what is uploaded:
+
+- `selector/` -> model repo `ORG/<prefix>-selector`, `generator/` -> `ORG/<prefix>-generator`: the
+  `save_pretrained` output (config.json with its `auto_map`, safetensors weights, and the
+  configuration/modeling `.py` files, so `AutoModel.from_pretrained(repo, trust_remote_code=True)` works
+  without the package), the generator's tokenizer and generation config, and a model card (`cards.py`).
+- `dataset/` -> dataset repo `ORG/<prefix>-data`: the built folder (parquet configs and whatever else it
+  holds) with a dataset card that keeps its `configs:`.
+- `evaluate/<name>/` -> Space `ORG/<name>` (Gradio SDK): the module folder as `metrics/modules/README.md`
+  describes, so `evaluate.load("ORG/<name>")` works.
+
+`--dry_run DIR` stages into DIR (plus `push_plan.json`, the repositories and their files) and uploads
+nothing. Without it the staged folders go up with `create_repo` + `upload_folder`. With
+`HF_HUB_OFFLINE=1` the command stops at once and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from huggingface_hub import HfApi, is_offline_mode
+from huggingface_hub.errors import OfflineModeIsEnabled
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, HfArgumentParser
+
+from gest_showcases.cards import dataset_card, generator_card, selector_card
+from gest_showcases.metrics import EVALUATE_MODULES, module_path
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MESSAGE = (
+    "HF_HUB_OFFLINE is set (Hub offline mode): nothing can be pushed. Unset HF_HUB_OFFLINE to publish, "
+    "or run with --dry_run DIR to write exactly what would be uploaded."
+)
+
+
+@dataclass
+class PushArguments:
+    namespace: str = field(metadata={"help": "Hub user or organisation that will own the repositories"})
+    selector: str | None = field(default=None, metadata={"help": "trained DPPImageSelector folder"})
+    generator: str | None = field(default=None, metadata={"help": "trained PC2L folder (with its tokenizer)"})
+    dataset: str | None = field(
+        default=None, metadata={"help": "built dataset folder (gest-showcases build)"}
+    )
+    evaluate_modules: list[str] = field(
+        default_factory=list, metadata={"help": f"evaluate modules to publish as Spaces: {EVALUATE_MODULES}"}
+    )
+    selector_results: str | None = field(default=None, metadata={"help": "Table 3 markdown for the card"})
+    generator_results: str | None = field(default=None, metadata={"help": "Table 2/4 markdown for the card"})
+    clip: str = field(
+        default="openai/clip-vit-base-patch32", metadata={"help": "CLIP the features came from"}
+    )
+    base_model: str | None = field(
+        default=None, metadata={"help": "GPT-2 the decoder started from, e.g. gpt2"}
+    )
+    image_kind: str = field(default="vision", metadata={"help": "generator image features: vision or image"})
+    prefix: str = field(default="gest-showcases", metadata={"help": "repository name prefix"})
+    private: bool = field(default=False, metadata={"help": "create private repositories"})
+    dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})
+
+
+@dataclass
+class StagedRepo:
+    """One Hub repository and the folder holding exactly its files."""
+
+    repo_id: str
+    repo_type: str  # "model", "dataset" or "space"
+    folder: Path
+
+    def files(self) -> list[str]:
+        return sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*") if path.is_file())
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    """Hard-link a file into the staging folder (datasets can be large); copy across file systems."""
+    try:
+        os.link(source, destination)
+    except OSError:
+        shutil.copy2(source, destination)
+
+
+def _read(path: str | None) -> str | None:
+    return Path(path).read_text(encoding="utf-8") if path else None
+
+
+def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
+    from gest_showcases.selection import DPPImageSelector
+
+    repo_id = f"{args.namespace}/{args.prefix}-selector"
+    model = DPPImageSelector.from_pretrained(args.selector)
+    model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
+    card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip,
+                         dataset=f"{args.namespace}/{args.prefix}-data" if args.dataset else None)  # fmt: skip
+    card.save(output / "README.md")
+    return StagedRepo(repo_id, "model", output)
+
+
+def stage_generator(args: PushArguments, output: Path) -> StagedRepo:
+    from gest_showcases.generation import PC2LForConditionalGeneration
+
+    repo_id = f"{args.namespace}/{args.prefix}-generator"
+    model = PC2LForConditionalGeneration.from_pretrained(args.generator)
+    model.save_pretrained(output)
+    AutoTokenizer.from_pretrained(args.generator).save_pretrained(output)
+    card = generator_card(
+        model.config,
+        repo_id,
+        results=_read(args.generator_results),
+        base_model=args.base_model,
+        image_kind=args.image_kind,
+        dataset=f"{args.namespace}/{args.prefix}-data" if args.dataset else None,
+    )
+    card.save(output / "README.md")
+    return StagedRepo(repo_id, "model", output)
+
+
+def stage_dataset(args: PushArguments, output: Path) -> StagedRepo:
+    repo_id = f"{args.namespace}/{args.prefix}-data"
+    card = dataset_card(args.dataset, repo_id)
+    shutil.copytree(
+        args.dataset, output, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("README.md")
+    )
+    card.save(output / "README.md")
+    return StagedRepo(repo_id, "dataset", output)
+
+
+def stage_evaluate_module(args: PushArguments, name: str, output: Path) -> StagedRepo:
+    shutil.copytree(module_path(name), output, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return StagedRepo(f"{args.namespace}/{name}", "space", output)
+
+
+def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
+    """Write every repository's files under `root` and `root/push_plan.json`; returns the repositories."""
+    unknown = sorted(set(args.evaluate_modules) - set(EVALUATE_MODULES))
+    if unknown:
+        raise ValueError(f"unknown evaluate modules {unknown}; choose from {EVALUATE_MODULES}")
+    if not (args.selector or args.generator or args.dataset or args.evaluate_modules):
+        raise ValueError("nothing to push: give --selector, --generator, --dataset or --evaluate_modules")
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        raise ValueError(f"{root} is not empty: stage into a new folder")
+    repos = []
+    if args.selector:
+        repos.append(stage_selector(args, root / "selector"))
+    if args.generator:
+        repos.append(stage_generator(args, root / "generator"))
+    if args.dataset:
+        repos.append(stage_dataset(args, root / "dataset"))
+    for name in args.evaluate_modules:
+        repos.append(stage_evaluate_module(args, name, root / "evaluate" / name))
+    plan = [
+        asdict(repo) | {"folder": str(repo.folder.relative_to(root)), "files": repo.files()} for repo in repos
+    ]
+    (root / "push_plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    return repos
+
+
+def _upload(repos: list[StagedRepo], private: bool) -> list[str]:
+    """Create each repository (if needed) and upload its staged folder; returns the commit URLs."""
+    api = HfApi()
+    urls = []
+    for repo in tqdm(repos, desc="pushing"):
+        api.create_repo(
+            repo.repo_id,
+            repo_type=repo.repo_type,
+            private=private,
+            exist_ok=True,
+            space_sdk="gradio" if repo.repo_type == "space" else None,
+        )
+        commit = api.upload_folder(
+            repo_id=repo.repo_id,
+            repo_type=repo.repo_type,
+            folder_path=repo.folder,
+            commit_message="Upload from gest-showcases push",
+        )
+        urls.append(commit.commit_url)
+        logger.info("pushed %s (%s)", repo.repo_id, repo.repo_type)
+    return urls
+
+
+def push(args: PushArguments) -> list[str]:
+    """Stage and publish (see the module docstring). With `dry_run`, stage only and return the staged folders."""
+    if args.dry_run:
+        return [str(repo.folder) for repo in stage(args, Path(args.dry_run))]
+    if is_offline_mode():  # before any staging work
+        raise OfflineModeIsEnabled(OFFLINE_MESSAGE)
+    with tempfile.TemporaryDirectory(prefix="gest-showcases-push-") as root:
+        return _upload(stage(args, Path(root) / "staged"), args.private)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(PushArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        results = push(args)
+    except OfflineModeIsEnabled as error:
+        print(f"{prog or 'gest-showcases push'}: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""`gest-showcases showcase`: one personalized showcase for a user and a business of a built dataset.
+
+    gest-showcases showcase --dataset DIR --user USER_ID --business BUSINESS_ID \\
+        --selector runs/selector-img+text --generator runs/pc2l --clip openai/clip-vit-base-patch32 \\
+        [--html showcase.html]
+
+The candidates are the business's photo pool (`candidate_pics` of the dataset config). The user's history:
+when the user reviewed this business, the history stored with that review (their OTHER reviews, never
+the review itself), and the review is shown as the ground truth; otherwise every review of the user in
+the config. A user absent from the dataset is a cold user (see `gest_showcases.pipeline`). `--html`
+writes the showcase as one self-contained HTML file (photos inlined as data URIs).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from transformers import HfArgumentParser
+
+if TYPE_CHECKING:
+    from gest_showcases.pipeline import Showcase, ShowcaseInput
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ShowcaseArguments:
+    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
+    user: str = field(metadata={"help": "user_id whose history personalises the showcase"})
+    business: str = field(metadata={"help": "business_id whose photo pool the photos come from"})
+    selector: str = field(metadata={"help": "DPPImageSelector checkpoint, Hub name or folder"})
+    generator: str = field(metadata={"help": "PC2L checkpoint, Hub name or folder (with its tokenizer)"})
+    clip: str = field(metadata={"help": "CLIP checkpoint the selector's features came from"})
+    vision: str | None = field(
+        default=None, metadata={"help": "generator backbone (default: CLIP's vision tower)"}
+    )
+    image_kind: str = field(
+        default="vision", metadata={"help": "generator image features: vision or image (CLIP)"}
+    )
+    config: str = field(default="s1", metadata={"help": "dataset config to read (s1 or s2)"})
+    k: int | None = field(default=None, metadata={"help": "photos to select (default: the selector's top_k)"})
+    num_beams: int = field(default=2, metadata={"help": "beams of the explanation's beam search"})
+    max_new_tokens: int = field(default=64, metadata={"help": "most tokens of the explanation"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
+    html: str | None = field(
+        default=None, metadata={"help": "also write the showcase as a self-contained HTML file"}
+    )
+
+
+@dataclass
+class DatasetRequest:
+    """What a dataset knows about one (user, business) pair: the pipeline input and what the report shows."""
+
+    request: ShowcaseInput
+    truth_text: str
+    truth_photos: list[tuple[str, Path]]
+    history_photos: list[tuple[str, Path]]
+
+
+def request_from_dataset(folder: str | Path, config: str, user: str, business: str) -> DatasetRequest:
+    """The `ShowcaseInput` of `user` at `business` from a built dataset's `config` (see the module docstring)."""
+    from gest_showcases.features.inputs import image_items, read_config_rows
+    from gest_showcases.pipeline import ShowcaseInput
+
+    rows = read_config_rows(folder, config)
+    paths = dict(image_items(folder, rows))
+    pool = [pic for row in rows if row["business_id"] == business for pic in row["candidate_pics"]]
+    if not pool:
+        raise ValueError(f"business {business!r} has no photos in {folder} (config {config!r})")
+    own = [row for row in rows if row["user_id"] == user]
+    target = next((row for row in own if row["business_id"] == business), None)
+    if target is not None:
+        texts, pics = list(target["history_texts"]), list(target["history_pics"])
+    else:
+        texts = [row["review_text"] for row in own]
+        pics = [pic for row in own for pic in row["pics"]]
+    if not own:
+        logger.warning("user %r has no review in %s (config %r): a cold user", user, folder, config)
+    request = ShowcaseInput(
+        candidates={pic: paths[pic] for pic in dict.fromkeys(pool)},
+        history_texts=texts,
+        history_images=[paths[pic] for pic in pics],
+        user_id=user,
+        business_id=business,
+    )
+    return DatasetRequest(
+        request=request,
+        truth_text=target["review_text"] if target is not None else "",
+        truth_photos=[(pic, paths[pic]) for pic in target["pics"]] if target is not None else [],
+        history_photos=[(pic, paths[pic]) for pic in pics],
+    )
+
+
+def format_showcase(showcase: Showcase) -> str:
+    """A plain-text view of a `Showcase`."""
+    lines = [
+        f"Showcase for user {showcase.user_id} at business {showcase.business_id}",
+        "",
+        "Selected photos:",
+    ]
+    lines += [
+        f"  {rank}. {photo.id}  (log relevance {photo.score:.3f})  {photo.path or ''}"
+        for rank, photo in enumerate(showcase.photos, start=1)
+    ]
+    lines += ["", "Explanation:", f"  {showcase.explanation}"]
+    if showcase.warnings:
+        lines += ["", "Notes:", *(f"  - {warning}" for warning in showcase.warnings)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(ShowcaseArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gest_showcases.pipeline import ShowcasePipeline
+    from gest_showcases.report import ReportExample, write_report
+
+    found = request_from_dataset(args.dataset, args.config, args.user, args.business)
+    pipeline = ShowcasePipeline.from_pretrained(
+        selector=args.selector,
+        generator=args.generator,
+        clip=args.clip,
+        vision=args.vision,
+        device=args.device,
+        image_kind=args.image_kind,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+    )
+    showcase = pipeline(found.request, k=args.k)
+    print(format_showcase(showcase))
+    if args.html:
+        example = ReportExample.from_showcase(
+            showcase,
+            truth_text=found.truth_text,
+            truth_photos=found.truth_photos,
+            history_texts=list(found.request.history_texts),
+            history_photos=found.history_photos,
+        )
+        statement = (
+            f"One showcase for user {args.user} at business {args.business}: candidates are the business's "
+            f"photos and the history is the user's reviews in {args.dataset} (config {args.config})."
+        )
+        details = {"selector": args.selector, "generator": args.generator, "CLIP": args.clip}
+        path = write_report(
+            args.html,
+            f"Showcase: user {args.user} at {args.business}",
+            examples=[example],
+            statement=statement,
+            details=details,
+        )
+        print(f"\nHTML: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
