@@ -131,13 +131,14 @@ def synth_world(tmp_path_factory):
 def test_distill_on_gest_synth_annotations(tmp_path, synth_world, tiny_clip):
     out = tmp_path / "phi"
     assert main(["--annotations", str(synth_world / "annotations.jsonl"), "--features", str(tmp_path / "f"),
-                 "--output", str(out), "--model", tiny_clip, "--epochs", "60", "--num_workers", "0"]) == 0  # fmt: skip
+                 "--output", str(out), "--model", tiny_clip, "--num_workers", "0"]) == 0  # fmt: skip
     metrics = json.loads((out / "distill_metrics.json").read_text())
     annotations = [json.loads(line) for line in (synth_world / "annotations.jsonl").read_text().splitlines()]
     assert metrics["pairs"] == len(annotations)
     assert metrics["train_pairs"] + metrics["validation_pairs"] + metrics["test_pairs"] == len(annotations)
-    # A random tiny CLIP still separates the pairs better than chance on the data it was fit to.
-    assert metrics["train_auc"] > 0.6
+    # A random tiny CLIP still separates the pairs better than chance on the data it was fit to
+    # (300 epochs: 60 left train AUC near 0.58 on this world).
+    assert metrics["train_auc"] > 0.6, metrics
     assert 0.0 <= metrics["test_f1"] <= 1.0 and 0.0 <= metrics["test_auc"] <= 1.0
     model = ExplanationClassifier.from_pretrained(out)
     assert model.config.threshold == pytest.approx(metrics["threshold"])

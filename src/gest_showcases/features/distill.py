@@ -106,13 +106,15 @@ def train_explanation_classifier(
     learning_rate: float = 1e-2,
     batch_size: int = 1024,
     seed: int = 0,
+    interaction: bool = False,
     clip_checkpoint: str | None = None,
     clip_fingerprint: str | None = None,
 ) -> TrainingResult:
     """Train Φ on pairs (row i: sentence `text_embeds[i]`, image `image_embeds[i]`, `labels[i]` in {0, 1}).
 
     Pairs are split 8:1:1 with `seed`; Adam on mean BCE; the weights of the epoch with the best
-    validation AUC are kept; the threshold maximises validation F1.
+    validation AUC are kept; the threshold maximises validation F1. `interaction` adds the product
+    features (see `ExplanationClassifierConfig`).
 
     Returns:
         `TrainingResult` with metrics `{train,validation,test}_{auc,f1}`, `threshold`, split sizes.
@@ -127,6 +129,7 @@ def train_explanation_classifier(
     config = ExplanationClassifierConfig(
         text_dim=text_embeds.shape[1],
         image_dim=image_embeds.shape[1],
+        interaction=interaction,
         clip_checkpoint=clip_checkpoint,
         clip_fingerprint=clip_fingerprint,
     )
@@ -262,6 +265,9 @@ class DistillArguments:
     threshold: float | None = field(
         default=None, metadata={"help": "override the validation-chosen threshold"}
     )
+    interaction: bool = field(
+        default=False, metadata={"help": "add the sentence x image product features (not in the paper)"}
+    )
     epochs: int = field(default=300)
     learning_rate: float = field(default=1e-2)
     batch_size: int = field(default=1024)
@@ -301,6 +307,7 @@ def run(args: DistillArguments) -> dict:
         learning_rate=args.learning_rate,
         batch_size=args.batch_size,
         seed=args.seed,
+        interaction=args.interaction,
         clip_checkpoint=args.model,
         clip_fingerprint=text_model.fingerprint,
     )

@@ -1,7 +1,9 @@
 """The explanation-distillation classifier Φ (paper Section 3.3), also the scorer of CLIP-Align.
 
 A CLIP sentence embedding and a CLIP image embedding are concatenated and fed to one fully connected
-layer; a sigmoid gives the probability that the sentence describes the image.
+layer; a sigmoid gives the probability that the sentence describes the image. With
+`config.interaction` the layer also reads their element-wise product (see
+[`ExplanationClassifierConfig`]), the only way one linear layer can match a sentence to an image.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class ExplanationClassifierOutput(ModelOutput):
 
 
 class ExplanationClassifier(PreTrainedModel):
-    """Linear classifier over `[sentence embedding ; image embedding]`, sigmoid output."""
+    """Linear classifier over `[sentence embedding ; image embedding (; their product)]`, sigmoid output."""
 
     config_class = ExplanationClassifierConfig
     base_model_prefix = "explanation_classifier"
@@ -41,7 +43,8 @@ class ExplanationClassifier(PreTrainedModel):
 
     def __init__(self, config: ExplanationClassifierConfig):
         super().__init__(config)
-        self.classifier = torch.nn.Linear(config.text_dim + config.image_dim, 1)
+        product_dim = config.text_dim if config.interaction else 0
+        self.classifier = torch.nn.Linear(config.text_dim + config.image_dim + product_dim, 1)
         self.post_init()
 
     def _init_weights(self, module):
@@ -61,7 +64,10 @@ class ExplanationClassifier(PreTrainedModel):
             image_embeds (`torch.FloatTensor` of shape `(batch_size, image_dim)`): CLIP image embeddings.
             labels (`torch.FloatTensor` of shape `(batch_size,)`, *optional*): 1 if the sentence describes the image.
         """
-        features = torch.cat([text_embeds, image_embeds], dim=-1).to(self.classifier.weight.dtype)
+        parts = [text_embeds, image_embeds] + (
+            [text_embeds * image_embeds] if self.config.interaction else []
+        )
+        features = torch.cat(parts, dim=-1).to(self.classifier.weight.dtype)
         logits = self.classifier(features).squeeze(-1)  # [B, 1] -> [B]
         loss = None
         if labels is not None:
@@ -72,13 +78,19 @@ class ExplanationClassifier(PreTrainedModel):
     def pair_probabilities(self, text_embeds: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
         """Every sentence against every image: `[S, text_dim]` x `[I, image_dim]` -> probabilities `[S, I]`.
 
-        The layer is linear in the concatenation, so the score splits into a sentence part and an
-        image part: `w_t . t + w_i . v + b`, computed as an outer sum instead of S * I concatenations.
+        The layer is linear in the concatenation, so the score splits into a sentence part, an image
+        part and (with `interaction`) a bilinear part: `w_t . t + w_i . v + (w_x * t) . v + b`, computed
+        as an outer sum plus one matrix product instead of S * I concatenations.
         """
         weight = self.classifier.weight[0]
-        text_part = text_embeds.to(weight.dtype) @ weight[: self.config.text_dim]  # [S]
-        image_part = image_embeds.to(weight.dtype) @ weight[self.config.text_dim :]  # [I]
-        return torch.sigmoid(text_part[:, None] + image_part[None, :] + self.classifier.bias)
+        text_embeds, image_embeds = text_embeds.to(weight.dtype), image_embeds.to(weight.dtype)
+        text_dim, image_end = self.config.text_dim, self.config.text_dim + self.config.image_dim
+        text_part = text_embeds @ weight[:text_dim]  # [S]
+        image_part = image_embeds @ weight[text_dim:image_end]  # [I]
+        logits = text_part[:, None] + image_part[None, :] + self.classifier.bias  # [S, I]
+        if self.config.interaction:
+            logits = logits + (text_embeds * weight[image_end:]) @ image_embeds.T  # [S, D] @ [D, I]
+        return torch.sigmoid(logits)
 
 
 # `AutoModel.from_pretrained(folder)` finds the classes once this package is imported;

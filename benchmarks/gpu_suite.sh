@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU benchmarks of issues 4, 5 and 6 in one job, for a lent H100/H200 that has torch and
+# transformers but no datasets/evaluate/spacy. Each benchmark writes JSON under $OUT; all output also goes to $OUT/suite.log.
+#   OUT=results bash benchmarks/gpu_suite.sh
+set -u
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+OUT=${OUT:-benchmark-results}
+mkdir -p "$OUT"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 --version;
+  python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)";
+  python3 -c "import torchvision; print('torchvision', torchvision.__version__)"; } 2>&1 | tee "$OUT/env.txt"
+run() {  # name, time limit (s), command...
+  local name=$1 limit=$2; shift 2
+  echo "=== $name"
+  timeout "$limit" "$@" 2>&1 | tee -a "$OUT/suite.log" | tail -n 40
+  echo "=== $name exit ${PIPESTATUS[0]}"
+}
+run greedy_map 90 python3 benchmarks/bench_greedy_map.py --device cuda --output "$OUT/greedy_map.json"
+run features 170 python3 benchmarks/bench_features.py --device cuda --output "$OUT/features.json"
+run pc2l 180 python3 benchmarks/bench_pc2l.py --device cuda --output "$OUT/pc2l.json"
+run pipeline 100 python3 benchmarks/bench_pipeline.py --device cuda --output "$OUT/pipeline.json"

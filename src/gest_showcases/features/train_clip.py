@@ -1,0 +1,370 @@
+"""`gest-showcases train-clip`: train a small CLIP from scratch on a built dataset's weakly paired data.
+
+No pretrained CLIP can be downloaded here, so the demo trains a stand-in for
+`openai/clip-vit-base-patch32` on the world it runs on, and saves it like any CLIP checkpoint (model,
+tokenizer, image processor), so `gest-showcases features --model PATH` loads it through the same
+`from_pretrained` paths as the real one.
+
+What it learns from is what CLIP learns from on the web: photos next to text that may or may not
+describe them. Each image of an `s1` **train**-split review is paired with that review's text
+(`--pair_with review`, the default; cut at 77 tokens) or with one sentence of it drawn afresh every
+epoch (`--pair_with sentence`). Much of that text doesn't describe the photo (service, parking,
+generic praise, the review's other photos); the photo's subject is named in its review more often
+than elsewhere, and that co-occurrence is the whole signal. Whole reviews carry it in every pair and
+learn faster; single sentences carry it in some pairs only. Neither annotations nor any ground truth is read: the annotations are the
+explanation classifier's supervised data, ground truth is for evaluation only.
+
+- Tokenizer: a CLIP tokenizer (byte-level BPE with `</w>` word ends, lower-cased) whose merges are
+  learnt on the train-split review texts with `tokenizers`' BPE trainer, so words are a token or two
+  (a character-level vocabulary would spend CLIP's 77 tokens on one sentence).
+- Model: `CLIPModel` from `CLIPConfig`: a ViT over `image_size` images in `patch_size` patches and a
+  causal text transformer, both `hidden_size` wide, trained with CLIP's symmetric InfoNCE loss
+  (`return_loss=True`, learnt temperature) by AdamW with a linear warm-up and cosine decay.
+- Sanity check: image -> review retrieval on validation reviews (one image per review, the review
+  embedded as the renormalised mean of its sentences' embeddings, as the feature cache does), recall
+  at 1 and 5 among `batch_size` reviews; chance is 1/`batch_size` and 5/`batch_size`.
+
+    gest-showcases train-clip --dataset BUILT_DIR --output clip-synth/
+    gest-showcases features --dataset BUILT_DIR --model clip-synth/ --output FEATDIR
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers.pre_tokenizers import ByteLevel
+from tqdm.auto import tqdm
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer, HfArgumentParser
+
+from gest_showcases.data.records import split_sentences
+
+from .clip import CLIP_MAX_TOKENS
+from .inputs import read_config_rows
+from .loading import ImagePreprocessing
+
+logger = logging.getLogger(__name__)
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+# CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
+_CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
+
+
+def train_clip_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> CLIPTokenizer:
+    """A `CLIPTokenizer` with BPE merges learnt on `texts` (CLIP's normalisation and pre-tokenisation).
+
+    Every byte symbol is in the vocabulary both plain and word-final (`x</w>`), as in CLIP's, so any
+    text tokenises.
+    """
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    bpe.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
+            ByteLevel(add_prefix_space=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[BOS, EOS],
+        initial_alphabet=ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    learnt = json.loads(bpe.to_str())["model"]
+    vocab: dict[str, int] = dict(learnt["vocab"])
+    for symbol in sorted(ByteLevel.alphabet()):
+        vocab.setdefault(symbol + "</w>", len(vocab))
+    merges = [tuple(merge) for merge in learnt["merges"]]
+    return CLIPTokenizer(vocab=vocab, merges=merges)
+
+
+def build_clip(
+    tokenizer: CLIPTokenizer,
+    image_size: int,
+    patch_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    projection_dim: int,
+) -> CLIPModel:
+    """A randomly initialised `CLIPModel` whose text tower reads `tokenizer`'s ids."""
+    tower = {
+        "hidden_size": hidden_size,
+        "intermediate_size": 4 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+    }
+    text_config = {
+        **tower,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": CLIP_MAX_TOKENS,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision_config = {**tower, "image_size": image_size, "patch_size": patch_size}
+    config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
+    return CLIPModel(config)
+
+
+@dataclass
+class PairedReviews:
+    """The reviews of one split with images and sentences, their images decoded once.
+
+    Args:
+        pixels (`torch.ByteTensor` of shape `(num_images, 3, H, W)`): every image, preprocessed.
+        image_review (`torch.LongTensor` of shape `(num_images,)`): the review each image belongs to.
+        first_image (`torch.LongTensor` of shape `(num_reviews,)`): one image of each review.
+        sentences (`list[list[str]]`): each review's sentences.
+        texts (`list[str]`): each review's text.
+    """
+
+    pixels: torch.Tensor
+    image_review: torch.Tensor
+    first_image: torch.Tensor
+    sentences: list[list[str]]
+    texts: list[str]
+
+
+def read_paired_reviews(dataset: str | Path, split: str, preprocessing: ImagePreprocessing) -> PairedReviews:
+    """The `s1` reviews of `split` that have at least one readable image and one sentence."""
+    rows = read_config_rows(dataset, "s1", columns=["review_text", "pic_paths"])
+    images, image_review, first_image, sentences, texts = [], [], [], [], []
+    for row in tqdm([row for row in rows if row["split"] == split], desc=f"reading {split} images"):
+        review_sentences = split_sentences(row["review_text"])
+        review_images = []
+        for relative in row["pic_paths"]:
+            try:
+                with Image.open(Path(dataset) / relative) as image:
+                    review_images.append(preprocessing.pil_to_uint8(image))
+            except OSError as error:
+                logger.warning("skipping unreadable image %s: %s", relative, error)
+        if not review_sentences or not review_images:
+            continue
+        first_image.append(len(images))
+        images.extend(review_images)
+        image_review.extend([len(sentences)] * len(review_images))
+        sentences.append(review_sentences)
+        texts.append(row["review_text"])
+    if not sentences:
+        raise ValueError(f"{dataset} has no {split} review in s1 with both an image and a sentence")
+    return PairedReviews(
+        pixels=torch.stack(images),
+        image_review=torch.tensor(image_review),
+        first_image=torch.tensor(first_image),
+        sentences=sentences,
+        texts=texts,
+    )
+
+
+def _tokens(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    return tokenizer(
+        list(texts), padding="longest", truncation=True, max_length=CLIP_MAX_TOKENS, return_tensors="pt"
+    )
+
+
+@torch.no_grad()
+def retrieval_recall(
+    model: CLIPModel,
+    tokenizer: CLIPTokenizer,
+    preprocessing: ImagePreprocessing,
+    reviews: PairedReviews,
+    batch_size: int,
+) -> dict[str, float]:
+    """Image -> review recall@1 and @5 among the reviews of the same batch of `batch_size` reviews.
+
+    Each review contributes its first image; its text embedding is the renormalised mean of its
+    sentences' embeddings. The last batch is left out when it is smaller than `batch_size`, so every
+    query has the same number of candidates (unless there is only one, smaller batch).
+    """
+    model.eval()
+    flat = [sentence for sentences in reviews.sentences for sentence in sentences]
+    owner = torch.repeat_interleave(torch.tensor([len(s) for s in reviews.sentences]))  # [num_sentences]
+    sentence_embeds = torch.cat(
+        [
+            model.get_text_features(**_tokens(tokenizer, flat[i : i + 256])).pooler_output
+            for i in range(0, len(flat), 256)
+        ]
+    )
+    sentence_embeds = torch.nn.functional.normalize(sentence_embeds, dim=-1)
+    review_embeds = torch.zeros(len(reviews.sentences), sentence_embeds.shape[1]).index_add_(
+        0, owner, sentence_embeds
+    )
+    review_embeds = torch.nn.functional.normalize(review_embeds, dim=-1)  # [R, D]
+    pixels = preprocessing.normalize(reviews.pixels[reviews.first_image])
+    image_embeds = torch.cat(
+        [model.get_image_features(pixel_values=p).pooler_output for p in pixels.split(256)]
+    )
+    image_embeds = torch.nn.functional.normalize(image_embeds, dim=-1)  # [R, D]
+    size = min(batch_size, len(review_embeds))
+    hits = {1: 0, 5: 0}
+    queries = 0
+    for start in range(0, len(review_embeds) - size + 1, size):
+        similarity = image_embeds[start : start + size] @ review_embeds[start : start + size].T  # [B, B]
+        # Rank of the true review: how many candidates score strictly higher.
+        rank = (similarity > similarity.diagonal()[:, None]).sum(dim=1)
+        for k in hits:
+            hits[k] += int((rank < k).sum())
+        queries += size
+    return {
+        "recall_at_1": hits[1] / queries,
+        "recall_at_5": hits[5] / queries,
+        "chance_at_1": 1 / size,
+        "chance_at_5": min(5, size) / size,
+        "candidates": size,
+    }
+
+
+@dataclass
+class TrainClipArguments:
+    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
+    output: str = field(metadata={"help": "folder to save the CLIP checkpoint into (save_pretrained)"})
+    image_size: int = field(default=64, metadata={"help": "side of the model's square input images"})
+    patch_size: int = field(default=8, metadata={"help": "ViT patch side"})
+    hidden_size: int = field(default=64, metadata={"help": "width of both towers (MLP: 4x)"})
+    num_layers: int = field(default=2, metadata={"help": "transformer layers per tower"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads per layer"})
+    projection_dim: int = field(default=128, metadata={"help": "size of the joint embedding"})
+    pair_with: str = field(
+        default="review",
+        metadata={"help": "each image's text: its review's (review) or a random sentence of it (sentence)"},
+    )
+    vocab_size: int = field(
+        default=2000, metadata={"help": "BPE vocabulary size (at most; more is never learnt)"}
+    )
+    epochs: int = field(default=10)
+    batch_size: int = field(default=128, metadata={"help": "pairs per step: the InfoNCE negatives"})
+    learning_rate: float = field(default=2e-3)
+    weight_decay: float = field(default=0.1)
+    warmup_fraction: float = field(default=0.05, metadata={"help": "share of steps with linear warm-up"})
+    seed: int = field(default=0)
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+
+
+def train(args: TrainClipArguments) -> dict:
+    """Train, evaluate retrieval on validation, save; returns the summary that is also saved as JSON."""
+    if args.pair_with not in ("review", "sentence"):
+        raise ValueError(f"--pair_with must be review or sentence, not {args.pair_with!r}")
+    torch.set_num_threads(args.num_threads)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    processor = CLIPImageProcessor(
+        size={"shortest_edge": args.image_size},
+        crop_size={"height": args.image_size, "width": args.image_size},
+    )
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    train_set = read_paired_reviews(args.dataset, "train", preprocessing)
+    validation_set = read_paired_reviews(args.dataset, "validation", preprocessing)
+    tokenizer = train_clip_tokenizer(
+        [sentence for sentences in train_set.sentences for sentence in sentences], args.vocab_size
+    )
+    model = build_clip(
+        tokenizer,
+        args.image_size,
+        args.patch_size,
+        args.hidden_size,
+        args.num_layers,
+        args.num_heads,
+        args.projection_dim,
+    )
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.learning_rate,
+    )
+    steps_per_epoch = math.ceil(len(train_set.pixels) / args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    warmup = max(1, int(args.warmup_fraction * total_steps))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(args.seed)
+    losses: list[float] = []
+    progress = tqdm(total=total_steps, desc="training CLIP", unit="step")
+    for epoch in range(args.epochs):
+        model.train()
+        epoch_loss = 0.0
+        for batch in torch.randperm(len(train_set.pixels), generator=generator).split(args.batch_size):
+            reviews = train_set.image_review[batch].tolist()
+            if args.pair_with == "review":
+                texts = [train_set.texts[review] for review in reviews]
+            else:  # a sentence of the review, drawn anew every time the image is seen
+                texts = [random.choice(train_set.sentences[review]) for review in reviews]
+            output = model(
+                **_tokens(tokenizer, texts),
+                pixel_values=preprocessing.normalize(train_set.pixels[batch]),
+                return_loss=True,
+            )
+            optimizer.zero_grad()
+            output.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            # CLIP's cap on the learnt temperature: logits at most 100x the cosine.
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            epoch_loss += output.loss.item() * len(batch)
+            progress.update()
+            progress.set_postfix(epoch=epoch + 1, loss=f"{output.loss.item():.3f}")
+        losses.append(epoch_loss / len(train_set.pixels))
+        logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
+    progress.close()
+    retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, args.batch_size)
+    output_dir = Path(args.output)
+    model.eval().save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    summary = {
+        "train_reviews": len(train_set.sentences),
+        "train_images": len(train_set.pixels),
+        "validation_reviews": len(validation_set.sentences),
+        "vocab_size": len(tokenizer),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "epoch_losses": losses,
+        "validation_image_to_review": retrieval,
+        "arguments": asdict(args),
+    }
+    (output_dir / "train_clip_metrics.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(TrainClipArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = train(args)
+    retrieval = summary["validation_image_to_review"]
+    print(
+        f"trained CLIP ({summary['parameters']:,} parameters) on {summary['train_images']} images of "
+        f"{summary['train_reviews']} train reviews; loss {summary['epoch_losses'][0]:.3f} -> "
+        f"{summary['epoch_losses'][-1]:.3f}"
+    )
+    print(
+        f"validation image -> review recall@1 {retrieval['recall_at_1']:.3f} (chance {retrieval['chance_at_1']:.3f}), "
+        f"recall@5 {retrieval['recall_at_5']:.3f} (chance {retrieval['chance_at_5']:.3f}) "
+        f"among {retrieval['candidates']} reviews"
+    )
+    print(f"saved to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`gest-showcases train-clip`: a CLIP trained from scratch on a tiny Gest-Synth world, saved and reloaded
+through the feature-extraction path like any CLIP checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+
+from gest_showcases.data.build import build_dataset
+from gest_showcases.features.cache import load_features
+from gest_showcases.features.extract import main as extract_main
+from gest_showcases.features.inputs import image_items, read_config_rows
+from gest_showcases.features.loading import ImagePreprocessing
+from gest_showcases.features.train_clip import BOS, EOS, main, train_clip_tokenizer
+
+
+@pytest.fixture(scope="module")
+def synth_dataset(tmp_path_factory):
+    synth = pytest.importorskip("gest_showcases.synth")
+    root = tmp_path_factory.mktemp("clip-world")
+    synth.write_world(
+        synth.generate_world(synth.SynthConfig(seed=0, num_reviews=150)), root / "synth", image_size=32
+    )
+    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
+    return root / "dataset"
+
+
+def test_tokenizer_learns_words_and_still_reads_any_text():
+    texts = ["The margherita pizza was great.", "Great pizza, great margherita!"] * 20
+    tokenizer = train_clip_tokenizer(texts, vocab_size=400)
+    assert tokenizer.tokenize("Margherita PIZZA") == ["margherita</w>", "pizza</w>"]
+    ids = tokenizer("pizza")["input_ids"]
+    assert ids[0] == tokenizer.convert_tokens_to_ids(BOS) and ids[-1] == tokenizer.convert_tokens_to_ids(EOS)
+    # Unseen words and characters fall back to byte symbols, never to an unknown token.
+    unseen = tokenizer.tokenize("crème brûlée 🍮")
+    assert unseen and tokenizer.unk_token not in unseen
+    assert (
+        tokenizer.decode(tokenizer("crème brûlée 🍮")["input_ids"], skip_special_tokens=True)
+        == "crème brûlée 🍮"
+    )
+
+
+@pytest.mark.slow
+def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
+    out = tmp_path / "clip"
+    assert main(["--dataset", str(synth_dataset), "--output", str(out), "--image_size", "32", "--patch_size", "8",
+                 "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--projection_dim", "16",
+                 "--epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1"]) == 0  # fmt: skip
+    metrics = json.loads((out / "train_clip_metrics.json").read_text())
+    losses = metrics["epoch_losses"]
+    assert len(losses) == 15 and all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < losses[0] - 0.05
+    retrieval = metrics["validation_image_to_review"]
+    assert 0.0 <= retrieval["recall_at_1"] <= retrieval["recall_at_5"] <= 1.0
+    # Only train-split reviews are learnt from.
+    rows = read_config_rows(synth_dataset, "s1")
+    assert metrics["train_reviews"] <= sum(row["split"] == "train" for row in rows)
+
+    # Trained weights differ from a fresh model of the same config and seed.
+    model = CLIPModel.from_pretrained(out).eval()
+    torch.manual_seed(0)
+    fresh = CLIPModel(model.config)
+    assert not torch.equal(model.visual_projection.weight, fresh.visual_projection.weight)
+    assert AutoTokenizer.from_pretrained(out).tokenize("The pizza") == ["the</w>", "pizza</w>"]
+
+    # `gest-showcases features --model out` loads it as any CLIP checkpoint; oracle: CLIP's own forward.
+    features = tmp_path / "features"
+    assert extract_main(["--dataset", str(synth_dataset), "--model", str(out), "--output", str(features),
+                         "--kinds", "image", "--num_workers", "0", "--batch_size", "64"]) == 0  # fmt: skip
+    images = load_features(features, "image")
+    items = image_items(synth_dataset, rows)
+    assert len(images) == len(items)
+    preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(out))
+    pic, path = items[0]
+    with Image.open(path) as image:
+        pixels = preprocessing.normalize(preprocessing.pil_to_uint8(image)[None])
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(
+            model.get_image_features(pixel_values=pixels).pooler_output, dim=-1
+        )
+    got, found = images.lookup([pic])
+    assert found.all()
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
