@@ -1,5 +1,6 @@
 # Two entry points that work on a fresh machine with only Python and pip:
-#   make demo   builds a virtual environment and runs the package's main job
+#   make demo   builds a virtual environment and runs the package's main job: Gest-Synth end to end
+#               (synth -> build -> train-clip -> features -> distill -> diversity -> train-selector)
 #   make test   builds the same environment and runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	$(BIN)/gest-showcases demo --output-dir demo-output
+	bash examples/run_synth_pipeline.sh demo-output
 
 test: venv
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest -q
