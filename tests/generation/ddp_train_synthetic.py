@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import torch
+from pc2l_fixtures import build_tokenizer, synthetic_examples, tiny_config
 from transformers import TrainingArguments
 
-from pc2l_fixtures import build_tokenizer, synthetic_examples, tiny_config
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.trainer import PC2LTrainer

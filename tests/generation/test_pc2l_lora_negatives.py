@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from pc2l_fixtures import synthetic_examples, tiny_config
+
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.negatives import fallback_entity_spans, load_parser, make_hard_negatives

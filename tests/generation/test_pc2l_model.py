@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 import torch
+from pc2l_fixtures import FEATURE_DIM, synthetic_examples, tiny_config
 from transformers import AutoConfig, AutoModel, GPT2Config, GPT2LMHeadModel
 
-from pc2l_fixtures import FEATURE_DIM, synthetic_examples, tiny_config
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator
 

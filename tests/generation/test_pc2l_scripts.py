@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 import yaml
+from pc2l_fixtures import CORPUS, FEATURE_DIM, build_tokenizer
 from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
-from pc2l_fixtures import CORPUS, FEATURE_DIM, build_tokenizer
 from gest_showcases.generation import finetune_lm, train
 from gest_showcases.generation.finetune_lm import pack_texts
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config
 from transformers import TrainingArguments
 
-from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.losses import (
