@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU wheel here; elsewhere pip takes the usual build for the platform.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,metrics,nlp
+EXTRAS ?= dev,metrics,nlp,demo
 
 .PHONY: venv demo test test-fast lint clean
 

@@ -1,0 +1,327 @@
+"""`gest-showcases serve`: personalized showcases in the browser (a Gradio app; `pip install gest-showcases[demo]`).
+
+    gest-showcases serve --dataset DIR --selector runs/selector-img+text --generator runs/pc2l \\
+        --clip openai/clip-vit-base-patch32 [--host 127.0.0.1] [--port 7860]
+
+Pick a user of the built dataset (or describe one by their reviews, one per line) and a business, and the
+page shows the showcase: the photos the selector picks from the business's photo pool and the explanation
+the generator writes from them. When the user reviewed that business, their review and its photos are shown
+as the ground truth, and the history is the one stored with that review (their other reviews), as
+`gest-showcases showcase` builds it (`request_from_dataset`). A described user has no photos and no truth;
+one with no text is a cold user (see `gest_showcases.pipeline`).
+
+The server binds `--host`/`--port` only: no share link (`share=False`), no analytics or version check
+(`GRADIO_ANALYTICS_ENABLED=False`), and the page loads nothing from outside it, so it works offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from transformers import HfArgumentParser
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from gest_showcases.pipeline import Showcase, ShowcaseInput, ShowcasePipeline
+
+logger = logging.getLogger(__name__)
+
+DATASET_USER, DESCRIBED_USER = "A user of the dataset", "Describe a user"
+
+
+@dataclass
+class ServeArguments:
+    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
+    selector: str = field(metadata={"help": "DPPImageSelector checkpoint, Hub name or folder"})
+    generator: str = field(metadata={"help": "PC2L checkpoint, Hub name or folder (with its tokenizer)"})
+    clip: str = field(metadata={"help": "CLIP checkpoint the selector's features came from"})
+    vision: str | None = field(
+        default=None, metadata={"help": "generator backbone (default: CLIP's vision tower)"}
+    )
+    image_kind: str = field(
+        default="vision", metadata={"help": "generator image features: vision or image (CLIP)"}
+    )
+    config: str = field(default="s1", metadata={"help": "dataset config to read (s1 or s2)"})
+    k: int | None = field(default=None, metadata={"help": "photos to select (default: the selector's top_k)"})
+    num_beams: int = field(default=2, metadata={"help": "beams of the explanation's beam search"})
+    max_new_tokens: int = field(default=64, metadata={"help": "most tokens of the explanation"})
+    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
+    host: str = field(default="127.0.0.1", metadata={"help": "address to bind (0.0.0.0: every interface)"})
+    port: int = field(default=7860, metadata={"help": "port to serve on"})
+
+
+class DatasetCatalog:
+    """The users and businesses of one config of a built dataset folder, read once, for the app's pickers.
+
+    Args:
+        folder (`str` or `Path`): the built dataset folder.
+        config (`str`): the config to read (`s1` or `s2`).
+    """
+
+    def __init__(self, folder: str | Path, config: str):
+        from gest_showcases.features.inputs import image_items, read_config_rows
+
+        self.folder, self.config = Path(folder), config
+        rows = read_config_rows(folder, config)
+        if not rows:
+            raise ValueError(f"{folder} (config {config!r}) has no reviews to show")
+        self.paths = dict(image_items(folder, rows))
+        self.review_counts = Counter(row["user_id"] for row in rows)
+        pools: dict[str, dict[str, None]] = {}  # business -> its photos, in first-seen order
+        self.reviewed: dict[str, set[str]] = {}
+        for row in rows:
+            pools.setdefault(row["business_id"], {}).update(dict.fromkeys(row["candidate_pics"]))
+            self.reviewed.setdefault(row["user_id"], set()).add(row["business_id"])
+        self.pools = {business: list(pics) for business, pics in sorted(pools.items()) if pics}
+
+    def image_dirs(self) -> list[str]:
+        """Folders holding the dataset's photos: the only files the app serves."""
+        return sorted({str(path.parent.resolve()) for path in self.paths.values()})
+
+    def user_choices(self) -> list[tuple[str, str]]:
+        """(label, user_id) for every user, most reviews first."""
+        return [
+            (f"{user} ({count} review{'s' * (count != 1)})", user)
+            for user, count in sorted(self.review_counts.items(), key=lambda item: (-item[1], item[0]))
+        ]
+
+    def business_choices(self, user: str | None = None) -> list[tuple[str, str]]:
+        """(label, business_id) for every business with photos; those `user` reviewed come first, marked."""
+        reviewed = self.reviewed.get(user or "", set())
+        ordered = sorted(self.pools, key=lambda business: (business not in reviewed, business))
+        return [
+            (
+                f"{business} ({len(self.pools[business])} photos"
+                + (", reviewed by this user)" if business in reviewed else ")"),
+                business,
+            )
+            for business in ordered
+        ]
+
+    def described_request(self, description: str, business: str) -> ShowcaseInput:
+        """A described user's request: one history review per non-empty line of `description`."""
+        from gest_showcases.pipeline import ShowcaseInput
+
+        if business not in self.pools:
+            raise ValueError(f"business {business!r} has no photos in {self.folder} (config {self.config!r})")
+        texts = [line.strip() for line in description.splitlines() if line.strip()]
+        return ShowcaseInput(
+            candidates={pic: self.paths[pic] for pic in self.pools[business]},
+            history_texts=texts,
+            business_id=business,
+        )
+
+
+@dataclass
+class ShowcaseView:
+    """What the page shows for one request (the Gradio outputs, in order).
+
+    Args:
+        photos (`list[tuple[str, str]]`): (file, caption) of the selected photos, in pick order.
+        explanation (`str`): the generated explanation.
+        history (`str`): the history reviews the showcase is personalised on, one per line.
+        truth_text (`str`): the user's review of the business, or a line saying there is none.
+        truth_photos (`list[tuple[str, str]]`): (file, caption) of that review's photos.
+        notes (`str`): the pipeline's warnings as a Markdown list ("" when none).
+    """
+
+    photos: list[tuple[str, str]]
+    explanation: str
+    history: str
+    truth_text: str
+    truth_photos: list[tuple[str, str]]
+    notes: str
+
+    def outputs(self) -> tuple:
+        return self.photos, self.explanation, self.history, self.truth_text, self.truth_photos, self.notes
+
+
+def showcase_view(showcase: Showcase, history: list[str], truth_text: str, truth_photos) -> ShowcaseView:
+    """A `Showcase` and its ground truth (`truth_photos`: (pic_id, path) pairs) as the page shows them."""
+    photos = [
+        (photo.path, f"{rank}. {photo.id} (log relevance {photo.score:.2f})")
+        for rank, photo in enumerate(showcase.photos, start=1)
+    ]
+    if not truth_text and not truth_photos:
+        truth_text = "No ground truth: this user has not reviewed this business."
+    return ShowcaseView(
+        photos=photos,
+        explanation=showcase.explanation,
+        history="\n".join(history) or "(no history: a cold user)",
+        truth_text=truth_text,
+        truth_photos=[(str(path), pic) for pic, path in truth_photos],
+        notes="\n".join(f"- {warning}" for warning in showcase.warnings),
+    )
+
+
+class ShowcaseApp:
+    """Answers the page's requests with a `ShowcasePipeline` over a `DatasetCatalog`.
+
+    Args:
+        pipeline ([`ShowcasePipeline`]): loaded models.
+        catalog ([`DatasetCatalog`]): the dataset's users, businesses and photos.
+        k (`int`, *optional*): photos per showcase; defaults to the selector's `top_k`.
+    """
+
+    def __init__(self, pipeline: ShowcasePipeline, catalog: DatasetCatalog, k: int | None = None):
+        self.pipeline, self.catalog, self.k = pipeline, catalog, k
+
+    def respond(self, mode: str, user: str | None, description: str, business: str | None) -> ShowcaseView:
+        """The showcase of a dataset user (`mode` `DATASET_USER`) or a described one at `business`.
+
+        Raises ValueError naming what is missing or wrong (no business, no user, a business with no
+        readable photo, ...)."""
+        from gest_showcases.showcase_cli import request_from_dataset
+
+        if not business:
+            raise ValueError("pick a business")
+        if mode == DATASET_USER:
+            if not user:
+                raise ValueError("pick a user, or choose 'Describe a user'")
+            found = request_from_dataset(self.catalog.folder, self.catalog.config, user, business)
+            request, truth_text, truth_photos = found.request, found.truth_text, found.truth_photos
+        else:
+            request, truth_text, truth_photos = self.catalog.described_request(description, business), "", []
+        showcase = self.pipeline(request, k=self.k)
+        return showcase_view(showcase, list(request.history_texts), truth_text, truth_photos)
+
+    def _respond_or_alert(self, mode, user, description, business) -> tuple:
+        import gradio as gr
+
+        try:
+            return self.respond(mode, user, description, business).outputs()
+        except ValueError as error:
+            raise gr.Error(str(error)) from error
+
+    def build(self) -> gr.Blocks:
+        """The page: the pickers, a Show button, and the showcase below."""
+        import gradio as gr
+
+        users = self.catalog.user_choices()
+        with gr.Blocks(title="Personalized showcases", analytics_enabled=False) as page:
+            gr.Markdown(
+                "# Personalized showcases\nPick a user and a business: the photos chosen for this user from "
+                "the business's photos, and the explanation written from them."
+            )
+            with gr.Row():
+                with gr.Column():
+                    mode = gr.Radio(
+                        [DATASET_USER, DESCRIBED_USER], value=DATASET_USER, label="User", elem_id="mode"
+                    )
+                    user = gr.Dropdown(
+                        users, value=users[0][1], label="User of the dataset", elem_id="user", filterable=True
+                    )
+                    description = gr.Textbox(
+                        label="The user's reviews, one per line",
+                        lines=4,
+                        visible=False,
+                        elem_id="description",
+                        placeholder="Great ramen, the broth was rich.\nCozy place with friendly staff.",
+                    )
+                with gr.Column():
+                    business = gr.Dropdown(
+                        self.catalog.business_choices(users[0][1]),
+                        label="Business",
+                        elem_id="business",
+                        filterable=True,
+                    )
+                    show = gr.Button("Show the showcase", variant="primary", elem_id="show")
+            gallery = gr.Gallery(
+                label="Selected photos", columns=4, fit_columns=False, elem_id="photos", allow_preview=False
+            )
+            explanation = gr.Textbox(label="Explanation", interactive=False, elem_id="explanation")
+            notes = gr.Markdown(elem_id="notes")
+            with gr.Row():
+                with gr.Column():
+                    truth_text = gr.Textbox(label="Ground truth review", interactive=False, elem_id="truth")
+                    truth_photos = gr.Gallery(
+                        label="Ground truth photos",
+                        columns=4,
+                        fit_columns=False,
+                        elem_id="truth-photos",
+                        allow_preview=False,
+                    )
+                history = gr.Textbox(
+                    label="History the showcase is personalised on",
+                    interactive=False,
+                    lines=4,
+                    elem_id="history",
+                )
+
+            mode.change(
+                lambda value: (
+                    gr.Dropdown(visible=value == DATASET_USER),
+                    gr.Textbox(visible=value != DATASET_USER),
+                ),
+                inputs=mode,
+                outputs=[user, description],
+                api_visibility="private",
+            )
+            # A described user has reviewed nothing: the business list then marks no business.
+            for trigger in (mode, user):
+                trigger.change(
+                    lambda mode_value, user_value: gr.Dropdown(
+                        choices=self.catalog.business_choices(
+                            user_value if mode_value == DATASET_USER else None
+                        )
+                    ),
+                    inputs=[mode, user],
+                    outputs=business,
+                    api_visibility="private",
+                )
+            show.click(
+                self._respond_or_alert,
+                inputs=[mode, user, description, business],
+                outputs=[gallery, explanation, history, truth_text, truth_photos, notes],
+                api_name="showcase",
+            )
+        return page
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = HfArgumentParser(ServeArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Read when gradio is imported: no telemetry and no version check against the network.
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    try:
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise ImportError(
+            "`gest-showcases serve` needs Gradio: pip install 'gest-showcases[demo]'"
+        ) from error
+    from gest_showcases.pipeline import ShowcasePipeline
+
+    catalog = DatasetCatalog(args.dataset, args.config)
+    pipeline = ShowcasePipeline.from_pretrained(
+        selector=args.selector,
+        generator=args.generator,
+        clip=args.clip,
+        vision=args.vision,
+        device=args.device,
+        image_kind=args.image_kind,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+    )
+    page = ShowcaseApp(pipeline, catalog, k=args.k).build()
+    logger.info("serving %s (config %s) on http://%s:%d", args.dataset, args.config, args.host, args.port)
+    page.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=False,
+        allowed_paths=catalog.image_dirs(),
+        show_error=True,
+        ssr_mode=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
