@@ -1,6 +1,6 @@
 # Two entry points that work on a fresh machine with only Python and pip:
-#   make demo   builds a virtual environment and runs the package's main job: Gest-Synth end to end
-#               (synth -> build -> train-clip -> features -> distill -> diversity -> train-selector)
+#   make demo   builds a virtual environment and runs the package's main job, `gest-showcases demo`:
+#               the whole method on a generated world, ending in demo-output/report.html
 #   make test   builds the same environment and runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 demo: venv
-	bash examples/run_synth_pipeline.sh demo-output
+	$(BIN)/gest-showcases demo --output_dir demo-output
 
 test: venv
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest -q

@@ -24,6 +24,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "finetune-lm": ("gest_showcases.generation.finetune_lm", "continue pretraining GPT-2 on in-domain reviews (Table 5 FT)"),
     "evaluate": ("gest_showcases.metrics.evaluate_cli", "score a generations file: the paper's Table 2 and Figure 6"),
     "showcase": ("gest_showcases.showcase_cli", "print one user's showcase for a business of a dataset (and write it as HTML)"),
+    "demo": ("gest_showcases.demo", "run the whole method on a generated world and write an HTML report (--quick: ~2 min)"),
+    "serve": ("gest_showcases.app", "a web demo (Gradio): pick or describe a user, pick a business, see the showcase"),
     "push": ("gest_showcases.push", "publish the selector, generator, dataset and evaluate modules to the Hub (--dry_run to stage)"),
 }
 

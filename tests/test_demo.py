@@ -1,0 +1,74 @@
+"""`gest-showcases demo --quick` end to end: every stage runs and the report holds the photos, texts and tables."""
+
+import html
+import json
+import re
+
+import pytest
+
+from gest_showcases.cli import main as cli_main
+from gest_showcases.report import parse_markdown_table
+
+
+def _html_rows(page: str, title: str) -> list[list[str]]:
+    """Cells of the HTML table under the `<h3>` whose text starts with `title`."""
+    section = page.split(f"<h3>{title}", 1)[1].split("</table>", 1)[0]
+    return [
+        [html.unescape(cell) for cell in re.findall(r"<t[hd]>(.*?)</t[hd]>", row)]
+        for row in re.findall(r"<tr>(.*?)</tr>", section, flags=re.S)
+    ]
+
+
+@pytest.mark.slow
+def test_quick_demo_writes_the_report(tmp_path, capsys):
+    output = tmp_path / "demo"
+    assert cli_main(["demo", "--quick", "--output_dir", str(output), "--num_examples", "3"]) == 0
+    printed = capsys.readouterr().out
+    report = output / "report.html"
+    assert f"Report: {report}" in printed
+    page = report.read_text(encoding="utf-8")
+
+    # Self-contained: photos and plots inlined, nothing fetched.
+    assert len(re.findall(r'<img src="data:image/jpeg;base64,', page)) >= 3
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 3  # Figures 3, 6a, 6b
+    assert not re.search(r'src="(?!data:)', page)
+
+    # The showcases: generated texts of PC2L and the ground-truth reviews of the first test examples.
+    generations = [json.loads(line) for line in (output / "generations.jsonl").read_text().splitlines()]
+    systems = {record["system"] for record in generations}
+    assert systems == {"PC2L", "Baseline (CE only)"}
+    shown = [record for record in generations if record["system"] == "PC2L"][:3]
+    assert page.count('<p class="explanation">') == 3
+    for record in shown:
+        assert f'<p class="explanation">{html.escape(record["generated"])}</p>' in page
+        user, business = record["id"].split("_")  # review_id = f"{user_id}_{business_id}"
+        assert f"User {user} &middot; business {business}" in page
+    # Each showcase's photos are ones the selector picked among the business's candidates (3 = K).
+    assert all(len(record["pic_ids"]) == 3 for record in generations)
+
+    # Tables 2, 3 and 4 in the report are the run's own numbers.
+    for title in ("Table 2", "Table 3", "Table 4"):
+        assert f"<h3>{title}" in page
+    table2 = _html_rows(page, "Table 2")
+    header2, rows2 = parse_markdown_table((output / "evaluation" / "table2.md").read_text())
+    assert table2 == [header2, *rows2]
+    assert [row[0] for row in rows2] == ["PC2L", "Baseline (CE only)", "GT"]
+    table3 = _html_rows(page, "Table 3")
+    assert [row[0] for row in table3[1:]] == ["random", "img", "text", "img+text"]
+    results3 = json.loads((output / "selector" / "table3.json").read_text())["results"]
+    assert float(table3[4][1]) == pytest.approx(results3["img+text"]["precision@3"], abs=0.006)
+    table4 = _html_rows(page, "Table 4")
+    assert table4[0] == ["Method", "Image loss", "Review loss", "BLEU-1", "Distinct-2", "CLIP-Align"]
+    # Table 4's cells are Table 2's for the same system and metric.
+    by_system = {row[0]: dict(zip(header2, row, strict=True)) for row in rows2}
+    for row in table4[1:]:
+        assert row[3:] == [by_system[row[0]][name] for name in ("BLEU-1", "Distinct-2", "CLIP-Align")]
+    assert {tuple(row[:3]) for row in table4[1:]} == {
+        ("Baseline (CE only)", "none", "none"),
+        ("PC2L", "ccl", "pcl"),
+    }
+
+    # Every stage left its checkpoint behind, loadable the usual way.
+    for folder in ("clip", "gpt2", "pc2l", "baseline", "selector/selector-img+text", "classifier"):
+        assert (output / folder / "config.json").is_file(), folder
+    assert "What was run" in page
