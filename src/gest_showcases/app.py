@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 from transformers import HfArgumentParser
 
+from gest_showcases.showcase_cli import PipelineArguments
+
 if TYPE_CHECKING:
     import gradio as gr
 
@@ -38,21 +40,6 @@ DATASET_USER, DESCRIBED_USER = "A user of the dataset", "Describe a user"
 
 @dataclass
 class ServeArguments:
-    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
-    selector: str = field(metadata={"help": "DPPImageSelector checkpoint, Hub name or folder"})
-    generator: str = field(metadata={"help": "PC2L checkpoint, Hub name or folder (with its tokenizer)"})
-    clip: str = field(metadata={"help": "CLIP checkpoint the selector's features came from"})
-    vision: str | None = field(
-        default=None, metadata={"help": "generator backbone (default: CLIP's vision tower)"}
-    )
-    image_kind: str = field(
-        default="vision", metadata={"help": "generator image features: vision or image (CLIP)"}
-    )
-    config: str = field(default="s1", metadata={"help": "dataset config to read (s1 or s2)"})
-    k: int | None = field(default=None, metadata={"help": "photos to select (default: the selector's top_k)"})
-    num_beams: int = field(default=2, metadata={"help": "beams of the explanation's beam search"})
-    max_new_tokens: int = field(default=64, metadata={"help": "most tokens of the explanation"})
-    device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
     host: str = field(default="127.0.0.1", metadata={"help": "address to bind (0.0.0.0: every interface)"})
     port: int = field(default=7860, metadata={"help": "port to serve on"})
 
@@ -286,8 +273,8 @@ class ShowcaseApp:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(ServeArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((PipelineArguments, ServeArguments), prog=prog)
+    args, serve = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Read when gradio is imported: no telemetry and no version check against the network.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -297,24 +284,12 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ImportError(
             "`gest-showcases serve` needs Gradio: pip install 'gest-showcases[demo]'"
         ) from error
-    from gest_showcases.pipeline import ShowcasePipeline
-
     catalog = DatasetCatalog(args.dataset, args.config)
-    pipeline = ShowcasePipeline.from_pretrained(
-        selector=args.selector,
-        generator=args.generator,
-        clip=args.clip,
-        vision=args.vision,
-        device=args.device,
-        image_kind=args.image_kind,
-        num_beams=args.num_beams,
-        max_new_tokens=args.max_new_tokens,
-    )
-    page = ShowcaseApp(pipeline, catalog, k=args.k).build()
-    logger.info("serving %s (config %s) on http://%s:%d", args.dataset, args.config, args.host, args.port)
+    page = ShowcaseApp(args.load_pipeline(), catalog, k=args.k).build()
+    logger.info("serving %s (config %s) on http://%s:%d", args.dataset, args.config, serve.host, serve.port)
     page.launch(
-        server_name=args.host,
-        server_port=args.port,
+        server_name=serve.host,
+        server_port=serve.port,
         share=False,
         allowed_paths=catalog.image_dirs(),
         show_error=True,

@@ -28,10 +28,10 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ShowcaseArguments:
+class PipelineArguments:
+    """What builds a `ShowcasePipeline` over a built dataset; shared by `showcase` and `serve`."""
+
     dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
-    user: str = field(metadata={"help": "user_id whose history personalises the showcase"})
-    business: str = field(metadata={"help": "business_id whose photo pool the photos come from"})
     selector: str = field(metadata={"help": "DPPImageSelector checkpoint, Hub name or folder"})
     generator: str = field(metadata={"help": "PC2L checkpoint, Hub name or folder (with its tokenizer)"})
     clip: str = field(metadata={"help": "CLIP checkpoint the selector's features came from"})
@@ -46,6 +46,27 @@ class ShowcaseArguments:
     num_beams: int = field(default=2, metadata={"help": "beams of the explanation's beam search"})
     max_new_tokens: int = field(default=64, metadata={"help": "most tokens of the explanation"})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
+
+    def load_pipeline(self):
+        """The `ShowcasePipeline` these arguments name."""
+        from gest_showcases.pipeline import ShowcasePipeline
+
+        return ShowcasePipeline.from_pretrained(
+            selector=self.selector,
+            generator=self.generator,
+            clip=self.clip,
+            vision=self.vision,
+            device=self.device,
+            image_kind=self.image_kind,
+            num_beams=self.num_beams,
+            max_new_tokens=self.max_new_tokens,
+        )
+
+
+@dataclass
+class ShowcaseArguments:
+    user: str = field(metadata={"help": "user_id whose history personalises the showcase"})
+    business: str = field(metadata={"help": "business_id whose photo pool the photos come from"})
     html: str | None = field(
         default=None, metadata={"help": "also write the showcase as a self-contained HTML file"}
     )
@@ -113,26 +134,16 @@ def format_showcase(showcase: Showcase) -> str:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(ShowcaseArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((PipelineArguments, ShowcaseArguments), prog=prog)
+    args, showcase_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from gest_showcases.pipeline import ShowcasePipeline
     from gest_showcases.report import ReportExample, write_report
 
-    found = request_from_dataset(args.dataset, args.config, args.user, args.business)
-    pipeline = ShowcasePipeline.from_pretrained(
-        selector=args.selector,
-        generator=args.generator,
-        clip=args.clip,
-        vision=args.vision,
-        device=args.device,
-        image_kind=args.image_kind,
-        num_beams=args.num_beams,
-        max_new_tokens=args.max_new_tokens,
-    )
+    found = request_from_dataset(args.dataset, args.config, showcase_args.user, showcase_args.business)
+    pipeline = args.load_pipeline()
     showcase = pipeline(found.request, k=args.k)
     print(format_showcase(showcase))
-    if args.html:
+    if showcase_args.html:
         example = ReportExample.from_showcase(
             showcase,
             truth_text=found.truth_text,
@@ -141,13 +152,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             history_photos=found.history_photos,
         )
         statement = (
-            f"One showcase for user {args.user} at business {args.business}: candidates are the business's "
+            f"One showcase for user {showcase_args.user} at business {showcase_args.business}: candidates are the business's "
             f"photos and the history is the user's reviews in {args.dataset} (config {args.config})."
         )
         details = {"selector": args.selector, "generator": args.generator, "CLIP": args.clip}
         path = write_report(
-            args.html,
-            f"Showcase: user {args.user} at {args.business}",
+            showcase_args.html,
+            f"Showcase: user {showcase_args.user} at {showcase_args.business}",
             examples=[example],
             statement=statement,
             details=details,
