@@ -153,9 +153,9 @@ def init_gpt2(tokenizer, hidden_size: int, num_layers: int, max_positions: int, 
 
 
 def _train_split_texts(dataset: Path) -> list[str]:
-    import datasets
+    from gest_showcases.data.build import load_built
 
-    rows = datasets.load_dataset(str(dataset), "s1", split="train")
+    rows = load_built(dataset, "s1", split="train")
     return [text for text in rows["review_text"] if text.strip()]
 
 
@@ -311,8 +311,7 @@ def run_demo(args: DemoArguments) -> dict:
     torch.set_num_threads(args.num_threads)
     work = Path(args.output_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    # `load_dataset(folder)` caches by the folder's name and file layout, not its content: a demo run
-    # in a reused or same-named folder would read another build's rows. Each run gets its own cache.
+    # Each run keeps its datasets cache beside its outputs rather than in the user's cache folder.
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = work / "datasets-cache"
     try:

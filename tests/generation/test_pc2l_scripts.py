@@ -122,6 +122,32 @@ def test_train_pc2l_runs_end_to_end_and_saves_an_auto_model(assets):
     )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("validation", ["absent", "one example"])
+def test_train_pc2l_trains_without_a_usable_validation_split(assets, validation):
+    # The builder writes no empty split, so a small s2 can have train only, or a validation split too small for
+    # in-batch contrastive losses: train, evaluate nothing.
+    import datasets
+
+    path = assets / "dataset" / "s2" / "validation-00000-of-00001.parquet"
+    if validation == "absent":
+        path.unlink()
+        card = assets / "dataset" / "README.md"
+        card.write_text(
+            card.read_text().replace("  - split: validation\n    path: s2/validation-*.parquet\n", "")
+        )
+    else:
+        datasets.Dataset.from_parquet(str(path)).select(range(1)).to_parquet(str(path))
+    argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "gpt2"), "--output_dir", str(assets / "run"), "--encoder_layers", "1",
+            "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "1",
+            "--per_device_train_batch_size", "3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+            "--disable_tqdm", "True"]  # fmt: skip
+    assert train.main(argv) == 0
+    results = json.loads((assets / "run" / "all_results.json").read_text())
+    assert "train_loss" in results and not any(key.startswith("eval_") for key in results)
+
+
 def test_pack_texts_closes_each_text_with_eos_and_drops_the_tail():
     assert pack_texts([[1, 2], [3], [4, 5, 6]], eos_token_id=0, block_size=4) == [[1, 2, 0, 3], [0, 4, 5, 6]]
 

@@ -12,6 +12,7 @@ _LAZY = {
     "BuildResult": "build",
     "ExplanationFilter": "build",
     "build_dataset": "build",
+    "load_built": "build",
     "dataset_features": "build",
     "ImageStatus": "images",
     "check_images": "images",

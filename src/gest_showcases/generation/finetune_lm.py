@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = HfArgumentParser((FinetuneLMArguments, TrainingArguments), prog=prog)
     args, training_args = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import datasets
+    from gest_showcases.data.build import load_built
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    texts = datasets.load_dataset(args.dataset, args.config_name, split="train")
+    texts = load_built(args.dataset, args.config_name, split="train")
     texts = texts.filter(lambda text: len(text.strip()) > 0, input_columns=args.text_column)
 
     def tokenize_and_pack(batch):

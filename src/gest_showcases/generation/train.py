@@ -96,9 +96,9 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
 
     `tables` maps a feature kind to its table (`gest_showcases.features.load_features`).
     """
-    import datasets
+    from gest_showcases.data.build import load_built
 
-    rows = datasets.load_dataset(data_args.dataset, "s2", split=split)
+    rows = load_built(data_args.dataset, "s2", split=split)
     columns = {"target": list(rows["explanation"])}
     found_any = torch.zeros(len(rows), dtype=torch.bool)
     inputs = []
@@ -168,7 +168,24 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
     kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
     tables = {kind: load_features(data_args.features, kind) for kind in kinds}
-    splits = {split: load_split(data_args, split, config, tables) for split in ("train", "validation")}
+    import datasets
+
+    # The builder writes no empty split: a small s2 can lack a validation split (then nothing is evaluated).
+    present = datasets.get_dataset_split_names(data_args.dataset, "s2")
+    if "train" not in present:
+        raise ValueError(f"{data_args.dataset} has no s2 train split (splits: {present})")
+    splits = {
+        split: load_split(data_args, split, config, tables)
+        for split in ("train", "validation")
+        if split in present
+    }
+    if "validation" in splits and len(splits["validation"]["target"]) < 2:
+        # In-batch contrastive losses (and hard negatives) need two examples: too small to evaluate.
+        logger.warning(
+            "s2 validation has %d example(s): training without evaluation",
+            len(splits["validation"]["target"]),
+        )
+        del splits["validation"]
     # The feature widths are those of the feature folder.
     for name, column in (("image_feature_dim", "image_features"), ("review_feature_dim", "review_features")):
         if column in splits["train"]:
@@ -201,18 +218,21 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         max_reviews=data_args.max_reviews,
         with_negatives=with_negatives,
     )
+    evaluation = splits_data.get("validation")
+    if evaluation is not None and not len(evaluation):
+        evaluation = None
     trainer = PC2LTrainer(
         model=model,
         args=training_args,
         train_dataset=splits_data["train"],
-        eval_dataset=splits_data["validation"] if len(splits_data["validation"]) else None,
+        eval_dataset=evaluation,
         data_collator=collator,
         processing_class=tokenizer,
     )
     result = trainer.train()
     trainer.save_model()
     metrics = dict(result.metrics)
-    if len(splits_data["validation"]):
+    if evaluation is not None:
         metrics |= trainer.evaluate()
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)

@@ -76,13 +76,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     script_args, train_args = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Heavy and owned by other layers: loaded only when the command runs.
-    from datasets import load_dataset
+    from gest_showcases.data.build import load_built
 
     from ..features import load_features
 
     accelerator = Accelerator(cpu=script_args.cpu)
     set_seed(train_args.seed)
-    splits = load_dataset(script_args.dataset, "s1")
+    splits = load_built(script_args.dataset, "s1")
     image_table = load_features(script_args.features, "image")
     review_table = load_features(script_args.features, "review")
     train_dataset = build_selection_dataset(
