@@ -18,19 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
-from tokenizers import ByteLevelBPETokenizer
-from transformers import GPT2TokenizerFast
 
 from gest_showcases.app import DATASET_USER, DESCRIBED_USER, DatasetCatalog, ShowcaseApp
 from gest_showcases.data.build import build_dataset
 from gest_showcases.features.inputs import read_config_rows
-from gest_showcases.features.tiny import save_tiny_clip
-from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.pipeline import ShowcasePipeline
-from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.showcase_cli import request_from_dataset
 from gest_showcases.synth import SynthConfig, generate_world, write_world
+from tiny_assets import save_tiny_checkpoints
 
 pytestmark = pytest.mark.slow
 
@@ -45,37 +40,6 @@ MAX_NEW_TOKENS = 8
 SERVER_START_S, RESULT_S = 240, 120  # bounds on the server's start and on one showcase (2 shared CPU cores)
 
 
-def save_tiny_generator(path: Path, texts: list[str]) -> None:
-    """A random 2-layer PC2L with a byte-level BPE tokenizer learnt on `texts`, saved with it."""
-    special = "<|endoftext|>"
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=400, special_tokens=[special])
-    tokenizer = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, bos_token=special, eos_token=special)
-    eos = tokenizer.eos_token_id
-    decoder = {
-        "n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 64, "vocab_size": len(tokenizer),
-        "bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos,
-    }  # fmt: skip
-    config = PC2LConfig(
-        decoder=decoder, image_feature_dim=32, review_feature_dim=16, encoder_layers=1,
-        encoder_attention_heads=2, encoder_ffn_dim=64, projection_dim=8,
-    )  # fmt: skip
-    torch.manual_seed(0)
-    model = PC2LForConditionalGeneration(config)
-    # Zero (tied) embeddings give logit 0 while some random word scores higher: the random decoder neither stops
-    # at once (end of text) nor writes bytes that are no text (pieces of UTF-8 characters), so its output reads.
-    unreadable = [
-        index
-        for index in range(len(tokenizer))
-        if index == eos
-        or not tokenizer.decode([index]).strip().isascii()
-        or not tokenizer.decode([index]).strip().isalpha()
-    ]
-    model.decoder.transformer.wte.weight.data[unreadable] = 0.0
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A built Gest-Synth dataset folder (60 reviews, 32-pixel photos) and the tiny checkpoints."""
@@ -85,14 +49,7 @@ def world(tmp_path_factory):
     )
     build_dataset([root / "synth" / "filter_all_t.json"], root / "synth" / "images", root / "dataset")
     rows = read_config_rows(root / "dataset", "s1")
-    save_tiny_clip(root / "clip", projection_dim=16)
-    torch.manual_seed(0)
-    selector = DPPSelectorConfig(
-        text_dim=16, image_dim=16, user_hidden_sizes=[16], image_hidden_sizes=[16], embed_dim=8
-    )
-    DPPImageSelector(selector).save_pretrained(root / "selector")
-    save_tiny_generator(root / "generator", [row["review_text"] for row in rows])
-    checkpoints = {name: str(root / name) for name in ("selector", "generator", "clip")}
+    checkpoints = save_tiny_checkpoints(root, [row["review_text"] for row in rows])
     return {"root": root, "dataset": root / "dataset", "rows": rows, **checkpoints}
 
 

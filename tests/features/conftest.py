@@ -1,17 +1,16 @@
-"""Fixtures of the features tests: a tiny CLIP saved locally, JPEG files, a small built dataset folder."""
+"""Fixtures of the features tests: a tiny CLIP saved locally, JPEG files, a small built dataset folder (builders
+in tests/tiny_assets.py)."""
 
 from __future__ import annotations
 
-import json
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-import torch
-from PIL import Image
 
 from gest_showcases.features.tiny import save_tiny_clip
+from tiny_assets import (
+    few_threads,  # noqa: F401  (an autouse fixture: importing it applies it here)
+    write_built_dataset,
+    write_jpegs,
+)
 
 
 @pytest.fixture(scope="session")
@@ -22,20 +21,6 @@ def tiny_clip(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_tiny_clip(tmp_path_factory):
     return str(save_tiny_clip(tmp_path_factory.mktemp("other-clip"), seed=1))
-
-
-def write_jpegs(folder, names, seed=0, size=(40, 56)):
-    """Random-colour JPEGs `<name>.jpg` of varied sizes; returns {name: path}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = {}
-    for i, name in enumerate(names):
-        height, width = size[0] + 3 * i, size[1] - 2 * i
-        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        path = folder / f"{name}.jpg"
-        Image.fromarray(pixels).save(path, quality=90)
-        paths[name] = path
-    return paths
 
 
 @pytest.fixture
@@ -57,51 +42,6 @@ REVIEWS = [
 ]
 
 
-def write_built_dataset(folder, image_dir):
-    """A dataset folder in the builder's layout (parquet + README `configs:`) with an s1 config."""
-    folder.mkdir(parents=True, exist_ok=True)
-    by_business: dict[str, list[str]] = {}
-    for _, _, business, _, pics, _ in REVIEWS:
-        by_business.setdefault(business, []).extend(pics)
-    rel = f"../{image_dir.name}"
-    splits: dict[str, list[dict]] = {}
-    for rid, user, business, text, pics, split in REVIEWS:
-        others = [r for r in REVIEWS if r[1] == user and r[0] != rid]
-        splits.setdefault(split, []).append(
-            {
-                "review_id": rid,
-                "user_id": user,
-                "business_id": business,
-                "rating": 5,
-                "review_text": text,
-                "pics": pics,
-                "time": None,
-                "pic_paths": [f"{rel}/{p}.jpg" for p in pics],
-                "history_review_ids": [r[0] for r in others],
-                "history_texts": [r[3] for r in others],
-                "history_pics": [p for r in others for p in r[4]],
-                "candidate_pics": by_business[business],
-                "candidate_paths": [f"{rel}/{p}.jpg" for p in by_business[business]],
-            }
-        )
-    (folder / "s1").mkdir()
-    data_files = []
-    for split, rows in splits.items():
-        pq.write_table(pa.Table.from_pylist(rows), folder / "s1" / f"{split}.parquet")
-        data_files.append({"split": split, "path": f"s1/{split}.parquet"})
-    card = {"configs": [{"config_name": "s1", "data_files": data_files}]}
-    (folder / "README.md").write_text("---\n" + json.dumps(card) + "\n---\n# test dataset\n")
-    return folder
-
-
 @pytest.fixture
 def built_dataset(tmp_path, image_dir):
-    return write_built_dataset(tmp_path / "dataset", image_dir)
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    return write_built_dataset(tmp_path / "dataset", image_dir, REVIEWS)

@@ -186,3 +186,51 @@ def test_example_configs_are_the_table4_rows(tmp_path, name, image_loss, review_
     assert (config.lambda1, config.lambda2, config.contrastive_temperature) == (0.2, 0.2, 0.1)
     assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 32
     assert (data_args.max_length, data_args.max_images, data_args.max_reviews) == (64, 5, 10)
+
+
+@pytest.mark.slow
+def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+
+    from gest_showcases.generation.lora import BASE_FILE, CROSS_WEIGHTS_FILE, load_lora_pc2l
+
+    argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "gpt2"), "--output_dir", str(assets / "run"), "--encoder_layers", "1",
+            "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "2",
+            "--per_device_train_batch_size", "3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
+            "--disable_tqdm", "True", "--lora", "--lora_cross_attention", "True"]  # fmt: skip
+    built = []
+    build_model = train.build_model
+    monkeypatch.setattr(train, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+    assert train.main(argv) == 0
+    run = assets / "run"
+    assert {"adapter_config.json", "adapter_model.safetensors", BASE_FILE, CROSS_WEIGHTS_FILE} <= {
+        path.name for path in run.iterdir()
+    }
+    model = load_lora_pc2l(run)
+    assert isinstance(model, PeftModel) and model.get_base_model().config.encoder_layers == 1
+    # The decoder's pretrained weights came back from the GPT-2 checkpoint, the trained parts from the run.
+    gpt2 = GPT2LMHeadModel.from_pretrained(assets / "gpt2")
+    decoder = model.get_base_model().decoder
+    torch.testing.assert_close(decoder.transformer.wte.weight, gpt2.transformer.wte.weight)
+    adapter = load_file(str(run / "adapter_model.safetensors"))
+    name = next(key for key in adapter if "crossattention.c_attn.lora_B" in key)
+    reloaded = dict(model.named_parameters())[name.replace(".weight", ".default.weight")]
+    torch.testing.assert_close(reloaded, adapter[name])
+    assert adapter[name].abs().sum() > 0  # LoRA B starts at zero: training moved it
+    # The rebuilt model computes what the trained one (trained in place by the script) computes.
+    trained = built[0].eval()
+    features = torch.randn(2, 2, FEATURE_DIM)
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    inputs = {"image_features": features, "image_mask": mask, "review_features": features, "review_mask": mask,
+              "input_ids": torch.tensor([[1, 2, 3], [4, 5, 6]]), "attention_mask": torch.ones(2, 3)}  # fmt: skip
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, trained(**inputs).logits)
+
+
+def test_train_pc2l_refuses_lora_without_a_pretrained_decoder(assets):
+    argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--tokenizer", str(assets / "tokenizer"),
+            "--output_dir", str(assets / "run"), "--lora"]  # fmt: skip
+    with pytest.raises(ValueError, match="pass --decoder"):
+        train.main(argv)

@@ -16,11 +16,18 @@ import torch
 from accelerate import Accelerator
 from torch.nn import functional as F
 
-from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
-from gest_showcases.selection.dataset import SelectionDataset, build_selection_dataset, collate_selection
+from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig, training
+from gest_showcases.selection.dataset import (
+    SelectionDataset,
+    build_selection_dataset,
+    collate_selection,
+    training_pool_pics,
+)
 from gest_showcases.selection.training import (
     SelectorTrainingArguments,
+    evaluate_selection,
     format_selection_table,
+    model_selector,
     random_select,
     run_selection_ablation,
     train_selector,
@@ -111,6 +118,12 @@ def test_build_selection_dataset_by_hand():
     torch.testing.assert_close(item["candidate_features"], image_table.embeddings[[0, 1, 2]])
     assert item["target_mask"].tolist() == [False, True, False]
 
+    # Training pools: only the images posted in these rows ("b", "x", "a", "d"); "c" is left out.
+    assert training_pool_pics(rows) == {"a", "b", "d", "x"}
+    restricted = build_selection_dataset(rows, image_table, review_table, training_pool_pics(rows))
+    assert [pool.tolist() for pool in restricted.candidates] == [[0, 1], [3, 0]]
+    assert [target.tolist() for target in restricted.targets] == [[1], [0]]
+
 
 def test_build_selection_dataset_without_usable_rows():
     table = SimpleNamespace(ids=["a"], embeddings=torch.ones(1, 2))
@@ -156,6 +169,36 @@ def test_parameters_change_after_training_steps():
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     for name, parameter in trained.named_parameters():
         assert not torch.equal(parameter, before[name]), f"{name} did not change"
+
+
+def test_validation_keeps_the_best_epoch(monkeypatch):
+    rows, image_table, review_table = synthetic_world(60, seed=1)
+    dataset = build_selection_dataset(rows, image_table, review_table)
+    validation = build_selection_dataset(*synthetic_world(30, seed=3))
+    # Scripted validation scores: epoch 1 is the best; the weights seen at each epoch's check are kept.
+    scores, snapshots = iter([0.1, 0.5, 0.2, 0.5, 0.4]), []
+
+    def scripted_f1(model, validation_dataset, args, accelerator):
+        assert validation_dataset is validation
+        snapshots.append({name: p.detach().clone() for name, p in model.state_dict().items()})
+        return next(scores)
+
+    real_f1 = training._validation_f1
+    monkeypatch.setattr(training, "_validation_f1", scripted_f1)
+    torch.manual_seed(0)
+    args = SelectorTrainingArguments(batch_size=16, num_epochs=5, learning_rate=3e-3)
+    trained, _ = train_selector(
+        DPPImageSelector(tiny_config()), dataset, args, Accelerator(cpu=True), validation
+    )
+    assert len(snapshots) == 5
+    for name, parameter in trained.state_dict().items():
+        torch.testing.assert_close(parameter, snapshots[1][name], rtol=0, atol=0)  # the earliest of the ties
+    assert not torch.equal(
+        snapshots[1]["image_encoder.layers.0.weight"], snapshots[4]["image_encoder.layers.0.weight"]
+    )
+    # The real score: F1@K of the greedy picks on the validation set.
+    real = real_f1(trained, validation, args, Accelerator(cpu=True))
+    assert real == evaluate_selection(model_selector(trained, 3), validation, 3, 64)["f1@3"]
 
 
 @pytest.mark.slow

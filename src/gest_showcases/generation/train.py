@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         argv, prog, (PC2LModelArguments, PC2LDataArguments, TrainingArguments)
     )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if model_args.lora and model_args.decoder is None:
+        # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
+        raise ValueError("--lora adapts a pretrained decoder: pass --decoder (a GPT-2 name or folder)")
     from .negatives import load_parser, make_hard_negatives
     from .trainer import PC2LTrainer
 
@@ -231,6 +234,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     result = trainer.train()
     trainer.save_model()
+    if model_args.lora and trainer.is_world_process_zero():
+        from .lora import save_lora_base
+
+        save_lora_base(trainer.model, model_args.decoder, training_args.output_dir)
     metrics = dict(result.metrics)
     if evaluation is not None:
         metrics |= trainer.evaluate()

@@ -9,7 +9,7 @@ into it, so a business's features are held once however many users reviewed it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol
 
 import torch
@@ -117,7 +117,10 @@ def _mean_rows(features: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:
 
 
 def build_selection_dataset(
-    rows: Iterable[Mapping], image_table: FeatureTableLike, review_table: FeatureTableLike
+    rows: Iterable[Mapping],
+    image_table: FeatureTableLike,
+    review_table: FeatureTableLike,
+    pool_pics: Collection[str] | None = None,
 ) -> SelectionDataset:
     """Builds examples from Gest-s1 rows and CLIP feature tables.
 
@@ -130,6 +133,11 @@ def build_selection_dataset(
             `history_review_ids` (e.g. a `datasets.Dataset` split).
         image_table: `load_features(FEATDIR, "image")` (keys: pic ids).
         review_table: `load_features(FEATDIR, "review")` (keys: review ids).
+        pool_pics (`Collection[str]`, *optional*):
+            When given, pools keep only these images. For training, pass the images of the training
+            split's reviews (`training_pool_pics`): s1's pools span every split, and an image posted
+            in a held-out review would otherwise only ever be a training negative, which teaches the
+            selector to avoid exactly the images its evaluation asks for.
 
     Returns:
         `SelectionDataset` whose `image_features` is the whole image table.
@@ -139,7 +147,11 @@ def build_selection_dataset(
     candidates, targets, history_images, history_reviews = [], [], [], []
     skipped_no_pool = skipped_no_target = 0
     for row in rows:
-        pool = [image_row[pic] for pic in row["candidate_pics"] if pic in image_row]
+        pool = [
+            image_row[pic]
+            for pic in row["candidate_pics"]
+            if pic in image_row and (pool_pics is None or pic in pool_pics)
+        ]
         posted = {image_row[pic] for pic in row["pics"] if pic in image_row}
         target = [position for position, image in enumerate(pool) if image in posted]
         if not pool:
@@ -170,4 +182,9 @@ def build_selection_dataset(
     )
 
 
-__all__ = ["SelectionDataset", "build_selection_dataset", "collate_selection"]
+def training_pool_pics(rows: Iterable[Mapping]) -> set[str]:
+    """The images posted in `rows` (a training split): the `pool_pics` of `build_selection_dataset`."""
+    return {pic for row in rows for pic in row["pics"]}
+
+
+__all__ = ["SelectionDataset", "build_selection_dataset", "collate_selection", "training_pool_pics"]

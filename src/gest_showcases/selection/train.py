@@ -1,8 +1,9 @@
 """`gest-showcases train-selector`: train the DPP selectors and print the paper's Table 3.
 
 Reads the `s1` config of a built dataset folder and a CLIP feature folder (`gest-showcases features`),
-trains one `DPPImageSelector` per input mode on the training split, scores them and the random baseline
-on the evaluation split, and writes `table3.md`, `table3.json` (values in percent) and one
+trains one `DPPImageSelector` per input mode on the training split (keeping the epoch with the best
+F1@K on the validation split, when the dataset has one), scores them and the random baseline on the
+evaluation split, and writes `table3.md`, `table3.json` (values in percent) and one
 `save_pretrained` folder per mode (`selector-img`, `selector-text`, `selector-img+text`) to
 `--output_dir`. Runs under `accelerate launch` (`examples/train_selector.py` is the same `main`).
 
@@ -27,7 +28,7 @@ from accelerate.utils import set_seed
 from transformers import HfArgumentParser
 
 from .configuration_dpp import DPPSelectorConfig
-from .dataset import build_selection_dataset
+from .dataset import build_selection_dataset, training_pool_pics
 from .training import METHODS, SelectorTrainingArguments, format_selection_table, run_selection_ablation
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,20 @@ class SelectorScriptArguments:
         metadata={"help": f"Rows of the table, a subset of {METHODS}."},
     )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    validation_split: str = field(
+        default="validation",
+        metadata={"help": "Split that chooses each model's epoch; skipped when the dataset lacks it."},
+    )
     eval_split: str = field(default="test", metadata={"help": "Split to score."})
+    training_pools: str = field(
+        default="train_images",
+        metadata={
+            "help": "`train_images`: training pools keep only images posted in training reviews (the default; "
+            "with `all`, every held-out image is a training negative, which teaches the selector to avoid the "
+            "very images the evaluation asks for). `all`: the pools as stored in s1.",
+            "choices": ["train_images", "all"],
+        },
+    )
     cpu: bool = field(default=False, metadata={"help": "Train on CPU even when a GPU is present."})
 
 
@@ -85,17 +99,28 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     splits = load_built(script_args.dataset, "s1")
     image_table = load_features(script_args.features, "image")
     review_table = load_features(script_args.features, "review")
-    train_dataset = build_selection_dataset(
-        splits[script_args.train_split].select_columns(S1_COLUMNS), image_table, review_table
-    )
+    train_rows = splits[script_args.train_split].select_columns(S1_COLUMNS)
+    pool_pics = training_pool_pics(train_rows) if script_args.training_pools == "train_images" else None
+    train_dataset = build_selection_dataset(train_rows, image_table, review_table, pool_pics)
     eval_dataset = build_selection_dataset(
         splits[script_args.eval_split].select_columns(S1_COLUMNS), image_table, review_table
     )
+    validation_dataset = None
+    if script_args.validation_split in splits:
+        validation_dataset = build_selection_dataset(
+            splits[script_args.validation_split].select_columns(S1_COLUMNS), image_table, review_table
+        )
     base_config = DPPSelectorConfig(
         text_dim=review_table.embeddings.shape[1], image_dim=image_table.embeddings.shape[1]
     )
     results, models = run_selection_ablation(
-        train_dataset, eval_dataset, base_config, train_args, accelerator, tuple(script_args.methods)
+        train_dataset,
+        eval_dataset,
+        base_config,
+        train_args,
+        accelerator,
+        tuple(script_args.methods),
+        validation_dataset,
     )
     if accelerator.is_main_process:
         output_dir = Path(script_args.output_dir)

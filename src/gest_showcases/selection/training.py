@@ -71,14 +71,22 @@ def train_selector(
     dataset: SelectionDataset,
     args: SelectorTrainingArguments,
     accelerator: Accelerator,
+    validation_dataset: SelectionDataset | None = None,
 ) -> tuple[DPPImageSelector, list[float]]:
     """Maximises the DPP log-likelihood of the posted images with Adam on padded, masked batches.
+
+    With a validation set, F1@K is measured after every epoch and the model returned is the one of the
+    best epoch (the earliest on ties), as `load_best_model_at_end` does in transformers' `Trainer`:
+    on small data the likelihood keeps rising on the training pools long after selection stops
+    improving on new users.
 
     Args:
         model ([`DPPImageSelector`]): the model to train (in place).
         dataset ([`SelectionDataset`]): training examples.
         args ([`SelectorTrainingArguments`]): optimisation settings.
         accelerator (`accelerate.Accelerator`): device placement and, under `accelerate launch`, DDP.
+        validation_dataset ([`SelectionDataset`], *optional*): examples that choose the epoch. Every
+            process scores all of it, so all processes agree on the best epoch.
 
     Returns:
         The unwrapped trained model and the loss of every step (this process's batches).
@@ -94,6 +102,7 @@ def train_selector(
     wrapped, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     wrapped.train()
     losses: list[float] = []
+    best_score, best_state, best_epoch = -1.0, None, -1
     progress = tqdm(
         total=args.num_epochs * len(loader),
         desc=f"train {model.config.input_mode}",
@@ -115,9 +124,50 @@ def train_selector(
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
             progress.update()
         logger.info("mode %s epoch %d: last loss %.4f", model.config.input_mode, epoch, losses[-1])
+        if validation_dataset is not None:
+            score = _validation_f1(accelerator.unwrap_model(wrapped), validation_dataset, args, accelerator)
+            logger.info(
+                "mode %s epoch %d: validation f1@%d %.6f", model.config.input_mode, epoch, args.top_k, score
+            )
+            if score > best_score:
+                best_score = score
+                best_state = {
+                    k: v.detach().clone() for k, v in accelerator.unwrap_model(wrapped).state_dict().items()
+                }
+                best_epoch = epoch
+            wrapped.train()
     progress.close()
     wrapped.eval()
-    return accelerator.unwrap_model(wrapped), losses
+    unwrapped = accelerator.unwrap_model(wrapped)
+    if best_state is not None:
+        unwrapped.load_state_dict(best_state)
+        logger.info(
+            "mode %s: kept epoch %d (validation f1@%d %.4f)",
+            model.config.input_mode,
+            best_epoch,
+            args.top_k,
+            best_score,
+        )
+    return unwrapped, losses
+
+
+def _validation_f1(
+    model: DPPImageSelector,
+    dataset: SelectionDataset,
+    args: SelectorTrainingArguments,
+    accelerator: Accelerator,
+) -> float:
+    """F1@K of the model's greedy MAP picks on `dataset`, no progress bar (called once per epoch)."""
+    model.eval()
+    metrics = evaluate_selection(
+        model_selector(model, args.top_k),
+        dataset,
+        args.top_k,
+        args.eval_batch_size,
+        accelerator.device,
+        show_progress=False,
+    )
+    return metrics[f"f1@{args.top_k}"]
 
 
 @torch.no_grad()
@@ -128,6 +178,7 @@ def evaluate_selection(
     batch_size: int,
     device: torch.device | str = "cpu",
     description: str = "evaluate",
+    show_progress: bool = True,
 ) -> dict[str, float]:
     """Scores a selection rule on every example of `dataset`.
 
@@ -138,6 +189,7 @@ def evaluate_selection(
         batch_size (`int`): examples per batch.
         device: where batches go.
         description (`str`): progress-bar label.
+        show_progress (`bool`): whether to draw the progress bar.
 
     Returns:
         `dict` with `precision@{k}`, `recall@{k}`, `f1@{k}`, `div@{k}` (fractions), see
@@ -145,7 +197,7 @@ def evaluate_selection(
     """
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate_selection)
     precision, recall, diversity = [], [], []
-    for batch in tqdm(loader, desc=description):
+    for batch in tqdm(loader, desc=description, disable=not show_progress):
         batch = {name: tensor.to(device) for name, tensor in batch.items()}
         selected = select(batch)
         precision.append(precision_at_k(selected, batch["target_mask"], k).cpu())
@@ -187,6 +239,7 @@ def run_selection_ablation(
     args: SelectorTrainingArguments,
     accelerator: Accelerator,
     methods: tuple[str, ...] = METHODS,
+    validation_dataset: SelectionDataset | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, DPPImageSelector]]:
     """The paper's Table 3: the random baseline and one selector trained per input mode.
 
@@ -196,6 +249,7 @@ def run_selection_ablation(
         args ([`SelectorTrainingArguments`]): training and evaluation settings.
         accelerator (`accelerate.Accelerator`): used for training; evaluation runs on the main process.
         methods (`tuple[str, ...]`): subset of `("random", "img", "text", "img+text")`.
+        validation_dataset ([`SelectionDataset`], *optional*): chooses each model's epoch (`train_selector`).
 
     Returns:
         Metrics per method (empty on non-main processes) and the trained model per input mode.
@@ -213,7 +267,9 @@ def run_selection_ablation(
             config = DPPSelectorConfig.from_dict(
                 {**base_config.to_dict(), "input_mode": method, "top_k": args.top_k}
             )
-            models[method], _ = train_selector(DPPImageSelector(config), train_dataset, args, accelerator)
+            models[method], _ = train_selector(
+                DPPImageSelector(config), train_dataset, args, accelerator, validation_dataset
+            )
             select = model_selector(models[method], args.top_k)
         if accelerator.is_main_process:
             results[method] = evaluate_selection(
