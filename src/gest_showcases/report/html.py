@@ -153,7 +153,7 @@ _TEMPLATE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <title>{{ title }}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #222; line-height: 1.45; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; padding: 0 1.5rem; max-width: 72rem; color: #222; line-height: 1.45; }
 h1 { margin-bottom: .2rem; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2rem; margin-top: 2.2rem; }
 .example { border: 1px solid #ddd; border-radius: 8px; padding: 1rem 1.2rem; margin: 1.2rem 0; }
 .photos { display: flex; flex-wrap: wrap; gap: .6rem; }
@@ -163,7 +163,7 @@ figcaption { font-size: .78rem; color: #666; }
 .truth { background: #f6f6f6; padding: .5rem .8rem; }
 .notes { color: #9a5b00; font-size: .85rem; }
 table { border-collapse: collapse; margin: .6rem 0; } th, td { border: 1px solid #ccc; padding: .25rem .6rem; }
-td { text-align: right; } td:first-child, th:first-child { text-align: left; }
+td { text-align: right; } td:first-child, th:first-child, .details td { text-align: left; }
 .plot img { max-width: 100%; } .missing { color: #999; font-style: italic; }
 </style>
 </head>
