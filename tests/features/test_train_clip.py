@@ -9,13 +9,21 @@ import pytest
 import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.data.build import build_dataset
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.extract import main as extract_main
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
-from gest_showcases.features.train_clip import BOS, EOS, main, train_clip_tokenizer
+from gest_showcases.features.train_clip import (
+    BOS,
+    EOS,
+    BagOfTokens,
+    main,
+    symmetric_info_nce,
+    train_clip_tokenizer,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +93,28 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     got, found = images.lookup([pic])
     assert found.all()
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_tokenizer_training_is_reproducible():
+    # Equally frequent merges (e.g. "e t</w>" and "e n</w>") are ordered by symbol ids, which `tokenizers`
+    # 0.23 gives word-final symbols in hash-map order: without fixed ids, runs in one process differ.
+    words = ["cat", "ten", "pet", "hen", "bat", "pen", "art", "fan", "sit", "bin", "hot", "sun", "mix", "box"]
+    texts = [" ".join(words[i:] + words[:i]) for i in range(len(words))]
+    trained = [train_clip_tokenizer(texts, vocab_size=300) for _ in range(4)]
+    tokenizers = {json.dumps(t.get_vocab(), sort_keys=True) + t.backend_tokenizer.to_str() for t in trained}
+    assert len(tokenizers) == 1
+
+
+def test_bag_of_tokens_encodes_which_tokens_a_text_has():
+    bag = BagOfTokens(vocab_size=6, projection_dim=3)
+    ids = torch.tensor([[0, 4, 2, 4, 1], [0, 3, 1, 1, 1]])  # BOS ... EOS, the second right-padded with EOS
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    # Hand-written presence vectors: a repeated token counts once, padding not at all.
+    presence = torch.tensor([[1.0, 1, 1, 0, 1, 0], [1, 1, 0, 1, 0, 0]])
+    expected = torch.nn.functional.normalize(bag.projection(presence), dim=-1)
+    torch.testing.assert_close(bag(input_ids=ids, attention_mask=mask), expected)
+
+
+def test_symmetric_info_nce_is_clips_loss():
+    logits = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(symmetric_info_nce(logits), image_text_contrastive_loss(logits))

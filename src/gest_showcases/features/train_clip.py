@@ -20,6 +20,12 @@ explanation classifier's supervised data, ground truth is for evaluation only.
 - Model: `CLIPModel` from `CLIPConfig`: a ViT over `image_size` images in `patch_size` patches and a
   causal text transformer, both `hidden_size` wide, trained with CLIP's symmetric InfoNCE loss
   (`return_loss=True`, learnt temperature) by AdamW with a linear warm-up and cosine decay.
+- Bag-of-tokens helper (`--bag_of_tokens_weight`): two transformer towers trained from scratch against
+  each other on a thousand pairs learn to match the training pairs but not what the photos show (on
+  Gest-Synth their image features told dishes apart no better than a random-init ViT's). A linear
+  text encoder over the set of the text's token ids, trained alongside with the same InfoNCE loss
+  against the same image embeddings, links dish words to dish looks within a few epochs and pulls
+  the image tower, and through it the text tower, there. It only shapes training: it is not saved.
 - Sanity check: image -> review retrieval on validation reviews (one image per review, the review
   embedded as the renormalised mean of its sentences' embeddings, as the feature cache does), recall
   at 1 and 5 among `batch_size` reviews; chance is 1/`batch_size` and 5/`batch_size`.
@@ -40,6 +46,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from tokenizers.pre_tokenizers import ByteLevel
@@ -59,11 +66,27 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
 
 
+def _word_final_symbols(bpe: Tokenizer, texts: Sequence[str]) -> list[str]:
+    """The word-final symbols (`x</w>`) the BPE trainer makes from `texts`, sorted.
+
+    `tokenizers`' BPE trainer (0.23) numbers the suffixed symbols as it meets them in a hash map of the
+    words, whose order changes from call to call, and breaks ties between equally frequent merges by
+    those numbers, so the same texts gave different merges and ids (huggingface/tokenizers#1794).
+    Passed first as the trainer's special tokens, they get fixed ids and the training is reproducible.
+    """
+    words = (
+        word
+        for text in texts
+        for word, _ in bpe.pre_tokenizer.pre_tokenize_str(bpe.normalizer.normalize_str(text))
+    )
+    return sorted({word[-1] + "</w>" for word in words})
+
+
 def train_clip_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> CLIPTokenizer:
     """A `CLIPTokenizer` with BPE merges learnt on `texts` (CLIP's normalisation and pre-tokenisation).
 
     Every byte symbol is in the vocabulary both plain and word-final (`x</w>`), as in CLIP's, so any
-    text tokenises.
+    text tokenises. The same texts always give the same tokenizer (see `_word_final_symbols`).
     """
     bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
     bpe.normalizer = normalizers.Sequence(
@@ -77,7 +100,7 @@ def train_clip_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> CLIPTo
     )
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=[BOS, EOS],
+        special_tokens=[BOS, EOS, *_word_final_symbols(bpe, texts)],
         initial_alphabet=ByteLevel.alphabet(),
         end_of_word_suffix="</w>",
         show_progress=False,
@@ -118,6 +141,33 @@ def build_clip(
     vision_config = {**tower, "image_size": image_size, "patch_size": patch_size}
     config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
     return CLIPModel(config)
+
+
+class BagOfTokens(torch.nn.Module):
+    """A linear text encoder over the set of a text's token ids: the bag-of-tokens helper (module docstring).
+
+    Args:
+        vocab_size (`int`): the tokenizer's vocabulary size.
+        projection_dim (`int`): size of the joint embedding.
+    """
+
+    def __init__(self, vocab_size: int, projection_dim: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.projection = torch.nn.Linear(vocab_size, projection_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """`input_ids`, `attention_mask` [B, L] -> L2-normalised embeddings [B, projection_dim]."""
+        counts = torch.zeros(len(input_ids), self.vocab_size)
+        counts.scatter_add_(1, input_ids, attention_mask.float())  # [B, V]
+        # Which tokens the text has, not how often: the dish named twice is still one dish.
+        return F.normalize(self.projection(counts.clamp(max=1.0)), dim=-1)
+
+
+def symmetric_info_nce(logits: torch.Tensor) -> torch.Tensor:
+    """CLIP's loss on a [B, B] similarity matrix whose diagonal holds the positive pairs."""
+    targets = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 
 
 @dataclass
@@ -245,6 +295,9 @@ class TrainClipArguments:
     vocab_size: int = field(
         default=2000, metadata={"help": "BPE vocabulary size (at most; more is never learnt)"}
     )
+    bag_of_tokens_weight: float = field(
+        default=1.0, metadata={"help": "weight of the bag-of-tokens helper loss (0: plain CLIP training)"}
+    )
     epochs: int = field(default=10)
     batch_size: int = field(default=128, metadata={"help": "pairs per step: the InfoNCE negatives"})
     learning_rate: float = field(default=2e-3)
@@ -280,8 +333,10 @@ def train(args: TrainClipArguments) -> dict:
         args.num_heads,
         args.projection_dim,
     )
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    bag_of_tokens = BagOfTokens(len(tokenizer), args.projection_dim)
+    parameters = [*model.named_parameters(), *bag_of_tokens.named_parameters(prefix="bag_of_tokens")]
+    decay = [p for n, p in parameters if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in parameters if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=args.learning_rate,
@@ -308,22 +363,26 @@ def train(args: TrainClipArguments) -> dict:
                 texts = [train_set.texts[review] for review in reviews]
             else:  # a sentence of the review, drawn anew every time the image is seen
                 texts = [random.choice(train_set.sentences[review]) for review in reviews]
+            tokens = _tokens(tokenizer, texts)
             output = model(
-                **_tokens(tokenizer, texts),
-                pixel_values=preprocessing.normalize(train_set.pixels[batch]),
-                return_loss=True,
+                **tokens, pixel_values=preprocessing.normalize(train_set.pixels[batch]), return_loss=True
             )
+            loss = output.loss
+            if args.bag_of_tokens_weight:
+                # The same temperature and image embeddings as CLIP's own loss; [B, B] logits.
+                bag_logits = model.logit_scale.exp() * output.image_embeds @ bag_of_tokens(**tokens).T
+                loss = loss + args.bag_of_tokens_weight * symmetric_info_nce(bag_logits)
             optimizer.zero_grad()
-            output.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
             optimizer.step()
             scheduler.step()
             # CLIP's cap on the learnt temperature: logits at most 100x the cosine.
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            epoch_loss += output.loss.item() * len(batch)
+            epoch_loss += loss.item() * len(batch)
             progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{output.loss.item():.3f}")
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
     progress.close()
