@@ -22,7 +22,7 @@ exactly the code the individual commands run, and writes into its own subfolder 
 11. `evaluation/`: Table 2 and Figure 6 (`gest-showcases evaluate`).
 12. `report.html`: one self-contained page (`gest_showcases.report`).
 
-`--quick` shrinks the world, the models and the epochs to a run of about two minutes (the tests use it).
+`--quick` shrinks the world, the models and the epochs to a run of under a minute (the tests use it).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ QUICK = DemoSize(
 @dataclass
 class DemoArguments:
     output_dir: str = field(default="demo-output", metadata={"help": "folder for every stage's output"})
-    quick: bool = field(default=False, metadata={"help": "tiny world and models: a run of about 2 minutes"})
+    quick: bool = field(default=False, metadata={"help": "tiny world and models: a run of under a minute"})
     seed: int = field(default=0, metadata={"help": "seed of the world and of every training run"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     num_examples: int = field(default=4, metadata={"help": "test showcases shown in full in the report"})
