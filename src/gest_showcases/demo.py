@@ -48,6 +48,8 @@ LOSSES = {"pc2l": ("ccl", "pcl"), "baseline": ("none", "none")}
 # Adam learning rates of the stand-in GPT-2 (trained from random init) and of PC2L (fine-tuning it).
 LM_LEARNING_RATE = 2e-3
 PC2L_LEARNING_RATE = 1e-3
+# The CLIP stand-in's photo size, one patch per photo (see the train-clip stage).
+CLIP_IMAGE_SIZE = 16
 
 
 @dataclass
@@ -273,8 +275,9 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
         f"Data: Gest-Synth (seed {args.seed}, {size.num_reviews} review slots), a generated restaurant "
         "world in Gest's file formats, built into raw/s1 (8:1:1 split by user) and distilled into s2 by "
         "the explanation classifier trained on the world's annotated image-sentence pairs.\n\n"
-        f"Models: a small CLIP (hidden {size.clip_hidden_size}, 16 x 16 photos) trained from scratch on the train "
-        "split's review texts and photos stands in for openai/clip-vit-base-patch32 (features, selector inputs, "
+        f"Models: a small CLIP (hidden {size.clip_hidden_size}, {CLIP_IMAGE_SIZE} x {CLIP_IMAGE_SIZE} photos) "
+        "trained from scratch on the train split's review texts and photos stands in for "
+        "openai/clip-vit-base-patch32 (features, selector inputs, "
         f"CLIP metrics); a small GPT-2 ({size.lm_layers} layers, hidden {size.lm_hidden_size}, byte-level "
         f"BPE vocabulary of {size.vocab_size}) trained on the train split's review texts stands in for gpt2. "
         "The DPP selectors (Table 3) were trained on s1's train split and scored on its test split; PC2L "
@@ -356,7 +359,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
     # more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.
     stages.run("train-clip: the CLIP stand-in", train_clip.main, [
         "--dataset", str(dataset), "--output", str(clip), "--epochs", str(size.clip_epochs),
-        "--hidden_size", str(size.clip_hidden_size), "--image_size", "16", "--patch_size", "16",
+        "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE), "--patch_size", str(CLIP_IMAGE_SIZE),
         "--batch_size", "64", "--seed", seed, "--num_threads", threads,
     ])  # fmt: skip
     stages.run("features: CLIP image and text features", extract.main, [

@@ -158,7 +158,7 @@ class BagOfTokens(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """`input_ids`, `attention_mask` [B, L] -> L2-normalised embeddings [B, projection_dim]."""
-        counts = torch.zeros(len(input_ids), self.vocab_size)
+        counts = torch.zeros(len(input_ids), self.vocab_size, device=input_ids.device)
         counts.scatter_add_(1, input_ids, attention_mask.float())  # [B, V]
         # Which tokens the text has, not how often: the dish named twice is still one dish.
         return F.normalize(self.projection(counts.clamp(max=1.0)), dim=-1)

@@ -99,17 +99,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     splits = load_built(script_args.dataset, "s1")
     image_table = load_features(script_args.features, "image")
     review_table = load_features(script_args.features, "review")
-    train_rows = splits[script_args.train_split].select_columns(S1_COLUMNS)
-    pool_pics = training_pool_pics(train_rows) if script_args.training_pools == "train_images" else None
-    train_dataset = build_selection_dataset(train_rows, image_table, review_table, pool_pics)
-    eval_dataset = build_selection_dataset(
-        splits[script_args.eval_split].select_columns(S1_COLUMNS), image_table, review_table
-    )
+
+    def examples(split: str, pool_pics: set[str] | None = None):
+        return build_selection_dataset(
+            splits[split].select_columns(S1_COLUMNS), image_table, review_table, pool_pics
+        )
+
+    pool_pics = None
+    if script_args.training_pools == "train_images":
+        pool_pics = training_pool_pics(splits[script_args.train_split].select_columns(["pics"]))
+    train_dataset = examples(script_args.train_split, pool_pics)
+    eval_dataset = examples(script_args.eval_split)
     validation_dataset = None
     if script_args.validation_split in splits:
-        validation_dataset = build_selection_dataset(
-            splits[script_args.validation_split].select_columns(S1_COLUMNS), image_table, review_table
-        )
+        validation_dataset = examples(script_args.validation_split)
     base_config = DPPSelectorConfig(
         text_dim=review_table.embeddings.shape[1], image_dim=image_table.embeddings.shape[1]
     )

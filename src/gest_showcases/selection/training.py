@@ -100,6 +100,7 @@ def train_selector(
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     wrapped, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    unwrapped = accelerator.unwrap_model(wrapped)  # the module DDP wraps: what is scored and saved
     wrapped.train()
     losses: list[float] = []
     best_score, best_state, best_epoch = -1.0, None, -1
@@ -125,20 +126,17 @@ def train_selector(
             progress.update()
         logger.info("mode %s epoch %d: last loss %.4f", model.config.input_mode, epoch, losses[-1])
         if validation_dataset is not None:
-            score = _validation_f1(accelerator.unwrap_model(wrapped), validation_dataset, args, accelerator)
+            score = _validation_f1(unwrapped, validation_dataset, args, accelerator)
             logger.info(
                 "mode %s epoch %d: validation f1@%d %.6f", model.config.input_mode, epoch, args.top_k, score
             )
             if score > best_score:
                 best_score = score
-                best_state = {
-                    k: v.detach().clone() for k, v in accelerator.unwrap_model(wrapped).state_dict().items()
-                }
+                best_state = {k: v.detach().clone() for k, v in unwrapped.state_dict().items()}
                 best_epoch = epoch
             wrapped.train()
     progress.close()
     wrapped.eval()
-    unwrapped = accelerator.unwrap_model(wrapped)
     if best_state is not None:
         unwrapped.load_state_dict(best_state)
         logger.info(
