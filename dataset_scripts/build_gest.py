@@ -12,7 +12,9 @@ python dataset_scripts/build_gest.py --input review-California.json.gz --meta me
 
 import sys
 
-from gest_showcases.data.build import main
+from gest_showcases.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the command-line entry point, so a bad input is one line on stderr and exit code 2
+    # (`--debug` for the traceback), exactly as `gest-showcases build`.
+    sys.exit(main(["build", *sys.argv[1:]]))

@@ -50,7 +50,8 @@ def world(tmp_path_factory):
     build_dataset([root / "synth" / "filter_all_t.json"], root / "synth" / "images", root / "dataset")
     rows = read_config_rows(root / "dataset", "s1")
     checkpoints = save_tiny_checkpoints(root, [row["review_text"] for row in rows])
-    return {"root": root, "dataset": root / "dataset", "rows": rows, **checkpoints}
+    images = root / "synth" / "images"  # beside the dataset: `serve` and `showcase` are told with --images
+    return {"root": root, "dataset": root / "dataset", "images": images, "rows": rows, **checkpoints}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def server(world):
     log = world["root"] / "server.log"
     command = [
         sys.executable, "-m", "gest_showcases.cli", "serve", "--dataset", str(world["dataset"]),
-        "--selector", world["selector"], "--generator", world["generator"], "--clip", world["clip"],
+        "--images", str(world["images"]), "--selector", world["selector"], "--generator", world["generator"], "--clip", world["clip"],
         "--device", "cpu", "--max_new_tokens", str(MAX_NEW_TOKENS), "--port", str(port),
     ]  # fmt: skip
     env = os.environ | {"GRADIO_TEMP_DIR": str(world["root"] / "gradio"), "OMP_NUM_THREADS": "1"}
@@ -247,7 +248,9 @@ def reviewed_pair(world) -> dict:
 def test_dataset_user_showcase_in_the_browser(world, server, browser, pipeline):
     row = reviewed_pair(world)
     expected = pipeline(
-        request_from_dataset(world["dataset"], "s1", row["user_id"], row["business_id"]).request
+        request_from_dataset(
+            world["dataset"], "s1", row["user_id"], row["business_id"], images=world["images"]
+        ).request
     )
     browser.get(server)
     pick(browser, "user", row["user_id"])
@@ -269,7 +272,7 @@ def test_described_user_showcase_in_the_browser(world, server, browser, pipeline
     business = world["rows"][-1]["business_id"]
     reviews = ["The pasta was fresh and the sauce rich.", "Friendly staff, a cozy room."]
     # The business's pool as the dataset gives it to an unknown user, with the described history.
-    unknown = request_from_dataset(world["dataset"], "s1", "nobody", business).request
+    unknown = request_from_dataset(world["dataset"], "s1", "nobody", business, images=world["images"]).request
     expected = pipeline(replace(unknown, history_texts=reviews))
     browser.get(server)
     wait(browser, lambda: browser.find_elements(By.ID, "mode"), 30, "the page did not load")
@@ -299,7 +302,7 @@ def test_described_user_showcase_in_the_browser(world, server, browser, pipeline
 
 
 def test_respond_reads_the_dataset_and_names_what_is_missing(world, pipeline):
-    catalog = DatasetCatalog(world["dataset"], "s1")
+    catalog = DatasetCatalog(world["dataset"], "s1", images=world["images"])
     app = ShowcaseApp(pipeline, catalog, k=2)
     row = reviewed_pair(world)
     users = [user for _, user in catalog.user_choices()]

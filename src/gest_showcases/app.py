@@ -1,7 +1,8 @@
 """`gest-showcases serve`: personalized showcases in the browser (a Gradio app; `pip install gest-showcases[demo]`).
 
-    gest-showcases serve --dataset DIR --selector runs/selector-img+text --generator runs/pc2l \\
-        --clip openai/clip-vit-base-patch32 [--host 127.0.0.1] [--port 7860]
+    gest-showcases serve --dataset DIR --images PHOTOS --selector runs/selector-img+text \\
+        --generator runs/pc2l --clip openai/clip-vit-base-patch32 [--host 127.0.0.1] [--port 7860] \\
+        [--auth USER:PASSWORD]
 
 Pick a user of the built dataset (or describe one by their reviews, one per line) and a business, and the
 page shows the showcase: the photos the selector picks from the business's photo pool and the explanation
@@ -12,10 +13,26 @@ one with no text is a cold user (see `gest_showcases.pipeline`).
 
 The server binds `--host`/`--port` only: no share link (`share=False`), no analytics or version check
 (`GRADIO_ANALYTICS_ENABLED=False`), and the page loads nothing from outside it, so it works offline.
+
+What it shares. Every stored image path of the dataset goes through the one path policy
+(`resolve_image_path`: relative, inside the dataset folder or `--images`); a dataset with any other path
+is refused at startup, naming the review. Gradio serves exactly the folders that hold the dataset's
+photos (`allowed_paths`), never a parent of them, and refuses to start when such a folder (or
+`--images`) is `/`, the home folder or one above it, or holds the dataset folder itself: the served
+folder must be a folder of photos. (Gradio can also take a list of files, but it then resolves every
+entry on every request: a dataset's worth of photos would make each request cost thousands of
+`stat` calls.)
+
+Who can reach it. The default host is 127.0.0.1 (this machine only). Bound to any other address, the
+page, the dataset's user ids (the user list is in the page's `/config`) and its photos are open to the
+network: a warning says so on stderr, louder without `--auth USER:PASSWORD` (Gradio's login, which
+also guards `/config` and the files). The password is visible in the process list to other users of
+this machine, and HTTP is plain text: put the app behind HTTPS on an untrusted network.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import sys
@@ -26,7 +43,8 @@ from typing import TYPE_CHECKING
 
 from transformers import HfArgumentParser
 
-from gest_showcases.showcase_cli import PipelineArguments
+from gest_showcases.errors import InputError
+from gest_showcases.showcase_cli import PipelineArguments, dataset_image_paths
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -40,37 +58,118 @@ DATASET_USER, DESCRIBED_USER = "A user of the dataset", "Describe a user"
 
 @dataclass
 class ServeArguments:
-    host: str = field(default="127.0.0.1", metadata={"help": "address to bind (0.0.0.0: every interface)"})
+    host: str = field(
+        default="127.0.0.1",
+        metadata={"help": "address to bind (127.0.0.1: this machine only; 0.0.0.0: every interface)"},
+    )
     port: int = field(default=7860, metadata={"help": "port to serve on"})
+    auth: str | None = field(
+        default=None,
+        metadata={
+            "help": "USER:PASSWORD the page asks for (Gradio's login); needed to serve beyond this machine "
+            "safely. Visible in the process list to other local users"
+        },
+    )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """`--auth USER:PASSWORD` -> (user, password); None when not given. The password may hold colons."""
+    if value is None:
+        return None
+    user, colon, password = value.partition(":")
+    if not (colon and user.strip() and password):
+        raise InputError("--auth must be USER:PASSWORD, both non-empty (e.g. --auth demo:s3cret)")
+    return user, password
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine only (localhost, 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to any interface
+        return False
+
+
+def exposure_warning(serve: ServeArguments) -> str | None:
+    """What serving on `serve.host` exposes, in words; None on a loopback address."""
+    if is_loopback(serve.host):
+        return None
+    where = f"{serve.host}:{serve.port}"
+    if serve.auth is None:
+        return (
+            f"serving on {where} WITHOUT A LOGIN: anyone who can reach this address can use the app, "
+            "read the dataset's user ids (the page's /config lists them all) and its photos. "
+            "Pass --auth USER:PASSWORD, or --host 127.0.0.1 to serve this machine only."
+        )
+    return (
+        f"serving on {where}, beyond this machine (login required: --auth). HTTP is plain text: the "
+        "password and the pages can be read on the way; put the app behind HTTPS on an untrusted network."
+    )
+
+
+def _unsafe_to_serve(folder: Path, dataset: Path) -> str | None:
+    """Why `folder` must not be shared as a folder of photos, or None."""
+    if folder == Path(folder.anchor):
+        return "it is the file system's root"
+    try:
+        home = Path.home().resolve()
+    except RuntimeError:  # no home folder known: nothing to protect there
+        home = None
+    if home is not None and home.is_relative_to(folder):
+        return "it is the home folder" if folder == home else f"it holds the home folder {home}"
+    if dataset.is_relative_to(folder):
+        return f"it holds the dataset folder {dataset}"
+    return None
 
 
 class DatasetCatalog:
-    """The users and businesses of one config of a built dataset folder, read once, for the app's pickers.
+    """The users, businesses and photos of one config of a built dataset folder, read once, for the app.
+
+    Every stored image path is resolved by the one path policy (`dataset_image_paths`): a dataset with a
+    path that is absolute or leads outside the dataset folder and `images` is refused (`InputError`).
 
     Args:
         folder (`str` or `Path`): the built dataset folder.
         config (`str`): the config to read (`s1` or `s2`).
+        images (`str` or `Path`, *optional*): the folder of its photos, when they lie outside `folder`.
     """
 
-    def __init__(self, folder: str | Path, config: str):
-        from gest_showcases.features.inputs import image_items, read_config_rows
+    def __init__(self, folder: str | Path, config: str, images: str | Path | None = None):
+        from gest_showcases.features.inputs import read_config_rows
 
-        self.folder, self.config = Path(folder), config
-        rows = read_config_rows(folder, config)
-        if not rows:
+        self.folder, self.config, self.images = Path(folder), config, images
+        self.rows = read_config_rows(folder, config)
+        if not self.rows:
             raise ValueError(f"{folder} (config {config!r}) has no reviews to show")
-        self.paths = dict(image_items(folder, rows))
-        self.review_counts = Counter(row["user_id"] for row in rows)
+        self.paths = dataset_image_paths(folder, self.rows, images)
+        self.review_counts = Counter(row["user_id"] for row in self.rows)
         pools: dict[str, dict[str, None]] = {}  # business -> its photos, in first-seen order
         self.reviewed: dict[str, set[str]] = {}
-        for row in rows:
+        for row in self.rows:
             pools.setdefault(row["business_id"], {}).update(dict.fromkeys(row["candidate_pics"]))
             self.reviewed.setdefault(row["user_id"], set()).add(row["business_id"])
         self.pools = {business: list(pics) for business, pics in sorted(pools.items()) if pics}
 
     def image_dirs(self) -> list[str]:
-        """Folders holding the dataset's photos: the only files the app serves."""
-        return sorted({str(path.parent.resolve()) for path in self.paths.values()})
+        """The folders holding the dataset's photos: the only files the app serves (`allowed_paths`).
+
+        Raises:
+            `InputError`: when `--images` or one of these folders is `/`, the home folder or above it, or
+                holds the dataset folder: it would share far more than photos.
+        """
+        served = sorted({path.parent for path in self.paths.values()})  # the paths are resolved already
+        # `--images` is checked too: the path policy lets any row point anywhere inside it.
+        roots = [Path(self.images).resolve()] if self.images is not None else []
+        for folder in roots + served:
+            reason = _unsafe_to_serve(folder, self.folder.resolve())
+            if reason:
+                raise InputError(
+                    f"refusing to serve {folder} (photos of {self.folder}): {reason}. "
+                    "Keep the photos in a folder of their own and pass it as --images"
+                )
+        return [str(folder) for folder in served]
 
     def user_choices(self) -> list[tuple[str, str]]:
         """(label, user_id) for every user, most reviews first."""
@@ -165,14 +264,16 @@ class ShowcaseApp:
 
         Raises ValueError naming what is missing or wrong (no business, no user, a business with no
         readable photo, ...)."""
-        from gest_showcases.showcase_cli import request_from_dataset
+        from gest_showcases.showcase_cli import request_from_rows
 
         if not business:
             raise ValueError("pick a business")
         if mode == DATASET_USER:
             if not user:
                 raise ValueError("pick a user, or choose 'Describe a user'")
-            found = request_from_dataset(self.catalog.folder, self.catalog.config, user, business)
+            catalog = self.catalog
+            where = f"{catalog.folder} (config {catalog.config!r})"
+            found = request_from_rows(catalog.rows, catalog.paths, user, business, where)
             request, truth_text, truth_photos = found.request, found.truth_text, found.truth_photos
         else:
             request, truth_text, truth_photos = self.catalog.described_request(description, business), "", []
@@ -272,6 +373,26 @@ class ShowcaseApp:
         return page
 
 
+def launch_options(serve: ServeArguments, catalog: DatasetCatalog) -> dict:
+    """The keyword arguments of `gr.Blocks.launch` for `serve` over `catalog` (what is shared, to whom).
+
+    Raises:
+        `InputError`: for a malformed `--auth` or a photo folder that must not be shared (`image_dirs`).
+    """
+    local = is_loopback(serve.host)
+    return {
+        "server_name": serve.host,
+        "server_port": serve.port,
+        "share": False,
+        "allowed_paths": catalog.image_dirs(),
+        "auth": parse_auth(serve.auth),
+        # Unexpected errors (not the `gr.Error` alerts) show their message, which may name local
+        # files, only to a page opened on this machine.
+        "show_error": local,
+        "ssr_mode": False,
+    }
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = HfArgumentParser((PipelineArguments, ServeArguments), prog=prog)
     args, serve = parser.parse_args_into_dataclasses(args=argv)
@@ -284,17 +405,18 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise ImportError(
             "`gest-showcases serve` needs Gradio: pip install 'gest-showcases[demo]'"
         ) from error
-    catalog = DatasetCatalog(args.dataset, args.config)
+    parse_auth(serve.auth)  # a malformed --auth stops the command before any model is loaded
+    catalog = DatasetCatalog(args.dataset, args.config, images=args.images)
+    options = launch_options(serve, catalog)
     page = ShowcaseApp(args.load_pipeline(), catalog, k=args.k).build()
-    logger.info("serving %s (config %s) on http://%s:%d", args.dataset, args.config, serve.host, serve.port)
-    page.launch(
-        server_name=serve.host,
-        server_port=serve.port,
-        share=False,
-        allowed_paths=catalog.image_dirs(),
-        show_error=True,
-        ssr_mode=False,
-    )
+    warning = exposure_warning(serve)
+    if warning:
+        logger.warning(warning)
+    logger.info(
+        "serving %s (config %s) on http://%s:%d; photos shared from %s",
+        args.dataset, args.config, serve.host, serve.port, ", ".join(options["allowed_paths"]),
+    )  # fmt: skip
+    page.launch(**options)
     return 0
 
 

@@ -5,6 +5,10 @@ package); `huggingface_hub.ModelCard.from_template` / `DatasetCard.from_template
 `card.validate()` needs the network). Results are given as the runs write them: a markdown table (e.g.
 `table3.md`, `table2.md`) or `{row: {column: value}}`.
 
+A card is published, so it names no folder of this machine: every absolute path in a card's text
+(a local `--clip` folder, the classifier folder a dataset's build notes mention, ...) is replaced by its
+last component (`strip_local_paths`).
+
 Example:
 
 ```python
@@ -41,6 +45,26 @@ IMAGE_FEATURES = {
 }
 Results = str | Mapping[str, Mapping[str, object]] | None
 Run = Mapping[str, object] | None
+# An absolute path as it appears in free text: POSIX `/a/b`, Windows `C:\a\b` or `C:/a/b`; the whole of a
+# `code span` (a path there may hold spaces), else up to a space, quote, bracket or separator. A slash after
+# a word, a dot, `:` or `/` (URLs, `s1/train-*`, `../x`) does not start one.
+_ABSOLUTE_PATH = re.compile(
+    r"(?<=`)(?:/|[A-Za-z]:[\\/])[^`\n]+(?=`)|(?<![\w.:/~-])(?:/|[A-Za-z]:[\\/])[^\s`'\"()<>\[\]{}|,;]+"
+)
+
+
+def strip_local_paths(text: str) -> str:
+    """`text` with every absolute path replaced by its last component (`/home/me/runs/phi` -> `phi`)."""
+
+    def name(match: re.Match) -> str:
+        return re.split(r"[\\/]", match.group(0).rstrip("\\/"))[-1] or match.group(0)
+
+    return _ABSOLUTE_PATH.sub(name, text)
+
+
+def _published(card):
+    """The card as it is published: no absolute path of this machine in its metadata or its text."""
+    return type(card)(strip_local_paths(card.content))
 
 
 def results_markdown(results: Results) -> str:
@@ -91,7 +115,7 @@ def selector_card(
         datasets=[dataset] if dataset else None,
         tags=[*TAGS, "dpp", "image-selection"],
     )
-    return ModelCard.from_template(
+    card = ModelCard.from_template(
         data,
         template_path=str(TEMPLATES / "selector.md"),
         repo_id=repo_id,
@@ -103,6 +127,7 @@ def selector_card(
         run=_run_rows(run),
         citation=CITATION,
     )
+    return _published(card)
 
 
 def generator_card(
@@ -140,7 +165,7 @@ def generator_card(
     )
     decoder_rows = [("decoder n_layer", decoder.n_layer), ("decoder n_embd", decoder.n_embd),
                     ("decoder n_head", decoder.n_head), ("vocab_size", decoder.vocab_size)]  # fmt: skip
-    return ModelCard.from_template(
+    card = ModelCard.from_template(
         data,
         template_path=str(TEMPLATES / "generator.md"),
         repo_id=repo_id,
@@ -163,6 +188,7 @@ def generator_card(
         run=_run_rows(run),
         citation=CITATION,
     )
+    return _published(card)
 
 
 def split_front_matter(card_text: str) -> tuple[dict, str]:
@@ -195,7 +221,7 @@ def dataset_card(folder: str | Path, repo_id: str, statistics: str | None = None
         tags=["gest-showcases", "personalized-showcases", "recommendation", "reviews"],
         configs=front["configs"],
     )
-    return DatasetCard.from_template(
+    card = DatasetCard.from_template(
         data,
         template_path=str(TEMPLATES / "dataset.md"),
         pretty_name=data.pretty_name,
@@ -205,6 +231,14 @@ def dataset_card(folder: str | Path, repo_id: str, statistics: str | None = None
         build_notes=re.sub(r"^#", "###", body, flags=re.MULTILINE),  # its headings under "How it was built"
         citation=CITATION,
     )
+    return _published(card)
 
 
-__all__ = ["dataset_card", "generator_card", "results_markdown", "selector_card", "split_front_matter"]
+__all__ = [
+    "dataset_card",
+    "generator_card",
+    "results_markdown",
+    "selector_card",
+    "split_front_matter",
+    "strip_local_paths",
+]

@@ -3,12 +3,32 @@
 Each subcommand is the importable `main(argv)` of the module that owns it, so that
 `gest-showcases build ...` and `python dataset_scripts/build_gest.py ...` are the same code and
 tests can call `main([...])` in-process. Modules load only when their subcommand runs.
+
+Errors, handled here once for every subcommand:
+
+- Input the user can fix (`gest_showcases.errors.InputError`; a missing, unreadable or wrong-kind
+  path: `FileNotFoundError`, `IsADirectoryError`, `NotADirectoryError`, `PermissionError`; a JSON or
+  YAML file that does not parse; text that is not UTF-8; an image over the pixel limit or broken,
+  `UnreadableImageError`) prints one line, ``gest-showcases <command>: error: <message>``, on stderr
+  and exits 2, the code argparse uses for a bad option.
+- Ctrl-C prints ``gest-showcases <command>: interrupted`` and exits 130 (128 + SIGINT).
+- Any other exception is a bug: it keeps its traceback (exit 1). A one-line summary would make the
+  user rerun to see it, and a rerun of a training or feature extraction can take hours.
+- ``--debug``, before or after the command name, is removed from the arguments and re-raises every
+  error with its traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import sys
+
+from gest_showcases.errors import InputError
+
+# OSErrors about a path the user gave: their message is "<strerror>: <path>".
+_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+DEBUG_FLAG = "--debug"
 
 # name -> (module whose main(argv) runs it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -35,11 +55,34 @@ def _usage() -> str:
     lines = ["usage: gest-showcases <command> [options]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run `gest-showcases <command> --help` for a command's options."]
+    lines += [f"Add {DEBUG_FLAG} to any command to see the traceback of an error."]
     return "\n".join(lines)
+
+
+def _user_error_message(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug."""
+    from gest_showcases.data.images import UnreadableImageError
+
+    yaml = sys.modules.get("yaml")  # only a command that imported yaml can raise its errors
+    if isinstance(error, _PATH_ERRORS) and error.filename is not None:
+        message = f"{error.strerror}: {error.filename}; check the path"
+    elif isinstance(error, (InputError, *_PATH_ERRORS, UnreadableImageError)):
+        message = str(error)
+    elif isinstance(error, json.JSONDecodeError):
+        message = f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); fix the file"
+    elif isinstance(error, UnicodeDecodeError):
+        message = f"a file is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+    elif yaml is not None and isinstance(error, yaml.YAMLError):
+        message = f"not valid YAML ({error}); fix the file"
+    else:
+        return None
+    return " ".join(message.split()) or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = DEBUG_FLAG in argv
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -52,8 +95,21 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"gest-showcases: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest, prog=f"gest-showcases {name}") or 0
+    prog = f"gest-showcases {name}"
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        return module.main(rest, prog=prog) or 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        message = None if debug else _user_error_message(error)
+        if message is None:
+            raise
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -335,48 +335,21 @@ def run_demo(args: DemoArguments) -> dict:
         datasets.config.HF_DATASETS_CACHE = previous_cache
 
 
-def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
+def world_stages(
+    work: Path, size: DemoSize, seed: int, threads: int
+) -> list[tuple[str, str, Callable, tuple]]:
+    """The stages that make the world, s2 and the stand-in models, as (key, label, function, args), in order.
+
+    Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill,
+    diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
+    """
     from gest_showcases import synth
     from gest_showcases.data import build
     from gest_showcases.features import distill, diversity, extract, train_clip
     from gest_showcases.generation import finetune_lm
-    from gest_showcases.generation import train as train_pc2l
-    from gest_showcases.metrics import evaluate_cli
-    from gest_showcases.selection import train as train_selector
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
-    seed, threads = str(args.seed), str(args.num_threads)
-    stages = _Stages(total=13)
-
-    stages.run("synth: generate the world", synth.main, [
-        "--output_dir", str(world), "--seed", seed, "--num_reviews", str(size.num_reviews),
-        "--num_annotated_reviews", str(size.num_annotated_reviews),
-    ])  # fmt: skip
-    stages.run("build: raw and s1", build.main, [
-        "--input", str(world / "image_review_all.json"), "--images", str(world / "images"), "--output", str(dataset),
-    ])  # fmt: skip
-    # 16 x 16 photos in one patch keep the dishes' colours and layouts, and a thousand photos teach the image tower
-    # more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.
-    stages.run("train-clip: the CLIP stand-in", train_clip.main, [
-        "--dataset", str(dataset), "--output", str(clip), "--epochs", str(size.clip_epochs),
-        "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE), "--patch_size", str(CLIP_IMAGE_SIZE),
-        "--batch_size", "64", "--seed", seed, "--num_threads", threads,
-    ])  # fmt: skip
-    stages.run("features: CLIP image and text features", extract.main, [
-        "--dataset", str(dataset), "--model", str(clip), "--output", str(features),
-        "--kinds", "image", "text", "--num_workers", "0", "--device", "cpu",
-    ])  # fmt: skip
-    stages.run("distill: explanation classifier and s2", distill.main, [
-        "--annotations", str(world / "annotations.jsonl"), "--images", str(world / "images"),
-        "--features", str(features), "--model", str(clip), "--output", str(work / "classifier"),
-        "--dataset", str(dataset), "--build_inputs", str(world / "image_review_all.json"),
-        "--build_images", str(world / "images"), "--epochs", str(size.classifier_epochs), "--seed", seed,
-        "--num_workers", "0",
-    ])  # fmt: skip
-    stages.run("diversity: Figure 3", diversity.main, [
-        "--dataset", str(dataset), "--features", str(features), "--names", "Gest-Synth",
-        "--plot", str(work / "diversity" / "figure3.png"), "--output", str(work / "diversity" / "diversity.json"),
-    ])  # fmt: skip
+    seed_arg, threads_arg = str(seed), str(threads)
 
     def language_model() -> int:
         tokenizer = train_gpt2_tokenizer(
@@ -385,10 +358,53 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
         start = init_gpt2(tokenizer, size.lm_hidden_size, size.lm_layers, 128, work / "gpt2-init")
         return finetune_lm.main([
             "--dataset", str(dataset), "--tokenizer", str(work / "gpt2-tokenizer"), "--decoder", str(start),
-            "--block_size", "64", *_trainer_argv(work / "gpt2", size.lm_epochs, args.seed, 16, LM_LEARNING_RATE),
+            "--block_size", "64", *_trainer_argv(work / "gpt2", size.lm_epochs, seed, 16, LM_LEARNING_RATE),
         ])  # fmt: skip
 
-    stages.run("tokenizer and GPT-2: the gpt2 stand-in", language_model)
+    return [
+        ("synth", "synth: generate the world", synth.main, ([
+            "--output_dir", str(world), "--seed", seed_arg, "--num_reviews", str(size.num_reviews),
+            "--num_annotated_reviews", str(size.num_annotated_reviews),
+        ],)),
+        ("build", "build: raw and s1", build.main, ([
+            "--input", str(world / "image_review_all.json"), "--images", str(world / "images"), "--output", str(dataset),
+        ],)),
+        # 16 x 16 photos in one patch keep the dishes' colours and layouts, and a thousand photos teach the image
+        # tower more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.
+        ("train-clip", "train-clip: the CLIP stand-in", train_clip.main, ([
+            "--dataset", str(dataset), "--output", str(clip), "--epochs", str(size.clip_epochs),
+            "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE),
+            "--patch_size", str(CLIP_IMAGE_SIZE), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,
+        ],)),
+        ("features", "features: CLIP image and text features", extract.main, ([
+            "--dataset", str(dataset), "--model", str(clip), "--output", str(features),
+            "--kinds", "image", "text", "--num_workers", "0", "--device", "cpu",
+        ],)),
+        ("distill", "distill: explanation classifier and s2", distill.main, ([
+            "--annotations", str(world / "annotations.jsonl"), "--images", str(world / "images"),
+            "--features", str(features), "--model", str(clip), "--output", str(work / "classifier"),
+            "--dataset", str(dataset), "--build_inputs", str(world / "image_review_all.json"),
+            "--build_images", str(world / "images"), "--epochs", str(size.classifier_epochs), "--seed", seed_arg,
+            "--num_workers", "0",
+        ],)),
+        ("diversity", "diversity: Figure 3", diversity.main, ([
+            "--dataset", str(dataset), "--features", str(features), "--names", "Gest-Synth",
+            "--plot", str(work / "diversity" / "figure3.png"), "--output", str(work / "diversity" / "diversity.json"),
+        ],)),
+        ("gpt2", "tokenizer and GPT-2: the gpt2 stand-in", language_model, ()),
+    ]  # fmt: skip
+
+
+def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
+    from gest_showcases.generation import train as train_pc2l
+    from gest_showcases.metrics import evaluate_cli
+    from gest_showcases.selection import train as train_selector
+
+    world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
+    seed = str(args.seed)
+    stages = _Stages(total=13)
+    for _, label, function, call_args in world_stages(work, size, args.seed, args.num_threads):
+        stages.run(label, function, *call_args)
     stages.run("train-selector: Table 3", train_selector.main, [
         "--dataset", str(dataset), "--features", str(features), "--output_dir", str(work / "selector"),
         "--cpu", "--num_epochs", str(size.selector_epochs), "--seed", seed,

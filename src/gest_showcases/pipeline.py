@@ -21,8 +21,9 @@ Edge cases, each reported in the result's `warnings` (and logged):
   the photos alone. A generator trained on history reviews only (`input_mode="text"`) has nothing to
   read for a user without history reviews: ValueError.
 - A business with fewer readable photos than K: all of them are returned.
-- Unreadable or missing photos: skipped and listed in `skipped`; a business with none readable
-  raises ValueError (no showcase can be made).
+- Unreadable or missing photos (broken, empty, 0-pixel, or over the package's pixel limit: every file
+  is opened by `gest_showcases.data.images.open_image`): skipped and listed in `skipped`; a business
+  with none readable raises `InputError` (no showcase can be made).
 
 Example:
 
@@ -50,9 +51,11 @@ from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
+from gest_showcases.errors import InputError
 from gest_showcases.features.clip import ImageFeatureModel, TextFeatureModel, load_clip, load_vision_backbone
-from gest_showcases.features.loading import ImageFileDataset, ImagePreprocessing
+from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.selection import DPPImageSelector
 
@@ -61,8 +64,9 @@ logger = logging.getLogger(__name__)
 ImageLike = str | Path | Image.Image
 IMAGE_KINDS = ("vision", "image")
 ENCODE_BATCH = 256  # images per CLIP / backbone forward pass
-# What PIL raises on a file that exists but is not a decodable image.
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# What decoding an in-memory PIL image may raise when it was opened lazily from a broken file (files are
+# opened by `open_image`, which turns all of these into `UnreadableImageError`, an OSError).
+_UNUSABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 @dataclass
@@ -153,18 +157,25 @@ class Showcase:
 
 def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) -> list[torch.Tensor | None]:
     """Photos (paths or PIL images) -> uint8 `[3, H, W]` each as `preprocessing` resizes and crops them,
-    None for a missing or unreadable file."""
-    files = ImageFileDataset([(str(index), photo) for index, photo in enumerate(photos)], preprocessing)
+    None for a photo that cannot be used.
+
+    Files are opened by `open_image`, the package's one way to decode a photo (missing, broken, 0-pixel
+    and over-limit files are refused before their pixels are read). An in-memory image is held to the
+    same size bounds: a 0-pixel one would divide by zero in the resize.
+    """
     pixels: list[torch.Tensor | None] = []
     for index, photo in enumerate(photos):
-        if isinstance(photo, Image.Image):
-            try:
-                pixels.append(preprocessing.pil_to_uint8(photo))
-            except _UNREADABLE as error:
-                logger.debug("unreadable image %d: %s", index, error)
-                pixels.append(None)
-        else:
-            pixels.append(files[index][1])
+        try:
+            if isinstance(photo, Image.Image):
+                if not 0 < photo.width * photo.height <= MAX_IMAGE_PIXELS:
+                    raise UnreadableImageError(f"photo {index}: {photo.width}x{photo.height} pixels")
+                image = photo
+            else:
+                image = open_image(photo)
+            pixels.append(preprocessing.pil_to_uint8(image))
+        except _UNUSABLE as error:
+            logger.debug("unusable image %d: %s", index, error)
+            pixels.append(None)
     return pixels
 
 
@@ -365,7 +376,7 @@ class ShowcasePipeline:
             (key, photo, value) for (key, photo), value in zip(items, found, strict=True) if value is not None
         ]
         if not kept:
-            raise ValueError(
+            raise InputError(
                 f"{request.business_id or f'input {index}'}: none of its {len(items)} candidate photos could be "
                 "read, so there is nothing to show"
             )

@@ -15,6 +15,11 @@ Everything is first staged into folders, one per Hub repository, holding exactly
 - `evaluate/<name>/` -> Space `ORG/<name>` (Gradio SDK): the module folder as `metrics/modules/README.md`
   describes, so `evaluate.load("ORG/<name>")` works.
 
+What is published names no folder of this machine: the JSON files `save_pretrained` writes have every
+absolute path in them (a config's `_name_or_path`, the decoder's among them) emptied, and the cards
+have them replaced by their last component (`cards.strip_local_paths`). The dataset's own files are
+published as they are (hard links: they are never rewritten in place).
+
 `--dry_run DIR` stages into DIR (plus `push_plan.json`, the repositories and their files) and uploads
 nothing. Without it the staged folders go up with `create_repo` + `upload_folder`. With
 `HF_HUB_OFFLINE=1` the command stops at once and says so.
@@ -29,7 +34,7 @@ import shutil
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from huggingface_hub import HfApi, is_offline_mode
 from huggingface_hub.errors import OfflineModeIsEnabled
@@ -96,12 +101,42 @@ def _read(path: str | None) -> str | None:
     return Path(path).read_text(encoding="utf-8") if path else None
 
 
+def _is_absolute_path(value: str) -> bool:
+    """Whether a string is an absolute path of some machine (`/a/b`, `C:\\a`); `/` alone is not."""
+    return (os.path.isabs(value) and len(Path(value).parts) > 1) or bool(PureWindowsPath(value).drive)
+
+
+def _without_local_paths(value):
+    """`value` (parsed JSON) with every string that is an absolute path emptied, at any depth."""
+    if isinstance(value, dict):
+        return {key: _without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(item) for item in value]
+    if isinstance(value, str) and _is_absolute_path(value):
+        return ""
+    return value
+
+
+def _strip_saved_paths(folder: Path) -> None:
+    """Empty the absolute paths in the JSON files `save_pretrained` wrote into `folder`: a config's
+    `_name_or_path` (a nested decoder config keeps the local folder the decoder was loaded from).
+    `tokenizer.json` is left alone: its strings are tokens and merges, where `/x` is text, not a path."""
+    for path in sorted(folder.glob("*.json")):
+        if path.name == "tokenizer.json":
+            continue
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cleaned = _without_local_paths(data)
+        if cleaned != data:
+            path.write_text(json.dumps(cleaned, indent=2) + "\n", encoding="utf-8")
+
+
 def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     from gest_showcases.selection import DPPImageSelector
 
     repo_id = f"{args.namespace}/{args.prefix}-selector"
     model = DPPImageSelector.from_pretrained(args.selector)
     model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
+    _strip_saved_paths(output)
     card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip,
                          dataset=f"{args.namespace}/{args.prefix}-data" if args.dataset else None)  # fmt: skip
     card.save(output / "README.md")
@@ -115,6 +150,7 @@ def stage_generator(args: PushArguments, output: Path) -> StagedRepo:
     model = PC2LForConditionalGeneration.from_pretrained(args.generator)
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(args.generator).save_pretrained(output)
+    _strip_saved_paths(output)
     card = generator_card(
         model.config,
         repo_id,

@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from gest_showcases.cli import main as cli_main
+from gest_showcases.data.records import DropReport
+from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
 from gest_showcases.metrics.report import (
@@ -37,14 +39,16 @@ def _write_jsonl(path, rows):
 def test_read_generations(tmp_path):
     records = read_generations(_write_jsonl(tmp_path / "g.jsonl", ROWS))
     assert records[0] == Generation("1", "PC2L", ROWS[0]["generated"], ROWS[0]["reference"], ("p1", "p2"))
-    _write_jsonl(tmp_path / "bad.jsonl", [ROWS[0], {"id": "2", "system": "x", "generated": "a"}])
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: missing or non-string field\(s\) \['reference'\]"):
-        read_generations(tmp_path / "bad.jsonl")
-    _write_jsonl(tmp_path / "dup.jsonl", [ROWS[0], ROWS[0]])
-    with pytest.raises(ValueError, match="dup.jsonl:2: duplicate id '1' for system 'PC2L'"):
-        read_generations(tmp_path / "dup.jsonl")
+    # Bad lines are skipped and counted with their place; the good ones are kept.
+    _write_jsonl(tmp_path / "bad.jsonl", [ROWS[0], {"id": "2", "system": "x", "generated": "a"}, ROWS[0]])
+    report = DropReport()
+    assert read_generations(tmp_path / "bad.jsonl", report) == records[:1]
+    assert report.to_dict() == {
+        "duplicate id for its system (the first line is kept)": {"count": 1, "examples": ["bad.jsonl:3"]},
+        "missing or non-string field(s) ['reference']": {"count": 1, "examples": ["bad.jsonl:2"]},
+    }
     (tmp_path / "empty.jsonl").write_text("\n")
-    with pytest.raises(ValueError, match="holds no generations"):
+    with pytest.raises(InputError, match="holds no usable generations"):
         read_generations(tmp_path / "empty.jsonl")
 
 

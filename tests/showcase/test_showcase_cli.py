@@ -15,11 +15,17 @@ from gest_showcases.showcase_cli import request_from_dataset
 def args(checkpoints, dataset, user, business, *extra):
     return ["showcase", "--dataset", str(dataset), "--user", user, "--business", business,
             "--selector", checkpoints["selector"], "--generator", checkpoints["generator"],
-            "--clip", checkpoints["clip"], "--max_new_tokens", "6", "--device", "cpu", *extra]  # fmt: skip
+            "--clip", checkpoints["clip"], "--max_new_tokens", "6", "--device", "cpu",
+            "--images", str(dataset.parent / "images"), *extra]  # fmt: skip
+
+
+def request(dataset, user, business):
+    """`request_from_dataset` of the fixture dataset, whose photos are in the sibling folder `images`."""
+    return request_from_dataset(dataset, "s1", user, business, images=dataset.parent / "images")
 
 
 def test_request_uses_the_stored_history_of_a_reviewed_business(built_dataset):
-    found = request_from_dataset(built_dataset, "s1", "u2", "b1")
+    found = request(built_dataset, "u2", "b1")
     assert list(found.request.candidates) == ["pic0", "pic1", "pic3", "pic4", "pic6", "pic7"]
     assert list(found.request.history_texts) == [
         "Noodles and tea. Friendly staff!"
@@ -32,13 +38,13 @@ def test_request_uses_the_stored_history_of_a_reviewed_business(built_dataset):
 
 
 def test_request_for_an_unreviewed_business_and_unknown_ids(built_dataset):
-    found = request_from_dataset(built_dataset, "s1", "u3", "b2")
+    found = request(built_dataset, "u3", "b2")
     assert list(found.request.candidates) == ["pic2", "pic5"]
     assert list(found.request.history_texts) == ["Best pizza in town."] and not found.truth_text
-    cold = request_from_dataset(built_dataset, "s1", "nobody", "b2")
+    cold = request(built_dataset, "nobody", "b2")
     assert not cold.request.history_texts and not cold.request.history_images
     with pytest.raises(ValueError, match="business 'b9' has no photos"):
-        request_from_dataset(built_dataset, "s1", "u1", "b9")
+        request(built_dataset, "u1", "b9")
 
 
 def test_showcase_command_prints_and_writes_self_contained_html(checkpoints, built_dataset, tmp_path, capsys):

@@ -25,6 +25,13 @@ the grouping (histories, pools, splits) is vectorised over Arrow/NumPy arrays, o
 time. The output is written to a temporary sibling folder and moved into place at the end, so an
 interrupted build leaves the previous output (or nothing) behind, and a rebuild from the same inputs
 writes the same bytes.
+
+What the builder refuses (an `InputError` that says what to do, before anything is written): an
+output folder that is, contains or lies inside an input file or the image folder (paths compared
+once resolved, symlinks and `..` included), since replacing it would delete the inputs; and a
+non-empty output folder that is not a built dataset. Each build holds an exclusive lock on its
+temporary folders (`.NAME.tmp-*`, `.NAME.old-*` beside the output); the next build into the same
+output removes the ones no live build holds, so a killed build leaves nothing behind for long.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +54,13 @@ import yaml
 from datasets import Features, Image, List, Value
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
+
+try:  # the stale-folder locks need flock (POSIX); elsewhere stale folders are left alone
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+from gest_showcases.errors import InputError
 
 from .images import ImageStatus, check_images, image_path, read_image_bytes
 from .readers import located_reviews
@@ -564,7 +579,9 @@ this folder), one `<pic_id>.jpg` per image{"; `images` also embeds the bytes of 
 {chr(10).join(table)}
 
 ## Processing
-- `raw`: every readable review once (reviewer names are never kept).
+- `raw`: every readable review once (reviewer names are never kept). `review_id` is
+  `<user_id>_<business_id>` with any `%` or `_` inside an id written `%25` or `%5F`, so it names one
+  (user, business) pair (Gest's own ids hold neither, so theirs read as published).
 - `s1`: reviews with at least {min_words} words and at most {max_images} images; missing or unreadable
   image files removed and reviews left without any image dropped; users with a single review dropped;
   users split {ratios} (seed {layout.seed}; kept as published for `filter_all_t.json`), so no user is in
@@ -598,32 +615,108 @@ class BuildResult:
         return "\n".join(report.summary(stage) for stage, report in self.reports.items())
 
 
+def _check_output_apart_from_inputs(output_dir: Path, inputs: Sequence[Path], images_dir: Path) -> None:
+    """Refuse an output folder that is, holds or lies inside an input: replacing it would delete inputs.
+
+    Paths are compared resolved (symlinks, `..`), in both directions: an input file or the image folder
+    inside (or equal to) the output, and the output inside the image folder.
+    """
+    output = output_dir.resolve()
+    for kind, path in [*(("input file", path) for path in inputs), ("image folder", images_dir)]:
+        resolved = path.resolve()
+        if resolved.is_relative_to(output) or output.is_relative_to(resolved):
+            where = (
+                "is" if resolved == output else "is inside" if resolved.is_relative_to(output) else "holds"
+            )
+            raise InputError(
+                f"the {kind} {path} {where} the output folder {output_dir}: a build replaces its output "
+                "folder and would delete its own inputs; choose an --output folder apart from the inputs"
+            )
+
+
 def _check_arguments(
     output_dir: Path, images_dir: Path, split_ratios: Sequence[float], max_history: int
 ) -> None:
     if not images_dir.is_dir():
-        raise ValueError(f"image folder {images_dir} does not exist")
+        raise InputError(f"image folder {images_dir} does not exist: pass the folder of <pic_id>.jpg files")
     if len(split_ratios) != 3 or min(split_ratios) < 0 or not math.isclose(sum(split_ratios), 1.0):
-        raise ValueError(
+        raise InputError(
             f"split_ratios must be 3 non-negative numbers summing to 1, got {list(split_ratios)}"
         )
     if max_history < 0:
-        raise ValueError(f"max_history must be >= 0, got {max_history}")
+        raise InputError(f"max_history must be >= 0, got {max_history}")
     if output_dir.is_file():
-        raise ValueError(f"output {output_dir} is a file")
+        raise InputError(f"output {output_dir} is a file: choose a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "drop_report.json").is_file():
-        raise ValueError(
-            f"output {output_dir} is a non-empty folder that is not a built dataset: refusing to replace it"
+        raise InputError(
+            f"output {output_dir} is a non-empty folder that is not a built dataset: refusing to replace it; "
+            "choose a new or empty folder"
         )
+
+
+class _FolderLock:
+    """An exclusive `flock` on a folder, held while its file descriptor is open.
+
+    The kernel drops it when the holder exits however it ends (killed included), so "nobody holds
+    it" means "no live build uses this folder". Without `fcntl` (Windows) nothing is locked and no
+    folder is ever found stale.
+    """
+
+    def __init__(self, folder: Path, blocking: bool = True):
+        self.fd = os.open(folder, os.O_RDONLY)
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            os.close(self.fd)
+            raise
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)  # closing the descriptor drops the lock
+            self.fd = -1
+
+
+def _temporary_folder(output_dir: Path, kind: str) -> tuple[Path, _FolderLock]:
+    """A new `.NAME.<kind>-XXXXXXXX` folder beside the output, locked for this build's lifetime."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.{kind}-", dir=output_dir.parent))
+    return folder, _FolderLock(folder)
+
+
+def _remove_stale_folders(output_dir: Path) -> None:
+    """Remove the `.NAME.tmp-*` / `.NAME.old-*` folders that killed builds of this output left.
+
+    Only this output's names (mkdtemp's 8-character suffix), and only folders whose lock no live
+    build holds: a concurrent build of the same output keeps its own.
+    """
+    if fcntl is None or not output_dir.parent.is_dir():
+        return
+    pattern = re.compile(rf"\.{re.escape(output_dir.name)}\.(?:tmp|old)-[a-z0-9_]{{8}}")
+    for entry in os.scandir(output_dir.parent):
+        if not (pattern.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)):
+            continue
+        try:
+            lock = _FolderLock(Path(entry.path), blocking=False)
+        except OSError:  # held by a live build (or gone meanwhile): not ours to remove
+            continue
+        try:
+            logger.info("removing %s, left by an interrupted build", entry.path)
+            shutil.rmtree(entry.path, ignore_errors=True)
+        finally:
+            lock.release()
 
 
 def _replace_folder(built: Path, output_dir: Path) -> None:
     """Move `built` to `output_dir`, replacing a previous build with two renames."""
     if output_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.old-", dir=output_dir.parent))
-        os.rename(output_dir, old / output_dir.name)
-        os.rename(built, output_dir)
-        shutil.rmtree(old)
+        old, lock = _temporary_folder(output_dir, "old")
+        try:
+            os.rename(output_dir, old / output_dir.name)
+            os.rename(built, output_dir)
+            shutil.rmtree(old)
+        finally:
+            lock.release()
     else:
         os.rename(built, output_dir)
 
@@ -679,11 +772,16 @@ def build_dataset(
     """
     inputs = [Path(path) for path in inputs]
     if not inputs:
-        raise ValueError("no input file given")
-    for path in [*inputs, *map(Path, meta)]:
+        raise InputError(
+            "no input file given: pass image_review_all.json, filter_all_t.json or review-*.json(.gz)"
+        )
+    meta = [Path(path) for path in meta]
+    for path in [*inputs, *meta]:
         if not path.is_file():
-            raise ValueError(f"input file {path} does not exist")
+            raise InputError(f"input file {path} does not exist")
     images_dir, output_dir = Path(images_dir).absolute(), Path(output_dir).absolute()
+    # Inputs first: "not a built dataset" would be true of a folder of inputs but say the wrong thing.
+    _check_output_apart_from_inputs(output_dir, [*inputs, *meta], images_dir)
     _check_arguments(output_dir, images_dir, split_ratios, max_history)
     layout = _Layout(
         images_dir=images_dir,
@@ -695,7 +793,8 @@ def build_dataset(
     )
     reports = {"raw": DropReport(), "s1": DropReport(), "s2": DropReport()}
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    _remove_stale_folders(output_dir)
+    work, work_lock = _temporary_folder(output_dir, "tmp")
     work.chmod(0o755)  # mkdtemp makes it private; the dataset is not
     try:
         raw = _ConfigWriter(work, "raw", ["train"], dataset_features("raw"))
@@ -703,7 +802,13 @@ def build_dataset(
         stage = _stage_reviews(records, raw, reports["raw"], reports["s1"], min_words, max_images)
         rows = {"raw": raw.close()}
         if not rows["raw"]:
-            raise ValueError(f"no readable review in the inputs:\n{reports['raw'].summary('read')}")
+            drops = ", ".join(
+                f"{reason} {count:,}" for reason, count in sorted(reports["raw"].counts.items())
+            )
+            raise InputError(
+                f"no readable review in the inputs (dropped: {drops or 'nothing'}); check that they are "
+                "the published Gest or Google Local files"
+            )
         published = stage["split"].null_count < stage.num_rows
         s2_source = "published" if published else "filter" if explanation_filter is not None else None
         check = _ImageCheck(images_dir, num_proc)
@@ -739,6 +844,7 @@ def build_dataset(
     finally:
         if work.exists():
             shutil.rmtree(work)
+        work_lock.release()
     result = BuildResult(output_dir=output_dir, num_rows=rows, reports=reports)
     for line in result.summary().splitlines():
         logger.info(line)

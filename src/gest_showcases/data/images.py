@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -17,9 +18,94 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gest_showcases.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 _BATCH = 256
+
+
+# One pixel limit for every image the package decodes (builder, features, evaluate, pipeline, app).
+# Gest photos are at most a few megapixels; 40 MP admits any real photo while an 11000x11000 PNG
+# (121 MP, 1.3-2.8 GB once decoded) or a decompression bomb is refused before its pixels are read.
+MAX_IMAGE_PIXELS = 40_000_000
+# Photos are resized by their short side: a 1 x 20000 strip passes the pixel limit but becomes a
+# 224 x 4.5M image (10 GB, 80 s) once resized. No real photo is more than 50 times wider than tall.
+MAX_ASPECT_RATIO = 50
+
+
+# Our own check (below) refuses any image PIL would warn about, so its warning is only noise.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+class UnreadableImageError(OSError):
+    """An image file that is missing, empty, too large or does not decode."""
+
+
+def check_image_size(path: str | Path, image: Image.Image, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """The one size check, on the header (before any pixel is decoded): pixel count and aspect ratio.
+
+    Raises:
+        `UnreadableImageError`: a 0-pixel image, more than `max_pixels` pixels, or a side more than
+            `MAX_ASPECT_RATIO` times the other.
+    """
+    width, height = image.size
+    if width * height > max_pixels:
+        raise UnreadableImageError(f"{path}: {width}x{height} pixels is over the limit of {max_pixels:,}")
+    if width == 0 or height == 0:
+        raise UnreadableImageError(f"{path}: the image has no pixels ({width}x{height})")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise UnreadableImageError(
+            f"{path}: {width}x{height} is more than {MAX_ASPECT_RATIO} times wider than tall (or taller than wide)"
+        )
+
+
+def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open, size-check and decode one image file as RGB: the package's only way to read a photo.
+
+    The pixel count is checked on the header before any pixel is decoded, and a 0-pixel image is
+    refused, so a hostile file costs neither memory nor a division by zero downstream.
+
+    Raises:
+        `UnreadableImageError`: naming the file, for every failure (PIL raises OSError, SyntaxError,
+            DecompressionBombError, struct.error, ValueError, ... on broken files).
+    """
+    try:
+        with Image.open(path) as image:
+            check_image_size(path, image, max_pixels)
+            return image.convert("RGB")
+    except UnreadableImageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any decoder failure means the file is unusable
+        raise UnreadableImageError(
+            f"{path}: not a readable image ({type(error).__name__}: {error})"
+        ) from error
+
+
+def resolve_image_path(stored: str | Path, roots: Sequence[str | Path]) -> Path:
+    """The one path policy for stored image paths: relative, and inside one of `roots` once resolved.
+
+    A built dataset stores image paths relative to its folder; `roots` are the folders the user
+    pointed at (the dataset folder, an `--images` folder). The first root is the base the relative
+    path is joined to. Absolute paths, and `..` or symlinks that lead outside every root, are refused,
+    so no dataset row can make the package read or serve a file the user did not point at.
+
+    Raises:
+        `InputError`: when the path is absolute or escapes the roots.
+    """
+    stored_path = Path(stored)
+    if stored_path.is_absolute() or stored_path.drive:
+        raise InputError(
+            f"image path {str(stored)!r} is absolute; stored image paths must be relative to the dataset"
+        )
+    resolved_roots = [Path(root).resolve() for root in roots]
+    resolved = (resolved_roots[0] / stored_path).resolve()
+    if not any(resolved.is_relative_to(root) for root in resolved_roots):
+        raise InputError(
+            f"image path {str(stored)!r} leads outside the dataset folder and the --images folder "
+            f"({', '.join(map(str, resolved_roots))}); rebuild the dataset or pass --images"
+        )
+    return resolved
 
 
 class ImageStatus(enum.IntEnum):
@@ -33,20 +119,23 @@ def image_path(images_dir: str | Path, pic_id: str) -> Path:
     return Path(images_dir) / f"{pic_id}.jpg"
 
 
-def probe_image(path: str | Path) -> ImageStatus:
-    """Whether an image file exists and decodes.
+def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageStatus:
+    """Whether an image file exists and decodes, within the pixel limit `open_image` applies.
 
     `Image.verify()` alone passes a JPEG cut short (it only reads headers), so the image is decoded
     in draft mode: libjpeg still walks the whole entropy-coded stream, at a fraction of the cost of a
-    full decode.
+    full decode. The builder's image check is this function, so every image it keeps is one that
+    `open_image` will open later.
     """
     try:
         if os.stat(path).st_size == 0:
             return ImageStatus.UNREADABLE
-    except FileNotFoundError:
+    # Not only FileNotFoundError: a pic id too long for a file name (ENAMETOOLONG) names no file either.
+    except OSError:
         return ImageStatus.MISSING
     try:
         with Image.open(path) as image:
+            check_image_size(path, image, max_pixels)
             image.draft("RGB", (64, 64))
             image.load()
     # A user-uploaded file may break PIL in many ways (OSError, SyntaxError, DecompressionBombError,

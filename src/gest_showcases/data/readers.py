@@ -2,9 +2,13 @@
 
 Each reader yields [`Review`] records one at a time and never holds a whole file: JSON Lines files
 are read line by line, and `filter_all_t.json` (one 112 MB JSON object) is parsed one record at a
-time out of a sliding text buffer. A record that cannot be read (malformed JSON, non-UTF-8 bytes, a
-missing or ill-typed field, ...) is skipped and counted in the optional [`DropReport`] with its
-place (`file:line`), never raised.
+time out of a sliding text buffer. A record that cannot be read (malformed JSON, non-UTF-8 bytes,
+nesting too deep for the parser, a line that is not an object, a missing, ill-typed or out-of-range
+field, ...) is skipped and counted in the optional [`DropReport`] with its place (`file:line`), never
+raised; a compressed file that ends early or is corrupt keeps the records read before the break and
+counts the break once (`file:line`). Every reader goes through the same two steps: a record stream
+(`iter_json_lines`, `iter_filtered_records`) turns what the file holds into parsed values, and
+`_converted` turns each value into a record or a counted drop.
 
 Example:
 
@@ -23,12 +27,15 @@ import gzip
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeVar
 
 from tqdm.auto import tqdm
+
+from gest_showcases.errors import InputError
 
 from .records import DropReport, Review, normalize_pic_id
 
@@ -44,6 +51,20 @@ _FILTERED_HEAD = re.compile(r'\{\s*"(?:train|val|test)"\s*:')
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 _CHUNK_BYTES = 1 << 20
+_HEAD_BYTES = 1 << 16
+# A gzip stream cut short raises EOFError, a damaged one BadGzipFile (bad header, CRC or length) or
+# zlib.error (bad deflate data): the file is unreadable from there on, the records before it are not.
+_STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+# Parsing one record's text: ValueError for syntax (and integers past Python's digit limit),
+# RecursionError for nesting deeper than the parser's stack.
+_PARSE_ERRORS = (ValueError, RecursionError)
+# Converting one parsed record: the field checks raise SkipRecord with a reason; these are the data
+# errors a value of a surprising type or size could still raise in conversion (a backstop, so that
+# one record never aborts a run of a million).
+_RECORD_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+_INT64 = (-(2**63), 2**63 - 1)
+
+T = TypeVar("T")
 
 
 class SkipRecord(Exception):
@@ -63,20 +84,50 @@ def open_binary(path: str | Path) -> Iterator[BinaryIO]:
         yield handle
 
 
+def _parse_error_reason(error: Exception) -> str:
+    return "nested too deep" if isinstance(error, RecursionError) else "malformed JSON"
+
+
+def _stream_error_reason(error: Exception) -> str:
+    return "truncated file" if isinstance(error, EOFError) else "corrupt compressed file"
+
+
+def _read_chunk(handle: BinaryIO, size: int) -> tuple[bytes, Exception | None]:
+    """Up to `size` bytes (fewer only at the end), and the stream error that ended them early, if any.
+
+    `read1` hands over what each step decompressed, so a compressed stream cut or damaged inside the
+    chunk still gives the bytes before the break (`read(size)` would lose them with the error).
+    """
+    chunks, total = [], 0
+    try:
+        while total < size and (chunk := handle.read1(size - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+    except _STREAM_ERRORS as error:
+        return b"".join(chunks), error
+    return b"".join(chunks), None
+
+
+def _head(path: str | Path) -> tuple[str, bool]:
+    """The first `_HEAD_BYTES` of a file (decompressed) as text, and whether the stream broke early."""
+    with open_binary(path) as handle:
+        data, error = _read_chunk(handle, _HEAD_BYTES)
+    return data.decode("utf-8", errors="replace"), error is not None
+
+
 def detect_format(path: str | Path) -> Format:
     """Tell which published format a file is in, from its first records.
 
     Raises:
-        ValueError: when the file is none of them.
+        `InputError` (a ValueError): when the file is none of them.
     """
-    with open_binary(path) as handle:
-        head = handle.read(1 << 16).decode("utf-8", errors="replace")
+    head, broken = _head(path)
     if _FILTERED_HEAD.match(head.lstrip()):
         return "gest_filtered"
     for line in head.splitlines():
         try:
             obj = json.loads(line)
-        except ValueError:
+        except _PARSE_ERRORS:
             continue
         if not isinstance(obj, dict):
             continue
@@ -86,9 +137,11 @@ def detect_format(path: str | Path) -> Format:
             return "google_local_review"
         if "business_id" in obj:
             return "gest_raw"
-    raise ValueError(
-        f"{path}: not a Gest or Google Local file (expected JSON Lines with business_id or gmap_id, "
-        'or one object {"train": [...], "val": [...], "test": [...]})'
+    cause = " (its compressed data is truncated or corrupt)" if broken else ""
+    raise InputError(
+        f"{path}: not a Gest or Google Local file{cause}; expected JSON Lines with business_id or gmap_id, "
+        'or one object {"train": [...], "val": [...], "test": [...]}: pass image_review_all.json, '
+        "filter_all_t.json or Google Local review-/meta-*.json(.gz) files"
     )
 
 
@@ -126,7 +179,9 @@ def _text(value: object) -> str:
 def _time(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
+    # Stored as int64 milliseconds: a larger integer (JSON has no limit) would fail the whole build
+    # with an OverflowError where the rows are written, so it is one bad record here.
+    if isinstance(value, bool) or not isinstance(value, int) or not _INT64[0] <= value <= _INT64[1]:
         raise SkipRecord("invalid field")
     return value
 
@@ -157,19 +212,24 @@ def _history(value: object) -> tuple[tuple[str, str], ...]:
 
 
 def _check_unicode(obj: object) -> None:
-    """Raise SkipRecord when a string anywhere in `obj` cannot be encoded as UTF-8."""
-    if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SkipRecord("non-UTF-8 bytes") from None
-    elif isinstance(obj, dict):
-        for key, value in obj.items():
-            _check_unicode(key)
-            _check_unicode(value)
-    elif isinstance(obj, list):
-        for value in obj:
-            _check_unicode(value)
+    """Raise SkipRecord when a string anywhere in `obj` cannot be encoded as UTF-8.
+
+    A walk with an explicit stack: a record nested as deep as the parser allows must not overflow
+    the interpreter's.
+    """
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SkipRecord("non-UTF-8 bytes") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def gest_review(obj: object, split: str | None = None) -> Review:
@@ -185,6 +245,20 @@ def gest_review(obj: object, split: str | None = None) -> Review:
         history_reviews=_history(obj.get("history_reviews")),
         split=split,
     )
+
+
+def google_local_restaurant(obj: object) -> str | None:
+    """The `gmap_id` of one Google Local meta record when its `category` names a restaurant, else None."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("gmap_id"), str):
+        raise SkipRecord("missing field")
+    categories = obj.get("category") or []
+    if isinstance(categories, str):
+        categories = [categories]
+    if not isinstance(categories, list):
+        raise SkipRecord("invalid field")
+    if any(isinstance(c, str) and "restaurant" in c.lower() for c in categories):
+        return obj["gmap_id"]
+    return None
 
 
 def google_local_review(obj: object, restaurants: set[str]) -> Review:
@@ -216,31 +290,45 @@ def google_local_review(obj: object, restaurants: set[str]) -> Review:
 def iter_json_lines(path: str | Path, report: DropReport | None = None) -> Iterator[tuple[str, object]]:
     """Yield `("file:line", value)` for every line of a JSON Lines file (plain or gzip) that parses.
 
-    Blank lines are ignored; undecodable and malformed lines are counted in `report`.
+    Blank lines are ignored; undecodable, malformed and too deeply nested lines are counted in
+    `report`. A compressed file that ends early or is corrupt stops there: the lines before it are
+    yielded, the break is counted once at the line it cut.
     """
     report = report if report is not None else DropReport()
     name = Path(path).name
+    lineno = 0
     with open_binary(path) as handle:
-        for lineno, raw in enumerate(tqdm(handle, desc=f"reading {name}", unit=" lines", unit_scale=True), 1):
-            place = f"{name}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                report.add("non-UTF-8 bytes", place)
-                continue
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-                if _SURROGATE_ESCAPE.search(raw):
-                    _check_unicode(obj)
-            except SkipRecord as skip:
-                report.add(skip.reason, place)
-                continue
-            except ValueError:
-                report.add("malformed JSON", place)
-                continue
-            yield place, obj
+        try:
+            for lineno, raw in enumerate(
+                tqdm(handle, desc=f"reading {name}", unit=" lines", unit_scale=True), 1
+            ):
+                place = f"{name}:{lineno}"
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    report.add("non-UTF-8 bytes", place)
+                    continue
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    if _SURROGATE_ESCAPE.search(raw):
+                        _check_unicode(obj)
+                except SkipRecord as skip:
+                    report.add(skip.reason, place)
+                    continue
+                except _PARSE_ERRORS as error:
+                    report.add(_parse_error_reason(error), place)
+                    continue
+                yield place, obj
+        except _STREAM_ERRORS as error:
+            _count_stream_error(report, f"{name}:{lineno + 1}", error)
+
+
+def _count_stream_error(report: DropReport, place: str, error: Exception) -> None:
+    reason = _stream_error_reason(error)
+    logger.warning("%s: %s (%s); the records before it are kept", place, reason, error)
+    report.add(reason, place)
 
 
 class _TextStream:
@@ -254,12 +342,16 @@ class _TextStream:
         self.buf = ""
         self.pos = 0
         self.eof = False
+        self._error: Exception | None = None
 
     def _fill(self) -> bool:
         if self.eof:
             return False
-        data = self._handle.read(_CHUNK_BYTES)
-        self.eof = not data
+        if self._error is not None:
+            # The bytes before a break were parsed first; needing more than them ends the file here.
+            raise self._error
+        data, self._error = _read_chunk(self._handle, _CHUNK_BYTES)
+        self.eof = not data and self._error is None
         # Drop the consumed prefix so the window stays about one chunk long.
         self.buf = self.buf[self.pos :] + self._decoder.decode(data, final=self.eof)
         self.pos = 0
@@ -301,8 +393,9 @@ def iter_filtered_records(
 ) -> Iterator[tuple[str, str, object]]:
     """Yield `(split, "file:split[i]", record)` from `filter_all_t.json`, one record at a time.
 
-    `"val"` is renamed `"validation"`. A syntax error cannot be stepped over inside one JSON object:
-    the rest of that file is counted as one "malformed JSON" drop and reading stops there.
+    `"val"` is renamed `"validation"`. A syntax error (or a record nested too deep to parse) cannot
+    be stepped over inside one JSON object: the rest of that file is counted as one drop and reading
+    stops there, as it does where a compressed file ends early or is corrupt.
     """
     report = report if report is not None else DropReport()
     name = Path(path).name
@@ -315,6 +408,8 @@ def iter_filtered_records(
                 return
             while True:
                 key, _ = stream.value()
+                if not isinstance(key, str):
+                    raise ValueError(f"expected a string key, found {type(key).__name__}")
                 stream.expect(":")
                 if key not in FILTERED_SPLITS:
                     logger.warning("%s: ignoring unknown top-level key %r", name, key)
@@ -341,35 +436,51 @@ def iter_filtered_records(
                             stream.expect("]")
                 if stream.expect(",}") == "}":
                     return
-        except ValueError as err:
+        except _PARSE_ERRORS as err:
+            reason = _parse_error_reason(err)
             logger.error(
-                "%s: malformed JSON near %s[%d] (%s); the rest of the file is skipped", name, key, index, err
+                "%s: %s near %s[%d] (%s); the rest of the file is skipped", name, reason, key, index, err
             )
-            report.add("malformed JSON", f"{name}:{key}[{index}]")
+            report.add(reason, f"{name}:{key}[{index}]")
+        except _STREAM_ERRORS as err:
+            _count_stream_error(report, f"{name}:{key}[{index}]", err)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public readers: Review records, and the same with their places for the builder.
 
 
+def _converted(
+    records: Iterable[tuple[str, object]], convert: Callable[[object], T], report: DropReport
+) -> Iterator[tuple[str, T]]:
+    """`(place, convert(value))` for each parsed record; a record `convert` refuses is counted at its place.
+
+    The one place where a parsed record becomes a value or a drop, for every reader.
+    """
+    for place, obj in records:
+        try:
+            value = convert(obj)
+        except SkipRecord as skip:
+            report.add(skip.reason, place)
+            continue
+        except _RECORD_ERRORS as error:
+            logger.debug("%s: %s: %s", place, type(error).__name__, error)
+            report.add("invalid field", place)
+            continue
+        yield place, value
+
+
 def located_gest_raw(path: str | Path, report: DropReport | None = None) -> Iterator[tuple[str, Review]]:
     """[`read_gest_raw`], yielding `(place, review)`."""
     report = report if report is not None else DropReport()
-    for place, obj in iter_json_lines(path, report):
-        try:
-            yield place, gest_review(obj)
-        except SkipRecord as skip:
-            report.add(skip.reason, place)
+    return _converted(iter_json_lines(path, report), gest_review, report)
 
 
 def located_gest_filtered(path: str | Path, report: DropReport | None = None) -> Iterator[tuple[str, Review]]:
     """[`read_gest_filtered`], yielding `(place, review)`."""
     report = report if report is not None else DropReport()
-    for split, place, obj in iter_filtered_records(path, report):
-        try:
-            yield place, gest_review(obj, split=split)
-        except SkipRecord as skip:
-            report.add(skip.reason, place)
+    records = ((place, (obj, split)) for split, place, obj in iter_filtered_records(path, report))
+    return _converted(records, lambda pair: gest_review(*pair), report)
 
 
 def restaurant_ids(meta_paths: Iterable[str | Path], report: DropReport | None = None) -> set[str]:
@@ -378,15 +489,9 @@ def restaurant_ids(meta_paths: Iterable[str | Path], report: DropReport | None =
     meta_paths = list(meta_paths)
     restaurants = set()
     for path in meta_paths:
-        for place, obj in iter_json_lines(path, report):
-            if not isinstance(obj, dict) or not isinstance(obj.get("gmap_id"), str):
-                report.add("missing field", place)
-                continue
-            categories = obj.get("category") or []
-            if isinstance(categories, str):
-                categories = [categories]
-            if any(isinstance(c, str) and "restaurant" in c.lower() for c in categories):
-                restaurants.add(obj["gmap_id"])
+        for _, gmap_id in _converted(iter_json_lines(path, report), google_local_restaurant, report):
+            if gmap_id is not None:
+                restaurants.add(gmap_id)
     logger.info("%d restaurants in %d meta file(s)", len(restaurants), len(meta_paths))
     return restaurants
 
@@ -400,7 +505,9 @@ def located_google_local(
     report = report if report is not None else DropReport()
     meta_paths = list(meta_paths)
     if not meta_paths:
-        raise ValueError("Google Local reviews need their meta-*.json(.gz) files to find the restaurants")
+        raise InputError(
+            "Google Local reviews need their meta-*.json(.gz) files to find the restaurants: pass them"
+        )
     restaurants = restaurant_ids(meta_paths, report)
     for path in review_paths:
         yield from _located_google_file(path, restaurants, report)
@@ -409,11 +516,9 @@ def located_google_local(
 def _located_google_file(
     path: Path, restaurants: set[str], report: DropReport
 ) -> Iterator[tuple[str, Review]]:
-    for place, obj in iter_json_lines(path, report):
-        try:
-            yield place, google_local_review(obj, restaurants)
-        except SkipRecord as skip:
-            report.add(skip.reason, place)
+    return _converted(
+        iter_json_lines(path, report), lambda obj: google_local_review(obj, restaurants), report
+    )
 
 
 def read_gest_raw(path: str | Path, report: DropReport | None = None) -> Iterator[Review]:
@@ -463,12 +568,14 @@ def located_reviews(
     meta_paths += [path for path in paths if formats[path] == "google_local_meta"]
     review_paths = [path for path in paths if formats[path] != "google_local_meta"]
     if not review_paths:
-        raise ValueError("no review file among the inputs (only Google Local meta files)")
+        raise InputError(
+            "no review file among the inputs (only Google Local meta files): add the review files"
+        )
     kinds = {formats[path] for path in review_paths}
     if "gest_filtered" in kinds and len(kinds) > 1:
-        raise ValueError(
+        raise InputError(
             "filter_all_t.json carries its own train/validation/test split and cannot be mixed with "
-            f"unsplit inputs ({', '.join(sorted(kinds - {'gest_filtered'}))})"
+            f"unsplit inputs ({', '.join(sorted(kinds - {'gest_filtered'}))}): build them into separate folders"
         )
     restaurants = None
     for path in review_paths:
@@ -479,8 +586,8 @@ def located_reviews(
         else:
             if restaurants is None:
                 if not meta_paths:
-                    raise ValueError(
-                        f"{path.name}: Google Local reviews need their meta-*.json(.gz) files (--meta)"
+                    raise InputError(
+                        f"{path.name}: Google Local reviews need their meta-*.json(.gz) files: pass them with --meta"
                     )
                 restaurants = restaurant_ids(meta_paths, report)
             yield from _located_google_file(path, restaurants, report)

@@ -3,6 +3,12 @@
 Every published format (Gest-raw JSON Lines, the filtered `filter_all_t.json`, Google Local dumps)
 is read into [`Review`]; everything downstream (the builder, the features, the models) sees only
 this shape. Reviewer names are not part of it, so they can never reach an output.
+
+Review ids: `make_review_id(user_id, business_id)` is `"<user>_<business>"` with `%` and `_` inside
+either part written as `%25` and `%5F`, so the id names exactly one (user, business) pair (user `a_b`
+at `c` is `a%5Fb_c`, user `a` at `b_c` is `a_b%5Fc`). Gest's and Google Local's ids hold neither
+character, so for them it is the published `f"{user_id}_{business_id}"` form that
+`filter_all_t.json`'s `history_reviews` use.
 """
 
 from __future__ import annotations
@@ -59,7 +65,41 @@ class Review:
 
     @property
     def review_id(self) -> str:
-        return f"{self.user_id}_{self.business_id}"
+        """`make_review_id(user_id, business_id)`: unambiguous, and the published form for real ids."""
+        return make_review_id(self.user_id, self.business_id)
+
+
+def _escape_id_part(part: str) -> str:
+    # `%` first, so the `%` of an escaped `_` is not escaped again.
+    return part.replace("%", "%25").replace("_", "%5F")
+
+
+def make_review_id(user_id: str, business_id: str) -> str:
+    """The review id of a (user, business) pair: `"<user>_<business>"`, each part escaped.
+
+    `%` and `_` inside a part are written `%25` and `%5F`, so the one unescaped `_` separates the
+    parts and two different pairs never share an id (a user reviews a business once: the id is the
+    review's key). Ids without those characters (all of Gest's and Google Local's) are unchanged
+    from the published `f"{user_id}_{business_id}"`.
+
+    Example:
+
+    ```python
+    >>> make_review_id("110922565534353024196", "604a5d09d863393130a413fa")
+    '110922565534353024196_604a5d09d863393130a413fa'
+    >>> make_review_id("a_b", "c"), make_review_id("a", "b_c")
+    ('a%5Fb_c', 'a_b%5Fc')
+    ```
+    """
+    # The common case (no `_` or `%`: every real id) is checked, not copied: this runs once per review.
+    if "_" in user_id or "%" in user_id or "_" in business_id or "%" in business_id:
+        return f"{_escape_id_part(user_id)}_{_escape_id_part(business_id)}"
+    return f"{user_id}_{business_id}"
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value) if isinstance(value, str) else repr([_short(v, 20) for v in value[:5]])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def normalize_pic_id(item: str | dict) -> str:
@@ -71,22 +111,25 @@ def normalize_pic_id(item: str | dict) -> str:
     Raises:
         ValueError: when the item holds no id made of URL-safe characters.
     """
+    # A loop rather than recursion: `{"id": {"id": ...}}` nested a thousand deep is a bad record,
+    # not a RecursionError.
+    while isinstance(item, dict) and "id" in item:
+        item = item["id"]
     if isinstance(item, dict):
-        if "id" in item:
-            return normalize_pic_id(item["id"])
         urls = item.get("url")
-        for url in [urls] if isinstance(urls, str) else urls or []:
+        for url in [urls] if isinstance(urls, str) else urls if isinstance(urls, list) else []:
             if isinstance(url, str) and (match := _PIC_URL.search(url)):
                 return match.group(1)
-        raise ValueError(f"pics item has no image id: {item!r}")
+        # Not `{item!r}`: a hostile item may be huge or nested too deep to print.
+        raise ValueError(f"pics item has no image id (a dict with keys {_short(list(item))})")
     if not isinstance(item, str):
         raise ValueError(f"pics item must be a string or a dict, got {type(item).__name__}")
     if "/" in item:
         if match := _PIC_URL.search(item):
             return match.group(1)
-        raise ValueError(f"image URL has no /p/<id> part: {item!r}")
+        raise ValueError(f"image URL has no /p/<id> part: {_short(item)}")
     if not _PIC_ID.fullmatch(item):
-        raise ValueError(f"invalid pic id {item!r}: expected URL-safe characters only")
+        raise ValueError(f"invalid pic id {_short(item)}: expected URL-safe characters only")
     return item
 
 
@@ -111,7 +154,8 @@ class DropReport:
     """Counts of skipped items by reason, with the first few places each reason was seen.
 
     A place is `"<file>:<line>"` for lines of JSON Lines files, `"<file>:<split>[<index>]"` for
-    records of `filter_all_t.json`, and `"<pic_id>.jpg"` for image files.
+    records of `filter_all_t.json`, and `"<pic_id>.jpg"` for image files. A compressed file that ends
+    early or is corrupt counts once, at the line where reading stopped (the records before it are kept).
 
     Args:
         max_examples (`int`, *optional*, defaults to `5`):

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import yaml
 from transformers import HfArgumentParser
 
+from gest_showcases.errors import InputError
+
 # Runs of characters that are not white space in the sense of Python's str.split(): RE2's \s
 # covers ASCII white space only, the rest is listed.
 _WORD = r"[^\s\x0b\x1c-\x1f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]+"
@@ -38,10 +40,12 @@ def read_card_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
     folder = Path(folder)
     card = folder / "README.md"
     if not card.is_file():
-        raise ValueError(f"{folder} has no README.md: not a built dataset folder")
+        raise InputError(
+            f"{folder} has no README.md: not a built dataset folder; pass a folder `build` wrote"
+        )
     parts = card.read_text(encoding="utf-8").split("---\n", 2)
     if len(parts) < 3 or parts[0]:
-        raise ValueError(f"{card} has no YAML front matter")
+        raise InputError(f"{card} has no YAML front matter: not a built dataset's card; rebuild the folder")
     configs = {}
     for config in yaml.safe_load(parts[1]).get("configs", []):
         configs[config["config_name"]] = {
@@ -72,7 +76,7 @@ def dataset_stats(folder: str | Path) -> list[dict]:
         tables = {}
         for split, paths in splits.items():
             if not paths:
-                raise ValueError(f"{folder}: no parquet file for {config}/{split}")
+                raise InputError(f"{folder}: no parquet file for {config}/{split}; rebuild the folder")
             tables[split] = pa.concat_tables([pq.read_table(path, columns=columns) for path in paths])
         rows += [_row(config, split, table, text_column) for split, table in tables.items()]
         if len(tables) > 1:

@@ -12,6 +12,7 @@ _EXPORTS = {
     "FeatureTable": "cache",
     "FeatureCache": "cache",
     "CacheMismatchError": "cache",
+    "CorruptCacheError": "cache",
     "load_features": "cache",
     "checkpoint_fingerprint": "cache",
     "ImagePreprocessing": "loading",

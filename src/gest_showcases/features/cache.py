@@ -1,16 +1,22 @@
-"""On-disk feature cache: safetensors shards keyed by id, tied to one checkpoint.
+"""On-disk feature cache: safetensors shards keyed by id, tied to one checkpoint, checksummed.
 
 Layout of a feature folder (one sub-folder per kind, each written independently)::
 
     FEATDIR/
-      image/manifest.json            {"kind", "checkpoint", "fingerprint", "dim", "normalized"}
+      image/manifest.json            {"kind", "checkpoint", "fingerprint", "normalized",
+                                      "shards": {"shard-00000.safetensors": "<sha256 of its bytes>", ...}}
       image/shard-00000.safetensors  tensor "embeddings" [n, dim] float32, metadata "ids" (JSON list)
       review/...  sentence/...  vision/...
 
-Each shard is written to a temporary name and renamed, so an interrupted run leaves only whole
-shards behind and a rerun skips the ids they hold. The manifest records the checkpoint's name and
-a fingerprint of its config and weights: a cache written by another checkpoint is refused instead of
-being mixed in.
+Each shard is written to a temporary name and renamed, then recorded in the manifest with the
+SHA-256 of the bytes written, so an interrupted run leaves only whole shards behind and a rerun
+skips the ids they hold. The manifest records the checkpoint's name and a fingerprint of its config
+and weights: a cache written by another checkpoint is refused instead of being mixed in.
+
+Integrity: loading verifies every shard against its checksum and refuses a damaged one (flipped
+bytes, a partial copy) by name, and refuses NaN/inf rows by id; a rerun of the extraction recomputes
+a damaged or unrecorded shard instead of trusting it. Folders written before checksums existed
+still load, with a warning; the next extraction into them records their checksums.
 """
 
 from __future__ import annotations
@@ -19,22 +25,34 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from gest_showcases.errors import InputError
+from gest_showcases.numerics import check_finite_rows
 
 logger = logging.getLogger(__name__)
 
 FEATURE_KINDS = ("image", "review", "sentence", "vision")
+MANIFEST = "manifest.json"
+_MANIFEST_KEYS = ("kind", "checkpoint", "fingerprint", "normalized")
+_SHARD_NAME = re.compile(r"shard-\d{5,}\.safetensors")
 # Config keys that change with where or how a checkpoint was loaded, not with what it computes.
 _VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "_commit_hash"}
 
 
-class CacheMismatchError(ValueError):
+class CacheMismatchError(InputError):
     """Raised when a feature folder was written by another checkpoint than the one in use."""
+
+
+class CorruptCacheError(InputError):
+    """A file of a feature folder that is truncated, altered or not what the cache writes; the message names it."""
 
 
 def checkpoint_fingerprint(model: torch.nn.Module, config_dict: dict) -> str:
@@ -97,7 +115,11 @@ class FeatureTable:
 
 
 class FeatureCache:
-    """Writer side of one kind's folder: checks the manifest, lists done ids, appends shards.
+    """Writer side of one kind's folder: checks the manifest and the shards, lists done ids, appends shards.
+
+    Opening a folder that already holds shards verifies each against the manifest's checksum: a shard
+    that fails (altered or truncated bytes), or that the manifest does not record (the run stopped
+    between writing it and recording it), is deleted, so its ids are computed again.
 
     Args:
         root (`str` or `Path`): the feature folder (FEATDIR).
@@ -108,6 +130,7 @@ class FeatureCache:
 
     Raises:
         CacheMismatchError: the folder already holds features of another checkpoint.
+        CorruptCacheError: the folder's manifest is not a valid manifest.
     """
 
     def __init__(self, root: str | Path, kind: str, checkpoint: str, fingerprint: str, normalized: bool):
@@ -116,38 +139,78 @@ class FeatureCache:
         self.directory = Path(root) / kind
         self.kind = kind
         self.directory.mkdir(parents=True, exist_ok=True)
-        manifest_path = self.directory / "manifest.json"
-        manifest = {
-            "kind": kind,
-            "checkpoint": checkpoint,
-            "fingerprint": fingerprint,
-            "normalized": normalized,
-        }
-        if manifest_path.exists():
-            existing = json.loads(manifest_path.read_text())
-            if existing["fingerprint"] != fingerprint:
+        self.manifest_path = self.directory / MANIFEST
+        if self.manifest_path.exists():
+            self.manifest = _read_manifest_file(self.manifest_path)
+            if self.manifest["fingerprint"] != fingerprint:
                 raise CacheMismatchError(
-                    f"{self.directory} holds {kind!r} features of checkpoint {existing['checkpoint']!r} "
-                    f"(fingerprint {existing['fingerprint'][:12]}), not of {checkpoint!r} "
+                    f"{self.directory} holds {kind!r} features of checkpoint {self.manifest['checkpoint']!r} "
+                    f"(fingerprint {self.manifest['fingerprint'][:12]}), not of {checkpoint!r} "
                     f"(fingerprint {fingerprint[:12]}); use another output folder or delete it"
                 )
         else:
-            _atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
+            self.manifest = {
+                "kind": kind,
+                "checkpoint": checkpoint,
+                "fingerprint": fingerprint,
+                "normalized": normalized,
+                "shards": {},
+            }
+            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
         # Leftovers of a run killed while writing: never renamed, so never counted as done.
         for partial in self.directory.glob(".tmp-*"):
-            partial.unlink()
+            partial.unlink(missing_ok=True)
+        self._verify_shards()
+
+    def _verify_shards(self) -> None:
+        """Keep the shards whose bytes match their recorded checksum; delete the others (recomputed later).
+
+        A folder written before checksums existed has no `shards` entry: its shards that parse are
+        trusted once and their checksums recorded, those that don't are deleted.
+        """
+        recorded = self.manifest.get("shards")
+        verified: dict[str, str] = {}
+        for path in self.shard_paths():
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if recorded is None:
+                try:
+                    _parse_shard(path, data)
+                except CorruptCacheError as error:
+                    problem = str(error)
+                else:
+                    verified[path.name] = digest
+                    continue
+            elif recorded.get(path.name) == digest:
+                verified[path.name] = digest
+                continue
+            elif path.name in recorded:
+                problem = f"{path}: checksum mismatch (the file changed after it was written)"
+            else:
+                problem = f"{path}: not recorded in {self.manifest_path} (a run stopped while writing it)"
+            logger.warning("%s; deleting it, its features are computed again", problem)
+            path.unlink()
+        if recorded is None:
+            logger.warning(
+                "%s was written without shard checksums; recorded them for its %d readable shards",
+                self.directory,
+                len(verified),
+            )
+        if verified != recorded:
+            self.manifest["shards"] = verified
+            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
 
     def shard_paths(self) -> list[Path]:
         return sorted(self.directory.glob("shard-*.safetensors"))
 
     def done_ids(self) -> set[str]:
         done: set[str] = set()
-        for path in self.shard_paths():
-            done.update(_read_shard_ids(path))
+        for name in self.manifest["shards"]:
+            done.update(_read_shard_ids(self.directory / name))
         return done
 
     def write(self, ids: list[str], embeddings: torch.Tensor) -> Path | None:
-        """Append one shard atomically; returns its path (None when `ids` is empty)."""
+        """Append one shard atomically and record its checksum; returns its path (None when `ids` is empty)."""
         if not ids:
             return None
         if len(ids) != embeddings.shape[0]:
@@ -157,8 +220,14 @@ class FeatureCache:
         path = self.directory / f"shard-{number:05d}.safetensors"
         tmp = self.directory / f".tmp-{path.name}"
         tensors = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
-        save_file(tensors, str(tmp), metadata={"ids": json.dumps(ids)})
+        # Serialised in memory, so the checksum is of the very bytes written (no second read).
+        data = save_safetensors(tensors, metadata={"ids": json.dumps(ids)})
+        tmp.write_bytes(data)
         os.replace(tmp, path)
+        # Recorded after the rename: a shard on disk but not in the manifest is one a killed run never
+        # finished recording, and the next run recomputes it.
+        self.manifest["shards"][path.name] = hashlib.sha256(data).hexdigest()
+        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
         return path
 
 
@@ -167,47 +236,134 @@ def _read_shard_ids(path: Path) -> list[str]:
         return json.loads(handle.metadata()["ids"])
 
 
+def _parse_shard(path: Path, data: bytes) -> tuple[list[str], torch.Tensor]:
+    """(ids, embeddings `[n, dim]`) of a shard's bytes; `CorruptCacheError` naming `path` when they are not a shard."""
+    try:
+        # safetensors layout: 8-byte little-endian header length, JSON header (with our metadata), tensors.
+        header_length = int.from_bytes(data[:8], "little")
+        ids = json.loads(json.loads(data[8 : 8 + header_length])["__metadata__"]["ids"])
+        embeddings = load_safetensors(data)["embeddings"]
+    # A damaged file breaks the parsers in many ways (SafetensorError, JSONDecodeError, KeyError, ...).
+    except Exception as error:  # noqa: BLE001
+        raise CorruptCacheError(
+            f"{path} is not a readable feature shard ({type(error).__name__}: {error}); "
+            "rerun `gest-showcases features` with the same --output to recompute it"
+        ) from error
+    if not isinstance(ids, list) or embeddings.ndim != 2 or len(ids) != embeddings.shape[0]:
+        raise CorruptCacheError(
+            f"{path} holds {len(ids) if isinstance(ids, list) else 'no list of'} ids for embeddings of shape "
+            f"{tuple(embeddings.shape)}; rerun `gest-showcases features` with the same --output to recompute it"
+        )
+    return ids, embeddings
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".tmp-{path.name}")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
+def _read_manifest_file(path: Path) -> dict:
+    """A manifest's contents, checked; `CorruptCacheError` naming the file when it is not a valid manifest."""
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (ValueError, OSError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        manifest, problem = None, f"is not valid JSON ({error})"
+    else:
+        problem = "is not a feature cache manifest"
+    shards = manifest.get("shards", {}) if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or any(key not in manifest for key in _MANIFEST_KEYS)
+        or not all(isinstance(manifest[key], str) for key in ("checkpoint", "fingerprint"))
+        or not isinstance(shards, dict)
+        # Shard names are joined to the folder: only names the writer makes, never a path elsewhere.
+        or not all(_SHARD_NAME.fullmatch(name) and isinstance(digest, str) for name, digest in shards.items())
+    ):
+        raise CorruptCacheError(
+            f"{path} {problem}; delete {path.parent} and rerun `gest-showcases features` to recompute it"
+        )
+    return manifest
+
+
 def read_manifest(root: str | Path, kind: str) -> dict:
-    """The manifest of one kind's folder (checkpoint, fingerprint, normalized)."""
-    path = Path(root) / kind / "manifest.json"
+    """The manifest of one kind's folder (checkpoint, fingerprint, normalized, shard checksums)."""
+    path = Path(root) / kind / MANIFEST
     if not path.exists():
         raise FileNotFoundError(
             f"no {kind!r} features in {root} (missing {path}); run `gest-showcases features`"
         )
-    return json.loads(path.read_text())
+    return _read_manifest_file(path)
 
 
 def load_features(root: str | Path, kind: str) -> FeatureTable:
-    """Load every shard of one kind into a `FeatureTable` (first occurrence of an id wins).
+    """Load every shard of one kind into a `FeatureTable` (first occurrence of an id wins), verified.
 
     Args:
         root (`str` or `Path`): the feature folder written by `gest-showcases features`.
         kind (`str`): `"image"` (CLIP image embeds, key pic_id), `"review"` (CLIP text embeds, key
             review_id), `"sentence"` (key `f"{review_id}#{i}"`) or `"vision"` (generator backbone,
             key pic_id).
+
+    Raises:
+        CorruptCacheError: naming the file, when the manifest is invalid or a shard is missing,
+            truncated or fails its checksum.
+        NonFiniteError: naming the ids, when rows hold NaN or inf.
     """
     if kind not in FEATURE_KINDS:
         raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
     manifest = read_manifest(root, kind)
+    directory = Path(root) / kind
+    recorded = manifest.get("shards")
+    on_disk = [path.name for path in sorted(directory.glob("shard-*.safetensors"))]
+    if recorded is None:
+        logger.warning(
+            "%s was written without shard checksums (an older version): its shards are not verified; rerun "
+            "`gest-showcases features` with it as --output to record them",
+            directory,
+        )
+        names = on_disk
+    else:
+        names = sorted(recorded)
+        unrecorded = sorted(set(on_disk) - set(recorded))
+        if unrecorded:
+            logger.warning(
+                "%s: ignoring %d shard(s) its manifest does not record (a run stopped while writing): %s; rerun "
+                "`gest-showcases features` with it as --output to finish it",
+                directory,
+                len(unrecorded),
+                ", ".join(unrecorded),
+            )
     ids: list[str] = []
     blocks: list[torch.Tensor] = []
     seen: set[str] = set()
-    for path in sorted((Path(root) / kind).glob("shard-*.safetensors")):
-        with safe_open(str(path), framework="pt") as handle:
-            shard_ids = json.loads(handle.metadata()["ids"])
-            block = handle.get_tensor("embeddings")
+    for name in names:
+        path = directory / name
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptCacheError(
+                f"{path} is recorded in {directory / MANIFEST} but missing; rerun `gest-showcases features` "
+                "with the same --output to recompute it"
+            ) from None
+        if recorded is not None and hashlib.sha256(data).hexdigest() != recorded[name]:
+            raise CorruptCacheError(
+                f"{path}: checksum mismatch, the file changed after it was written (disk error, partial copy); "
+                "rerun `gest-showcases features` with the same --output to recompute it"
+            )
+        shard_ids, block = _parse_shard(path, data)
         keep = [row for row, key in enumerate(shard_ids) if key not in seen]
         seen.update(shard_ids)
         ids.extend(shard_ids[row] for row in keep)
         blocks.append(block[keep])
     dim = blocks[0].shape[1] if blocks else 0
     embeddings = torch.cat(blocks) if blocks else torch.zeros(0, dim)
+    check_finite_rows(
+        embeddings,
+        ids,
+        f"{kind} features in {directory}",
+        f"delete {directory} and rerun `gest-showcases features` to re-extract them",
+    )
     logger.info("loaded %d %s features (dim %d) from %s", len(ids), kind, dim, root)
     return FeatureTable(
         ids=ids,

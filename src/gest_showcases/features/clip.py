@@ -40,6 +40,7 @@ from transformers import (
 )
 
 from gest_showcases.data.records import split_sentences
+from gest_showcases.numerics import format_ids, nonfinite_rows
 
 from .cache import FeatureCache, checkpoint_fingerprint
 from .loading import ImagePreprocessing, iterate_pixel_batches
@@ -253,8 +254,25 @@ class _GatheringWriter:
                     self.written.add(key)
                     ids.append(key)
                     rows.append(part_embeddings[row])
+        if not ids:
+            return
+        embeddings = torch.stack(rows)
+        # A NaN/inf row (an fp16 overflow, a broken checkpoint) is never cached: loading would refuse
+        # the whole kind. It counts as failed, and a rerun tries it again.
+        bad = set(nonfinite_rows(embeddings).tolist())
+        if bad:
+            logger.warning(
+                "%d %s features are NaN or inf and are not cached: %s",
+                len(bad),
+                self.cache.kind,
+                format_ids([ids[row] for row in sorted(bad)]),
+            )
+            self.failed_total.update(ids[row] for row in bad)
+            self.written.difference_update(ids[row] for row in bad)
+            keep = [row for row in range(len(ids)) if row not in bad]
+            ids, embeddings = [ids[row] for row in keep], embeddings[keep]
         if ids:
-            self.cache.write(ids, torch.stack(rows))
+            self.cache.write(ids, embeddings)
 
 
 def extract_image_features(
@@ -345,7 +363,10 @@ def extract_text_features(
         sentence_cache = FeatureCache(
             output, "sentence", model.checkpoint, model.fingerprint, normalized=True
         )
-        done = review_cache.done_ids()
+        sentences_done = sentence_cache.done_ids()
+        # A review counts as done only with its sentences: all of them sit in one shard (both kinds are
+        # flushed per chunk), which a rerun may have deleted as damaged while the review shard survived.
+        done = {key for key in review_cache.done_ids() if f"{key}#0" in sentences_done}
     texts = dict(reviews)
     pending = [(key, texts[key]) for key in texts if key not in done]
     review_report = ExtractionReport(

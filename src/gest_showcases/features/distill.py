@@ -23,6 +23,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser
 
+from gest_showcases.numerics import check_finite_rows, check_finite_step
+
 from .cache import FeatureTable, load_features
 from .clip import DEFAULT_CLIP, ImageFeatureModel, TextFeatureModel, extract_image_features, load_clip
 from .configuration_explanation import ExplanationClassifierConfig
@@ -121,6 +123,10 @@ def train_explanation_classifier(
     """
     if not (len(text_embeds) == len(image_embeds) == len(labels)):
         raise ValueError(f"{len(text_embeds)} sentences, {len(image_embeds)} images, {len(labels)} labels")
+    # Named by pair index: a NaN row would make the loss NaN at the first batch and every weight after it.
+    pairs = list(range(len(labels)))
+    check_finite_rows(text_embeds, pairs, "sentence embeddings (by pair index)", "re-extract the features")
+    check_finite_rows(image_embeds, pairs, "image embeddings (by pair index)", "re-extract the features")
     labels = labels.float()
     splits = dict(zip(("train", "validation", "test"), split_indices(len(labels), seed), strict=True))
     if min(len(indices) for indices in splits.values()) == 0:
@@ -143,12 +149,15 @@ def train_explanation_classifier(
             return model(text_embeds[indices], image_embeds[indices]).probabilities
 
     best_auc, best_state = -1.0, None
-    for _ in tqdm(range(epochs), desc="training explanation classifier"):
+    step = 0
+    for epoch in tqdm(range(epochs), desc="training explanation classifier"):
         model.train()
         for batch in train[torch.randperm(len(train), generator=generator)].split(batch_size):
             loss = model(text_embeds[batch], image_embeds[batch], labels[batch]).loss
             optimizer.zero_grad()
             loss.backward()
+            step += 1
+            check_finite_step(loss, step, model.parameters(), where=f"epoch {epoch + 1}")
             optimizer.step()
         model.eval()
         auc = roc_auc(scores(splits["validation"]), labels[splits["validation"]])

@@ -8,9 +8,12 @@ Two paths produce the same `[B, 3, H, W]` uint8 batches, normalised later on the
   whole batch on the GPU and resizing runs there too (bicubic with antialiasing, so values differ
   from PIL's by a few grey levels). Files that nvJPEG can't read (PNG, corrupt) fall back to PIL.
 
-A missing or unreadable image never stops a run: it is reported in the batch's `failed` ids.
-This module imports only torch, numpy and PIL (torchvision on the GPU path), so benchmarks can use
-it on a bare machine.
+A missing or unreadable image never stops a run: it is reported in the batch's `failed` ids. Every
+decode goes through `gest_showcases.data.images.open_image` and its one pixel limit, and the GPU
+path reads each file's header in the worker first, so an 11000x11000 PNG or a decompression bomb is
+skipped before any pixel is decoded, on the CPU or by nvJPEG.
+This module imports only torch, numpy and PIL (torchvision on the GPU path) and `data.images`, so
+benchmarks can use it on a bare machine.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, check_image_size, open_image
+
 logger = logging.getLogger(__name__)
 
-_UNREADABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 _DEVICE_RESAMPLE = {int(Image.Resampling.BICUBIC): "bicubic", int(Image.Resampling.BILINEAR): "bilinear"}
 
 
@@ -103,7 +107,8 @@ class ImagePreprocessing:
 
     def pil_to_uint8(self, image: Image.Image) -> torch.Tensor:
         """Resize and crop one PIL image on the CPU -> uint8 `[3, H, W]`."""
-        image = image.convert("RGB")
+        if image.mode != "RGB":
+            image = image.convert("RGB")
         height, width = self.resized_size(image.height, image.width)
         image = image.resize((width, height), resample=self.resample)
         pixels = torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)  # [H, W, 3] -> [3, H, W]
@@ -156,15 +161,18 @@ class ImageFileDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> tuple[str, torch.Tensor | None]:
         key, path = self.items[index]
         try:
-            with Image.open(path) as image:
-                return key, self.preprocessing.pil_to_uint8(image)
-        except _UNREADABLE as error:
-            logger.debug("skipping image %s (%s): %s", key, path, error)
+            image = open_image(path)
+        except UnreadableImageError as error:
+            logger.debug("skipping image %s: %s", key, error)
             return key, None
+        return key, self.preprocessing.pil_to_uint8(image)
 
 
 class ImageBytesDataset(torch.utils.data.Dataset):
-    """(id, path) items -> (id, the file's bytes as uint8 `[n_bytes]`, or None when it can't be read)."""
+    """(id, path) items -> (id, the file's bytes as uint8 `[n_bytes]`, or None when it can't be read or decoded).
+
+    Bytes are sent on only when their header passes the package's pixel limit.
+    """
 
     def __init__(self, items: Sequence[tuple[str, str | Path]]):
         self.items = items
@@ -177,6 +185,16 @@ class ImageBytesDataset(torch.utils.data.Dataset):
         try:
             data = Path(path).read_bytes()
         except OSError as error:
+            logger.debug("skipping image %s (%s): %s", key, path, error)
+            return key, None
+        # Only the header is parsed (microseconds however large the image claims to be): nvJPEG would
+        # allocate the whole decoded image on the GPU.
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                check_image_size(path, image, MAX_IMAGE_PIXELS)
+        # Bytes no format recognises break the header parsers in many ways (UnidentifiedImageError,
+        # SyntaxError, DecompressionBombError, ...); over the limit is an UnreadableImageError.
+        except Exception as error:  # noqa: BLE001
             logger.debug("skipping image %s (%s): %s", key, path, error)
             return key, None
         return key, torch.frombuffer(bytearray(data), dtype=torch.uint8)
@@ -223,10 +241,11 @@ def decode_on_device(encoded: list[torch.Tensor], device: torch.device) -> list[
 
 def _decode_with_pil(data: torch.Tensor, device: torch.device) -> torch.Tensor | None:
     try:
-        with Image.open(io.BytesIO(data.numpy().tobytes())) as image:
-            array = np.asarray(image.convert("RGB")).copy()
-    except _UNREADABLE:
+        image = open_image(io.BytesIO(data.numpy().tobytes()))
+    except UnreadableImageError as error:
+        logger.debug("skipping image bytes: %s", error)
         return None
+    array = np.asarray(image).copy()
     return torch.from_numpy(array).permute(2, 0, 1).to(device)  # [h, w, 3] -> [3, h, w]
 
 

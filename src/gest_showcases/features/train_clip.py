@@ -47,13 +47,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from tokenizers.pre_tokenizers import ByteLevel
 from tqdm.auto import tqdm
 from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer, HfArgumentParser
 
+from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
+from gest_showcases.numerics import check_finite_step
 
 from .clip import CLIP_MAX_TOKENS
 from .inputs import read_config_rows
@@ -198,10 +199,9 @@ def read_paired_reviews(dataset: str | Path, split: str, preprocessing: ImagePre
         review_images = []
         for relative in row["pic_paths"]:
             try:
-                with Image.open(Path(dataset) / relative) as image:
-                    review_images.append(preprocessing.pil_to_uint8(image))
-            except OSError as error:
-                logger.warning("skipping unreadable image %s: %s", relative, error)
+                review_images.append(preprocessing.pil_to_uint8(open_image(Path(dataset) / relative)))
+            except UnreadableImageError as error:
+                logger.warning("skipping unreadable image %s", error)
         if not review_sentences or not review_images:
             continue
         first_image.append(len(images))
@@ -357,7 +357,8 @@ def train(args: TrainClipArguments) -> dict:
     for epoch in range(args.epochs):
         model.train()
         epoch_loss = 0.0
-        for batch in torch.randperm(len(train_set.pixels), generator=generator).split(args.batch_size):
+        batches = torch.randperm(len(train_set.pixels), generator=generator).split(args.batch_size)
+        for number, batch in enumerate(batches, start=1):
             reviews = train_set.image_review[batch].tolist()
             if args.pair_with == "review":
                 texts = [train_set.texts[review] for review in reviews]
@@ -374,15 +375,19 @@ def train(args: TrainClipArguments) -> dict:
                 loss = loss + args.bag_of_tokens_weight * symmetric_info_nce(bag_logits)
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
+            grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
+            # Before the step: a NaN gradient would make every weight NaN, and that model would be saved.
+            loss_value = check_finite_step(
+                loss, epoch * steps_per_epoch + number, grad_norm=grad_norm, where=f"epoch {epoch + 1}"
+            )
             optimizer.step()
             scheduler.step()
             # CLIP's cap on the learnt temperature: logits at most 100x the cosine.
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(100))
-            epoch_loss += loss.item() * len(batch)
+            epoch_loss += loss_value * len(batch)
             progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}")
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
     progress.close()

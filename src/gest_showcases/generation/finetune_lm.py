@@ -17,10 +17,11 @@ from transformers import (
     GPT2Config,
     GPT2LMHeadModel,
     HfArgumentParser,
-    Trainer,
     TrainingArguments,
     default_data_collator,
 )
+
+from .trainer import FiniteTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     else:
         special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
         model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), **special))
-    trainer = Trainer(
+    # Stops at a NaN loss or gradient (a diverging learning rate, a broken checkpoint) instead of saving a NaN model.
+    trainer = FiniteTrainer(
         model=model,
         args=training_args,
         train_dataset=blocks,

@@ -19,6 +19,8 @@ import torch
 import yaml
 from transformers import AutoTokenizer, GPT2Config, HfArgumentParser, TrainingArguments
 
+from gest_showcases.numerics import check_finite_rows
+
 from .collator import PC2LCollator, PC2LDataset
 from .configuration_pc2l import PC2LConfig
 from .modeling_pc2l import PC2LForConditionalGeneration
@@ -108,8 +110,16 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
         inputs.append(("review_features", "review", rows["history_review_ids"], config.max_reviews))
     for name, kind, ids_per_row, limit in inputs:
         ids_per_row = [list(ids)[:limit] for ids in ids_per_row]
+        flat_ids = [i for ids in ids_per_row for i in ids]
         # One lookup for the whole split, then split back per example.
-        flat, found = tables[kind].lookup([i for ids in ids_per_row for i in ids])
+        flat, found = tables[kind].lookup(flat_ids)
+        # A NaN feature makes the loss NaN and then every weight: refuse it here, where the ids are known.
+        check_finite_rows(
+            flat,
+            flat_ids,
+            f"{kind} features of s2 {split} examples",
+            "re-extract them (gest-showcases features)",
+        )
         counts = [len(ids) for ids in ids_per_row]
         columns[name] = [
             features[mask] for features, mask in zip(flat.split(counts), found.split(counts), strict=True)

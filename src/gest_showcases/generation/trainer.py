@@ -19,6 +19,11 @@ tokens), so `loss_is_scaled_for_ga = False` and the Trainer divides the sum by t
 then equals the token mean of the accumulated batch when micro-batches hold equal numbers of target tokens;
 contrastive parts use the micro-batch as their set of negatives. Under DDP `model` is the wrapper: the config is
 read from the unwrapped model, and the forward goes through the wrapper so gradients are synchronised.
+
+NaN: the stock `Trainer` logs a NaN loss as the mean of the previous ones (`logging_nan_inf_filter`), clips a NaN
+gradient norm into NaN gradients and saves the NaN model, exiting 0. [`FiniteTrainer`], the base of `PC2LTrainer`
+and of `finetune-lm`, stops at the first non-finite loss or gradient instead, before the optimizer step, so
+nothing is saved.
 """
 
 from collections import defaultdict
@@ -27,14 +32,41 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import unwrap_peft_model
 
+from gest_showcases.numerics import check_finite_step
+
 from .losses import total_loss
 
 
-class PC2LTrainer(Trainer):
+class FiniteTrainer(Trainer):
+    """A `Trainer` that raises `NonFiniteError` at the first NaN/inf loss or gradient, before the optimizer step.
+
+    The check sits in `training_step`, after `backward`: the loss of every micro-batch, and on the micro-batch
+    that completes an optimizer step the norm of the (all-reduced) gradients. The gradients are left to the
+    loss scaler under fp16 (an inf there is routine: the scaler skips the step) and to DeepSpeed and FSDP, which
+    keep them off the parameters. The loss crosses to the host once, as the stock loop's NaN filter already does.
+    """
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        check_gradients = (
+            self.accelerator.sync_gradients
+            and self.accelerator.scaler is None
+            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+        )
+        check_finite_step(
+            loss,
+            self.state.global_step + 1,
+            model.parameters() if check_gradients else None,
+            where=f"epoch {self.state.epoch or 0:.2f}",
+        )
+        return loss
+
+
+class PC2LTrainer(FiniteTrainer):
     """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
 
-    Only `compute_loss` and `log` are overridden; use it like `Trainer`, with a [`PC2LCollator`] as data collator
-    (`with_negatives=True` for CCL) and `remove_unused_columns=False`.
+    Only `compute_loss` and `log` are overridden (the NaN guard is [`FiniteTrainer`]'s); use it like `Trainer`,
+    with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL) and `remove_unused_columns=False`.
     """
 
     loss_is_scaled_for_ga = False
@@ -62,4 +94,4 @@ class PC2LTrainer(Trainer):
         super().log(logs, start_time)
 
 
-__all__ = ["PC2LTrainer"]
+__all__ = ["FiniteTrainer", "PC2LTrainer"]

@@ -4,7 +4,11 @@
         [--images IMAGE_DIR --clip_model CLIP_PATH [--classifier CLASSIFIER_PATH]] \\
         [--bertscore_model PATH | --no_bertscore]
 
-The generations format and the outputs are described in `gest_showcases.metrics.report`.
+The generations format and the outputs are described in `gest_showcases.metrics.report`. Bad lines
+of the generations file are skipped and counted (one warning); a file with no usable line, a
+`--classifier` folder that holds no explanation classifier, an `--images` path that is no folder and a
+`--clip_model` that does not load are refused with `InputError` (one line, exit 2). No code in a model
+folder runs: the classifier is loaded with the package's own class.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from gest_showcases.errors import InputError
 from gest_showcases.metrics.report import read_generations, score_generations, table2_markdown, write_report
 
 logger = logging.getLogger(__name__)
@@ -32,7 +38,10 @@ class EvaluateArguments:
     )
     classifier: str | None = field(
         default=None,
-        metadata={"help": "explanation classifier folder (`gest-showcases distill`) for CLIP-Align"},
+        metadata={
+            "help": "explanation classifier folder (`gest-showcases distill`) for CLIP-Align; loaded with "
+            "the package's own class: no .py file of the folder runs"
+        },
     )
     bertscore: bool = field(default=True, metadata={"help": "compute BERTScore"})
     bertscore_model: str | None = field(
@@ -42,11 +51,40 @@ class EvaluateArguments:
     device: str = field(default="cpu", metadata={"help": "torch device for the neural metrics"})
 
 
-def _load_scorer(path: str, device: str):
-    """The distilled classifier as a CLIP-Align scorer, loaded by its shipped code (no model import here)."""
-    from transformers import AutoModel
+def _one_line(error: BaseException, limit: int = 300) -> str:
+    """A library's error message on one line, cut to `limit` characters (some span a paragraph)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
-    model = AutoModel.from_pretrained(path, trust_remote_code=True).to(device).eval()
+
+def _load_scorer(path: str, device: str):
+    """The distilled classifier of folder `path` as a CLIP-Align scorer.
+
+    Loaded with the package's own `ExplanationClassifier` class, never with `AutoModel` and
+    `trust_remote_code`: the folder's `modeling_explanation.py` is a copy shipped for Hub users, and
+    running it would execute whatever was written into it. Weights load only from safetensors (a
+    pickled `.bin` can run code when unpickled). `path` is a folder or a Hub repo id.
+
+    Raises:
+        `InputError`: when the folder holds no classifier.
+    """
+    from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
+    from gest_showcases.features.modeling_explanation import ExplanationClassifier
+
+    try:
+        config, _ = ExplanationClassifierConfig.get_config_dict(path)
+    except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, config not JSON
+        raise InputError(f"--classifier {path}: no classifier config there ({_one_line(error)})") from error
+    if config.get("model_type") != ExplanationClassifierConfig.model_type:
+        raise InputError(
+            f"--classifier {path}: not an explanation classifier (model_type {config.get('model_type')!r}); "
+            "pass the folder `gest-showcases distill` wrote"
+        )
+    try:
+        model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
+    except OSError as error:  # no model.safetensors, or unreadable weights
+        raise InputError(f"--classifier {path}: the weights do not load ({_one_line(error)})") from error
+    model = model.to(device).eval()
 
     def scorer(text_embeds, image_embeds):
         return model(
@@ -54,6 +92,36 @@ def _load_scorer(path: str, device: str):
         ).probabilities.cpu()
 
     return scorer
+
+
+def _load_clip(path: str, device: str):
+    """The CLIP checkpoint for CLIP-Score / CLIP-Align; `InputError` when `path` is not one."""
+    from gest_showcases.metrics.grounding import load_clip
+
+    try:
+        model, processor = load_clip(path)
+    except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
+        raise InputError(
+            f"--clip_model {path}: not a loadable CLIP checkpoint ({_one_line(error)})"
+        ) from error
+    return model.to(device), processor
+
+
+def _check_bertscore_model(path: str | Path) -> None:
+    """Refuse a BERTScore encoder that will not load, before the other metrics spend their time.
+
+    Only its configuration is read (the model loads later, once); like every loader here it runs no
+    code from the folder, so a checkpoint that needs its own code is refused.
+    """
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(str(path))
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"--bertscore_model {path}: not a loadable encoder ({_one_line(error)}); "
+            "pass another or --no_bertscore"
+        ) from error
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -64,6 +132,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         parser.error("--classifier (CLIP-Align) needs --clip_model and --images")
     if bool(args.clip_model) != bool(args.images):
         parser.error("the CLIP metrics need both --clip_model and --images")
+    if args.images and not Path(args.images).is_dir():
+        raise InputError(f"--images {args.images}: not a folder; pass the folder of <pic_id>.jpg files")
     records = read_generations(args.generations)
 
     bertscore_model = None
@@ -71,12 +141,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         from gest_showcases.metrics.text import default_bertscore_model
 
         bertscore_model = args.bertscore_model or default_bertscore_model()
-    clip = None
-    if args.clip_model:
-        from gest_showcases.metrics.grounding import load_clip
-
-        model, processor = load_clip(args.clip_model)
-        clip = (model.to(args.device), processor)
+        _check_bertscore_model(bertscore_model)
+    clip = _load_clip(args.clip_model, args.device) if args.clip_model else None
     scorer = _load_scorer(args.classifier, args.device) if args.classifier else None
 
     rows = score_generations(

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.metrics.text import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -192,7 +193,9 @@ def embed_image_files(
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Embed image files by id, batch by batch; returns ``({id: [D] embedding}, unreadable ids)``.
 
-    Missing or undecodable files are skipped and returned, never fatal.
+    Every file is opened by `data.images.open_image`, the package's one image opener: missing,
+    undecodable, empty and over-the-pixel-limit files (decompression bombs included) are skipped and
+    returned, never fatal, and never decoded in full.
     """
     ids = list(paths)
     embeddings: dict[str, torch.Tensor] = {}
@@ -201,10 +204,9 @@ def embed_image_files(
         batch_ids, images = [], []
         for pic_id in ids[start : start + batch_size]:
             try:
-                with Image.open(paths[pic_id]) as image:
-                    images.append(image.convert("RGB"))
+                images.append(open_image(paths[pic_id]))
                 batch_ids.append(pic_id)
-            except (OSError, SyntaxError, ValueError):  # missing, truncated or not an image
+            except UnreadableImageError:  # missing, truncated, not an image, a bomb or over the pixel limit
                 failed.append(pic_id)
         if images:
             embeddings.update(zip(batch_ids, embed_images(images, model, processor, batch_size), strict=True))

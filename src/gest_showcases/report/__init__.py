@@ -13,6 +13,7 @@ from .html import (
     parse_markdown_table,
     write_report,
 )
+from .markdown import markdown_cell, markdown_row, split_markdown_row
 
 __all__ = [
     "ReportExample",
@@ -20,6 +21,9 @@ __all__ = [
     "ReportTable",
     "build_report",
     "image_data_uri",
+    "markdown_cell",
+    "markdown_row",
     "parse_markdown_table",
+    "split_markdown_row",
     "write_report",
 ]

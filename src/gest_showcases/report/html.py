@@ -24,6 +24,10 @@ from typing import TYPE_CHECKING
 import jinja2
 from PIL import Image
 
+from gest_showcases.data.images import open_image
+
+from .markdown import split_markdown_row
+
 if TYPE_CHECKING:
     from gest_showcases.pipeline import Showcase
 
@@ -38,9 +42,10 @@ def image_data_uri(source: PhotoSource, thumbnail_size: int = 320) -> str | None
     """A `data:image/jpeg;base64,...` URI of a photo (file or PIL image) shrunk to `thumbnail_size` on its
     longest side; None when the file is missing or unreadable."""
     try:
-        image = source.copy() if isinstance(source, Image.Image) else Image.open(source)
+        # A file goes through the package's one image opener: a decompression bomb or an image over
+        # the pixel limit is refused from its header, before gigabytes are decoded.
+        image = source.convert("RGB") if isinstance(source, Image.Image) else open_image(source)
         with image:
-            image = image.convert("RGB")
             image.thumbnail((thumbnail_size, thumbnail_size))
             buffer = io.BytesIO()
             image.save(buffer, format="JPEG", quality=85)
@@ -59,9 +64,12 @@ def png_data_uri(path: str | Path) -> str:
 
 
 def parse_markdown_table(text: str) -> tuple[list[str], list[list[str]]]:
-    """A pipe table (`| a | b |` lines, one `|---|` rule) -> (header cells, body rows); ValueError if none."""
+    """A pipe table (`| a | b |` lines, one `|---|` rule) -> (header cells, body rows); ValueError if none.
+
+    Cells are unescaped as `markdown.split_markdown_row` does, so escaped `|` stay inside their cell.
+    """
     lines = [line.strip() for line in text.strip().splitlines() if line.strip().startswith("|")]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    rows = [split_markdown_row(line) for line in lines]
     rows = [row for row in rows if not all(_SEPARATOR_CELL.match(cell) for cell in row)]
     if not rows:
         raise ValueError(f"no markdown table in {text[:80]!r}")

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..metrics.selection import diversity_at_k, precision_at_k, recall_at_k, summarize_selection
+from ..numerics import NonFiniteError, check_finite_rows, check_finite_step
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
@@ -91,6 +92,9 @@ def train_selector(
     Returns:
         The unwrapped trained model and the loss of every step (this process's batches).
     """
+    for examples in (dataset, validation_dataset):
+        if examples is not None:
+            _check_finite_inputs(examples)
     loader = DataLoader(
         dataset,
         batch_size=args.batch_size,
@@ -111,17 +115,36 @@ def train_selector(
     )
     for epoch in range(args.num_epochs):
         for batch in loader:
-            output = wrapped(
-                batch["profile_text"],
-                batch["profile_image"],
-                batch["candidate_features"],
-                candidate_mask=batch["candidate_mask"],
-                target_mask=batch["target_mask"],
-            )
+            step = len(losses) + 1
+            try:
+                output = wrapped(
+                    batch["profile_text"],
+                    batch["profile_image"],
+                    batch["candidate_features"],
+                    candidate_mask=batch["candidate_mask"],
+                    target_mask=batch["target_mask"],
+                )
+            except torch.linalg.LinAlgError as error:
+                # With finite inputs (checked above) and finite weights the kernel is positive definite
+                # by construction: a failed Cholesky means the weights or activations overflowed.
+                raise NonFiniteError(
+                    f"training stopped at step {step} (epoch {epoch + 1}): the DPP kernel holds NaN or inf, the "
+                    "selector diverged at the previous step (no model is saved); lower --learning_rate"
+                ) from error
             accelerator.backward(output.loss)
+            # After backward (gradients are all-reduced under DDP, so every process stops together) and
+            # before the step: a NaN gradient would make every weight NaN. Under fp16 loss scaling an
+            # inf gradient is routine (the scaler skips that step), so only the loss is checked there.
+            losses.append(
+                check_finite_step(
+                    output.loss,
+                    step,
+                    unwrapped.parameters() if accelerator.scaler is None else None,
+                    where=f"epoch {epoch + 1}",
+                )
+            )
             optimizer.step()
             optimizer.zero_grad()
-            losses.append(output.loss.item())
             progress.set_postfix(loss=f"{losses[-1]:.4f}")
             progress.update()
         logger.info("mode %s epoch %d: last loss %.4f", model.config.input_mode, epoch, losses[-1])
@@ -147,6 +170,17 @@ def train_selector(
             best_score,
         )
     return unwrapped, losses
+
+
+def _check_finite_inputs(dataset: SelectionDataset) -> None:
+    """Refuse NaN/inf features before training, naming the images or examples (the DPP's Cholesky would
+    otherwise fail with no word of NaN)."""
+    remedy = "re-extract the features (gest-showcases features)"
+    image_ids = dataset.image_ids or list(range(len(dataset.image_features)))
+    check_finite_rows(dataset.image_features, image_ids, "image features", remedy)
+    examples = list(range(len(dataset)))
+    check_finite_rows(dataset.profile_text, examples, "text profiles (by example index)", remedy)
+    check_finite_rows(dataset.profile_image, examples, "image profiles (by example index)", remedy)
 
 
 def _validation_f1(

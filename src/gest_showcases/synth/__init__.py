@@ -49,7 +49,9 @@ kept reviews' image-describing sentences, user-disjoint 8:1:1 splits, `history_r
 `review-Synth.json.gz` and `meta-Synth.json.gz` (Google Local 2021), `images/<pic_id>.jpg`,
 `annotations.jsonl` (every photo x sentence pair of `num_annotated_reviews` reviews, label 1 when
 the sentence names the photo's subject) and `ground_truth.json` (each photo's subject and cuisine,
-each user's favourites and style, each business's `gmap_id`, cuisine and menu).
+each user's favourites and style, each business's `gmap_id`, cuisine and menu). Synth writes only
+those names, and refuses a folder where one of them exists but was not written by synth (no
+`ground_truth.json`) unless `--overwrite` is given.
 
 Example:
 
@@ -68,7 +70,7 @@ import logging
 from dataclasses import dataclass, field
 
 from gest_showcases.synth.world import SynthConfig, World, generate_world
-from gest_showcases.synth.write import write_world
+from gest_showcases.synth.write import check_output_folder, write_world
 
 __all__ = ["SynthConfig", "World", "generate_world", "write_world", "main"]
 
@@ -82,6 +84,13 @@ class SynthOutputArguments:
     output_dir: str = field(metadata={"help": "folder to write the Gest-Synth files into"})
     image_size: int = field(default=64, metadata={"help": "side of the square JPEG photos, in pixels"})
     num_workers: int = field(default=1, metadata={"help": "processes rendering photos"})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "replace files of synth's names (image_review_all.json, images/, ...) in a folder that "
+            "an earlier synth run did not write (refused otherwise)"
+        },
+    )
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -91,8 +100,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = HfArgumentParser((SynthConfig, SynthOutputArguments), prog=prog)
     config, output = parser.parse_args_into_dataclasses(args=argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    check_output_folder(output.output_dir, output.overwrite)  # before the world is generated
     world = generate_world(config)
-    counts = write_world(world, output.output_dir, output.image_size, output.num_workers)
+    counts = write_world(world, output.output_dir, output.image_size, output.num_workers, output.overwrite)
     print(f"Gest-Synth (seed {config.seed}) written to {output.output_dir}:")
     for key, value in counts.items():
         print(f"  {key}: {value}")

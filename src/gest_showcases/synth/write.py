@@ -3,6 +3,11 @@
 Every file is deterministic: JSON with sorted keys, gzip with `mtime=0` and no file name, JPEGs
 encoded without an optimisation pass, images rendered in fixed-size batches whose noise is seeded
 by batch index (so the number of worker processes does not change a byte).
+
+Synth writes only its own names (`OUTPUT_NAMES`) and never overwrites what it did not write: a
+folder where one of those names already exists is refused unless it is an earlier Gest-Synth output,
+recognised by `ground_truth.json` (the file real Gest data never has, and the first one synth
+writes, so an interrupted run is recognised too), or `overwrite=True` (`--overwrite`) is given.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from gest_showcases.data.records import make_review_id
+from gest_showcases.errors import InputError
 from gest_showcases.synth.catalog import ASPECTS, CUISINES, DISHES, DRINKS, STOREFRONT_COLORS
 from gest_showcases.synth.render import encode_jpeg, photo_params, render_batch
 from gest_showcases.synth.world import NUM_DISHES, World
@@ -33,6 +40,8 @@ GOOGLE_META = "meta-Synth.json.gz"
 ANNOTATIONS = "annotations.jsonl"
 GROUND_TRUTH = "ground_truth.json"
 IMAGE_DIR = "images"
+# Every name synth writes in its output folder; GROUND_TRUTH, written first, marks the folder as synth's.
+OUTPUT_NAMES = (GROUND_TRUTH, GEST_RAW, GEST_FILTERED, GOOGLE_REVIEWS, GOOGLE_META, ANNOTATIONS, IMAGE_DIR)
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -54,9 +63,9 @@ def _write_gzip_lines(path: Path, rows: Iterable[dict]) -> None:
 
 
 def review_id(world: World, index: int) -> str:
-    """The Gest review id `f"{user_id}_{business_id}"` of review `index`."""
+    """The review id of review `index`, as the readers make it (`make_review_id`: `f"{user_id}_{business_id}"`)."""
     review = world.reviews[index]
-    return f"{world.users[review.user].user_id}_{world.businesses[review.business].business_id}"
+    return make_review_id(world.users[review.user].user_id, world.businesses[review.business].business_id)
 
 
 def _is_restaurant(world: World, index: int) -> bool:
@@ -333,12 +342,40 @@ def write_images(world: World, folder: str | Path, image_size: int = 64, num_wor
     return n
 
 
-def write_world(
-    world: World, output_dir: str | Path, image_size: int = 64, num_workers: int = 1
-) -> dict[str, int]:
-    """Writes every Gest-Synth file of `world` into `output_dir`; returns counts for a summary."""
+def check_output_folder(output_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuse to write into a folder holding files of synth's names that synth did not write.
+
+    Raises:
+        `InputError`: when `output_dir` is a file, or holds one of `OUTPUT_NAMES` without the
+            `ground_truth.json` of an earlier Gest-Synth run, and `overwrite` is False.
+    """
     out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} is a file: choose a folder")
+    if overwrite or not out.is_dir() or (out / GROUND_TRUTH).is_file():
+        return
+    taken = [name for name in OUTPUT_NAMES if os.path.lexists(out / name)]
+    if taken:
+        raise InputError(
+            f"{out} already holds {', '.join(taken)}, not written by synth (no {GROUND_TRUTH}): "
+            "choose another --output_dir, or pass --overwrite to replace them"
+        )
+
+
+def write_world(
+    world: World, output_dir: str | Path, image_size: int = 64, num_workers: int = 1, overwrite: bool = False
+) -> dict[str, int]:
+    """Writes every Gest-Synth file of `world` into `output_dir`; returns counts for a summary.
+
+    Raises:
+        `InputError`: when the folder holds files of synth's names that synth did not write
+            (see `check_output_folder`), unless `overwrite`.
+    """
+    out = Path(output_dir)
+    check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
+    # First: it marks the folder as synth's, so a rerun after an interruption is not refused.
+    (out / GROUND_TRUTH).write_text(_dumps(ground_truth(world)), encoding="utf-8")
     _write_lines(out / GEST_RAW, gest_raw_rows(world))
     splits = gest_filtered(world)
     (out / GEST_FILTERED).write_text(_dumps(splits), encoding="utf-8")
@@ -346,7 +383,6 @@ def write_world(
     _write_gzip_lines(out / GOOGLE_META, google_meta_rows(world))
     annotations = list(annotation_rows(world))
     _write_lines(out / ANNOTATIONS, annotations)
-    (out / GROUND_TRUTH).write_text(_dumps(ground_truth(world)), encoding="utf-8")
     images = write_images(world, out / IMAGE_DIR, image_size, num_workers)
     return {
         "users": len({r.user for r in world.reviews}),

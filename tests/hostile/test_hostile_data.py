@@ -1,0 +1,435 @@
+"""Hostile and careless inputs to the data layer (issue 13, items 3, 5, 6 and 8): each is one counted
+drop or one clear refusal, never a crash, a silent loss or a deleted input."""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import io
+import json
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from gest_showcases import cli
+from gest_showcases.data import (
+    DropReport,
+    Review,
+    build_dataset,
+    detect_format,
+    read_gest_raw,
+    read_reviews,
+    readers,
+)
+from gest_showcases.data.readers import read_gest_filtered, read_google_local
+from gest_showcases.data.records import make_review_id
+from gest_showcases.errors import InputError
+from gest_showcases.synth import main as synth_main
+from gest_showcases.synth.world import SynthConfig, generate_world
+from gest_showcases.synth.write import write_world
+
+TEXT = "the broth was rich and the noodles were fresh"  # 9 words
+RESTAURANT = "0x80c2c:0x1a"
+
+
+def pic(i: int) -> str:
+    return "AF1Qip" + hashlib.sha256(str(i).encode()).hexdigest()[:38]
+
+
+def user(i: int) -> str:
+    return f"1{i:020d}"
+
+
+def business(i: int) -> str:
+    return f"{i:024x}"
+
+
+def record(u, b, text=TEXT, pics=(), **extra) -> dict:
+    pics = list(pics) if isinstance(pics, (list, tuple)) else pics  # anything else as given (hostile)
+    return {"business_id": b, "user_id": u, "rating": 5, "review_text": text, "pics": pics, **extra}
+
+
+def google(u: str, pics: tuple[str, ...], **extra) -> dict:
+    urls = [{"url": [f"https://lh5.googleusercontent.com/p/{p}=w150-h150-k-no-p"]} for p in pics]
+    return {"user_id": u, "name": "N", "time": 1_000, "rating": 4, "text": TEXT, "pics": urls, "gmap_id": RESTAURANT,
+            **extra}  # fmt: skip
+
+
+def lines(path: Path, rows: list, gz: bool = False) -> Path:
+    """JSON Lines: dicts are dumped, bytes/str written as they are."""
+    data = b"".join(
+        (
+            row
+            if isinstance(row, bytes)
+            else row.encode()
+            if isinstance(row, str)
+            else json.dumps(row).encode()
+        )
+        + b"\n"
+        for row in rows
+    )
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def jpeg(folder: Path, pic_id: str, seed: int = 0) -> None:
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(folder / f"{pic_id}.jpg", "JPEG")
+
+
+@pytest.fixture
+def images(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(40):
+        jpeg(folder, pic(i), seed=i)
+    return folder
+
+
+def meta(tmp_path: Path, rows=None) -> Path:
+    return lines(
+        tmp_path / "meta-Test.json", rows or [{"gmap_id": RESTAURANT, "category": ["Thai restaurant"]}]
+    )
+
+
+def s1_rows(folder: Path) -> list[dict]:
+    return [
+        row for path in sorted((folder / "s1").glob("*.parquet")) for row in pq.read_table(path).to_pylist()
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 5: one bad record is a counted drop with its place, never the end of the run.
+
+DEEP = b"[" * 200_000 + b"]" * 200_000  # RecursionError in json.loads
+
+
+def test_every_kind_of_bad_line_is_one_counted_drop_with_its_place(tmp_path):
+    good = record(user(1), business(1), pics=[pic(1)])
+    path = lines(tmp_path / "image_review_all.json", [
+        good,
+        "{not json",  # 2 malformed
+        "[1, 2]",  # 3 not an object
+        b'{"business_id": "b", "user_id": "1", "review_text": "caf\xe9"}',  # 4 Latin-1
+        DEEP,  # 5
+        b'{"user_id": "1", "business_id": "b", "pics": ' + b'{"id": ' * 900 + b'"x"' + b"}" * 900 + b"}",  # 6
+        record(user(2), business(2), pics=5),  # 7 wrong types
+        record(user(2), business(2), pics=[{"url": 5}]),  # 8
+        record([1], business(2)),  # 9
+        record(user(2), business(2), rating="5"),  # 10
+        record(user(3), business(3)),  # 11 good
+    ])  # fmt: skip
+    report = DropReport()
+    reviews = list(read_gest_raw(path, report))
+    assert [review.user_id for review in reviews] == [user(1), user(3)]
+    places = {reason: entry["examples"] for reason, entry in report.to_dict().items()}
+    name = "image_review_all.json"
+    assert places == {
+        "malformed JSON": [f"{name}:2", f"{name}:3"],
+        "non-UTF-8 bytes": [f"{name}:4"],
+        "nested too deep": [f"{name}:5"],
+        # line 6: nested `{"id": ...}` pics are unwrapped in a loop, not by recursion
+        "invalid field": [f"{name}:{line}" for line in (6, 7, 8, 9, 10)],
+    }
+    assert report.total == 9
+
+
+def test_an_unforeseen_error_while_converting_one_record_is_counted_not_raised(tmp_path, monkeypatch):
+    """The backstop behind the field checks: a data error nobody foresaw still costs one record."""
+    real = readers.normalize_pic_id
+
+    def surprising(item):
+        if item == "boom":
+            raise OverflowError("a value of a size nobody checked")
+        return real(item)
+
+    monkeypatch.setattr(readers, "normalize_pic_id", surprising)
+    path = lines(
+        tmp_path / "x.json", [record(user(1), business(1), pics=["boom"]), record(user(2), business(2))]
+    )
+    report = DropReport()
+    assert [r.user_id for r in read_gest_raw(path, report)] == [user(2)]
+    assert report.to_dict() == {"invalid field": {"count": 1, "examples": ["x.json:1"]}}
+
+
+def test_a_deeply_nested_first_line_does_not_break_format_detection(tmp_path):
+    path = lines(tmp_path / "reviews.json", [DEEP[:5000] + DEEP[-5000:], record(user(1), business(1))])
+    assert detect_format(path) == "gest_raw"
+
+
+def test_google_local_time_beyond_int64_is_a_bad_record_not_a_failed_build(tmp_path, images):
+    reviews = lines(tmp_path / "review-Test.json", [
+        google(user(1), [pic(1)]),
+        google(user(2), [pic(2)], time=2**70),  # line 2
+        google(user(1), [pic(3)], gmap_id=RESTAURANT + "2"),
+    ])  # fmt: skip
+    metas = meta(tmp_path, [{"gmap_id": RESTAURANT, "category": ["Thai restaurant"]},
+                            {"gmap_id": RESTAURANT + "2", "category": "Pho restaurant"},
+                            {"gmap_id": "0x9:0x9", "category": 5}])  # fmt: skip
+    report = DropReport()
+    assert [r.user_id for r in read_google_local([reviews], [metas], report)] == [user(1), user(1)]
+    assert report.to_dict()["invalid field"]["examples"] == ["meta-Test.json:3", "review-Test.json:2"]
+    result = build_dataset([reviews], images, tmp_path / "out", [metas])
+    assert result.num_rows["raw"] == {"train": 2}
+    assert result.reports["raw"].counts == {"invalid field": 2}
+
+
+def _cut_gzip(tmp_path: Path, name: str, count: int) -> tuple[Path, int]:
+    """A gzip file of `count` good lines cut in the middle of its compressed stream."""
+    noise = np.random.default_rng(0).integers(0, 16, size=(count, 200))  # incompressible: the cut is mid-file
+    data = b"".join(
+        json.dumps(record(user(i), business(i), TEXT + " " + "".join(f"{d:x}" for d in noise[i]))).encode()
+        + b"\n"
+        for i in range(count)
+    )
+    packed = gzip.compress(data, mtime=0)
+    path = tmp_path / name
+    path.write_bytes(packed[: len(packed) // 2])
+    return path, count
+
+
+def test_a_truncated_gzip_keeps_the_records_before_the_cut_and_counts_the_cut(tmp_path):
+    path, count = _cut_gzip(tmp_path, "image_review_all.json.gz", 2000)
+    report = DropReport()
+    reviews = list(read_reviews([path], report=report))  # format detection reads the head too
+    assert 0 < len(reviews) < count
+    assert [r.user_id for r in reviews] == [user(i) for i in range(len(reviews))]
+    assert report.counts == {"truncated file": 1}
+    assert report.examples["truncated file"][0].startswith("image_review_all.json.gz:")
+    # a file so short that the cut is inside the part read to detect the format
+    short, _ = _cut_gzip(tmp_path, "short.json.gz", 6)
+    assert detect_format(short) == "gest_raw"
+    report = DropReport()
+    assert len(list(read_gest_raw(short, report))) >= 1 and report.counts == {"truncated file": 1}
+
+
+def test_a_corrupt_gzip_is_counted_not_raised(tmp_path):
+    data = b"".join(json.dumps(record(user(i), business(i))).encode() + b"\n" for i in range(50))
+    packed = bytearray(gzip.compress(data, mtime=0))
+    packed[-6] ^= 0xFF  # the CRC/length trailer: every line decodes, the end check fails
+    path = tmp_path / "crc.json.gz"
+    path.write_bytes(bytes(packed))
+    report = DropReport()
+    assert len(list(read_gest_raw(path, report))) == 50 and report.counts == {"corrupt compressed file": 1}
+    deflate_broken = bytearray(gzip.compress(data, mtime=0))
+    deflate_broken[12:40] = b"\xff" * 28  # inside the deflate stream
+    path.write_bytes(bytes(deflate_broken))
+    report = DropReport()
+    list(read_gest_raw(path, report))
+    assert report.total == 1 and set(report.counts) <= {"corrupt compressed file", "truncated file"}
+    assert issubclass(zlib.error, Exception)
+
+
+def test_filtered_file_truncated_gzip_deep_record_and_odd_key(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 16, size=(400, 100))
+    records = [{**record(user(i), business(1), "".join(f"{d:x}" for d in noise[i])), "history_reviews": []}
+               for i in range(400)]  # fmt: skip
+    good = records[0]
+    text = json.dumps({"train": records, "val": [good]})
+    packed = gzip.compress(text.encode(), mtime=0)
+    path = tmp_path / "filter_all_t.json.gz"
+    path.write_bytes(packed[: len(packed) * 3 // 4])
+    report = DropReport()
+    reviews = list(read_gest_filtered(path, report))
+    assert 0 < len(reviews) < 400 and [r.user_id for r in reviews] == [user(i) for i in range(len(reviews))]
+    assert report.counts == {"truncated file": 1}
+
+    deep = '{"train": [' + json.dumps(good) + ", " + "[" * 100_000 + "]" * 100_000 + "]}"
+    plain = tmp_path / "filter_all_t.json"
+    plain.write_text(deep)
+    report = DropReport()
+    assert len(list(read_gest_filtered(plain, report))) == 1
+    assert report.to_dict() == {"nested too deep": {"count": 1, "examples": ["filter_all_t.json:train[1]"]}}
+
+    plain.write_text('{"train": [' + json.dumps(good) + "], [1]: []}")  # a key that is no string
+    report = DropReport()
+    assert len(list(read_gest_filtered(plain, report))) == 1 and report.counts == {"malformed JSON": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 6: review ids cannot collide.
+
+
+def test_review_ids_of_different_pairs_never_collide(tmp_path, images):
+    assert Review("a_b", "c", 5, "", ()).review_id != Review("a", "b_c", 5, "", ()).review_id
+    assert make_review_id("a%5Fb", "c") != make_review_id("a_b", "c")
+    # real ids are unchanged, so filter_all_t.json's published history ids still match
+    assert make_review_id(user(1), business(2)) == f"{user(1)}_{business(2)}"
+    path = lines(tmp_path / "image_review_all.json", [
+        record("a_b", "c", pics=[pic(1)]), record("a", "b_c", pics=[pic(2)]),
+        record("a_b", "d", pics=[pic(3)]), record("a", "e", pics=[pic(4)]),
+    ])  # fmt: skip
+    result = build_dataset([path], images, tmp_path / "out")
+    assert "duplicate review" not in result.reports["raw"].counts
+    assert result.num_rows["raw"] == {"train": 4}
+    rows = s1_rows(tmp_path / "out")
+    assert len(rows) == 4 and len({row["review_id"] for row in rows}) == 4
+    # a history never names a review of somebody else
+    by_id = {row["review_id"]: row for row in rows}
+    for row in rows:
+        assert all(by_id[rid]["user_id"] == row["user_id"] for rid in row["history_review_ids"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 3: a build never deletes its inputs; synth never overwrites what it did not write;
+# interrupted builds' folders are cleaned.
+
+
+def _raw_input(path: Path) -> Path:
+    rows = [record(user(u), business(b), pics=[pic(u * 4 + b)]) for u in range(1, 5) for b in range(2)]
+    return lines(path, rows)
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_build_refuses_an_output_that_holds_or_is_inside_an_input(tmp_path, images, capsys):
+    gest = tmp_path / "gest"
+    build_dataset(
+        [_raw_input(tmp_path / "in.json")], images, gest
+    )  # a built dataset: replacing it is allowed
+    # the issue's case: inputs moved into a built dataset folder, then rebuilt into that folder
+    source = _raw_input(gest / "image_review_all.json")
+    os.rename(images, gest / "images")
+    before = _snapshot(gest)
+    argv = ["build", "--input", str(source), "--images", str(gest / "images"), "--output", str(gest)]
+    assert cli.main(argv) == 2  # the issue's command: it used to exit 0 with its inputs gone
+    assert "delete its own inputs" in capsys.readouterr().err
+    for inputs, image_folder, output in [
+        ([source], gest / "images", gest),  # output holds both inputs
+        ([tmp_path / "in.json"], gest / "images", gest),  # output holds the image folder
+        ([source], gest / "images", gest / "images" / "dataset"),  # output inside the image folder
+        ([source], gest / "images", gest / "images"),  # output is the image folder
+        ([source], gest / "images", tmp_path / "elsewhere" / ".." / "gest"),  # the same, spelt with ..
+    ]:
+        with pytest.raises(InputError, match="delete its own inputs"):
+            build_dataset(inputs, image_folder, output)
+    link = tmp_path / "link"
+    link.symlink_to(gest)
+    with pytest.raises(InputError, match="delete its own inputs"):
+        build_dataset([source], gest / "images", link)
+    assert _snapshot(gest) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gest", "in.json", "link"]  # no temporary folder
+
+
+def test_next_build_removes_stale_temporary_folders_of_its_output_only(tmp_path, images):
+    source = _raw_input(tmp_path / "in.json")
+    stale = [tmp_path / ".gest.tmp-abcd_123", tmp_path / ".gest.old-zz99zz99"]
+    live = tmp_path / ".gest.tmp-livelive"
+    foreign = [tmp_path / ".other.tmp-abcd_123", tmp_path / ".gest.tmp-x", tmp_path / "gest.tmp-abcd_123"]
+    for folder in [*stale, live, *foreign]:
+        (folder / "raw").mkdir(parents=True)
+        (folder / "raw" / "part.parquet").write_bytes(b"x" * 100)
+    (stale[1] / "gest").mkdir()  # an .old folder holds the previous output
+    holder = os.open(live, os.O_RDONLY)  # a build still running holds its folder's lock
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        build_dataset([source], images, tmp_path / "gest")
+    finally:
+        os.close(holder)
+    assert not any(folder.exists() for folder in stale)
+    assert live.exists() and all(folder.exists() for folder in foreign)
+    assert (tmp_path / "gest" / "drop_report.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    return generate_world(SynthConfig(seed=0, num_reviews=40, num_annotated_reviews=3))
+
+
+def test_synth_refuses_a_folder_holding_files_it_did_not_write(tmp_path, small_world):
+    real = tmp_path / "gest"
+    real.mkdir()
+    (real / "image_review_all.json").write_text("real data\n")
+    with pytest.raises(InputError, match="--overwrite"):
+        synth_main(["--output_dir", str(real), "--num_reviews", "40", "--image_size", "8"])
+    with pytest.raises(InputError, match="--overwrite"):
+        write_world(small_world, real, image_size=8)
+    assert sorted(os.listdir(real)) == ["image_review_all.json"]
+    assert (real / "image_review_all.json").read_text() == "real data\n"
+    (real / "image_review_all.json").unlink()
+    (real / "images").mkdir()  # a real image folder is not synth's either
+    (real / "images" / "photo.jpg").write_bytes(b"real")
+    with pytest.raises(InputError):
+        write_world(small_world, real, image_size=8)
+    # a folder with other files, an earlier synth output, and --overwrite are fine
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("keep")
+    write_world(small_world, tmp_path / "notes", image_size=8)
+    write_world(small_world, tmp_path / "notes", image_size=8)
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "keep"
+    write_world(small_world, real, image_size=8, overwrite=True)
+    assert (real / "ground_truth.json").is_file() and (real / "images" / "photo.jpg").read_bytes() == b"real"
+
+
+# ---------------------------------------------------------------------------------------------
+# The builder's image check applies the one pixel limit (data/images.py).
+
+
+def test_builder_drops_an_image_over_the_pixel_limit(tmp_path, images):
+    big = Image.new("1", (6400, 6400))  # 41 MP, over MAX_IMAGE_PIXELS; a few KB as PNG
+    buffer = io.BytesIO()
+    big.save(buffer, "PNG")
+    (images / f"{pic(900)}.jpg").write_bytes(buffer.getvalue())
+    long_id = "A" * 300  # a pic id too long for a file name is a missing image, not an OSError
+    path = lines(tmp_path / "image_review_all.json", [
+        record(user(1), business(1), pics=[pic(900)]), record(user(1), business(2), pics=[pic(1)]),
+        record(user(1), business(3), pics=[long_id]), record(user(1), business(4), pics=[pic(4)]),
+        record(user(2), business(1), pics=[pic(2)]), record(user(2), business(2), pics=[pic(3)]),
+    ])  # fmt: skip
+    result = build_dataset([path], images, tmp_path / "out")
+    assert result.reports["s1"].to_dict()["unreadable image"] == {"count": 1, "examples": [f"{pic(900)}.jpg"]}
+    assert result.reports["s1"].counts["missing image"] == 1
+    assert sorted(row["pics"][0] for row in s1_rows(tmp_path / "out")) == sorted(map(pic, (1, 2, 3, 4)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Item 8: the builder's edges, with reviews exactly on them.
+
+
+def test_review_filters_keep_exactly_min_words_and_exactly_max_images(tmp_path, images):
+    five_words = "one two three four five"
+    ten_pics = [pic(10 + i) for i in range(10)]
+    path = lines(tmp_path / "image_review_all.json", [
+        record(user(1), business(1), five_words, [pic(1)]),  # exactly 5 words: kept
+        record(user(1), business(2), TEXT, ten_pics),  # exactly 10 images: kept
+        record(user(2), business(1), "one two three four", [pic(2)]),  # 4 words: too short
+        record(user(2), business(2), TEXT, [pic(20 + i) for i in range(11)]),  # 11 images: too many
+        record(user(2), business(3), TEXT, [pic(3)]),
+        record(user(2), business(4), TEXT, [pic(4)]),
+    ])  # fmt: skip
+    result = build_dataset([path], images, tmp_path / "out")
+    assert result.reports["s1"].to_dict()["too short"]["examples"] == ["image_review_all.json:3"]
+    assert result.reports["s1"].to_dict()["too many images"]["examples"] == ["image_review_all.json:4"]
+    kept = {(row["user_id"], row["business_id"]): row for row in s1_rows(tmp_path / "out")}
+    assert set(kept) == {
+        (user(1), business(1)),
+        (user(1), business(2)),
+        (user(2), business(3)),
+        (user(2), business(4)),
+    }
+    assert kept[user(1), business(1)]["review_text"] == five_words
+    assert kept[user(1), business(2)]["pics"] == ten_pics
+
+
+def test_extreme_aspect_ratio_is_refused_before_any_resize(tmp_path):
+    """A 1 x 20000 strip passes the pixel limit but would be resized to 224 x 4.5M pixels (10 GB)."""
+    from PIL import Image
+
+    from gest_showcases.data.images import ImageStatus, UnreadableImageError, open_image, probe_image
+
+    strip = tmp_path / "strip.png"
+    Image.new("1", (20000, 1)).save(strip)
+    with pytest.raises(UnreadableImageError, match="wider than tall"):
+        open_image(strip)
+    assert probe_image(strip) == ImageStatus.UNREADABLE
+    panorama = tmp_path / "panorama.png"
+    Image.new("RGB", (400, 40)).save(panorama)  # 10:1, a real panorama, is kept
+    assert open_image(panorama).size == (400, 40)

@@ -1,0 +1,262 @@
+"""NaN never becomes a model: every training loop stops at the first NaN/inf with an error naming the ids or the step,
+and writes no model.
+
+Before, `train-pc2l` on NaN features logged loss 0 (the Trainer's NaN filter), saved a model whose every tensor was
+NaN and exited 0; `train-selector` died in a Cholesky factorisation with no word of NaN.
+"""
+
+from __future__ import annotations
+
+import datasets
+import pytest
+import torch
+from accelerate import Accelerator
+from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
+
+from gest_showcases import cli
+from gest_showcases.features.cache import FeatureCache, FeatureTable
+from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration, finetune_lm
+from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.trainer import PC2LTrainer
+from gest_showcases.numerics import NonFiniteError
+from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+from gest_showcases.selection.dataset import build_selection_dataset
+from gest_showcases.selection.training import SelectorTrainingArguments, train_selector
+from tiny_assets import (
+    CORPUS,
+    build_gpt2_tokenizer,
+    few_threads,  # noqa: F401  (an autouse fixture: importing it applies it here)
+)
+
+DIM = 8
+CARD = """---
+configs:
+- config_name: s2
+  data_files:
+  - split: train
+    path: s2/train-*.parquet
+- config_name: s1
+  data_files:
+  - split: train
+    path: s1/train-*.parquet
+---
+"""
+
+
+def _model_files(folder):
+    """Anything under `folder` that looks like a saved model or a checkpoint."""
+    if not folder.exists():
+        return []
+    return [
+        path
+        for path in folder.rglob("*")
+        if path.suffix in (".safetensors", ".bin") or "checkpoint-" in path.name
+    ]
+
+
+@pytest.fixture
+def assets(tmp_path):
+    """A tokenizer, a tiny GPT-2 and a dataset folder with s2 (6 examples) and s1 train splits."""
+    tokenizer = build_gpt2_tokenizer(CORPUS)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    eos = tokenizer.eos_token_id
+    config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
+                        bos_token_id=eos, eos_token_id=eos)  # fmt: skip
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    rows = datasets.Dataset.from_dict(
+        {
+            "review_id": [f"u{i}_b{i}" for i in range(6)],
+            "review_text": CORPUS[:6],
+            "explanation": CORPUS[:6],
+            "pics": [[f"p{i}a", f"p{i}b"] for i in range(6)],
+            "history_review_ids": [[f"h{i}"] for i in range(6)],
+        }
+    )
+    for config_name in ("s1", "s2"):
+        (tmp_path / "dataset" / config_name).mkdir(parents=True)
+        rows.to_parquet(str(tmp_path / "dataset" / config_name / "train-00000-of-00001.parquet"))
+    (tmp_path / "dataset" / "README.md").write_text(CARD)
+    return tmp_path
+
+
+def _pc2l_argv(assets, features):
+    return ["--dataset", str(assets / "dataset"), "--features", str(features), "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "gpt2"), "--output_dir", str(assets / "run"), "--encoder_layers", "1",
+            "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image",
+            "--image_contrastive", "cl", "--max_steps", "1", "--per_device_train_batch_size", "3",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "True", "--disable_tqdm", "True"]  # fmt: skip
+
+
+def test_train_pc2l_on_nan_features_exits_2_naming_the_ids_and_writes_no_model(assets, capsys):
+    features = assets / "features"
+    image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
+    image = torch.randn(len(image_ids), DIM)
+    image[image_ids.index("p2b")] = float("nan")
+    FeatureCache(features, "image", "clip", "fp", normalized=True).write(image_ids, image)
+    FeatureCache(features, "review", "clip", "fp", normalized=True).write(
+        [f"h{i}" for i in range(6)], torch.randn(6, DIM)
+    )
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features)]) == 2
+    error = capsys.readouterr().err
+    assert len(error.strip().splitlines()) == 1 and "'p2b'" in error and "1 of 12" in error
+    assert _model_files(assets / "run") == []
+
+
+def test_train_pc2l_refuses_nan_rows_of_any_feature_table_naming_the_ids(assets, monkeypatch):
+    # A table that never went through load_features' check (an API caller's own): the examples are checked too.
+    import gest_showcases.features
+
+    def load_features(root, kind):
+        ids = (
+            [f"p{i}{side}" for i in range(6) for side in "ab"]
+            if kind == "image"
+            else [f"h{i}" for i in range(6)]
+        )
+        embeddings = torch.randn(len(ids), DIM)
+        embeddings[-1, 0] = float("inf")
+        return FeatureTable(ids, embeddings, "clip", "fp", normalized=True)
+
+    monkeypatch.setattr(gest_showcases.features, "load_features", load_features)
+    from gest_showcases.generation import train
+
+    with pytest.raises(NonFiniteError, match=r"'p5b'"):
+        train.main(_pc2l_argv(assets, "unused"))
+    assert _model_files(assets / "run") == []
+
+
+def _pc2l(tokenizer):
+    eos = tokenizer.eos_token_id
+    decoder = {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64, "vocab_size": len(tokenizer),
+               "bos_token_id": eos, "eos_token_id": eos, "pad_token_id": eos}  # fmt: skip
+    config = PC2LConfig(decoder=decoder, image_feature_dim=DIM, review_feature_dim=DIM, encoder_layers=1,
+                        encoder_attention_heads=2, encoder_ffn_dim=32, projection_dim=8)  # fmt: skip
+    torch.manual_seed(0)
+    return PC2LForConditionalGeneration(config)
+
+
+@pytest.mark.parametrize("poison", ["feature", "gradient"])
+def test_pc2l_trainer_stops_at_the_first_nan_before_any_step_or_checkpoint(tmp_path, poison):
+    tokenizer = build_gpt2_tokenizer(CORPUS)
+    model = _pc2l(tokenizer)
+    image_features = [torch.randn(2, DIM) for _ in range(4)]
+    if poison == "feature":
+        image_features[1][0, 3] = float("nan")  # reaches the trainer unchecked: only the loop can stop it
+    else:  # a finite loss with a NaN gradient (a backward that breaks): clipping would spread it to every weight
+        model.decoder.lm_head.weight.register_hook(lambda gradient: gradient * float("nan"))
+    dataset = PC2LDataset(
+        targets=CORPUS[:4],
+        image_features=image_features,
+        review_features=[torch.randn(1, DIM) for _ in range(4)],
+        negatives=[text.replace("the", "a") for text in CORPUS[:4]],
+    )
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], max_steps=3,
+                             per_device_train_batch_size=2, save_strategy="steps", save_steps=1,
+                             remove_unused_columns=False, disable_tqdm=True, train_sampling_strategy="sequential")  # fmt: skip
+    trainer = PC2LTrainer(model=model, args=args, train_dataset=dataset,
+                          data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
+    with pytest.raises(
+        NonFiniteError, match=r"step 1 .*loss nan" if poison == "feature" else r"gradient norm nan"
+    ):
+        trainer.train()
+    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
+    assert _model_files(tmp_path / "run") == []
+
+
+def test_finetune_lm_stops_at_a_nan_loss_and_writes_no_model(assets):
+    decoder = GPT2LMHeadModel.from_pretrained(assets / "gpt2")
+    with torch.no_grad():
+        decoder.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")  # a broken checkpoint
+    decoder.save_pretrained(assets / "broken")
+    argv = ["--dataset", str(assets / "dataset"), "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "broken"), "--block_size", "8", "--output_dir", str(assets / "ft"),
+            "--max_steps", "2", "--per_device_train_batch_size", "2", "--report_to", "none",
+            "--use_cpu", "True", "--save_strategy", "no", "--disable_tqdm", "True"]  # fmt: skip
+    with pytest.raises(NonFiniteError, match="step 1"):
+        finetune_lm.main(argv)
+    assert _model_files(assets / "ft") == []
+
+
+def _selection_data(poison: str | None = None):
+    """Two users, pools of four images; `poison` names an image whose features are NaN."""
+    generator = torch.Generator().manual_seed(0)
+    image_ids = [f"img{i}" for i in range(8)]
+    images = torch.nn.functional.normalize(torch.randn(8, DIM, generator=generator), dim=-1)
+    if poison is not None:
+        images[image_ids.index(poison)] = float("nan")
+    reviews = torch.nn.functional.normalize(torch.randn(2, DIM, generator=generator), dim=-1)
+    rows = [
+        {
+            "pics": ["img0"],
+            "candidate_pics": image_ids[:4],
+            "history_pics": ["img5"],
+            "history_review_ids": ["r1"],
+        },
+        {
+            "pics": ["img5"],
+            "candidate_pics": image_ids[4:],
+            "history_pics": ["img0"],
+            "history_review_ids": ["r0"],
+        },
+    ]
+    image_table = FeatureTable(image_ids, images, "clip", "fp", normalized=True)
+    review_table = FeatureTable(["r0", "r1"], reviews, "clip", "fp", normalized=True)
+    return build_selection_dataset(rows, image_table, review_table)
+
+
+def _selector():
+    torch.manual_seed(0)
+    return DPPImageSelector(
+        DPPSelectorConfig(
+            text_dim=DIM, image_dim=DIM, user_hidden_sizes=[8], image_hidden_sizes=[8], embed_dim=4
+        )
+    )
+
+
+def test_selector_training_on_nan_features_names_the_image_not_cholesky():
+    args = SelectorTrainingArguments(batch_size=2, num_epochs=1)
+    with pytest.raises(NonFiniteError, match=r"1 of 8 image features .*'img2'"):
+        train_selector(_selector(), _selection_data(poison="img2"), args, Accelerator(cpu=True))
+
+
+def test_a_diverging_selector_stops_with_a_nan_error_not_cholesky():
+    args = SelectorTrainingArguments(batch_size=1, num_epochs=2, learning_rate=1e10)
+    with pytest.raises(NonFiniteError, match=r"step \d+ .*lower --learning_rate"):
+        train_selector(_selector(), _selection_data(), args, Accelerator(cpu=True))
+
+
+def test_explanation_classifier_refuses_nan_embeddings_naming_the_pairs():
+    from gest_showcases.features.distill import train_explanation_classifier
+
+    text, image = torch.randn(40, DIM), torch.randn(40, DIM)
+    text[[3, 17], 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"2 of 40 sentence embeddings .*3, 17"):
+        train_explanation_classifier(text, image, torch.arange(40) % 2, epochs=1)
+
+
+def test_explanation_classifier_stops_at_a_nan_loss():
+    from gest_showcases.features.distill import train_explanation_classifier
+
+    labels = (torch.arange(40) % 2).float()
+    labels[5] = float("nan")  # an annotation file may say NaN: JSON readers accept it
+    with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\).*loss nan"):
+        train_explanation_classifier(torch.randn(40, DIM), torch.randn(40, DIM), labels, epochs=2)
+
+
+def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatch):
+    from gest_showcases.features import train_clip
+    from tiny_assets import write_built_dataset, write_jpegs
+
+    names = [f"pic{i}" for i in range(4)]
+    write_jpegs(tmp_path / "images", names)
+    reviews = [(f"u{i}_b1", f"u{i}", "b1", CORPUS[i], [names[i]], "train" if i < 3 else "validation")
+               for i in range(4)]  # fmt: skip
+    dataset = write_built_dataset(tmp_path / "dataset", tmp_path / "images", reviews)
+    # Stands for a diverging run: the helper loss turns NaN.
+    monkeypatch.setattr(train_clip, "symmetric_info_nce", lambda logits: logits.sum() * float("nan"))
+    argv = ["--dataset", str(dataset), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
+            "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
+            "--vocab_size", "300", "--epochs", "1", "--batch_size", "4"]  # fmt: skip
+    with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\)"):
+        train_clip.main(argv)
+    assert _model_files(tmp_path / "clip") == []
