@@ -27,12 +27,15 @@ cd "$WORK"
 "$GS" build --input synth/filter_all_t.json --images synth/images --output built_s2
 
 # 3. A small CLIP trained from scratch on built_raw's train-split reviews and photos (no annotations,
-#    no ground truth), saved like any CLIP checkpoint.
-"$GS" train-clip --dataset built_raw --output clip-synth --num_threads "$THREADS"
+#    no ground truth), saved like any CLIP checkpoint. The photos stay in synth/images, beside the dataset
+#    folders: every command that reads them gets that folder as --images.
+"$GS" train-clip --dataset built_raw --images synth/images --output clip-synth --num_threads "$THREADS"
 
 # 4. CLIP features of both folders (image; review and sentence text).
-"$GS" features --dataset built_raw --model clip-synth --output features_raw --kinds image text --num_workers 0
-"$GS" features --dataset built_s2 --model clip-synth --output features_s2 --kinds image text --num_workers 0
+"$GS" features --dataset built_raw --images synth/images --model clip-synth --output features_raw \
+    --kinds image text --num_workers 0
+"$GS" features --dataset built_s2 --images synth/images --model clip-synth --output features_s2 \
+    --kinds image text --num_workers 0
 
 # 5. The explanation classifier on Gest-Synth's annotations (8:1:1 by pair, seed 0): the paper's
 #    [t ; v] form, which also rebuilds built_raw with s2 distilled from s1, and the [t ; v ; t*v] variant.

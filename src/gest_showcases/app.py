@@ -15,8 +15,8 @@ The server binds `--host`/`--port` only: no share link (`share=False`), no analy
 (`GRADIO_ANALYTICS_ENABLED=False`), and the page loads nothing from outside it, so it works offline.
 
 What it shares. Every stored image path of the dataset goes through the one path policy
-(`resolve_image_path`: relative, inside the dataset folder or `--images`); a dataset with any other path
-is refused at startup, naming the review. Gradio serves exactly the folders that hold the dataset's
+(`gest_showcases.features.inputs.dataset_image_paths`: relative, inside the dataset folder or `--images`);
+a dataset with any other path is refused at startup, naming the review. Gradio serves exactly the folders that hold the dataset's
 photos (`allowed_paths`), never a parent of them, and refuses to start when such a folder (or
 `--images`) is `/`, the home folder or one above it, or holds the dataset folder itself: the served
 folder must be a folder of photos. (Gradio can also take a list of files, but it then resolves every
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 from transformers import HfArgumentParser
 
 from gest_showcases.errors import InputError
-from gest_showcases.showcase_cli import PipelineArguments, dataset_image_paths
+from gest_showcases.showcase_cli import PipelineArguments
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -137,7 +137,7 @@ class DatasetCatalog:
     """
 
     def __init__(self, folder: str | Path, config: str, images: str | Path | None = None):
-        from gest_showcases.features.inputs import read_config_rows
+        from gest_showcases.features.inputs import dataset_image_paths, read_config_rows
 
         self.folder, self.config, self.images = Path(folder), config, images
         self.rows = read_config_rows(folder, config)

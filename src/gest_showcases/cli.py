@@ -32,21 +32,64 @@ DEBUG_FLAG = "--debug"
 
 # name -> (module whose main(argv) runs it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "build": ("gest_showcases.data.build", "build the raw/s1/s2 dataset folder from Gest or Google Local files"),
+    "build": (
+        "gest_showcases.data.build",
+        "build the raw/s1/s2 dataset folder from Gest or Google Local files",
+    ),
     "stats": ("gest_showcases.data.stats", "print the paper's Table 1 statistics of a built dataset folder"),
-    "features": ("gest_showcases.features.extract", "cache CLIP and backbone features of a built dataset's images and reviews"),
-    "train-clip": ("gest_showcases.features.train_clip", "train a small CLIP from scratch on a built dataset's review texts and photos"),
-    "distill": ("gest_showcases.features.distill", "train the explanation classifier and build s2 from s1 with it"),
-    "diversity": ("gest_showcases.features.diversity", "intra-business, inter-user, intra-user visual diversity (table + chart)"),
+    "features": (
+        "gest_showcases.features.extract",
+        "cache CLIP and backbone features of a built dataset's images and reviews",
+    ),
+    "train-clip": (
+        "gest_showcases.features.train_clip",
+        "train a small CLIP from scratch on a built dataset's review texts and photos",
+    ),
+    "distill": (
+        "gest_showcases.features.distill",
+        "train the explanation classifier and build s2 from s1 with it",
+    ),
+    "diversity": (
+        "gest_showcases.features.diversity",
+        "intra-business, inter-user, intra-user visual diversity (table + chart)",
+    ),
     "synth": ("gest_showcases.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),
-    "train-selector": ("gest_showcases.selection.train", "train the DPP image selectors and print the paper's Table 3"),
-    "train-pc2l": ("gest_showcases.generation.train", "train the PC2L explanation generator (Table 4 rows via --config)"),
-    "finetune-lm": ("gest_showcases.generation.finetune_lm", "continue pretraining GPT-2 on in-domain reviews (Table 5 FT)"),
-    "evaluate": ("gest_showcases.metrics.evaluate_cli", "score a generations file: the paper's Table 2 and Figure 6"),
-    "showcase": ("gest_showcases.showcase_cli", "print one user's showcase for a business of a dataset (and write it as HTML)"),
-    "demo": ("gest_showcases.demo", "run the whole method on a generated world and write an HTML report (--quick: ~2 min)"),
-    "serve": ("gest_showcases.app", "a web demo (Gradio): pick or describe a user, pick a business, see the showcase"),
-    "push": ("gest_showcases.push", "publish the selector, generator, dataset and evaluate modules to the Hub (--dry_run to stage)"),
+    "train-selector": (
+        "gest_showcases.selection.train",
+        "train the DPP image selectors and print the paper's Table 3",
+    ),
+    "train-pc2l": (
+        "gest_showcases.generation.train",
+        "train the PC2L explanation generator (Table 4 rows via --config)",
+    ),
+    "finetune-lm": (
+        "gest_showcases.generation.finetune_lm",
+        "continue pretraining GPT-2 on in-domain reviews (Table 5 FT)",
+    ),
+    "evaluate": (
+        "gest_showcases.metrics.evaluate_cli",
+        "score a generations file: the paper's Table 2 and Figure 6",
+    ),
+    "showcase": (
+        "gest_showcases.showcase_cli",
+        "print one user's showcase for a business of a dataset (and write it as HTML)",
+    ),
+    "demo": (
+        "gest_showcases.demo",
+        "run the whole method on a generated world and write an HTML report (--quick: ~2 min)",
+    ),
+    "experiment": (
+        "gest_showcases.experiments.grid",
+        "the paper's Tables 2-4 on a Gest-Synth world over seeds, with 95% intervals",
+    ),
+    "serve": (
+        "gest_showcases.app",
+        "a web demo (Gradio): pick or describe a user, pick a business, see the showcase",
+    ),
+    "push": (
+        "gest_showcases.push",
+        "publish the selector, generator, dataset and evaluate modules to the Hub (--dry_run to stage)",
+    ),
 }
 
 

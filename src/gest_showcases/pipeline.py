@@ -234,9 +234,9 @@ class ShowcasePipeline:
         max_new_tokens: int = 64,
     ):
         if image_kind not in IMAGE_KINDS:
-            raise ValueError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
+            raise InputError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
         if image_kind == "vision" and vision is None:
-            raise ValueError('image_kind="vision" needs the generator backbone (`vision`)')
+            raise InputError('image_kind="vision" needs the generator backbone (`vision`)')
         self.selector = selector.eval()
         self.generator = generator.eval()
         self.tokenizer = tokenizer
@@ -381,7 +381,7 @@ class ShowcasePipeline:
                 "read, so there is nothing to show"
             )
         if not len(reviews) and not self.generator.config.uses_images:
-            raise ValueError(
+            raise InputError(
                 f"user {request.user_id or f'of input {index}'} has no history review, and the generator reads "
                 "history reviews only (input_mode='text'): there is nothing to write from"
             )
@@ -463,9 +463,9 @@ class ShowcasePipeline:
             image_features = self._image_features(prepared, picks)
             width = image_features[0].shape[-1]
             if width != config.image_feature_dim:
-                raise ValueError(
+                raise InputError(
                     f"the generator expects {config.image_feature_dim}-d image features but the "
-                    f"{self.image_kind!r} features are {width}-d: check `vision` and `image_kind`"
+                    f"{self.image_kind!r} features are {width}-d: pass the --image_kind the generator was trained with"
                 )
             inputs["image_features"], inputs["image_mask"] = _pad(image_features, width)
         if config.uses_reviews:

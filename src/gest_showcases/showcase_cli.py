@@ -10,28 +10,23 @@ the review itself), and the review is shown as the ground truth; otherwise every
 the config. A user absent from the dataset is a cold user (see `gest_showcases.pipeline`). `--html`
 writes the showcase as one self-contained HTML file (photos inlined as data URIs).
 
-Every stored image path goes through the package's one path policy (`resolve_image_path`): it must be
-relative and lead inside the dataset folder or the `--images` folder. A build keeps its photos where its
-`--images` pointed (stored as `../images/<pic_id>.jpg` when that folder is beside the dataset), so pass
-the same folder here; a row whose path is absolute or leads anywhere else stops the command with its
-review id, so no dataset can make the package read a file the user did not point at.
+Every stored image path goes through the package's one path policy (`dataset_image_paths` of
+`gest_showcases.features.inputs`): it must be relative and lead inside the dataset folder or the
+`--images` folder. A build keeps its photos where its `--images` pointed (stored as
+`../images/<pic_id>.jpg` when that folder is beside the dataset), so pass the same folder here; a row
+whose path is absolute or leads anywhere else stops the command with its review id, so no dataset can
+make the package read a file the user did not point at.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import posixpath
 import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transformers import HfArgumentParser
-
-from gest_showcases.data.images import resolve_image_path
-from gest_showcases.errors import InputError
 
 if TYPE_CHECKING:
     from gest_showcases.pipeline import Showcase, ShowcaseInput
@@ -101,101 +96,12 @@ class DatasetRequest:
     history_photos: list[tuple[str, Path]]
 
 
-def image_roots(folder: str | Path, images: str | Path | None = None) -> list[Path]:
-    """The folders stored image paths may lead into: the dataset folder, then `images` when given."""
-    roots = [Path(folder)]
-    if images is not None:
-        if not Path(images).is_dir():
-            raise InputError(f"--images {images}: no such folder; give the folder the dataset was built with")
-        roots.append(Path(images))
-    return roots
-
-
-def dataset_image_paths(
-    folder: str | Path, rows: list[dict], images: str | Path | None = None
-) -> dict[str, Path]:
-    """pic_id -> its file, for every image `rows` mention, each stored path checked by `resolve_image_path`.
-
-    `pics`/`pic_paths` and `candidate_pics`/`candidate_paths` carry their paths; `history_pics` carry ids
-    only and name `<pic_id>.jpg` beside the stored photos (the builder's one image folder). The ids stay
-    in the stored form until they are resolved, so a history id cannot escape the policy either.
-
-    Raises:
-        `InputError`: naming the review and the path, for the first path that is absolute or leads
-            outside the dataset folder and `images` (a dataset that does so is refused whole: one hostile
-            row is reason enough not to trust the others).
-    """
-    roots = image_roots(folder, images)
-    stored: dict[tuple[str, str], str] = {}  # (pic_id, stored path) -> the first review naming it
-    for row in rows:
-        for pics, paths in ((row["pics"], row["pic_paths"]), (row["candidate_pics"], row["candidate_paths"])):
-            if len(pics) != len(paths):
-                raise InputError(
-                    f"{folder}: review {row['review_id']!r} lists {len(pics)} photos but {len(paths)} "
-                    "paths; rebuild the dataset"
-                )
-            for pic, path in zip(pics, paths, strict=True):
-                stored.setdefault((pic, path), row["review_id"])
-    if stored:
-        image_dir = posixpath.dirname(next(iter(stored))[1])
-        for row in rows:
-            for pic in row["history_pics"]:
-                stored.setdefault((pic, posixpath.join(image_dir, f"{pic}.jpg")), row["review_id"])
-    # Every stored path is checked, not only the first of each photo: a row is refused for any path it holds.
-    files = _resolve_image_paths(dict.fromkeys(path for _, path in stored), roots)
-    resolved: dict[str, Path] = {}
-    for (pic, path), review in stored.items():
-        file = files.get(path)
-        if file is None:  # refused: the policy's own message says what is wrong with the path
-            try:
-                file = resolve_image_path(path, roots)
-            except InputError as error:
-                raise InputError(f"{folder}: review {review!r}: {error}") from error
-        if resolved.setdefault(pic, file) != file:
-            raise InputError(
-                f"{folder}: review {review!r}: photo {pic!r} is stored as {file} and as {resolved[pic]}; "
-                "rebuild the dataset"
-            )
-    return resolved
-
-
-def _resolve_image_paths(paths: Iterable[str], roots: list[Path]) -> dict[str, Path]:
-    """`resolve_image_path` of many stored paths; the ones it refuses are left out.
-
-    A dataset stores a million photos in a handful of folders, and resolving each path costs a `stat` per
-    component (minutes for Gest-s1). So each folder is resolved once by the policy, and a file in it is that
-    folder joined with its name, which is what resolving the whole path gives unless the name is itself a
-    symlink (one `lstat` per file tells) or `.`/`..`: those, and every path of a folder the policy refuses,
-    go through `resolve_image_path` whole.
-    """
-    folders: dict[str, Path | None] = {}
-    files: dict[str, Path] = {}
-    for path in paths:
-        folder, name = posixpath.split(path)
-        if folder not in folders:
-            try:
-                folders[folder] = resolve_image_path(folder or ".", roots)
-            except InputError:
-                folders[folder] = None
-        base = folders[folder]
-        if base is not None and name not in ("", ".", ".."):
-            file = base / name
-            if not os.path.islink(file):
-                files[path] = file
-                continue
-        try:
-            files[path] = resolve_image_path(path, roots)
-        except InputError:
-            continue
-    return files
-
-
 def request_from_rows(
     rows: list[dict], paths: dict[str, Path], user: str, business: str, where: str
 ) -> DatasetRequest:
     """The `ShowcaseInput` of `user` at `business` from dataset rows and their resolved image files
-    (`dataset_image_paths`); `rows` need hold only the business's and the user's rows. `where` names the
-    dataset in messages."""
+    (`gest_showcases.features.inputs.dataset_image_paths`); `rows` need hold only the business's and the
+    user's rows. `where` names the dataset in messages."""
     from gest_showcases.pipeline import ShowcaseInput
 
     pool = [pic for row in rows if row["business_id"] == business for pic in row["candidate_pics"]]
@@ -230,7 +136,7 @@ def request_from_dataset(
 ) -> DatasetRequest:
     """The `ShowcaseInput` of `user` at `business` from a built dataset's `config` (see the module docstring);
     `images` is the `--images` folder, when the photos lie outside `folder`."""
-    from gest_showcases.features.inputs import read_config_rows
+    from gest_showcases.features.inputs import dataset_image_paths, read_config_rows
 
     rows = read_config_rows(folder, config)
     # Only the rows this request reads have their paths resolved: the rest of the dataset costs nothing.

@@ -140,7 +140,7 @@ def test_vision_backbone_features(tmp_path, tiny_clip, image_dir):
 
 def test_dataset_items_cover_every_image(built_dataset, image_dir):
     rows = read_config_rows(built_dataset, "s1")
-    items = dict(image_items(built_dataset, rows))
+    items = dict(image_items(built_dataset, rows, image_dir))
     assert sorted(items) == sorted(f"pic{i}" for i in range(8))
     assert all(path.resolve() == (image_dir / f"{key}.jpg").resolve() for key, path in items.items())
 

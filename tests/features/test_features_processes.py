@@ -19,9 +19,9 @@ def _tables(folder):
     return {kind: load_features(folder, kind) for kind in ("image", "review", "sentence", "vision")}
 
 
-def test_features_command_writes_every_kind(tmp_path, built_dataset, tiny_clip, capsys):
+def test_features_command_writes_every_kind(tmp_path, built_dataset, image_dir, tiny_clip, capsys):
     out = tmp_path / "f"
-    assert main(["--dataset", str(built_dataset), "--output", str(out), "--model", tiny_clip, "--num_workers", "0",
+    assert main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output", str(out), "--model", tiny_clip, "--num_workers", "0",
                  "--batch_size", "3", "--shard_size", "3"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["image"]["written"] == 8 and summary["vision"]["written"] == 8
@@ -32,9 +32,9 @@ def test_features_command_writes_every_kind(tmp_path, built_dataset, tiny_clip, 
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_match_one(tmp_path, built_dataset, tiny_clip):
+def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_clip):
     single, double = tmp_path / "one", tmp_path / "two"
-    args = ["--dataset", str(built_dataset), "--model", tiny_clip, "--num_workers", "0", "--batch_size", "2",
+    args = ["--dataset", str(built_dataset), "--images", str(image_dir), "--model", tiny_clip, "--num_workers", "0", "--batch_size", "2",
             "--shard_size", "2"]  # fmt: skip
     assert main([*args, "--output", str(single)]) == 0
     driver = tmp_path / "driver.py"

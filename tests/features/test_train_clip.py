@@ -55,7 +55,8 @@ def test_tokenizer_learns_words_and_still_reads_any_text():
 @pytest.mark.slow
 def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     out = tmp_path / "clip"
-    assert main(["--dataset", str(synth_dataset), "--output", str(out), "--image_size", "32", "--patch_size", "8",
+    photos = synth_dataset.parent / "synth" / "images"  # the folder the dataset was built with
+    assert main(["--dataset", str(synth_dataset), "--images", str(photos), "--output", str(out), "--image_size", "32", "--patch_size", "8",
                  "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--projection_dim", "16",
                  "--epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1"]) == 0  # fmt: skip
     metrics = json.loads((out / "train_clip_metrics.json").read_text())
@@ -77,10 +78,10 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
 
     # `gest-showcases features --model out` loads it as any CLIP checkpoint; oracle: CLIP's own forward.
     features = tmp_path / "features"
-    assert extract_main(["--dataset", str(synth_dataset), "--model", str(out), "--output", str(features),
+    assert extract_main(["--dataset", str(synth_dataset), "--images", str(photos), "--model", str(out), "--output", str(features),
                          "--kinds", "image", "--num_workers", "0", "--batch_size", "64"]) == 0  # fmt: skip
     images = load_features(features, "image")
-    items = image_items(synth_dataset, rows)
+    items = image_items(synth_dataset, rows, photos)
     assert len(images) == len(items)
     preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(out))
     pic, path = items[0]

@@ -79,10 +79,10 @@ def test_dataset_diversity_uses_posted_images_and_skips_missing_features(tmp_pat
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, tiny_clip, capsys):
+def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, image_dir, tiny_clip, capsys):
     from gest_showcases.features.extract import main as features_main
 
-    features_main(["--dataset", str(built_dataset), "--output", str(tmp_path / "f"), "--model", tiny_clip,
+    features_main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output", str(tmp_path / "f"), "--model", tiny_clip,
                    "--kinds", "image", "--num_workers", "0"])  # fmt: skip
     assert main(["--dataset", str(built_dataset), "--features", str(tmp_path / "f"), "--names", "tiny",
                  "--plot", str(tmp_path / "div.png"), "--output", str(tmp_path / "div.json")]) == 0  # fmt: skip

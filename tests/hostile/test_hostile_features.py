@@ -196,7 +196,9 @@ def test_train_clip_skips_a_huge_png(tmp_path, images, huge_png):
                ("u2_b1", "u2", "b1", "Crispy fries.", ["pic1"], "train")]  # fmt: skip
     dataset = write_built_dataset(tmp_path / "dataset", image_dir, reviews)
     processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
-    paired = read_paired_reviews(dataset, "train", ImagePreprocessing.from_image_processor(processor))
+    paired = read_paired_reviews(
+        dataset, "train", ImagePreprocessing.from_image_processor(processor), image_dir
+    )
     assert paired.pixels.shape[0] == 2 and paired.image_review.tolist() == [0, 1]
 
 

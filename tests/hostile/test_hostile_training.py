@@ -254,7 +254,7 @@ def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatc
     dataset = write_built_dataset(tmp_path / "dataset", tmp_path / "images", reviews)
     # Stands for a diverging run: the helper loss turns NaN.
     monkeypatch.setattr(train_clip, "symmetric_info_nce", lambda logits: logits.sum() * float("nan"))
-    argv = ["--dataset", str(dataset), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
+    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
             "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
             "--vocab_size", "300", "--epochs", "1", "--batch_size", "4"]  # fmt: skip
     with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\)"):

@@ -82,13 +82,14 @@ def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
         ) from error
 
 
-def resolve_image_path(stored: str | Path, roots: Sequence[str | Path]) -> Path:
+def resolve_image_path(stored: str | Path, roots: Sequence[str | Path], option: str = "--images") -> Path:
     """The one path policy for stored image paths: relative, and inside one of `roots` once resolved.
 
     A built dataset stores image paths relative to its folder; `roots` are the folders the user
     pointed at (the dataset folder, an `--images` folder). The first root is the base the relative
     path is joined to. Absolute paths, and `..` or symlinks that lead outside every root, are refused,
-    so no dataset row can make the package read or serve a file the user did not point at.
+    so no dataset row can make the package read or serve a file the user did not point at. `option` is
+    the command-line option that names the other roots (`--images`), for the messages.
 
     Raises:
         `InputError`: when the path is absolute or escapes the roots.
@@ -101,9 +102,15 @@ def resolve_image_path(stored: str | Path, roots: Sequence[str | Path]) -> Path:
     resolved_roots = [Path(root).resolve() for root in roots]
     resolved = (resolved_roots[0] / stored_path).resolve()
     if not any(resolved.is_relative_to(root) for root in resolved_roots):
+        if len(resolved_roots) == 1:
+            raise InputError(
+                f"image path {str(stored)!r} leads outside the dataset folder {resolved_roots[0]}; "
+                f"pass {option} <the folder the dataset was built with>"
+            )
         raise InputError(
-            f"image path {str(stored)!r} leads outside the dataset folder and the --images folder "
-            f"({', '.join(map(str, resolved_roots))}); rebuild the dataset or pass --images"
+            f"image path {str(stored)!r} leads outside the dataset folder and the {option} folder "
+            f"({', '.join(map(str, resolved_roots))}); pass {option} <the folder the dataset was built with>, "
+            "or rebuild the dataset"
         )
     return resolved
 

@@ -7,7 +7,16 @@ one maximising F1 on the validation split and is saved in the classifier's confi
 a sentence is kept as explanation when it describes at least one of its review's images.
 
     gest-showcases distill --annotations annotations.jsonl --images IMAGES --features FEATDIR \\
-        --output classifier/ [--model openai/clip-vit-base-patch32] [--dataset BUILT_DIR]
+        --output classifier/ [--model openai/clip-vit-base-patch32] \\
+        [--dataset BUILT_DIR --build_inputs FILES --build_images IMAGES]
+
+Two photo folders, two roles: `--images` holds the annotations' photos (`<pic_id>.jpg`, no dataset is
+read for them). With `--dataset`, the dataset's photos are read through the path policy of built folders
+(`gest_showcases.features.inputs.image_items`), whose root beside the dataset folder is `--build_images`:
+the folder the dataset is built with, required with `--dataset` anyway. A stored path that is absolute
+or leads outside the dataset folder and `--build_images` stops the command. The dataset card names the
+classifier and a local CLIP by folder name (relative to the dataset when inside it), never by a path of
+this machine.
 """
 
 from __future__ import annotations
@@ -254,7 +263,11 @@ class DistillArguments:
     )
     output: str = field(metadata={"help": "folder for the trained classifier (save_pretrained)"})
     images: str | None = field(
-        default=None, metadata={"help": "folder of <pic_id>.jpg (default: images/ beside the annotations)"}
+        default=None,
+        metadata={
+            "help": "folder of the annotations' <pic_id>.jpg (default: images/ beside the annotations); the "
+            "dataset's photos are read from --build_images"
+        },
     )
     model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
     dataset: str | None = field(
@@ -266,7 +279,11 @@ class DistillArguments:
         metadata={"help": "the input files the dataset is built from (as for `build --input`)"},
     )
     build_images: str | None = field(
-        default=None, metadata={"help": "the dataset's image folder (as for `build --images`)"}
+        default=None,
+        metadata={
+            "help": "the dataset's image folder (as for `build --images`); its stored image paths may only "
+            "lead into the dataset folder or this one"
+        },
     )
     build_meta: list[str] = field(
         default_factory=list, metadata={"help": "Google Local meta files (as for `build --meta`)"}
@@ -346,7 +363,7 @@ def write_s2(
     from gest_showcases.data.build import build_dataset
     from gest_showcases.data.records import split_sentences
 
-    from .inputs import image_items, read_config_rows
+    from .inputs import IMAGE_COLUMNS, image_items, read_config_rows
 
     if not args.build_inputs or not args.build_images:
         raise ValueError("--dataset needs --build_inputs and --build_images to rebuild it with s2")
@@ -362,11 +379,9 @@ def write_s2(
 
     if not (Path(args.dataset) / "README.md").exists():
         build(None)
-    rows = read_config_rows(args.dataset, "s1", columns=["review_text", "pics", "pic_paths", "candidate_pics",
-                                                         "candidate_paths", "history_pics"])  # fmt: skip
-    extract_image_features(
-        image_items(args.dataset, rows), image_model, args.features, "image", num_workers=args.num_workers
-    )
+    rows = read_config_rows(args.dataset, "s1", columns=["review_text", *IMAGE_COLUMNS])
+    items = image_items(args.dataset, rows, args.build_images, option="--build_images")
+    extract_image_features(items, image_model, args.features, "image", num_workers=args.num_workers)
     explanation_filter = ExplanationFilter(classifier, text_model, load_features(args.features, "image"))
     explanation_filter.prepare([s for row in rows for s in split_sentences(row["review_text"])])
     result = build(explanation_filter)
@@ -376,11 +391,24 @@ def write_s2(
         + "\n## Explanation classifier (s2)\n\n"
         + "`s2` keeps the sentences whose probability of describing one of the review's images is at least "
         + f"**{explanation_filter.threshold:.4f}** (chosen on the validation split by maximum F1), under the "
-        + f"classifier in `{args.output}` over CLIP `{args.model}`: test AUC {summary['test_auc']:.4f}, "
+        + f"classifier in `{card_name(args.output, args.dataset)}` over CLIP "
+        + f"`{card_name(args.model, args.dataset)}`: test AUC {summary['test_auc']:.4f}, "
         + f"test F1 {summary['test_f1']:.4f} on {summary['test_pairs']} annotated pairs.\n",
         encoding="utf-8",
     )
     return result.num_rows["s2"]
+
+
+def card_name(path: str, dataset: str | Path) -> str:
+    """How the dataset card names a folder: relative to the dataset when inside it, else its own name.
+
+    The card is published with the dataset (`gest-showcases push`), so it names no folder of this machine;
+    a Hub name (no such local path, e.g. `openai/clip-vit-base-patch32`) is kept as given.
+    """
+    if not Path(path).exists():
+        return path
+    resolved, root = Path(path).resolve(), Path(dataset).resolve()
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else resolved.name
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -1,10 +1,16 @@
 """`gest-showcases features`: cache CLIP and backbone features of every image and review of a dataset.
 
-    gest-showcases features --dataset DIR --output FEATDIR [--model openai/clip-vit-base-patch32]
+    gest-showcases features --dataset DIR --images IMAGES --output FEATDIR \\
+        [--model openai/clip-vit-base-patch32]
     accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.features.extract --dataset DIR ...
 
 Writes FEATDIR/{image,review,sentence,vision}/ (see `gest_showcases.features.cache`). Rerunning
 skips what is cached; a folder written by another checkpoint is refused.
+
+The photos are the files the dataset's stored image paths name, checked by the path policy
+(`gest_showcases.features.inputs.image_items`): relative, and inside the dataset folder or `--images`.
+A build stores its photos where its `--images` pointed, so pass that folder when it lies outside the
+dataset folder; without it the command stops with one line saying so.
 """
 
 from __future__ import annotations
@@ -38,6 +44,13 @@ KINDS = ("image", "text", "vision")
 class FeatureArguments:
     dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
     output: str = field(metadata={"help": "feature folder to write (resumes if it exists)"})
+    images: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
+            "--images); stored image paths may only lead into the dataset folder or this one"
+        },
+    )
     model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
     vision_model: str | None = field(
         default=None,
@@ -81,13 +94,15 @@ def run(args: FeatureArguments) -> dict:
     device = torch.device(args.device) if args.device else state.device
     dtype = resolve_dtype(args.dtype, device)
     rows = read_config_rows(args.dataset, args.config)
+    # Checked before any model loads: a path outside the policy stops the command at once.
+    items = image_items(args.dataset, rows, args.images) if {"image", "vision"} & set(args.kinds) else []
     reports = []
     if "image" in args.kinds or "text" in args.kinds:
         image_model, text_model = load_clip(args.model, device, dtype)
         if "image" in args.kinds:
             reports.append(
                 extract_image_features(
-                    image_items(args.dataset, rows),
+                    items,
                     image_model,
                     args.output,
                     "image",
@@ -107,7 +122,7 @@ def run(args: FeatureArguments) -> dict:
         backbone = load_vision_backbone(args.vision_model or args.model, device, dtype)
         reports.append(
             extract_image_features(
-                image_items(args.dataset, rows),
+                items,
                 backbone,
                 args.output,
                 "vision",

@@ -30,8 +30,12 @@ explanation classifier's supervised data, ground truth is for evaluation only.
   embedded as the renormalised mean of its sentences' embeddings, as the feature cache does), recall
   at 1 and 5 among `batch_size` reviews; chance is 1/`batch_size` and 5/`batch_size`.
 
-    gest-showcases train-clip --dataset BUILT_DIR --output clip-synth/
-    gest-showcases features --dataset BUILT_DIR --model clip-synth/ --output FEATDIR
+    gest-showcases train-clip --dataset BUILT_DIR --images IMAGES --output clip-synth/
+    gest-showcases features --dataset BUILT_DIR --images IMAGES --model clip-synth/ --output FEATDIR
+
+The photos are read through the path policy of built folders (`gest_showcases.features.inputs.
+dataset_image_paths`): stored paths must be relative and lead inside the dataset folder or `--images` (the
+folder the dataset was built with, needed when the photos lie outside the dataset folder).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_step
 
 from .clip import CLIP_MAX_TOKENS
-from .inputs import read_config_rows
+from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
 
 logger = logging.getLogger(__name__)
@@ -190,29 +194,37 @@ class PairedReviews:
     texts: list[str]
 
 
-def read_paired_reviews(dataset: str | Path, split: str, preprocessing: ImagePreprocessing) -> PairedReviews:
-    """The `s1` reviews of `split` that have at least one readable image and one sentence."""
-    rows = read_config_rows(dataset, "s1", columns=["review_text", "pic_paths"])
-    images, image_review, first_image, sentences, texts = [], [], [], [], []
-    for row in tqdm([row for row in rows if row["split"] == split], desc=f"reading {split} images"):
+def read_paired_reviews(
+    dataset: str | Path, split: str, preprocessing: ImagePreprocessing, images: str | Path | None = None
+) -> PairedReviews:
+    """The `s1` reviews of `split` that have at least one readable image and one sentence.
+
+    The photos' stored paths go through the path policy (`dataset_image_paths`): relative, inside
+    `dataset` or `images` (the folder the dataset was built with); a row breaking it stops the reading.
+    """
+    columns = ["review_text", *IMAGE_COLUMNS]
+    rows = [row for row in read_config_rows(dataset, "s1", columns=columns) if row["split"] == split]
+    files = dataset_image_paths(dataset, rows, images)
+    pixels, image_review, first_image, sentences, texts = [], [], [], [], []
+    for row in tqdm(rows, desc=f"reading {split} images"):
         review_sentences = split_sentences(row["review_text"])
         review_images = []
-        for relative in row["pic_paths"]:
+        for pic in row["pics"]:
             try:
-                review_images.append(preprocessing.pil_to_uint8(open_image(Path(dataset) / relative)))
+                review_images.append(preprocessing.pil_to_uint8(open_image(files[pic])))
             except UnreadableImageError as error:
                 logger.warning("skipping unreadable image %s", error)
         if not review_sentences or not review_images:
             continue
-        first_image.append(len(images))
-        images.extend(review_images)
+        first_image.append(len(pixels))
+        pixels.extend(review_images)
         image_review.extend([len(sentences)] * len(review_images))
         sentences.append(review_sentences)
         texts.append(row["review_text"])
     if not sentences:
         raise ValueError(f"{dataset} has no {split} review in s1 with both an image and a sentence")
     return PairedReviews(
-        pixels=torch.stack(images),
+        pixels=torch.stack(pixels),
         image_review=torch.tensor(image_review),
         first_image=torch.tensor(first_image),
         sentences=sentences,
@@ -282,6 +294,13 @@ def retrieval_recall(
 class TrainClipArguments:
     dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
     output: str = field(metadata={"help": "folder to save the CLIP checkpoint into (save_pretrained)"})
+    images: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
+            "--images); stored image paths may only lead into the dataset folder or this one"
+        },
+    )
     image_size: int = field(default=64, metadata={"help": "side of the model's square input images"})
     patch_size: int = field(default=8, metadata={"help": "ViT patch side"})
     hidden_size: int = field(default=64, metadata={"help": "width of both towers (MLP: 4x)"})
@@ -319,8 +338,8 @@ def train(args: TrainClipArguments) -> dict:
         crop_size={"height": args.image_size, "width": args.image_size},
     )
     preprocessing = ImagePreprocessing.from_image_processor(processor)
-    train_set = read_paired_reviews(args.dataset, "train", preprocessing)
-    validation_set = read_paired_reviews(args.dataset, "validation", preprocessing)
+    train_set = read_paired_reviews(args.dataset, "train", preprocessing, args.images)
+    validation_set = read_paired_reviews(args.dataset, "validation", preprocessing, args.images)
     tokenizer = train_clip_tokenizer(
         [sentence for sentences in train_set.sentences for sentence in sentences], args.vocab_size
     )

@@ -8,6 +8,7 @@ from transformers import GPT2Config, PreTrainedConfig
 INPUT_MODES = ("img", "text", "img+text")
 IMAGE_CONTRASTIVE_LOSSES = ("none", "cl", "ccl")
 REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
+CONTRASTIVE_TARGETS = ("decoder", "text")
 
 
 @strict
@@ -57,6 +58,13 @@ class PC2LConfig(PreTrainedConfig):
             temperature).
         projection_dim (`int`, *optional*, defaults to 256):
             Output width of the projection heads `phi_V`, `phi_R`, `phi_Y` (eq. 6).
+        contrastive_target (`str`, *optional*, defaults to `"decoder"`):
+            Which hidden states `H^Y` of the target the head `phi_Y` pools (eq. 6). `"decoder"` (the paper): the
+            last layer of the decoder pass that computes the LM loss, which cross-attends to the very encoder
+            states `phi_V` and `phi_R` pool, so the contrastive losses can be met by copying the inputs into
+            the decoder states instead of by relating the text to them. `"text"` (a documented deviation, see
+            docs/experiments.md): a second decoder pass over the target (and its hard negative) without
+            cross-attention, so `H^Y` depends on the text alone, as the CLIP-style text tower of the loss.
 
     Example:
 
@@ -90,6 +98,7 @@ class PC2LConfig(PreTrainedConfig):
     pcl_alpha: float | int = math.e
     contrastive_temperature: float | int = 0.1
     projection_dim: int = 256
+    contrastive_target: str = "decoder"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -108,6 +117,10 @@ class PC2LConfig(PreTrainedConfig):
         if self.review_contrastive not in REVIEW_CONTRASTIVE_LOSSES:
             raise ValueError(
                 f"review_contrastive must be one of {REVIEW_CONTRASTIVE_LOSSES}, got {self.review_contrastive!r}"
+            )
+        if self.contrastive_target not in CONTRASTIVE_TARGETS:
+            raise ValueError(
+                f"contrastive_target must be one of {CONTRASTIVE_TARGETS}, got {self.contrastive_target!r}"
             )
         if self.image_contrastive != "none" and not self.uses_images:
             raise ValueError(f"image_contrastive={self.image_contrastive!r} needs images in input_mode")

@@ -321,7 +321,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         batch_size = input_ids.shape[0]
         decoder_input_ids, decoder_attention_mask = input_ids, attention_mask
         cross_states, cross_mask = encoder_hidden_states, encoder_attention_mask
-        if negative_input_ids is not None:
+        text_target = compute_embeddings and self.config.contrastive_target == "text"
+        if negative_input_ids is not None and not text_target:
             if negative_input_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
@@ -366,6 +367,16 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if compute_embeddings:
             num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
             target_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            if text_target:
+                # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
+                text_ids, text_mask = input_ids, target_mask
+                if negative_input_ids is not None:
+                    text_ids = torch.cat([input_ids, negative_input_ids])
+                    text_mask = torch.cat([target_mask, negative_attention_mask])
+                hidden_states = self.decoder.transformer(
+                    text_ids, attention_mask=text_mask, use_cache=False
+                ).last_hidden_state
+                target_states = hidden_states[:batch_size]
             output.target_embeds = self.target_head(target_states, target_mask)
             if self.config.image_contrastive != "none":
                 output.image_embeds = self.image_head(

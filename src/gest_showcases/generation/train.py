@@ -47,6 +47,12 @@ class PC2LModelArguments:
     encoder_layers: int = 3
     encoder_attention_heads: int = 12
     projection_dim: int = 256
+    contrastive_target: str = field(
+        default="decoder",
+        metadata={
+            "help": "decoder (the paper) | text: H^Y of the contrastive losses from a pass without the inputs"
+        },
+    )
     lora: bool = field(
         default=False, metadata={"help": "Train LoRA adapters on the decoder attention (peft)."}
     )
@@ -136,7 +142,8 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
 def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) -> dict:
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
-             "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim")  # fmt: skip
+             "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
+             "contrastive_target")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,

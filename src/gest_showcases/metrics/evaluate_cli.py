@@ -21,7 +21,14 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from gest_showcases.errors import InputError
-from gest_showcases.metrics.report import read_generations, score_generations, table2_markdown, write_report
+from gest_showcases.metrics.report import (
+    GROUND_TRUTH,
+    read_generations,
+    score_generations,
+    table2_intervals_markdown,
+    table2_markdown,
+    write_report,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,14 @@ class EvaluateArguments:
     )
     bertscore_layers: int | None = field(default=None, metadata={"help": "BERTScore layer; default the last"})
     device: str = field(default="cpu", metadata={"help": "torch device for the neural metrics"})
+    synth_truth: str | None = field(
+        default=None,
+        metadata={
+            "help": "a Gest-Synth world's ground_truth.json: adds the ground-truth columns (grounded precision "
+            "and recall, hallucination, personal share, distinct outputs) and table2_intervals.md"
+        },
+    )
+    num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples of table2_intervals.md"})
 
 
 def _one_line(error: BaseException, limit: int = 300) -> str:
@@ -154,8 +169,22 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         scorer=scorer,
         device=args.device,
     )
+    truth_scores = None
+    if args.synth_truth:
+        from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
+
+        truth = SynthTruth.load(args.synth_truth)
+        truth_scores = score_synth_generations(records, truth)
+        # GT is the ceiling: each reference against the photos of the review it was written about.
+        truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
+        for name, scores in truth_scores.items():
+            rows[name].update(scores.metrics())
     paths = write_report(rows, records, args.output_dir)
     print(table2_markdown(rows))
+    intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples)
+    paths["table2_intervals_md"] = Path(args.output_dir) / "table2_intervals.md"
+    paths["table2_intervals_md"].write_text(intervals_table, encoding="utf-8")
+    print(intervals_table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
     return 0
 

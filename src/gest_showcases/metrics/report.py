@@ -375,12 +375,99 @@ def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
 
     System names are escaped (`markdown_cell`): a `|` or a line break in a name stays in its cell.
     """
-    header = markdown_row(["Model", *(name for _, name in TABLE2_COLUMNS)])
-    rule = "|---|" + "---:|" * len(TABLE2_COLUMNS)
+    from gest_showcases.metrics.synth_truth import SYNTH_TRUTH_COLUMNS
+
+    # Gest-Synth's ground-truth columns (`evaluate --synth_truth`) follow when any row has them.
+    columns = list(TABLE2_COLUMNS) + [
+        column for column in SYNTH_TRUTH_COLUMNS if any(column[0] in metrics for metrics in rows.values())
+    ]
+    header = markdown_row(["Model", *(name for _, name in columns)])
+    rule = "|---|" + "---:|" * len(columns)
     lines = [header, rule]
     for system, metrics in rows.items():
-        cells = [f"{100 * metrics[key]:.2f}" if key in metrics else "-" for key, _ in TABLE2_COLUMNS]
+        cells = [_table2_cell(metrics.get(key), key) for key, _ in columns]
         lines.append(markdown_row([system, *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def _table2_cell(value: float | None, key: str) -> str:
+    """x100 with 2 decimals; counts as they are; "-" when absent or undefined (NaN: nothing to count)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.0f}" if key == "distinct_outputs" else f"{100 * value:.2f}"
+
+
+# Columns of table2_intervals.md: (key, column, scale); the ground-truth ones need --synth_truth.
+INTERVAL_COLUMNS = (
+    ("bleu_1", "BLEU-1", 100),
+    ("distinct_2", "Distinct-2", 100),
+    ("grounded_precision", "Grounded P", 100),
+    ("grounded_recall", "Grounded R", 100),
+    ("hallucination", "Halluc.", 100),
+    ("personal_share", "Personal", 100),
+    ("distinct_outputs", "Distinct outputs", 1),
+)
+
+
+def table2_intervals_markdown(
+    records: Sequence[Generation], truth_scores: dict | None, num_resamples: int = 1000
+) -> str:
+    """Table 2's metrics that resample exactly, with paired bootstrap 95% intervals over the examples.
+
+    Every system is scored on the same resampled example sets (one index matrix; rows aligned by example
+    id), so two rows compare as paired samples. BLEU-1, Distinct-2 and distinct outputs come from
+    per-example parts (`metrics.per_example`); the ground-truth columns from `synth_truth` (when given).
+    Cells: estimate [95% interval], x100 but distinct outputs. Systems that do not cover the same examples
+    as the first one are left out, with a warning.
+    """
+    from gest_showcases.metrics import intervals
+    from gest_showcases.metrics.per_example import (
+        bleu1_parts,
+        bleu1_statistic,
+        distinct_outputs_statistic,
+        distinct_statistic,
+    )
+
+    order = list(dict.fromkeys(r.id for r in records))
+    position = {example: i for i, example in enumerate(order)}
+    systems = group_by_system(records)
+    indices = intervals.resample_indices(len(order), num_resamples)
+    lines = [
+        markdown_row(["Model", *(name for _, name, _ in INTERVAL_COLUMNS)]),
+        "|---|" + "---:|" * len(INTERVAL_COLUMNS),
+    ]
+    skipped = []
+    # GT: the references, scored like a system (first record of each example, as Table 2's GT row).
+    systems = systems | {
+        GROUND_TRUTH: [
+            Generation(r.id, GROUND_TRUTH, r.reference, r.reference, r.pic_ids)
+            for r in ground_truth_records(records)
+        ]
+    }
+    for name, recs in systems.items():
+        recs = sorted(recs, key=lambda r: position[r.id])
+        if [r.id for r in recs] != order:
+            skipped.append(name)
+            continue
+        texts = [r.generated for r in recs]
+        statistics = {
+            "bleu_1": bleu1_statistic(bleu1_parts(texts, [r.reference for r in recs])),
+            "distinct_2": distinct_statistic(texts, 2),
+            "distinct_outputs": distinct_outputs_statistic(texts),
+        }
+        if truth_scores is not None and name in truth_scores:
+            for key, _, _ in INTERVAL_COLUMNS[2:6]:
+                statistics[key] = truth_scores[name].statistic(key)
+        cells = []
+        for key, _, scale in INTERVAL_COLUMNS:
+            if key not in statistics:
+                cells.append("-")
+                continue
+            interval = intervals.bootstrap_interval(statistics[key], indices)
+            cells.append(interval.format_cell(scale=scale, digits=1))
+        lines.append(markdown_row([name, *cells]))
+    if skipped:
+        logger.warning("table2_intervals.md leaves out %s: they do not cover the same examples", skipped)
     return "\n".join(lines) + "\n"
 
 
@@ -531,7 +618,9 @@ def write_report(
         "figure6_json": output / "figure6.json",
     }
     paths["table2_md"].write_text(table2_markdown(rows), encoding="utf-8")
-    table = {"scale": "fractions; the markdown table prints them x100", "rows": rows}
+    # NaN (a ratio with nothing to count) is not JSON: written as null.
+    clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
+    table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
     paths["table2_json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
 
     systems = group_by_system(records)

@@ -1,0 +1,1 @@
+"""Experiments: the paper's comparison grid over seeds, with intervals (`gest-showcases experiment`)."""

@@ -1,0 +1,595 @@
+"""`gest-showcases experiment`: the paper's comparison grid on a Gest-Synth world, over seeds, with intervals.
+
+One world (seed 0: the world is the yardstick, not a knob) is generated and built once, with the demo's
+stand-ins (a small CLIP and a small GPT-2 trained from scratch) and s2 distilled as in the demo. Then, for each
+training seed:
+
+- Table 3: the random / img / text / img+text DPP selectors (`train-selector`), scored per test example;
+- Table 4: the five loss configurations of `examples/configs/` (PC2L trained with each), each generating
+  explanations for every s2 test example from the photos the seed's img+text selector picks (beam 2, 64 new
+  tokens, no repeated trigram: the demo's decoding);
+- Table 2: PC2L (CCL + PCL) against CE only, the Table 4 rows the paper's Table 2 compares;
+- the input-reliance probe (`generation.probe`) of every generator on the validation split.
+
+Every cell is scored per test example against the references (BLEU-1, Distinct-2) and against the world's
+ground truth (`metrics.synth_truth`: grounded precision and recall, hallucination, personal share, distinct
+outputs), with a paired bootstrap 95% interval over test examples per seed, the mean and t-interval across
+seeds, and the paired PC2L - CE-only difference pooled over seeds. `--features oracle` gives the selectors and
+generators oracle features (`experiments.oracle`) instead of the stand-in CLIP's.
+
+Outputs in `--output_dir`: `results.json` (every system x metric: per-seed values and intervals, mean, ci95),
+`tables.md`, and one folder per stage and cell. A finished stage or cell is never rerun (resumable: rerun the
+same command after an interruption).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gest_showcases.errors import InputError
+from gest_showcases.metrics.report import INTERVAL_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+# Table 4's rows: (image contrastive, review contrastive), as examples/configs/*.yaml.
+LOSS_CONFIGS = {
+    "CE only": ("none", "none"),
+    "img CL + text CL": ("cl", "cl"),
+    "CCL + text CL": ("ccl", "cl"),
+    "img CL + PCL": ("cl", "pcl"),
+    "PC2L (CCL + PCL)": ("ccl", "pcl"),
+}
+PC2L, CE_ONLY = "PC2L (CCL + PCL)", "CE only"
+SELECTOR_METHODS = ("random", "img", "text", "img+text")
+# (key, column, scale): fractions are printed x100.
+# Table 2's interval columns (`metrics.report`), then the mention rate and the input-reliance probe.
+GENERATION_COLUMNS = (
+    *INTERVAL_COLUMNS,
+    ("mention_rate", "Mentions", 100),
+    ("delta_images", "dCE photos swapped", 1),
+    ("delta_reviews", "dCE reviews swapped", 1),
+)
+SELECTION_COLUMNS = (("precision", "Prec@3", 100), ("recall", "Recall@3", 100), ("f1", "F1@3", 100),
+                     ("diversity", "Div@3", 1))  # fmt: skip
+TOP_K = 3
+
+
+@dataclass
+class ExperimentArguments:
+    output_dir: str = field(
+        default="experiment-output", metadata={"help": "folder for every stage, cell and table"}
+    )
+    seeds: int = field(default=3, metadata={"help": "training seeds 0..seeds-1 (the world is always seed 0)"})
+    features: str = field(
+        default="clip",
+        metadata={
+            "help": "clip: the stand-in CLIP's features; oracle: ground truth + noise",
+            "choices": ["clip", "oracle"],
+        },
+    )
+    oracle_noise: float = field(default=0.5, metadata={"help": "norm of the noise on oracle features"})
+    num_reviews: int = field(default=3000, metadata={"help": "review slots of the world"})
+    pc2l_epochs: int = field(default=10, metadata={"help": "epochs of every generator"})
+    quick: bool = field(
+        default=False, metadata={"help": "tiny world, models and epochs: a smoke run of a minute or two"}
+    )
+    tables: list[str] = field(
+        default_factory=lambda: ["2", "3", "4"], metadata={"help": "tables to run: 2 3 4"}
+    )
+    max_test_examples: int = field(default=0, metadata={"help": "cap on s2 test examples (0: all)"})
+    variant: str = field(
+        default="",
+        metadata={
+            "help": "name of a generator variant: its cells and tables are kept apart from the default's"
+        },
+    )
+    generator_args: str = field(
+        default="",
+        metadata={"help": "extra train-pc2l options of the variant, e.g. '--contrastive_target text'"},
+    )
+    num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples"})
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+
+
+def _done(marker: Path) -> bool:
+    return marker.exists()
+
+
+def _mark(marker: Path, payload: dict | None = None) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    tmp = marker.with_name(f".{marker.name}.tmp")
+    tmp.write_text(json.dumps(payload or {}, indent=2) + "\n")
+    os.replace(tmp, marker)
+
+
+def _systems(tables: list[str]) -> list[str]:
+    if "4" in tables:
+        return list(LOSS_CONFIGS)
+    return [CE_ONLY, PC2L] if "2" in tables else []
+
+
+class Experiment:
+    """The grid's stages and cells over one output folder; each writes a `.done` marker when finished."""
+
+    def __init__(self, args: ExperimentArguments):
+        from gest_showcases.demo import QUICK, DemoSize
+
+        self.args = args
+        self.work = Path(args.output_dir).resolve()
+        self.size = (
+            QUICK if args.quick else DemoSize(num_reviews=args.num_reviews, pc2l_epochs=args.pc2l_epochs)
+        )
+        self.world = self.work / "world"
+        self.features = (
+            self.world / "features"
+            if args.features == "clip"
+            else self.work / f"oracle-features-{args.oracle_noise}"
+        )
+        self.timings: dict[str, float] = {}
+        if args.generator_args and not args.variant:
+            raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
+        self.suffix = f"-{args.variant}" if args.variant else ""
+
+    # -- shared stages ---------------------------------------------------------------------------------
+    def prepare_world(self) -> None:
+        from gest_showcases.demo import world_stages
+
+        for key, label, function, call_args in world_stages(
+            self.world, self.size, seed=0, threads=self.args.num_threads
+        ):
+            if key == "diversity":
+                continue
+            marker = self.world / ".done" / key
+            if _done(marker):
+                continue
+            logger.info("world: %s", label)
+            start = time.perf_counter()
+            result = function(*call_args)
+            if isinstance(result, int) and result != 0:
+                raise RuntimeError(f"world stage {key!r} failed with exit status {result}")
+            self.timings[f"world/{key}"] = time.perf_counter() - start
+            _mark(marker, {"seconds": self.timings[f"world/{key}"]})
+        if self.args.features == "oracle":
+            marker = self.features / ".done"
+            if not _done(marker):
+                from gest_showcases.experiments.oracle import write_oracle_features
+
+                write_oracle_features(
+                    self.world / "synth" / "ground_truth.json", self.world / "dataset", self.features,
+                    noise=self.args.oracle_noise,
+                )  # fmt: skip
+                _mark(marker)
+
+    # -- per-seed cells --------------------------------------------------------------------------------
+    def seed_dir(self, seed: int) -> Path:
+        return self.work / f"{self.args.features}" / f"seed-{seed}"
+
+    def train_selectors(self, seed: int) -> Path:
+        from gest_showcases.selection import train as train_selector
+
+        out = self.seed_dir(seed) / "selector"
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            status = train_selector.main([
+                "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--output_dir", str(out),
+                "--cpu", "--num_epochs", str(self.size.selector_epochs), "--seed", str(seed),
+            ])  # fmt: skip
+            if status:
+                raise RuntimeError(f"train-selector failed for seed {seed}")
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    def train_generator(self, seed: int, system: str) -> Path:
+        from gest_showcases.demo import PC2L_LEARNING_RATE, _trainer_argv
+        from gest_showcases.generation import train as train_pc2l
+
+        image_loss, review_loss = LOSS_CONFIGS[system]
+        # A generator without contrastive losses is the same model in every variant (the variants change what the
+        # losses see): its cell is shared with the default run instead of trained again.
+        shared = (image_loss, review_loss) == ("none", "none")
+        out = (
+            self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
+        )
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            status = train_pc2l.main([
+                "--tokenizer", str(self.world / "gpt2"), "--decoder", str(self.world / "gpt2"),
+                "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
+                "--input_mode", "img+text", "--image_contrastive", image_loss, "--review_contrastive", review_loss,
+                "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "64",
+                "--negative_seed", str(seed), *([] if shared else shlex.split(self.args.generator_args)),
+                *_trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE),
+            ])  # fmt: skip
+            if status:
+                raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    # -- scoring ---------------------------------------------------------------------------------------
+    def test_rows(self) -> list[dict]:
+        """s2 test rows usable by every system: a pool with features that holds one of the user's photos."""
+        from gest_showcases.data.build import load_built
+        from gest_showcases.features import load_features
+
+        images = load_features(self.features, "image")
+        rows = [
+            row for row in load_built(self.world / "dataset", "s2", split="test")
+            if any(pic in images for pic in row["pics"]) and any(pic in images for pic in row["candidate_pics"])
+        ]  # fmt: skip
+        return rows[: self.args.max_test_examples] if self.args.max_test_examples else rows
+
+    def select_photos(self, selector_dir: Path, rows: list[dict]) -> dict[str, dict]:
+        """Per method: per-example precision/recall/diversity at K and the selected pic ids."""
+        import torch
+
+        from gest_showcases.features import load_features
+        from gest_showcases.metrics.selection import diversity_at_k, precision_at_k, recall_at_k
+        from gest_showcases.selection import DPPImageSelector
+        from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
+        from gest_showcases.selection.training import random_select
+
+        image_table, review_table = (
+            load_features(self.features, "image"),
+            load_features(self.features, "review"),
+        )
+        dataset = build_selection_dataset(rows, image_table, review_table)
+        if len(dataset) != len(rows):
+            raise RuntimeError(f"{len(rows) - len(dataset)} test rows were skipped by the selection dataset")
+        batch = collate_selection([dataset[i] for i in range(len(dataset))])
+        results = {}
+        for method in SELECTOR_METHODS:
+            if method == "random":
+                generator = torch.Generator().manual_seed(0)
+                selected = random_select(batch["candidate_mask"], TOP_K, generator).indices
+            else:
+                model = DPPImageSelector.from_pretrained(selector_dir / f"selector-{method}").eval()
+                selected = model.select(
+                    batch["profile_text"], batch["profile_image"], batch["candidate_features"],
+                    candidate_mask=batch["candidate_mask"], k=TOP_K,
+                ).indices  # fmt: skip
+            ids = dataset.candidate_ids(torch.arange(len(dataset)))
+            results[method] = {
+                "precision": precision_at_k(selected, batch["target_mask"], TOP_K).numpy(),
+                "recall": recall_at_k(selected, batch["target_mask"], TOP_K).numpy(),
+                "diversity": diversity_at_k(selected, batch["candidate_features"], TOP_K).numpy(),
+                "pic_ids": [
+                    [pool[i] for i in row if i >= 0] for pool, row in zip(ids, selected.tolist(), strict=True)
+                ],
+            }
+        return results
+
+    def generate(self, generator_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
+        import torch
+        from transformers import AutoTokenizer
+
+        from gest_showcases.features import load_features
+        from gest_showcases.generation import PC2LForConditionalGeneration
+        from gest_showcases.generation.collator import PC2LCollator
+
+        model = PC2LForConditionalGeneration.from_pretrained(generator_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(generator_dir)
+        images, reviews = load_features(self.features, "image"), load_features(self.features, "review")
+        collator = PC2LCollator(
+            tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
+        )
+        texts = []
+        for start in range(0, len(rows), 32):
+            examples = []
+            for row, pics in zip(rows[start : start + 32], pic_ids[start : start + 32], strict=True):
+                image_features, found = images.lookup(list(pics))
+                review_features, review_found = reviews.lookup(list(row["history_review_ids"]))
+                examples.append({"target": "", "image_features": image_features[found],
+                                 "review_features": review_features[review_found]})  # fmt: skip
+            batch = collator(examples)
+            with torch.no_grad():
+                ids = model.generate(
+                    image_features=batch["image_features"], image_mask=batch["image_mask"],
+                    review_features=batch["review_features"], review_mask=batch["review_mask"],
+                    num_beams=2, max_new_tokens=64, no_repeat_ngram_size=3,
+                )  # fmt: skip
+            texts += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return texts
+
+    def probe(self, generator_dir: Path, seed: int) -> dict[str, np.ndarray]:
+        from transformers import AutoTokenizer
+
+        from gest_showcases.features import load_features
+        from gest_showcases.generation import PC2LForConditionalGeneration
+        from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+        from gest_showcases.generation.probe import input_reliance
+        from gest_showcases.generation.train import PC2LDataArguments, load_split
+
+        model = PC2LForConditionalGeneration.from_pretrained(generator_dir).eval()
+        tokenizer = AutoTokenizer.from_pretrained(generator_dir)
+        data_args = PC2LDataArguments(
+            dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+        )
+        tables = {
+            "image": load_features(self.features, "image"),
+            "review": load_features(self.features, "review"),
+        }
+        columns = load_split(data_args, "validation", model.config, tables)
+        # Examples with both inputs, so that a swap never leaves one with nothing to read.
+        keep = [i for i in range(len(columns["target"]))
+                if len(columns["image_features"][i]) and len(columns["review_features"][i])]  # fmt: skip
+        dataset = PC2LDataset(
+            [columns["target"][i] for i in keep],
+            [columns["image_features"][i] for i in keep],
+            [columns["review_features"][i] for i in keep],
+        )
+        collator = PC2LCollator(
+            tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
+        )
+        return input_reliance(model, dataset, collator, seed=seed)
+
+    def run_seed(self, seed: int, rows: list[dict]) -> dict:
+        """Every cell of one seed; per-example values cached in `seed-N/scores.json`."""
+        from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
+
+        out = self.seed_dir(seed)
+        scores_path = out / f"scores{self.suffix}.json"
+        if _done(scores_path):
+            return json.loads(scores_path.read_text())
+        start = time.perf_counter()
+        selector_dir = self.train_selectors(seed)
+        selections = self.select_photos(selector_dir, rows)
+        truth = SynthTruth.load(self.world / "synth" / "ground_truth.json")
+        references = [row["explanation"] for row in rows]
+        users, businesses = [row["user_id"] for row in rows], [row["business_id"] for row in rows]
+        shown = selections["img+text"]["pic_ids"]
+        scores = {
+            "selection": {
+                m: {k: v.tolist() for k, v in s.items() if k != "pic_ids"} for m, s in selections.items()
+            },
+            "generation": {},
+        }
+        generations = []
+        for system in _systems(self.args.tables):
+            generator_dir = self.train_generator(seed, system)
+            texts = self.generate(generator_dir, rows, shown)
+            probe = self.probe(generator_dir, seed)
+            truth_scores = score_texts(texts, users, businesses, shown, truth)
+            scores["generation"][system] = {
+                "texts": texts,
+                "truth_parts": {
+                    k: [a.tolist(), b.tolist()] for k, (a, b) in truth_scores.ratio_parts.items()
+                },
+                "probe": {k: v.tolist() for k, v in probe.items()},
+            }
+            generations += [
+                {"id": row["review_id"], "system": system, "generated": text, "reference": reference,
+                 "pic_ids": pics, "user_id": user, "business_id": business}
+                for row, text, reference, pics, user, business in zip(rows, texts, references, shown, users, businesses, strict=True)
+            ]  # fmt: skip
+        # The references were written about the user's own photos: GT is scored against those (the ceiling).
+        own_photos = [list(row["pics"]) for row in rows]
+        reference_scores = score_texts(references, users, businesses, own_photos, truth)
+        scores["generation"]["GT"] = {
+            "texts": references,
+            "truth_parts": {
+                k: [a.tolist(), b.tolist()] for k, (a, b) in reference_scores.ratio_parts.items()
+            },
+            "probe": {},
+        }
+        with open(out / f"generations{self.suffix}.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in generations)
+        scores["references"] = references
+        scores["seconds"] = time.perf_counter() - start
+        _mark(scores_path, scores)
+        return scores
+
+
+def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple]:
+    """Metric key -> (statistic (indices -> values), number of examples it resamples), one system and seed.
+
+    Test-set metrics resample the test examples; the probe's resample the validation examples it ran on.
+    """
+    from gest_showcases.metrics import intervals
+    from gest_showcases.metrics.per_example import (
+        bleu1_parts,
+        bleu1_statistic,
+        distinct_outputs_statistic,
+        distinct_statistic,
+    )
+
+    texts = cell["texts"]
+    n = len(texts)
+    statistics = {
+        "bleu_1": (bleu1_statistic(bleu1_parts(texts, references)), n),
+        "distinct_2": (distinct_statistic(texts, 2), n),
+        "distinct_outputs": (distinct_outputs_statistic(texts), n),
+    }
+    for key in ("grounded_precision", "grounded_recall", "hallucination", "personal_share", "mention_rate"):
+        if key in cell["truth_parts"]:
+            numerators, denominators = cell["truth_parts"][key]
+            statistics[key] = (intervals.ratio_statistic(numerators, denominators), n)
+    for key in ("delta_images", "delta_reviews"):
+        if key in cell["probe"]:
+            statistics[key] = (intervals.mean_statistic(cell["probe"][key]), len(cell["probe"][key]))
+    return statistics
+
+
+def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
+    """results.json's content: per system x metric, the per-seed estimates and intervals, mean and ci95."""
+    from gest_showcases.metrics import intervals
+    from gest_showcases.metrics.per_example import interval_dict
+
+    seeds = sorted(per_seed)
+    results: dict = {"generation": {}, "selection": {}, "differences": {}}
+
+    def resamples(n: int, seed: int) -> np.ndarray:
+        return intervals.resample_indices(n, num_resamples, seed=seed)
+
+    for seed in seeds:
+        scores = per_seed[seed]
+        indices = resamples(len(scores["references"]), seed)
+        for system, cell in scores["generation"].items():
+            for key, (statistic, n) in _generation_statistics(cell, scores["references"]).items():
+                entry = results["generation"].setdefault(system, {}).setdefault(key, {"per_seed": {}})
+                entry["per_seed"][seed] = interval_dict(
+                    intervals.bootstrap_interval(statistic, resamples(n, seed))
+                )
+        for method, values in scores["selection"].items():
+            stats = {
+                "precision": intervals.mean_statistic(values["precision"]),
+                "recall": intervals.mean_statistic(values["recall"]),
+                "diversity": intervals.mean_statistic(values["diversity"]),
+            }
+            p, r = np.asarray(values["precision"]), np.asarray(values["recall"])
+
+            def f1(indices, p=p, r=r):
+                mp, mr = p[indices].mean(-1), r[indices].mean(-1)
+                return np.where(mp + mr > 0, 2 * mp * mr / np.maximum(mp + mr, 1e-12), 0.0)
+
+            stats["f1"] = f1
+            for key, statistic in stats.items():
+                entry = results["selection"].setdefault(method, {}).setdefault(key, {"per_seed": {}})
+                entry["per_seed"][seed] = interval_dict(intervals.bootstrap_interval(statistic, indices))
+    # Across seeds: mean and t-interval of the per-seed estimates.
+    for table in ("generation", "selection"):
+        for rows in results[table].values():
+            for entry in rows.values():
+                estimates = [entry["per_seed"][s]["estimate"] for s in seeds]
+                finite = [value for value in estimates if value is not None]
+                if finite:
+                    entry |= interval_dict(intervals.seed_interval(finite))
+                else:
+                    entry |= {"estimate": None, "ci95": None}
+    # PC2L - CE only, per metric: paired bootstrap over the test examples, seeds pooled on the same resamples.
+    if PC2L in results["generation"] and CE_ONLY in results["generation"]:
+        stats = {
+            system: [
+                _generation_statistics(per_seed[s]["generation"][system], per_seed[s]["references"])
+                for s in seeds
+            ]
+            for system in (PC2L, CE_ONLY)
+        }
+        for key, (_, n) in stats[PC2L][0].items():
+            difference = intervals.paired_difference(
+                intervals.pool_statistics([per[key][0] for per in stats[PC2L]]),
+                intervals.pool_statistics([per[key][0] for per in stats[CE_ONLY]]),
+                resamples(n, 12345),
+            )
+            results["differences"][key] = interval_dict(difference.difference) | {
+                "share_a_greater": difference.share_a_greater
+            }
+    return results
+
+
+def _cell(entry: dict | None, scale: float) -> str:
+    if not entry or entry.get("estimate") is None:
+        return "-"
+    value = entry["estimate"] * scale
+    digits = 2 if scale == 1 and abs(value) < 10 else 1
+    ci = entry.get("ci95")
+    if not ci or ci[0] is None:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
+
+
+def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int, seconds: float) -> str:
+    seeds = args.seeds
+    lines = [
+        f"# Experiment: `gest-showcases experiment --features {args.features}"
+        + (f" --oracle_noise {args.oracle_noise}" if args.features == "oracle" else "")
+        + (f" --variant {args.variant} --generator_args '{args.generator_args}'" if args.variant else "")
+        + f" --seeds {seeds}"
+        + (" --quick" if args.quick else "")
+        + "`",
+        "",
+        f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; run time {seconds / 60:.1f} min. "
+        "Cells: mean over seeds [95% t-interval across seeds]; with one seed, the estimate and its paired bootstrap "
+        "interval over test examples is in results.json. Fractions x100; dCE: increase of the validation "
+        "cross-entropy (nats/token) when each example's photos / history reviews are another example's.",
+        "",
+    ]
+    if "3" in args.tables:
+        lines += ["## Table 3: image selection (K = 3)", "", "| Method | " + " | ".join(c for _, c, _ in SELECTION_COLUMNS) + " |",
+                  "|---|" + "---:|" * len(SELECTION_COLUMNS)]  # fmt: skip
+        for method in SELECTOR_METHODS:
+            row = results["selection"].get(method, {})
+            lines.append(
+                f"| {method} | " + " | ".join(_cell(row.get(k), s) for k, _, s in SELECTION_COLUMNS) + " |"
+            )
+        lines.append("")
+    systems = [s for s in LOSS_CONFIGS if s in results["generation"]]
+    for title, names in (("## Table 4: contrastive-loss ablation", systems if "4" in args.tables else []),
+                         ("## Table 2: PC2L against cross-entropy only", [CE_ONLY, PC2L] if "2" in args.tables else [])):  # fmt: skip
+        names = [name for name in names if name in results["generation"]]
+        if not names:
+            continue
+        lines += [title, "", "| System | " + " | ".join(c for _, c, _ in GENERATION_COLUMNS) + " |",
+                  "|---|" + "---:|" * len(GENERATION_COLUMNS)]  # fmt: skip
+        for name in [*names, "GT"] if "Table 2" in title else names:
+            row = results["generation"].get(name, {})
+            lines.append(
+                f"| {name} | " + " | ".join(_cell(row.get(k), s) for k, _, s in GENERATION_COLUMNS) + " |"
+            )
+        if "Table 2" in title and results["differences"]:
+            diffs = results["differences"]
+            lines.append(
+                "| PC2L - CE only (paired, seeds pooled) | "
+                + " | ".join(_cell(diffs.get(k), s) for k, _, s in GENERATION_COLUMNS)
+                + " |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_experiment(args: ExperimentArguments) -> dict:
+    import datasets
+    import torch
+
+    torch.set_num_threads(args.num_threads)
+    experiment = Experiment(args)
+    experiment.work.mkdir(parents=True, exist_ok=True)
+    previous_cache = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"
+    start = time.perf_counter()
+    try:
+        experiment.prepare_world()
+        rows = experiment.test_rows()
+        if len(rows) < 2:
+            raise ValueError(
+                f"the world has {len(rows)} usable s2 test example(s): make it bigger (--num_reviews)"
+            )
+        from tqdm.auto import tqdm
+
+        per_seed = {seed: experiment.run_seed(seed, rows) for seed in tqdm(range(args.seeds), desc="seeds")}
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous_cache
+    seconds = time.perf_counter() - start
+    results = summarise(per_seed, args.num_resamples)
+    results["arguments"] = asdict(args)
+    results["num_test_examples"] = len(rows)
+    results["seconds_this_run"] = seconds
+    markdown = tables_markdown(results, args, len(rows), seconds)
+    suffix = (args.features if args.features == "clip" else f"oracle-{args.oracle_noise}") + experiment.suffix
+    (experiment.work / f"results-{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (experiment.work / f"tables-{suffix}.md").write_text(markdown + "\n")
+    return {"results": results, "markdown": markdown}
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(ExperimentArguments, prog=prog)
+    (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    from gest_showcases.demo import offline_run_setup
+
+    offline_run_setup()
+    print(run_experiment(args)["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""`gest-showcases experiment --quick` end to end: tables with intervals, results.json, and a resumable grid."""
+
+import json
+
+import pytest
+
+from gest_showcases import cli
+
+
+@pytest.mark.slow
+def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, capsys):
+    argv = ["experiment", "--quick", "--seeds", "2", "--tables", "2", "3", "--output_dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    results = json.loads((tmp_path / "results-clip.json").read_text())
+    tables = (tmp_path / "tables-clip.md").read_text()
+    assert "## Table 3" in tables and "## Table 2" in tables and "## Table 4" not in tables
+    pc2l = results["generation"]["PC2L (CCL + PCL)"]
+    for metric in (
+        "bleu_1",
+        "distinct_2",
+        "grounded_recall",
+        "distinct_outputs",
+        "delta_images",
+        "delta_reviews",
+    ):
+        assert set(pc2l[metric]["per_seed"]) == {"0", "1"}
+        assert "ci95" in pc2l[metric]
+    assert set(results["selection"]) == {"random", "img", "text", "img+text"}
+    assert "grounded_precision" in results["differences"]
+    # The references are scored against their own photos: every subject they name is one the photos show.
+    assert results["generation"]["GT"]["hallucination"]["estimate"] == 0.0
+
+    markers = sorted(tmp_path.glob("clip/seed-*/**/.done"))
+    assert len(markers) == 2 * 3  # per seed: the selectors and the two generators
+    stamps = [marker.stat().st_mtime_ns for marker in markers]
+    capsys.readouterr()
+    assert cli.main(argv) == 0  # resumes: every cell is done
+    assert [marker.stat().st_mtime_ns for marker in markers] == stamps
+    assert (
+        json.loads((tmp_path / "results-clip.json").read_text())["generation"]["PC2L (CCL + PCL)"]["bleu_1"]
+        == (pc2l["bleu_1"])
+    )
