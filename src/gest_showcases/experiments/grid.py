@@ -458,6 +458,9 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
     for table in ("generation", "selection"):
         for rows in results[table].values():
             for entry in rows.values():
+                if len(seeds) == 1:  # one seed: its paired bootstrap interval over the test examples
+                    entry |= entry["per_seed"][seeds[0]]
+                    continue
                 estimates = [entry["per_seed"][s]["estimate"] for s in seeds]
                 finite = [value for value in estimates if value is not None]
                 if finite:
@@ -507,8 +510,13 @@ def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int,
         + "`",
         "",
         f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; run time {seconds / 60:.1f} min. "
-        "Cells: mean over seeds [95% t-interval across seeds]; with one seed, the estimate and its paired bootstrap "
-        "interval over test examples is in results.json. Fractions x100; dCE: increase of the validation "
+        + (
+            "Cells: mean over seeds [95% t-interval across seeds]; per-seed paired bootstrap intervals over the test "
+            "examples are in results.json."
+            if seeds > 1
+            else "Cells: estimate [95% paired bootstrap interval over the test examples]."
+        )
+        + " Fractions x100; dCE: increase of the validation "
         "cross-entropy (nats/token) when each example's photos / history reviews are another example's.",
         "",
     ]
