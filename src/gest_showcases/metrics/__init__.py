@@ -17,7 +17,7 @@ from pathlib import Path
 from gest_showcases.metrics.text import bert_score, bleu, distinct, meteor, nist, text_metrics, tokenize
 
 MODULES_DIR = Path(__file__).parent / "modules"
-EVALUATE_MODULES = ("clip_align", "clip_score", "distinct", "div_at_k")
+EVALUATE_MODULES = ("clip_align", "clip_score", "distinct", "div_at_k", "synth_grounding")
 
 
 def module_path(name: str) -> str:
