@@ -163,11 +163,32 @@ class Experiment:
             if not _done(marker):
                 from gest_showcases.experiments.oracle import write_oracle_features
 
+                start = time.perf_counter()
                 write_oracle_features(
                     self.world / "synth" / "ground_truth.json", self.world / "dataset", self.features,
                     noise=self.args.oracle_noise,
                 )  # fmt: skip
-                _mark(marker)
+                _mark(marker, {"seconds": time.perf_counter() - start})
+
+    def compute_seconds(self, seeds: range) -> float:
+        """Seconds the finished cells of this run took, summed from their records (whichever call ran them).
+
+        A resumed run's wall time says nothing of the cells an earlier call computed; this does. Cells run
+        while the machine was shared count as they ran.
+        """
+        markers = [m for m in (self.world / ".done").glob("*") if m.name != "diversity"]
+        if self.args.features == "oracle":
+            markers.append(self.features / ".done")
+        total = 0.0
+        for seed in seeds:
+            markers.append(self.seed_dir(seed) / "selector" / ".done")
+            markers += [self.generator_dir(seed, system) / ".done" for system in _systems(self.args.tables)]
+            scores = self.seed_dir(seed) / f"scores{self.suffix}.json"
+            total += json.loads(scores.read_text()).get("scoring_seconds", 0.0) if scores.exists() else 0.0
+        for marker in markers:
+            if marker.exists():
+                total += json.loads(marker.read_text()).get("seconds", 0.0)
+        return total
 
     # -- per-seed cells --------------------------------------------------------------------------------
     def seed_dir(self, seed: int) -> Path:
@@ -188,17 +209,22 @@ class Experiment:
             _mark(out / ".done", {"seconds": time.perf_counter() - start})
         return out
 
+    def generator_dir(self, seed: int, system: str) -> Path:
+        image_loss, review_loss = LOSS_CONFIGS[system]
+        # A generator without contrastive losses is the same model in every variant (the variants change what the
+        # losses see): its cell is shared with the default run instead of trained again.
+        shared = (image_loss, review_loss) == ("none", "none")
+        return (
+            self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
+        )
+
     def train_generator(self, seed: int, system: str) -> Path:
         from gest_showcases.demo import PC2L_LEARNING_RATE, _trainer_argv
         from gest_showcases.generation import train as train_pc2l
 
         image_loss, review_loss = LOSS_CONFIGS[system]
-        # A generator without contrastive losses is the same model in every variant (the variants change what the
-        # losses see): its cell is shared with the default run instead of trained again.
         shared = (image_loss, review_loss) == ("none", "none")
-        out = (
-            self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
-        )
+        out = self.generator_dir(seed, system)
         if not _done(out / ".done"):
             start = time.perf_counter()
             status = train_pc2l.main([
@@ -340,7 +366,9 @@ class Experiment:
         if _done(scores_path):
             return json.loads(scores_path.read_text())
         start = time.perf_counter()
+        training = time.perf_counter()
         selector_dir = self.train_selectors(seed)
+        training_seconds = time.perf_counter() - training
         selections = self.select_photos(selector_dir, rows)
         truth = SynthTruth.load(self.world / "synth" / "ground_truth.json")
         references = [row["explanation"] for row in rows]
@@ -354,7 +382,9 @@ class Experiment:
         }
         generations = []
         for system in _systems(self.args.tables):
+            training = time.perf_counter()
             generator_dir = self.train_generator(seed, system)
+            training_seconds += time.perf_counter() - training
             texts = self.generate(generator_dir, rows, shown)
             probe = self.probe(generator_dir, seed)
             truth_scores = score_texts(texts, users, businesses, shown, truth)
@@ -384,6 +414,9 @@ class Experiment:
             handle.writelines(json.dumps(record) + "\n" for record in generations)
         scores["references"] = references
         scores["seconds"] = time.perf_counter() - start
+        scores["scoring_seconds"] = (
+            scores["seconds"] - training_seconds
+        )  # selection, generation, probe, scoring
         _mark(scores_path, scores)
         return scores
 
@@ -509,7 +542,8 @@ def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int,
         + (" --quick" if args.quick else "")
         + "`",
         "",
-        f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; run time {seconds / 60:.1f} min. "
+        f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; compute time {seconds / 60:.1f} min (the "
+        "recorded times of its cells, whichever call ran them; on a shared machine they include the waits). "
         + (
             "Cells: mean over seeds [95% t-interval across seeds]; per-seed paired bootstrap intervals over the test "
             "examples are in results.json."
@@ -580,7 +614,8 @@ def run_experiment(args: ExperimentArguments) -> dict:
     results["arguments"] = asdict(args)
     results["num_test_examples"] = len(rows)
     results["seconds_this_run"] = seconds
-    markdown = tables_markdown(results, args, len(rows), seconds)
+    results["compute_seconds"] = experiment.compute_seconds(range(args.seeds))
+    markdown = tables_markdown(results, args, len(rows), results["compute_seconds"])
     suffix = (args.features if args.features == "clip" else f"oracle-{args.oracle_noise}") + experiment.suffix
     (experiment.work / f"results-{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     (experiment.work / f"tables-{suffix}.md").write_text(markdown + "\n")
