@@ -113,6 +113,15 @@ def write_jpegs(folder: Path, names: list[str], seed: int = 0, size: tuple[int, 
     return paths
 
 
+def rewrite_s1_rows(dataset: Path, change) -> None:
+    """Apply `change` to every row of the s1 parquet files (as a hostile or hand-made file would)."""
+    for path in (dataset / "s1").glob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(
+            table.from_pylist([change(row) for row in table.to_pylist()], schema=table.schema), path
+        )
+
+
 def write_built_dataset(folder: Path, image_dir: Path, reviews: list[tuple]) -> Path:
     """A dataset folder in the builder's layout (parquet + README `configs:`) with an s1 config.
 

@@ -30,6 +30,9 @@ from tiny_assets import (
     write_built_dataset,
     write_jpegs,
 )
+from tiny_assets import (
+    rewrite_s1_rows as rewrite,
+)
 
 NAMES = [f"pic{i}" for i in range(4)]
 REVIEWS = [
@@ -44,15 +47,6 @@ PASS_IMAGES = "pass --images <the folder the dataset was built with>"
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     return str(save_tiny_clip(tmp_path_factory.mktemp("tiny-clip")))
-
-
-def rewrite(dataset: Path, change) -> None:
-    """Apply `change` to every row of the s1 parquet files (as a hostile or hand-made file would)."""
-    for path in (dataset / "s1").glob("*.parquet"):
-        table = pq.read_table(path)
-        pq.write_table(
-            table.from_pylist([change(row) for row in table.to_pylist()], schema=table.schema), path
-        )
 
 
 @pytest.fixture

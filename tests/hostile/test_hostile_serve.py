@@ -19,7 +19,6 @@ import urllib.request
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from gest_showcases.app import (
@@ -33,6 +32,7 @@ from gest_showcases.app import (
 from gest_showcases.cli import main as cli_main
 from gest_showcases.errors import InputError
 from gest_showcases.showcase_cli import PipelineArguments
+from tiny_assets import rewrite_s1_rows as rewrite
 from tiny_assets import write_built_dataset, write_jpegs
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read when gradio is imported: no network
@@ -56,15 +56,6 @@ def make_dataset(root: Path, images: Path) -> Path:
             key: [f"{relative}/{Path(p).name}" for p in row[key]] for key in ("pic_paths", "candidate_paths")
         })  # fmt: skip
     return dataset
-
-
-def rewrite(dataset: Path, change) -> None:
-    """Apply `change` to every row of the s1 parquet files (as a hostile or hand-made file would)."""
-    for path in (dataset / "s1").glob("*.parquet"):
-        table = pq.read_table(path)
-        pq.write_table(
-            table.from_pylist([change(row) for row in table.to_pylist()], schema=table.schema), path
-        )
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +191,13 @@ class Experiment:
                 total += json.loads(marker.read_text()).get("seconds", 0.0)
         return total
 
+    @cached_property
+    def tables(self) -> dict:
+        """The image and review feature tables, loaded (and checksum-verified) once per run."""
+        from gest_showcases.features import load_features
+
+        return {kind: load_features(self.features, kind) for kind in ("image", "review")}
+
     # -- per-seed cells --------------------------------------------------------------------------------
     def seed_dir(self, seed: int) -> Path:
         return self.work / f"{self.args.features}" / f"seed-{seed}"
@@ -244,9 +252,8 @@ class Experiment:
     def test_rows(self) -> list[dict]:
         """s2 test rows usable by every system: a pool with features that holds one of the user's photos."""
         from gest_showcases.data.build import load_built
-        from gest_showcases.features import load_features
 
-        images = load_features(self.features, "image")
+        images = self.tables["image"]
         rows = [
             row for row in load_built(self.world / "dataset", "s2", split="test")
             if any(pic in images for pic in row["pics"]) and any(pic in images for pic in row["candidate_pics"])
@@ -257,16 +264,12 @@ class Experiment:
         """Per method: per-example precision/recall/diversity at K and the selected pic ids."""
         import torch
 
-        from gest_showcases.features import load_features
         from gest_showcases.metrics.selection import diversity_at_k, precision_at_k, recall_at_k
         from gest_showcases.selection import DPPImageSelector
         from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
         from gest_showcases.selection.training import random_select
 
-        image_table, review_table = (
-            load_features(self.features, "image"),
-            load_features(self.features, "review"),
-        )
+        image_table, review_table = self.tables["image"], self.tables["review"]
         dataset = build_selection_dataset(rows, image_table, review_table)
         if len(dataset) != len(rows):
             raise RuntimeError(f"{len(rows) - len(dataset)} test rows were skipped by the selection dataset")
@@ -297,13 +300,12 @@ class Experiment:
         import torch
         from transformers import AutoTokenizer
 
-        from gest_showcases.features import load_features
         from gest_showcases.generation import PC2LForConditionalGeneration
         from gest_showcases.generation.collator import PC2LCollator
 
         model = PC2LForConditionalGeneration.from_pretrained(generator_dir).eval()
         tokenizer = AutoTokenizer.from_pretrained(generator_dir)
-        images, reviews = load_features(self.features, "image"), load_features(self.features, "review")
+        images, reviews = self.tables["image"], self.tables["review"]
         collator = PC2LCollator(
             tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
         )
@@ -328,7 +330,6 @@ class Experiment:
     def probe(self, generator_dir: Path, seed: int) -> dict[str, np.ndarray]:
         from transformers import AutoTokenizer
 
-        from gest_showcases.features import load_features
         from gest_showcases.generation import PC2LForConditionalGeneration
         from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
         from gest_showcases.generation.probe import input_reliance
@@ -339,11 +340,7 @@ class Experiment:
         data_args = PC2LDataArguments(
             dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
         )
-        tables = {
-            "image": load_features(self.features, "image"),
-            "review": load_features(self.features, "review"),
-        }
-        columns = load_split(data_args, "validation", model.config, tables)
+        columns = load_split(data_args, "validation", model.config, self.tables)
         # Examples with both inputs, so that a swap never leaves one with nothing to read.
         keep = [i for i in range(len(columns["target"]))
                 if len(columns["image_features"][i]) and len(columns["review_features"][i])]  # fmt: skip
@@ -427,20 +424,11 @@ def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple
     Test-set metrics resample the test examples; the probe's resample the validation examples it ran on.
     """
     from gest_showcases.metrics import intervals
-    from gest_showcases.metrics.per_example import (
-        bleu1_parts,
-        bleu1_statistic,
-        distinct_outputs_statistic,
-        distinct_statistic,
-    )
+    from gest_showcases.metrics.per_example import text_statistics
 
     texts = cell["texts"]
     n = len(texts)
-    statistics = {
-        "bleu_1": (bleu1_statistic(bleu1_parts(texts, references)), n),
-        "distinct_2": (distinct_statistic(texts, 2), n),
-        "distinct_outputs": (distinct_outputs_statistic(texts), n),
-    }
+    statistics = {key: (statistic, n) for key, statistic in text_statistics(texts, references).items()}
     for key in ("grounded_precision", "grounded_recall", "hallucination", "personal_share", "mention_rate"):
         if key in cell["truth_parts"]:
             numerators, denominators = cell["truth_parts"][key]

@@ -57,9 +57,12 @@ def per_example_loss(
 def _swapped(dataset: PC2LDataset, column: str, mapping: np.ndarray) -> PC2LDataset:
     columns = dict(dataset.columns)
     columns[column] = [columns[column][j] for j in mapping]
-    swapped = PC2LDataset.__new__(PC2LDataset)
-    swapped.columns = columns
-    return swapped
+    return PC2LDataset(
+        columns["target"],
+        columns.get("image_features"),
+        columns.get("review_features"),
+        columns.get("negative"),
+    )
 
 
 def input_reliance(

@@ -67,6 +67,15 @@ def distinct_outputs_statistic(texts: Sequence[str]) -> intervals.Statistic:
     return lambda indices: numerators[indices].sum(-1)
 
 
+def text_statistics(texts: Sequence[str], references: Sequence[str]) -> dict[str, intervals.Statistic]:
+    """BLEU-1, Distinct-2 and distinct outputs of one system's texts as resampleable statistics."""
+    return {
+        "bleu_1": bleu1_statistic(bleu1_parts(texts, references)),
+        "distinct_2": distinct_statistic(texts, 2),
+        "distinct_outputs": distinct_outputs_statistic(texts),
+    }
+
+
 def interval_dict(interval: intervals.Interval) -> dict:
     """An interval as JSON (NaN -> None)."""
 
@@ -86,4 +95,5 @@ __all__ = [
     "distinct_outputs_statistic",
     "distinct_statistic",
     "interval_dict",
+    "text_statistics",
 ]

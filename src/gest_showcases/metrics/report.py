@@ -421,12 +421,7 @@ def table2_intervals_markdown(
     as the first one are left out, with a warning.
     """
     from gest_showcases.metrics import intervals
-    from gest_showcases.metrics.per_example import (
-        bleu1_parts,
-        bleu1_statistic,
-        distinct_outputs_statistic,
-        distinct_statistic,
-    )
+    from gest_showcases.metrics.per_example import text_statistics
 
     order = list(dict.fromkeys(r.id for r in records))
     position = {example: i for i, example in enumerate(order)}
@@ -450,11 +445,7 @@ def table2_intervals_markdown(
             skipped.append(name)
             continue
         texts = [r.generated for r in recs]
-        statistics = {
-            "bleu_1": bleu1_statistic(bleu1_parts(texts, [r.reference for r in recs])),
-            "distinct_2": distinct_statistic(texts, 2),
-            "distinct_outputs": distinct_outputs_statistic(texts),
-        }
+        statistics = text_statistics(texts, [r.reference for r in recs])
         if truth_scores is not None and name in truth_scores:
             for key, _, _ in INTERVAL_COLUMNS[2:6]:
                 statistics[key] = truth_scores[name].statistic(key)
