@@ -135,7 +135,7 @@ def generator_card(
     repo_id: str,
     results: Results = None,
     base_model: str | None = None,
-    image_kind: str = "vision",
+    image_kind: str | None = None,
     dataset: str | None = None,
     run: Run = None,
 ) -> ModelCard:
@@ -146,9 +146,12 @@ def generator_card(
         repo_id (`str`): where it is (to be) published.
         results: Table 2/4 style results (`table2.md`, or rows by system).
         base_model (`str`, *optional*): the GPT-2 checkpoint the decoder started from (e.g. `"gpt2"`).
-        image_kind (`str`): `"vision"` or `"image"`, the image features it was trained on.
+        image_kind (`str`, *optional*): `"vision"` or `"image"`, the image features it was trained on; default:
+            `config.image_kind`, or `"vision"` for a checkpoint that records none.
         dataset (`str`, *optional*), run (*optional*): as in [`selector_card`].
     """
+    if image_kind is None:
+        image_kind = getattr(config, "image_kind", None) or "vision"
     if image_kind not in IMAGE_FEATURES:
         raise ValueError(f"image_kind must be one of {tuple(IMAGE_FEATURES)}, got {image_kind!r}")
     keys = ("input_mode", "image_feature_dim", "review_feature_dim", "encoder_layers", "encoder_attention_heads",

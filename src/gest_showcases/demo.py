@@ -219,7 +219,6 @@ def generate_showcases(work: Path, items: list[dict]) -> dict[str, list]:
             generator=work / system,
             clip=work / "clip",
             device="cpu",
-            image_kind="image",
             batch_size=16,
         )
         # The paper's beam search, kept from repeating itself: small decoders loop on a sentence.

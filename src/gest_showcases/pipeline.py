@@ -9,8 +9,10 @@ The two steps of the paper, on raw inputs, in the spirit of a transformers pipel
 2. `PC2LForConditionalGeneration.generate` writes the explanation from the selected photos' image
    features and the user's history-review features, the inputs its training saw: images as
    `gest-showcases train-pc2l --image_kind` read them (`"vision"`: the generator backbone's pooled
-   output from `load_vision_backbone`; `"image"`: CLIP image embeddings), at most `max_images` photos
-   (in pick order) and the first `max_reviews` history reviews.
+   output from `load_vision_backbone`; `"image"`: CLIP image embeddings; the generator's config records
+   which, `config.image_kind`), at most `max_images` photos (in pick order) and the first `max_reviews`
+   history reviews. Where the config records the models that computed its training features
+   (fingerprints of their weights), the pipeline's encoders must be those models.
 
 Edge cases, each reported in the result's `warnings` (and logged):
 
@@ -57,12 +59,14 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.clip import ImageFeatureModel, TextFeatureModel, load_clip, load_vision_backbone
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
 from gest_showcases.selection import DPPImageSelector
 
 logger = logging.getLogger(__name__)
 
 ImageLike = str | Path | Image.Image
-IMAGE_KINDS = ("vision", "image")
+# The image features of generators whose config does not record them: `train-pc2l --image_kind`'s default.
+LEGACY_IMAGE_KIND = "vision"
 ENCODE_BATCH = 256  # images per CLIP / backbone forward pass
 # What decoding an in-memory PIL image may raise when it was opened lazily from a broken file (files are
 # opened by `open_image`, which turns all of these into `UnreadableImageError`, an OSError).
@@ -155,6 +159,17 @@ class Showcase:
         }
 
 
+def resolve_image_kind(generator: PC2LForConditionalGeneration, image_kind: str | None) -> str:
+    """The image features `generator` reads: `image_kind` when given (InputError when unknown), else its config's
+    `image_kind`, else (generators saved before it was recorded) `LEGACY_IMAGE_KIND`."""
+    recorded = generator.config.image_kind
+    if image_kind is None:
+        return recorded or LEGACY_IMAGE_KIND
+    if image_kind not in IMAGE_KINDS:
+        raise InputError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
+    return image_kind
+
+
 def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) -> list[torch.Tensor | None]:
     """Photos (paths or PIL images) -> uint8 `[3, H, W]` each as `preprocessing` resizes and crops them,
     None for a photo that cannot be used.
@@ -212,9 +227,11 @@ class ShowcasePipeline:
         tokenizer ([`PreTrainedTokenizerBase`]): the generator's tokenizer.
         clip_image (`ImageFeatureModel`), clip_text (`TextFeatureModel`): from `load_clip`.
         vision (`ImageFeatureModel`, *optional*): the generator's image backbone (`load_vision_backbone`);
-            needed when `image_kind="vision"`.
-        image_kind (`str`, *optional*, defaults to `"vision"`): which image features the generator was
-            trained on (`train-pc2l --image_kind`): `"vision"` or `"image"` (CLIP).
+            needed when the generator reads images of kind `"vision"`.
+        image_kind (`str`, *optional*): which image features the generator was trained on
+            (`train-pc2l --image_kind`): `"vision"` or `"image"` (CLIP). Defaults to the generator's
+            `config.image_kind`, and to `"vision"` for generators saved before it was recorded; a value
+            given here overrides the config.
         batch_size (`int`, *optional*, defaults to 8): requests processed together.
         num_beams (`int`, *optional*, defaults to 2), max_new_tokens (`int`, *optional*, defaults to 64):
             decoding settings (the paper's).
@@ -228,14 +245,23 @@ class ShowcasePipeline:
         clip_image: ImageFeatureModel,
         clip_text: TextFeatureModel,
         vision: ImageFeatureModel | None = None,
-        image_kind: str = "vision",
+        image_kind: str | None = None,
         batch_size: int = 8,
         num_beams: int = 2,
         max_new_tokens: int = 64,
     ):
-        if image_kind not in IMAGE_KINDS:
-            raise InputError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
-        if image_kind == "vision" and vision is None:
+        recorded = generator.config.image_kind
+        if (
+            image_kind is not None
+            and recorded is not None
+            and image_kind != recorded
+            and generator.config.uses_images
+        ):
+            logger.warning(
+                "image_kind=%r overrides the generator's config.image_kind=%r", image_kind, recorded
+            )
+        image_kind = resolve_image_kind(generator, image_kind)
+        if generator.config.uses_images and image_kind == "vision" and vision is None:
             raise InputError('image_kind="vision" needs the generator backbone (`vision`)')
         self.selector = selector.eval()
         self.generator = generator.eval()
@@ -248,6 +274,7 @@ class ShowcasePipeline:
         self.num_beams = num_beams
         self.max_new_tokens = max_new_tokens
         self.device = clip_image.device
+        self._check_feature_models()
 
     @classmethod
     def from_pretrained(
@@ -258,7 +285,7 @@ class ShowcasePipeline:
         vision: str | Path | None = None,
         tokenizer: str | Path | None = None,
         device: str | torch.device | None = None,
-        image_kind: str = "vision",
+        image_kind: str | None = None,
         **kwargs,
     ) -> ShowcasePipeline:
         """Load the three checkpoints (Hub names or local folders) onto one device.
@@ -271,11 +298,14 @@ class ShowcasePipeline:
             image_kind: see [`ShowcasePipeline`]. `kwargs` go to the constructor.
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        generator_model = PC2LForConditionalGeneration.from_pretrained(generator).to(device)
         clip_image, clip_text = load_clip(str(clip), device)
-        backbone = load_vision_backbone(str(vision or clip), device) if image_kind == "vision" else None
+        backbone = None
+        if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
+            backbone = load_vision_backbone(str(vision or clip), device)
         return cls(
             selector=DPPImageSelector.from_pretrained(selector).to(device),
-            generator=PC2LForConditionalGeneration.from_pretrained(generator).to(device),
+            generator=generator_model,
             tokenizer=AutoTokenizer.from_pretrained(tokenizer or generator),
             clip_image=clip_image,
             clip_text=clip_text,
@@ -313,6 +343,36 @@ class ShowcasePipeline:
         for start in tqdm(starts, desc="showcases", disable=len(starts) < 2):
             results.extend(self._run_batch(requests[start : start + batch_size], k, generate_kwargs))
         return results[0] if single else results
+
+    def _check_feature_models(self) -> None:
+        """InputError when an encoder of the pipeline cannot compute the features the generator was trained on:
+        another width, or (where the config records it) another model than the one that computed them."""
+        config = self.generator.config
+        text_dim = self.clip_text.encoder.projection.out_features
+        if config.uses_reviews and text_dim != config.review_feature_dim:
+            raise InputError(
+                f"the generator reads {config.review_feature_dim}-d history-review features but the CLIP text "
+                f"encoder {self.clip_text.checkpoint!r} computes {text_dim}-d ones: pass the CLIP checkpoint the "
+                f"generator's features came from ({config.review_feature_model or 'not recorded'})"
+            )
+        encoders = []
+        if config.uses_reviews:
+            encoders.append(("history-review", self.clip_text, config.review_feature_model,
+                             config.review_feature_fingerprint, "clip"))  # fmt: skip
+        # The recorded image model is that of `config.image_kind`'s features; an overriding kind is not checked.
+        if config.uses_images and self.image_kind == config.image_kind:
+            encoder, option = (
+                (self.clip_image, "clip") if self.image_kind == "image" else (self.vision, "vision")
+            )
+            encoders.append((f"{self.image_kind!r} image", encoder, config.image_feature_model,
+                             config.image_feature_fingerprint, option))  # fmt: skip
+        for what, encoder, model, fingerprint, option in encoders:
+            if fingerprint is not None and encoder.fingerprint != fingerprint:
+                raise InputError(
+                    f"the generator was trained on {what} features of {model!r} (fingerprint {fingerprint[:12]}), "
+                    f"but this pipeline computes them with {encoder.checkpoint!r} (fingerprint "
+                    f"{encoder.fingerprint[:12]}): pass that model as `{option}`"
+                )
 
     # -- features -------------------------------------------------------------------------------
 
@@ -465,7 +525,8 @@ class ShowcasePipeline:
             if width != config.image_feature_dim:
                 raise InputError(
                     f"the generator expects {config.image_feature_dim}-d image features but the "
-                    f"{self.image_kind!r} features are {width}-d: pass the --image_kind the generator was trained with"
+                    f"{self.image_kind!r} features are {width}-d: pass the image_kind the generator was trained with "
+                    f"(its config records {config.image_kind!r})"
                 )
             inputs["image_features"], inputs["image_mask"] = _pad(image_features, width)
         if config.uses_reviews:

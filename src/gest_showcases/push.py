@@ -71,7 +71,10 @@ class PushArguments:
     base_model: str | None = field(
         default=None, metadata={"help": "GPT-2 the decoder started from, e.g. gpt2"}
     )
-    image_kind: str = field(default="vision", metadata={"help": "generator image features: vision or image"})
+    image_kind: str | None = field(
+        default=None,
+        metadata={"help": "generator image features: vision or image (default: the generator config's image_kind)"},
+    )
     prefix: str = field(default="gest-showcases", metadata={"help": "repository name prefix"})
     private: bool = field(default=False, metadata={"help": "create private repositories"})
     dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})

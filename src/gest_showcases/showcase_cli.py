@@ -45,8 +45,12 @@ class PipelineArguments:
     vision: str | None = field(
         default=None, metadata={"help": "generator backbone (default: CLIP's vision tower)"}
     )
-    image_kind: str = field(
-        default="vision", metadata={"help": "generator image features: vision or image (CLIP)"}
+    image_kind: str | None = field(
+        default=None,
+        metadata={
+            "help": "generator image features: vision or image (CLIP); default: the kind recorded in the "
+            "generator's config (vision for checkpoints that record none)"
+        },
     )
     config: str = field(default="s1", metadata={"help": "dataset config to read (s1 or s2)"})
     images: str | None = field(

@@ -32,6 +32,9 @@ configs:
 class FakeFeatureTable:
     """`load_features` stand-in: a deterministic feature per id, ids starting with "missing" not found."""
 
+    checkpoint = "fake-clip"  # what train-pc2l records as the feature model in the PC2L config
+    fingerprint = "f" * 64
+
     def lookup(self, ids):
         found = torch.tensor([not key.startswith("missing") for key in ids], dtype=torch.bool)
         seeds = torch.tensor([sum(map(ord, key)) for key in ids], dtype=torch.float32)

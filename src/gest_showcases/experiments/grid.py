@@ -30,7 +30,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -520,15 +520,29 @@ def _cell(entry: dict | None, scale: float) -> str:
     return f"{value:.{digits}f} [{ci[0] * scale:.{digits}f}, {ci[1] * scale:.{digits}f}]"
 
 
+def command_line(args: ExperimentArguments) -> str:
+    """The command that reproduces these tables: every option that changes a result and is not its default."""
+    parts = ["gest-showcases experiment", f"--features {args.features}"]
+    if args.features == "oracle":
+        parts.append(f"--oracle_noise {args.oracle_noise}")
+    for item in fields(ExperimentArguments):
+        value = getattr(args, item.name)
+        default = item.default_factory() if item.default is MISSING else item.default
+        if item.name in ("output_dir", "num_threads", "features", "oracle_noise") or value == default:
+            continue
+        if isinstance(value, bool):
+            parts.append(f"--{item.name}")
+        elif isinstance(value, list):
+            parts.append(f"--{item.name} " + " ".join(map(str, value)))
+        else:
+            parts.append(f"--{item.name} " + (shlex.quote(value) if isinstance(value, str) else str(value)))
+    return " ".join(parts)
+
+
 def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int, seconds: float) -> str:
     seeds = args.seeds
     lines = [
-        f"# Experiment: `gest-showcases experiment --features {args.features}"
-        + (f" --oracle_noise {args.oracle_noise}" if args.features == "oracle" else "")
-        + (f" --variant {args.variant} --generator_args '{args.generator_args}'" if args.variant else "")
-        + f" --seeds {seeds}"
-        + (" --quick" if args.quick else "")
-        + "`",
+        f"# Experiment: `{command_line(args)}`",
         "",
         f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; compute time {seconds / 60:.1f} min (the "
         "recorded times of its cells, whichever call ran them; on a shared machine they include the waits). "

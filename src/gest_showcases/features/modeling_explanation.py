@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 from .configuration_explanation import ExplanationClassifierConfig
@@ -93,10 +93,8 @@ class ExplanationClassifier(PreTrainedModel):
         return torch.sigmoid(logits)
 
 
-# `AutoModel.from_pretrained(folder)` finds the classes once this package is imported;
 # `register_for_auto_class` makes `save_pretrained`/`push_to_hub` ship these two files, so that
-# `AutoModel.from_pretrained(repo, trust_remote_code=True)` works without the package.
-AutoConfig.register(ExplanationClassifierConfig.model_type, ExplanationClassifierConfig, exist_ok=True)
-AutoModel.register(ExplanationClassifierConfig, ExplanationClassifier, exist_ok=True)
+# `AutoModel.from_pretrained(repo, trust_remote_code=True)` works without the package; with it,
+# `import gest_showcases` registers the classes (`gest_showcases._auto_registration`).
 ExplanationClassifierConfig.register_for_auto_class()
 ExplanationClassifier.register_for_auto_class("AutoModel")

@@ -2,20 +2,22 @@
 
 `PC2LConfig` / `PC2LForConditionalGeneration` (model, `modeling_pc2l.py`), the contrastive losses as pure
 functions (`losses.py`), entity-swapped hard negatives (`negatives.py`), the dataset and collator
-(`collator.py`), `PC2LTrainer` (`trainer.py`) and optional LoRA (`lora.py`). Importing this package registers
-the model with `AutoConfig` / `AutoModel`, and marks it for `register_for_auto_class` so `save_pretrained`
-ships the code for `trust_remote_code=True`. The trainer, negatives and LoRA modules are not imported here:
-they pull in heavier dependencies (spaCy, peft) and are imported where used.
+(`collator.py`), `PC2LTrainer` (`trainer.py`) and optional LoRA (`lora.py`). Names load on first use, so importing
+this package costs nothing; `import gest_showcases` registers the model with `AutoConfig` / `AutoModel`, and
+`save_pretrained` ships its code for `trust_remote_code=True`.
 """
 
-from transformers import AutoConfig, AutoModel
+from gest_showcases._lazy import lazy_exports
 
-from .configuration_pc2l import PC2LConfig
-from .modeling_pc2l import PC2LForConditionalGeneration, PC2LOutput
-
-AutoConfig.register(PC2LConfig.model_type, PC2LConfig)
-AutoModel.register(PC2LConfig, PC2LForConditionalGeneration)
-PC2LConfig.register_for_auto_class()
-PC2LForConditionalGeneration.register_for_auto_class("AutoModel")
-
-__all__ = ["PC2LConfig", "PC2LForConditionalGeneration", "PC2LOutput"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "PC2LConfig": "configuration_pc2l",
+        "PC2LGenerationConfig": "configuration_pc2l",
+        "PC2LForConditionalGeneration": "modeling_pc2l",
+        "PC2LOutput": "modeling_pc2l",
+        "PC2LCollator": "collator",
+        "PC2LDataset": "collator",
+        "PC2LTrainer": "trainer",
+    },
+)

@@ -3,12 +3,15 @@
 import math
 
 from huggingface_hub.dataclasses import strict
-from transformers import GPT2Config, PreTrainedConfig
+from transformers import GenerationConfig, GPT2Config, PreTrainedConfig
 
 INPUT_MODES = ("img", "text", "img+text")
 IMAGE_CONTRASTIVE_LOSSES = ("none", "cl", "ccl")
 REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
 CONTRASTIVE_TARGETS = ("decoder", "text")
+CONTRASTIVE_SCORES = ("embedding", "likelihood")
+# Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
+IMAGE_KINDS = ("vision", "image")
 
 
 @strict
@@ -27,6 +30,18 @@ class PC2LConfig(PreTrainedConfig):
             Dimension of the cached image features (CLIP ViT-B/32 image embeddings: 512).
         review_feature_dim (`int`, *optional*, defaults to 512):
             Dimension of the cached history-review features (CLIP text embeddings: 512).
+        image_kind (`str`, *optional*):
+            Which cached image features the generator reads (`gest-showcases train-pc2l --image_kind`): `"vision"`
+            (the pooled output of the image backbone, the paper's CNN features) or `"image"` (CLIP image
+            embeddings). Written by `train-pc2l`, read by `ShowcasePipeline`; `None` in checkpoints saved before it
+            was recorded.
+        image_feature_model (`str`, *optional*):
+            Name or path of the model that computed the image features, as the feature folder records it.
+        image_feature_fingerprint (`str`, *optional*):
+            That model's fingerprint (a hash of its config and weights, `features.cache.checkpoint_fingerprint`), so
+            a pipeline can check that its encoder computes the features the generator was trained on.
+        review_feature_model (`str`, *optional*), review_feature_fingerprint (`str`, *optional*):
+            The same for the history-review features.
         encoder_layers (`int`, *optional*, defaults to 3):
             Number of self-attention layers of the multimodal encoder.
         encoder_attention_heads (`int`, *optional*, defaults to 12):
@@ -65,6 +80,17 @@ class PC2LConfig(PreTrainedConfig):
             the decoder states instead of by relating the text to them. `"text"` (a documented deviation, see
             docs/experiments.md): a second decoder pass over the target (and its hard negative) without
             cross-attention, so `H^Y` depends on the text alone, as the CLIP-style text tower of the loss.
+            Read only with `contrastive_score="embedding"`.
+        contrastive_score (`str`, *optional*, defaults to `"embedding"`):
+            What the contrastive losses compare. `"embedding"` (the paper, eq. 6-9): cosine similarities of the
+            projection heads' embeddings, over the batch's other targets (and CCL's entity-swapped target).
+            `"likelihood"` (a documented deviation, see docs/experiments.md): the decoder's own log-likelihood
+            of each target, summed over its tokens, against (CCL) the entity-swapped target under the same
+            inputs and (CCL, CL) the same target under the next example's photos; (PCL, CL) the same target
+            under the next example's history reviews, that negative weighted by eq. 10's `f(i, j)` for PCL. The
+            softmax over these log-likelihoods (temperature 1, so it is the posterior of which inputs or
+            which text under a uniform prior) trains the very distribution the decoder samples from; no
+            projection heads are built. Costs one extra decoder pass per swapped input.
 
     Example:
 
@@ -84,6 +110,11 @@ class PC2LConfig(PreTrainedConfig):
     decoder: dict | GPT2Config | None = None
     image_feature_dim: int = 512
     review_feature_dim: int = 512
+    image_kind: str | None = None
+    image_feature_model: str | None = None
+    image_feature_fingerprint: str | None = None
+    review_feature_model: str | None = None
+    review_feature_fingerprint: str | None = None
     encoder_layers: int = 3
     encoder_attention_heads: int = 12
     encoder_ffn_dim: int = 3072
@@ -99,6 +130,7 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_temperature: float | int = 0.1
     projection_dim: int = 256
     contrastive_target: str = "decoder"
+    contrastive_score: str = "embedding"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -110,6 +142,8 @@ class PC2LConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.image_kind is not None and self.image_kind not in IMAGE_KINDS:
+            raise ValueError(f"image_kind must be one of {IMAGE_KINDS} or None, got {self.image_kind!r}")
         if self.image_contrastive not in IMAGE_CONTRASTIVE_LOSSES:
             raise ValueError(
                 f"image_contrastive must be one of {IMAGE_CONTRASTIVE_LOSSES}, got {self.image_contrastive!r}"
@@ -122,6 +156,12 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(
                 f"contrastive_target must be one of {CONTRASTIVE_TARGETS}, got {self.contrastive_target!r}"
             )
+        if self.contrastive_score not in CONTRASTIVE_SCORES:
+            raise ValueError(
+                f"contrastive_score must be one of {CONTRASTIVE_SCORES}, got {self.contrastive_score!r}"
+            )
+        if self.contrastive_score == "likelihood" and self.contrastive_target != "decoder":
+            raise ValueError("contrastive_target applies to contrastive_score='embedding' only")
         if self.image_contrastive != "none" and not self.uses_images:
             raise ValueError(f"image_contrastive={self.image_contrastive!r} needs images in input_mode")
         if self.review_contrastive != "none" and not self.uses_reviews:
@@ -144,5 +184,35 @@ class PC2LConfig(PreTrainedConfig):
     def uses_reviews(self) -> bool:
         return self.input_mode in ("text", "img+text")
 
+    @property
+    def uses_projection_heads(self) -> bool:
+        """Whether a contrastive loss compares projection-head embeddings (eq. 6), so the heads exist."""
+        contrastive = self.image_contrastive != "none" or self.review_contrastive != "none"
+        return contrastive and self.contrastive_score == "embedding"
 
-__all__ = ["PC2LConfig"]
+
+# The paper's decoding (Section 5.1: beam size 2) and the package's length limit.
+PAPER_DECODING = {"num_beams": 2, "max_new_tokens": 64}
+
+
+class PC2LGenerationConfig(GenerationConfig):
+    """The generation config a new [`PC2LForConditionalGeneration`] starts with: the decoder's special tokens and the
+    paper's decoding, so `save_pretrained` writes them to `generation_config.json` and a plain `generate()` after
+    `from_pretrained` decodes as the paper does."""
+
+    @classmethod
+    def from_model_config(cls, model_config) -> "PC2LGenerationConfig":
+        generation_config = super().from_model_config(model_config)
+        generation_config.update(**PAPER_DECODING)
+        # The cache changes speed, not output; a decoder config saved from training says `use_cache=False`.
+        generation_config.use_cache = True
+        if generation_config.pad_token_id is None:
+            # GPT-2 has no pad token; finished beams are padded with EOS, which `generate` would pick after a warning.
+            generation_config.pad_token_id = generation_config.eos_token_id
+        return generation_config
+
+
+# `save_pretrained` ships this file for `AutoConfig.from_pretrained(repo, trust_remote_code=True)`.
+PC2LConfig.register_for_auto_class()
+
+__all__ = ["PC2LConfig", "PC2LGenerationConfig"]

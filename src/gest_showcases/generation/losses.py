@@ -13,6 +13,11 @@ computed in float32 (safe under bf16 autocast) and are finite for any input (`F.
   features: `-log exp(s_ii) / (exp(s_ii) + sum_{j != i} f(i, j) exp(s_ij))`.
 
 Lower is better for all three. `total_loss` composes eq. 11 from a model output and the model's config.
+
+With `config.contrastive_score="likelihood"` (a documented deviation, docs/experiments.md) the same losses score
+with the decoder's log-likelihood of the target instead of embedding similarities: `likelihood_contrastive_loss`,
+a softmax over `log p(Y_i | X_i)` and its negatives' log-likelihoods (the entity-swapped target, the target under
+another example's photos or history reviews), with eq. 10's weights on PCL's negative.
 """
 
 import math
@@ -108,8 +113,43 @@ def personalized_contrastive_loss(
     return F.cross_entropy(logits + log_weights, torch.arange(logits.shape[0], device=logits.device))
 
 
+def likelihood_contrastive_loss(
+    positive: torch.Tensor, negatives: list[torch.Tensor], log_weights: list[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """`-log p_i / (p_i + sum_k w_ik q_ik)` from log-likelihoods, averaged over the batch.
+
+    Args:
+        positive (`torch.Tensor` of shape `(batch_size,)`): `log p(Y_i | X_i)`.
+        negatives (list of `torch.Tensor` of shape `(batch_size,)`): each negative's log-likelihood `log q_ik`.
+        log_weights (list of `torch.Tensor` of shape `(batch_size,)`, *optional*): `log w_ik` (0 when omitted).
+
+    Returns:
+        `torch.Tensor` of shape `()`. With temperature 1 and equal weights it is the cross-entropy of the posterior
+        "which of these produced `Y_i`" under a uniform prior, so it falls only by making the decoder prefer the
+        target under its own inputs, and is flat (no gradient) once it does so by a wide margin.
+    """
+    scores = [positive.float()] + [negative.float() for negative in negatives]
+    if log_weights is not None:
+        scores = scores[:1] + [score + weight.float() for score, weight in zip(scores[1:], log_weights, strict=True)]
+    logits = torch.stack(scores, dim=1)  # [B, 1 + K], the positive in column 0
+    return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
+
+
 def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Tensor:
-    """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says."""
+    """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says.
+
+    With `config.contrastive_score="likelihood"`: the target against itself under the next example's photos, and
+    (CCL) against its entity-swapped version under its own inputs.
+    """
+    if config.contrastive_score == "likelihood":
+        negatives = [outputs.image_swapped_log_likelihood]
+        if config.image_contrastive == "ccl":
+            if outputs.negative_log_likelihood is None:
+                raise ValueError(
+                    "image_contrastive='ccl' needs negative_input_ids in the batch (collator with_negatives)"
+                )
+            negatives.append(outputs.negative_log_likelihood)
+        return likelihood_contrastive_loss(outputs.target_log_likelihood, negatives)
     if config.image_contrastive == "cl":
         return info_nce(outputs.image_embeds, outputs.target_embeds, config.contrastive_temperature)
     if outputs.negative_embeds is None:
@@ -122,7 +162,20 @@ def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Ten
 
 
 def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> torch.Tensor:
-    """`L_CL` (eq. 7) or `L_PCL` (eq. 9) between `phi_R(H^R)` and `phi_Y(H^Y)`, as `config.review_contrastive` says."""
+    """`L_CL` (eq. 7) or `L_PCL` (eq. 9) between `phi_R(H^R)` and `phi_Y(H^Y)`, as `config.review_contrastive` says.
+
+    With `config.contrastive_score="likelihood"`: the target against itself under the next example's history
+    reviews, that negative weighted by `f(i, i + 1)` of eq. 10 for PCL.
+    """
+    if config.contrastive_score == "likelihood":
+        log_weights = None
+        if config.review_contrastive == "pcl":
+            review_means = masked_mean(inputs["review_features"], inputs["review_mask"])  # R~ of eq. 10
+            similarity = F.cosine_similarity(review_means, review_means.roll(-1, dims=0), dim=-1)
+            log_weights = [((1.0 - similarity) * math.log(config.pcl_alpha)).detach()]
+        return likelihood_contrastive_loss(
+            outputs.target_log_likelihood, [outputs.review_swapped_log_likelihood], log_weights
+        )
     if config.review_contrastive == "cl":
         return info_nce(outputs.review_embeds, outputs.target_embeds, config.contrastive_temperature)
     review_means = masked_mean(inputs["review_features"], inputs["review_mask"])  # R~ of eq. 10
@@ -164,6 +217,7 @@ __all__ = [
     "cross_modal_contrastive_loss",
     "image_contrastive_loss",
     "info_nce",
+    "likelihood_contrastive_loss",
     "personality_weights",
     "personalized_contrastive_loss",
     "review_contrastive_loss",

@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
 from transformers.cache_utils import Cache
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
-from .configuration_pc2l import PC2LConfig
+from .configuration_pc2l import PC2LConfig, PC2LGenerationConfig
 
 # Rows of the modality embedding table.
 IMAGE_MODALITY, REVIEW_MODALITY = 0, 1
@@ -36,8 +37,27 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-class PC2LEncoderLayer(nn.Module):
-    """Pre-LayerNorm transformer layer: bidirectional self-attention over the input tokens, then a feed-forward."""
+def sequence_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """`log p(input_ids[1:] | ...)` [B] summed over the positions where `mask[:, 1:]` is true, in float32.
+
+    `logits` [B, L, V] are the decoder's next-token scores over `input_ids` [B, L]; position t predicts t + 1.
+    """
+    log_probs = logits[:, :-1].float().log_softmax(-1)
+    token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None].to(log_probs.device)).squeeze(-1)  # [B, L - 1]
+    return (token_log_probs * mask[:, 1:].to(token_log_probs.dtype)).sum(-1)
+
+
+def _next_example(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    """Row `i` becomes row `i + 1`'s (the last row gets the first's): a derangement of the batch for B > 1."""
+    return None if tensor is None else tensor.roll(-1, dims=0)
+
+
+class PC2LEncoderLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm transformer layer: bidirectional self-attention over the input tokens, then a feed-forward.
+
+    A `GradientCheckpointingLayer`: with activation checkpointing on, its activations are recomputed in the backward
+    pass (it is called with positional tensors, as that requires).
+    """
 
     def __init__(self, config: PC2LConfig):
         super().__init__()
@@ -97,17 +117,19 @@ class PC2LEncoder(nn.Module):
         """Returns `[H^V; H^R]` [B, N_img + N_rev, D] and its padding mask [B, N_img + N_rev] (bool)."""
         tokens, masks = [], []
         if self.config.uses_images:
-            if image_features is None or image_mask is None:
-                raise ValueError(f"input_mode={self.config.input_mode!r} needs image_features and image_mask")
+            if image_features is None:
+                raise ValueError(f"input_mode={self.config.input_mode!r} needs image_features")
+            if image_mask is None:  # no padding: every image is real
+                image_mask = image_features.new_ones(image_features.shape[:2], dtype=torch.bool)
             tokens.append(
                 self.image_projection(image_features) + self.modality_embeddings.weight[IMAGE_MODALITY]
             )
             masks.append(image_mask.bool())
         if self.config.uses_reviews:
-            if review_features is None or review_mask is None:
-                raise ValueError(
-                    f"input_mode={self.config.input_mode!r} needs review_features and review_mask"
-                )
+            if review_features is None:
+                raise ValueError(f"input_mode={self.config.input_mode!r} needs review_features")
+            if review_mask is None:  # no padding: every review is real
+                review_mask = review_features.new_ones(review_features.shape[:2], dtype=torch.bool)
             tokens.append(
                 self.review_projection(review_features) + self.modality_embeddings.weight[REVIEW_MODALITY]
             )
@@ -157,6 +179,15 @@ class PC2LOutput(ModelOutput):
             `phi_Y(H^Y)` of the targets, returned with `labels` when a contrastive loss is on.
         negative_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
             `phi_Y(H^Y_ent)` of the entity-swapped hard negatives, returned when `negative_input_ids` is given.
+        target_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            With `config.contrastive_score="likelihood"` and labels: `log p(Y_i | X_i)`, summed over the target
+            tokens. The three fields below are the same sum for the losses' negatives.
+        negative_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            `log p(Y_ent_i | X_i)`, the entity-swapped target under the example's own inputs (CCL).
+        image_swapped_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            `log p(Y_i | V_{i+1}, R_i)`: the target under the next example's photos (image loss on).
+        review_swapped_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
+            `log p(Y_i | V_i, R_{i+1})`: the target under the next example's history reviews (review loss on).
     """
 
     loss: torch.FloatTensor | None = None
@@ -168,6 +199,10 @@ class PC2LOutput(ModelOutput):
     review_embeds: torch.FloatTensor | None = None
     target_embeds: torch.FloatTensor | None = None
     negative_embeds: torch.FloatTensor | None = None
+    target_log_likelihood: torch.FloatTensor | None = None
+    negative_log_likelihood: torch.FloatTensor | None = None
+    image_swapped_log_likelihood: torch.FloatTensor | None = None
+    review_swapped_log_likelihood: torch.FloatTensor | None = None
 
 
 class PC2LPreTrainedModel(PreTrainedModel):
@@ -177,6 +212,13 @@ class PC2LPreTrainedModel(PreTrainedModel):
     main_input_name = "input_ids"
     _no_split_modules = ["GPT2Block", "PC2LEncoderLayer"]
     _supports_sdpa = True
+    # GPT-2's blocks and `PC2LEncoderLayer` are `GradientCheckpointingLayer`s.
+    supports_gradient_checkpointing = True
+    # A new model's generation config: the paper's decoding, saved with the model.
+    generation_config_class = PC2LGenerationConfig
+    # What `register_for_auto_class("AutoModel")` sets (a class attribute here, in this shared file): `save_pretrained`
+    # ships the code for `AutoModel.from_pretrained(repo, trust_remote_code=True)`.
+    _auto_class = "AutoModel"
     # `forward` returns a per-batch mean LM loss and takes no `num_items_in_batch`: the trainer adds per-batch-mean
     # contrastive losses to it and lets the Trainer divide the sum by the gradient-accumulation steps.
     accepts_loss_kwargs = False
@@ -209,11 +251,11 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         width = config.decoder.n_embd
         self.encoder = PC2LEncoder(config)
         self.decoder = GPT2LMHeadModel(config.decoder)
-        if config.image_contrastive != "none":
-            self.image_head = PC2LProjectionHead(width, config.projection_dim)
-        if config.review_contrastive != "none":
-            self.review_head = PC2LProjectionHead(width, config.projection_dim)
-        if config.image_contrastive != "none" or config.review_contrastive != "none":
+        if config.uses_projection_heads:
+            if config.image_contrastive != "none":
+                self.image_head = PC2LProjectionHead(width, config.projection_dim)
+            if config.review_contrastive != "none":
+                self.review_head = PC2LProjectionHead(width, config.projection_dim)
             self.target_head = PC2LProjectionHead(width, config.projection_dim)
         self.post_init()
 
@@ -252,12 +294,12 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         Args:
             image_features (`torch.FloatTensor` of shape `(batch_size, num_images, image_feature_dim)`):
                 Image features, padded; needed when `config.input_mode` has `"img"`.
-            image_mask (`torch.BoolTensor` of shape `(batch_size, num_images)`):
-                True for real images.
+            image_mask (`torch.BoolTensor` of shape `(batch_size, num_images)`, *optional*):
+                True for real images; all true when omitted.
             review_features (`torch.FloatTensor` of shape `(batch_size, num_reviews, review_feature_dim)`):
                 History-review features, padded; needed when `config.input_mode` has `"text"`.
-            review_mask (`torch.BoolTensor` of shape `(batch_size, num_reviews)`):
-                True for real reviews.
+            review_mask (`torch.BoolTensor` of shape `(batch_size, num_reviews)`, *optional*):
+                True for real reviews; all true when omitted.
         """
         return self.encoder(image_features, image_mask, review_features, review_mask)
 
@@ -304,36 +346,56 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all).
         """
-        compute_embeddings = labels is not None and (
+        contrastive = labels is not None and (
             self.config.image_contrastive != "none" or self.config.review_contrastive != "none"
         )
+        compute_embeddings = contrastive and self.config.contrastive_score == "embedding"
+        compute_likelihoods = contrastive and self.config.contrastive_score == "likelihood"
         encoder_ran = encoder_hidden_states is None
+        swapped_states = []  # [(name, encoder states, mask)] of the likelihood losses' swapped inputs
         if encoder_ran:
-            encoder_hidden_states, encoder_attention_mask = self.encode(
-                image_features, image_mask, review_features, review_mask
-            )
-        elif compute_embeddings:
-            raise ValueError("the contrastive embeddings need the raw features, not encoder_hidden_states")
+            if compute_likelihoods:
+                encoder_hidden_states, encoder_attention_mask, swapped_states = self._encode_with_swaps(
+                    image_features, image_mask, review_features, review_mask
+                )
+            else:
+                encoder_hidden_states, encoder_attention_mask = self.encode(
+                    image_features, image_mask, review_features, review_mask
+                )
+        elif contrastive:
+            raise ValueError("the contrastive losses need the raw features, not encoder_hidden_states")
 
         cache = kwargs.pop("past_key_values", cache)  # the cache's name in older releases, see CACHE_KEY
         if use_cache is None and labels is not None:
             use_cache = False  # a loss computation never continues decoding
         batch_size = input_ids.shape[0]
-        decoder_input_ids, decoder_attention_mask = input_ids, attention_mask
-        cross_states, cross_mask = encoder_hidden_states, encoder_attention_mask
+        target_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         text_target = compute_embeddings and self.config.contrastive_target == "text"
-        if negative_input_ids is not None and not text_target:
+        # One decoder call over segments of B sequences: the targets, then (CCL) their hard negatives and
+        # (likelihood score) the targets under swapped inputs, each segment cross-attending to its own states.
+        segments = [(input_ids, target_mask, encoder_hidden_states, encoder_attention_mask)]
+        negatives_in_pass = negative_input_ids is not None and (
+            compute_likelihoods or (compute_embeddings and not text_target)
+        )
+        if negatives_in_pass:
             if negative_input_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
                     f"{tuple(input_ids.shape)}"
                 )
-            # One decoder call on [targets; hard negatives]: 2B sequences, each negative cross-attending to its
-            # own example's inputs.
-            decoder_input_ids = torch.cat([input_ids, negative_input_ids])
-            decoder_attention_mask = torch.cat([attention_mask, negative_attention_mask])
-            cross_states = encoder_hidden_states.repeat(2, 1, 1)
-            cross_mask = encoder_attention_mask.repeat(2, 1)
+            segments.append(
+                (negative_input_ids, negative_attention_mask, encoder_hidden_states, encoder_attention_mask)
+            )
+        segments += [(input_ids, target_mask, states, mask) for _, states, mask in swapped_states]
+        if len(segments) == 1:
+            decoder_input_ids, decoder_attention_mask = input_ids, attention_mask
+            cross_states, cross_mask = encoder_hidden_states, encoder_attention_mask
+        else:
+            decoder_input_ids, decoder_attention_mask, cross_states, cross_mask = (
+                torch.cat(parts) for parts in zip(*segments, strict=True)
+            )
+            if position_ids is not None:
+                position_ids = position_ids.repeat(len(segments), 1)
 
         decoder_outputs = self.decoder.transformer(
             decoder_input_ids,
@@ -345,7 +407,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             use_cache=use_cache,
             **kwargs,
         )
-        hidden_states = decoder_outputs.last_hidden_state  # [B or 2B, L, D]
+        hidden_states = decoder_outputs.last_hidden_state  # [B x segments, L, D]
         target_states = hidden_states[:batch_size]
         logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
 
@@ -364,9 +426,21 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if encoder_ran:
             output.encoder_last_hidden_state = encoder_hidden_states
             output.encoder_attention_mask = encoder_attention_mask
+        if compute_likelihoods:
+            labels_mask = labels != -100
+            output.target_log_likelihood = sequence_log_likelihood(logits, input_ids, labels_mask)
+            rest = hidden_states[batch_size:].split(batch_size)
+            if negatives_in_pass:
+                output.negative_log_likelihood = sequence_log_likelihood(
+                    self.decoder.lm_head(rest[0]), negative_input_ids, negative_attention_mask.bool()
+                )
+                rest = rest[1:]
+            for (name, _, _), states in zip(swapped_states, rest, strict=True):
+                output[f"{name}_swapped_log_likelihood"] = sequence_log_likelihood(
+                    self.decoder.lm_head(states), input_ids, labels_mask
+                )
         if compute_embeddings:
             num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
-            target_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
             if text_target:
                 # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
                 text_ids, text_mask = input_ids, target_mask
@@ -387,8 +461,33 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                     encoder_hidden_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
                 )
             if negative_input_ids is not None:
-                output.negative_embeds = self.target_head(hidden_states[batch_size:], negative_attention_mask)
+                output.negative_embeds = self.target_head(
+                    hidden_states[batch_size : 2 * batch_size], negative_attention_mask
+                )
         return output
+
+    def _encode_with_swaps(self, image_features, image_mask, review_features, review_mask):
+        """Encode the batch and, for the likelihood losses, copies of it with one input swapped.
+
+        Example `i` of a swapped copy reads example `i + 1`'s photos (or history reviews), a fixed derangement
+        of the batch (for a batch of one it is the example itself: that loss is then constant). One encoder call
+        over the stacked copies; returns the batch's states and mask and `[(name, states, mask)]` per copy.
+        """
+        own = (image_features, image_mask, review_features, review_mask)
+        copies = {}
+        if self.config.image_contrastive != "none":
+            copies["image"] = (_next_example(image_features), _next_example(image_mask), *own[2:])
+        if self.config.review_contrastive != "none":
+            copies["review"] = (*own[:2], _next_example(review_features), _next_example(review_mask))
+        # [own; copy 1; copy 2] on the batch axis, input by input (None where the mode has no such input)
+        stacked = [
+            None if parts[0] is None else torch.cat(parts) for parts in zip(own, *copies.values(), strict=True)
+        ]
+        batch_size = next(tensor.shape[0] for tensor in own if tensor is not None)
+        states, mask = self.encode(*stacked)
+        states, mask = states.split(batch_size), mask.split(batch_size)
+        swapped = [(name, states[k + 1], mask[k + 1]) for k, name in enumerate(copies)]
+        return states[0], mask[0], swapped
 
     @torch.no_grad()
     def generate(
@@ -404,20 +503,25 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
     ):
         """Generate explanations; the encoder runs once per input, before the beams are expanded.
 
-        Takes either the raw features (see [`~PC2LForConditionalGeneration.encode`]) or precomputed
-        `encoder_hidden_states` + `encoder_attention_mask`, and any [`~GenerationMixin.generate`] argument
-        (`num_beams=2, max_new_tokens=64` in the paper). Without `inputs`, decoding starts from BOS.
+        Takes either the raw features (see [`~PC2LForConditionalGeneration.encode`]; without masks every image and
+        review is real) or precomputed `encoder_hidden_states` + `encoder_attention_mask`, and any
+        [`~GenerationMixin.generate`] argument; the defaults are the model's `generation_config` (a new model's:
+        the paper's 2 beams, at most 64 new tokens). The decoder prompt comes as `inputs` or `input_ids` (without
+        `attention_mask`: unpadded); with neither, decoding starts from BOS.
         """
+        input_ids = kwargs.pop("input_ids", None)
+        if inputs is not None and input_ids is not None:
+            raise ValueError("pass the decoder prompt as `inputs` or as `input_ids`, not both")
+        inputs = input_ids if inputs is None else inputs
         if encoder_hidden_states is None:
             encoder_hidden_states, encoder_attention_mask = self.encode(
                 image_features, image_mask, review_features, review_mask
             )
         if inputs is None:
-            # Start from BOS with an explicit mask: GPT-2's BOS is also its EOS/pad token, which `generate` would
-            # otherwise take for padding.
             bos = self.generation_config.bos_token_id
             inputs = torch.full((encoder_hidden_states.shape[0], 1), bos, device=encoder_hidden_states.device)
-            kwargs.setdefault("attention_mask", torch.ones_like(inputs))
+        # An explicit mask: GPT-2's BOS is also its EOS and pad token, which `generate` would take for padding.
+        kwargs.setdefault("attention_mask", torch.ones_like(inputs))
         return super().generate(
             inputs,
             encoder_hidden_states=encoder_hidden_states,
@@ -425,5 +529,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             **kwargs,
         )
 
-
-__all__ = ["PC2LForConditionalGeneration", "PC2LOutput", "PC2LPreTrainedModel", "masked_mean"]
+__all__ = [
+    "PC2LForConditionalGeneration",
+    "PC2LOutput",
+    "PC2LPreTrainedModel",
+    "masked_mean",
+    "sequence_log_likelihood",
+]

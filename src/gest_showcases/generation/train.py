@@ -53,6 +53,13 @@ class PC2LModelArguments:
             "help": "decoder (the paper) | text: H^Y of the contrastive losses from a pass without the inputs"
         },
     )
+    contrastive_score: str = field(
+        default="embedding",
+        metadata={
+            "help": "embedding (the paper) | likelihood: the contrastive losses compare the decoder's "
+            "log-likelihood of the target under its own vs swapped inputs and of its entity-swapped version"
+        },
+    )
     lora: bool = field(
         default=False, metadata={"help": "Train LoRA adapters on the decoder attention (peft)."}
     )
@@ -143,7 +150,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
-             "contrastive_target")  # fmt: skip
+             "contrastive_target", "contrastive_score")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
@@ -211,6 +218,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if column in splits["train"]:
             kwargs[name] = splits["train"][column][0].shape[-1]
             setattr(config, name, kwargs[name])
+    # The other input contracts, saved in the config so a pipeline feeds the generator what its training read.
+    contracts = {}
+    if config.uses_images:
+        table = tables[data_args.image_kind]
+        contracts |= {"image_kind": data_args.image_kind, "image_feature_model": table.checkpoint,
+                      "image_feature_fingerprint": table.fingerprint}  # fmt: skip
+    if config.uses_reviews:
+        table = tables["review"]
+        contracts |= {"review_feature_model": table.checkpoint,
+                      "review_feature_fingerprint": table.fingerprint}  # fmt: skip
+    kwargs |= contracts
+    for name, value in contracts.items():
+        setattr(config, name, value)
     with_negatives = config.image_contrastive == "ccl"
     if with_negatives:
         parser = load_parser()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gest_showcases.metrics.text import bert_score, bleu, distinct, meteor, nist, text_metrics, tokenize
+from gest_showcases._lazy import lazy_exports
 
 MODULES_DIR = Path(__file__).parent / "modules"
 EVALUATE_MODULES = ("clip_align", "clip_score", "distinct", "div_at_k", "synth_grounding")
@@ -27,14 +27,26 @@ def module_path(name: str) -> str:
     return str(MODULES_DIR / name)
 
 
-__all__ = [
-    "EVALUATE_MODULES",
-    "bert_score",
-    "bleu",
-    "distinct",
-    "meteor",
-    "module_path",
-    "nist",
-    "text_metrics",
-    "tokenize",
-]
+# The metric functions load on first use: `text` imports numpy, `grounding` and `selection` torch.
+__getattr__, __dir__, _lazy_names = lazy_exports(
+    __name__,
+    {
+        "bert_score": "text",
+        "bleu": "text",
+        "distinct": "text",
+        "meteor": "text",
+        "nist": "text",
+        "text_metrics": "text",
+        "tokenize": "text",
+        "clip_align": "grounding",
+        "clip_score": "grounding",
+        "clip_align_from_embeddings": "grounding",
+        "clip_score_from_embeddings": "grounding",
+        "precision_at_k": "selection",
+        "recall_at_k": "selection",
+        "f1_score": "selection",
+        "diversity_at_k": "selection",
+        "selection_metrics": "selection",
+    },
+)
+__all__ = sorted(["EVALUATE_MODULES", "MODULES_DIR", "module_path", *_lazy_names])

@@ -76,4 +76,7 @@ class DPPSelectorConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
 
 
+# `save_pretrained` ships this file for `AutoConfig.from_pretrained(repo, trust_remote_code=True)`.
+DPPSelectorConfig.register_for_auto_class()
+
 __all__ = ["DPPSelectorConfig"]

@@ -1,0 +1,88 @@
+"""What `train-pc2l` saves for the Hugging Face side: the input contracts in `PC2LConfig`, the paper's decoding in
+`generation_config.json`, and a run with `--gradient_checkpointing True`."""
+
+import json
+
+import datasets
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from gest_showcases.features.cache import FeatureCache
+from gest_showcases.generation import PC2LConfig, train
+from tiny_assets import CORPUS, build_gpt2_tokenizer
+
+DIM = 8
+CARD = """---
+configs:
+- config_name: s2
+  data_files:
+  - split: train
+    path: s2/train-*.parquet
+---
+"""
+
+
+@pytest.mark.slow
+def test_train_pc2l_saves_the_input_contracts_and_the_papers_decoding(tmp_path):
+    tokenizer = build_gpt2_tokenizer(CORPUS)
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    eos = tokenizer.eos_token_id
+    # A decoder saved from training: `use_cache=False`, no pad token (GPT-2's).
+    gpt2 = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
+                      bos_token_id=eos, eos_token_id=eos, use_cache=False)  # fmt: skip
+    GPT2LMHeadModel(gpt2).save_pretrained(tmp_path / "gpt2")
+    rows = datasets.Dataset.from_dict(
+        {
+            "review_id": [f"u{i}_b{i}" for i in range(6)],
+            "explanation": CORPUS[:6],
+            "pics": [[f"p{i}a", f"p{i}b"] for i in range(6)],
+            "history_review_ids": [[f"h{i}"] for i in range(6)],
+        }
+    )
+    (tmp_path / "dataset" / "s2").mkdir(parents=True)
+    rows.to_parquet(str(tmp_path / "dataset" / "s2" / "train-00000-of-00001.parquet"))
+    (tmp_path / "dataset" / "README.md").write_text(CARD)
+    features = tmp_path / "features"
+    image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
+    FeatureCache(features, "image", "org/clip-a", "a" * 64, normalized=True).write(
+        image_ids, torch.randn(12, DIM)
+    )
+    FeatureCache(features, "review", "org/clip-b", "b" * 64, normalized=True).write(
+        [f"h{i}" for i in range(6)], torch.randn(6, DIM)
+    )
+    argv = ["--dataset", str(tmp_path / "dataset"), "--features", str(features),
+            "--tokenizer", str(tmp_path / "tokenizer"), "--decoder", str(tmp_path / "gpt2"),
+            "--output_dir", str(tmp_path / "run"), "--encoder_layers", "1", "--encoder_attention_heads", "2",
+            "--projection_dim", "8", "--image_kind", "image", "--image_contrastive", "cl",
+            "--gradient_checkpointing", "True", "--max_steps", "1", "--per_device_train_batch_size", "3",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "True", "--disable_tqdm", "True"]  # fmt: skip
+    assert train.main(argv) == 0
+
+    config = PC2LConfig.from_pretrained(tmp_path / "run")
+    assert (config.image_kind, config.image_feature_model, config.image_feature_fingerprint) == (
+        "image", "org/clip-a", "a" * 64,
+    )  # fmt: skip
+    assert (config.review_feature_model, config.review_feature_fingerprint) == ("org/clip-b", "b" * 64)
+    assert (config.image_feature_dim, config.review_feature_dim) == (DIM, DIM)
+    generation = json.loads((tmp_path / "run" / "generation_config.json").read_text())
+    assert {key: generation.get(key) for key in ("num_beams", "max_new_tokens", "use_cache", "pad_token_id")} == {
+        "num_beams": 2, "max_new_tokens": 64, "use_cache": True, "pad_token_id": eos,
+    }  # fmt: skip
+
+
+def test_checkpoints_saved_before_the_contracts_load_with_none(tmp_path):
+    config = PC2LConfig(decoder={"n_embd": 16, "n_layer": 1, "n_head": 2}, encoder_attention_heads=2)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    for name in ("image_kind", "image_feature_model", "image_feature_fingerprint", "review_feature_model",
+                 "review_feature_fingerprint"):  # fmt: skip
+        saved.pop(name)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    loaded = PC2LConfig.from_pretrained(tmp_path)
+    assert loaded.image_kind is None and loaded.image_feature_fingerprint is None
+    with pytest.raises(ValueError, match="image_kind must be one of"):
+        PC2LConfig(
+            decoder={"n_embd": 16, "n_layer": 1, "n_head": 2}, encoder_attention_heads=2, image_kind="clip"
+        )
