@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _env
 import numpy as np
 import psutil
 import pyarrow.parquet as pq
@@ -129,8 +129,10 @@ def main() -> int:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="where to write (default: a temporary folder)"
     )
-    parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--output", type=Path, default=Path("bench_build.json"), help="JSON results file")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
+    environment = _env.start(args.noisy)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_build-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -170,8 +172,6 @@ def main() -> int:
         "baseline_json_pass": {k: round(v, 2) for k, v in baseline.items() if k != "stdout"},
         "build": {k: round(v, 2) for k, v in build.items() if k != "stdout"},
         "rows": rows,
-        "cpu_count": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
     }
     result["time_ratio_build_over_baseline"] = round(build["seconds"] / baseline["seconds"], 2)
     result["targets_met"] = build["seconds"] < 600 and build["peak_rss_gb"] < 4
@@ -183,9 +183,7 @@ def main() -> int:
         f"\n{args.reviews:,} reviews; build / baseline time: {result['time_ratio_build_over_baseline']}x; "
         f"targets (< 600 s, < 4 GB) met: {result['targets_met']}; rows: {rows}"
     )
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=2) + "\n")
+    _env.finish(result, environment, args.output)
     return 0
 
 

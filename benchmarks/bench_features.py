@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import _env
 import numpy as np
 import torch
 from PIL import Image
@@ -132,7 +132,8 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=2, help="rounds over all rows; each keeps its best")
     parser.add_argument("--threads", type=int, default=None, help="torch threads on CPU (default: torch's)")
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--output", default="bench_features.json")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -142,6 +143,7 @@ def main() -> None:
     workers = args.workers if args.workers is not None else (16 if gpu else 1)
     if args.threads:
         torch.set_num_threads(args.threads)
+    environment = _env.start(args.noisy)
     dtype = torch.bfloat16 if gpu else torch.float32
     prep = ImagePreprocessing(
         shortest_edge=224,
@@ -226,9 +228,7 @@ def main() -> None:
         print(f"- {name}: {value:.2f}")
     if "note" in results:
         print(results["note"])
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2))
+    _env.finish(results, environment, args.output)
 
 
 if __name__ == "__main__":

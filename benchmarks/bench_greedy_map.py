@@ -14,10 +14,10 @@ Imports only torch and `gest_showcases.selection` (which needs torch + transform
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
+import _env
 import torch
 
 from gest_showcases.selection.greedy import greedy_map
@@ -78,8 +78,10 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16384, help="pools per call in the throughput part")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", default="greedy_map.json")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    environment = _env.start(args.noisy)
     device = args.device
 
     # 1. fast vs naive, one large kernel
@@ -135,8 +137,7 @@ def main() -> None:
     print("|---|---:|---:|")
     for row in rows:
         print(f"| {row['dtype']} | {row['seconds'] * 1e3:.1f} ms | {row['selections_per_s']:,.0f} |")
-    with open(args.output, "w") as handle:
-        json.dump(report, handle, indent=2)
+    _env.finish(report, environment, args.output)
 
 
 if __name__ == "__main__":

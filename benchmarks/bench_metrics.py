@@ -13,13 +13,13 @@ CPU only: 1 thread is enough, the metrics are not parallel.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 import warnings
 from dataclasses import dataclass, field
 
+import _env
 from transformers import HfArgumentParser
 
 from gest_showcases.metrics import text as text_metrics_module
@@ -145,7 +145,10 @@ def reference_metrics(
 
 
 def main() -> None:
-    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses()
+    parser = HfArgumentParser(BenchmarkArguments)
+    _env.add_noisy_argument(parser)
+    args, shared = parser.parse_args_into_dataclasses()
+    environment = _env.start(shared.noisy)
     install_wordnet()
     require_wordnet()
     hypotheses, references = synthetic_corpus(args.size, args.seed)
@@ -182,8 +185,7 @@ def main() -> None:
         "scores": ours,
         "relative_difference": agreement,
     }
-    with open(args.output, "w") as handle:
-        json.dump(result, handle, indent=2)
+    _env.finish(result, environment, args.output)
 
 
 if __name__ == "__main__":

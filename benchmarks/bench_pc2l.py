@@ -18,12 +18,12 @@ Imports only the model, configuration and losses (torch + transformers), so it r
 
 import argparse
 import contextlib
-import json
 import platform
 import resource
 import statistics
 import time
 
+import _env
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2LMHeadModel
@@ -215,7 +215,8 @@ def main() -> None:
         "--gen-repeats", type=int, default=None, help="timed generate calls (default: 3 cuda, 1 cpu)"
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--output", default="bench_pc2l.json", help="write the results as JSON here")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.batch_size = args.batch_size or (32 if cuda else 4)
@@ -225,6 +226,7 @@ def main() -> None:
     args.gen_repeats = args.gen_repeats or (3 if cuda else 1)
     if args.threads:
         torch.set_num_threads(args.threads)
+    environment = _env.start(args.noisy)
     device = torch.device(args.device)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -285,9 +287,7 @@ def main() -> None:
     print(
         f"\npeak memory: {results['peak_memory_gib']:.2f} GiB ({'CUDA allocated' if cuda else 'process RSS'})"
     )
-    if args.output:
-        with open(args.output, "w") as handle:
-            json.dump(results, handle, indent=2)
+    _env.finish(results, environment, args.output)
 
 
 if __name__ == "__main__":

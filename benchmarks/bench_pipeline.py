@@ -15,11 +15,11 @@ Imports torch, transformers, tokenizers, PIL and `gest_showcases.pipeline` only,
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
+import _env
 import numpy as np
 import torch
 from PIL import Image
@@ -161,9 +161,11 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=36)
     parser.add_argument("--new_tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", default=None)
+    parser.add_argument("--output", default="bench_pipeline.json")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    environment = _env.start(args.noisy)
     device = torch.device(args.device)
     size = args.size or ("paper" if device.type == "cuda" else "small")
     count = args.requests or (64 if device.type == "cuda" else 8)
@@ -202,8 +204,7 @@ def main() -> None:
     print(f"| {result['device']} | {size} | {count} | {args.pool} | {args.batch_size} | "
           f"{result['batched_showcases_per_s']:.2f} | {result['unbatched_showcases_per_s']:.2f} | "
           f"{result['speedup']:.2f}x | {result['same_picks']} | {result['same_texts']} |")  # fmt: skip
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    _env.finish(result, environment, args.output)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ CPU only (numpy + Pillow); it needs no GPU.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import _env
 
 from gest_showcases.synth.render import encode_jpeg, photo_params, render_batch
 from gest_showcases.synth.world import SynthConfig, generate_world
@@ -41,8 +41,10 @@ def main() -> None:
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--image_size", type=int, default=64)
     parser.add_argument("--compare_images", type=int, default=2048, help="photos rendered by both renderers")
-    parser.add_argument("--output", type=str, default=None, help="JSON file for the figures")
+    parser.add_argument("--output", type=str, default="bench_synth.json", help="JSON file for the figures")
+    _env.add_noisy_argument(parser)
     args = parser.parse_args()
+    environment = _env.start(args.noisy)
 
     start = time.perf_counter()
     world = generate_world(SynthConfig(seed=0, num_reviews=args.num_reviews))
@@ -77,9 +79,6 @@ def main() -> None:
         "render_batched_images_per_s": round(batched, 1),
         "batched_speedup": round(batched / single, 2),
         "disk_mb": round(disk_mb, 1),
-        "cpu_count": os.cpu_count(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-        "machine": platform.processor() or platform.machine(),
     }
     print(
         f"| Gest-Synth, {result['num_reviews']:,} reviews, {result['num_images']:,} images {args.image_size}px | value |"
@@ -95,9 +94,11 @@ def main() -> None:
         f"| render+encode, {RENDER_BATCH} per batch | {batched:,.0f} images/s ({result['batched_speedup']}x) |"
     )
     print(f"| disk | {disk_mb:,.0f} MB |")
-    print(f"| load average at the end (1 min) | {result['load_avg_1m']} on {result['cpu_count']} CPUs |")
-    if args.output:
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        f"| load average at the start (1 min) | {environment['load_average_1m_start']} on "
+        f"{environment['cores']} cores |"
+    )
+    _env.finish(result, environment, args.output)
 
 
 if __name__ == "__main__":

@@ -84,27 +84,51 @@ class SelectionDataset(Dataset):
         return [[self.image_ids[row] for row in self.candidates[i].tolist()] for i in indices.tolist()]
 
 
-def collate_selection(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def collate_selection(
+    examples: list[dict[str, torch.Tensor]], distinct_images: bool = False
+) -> dict[str, torch.Tensor]:
     """Pads a list of `SelectionDataset` items to the longest pool.
 
+    Args:
+        examples (`list[dict]`): `SelectionDataset` items.
+        distinct_images (`bool`, *optional*, defaults to `False`):
+            Return each distinct image of the batch once, `image_features`, and each candidate's row in it,
+            `candidate_image_index`, instead of the padded `candidate_features`: the training loop's view.
+            Examples of one business share its pool, and pools are padded to the longest, so the padded
+            tensor holds each image many times over (6.7x on a Gest-Synth training split at batch 512), and
+            running the image MLP on it was most of a training step.
+
     Returns:
-        `dict` with `profile_text` `[B, Dt]`, `profile_image` `[B, Di]`, `candidate_features` `[B, N, Di]`
-        (zeros on padding), `candidate_mask` `[B, N]`, `target_mask` `[B, N]` and `candidate_index`
-        `[B, N]` (`-1` on padding).
+        `dict` with `profile_text` `[B, Dt]`, `profile_image` `[B, Di]`, `candidate_mask` `[B, N]`,
+        `target_mask` `[B, N]`, `candidate_index` `[B, N]` (rows of the dataset's image features, `-1` on
+        padding) and either `candidate_features` `[B, N, Di]` (zeros on padding) or, with `distinct_images`,
+        `image_features` `[U, Di]` (the distinct rows, in increasing `candidate_index` order) and
+        `candidate_image_index` `[B, N]` (`-1` on padding).
     """
     pools = [example["candidate_index"] for example in examples]
     lengths = torch.tensor([len(pool) for pool in pools])
     candidate_mask = torch.arange(int(lengths.max())).unsqueeze(0) < lengths.unsqueeze(1)  # [B, N]
-    return {
+    candidate_index = pad_sequence(pools, batch_first=True, padding_value=-1)  # [B, N]
+    batch = {
         "profile_text": torch.stack([example["profile_text"] for example in examples]),
         "profile_image": torch.stack([example["profile_image"] for example in examples]),
-        "candidate_features": pad_sequence(
-            [example["candidate_features"] for example in examples], batch_first=True
-        ),
         "candidate_mask": candidate_mask,
         "target_mask": pad_sequence([example["target_mask"] for example in examples], batch_first=True),
-        "candidate_index": pad_sequence(pools, batch_first=True, padding_value=-1),
+        "candidate_index": candidate_index,
     }
+    features = [example["candidate_features"] for example in examples]
+    if not distinct_images:
+        batch["candidate_features"] = pad_sequence(features, batch_first=True)
+        return batch
+    # Real slots in row-major order: the order of the examples' features concatenated.
+    rows, inverse = torch.unique(candidate_index[candidate_mask], return_inverse=True)  # [U], [T]
+    slots = torch.arange(len(inverse))
+    first_slot = torch.full((len(rows),), len(inverse)).scatter_reduce_(0, inverse, slots, "amin")  # [U]
+    batch["image_features"] = torch.cat(features)[first_slot]
+    batch["candidate_image_index"] = torch.full_like(candidate_index, -1).masked_scatter_(
+        candidate_mask, inverse
+    )
+    return batch
 
 
 def _mean_rows(features: torch.Tensor, groups: list[list[int]]) -> torch.Tensor:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
@@ -24,6 +25,27 @@ from transformers.utils import ModelOutput
 
 from .configuration_dpp import DPPSelectorConfig
 from .greedy import greedy_map
+
+
+class _CholeskyLogdet(torch.autograd.Function):
+    """`log det` of SPD matrices by Cholesky, whose gradient is the inverse, `A^{-1}`, from the same factor.
+
+    Autograd through `torch.linalg.cholesky` gets there by the general Cholesky backward (triangular solves
+    and several `[B, N, N]` products for any loss of the factor): 4x slower for this one use, and with the
+    two log-dets of the DPP likelihood most of a selector step once the image MLP runs once per image.
+    """
+
+    @staticmethod
+    def forward(ctx, matrix: torch.Tensor) -> torch.Tensor:
+        factor = torch.linalg.cholesky(matrix)
+        ctx.save_for_backward(factor)
+        return 2.0 * factor.diagonal(dim1=-2, dim2=-1).log().sum(dim=-1)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> torch.Tensor:
+        (factor,) = ctx.saved_tensors
+        return grad_output[..., None, None] * torch.cholesky_inverse(factor)
 
 
 def cholesky_logdet(matrix: torch.Tensor, jitter: float) -> torch.Tensor:
@@ -39,8 +61,7 @@ def cholesky_logdet(matrix: torch.Tensor, jitter: float) -> torch.Tensor:
     # float64: L + I has eigenvalues from 1 up to N * exp(2c); float32 Cholesky loses them at large pools.
     matrix64 = matrix.double()
     eye = torch.eye(matrix.shape[-1], dtype=torch.float64, device=matrix.device)
-    factor = torch.linalg.cholesky(matrix64 + jitter * eye)
-    return (2.0 * factor.diagonal(dim1=-2, dim2=-1).log().sum(dim=-1)).to(matrix.dtype)
+    return _CholeskyLogdet.apply(matrix64 + jitter * eye).to(matrix.dtype)
 
 
 class DPPSelectorMLP(nn.Module):
@@ -73,7 +94,7 @@ class DPPSelectorOutput(ModelOutput):
         user_embeds (`torch.FloatTensor` of shape `(batch_size, embed_dim)`):
             Output of the user MLP.
         image_embeds (`torch.FloatTensor` of shape `(batch_size, num_candidates, embed_dim)`):
-            Output of the image MLP for every candidate.
+            Output of the image MLP for every candidate; unspecified on padding (masked everywhere it is used).
     """
 
     loss: torch.FloatTensor | None = None
@@ -128,11 +149,15 @@ class DPPImageSelector(PreTrainedModel):
             init.zeros_(module.bias)
 
     def _profile(
-        self, profile_text: torch.Tensor | None, profile_image: torch.Tensor | None, reference: torch.Tensor
+        self,
+        profile_text: torch.Tensor | None,
+        profile_image: torch.Tensor | None,
+        batch_size: int,
+        reference: torch.Tensor,
     ) -> torch.Tensor:
-        """The `[B, text_dim + image_dim]` profile, with the half the input mode excludes set to zeros."""
+        """The `[B, text_dim + image_dim]` profile, with the half the input mode excludes set to zeros
+        (of `reference`'s dtype and device)."""
         mode = self.config.input_mode
-        batch_size = reference.shape[0]
         if mode == "img":
             profile_text = reference.new_zeros(batch_size, self.config.text_dim)
         elif profile_text is None:
@@ -147,35 +172,65 @@ class DPPImageSelector(PreTrainedModel):
         self,
         profile_text: torch.FloatTensor | None,
         profile_image: torch.FloatTensor | None,
-        candidate_features: torch.FloatTensor,
+        candidate_features: torch.FloatTensor | None = None,
         candidate_mask: torch.BoolTensor | None = None,
         target_mask: torch.BoolTensor | None = None,
+        image_features: torch.FloatTensor | None = None,
+        candidate_image_index: torch.LongTensor | None = None,
     ) -> DPPSelectorOutput:
         r"""
+        The candidates come either as `candidate_features`, one row per candidate, or as the batch's
+        distinct images `image_features` and each candidate's row in it, `candidate_image_index` (what
+        `collate_selection(..., distinct_images=True)` returns): the image MLP then runs once per distinct
+        image instead of once per (example, candidate) slot, padding included, which is most of a training
+        step when several examples share a business's pool. Both give the same outputs.
+
         Args:
             profile_text (`torch.FloatTensor` of shape `(batch_size, text_dim)`, *optional* in `"img"` mode):
                 Mean CLIP text feature of the user's history reviews.
             profile_image (`torch.FloatTensor` of shape `(batch_size, image_dim)`, *optional* in `"text"` mode):
                 Mean CLIP image feature of the user's history images.
-            candidate_features (`torch.FloatTensor` of shape `(batch_size, num_candidates, image_dim)`):
+            candidate_features (`torch.FloatTensor` of shape `(batch_size, num_candidates, image_dim)`, *optional*):
                 CLIP image features of the business's candidate images, padded to the longest pool.
             candidate_mask (`torch.BoolTensor` of shape `(batch_size, num_candidates)`, *optional*):
-                `True` for real candidates, `False` for padding. Defaults to all real.
+                `True` for real candidates, `False` for padding. Defaults to all real with
+                `candidate_features`, to `candidate_image_index >= 0` with `candidate_image_index`.
             target_mask (`torch.BoolTensor` of shape `(batch_size, num_candidates)`, *optional*):
                 `True` for the images the user posted. When given, the loss is computed. An example with no
                 target in its pool carries no evidence about the user's choice (an empty observed set would
                 teach the model to shrink every relevance), so it contributes 0 and is left out of the mean;
                 a batch with none gives a zero loss that still depends on the parameters.
+            image_features (`torch.FloatTensor` of shape `(num_images, image_dim)`, *optional*):
+                CLIP image features of the batch's distinct candidate images, instead of `candidate_features`.
+            candidate_image_index (`torch.LongTensor` of shape `(batch_size, num_candidates)`, *optional*):
+                With `image_features`: the row of `image_features` of each candidate; padded slots (`-1`,
+                or any value where `candidate_mask` is `False`) are ignored.
         """
-        batch_size, num_candidates, _ = candidate_features.shape
-        if candidate_mask is None:
-            candidate_mask = torch.ones(
-                batch_size, num_candidates, dtype=torch.bool, device=candidate_features.device
+        if (candidate_features is None) == (image_features is None) or (image_features is None) != (
+            candidate_image_index is None
+        ):
+            raise ValueError(
+                "pass either candidate_features or both image_features and candidate_image_index"
             )
+        if candidate_features is not None:
+            batch_size, num_candidates, _ = candidate_features.shape
+            reference = candidate_features
+            if candidate_mask is None:
+                candidate_mask = torch.ones(
+                    batch_size, num_candidates, dtype=torch.bool, device=candidate_features.device
+                )
+            image_embeds = self.image_encoder(candidate_features)  # [B, N, E]
+        else:
+            batch_size, num_candidates = candidate_image_index.shape
+            reference = image_features
+            if candidate_mask is None:
+                candidate_mask = candidate_image_index >= 0
+            # Padded slots read row 0; every use of a padded slot below is masked, so its gradient is 0.
+            rows = candidate_image_index.masked_fill(~candidate_mask, 0)
+            image_embeds = F.embedding(rows, self.image_encoder(image_features))  # [U, E] -> [B, N, E]
         user_embeds = self.user_encoder(
-            self._profile(profile_text, profile_image, candidate_features)
+            self._profile(profile_text, profile_image, batch_size, reference)
         )  # [B, E]
-        image_embeds = self.image_encoder(candidate_features)  # [B, N, E]
 
         score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
         bound = self.config.max_log_quality
@@ -261,5 +316,9 @@ class DPPImageSelector(PreTrainedModel):
             ]
         return DPPSelection(indices=selection.indices, counts=selection.counts, ids=ids)
 
+
+# `save_pretrained` ships this file for `AutoModel.from_pretrained(repo, trust_remote_code=True)`; with the package,
+# `import gest_showcases` registers the classes (`gest_showcases._auto_registration`).
+DPPImageSelector.register_for_auto_class("AutoModel")
 
 __all__ = ["DPPImageSelector", "DPPSelection", "DPPSelectorOutput"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from accelerate import Accelerator
@@ -76,6 +77,8 @@ def train_selector(
 ) -> tuple[DPPImageSelector, list[float]]:
     """Maximises the DPP log-likelihood of the posted images with Adam on padded, masked batches.
 
+    Each batch embeds each of its distinct images once (`collate_selection(..., distinct_images=True)`).
+
     With a validation set, F1@K is measured after every epoch and the model returned is the one of the
     best epoch (the earliest on ties), as `load_best_model_at_end` does in transformers' `Trainer`:
     on small data the likelihood keeps rising on the training pools long after selection stops
@@ -99,7 +102,7 @@ def train_selector(
         dataset,
         batch_size=args.batch_size,
         shuffle=True,
-        collate_fn=collate_selection,
+        collate_fn=partial(collate_selection, distinct_images=True),
         generator=torch.Generator().manual_seed(args.seed),
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
@@ -120,9 +123,10 @@ def train_selector(
                 output = wrapped(
                     batch["profile_text"],
                     batch["profile_image"],
-                    batch["candidate_features"],
                     candidate_mask=batch["candidate_mask"],
                     target_mask=batch["target_mask"],
+                    image_features=batch["image_features"],
+                    candidate_image_index=batch["candidate_image_index"],
                 )
             except torch.linalg.LinAlgError as error:
                 # With finite inputs (checked above) and finite weights the kernel is positive definite
