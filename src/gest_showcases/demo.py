@@ -383,6 +383,7 @@ def world_stages(
             "--dataset", str(dataset), "--images", str(world / "images"), "--output", str(clip), "--epochs", str(size.clip_epochs),
             "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE),
             "--patch_size", str(CLIP_IMAGE_SIZE), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,
+            "--synth_truth", str(world / "ground_truth.json"),
         ],)),
         ("features", "features: CLIP image and text features", extract.main, ([
             "--dataset", str(dataset), "--images", str(world / "images"), "--model", str(clip), "--output", str(features),

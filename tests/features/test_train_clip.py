@@ -12,7 +12,9 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.data.build import build_dataset
+from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
+from gest_showcases.features.clip import load_clip
 from gest_showcases.features.extract import main as extract_main
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
@@ -24,6 +26,8 @@ from gest_showcases.features.train_clip import (
     symmetric_info_nce,
     train_clip_tokenizer,
 )
+from gest_showcases.metrics.clip_quality import clip_quality
+from gest_showcases.metrics.synth_truth import SynthTruth
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +60,11 @@ def test_tokenizer_learns_words_and_still_reads_any_text():
 def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     out = tmp_path / "clip"
     photos = synth_dataset.parent / "synth" / "images"  # the folder the dataset was built with
+    truth_file = synth_dataset.parent / "synth" / "ground_truth.json"
     assert main(["--dataset", str(synth_dataset), "--images", str(photos), "--output", str(out), "--image_size", "32", "--patch_size", "8",
                  "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--projection_dim", "16",
-                 "--epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1"]) == 0  # fmt: skip
+                 "--epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1",
+                 "--synth_truth", str(truth_file)]) == 0  # fmt: skip
     metrics = json.loads((out / "train_clip_metrics.json").read_text())
     losses = metrics["epoch_losses"]
     assert len(losses) == 15 and all(torch.isfinite(torch.tensor(losses)))
@@ -68,6 +74,17 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     # Only train-split reviews are learnt from.
     rows = read_config_rows(synth_dataset, "s1")
     assert metrics["train_reviews"] <= sum(row["split"] == "train" for row in rows)
+
+    # The quality report is the saved checkpoint's, measured on the world's ground truth.
+    quality = metrics["clip_quality"]
+    assert quality == json.loads(
+        json.dumps(clip_quality(*load_clip(out), synth_dataset, SynthTruth.load(truth_file), photos))
+    )
+    for probe in (quality["subject_probe"], quality["dish_probe"]):
+        assert probe["test_photos"] > 0
+        assert all(0.0 <= probe[key] <= 1.0 for key in ("nearest_centroid", "nearest_neighbour", "majority"))
+    assert quality["dish_probe"]["test_photos"] < quality["subject_probe"]["test_photos"]
+    assert quality["match_pairs"] > 0 and 0.0 <= quality["subject_match"] <= 1.0
 
     # Trained weights differ from a fresh model of the same config and seed.
     model = CLIPModel.from_pretrained(out).eval()
@@ -119,3 +136,11 @@ def test_bag_of_tokens_encodes_which_tokens_a_text_has():
 def test_symmetric_info_nce_is_clips_loss():
     logits = torch.randn(5, 5, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(symmetric_info_nce(logits), image_text_contrastive_loss(logits))
+
+
+def test_a_missing_ground_truth_stops_train_clip_before_training(tmp_path):
+    # The dataset is never read: the ground truth is checked first, so a typo costs no training run.
+    with pytest.raises(InputError, match="missing.json"):
+        main(["--dataset", str(tmp_path / "no-dataset"), "--output", str(tmp_path / "clip"),
+              "--synth_truth", str(tmp_path / "missing.json")])  # fmt: skip
+    assert not (tmp_path / "clip").exists()

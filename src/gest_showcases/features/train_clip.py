@@ -26,6 +26,14 @@ explanation classifier's supervised data, ground truth is for evaluation only.
   text encoder over the set of the text's token ids, trained alongside with the same InfoNCE loss
   against the same image embeddings, links dish words to dish looks within a few epochs and pulls
   the image tower, and through it the text tower, there. It only shapes training: it is not saved.
+- Quality report (`--synth_truth ground_truth.json`, Gest-Synth worlds only): after saving, the checkpoint
+  is loaded as `gest-showcases features` loads it and measured against the world's ground truth
+  (`gest_showcases.metrics.clip_quality`): nearest-centroid and nearest-neighbour subject accuracy of the
+  test photos' features (centroids from the train photos; all subjects, and dishes alone) beside the
+  majority-class share, and how often a
+  photo is closer to a ground-truth sentence naming its subject than to the same sentence naming another.
+  Written as `clip_quality` into `train_clip_metrics.json` and printed. The ground truth is read after
+  training only.
 - Sanity check: image -> review retrieval on validation reviews (one image per review, the review
   embedded as the renormalised mean of its sentences' embeddings, as the feature cache does), recall
   at 1 and 5 among `batch_size` reviews; chance is 1/`batch_size` and 5/`batch_size`.
@@ -45,6 +53,7 @@ import logging
 import math
 import random
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +69,7 @@ from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_step
 
-from .clip import CLIP_MAX_TOKENS
+from .clip import CLIP_MAX_TOKENS, load_clip
 from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
 
@@ -317,6 +326,13 @@ class TrainClipArguments:
     bag_of_tokens_weight: float = field(
         default=1.0, metadata={"help": "weight of the bag-of-tokens helper loss (0: plain CLIP training)"}
     )
+    synth_truth: str | None = field(
+        default=None,
+        metadata={
+            "help": "a Gest-Synth world's ground_truth.json: after training, report how well the CLIP tells "
+            "subjects apart (clip_quality in the metrics JSON); never used for training"
+        },
+    )
     epochs: int = field(default=10)
     batch_size: int = field(default=128, metadata={"help": "pairs per step: the InfoNCE negatives"})
     learning_rate: float = field(default=2e-3)
@@ -330,6 +346,14 @@ def train(args: TrainClipArguments) -> dict:
     """Train, evaluate retrieval on validation, save; returns the summary that is also saved as JSON."""
     if args.pair_with not in ("review", "sentence"):
         raise ValueError(f"--pair_with must be review or sentence, not {args.pair_with!r}")
+    # Read first: a bad path should stop the command before the training, not after it.
+    # The quality report is a metric (a higher layer than features): imported here, in the command's code, which
+    # moves out of the features layer with the commands/ restructuring (issue 14).
+    from gest_showcases.metrics.clip_quality import clip_quality
+    from gest_showcases.metrics.synth_truth import SynthTruth
+
+    truth = SynthTruth.load(args.synth_truth) if args.synth_truth else None
+    start = time.perf_counter()
     torch.set_num_threads(args.num_threads)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -423,8 +447,13 @@ def train(args: TrainClipArguments) -> dict:
         "parameters": sum(p.numel() for p in model.parameters()),
         "epoch_losses": losses,
         "validation_image_to_review": retrieval,
+        "train_seconds": time.perf_counter() - start,
         "arguments": asdict(args),
     }
+    if truth is not None:
+        # Measured on the saved checkpoint, loaded as `gest-showcases features` loads it.
+        image_model, text_model = load_clip(output_dir)
+        summary["clip_quality"] = clip_quality(image_model, text_model, args.dataset, truth, args.images)
     (output_dir / "train_clip_metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -445,6 +474,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         f"recall@5 {retrieval['recall_at_5']:.3f} (chance {retrieval['chance_at_5']:.3f}) "
         f"among {retrieval['candidates']} reviews"
     )
+    quality = summary.get("clip_quality")
+    if quality is not None:
+        for key, what in (("subject_probe", "subject"), ("dish_probe", "dish")):
+            probe = quality[key]
+            print(
+                f"test photos' {what} (ground truth, {probe['subjects']} {what}s): nearest centroid "
+                f"{probe['nearest_centroid']:.3f}, nearest neighbour {probe['nearest_neighbour']:.3f} "
+                f"(majority {probe['majority']:.3f})"
+            )
+        print(
+            f"photo closer to its true sentence than to one naming another subject: "
+            f"{quality['subject_match']:.3f} (chance 0.5)"
+        )
     print(f"saved to {args.output}")
     return 0
 
