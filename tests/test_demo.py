@@ -36,7 +36,7 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     # The showcases: generated texts of PC2L and the ground-truth reviews of the first test examples.
     generations = [json.loads(line) for line in (output / "generations.jsonl").read_text().splitlines()]
     systems = {record["system"] for record in generations}
-    assert systems == {"PC2L", "Baseline (CE only)"}
+    assert systems == {"PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)"}
     shown = [record for record in generations if record["system"] == "PC2L"][:3]
     assert page.count('<p class="explanation">') == 3
     for record in shown:
@@ -52,7 +52,7 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     table2 = _html_rows(page, "Table 2")
     header2, rows2 = parse_markdown_table((output / "evaluation" / "table2.md").read_text())
     assert table2 == [header2, *rows2]
-    assert [row[0] for row in rows2] == ["PC2L", "Baseline (CE only)", "GT"]
+    assert [row[0] for row in rows2] == ["PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)", "GT"]
     table3 = _html_rows(page, "Table 3")
     assert [row[0] for row in table3[1:]] == ["random", "img", "text", "img+text"]
     results3 = json.loads((output / "selector" / "table3.json").read_text())["results"]
@@ -66,9 +66,11 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     assert {tuple(row[:3]) for row in table4[1:]} == {
         ("Baseline (CE only)", "none", "none"),
         ("PC2L", "ccl", "pcl"),
+        ("PC2L, text target, lambda 0.05", "ccl", "pcl"),
     }
 
     # Every stage left its checkpoint behind, loadable the usual way.
-    for folder in ("clip", "gpt2", "pc2l", "baseline", "selector/selector-img+text", "classifier"):
+    for folder in ("clip", "gpt2", "pc2l", "pc2l_text", "baseline", "selector/selector-img+text", "classifier"):
         assert (output / folder / "config.json").is_file(), folder
+    assert json.loads((output / "pc2l_text" / "config.json").read_text())["contrastive_target"] == "text"
     assert "What was run" in page

@@ -14,6 +14,13 @@ The two steps of the paper, on raw inputs, in the spirit of a transformers pipel
    history reviews. Where the config records the models that computed its training features
    (fingerprints of their weights), the pipeline's encoders must be those models.
 
+Saving and sharing (`save_pretrained`, `from_pretrained(folder_or_repo)`, `push_to_hub`): one folder holds the
+generator at its root (so it is also a plain PC2L checkpoint, and the folder is a transformers model folder),
+`selector/`, `clip/` (model, image processor and tokenizer), `vision/` when the generator's backbone is another
+checkpoint than `clip/`, and `showcase_config.json` (which subfolder is which part, `image_kind`, `k` and the
+decoding settings). With the package imported, `transformers.pipeline("personalized-showcase", model=folder)` loads
+it as a [`ShowcaseTransformersPipeline`].
+
 Edge cases, each reported in the result's `warnings` (and logged):
 
 - Cold user (no history review with text and no readable history photo): the selector gets the
@@ -36,13 +43,19 @@ Example:
 ... )
 >>> result = showcase(ShowcaseInput(candidates=["photos/a.jpg", "photos/b.jpg"], history_texts=["Great ramen."]))
 >>> result.explanation, [photo.id for photo in result.photos]
+>>> showcase.save_pretrained("showcase")  # then: ShowcasePipeline.from_pretrained("showcase"), or
+>>> from transformers import pipeline  # with `gest_showcases` imported
+>>> pipeline("personalized-showcase", model="showcase")({"candidates": ["photos/a.jpg"], "history_texts": []})
 ```
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,7 +64,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoTokenizer,
+    CLIPConfig,
+    CLIPModel,
+    Pipeline,
+    PreTrainedTokenizerBase,
+)
 
 from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
@@ -71,6 +93,11 @@ ENCODE_BATCH = 256  # images per CLIP / backbone forward pass
 # What decoding an in-memory PIL image may raise when it was opened lazily from a broken file (files are
 # opened by `open_image`, which turns all of these into `UnreadableImageError`, an OSError).
 _UNUSABLE = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# A saved pipeline folder: this file, the generator at the root, the other parts in the subfolders it names.
+SHOWCASE_CONFIG = "showcase_config.json"
+SHOWCASE_FORMAT = 1
+# The transformers task `gest_showcases._auto_registration` registers `ShowcaseTransformersPipeline` for.
+TASK = "personalized-showcase"
 
 
 @dataclass
@@ -202,6 +229,76 @@ def _pad(rows: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, torch.Tensor
     return padded, mask
 
 
+# Constructor settings a saved pipeline records (beside its parts and `image_kind`).
+SAVED_SETTINGS = ("k", "batch_size", "num_beams", "max_new_tokens")
+_PARTS = ("generator", "selector", "clip", "vision")
+
+
+def _is_saved_pipeline(path: str | Path) -> bool:
+    return (Path(path) / SHOWCASE_CONFIG).is_file()
+
+
+def _pipeline_folder(name_or_path: str | Path, revision: str | None, token: str | bool | None) -> Path:
+    """The local folder of a saved pipeline: `name_or_path` itself, or the snapshot of the Hub repo it names."""
+    folder = Path(name_or_path)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(str(name_or_path), revision=revision, token=token))
+    if not _is_saved_pipeline(folder):
+        raise InputError(
+            f"{name_or_path} holds no {SHOWCASE_CONFIG}, so it is no saved ShowcasePipeline: save one with "
+            "`save_pretrained`, or pass selector=, generator= and clip="
+        )
+    return folder
+
+
+def _read_showcase_config(folder: Path) -> dict:
+    """`showcase_config.json`, checked: a known format, and parts in subfolders of `folder` (a downloaded config must
+    not point the loaders elsewhere on the machine)."""
+    saved = json.loads((folder / SHOWCASE_CONFIG).read_text())
+    if saved.get("format") != SHOWCASE_FORMAT:
+        raise InputError(
+            f"{folder / SHOWCASE_CONFIG} has format {saved.get('format')!r}; this gest-showcases reads format "
+            f"{SHOWCASE_FORMAT} (was it saved by another version?)"
+        )
+    for part in _PARTS:
+        value = saved.get(part)
+        if (part != "vision" or value is not None) and (
+            not isinstance(value, str) or Path(value).is_absolute() or ".." in Path(value).parts
+        ):
+            raise InputError(f"{folder / SHOWCASE_CONFIG}: {part!r} must name a subfolder, got {value!r}")
+    return saved
+
+
+def _save_encoder_checkpoint(
+    encoder: ImageFeatureModel, folder: Path, load, what: str, copy: bool = True
+) -> None:
+    """Save (when `copy`) the checkpoint `encoder` was loaded from to `folder` (model, image processor, a CLIP's
+    tokenizer), unless it is that folder; ValueError unless `load(folder)` computes the same features (equal
+    fingerprints)."""
+    source = encoder.checkpoint
+    if copy and not (folder.exists() and folder.resolve() == Path(source).resolve()):
+        try:
+            config = AutoConfig.from_pretrained(source)
+            model_class = CLIPModel if isinstance(config, CLIPConfig) else AutoModel
+            model_class.from_pretrained(source, dtype=torch.float32).save_pretrained(folder)
+            AutoImageProcessor.from_pretrained(source).save_pretrained(folder)
+            if isinstance(config, CLIPConfig):
+                AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+        except OSError as error:
+            raise OSError(
+                f"cannot save the pipeline's {what}: its checkpoint {source!r} cannot be read"
+            ) from error
+    saved = load(str(folder)).fingerprint
+    if saved != encoder.fingerprint:
+        raise ValueError(
+            f"the pipeline's {what} (fingerprint {encoder.fingerprint[:12]}) is not the checkpoint it was loaded from, "
+            f"{source!r} (fingerprint {saved[:12]}): save that model with its own `save_pretrained` and build the "
+            "pipeline from it"
+        )
+
+
 @dataclass
 class _Prepared:
     """One input after feature extraction (internal)."""
@@ -233,6 +330,7 @@ class ShowcasePipeline:
             `config.image_kind`, and to `"vision"` for generators saved before it was recorded; a value
             given here overrides the config.
         batch_size (`int`, *optional*, defaults to 8): requests processed together.
+        k (`int`, *optional*): photos per showcase; defaults to the selector's `config.top_k`.
         num_beams (`int`, *optional*, defaults to 2), max_new_tokens (`int`, *optional*, defaults to 64):
             decoding settings (the paper's).
     """
@@ -249,6 +347,7 @@ class ShowcasePipeline:
         batch_size: int = 8,
         num_beams: int = 2,
         max_new_tokens: int = 64,
+        k: int | None = None,
     ):
         recorded = generator.config.image_kind
         if (
@@ -273,32 +372,75 @@ class ShowcasePipeline:
         self.batch_size = batch_size
         self.num_beams = num_beams
         self.max_new_tokens = max_new_tokens
+        self.k = k
         self.device = clip_image.device
         self._check_feature_models()
 
     @classmethod
     def from_pretrained(
         cls,
-        selector: str | Path,
-        generator: str | Path,
-        clip: str | Path,
+        pretrained_model_name_or_path: str | Path | None = None,
+        generator: str | Path | PC2LForConditionalGeneration | None = None,
+        clip: str | Path | None = None,
         vision: str | Path | None = None,
-        tokenizer: str | Path | None = None,
+        tokenizer: str | Path | PreTrainedTokenizerBase | None = None,
         device: str | torch.device | None = None,
         image_kind: str | None = None,
+        *,
+        selector: str | Path | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
         **kwargs,
     ) -> ShowcasePipeline:
-        """Load the three checkpoints (Hub names or local folders) onto one device.
+        """Load a saved pipeline (a folder or Hub repo from `save_pretrained` / `push_to_hub`), or its parts' checkpoints
+        (Hub names or local folders), onto one device.
 
         Args:
-            selector, generator, clip: `DPPImageSelector`, `PC2LForConditionalGeneration` and CLIP checkpoints.
-            vision (*optional*): the generator's image backbone; defaults to `clip`'s vision tower.
-            tokenizer (*optional*): the generator's tokenizer; defaults to the one saved with `generator`.
+            pretrained_model_name_or_path (*optional*): a folder written by `save_pretrained`, or a Hub repo holding
+                one (downloaded with `huggingface_hub.snapshot_download`, at `revision` with `token`). Its
+                `showcase_config.json` gives every part, `image_kind`, `k` and the decoding settings; the arguments
+                below override them. Passed positionally with `generator` and `clip`, a path that is no saved
+                pipeline is the selector (`from_pretrained(selector, generator, clip)`).
+            selector, generator, clip: `DPPImageSelector`, `PC2LForConditionalGeneration` and CLIP checkpoints, the
+                three needed without a saved pipeline. `generator` may also be a loaded model.
+            vision (*optional*): the generator's image backbone; defaults to the saved one, else `clip`'s vision tower.
+            tokenizer (*optional*): the generator's tokenizer (a checkpoint or a loaded one); defaults to the one
+                saved with `generator`.
             device (*optional*): defaults to CUDA when available, else the CPU.
             image_kind: see [`ShowcasePipeline`]. `kwargs` go to the constructor.
         """
+        saved: dict = {}
+        if pretrained_model_name_or_path is not None:
+            if selector is not None:
+                raise TypeError("pass either a saved pipeline or `selector=`, not both")
+            if (
+                generator is not None
+                and clip is not None
+                and not _is_saved_pipeline(pretrained_model_name_or_path)
+            ):
+                selector = pretrained_model_name_or_path  # the three-checkpoint form, given positionally
+            else:
+                folder = _pipeline_folder(pretrained_model_name_or_path, revision, token)
+                saved = _read_showcase_config(folder)
+                selector = folder / saved["selector"]
+                generator = folder / saved["generator"] if generator is None else generator
+                clip = folder / saved["clip"] if clip is None else clip
+                if vision is None and saved.get("vision"):
+                    vision = folder / saved["vision"]
+                image_kind = image_kind or saved.get("image_kind")
+                kwargs = {key: saved[key] for key in SAVED_SETTINGS if saved.get(key) is not None} | kwargs
+        if selector is None or generator is None or clip is None:
+            raise TypeError(
+                "ShowcasePipeline.from_pretrained needs a saved pipeline (folder or Hub repo), or selector=, "
+                "generator= and clip="
+            )
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        generator_model = PC2LForConditionalGeneration.from_pretrained(generator).to(device)
+        if isinstance(generator, PC2LForConditionalGeneration):
+            generator_model = generator.to(device)
+        else:
+            generator_model = PC2LForConditionalGeneration.from_pretrained(generator).to(device)
+        if not isinstance(tokenizer, PreTrainedTokenizerBase):
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator_model.name_or_path)
         clip_image, clip_text = load_clip(str(clip), device)
         backbone = None
         if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
@@ -306,13 +448,79 @@ class ShowcasePipeline:
         return cls(
             selector=DPPImageSelector.from_pretrained(selector).to(device),
             generator=generator_model,
-            tokenizer=AutoTokenizer.from_pretrained(tokenizer or generator),
+            tokenizer=tokenizer,
             clip_image=clip_image,
             clip_text=clip_text,
             vision=backbone,
             image_kind=image_kind,
             **kwargs,
         )
+
+    def save_pretrained(self, save_directory: str | Path) -> Path:
+        """Save every part and the settings into one folder that `from_pretrained` (and, with the package imported,
+        `transformers.pipeline("personalized-showcase", model=folder)`) loads back; returns the folder.
+
+        The generator and its tokenizer go to the folder's root, the selector to `selector/`. The CLIP encoders (and
+        a vision backbone of another checkpoint) hold no full checkpoint in memory, so the checkpoint they were loaded
+        from is saved to `clip/` (`vision/`), and checked to compute the very features this pipeline computes (the
+        same fingerprint): ValueError when it does not, e.g. when that checkpoint changed since.
+        """
+        folder = Path(save_directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        if (self.clip_image.checkpoint, self.clip_image.fingerprint) != (
+            self.clip_text.checkpoint,
+            self.clip_text.fingerprint,
+        ):
+            raise ValueError("the pipeline's CLIP image and text encoders come from different checkpoints")
+        self.generator.save_pretrained(folder)
+        self.tokenizer.save_pretrained(folder)
+        self.selector.save_pretrained(folder / "selector")
+        _save_encoder_checkpoint(self.clip_image, folder / "clip", lambda path: load_clip(path)[0], "CLIP")
+        vision = None
+        if self.vision is not None:
+            vision = "clip" if self.vision.checkpoint == self.clip_image.checkpoint else "vision"
+            # A backbone that is CLIP's own vision tower is read from `clip/`: checked, not saved twice.
+            _save_encoder_checkpoint(
+                self.vision, folder / vision, load_vision_backbone, "vision backbone", copy=vision == "vision"
+            )
+        config = {
+            "format": SHOWCASE_FORMAT,
+            "library": "gest-showcases",
+            "generator": ".",
+            "selector": "selector",
+            "clip": "clip",
+            "vision": vision,
+            "image_kind": self.image_kind,
+        } | {key: getattr(self, key) for key in SAVED_SETTINGS}
+        (folder / SHOWCASE_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        return folder
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        commit_message: str = "Upload ShowcasePipeline",
+        create_pr: bool = False,
+    ):
+        """`save_pretrained` into a temporary folder and upload it to the model repo `repo_id` (created when missing);
+        returns `HfApi.upload_folder`'s commit info. `from_pretrained(repo_id)` loads it back."""
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        repo = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            return api.upload_folder(
+                repo_id=repo.repo_id,
+                folder_path=folder,
+                repo_type="model",
+                revision=revision,
+                commit_message=commit_message,
+                create_pr=create_pr,
+            )
 
     def __call__(
         self,
@@ -324,7 +532,7 @@ class ShowcasePipeline:
         """Showcases for one request (a `ShowcaseInput` or a dict of its fields) or a list of them.
 
         Args:
-            k (`int`, *optional*): photos per showcase; defaults to the selector's `top_k`.
+            k (`int`, *optional*): photos per showcase; defaults to the pipeline's `k`.
             batch_size (`int`, *optional*): requests per batch; defaults to the pipeline's.
             generate_kwargs: passed to `generate` (defaults: `num_beams`, `max_new_tokens` of the pipeline).
 
@@ -336,13 +544,17 @@ class ShowcasePipeline:
             item if isinstance(item, ShowcaseInput) else ShowcaseInput(**item)
             for item in ([inputs] if single else inputs)
         ]
-        k = self.selector.config.top_k if k is None else k
+        k = self.resolve_k(k)
         batch_size = batch_size or self.batch_size
         starts = range(0, len(requests), batch_size)
         results: list[Showcase] = []
         for start in tqdm(starts, desc="showcases", disable=len(starts) < 2):
             results.extend(self._run_batch(requests[start : start + batch_size], k, generate_kwargs))
         return results[0] if single else results
+
+    def resolve_k(self, k: int | None) -> int:
+        """Photos per showcase: `k` when given, else the pipeline's `k`, else the selector's `config.top_k`."""
+        return k if k is not None else self.k if self.k is not None else self.selector.config.top_k
 
     def _check_feature_models(self) -> None:
         """InputError when an encoder of the pipeline cannot compute the features the generator was trained on:
@@ -542,6 +754,12 @@ class ShowcasePipeline:
         prepared = self._prepare(requests, k)
         picks, scores = self._select(prepared, k)
         texts = self._generate(prepared, picks, generate_kwargs)
+        return self._assemble(prepared, picks, scores, texts)
+
+    def _assemble(
+        self, prepared: list[_Prepared], picks: list[list[int]], scores: list[list[float]], texts: list[str]
+    ) -> list[Showcase]:
+        """The showcases of a batch from its picks (positions in the readable candidates), their scores and texts."""
         results = []
         for item, positions, values, text in zip(prepared, picks, scores, texts, strict=True):
             photos = [
@@ -571,4 +789,95 @@ class ShowcasePipeline:
         return results
 
 
-__all__ = ["Showcase", "ShowcaseInput", "ShowcasePhoto", "ShowcasePipeline", "read_pixels"]
+class ShowcaseTransformersPipeline(Pipeline):
+    """[`ShowcasePipeline`] as the transformers pipeline of the task `"personalized-showcase"`.
+
+    With `gest_showcases` imported, `transformers.pipeline("personalized-showcase", model=folder_or_repo)` builds one
+    from what `ShowcasePipeline.save_pretrained` wrote (a folder, or a Hub repo holding one): transformers loads the
+    generator (`model`) and its tokenizer from the folder's root, then this class loads the other parts from the
+    subfolders onto the same device, into `showcase` (the [`ShowcasePipeline`] that does the work). A loaded
+    `ShowcasePipeline` can be wrapped directly: `ShowcaseTransformersPipeline(model=s.generator, tokenizer=s.tokenizer,
+    showcase=s)`.
+
+    Calls take what `ShowcasePipeline.__call__` takes (a `ShowcaseInput` or a dict of its fields, or a list of them)
+    and return a `Showcase`, or a list of them; any other iterable of requests (a generator, a `datasets.Dataset`)
+    gives a generator of showcases, computed `batch_size` requests at a time. `k`, `batch_size` and `generate`'s
+    settings (`num_beams`, `max_new_tokens`, ...) are accepted by `pipeline(...)` (then they hold for every call) and
+    by each call; `image_kind=` by `pipeline(...)` only. Requests are batched by `ShowcasePipeline` (which reads,
+    encodes and pads them together), not by transformers' `DataLoader`: `preprocess` / `_forward` / `postprocess`
+    (the same steps, one request at a time) serve transformers' `run_single` only. `save_pretrained` /
+    `push_to_hub` save the whole `ShowcasePipeline`.
+    """
+
+    _load_tokenizer = True
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_processor = False
+    _load_video_processor = False
+
+    def __init__(
+        self,
+        model: PC2LForConditionalGeneration,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        showcase: ShowcasePipeline | None = None,
+        image_kind: str | None = None,
+        **kwargs,
+    ):
+        super().__init__(model=model, tokenizer=tokenizer, **kwargs)
+        self.showcase = showcase or ShowcasePipeline.from_pretrained(
+            self.model.name_or_path,
+            generator=self.model,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            image_kind=image_kind,
+        )
+
+    def _sanitize_parameters(self, k: int | None = None, **generate_kwargs):
+        return {"k": k}, {"k": k, "generate_kwargs": generate_kwargs}, {}
+
+    # One request at a time, as transformers' `run_single` calls them; `__call__` batches through `showcase` instead.
+    def preprocess(self, inputs: ShowcaseInput | Mapping, k: int | None = None) -> dict:
+        request = inputs if isinstance(inputs, ShowcaseInput) else ShowcaseInput(**inputs)
+        return {"prepared": self.showcase._prepare([request], self.showcase.resolve_k(k))}
+
+    def _forward(self, model_inputs: dict, k: int | None = None, generate_kwargs: dict | None = None) -> dict:
+        prepared = model_inputs["prepared"]
+        picks, scores = self.showcase._select(prepared, self.showcase.resolve_k(k))
+        texts = self.showcase._generate(prepared, picks, generate_kwargs or {})
+        return {"prepared": prepared, "picks": picks, "scores": scores, "texts": texts}
+
+    def postprocess(self, model_outputs: dict) -> Showcase:
+        return self.showcase._assemble(**model_outputs)[0]
+
+    def __call__(self, inputs, batch_size: int | None = None, **kwargs):
+        _, call, _ = self._sanitize_parameters(**kwargs)
+        k = call["k"] if call["k"] is not None else self._forward_params["k"]
+        settings = self._forward_params["generate_kwargs"] | call["generate_kwargs"]
+        batch_size = batch_size or self._batch_size or self.showcase.batch_size
+        if isinstance(inputs, ShowcaseInput | Mapping | list | tuple):
+            return self.showcase(inputs, k=k, batch_size=batch_size, **settings)
+        return self._stream(iter(inputs), k, batch_size, settings)
+
+    def _stream(
+        self, requests: Iterator, k: int | None, batch_size: int, settings: dict
+    ) -> Iterator[Showcase]:
+        while batch := list(itertools.islice(requests, batch_size)):
+            yield from self.showcase(batch, k=k, batch_size=batch_size, **settings)
+
+    def save_pretrained(self, save_directory: str | Path, **kwargs) -> Path:
+        """`ShowcasePipeline.save_pretrained`: every part, not only the generator and tokenizer transformers knows."""
+        return self.showcase.save_pretrained(save_directory)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """`ShowcasePipeline.push_to_hub`."""
+        return self.showcase.push_to_hub(repo_id, **kwargs)
+
+
+__all__ = [
+    "Showcase",
+    "ShowcaseInput",
+    "ShowcasePhoto",
+    "ShowcasePipeline",
+    "ShowcaseTransformersPipeline",
+    "read_pixels",
+]

@@ -196,7 +196,7 @@ def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch)
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    from gest_showcases.generation.lora import BASE_FILE, CROSS_WEIGHTS_FILE, load_lora_pc2l
+    from gest_showcases.generation.lora import BASE_FOLDER, load_lora_pc2l
 
     argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--tokenizer", str(assets / "tokenizer"),
             "--decoder", str(assets / "gpt2"), "--output_dir", str(assets / "run"), "--encoder_layers", "1",
@@ -208,7 +208,7 @@ def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch)
     monkeypatch.setattr(train, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
     assert train.main(argv) == 0
     run = assets / "run"
-    assert {"adapter_config.json", "adapter_model.safetensors", BASE_FILE, CROSS_WEIGHTS_FILE} <= {
+    assert {"adapter_config.json", "adapter_model.safetensors", BASE_FOLDER} <= {
         path.name for path in run.iterdir()
     }
     model = load_lora_pc2l(run)

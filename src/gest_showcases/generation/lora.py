@@ -1,33 +1,46 @@
 """Optional LoRA (peft) on the GPT-2 decoder's attention, self- and cross-attention chosen separately.
 
 The parts of PC2L that start from random weights (the encoder, the projection heads, and the cross-attention
-when it gets no LoRA) are trained fully and saved with the adapter (`modules_to_save`), so an adapter folder plus
-the base checkpoint rebuild the trained model. `save_lora_base` records that base (the PC2L config and the GPT-2
-checkpoint the decoder started from) next to the adapter, and `load_lora_pc2l(adapter_dir)` rebuilds it:
+when it gets no LoRA) are trained fully and saved with the adapter (`modules_to_save`). The model the adapter
+applies to (the GPT-2 decoder as it started, with the cross-attention's random starting weights, which no GPT-2
+checkpoint holds, and the encoder and heads as they started) is saved by `save_lora_base` as a plain PC2L
+checkpoint in `<run>/base/`, and the adapter's config points at it, so a LoRA run loads the standard ways:
 
 ```python
->>> from gest_showcases.generation.lora import load_lora_pc2l
->>> model = load_lora_pc2l("runs/pc2l-lora")  # doctest: +SKIP
+>>> import gest_showcases  # registers PC2L with AutoModel, which the adapter config names
+>>> from peft import AutoPeftModel, PeftModel
+>>> model = AutoPeftModel.from_pretrained("runs/pc2l-lora")  # doctest: +SKIP
+>>> base = gest_showcases.PC2LForConditionalGeneration.from_pretrained("runs/pc2l-lora/base")  # doctest: +SKIP
+>>> model = PeftModel.from_pretrained(base, "runs/pc2l-lora")  # doctest: +SKIP
 ```
+
+`base_model_name_or_path` is the base folder's absolute path: peft hands it verbatim to
+`AutoModel.from_pretrained`, so a relative path would resolve against the working directory, not the run. A run
+moved elsewhere still loads with `PeftModel.from_pretrained(...from_pretrained(<run>/base), <run>)` or
+`load_lora_pc2l(<run>)`, which find the base inside the run; a Hub copy needs the base published as its own repo
+and the adapter config pointing at that repo id (a repo id cannot name a subfolder, and a base at the adapter
+repo's root would make transformers apply the adapter while loading the base).
 """
 
+import copy
 import json
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
-from safetensors.torch import load_file, save_file
-from transformers import GPT2LMHeadModel
 
-from .configuration_pc2l import PC2LConfig
 from .modeling_pc2l import PC2LForConditionalGeneration
 
-BASE_FILE = "pc2l_lora_base.json"
-# GPT-2 checkpoints have no cross-attention: its frozen starting weights exist only in the trained run.
-CROSS_WEIGHTS_FILE = "pc2l_lora_cross_attention.safetensors"
+BASE_FOLDER = "base"
+ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's CONFIG_NAME
+# `AutoPeftModel` imports the base class from here; PC2L's own module is outside peft's default import allowlist,
+# while `AutoModel` is inside it and resolves PC2LConfig to PC2L once `gest_showcases` is imported.
+AUTO_MAPPING = {"base_model_class": "AutoModel", "parent_library": "transformers"}
 
 _LAYER = r"decoder\.transformer\.h\.\d+\."
 SELF_ATTENTION_PATTERN = _LAYER + r"attn\.(?:c_attn|c_proj)"
 CROSS_ATTENTION_PATTERN = _LAYER + r"crossattention\.(?:q_attn|c_attn|c_proj)"
+# Name parts peft adds around the base weights (dropped) and the adapter's own weights (skipped).
+_WRAPPER_PARTS = frozenset({"base_layer", "original_module"})
 
 
 def lora_target_pattern(self_attention: bool, cross_attention: bool) -> str:
@@ -76,61 +89,76 @@ def apply_lora(
     return get_peft_model(model, config)
 
 
-def save_lora_base(model: PeftModel, decoder: str, folder: str | Path) -> None:
-    """Record what the adapter in `folder` applies to, so that `load_lora_pc2l` rebuilds it.
+def base_state_dict(model: PeftModel) -> dict:
+    """The weights the adapter applies to, under the plain model's names.
 
-    Writes `BASE_FILE` (the PC2L config and the GPT-2 checkpoint, name or path, the decoder started from) and
-    `CROSS_WEIGHTS_FILE` (the cross-attention's frozen starting weights, random, in no GPT-2 checkpoint).
+    peft keeps them while training: a LoRA layer's frozen `base_layer`, and a trained-fully module's frozen
+    `original_module` (its trained copy, under `modules_to_save`, belongs to the adapter).
+    """
+    state = {}
+    for name, tensor in model.get_base_model().state_dict().items():
+        parts = name.split(".")
+        if "modules_to_save" in parts or any(part.startswith("lora_") for part in parts):
+            continue
+        state[".".join(part for part in parts if part not in _WRAPPER_PARTS)] = tensor
+    return state
+
+
+def save_lora_base(model: PeftModel, folder: str | Path) -> Path:
+    """Save the model the adapter in `folder` applies to as `folder/base`, and point the adapter config at it.
+
+    Call it after the adapter is saved in `folder` (`trainer.save_model()`): it rewrites that
+    `adapter_config.json`'s `base_model_name_or_path` (the base's absolute path, see the module docstring) and
+    `auto_mapping` (`transformers.AutoModel`, so `AutoPeftModel` loads the base with the package imported).
+
+    Returns:
+        `Path`: the base folder.
     """
     folder = Path(folder)
-    payload = {"decoder": decoder, "config": model.get_base_model().config.to_dict()}
-    (folder / BASE_FILE).write_text(json.dumps(payload, indent=2) + "\n")
-    frozen = {
-        name.removeprefix("base_model.model.")
-        .replace(".base_layer", "")
-        .replace(".original_module", ""): tensor
-        for name, tensor in model.state_dict().items()
-        if ("crossattention" in name or "ln_cross_attn" in name)
-        and "lora_" not in name
-        and ".modules_to_save." not in name
-    }
-    save_file(
-        {name: tensor.contiguous() for name, tensor in frozen.items()}, str(folder / CROSS_WEIGHTS_FILE)
-    )
+    trained = model.get_base_model()
+    base = PC2LForConditionalGeneration(copy.deepcopy(trained.config))
+    base.load_state_dict(base_state_dict(model))  # strict: every base weight accounted for
+    base.generation_config = copy.deepcopy(trained.generation_config)
+    base_dir = (folder / BASE_FOLDER).resolve()
+    base.save_pretrained(base_dir)
+    config_path = folder / ADAPTER_CONFIG_FILE
+    adapter_config = json.loads(config_path.read_text())
+    adapter_config |= {"base_model_name_or_path": str(base_dir), "auto_mapping": AUTO_MAPPING}
+    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")  # as peft writes it
+    for config in model.peft_config.values():  # a later save of this model keeps the same base
+        config.base_model_name_or_path = str(base_dir)
+    return base_dir
 
 
-def load_lora_pc2l(adapter_dir: str | Path, decoder: str | None = None) -> PeftModel:
-    """Rebuild a LoRA-trained PC2L model from its adapter folder (as `train-pc2l --lora` writes it).
+def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> PeftModel:
+    """Load a LoRA-trained PC2L model from its run folder (as `train-pc2l --lora` writes it).
+
+    The standard `PeftModel.from_pretrained(PC2LForConditionalGeneration.from_pretrained(base), adapter_dir)`, with
+    the base found inside the run folder, so it works wherever the folder has moved.
 
     Args:
-        adapter_dir: folder with the adapter and `BASE_FILE`.
-        decoder (`str`, *optional*): the GPT-2 checkpoint the decoder started from, when it has moved since training.
+        adapter_dir: folder with the adapter and its `base/` folder.
+        base (`str` or `Path`, *optional*): the base PC2L checkpoint, when not `adapter_dir/base`.
 
     Returns:
         `PeftModel` in eval mode.
     """
     folder = Path(adapter_dir)
-    for name in (BASE_FILE, CROSS_WEIGHTS_FILE):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(
-                f"{folder / name} is missing: {folder} is not a `train-pc2l --lora` output"
-            )
-    payload = json.loads((folder / BASE_FILE).read_text())
-    base = PC2LForConditionalGeneration(PC2LConfig.from_dict(payload["config"]))
-    pretrained = GPT2LMHeadModel.from_pretrained(decoder or payload["decoder"], add_cross_attention=True)
-    base.decoder.load_state_dict(pretrained.state_dict())
-    _, unexpected = base.load_state_dict(load_file(str(folder / CROSS_WEIGHTS_FILE)), strict=False)
-    if unexpected:
-        raise ValueError(f"{folder / CROSS_WEIGHTS_FILE} has weights this model lacks: {unexpected[:3]}")
-    return PeftModel.from_pretrained(base, folder).eval()
+    base_dir = Path(base) if base is not None else folder / BASE_FOLDER
+    if not (base_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{base_dir} holds no PC2L checkpoint: {folder} is not a `train-pc2l --lora` output"
+        )
+    return PeftModel.from_pretrained(PC2LForConditionalGeneration.from_pretrained(base_dir), folder).eval()
 
 
 __all__ = [
-    "BASE_FILE",
-    "CROSS_WEIGHTS_FILE",
+    "AUTO_MAPPING",
+    "BASE_FOLDER",
     "CROSS_ATTENTION_PATTERN",
     "SELF_ATTENTION_PATTERN",
     "apply_lora",
+    "base_state_dict",
     "load_lora_pc2l",
     "lora_target_pattern",
     "save_lora_base",

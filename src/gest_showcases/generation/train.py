@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if model_args.lora and trainer.is_world_process_zero():
         from .lora import save_lora_base
 
-        save_lora_base(trainer.model, model_args.decoder, training_args.output_dir)
+        # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
+        save_lora_base(trainer.model, training_args.output_dir)
     metrics = dict(result.metrics)
     if evaluation is not None:
         metrics |= trainer.evaluate()

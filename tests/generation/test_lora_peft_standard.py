@@ -1,0 +1,148 @@
+"""A `train-pc2l --lora` run folder loads the standard peft ways (issue 15).
+
+The run holds the adapter and, in `base/`, the PC2L checkpoint it applies to; the adapter config names that
+base (absolute path) and `transformers.AutoModel` as its class. The oracle is the model the script trained,
+captured in place.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from pc2l_fixtures import FEATURE_DIM, build_tokenizer
+from test_pc2l_scripts import FakeFeatureTable, _write_dataset
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import gest_showcases.features
+from gest_showcases.generation import train
+from gest_showcases.generation.lora import load_lora_pc2l
+from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
+
+
+def _inputs() -> dict:
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, 2, FEATURE_DIM, generator=generator)
+    mask = torch.tensor([[True, True], [True, False]])
+    return {"image_features": features, "image_mask": mask, "review_features": features.flip(1),
+            "review_mask": mask, "input_ids": torch.tensor([[1, 2, 3], [4, 5, 6]]),
+            "attention_mask": torch.ones(2, 3, dtype=torch.long)}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["cross-trained-fully", "cross-lora"])
+def lora_run(request, tmp_path_factory):
+    """A tiny `train-pc2l --lora` run (LoRA on the cross-attention, or the cross-attention trained fully)."""
+    root = tmp_path_factory.mktemp("lora")
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(root / "tokenizer")
+    torch.manual_seed(0)
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    GPT2LMHeadModel(
+        GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
+    ).save_pretrained(root / "gpt2")
+    _write_dataset(root / "dataset")
+    argv = ["--dataset", str(root / "dataset"), "--features", "unused", "--tokenizer", str(root / "tokenizer"),
+            "--decoder", str(root / "gpt2"), "--output_dir", str(root / "run"), "--encoder_layers", "1",
+            "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "2",
+            "--learning_rate", "1e-2", "--per_device_train_batch_size", "3", "--save_strategy", "no",
+            "--eval_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "True", "--lora",
+            "--lora_cross_attention", str(request.param)]  # fmt: skip
+    built = []
+    build_model = train.build_model
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gest_showcases.features, "load_features", lambda folder, kind: FakeFeatureTable())
+        patch.setattr(train, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+        assert train.main(argv) == 0
+    trained = built[0].eval()
+    with torch.no_grad():
+        expected = trained(**_inputs()).logits
+    torch.save(expected, root / "expected_logits.pt")
+    return {"root": root, "run": root / "run", "trained": trained, "expected": expected}
+
+
+def test_peft_model_on_the_saved_base_computes_the_trained_model(lora_run):
+    from peft import PeftModel
+
+    run = lora_run["run"]
+    base = PC2LForConditionalGeneration.from_pretrained(run / "base")
+    model = PeftModel.from_pretrained(base, run).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**_inputs()).logits, lora_run["expected"], rtol=0, atol=0)
+    # The base is the starting model (PeftModel wrapped `base` in place: load it again), its decoder the GPT-2
+    # checkpoint's, and the adapter matters: the base alone computes other logits.
+    base = PC2LForConditionalGeneration.from_pretrained(run / "base").eval()
+    gpt2 = GPT2LMHeadModel.from_pretrained(lora_run["root"] / "gpt2")
+    torch.testing.assert_close(base.decoder.transformer.h[0].attn.c_attn.weight,
+                               gpt2.transformer.h[0].attn.c_attn.weight, rtol=0, atol=0)  # fmt: skip
+    with torch.no_grad():
+        assert not torch.allclose(base(**_inputs()).logits, lora_run["expected"])
+    # The parts trained fully (encoder, heads, cross-attention without LoRA) are there as they started, which
+    # peft kept frozen as `original_module`; their trained copies belong to the adapter.
+    wrapped = {name: module for name, module in lora_run["trained"].get_base_model().named_modules()
+               if hasattr(module, "original_module")}  # fmt: skip
+    assert any(name == "encoder" for name in wrapped)
+    for name, module in wrapped.items():
+        started = module.original_module.state_dict()
+        torch.testing.assert_close(base.get_submodule(name).state_dict(), started, rtol=0, atol=0)
+    trained_encoder = wrapped["encoder"].modules_to_save["default"].state_dict()
+    assert any(
+        not torch.equal(trained_encoder[key], value) for key, value in base.encoder.state_dict().items()
+    )
+
+
+def test_adapter_config_names_the_base_and_an_allowlisted_auto_class(lora_run):
+    run = lora_run["run"]
+    config = json.loads((run / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((run / "base").resolve())
+    assert config["auto_mapping"] == {"base_model_class": "AutoModel", "parent_library": "transformers"}
+
+
+@pytest.mark.slow  # a fresh interpreter: torch, transformers and peft imports
+def test_auto_peft_model_loads_the_run_from_another_directory(lora_run, tmp_path):
+    script = textwrap.dedent(
+        f"""
+        import sys, torch
+        import gest_showcases
+        from peft import AutoPeftModel
+        sys.path.insert(0, {str(os.path.dirname(__file__))!r})
+        from test_lora_peft_standard import _inputs
+
+        model = AutoPeftModel.from_pretrained({str(lora_run["run"])!r}).eval()
+        assert type(model.get_base_model()).__name__ == "PC2LForConditionalGeneration", type(model.get_base_model())
+        with torch.no_grad():
+            logits = model(**_inputs()).logits
+        torch.testing.assert_close(logits, torch.load({str(lora_run["root"] / "expected_logits.pt")!r}),
+                                   rtol=0, atol=0)
+        print("same logits")
+        """
+    )
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "same logits" in result.stdout
+
+
+def test_load_lora_pc2l_finds_the_base_inside_a_moved_run(lora_run, tmp_path):
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(lora_run["run"], moved)
+    # The base the adapter config names is gone (the run has moved): the base inside the run is used.
+    original_base = lora_run["run"] / "base"
+    original_base.rename(tmp_path / "hidden")
+    try:
+        model = load_lora_pc2l(moved)
+    finally:
+        (tmp_path / "hidden").rename(original_base)
+    assert not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(**_inputs()).logits, lora_run["expected"], rtol=0, atol=0)
+
+
+def test_load_lora_pc2l_refuses_a_folder_without_a_base(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a `train-pc2l --lora` output"):
+        load_lora_pc2l(tmp_path)
