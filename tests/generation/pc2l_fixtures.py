@@ -76,3 +76,52 @@ def synthetic_examples(count: int, seed: int = 0, with_negatives: bool = True) -
     return examples
 
 
+# A built dataset folder and fake feature tables for the train-pc2l script tests.
+BUILT_CARD = """---
+configs:
+- config_name: s2
+  data_files:
+  - split: train
+    path: s2/train-*.parquet
+  - split: validation
+    path: s2/validation-*.parquet
+  default: true
+- config_name: s1
+  data_files:
+  - split: train
+    path: s1/train-*.parquet
+---
+"""
+
+
+class FakeFeatureTable:
+    """`load_features` stand-in: a deterministic feature per id, ids starting with "missing" not found."""
+
+    checkpoint = "fake-clip"  # what train-pc2l records as the feature model in the PC2L config
+    fingerprint = "f" * 64
+
+    def lookup(self, ids):
+        found = torch.tensor([not key.startswith("missing") for key in ids], dtype=torch.bool)
+        seeds = torch.tensor([sum(map(ord, key)) for key in ids], dtype=torch.float32)
+        features = torch.sin(seeds[:, None] * torch.arange(1, FEATURE_DIM + 1))  # [N, FEATURE_DIM]
+        return features * found[:, None], found
+
+
+def write_built_dataset(folder):
+    """A tiny built dataset folder (s2 train/validation, s1 train, its card) with one photo-less example."""
+    import datasets
+
+    rows = {
+        "review_id": [f"u{i}_b{i}" for i in range(8)],
+        "review_text": [text + " Would come back." for text in CORPUS[:8]],
+        "explanation": CORPUS[:8],
+        "pics": [[f"p{i}a", f"p{i}b"] if i != 3 else ["missing"] for i in range(8)],
+        "history_review_ids": [[f"u{i}_h{j}" for j in range(i % 3)] for i in range(8)],
+    }
+    table = datasets.Dataset.from_dict(rows)
+    (folder / "s2").mkdir(parents=True)
+    (folder / "s1").mkdir()
+    table.select(range(6)).to_parquet(str(folder / "s2" / "train-00000-of-00001.parquet"))
+    table.select(range(6, 8)).to_parquet(str(folder / "s2" / "validation-00000-of-00001.parquet"))
+    table.to_parquet(str(folder / "s1" / "train-00000-of-00001.parquet"))
+    (folder / "README.md").write_text(BUILT_CARD)

@@ -14,8 +14,7 @@ import textwrap
 
 import pytest
 import torch
-from pc2l_fixtures import FEATURE_DIM, build_tokenizer
-from test_pc2l_scripts import FakeFeatureTable, _write_dataset
+from pc2l_fixtures import FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_built_dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
@@ -44,7 +43,7 @@ def lora_run(request, tmp_path_factory):
     GPT2LMHeadModel(
         GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
     ).save_pretrained(root / "gpt2")
-    _write_dataset(root / "dataset")
+    write_built_dataset(root / "dataset")
     argv = ["--dataset", str(root / "dataset"), "--features", "unused", "--tokenizer", str(root / "tokenizer"),
             "--decoder", str(root / "gpt2"), "--output_dir", str(root / "run"), "--encoder_layers", "1",
             "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "2",

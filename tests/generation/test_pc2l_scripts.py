@@ -5,60 +5,12 @@ import json
 import pytest
 import torch
 import yaml
-from pc2l_fixtures import CORPUS, FEATURE_DIM, build_tokenizer
+from pc2l_fixtures import FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_built_dataset
 from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
 from gest_showcases.generation import finetune_lm, train
 from gest_showcases.generation.finetune_lm import pack_texts
-
-CARD = """---
-configs:
-- config_name: s2
-  data_files:
-  - split: train
-    path: s2/train-*.parquet
-  - split: validation
-    path: s2/validation-*.parquet
-  default: true
-- config_name: s1
-  data_files:
-  - split: train
-    path: s1/train-*.parquet
----
-"""
-
-
-class FakeFeatureTable:
-    """`load_features` stand-in: a deterministic feature per id, ids starting with "missing" not found."""
-
-    checkpoint = "fake-clip"  # what train-pc2l records as the feature model in the PC2L config
-    fingerprint = "f" * 64
-
-    def lookup(self, ids):
-        found = torch.tensor([not key.startswith("missing") for key in ids], dtype=torch.bool)
-        seeds = torch.tensor([sum(map(ord, key)) for key in ids], dtype=torch.float32)
-        features = torch.sin(seeds[:, None] * torch.arange(1, FEATURE_DIM + 1))  # [N, FEATURE_DIM]
-        return features * found[:, None], found
-
-
-def _write_dataset(folder):
-    import datasets
-
-    rows = {
-        "review_id": [f"u{i}_b{i}" for i in range(8)],
-        "review_text": [text + " Would come back." for text in CORPUS[:8]],
-        "explanation": CORPUS[:8],
-        "pics": [[f"p{i}a", f"p{i}b"] if i != 3 else ["missing"] for i in range(8)],
-        "history_review_ids": [[f"u{i}_h{j}" for j in range(i % 3)] for i in range(8)],
-    }
-    table = datasets.Dataset.from_dict(rows)
-    (folder / "s2").mkdir(parents=True)
-    (folder / "s1").mkdir()
-    table.select(range(6)).to_parquet(str(folder / "s2" / "train-00000-of-00001.parquet"))
-    table.select(range(6, 8)).to_parquet(str(folder / "s2" / "validation-00000-of-00001.parquet"))
-    table.to_parquet(str(folder / "s1" / "train-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(CARD)
 
 
 @pytest.fixture
@@ -71,7 +23,7 @@ def assets(tmp_path, monkeypatch):
         GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
     )
     gpt2.save_pretrained(tmp_path / "gpt2")
-    _write_dataset(tmp_path / "dataset")
+    write_built_dataset(tmp_path / "dataset")
     monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: FakeFeatureTable())
     return tmp_path
 
