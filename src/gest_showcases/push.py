@@ -36,12 +36,13 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PureWindowsPath
 
-from huggingface_hub import HfApi, is_offline_mode
+from huggingface_hub import HfApi, ModelCard, ModelCardData, is_offline_mode
 from huggingface_hub.errors import OfflineModeIsEnabled
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser
 
 from gest_showcases.cards import dataset_card, generator_card, selector_card
+from gest_showcases.errors import InputError
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
 
 logger = logging.getLogger(__name__)
@@ -146,13 +147,12 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     return StagedRepo(repo_id, "model", output)
 
 
-def stage_generator(args: PushArguments, output: Path) -> StagedRepo:
+def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
     from gest_showcases.generation import PC2LForConditionalGeneration
 
-    repo_id = f"{args.namespace}/{args.prefix}-generator"
-    model = PC2LForConditionalGeneration.from_pretrained(args.generator)
+    model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
     model.save_pretrained(output)
-    AutoTokenizer.from_pretrained(args.generator).save_pretrained(output)
+    AutoTokenizer.from_pretrained(tokenizer).save_pretrained(output)
     _strip_saved_paths(output)
     card = generator_card(
         model.config,
@@ -164,6 +164,42 @@ def stage_generator(args: PushArguments, output: Path) -> StagedRepo:
     )
     card.save(output / "README.md")
     return StagedRepo(repo_id, "model", output)
+
+
+def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
+    """The generator's repository; a `train-pc2l --lora` run becomes two: its `base/` checkpoint as
+    `PREFIX-generator-base` and the adapter as `PREFIX-generator`, whose adapter config names the base repo,
+    so `AutoPeftModel.from_pretrained("ORG/PREFIX-generator")` works (with `gest_showcases` imported)."""
+    run = Path(args.generator)
+    repo_id = f"{args.namespace}/{args.prefix}-generator"
+    if not (run / "adapter_config.json").is_file():
+        return [_stage_pc2l(args, run, run, repo_id, root / "generator")]
+    from gest_showcases.generation.lora import BASE_FOLDER
+
+    if not (run / BASE_FOLDER).is_dir():
+        raise InputError(
+            f"{run} is a LoRA run without its {BASE_FOLDER}/ checkpoint (made by train-pc2l --lora since "
+            "issue 15): retrain it, or push the merged model"
+        )
+    base_id = f"{repo_id}-base"
+    base = _stage_pc2l(args, run / BASE_FOLDER, run, base_id, root / "generator-base")
+    output = root / "generator"
+    output.mkdir(parents=True)
+    shutil.copy2(run / "adapter_model.safetensors", output / "adapter_model.safetensors")
+    adapter_config = json.loads((run / "adapter_config.json").read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = base_id  # the run's absolute base path means nothing on the Hub
+    (output / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
+    AutoTokenizer.from_pretrained(run).save_pretrained(output)
+    _strip_saved_paths(output)
+    data = ModelCardData(library_name="peft", base_model=base_id, license="apache-2.0",
+                         tags=["gest-showcases", "pc2l", "lora", "personalized-showcases"])  # fmt: skip
+    ModelCard(
+        f"---\n{data.to_yaml()}\n---\n\n# {repo_id}\n\nA LoRA adapter of the PC2L explanation generator "
+        f"([{base_id}](https://huggingface.co/{base_id}) is the model it applies to), trained with "
+        "`gest-showcases train-pc2l --lora`.\n\n```python\nimport gest_showcases  # registers PC2L with AutoModel\n"
+        f"from peft import AutoPeftModel\n\nmodel = AutoPeftModel.from_pretrained({repo_id!r})\n```\n"
+    ).save(output / "README.md")
+    return [base, StagedRepo(repo_id, "model", output)]
 
 
 def stage_dataset(args: PushArguments, output: Path) -> StagedRepo:
@@ -195,7 +231,7 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
     if args.selector:
         repos.append(stage_selector(args, root / "selector"))
     if args.generator:
-        repos.append(stage_generator(args, root / "generator"))
+        repos.extend(stage_generator(args, root))
     if args.dataset:
         repos.append(stage_dataset(args, root / "dataset"))
     for name in args.evaluate_modules:

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,3 +146,25 @@ def test_load_lora_pc2l_finds_the_base_inside_a_moved_run(lora_run, tmp_path):
 def test_load_lora_pc2l_refuses_a_folder_without_a_base(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a `train-pc2l --lora` output"):
         load_lora_pc2l(tmp_path)
+
+
+def test_push_stages_the_base_and_an_adapter_that_names_it(lora_run, tmp_path):
+    """`push --generator <lora run>`: two repositories; the staged adapter on the staged base is the trained model."""
+    from peft import PeftModel
+
+    from gest_showcases.push import PushArguments, push
+
+    staged = push(PushArguments(namespace="me", generator=str(lora_run["run"]), dry_run=str(tmp_path / "out")))
+    assert [Path(folder).name for folder in staged] == ["generator-base", "generator"]
+    base_folder, adapter_folder = map(Path, staged)
+    config = json.loads((adapter_folder / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "me/gest-showcases-generator-base"
+    assert not (adapter_folder / "base").exists() and not (adapter_folder / "model.safetensors").exists()
+    card = (adapter_folder / "README.md").read_text()
+    assert "library_name: peft" in card and "base_model: me/gest-showcases-generator-base" in card
+    plan = json.loads((tmp_path / "out" / "push_plan.json").read_text())
+    assert [repo["repo_id"] for repo in plan] == ["me/gest-showcases-generator-base", "me/gest-showcases-generator"]
+    base = PC2LForConditionalGeneration.from_pretrained(base_folder)
+    model = PeftModel.from_pretrained(base, adapter_folder).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**_inputs()).logits, lora_run["expected"], rtol=0, atol=0)
