@@ -701,9 +701,8 @@ class ShowcasePipeline:
             "candidate_features": features.to(self.device),
             "candidate_mask": mask.to(self.device),
         }
-        selection = self.selector.select(**inputs, k=k)
-        # `select` returns picks only; the relevances are the kernel's log q of the same forward pass.
-        log_quality = self.selector(**inputs).log_quality.cpu()  # [B, N]
+        selection = self.selector.select(**inputs, k=k)  # one forward pass: the picks and every log q
+        log_quality = selection.log_quality.cpu()  # [B, N]
         picks = [[index for index in row if index >= 0] for row in selection.indices.tolist()]
         scores = [log_quality[row, positions].tolist() for row, positions in enumerate(picks)]
         return picks, scores

@@ -170,6 +170,9 @@ def test_select_is_greedy_map_of_the_kernel_with_ids():
         [ids[row][i] for i in picks if i >= 0] for row, picks in enumerate(selection.indices.tolist())
     ]
     assert model.select(**inputs, k=5).indices.shape == (4, 5)
+    # The relevances of the same forward pass come back with the picks (the pipeline's photo scores).
+    torch.testing.assert_close(selection.log_quality, model(**inputs).log_quality)
+
 
 
 def test_auto_class_round_trip(tmp_path):

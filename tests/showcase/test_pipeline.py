@@ -112,6 +112,16 @@ def test_cold_user_gets_the_empty_profile_selection(pipeline, photos):
     assert [p.id for p in first.photos] == [f"pic{i}" for i in expected.indices[0].tolist()]
 
 
+def test_one_selector_forward_pass_per_batch(pipeline, photos, monkeypatch):
+    """The picks and the photos' scores come from the same forward pass of the selector (`select`)."""
+    calls = []
+    forward = pipeline.selector.forward
+    monkeypatch.setattr(pipeline.selector, "forward", lambda *a, **kw: calls.append(1) or forward(*a, **kw))
+    pool = [photos[f"pic{i}"] for i in range(6)]
+    pipeline([{"candidates": pool, "history_texts": ["The ramen was great."]}, {"candidates": pool[:4]}])
+    assert len(calls) == 1
+
+
 def test_fewer_photos_than_k_returns_them_all(pipeline, photos):
     result = pipeline(
         ShowcaseInput(candidates=[photos["pic0"], photos["pic1"]], history_texts=["Nice."]), k=3

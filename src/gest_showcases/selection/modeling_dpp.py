@@ -116,11 +116,15 @@ class DPPSelection(ModelOutput):
             Number of chosen candidates per example.
         ids (`list[list[str]]`, *optional*, returned when `candidate_ids` is given):
             The chosen candidates' ids, in pick order.
+        log_quality (`torch.FloatTensor` of shape `(batch_size, num_candidates)`):
+            Every candidate's log relevance `log q` from the forward pass the picks came from (the score a
+            showcase reports for each chosen photo), so callers need not run the model again.
     """
 
     indices: torch.LongTensor | None = None
     counts: torch.LongTensor | None = None
     ids: list[list[str]] | None = None
+    log_quality: torch.FloatTensor | None = None
 
 
 class DPPImageSelector(PreTrainedModel):
@@ -302,7 +306,7 @@ class DPPImageSelector(PreTrainedModel):
                 The candidates' ids per example (unpadded); when given, the chosen ids are returned too.
 
         Returns:
-            [`DPPSelection`] with `indices` `(batch_size, k)` (`-1`-padded), `counts` and `ids`.
+            [`DPPSelection`] with `indices` `(batch_size, k)` (`-1`-padded), `counts`, `ids` and `log_quality`.
         """
         output = self(profile_text, profile_image, candidate_features, candidate_mask)
         # float64: relevances span exp(+-2c), and float32 round-off would hide the weakest candidates.
@@ -314,7 +318,9 @@ class DPPImageSelector(PreTrainedModel):
                 [pool[index] for index in row if index >= 0]
                 for pool, row in zip(candidate_ids, selection.indices.tolist(), strict=True)
             ]
-        return DPPSelection(indices=selection.indices, counts=selection.counts, ids=ids)
+        return DPPSelection(
+            indices=selection.indices, counts=selection.counts, ids=ids, log_quality=output.log_quality
+        )
 
 
 # `save_pretrained` ships this file for `AutoModel.from_pretrained(repo, trust_remote_code=True)`; with the package,
