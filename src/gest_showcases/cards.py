@@ -151,7 +151,7 @@ def generator_card(
         dataset (`str`, *optional*), run (*optional*): as in [`selector_card`].
     """
     if image_kind is None:
-        image_kind = getattr(config, "image_kind", None) or "vision"
+        image_kind = config.image_features_read
     if image_kind not in IMAGE_FEATURES:
         raise ValueError(f"image_kind must be one of {tuple(IMAGE_FEATURES)}, got {image_kind!r}")
     keys = ("input_mode", "image_feature_dim", "review_feature_dim", "encoder_layers", "encoder_attention_heads",

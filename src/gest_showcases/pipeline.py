@@ -87,8 +87,6 @@ from gest_showcases.selection import DPPImageSelector
 logger = logging.getLogger(__name__)
 
 ImageLike = str | Path | Image.Image
-# The image features of generators whose config does not record them: `train-pc2l --image_kind`'s default.
-LEGACY_IMAGE_KIND = "vision"
 ENCODE_BATCH = 256  # images per CLIP / backbone forward pass
 # What decoding an in-memory PIL image may raise when it was opened lazily from a broken file (files are
 # opened by `open_image`, which turns all of these into `UnreadableImageError`, an OSError).
@@ -188,10 +186,9 @@ class Showcase:
 
 def resolve_image_kind(generator: PC2LForConditionalGeneration, image_kind: str | None) -> str:
     """The image features `generator` reads: `image_kind` when given (InputError when unknown), else its config's
-    `image_kind`, else (generators saved before it was recorded) `LEGACY_IMAGE_KIND`."""
-    recorded = generator.config.image_kind
+    `image_kind`, else (generators saved before it was recorded) the legacy kind (`PC2LConfig.image_features_read`)."""
     if image_kind is None:
-        return recorded or LEGACY_IMAGE_KIND
+        return generator.config.image_features_read
     if image_kind not in IMAGE_KINDS:
         raise InputError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
     return image_kind

@@ -3,9 +3,9 @@
 
 import json
 
-import datasets
 import pytest
 import torch
+from pc2l_fixtures import write_built_dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gest_showcases.features.cache import FeatureCache
@@ -13,16 +13,6 @@ from gest_showcases.generation import PC2LConfig, train
 from tiny_assets import CORPUS, build_gpt2_tokenizer
 
 DIM = 8
-CARD = """---
-configs:
-- config_name: s2
-  data_files:
-  - split: train
-    path: s2/train-*.parquet
----
-"""
-
-
 @pytest.mark.slow
 def test_train_pc2l_saves_the_input_contracts_and_the_papers_decoding(tmp_path):
     tokenizer = build_gpt2_tokenizer(CORPUS)
@@ -33,24 +23,15 @@ def test_train_pc2l_saves_the_input_contracts_and_the_papers_decoding(tmp_path):
     gpt2 = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
                       bos_token_id=eos, eos_token_id=eos, use_cache=False)  # fmt: skip
     GPT2LMHeadModel(gpt2).save_pretrained(tmp_path / "gpt2")
-    rows = datasets.Dataset.from_dict(
-        {
-            "review_id": [f"u{i}_b{i}" for i in range(6)],
-            "explanation": CORPUS[:6],
-            "pics": [[f"p{i}a", f"p{i}b"] for i in range(6)],
-            "history_review_ids": [[f"h{i}"] for i in range(6)],
-        }
-    )
-    (tmp_path / "dataset" / "s2").mkdir(parents=True)
-    rows.to_parquet(str(tmp_path / "dataset" / "s2" / "train-00000-of-00001.parquet"))
-    (tmp_path / "dataset" / "README.md").write_text(CARD)
+    write_built_dataset(tmp_path / "dataset")
     features = tmp_path / "features"
-    image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
+    image_ids = [f"p{i}{side}" for i in range(8) if i != 3 for side in "ab"]  # example 3 has no photo
+    review_ids = [f"u{i}_h{j}" for i in range(8) for j in range(i % 3)]
     FeatureCache(features, "image", "org/clip-a", "a" * 64, normalized=True).write(
-        image_ids, torch.randn(12, DIM)
+        image_ids, torch.randn(len(image_ids), DIM)
     )
     FeatureCache(features, "review", "org/clip-b", "b" * 64, normalized=True).write(
-        [f"h{i}" for i in range(6)], torch.randn(6, DIM)
+        review_ids, torch.randn(len(review_ids), DIM)
     )
     argv = ["--dataset", str(tmp_path / "dataset"), "--features", str(features),
             "--tokenizer", str(tmp_path / "tokenizer"), "--decoder", str(tmp_path / "gpt2"),

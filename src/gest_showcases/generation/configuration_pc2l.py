@@ -12,6 +12,8 @@ CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
 IMAGE_KINDS = ("vision", "image")
+# What generators saved before `image_kind` was recorded read (the paper's CNN features).
+LEGACY_IMAGE_KIND = "vision"
 
 
 @strict
@@ -183,6 +185,11 @@ class PC2LConfig(PreTrainedConfig):
     @property
     def uses_reviews(self) -> bool:
         return self.input_mode in ("text", "img+text")
+
+    @property
+    def image_features_read(self) -> str:
+        """The image feature kind the generator reads: `image_kind`, or `LEGACY_IMAGE_KIND` when unrecorded."""
+        return self.image_kind or LEGACY_IMAGE_KIND
 
     @property
     def uses_projection_heads(self) -> bool:
