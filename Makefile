@@ -31,7 +31,7 @@ test-fast: venv
 	HF_HUB_OFFLINE=1 HF_EVALUATE_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks examples dataset_scripts
+	$(BIN)/ruff check src tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -23,8 +23,8 @@ cd "$WORK"
 "$GS" synth --output_dir synth --seed 0
 
 # 2. Two dataset folders: from Gest-raw's file, and from Gest-s2's (its published splits).
-"$GS" build --input synth/image_review_all.json --images synth/images --output built_raw
-"$GS" build --input synth/filter_all_t.json --images synth/images --output built_s2
+"$GS" build --input synth/image_review_all.json --images synth/images --output_dir built_raw
+"$GS" build --input synth/filter_all_t.json --images synth/images --output_dir built_s2
 
 # 3. A small CLIP trained from scratch on built_raw's train-split reviews and photos (no annotations,
 #    no ground truth), saved like any CLIP checkpoint. The photos stay in synth/images, beside the dataset

@@ -381,7 +381,7 @@ def world_stages(
             "--num_annotated_reviews", str(size.num_annotated_reviews),
         ],)),
         ("build", "build: raw and s1", build.main, ([
-            "--input", str(world / "image_review_all.json"), "--images", str(world / "images"), "--output", str(dataset),
+            "--input", str(world / "image_review_all.json"), "--images", str(world / "images"), "--output_dir", str(dataset),
         ],)),
         # 16 x 16 photos in one patch keep the dishes' colours and layouts, and a thousand photos teach the image
         # tower more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.

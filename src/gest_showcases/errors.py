@@ -11,3 +11,10 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input the user can fix; the message says what is wrong and what to do."""
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """A library's error message on one line, cut to `limit` characters (some span a paragraph), for an `InputError`
+    that names what the user gave and why a library refused it."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -36,17 +36,22 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PureWindowsPath
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from huggingface_hub import HfApi, ModelCard, ModelCardData, is_offline_mode
 from huggingface_hub.errors import OfflineModeIsEnabled
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, HfArgumentParser
 
-from gest_showcases.cards import dataset_card, generator_card, selector_card
+from gest_showcases.cards import DATASET_LICENSE, dataset_card, generator_card, selector_card
+from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, link_or_copy
 from gest_showcases.errors import InputError
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
 
 logger = logging.getLogger(__name__)
 
+# Rows per batch when a dataset file is rewritten with its images embedded (~25 MB of Gest photos).
+_PARQUET_BATCH = 256
 OFFLINE_MESSAGE = (
     "HF_HUB_OFFLINE is set (Hub offline mode): nothing can be pushed. Unset HF_HUB_OFFLINE to publish, "
     "or run with --dry_run DIR to write exactly what would be uploaded."
@@ -58,11 +63,35 @@ class PushArguments:
     namespace: str = field(metadata={"help": "Hub user or organisation that will own the repositories"})
     selector: str | None = field(default=None, metadata={"help": "trained DPPImageSelector folder"})
     generator: str | None = field(default=None, metadata={"help": "trained PC2L folder (with its tokenizer)"})
+    showcase: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder saved by ShowcasePipeline.save_pretrained, published whole as PREFIX-showcase"
+        },
+    )
     dataset: str | None = field(
         default=None, metadata={"help": "built dataset folder (gest-showcases build)"}
     )
+    dataset_images: str | None = field(
+        default=None,
+        metadata={
+            "help": "the image folder --dataset was built with, when its photos lie outside it (a build without "
+            "--copy_images): the published copy holds the photos it uses"
+        },
+    )
+    dataset_license: str = field(
+        default=DATASET_LICENSE,
+        metadata={
+            "help": "Hub license id of the dataset; 'other' (the default: Google Maps users' reviews and photos, "
+            "under the Gest release's terms), e.g. 'apache-2.0' for a generated Gest-Synth world"
+        },
+    )
     evaluate_modules: list[str] = field(
-        default_factory=list, metadata={"help": f"evaluate modules to publish as Spaces: {EVALUATE_MODULES}"}
+        default_factory=list,
+        metadata={
+            "help": f"evaluate modules to publish, each as the Space ORG/<name> that evaluate.load('ORG/<name>') "
+            f"loads: any of {', '.join(EVALUATE_MODULES)}"
+        },
     )
     selector_results: str | None = field(default=None, metadata={"help": "Table 3 markdown for the card"})
     generator_results: str | None = field(default=None, metadata={"help": "Table 2/4 markdown for the card"})
@@ -91,14 +120,6 @@ class StagedRepo:
 
     def files(self) -> list[str]:
         return sorted(str(path.relative_to(self.folder)) for path in self.folder.rglob("*") if path.is_file())
-
-
-def _link_or_copy(source: str, destination: str) -> None:
-    """Hard-link a file into the staging folder (datasets can be large); copy across file systems."""
-    try:
-        os.link(source, destination)
-    except OSError:
-        shutil.copy2(source, destination)
 
 
 def _read(path: str | None) -> str | None:
@@ -202,19 +223,132 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     return [base, StagedRepo(repo_id, "model", output)]
 
 
+def _inside(path: Path, folder: Path) -> Path:
+    """`path`, refused unless it lies inside `folder` once resolved: a symlink in a dataset folder must not
+    publish a file from elsewhere on this machine."""
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"{path} leads outside the dataset folder {folder}: refusing to publish it")
+    return path
+
+
+def _self_contained_parquet(source: Path, destination: Path, images: Path) -> None:
+    """Rewrite one `s1`/`s2` file of a built folder for the published layout: `pic_paths`/`candidate_paths` name
+    `images/<pic_id>.jpg`, and an `images` column embeds the bytes of `pics` (kept when the build embedded them).
+    Streamed by batches of rows, so only one batch's images are in memory."""
+    from datasets import Features, Image, List
+
+    from gest_showcases.data.build import COPIED_IMAGES, embedded_images, stored_image_paths
+
+    parquet = pq.ParquetFile(source)
+    features = Features.from_arrow_schema(parquet.schema_arrow)
+    embed = EMBEDDED_IMAGES_COLUMN not in features
+    if embed:
+        features[EMBEDDED_IMAGES_COLUMN] = List(Image())
+    schema = features.arrow_schema
+    with pq.ParquetWriter(destination, schema, compression="zstd") as writer:
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH):
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            columns["pic_paths"] = stored_image_paths(columns["pics"], f"{COPIED_IMAGES}/")
+            columns["candidate_paths"] = stored_image_paths(columns["candidate_pics"], f"{COPIED_IMAGES}/")
+            if embed:
+                columns[EMBEDDED_IMAGES_COLUMN] = embedded_images(columns["pics"], images)
+            writer.write_table(pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema))
+
+
 def stage_dataset(args: PushArguments, output: Path) -> StagedRepo:
+    """The dataset repository, self-contained whatever the build's layout: every photo the `s1`/`s2` rows name
+    (found through the package's path policy, in the folder or `--dataset_images`) as `images/<pic_id>.jpg`, the
+    path columns naming those files, the bytes of `pics` embedded as an `images` column (`datasets` opens an image
+    stored by path relative to the current directory, so only bytes decode wherever the repository is loaded),
+    and the card of `cards.dataset_card`. Other files (the `raw` config, `drop_report.json`) are hard-linked."""
+    from gest_showcases.data.build import COPIED_IMAGES
+    from gest_showcases.data.records import normalize_pic_id
+    from gest_showcases.data.stats import read_card_configs
+    from gest_showcases.features.inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
+
     repo_id = f"{args.namespace}/{args.prefix}-data"
-    card = dataset_card(args.dataset, repo_id)
-    shutil.copytree(
-        args.dataset, output, copy_function=_link_or_copy, ignore=shutil.ignore_patterns("README.md")
-    )
+    folder = Path(args.dataset)
+    card = dataset_card(folder, repo_id, license=args.dataset_license)
+    configs = read_card_configs(folder)
+    with_images = [
+        name
+        for name, splits in configs.items()
+        if any("pic_paths" in pq.read_schema(path).names for paths in splits.values() for path in paths)
+    ]
+    rows = [row for name in with_images for row in read_config_rows(folder, name, IMAGE_COLUMNS)]
+    photos = dataset_image_paths(folder, rows, args.dataset_images, option="--dataset_images")
+    images = output / COPIED_IMAGES
+    output.mkdir(parents=True)
+    if photos:
+        images.mkdir()
+    for pic, path in photos.items():
+        try:
+            if normalize_pic_id(pic) != pic:
+                raise ValueError("not a plain id")
+        except ValueError as error:  # it names a file of the published folder: no separators, no `..`
+            message = f"{folder}: photo id {pic!r} cannot name a file ({error}); rebuild the dataset"
+            raise InputError(message) from error
+        link_or_copy(path, images / f"{pic}.jpg")
+    staged = set()
+    for name, splits in configs.items():
+        for path in (_inside(path, folder) for paths in splits.values() for path in paths):
+            destination = output / path.resolve().relative_to(folder.resolve())
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if name in with_images:
+                _self_contained_parquet(path, destination, images)
+            else:
+                link_or_copy(path, destination)
+            staged.add(destination)
+    # The rest as built, less the card (rewritten) and the build's own image folder (staged above from the rows).
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if output / relative in staged or relative.parts[0] in ("README.md", COPIED_IMAGES) or not path.is_file():
+            continue
+        (output / relative).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(_inside(path, folder), output / relative)
     card.save(output / "README.md")
     return StagedRepo(repo_id, "dataset", output)
 
 
 def stage_evaluate_module(args: PushArguments, name: str, output: Path) -> StagedRepo:
+    """The Space `ORG/<name>`: what `evaluate.load("ORG/<name>")` downloads is `<name>.py` of this folder.
+
+    The shipped module folder (script named as the folder, the Space's `app.py` and README with its YAML
+    header), with the README's `<org>` filled in and `requirements.txt` asking for this package at
+    least at the version that staged it, since the script imports the package."""
+    from gest_showcases import __version__
+
     shutil.copytree(module_path(name), output, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    readme = output / "README.md"
+    text = readme.read_text(encoding="utf-8").replace("<org>/", f"{args.namespace}/")
+    readme.write_text(text, encoding="utf-8")
+    (output / "requirements.txt").write_text(f"gest-showcases>={__version__}\n", encoding="utf-8")
     return StagedRepo(f"{args.namespace}/{name}", "space", output)
+
+
+def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
+    """The folder `ShowcasePipeline.save_pretrained` wrote, whole, as the model repo `PREFIX-showcase` with its card
+    (`cards.showcase_card`): `ShowcasePipeline.from_pretrained("ORG/PREFIX-showcase")` and, with the package
+    imported, `pipeline("personalized-showcase", model="ORG/PREFIX-showcase")` load it. The JSON files of every
+    folder in it (the generator at the root, `selector/`, `clip/`, `vision/`) are copied and cleared of local
+    paths; the other files, weights among them, are hard-linked (never rewritten)."""
+    from gest_showcases.cards import showcase_card
+
+    source = Path(args.showcase)
+    repo_id = f"{args.namespace}/{args.prefix}-showcase"
+    dataset = f"{args.namespace}/{args.prefix}-data" if args.dataset else None
+    card = showcase_card(source, repo_id, base_model=args.base_model, dataset=dataset)
+
+    def copy(path: str, destination: str) -> None:
+        (shutil.copy2 if path.endswith(".json") else link_or_copy)(path, destination)
+
+    # README.md: the card replaces it; .cache: what `snapshot_download(local_dir=...)` keeps beside a download.
+    ignore = shutil.ignore_patterns("README.md", ".cache", "__pycache__", "*.pyc")
+    shutil.copytree(source, output, copy_function=copy, ignore=ignore)
+    for folder in [output, *(path for path in output.rglob("*") if path.is_dir())]:
+        _strip_saved_paths(folder)
+    card.save(output / "README.md")
+    return StagedRepo(repo_id, "model", output)
 
 
 def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
@@ -222,8 +356,10 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
     unknown = sorted(set(args.evaluate_modules) - set(EVALUATE_MODULES))
     if unknown:
         raise ValueError(f"unknown evaluate modules {unknown}; choose from {EVALUATE_MODULES}")
-    if not (args.selector or args.generator or args.dataset or args.evaluate_modules):
-        raise ValueError("nothing to push: give --selector, --generator, --dataset or --evaluate_modules")
+    if not (args.selector or args.generator or args.showcase or args.dataset or args.evaluate_modules):
+        raise ValueError(
+            "nothing to push: give --selector, --generator, --showcase, --dataset or --evaluate_modules"
+        )
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise ValueError(f"{root} is not empty: stage into a new folder")
@@ -232,6 +368,8 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
         repos.append(stage_selector(args, root / "selector"))
     if args.generator:
         repos.extend(stage_generator(args, root))
+    if args.showcase:
+        repos.append(stage_showcase(args, root / "showcase"))
     if args.dataset:
         repos.append(stage_dataset(args, root / "dataset"))
     for name in args.evaluate_modules:

@@ -5,6 +5,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 
 from gest_showcases import cli
 from gest_showcases.data import SPLITS, build_dataset
@@ -353,6 +354,12 @@ def test_embedded_images_decode(gest_files, hf_cache):
     row = s1[0]
     assert len(row["images"]) == len(row["pics"])
     assert all(image.size == (16, 16) for image in row["images"])
+    for image, pic in zip(row["images"], row["pics"], strict=True):  # the very pixels of the files
+        with Image.open(gest_files.images / f"{pic}.jpg") as original:
+            assert image.tobytes() == original.convert("RGB").tobytes()
+    # Embedding alone leaves the photos where they are (`--copy_images` brings them into the folder).
+    assert row["pic_paths"] == [f"../images/{pic}.jpg" for pic in row["pics"]]
+    assert not (result.output_dir / "images").exists()
 
 
 def test_cli_build_accepts_repeated_inputs_and_prints_the_report(gest_files, capsys):
@@ -368,7 +375,7 @@ def test_cli_build_accepts_repeated_inputs_and_prints_the_report(gest_files, cap
             str(extra),
             "--images",
             str(gest_files.images),
-            "--output",
+            "--output_dir",
             str(out),
             "--seed",
             "3",
@@ -379,3 +386,21 @@ def test_cli_build_accepts_repeated_inputs_and_prints_the_report(gest_files, cap
     assert "duplicate review: 1" in printed and "single-review user: 4" in printed
     raw = _read_config(out, "raw")["train"]
     assert gest_files.user(50) in {row["user_id"] for row in raw}
+
+
+def test_package_readers_leave_the_embedded_photos_out(gest_files, hf_cache):
+    """`load_built` and `read_config_rows` feed the package's own stages, which read photos by path: decoding every
+    photo of every row there would cost gigabytes at Gest scale, so the bytes column stays out unless asked for."""
+    from gest_showcases.data.build import load_built
+    from gest_showcases.features.inputs import read_config_rows
+
+    source, _ = _world(gest_files)
+    result = build_dataset([source], gest_files.images, gest_files.root / "gest", embed_images=True)
+    assert "images" in datasets.load_dataset(str(result.output_dir), "s1", cache_dir=hf_cache)["train"].column_names
+    split = load_built(result.output_dir, "s1", split="train")
+    assert "images" not in split.column_names and "pic_paths" in split.column_names
+    assert all("images" not in names for names in load_built(result.output_dir, "s1").column_names.values())
+    with_images = load_built(result.output_dir, "s1", split="train", with_images=True)
+    assert len(with_images[0]["images"]) == len(with_images[0]["pics"])
+    rows = read_config_rows(result.output_dir, "s1")
+    assert rows and all("images" not in row and "pic_paths" in row for row in rows)

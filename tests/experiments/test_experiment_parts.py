@@ -109,7 +109,7 @@ def test_oracle_features_carry_exactly_the_ground_truth_at_zero_noise(tmp_path):
     write_world(generate_world(SynthConfig(seed=0, num_reviews=150)), world, image_size=16)
     dataset = tmp_path / "dataset"
     assert build.main(["--input", str(world / "image_review_all.json"), "--images", str(world / "images"),
-                       "--output", str(dataset)]) == 0  # fmt: skip
+                       "--output_dir", str(dataset)]) == 0  # fmt: skip
     features = write_oracle_features(
         world / "ground_truth.json", dataset, tmp_path / "oracle", noise=0.0, dim=16
     )

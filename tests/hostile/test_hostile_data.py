@@ -299,7 +299,7 @@ def test_build_refuses_an_output_that_holds_or_is_inside_an_input(tmp_path, imag
     source = _raw_input(gest / "image_review_all.json")
     os.rename(images, gest / "images")
     before = _snapshot(gest)
-    argv = ["build", "--input", str(source), "--images", str(gest / "images"), "--output", str(gest)]
+    argv = ["build", "--input", str(source), "--images", str(gest / "images"), "--output_dir", str(gest)]
     assert cli.main(argv) == 2  # the command: it used to exit 0 with its inputs gone
     assert "delete its own inputs" in capsys.readouterr().err
     for inputs, image_folder, output in [

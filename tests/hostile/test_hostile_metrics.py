@@ -15,8 +15,7 @@ from PIL import Image
 from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
-from gest_showcases.metrics.evaluate_cli import _load_scorer
-from gest_showcases.metrics.grounding import embed_image_files, load_clip
+from gest_showcases.metrics.grounding import embed_image_files, load_classifier_scorer, load_clip
 from gest_showcases.metrics.report import read_generations, table2_markdown
 from gest_showcases.report import image_data_uri, parse_markdown_table
 
@@ -128,7 +127,7 @@ def test_classifier_folder_code_never_runs(tmp_path, monkeypatch):
         with open(folder / name, "a", encoding="utf-8") as handle:
             handle.write(planted)
     _forget_package_auto_classes(monkeypatch)
-    scorer = _load_scorer(str(folder), "cpu")
+    scorer = load_classifier_scorer(str(folder), "cpu")
     text, image = torch.randn(3, 4), torch.randn(3, 4)
     probabilities = scorer(text_embeds=text, image_embeds=image)
     assert not marker.exists()
@@ -141,9 +140,9 @@ def test_a_folder_of_another_model_is_refused_as_classifier(tmp_path):
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(InputError, match="not an explanation classifier"):
-        _load_scorer(str(folder), "cpu")
+        load_classifier_scorer(str(folder), "cpu")
     with pytest.raises(InputError, match="no classifier config"):
-        _load_scorer(str(tmp_path / "missing"), "cpu")
+        load_classifier_scorer(str(tmp_path / "missing"), "cpu")
 
 
 def _png_header_only(path, width, height):

@@ -32,7 +32,8 @@ def staged(checkpoints, built_dataset, tmp_path):
     table3.write_text("| Method | P@3 |\n|---|---:|\n| img+text | 21.40 |\n")
     out = tmp_path / "export"
     argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--generator",
-            checkpoints["generator"], "--dataset", str(built_dataset), "--evaluate_modules", "distinct", "div_at_k",
+            checkpoints["generator"], "--dataset", str(built_dataset), "--dataset_images", str(tmp_path / "images"),
+            "--evaluate_modules", "distinct", "div_at_k",
             "--selector_results", str(table3), "--base_model", "gpt2", "--dry_run", str(out)]  # fmt: skip
     assert cli_main(argv) == 0
     return out
@@ -71,12 +72,26 @@ def test_dry_run_writes_complete_repositories(staged, checkpoints, built_dataset
     assert cards["generator"].data.base_model == "gpt2"
     assert cards["selector"].data.datasets == ["me/gest-showcases-data"]
 
-    # The dataset: every file of the folder, the same bytes, a card whose configs still load.
+    # The dataset: every file of the folder plus the photos it names (the built one's lie outside it), the same
+    # rows with paths into images/ and the photos' bytes as `images`, a card whose configs still load.
     data_files = set(plan["me/gest-showcases-data"]["files"])
-    assert data_files == {str(p.relative_to(built_dataset)) for p in built_dataset.rglob("*") if p.is_file()}
-    for name in data_files - {"README.md"}:
-        assert (staged / "dataset" / name).read_bytes() == (built_dataset / name).read_bytes()
-    assert read_config_rows(staged / "dataset", "s1") == read_config_rows(built_dataset, "s1")
+    built_files = {str(p.relative_to(built_dataset)) for p in built_dataset.rglob("*") if p.is_file()}
+    assert data_files == built_files | {f"images/pic{i}.jpg" for i in range(8)}
+    for i in range(8):
+        assert (staged / "dataset" / "images" / f"pic{i}.jpg").samefile(built_dataset.parent / "images" / f"pic{i}.jpg")
+    paths = ["pic_paths", "candidate_paths", "images"]
+    built_rows, staged_rows = read_config_rows(built_dataset, "s1"), read_config_rows(staged / "dataset", "s1")
+    assert [{k: v for k, v in row.items() if k not in paths} for row in staged_rows] == [
+        {k: v for k, v in row.items() if k not in paths} for row in built_rows
+    ]
+    # The package's reader leaves the photo bytes out unless asked for them.
+    assert all("images" not in row for row in staged_rows)
+    photos = read_config_rows(staged / "dataset", "s1", columns=["images"])
+    for row, photo_row in zip(staged_rows, photos, strict=True):
+        assert row["candidate_paths"] == [f"images/{p}.jpg" for p in row["candidate_pics"]]
+        assert [image["bytes"] for image in photo_row["images"]] == [
+            (built_dataset.parent / "images" / f"{p}.jpg").read_bytes() for p in row["pics"]
+        ]
     assert "## Statistics" in (staged / "dataset" / "README.md").read_text()
 
     # evaluate modules: the module folders as shipped.

@@ -1,13 +1,30 @@
 """Build the Gest dataset folder (configs `raw`, `s1`, `s2`) with the paper's processing.
 
 ```bash
-gest-showcases build --input image_review_all.json --images google-images --output gest
-python dataset_scripts/build_gest.py --input filter_all_t.json --images google-images --output gest
+gest-showcases build --input filter_all_t.json --images google-images --copy_images   # writes ./gest
+python -c 'import datasets; print(datasets.load_dataset("gest", "s2"))'
+gest-showcases build --input image_review_all.json --images google-images --output_dir gest-raw
 ```
 
-The folder holds parquet files and a dataset card whose YAML `configs:` make
+The folder (`./gest` unless `--output_dir` says otherwise, so that `load_dataset("gest", "s2")` works
+from the folder the command ran in) holds parquet files and a dataset card whose YAML `configs:` make
 `datasets.load_dataset(folder, "s1")` (and `"raw"`, `"s2"`) work, plus `drop_report.json`: every
-skipped record, by reason, with its first places. Processing (Section 3 and Appendix A of the paper):
+skipped record, by reason, with its first places.
+
+Images (columns of `s1`/`s2`; `pics`, `candidate_pics`, `history_pics` are always the ids):
+
+- By default they stay where they are: `pic_paths`/`candidate_paths` are paths relative to the dataset
+  folder that lead to the `--images` folder (`../google-images/<pic_id>.jpg`), and there is no
+  `datasets.Image()` column. `datasets` opens a path-only `Image()` value relative to the current
+  directory, not to the dataset, so such a column would break on load (and in a published copy); the
+  package's own commands read these paths with `--images <that folder>`.
+- `--copy_images`: a self-contained folder. The images the rows use are hard-linked (copied across
+  file systems) into `<output>/images/`, the path columns name `images/<pic_id>.jpg`, and the `images`
+  column (`List(Image())`, one per `pics` entry) embeds their bytes, so `load_dataset(folder, "s2")`
+  gives PIL images from any directory, and the folder can be moved or published whole.
+- `--embed_images`: the `images` column alone; the path columns keep leading to `--images`.
+
+Processing (Section 3 and Appendix A of the paper):
 
 - `raw`: every readable review, once (split `train`).
 - `s1`: reviews of at least `min_words` words and at most `max_images` images; image files that are
@@ -42,6 +59,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +80,14 @@ except ImportError:  # pragma: no cover - Windows
 
 from gest_showcases.errors import InputError
 
-from .images import ImageStatus, check_images, image_path, read_image_bytes
+from .images import (
+    EMBEDDED_IMAGES_COLUMN,
+    ImageStatus,
+    check_images,
+    image_path,
+    link_or_copy,
+    read_image_bytes,
+)
 from .readers import located_reviews
 from .records import SPLITS, DropReport, Review, split_sentences, write_drop_reports
 
@@ -77,6 +102,8 @@ _READ_BATCH = 50_000
 _CHUNK_COST = 2_000_000
 _EMBED_COST = 500
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
+DEFAULT_OUTPUT_DIR = "gest"
+COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
 
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
@@ -113,7 +140,7 @@ def dataset_features(config: str, embed_images: bool = False) -> Features:
     if config == "s2":
         features |= {"explanation": Value("string"), "explanation_sentences": strings}
     if embed_images and config != "raw":
-        features["images"] = List(Image())
+        features[EMBEDDED_IMAGES_COLUMN] = List(Image())
     return Features(features)
 
 
@@ -189,8 +216,8 @@ def _sorted_unique(values: pa.Array) -> pa.Array:
     return unique.take(pc.sort_indices(unique))
 
 
-def _image_paths(pics: pa.Array, prefix: str) -> pa.ListArray:
-    """`pics` (list<str>) -> `prefix + pic + ".jpg"`, list by list."""
+def stored_image_paths(pics: pa.Array, prefix: str) -> pa.ListArray:
+    """`pics` (list<str>) -> `prefix + pic + ".jpg"`, list by list: the `pic_paths`/`candidate_paths` values."""
     flat = pc.list_flatten(pics)
     return _lists(_offsets(pics), pc.binary_join_element_wise(prefix, flat, ".jpg", ""))
 
@@ -389,7 +416,18 @@ class _Layout:
     max_history: int
     seed: int
     split_ratios: tuple[float, float, float]
-    embed_images: bool
+    embed_images: bool  # write the `images` column (bytes)
+    # `--copy_images`: the built folder's images/ (then image_prefix is "images/")
+    copy_to: Path | None = None
+    copied: set[str] = field(default_factory=set)
+
+    def copy(self, pic_ids: pa.Array) -> None:
+        """Link (or copy) the files of `pic_ids` into `copy_to`, each once."""
+        self.copy_to.mkdir(exist_ok=True)
+        for pic in pc.unique(pic_ids).to_pylist():
+            if pic not in self.copied:
+                link_or_copy(image_path(self.images_dir, pic), self.copy_to / f"{pic}.jpg")
+                self.copied.add(pic)
 
 
 def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) -> Iterator[pa.Table]:
@@ -424,7 +462,9 @@ def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) 
         )
         table = table.set_column(table.schema.get_field_index("split"), "split", split_names)
     business_code, pools = business_pools(_array(table["business_id"]), pics)
-    pool_paths = _image_paths(pools, layout.image_prefix)
+    pool_paths = stored_image_paths(pools, layout.image_prefix)
+    if layout.copy_to is not None:  # a pool holds every usable image of its business: all the table's images
+        layout.copy(pc.list_flatten(pools))
     hist_offsets, hist_index = history_index(starts, layout.max_history)
 
     # Chunk boundaries at user boundaries, so each chunk owns every history row it needs.
@@ -447,7 +487,7 @@ def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) 
             offsets = offsets - offsets[0]
             history_pics = chunk_pics.take(index)
             columns = {
-                "pic_paths": _image_paths(chunk_pics, layout.image_prefix),
+                "pic_paths": stored_image_paths(chunk_pics, layout.image_prefix),
                 "history_pics": _lists(_offsets(history_pics)[offsets], pc.list_flatten(history_pics)),
                 "candidate_pics": pools.take(pa.array(business_code[lo:hi])),
                 "candidate_paths": pool_paths.take(pa.array(business_code[lo:hi])),
@@ -456,7 +496,7 @@ def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) 
                 columns["history_review_ids"] = _lists(offsets, _array(chunk["review_id"]).take(index))
                 columns["history_texts"] = _lists(offsets, _array(chunk["review_text"]).take(index))
             if layout.embed_images:
-                columns["images"] = _embedded_images(chunk_pics, layout.images_dir)
+                columns[EMBEDDED_IMAGES_COLUMN] = embedded_images(chunk_pics, layout.images_dir)
             for name, values in columns.items():
                 if name in chunk.column_names:
                     chunk = chunk.set_column(chunk.schema.get_field_index(name), name, values)
@@ -466,8 +506,9 @@ def _enriched_chunks(table: pa.Table, layout: _Layout, published_history: bool) 
             progress.update(hi - lo)
 
 
-def _embedded_images(pics: pa.Array, images_dir: Path) -> pa.ListArray:
-    """`List(Image())` storage: per row, `{"bytes", "path"}` of each image."""
+def embedded_images(pics: pa.Array, images_dir: Path) -> pa.ListArray:
+    """`List(Image())` storage of `pics` (list<str>): per row, `{"bytes", "path": "<pic_id>.jpg"}` of each image,
+    the bytes read from `images_dir/<pic_id>.jpg`."""
     flat = pc.list_flatten(pics).to_pylist()
     images = pa.StructArray.from_arrays(
         [
@@ -525,6 +566,30 @@ def _published_explanations(chunk: pa.Table) -> pa.Table:
 # The card and the whole build
 
 
+IMAGES_HEADING = "## Images"  # the card section on where the images are (`cards.dataset_card` replaces it)
+
+
+def _images_note(layout: _Layout) -> str:
+    where = (
+        f"`pic_paths` and `candidate_paths` name `{COPIED_IMAGES}/<pic_id>.jpg` in this folder (the images the "
+        "rows use, linked or copied here on build), and a `history_pics` id names the file of the same name there."
+        if layout.copy_to is not None
+        else f"Stored by reference: `pic_paths` and `candidate_paths` lead to `{layout.image_prefix}<pic_id>.jpg` "
+        "(relative to this folder: the image folder it was built with, outside it), and a `history_pics` id names "
+        "the file of the same name there. Commands that read the photos need `--images <that folder>`."
+    )
+    if layout.embed_images:
+        return where + (
+            "\n\n`images` (`List(Image())`): the bytes of the review's own images (`pics`), decoded to PIL images "
+            "by `load_dataset`."
+        )
+    return where + (
+        "\n\nThere is no `datasets.Image()` column: `datasets` opens an image path relative to the current "
+        "directory, so one stored by path would break on load. Rebuild with `--copy_images` (a self-contained "
+        "folder) or `--embed_images` for an `images` column that decodes to PIL images."
+    )
+
+
 def _dataset_card(
     rows: dict[str, dict[str, int]],
     inputs: Sequence[Path],
@@ -572,11 +637,12 @@ from datasets import load_dataset
 s1 = load_dataset("path/to/this/folder", "s1")
 ```
 
-Built from: {", ".join(f"`{path.name}`" for path in inputs)}. Images are stored by reference:
-`pic_paths`, `history_pics` ids and `candidate_paths` point into `{layout.image_prefix}` (relative to
-this folder), one `<pic_id>.jpg` per image{"; `images` also embeds the bytes of `pics`" if layout.embed_images else ""}.
+Built from: {", ".join(f"`{path.name}`" for path in inputs)}.
 
 {chr(10).join(table)}
+
+{IMAGES_HEADING}
+{_images_note(layout)}
 
 ## Processing
 - `raw`: every readable review once (reviewer names are never kept). `review_id` is
@@ -630,7 +696,7 @@ def _check_output_apart_from_inputs(output_dir: Path, inputs: Sequence[Path], im
             )
             raise InputError(
                 f"the {kind} {path} {where} the output folder {output_dir}: a build replaces its output "
-                "folder and would delete its own inputs; choose an --output folder apart from the inputs"
+                "folder and would delete its own inputs; choose an --output_dir folder apart from the inputs"
             )
 
 
@@ -733,6 +799,7 @@ def build_dataset(
     max_images: int = 10,
     max_history: int = 50,
     embed_images: bool = False,
+    copy_images: bool = False,
     num_proc: int = 1,
     explanation_filter: ExplanationFilter | None = None,
 ) -> BuildResult:
@@ -761,6 +828,10 @@ def build_dataset(
             with thousands of reviews.
         embed_images (`bool`, *optional*, defaults to `False`):
             Also store the bytes of `pics` as an `images` column of `List(Image())`.
+        copy_images (`bool`, *optional*, defaults to `False`):
+            Make the folder self-contained: hard-link (or copy) the images the rows use into
+            `<output_dir>/images/`, store paths to them, and embed their bytes (`embed_images`), since a
+            `datasets.Image()` stored by path is opened relative to the current directory.
         num_proc (`int`, *optional*, defaults to `1`):
             Processes for checking the image files.
         explanation_filter (`Callable[[list[str], list[str]], list[str]]`, *optional*):
@@ -783,19 +854,22 @@ def build_dataset(
     # Inputs first: "not a built dataset" would be true of a folder of inputs but say the wrong thing.
     _check_output_apart_from_inputs(output_dir, [*inputs, *meta], images_dir)
     _check_arguments(output_dir, images_dir, split_ratios, max_history)
-    layout = _Layout(
-        images_dir=images_dir,
-        image_prefix=os.path.relpath(images_dir, output_dir).replace(os.sep, "/") + "/",
-        max_history=max_history,
-        seed=seed,
-        split_ratios=tuple(split_ratios),
-        embed_images=embed_images,
-    )
     reports = {"raw": DropReport(), "s1": DropReport(), "s2": DropReport()}
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_folders(output_dir)
     work, work_lock = _temporary_folder(output_dir, "tmp")
     work.chmod(0o755)  # mkdtemp makes it private; the dataset is not
+    layout = _Layout(
+        images_dir=images_dir,
+        image_prefix=f"{COPIED_IMAGES}/"
+        if copy_images
+        else os.path.relpath(images_dir, output_dir).replace(os.sep, "/") + "/",
+        max_history=max_history,
+        seed=seed,
+        split_ratios=tuple(split_ratios),
+        embed_images=embed_images or copy_images,  # a path-only Image() would not decode: see the docstring
+        copy_to=work / COPIED_IMAGES if copy_images else None,
+    )
     try:
         raw = _ConfigWriter(work, "raw", ["train"], dataset_features("raw"))
         records = located_reviews(inputs, meta, reports["raw"])
@@ -819,8 +893,12 @@ def build_dataset(
         s1_table = _drop_single_review_users(s1_table, reports["s1"])
         s2_table = _drop_unusable_images(stage, check, reports["s2"]) if published else None
         del stage
-        s1 = _ConfigWriter(work, "s1", SPLITS, dataset_features("s1", embed_images))
-        s2 = _ConfigWriter(work, "s2", SPLITS, dataset_features("s2", embed_images)) if s2_source else None
+        s1 = _ConfigWriter(work, "s1", SPLITS, dataset_features("s1", layout.embed_images))
+        s2 = (
+            _ConfigWriter(work, "s2", SPLITS, dataset_features("s2", layout.embed_images))
+            if s2_source
+            else None
+        )
         num_s1 = s1_table.num_rows
         # The generator holds the only reference, so the unsorted table is freed once it is sorted.
         s1_chunks = _enriched_chunks(s1_table, layout, published_history=False)
@@ -857,7 +935,7 @@ def build_dataset(
 
 @dataclass
 class BuildArguments:
-    """Options of `gest-showcases build` (and `dataset_scripts/build_gest.py`)."""
+    """Options of `gest-showcases build`."""
 
     input: list[str] = field(
         metadata={
@@ -867,7 +945,16 @@ class BuildArguments:
         }
     )
     images: str = field(metadata={"help": "image folder holding <pic_id>.jpg files"})
-    output: str = field(metadata={"help": "dataset folder to write (a previous build there is replaced)"})
+    output_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": f"dataset folder to write (a previous build there is replaced); default: ./{DEFAULT_OUTPUT_DIR}, "
+            f'so that load_dataset("{DEFAULT_OUTPUT_DIR}", "s2") works from the same folder'
+        },
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "deprecated spelling of --output_dir (kept for one release)"}
+    )
     meta: list[str] = field(
         default_factory=list,
         metadata={
@@ -885,24 +972,53 @@ class BuildArguments:
         default=50, metadata={"help": "most history reviews per record (most recent first)"}
     )
     embed_images: bool = field(
-        default=False, metadata={"help": "also embed the image bytes (`images` column)"}
+        default=False, metadata={"help": "also embed the image bytes (`images` column of datasets.Image())"}
+    )
+    copy_images: bool = field(
+        default=False,
+        metadata={
+            "help": "self-contained folder: hard-link (or copy) the used images into <output_dir>/images/, store "
+            "paths there and embed their bytes (`images` column); default: paths lead to --images, no Image column"
+        },
     )
     num_proc: int = field(default=1, metadata={"help": "processes for checking image files"})
 
+    def __post_init__(self):
+        if self.output is not None:
+            warnings.warn(
+                "gest-showcases build: --output is deprecated and will be removed; use --output_dir",
+                FutureWarning,
+                stacklevel=1,  # the parser's generated __init__ would be no better a place to point at
+            )
+            if self.output_dir is not None and self.output_dir != self.output:
+                raise InputError(
+                    f"--output {self.output} and --output_dir {self.output_dir} name different folders: "
+                    "give --output_dir only"
+                )
+            self.output_dir = self.output
+        if self.output_dir is None:
+            self.output_dir = DEFAULT_OUTPUT_DIR
 
-def load_built(folder: str | Path, config: str, split: str | None = None):
+
+def load_built(folder: str | Path, config: str, split: str | None = None, with_images: bool = False):
     """`datasets.load_dataset(folder, config, split=split)` for a built folder, read afresh.
 
     datasets 5 can hand back an earlier folder's cached rows for a folder with the same name and card
     (seen after a rebuild in place, and between same-named folders), so the cache is always rebuilt
     from the parquet files, which costs one conversion pass.
+
+    The embedded photos column (`--copy_images` / `--embed_images`) is left out unless `with_images`: the
+    package reads photos through their paths, and iterating rows would decode every photo of every row.
     """
     import datasets
 
     # The split sizes such a stale entry records are checked too: skip that check, the parquet files are the truth.
-    return datasets.load_dataset(
+    loaded = datasets.load_dataset(
         str(folder), config, split=split, download_mode="force_redownload", verification_mode="no_checks"
     )
+    names = loaded.column_names
+    has_images = EMBEDDED_IMAGES_COLUMN in (names if split is not None else next(iter(names.values()), []))
+    return loaded.remove_columns(EMBEDDED_IMAGES_COLUMN) if has_images and not with_images else loaded
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -912,7 +1028,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     result = build_dataset(
         args.input,
         args.images,
-        args.output,
+        args.output_dir,
         args.meta,
         seed=args.seed,
         split_ratios=args.split_ratios,
@@ -920,6 +1036,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         max_images=args.max_images,
         max_history=args.max_history,
         embed_images=args.embed_images,
+        copy_images=args.copy_images,
         num_proc=args.num_proc,
     )
     print(f"wrote {result.output_dir}")

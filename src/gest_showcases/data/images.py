@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +29,8 @@ _BATCH = 256
 # One pixel limit for every image the package decodes (builder, features, evaluate, pipeline, app).
 # Gest photos are at most a few megapixels; 40 MP admits any real photo while an 11000x11000 PNG
 # (121 MP, 1.3-2.8 GB once decoded) or a decompression bomb is refused before its pixels are read.
+# The column of a built config holding the photos' bytes (`build --copy_images` / `--embed_images`, `push --dataset`).
+EMBEDDED_IMAGES_COLUMN = "images"
 MAX_IMAGE_PIXELS = 40_000_000
 # Photos are resized by their short side: a 1 x 20000 strip passes the pixel limit but becomes a
 # 224 x 4.5M image (10 GB, 80 s) once resized. No real photo is more than 50 times wider than tall.
@@ -184,6 +187,21 @@ def check_images(images_dir: str | Path, pic_ids: Sequence[str], num_proc: int =
                 statuses.extend(result)
                 progress.update(len(result))
     return np.asarray(statuses, dtype=np.int8)
+
+
+def link_or_copy(source: str | Path, destination: str | Path) -> None:
+    """Put a file at `destination` as a hard link to `source` (no extra disk: image files are never rewritten in
+    place), or as a copy where a link cannot be made (another file system, a file system without links).
+
+    An existing `destination` is an error, never overwritten: it may be a link to some source, which a copy
+    over it would rewrite.
+    """
+    try:
+        os.link(source, destination)
+    except FileExistsError:
+        raise
+    except OSError:
+        shutil.copy2(source, destination)
 
 
 def read_image_bytes(images_dir: str | Path, pic_ids: Sequence[str]) -> list[bytes]:

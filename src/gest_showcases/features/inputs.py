@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
-from gest_showcases.data.images import resolve_image_path
+from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, resolve_image_path
 from gest_showcases.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,11 @@ def _card_configs(folder: Path) -> dict[str, list[dict]]:
 
 
 def read_config_rows(folder: str | Path, config: str = "s1", columns: list[str] | None = None) -> list[dict]:
-    """Every row of one config of a built dataset folder, all splits, as dicts (with a `split` key)."""
+    """Every row of one config of a built dataset folder, all splits, as dicts (with a `split` key).
+
+    `columns=None` reads every column but the embedded photo bytes (`--copy_images` / `--embed_images` builds):
+    the package reads photos through their paths, and the bytes of every photo would be gigabytes at Gest scale.
+    """
     folder = Path(folder)
     configs = _card_configs(folder)
     if config not in configs:
@@ -50,7 +54,10 @@ def read_config_rows(folder: str | Path, config: str = "s1", columns: list[str] 
         patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
         for pattern in patterns:
             for path in sorted(folder.glob(pattern)):
-                for row in pq.read_table(path, columns=columns).to_pylist():
+                names = columns
+                if names is None:
+                    names = [n for n in pq.read_schema(path).names if n != EMBEDDED_IMAGES_COLUMN]
+                for row in pq.read_table(path, columns=names).to_pylist():
                     row["split"] = entry["split"]
                     rows.append(row)
     logger.info("read %d %s rows from %s", len(rows), config, folder)

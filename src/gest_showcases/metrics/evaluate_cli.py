@@ -20,7 +20,8 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
+from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.report import (
     GROUND_TRUTH,
     read_generations,
@@ -66,62 +67,6 @@ class EvaluateArguments:
     num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples of table2_intervals.md"})
 
 
-def _one_line(error: BaseException, limit: int = 300) -> str:
-    """A library's error message on one line, cut to `limit` characters (some span a paragraph)."""
-    text = " ".join(str(error).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _load_scorer(path: str, device: str):
-    """The distilled classifier of folder `path` as a CLIP-Align scorer.
-
-    Loaded with the package's own `ExplanationClassifier` class, never with `AutoModel` and
-    `trust_remote_code`: the folder's `modeling_explanation.py` is a copy shipped for Hub users, and
-    running it would execute whatever was written into it. Weights load only from safetensors (a
-    pickled `.bin` can run code when unpickled). `path` is a folder or a Hub repo id.
-
-    Raises:
-        `InputError`: when the folder holds no classifier.
-    """
-    from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
-    from gest_showcases.features.modeling_explanation import ExplanationClassifier
-
-    try:
-        config, _ = ExplanationClassifierConfig.get_config_dict(path)
-    except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, config not JSON
-        raise InputError(f"--classifier {path}: no classifier config there ({_one_line(error)})") from error
-    if config.get("model_type") != ExplanationClassifierConfig.model_type:
-        raise InputError(
-            f"--classifier {path}: not an explanation classifier (model_type {config.get('model_type')!r}); "
-            "pass the folder `gest-showcases distill` wrote"
-        )
-    try:
-        model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
-    except OSError as error:  # no model.safetensors, or unreadable weights
-        raise InputError(f"--classifier {path}: the weights do not load ({_one_line(error)})") from error
-    model = model.to(device).eval()
-
-    def scorer(text_embeds, image_embeds):
-        return model(
-            text_embeds=text_embeds.to(device), image_embeds=image_embeds.to(device)
-        ).probabilities.cpu()
-
-    return scorer
-
-
-def _load_clip(path: str, device: str):
-    """The CLIP checkpoint for CLIP-Score / CLIP-Align; `InputError` when `path` is not one."""
-    from gest_showcases.metrics.grounding import load_clip
-
-    try:
-        model, processor = load_clip(path)
-    except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
-        raise InputError(
-            f"--clip_model {path}: not a loadable CLIP checkpoint ({_one_line(error)})"
-        ) from error
-    return model.to(device), processor
-
-
 def _check_bertscore_model(path: str | Path) -> None:
     """Refuse a BERTScore encoder that will not load, before the other metrics spend their time.
 
@@ -134,7 +79,7 @@ def _check_bertscore_model(path: str | Path) -> None:
         AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as error:
         raise InputError(
-            f"--bertscore_model {path}: not a loadable encoder ({_one_line(error)}); "
+            f"--bertscore_model {path}: not a loadable encoder ({one_line(error)}); "
             "pass another or --no_bertscore"
         ) from error
 
@@ -157,8 +102,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
         bertscore_model = args.bertscore_model or default_bertscore_model()
         _check_bertscore_model(bertscore_model)
-    clip = _load_clip(args.clip_model, args.device) if args.clip_model else None
-    scorer = _load_scorer(args.classifier, args.device) if args.classifier else None
+    clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
+    scorer = load_classifier_scorer(args.classifier, args.device, "--classifier") if args.classifier else None
 
     rows = score_generations(
         records,

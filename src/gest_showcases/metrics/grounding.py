@@ -24,6 +24,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gest_showcases.data.images import UnreadableImageError, open_image
+from gest_showcases.errors import InputError, one_line
 from gest_showcases.metrics.text import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,55 @@ def load_clip(path: str):
     from transformers import CLIPModel, CLIPProcessor
 
     return CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
+
+
+def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_model"):
+    """`load_clip` on `device` for CLIP-Score / CLIP-Align, shared by `gest-showcases evaluate` and the evaluate
+    modules; `option` names the argument in the error (`--clip_model` for the command).
+
+    Raises:
+        `InputError`: when `path` is not a loadable CLIP checkpoint (folder or Hub name).
+    """
+    try:
+        model, processor = load_clip(path)
+    except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
+        raise InputError(f"{option} {path}: not a loadable CLIP checkpoint ({one_line(error)})") from error
+    return model.to(device), processor
+
+
+def load_classifier_scorer(path: str, device: str = "cpu", option: str = "classifier") -> Scorer:
+    """The distilled explanation classifier of folder or Hub repo `path` as a CLIP-Align scorer.
+
+    Loaded with the package's own `ExplanationClassifier` class, never with `AutoModel` and `trust_remote_code`:
+    the folder's `modeling_explanation.py` is a copy shipped for Hub users, and running it would execute whatever
+    was written into it. Weights load only from safetensors (a pickled `.bin` can run code when unpickled).
+    `option` names the argument in the errors (`--classifier` for the command).
+
+    Raises:
+        `InputError`: when `path` holds no explanation classifier, or its weights do not load.
+    """
+    from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
+    from gest_showcases.features.modeling_explanation import ExplanationClassifier
+
+    try:
+        config, _ = ExplanationClassifierConfig.get_config_dict(path)
+    except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, config not JSON
+        raise InputError(f"{option} {path}: no classifier config there ({one_line(error)})") from error
+    if config.get("model_type") != ExplanationClassifierConfig.model_type:
+        raise InputError(
+            f"{option} {path}: not an explanation classifier (model_type {config.get('model_type')!r}); "
+            "pass the folder `gest-showcases distill` wrote"
+        )
+    try:
+        model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
+    except OSError as error:  # no model.safetensors, or unreadable weights
+        raise InputError(f"{option} {path}: the weights do not load ({one_line(error)})") from error
+    model = model.to(device).eval()
+
+    def scorer(text_embeds, image_embeds):
+        return model(text_embeds=text_embeds.to(device), image_embeds=image_embeds.to(device)).probabilities.cpu()
+
+    return scorer
 
 
 @torch.no_grad()

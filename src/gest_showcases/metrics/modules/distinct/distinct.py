@@ -1,4 +1,6 @@
-"""Distinct-n (Li et al. 2016) as an `evaluate` module: corpus-level diversity of generated texts.
+"""Distinct-n (Li et al. 2016) as an `evaluate` measurement: corpus-level diversity of generated texts.
+
+A measurement (evaluate's kind for what needs no references): it reads the predictions only.
 
 Inputs:
     predictions (`list[str]`): generated texts.
@@ -26,19 +28,29 @@ _CITATION = """\
 @inproceedings{li2016diversity,
   title={A Diversity-Promoting Objective Function for Neural Conversation Models},
   author={Li, Jiwei and Galley, Michel and Brockett, Chris and Gao, Jianfeng and Dolan, Bill},
-  booktitle={NAACL-HLT},
+  booktitle={Proceedings of the 2016 Conference of the North American Chapter of the Association for Computational Linguistics: Human Language Technologies},
+  pages={110--119},
   year={2016}
+}
+@inproceedings{yan2023personalized,
+  title={Personalized Showcases: Generating Multi-Modal Explanations for Recommendations},
+  author={Yan, An and He, Zhankui and Li, Jiacheng and Zhang, Tianyang and McAuley, Julian},
+  booktitle={Proceedings of the 46th International ACM SIGIR Conference on Research and Development in Information Retrieval},
+  year={2023}
 }
 """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(__doc__)
-class Distinct(evaluate.Metric):
+class Distinct(evaluate.Measurement):
     def _info(self):
-        return evaluate.MetricInfo(
+        return evaluate.MeasurementInfo(
             description=__doc__,
             citation=_CITATION,
             inputs_description=__doc__,
+            homepage="https://arxiv.org/abs/2207.00422",
+            reference_urls=["https://aclanthology.org/N16-1014", "https://arxiv.org/abs/2207.00422"],
+            license="apache-2.0",
             features=datasets.Features({"predictions": datasets.Value("string")}),
         )
 

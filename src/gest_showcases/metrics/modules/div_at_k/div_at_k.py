@@ -1,4 +1,6 @@
-"""div@K (Yan et al. 2023, eq. 13) as an `evaluate` module: visual diversity of a selected image set.
+"""div@K (Yan et al. 2023, eq. 13) as an `evaluate` measurement: visual diversity of a selected image set.
+
+A measurement (evaluate's kind for what needs no references): it reads the selections and features only.
 
 Mean over selected pairs m < n of `1 - cos(f_m, f_n)` of the images' CLIP features, 0 when fewer than
 two images were selected; averaged over examples. Wraps
@@ -31,19 +33,22 @@ _CITATION = """\
 @inproceedings{yan2023personalized,
   title={Personalized Showcases: Generating Multi-Modal Explanations for Recommendations},
   author={Yan, An and He, Zhankui and Li, Jiacheng and Zhang, Tianyang and McAuley, Julian},
-  booktitle={SIGIR},
+  booktitle={Proceedings of the 46th International ACM SIGIR Conference on Research and Development in Information Retrieval},
   year={2023}
 }
 """
 
 
 @evaluate.utils.file_utils.add_start_docstrings(__doc__)
-class DivAtK(evaluate.Metric):
+class DivAtK(evaluate.Measurement):
     def _info(self):
-        return evaluate.MetricInfo(
+        return evaluate.MeasurementInfo(
             description=__doc__,
             citation=_CITATION,
             inputs_description=__doc__,
+            homepage="https://arxiv.org/abs/2207.00422",
+            reference_urls=["https://arxiv.org/abs/2207.00422"],
+            license="apache-2.0",
             features=datasets.Features(
                 {
                     "selected": datasets.List(datasets.Value("int64")),

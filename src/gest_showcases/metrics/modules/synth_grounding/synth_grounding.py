@@ -47,7 +47,7 @@ _CITATION = """\
 @inproceedings{yan2023personalized,
   title={Personalized Showcases: Generating Multi-Modal Explanations for Recommendations},
   author={Yan, An and He, Zhankui and Li, Jiacheng and Zhang, Tianyang and McAuley, Julian},
-  booktitle={SIGIR},
+  booktitle={Proceedings of the 46th International ACM SIGIR Conference on Research and Development in Information Retrieval},
   year={2023}
 }
 """
@@ -60,6 +60,9 @@ class SynthGrounding(evaluate.Metric):
             description=__doc__,
             citation=_CITATION,
             inputs_description=__doc__,
+            homepage="https://arxiv.org/abs/2207.00422",
+            reference_urls=["https://arxiv.org/abs/2207.00422"],
+            license="apache-2.0",
             features=datasets.Features(
                 {
                     "predictions": datasets.Value("string"),

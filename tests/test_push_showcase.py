@@ -1,0 +1,178 @@
+"""`gest-showcases push --showcase <saved pipeline> --dry_run`: the whole `ShowcasePipeline.save_pretrained` folder
+staged as one model repo with its card and no path of this machine, which loads offline, in a fresh process, with
+`ShowcasePipeline.from_pretrained` and `pipeline("personalized-showcase")`. Oracle: the pipeline that was saved."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+
+from gest_showcases.cards import showcase_card
+from gest_showcases.cli import main as cli_main
+from gest_showcases.pipeline import ShowcasePipeline
+from gest_showcases.selection.train import write_table
+from tiny_assets import few_threads, save_tiny_checkpoints, write_jpegs  # noqa: F401  (few_threads: autouse)
+
+HISTORY = ["Great ramen! The broth was rich.", "Tiny place.\nGood dumplings"]
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return save_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+@pytest.fixture(scope="module")
+def original(checkpoints):
+    pipeline = ShowcasePipeline.from_pretrained(
+        **checkpoints, device="cpu", max_new_tokens=4, k=2, num_beams=1
+    )
+    # What a trained generator records and `save_pretrained` writes: folders of the machine it was trained on.
+    pipeline.generator.config.decoder._name_or_path = str(Path(checkpoints["generator"]).parent / "gpt2")
+    pipeline.generator.config.review_feature_model = checkpoints["clip"]
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def saved(original, tmp_path_factory):
+    return original.save_pretrained(tmp_path_factory.mktemp("pipeline") / "my-showcase")
+
+
+@pytest.fixture(scope="module")
+def staged(saved, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "out"
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(saved), "--dry_run", str(out)]) == 0
+    return out
+
+
+def files(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()}
+
+
+def test_the_saved_pipeline_is_staged_whole_as_one_model_repo(saved, staged, checkpoints):
+    plan = json.loads((staged / "push_plan.json").read_text())
+    assert [(entry["repo_id"], entry["repo_type"], entry["folder"]) for entry in plan] == [
+        ("me/gest-showcases-showcase", "model", "showcase")
+    ]
+    folder = staged / "showcase"
+    assert set(plan[0]["files"]) == files(folder) == files(saved) | {"README.md"}
+    assert {"showcase_config.json", "model.safetensors", "selector/model.safetensors", "clip/model.safetensors",
+            "clip/tokenizer.json", "configuration_pc2l.py", "selector/modeling_dpp.py"} <= files(folder)  # fmt: skip
+    # The session's temporary root: every folder of this run.
+    local = str(Path(checkpoints["clip"]).parents[1])
+    for name in files(saved):
+        source, published = (saved / name).read_bytes(), (folder / name).read_bytes()
+        if name.endswith(".json"):  # the same settings, every path of this machine emptied
+            assert json.loads(published) == emptied(json.loads(source), local)
+        else:
+            assert published == source
+    # There were some, and the source keeps them.
+    assert local.encode() in (saved / "config.json").read_bytes()
+    assert local not in (folder / "README.md").read_text()
+
+
+def emptied(value, prefix: str):
+    """`value` (parsed JSON) with every string that starts with `prefix` emptied."""
+    if isinstance(value, dict):
+        return {key: emptied(item, prefix) for key, item in value.items()}
+    if isinstance(value, list):
+        return [emptied(item, prefix) for item in value]
+    return "" if isinstance(value, str) and value.startswith(prefix) else value
+
+
+def test_the_staged_card_says_what_the_pipeline_is(staged):
+    card = ModelCard.load(staged / "showcase" / "README.md")
+    data = card.data
+    assert (data.pipeline_tag, data.library_name, data.license) == (
+        "image-text-to-text",
+        "transformers",
+        "apache-2.0",
+    )
+    # The task is a tag; a local decoder is no base model.
+    assert "personalized-showcase" in data.tags and data.base_model is None
+    assert data.eval_results is None and "so this card has no `model-index`" in card.text
+    assert 'ShowcasePipeline.from_pretrained("me/gest-showcases-showcase")' in card.text
+    assert 'pipeline("personalized-showcase", model="me/gest-showcases-showcase")' in card.text
+    assert (
+        "| k | 2 |" in card.text
+        and "| num_beams | 1 |" in card.text
+        and "| max_new_tokens | 4 |" in card.text
+    )
+
+
+def test_the_showcase_card_model_index_comes_from_results_files_in_the_folder(saved, tmp_path):
+    folder = tmp_path / "with-results"
+    shutil.copytree(saved, folder)
+    (folder / "all_results.json").write_text(json.dumps({"eval_loss_ce": 3.21, "train_loss": 4.0}))
+    table3 = {"img+text": {"precision@3": 0.25, "recall@3": 0.5, "f1@3": 0.3333, "div@3": 0.2}}
+    write_table(table3, 3, folder / "selector", {"train": 10, "test": 4})
+    card = showcase_card(folder, "me/showcase", dataset="me/data")
+    assert {entry.metric_name: entry.metric_value for entry in card.data.eval_results} == {
+        "Validation cross-entropy (L_CE, nats per token)": 3.21,
+        "Prec@3 (%)": 25.0, "Recall@3 (%)": 50.0, "F1@3 (%)": 33.33, "Div@3 (%)": 20.0,
+    }  # fmt: skip
+    assert {entry.task_type for entry in card.data.eval_results} == {"image-text-to-text"}
+    assert card.data.datasets == ["me/data"]
+
+
+def test_a_folder_that_is_no_saved_pipeline_is_refused(checkpoints, tmp_path, capsys):
+    argv = [
+        "push",
+        "--namespace",
+        "me",
+        "--showcase",
+        checkpoints["generator"],
+        "--dry_run",
+        str(tmp_path / "out"),
+    ]
+    assert cli_main(argv) == 2
+    assert "holds no showcase_config.json: not a folder saved by ShowcasePipeline.save_pretrained" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.slow
+def test_the_staged_folder_loads_offline_in_a_fresh_process(original, staged, tmp_path):
+    photos = write_jpegs(tmp_path / "images", [f"pic{i}" for i in range(6)], size=(36, 48))
+    requests = [
+        {"candidates": [str(photos[f"pic{i}"]) for i in range(6)], "history_texts": HISTORY},
+        {"candidates": [str(photos[f"pic{i}"]) for i in (1, 3, 5)], "history_images": [str(photos["pic0"])]},
+    ]
+    script = f"""
+        import json
+        import gest_showcases
+        from gest_showcases import ShowcasePipeline
+        from transformers import pipeline
+        requests = {requests!r}
+        loaded = ShowcasePipeline.from_pretrained({str(staged / "showcase")!r}, device="cpu")
+        pipe = pipeline("personalized-showcase", model={str(staged / "showcase")!r}, device="cpu")
+        print(json.dumps({{"class": type(pipe).__name__, "loaded": [r.to_dict() for r in loaded(requests)],
+                          "pipe": [r.to_dict() for r in pipe(requests)]}}))
+        """
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=tmp_path, env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["class"] == "ShowcaseTransformersPipeline"
+    expected = [showcase.to_dict() for showcase in original(requests)]
+    for got in (out["loaded"], out["pipe"]):
+        for result_, oracle in zip(got, expected, strict=True):
+            assert [p["id"] for p in result_["photos"]] == [p["id"] for p in oracle["photos"]]
+            assert result_["explanation"] == oracle["explanation"]
+            torch.testing.assert_close(
+                torch.tensor([p["score"] for p in result_["photos"]]),
+                torch.tensor([p["score"] for p in oracle["photos"]]),
+            )
