@@ -10,7 +10,7 @@ Everything is first staged into folders, one per Hub repository, holding exactly
   `save_pretrained` output (config.json with its `auto_map`, safetensors weights, and the
   configuration/modeling `.py` files, so `AutoModel.from_pretrained(repo, trust_remote_code=True)` works
   without the package), the generator's tokenizer and generation config, and a model card (`cards.py`).
-- `dataset/` -> dataset repo `ORG/<prefix>-data`: the built folder (parquet configs and whatever else it
+- `dataset/` -> dataset repo `ORG/gest` (`--dataset_name`): the built folder (parquet configs and whatever else it
   holds) with a dataset card that keeps its `configs:`.
 - `evaluate/<name>/` -> Space `ORG/<name>` (Gradio SDK): the module folder as `metrics/modules/README.md`
   describes, so `evaluate.load("ORG/<name>")` works.
@@ -105,7 +105,11 @@ class PushArguments:
         default=None,
         metadata={"help": "generator image features: vision or image (default: the generator config's image_kind)"},
     )
-    prefix: str = field(default="gest-showcases", metadata={"help": "repository name prefix"})
+    prefix: str = field(default="gest-showcases", metadata={"help": "model repository name prefix"})
+    dataset_name: str = field(
+        default="gest",
+        metadata={"help": "dataset repository name: ORG/gest loads with load_dataset(\"ORG/gest\", \"s2\")"},
+    )
     private: bool = field(default=False, metadata={"help": "create private repositories"})
     dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})
 
@@ -155,6 +159,11 @@ def _strip_saved_paths(folder: Path) -> None:
             path.write_text(json.dumps(cleaned, indent=2) + "\n", encoding="utf-8")
 
 
+def dataset_repo_id(args: PushArguments) -> str:
+    """The dataset repository: `ORG/gest` by default, the name `load_dataset("ORG/gest", "s2")` uses."""
+    return f"{args.namespace}/{args.dataset_name}"
+
+
 def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     from gest_showcases.selection import DPPImageSelector
 
@@ -163,7 +172,7 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
     _strip_saved_paths(output)
     card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip,
-                         dataset=f"{args.namespace}/{args.prefix}-data" if args.dataset else None)  # fmt: skip
+                         dataset=dataset_repo_id(args) if args.dataset else None)  # fmt: skip
     card.save(output / "README.md")
     return StagedRepo(repo_id, "model", output)
 
@@ -181,7 +190,7 @@ def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id:
         results=_read(args.generator_results),
         base_model=args.base_model,
         image_kind=args.image_kind,
-        dataset=f"{args.namespace}/{args.prefix}-data" if args.dataset else None,
+        dataset=dataset_repo_id(args) if args.dataset else None,
     )
     card.save(output / "README.md")
     return StagedRepo(repo_id, "model", output)
@@ -266,7 +275,7 @@ def stage_dataset(args: PushArguments, output: Path) -> StagedRepo:
     from gest_showcases.data.stats import read_card_configs
     from gest_showcases.features.inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 
-    repo_id = f"{args.namespace}/{args.prefix}-data"
+    repo_id = dataset_repo_id(args)
     folder = Path(args.dataset)
     card = dataset_card(folder, repo_id, license=args.dataset_license)
     configs = read_card_configs(folder)
@@ -336,7 +345,7 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
 
     source = Path(args.showcase)
     repo_id = f"{args.namespace}/{args.prefix}-showcase"
-    dataset = f"{args.namespace}/{args.prefix}-data" if args.dataset else None
+    dataset = dataset_repo_id(args) if args.dataset else None
     card = showcase_card(source, repo_id, base_model=args.base_model, dataset=dataset)
 
     def copy(path: str, destination: str) -> None:

@@ -57,7 +57,7 @@ def test_staged_dataset_loads_with_its_images_and_names_no_local_path(gest_files
 
     front, body = split_front_matter((staged / "README.md").read_text())
     assert front["license"] == "other" and front["license_name"] and front["citation"] == CITATION
-    assert front["pretty_name"] == "gest-showcases-data: personalized showcases"
+    assert front["pretty_name"] == "gest: personalized showcases"
     assert {config["config_name"] for config in front["configs"]} == {"raw", "s1", "s2"}
     assert "`images/<pic_id>.jpg`" in body and "Stored by reference" not in body
 

@@ -44,7 +44,7 @@ def test_dry_run_writes_complete_repositories(staged, checkpoints, built_dataset
     assert {repo: entry["repo_type"] for repo, entry in plan.items()} == {
         "me/gest-showcases-selector": "model",
         "me/gest-showcases-generator": "model",
-        "me/gest-showcases-data": "dataset",
+        "me/gest": "dataset",
         "me/distinct": "space",
         "me/div_at_k": "space",
     }
@@ -70,11 +70,11 @@ def test_dry_run_writes_complete_repositories(staged, checkpoints, built_dataset
     cards = {name: ModelCard.load(staged / name / "README.md") for name in ("selector", "generator")}
     assert "| img+text | 21.40 |" in cards["selector"].text
     assert cards["generator"].data.base_model == "gpt2"
-    assert cards["selector"].data.datasets == ["me/gest-showcases-data"]
+    assert cards["selector"].data.datasets == ["me/gest"]
 
     # The dataset: every file of the folder plus the photos it names (the built one's lie outside it), the same
     # rows with paths into images/ and the photos' bytes as `images`, a card whose configs still load.
-    data_files = set(plan["me/gest-showcases-data"]["files"])
+    data_files = set(plan["me/gest"]["files"])
     built_files = {str(p.relative_to(built_dataset)) for p in built_dataset.rglob("*") if p.is_file()}
     assert data_files == built_files | {f"images/pic{i}.jpg" for i in range(8)}
     for i in range(8):
