@@ -21,4 +21,10 @@ def quick_demo_output() -> Path:
     command = [sys.executable, "-m", "gest_showcases.cli", "demo", "--quick", "--output_dir", "demo-output"]
     result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, f"{' '.join(command[2:])} failed:\n{result.stderr[-4000:]}"
+    (root / "stdout.txt").write_text(result.stdout)  # what the demo printed, beside (not inside) its outputs
     return root / "demo-output"
+
+
+def quick_demo_stdout() -> str:
+    """What that quick demo printed."""
+    return (quick_demo_output().parent / "stdout.txt").read_text()

@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from gest_showcases.cli import main as cli_main
+from demo_output import quick_demo_output, quick_demo_stdout
+
 from gest_showcases.report import parse_markdown_table
 
 
@@ -20,12 +21,11 @@ def _html_rows(page: str, title: str) -> list[list[str]]:
 
 
 @pytest.mark.slow
-def test_quick_demo_writes_the_report(tmp_path, capsys):
-    output = tmp_path / "demo"
-    assert cli_main(["demo", "--quick", "--output_dir", str(output), "--num_examples", "3"]) == 0
-    printed = capsys.readouterr().out
+def test_quick_demo_writes_the_report():
+    # The one quick demo of the test session (the README-snippet and card tests read it too), run in its folder.
+    output = quick_demo_output()
     report = output / "report.html"
-    assert f"Report: {report}" in printed
+    assert f"Report: {report}" in quick_demo_stdout()
     page = report.read_text(encoding="utf-8")
 
     # Self-contained: photos and plots inlined, nothing fetched.
@@ -37,8 +37,8 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     generations = [json.loads(line) for line in (output / "generations.jsonl").read_text().splitlines()]
     systems = {record["system"] for record in generations}
     assert systems == {"PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)"}
-    shown = [record for record in generations if record["system"] == "PC2L"][:3]
-    assert page.count('<p class="explanation">') == 3
+    shown = [record for record in generations if record["system"] == "PC2L"][:4]
+    assert page.count('<p class="explanation">') == 4  # --num_examples' default
     for record in shown:
         assert f'<p class="explanation">{html.escape(record["generated"])}</p>' in page
         user, business = record["id"].split("_")  # review_id = f"{user_id}_{business_id}"
