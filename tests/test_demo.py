@@ -7,7 +7,6 @@ import re
 import pytest
 
 from demo_output import quick_demo_output, quick_demo_stdout
-
 from gest_showcases.report import parse_markdown_table
 
 

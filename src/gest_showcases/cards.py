@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedConfig
 
 from gest_showcases.errors import InputError
+
+logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "model_cards"
 DATASET_LICENSE = "other"  # the Gest reviews and photos are Google Maps users' content, not the package's
@@ -158,10 +161,14 @@ def _base_model(config: PreTrainedConfig, base_model: str | None) -> str | None:
         return hub_model_id(config.decoder.name_or_path)
     try:
         validate_repo_id(base_model)
-    except HFValidationError as error:
-        raise InputError(
-            f"base_model {base_model!r} is no Hub model id (a card names no local folder)"
-        ) from error
+        local = os.path.isabs(base_model) or bool(PureWindowsPath(base_model).drive)
+    except HFValidationError:
+        local = True
+    if local:
+        # `push --base_model <folder>` names where the decoder came from on this machine: the published card
+        # cannot name that folder, and the push itself is still right, so the field is left out, loudly.
+        logger.warning("base_model %s is a local folder, not a Hub model id: the card leaves base_model out", base_model)
+        return None
     return base_model
 
 

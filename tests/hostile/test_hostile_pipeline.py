@@ -186,7 +186,8 @@ def test_push_dry_run_stages_no_absolute_local_path(dataset, checkpoints, tmp_pa
     )
     out = tmp_path / "export"
     argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--generator", str(generator),
-            "--dataset", str(dataset), "--clip", checkpoints["clip"], "--base_model", str(lm),
+            "--dataset", str(dataset), "--dataset_images", str(tmp_path / "images"), "--clip", checkpoints["clip"],
+            "--base_model", str(lm),
             "--dry_run", str(out)]  # fmt: skip
     assert cli_main(argv) == 0
 

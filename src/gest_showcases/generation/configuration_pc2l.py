@@ -3,7 +3,8 @@
 import math
 
 from huggingface_hub.dataclasses import strict
-from transformers import GenerationConfig, GPT2Config, PreTrainedConfig
+from transformers import AutoConfig, GenerationConfig, GPT2Config, PreTrainedConfig
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 INPUT_MODES = ("img", "text", "img+text")
 IMAGE_CONTRASTIVE_LOSSES = ("none", "cl", "ccl")
@@ -14,20 +15,47 @@ CONTRASTIVE_SCORES = ("embedding", "likelihood")
 IMAGE_KINDS = ("vision", "image")
 # What generators saved before `image_kind` was recorded read (the paper's CNN features).
 LEGACY_IMAGE_KIND = "vision"
+# The decoder with native cross-attention (`add_cross_attention`): the paper's model. Every other causal LM gets
+# gated cross-attention blocks (`gated_cross_attention.py`).
+NATIVE_CROSS_ATTENTION_DECODER = "gpt2"
+# LayerNorm's default epsilon, for the encoder in front of a decoder that is not GPT-2 (whose own epsilon it reads).
+DEFAULT_LAYER_NORM_EPS = 1e-5
+
+
+def decoder_config_from_dict(decoder: dict) -> PreTrainedConfig:
+    """The decoder config a dict describes: its `model_type`'s config class, GPT-2 when the dict names none (the
+    shorthand `{"n_embd": 32, ...}` and what checkpoints saved before other decoders were accepted hold)."""
+    decoder = dict(decoder)
+    model_type = decoder.pop("model_type", NATIVE_CROSS_ATTENTION_DECODER)
+    if model_type == NATIVE_CROSS_ATTENTION_DECODER:
+        return GPT2Config(**decoder)
+    return AutoConfig.for_model(model_type, **decoder)
 
 
 @strict
 class PC2LConfig(PreTrainedConfig):
     r"""
     Configuration of [`PC2LForConditionalGeneration`]: a multimodal encoder over image and history-review features
-    and a GPT-2 decoder with cross-attention to it, trained with the PC2L losses.
+    and a causal-LM decoder that cross-attends to it, trained with the PC2L losses.
 
-    The encoder width is the decoder width (the paper uses 768 for both), so the encoder states feed GPT-2's
-    cross-attention directly.
+    The decoder is GPT-2 with its native cross-attention (the paper's model) or any other causal LM that
+    `AutoModelForCausalLM` builds with its decoder layers at `<base model>.layers` (the Llama layout: Llama,
+    SmolLM2, Mistral, Qwen2/3, Gemma, ...), into which gated cross-attention blocks are inserted (Flamingo style,
+    `gated_cross_attention.py`): at initialisation such a model's logits are the bare LM's.
 
     Args:
-        decoder (`dict` or [`GPT2Config`], *optional*):
-            The GPT-2 decoder configuration; `add_cross_attention` is always `True`.
+        decoder (`dict` or [`PreTrainedConfig`], *optional*, defaults to a GPT-2 config):
+            The decoder configuration: a config object or a dict with its `model_type` (a dict without one is
+            GPT-2's). For GPT-2 `add_cross_attention` is always set `True`. A `model_type` that
+            `AutoModelForCausalLM` cannot build raises a `ValueError`.
+        cross_attention_every_n_layers (`int`, *optional*, defaults to 1):
+            For a decoder other than GPT-2: a gated cross-attention block goes before every n-th decoder layer
+            (layers `n - 1, 2n - 1, ...`; 1: before every layer). Fewer blocks decode faster. GPT-2 has its
+            cross-attention in every block, so it must be 1 there.
+        encoder_hidden_size (`int`, *optional*):
+            Width of the multimodal encoder; defaults to the decoder's hidden size (the paper: 768 for both).
+            When it differs, a linear layer projects the encoder's output to the decoder's hidden size, so the
+            encoder states (and the projection heads over them) always have the decoder's width.
         image_feature_dim (`int`, *optional*, defaults to 512):
             Dimension of the cached image features (CLIP ViT-B/32 image embeddings: 512).
         review_feature_dim (`int`, *optional*, defaults to 512):
@@ -106,10 +134,12 @@ class PC2LConfig(PreTrainedConfig):
     model_type = "pc2l"
     # Declared with `sub_configs` and built in `__post_init__` rather than with `sub_configs_defaults` /
     # `SubConfigSpec`, which recent transformers 5 releases have and earlier ones (5.17) lack: the config, and a
-    # checkpoint's shipped code, then work on both.
-    sub_configs = {"decoder": GPT2Config}
+    # checkpoint's shipped code, then work on both. `AutoConfig`: the decoder may be any causal LM's config.
+    sub_configs = {"decoder": AutoConfig}
 
-    decoder: dict | GPT2Config | None = None
+    decoder: dict | PreTrainedConfig | None = None
+    cross_attention_every_n_layers: int = 1
+    encoder_hidden_size: int | None = None
     image_feature_dim: int = 512
     review_feature_dim: int = 512
     image_kind: str | None = None
@@ -138,9 +168,16 @@ class PC2LConfig(PreTrainedConfig):
         if self.decoder is None:
             self.decoder = GPT2Config()
         elif isinstance(self.decoder, dict):
-            self.decoder = GPT2Config(**self.decoder)
-        # A decoder given as a dict or a pretrained GPT-2 config must still attend to the encoder.
-        self.decoder.add_cross_attention = True
+            self.decoder = decoder_config_from_dict(self.decoder)
+        if self.decoder.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+            # Never build another decoder in its place (a Llama config once silently became a GPT-2).
+            raise ValueError(
+                f"PC2L's decoder must be a causal LM that transformers' AutoModelForCausalLM builds; "
+                f"model_type={self.decoder.model_type!r} is not one"
+            )
+        if not self.uses_gated_cross_attention:
+            # A decoder given as a dict or a pretrained GPT-2 config must still attend to the encoder.
+            self.decoder.add_cross_attention = True
         super().__post_init__(**kwargs)
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
@@ -172,11 +209,48 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(f"pcl_alpha must be > 1 (paper: e), got {self.pcl_alpha}")
         if self.contrastive_temperature <= 0:
             raise ValueError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
-        if self.decoder.n_embd % self.encoder_attention_heads:
+        if self.encoder_width % self.encoder_attention_heads:
             raise ValueError(
-                f"the encoder width (decoder n_embd={self.decoder.n_embd}) must be divisible by "
+                f"the encoder width ({self.encoder_width}) must be divisible by "
                 f"encoder_attention_heads={self.encoder_attention_heads}"
             )
+        num_layers = self.decoder.num_hidden_layers
+        if not 1 <= self.cross_attention_every_n_layers <= num_layers:
+            raise ValueError(
+                f"cross_attention_every_n_layers must be in [1, {num_layers}] (the decoder's layers), got "
+                f"{self.cross_attention_every_n_layers}"
+            )
+        if not self.uses_gated_cross_attention and self.cross_attention_every_n_layers != 1:
+            raise ValueError("GPT-2 has cross-attention in every block: cross_attention_every_n_layers must be 1")
+        if self.uses_gated_cross_attention and self.decoder.hidden_size % self.decoder.num_attention_heads:
+            raise ValueError(
+                f"the gated cross-attention splits the decoder's hidden size ({self.decoder.hidden_size}) into its "
+                f"num_attention_heads={self.decoder.num_attention_heads}, which must divide it"
+            )
+
+    @property
+    def uses_gated_cross_attention(self) -> bool:
+        """Whether the decoder gets gated cross-attention blocks (any decoder but GPT-2, which has its own)."""
+        return self.decoder.model_type != NATIVE_CROSS_ATTENTION_DECODER
+
+    @property
+    def gated_cross_attention_layers(self) -> tuple[int, ...]:
+        """Indices of the decoder layers a gated cross-attention block goes before (empty for GPT-2)."""
+        if not self.uses_gated_cross_attention:
+            return ()
+        every = self.cross_attention_every_n_layers
+        return tuple(range(every - 1, self.decoder.num_hidden_layers, every))
+
+    @property
+    def encoder_width(self) -> int:
+        """The multimodal encoder's width: `encoder_hidden_size`, or the decoder's hidden size."""
+        return self.encoder_hidden_size or self.decoder.hidden_size
+
+    @property
+    def encoder_layer_norm_eps(self) -> float:
+        """The encoder's LayerNorm epsilon: GPT-2's `layer_norm_epsilon` (as the paper's model always had), else
+        LayerNorm's default."""
+        return DEFAULT_LAYER_NORM_EPS if self.uses_gated_cross_attention else self.decoder.layer_norm_epsilon
 
     @property
     def uses_images(self) -> bool:

@@ -1,10 +1,16 @@
-"""Optional LoRA (peft) on the GPT-2 decoder's attention, self- and cross-attention chosen separately.
+"""Optional LoRA (peft) on the decoder's attention, self- and cross-attention chosen separately.
+
+Self-attention is GPT-2's (`attn.c_attn`, `attn.c_proj`) or, for a gated decoder of the Llama layout, the LM's
+own `self_attn.{q,k,v,o}_proj`. Cross-attention is GPT-2's `crossattention`, or the gated blocks' linear layers
+(query, output, feed-forward) and their shared key/value map `cross_attention_kv` (see `gated_cross_attention.py`).
 
 The parts of PC2L that start from random weights (the encoder, the projection heads, and the cross-attention
-when it gets no LoRA) are trained fully and saved with the adapter (`modules_to_save`). The model the adapter
-applies to (the GPT-2 decoder as it started, with the cross-attention's random starting weights, which no GPT-2
-checkpoint holds, and the encoder and heads as they started) is saved by `save_lora_base` as a plain PC2L
-checkpoint in `<run>/base/`, and the adapter's config points at it, so a LoRA run loads the standard ways:
+when it gets no LoRA) are trained fully and saved with the adapter (`modules_to_save`). With LoRA on the gated
+blocks their tanh gates are trained fully too: a gate starts at 0 and closes the block, so without it the block's
+adapters would get no gradient. The model the adapter applies to (the decoder as it started, with the
+cross-attention's random starting weights, which no LM checkpoint holds, and the encoder and heads as they
+started) is saved by `save_lora_base` as a plain PC2L checkpoint in `<run>/base/`, and the adapter's config points
+at it, so a LoRA run loads the standard ways:
 
 ```python
 >>> import gest_showcases  # registers PC2L with AutoModel, which the adapter config names
@@ -39,13 +45,21 @@ AUTO_MAPPING = {"base_model_class": "AutoModel", "parent_library": "transformers
 _LAYER = r"decoder\.transformer\.h\.\d+\."
 SELF_ATTENTION_PATTERN = _LAYER + r"attn\.(?:c_attn|c_proj)"
 CROSS_ATTENTION_PATTERN = _LAYER + r"crossattention\.(?:q_attn|c_attn|c_proj)"
+# A gated decoder: `decoder.<base model>.layers.<i>.`, the LM's own names.
+_GATED_LAYER = r"decoder\.\w+\.layers\.\d+\."
+GATED_SELF_ATTENTION_PATTERN = _GATED_LAYER + r"self_attn\.(?:q_proj|k_proj|v_proj|o_proj)"
+GATED_CROSS_ATTENTION_PATTERN = _GATED_LAYER + r"cross_attention\.(?:q_proj|o_proj|fc1|fc2)|cross_attention_kv"
 # Name parts peft adds around the base weights (dropped) and the adapter's own weights (skipped).
 _WRAPPER_PARTS = frozenset({"base_layer", "original_module"})
 
 
-def lora_target_pattern(self_attention: bool, cross_attention: bool) -> str:
-    """A regex (peft full-matches it against module names) for the decoder attention projections to adapt."""
-    patterns = [SELF_ATTENTION_PATTERN] * self_attention + [CROSS_ATTENTION_PATTERN] * cross_attention
+def lora_target_pattern(self_attention: bool, cross_attention: bool, gated: bool = False) -> str:
+    """A regex (peft full-matches it against module names) for the decoder attention projections to adapt;
+    `gated`: for a decoder with gated cross-attention blocks rather than GPT-2."""
+    if gated:
+        patterns = [GATED_SELF_ATTENTION_PATTERN] * self_attention + [GATED_CROSS_ATTENTION_PATTERN] * cross_attention
+    else:
+        patterns = [SELF_ATTENTION_PATTERN] * self_attention + [CROSS_ATTENTION_PATTERN] * cross_attention
     if not patterns:
         raise ValueError("LoRA needs self_attention and/or cross_attention")
     return "|".join(patterns)
@@ -62,29 +76,33 @@ def apply_lora(
     """Wrap `model` with LoRA adapters on the chosen decoder attention layers.
 
     Args:
-        model ([`PC2LForConditionalGeneration`]): the model to adapt (its decoder typically from GPT-2).
+        model ([`PC2LForConditionalGeneration`]): the model to adapt (its decoder typically a pretrained LM).
         rank (`int`, *optional*, defaults to 8): LoRA rank `r`.
         alpha (`int`, *optional*, defaults to 16): LoRA scaling `lora_alpha`.
         dropout (`float`, *optional*, defaults to 0.05): dropout on the LoRA path.
         self_attention (`bool`, *optional*, defaults to `True`): adapt the decoder self-attention.
         cross_attention (`bool`, *optional*, defaults to `False`): adapt the cross-attention with LoRA; when
-            `False` the (fresh) cross-attention layers are trained fully instead.
+            `False` the (fresh) cross-attention layers (GPT-2's, or the whole gated blocks and their key/value map)
+            are trained fully instead.
 
     Returns:
         `PeftModel`: only the adapters and the fresh modules are trainable.
     """
+    gated = model.config.uses_gated_cross_attention
     fresh = ["encoder"] + [
         name for name in ("image_head", "review_head", "target_head") if name in model._modules
     ]
-    if not cross_attention:
+    if gated:
+        fresh += ["attention_gate", "mlp_gate"] if cross_attention else ["cross_attention", "cross_attention_kv"]
+    elif not cross_attention:
         fresh += ["crossattention", "ln_cross_attn"]
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=lora_target_pattern(self_attention, cross_attention),
+        target_modules=lora_target_pattern(self_attention, cross_attention, gated),
         modules_to_save=fresh,
-        fan_in_fan_out=True,  # GPT-2's Conv1D stores weights as [in, out]
+        fan_in_fan_out=not gated,  # GPT-2's Conv1D stores weights as [in, out], nn.Linear as [out, in]
     )
     return get_peft_model(model, config)
 
@@ -156,6 +174,8 @@ __all__ = [
     "AUTO_MAPPING",
     "BASE_FOLDER",
     "CROSS_ATTENTION_PATTERN",
+    "GATED_CROSS_ATTENTION_PATTERN",
+    "GATED_SELF_ATTENTION_PATTERN",
     "SELF_ATTENTION_PATTERN",
     "apply_lora",
     "base_state_dict",

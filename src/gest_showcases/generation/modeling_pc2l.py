@@ -1,11 +1,16 @@
-"""PC2L: a multimodal encoder over image and history-review features and a GPT-2 decoder that cross-attends to it.
+"""PC2L: a multimodal encoder over image and history-review features and a causal-LM decoder that cross-attends
+to it.
 
 Section 4.2 of the paper: image features `V` and history-review features `R` are projected by `W^V`, `W^R`
 (eq. 2), encoded together by stacked self-attention layers (eq. 3, the multimodal attention "MMA"), and GPT-2
 decodes the explanation with cross-attention to `[H^V; H^R]` (eq. 4). Section 4.3: projection heads `phi_V`,
 `phi_R`, `phi_Y` (eq. 6) give the embeddings of the contrastive losses (in `losses.py`).
 
-This file imports only torch, transformers and its configuration (relatively), so `save_pretrained` can ship it
+Beyond the paper, the decoder may be any causal LM of the Llama layout (SmolLM2, Llama, Qwen, ...), which
+attends to `[H^V; H^R]` through gated cross-attention blocks (`gated_cross_attention.py`) that leave the LM's
+outputs unchanged at initialisation.
+
+This file imports only torch, transformers and its sibling files (relatively), so `save_pretrained` can ship them
 for `AutoModel.from_pretrained(path, trust_remote_code=True)`.
 """
 
@@ -15,12 +20,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
+from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_pc2l import PC2LConfig, PC2LGenerationConfig
+from .gated_cross_attention import (
+    CROSS_ATTENTION_MASK,
+    CROSS_KEY_VALUES,
+    PC2LTanhGate,
+    add_gated_cross_attention,
+    cross_attention_bias,
+)
 
 # Rows of the modality embedding table.
 IMAGE_MODALITY, REVIEW_MODALITY = 0, 1
@@ -61,8 +74,8 @@ class PC2LEncoderLayer(GradientCheckpointingLayer):
 
     def __init__(self, config: PC2LConfig):
         super().__init__()
-        width = config.decoder.n_embd
-        eps = config.decoder.layer_norm_epsilon
+        width = config.encoder_width
+        eps = config.encoder_layer_norm_eps
         self.num_heads = config.encoder_attention_heads
         self.dropout = config.encoder_dropout
         self.self_attn_layer_norm = nn.LayerNorm(width, eps=eps)
@@ -92,20 +105,24 @@ class PC2LEncoder(nn.Module):
     """`W^V`, `W^R` (eq. 2) and the multimodal self-attention encoder (eq. 3).
 
     The inputs are sets (a user's photos, a user's other reviews), so there are no position embeddings: only a
-    learned modality embedding tells image tokens from review tokens.
+    learned modality embedding tells image tokens from review tokens. An encoder narrower or wider than the decoder
+    (`config.encoder_hidden_size`) ends with a linear map to the decoder's width.
     """
 
     def __init__(self, config: PC2LConfig):
         super().__init__()
         self.config = config
-        width = config.decoder.n_embd
+        width = config.encoder_width
         if config.uses_images:
             self.image_projection = nn.Linear(config.image_feature_dim, width)
         if config.uses_reviews:
             self.review_projection = nn.Linear(config.review_feature_dim, width)
         self.modality_embeddings = nn.Embedding(2, width)
         self.layers = nn.ModuleList(PC2LEncoderLayer(config) for _ in range(config.encoder_layers))
-        self.layer_norm = nn.LayerNorm(width, eps=config.decoder.layer_norm_epsilon)
+        self.layer_norm = nn.LayerNorm(width, eps=config.encoder_layer_norm_eps)
+        decoder_width = config.decoder.hidden_size
+        # An identity (no weights, so checkpoints of equal widths are unchanged) when the widths agree.
+        self.output_projection = nn.Linear(width, decoder_width) if width != decoder_width else nn.Identity()
 
     def forward(
         self,
@@ -114,7 +131,7 @@ class PC2LEncoder(nn.Module):
         review_features: torch.Tensor | None,
         review_mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns `[H^V; H^R]` [B, N_img + N_rev, D] and its padding mask [B, N_img + N_rev] (bool)."""
+        """Returns `[H^V; H^R]` [B, N_img + N_rev, D] (D the decoder's width) and its padding mask (bool)."""
         tokens, masks = [], []
         if self.config.uses_images:
             if image_features is None:
@@ -139,7 +156,7 @@ class PC2LEncoder(nn.Module):
         attention_mask = mask[:, None, None, :]  # [B, 1, 1, S]: every query sees the unpadded keys
         for layer in self.layers:
             hidden_states = layer(hidden_states, attention_mask)
-        return self.layer_norm(hidden_states), mask
+        return self.output_projection(self.layer_norm(hidden_states)), mask
 
 
 class PC2LProjectionHead(nn.Module):
@@ -210,9 +227,11 @@ class PC2LPreTrainedModel(PreTrainedModel):
     config_class = PC2LConfig
     base_model_prefix = "pc2l"
     main_input_name = "input_ids"
+    # A decoder of another kind adds its own layer class (`_no_split_modules` of the nested model); the gated
+    # cross-attention blocks live inside those layers.
     _no_split_modules = ["GPT2Block", "PC2LEncoderLayer"]
     _supports_sdpa = True
-    # GPT-2's blocks and `PC2LEncoderLayer` are `GradientCheckpointingLayer`s.
+    # The decoder's layers, the gated cross-attention blocks and `PC2LEncoderLayer` are `GradientCheckpointingLayer`s.
     supports_gradient_checkpointing = True
     # A new model's generation config: the paper's decoding, saved with the model.
     generation_config_class = PC2LGenerationConfig
@@ -223,14 +242,28 @@ class PC2LPreTrainedModel(PreTrainedModel):
     # contrastive losses to it and lets the Trainer divide the sum by the gradient-accumulation steps.
     accepts_loss_kwargs = False
 
+    def initialize_weights(self) -> None:
+        super().initialize_weights()
+        # transformers initialises the decoder's modules with the decoder's own `_init_weights`, which knows nothing
+        # of the gated blocks' tanh gates (a gate missing from a checkpoint would keep uninitialised memory). Closed
+        # gates: a new block adds nothing to the decoder. `init` leaves loaded weights alone.
+        for module in self.modules():
+            if isinstance(module, PC2LTanhGate):
+                init.zeros_(module.weight)
+
 
 class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
     """
-    The PC2L explanation generator: multimodal encoder + GPT-2 decoder with cross-attention + projection heads.
+    The PC2L explanation generator: multimodal encoder + decoder with cross-attention + projection heads.
+
+    The decoder is GPT-2 with its native cross-attention (the paper's model), or another causal LM (Llama layout)
+    with gated cross-attention blocks before its layers (see `gated_cross_attention.py`), whose keys and values
+    are one linear map `cross_attention_kv` of the encoder states.
 
     Generation runs on the decoder-only route of `GenerationMixin`: [`~PC2LForConditionalGeneration.generate`]
     encodes the inputs once and passes `encoder_hidden_states` to every decoding step; GPT-2 caches their
-    cross-attention keys and values after the first step.
+    cross-attention keys and values after the first step, and for the gated blocks `generate` computes them once
+    (`cross_key_values`) before decoding.
 
     Example:
 
@@ -248,9 +281,17 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: PC2LConfig):
         super().__init__(config)
-        width = config.decoder.n_embd
+        width = config.decoder.hidden_size
         self.encoder = PC2LEncoder(config)
-        self.decoder = GPT2LMHeadModel(config.decoder)
+        if config.uses_gated_cross_attention:
+            # In the dtype this model is being built in (`from_config` would otherwise take the decoder config's own).
+            self.decoder = AutoModelForCausalLM.from_config(config.decoder, dtype=torch.get_default_dtype())
+            block_layers = config.gated_cross_attention_layers
+            add_gated_cross_attention(self.decoder, block_layers, config.decoder.num_attention_heads)
+            # Keys and values of every block in one matmul: [B, N, D] -> [B, N, blocks * 2 * D].
+            self.cross_attention_kv = nn.Linear(width, len(block_layers) * 2 * width, bias=False)
+        else:
+            self.decoder = GPT2LMHeadModel(config.decoder)
         if config.uses_projection_heads:
             if config.image_contrastive != "none":
                 self.image_head = PC2LProjectionHead(width, config.projection_dim)
@@ -261,16 +302,30 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
 
     @classmethod
     def from_decoder_pretrained(
-        cls, decoder_name_or_path: str, **config_kwargs
+        cls, decoder_name_or_path: str, gguf_file: str | None = None, **config_kwargs
     ) -> "PC2LForConditionalGeneration":
-        """Start the decoder from a GPT-2 checkpoint (a Hub name such as `"gpt2"` or a local folder).
+        """Build PC2L around a pretrained causal LM: GPT-2 (`"gpt2"`), or any LM of the Llama layout
+        (`"HuggingFaceTB/SmolLM2-135M"`), as a Hub name or a local folder.
 
-        The encoder, the projection heads and GPT-2's cross-attention layers start from random weights.
-        `config_kwargs` are the other [`PC2LConfig`] fields.
+        The encoder, the projection heads and the cross-attention (GPT-2's own layers, or the gated blocks) start
+        from random weights; at that point a gated model's logits are the LM's own. `config_kwargs` are the other
+        [`PC2LConfig`] fields (e.g. `cross_attention_every_n_layers`).
+
+        Args:
+            decoder_name_or_path (`str`): the causal LM, a Hub repo id or a local folder.
+            gguf_file (`str`, *optional*): a GGUF file in that folder or repo to load instead (transformers
+                dequantises it to float weights; needs the `gguf` package).
         """
-        decoder = GPT2LMHeadModel.from_pretrained(decoder_name_or_path, add_cross_attention=True)
-        model = cls(PC2LConfig(decoder=decoder.config, **config_kwargs))
-        model.decoder = decoder
+        decoder = AutoModelForCausalLM.from_pretrained(decoder_name_or_path, gguf_file=gguf_file)
+        decoder_config = decoder.config
+        if gguf_file is not None:
+            # The weights are dequantised floats now; a PC2L checkpoint must not claim a GGUF quantisation.
+            del decoder_config.quantization_config
+        model = cls(PC2LConfig(decoder=decoder_config, **config_kwargs))
+        # The LM's state dict under its own names: only the cross-attention is missing from it.
+        loaded = model.decoder.load_state_dict(decoder.state_dict(), strict=False)
+        if loaded.unexpected_keys:
+            raise ValueError(f"{decoder_name_or_path} has weights PC2L's decoder lacks: {loaded.unexpected_keys}")
         return model
 
     def get_input_embeddings(self) -> nn.Module:
@@ -315,6 +370,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         review_mask: torch.Tensor | None = None,
         encoder_hidden_states: torch.FloatTensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
+        cross_key_values: torch.FloatTensor | None = None,
         negative_input_ids: torch.LongTensor | None = None,
         negative_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
@@ -335,6 +391,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 Precomputed `[H^V; H^R]` (from `encode`), so decoding steps do not rerun the encoder.
             encoder_attention_mask (`torch.Tensor` of shape `(batch_size, num_inputs)`, *optional*):
                 Their padding mask.
+            cross_key_values (`torch.FloatTensor` of shape `(batch_size, num_inputs, num_blocks * 2 * hidden_size)`, *optional*):
+                Gated decoders only: the keys and values of every gated cross-attention block,
+                `cross_attention_kv(encoder_hidden_states)`, which `generate` computes once rather than at every
+                step; computed here when omitted.
             negative_input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Entity-swapped hard negatives of the targets (CCL, eq. 8), padded to the targets' length. They go
                 through the decoder in the same call as the targets (2B sequences) and get no LM loss.
@@ -397,19 +457,45 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             if position_ids is not None:
                 position_ids = position_ids.repeat(len(segments), 1)
 
-        decoder_outputs = self.decoder.transformer(
-            decoder_input_ids,
-            cache,
-            attention_mask=decoder_attention_mask,
-            position_ids=position_ids,
-            encoder_hidden_states=cross_states,
-            encoder_attention_mask=cross_mask,
-            use_cache=use_cache,
-            **kwargs,
-        )
-        hidden_states = decoder_outputs.last_hidden_state  # [B x segments, L, D]
-        target_states = hidden_states[:batch_size]
-        logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
+        if self.config.uses_gated_cross_attention:
+            if cross_key_values is None:
+                cross_key_values = self.cross_attention_kv(cross_states)  # [B x segments, N, blocks * 2 * D]
+            elif len(segments) > 1:
+                raise ValueError("cross_key_values serve decoding; the contrastive passes compute their own")
+            # The LM's own forward, so the logits are exactly what it computes (some families post-process them),
+            # for every segment's rows (the negatives' logits of the embedding score go unused).
+            decoder_outputs = self.decoder(
+                decoder_input_ids,
+                attention_mask=decoder_attention_mask,
+                position_ids=position_ids,
+                use_cache=use_cache,
+                logits_to_keep=logits_to_keep,
+                output_hidden_states=compute_embeddings and not text_target,
+                **{CACHE_KEY: cache, CROSS_KEY_VALUES: cross_key_values},
+                **{CROSS_ATTENTION_MASK: cross_attention_bias(cross_mask, cross_key_values.dtype)},
+                **kwargs,
+            )
+            # The last layer's states after the final norm, what GPT-2's `last_hidden_state` is.
+            hidden_states = decoder_outputs.hidden_states[-1] if compute_embeddings and not text_target else None
+            logits, *rest_logits = decoder_outputs.logits.split(batch_size)  # [B, L, V] per segment
+        else:
+            if cross_key_values is not None:
+                raise ValueError("cross_key_values are the gated blocks'; GPT-2 reads encoder_hidden_states")
+            decoder_outputs = self.decoder.transformer(
+                decoder_input_ids,
+                cache,
+                attention_mask=decoder_attention_mask,
+                position_ids=position_ids,
+                encoder_hidden_states=cross_states,
+                encoder_attention_mask=cross_mask,
+                use_cache=use_cache,
+                **kwargs,
+            )
+            hidden_states = decoder_outputs.last_hidden_state  # [B x segments, L, D]
+            target_states = hidden_states[:batch_size]
+            logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
+            rest_states = hidden_states[batch_size:].split(batch_size) if compute_likelihoods else ()
+            rest_logits = [self.decoder.lm_head(states) for states in rest_states]
 
         loss = None
         if labels is not None:
@@ -429,15 +515,14 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if compute_likelihoods:
             labels_mask = labels != -100
             output.target_log_likelihood = sequence_log_likelihood(logits, input_ids, labels_mask)
-            rest = hidden_states[batch_size:].split(batch_size)
             if negatives_in_pass:
                 output.negative_log_likelihood = sequence_log_likelihood(
-                    self.decoder.lm_head(rest[0]), negative_input_ids, negative_attention_mask.bool()
+                    rest_logits[0], negative_input_ids, negative_attention_mask.bool()
                 )
-                rest = rest[1:]
-            for (name, _, _), states in zip(swapped_states, rest, strict=True):
+                rest_logits = rest_logits[1:]
+            for (name, _, _), segment_logits in zip(swapped_states, rest_logits, strict=True):
                 output[f"{name}_swapped_log_likelihood"] = sequence_log_likelihood(
-                    self.decoder.lm_head(states), input_ids, labels_mask
+                    segment_logits, input_ids, labels_mask
                 )
         if compute_embeddings:
             num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
@@ -447,11 +532,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 if negative_input_ids is not None:
                     text_ids = torch.cat([input_ids, negative_input_ids])
                     text_mask = torch.cat([target_mask, negative_attention_mask])
-                hidden_states = self.decoder.transformer(
-                    text_ids, attention_mask=text_mask, use_cache=False
-                ).last_hidden_state
-                target_states = hidden_states[:batch_size]
-            output.target_embeds = self.target_head(target_states, target_mask)
+                hidden_states = self._text_states(text_ids, text_mask)
+            output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
             if self.config.image_contrastive != "none":
                 output.image_embeds = self.image_head(
                     encoder_hidden_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
@@ -465,6 +547,20 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                     hidden_states[batch_size : 2 * batch_size], negative_attention_mask
                 )
         return output
+
+    def _text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The decoder's last hidden states [B, L, D] (after its final norm) over text alone, no cross-attention."""
+        if self.config.uses_gated_cross_attention:
+            # One logit row is the least the LM's forward computes; its states are what is wanted here.
+            return self.decoder(
+                input_ids,
+                attention_mask=attention_mask,
+                use_cache=False,
+                logits_to_keep=1,
+                output_hidden_states=True,
+                **{CROSS_KEY_VALUES: None},
+            ).hidden_states[-1]
+        return self.decoder.transformer(input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def _encode_with_swaps(self, image_features, image_mask, review_features, review_mask):
         """Encode the batch and, for the likelihood losses, copies of it with one input swapped.
@@ -507,7 +603,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         review is real) or precomputed `encoder_hidden_states` + `encoder_attention_mask`, and any
         [`~GenerationMixin.generate`] argument; the defaults are the model's `generation_config` (a new model's:
         the paper's 2 beams, at most 64 new tokens). The decoder prompt comes as `inputs` or `input_ids` (without
-        `attention_mask`: unpadded); with neither, decoding starts from BOS.
+        `attention_mask`: unpadded); with neither, decoding starts from BOS. A gated decoder's cross-attention keys
+        and values are computed once here, before the beams are expanded, as the encoder states are.
         """
         input_ids = kwargs.pop("input_ids", None)
         if inputs is not None and input_ids is not None:
@@ -517,6 +614,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             encoder_hidden_states, encoder_attention_mask = self.encode(
                 image_features, image_mask, review_features, review_mask
             )
+        if self.config.uses_gated_cross_attention:
+            # The gated blocks' keys and values, once for the whole decoding (GPT-2 caches its own after step 1).
+            kwargs["cross_key_values"] = self.cross_attention_kv(encoder_hidden_states)
         if inputs is None:
             bos = self.generation_config.bos_token_id
             inputs = torch.full((encoder_hidden_states.shape[0], 1), bos, device=encoder_hidden_states.device)
