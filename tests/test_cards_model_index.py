@@ -11,7 +11,7 @@ import torch
 from huggingface_hub import ModelCard
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer
 
-import gest_showcases.metrics.report as report
+import gest_showcases.metrics.paper_tables as report
 from demo_output import quick_demo_output
 from gest_showcases.cards import generator_card, selector_card, split_front_matter
 from gest_showcases.errors import InputError

@@ -43,7 +43,7 @@ def test_every_public_name_is_exported_from_its_module():
             "collate_selection", "bleu", "clip_align", "precision_at_k"} <= set(gest_showcases.__all__)  # fmt: skip
     assert set(gest_showcases.__all__) <= set(dir(gest_showcases))
     for package in ("gest_showcases", "gest_showcases.generation", "gest_showcases.selection",
-                    "gest_showcases.features", "gest_showcases.metrics"):  # fmt: skip
+                    "gest_showcases.features", "gest_showcases.metrics", "gest_showcases.baselines"):  # fmt: skip
         module = importlib.import_module(package)
         for name in module.__all__:
             value = getattr(module, name)
@@ -94,6 +94,35 @@ def _save_tiny_models(root) -> dict:
         ),
         "classifier": ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=4)),
     }
+    # Table 2's baselines, with the vocabulary's last id as BOS/EOS.
+    from gest_showcases import (
+        PeplerConfig,
+        PeplerForExplanation,
+        PeterConfig,
+        PeterForExplanation,
+        R2GenConfig,
+        R2GenForExplanation,
+        Ref2SeqConfig,
+        Ref2SeqForExplanation,
+        ShowAndTellConfig,
+        ShowAndTellForExplanation,
+    )
+
+    special = {"vocab_size": 40, "bos_token_id": 39, "eos_token_id": 39, "pad_token_id": 39}
+    models |= {
+        "st": ShowAndTellForExplanation(
+            ShowAndTellConfig(image_feature_dim=4, embedding_size=8, hidden_size=8, **special)
+        ),
+        "r2gen": R2GenForExplanation(
+            R2GenConfig(image_feature_dim=4, hidden_size=8, ffn_dim=8, num_layers=1, num_attention_heads=2,
+                        memory_slots=1, memory_attention_heads=2, **special)  # fmt: skip
+        ),
+        "ref2seq": Ref2SeqForExplanation(Ref2SeqConfig(hidden_size=8, num_layers=1, **special)),
+        "peter": PeterForExplanation(
+            PeterConfig(num_users=3, num_items=3, hidden_size=8, intermediate_size=8, **special)
+        ),
+        "pepler": PeplerForExplanation(PeplerConfig(decoder=decoder, num_users=3, num_items=3)),
+    }
     for name, model in models.items():
         model.save_pretrained(root / name)
     return {name: str(root / name) for name in models}
@@ -131,4 +160,9 @@ def test_auto_classes_know_the_models_after_importing_the_package(tmp_path, orde
         "pc2l": "gest_showcases.generation.modeling_pc2l.PC2LForConditionalGeneration",
         "dpp": "gest_showcases.selection.modeling_dpp.DPPImageSelector",
         "classifier": "gest_showcases.features.modeling_explanation.ExplanationClassifier",
+        "st": "gest_showcases.baselines.modeling_show_and_tell.ShowAndTellForExplanation",
+        "r2gen": "gest_showcases.baselines.modeling_r2gen.R2GenForExplanation",
+        "ref2seq": "gest_showcases.baselines.modeling_ref2seq.Ref2SeqForExplanation",
+        "peter": "gest_showcases.baselines.modeling_peter.PeterForExplanation",
+        "pepler": "gest_showcases.baselines.modeling_pepler.PeplerForExplanation",
     }

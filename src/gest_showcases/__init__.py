@@ -35,6 +35,17 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "PC2LCollator": "generation.collator",
         "PC2LDataset": "generation.collator",
         "PC2LTrainer": "generation.trainer",
+        # Table 2's baselines (Section 5), trained by `gest-showcases train-generator`.
+        "ShowAndTellConfig": "baselines.configuration_show_and_tell",
+        "ShowAndTellForExplanation": "baselines.modeling_show_and_tell",
+        "R2GenConfig": "baselines.configuration_r2gen",
+        "R2GenForExplanation": "baselines.modeling_r2gen",
+        "Ref2SeqConfig": "baselines.configuration_ref2seq",
+        "Ref2SeqForExplanation": "baselines.modeling_ref2seq",
+        "PeterConfig": "baselines.configuration_peter",
+        "PeterForExplanation": "baselines.modeling_peter",
+        "PeplerConfig": "baselines.configuration_pepler",
+        "PeplerForExplanation": "baselines.modeling_pepler",
         # Features and the explanation classifier (Section 3.3).
         "ExplanationClassifierConfig": "features.configuration_explanation",
         "ExplanationClassifier": "features.modeling_explanation",

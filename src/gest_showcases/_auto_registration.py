@@ -34,6 +34,17 @@ MODELS = (
      ("AutoModel",)),
     ("features.configuration_explanation", "ExplanationClassifierConfig", "features.modeling_explanation",
      "ExplanationClassifier", ("AutoModel",)),
+    # Table 2's baselines (issue 16).
+    ("baselines.configuration_show_and_tell", "ShowAndTellConfig", "baselines.modeling_show_and_tell",
+     "ShowAndTellForExplanation", ("AutoModel",)),
+    ("baselines.configuration_r2gen", "R2GenConfig", "baselines.modeling_r2gen", "R2GenForExplanation",
+     ("AutoModel",)),
+    ("baselines.configuration_ref2seq", "Ref2SeqConfig", "baselines.modeling_ref2seq", "Ref2SeqForExplanation",
+     ("AutoModel",)),
+    ("baselines.configuration_peter", "PeterConfig", "baselines.modeling_peter", "PeterForExplanation",
+     ("AutoModel",)),
+    ("baselines.configuration_pepler", "PeplerConfig", "baselines.modeling_pepler", "PeplerForExplanation",
+     ("AutoModel",)),
 )  # fmt: skip
 
 # (task, pipeline module, pipeline class, modeling module, model class the factory loads from the folder's root)

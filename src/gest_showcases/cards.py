@@ -131,7 +131,7 @@ LOCAL_DATASET = {
     "dataset_type": "local",
     "dataset_name": "a dataset built with gest-showcases build, not on the Hub",
 }
-# Table 2 columns (`metrics.report.TABLE2_COLUMNS`) as metric ids: hf.co/metrics, else the package's modules.
+# Table 2 columns (`metrics.paper_tables.TABLE2_COLUMNS`) as metric ids: hf.co/metrics, else the package's modules.
 TABLE2_METRIC_TYPES = {
     "bleu_1": "bleu", "bleu_4": "bleu", "meteor": "meteor", "nist_4": "nist_mt", "distinct_1": "distinct",
     "distinct_2": "distinct", "clip_align": "clip_align", "clip_score_cosine": "clip_score", "bertscore_f1": "bertscore",
@@ -203,7 +203,8 @@ def generator_eval_results(
         folder: the run folder. task_type: the model-index task. dataset: the Hub dataset id, if any.
         system (`str`, *optional*): this model's row of `table2.json`; needed when it scores several systems.
     """
-    from gest_showcases.metrics.report import GROUND_TRUTH, TABLE2_COLUMNS
+    from gest_showcases.metrics.generations import GROUND_TRUTH
+    from gest_showcases.metrics.paper_tables import TABLE2_COLUMNS
 
     folder = Path(folder)
     found: EvalResults = {}

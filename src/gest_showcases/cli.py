@@ -1,8 +1,8 @@
 """The `gest-showcases` command.
 
 Each subcommand is the importable `main(argv)` of the module that owns it, so that
-`gest-showcases build ...` and `python dataset_scripts/build_gest.py ...` are the same code and
-tests can call `main([...])` in-process. Modules load only when their subcommand runs.
+`gest-showcases build ...` and `build.main([...])` are the same code and tests can call `main([...])`
+in-process. Modules load only when their subcommand runs.
 
 Errors, handled here once for every subcommand:
 
@@ -42,7 +42,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "cache CLIP and backbone features of a built dataset's images and reviews",
     ),
     "train-clip": (
-        "gest_showcases.features.train_clip",
+        "gest_showcases.features.clip_training",
         "train a small CLIP from scratch on a built dataset's review texts and photos",
     ),
     "distill": (
@@ -61,6 +61,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-pc2l": (
         "gest_showcases.generation.train",
         "train the PC2L explanation generator (Table 4 rows via --config)",
+    ),
+    "train-generator": (
+        "gest_showcases.commands.train_generator",
+        "train any Table 2 generator (PC2L, GPT-2, ST, R2Gen, Ref2Seq, PETER, PEPLER), write test generations",
     ),
     "finetune-lm": (
         "gest_showcases.generation.finetune_lm",

@@ -359,7 +359,7 @@ def world_stages(
     """
     from gest_showcases import synth
     from gest_showcases.data import build
-    from gest_showcases.features import distill, diversity, extract, train_clip
+    from gest_showcases.features import clip_training, distill, diversity, extract
     from gest_showcases.generation import finetune_lm
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
@@ -385,7 +385,7 @@ def world_stages(
         ],)),
         # 16 x 16 photos in one patch keep the dishes' colours and layouts, and a thousand photos teach the image
         # tower more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.
-        ("train-clip", "train-clip: the CLIP stand-in", train_clip.main, ([
+        ("train-clip", "train-clip: the CLIP stand-in", clip_training.main, ([
             "--dataset", str(dataset), "--images", str(world / "images"), "--output", str(clip), "--epochs", str(size.clip_epochs),
             "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE),
             "--patch_size", str(CLIP_IMAGE_SIZE), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,

@@ -19,7 +19,7 @@ def test_every_non_default_option_round_trips():
     args = ExperimentArguments(
         features="oracle", oracle_noise=0.25, seeds=2, pc2l_epochs=30, num_reviews=1500, tables=["2", "4"],
         variant="text", generator_args="--contrastive_target text --lambda1 0.05", quick=True,
-        max_test_examples=40, num_resamples=200,
+        max_test_examples=40, num_resamples=200, baselines=["st", "peter"],
     )  # fmt: skip
     parsed = _parse(command_line(args))
     # Where the run wrote and how many threads it used do not change a result, so they are left out.
@@ -28,3 +28,9 @@ def test_every_non_default_option_round_trips():
 
 def test_defaults_are_not_spelled_out():
     assert command_line(ExperimentArguments()) == "gest-showcases experiment --features clip"
+
+
+def test_no_baselines_round_trips():
+    args = ExperimentArguments(baselines=["none"])
+    assert command_line(args) == "gest-showcases experiment --features clip --baselines none"
+    assert _parse(command_line(args)).baselines == ["none"]

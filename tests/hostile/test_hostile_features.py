@@ -186,8 +186,8 @@ def test_the_gpu_decode_path_drops_a_huge_png_before_nvjpeg_and_in_the_pil_fallb
 def test_train_clip_skips_a_huge_png(tmp_path, images, huge_png):
     from transformers import CLIPImageProcessor
 
+    from gest_showcases.features.clip_training import read_paired_reviews
     from gest_showcases.features.loading import ImagePreprocessing
-    from gest_showcases.features.train_clip import read_paired_reviews
     from tiny_assets import write_built_dataset
 
     image_dir = images["pic0"].parent

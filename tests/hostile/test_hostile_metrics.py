@@ -15,8 +15,9 @@ from PIL import Image
 from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
+from gest_showcases.metrics.generations import read_generations
 from gest_showcases.metrics.grounding import embed_image_files, load_classifier_scorer, load_clip
-from gest_showcases.metrics.report import read_generations, table2_markdown
+from gest_showcases.metrics.paper_tables import table2_markdown
 from gest_showcases.report import image_data_uri, parse_markdown_table
 
 GOOD = {"id": "1", "system": "PC2L", "generated": "Crispy rolls.", "reference": "The rolls were crispy."}
@@ -57,7 +58,7 @@ def test_one_bad_generations_line_is_counted_not_fatal(name, tmp_path, caplog):
     bad, words = BAD_LINES[name]
     path = tmp_path / "g.jsonl"
     path.write_bytes(_line() + bad + _line(id="3"))
-    with caplog.at_level(logging.WARNING, logger="gest_showcases.metrics.report"):
+    with caplog.at_level(logging.WARNING, logger="gest_showcases.metrics.generations"):
         records = read_generations(path)
     assert [r.id for r in records] == ["1", "3"]
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

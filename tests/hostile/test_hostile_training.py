@@ -244,7 +244,7 @@ def test_explanation_classifier_stops_at_a_nan_loss():
 
 
 def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatch):
-    from gest_showcases.features import train_clip
+    from gest_showcases.features import clip_training as train_clip
     from tiny_assets import write_built_dataset, write_jpegs
 
     names = [f"pic{i}" for i in range(4)]

@@ -11,15 +11,9 @@ from gest_showcases.data.records import DropReport
 from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
-from gest_showcases.metrics.report import (
-    Generation,
-    length_distribution,
-    pos_coverage,
-    pos_tagger,
-    read_generations,
-    table2_markdown,
-    write_report,
-)
+from gest_showcases.metrics.coverage import length_distribution, pos_coverage, pos_tagger
+from gest_showcases.metrics.generations import Generation, read_generations
+from gest_showcases.metrics.paper_tables import table2_markdown, write_report
 from gest_showcases.setup_assets import install_wordnet
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -107,7 +101,7 @@ def test_pos_tagger_tags_nouns_adjectives_adverbs():
 
 @pytest.mark.slow  # loads WordNet
 def test_wordnet_fallback_tagger(monkeypatch):
-    from gest_showcases.metrics import report
+    from gest_showcases.metrics import coverage as report
 
     install_wordnet()
     monkeypatch.setattr(report, "_spacy_pipeline", lambda: None)

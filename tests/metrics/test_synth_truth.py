@@ -10,8 +10,8 @@ import pytest
 
 from gest_showcases.errors import InputError
 from gest_showcases.metrics import MODULES_DIR
+from gest_showcases.metrics.generations import Generation
 from gest_showcases.metrics.intervals import bootstrap_interval, resample_indices
-from gest_showcases.metrics.report import Generation
 from gest_showcases.metrics.synth_truth import (
     METRICS,
     REFERENCE_ROW,

@@ -123,7 +123,7 @@ def test_report_sections_are_optional_and_png_is_checked(tmp_path):
 def test_figure3_and_figure6_pngs_of_the_plotting_functions_are_inlined(tmp_path):
     pytest.importorskip("matplotlib")
     from gest_showcases.features.diversity import plot_diversity
-    from gest_showcases.metrics.report import plot_length_distribution
+    from gest_showcases.metrics.plots import plot_length_distribution
 
     diversity = {"Gest-Synth": {"intra_business": 0.61, "inter_user": 0.70, "intra_user": 0.55}}
     figure3 = plot_diversity(diversity, tmp_path / "figure3.png")

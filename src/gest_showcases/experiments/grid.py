@@ -8,8 +8,10 @@ training seed:
 - Table 4: the five loss configurations of `examples/configs/` (PC2L trained with each), each generating
   explanations for every s2 test example from the photos the seed's img+text selector picks (beam 2, 64 new
   tokens, no repeated trigram: the demo's decoding);
-- Table 2: PC2L (CCL + PCL) against CE only, the Table 4 rows the paper's Table 2 compares;
-- the input-reliance probe (`generation.probe`) of every generator on the validation split.
+- Table 2: PC2L (CCL + PCL) against CE only, the Table 4 rows the paper's Table 2 compares, and the baselines
+  (`--baselines`: ST, R2Gen, Ref2Seq, PETER, PEPLER, trained by `baselines.training.train_baseline` with the same
+  seeds, epochs and learning rate, generating from the same selector-chosen photos with the same decoding);
+- the input-reliance probe (`generation.probe`) of every PC2L generator on the validation split.
 
 Every cell is scored per test example against the references (BLEU-1, Distinct-2) and against the world's
 ground truth (`metrics.synth_truth`: grounded precision and recall, hallucination, personal share, distinct
@@ -19,7 +21,7 @@ generators oracle features (`experiments.oracle`) instead of the stand-in CLIP's
 
 Outputs in `--output_dir`: `results.json` (every system x metric: per-seed values and intervals, mean, ci95),
 `tables.md`, and one folder per stage and cell. A finished stage or cell is never rerun (resumable: rerun the
-same command after an interruption).
+same command after an interruption, or with more systems: a seed's scores gain the cells they lack).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.errors import InputError
-from gest_showcases.metrics.report import INTERVAL_COLUMNS
+from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +53,11 @@ LOSS_CONFIGS = {
     "PC2L (CCL + PCL)": ("ccl", "pcl"),
 }
 PC2L, CE_ONLY = "PC2L (CCL + PCL)", "CE only"
+# The paper's input column of Table 2 for the PC2L rows (the baselines' is in `baselines.registry`).
+PC2L_INPUT = "img+text"
 SELECTOR_METHODS = ("random", "img", "text", "img+text")
 # (key, column, scale): fractions are printed x100.
-# Table 2's interval columns (`metrics.report`), then the mention rate and the input-reliance probe.
+# Table 2's interval columns (`metrics.paper_tables`), then the mention rate and the input-reliance probe.
 GENERATION_COLUMNS = (
     *INTERVAL_COLUMNS,
     ("mention_rate", "Mentions", 100),
@@ -62,6 +67,7 @@ GENERATION_COLUMNS = (
 SELECTION_COLUMNS = (("precision", "Prec@3", 100), ("recall", "Recall@3", 100), ("f1", "F1@3", 100),
                      ("diversity", "Div@3", 1))  # fmt: skip
 TOP_K = 3
+BASELINE_NAMES = tuple(BASELINES)
 
 
 @dataclass
@@ -97,6 +103,13 @@ class ExperimentArguments:
         default="",
         metadata={"help": "extra train-pc2l options of the variant, e.g. '--contrastive_target text'"},
     )
+    baselines: list[str] = field(
+        default_factory=lambda: list(BASELINE_NAMES),
+        metadata={
+            "help": "Table 2 baselines trained next to PC2L (none: only the PC2L rows)",
+            "choices": [*BASELINE_NAMES, "none"],
+        },
+    )
     num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
@@ -116,6 +129,13 @@ def _systems(tables: list[str]) -> list[str]:
     if "4" in tables:
         return list(LOSS_CONFIGS)
     return [CE_ONLY, PC2L] if "2" in tables else []
+
+
+def _baselines(args: ExperimentArguments) -> list[str]:
+    """The `--baselines` names the run trains (Table 2 rows only)."""
+    if "2" not in args.tables or "none" in args.baselines:
+        return []
+    return [name for name in BASELINE_NAMES if name in args.baselines]
 
 
 class Experiment:
@@ -184,6 +204,7 @@ class Experiment:
         for seed in seeds:
             markers.append(self.seed_dir(seed) / "selector" / ".done")
             markers += [self.generator_dir(seed, system) / ".done" for system in _systems(self.args.tables)]
+            markers += [self.baseline_dir(seed, name) / ".done" for name in _baselines(self.args)]
             scores = self.seed_dir(seed) / f"scores{self.suffix}.json"
             total += json.loads(scores.read_text()).get("scoring_seconds", 0.0) if scores.exists() else 0.0
         for marker in markers:
@@ -245,6 +266,49 @@ class Experiment:
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    def baseline_overrides(self, name: str) -> str | None:
+        """`--config_overrides` of baseline `name`: the width of the world's GPT-2 (PC2L's decoder and PEPLER's),
+        so that Table 2 compares methods rather than capacities, and the grid's CPU time stays that of the PC2L
+        cells (at their own 256-wide defaults R2Gen and Ref2Seq take 10-25x a PC2L cell's time)."""
+        width = json.loads((self.world / "gpt2" / "config.json").read_text())["n_embd"]
+        return {
+            "st": f"embedding_size={width},hidden_size={width}",
+            "r2gen": f"hidden_size={width},ffn_dim={width}",
+            "ref2seq": f"hidden_size={width}",
+            "peter": f"hidden_size={width},intermediate_size={4 * width}",
+        }.get(name)
+
+    def baseline_dir(self, seed: int, name: str) -> Path:
+        # Like CE only, a baseline is the same model in every variant: one cell per seed.
+        return self.seed_dir(seed) / "baselines" / name
+
+    def train_baseline(self, seed: int, name: str) -> Path:
+        """Baseline `name` trained as the PC2L cells are: same seed, epochs, batch size, learning rate, features."""
+        from transformers import HfArgumentParser, TrainingArguments
+
+        from gest_showcases.baselines.data import GeneratorDataArguments
+        from gest_showcases.baselines.training import BaselineModelArguments, train_baseline
+        from gest_showcases.demo import PC2L_LEARNING_RATE, _trainer_argv
+
+        out = self.baseline_dir(seed, name)
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+                _trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE)
+            )
+            gpt2 = str(self.world / "gpt2")
+            model_args = BaselineModelArguments(
+                tokenizer=gpt2,
+                decoder=gpt2 if BASELINES[name].pretrained_decoder else None,
+                config_overrides=self.baseline_overrides(name),
+            )
+            data_args = GeneratorDataArguments(
+                dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+            )
+            train_baseline(name, model_args, data_args, training_args)
             _mark(out / ".done", {"seconds": time.perf_counter() - start})
         return out
 
@@ -354,14 +418,32 @@ class Experiment:
         )
         return input_reliance(model, dataset, collator, seed=seed)
 
+    def generate_baseline(self, baseline_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
+        """A baseline's texts for `rows`, shown `pic_ids` (image baselines read them), with the PC2L cells' decoding."""
+        from gest_showcases.baselines.training import generate_baseline
+
+        examples, texts = generate_baseline(
+            baseline_dir, self.world / "dataset", rows, self.tables, pic_ids, no_repeat_ngram_size=3
+        )
+        if len(examples) != len(rows):
+            raise RuntimeError(f"{baseline_dir.name} has no input for {len(rows) - len(examples)} test rows")
+        return texts
+
     def run_seed(self, seed: int, rows: list[dict]) -> dict:
-        """Every cell of one seed; per-example values cached in `seed-N/scores.json`."""
+        """Every cell of one seed; per-example values cached in `seed-N/scores.json`.
+
+        A cached seed that lacks some of the run's systems (a run with more `--baselines` than the one that wrote
+        it) gains their cells; the cells it holds are kept as they are.
+        """
         from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
 
         out = self.seed_dir(seed)
         scores_path = out / f"scores{self.suffix}.json"
-        if _done(scores_path):
-            return json.loads(scores_path.read_text())
+        scores = json.loads(scores_path.read_text()) if _done(scores_path) else None
+        cells = {system: "pc2l" for system in _systems(self.args.tables)}
+        cells |= {BASELINES[name].row: name for name in _baselines(self.args)}
+        if scores is not None and all(system in scores["generation"] for system in cells):
+            return scores
         start = time.perf_counter()
         training = time.perf_counter()
         selector_dir = self.train_selectors(seed)
@@ -371,19 +453,27 @@ class Experiment:
         references = [row["explanation"] for row in rows]
         users, businesses = [row["user_id"] for row in rows], [row["business_id"] for row in rows]
         shown = selections["img+text"]["pic_ids"]
-        scores = {
-            "selection": {
-                m: {k: v.tolist() for k, v in s.items() if k != "pic_ids"} for m, s in selections.items()
-            },
-            "generation": {},
-        }
-        generations = []
-        for system in _systems(self.args.tables):
+        if scores is None:
+            scores = {
+                "selection": {
+                    m: {k: v.tolist() for k, v in s.items() if k != "pic_ids"} for m, s in selections.items()
+                },
+                "generation": {},
+            }
+        for system, kind in cells.items():
+            if system in scores["generation"]:
+                continue
             training = time.perf_counter()
-            generator_dir = self.train_generator(seed, system)
-            training_seconds += time.perf_counter() - training
-            texts = self.generate(generator_dir, rows, shown)
-            probe = self.probe(generator_dir, seed)
+            if kind == "pc2l":
+                generator_dir = self.train_generator(seed, system)
+                training_seconds += time.perf_counter() - training
+                texts = self.generate(generator_dir, rows, shown)
+                probe = self.probe(generator_dir, seed)
+            else:
+                baseline_dir = self.train_baseline(seed, kind)
+                training_seconds += time.perf_counter() - training
+                texts = self.generate_baseline(baseline_dir, rows, shown)
+                probe = {}  # the probe swaps PC2L's two inputs; the baselines read one
             truth_scores = score_texts(texts, users, businesses, shown, truth)
             scores["generation"][system] = {
                 "texts": texts,
@@ -392,28 +482,31 @@ class Experiment:
                 },
                 "probe": {k: v.tolist() for k, v in probe.items()},
             }
-            generations += [
-                {"id": row["review_id"], "system": system, "generated": text, "reference": reference,
-                 "pic_ids": pics, "user_id": user, "business_id": business}
-                for row, text, reference, pics, user, business in zip(rows, texts, references, shown, users, businesses, strict=True)
-            ]  # fmt: skip
-        # The references were written about the user's own photos: GT is scored against those (the ceiling).
-        own_photos = [list(row["pics"]) for row in rows]
-        reference_scores = score_texts(references, users, businesses, own_photos, truth)
-        scores["generation"]["GT"] = {
-            "texts": references,
-            "truth_parts": {
-                k: [a.tolist(), b.tolist()] for k, (a, b) in reference_scores.ratio_parts.items()
-            },
-            "probe": {},
-        }
+        if "GT" not in scores["generation"]:
+            # The references were written about the user's own photos: GT is scored against those (the ceiling).
+            own_photos = [list(row["pics"]) for row in rows]
+            reference_scores = score_texts(references, users, businesses, own_photos, truth)
+            scores["generation"]["GT"] = {
+                "texts": references,
+                "truth_parts": {
+                    k: [a.tolist(), b.tolist()] for k, (a, b) in reference_scores.ratio_parts.items()
+                },
+                "probe": {},
+            }
+        generations = [
+            {"id": row["review_id"], "system": system, "generated": text, "reference": reference,
+             "pic_ids": pics, "user_id": user, "business_id": business}
+            for system, cell in scores["generation"].items() if system != "GT"
+            for row, text, reference, pics, user, business in zip(rows, cell["texts"], references, shown, users, businesses, strict=True)
+        ]  # fmt: skip
         with open(out / f"generations{self.suffix}.jsonl", "w", encoding="utf-8") as handle:
             handle.writelines(json.dumps(record) + "\n" for record in generations)
         scores["references"] = references
-        scores["seconds"] = time.perf_counter() - start
-        scores["scoring_seconds"] = (
-            scores["seconds"] - training_seconds
-        )  # selection, generation, probe, scoring
+        # Accumulated over the calls that computed the seed's cells.
+        seconds = time.perf_counter() - start
+        scores["seconds"] = scores.get("seconds", 0.0) + seconds
+        # Selection, generation, probe, scoring.
+        scores["scoring_seconds"] = scores.get("scoring_seconds", 0.0) + seconds - training_seconds
         _mark(scores_path, scores)
         return scores
 
@@ -565,28 +658,45 @@ def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int,
                 f"| {method} | " + " | ".join(_cell(row.get(k), s) for k, _, s in SELECTION_COLUMNS) + " |"
             )
         lines.append("")
-    systems = [s for s in LOSS_CONFIGS if s in results["generation"]]
-    for title, names in (("## Table 4: contrastive-loss ablation", systems if "4" in args.tables else []),
-                         ("## Table 2: PC2L against cross-entropy only", [CE_ONLY, PC2L] if "2" in args.tables else [])):  # fmt: skip
-        names = [name for name in names if name in results["generation"]]
-        if not names:
-            continue
-        lines += [title, "", "| System | " + " | ".join(c for _, c, _ in GENERATION_COLUMNS) + " |",
-                  "|---|" + "---:|" * len(GENERATION_COLUMNS)]  # fmt: skip
-        for name in [*names, "GT"] if "Table 2" in title else names:
-            row = results["generation"].get(name, {})
-            lines.append(
-                f"| {name} | " + " | ".join(_cell(row.get(k), s) for k, _, s in GENERATION_COLUMNS) + " |"
-            )
-        if "Table 2" in title and results["differences"]:
-            diffs = results["differences"]
-            lines.append(
-                "| PC2L - CE only (paired, seeds pooled) | "
-                + " | ".join(_cell(diffs.get(k), s) for k, _, s in GENERATION_COLUMNS)
-                + " |"
-            )
-        lines.append("")
+    generation = results["generation"]
+    if "4" in args.tables:
+        lines += _generation_table("## Table 4: contrastive-loss ablation", list(LOSS_CONFIGS), generation)
+    if "2" in args.tables:
+        # The paper's Table 2 rows with its input column: PC2L's two, then the baselines, then the references.
+        inputs = {CE_ONLY: PC2L_INPUT, PC2L: PC2L_INPUT}
+        inputs |= {BASELINES[name].row: BASELINES[name].input for name in _baselines(args)}
+        lines += _generation_table(
+            "## Table 2: PC2L against cross-entropy only and the baselines", list(inputs), generation, inputs,
+            results["differences"],
+        )  # fmt: skip
     return "\n".join(lines)
+
+
+def _generation_table(
+    title: str,
+    names: list[str],
+    generation: dict,
+    inputs: dict | None = None,
+    differences: dict | None = None,
+) -> list[str]:
+    """Markdown lines of one generation table over the `names` present (none: no table); with `inputs` an Input
+    column and a GT row, with `differences` the paired PC2L - CE only row."""
+    names = [name for name in names if name in generation]
+    if not names:
+        return []
+    input_header, input_rule = ("Input | ", "---|") if inputs else ("", "")
+    lines = [title, "", f"| System | {input_header}" + " | ".join(c for _, c, _ in GENERATION_COLUMNS) + " |",
+             f"|---|{input_rule}" + "---:|" * len(GENERATION_COLUMNS)]  # fmt: skip
+    rows = [(name, generation[name]) for name in names]
+    if inputs:
+        inputs = inputs | {"GT": "-", "PC2L - CE only (paired, seeds pooled)": ""}
+        rows.append(("GT", generation.get("GT", {})))
+        if differences:
+            rows.append(("PC2L - CE only (paired, seeds pooled)", differences))
+    for name, row in rows:
+        cells = " | ".join(_cell(row.get(key), scale) for key, _, scale in GENERATION_COLUMNS)
+        lines.append(f"| {name} | " + (f"{inputs[name]} | " if inputs else "") + cells + " |")
+    return [*lines, ""]
 
 
 def run_experiment(args: ExperimentArguments) -> dict:

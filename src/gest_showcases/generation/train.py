@@ -114,7 +114,8 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
     from gest_showcases.data.build import load_built
 
     rows = load_built(data_args.dataset, "s2", split=split)
-    columns = {"target": list(rows["explanation"])}
+    # The review ids say which rows were kept (`baselines.data` pairs its own columns with the features by them).
+    columns = {"target": list(rows["explanation"]), "review_id": list(rows["review_id"])}
     found_any = torch.zeros(len(rows), dtype=torch.bool)
     inputs = []
     if config.uses_images:

@@ -20,6 +20,11 @@ then equals the token mean of the accumulated batch when micro-batches hold equa
 contrastive parts use the micro-batch as their set of negatives. Under DDP `model` is the wrapper: the config is
 read from the unwrapped model, and the forward goes through the wrapper so gradients are synchronised.
 
+[`GeneratorTrainer`], the base of `PC2LTrainer`, trains any explanation generator whose `forward` returns its
+`loss` and, as output fields named `loss_*`, the parts it is made of (the Table 2 baselines of
+`gest_showcases.baselines`, e.g. PETER's context-prediction loss): it logs each part the same way. `PC2LTrainer`
+composes eq. 11 from the PC2L outputs instead.
+
 NaN: the stock `Trainer` logs a NaN loss as the mean of the previous ones (`logging_nan_inf_filter`), clips a NaN
 gradient norm into NaN gradients and saves the NaN model, exiting 0. [`FiniteTrainer`], the base of `PC2LTrainer`
 and of `finetune-lm`, stops at the first non-finite loss or gradient instead, before the optimizer step, so
@@ -62,11 +67,13 @@ class FiniteTrainer(Trainer):
         return loss
 
 
-class PC2LTrainer(FiniteTrainer):
-    """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
+class GeneratorTrainer(FiniteTrainer):
+    """A `Trainer` for an explanation generator that logs each part of its loss (`loss_*`), averaged per log.
 
-    Only `compute_loss` and `log` are overridden (the NaN guard is [`FiniteTrainer`]'s); use it like `Trainer`,
-    with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL) and `remove_unused_columns=False`.
+    The loss is the model's own `loss`; the parts are the output fields named `loss_*` (none for a model trained
+    on cross-entropy alone). Only `compute_loss` and `log` are overridden (the NaN guard is [`FiniteTrainer`]'s);
+    use it like `Trainer`, with `remove_unused_columns=False`. Subclasses change how the loss is composed by
+    overriding `loss_and_parts`.
     """
 
     loss_is_scaled_for_ga = False
@@ -75,10 +82,13 @@ class PC2LTrainer(FiniteTrainer):
         super().__init__(*args, **kwargs)
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
 
+    def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to optimise and its parts by log name, from the model's outputs for `inputs`."""
+        return outputs.loss, {name: value for name, value in outputs.items() if name.startswith("loss_")}
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        config = unwrap_peft_model(self.accelerator.unwrap_model(model)).config
         outputs = model(**inputs)
-        loss, parts = total_loss(config, outputs, inputs)
+        loss, parts = self.loss_and_parts(model, outputs, inputs)
         mode = "train" if model.training else "eval"
         for name, value in parts.items():
             self._loss_parts[mode][name].append(value.detach())
@@ -94,4 +104,17 @@ class PC2LTrainer(FiniteTrainer):
         super().log(logs, start_time)
 
 
-__all__ = ["FiniteTrainer", "PC2LTrainer"]
+class PC2LTrainer(GeneratorTrainer):
+    """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
+
+    Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`); use it like
+    `Trainer`, with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL) and
+    `remove_unused_columns=False`.
+    """
+
+    def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        config = unwrap_peft_model(self.accelerator.unwrap_model(model)).config
+        return total_loss(config, outputs, inputs)
+
+
+__all__ = ["FiniteTrainer", "GeneratorTrainer", "PC2LTrainer"]

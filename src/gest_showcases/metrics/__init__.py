@@ -3,7 +3,9 @@
 - `text`: BLEU-1/4, METEOR, NIST-4, Distinct-1/2 (checked against NLTK) and BERTScore.
 - `grounding`: CLIP-Align (paper eq. 12) and CLIP-Score.
 - `selection`: Precision@K, Recall@K, F1@K and div@K.
-- `report`: the paper's Table 2 and Figure 6 from a generations file.
+- `generations`: the generations file `gest-showcases evaluate` reads.
+- `paper_tables`: the paper's Table 2 from a generations file, and the files `evaluate` writes.
+- `coverage`, `plots`: the paper's Figure 6 (length distribution, keyword coverage by part of speech).
 
 Four metrics also ship as `evaluate` modules loadable offline by path:
 ``evaluate.load(gest_showcases.metrics.module_path("clip_align"))`` (and ``"clip_score"``,

@@ -4,11 +4,11 @@
         [--images IMAGE_DIR --clip_model CLIP_PATH [--classifier CLASSIFIER_PATH]] \\
         [--bertscore_model PATH | --no_bertscore]
 
-The generations format and the outputs are described in `gest_showcases.metrics.report`. Bad lines
-of the generations file are skipped and counted (one warning); a file with no usable line, a
-`--classifier` folder that holds no explanation classifier, an `--images` path that is no folder and a
-`--clip_model` that does not load are refused with `InputError` (one line, exit 2). No code in a model
-folder runs: the classifier is loaded with the package's own class.
+The generations format is described in `gest_showcases.metrics.generations`, the outputs in
+`gest_showcases.metrics.paper_tables`. Bad lines of the generations file are skipped and counted (one
+warning); a file with no usable line, a `--classifier` folder that holds no explanation classifier, an
+`--images` path that is no folder and a `--clip_model` that does not load are refused with `InputError`
+(one line, exit 2). No code in a model folder runs: the classifier is loaded with the package's own class.
 """
 
 from __future__ import annotations
@@ -21,10 +21,9 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
-from gest_showcases.metrics.report import (
-    GROUND_TRUTH,
-    read_generations,
+from gest_showcases.metrics.paper_tables import (
     score_generations,
     table2_intervals_markdown,
     table2_markdown,

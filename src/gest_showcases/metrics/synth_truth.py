@@ -73,7 +73,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.metrics.intervals import distinct_share_parts
 
 if TYPE_CHECKING:
-    from gest_showcases.metrics.report import Generation
+    from gest_showcases.metrics.generations import Generation
 
 REFERENCE_ROW = "GT"
 # (metric key, column name); the tables print fractions x100 and distinct_outputs as a count.
@@ -418,7 +418,7 @@ def score_references(
     """The ceiling: the reference texts scored like the systems' texts, one per example id.
 
     Args:
-        records: generations (`gest_showcases.metrics.report.Generation`); the first record of an id
+        records: generations (`gest_showcases.metrics.generations.Generation`); the first record of an id
             gives its reference and shown photos, as the Table 2 ``GT`` row does.
         own_photos: score each reference against the photos of the review it was written about (every
             photo whose ``review_id`` is the example id) instead of the shown photos; the ceiling of the
@@ -433,7 +433,7 @@ def score_references(
 
 
 def score_synth_generations(records: Sequence[Generation], truth: SynthTruth) -> dict[str, SynthTruthScores]:
-    """Scores per system of a generations file (`metrics.report.read_generations`), then the ``GT`` row.
+    """Scores per system of a generations file (`metrics.generations.read_generations`), then the ``GT`` row.
 
     Example ids are Gest review ids ``<user_id>_<business_id>``; each record's ``pic_ids`` are the
     photos shown with its text. Systems in file order; ``GT`` scores the references (`score_references`).

@@ -4,7 +4,7 @@ Sections, each optional: a plain statement of what was run and on what data (wit
 details), the showcases of several test users (selected photos, generated explanation, ground-truth
 review and photos, the user's history), result tables (Table 2/3/4 style, from markdown or from
 `{row: {column: value}}` dicts), and PNG figures (Figure 3/6 style, e.g. from
-`features.diversity.plot_diversity` and `metrics.report.write_report`).
+`features.diversity.plot_diversity` and `metrics.paper_tables.write_report`).
 
 The template is Jinja2 with autoescaping on: review texts and explanations are data, never markup.
 Photos become JPEG thumbnails (longest side `thumbnail_size`); plots are inlined as the PNG files are.

@@ -1,6 +1,6 @@
-"""`gest-showcases train-clip`: train a small CLIP from scratch on a built dataset's weakly paired data.
+"""`gest-showcases train-clip`: train the stand-in CLIP from scratch on a built dataset's weakly paired data.
 
-No pretrained CLIP can be downloaded here, so the demo trains a stand-in for
+No pretrained CLIP can be downloaded here, so the demo trains a stand-in (`features.clip_standin`) for
 `openai/clip-vit-base-patch32` on the world it runs on, and saves it like any CLIP checkpoint (model,
 tokenizer, image processor), so `gest-showcases features --model PATH` loads it through the same
 `from_pretrained` paths as the real one.
@@ -14,12 +14,8 @@ than elsewhere, and that co-occurrence is the whole signal. Whole reviews carry 
 learn faster; single sentences carry it in some pairs only. Neither annotations nor any ground truth is read: the annotations are the
 explanation classifier's supervised data, ground truth is for evaluation only.
 
-- Tokenizer: a CLIP tokenizer (byte-level BPE with `</w>` word ends, lower-cased) whose merges are
-  learnt on the train-split review texts with `tokenizers`' BPE trainer, so words are a token or two
-  (a character-level vocabulary would spend CLIP's 77 tokens on one sentence).
-- Model: `CLIPModel` from `CLIPConfig`: a ViT over `image_size` images in `patch_size` patches and a
-  causal text transformer, both `hidden_size` wide, trained with CLIP's symmetric InfoNCE loss
-  (`return_loss=True`, learnt temperature) by AdamW with a linear warm-up and cosine decay.
+- Loss: CLIP's symmetric InfoNCE loss (`return_loss=True`, learnt temperature), minimised by AdamW
+  with a linear warm-up and cosine decay.
 - Bag-of-tokens helper (`--bag_of_tokens_weight`): two transformer towers trained from scratch against
   each other on a thousand pairs learn to match the training pairs but not what the photos show (on
   Gest-Synth their image features told dishes apart no better than a random-init ViT's). A linear
@@ -60,101 +56,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
-from tokenizers.pre_tokenizers import ByteLevel
 from tqdm.auto import tqdm
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer, HfArgumentParser
+from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer, HfArgumentParser
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_step
 
 from .clip import CLIP_MAX_TOKENS, load_clip
+from .clip_standin import build_clip, train_clip_tokenizer
 from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
 
 logger = logging.getLogger(__name__)
-
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-# CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
-_CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
-
-
-def _word_final_symbols(bpe: Tokenizer, texts: Sequence[str]) -> list[str]:
-    """The word-final symbols (`x</w>`) the BPE trainer makes from `texts`, sorted.
-
-    `tokenizers`' BPE trainer (0.23) numbers the suffixed symbols as it meets them in a hash map of the
-    words, whose order changes from call to call, and breaks ties between equally frequent merges by
-    those numbers, so the same texts gave different merges and ids (huggingface/tokenizers#1794).
-    Passed first as the trainer's special tokens, they get fixed ids and the training is reproducible.
-    """
-    words = (
-        word
-        for text in texts
-        for word, _ in bpe.pre_tokenizer.pre_tokenize_str(bpe.normalizer.normalize_str(text))
-    )
-    return sorted({word[-1] + "</w>" for word in words})
-
-
-def train_clip_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> CLIPTokenizer:
-    """A `CLIPTokenizer` with BPE merges learnt on `texts` (CLIP's normalisation and pre-tokenisation).
-
-    Every byte symbol is in the vocabulary both plain and word-final (`x</w>`), as in CLIP's, so any
-    text tokenises. The same texts always give the same tokenizer (see `_word_final_symbols`).
-    """
-    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
-    bpe.normalizer = normalizers.Sequence(
-        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
-    )
-    bpe.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
-            ByteLevel(add_prefix_space=False),
-        ]
-    )
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[BOS, EOS, *_word_final_symbols(bpe, texts)],
-        initial_alphabet=ByteLevel.alphabet(),
-        end_of_word_suffix="</w>",
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    learnt = json.loads(bpe.to_str())["model"]
-    vocab: dict[str, int] = dict(learnt["vocab"])
-    for symbol in sorted(ByteLevel.alphabet()):
-        vocab.setdefault(symbol + "</w>", len(vocab))
-    merges = [tuple(merge) for merge in learnt["merges"]]
-    return CLIPTokenizer(vocab=vocab, merges=merges)
-
-
-def build_clip(
-    tokenizer: CLIPTokenizer,
-    image_size: int,
-    patch_size: int,
-    hidden_size: int,
-    num_layers: int,
-    num_heads: int,
-    projection_dim: int,
-) -> CLIPModel:
-    """A randomly initialised `CLIPModel` whose text tower reads `tokenizer`'s ids."""
-    tower = {
-        "hidden_size": hidden_size,
-        "intermediate_size": 4 * hidden_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": num_heads,
-    }
-    text_config = {
-        **tower,
-        "vocab_size": len(tokenizer),
-        "max_position_embeddings": CLIP_MAX_TOKENS,
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    vision_config = {**tower, "image_size": image_size, "patch_size": patch_size}
-    config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
-    return CLIPModel(config)
 
 
 class BagOfTokens(torch.nn.Module):

@@ -1,0 +1,72 @@
+"""What the Table 2 baselines share to decode through transformers' `GenerationMixin` as PC2L does.
+
+The paper's decoding saved with every model (`BaselineGenerationConfig`), the decoder prompt of a `generate` call
+that gets only conditioning inputs (`generation_prompt`: BOS per example), and the right-padding check of decoders
+that read the tokens left to right without a key padding mask (`check_right_padded`).
+
+Free of torch and of the package's other layers: configuration files import it (they must stay cheap to import),
+and `save_pretrained` ships it next to the modeling files that import it relatively.
+"""
+
+from transformers import GenerationConfig
+
+# The paper's decoding (Section 5.1: beam size 2) and the package's length limit, as PC2L's.
+PAPER_DECODING = {"num_beams": 2, "max_new_tokens": 64}
+
+
+class BaselineGenerationConfig(GenerationConfig):
+    """The generation config a new baseline starts with: its special tokens and the paper's decoding (2 beams, at
+    most 64 new tokens), so `save_pretrained` writes them to `generation_config.json` and a plain `generate()`
+    after `from_pretrained` decodes as the paper does.
+
+    `use_cache` is off: the baselines keep no key/value cache or recurrent state between decoding steps (each step
+    re-reads the prefix, which gives the same tokens).
+    """
+
+    @classmethod
+    def from_model_config(cls, model_config) -> "BaselineGenerationConfig":
+        generation_config = super().from_model_config(model_config)
+        generation_config.update(**PAPER_DECODING, use_cache=False)
+        if generation_config.pad_token_id is None:
+            # GPT-2 has no pad token; finished beams are padded with EOS, which `generate` would pick after a warning.
+            generation_config.pad_token_id = generation_config.eos_token_id
+        return generation_config
+
+
+def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, reference):
+    """The decoder prompt of a `generate` call: `inputs` or `generate_kwargs["input_ids"]`, else BOS per example.
+
+    Also completes `generate_kwargs` in place: an all-ones `attention_mask` unless one is given (GPT-2's BOS is also
+    its EOS and pad token, which `generate` would take for padding), and `use_cache=False` (see
+    [`BaselineGenerationConfig`]).
+
+    Args:
+        inputs (`torch.LongTensor` of shape `(batch_size, prompt_length)`, *optional*): the prompt, unpadded.
+        generate_kwargs (`dict`): the other arguments of the `generate` call.
+        bos_token_id (`int`): the token decoding starts from.
+        reference (`torch.Tensor`): a batch-first conditioning tensor (batch size and device of the BOS prompt).
+    """
+    input_ids = generate_kwargs.pop("input_ids", None)
+    if inputs is not None and input_ids is not None:
+        raise ValueError("pass the decoder prompt as `inputs` or as `input_ids`, not both")
+    inputs = input_ids if inputs is None else inputs
+    if inputs is None:
+        inputs = reference.new_full((reference.shape[0], 1), bos_token_id).long()  # [B, 1]
+    generate_kwargs.setdefault("attention_mask", inputs.new_ones(inputs.shape))
+    generate_kwargs["use_cache"] = False
+    return inputs
+
+
+def check_right_padded(attention_mask) -> None:
+    """Raise when a row of `attention_mask` [B, T] has a real token after padding (left padding).
+
+    For decoders that read the tokens left to right without masking padding: with right padding every real
+    position is computed from real tokens only, and the padded positions carry no label.
+    """
+    if attention_mask is not None and (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+        raise ValueError(
+            "attention_mask must be right-padded (1s then 0s in each row); left padding is unsupported"
+        )
+
+
+__all__ = ["PAPER_DECODING", "BaselineGenerationConfig", "check_right_padded", "generation_prompt"]

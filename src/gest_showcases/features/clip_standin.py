@@ -1,0 +1,103 @@
+"""The stand-in CLIP: a small `CLIPModel` and a tokenizer learnt on the world's reviews.
+
+`gest-showcases train-clip` (`features.clip_training`) builds both with the functions here, trains them from
+scratch and saves them like any CLIP checkpoint, in place of `openai/clip-vit-base-patch32`.
+
+- Tokenizer: a CLIP tokenizer (byte-level BPE with `</w>` word ends, lower-cased) whose merges are
+  learnt on the train-split review texts with `tokenizers`' BPE trainer, so words are a token or two
+  (a character-level vocabulary would spend CLIP's 77 tokens on one sentence).
+- Model: `CLIPModel` from `CLIPConfig`: a ViT over `image_size` images in `patch_size` patches and a
+  causal text transformer, both `hidden_size` wide.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers.pre_tokenizers import ByteLevel
+from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+from .clip import CLIP_MAX_TOKENS
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+# CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
+_CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
+
+
+def _word_final_symbols(bpe: Tokenizer, texts: Sequence[str]) -> list[str]:
+    """The word-final symbols (`x</w>`) the BPE trainer makes from `texts`, sorted.
+
+    `tokenizers`' BPE trainer (0.23) numbers the suffixed symbols as it meets them in a hash map of the
+    words, whose order changes from call to call, and breaks ties between equally frequent merges by
+    those numbers, so the same texts gave different merges and ids (huggingface/tokenizers#1794).
+    Passed first as the trainer's special tokens, they get fixed ids and the training is reproducible.
+    """
+    words = (
+        word
+        for text in texts
+        for word, _ in bpe.pre_tokenizer.pre_tokenize_str(bpe.normalizer.normalize_str(text))
+    )
+    return sorted({word[-1] + "</w>" for word in words})
+
+
+def train_clip_tokenizer(texts: Sequence[str], vocab_size: int = 2000) -> CLIPTokenizer:
+    """A `CLIPTokenizer` with BPE merges learnt on `texts` (CLIP's normalisation and pre-tokenisation).
+
+    Every byte symbol is in the vocabulary both plain and word-final (`x</w>`), as in CLIP's, so any
+    text tokenises. The same texts always give the same tokenizer (see `_word_final_symbols`).
+    """
+    bpe = Tokenizer(models.BPE(end_of_word_suffix="</w>"))
+    bpe.normalizer = normalizers.Sequence(
+        [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+    )
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_CLIP_SPLIT), behavior="removed", invert=True),
+            ByteLevel(add_prefix_space=False),
+        ]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[BOS, EOS, *_word_final_symbols(bpe, texts)],
+        initial_alphabet=ByteLevel.alphabet(),
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    learnt = json.loads(bpe.to_str())["model"]
+    vocab: dict[str, int] = dict(learnt["vocab"])
+    for symbol in sorted(ByteLevel.alphabet()):
+        vocab.setdefault(symbol + "</w>", len(vocab))
+    merges = [tuple(merge) for merge in learnt["merges"]]
+    return CLIPTokenizer(vocab=vocab, merges=merges)
+
+
+def build_clip(
+    tokenizer: CLIPTokenizer,
+    image_size: int,
+    patch_size: int,
+    hidden_size: int,
+    num_layers: int,
+    num_heads: int,
+    projection_dim: int,
+) -> CLIPModel:
+    """A randomly initialised `CLIPModel` whose text tower reads `tokenizer`'s ids."""
+    tower = {
+        "hidden_size": hidden_size,
+        "intermediate_size": 4 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+    }
+    text_config = {
+        **tower,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": CLIP_MAX_TOKENS,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vision_config = {**tower, "image_size": image_size, "patch_size": patch_size}
+    config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
+    return CLIPModel(config)

@@ -1,0 +1,258 @@
+"""The paper's Table 2 from a generations file, and the files `gest-showcases evaluate` writes.
+
+The generations format is described in `gest_showcases.metrics.generations`; Figure 6's numbers come
+from `gest_showcases.metrics.coverage`, its PNGs from `gest_showcases.metrics.plots`.
+
+Outputs (`write_report`): ``table2.md`` and ``table2.json`` (one row per system plus a ``GT`` row with
+the reference-free metrics of the references, as in the paper), ``figure6a_length.png`` and
+``figure6b_coverage.png`` with their numbers in ``figure6.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from gest_showcases.metrics import intervals
+from gest_showcases.metrics.coverage import LENGTH_BINS, length_distribution, pos_coverage, pos_tagger
+from gest_showcases.metrics.generations import GROUND_TRUTH, Generation, ground_truth_records, group_by_system
+from gest_showcases.metrics.grounding import (
+    CLIP_SCORE_PREFIX,
+    Scorer,
+    clip_align_from_embeddings,
+    clip_score_from_embeddings,
+    embed_image_files,
+    embed_texts,
+)
+from gest_showcases.metrics.per_example import text_statistics
+from gest_showcases.metrics.plots import plot_length_distribution, plot_pos_coverage
+from gest_showcases.metrics.synth_truth import SYNTH_TRUTH_COLUMNS
+from gest_showcases.metrics.text import bert_score, distinct, split_sentences, text_metrics
+from gest_showcases.report.markdown import markdown_row
+
+logger = logging.getLogger(__name__)
+
+# (metric key, the paper's column name); every value is printed x100 as in the paper.
+TABLE2_COLUMNS = (
+    ("bleu_1", "BLEU-1"),
+    ("bleu_4", "BLEU-4"),
+    ("meteor", "METEOR"),
+    ("nist_4", "NIST"),
+    ("distinct_1", "Distinct-1"),
+    ("distinct_2", "Distinct-2"),
+    ("clip_align", "CLIP-Align"),
+    ("clip_score_cosine", "CLIP-Score"),
+    ("bertscore_f1", "BERT-Score"),
+)
+
+
+def _grounding_rows(
+    texts_by_row: dict[str, list[str]],
+    pics_by_row: dict[str, list[tuple[str, ...]]],
+    image_dir: Path,
+    clip,
+    scorer: Scorer | None,
+) -> dict[str, dict[str, float]]:
+    """CLIP-Score (and CLIP-Align when a scorer is given) of every row; each image embedded once."""
+    model, processor = clip
+    unique = {p for pics in pics_by_row.values() for ids in pics for p in ids}
+    found, _ = embed_image_files({p: image_dir / f"{p}.jpg" for p in sorted(unique)}, model, processor)
+    empty = torch.zeros(0, model.config.projection_dim)
+    out = {}
+    for row, texts in texts_by_row.items():
+        images = [
+            torch.stack([found[p] for p in ids if p in found]) if any(p in found for p in ids) else empty
+            for ids in pics_by_row[row]
+        ]
+        prefixed = embed_texts([CLIP_SCORE_PREFIX + t.strip() for t in texts], model, processor)
+        out[row] = clip_score_from_embeddings(images, prefixed)
+        if scorer is not None:
+            sentences = [split_sentences(t) for t in texts]
+            flat = embed_texts([s for ss in sentences for s in ss], model, processor)
+            per_text = list(torch.split(flat, [len(ss) for ss in sentences]))
+            out[row].update(clip_align_from_embeddings(images, per_text, scorer))
+    return out
+
+
+def score_generations(
+    records: Sequence[Generation],
+    bertscore_model: str | Path | None = None,
+    bertscore_layers: int | None = None,
+    clip=None,
+    image_dir: str | Path | None = None,
+    scorer: Scorer | None = None,
+    device: str = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Every Table 2 metric per system, plus the ``GT`` row (reference-free metrics of the references).
+
+    Args:
+        records: the generations (see the module docstring).
+        bertscore_model: BERTScore encoder path; None skips BERTScore.
+        bertscore_layers: BERTScore layer (default: the model's last).
+        clip: ``(CLIPModel, CLIPProcessor)`` (see `grounding.load_clip`); with ``image_dir``, adds
+            CLIP-Score, and CLIP-Align when ``scorer`` is given too.
+        image_dir: folder of ``<pic_id>.jpg`` files.
+        scorer: the explanation classifier, ``scorer(text_embeds=, image_embeds=) -> probabilities``.
+
+    Returns: ``{row name: flat metric dict}``, systems in file order, then ``GT``.
+    """
+    systems = group_by_system(records)
+    truth = ground_truth_records(records)
+    rows: dict[str, dict[str, float]] = {}
+    for name, recs in systems.items():
+        generated, references = [r.generated for r in recs], [r.reference for r in recs]
+        rows[name] = text_metrics(generated, references)
+        if bertscore_model is not None:
+            rows[name].update(
+                bert_score(generated, references, bertscore_model, bertscore_layers, device=device)
+            )
+        logger.info("%s: %s", name, rows[name])
+    rows[GROUND_TRUTH] = distinct([r.reference for r in truth])
+    if clip is not None and image_dir is not None:
+        texts = {name: [r.generated for r in recs] for name, recs in systems.items()}
+        texts[GROUND_TRUTH] = [r.reference for r in truth]
+        pics = {name: [r.pic_ids for r in recs] for name, recs in systems.items()}
+        pics[GROUND_TRUTH] = [r.pic_ids for r in truth]
+        for name, values in _grounding_rows(texts, pics, Path(image_dir), clip, scorer).items():
+            rows[name].update(values)
+    return rows
+
+
+def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
+    """The paper's Table 2 layout: one row per system, metrics x100 with 2 decimals, "-" when absent.
+
+    System names are escaped (`markdown_cell`): a `|` or a line break in a name stays in its cell.
+    """
+    # Gest-Synth's ground-truth columns (`evaluate --synth_truth`) follow when any row has them.
+    columns = list(TABLE2_COLUMNS) + [
+        column for column in SYNTH_TRUTH_COLUMNS if any(column[0] in metrics for metrics in rows.values())
+    ]
+    header = markdown_row(["Model", *(name for _, name in columns)])
+    rule = "|---|" + "---:|" * len(columns)
+    lines = [header, rule]
+    for system, metrics in rows.items():
+        cells = [_table2_cell(metrics.get(key), key) for key, _ in columns]
+        lines.append(markdown_row([system, *cells]))
+    return "\n".join(lines) + "\n"
+
+
+def _table2_cell(value: float | None, key: str) -> str:
+    """x100 with 2 decimals; counts as they are; "-" when absent or undefined (NaN: nothing to count)."""
+    if value is None or value != value:
+        return "-"
+    return f"{value:.0f}" if key == "distinct_outputs" else f"{100 * value:.2f}"
+
+
+# Columns of table2_intervals.md: (key, column, scale); the ground-truth ones need --synth_truth.
+INTERVAL_COLUMNS = (
+    ("bleu_1", "BLEU-1", 100),
+    ("distinct_2", "Distinct-2", 100),
+    ("grounded_precision", "Grounded P", 100),
+    ("grounded_recall", "Grounded R", 100),
+    ("hallucination", "Halluc.", 100),
+    ("personal_share", "Personal", 100),
+    ("distinct_outputs", "Distinct outputs", 1),
+)
+
+
+def table2_intervals_markdown(
+    records: Sequence[Generation], truth_scores: dict | None, num_resamples: int = 1000
+) -> str:
+    """Table 2's metrics that resample exactly, with paired bootstrap 95% intervals over the examples.
+
+    Every system is scored on the same resampled example sets (one index matrix; rows aligned by example
+    id), so two rows compare as paired samples. BLEU-1, Distinct-2 and distinct outputs come from
+    per-example parts (`metrics.per_example`); the ground-truth columns from `synth_truth` (when given).
+    Cells: estimate [95% interval], x100 but distinct outputs. Systems that do not cover the same examples
+    as the first one are left out, with a warning.
+    """
+    order = list(dict.fromkeys(r.id for r in records))
+    position = {example: i for i, example in enumerate(order)}
+    systems = group_by_system(records)
+    indices = intervals.resample_indices(len(order), num_resamples)
+    lines = [
+        markdown_row(["Model", *(name for _, name, _ in INTERVAL_COLUMNS)]),
+        "|---|" + "---:|" * len(INTERVAL_COLUMNS),
+    ]
+    skipped = []
+    # GT: the references, scored like a system (first record of each example, as Table 2's GT row).
+    systems = systems | {
+        GROUND_TRUTH: [
+            Generation(r.id, GROUND_TRUTH, r.reference, r.reference, r.pic_ids)
+            for r in ground_truth_records(records)
+        ]
+    }
+    for name, recs in systems.items():
+        recs = sorted(recs, key=lambda r: position[r.id])
+        if [r.id for r in recs] != order:
+            skipped.append(name)
+            continue
+        texts = [r.generated for r in recs]
+        statistics = text_statistics(texts, [r.reference for r in recs])
+        if truth_scores is not None and name in truth_scores:
+            for key, _, _ in INTERVAL_COLUMNS[2:6]:
+                statistics[key] = truth_scores[name].statistic(key)
+        cells = []
+        for key, _, scale in INTERVAL_COLUMNS:
+            if key not in statistics:
+                cells.append("-")
+                continue
+            interval = intervals.bootstrap_interval(statistics[key], indices)
+            cells.append(interval.format_cell(scale=scale, digits=1))
+        lines.append(markdown_row([name, *cells]))
+    if skipped:
+        logger.warning("table2_intervals.md leaves out %s: they do not cover the same examples", skipped)
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    rows: dict[str, dict[str, float]], records: Sequence[Generation], output_dir: str | Path
+) -> dict[str, Path]:
+    """Write Table 2 (markdown + JSON) and Figure 6 (two PNGs + their numbers) into ``output_dir``.
+
+    Args:
+        rows: metrics per table row (systems and ``GT``), flat dicts as the metric functions return.
+        records: the generations, for Figure 6.
+
+    Returns: the written paths by name (``table2_md``, ``table2_json``, ``figure6a``, ``figure6b``,
+    ``figure6_json``).
+    """
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "table2_md": output / "table2.md",
+        "table2_json": output / "table2.json",
+        "figure6a": output / "figure6a_length.png",
+        "figure6b": output / "figure6b_coverage.png",
+        "figure6_json": output / "figure6.json",
+    }
+    paths["table2_md"].write_text(table2_markdown(rows), encoding="utf-8")
+    # NaN (a ratio with nothing to count) is not JSON: written as null.
+    clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
+    table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
+    paths["table2_json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+
+    systems = group_by_system(records)
+    truth = ground_truth_records(records)
+    lengths = {name: length_distribution([r.generated for r in recs]) for name, recs in systems.items()}
+    lengths[GROUND_TRUTH] = length_distribution([r.reference for r in truth])
+    tagger_name, tag = pos_tagger()
+    coverage = {
+        name: pos_coverage([r.generated for r in recs], [r.reference for r in recs], tag)
+        for name, recs in systems.items()
+    }
+    plot_length_distribution(lengths, paths["figure6a"])
+    plot_pos_coverage(coverage, paths["figure6b"])
+    figure = {
+        "length_bins": LENGTH_BINS.tolist(),
+        "length_distribution": lengths,
+        "pos_tagger": tagger_name,
+        "pos_coverage": coverage,
+    }
+    paths["figure6_json"].write_text(json.dumps(figure, indent=2) + "\n", encoding="utf-8")
+    logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths

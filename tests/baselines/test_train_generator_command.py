@@ -1,0 +1,181 @@
+"""`gest-showcases train-generator` on a tiny built s2 folder and fake feature tables: each model trains, logs its
+loss parts, saves what generation needs, and writes the test generations `gest-showcases evaluate` reads."""
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from generator_fixtures import (
+    FEATURE_DIM,
+    FakeFeatureTable,
+    StandInBaseline,
+    build_tokenizer,
+    write_s2_dataset,
+)
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import gest_showcases.features
+from gest_showcases import cli
+from gest_showcases.baselines.data import GeneratorDataArguments, feature_kinds, load_examples, read_rows
+from gest_showcases.baselines.registry import BASELINES
+from gest_showcases.baselines.training import GeneratorInputs, generate_baseline, load_generator
+from gest_showcases.metrics import evaluate_cli
+from gest_showcases.metrics.generations import read_generations
+
+TRAINING = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
+            "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
+            "--use_cpu", "--disable_tqdm", "true", "--seed", "0", "--max_new_tokens", "8"]  # fmt: skip
+# Tiny configurations of the real baselines (hidden 16, one layer), through --config_overrides.
+TINY = {
+    "st": "embedding_size=16,hidden_size=16",
+    "r2gen": "hidden_size=16,ffn_dim=32,num_layers=1,num_attention_heads=2,memory_slots=1,memory_attention_heads=2",
+    "ref2seq": "hidden_size=16,num_layers=1",
+    "peter": "hidden_size=16,intermediate_size=32,num_layers=1,num_attention_heads=2",
+    "pepler": "unknown_id_probability=0.2",  # and --decoder: a tiny GPT-2
+}
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("assets")
+    tokenizer = build_tokenizer()
+    tokenizer.save_pretrained(root / "tokenizer")
+    write_s2_dataset(root / "dataset")
+    torch.manual_seed(0)
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    GPT2LMHeadModel(
+        GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=80, vocab_size=len(tokenizer), **special)
+    ).save_pretrained(root / "gpt2")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def fake_features(monkeypatch):
+    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: FakeFeatureTable())
+
+
+def _argv(assets, model, output, *extra):
+    model_option = ["--model", model] if model else []
+    return ["train-generator", *model_option, "--dataset", str(assets / "dataset"), "--features", "unused",
+            "--tokenizer", str(assets / "tokenizer"), "--output_dir", str(output), *TRAINING, *extra]  # fmt: skip
+
+
+def _records(folder):
+    return read_generations(folder / "generations-test.jsonl")
+
+
+def test_an_id_model_trains_logs_its_loss_parts_and_writes_test_generations(assets, tmp_path, monkeypatch):
+    monkeypatch.setitem(BASELINES, "peter", StandInBaseline(("ids",)))
+    out = tmp_path / "run"
+    assert cli.main(_argv(assets, "peter", out, "--config_overrides", "hidden_size=12")) == 0
+    results = json.loads((out / "all_results.json").read_text())
+    # The model's loss and its auxiliary part, on the validation split too.
+    assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_loss_aux"])
+    model, tokenizer, record = load_generator(out)
+    # The package's small default (hidden 8) under the override; vocabulary and ids from the data.
+    assert model.config.hidden_size == 12 and model.config.vocab_size == len(tokenizer)
+    assert (model.config.num_users, model.config.num_items) == (4, 4)
+    assert record.vocabulary == {"users": ["ua", "ub", "uc"], "items": ["b1", "b2", "b3"]}
+    records = _records(out)
+    assert [r.id for r in records] == ["r8", "r9", "r10"] and {r.system for r in records} == {"peter"}
+    assert records[1].pic_ids == ("p9a",) and records[0].reference.startswith("We loved the ramen")
+    assert all(r.generated for r in records)
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_generations_file(assets, tmp_path, monkeypatch):
+    monkeypatch.setitem(BASELINES, "peter", StandInBaseline(("ids",)))
+    out = tmp_path / "run"
+    assert cli.main(_argv(assets, "peter", out, "--system", "PETER")) == 0
+    assert evaluate_cli.main(["--generations", str(out / "generations-test.jsonl"), "--output_dir",
+                              str(tmp_path / "eval"), "--no_bertscore"]) == 0  # fmt: skip
+    rows = json.loads((tmp_path / "eval" / "table2.json").read_text())["rows"]
+    assert set(rows) == {"PETER", "GT"} and math.isfinite(rows["PETER"]["bleu_1"])
+
+
+def test_an_image_model_reads_the_users_photos_and_records_its_inputs(assets, tmp_path, monkeypatch):
+    monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
+    out = tmp_path / "run"
+    argv = _argv(assets, "st", out, "--max_images", "1", "--system", "ST", "--no_repeat_ngram_size", "2")
+    assert cli.main(argv) == 0
+    model, _, record = load_generator(out)
+    assert model.config.image_feature_dim == FEATURE_DIM and model.config.max_images == 1
+    assert record.conditioning_inputs == ["image"] and record.max_images == 1
+    assert record.feature_models == {"image": {"checkpoint": "fake-clip", "fingerprint": "f" * 64}}
+    assert record.vocabulary is None
+    records = _records(out)
+    assert [r.id for r in records] == ["r8", "r9", "r10"] and {r.system for r in records} == {"ST"}
+    assert records[2].pic_ids == ("missing-too", "p10a")
+
+
+def test_options_come_from_a_yaml_file_that_the_command_line_overrides(assets, tmp_path, monkeypatch):
+    monkeypatch.setitem(BASELINES, "ref2seq", StandInBaseline(("references",)))
+    config = tmp_path / "generator.yaml"
+    config.write_text(yaml.safe_dump({"model": "ref2seq", "max_references": 1, "generate_test": False}))
+    out = tmp_path / "run"
+    argv = _argv(assets, None, out, "--config", str(config), "--max_reference_length", "3")
+    assert cli.main(argv) == 0
+    record = GeneratorInputs.load(out)
+    assert (record.max_references, record.max_reference_length) == (1, 3)
+    assert not (out / "generations-test.jsonl").exists()
+
+
+def test_help_lists_every_model_and_the_baseline_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train-generator", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--config_overrides" in text and "--max_references" in text
+    assert "pc2l,gpt2-ce,st,r2gen,ref2seq,peter,pepler" in text
+
+
+@pytest.mark.slow
+def test_gpt2_ce_is_pc2l_without_contrastive_losses_and_writes_generations(assets, tmp_path):
+    out = tmp_path / "run"
+    argv = _argv(assets, "gpt2-ce", out, "--decoder", str(assets / "gpt2"), "--image_kind", "image",
+                 "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "8")  # fmt: skip
+    assert cli.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["image_contrastive"], config["review_contrastive"]) == ("none", "none")
+    records = _records(out)
+    assert [r.id for r in records] == ["r8", "r9", "r10"] and {r.system for r in records} == {"gpt2-ce"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(BASELINES))
+def test_each_baseline_trains_saves_reloads_and_writes_generations(assets, tmp_path, name):
+    out = tmp_path / name
+    decoder = ["--decoder", str(assets / "gpt2")] if BASELINES[name].pretrained_decoder else []
+    assert cli.main(_argv(assets, name, out, "--config_overrides", TINY[name], *decoder)) == 0
+    results = json.loads((out / "all_results.json").read_text())
+    assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_loss"])
+    model, tokenizer, record = load_generator(out)
+    assert type(model) is BASELINES[name].model_class()
+    assert record.conditioning_inputs == list(model.conditioning_inputs)
+    if BASELINES[name].pretrained_decoder:
+        assert model.config.decoder.n_embd == 16  # the checkpoint's GPT-2, not the package's default
+    # Every part of the loss the model returns is logged (PETER's context loss).
+    context = record.context(read_rows(assets / "dataset", "train"))
+    data_args = GeneratorDataArguments(dataset=str(assets / "dataset"), features="unused")
+    tables = {
+        kind: FakeFeatureTable() for kind in feature_kinds(model.conditioning_inputs, record.image_kind)
+    }
+    examples = load_examples(data_args, "validation", model.conditioning_inputs, tables, context)
+    parts = {key for key in model(**record.collator(tokenizer)(examples)) if key.startswith("loss_")}
+    assert {f"eval_{part}" for part in parts} <= set(results)
+    records = _records(out)
+    assert [r.id for r in records] == ["r8", "r9", "r10"] and {r.system for r in records} == {name}
+    # The reloaded model writes the file's texts again (beam search is deterministic).
+    rows = read_rows(assets / "dataset", "test")
+    _, texts = generate_baseline(out, assets / "dataset", rows, tables, max_new_tokens=8)
+    assert texts == [r.generated for r in records]
+
+
+def test_bad_model_options_are_one_line_errors(assets, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(BASELINES, "peter", StandInBaseline(("ids",)))
+    assert cli.main(_argv(assets, "peter", tmp_path / "a", "--config_overrides", "hidden_sise=4")) == 2
+    assert "--config_overrides 'hidden_sise=4'" in capsys.readouterr().err
+    assert cli.main(_argv(assets, "peter", tmp_path / "b", "--decoder", str(assets / "gpt2"))) == 2
+    assert "peter has no GPT-2 decoder" in capsys.readouterr().err
