@@ -67,6 +67,21 @@ GENERATION_COLUMNS = (
 SELECTION_COLUMNS = (("precision", "Prec@3", 100), ("recall", "Recall@3", 100), ("f1", "F1@3", 100),
                      ("diversity", "Div@3", 1))  # fmt: skip
 TOP_K = 3
+# The train-pc2l options of every grid PC2L cell, before its losses' (`LOSS_CONFIGS`): the world GPT-2's small encoder.
+PC2L_CELL_OPTIONS = ("--input_mode", "img+text", "--encoder_layers", "1", "--encoder_attention_heads", "2",
+                     "--projection_dim", "64")  # fmt: skip
+
+
+def baseline_overrides(name: str, width: int) -> str | None:
+    """`--config_overrides` of baseline `name` on a world whose GPT-2 (PC2L's decoder and PEPLER's) is `width` wide:
+    that width, so that Table 2 compares methods rather than capacities, and the grid's CPU time stays that of the
+    PC2L cells (at their own 256-wide defaults R2Gen and Ref2Seq take 10-25x a PC2L cell's time)."""
+    return {
+        "st": f"embedding_size={width},hidden_size={width}",
+        "r2gen": f"hidden_size={width},ffn_dim={width}",
+        "ref2seq": f"hidden_size={width}",
+        "peter": f"hidden_size={width},intermediate_size={4 * width}",
+    }.get(name)
 BASELINE_NAMES = tuple(BASELINES)
 
 
@@ -259,8 +274,7 @@ class Experiment:
             status = train_pc2l.main([
                 "--tokenizer", str(self.world / "gpt2"), "--decoder", str(self.world / "gpt2"),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
-                "--input_mode", "img+text", "--image_contrastive", image_loss, "--review_contrastive", review_loss,
-                "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "64",
+                *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
                 "--negative_seed", str(seed), *([] if shared else shlex.split(self.args.generator_args)),
                 *_trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE),
             ])  # fmt: skip
@@ -268,18 +282,6 @@ class Experiment:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
             _mark(out / ".done", {"seconds": time.perf_counter() - start})
         return out
-
-    def baseline_overrides(self, name: str) -> str | None:
-        """`--config_overrides` of baseline `name`: the width of the world's GPT-2 (PC2L's decoder and PEPLER's),
-        so that Table 2 compares methods rather than capacities, and the grid's CPU time stays that of the PC2L
-        cells (at their own 256-wide defaults R2Gen and Ref2Seq take 10-25x a PC2L cell's time)."""
-        width = json.loads((self.world / "gpt2" / "config.json").read_text())["n_embd"]
-        return {
-            "st": f"embedding_size={width},hidden_size={width}",
-            "r2gen": f"hidden_size={width},ffn_dim={width}",
-            "ref2seq": f"hidden_size={width}",
-            "peter": f"hidden_size={width},intermediate_size={4 * width}",
-        }.get(name)
 
     def baseline_dir(self, seed: int, name: str) -> Path:
         # Like CE only, a baseline is the same model in every variant: one cell per seed.
@@ -303,7 +305,9 @@ class Experiment:
             model_args = BaselineModelArguments(
                 tokenizer=gpt2,
                 decoder=gpt2 if BASELINES[name].pretrained_decoder else None,
-                config_overrides=self.baseline_overrides(name),
+                config_overrides=baseline_overrides(
+                    name, json.loads((self.world / "gpt2" / "config.json").read_text())["n_embd"]
+                ),
             )
             data_args = GeneratorDataArguments(
                 dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
