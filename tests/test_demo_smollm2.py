@@ -27,6 +27,6 @@ def test_demo_refuses_an_unknown_decoder(tmp_path, capsys):
     assert "\n" not in error and "--decoder must be one of gpt2, smollm2" in error
 
 
-# The whole `demo --quick --decoder smollm2` took 28.8 min on this project's 2 shared cores (README, Speed): too long
-# for the suite. Its training path is `train-pc2l` on the real SmolLM2 GGUF, which
-# tests/generation/test_train_pc2l_any_decoder.py runs (slow) for two steps.
+# The whole `demo --quick --decoder smollm2` took 4.6 min on this project's 2 cores when quiet and up to 28.8 min
+# while other jobs ran (README, Speed): too long for the suite. Its training path is `train-pc2l` on the real
+# SmolLM2 GGUF, which tests/generation/test_train_pc2l_any_decoder.py runs (slow) for two steps.
