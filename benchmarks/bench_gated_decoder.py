@@ -17,7 +17,6 @@ the JSON's `decoder_weights` says which. Needs torch, transformers and peft:
 """
 
 import argparse
-import contextlib
 import copy
 import platform
 import statistics
@@ -25,6 +24,7 @@ import time
 
 import _env
 import torch
+from bench_pc2l import FEATURE_DIM, TARGET_TOKENS, autocast, synchronize, synthetic_batch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -39,7 +39,6 @@ from gest_showcases.generation.smollm2 import (
     smollm2_folder,
 )
 
-TARGET_TOKENS, NUM_IMAGES, NUM_REVIEWS, FEATURE_DIM = 64, 5, 10, 512
 LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05}  # `apply_lora`'s defaults
 # SmolLM2-135M's shape (its config.json), for random weights.
 SMOLLM2_135M = {"hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
@@ -88,33 +87,6 @@ def with_losses(model: PC2LForConditionalGeneration, image_loss: str, review_los
         key.split(".")[0].endswith("_head") for key in loaded.missing_keys
     )
     return copied
-
-
-def synthetic_batch(batch_size: int, vocab_size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Full-length targets and negatives, 5 images and 10 reviews per example (the paper's maxima)."""
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator)
-    batch = {
-        "input_ids": ids,
-        "attention_mask": torch.ones_like(ids),
-        "labels": ids,
-        "negative_input_ids": torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator),
-        "negative_attention_mask": torch.ones_like(ids),
-        "image_features": torch.randn(batch_size, NUM_IMAGES, FEATURE_DIM, generator=generator),
-        "image_mask": torch.ones(batch_size, NUM_IMAGES, dtype=torch.bool),
-        "review_features": torch.randn(batch_size, NUM_REVIEWS, FEATURE_DIM, generator=generator),
-        "review_mask": torch.ones(batch_size, NUM_REVIEWS, dtype=torch.bool),
-    }
-    return {key: value.to(device) for key, value in batch.items()}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def training_steps(model: PC2LForConditionalGeneration, batch: dict, device: torch.device) -> dict:

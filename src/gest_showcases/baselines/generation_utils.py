@@ -70,3 +70,13 @@ def check_right_padded(attention_mask) -> None:
 
 
 __all__ = ["PAPER_DECODING", "BaselineGenerationConfig", "check_right_padded", "generation_prompt"]
+
+
+def shifted_cross_entropy(logits, labels):
+    """Next-token cross-entropy of every baseline: position t predicts token t + 1, mean over the label tokens of the
+    batch (-100 ignored), in float32 whatever the logits' dtype."""
+    import torch.nn.functional as F  # here: importing this module (the configurations do) stays free of torch
+
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten().to(logits.device), ignore_index=-100
+    )

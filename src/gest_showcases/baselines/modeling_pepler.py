@@ -27,14 +27,13 @@ for `AutoModel.from_pretrained(path, trust_remote_code=True)`.
 """
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, GPT2LMHeadModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_pepler import PeplerConfig
-from .generation_utils import BaselineGenerationConfig, generation_prompt
+from .generation_utils import BaselineGenerationConfig, generation_prompt, shifted_cross_entropy
 from .id_embeddings import UserItemEmbeddings
 
 NUM_PROMPTS = 2  # the user's and the item's
@@ -149,12 +148,7 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            # Position t predicts token t + 1; mean over the label tokens of the batch.
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(),
-                labels[:, 1:].flatten().to(logits.device),
-                ignore_index=-100,
-            )
+            loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
         return output if return_dict is not False else output.to_tuple()
 

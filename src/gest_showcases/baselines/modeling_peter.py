@@ -44,7 +44,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_peter import PeterConfig
-from .generation_utils import BaselineGenerationConfig, generation_prompt
+from .generation_utils import BaselineGenerationConfig, generation_prompt, shifted_cross_entropy
 from .id_embeddings import UserItemEmbeddings
 
 # Positions of the id tokens before the words: the user, then the item (whose state predicts the context).
@@ -241,9 +241,7 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
         output = PeterOutput(logits=logits, context_logits=context_logits)
         if labels is not None:
             targets = labels[:, 1:].to(logits.device)  # position t predicts token t + 1
-            output.loss_ce = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100
-            )
+            output.loss_ce = shifted_cross_entropy(logits, labels)
             output.loss_context = self.context_loss(context_logits, targets)
             output.loss = output.loss_ce + self.config.context_weight * output.loss_context
         return output if return_dict is not False else output.to_tuple()

@@ -54,7 +54,12 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_r2gen import R2GenConfig
-from .generation_utils import BaselineGenerationConfig, check_right_padded, generation_prompt
+from .generation_utils import (
+    BaselineGenerationConfig,
+    check_right_padded,
+    generation_prompt,
+    shifted_cross_entropy,
+)
 
 # Bias of the MCLN MLPs' layers at initialisation (R2Gen's `ConditionalLayerNorm.__init__`).
 MCLN_BIAS_INIT = 0.1
@@ -410,12 +415,7 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            # Position t predicts token t + 1; mean over the label tokens.
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(),
-                labels[:, 1:].flatten().to(logits.device),
-                ignore_index=-100,
-            )
+            loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()

@@ -49,7 +49,12 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_ref2seq import Ref2SeqConfig
-from .generation_utils import BaselineGenerationConfig, check_right_padded, generation_prompt
+from .generation_utils import (
+    BaselineGenerationConfig,
+    check_right_padded,
+    generation_prompt,
+    shifted_cross_entropy,
+)
 
 
 class Ref2SeqReferenceEncoder(nn.Module):
@@ -298,12 +303,7 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            # Position t predicts token t + 1; mean over the label tokens of the batch.
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(),
-                labels[:, 1:].flatten().to(logits.device),
-                ignore_index=-100,
-            )
+            loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
         return output if return_dict is not False else output.to_tuple()
 

@@ -42,7 +42,12 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_show_and_tell import ShowAndTellConfig
-from .generation_utils import BaselineGenerationConfig, check_right_padded, generation_prompt
+from .generation_utils import (
+    BaselineGenerationConfig,
+    check_right_padded,
+    generation_prompt,
+    shifted_cross_entropy,
+)
 
 
 class ShowAndTellPreTrainedModel(PreTrainedModel):
@@ -169,12 +174,7 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
 
         loss = None
         if labels is not None:
-            # Position t predicts token t + 1; mean over the label tokens.
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(),
-                labels[:, 1:].flatten().to(logits.device),
-                ignore_index=-100,
-            )
+            loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if return_dict else output.to_tuple()
