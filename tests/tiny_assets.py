@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2TokenizerFast
 
 from gest_showcases.features.tiny import save_tiny_clip
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+from gest_showcases.testing import gpt2_tokenizer
 
 CLIP_DIM = 16  # tiny CLIP projection: selector inputs and review features
 VISION_DIM = 32  # tiny CLIP vision hidden size: the generator's "vision" image features
@@ -32,20 +32,7 @@ CORPUS = [
 
 def build_gpt2_tokenizer(texts: list[str]) -> GPT2TokenizerFast:
     """A byte-level BPE tokenizer with GPT-2's special token (at most 400 tokens), trained on `texts`."""
-    special = "<|endoftext|>"
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=[special],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(texts, trainer)
-    return GPT2TokenizerFast(
-        tokenizer_object=tokenizer, bos_token=special, eos_token=special, unk_token=special
-    )
+    return gpt2_tokenizer(texts, vocab_size=400)
 
 
 def save_tiny_generator(

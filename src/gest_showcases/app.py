@@ -15,7 +15,7 @@ The server binds `--host`/`--port` only: no share link (`share=False`), no analy
 (`GRADIO_ANALYTICS_ENABLED=False`), and the page loads nothing from outside it, so it works offline.
 
 What it shares. Every stored image path of the dataset goes through the one path policy
-(`gest_showcases.features.inputs.dataset_image_paths`: relative, inside the dataset folder or `--images`);
+(`gest_showcases.data.folder.dataset_image_paths`: relative, inside the dataset folder or `--images`);
 a dataset with any other path is refused at startup, naming the review. Gradio serves exactly the folders that hold the dataset's
 photos (`allowed_paths`), never a parent of them, and refuses to start when such a folder (or
 `--images`) is `/`, the home folder or one above it, or holds the dataset folder itself: the served
@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from transformers import HfArgumentParser
 
+from gest_showcases.data.folder import dataset_image_paths, read_rows
 from gest_showcases.errors import InputError
 from gest_showcases.showcase_cli import PipelineArguments
 
@@ -137,10 +138,8 @@ class DatasetCatalog:
     """
 
     def __init__(self, folder: str | Path, config: str, images: str | Path | None = None):
-        from gest_showcases.features.inputs import dataset_image_paths, read_config_rows
-
         self.folder, self.config, self.images = Path(folder), config, images
-        self.rows = read_config_rows(folder, config)
+        self.rows = read_rows(folder, config)
         if not self.rows:
             raise ValueError(f"{folder} (config {config!r}) has no reviews to show")
         self.paths = dataset_image_paths(folder, self.rows, images)
@@ -198,11 +197,8 @@ class DatasetCatalog:
         if business not in self.pools:
             raise ValueError(f"business {business!r} has no photos in {self.folder} (config {self.config!r})")
         texts = [line.strip() for line in description.splitlines() if line.strip()]
-        return ShowcaseInput(
-            candidates={pic: self.paths[pic] for pic in self.pools[business]},
-            history_texts=texts,
-            business_id=business,
-        )
+        described = {"candidate_pics": self.pools[business], "history_texts": texts, "business_id": business}
+        return ShowcaseInput.from_row(described, self.paths)
 
 
 @dataclass

@@ -154,24 +154,10 @@ class _Stages:
 
 def train_gpt2_tokenizer(texts: list[str], vocab_size: int, output_dir: Path):
     """A byte-level BPE tokenizer learnt on `texts`, saved as a `GPT2TokenizerFast` (EOS = BOS = `<|endoftext|>`)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2TokenizerFast
+    from gest_showcases.testing import gpt2_tokenizer
 
-    special = "<|endoftext|>"
-    # GPT-2's scheme: byte-level pre-tokenisation (no unknown characters), BPE merges learnt on the texts.
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=[special],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(texts, trainer=trainer)
-    tokenizer = GPT2TokenizerFast(
-        tokenizer_object=bpe, bos_token=special, eos_token=special, unk_token=special
-    )
+    # A pair seen once is no pattern: merges need two occurrences in the texts.
+    tokenizer = gpt2_tokenizer(texts, vocab_size, min_frequency=2, show_progress=True)
     tokenizer.save_pretrained(output_dir)
     return tokenizer
 
@@ -216,27 +202,15 @@ def _trainer_argv(
 def _test_requests(dataset: Path, limit: int, images: Path) -> list[dict]:
     """The first `limit` `s2` test rows with their showcase request (candidates and history as files);
     `images` is the folder the dataset was built with (its photos lie outside the dataset folder)."""
-    from gest_showcases.features.inputs import image_items, read_config_rows
+    from gest_showcases.data.folder import dataset_image_paths, read_rows
     from gest_showcases.pipeline import ShowcaseInput
 
-    rows = [row for row in read_config_rows(dataset, "s2") if row["split"] == "test"][:limit]
+    # All splits read, then filtered: a world too small for test rows has no test split to ask for.
+    rows = [row for row in read_rows(dataset, "s2") if row["split"] == "test"][:limit]
     if not rows:
         raise ValueError(f"{dataset} has no s2 test rows: make the world bigger")
-    paths = dict(image_items(dataset, rows, images))
-    return [
-        {
-            "row": row,
-            "request": ShowcaseInput(
-                candidates={pic: paths[pic] for pic in dict.fromkeys(row["candidate_pics"])},
-                history_texts=list(row["history_texts"]),
-                history_images=[paths[pic] for pic in row["history_pics"]],
-                user_id=row["user_id"],
-                business_id=row["business_id"],
-            ),
-            "paths": paths,
-        }
-        for row in rows
-    ]
+    paths = dataset_image_paths(dataset, rows, images)
+    return [{"row": row, "request": ShowcaseInput.from_row(row, paths), "paths": paths} for row in rows]
 
 
 def generator_decoder_argv(decoder: str, work: Path) -> list[str]:

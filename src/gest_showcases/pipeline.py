@@ -118,6 +118,26 @@ class ShowcaseInput:
     user_id: str | None = None
     business_id: str | None = None
 
+    @classmethod
+    def from_row(cls, row: Mapping, image_paths: Mapping[str, Path]) -> ShowcaseInput:
+        """The request of a built dataset's row: its business's photo pool, the history stored with it (the
+        user's other reviews), its user and business.
+
+        Args:
+            row (`Mapping`): a row of a built folder (`gest_showcases.data.folder.read_rows`), or a mapping
+                with its keys: `candidate_pics` and `business_id`; `history_texts`, `history_pics` and
+                `user_id` may be absent (a user known by texts only, or by nothing: a cold user).
+            image_paths (`Mapping[str, Path]`): pic_id -> file for the row's photos, as the path policy
+                resolves them (`gest_showcases.data.folder.dataset_image_paths`, once for many rows).
+        """
+        return cls(
+            candidates={pic: image_paths[pic] for pic in dict.fromkeys(row["candidate_pics"])},
+            history_texts=list(row.get("history_texts", ())),
+            history_images=[image_paths[pic] for pic in row.get("history_pics", ())],
+            user_id=row.get("user_id"),
+            business_id=row["business_id"],
+        )
+
     def candidate_items(self) -> list[tuple[str, ImageLike]]:
         """(id, photo) pairs; ValueError on a repeated id."""
         if isinstance(self.candidates, Mapping):

@@ -11,7 +11,7 @@ the config. A user absent from the dataset is a cold user (see `gest_showcases.p
 writes the showcase as one self-contained HTML file (photos inlined as data URIs).
 
 Every stored image path goes through the package's one path policy (`dataset_image_paths` of
-`gest_showcases.features.inputs`): it must be relative and lead inside the dataset folder or the
+`gest_showcases.data.folder`): it must be relative and lead inside the dataset folder or the
 `--images` folder. A build keeps its photos where its `--images` pointed (stored as
 `../images/<pic_id>.jpg` when that folder is beside the dataset), so pass the same folder here; a row
 whose path is absolute or leads anywhere else stops the command with its review id, so no dataset can
@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from transformers import HfArgumentParser
+
+from gest_showcases.data.folder import dataset_image_paths, read_rows
 
 if TYPE_CHECKING:
     from gest_showcases.pipeline import Showcase, ShowcaseInput
@@ -104,7 +106,7 @@ def request_from_rows(
     rows: list[dict], paths: dict[str, Path], user: str, business: str, where: str
 ) -> DatasetRequest:
     """The `ShowcaseInput` of `user` at `business` from dataset rows and their resolved image files
-    (`gest_showcases.features.inputs.dataset_image_paths`); `rows` need hold only the business's and the
+    (`gest_showcases.data.folder.dataset_image_paths`); `rows` need hold only the business's and the
     user's rows. `where` names the dataset in messages."""
     from gest_showcases.pipeline import ShowcaseInput
 
@@ -120,13 +122,15 @@ def request_from_rows(
         pics = [pic for row in own for pic in row["pics"]]
     if not own:
         logger.warning("user %r has no review in %s: a cold user", user, where)
-    request = ShowcaseInput(
-        candidates={pic: paths[pic] for pic in dict.fromkeys(pool)},
-        history_texts=texts,
-        history_images=[paths[pic] for pic in pics],
-        user_id=user,
-        business_id=business,
-    )
+    # What the dataset knows of the pair, in a row's shape: the business's whole pool, the user's history.
+    known = {
+        "candidate_pics": pool,
+        "history_texts": texts,
+        "history_pics": pics,
+        "user_id": user,
+        "business_id": business,
+    }
+    request = ShowcaseInput.from_row(known, paths)
     return DatasetRequest(
         request=request,
         truth_text=target["review_text"] if target is not None else "",
@@ -140,9 +144,7 @@ def request_from_dataset(
 ) -> DatasetRequest:
     """The `ShowcaseInput` of `user` at `business` from a built dataset's `config` (see the module docstring);
     `images` is the `--images` folder, when the photos lie outside `folder`."""
-    from gest_showcases.features.inputs import dataset_image_paths, read_config_rows
-
-    rows = read_config_rows(folder, config)
+    rows = read_rows(folder, config)
     # Only the rows this request reads have their paths resolved: the rest of the dataset costs nothing.
     rows = [row for row in rows if row["business_id"] == business or row["user_id"] == user]
     paths = dataset_image_paths(folder, rows, images)

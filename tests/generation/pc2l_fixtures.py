@@ -2,10 +2,10 @@
 configs and synthetic examples (no download)."""
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2TokenizerFast
 
 from gest_showcases.generation import PC2LConfig
+from gest_showcases.testing import gpt2_tokenizer
 
 CORPUS = [
     "I like the sushi here and the spicy tuna roll was great.",
@@ -21,22 +21,7 @@ FEATURE_DIM = 8
 
 def build_tokenizer() -> GPT2TokenizerFast:
     """A ~300-token byte-level BPE tokenizer with GPT-2's special token, trained on CORPUS."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(CORPUS, trainer)
-    return GPT2TokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-    )
+    return gpt2_tokenizer(CORPUS, vocab_size=320)
 
 
 def tiny_config(tokenizer, decoder: dict | None = None, **overrides) -> PC2LConfig:

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 from pc2l_fixtures import CORPUS, FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_built_dataset
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import gest_showcases.features
 from gest_showcases.generation import PC2LForConditionalGeneration, train
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.lora import load_lora_pc2l
+from gest_showcases.testing import byte_level_bpe
 
 GGUF_FILE = "tiny-llama.F32.gguf"
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]  # ids 0, 1, 2
@@ -35,12 +35,7 @@ def write_tiny_llama_gguf(path: Path) -> None:
     """A float32 GGUF of a random tiny Llama with a BPE tokenizer trained on CORPUS (tied embeddings, as SmolLM2)."""
     from gguf import GGUFWriter
 
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)  # fmt: skip
-    bpe.train_from_iterator(CORPUS, trainer)
+    bpe = byte_level_bpe(CORPUS, vocab_size=320, special_tokens=SPECIAL_TOKENS)
     model = json.loads(bpe.to_str())["model"]
     tokens = sorted(model["vocab"], key=model["vocab"].get)
     writer = GGUFWriter(str(path), "llama")

@@ -80,6 +80,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from gest_showcases.errors import InputError
 
+from .folder import config_files
 from .images import (
     EMBEDDED_IMAGES_COLUMN,
     ImageStatus,
@@ -1003,18 +1004,23 @@ class BuildArguments:
 def load_built(folder: str | Path, config: str, split: str | None = None, with_images: bool = False):
     """`datasets.load_dataset(folder, config, split=split)` for a built folder, read afresh.
 
-    datasets 5 can hand back an earlier folder's cached rows for a folder with the same name and card
-    (seen after a rebuild in place, and between same-named folders), so the cache is always rebuilt
-    from the parquet files, which costs one conversion pass.
+    The config's parquet files are the ones its card lists (`gest_showcases.data.folder.config_files`, the one
+    reader of built folders), loaded by `datasets`' parquet builder. datasets 5 can hand back an earlier
+    folder's cached rows for a folder with the same name and card (seen after a rebuild in place, and between
+    same-named folders), so the cache is always rebuilt from the parquet files, which costs one conversion pass.
 
     The embedded photos column (`--copy_images` / `--embed_images`) is left out unless `with_images`: the
     package reads photos through their paths, and iterating rows would decode every photo of every row.
+
+    Raises:
+        `InputError`: when `folder` is not a built folder or has no such config.
     """
     import datasets
 
+    data_files = {name: [str(path) for path in paths] for name, paths in config_files(folder, config).items()}
     # The split sizes such a stale entry records are checked too: skip that check, the parquet files are the truth.
     loaded = datasets.load_dataset(
-        str(folder), config, split=split, download_mode="force_redownload", verification_mode="no_checks"
+        "parquet", data_files=data_files, split=split, download_mode="force_redownload", verification_mode="no_checks"
     )
     names = loaded.column_names
     has_images = EMBEDDED_IMAGES_COLUMN in (names if split is not None else next(iter(names.values()), []))

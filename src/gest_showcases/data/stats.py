@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import yaml
 from transformers import HfArgumentParser
 
 from gest_showcases.errors import InputError
+
+from .folder import dataset_configs, read_table
 
 # Runs of characters that are not white space in the sense of Python's str.split(): RE2's \s
 # covers ASCII white space only, the rest is listed.
@@ -36,22 +36,11 @@ def word_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def read_card_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
-    """`{config: {split: [parquet files]}}` from the YAML `configs:` of a dataset folder's README.md."""
-    folder = Path(folder)
-    card = folder / "README.md"
-    if not card.is_file():
-        raise InputError(
-            f"{folder} has no README.md: not a built dataset folder; pass a folder `build` wrote"
-        )
-    parts = card.read_text(encoding="utf-8").split("---\n", 2)
-    if len(parts) < 3 or parts[0]:
-        raise InputError(f"{card} has no YAML front matter: not a built dataset's card; rebuild the folder")
-    configs = {}
-    for config in yaml.safe_load(parts[1]).get("configs", []):
-        configs[config["config_name"]] = {
-            entry["split"]: sorted(folder.glob(entry["path"])) for entry in config["data_files"]
-        }
-    return configs
+    """`{config: {split: [parquet files]}}` of a built dataset folder.
+
+    An alias of `gest_showcases.data.folder.dataset_configs`, the one reader of built folders, kept for its callers.
+    """
+    return dataset_configs(folder)
 
 
 def _row(config: str, split: str, table: pa.Table, text_column: str) -> dict:
@@ -70,14 +59,14 @@ def _row(config: str, split: str, table: pa.Table, text_column: str) -> dict:
 def dataset_stats(folder: str | Path) -> list[dict]:
     """One dict per config and split (plus `all` for configs with several splits), keys as Table 1."""
     rows = []
-    for config, splits in read_card_configs(folder).items():
+    for config, splits in dataset_configs(folder).items():
         text_column = "explanation" if config == "s2" else "review_text"
         columns = ["user_id", "business_id", "pics", text_column]
         tables = {}
         for split, paths in splits.items():
             if not paths:
                 raise InputError(f"{folder}: no parquet file for {config}/{split}; rebuild the folder")
-            tables[split] = pa.concat_tables([pq.read_table(path, columns=columns) for path in paths])
+            tables[split] = read_table(paths, columns)
         rows += [_row(config, split, table, text_column) for split, table in tables.items()]
         if len(tables) > 1:
             rows.append(_row(config, "all", pa.concat_tables(tables.values()), text_column))

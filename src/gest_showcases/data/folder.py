@@ -1,0 +1,267 @@
+"""The one reader of a built dataset folder: its card, its configs and splits, their rows, its image paths.
+
+A folder `gest-showcases build` wrote (or `push --dataset` staged) holds parquet files and a `README.md` whose
+YAML front matter lists them, as the Hub does:
+
+```yaml
+configs:
+- config_name: s1
+  data_files:
+  - split: train
+    path: s1/train-*.parquet
+```
+
+`split_front_matter` is the one parser of that header; `dataset_configs` turns it into the files of every
+config and split, and `read_rows` / `read_table` read them. `load_built` (`datasets.load_dataset` of a built
+folder) and every command that reads one (features, stats, showcase, serve, the demo) go through these.
+
+Image paths. This module holds the path policy of the stored image paths: every command that reads a
+dataset's photos gets its files from `dataset_image_paths` / `image_items`. A stored path must be relative
+and lead, once resolved (`..` and symlinks followed), inside the dataset folder or the `--images` folder the
+user named (`gest_showcases.data.images.resolve_image_path`); a dataset row holding `/etc/x.jpg`, `../../x`
+or a photo that is a symlink out of both folders stops the command, so no dataset can make the package read
+a file the user did not point at. The builder stores its photos relative to the dataset folder
+(`../images/<pic_id>.jpg` when `--images` was beside it), so those commands need `--images` with the folder
+the dataset was built with whenever the photos lie outside the dataset folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from gest_showcases.errors import InputError
+
+from .images import EMBEDDED_IMAGES_COLUMN, resolve_image_path
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "README.md"
+# The columns `dataset_image_paths` reads: enough to resolve every photo rows mention.
+IMAGE_COLUMNS = ["review_id", "pics", "pic_paths", "candidate_pics", "candidate_paths", "history_pics"]
+# A card's YAML header: `---` alone on the first line, the YAML, `---` alone on a line.
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def split_front_matter(card_text: str) -> tuple[dict, str]:
+    """(YAML front matter as a dict, the body) of a card.
+
+    Raises:
+        `InputError`: when the card has no YAML front matter, or one that is not a mapping.
+    """
+    match = _FRONT_MATTER.match(card_text)
+    if match is None:
+        raise InputError("the card has no YAML front matter")
+    front = yaml.safe_load(match.group(1)) or {}
+    if not isinstance(front, dict):
+        raise InputError("the card's YAML front matter is not a mapping")
+    return front, card_text[match.end() :].strip()
+
+
+def read_card(folder: str | Path) -> dict:
+    """The YAML front matter of a built folder's `README.md`.
+
+    Raises:
+        `InputError`: when the folder has no `README.md` or the card no front matter.
+    """
+    card = Path(folder) / CARD_NAME
+    if not card.is_file():
+        raise InputError(
+            f"{folder} has no {CARD_NAME}: not a built dataset folder; pass a folder `build` wrote"
+        )
+    try:
+        front, _ = split_front_matter(card.read_text(encoding="utf-8"))
+    except InputError as error:
+        raise InputError(f"{card}: {error}: not a built dataset's card; rebuild the folder") from error
+    return front
+
+
+def dataset_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
+    """`{config: {split: [parquet files]}}` from the `configs:` of a built folder's card, in the card's order.
+
+    A split's `path` is a glob (or a list of globs) relative to the folder; its files are each glob's
+    matches, sorted, in the order of the globs.
+    """
+    folder = Path(folder)
+    configs: dict[str, dict[str, list[Path]]] = {}
+    for config in read_card(folder).get("configs", []):
+        splits = configs.setdefault(config["config_name"], {})
+        for entry in config["data_files"]:
+            patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+            files = splits.setdefault(entry["split"], [])
+            for pattern in patterns:
+                files += sorted(folder.glob(pattern))
+    return configs
+
+
+def config_files(folder: str | Path, config: str) -> dict[str, list[Path]]:
+    """`{split: [parquet files]}` of one config of a built folder.
+
+    Raises:
+        `InputError`: when the card lists no such config.
+    """
+    configs = dataset_configs(folder)
+    if config not in configs:
+        raise InputError(f"{folder} has no config {config!r}; it has {sorted(configs)}")
+    return configs[config]
+
+
+def _split_files(folder: str | Path, config: str, split: str | None) -> dict[str, list[Path]]:
+    files = config_files(folder, config)
+    if split is None:
+        return files
+    if split not in files:
+        raise InputError(f"{folder} (config {config!r}) has no split {split!r}; it has {list(files)}")
+    return {split: files[split]}
+
+
+def _columns(path: Path, columns: list[str] | None, with_images: bool) -> list[str] | None:
+    if columns is not None or with_images:
+        return columns
+    # The photo bytes of a `--copy_images` / `--embed_images` build: the package reads photos through their
+    # paths, and the bytes of every photo would be gigabytes at Gest scale.
+    return [name for name in pq.read_schema(path).names if name != EMBEDDED_IMAGES_COLUMN]
+
+
+def read_rows(
+    folder: str | Path,
+    config: str = "s1",
+    columns: list[str] | None = None,
+    *,
+    split: str | None = None,
+    with_images: bool = False,
+) -> list[dict]:
+    """The rows of one config of a built folder (of one `split`, or all), as dicts with a `split` key.
+
+    `columns=None` reads every column but the embedded photo bytes (`images`, of `--copy_images` /
+    `--embed_images` builds) unless `with_images`.
+    """
+    rows: list[dict] = []
+    for name, paths in _split_files(folder, config, split).items():
+        for path in paths:
+            for row in pq.read_table(path, columns=_columns(path, columns, with_images)).to_pylist():
+                row["split"] = name
+                rows.append(row)
+    logger.info("read %d %s rows from %s", len(rows), config, folder)
+    return rows
+
+
+def read_table(paths: list[Path], columns: list[str] | None = None, *, with_images: bool = False) -> pa.Table:
+    """Parquet files of a built folder (one split's, from `dataset_configs`) as one Arrow table, columns as
+    `read_rows`."""
+    return pa.concat_tables(
+        [pq.read_table(path, columns=_columns(path, columns, with_images)) for path in paths]
+    )
+
+
+def image_items(
+    folder: str | Path, rows: list[dict], images: str | Path | None = None, *, option: str = "--images"
+) -> list[tuple[str, Path]]:
+    """(pic_id, resolved path) for every image the rows mention: pics, candidate_pics and history_pics.
+
+    Every stored path goes through the path policy (`dataset_image_paths`): it must be relative and lead
+    inside `folder` or `images` (the folder the dataset was built with, when its photos lie outside the
+    dataset folder). `option` names that folder's command-line option in the messages.
+
+    Raises:
+        `InputError`: for the first row holding an absolute path or one that leads outside both folders.
+    """
+    return list(dataset_image_paths(folder, rows, images, option=option).items())
+
+
+def image_roots(folder: str | Path, images: str | Path | None = None, option: str = "--images") -> list[Path]:
+    """The folders stored image paths may lead into: the dataset folder, then `images` when given."""
+    roots = [Path(folder)]
+    if images is not None:
+        if not Path(images).is_dir():
+            raise InputError(f"{option} {images}: no such folder; give the folder the dataset was built with")
+        roots.append(Path(images))
+    return roots
+
+
+def dataset_image_paths(
+    folder: str | Path, rows: list[dict], images: str | Path | None = None, *, option: str = "--images"
+) -> dict[str, Path]:
+    """pic_id -> its file, for every image `rows` mention, each stored path checked by `resolve_image_path`.
+
+    `pics`/`pic_paths` and `candidate_pics`/`candidate_paths` carry their paths; `history_pics` carry ids
+    only and name `<pic_id>.jpg` beside the stored photos (the builder's one image folder). The ids stay
+    in the stored form until they are resolved, so a history id cannot escape the policy either. `option`
+    is the command-line option that gave `images`, named in the messages.
+
+    Raises:
+        `InputError`: naming the review and the path, for the first path that is absolute or leads
+            outside the dataset folder and `images` (a dataset that does so is refused whole: one hostile
+            row is reason enough not to trust the others).
+    """
+    roots = image_roots(folder, images, option)
+    stored: dict[tuple[str, str], str] = {}  # (pic_id, stored path) -> the first review naming it
+    for row in rows:
+        for pics, paths in ((row["pics"], row["pic_paths"]), (row["candidate_pics"], row["candidate_paths"])):
+            if len(pics) != len(paths):
+                raise InputError(
+                    f"{folder}: review {row['review_id']!r} lists {len(pics)} photos but {len(paths)} "
+                    "paths; rebuild the dataset"
+                )
+            for pic, path in zip(pics, paths, strict=True):
+                stored.setdefault((pic, path), row["review_id"])
+    if stored:
+        image_dir = posixpath.dirname(next(iter(stored))[1])
+        for row in rows:
+            for pic in row["history_pics"]:
+                stored.setdefault((pic, posixpath.join(image_dir, f"{pic}.jpg")), row["review_id"])
+    # Every stored path is checked, not only the first of each photo: a row is refused for any path it holds.
+    files = _resolve_image_paths(dict.fromkeys(path for _, path in stored), roots)
+    resolved: dict[str, Path] = {}
+    for (pic, path), review in stored.items():
+        file = files.get(path)
+        if file is None:  # refused: the policy's own message says what is wrong with the path
+            try:
+                file = resolve_image_path(path, roots, option)
+            except InputError as error:
+                raise InputError(f"{folder}: review {review!r}: {error}") from error
+        if resolved.setdefault(pic, file) != file:
+            raise InputError(
+                f"{folder}: review {review!r}: photo {pic!r} is stored as {file} and as {resolved[pic]}; "
+                "rebuild the dataset"
+            )
+    return resolved
+
+
+def _resolve_image_paths(paths: Iterable[str], roots: list[Path]) -> dict[str, Path]:
+    """`resolve_image_path` of many stored paths; the ones it refuses are left out.
+
+    A dataset stores a million photos in a handful of folders, and resolving each path costs a `stat` per
+    component (minutes for Gest-s1). So each folder is resolved once by the policy, and a file in it is that
+    folder joined with its name, which is what resolving the whole path gives unless the name is itself a
+    symlink (one `lstat` per file tells) or `.`/`..`: those, and every path of a folder the policy refuses,
+    go through `resolve_image_path` whole.
+    """
+    folders: dict[str, Path | None] = {}
+    files: dict[str, Path] = {}
+    for path in paths:
+        folder, name = posixpath.split(path)
+        if folder not in folders:
+            try:
+                folders[folder] = resolve_image_path(folder or ".", roots)
+            except InputError:
+                folders[folder] = None
+        base = folders[folder]
+        if base is not None and name not in ("", ".", ".."):
+            file = base / name
+            if not os.path.islink(file):
+                files[path] = file
+                continue
+        try:
+            files[path] = resolve_image_path(path, roots)
+        except InputError:
+            continue
+    return files
