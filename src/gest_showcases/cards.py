@@ -110,7 +110,7 @@ def _run_rows(run: Run) -> list[tuple[str, object]]:
 # Each card's `pipeline_tag`, one of the Hub's tasks (huggingface.js `PIPELINE_DATA`; huggingface_hub checks no
 # value). No stock transformers pipeline of these tasks runs these models; the tag files each where a Hub user
 # looks for it:
-# - the generator writes text with a GPT-2 decoder conditioned on precomputed image and review features:
+# - the generator writes text with a causal-LM decoder conditioned on precomputed image and review features:
 #   "text-generation" ("image-to-text" or "image-text-to-text" would promise raw images in);
 # - the selector picks a subset of photos from their features, which no Hub task is: "other";
 # - the showcase pipeline takes photos and review texts and writes an explanation of the photos it picks:

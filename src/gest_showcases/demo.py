@@ -242,8 +242,6 @@ def generate_showcases(
             selector=work / "selector" / f"selector-{SELECTOR_MODE}",
             generator=work / system,
             clip=work / "clip",
-            # The run's own tokenizer: a LoRA run's model loads from its base/ folder, which holds none.
-            tokenizer=work / system,
             device="cpu",
             batch_size=16,
         )

@@ -74,6 +74,7 @@ from transformers import (
     Pipeline,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import ADAPTER_CONFIG_NAME
 
 from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
@@ -419,7 +420,8 @@ class ShowcasePipeline:
                 below override them. Passed positionally with `generator` and `clip`, a path that is no saved
                 pipeline is the selector (`from_pretrained(selector, generator, clip)`).
             selector, generator, clip: `DPPImageSelector`, `PC2LForConditionalGeneration` and CLIP checkpoints, the
-                three needed without a saved pipeline. `generator` may also be a loaded model.
+                three needed without a saved pipeline. `generator` may also be a loaded model, or a `train-pc2l
+                --lora` run folder (loaded with its adapter merged, see [`load_generator`]).
             vision (*optional*): the generator's image backbone; defaults to the saved one, else `clip`'s vision tower.
             tokenizer (*optional*): the generator's tokenizer (a checkpoint or a loaded one); defaults to the one
                 saved with `generator`.
@@ -454,10 +456,13 @@ class ShowcasePipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(generator, PC2LForConditionalGeneration):
             generator_model = generator.to(device)
+            generator = generator.name_or_path
         else:
-            generator_model = PC2LForConditionalGeneration.from_pretrained(generator).to(device)
+            generator_model = load_generator(generator).to(device)
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator_model.name_or_path)
+            # From the folder the generator was named by, not the one its weights came from: a LoRA run's are in
+            # its base/ folder, which holds no tokenizer.
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator)
         clip_image, clip_text = load_clip(str(clip), device)
         backbone = None
         if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
@@ -805,6 +810,18 @@ class ShowcasePipeline:
         return results
 
 
+def load_generator(name_or_path: str | Path) -> PC2LForConditionalGeneration:
+    """A PC2L checkpoint (Hub name or folder), or a `train-pc2l --lora` run folder with its adapter merged into its
+    `base/` model: the pipeline only generates, and a plain PC2L is what `save_pretrained` can write as the saved
+    folder's root (transformers would load the run with the adapter attached, and save only the adapter, naming a
+    base folder of this machine)."""
+    if (Path(name_or_path) / ADAPTER_CONFIG_NAME).is_file():
+        from gest_showcases.generation.lora import load_lora_pc2l  # imports peft: only for LoRA runs
+
+        return load_lora_pc2l(name_or_path).merge_and_unload()
+    return PC2LForConditionalGeneration.from_pretrained(name_or_path)
+
+
 class ShowcaseTransformersPipeline(Pipeline):
     """[`ShowcasePipeline`] as the transformers pipeline of the task `"personalized-showcase"`.
 
@@ -895,5 +912,6 @@ __all__ = [
     "ShowcasePhoto",
     "ShowcasePipeline",
     "ShowcaseTransformersPipeline",
+    "load_generator",
     "read_pixels",
 ]

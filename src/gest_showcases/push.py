@@ -99,7 +99,11 @@ class PushArguments:
         default="openai/clip-vit-base-patch32", metadata={"help": "CLIP the features came from"}
     )
     base_model: str | None = field(
-        default=None, metadata={"help": "GPT-2 the decoder started from, e.g. gpt2"}
+        default=None,
+        metadata={
+            "help": "Hub id of the causal LM the decoder started from, e.g. gpt2 or HuggingFaceTB/SmolLM2-135M "
+            "(default: the decoder's own checkpoint when it is a Hub id; none for a local folder)"
+        },
     )
     image_kind: str | None = field(
         default=None,
