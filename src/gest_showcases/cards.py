@@ -35,12 +35,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path, PureWindowsPath
 
-import yaml
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import PreTrainedConfig
 
+from gest_showcases.data.folder import split_front_matter  # the one card-header parser; re-exported
 from gest_showcases.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -522,14 +522,6 @@ def showcase_card(
         citation=CITATION,
     )
     return _published(card)
-
-
-def split_front_matter(card_text: str) -> tuple[dict, str]:
-    """(YAML front matter as a dict, the body) of a card; ValueError when there is no front matter."""
-    parts = card_text.split("---\n", 2)
-    if len(parts) < 3 or parts[0]:
-        raise ValueError("the card has no YAML front matter")
-    return yaml.safe_load(parts[1]) or {}, parts[2].strip()
 
 
 def dataset_card(
