@@ -1,11 +1,19 @@
 """`gest-showcases experiment --quick` end to end: tables with intervals, results.json, and a resumable grid that
-gains the baselines' rows without retraining the cells it holds."""
+gains the baselines' rows without retraining the cells it holds: Table 2's seven rows, with every metric."""
 
 import json
 
 import pytest
 
 from gest_showcases import cli
+
+TABLE2_ROWS = ["CE only", "PC2L (CCL + PCL)", "ST", "R2Gen", "Ref2Seq", "PETER", "PEPLER"]
+
+
+def _rows(markdown, title):
+    """The first column of the table under `title` (header and rule left out)."""
+    lines = markdown.split(title)[1].split("\n## ")[0].splitlines()
+    return [line.strip("|").split("|")[0].strip() for line in lines if line.startswith("|")][2:]
 
 
 @pytest.mark.slow
@@ -24,9 +32,18 @@ def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, 
         "distinct_outputs",
         "delta_images",
         "delta_reviews",
+        "ppl_token",
+        "ppl_word",
     ):
         assert set(pc2l[metric]["per_seed"]) == {"0", "1"}
         assert "ci95" in pc2l[metric]
+    # Every Table 2 metric per seed (as `evaluate` scores them), mean and interval across the seeds.
+    for metric in ("bleu_4", "meteor", "nist_4", "distinct_1", "clip_align", "clip_score_cosine"):
+        entry = results["table2_all"]["PC2L (CCL + PCL)"][metric]
+        assert set(entry["per_seed"]) == {"0", "1"} and entry["estimate"] is not None and "ci95" in entry
+    assert _rows(tables, "## Table 2, every metric") == ["CE only", "PC2L (CCL + PCL)", "GT"]
+    every_metric = sorted(tmp_path.glob("clip/seed-*/table2-all.json"))
+    assert len(every_metric) == 2
     assert set(results["selection"]) == {"random", "img", "text", "img+text"}
     assert "grounded_precision" in results["differences"]
     # The references are scored against their own photos: every subject they name is one the photos show.
@@ -35,9 +52,11 @@ def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, 
     markers = sorted(tmp_path.glob("clip/seed-*/**/.done"))
     assert len(markers) == 2 * 3  # per seed: the selectors and the two generators
     stamps = [marker.stat().st_mtime_ns for marker in markers]
+    scored = [path.stat().st_mtime_ns for path in every_metric]
     capsys.readouterr()
     assert cli.main(argv) == 0  # resumes: every cell is done
     assert [marker.stat().st_mtime_ns for marker in markers] == stamps
+    assert [path.stat().st_mtime_ns for path in every_metric] == scored  # nothing scored again
     resumed = json.loads((tmp_path / "results-clip.json").read_text())
     assert resumed["generation"]["PC2L (CCL + PCL)"]["bleu_1"] == pc2l["bleu_1"]
     # The compute time counts the cells an earlier call ran: the resumed run reports the same figure.
@@ -45,13 +64,19 @@ def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, 
     assert resumed["compute_seconds"] == pytest.approx(results["compute_seconds"])
     assert resumed["seconds_this_run"] < results["compute_seconds"]
 
-    # A later run with a baseline trains and scores only the baseline's cells.
-    assert cli.main([*argv[:-1], "peter"]) == 0
+    # A later run with the baselines trains and scores only the baselines' cells: Table 2's seven rows.
+    capsys.readouterr()
+    assert cli.main(argv[:-2]) == 0
     assert [marker.stat().st_mtime_ns for marker in markers] == stamps
-    assert len(sorted(tmp_path.glob("clip/seed-*/baselines/peter/.done"))) == 2
-    with_peter = json.loads((tmp_path / "results-clip.json").read_text())
-    assert with_peter["generation"]["PC2L (CCL + PCL)"]["bleu_1"] == pc2l["bleu_1"]
-    assert set(with_peter["generation"]["PETER"]["bleu_1"]["per_seed"]) == {"0", "1"}
+    assert len(sorted(tmp_path.glob("clip/seed-*/baselines/*/.done"))) == 2 * 5
+    with_baselines = json.loads((tmp_path / "results-clip.json").read_text())
+    assert with_baselines["generation"]["PC2L (CCL + PCL)"]["bleu_1"] == pc2l["bleu_1"]
+    assert with_baselines["table2_all"]["PC2L (CCL + PCL)"] == results["table2_all"]["PC2L (CCL + PCL)"]
+    assert set(with_baselines["generation"]["PETER"]["bleu_1"]["per_seed"]) == {"0", "1"}
+    assert "ppl_word" not in with_baselines["generation"]["PETER"]
+    printed = capsys.readouterr().out
+    assert _rows(printed, "## Table 2: PC2L") == [*TABLE2_ROWS, "GT", "PC2L - CE only (paired, seeds pooled)"]
+    assert _rows(printed, "## Table 2, every metric") == [*TABLE2_ROWS, "GT"]
     assert "| PETER | ids |" in (tmp_path / "tables-clip.md").read_text()
     records = [json.loads(line) for line in (tmp_path / "clip" / "seed-0" / "generations.jsonl").open()]
-    assert {record["system"] for record in records} == {"CE only", "PC2L (CCL + PCL)", "PETER"}
+    assert {record["system"] for record in records} == set(TABLE2_ROWS)

