@@ -23,13 +23,13 @@ import _env
 import numpy as np
 import torch
 from PIL import Image
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, GPT2TokenizerFast
+from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
 from gest_showcases.features.tiny import tiny_clip_tokenizer
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+from gest_showcases.testing import gpt2_tokenizer
 
 CORPUS = ["The ramen broth was rich and the noodles chewy.", "Crispy fries and a juicy burger.",
           "Fresh sushi, the tuna roll was great.", "Thin crust pizza with basil."]  # fmt: skip
@@ -39,19 +39,6 @@ SIZES = {
               "pc2l": (768, 12, 12, 3)},
     "small": {"clip": (64, 2, 2, 32, 64), "text_clip": (64, 2, 2), "selector": [32], "pc2l": (64, 2, 2, 1)},
 }  # fmt: skip
-
-
-def gpt2_tokenizer() -> GPT2TokenizerFast:
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    special = "<|endoftext|>"
-    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=[special],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)  # fmt: skip
-    tokenizer.train_from_iterator(CORPUS * 4, trainer)
-    return GPT2TokenizerFast(
-        tokenizer_object=tokenizer, bos_token=special, eos_token=special, unk_token=special
-    )
 
 
 def save_checkpoints(root: Path, size: str) -> dict[str, str]:
@@ -95,7 +82,7 @@ def save_checkpoints(root: Path, size: str) -> dict[str, str]:
             image_hidden_sizes=spec["selector"],
         )  # fmt: skip
     ).save_pretrained(root / "selector")
-    tokenizer = gpt2_tokenizer()
+    tokenizer = gpt2_tokenizer(CORPUS * 4, 320)
     width, decoder_layers, decoder_heads, encoder_layers = spec["pc2l"]
     special = tokenizer.eos_token_id
     decoder = {"n_embd": width, "n_layer": decoder_layers, "n_head": decoder_heads, "vocab_size": len(tokenizer),

@@ -65,8 +65,9 @@ def oracle_loss(model: DPPImageSelector, dataset: SelectionDataset) -> torch.Ten
         item = dataset[index]
         if not item["target_mask"].any():
             continue
-        user = model.user_encoder(torch.cat([item["profile_text"], item["profile_image"]]))  # [E]
-        images = model.image_encoder(item["candidate_features"])  # [n, E]
+        profile = torch.cat([item["profile_text"], item["profile_image"]])
+        user = model.user_encoder(profile).last_hidden_state  # [E]
+        images = model.image_encoder(item["candidate_features"]).last_hidden_state  # [n, E]
         log_quality = bound * torch.tanh(images @ user / config.embed_dim**0.5 / bound)  # [n]
         unit = F.normalize(images, dim=-1)
         eye = torch.eye(len(images), dtype=images.dtype)

@@ -1,11 +1,13 @@
 """Configuration of the explanation-distillation classifier (paper Section 3.3)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: `@strict` checks each field against its annotation, which must be a type
+# at run time (as a string it is skipped).
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
 
-from transformers import PretrainedConfig
 
-
-class ExplanationClassifierConfig(PretrainedConfig):
+@strict
+class ExplanationClassifierConfig(PreTrainedConfig):
     r"""
     Configuration of [`ExplanationClassifier`]: does a sentence describe an image?
 
@@ -31,22 +33,26 @@ class ExplanationClassifierConfig(PretrainedConfig):
 
     model_type = "explanation_classifier"
 
-    def __init__(
-        self,
-        text_dim: int = 512,
-        image_dim: int = 512,
-        interaction: bool = False,
-        threshold: float = 0.5,
-        clip_checkpoint: str | None = None,
-        clip_fingerprint: str | None = None,
-        **kwargs,
-    ):
-        self.text_dim = text_dim
-        self.image_dim = image_dim
-        self.interaction = interaction
-        self.threshold = threshold
-        self.clip_checkpoint = clip_checkpoint
-        self.clip_fingerprint = clip_fingerprint
-        super().__init__(**kwargs)
-        if interaction and text_dim != image_dim:
-            raise ValueError(f"interaction needs text_dim == image_dim, got {text_dim} and {image_dim}")
+    text_dim: int = 512
+    image_dim: int = 512
+    interaction: bool = False
+    # Not range-checked: `distill --threshold` sets it after construction, and every saved value must load.
+    threshold: float | int = 0.5
+    clip_checkpoint: str | None = None
+    clip_fingerprint: str | None = None
+
+    def __post_init__(self, **kwargs):
+        for name in ("text_dim", "image_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.interaction and self.text_dim != self.image_dim:
+            raise ValueError(
+                f"interaction needs text_dim == image_dim, got {self.text_dim} and {self.image_dim}"
+            )
+        super().__post_init__(**kwargs)
+
+
+# `save_pretrained` ships this file for `AutoConfig.from_pretrained(repo, trust_remote_code=True)`.
+ExplanationClassifierConfig.register_for_auto_class()
+
+__all__ = ["ExplanationClassifierConfig"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_explanation import ExplanationClassifierConfig
@@ -27,17 +28,23 @@ class ExplanationClassifierOutput(ModelOutput):
             Scores before the sigmoid.
         probabilities (`torch.FloatTensor` of shape `(batch_size,)`):
             Probability that each sentence describes its image.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True` is passed
+        or when `config.output_hidden_states=True`):
+            One tensor of shape `(batch_size, text_dim + image_dim)` (`(batch_size, 2 * text_dim + image_dim)` with
+            `interaction`): the features the linear layer scores, `[t ; v (; t * v)]`.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     probabilities: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class ExplanationClassifier(PreTrainedModel):
     """Linear classifier over `[sentence embedding ; image embedding (; their product)]`, sigmoid output."""
 
     config_class = ExplanationClassifierConfig
+    config: ExplanationClassifierConfig
     base_model_prefix = "explanation_classifier"
     main_input_name = "text_embeds"
 
@@ -47,23 +54,29 @@ class ExplanationClassifier(PreTrainedModel):
         self.classifier = torch.nn.Linear(config.text_dim + config.image_dim + product_dim, 1)
         self.post_init()
 
-    def _init_weights(self, module):
+    def _init_weights(self, module: torch.nn.Module) -> None:
+        # `transformers.initialization` leaves the tensors `from_pretrained` loaded as they are.
         if isinstance(module, torch.nn.Linear):
-            torch.nn.init.normal_(module.weight, std=0.02)
-            torch.nn.init.zeros_(module.bias)
+            init.normal_(module.weight, std=0.02)
+            init.zeros_(module.bias)
 
     def forward(
         self,
         text_embeds: torch.Tensor,
         image_embeds: torch.Tensor,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
     ) -> ExplanationClassifierOutput:
         r"""
         Args:
             text_embeds (`torch.FloatTensor` of shape `(batch_size, text_dim)`): CLIP sentence embeddings.
             image_embeds (`torch.FloatTensor` of shape `(batch_size, image_dim)`): CLIP image embeddings.
             labels (`torch.FloatTensor` of shape `(batch_size,)`, *optional*): 1 if the sentence describes the image.
+            output_hidden_states (`bool`, *optional*): return the scored features as `hidden_states`; defaults to
+                `config.output_hidden_states`.
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         parts = [text_embeds, image_embeds] + (
             [text_embeds * image_embeds] if self.config.interaction else []
         )
@@ -72,7 +85,12 @@ class ExplanationClassifier(PreTrainedModel):
         loss = None
         if labels is not None:
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        return ExplanationClassifierOutput(loss=loss, logits=logits, probabilities=torch.sigmoid(logits))
+        return ExplanationClassifierOutput(
+            loss=loss,
+            logits=logits,
+            probabilities=torch.sigmoid(logits),
+            hidden_states=(features,) if output_hidden_states else None,
+        )
 
     @torch.inference_mode()
     def pair_probabilities(self, text_embeds: torch.Tensor, image_embeds: torch.Tensor) -> torch.Tensor:
@@ -93,8 +111,8 @@ class ExplanationClassifier(PreTrainedModel):
         return torch.sigmoid(logits)
 
 
-# `register_for_auto_class` makes `save_pretrained`/`push_to_hub` ship these two files, so that
-# `AutoModel.from_pretrained(repo, trust_remote_code=True)` works without the package; with it,
+# `save_pretrained` ships this file for `AutoModel.from_pretrained(repo, trust_remote_code=True)`; with the package,
 # `import gest_showcases` registers the classes (`gest_showcases._auto_registration`).
-ExplanationClassifierConfig.register_for_auto_class()
 ExplanationClassifier.register_for_auto_class("AutoModel")
+
+__all__ = ["ExplanationClassifier", "ExplanationClassifierOutput"]

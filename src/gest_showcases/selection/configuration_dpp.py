@@ -1,12 +1,17 @@
 """Configuration of the DPP image selector (Personalized Showcases, Section 4.1)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: `@strict` checks each field against its annotation, which must be a type
+# at run time (as a string it is skipped).
+from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 INPUT_MODES = ("img", "text", "img+text")
+# Written by the selectors saved before it went: the MLPs always had Kaiming initialisation for ReLU, so it was never
+# read. Dropped on load, so that such a config.json still loads (and is not written back).
+REMOVED_FIELDS = ("initializer_range",)
 
 
+@strict
 class DPPSelectorConfig(PreTrainedConfig):
     r"""
     Configuration of a [`DPPImageSelector`]: the user-profile and image encoders and the DPP kernel built
@@ -38,8 +43,8 @@ class DPPSelectorConfig(PreTrainedConfig):
             Added to the diagonal before each Cholesky factorisation of the log-likelihood.
         top_k (`int`, *optional*, defaults to 3):
             Number of images `select` returns per (user, business) pair (the paper's K).
-        initializer_range (`float`, *optional*, defaults to 0.02):
-            Kept for transformers' generic initialisation; the MLP layers use Kaiming initialisation for ReLU.
+
+    The MLP layers have Kaiming initialisation for ReLU (weights) and zeros (biases), which no field sets.
 
     Example:
 
@@ -57,15 +62,22 @@ class DPPSelectorConfig(PreTrainedConfig):
     image_hidden_sizes: list[int] | tuple[int, ...] = (512, 512, 256)
     embed_dim: int = 128
     input_mode: str = "img+text"
-    max_log_quality: float = 5.0
-    similarity_eps: float = 1e-3
-    jitter: float = 1e-6
+    max_log_quality: float | int = 5.0
+    similarity_eps: float | int = 1e-3
+    jitter: float | int = 1e-6
     top_k: int = 3
-    initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        for name in REMOVED_FIELDS:
+            kwargs.pop(name, None)
         self.user_hidden_sizes = list(self.user_hidden_sizes)
         self.image_hidden_sizes = list(self.image_hidden_sizes)
+        sizes = {name: getattr(self, name) for name in ("text_dim", "image_dim", "embed_dim", "top_k")}
+        for name in ("user_hidden_sizes", "image_hidden_sizes"):
+            sizes |= {f"{name}[{index}]": size for index, size in enumerate(getattr(self, name))}
+        for name, size in sizes.items():
+            if size < 1:
+                raise ValueError(f"{name} must be a positive integer, got {size}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
         if self.max_log_quality <= 0 or self.similarity_eps <= 0 or self.jitter < 0:

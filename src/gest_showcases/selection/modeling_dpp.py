@@ -21,6 +21,7 @@ from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
 
 from .configuration_dpp import DPPSelectorConfig
@@ -72,10 +73,17 @@ class DPPSelectorMLP(nn.Module):
         sizes = [input_size, *hidden_sizes, output_size]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
-            hidden_states = F.relu(layer(hidden_states))
-        return self.layers[-1](hidden_states)
+    def forward(self, hidden_states: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutput:
+        """`last_hidden_state`: the last layer's output; `hidden_states` (with `output_hidden_states`): the input,
+        then every layer's output (after its ReLU; the last one is `last_hidden_state`)."""
+        all_hidden_states = (hidden_states,) if output_hidden_states else None
+        for index, layer in enumerate(self.layers):
+            hidden_states = layer(hidden_states)
+            if index < len(self.layers) - 1:
+                hidden_states = F.relu(hidden_states)
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+        return BaseModelOutput(last_hidden_state=hidden_states, hidden_states=all_hidden_states)
 
 
 @dataclass
@@ -95,6 +103,14 @@ class DPPSelectorOutput(ModelOutput):
             Output of the user MLP.
         image_embeds (`torch.FloatTensor` of shape `(batch_size, num_candidates, embed_dim)`):
             Output of the image MLP for every candidate; unspecified on padding (masked everywhere it is used).
+        user_encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`
+        is passed or when `config.output_hidden_states=True`):
+            The user MLP's states, each of shape `(batch_size, size)`: its input, the profile
+            `[text ; image]` (the half `input_mode` leaves out is zeros), then the output of each layer (after its
+            ReLU); the last is `user_embeds`.
+        image_encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with the user MLP's):
+            The image MLP's states for every candidate, each of shape `(batch_size, num_candidates, size)`: the
+            candidate features, then the output of each layer; the last is `image_embeds`. Unspecified on padding.
     """
 
     loss: torch.FloatTensor | None = None
@@ -103,6 +119,8 @@ class DPPSelectorOutput(ModelOutput):
     log_quality: torch.FloatTensor | None = None
     user_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
+    user_encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    image_encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -148,6 +166,7 @@ class DPPImageSelector(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
+        # Kaiming for the ReLU MLPs (no config field); `transformers.initialization` leaves loaded tensors alone.
         if isinstance(module, nn.Linear):
             init.kaiming_normal_(module.weight, nonlinearity="relu")
             init.zeros_(module.bias)
@@ -181,6 +200,7 @@ class DPPImageSelector(PreTrainedModel):
         target_mask: torch.BoolTensor | None = None,
         image_features: torch.FloatTensor | None = None,
         candidate_image_index: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
     ) -> DPPSelectorOutput:
         r"""
         The candidates come either as `candidate_features`, one row per candidate, or as the batch's
@@ -209,7 +229,12 @@ class DPPImageSelector(PreTrainedModel):
             candidate_image_index (`torch.LongTensor` of shape `(batch_size, num_candidates)`, *optional*):
                 With `image_features`: the row of `image_features` of each candidate; padded slots (`-1`,
                 or any value where `candidate_mask` is `False`) are ignored.
+            output_hidden_states (`bool`, *optional*):
+                Return the states of both MLPs (`user_encoder_hidden_states`, `image_encoder_hidden_states`);
+                defaults to `config.output_hidden_states`.
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if (candidate_features is None) == (image_features is None) or (image_features is None) != (
             candidate_image_index is None
         ):
@@ -223,7 +248,9 @@ class DPPImageSelector(PreTrainedModel):
                 candidate_mask = torch.ones(
                     batch_size, num_candidates, dtype=torch.bool, device=candidate_features.device
                 )
-            image_embeds = self.image_encoder(candidate_features)  # [B, N, E]
+            image_outputs = self.image_encoder(candidate_features, output_hidden_states)
+            image_embeds = image_outputs.last_hidden_state  # [B, N, E]
+            image_states = image_outputs.hidden_states
         else:
             batch_size, num_candidates = candidate_image_index.shape
             reference = image_features
@@ -231,10 +258,16 @@ class DPPImageSelector(PreTrainedModel):
                 candidate_mask = candidate_image_index >= 0
             # Padded slots read row 0; every use of a padded slot below is masked, so its gradient is 0.
             rows = candidate_image_index.masked_fill(~candidate_mask, 0)
-            image_embeds = F.embedding(rows, self.image_encoder(image_features))  # [U, E] -> [B, N, E]
-        user_embeds = self.user_encoder(
-            self._profile(profile_text, profile_image, batch_size, reference)
-        )  # [B, E]
+            image_outputs = self.image_encoder(image_features, output_hidden_states)
+            image_embeds = F.embedding(rows, image_outputs.last_hidden_state)  # [U, E] -> [B, N, E]
+            # Each distinct image's states at every candidate slot it fills, as `candidate_features` gives them.
+            image_states = None
+            if output_hidden_states:
+                image_states = tuple(F.embedding(rows, state) for state in image_outputs.hidden_states)
+        user_outputs = self.user_encoder(
+            self._profile(profile_text, profile_image, batch_size, reference), output_hidden_states
+        )
+        user_embeds = user_outputs.last_hidden_state  # [B, E]
 
         score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
         bound = self.config.max_log_quality
@@ -260,6 +293,8 @@ class DPPImageSelector(PreTrainedModel):
             log_quality=log_quality,
             user_embeds=user_embeds,
             image_embeds=image_embeds,
+            user_encoder_hidden_states=user_outputs.hidden_states,
+            image_encoder_hidden_states=image_states,
         )
 
     def _log_likelihood(
@@ -308,7 +343,7 @@ class DPPImageSelector(PreTrainedModel):
         Returns:
             [`DPPSelection`] with `indices` `(batch_size, k)` (`-1`-padded), `counts`, `ids` and `log_quality`.
         """
-        output = self(profile_text, profile_image, candidate_features, candidate_mask)
+        output = self(profile_text, profile_image, candidate_features, candidate_mask, output_hidden_states=False)
         # float64: relevances span exp(+-2c), and float32 round-off would hide the weakest candidates.
         k = self.config.top_k if k is None else k
         selection = greedy_map(output.kernel.double(), k, mask=candidate_mask)
