@@ -963,7 +963,7 @@ def _every_metric_table(
     lines = [
         "## Table 2, every metric",
         "",
-        "Each seed's generations (`seed-N/generations.jsonl`) scored as `gest-showcases evaluate` scores them "
+        "Each seed's generations file (`seed-N/generations*.jsonl`, one per variant or decoder) scored as `gest-showcases evaluate` scores them "
         "(`metrics.paper_tables.score_generations`). CLIP-Align and CLIP-Score use the world's stand-in CLIP and its "
         f"distilled classifier, {bertscore}, so these three are not comparable with the paper's numbers. Cells: "
         f"{cells}, x100 as `table2.md` prints them (NIST too). The PC2L rows' perplexities are in Table 2 above.",
