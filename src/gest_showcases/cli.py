@@ -1,8 +1,8 @@
 """The `gest-showcases` command.
 
-Each subcommand is the importable `main(argv)` of the module that owns it, so that
-`gest-showcases build ...` and `build.main([...])` are the same code and tests can call `main([...])`
-in-process. Modules load only when their subcommand runs.
+Each subcommand is the importable `main(argv)` of the module that owns it (`gest_showcases.commands.<name>`
+for the moved ones), so that `gest-showcases build ...` and `commands.build.main([...])` are the same code
+and tests can call `main([...])` in-process. Modules load only when their subcommand runs.
 
 Errors, handled here once for every subcommand:
 
@@ -33,12 +33,12 @@ DEBUG_FLAG = "--debug"
 # name -> (module whose main(argv) runs it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "build": (
-        "gest_showcases.data.build",
+        "gest_showcases.commands.build",
         "build the raw/s1/s2 dataset folder from Gest or Google Local files",
     ),
-    "stats": ("gest_showcases.data.stats", "print the paper's Table 1 statistics of a built dataset folder"),
+    "stats": ("gest_showcases.commands.stats", "print the paper's Table 1 statistics of a built dataset folder"),
     "features": (
-        "gest_showcases.features.extract",
+        "gest_showcases.commands.features",
         "cache CLIP and backbone features of a built dataset's images and reviews",
     ),
     "train-clip": (
@@ -50,7 +50,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train the explanation classifier and build s2 from s1 with it",
     ),
     "diversity": (
-        "gest_showcases.features.diversity",
+        "gest_showcases.commands.diversity",
         "intra-business, inter-user, intra-user visual diversity (table + chart)",
     ),
     "synth": ("gest_showcases.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),

@@ -398,8 +398,9 @@ def world_stages(
     diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
     """
     from gest_showcases import synth
-    from gest_showcases.data import build
-    from gest_showcases.features import clip_training, distill, diversity, extract
+    from gest_showcases.commands import build, diversity
+    from gest_showcases.commands import features as extract
+    from gest_showcases.features import clip_training, distill
     from gest_showcases.generation import finetune_lm
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
@@ -432,7 +433,7 @@ def world_stages(
             "--synth_truth", str(world / "ground_truth.json"),
         ],)),
         ("features", "features: CLIP image and text features", extract.main, ([
-            "--dataset", str(dataset), "--images", str(world / "images"), "--model", str(clip), "--output", str(features),
+            "--dataset", str(dataset), "--images", str(world / "images"), "--model", str(clip), "--output_dir", str(features),
             "--kinds", "image", "text", "--num_workers", "0", "--device", "cpu",
         ],)),
         ("distill", "distill: explanation classifier and s2", distill.main, ([
@@ -444,7 +445,7 @@ def world_stages(
         ],)),
         ("diversity", "diversity: Figure 3", diversity.main, ([
             "--dataset", str(dataset), "--features", str(features), "--names", "Gest-Synth",
-            "--plot", str(work / "diversity" / "figure3.png"), "--output", str(work / "diversity" / "diversity.json"),
+            "--plot", str(work / "diversity" / "figure3.png"), "--output_dir", str(work / "diversity"),
         ],)),
         ("gpt2", "tokenizer and GPT-2: the gpt2 stand-in", language_model, ()),
     ]  # fmt: skip

@@ -98,7 +98,7 @@ def test_input_reliance_swaps_one_input_at_a_time(tiny_model_and_data):
 
 
 def test_oracle_features_carry_exactly_the_ground_truth_at_zero_noise(tmp_path):
-    from gest_showcases.data import build
+    from gest_showcases.commands import build
     from gest_showcases.experiments.oracle import write_oracle_features
     from gest_showcases.features import load_features
     from gest_showcases.features.inputs import read_config_rows, review_texts

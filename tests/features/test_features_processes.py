@@ -11,8 +11,8 @@ import textwrap
 import pytest
 import torch
 
+from gest_showcases.commands.features import main
 from gest_showcases.features.cache import load_features
-from gest_showcases.features.extract import main
 
 
 def _tables(folder):
@@ -45,10 +45,8 @@ def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_cl
             import torch
             torch.set_num_threads(1)
             from accelerate import PartialState
-            from transformers import HfArgumentParser
-            from gest_showcases.features.extract import FeatureArguments, run
-            (args,) = HfArgumentParser(FeatureArguments).parse_args_into_dataclasses(args=sys.argv[1:])
-            summary = run(args)
+            from gest_showcases.commands.features import parse_feature_args, run
+            summary = run(*parse_feature_args(sys.argv[1:]))
             state = PartialState()
             with open(f"{tmp_path}/rank{{state.process_index}}.json", "w") as handle:
                 json.dump({{"num_processes": state.num_processes, "summary": summary}}, handle)

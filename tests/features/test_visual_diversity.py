@@ -7,11 +7,11 @@ import itertools
 import pytest
 import torch
 
+from gest_showcases.commands.diversity import main
 from gest_showcases.features.cache import FeatureTable
 from gest_showcases.features.diversity import (
     dataset_diversity,
     diversity_table,
-    main,
     plot_diversity,
     visual_diversity,
 )
@@ -80,7 +80,7 @@ def test_dataset_diversity_uses_posted_images_and_skips_missing_features(tmp_pat
 
 
 def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, image_dir, tiny_clip, capsys):
-    from gest_showcases.features.extract import main as features_main
+    from gest_showcases.commands.features import main as features_main
 
     features_main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output", str(tmp_path / "f"), "--model", tiny_clip,
                    "--kinds", "image", "--num_workers", "0"])  # fmt: skip

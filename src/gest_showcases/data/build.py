@@ -59,7 +59,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +70,6 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import Features, Image, List, Value
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
 try:  # the stale-folder locks need flock (POSIX); elsewhere stale folders are left alone
     import fcntl
@@ -930,77 +928,6 @@ def build_dataset(
     return result
 
 
-# ---------------------------------------------------------------------------------------------
-# Command line
-
-
-@dataclass
-class BuildArguments:
-    """Options of `gest-showcases build`."""
-
-    input: list[str] = field(
-        metadata={
-            "help": "image_review_all.json, filter_all_t.json or Google Local review-*.json(.gz) files "
-            "(repeat the flag or list several)",
-            "action": "extend",
-        }
-    )
-    images: str = field(metadata={"help": "image folder holding <pic_id>.jpg files"})
-    output_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": f"dataset folder to write (a previous build there is replaced); default: ./{DEFAULT_OUTPUT_DIR}, "
-            f'so that load_dataset("{DEFAULT_OUTPUT_DIR}", "s2") works from the same folder'
-        },
-    )
-    output: str | None = field(
-        default=None, metadata={"help": "deprecated spelling of --output_dir (kept for one release)"}
-    )
-    meta: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Google Local meta-*.json(.gz) files (restaurants by category)",
-            "action": "extend",
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "seed of the user split"})
-    split_ratios: list[float] = field(
-        default_factory=lambda: [0.8, 0.1, 0.1], metadata={"help": "train/validation/test shares of users"}
-    )
-    min_words: int = field(default=5, metadata={"help": "drop reviews with fewer words"})
-    max_images: int = field(default=10, metadata={"help": "drop reviews with more images"})
-    max_history: int = field(
-        default=50, metadata={"help": "most history reviews per record (most recent first)"}
-    )
-    embed_images: bool = field(
-        default=False, metadata={"help": "also embed the image bytes (`images` column of datasets.Image())"}
-    )
-    copy_images: bool = field(
-        default=False,
-        metadata={
-            "help": "self-contained folder: hard-link (or copy) the used images into <output_dir>/images/, store "
-            "paths there and embed their bytes (`images` column); default: paths lead to --images, no Image column"
-        },
-    )
-    num_proc: int = field(default=1, metadata={"help": "processes for checking image files"})
-
-    def __post_init__(self):
-        if self.output is not None:
-            warnings.warn(
-                "gest-showcases build: --output is deprecated and will be removed; use --output_dir",
-                FutureWarning,
-                stacklevel=1,  # the parser's generated __init__ would be no better a place to point at
-            )
-            if self.output_dir is not None and self.output_dir != self.output:
-                raise InputError(
-                    f"--output {self.output} and --output_dir {self.output_dir} name different folders: "
-                    "give --output_dir only"
-                )
-            self.output_dir = self.output
-        if self.output_dir is None:
-            self.output_dir = DEFAULT_OUTPUT_DIR
-
-
 def load_built(folder: str | Path, config: str, split: str | None = None, with_images: bool = False):
     """`datasets.load_dataset(folder, config, split=split)` for a built folder, read afresh.
 
@@ -1026,27 +953,3 @@ def load_built(folder: str | Path, config: str, split: str | None = None, with_i
     has_images = EMBEDDED_IMAGES_COLUMN in (names if split is not None else next(iter(names.values()), []))
     return loaded.remove_columns(EMBEDDED_IMAGES_COLUMN) if has_images and not with_images else loaded
 
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(BuildArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    result = build_dataset(
-        args.input,
-        args.images,
-        args.output_dir,
-        args.meta,
-        seed=args.seed,
-        split_ratios=args.split_ratios,
-        min_words=args.min_words,
-        max_images=args.max_images,
-        max_history=args.max_history,
-        embed_images=args.embed_images,
-        copy_images=args.copy_images,
-        num_proc=args.num_proc,
-    )
-    print(f"wrote {result.output_dir}")
-    for config, splits in result.num_rows.items():
-        print(f"  {config}: " + ", ".join(f"{split} {count:,}" for split, count in splits.items()))
-    print(result.summary())
-    return 0

@@ -1,7 +1,7 @@
 """The paper's Table 1 for a built dataset folder: #Image, #Review, #User, #Bus., Avg. R. Len.
 
 ```bash
-gest-showcases stats path/to/gest
+gest-showcases stats path/to/gest   # gest_showcases.commands.stats
 ```
 
 Counts are per config and split, plus an `all` row per config: #Image counts distinct ids in
@@ -11,13 +11,11 @@ Counts are per config and split, plus an `all` row per config: #Image counts dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from transformers import HfArgumentParser
 
 from gest_showcases.errors import InputError
 
@@ -82,20 +80,3 @@ def format_markdown(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
-
-@dataclass
-class StatsArguments:
-    """Options of `gest-showcases stats FOLDER`."""
-
-    folder: str | None = field(default=None, metadata={"help": "the dataset folder (or give it as FOLDER)"})
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(StatsArguments, prog=prog)
-    parser.add_argument("folder_arg", nargs="?", metavar="FOLDER", help="the dataset folder")
-    args, extra = parser.parse_args_into_dataclasses(args=argv)
-    folder = args.folder or extra.folder_arg
-    if folder is None:
-        parser.error("give the dataset folder: gest-showcases stats FOLDER")
-    print(format_markdown(dataset_stats(folder)))
-    return 0

@@ -11,22 +11,18 @@ pairs: for a group of unit vectors with sum S, the sum of cosines over its pairs
 `(|S|^2 - sum_i |v_i|^2) / 2`, so each level needs one scatter-add of the vectors per group.
 Inter-user pairs are the business pairs that are not same-user pairs.
 
+The command (`gest_showcases.commands.diversity`):
+
     gest-showcases diversity --dataset BUILT_DIR --features FEATDIR --plot diversity.png
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import HfArgumentParser
-
-from .cache import load_features
 
 logger = logging.getLogger(__name__)
 
@@ -142,41 +138,3 @@ def plot_diversity(results: dict[str, dict[str, float]], path: str | Path) -> Pa
     plt.close(figure)
     return path
 
-
-@dataclass
-class DiversityArguments:
-    dataset: list[str] = field(metadata={"help": "built dataset folder(s)"})
-    features: list[str] = field(metadata={"help": "feature folder(s), one per dataset"})
-    names: list[str] | None = field(
-        default=None, metadata={"help": "label per dataset (default: folder name)"}
-    )
-    config: str = field(default="s1", metadata={"help": "dataset config whose reviews' images are compared"})
-    plot: str | None = field(default=None, metadata={"help": "write the bar chart PNG here"})
-    output: str | None = field(default=None, metadata={"help": "write the figures as JSON here"})
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    from .inputs import read_config_rows  # pyarrow: only the command reads dataset folders
-
-    parser = HfArgumentParser(DiversityArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    names = args.names or [Path(folder).name for folder in args.dataset]
-    if not (len(names) == len(args.dataset) == len(args.features)):
-        raise ValueError(
-            f"{len(args.dataset)} datasets, {len(args.features)} feature folders, {len(names)} names"
-        )
-    results = {}
-    for name, folder, features in zip(names, args.dataset, args.features, strict=True):
-        rows = read_config_rows(folder, args.config, columns=["business_id", "user_id", "pics"])
-        results[name] = dataset_diversity(rows, load_features(features, "image"))
-    print(diversity_table(results))
-    if args.plot:
-        print(f"chart: {plot_diversity(results, args.plot)}")
-    if args.output:
-        Path(args.output).write_text(json.dumps(results, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Flag groups shared by the subcommands, and the one parser that reads them with `--config FILE.yaml`.
+
+A command lists its own argument dataclass and the groups below; `parse_args` turns them into one
+`HfArgumentParser`, as transformers' example scripts combine `ModelArguments`, `DataTrainingArguments` and
+`TrainingArguments`, so a flag has the same name, meaning and help in every command that takes it:
+
+- `OutputArguments`: `--output_dir`, the folder a command writes; `LegacyOutputArguments` also accepts the
+  `--output` spelling of older releases, with a `FutureWarning`, for one release.
+- `DatasetConfigArguments`: `--dataset_config_name` (`raw`, `s1`, `s2`), as transformers' examples name it.
+- `--config FILE.yaml` on every command: the file's keys are the flags' names (without `--`); flags on the
+  command line override them. A `--config` value that is not a `.yaml`/`.yml` file is the old spelling of
+  `--dataset_config_name` (`--config s1`) where a command reads a dataset config, with a `FutureWarning`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from gest_showcases.errors import InputError
+
+CONFIG_FLAG = "--config"
+YAML_SUFFIXES = (".yaml", ".yml")
+DATASET_CONFIGS = ("raw", "s1", "s2")
+
+
+@dataclass
+class OutputArguments:
+    """Where a command writes."""
+
+    output_dir: str | None = field(
+        default=None, metadata={"help": "folder to write (see the command's description)"}
+    )
+
+
+@dataclass
+class LegacyOutputArguments(OutputArguments):
+    """`OutputArguments` of a command that took `--output` before: that spelling still works for one release."""
+
+    output: str | None = field(
+        default=None, metadata={"help": "deprecated spelling of --output_dir (kept for one release)"}
+    )
+
+    def __post_init__(self):
+        if self.output is None:
+            return
+        warnings.warn(
+            "--output is deprecated and will be removed in the next release; use --output_dir",
+            FutureWarning,
+            stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
+        )
+        if self.output_dir is not None and self.output_dir != self.output:
+            raise InputError(
+                f"--output {self.output} and --output_dir {self.output_dir} name different folders: give --output_dir only"
+            )
+        self.output_dir = self.output
+
+
+@dataclass
+class DatasetConfigArguments:
+    """Which config of a built dataset folder a command reads."""
+
+    dataset_config_name: str = field(
+        default="s1",
+        metadata={
+            "help": f"dataset config to read ({', '.join(DATASET_CONFIGS)}; --config NAME is its deprecated spelling)"
+        },
+    )
+
+
+def is_yaml_file(value: str) -> bool:
+    return value.lower().endswith(YAML_SUFFIXES)
+
+
+def _parser(dataclass_types: Sequence[type], prog, description, add_arguments) -> HfArgumentParser:
+    parser = HfArgumentParser(dataclass_types, prog=prog, description=description, allow_abbrev=False)
+    parser.add_argument(
+        CONFIG_FLAG,
+        metavar="FILE.yaml",
+        help="YAML file of this command's options (keys are the flag names without --); flags given on the "
+        "command line override it",
+    )
+    if add_arguments is not None:
+        add_arguments(parser)
+    return parser
+
+
+def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
+    """The options of a `--config` file, read as `HfArgumentParser.parse_yaml_file` reads it (`yaml.safe_load`)."""
+    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise InputError(f"{path}: a --config file is a YAML mapping of option: value; fix the file")
+    known = {action.dest for action in parser._actions} - {"help", "config"}
+    unknown = sorted(str(key) for key in values if key not in known)
+    if unknown:
+        raise InputError(f"{path}: unknown options {', '.join(unknown)}; see {parser.prog} --help")
+    return values
+
+
+def _given_flags(parser: HfArgumentParser, argv: list[str]) -> dict:
+    """The options `argv` gives, converted by their flags' types; nothing for the options it leaves out."""
+    # The same flags with no defaults and none required, so that absent options stay absent and the file's
+    # values stand. (argparse keeps its actions in `_actions`; there is no public way to relax them.)
+    for action in parser._actions:
+        if action.dest != "help":
+            action.default = argparse.SUPPRESS
+            action.required = False
+    given = vars(parser.parse_args(argv))
+    given.pop("config", None)
+    return given
+
+
+def _without_config(outputs: tuple) -> tuple:
+    """`parse_args_into_dataclasses`' outputs less the `--config` value (read already), and less an empty Namespace."""
+    *instances, last = outputs
+    if not isinstance(last, argparse.Namespace):
+        return outputs
+    vars(last).pop("config", None)
+    return (*instances, last) if vars(last) else tuple(instances)
+
+
+def parse_args(
+    dataclass_types: Sequence[type],
+    argv: list[str] | None = None,
+    prog: str | None = None,
+    *,
+    description: str | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> tuple:
+    """One instance per type of `dataclass_types` from `argv` (default `sys.argv[1:]`) and its `--config` file.
+
+    `add_arguments(parser)` may add plain argparse arguments (a positional folder); their values come back in an
+    `argparse.Namespace` after the instances, as `HfArgumentParser.parse_args_into_dataclasses` returns them.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(dataclass_types, prog, description, add_arguments)
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument(CONFIG_FLAG)
+    known, rest = pre.parse_known_args(argv)
+    config = known.config
+    if config is None or "-h" in argv or "--help" in argv:
+        return _without_config(parser.parse_args_into_dataclasses(args=argv))
+    if not is_yaml_file(config):
+        if DatasetConfigArguments not in dataclass_types:
+            parser.error(f"{CONFIG_FLAG} takes a YAML file of options (FILE.yaml), not {config!r}")
+        warnings.warn(
+            f"{CONFIG_FLAG} {config} is deprecated: in the next release {CONFIG_FLAG} takes a YAML file of options "
+            f"only; use --dataset_config_name {config}",
+            FutureWarning,
+            stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
+        )
+        # First, so that an explicit --dataset_config_name later on the line wins, as later flags do.
+        return _without_config(
+            parser.parse_args_into_dataclasses(args=["--dataset_config_name", config, *rest])
+        )
+    return _parse_with_file(parser, _parser(dataclass_types, prog, description, add_arguments), config, rest)
+
+
+def _parse_with_file(
+    parser: HfArgumentParser, relaxed: HfArgumentParser, path: str, argv: list[str]
+) -> tuple:
+    """The options of the YAML file `path`, overridden by those `argv` gives, as `parser` would return them.
+
+    `HfArgumentParser.parse_yaml_file` alone needs every required option in the file and takes no command line, so
+    the file is read as it reads it and the two are merged into one dict for `parse_dict`, the method it calls.
+    """
+    values = {**_read_yaml(path, parser), **_given_flags(relaxed, argv)}
+    actions = [action for action in parser._actions if action.dest not in ("help", "config")]
+    missing = [
+        "/".join(action.option_strings) or action.dest
+        for action in actions
+        if action.required and action.dest not in values
+    ]
+    if missing:
+        parser.error(
+            f"the following arguments are required (on the command line or in {path}): {', '.join(missing)}"
+        )
+    for action in actions:  # argparse checks the command line's values; the file's are checked here
+        if action.choices is None or action.dest not in values:
+            continue
+        value = values[action.dest]
+        if any(item not in action.choices for item in (value if isinstance(value, list) else [value])):
+            parser.error(
+                f"{path}: {action.dest}: {value!r} is not one of {', '.join(map(str, action.choices))}"
+            )
+    fields = {name for dtype in parser.dataclass_types for name in dtype.__dataclass_fields__}
+    instances = parser.parse_dict({key: value for key, value in values.items() if key in fields})
+    extras = {
+        action.dest: values.get(action.dest, action.default)
+        for action in actions
+        if action.dest not in fields
+    }
+    return (*instances, argparse.Namespace(**extras)) if extras else instances

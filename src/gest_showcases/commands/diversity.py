@@ -1,0 +1,100 @@
+"""`gest-showcases diversity`: intra-business, inter-user and intra-user visual diversity (table + chart).
+
+    gest-showcases diversity --dataset BUILT_DIR --features FEATDIR [--plot diversity.png] [--output_dir DIR] \\
+        [--dataset_config_name s1] [--config FILE.yaml]
+
+The figures are `gest_showcases.features.diversity.dataset_diversity`'s (its module gives the definitions), one
+markdown row per dataset. With `--output_dir` they are also written there as JSON (`diversity.json`). Options come
+from the command line, a YAML file (`--config`, which the command line overrides), or both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gest_showcases.errors import InputError
+from gest_showcases.features.cache import load_features
+from gest_showcases.features.diversity import dataset_diversity, diversity_table, plot_diversity
+from gest_showcases.features.inputs import read_config_rows
+
+from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args
+
+RESULTS_FILE = "diversity.json"
+
+
+@dataclass
+class DiversityArguments:
+    """Options of `gest-showcases diversity`."""
+
+    dataset: list[str] = field(metadata={"help": "built dataset folder(s)"})
+    features: list[str] = field(metadata={"help": "feature folder(s), one per dataset"})
+    names: list[str] | None = field(
+        default=None, metadata={"help": "label per dataset (default: folder name)"}
+    )
+    plot: str | None = field(default=None, metadata={"help": "write the bar chart PNG here"})
+
+
+@dataclass
+class DiversityOutputArguments(LegacyOutputArguments):
+    """`--output_dir DIR` writes `DIR/diversity.json`; the old `--output FILE` wrote the JSON to FILE itself."""
+
+    output_dir: str | None = field(
+        default=None, metadata={"help": f"write the figures there as JSON ({RESULTS_FILE})"}
+    )
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": f"deprecated: the JSON file to write (use --output_dir DIR, which writes DIR/{RESULTS_FILE})"
+        },
+    )
+
+    def __post_init__(self):
+        # Not LegacyOutputArguments': the old flag named a file, not a folder, and keeps doing so for its last release.
+        if self.output is not None:
+            warnings.warn(
+                f"--output is deprecated and will be removed in the next release; use --output_dir (which writes "
+                f"{RESULTS_FILE} there)",
+                FutureWarning,
+                stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
+            )
+
+    def results_path(self) -> Path | None:
+        if self.output is not None:
+            return Path(self.output)
+        return None if self.output_dir is None else Path(self.output_dir) / RESULTS_FILE
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args, data, output = parse_args(
+        (DiversityArguments, DatasetConfigArguments, DiversityOutputArguments),
+        argv,
+        prog,
+        description=__doc__.split("\n")[0],
+    )
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    names = args.names or [Path(folder).name for folder in args.dataset]
+    if not (len(names) == len(args.dataset) == len(args.features)):
+        raise InputError(
+            f"{len(args.dataset)} datasets, {len(args.features)} feature folders, {len(names)} names"
+        )
+    results = {}
+    for name, folder, features in zip(names, args.dataset, args.features, strict=True):
+        rows = read_config_rows(folder, data.dataset_config_name, columns=["business_id", "user_id", "pics"])
+        results[name] = dataset_diversity(rows, load_features(features, "image"))
+    print(diversity_table(results))
+    if args.plot:
+        print(f"chart: {plot_diversity(results, args.plot)}")
+    path = output.results_path()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`gest-showcases features`: cache CLIP and backbone features of a built dataset's images and reviews.
+
+    gest-showcases features --dataset DIR --images IMAGES --output_dir FEATDIR \\
+        [--model openai/clip-vit-base-patch32] [--dataset_config_name s1] [--config FILE.yaml]
+    accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.commands.features --dataset DIR ...
+
+The work is `gest_showcases.features.extract.extract_features`' (its module says what is written and which photo
+paths are read). Prints a JSON summary of what each kind wrote. Options come from the command line, a YAML file
+(`--config`, which the command line overrides), or both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+
+from accelerate import PartialState
+
+from gest_showcases.errors import InputError
+from gest_showcases.features.clip import DEFAULT_CLIP
+from gest_showcases.features.extract import KINDS, extract_features
+
+from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args
+
+
+@dataclass
+class FeatureArguments:
+    """Options of `gest-showcases features`."""
+
+    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output_dir)"})
+    images: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
+            "--images); stored image paths may only lead into the dataset folder or this one"
+        },
+    )
+    model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
+    vision_model: str | None = field(
+        default=None,
+        metadata={"help": "generator backbone checkpoint (default: the CLIP vision tower of --model)"},
+    )
+    kinds: list[str] = field(
+        default_factory=lambda: list(KINDS),
+        metadata={"help": "image (CLIP image), text (CLIP review + sentence), vision (generator backbone)"},
+    )
+    batch_size: int = field(default=256, metadata={"help": "images or sentences per forward pass"})
+    num_workers: int = field(default=4, metadata={"help": "DataLoader processes reading images"})
+    shard_size: int = field(default=8192, metadata={"help": "rows per cache shard (the unit of resumption)"})
+    device: str | None = field(default=None, metadata={"help": "default: this process's accelerate device"})
+    dtype: str = field(
+        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16"}
+    )
+    decode_on: str = field(
+        default="auto",
+        metadata={"help": "cpu (PIL in workers), gpu (nvJPEG, needs torchvision), auto (gpu if possible)"},
+    )
+
+
+@dataclass
+class FeatureOutputArguments(LegacyOutputArguments):
+    output_dir: str | None = field(
+        default=None, metadata={"help": "feature folder to write (required; resumes if it exists)"}
+    )
+
+
+def parse_feature_args(
+    argv: list[str] | None = None, prog: str | None = None
+) -> tuple[FeatureArguments, DatasetConfigArguments, FeatureOutputArguments]:
+    args, data, output = parse_args(
+        (FeatureArguments, DatasetConfigArguments, FeatureOutputArguments),
+        argv,
+        prog,
+        description=__doc__.split("\n")[0],
+    )
+    if output.output_dir is None:
+        raise InputError("give the feature folder to write: --output_dir FEATDIR")
+    return args, data, output
+
+
+def run(args: FeatureArguments, data: DatasetConfigArguments, output: FeatureOutputArguments) -> dict:
+    """`extract_features` with the command's options: `{kind: report}`."""
+    return extract_features(
+        args.dataset,
+        output.output_dir,
+        images=args.images,
+        model=args.model,
+        vision_model=args.vision_model,
+        kinds=args.kinds,
+        config=data.dataset_config_name,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        shard_size=args.shard_size,
+        device=args.device,
+        dtype=args.dtype,
+        decode_on=args.decode_on,
+    )
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parsed = parse_feature_args(argv, prog)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = run(*parsed)
+    if PartialState().is_main_process:
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
