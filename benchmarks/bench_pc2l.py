@@ -2,12 +2,15 @@
 
 Measured in one run, each against its baseline:
 - training step (forward, eq. 11, backward, AdamW step) of full PC2L (CCL + PCL, the hard negatives batched into the
-  decoder call) and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L at
-  most 1.35x CE-only;
+  decoder call), of the same with each hard negative computed from its first swapped token on (its prefix shared
+  with the target, `_negative_prefix_sharing`), and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L
+  at most 1.35x CE-only. The synthetic negatives are the targets with two tokens swapped where the first swap of
+  `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
   `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
   target: at least 0.9x;
-- peak memory, target tokens/s, and on CUDA the share of the bf16 matmul rate (measured in the same run by a
+- what a training step saves for backward (its activations, every device), peak memory, target tokens/s, and on
+  CUDA the share of the bf16 matmul rate (measured in the same run by a
   large matmul) that the training step achieves, its FLOPs counted by `torch.utils.flop_counter`.
 
 Imports only the model, configuration and losses (torch + transformers), so it runs on the GPU machine:
@@ -33,7 +36,17 @@ from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
 TARGET_TOKENS, NUM_IMAGES, NUM_REVIEWS, FEATURE_DIM = 64, 5, 10, 512
-VARIANTS = {"ce_only": ("none", "none"), "img_cl_pcl": ("cl", "pcl"), "pc2l": ("ccl", "pcl")}
+VARIANTS = {
+    "ce_only": ("none", "none"),
+    "img_cl_pcl": ("cl", "pcl"),
+    "pc2l": ("ccl", "pcl"),
+    "pc2l_shared_prefix": ("ccl", "pcl"),  # `_negative_prefix_sharing` on
+}
+# Where a hard negative first differs from its target, as a share of the target's tokens (BOS and EOS included):
+# deciles (0%, 10%, ..., 100%) over the 503 s2 training explanations of the Gest-Synth demo dataset, negatives from
+# `make_hard_negatives` with the spaCy parser, GPT-2-style BPE of the demo. Mean 0.29: a negative shares 27% of
+# its tokens with its target. The first noun chunk comes early in a sentence, and at least one chunk is swapped.
+FIRST_SWAP_DECILES = (0.048, 0.111, 0.146, 0.174, 0.222, 0.25, 0.286, 0.333, 0.424, 0.545, 0.87)
 
 
 def gpt2_small_config(image_contrastive: str, review_contrastive: str) -> PC2LConfig:
@@ -48,15 +61,28 @@ def gpt2_small_config(image_contrastive: str, review_contrastive: str) -> PC2LCo
     )
 
 
+def first_swap_positions(batch_size: int) -> torch.Tensor:
+    """First swapped token of each example's negative: the `FIRST_SWAP_DECILES` quantiles at (k + 0.5) / B."""
+    levels = (torch.arange(batch_size) + 0.5) / batch_size * 10  # in deciles
+    deciles = torch.tensor(FIRST_SWAP_DECILES)
+    below = levels.floor().long()
+    shares = deciles[below] + (levels - below) * (deciles[below + 1] - deciles[below])
+    return (shares * TARGET_TOKENS).round().long().clamp(1, TARGET_TOKENS - 2)
+
+
 def synthetic_batch(batch_size: int, vocab_size: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Full-length targets and negatives, 5 images and 10 reviews per example (the paper's maxima)."""
+    """Full-length targets, their entity-swapped negatives (`first_swap_positions`, two tokens swapped), 5 images
+    and 10 reviews per example (the paper's maxima)."""
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator)
+    swapped = first_swap_positions(batch_size)[:, None] + torch.arange(2)  # [B, 2]
+    shift = torch.randint(1, vocab_size, swapped.shape, generator=generator)  # + 1..V-1 mod V: another token
+    negatives = ids.scatter(1, swapped, (ids.gather(1, swapped) + shift) % vocab_size)
     batch = {
         "input_ids": ids,
         "attention_mask": torch.ones_like(ids),
         "labels": ids,
-        "negative_input_ids": torch.randint(vocab_size, (batch_size, TARGET_TOKENS), generator=generator),
+        "negative_input_ids": negatives,
         "negative_attention_mask": torch.ones_like(ids),
         "image_features": torch.randn(batch_size, NUM_IMAGES, FEATURE_DIM, generator=generator),
         "image_mask": torch.ones(batch_size, NUM_IMAGES, dtype=torch.bool),
@@ -87,22 +113,50 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def training_step(name: str, batch: dict, device: torch.device):
-    """A closure running one training step of the Table 4 variant `name` (forward, eq. 11, backward, AdamW)."""
-    torch.manual_seed(0)
-    model = PC2LForConditionalGeneration(gpt2_small_config(*VARIANTS[name])).to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+def training_step(name: str, batch: dict, device: torch.device, models: dict | None = None):
+    """A closure running one training step of the Table 4 variant `name` (forward, eq. 11, backward, AdamW).
+
+    Variants of one configuration (PC2L with and without prefix sharing) share the model and optimizer kept in
+    `models` by configuration, so that the process holds one GPT-2-small per configuration.
+    """
+    models = {} if models is None else models
+    if VARIANTS[name] not in models:
+        torch.manual_seed(0)
+        model = PC2LForConditionalGeneration(gpt2_small_config(*VARIANTS[name])).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+        models[VARIANTS[name]] = model, optimizer
+    model, optimizer = models[VARIANTS[name]]
     if model.config.image_contrastive != "ccl":
         batch = {key: value for key, value in batch.items() if not key.startswith("negative")}
 
     def step():
+        model._negative_prefix_sharing = name == "pc2l_shared_prefix"
         with autocast(device):
             loss, _ = total_loss(model.config, model(**batch), batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    step.parameters = list(model.parameters())
     return step
+
+
+@contextlib.contextmanager
+def saved_for_backward(parameters: list[torch.Tensor]):
+    """Yields a dict whose `"gib"` is, on exit, what the autograd graph kept for backward in the block (distinct
+    storages, the parameters' own not counted): a step's activation memory, on any device."""
+    parameter_storages = {parameter.untyped_storage().data_ptr() for parameter in parameters}
+    storages, result = {}, {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameter_storages:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield result
+    result["gib"] = sum(storages.values()) / 2**30
 
 
 def bench_training(batch: dict, args, device: torch.device) -> dict:
@@ -111,7 +165,8 @@ def bench_training(batch: dict, args, device: torch.device) -> dict:
     The variants' steps are interleaved (one step of each per round), so that load from other processes on a shared
     machine falls on all of them alike.
     """
-    steps = {name: training_step(name, batch, device) for name in VARIANTS}
+    models = {}
+    steps = {name: training_step(name, batch, device, models) for name in VARIANTS}
     for _ in range(args.warmup):
         for step in steps.values():
             step()
@@ -131,12 +186,13 @@ def bench_training(batch: dict, args, device: torch.device) -> dict:
     tokens = batch["input_ids"].numel()
     results = {}
     for name, step in steps.items():
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False) as counter, saved_for_backward(step.parameters) as saved:
             step()
         seconds = statistics.median(durations[name])
         flops = counter.get_total_flops()
         results[name] = {"step_s": seconds, "tokens_per_s": tokens / seconds, "flops_per_step": flops,
-                         "achieved_tflops": flops / seconds / 1e12, "step_memory_gib": step_memory[name]}  # fmt: skip
+                         "achieved_tflops": flops / seconds / 1e12, "step_memory_gib": step_memory[name],
+                         "saved_for_backward_gib": saved["gib"]}  # fmt: skip
     return results
 
 
@@ -247,6 +303,8 @@ def main() -> None:
         "training": training,
         "generation": generation,
         "pc2l_over_ce_step_time": training["pc2l"]["step_s"] / training["ce_only"]["step_s"],
+        "pc2l_shared_prefix_over_ce_step_time": training["pc2l_shared_prefix"]["step_s"]
+        / training["ce_only"]["step_s"],
         "img_cl_pcl_over_ce_step_time": training["img_cl_pcl"]["step_s"] / training["ce_only"]["step_s"],
         "generation_pc2l_over_gpt2": generation["pc2l"]["explanations_per_s"]
         / generation["gpt2_cross_attention"]["explanations_per_s"],
@@ -264,14 +322,14 @@ def main() -> None:
     print(f"\nPC2L benchmark on {results['device']} ({results['precision']}, torch {results['torch']}, "
           f"{results['threads']} threads)\n")  # fmt: skip
     print(f"| training (batch {args.batch_size}, 64 tokens) | step s (median) | x CE-only | FLOPs x CE-only "
-          "| tokens/s | TFLOP/s | step memory GiB |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "| tokens/s | TFLOP/s | step memory GiB | saved for backward GiB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in training.items():
         ratio = row["step_s"] / training["ce_only"]["step_s"]
         flops_ratio = row["flops_per_step"] / training["ce_only"]["flops_per_step"]
         memory = f"{row['step_memory_gib']:.2f}" if cuda else "n/a"
         print(f"| {name} | {row['step_s']:.3f} | {ratio:.2f} | {flops_ratio:.2f} | {row['tokens_per_s']:.0f} | "
-              f"{row['achieved_tflops']:.2f} | {memory} |")  # fmt: skip
+              f"{row['achieved_tflops']:.2f} | {memory} | {row['saved_for_backward_gib']:.2f} |")  # fmt: skip
     print(f"\n| generation (batch {args.gen_batch_size}, 2 beams, 64 new tokens) | explanations/s | new tokens/s "
           "| x GPT-2 | peak GiB |")  # fmt: skip
     print("|---|---|---|---|---|")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU benchmarks of issues 4, 5 and 6 in one job, for a lent H100/H200 that has torch and
-# transformers but no datasets/evaluate/spacy. Each benchmark writes JSON under $OUT; all output also goes to $OUT/suite.log.
+# transformers but no datasets/evaluate/spacy. Each benchmark writes JSON under $OUT; the machine's description and
+# all output go to $OUT/suite.log (one log and one JSON per benchmark: 8 files at most).
 #   OUT=results bash benchmarks/gpu_suite.sh
 set -u
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -8,7 +9,7 @@ OUT=${OUT:-benchmark-results}
 mkdir -p "$OUT"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 --version;
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)";
-  python3 -c "import torchvision; print('torchvision', torchvision.__version__)"; } 2>&1 | tee "$OUT/env.txt"
+  python3 -c "import torchvision; print('torchvision', torchvision.__version__)"; } 2>&1 | tee "$OUT/suite.log"
 run() {  # name, time limit (s), command...
   local name=$1 limit=$2; shift 2
   echo "=== $name"
@@ -28,3 +29,6 @@ run gated_decoder 240 python3 benchmarks/bench_gated_decoder.py --device cuda --
 # Issue 16: the Table 2 baselines (ST, R2Gen, Ref2Seq, PETER, PEPLER) and CE-only PC2L against PC2L at the grid's width
 # (64), training target tokens/s and generation new tokens/s, bf16 autocast. Needs numpy and Pillow (the grid module).
 run baselines 150 python3 benchmarks/bench_baselines.py --device cuda --dtype bf16 --noisy --output "$OUT/baselines.json"
+# Issue 18: static-cache generation with the compiled decoding step against plain `generate`, bf16 weights, batch 64
+# (the anchor's), 2 beams, 64 new tokens; the compilation is reported as warm-up, outside the timed calls.
+run generation 150 python3 benchmarks/bench_generation.py --device cuda --batch-size 64 --noisy --output "$OUT/generation.json"

@@ -22,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModelForCausalLM, GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
+from .compiled_generation import StaticDecodingCache, static_decoding_cache
 from .configuration_pc2l import PC2LConfig, PC2LGenerationConfig
 from .gated_cross_attention import (
     CROSS_ATTENTION_MASK,
@@ -58,6 +59,19 @@ def sequence_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, mask:
     log_probs = logits[:, :-1].float().log_softmax(-1)
     token_log_probs = log_probs.gather(-1, input_ids[:, 1:, None].to(log_probs.device)).squeeze(-1)  # [B, L - 1]
     return (token_log_probs * mask[:, 1:].to(token_log_probs.dtype)).sum(-1)
+
+
+def _pack_rows(selected: torch.Tensor, group_size: int, num_groups: int):
+    """The positions `selected` [B, L] packed left-aligned into `num_groups` rows, row r holding examples
+    `r * group_size ..` in order. Returns the selected `(example, position)` pairs, each one's `(row, slot)`, and
+    the example of every slot [rows, width] (-1 for padding)."""
+    example, position = selected.nonzero(as_tuple=True)  # by example, then position
+    row = example // group_size
+    counts = torch.bincount(row, minlength=num_groups)
+    slot = torch.arange(example.numel(), device=selected.device) - (counts.cumsum(0) - counts)[row]
+    slot_example = torch.full((num_groups, max(1, int(counts.max()))), -1, device=selected.device)
+    slot_example[row, slot] = example
+    return example, position, row, slot, slot_example
 
 
 def _next_example(tensor: torch.Tensor | None) -> torch.Tensor | None:
@@ -406,6 +420,13 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all).
         """
+        static_cache = kwargs.get("past_key_values", cache)  # the cache's name in older releases, see CACHE_KEY
+        if isinstance(static_cache, StaticDecodingCache):
+            # `generate(..., cache_implementation="static")`: the cache runs the (compiled) decoding step itself.
+            output = PC2LOutput(logits=static_cache.decode(input_ids), cache=static_cache)
+            if CACHE_KEY != "cache":
+                output[CACHE_KEY] = static_cache
+            return output
         contrastive = labels is not None and (
             self.config.image_contrastive != "none" or self.config.review_contrastive != "none"
         )
@@ -437,12 +458,17 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         negatives_in_pass = negative_input_ids is not None and (
             compute_likelihoods or (compute_embeddings and not text_target)
         )
+        # GPT-2 computes each hard negative only from its first swapped token on (see `_negative_suffix_states`).
+        share_negative_prefix = negatives_in_pass and self._shares_negative_prefix(cache, use_cache)
         if negatives_in_pass:
             if negative_input_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
                     f"{tuple(input_ids.shape)}"
                 )
+            if negative_attention_mask is None:
+                negative_attention_mask = torch.ones_like(negative_input_ids)
+        if negatives_in_pass and not share_negative_prefix:
             segments.append(
                 (negative_input_ids, negative_attention_mask, encoder_hidden_states, encoder_attention_mask)
             )
@@ -488,10 +514,27 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 position_ids=position_ids,
                 encoder_hidden_states=cross_states,
                 encoder_attention_mask=cross_mask,
-                use_cache=use_cache,
+                # the negatives' suffixes attend to the targets' cached keys and values
+                use_cache=True if share_negative_prefix else use_cache,
                 **kwargs,
             )
             hidden_states = decoder_outputs.last_hidden_state  # [B x segments, L, D]
+            if share_negative_prefix:
+                negative_states = self._negative_suffix_states(
+                    hidden_states[:batch_size],
+                    decoder_outputs.get(CACHE_KEY).self_attention_cache,
+                    input_ids,
+                    target_mask,
+                    negative_input_ids,
+                    negative_attention_mask,
+                    position_ids[:batch_size] if position_ids is not None else None,
+                    encoder_hidden_states,
+                    encoder_attention_mask,
+                    **kwargs,
+                )
+                # The negatives' segment where the batched call would have put it, for the code below.
+                hidden_states = torch.cat([hidden_states[:batch_size], negative_states, hidden_states[batch_size:]])
+                decoder_outputs[CACHE_KEY] = None  # the targets' keys served the negatives; nobody asked for them
             target_states = hidden_states[:batch_size]
             logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
             rest_states = hidden_states[batch_size:].split(batch_size) if compute_likelihoods else ()
@@ -562,6 +605,129 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             ).hidden_states[-1]
         return self.decoder.transformer(input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
+    def _shares_negative_prefix(self, cache: Cache | None, use_cache: bool | None) -> bool:
+        """Whether this training call computes the hard negatives' suffixes only (`_negative_suffix_states`).
+
+        GPT-2 only: the gated decoders' LMs run the full negative pass. Also off under activation checkpointing
+        (GPT-2 then keeps no cache), for attention kernels that take no 4D mask, and when the caller decodes on.
+        """
+        return (
+            self._negative_prefix_sharing
+            and not self.config.uses_gated_cross_attention
+            and cache is None
+            and not use_cache
+            and not (self.decoder.transformer.gradient_checkpointing and self.training)
+            and self.decoder.config._attn_implementation in ("sdpa", "eager")
+        )
+
+    # True computes GPT-2's hard negatives from their first swapped token on (`_negative_suffix_states`): same losses
+    # and gradients, 10% fewer FLOPs per step with realistic swaps, but on CPU at batch 4 a step is not faster (two
+    # decoder calls with smaller matmuls, two embedding gradients), so it is off until a GPU measurement says
+    # otherwise (issue 18; benchmarks/bench_pc2l.py times both).
+    _negative_prefix_sharing = False
+    # Most tokens of cached target keys a packed row of negative suffixes attends to (bounds its attention cost).
+    _negative_pack_tokens = 1024
+
+    def _negative_suffix_states(
+        self,
+        target_states: torch.Tensor,
+        target_cache: DynamicCache,
+        input_ids: torch.Tensor,
+        target_mask: torch.Tensor,
+        negative_input_ids: torch.Tensor,
+        negative_attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        **kwargs,
+    ) -> torch.Tensor:
+        """The decoder's last hidden states [B, L, D] over the hard negatives, computed from their first swapped
+        token on.
+
+        A negative equals its target up to its first swapped token `s_i` (ids and mask), and a causal decoder's
+        states there depend on those tokens and the example's encoder states only, so they are the target's
+        (`target_states`). Only each negative's suffix `[s_i, L)` runs through GPT-2: the suffixes of up to
+        `_negative_pack_tokens // L` examples packed left-aligned into one row (no padding between examples),
+        position ids `s_i + j`, attending to those examples' cached target keys before their `s_i` (packed the
+        same way) and to their own suffixes, a 4D mask letting suffix token `j` of example `i` see example `i`'s
+        prefix keys and its own suffix up to `j`, and cross-attention to example `i`'s encoder states.
+        Gradients flow into the targets' keys and values as the full pass's would into the negatives' own prefix,
+        so losses and gradients are those of the full pass (to rounding); under dropout the prefix shares the
+        target's dropout draw.
+
+        Args:
+            target_states: the targets' last hidden states [B, L, D].
+            target_cache: the self-attention cache of the call that computed them (its first B rows are theirs).
+            position_ids: the targets' position ids [B, L], None for `0..L-1`.
+        """
+        batch_size, length = input_ids.shape
+        device = input_ids.device
+        positions = torch.arange(length, device=device)
+        negative_mask = negative_attention_mask.bool()
+        differs = (negative_input_ids != input_ids) | (negative_mask != target_mask.bool())
+        prefix = torch.where(differs.any(1), differs.int().argmax(1), length)  # [B] first swapped token s_i
+        suffix = (positions >= prefix[:, None]) & negative_mask  # [B, L] the tokens computed here
+        if not suffix.any():  # every negative equals its target
+            return target_states
+        group_size = max(1, min(batch_size, self._negative_pack_tokens // length))
+        num_groups = -(-batch_size // group_size)
+        example, token, group, slot, packed_example = _pack_rows(suffix, group_size, num_groups)  # queries
+        key_example_ids, key_token, key_group, key_slot, key_example = _pack_rows(
+            (positions < prefix[:, None]) & negative_mask, group_size, num_groups
+        )  # the target keys the suffixes read
+        width = packed_example.shape[1]
+        source_positions = positions.expand(batch_size, length) if position_ids is None else position_ids
+        packed_ids = input_ids.new_zeros(num_groups, width)
+        packed_ids[group, slot] = negative_input_ids[example, token]
+        packed_positions = source_positions.new_zeros(num_groups, width)
+        packed_positions[group, slot] = source_positions[example, token]
+        key_index = torch.zeros_like(key_example)  # into the targets' B * L keys; padding reads key 0, masked
+        key_index[key_group, key_slot] = key_example_ids * length + key_token
+
+        padding_query = (packed_example < 0)[:, :, None]  # padding slots see everything: finite, never read
+        cached = (packed_example[:, :, None] == key_example[:, None, :]) & (key_example >= 0)[:, None, :]
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        own = (packed_example[:, :, None] == packed_example[:, None, :]) & causal & (packed_example >= 0)[:, None, :]
+        self_mask = torch.cat([cached, own], dim=-1) | padding_query  # [R, W, W_keys + W]
+        # Cross-attention: row r reads the encoder states of examples r * G .. r * G + G - 1 (clamped, masked).
+        member = torch.arange(num_groups * group_size, device=device).view(num_groups, group_size)
+        same_example = (packed_example[:, :, None] == member[:, None, :]) & (member < batch_size)[:, None, :]
+        member = member.clamp(max=batch_size - 1)
+        cross_mask = (same_example[..., None] & encoder_attention_mask.bool()[member][:, None]).flatten(2)
+        cross_mask = cross_mask | padding_query  # [R, W, G * N]
+        packed_encoder = encoder_hidden_states[member].flatten(1, 2)  # [R, G * N, D]
+
+        cache = DynamicCache()
+        for layer_idx, layer in enumerate(target_cache.layers):
+            # [B, H, L, d] -> [B * L, H, d] -> [R, H, W_keys, d]: the rows' prefix keys side by side
+            keys, values = (
+                states[:batch_size].transpose(1, 2).flatten(0, 1)[key_index].transpose(1, 2)
+                for states in (layer.keys, layer.values)
+            )
+            cache.update(keys, values, layer_idx)
+        if self.decoder.config._attn_implementation == "eager":  # additive masks
+            dtype = target_states.dtype
+            self_mask, cross_mask = (
+                torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
+                for mask in (self_mask, cross_mask)
+            )
+        suffix_states = self.decoder.transformer(
+            packed_ids,
+            EncoderDecoderCache(cache, DynamicCache()),
+            attention_mask=self_mask[:, None],
+            position_ids=packed_positions,
+            encoder_hidden_states=packed_encoder,
+            encoder_attention_mask=cross_mask[:, None],
+            use_cache=True,
+            **kwargs,
+        ).last_hidden_state  # [R, W, D]
+
+        # Prefix positions (and padding) read the target's state, suffix tokens their packed slot.
+        index = torch.arange(batch_size, device=device)[:, None] * length + positions
+        index[example, token] = batch_size * length + group * width + slot
+        states = torch.cat([target_states.flatten(0, 1), suffix_states.flatten(0, 1)])
+        return states[index]
+
     def _encode_with_swaps(self, image_features, image_mask, review_features, review_mask):
         """Encode the batch and, for the likelihood losses, copies of it with one input swapped.
 
@@ -605,6 +771,11 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         the paper's 2 beams, at most 64 new tokens). The decoder prompt comes as `inputs` or `input_ids` (without
         `attention_mask`: unpadded); with neither, decoding starts from BOS. A gated decoder's cross-attention keys
         and values are computed once here, before the beams are expanded, as the encoder states are.
+
+        `cache_implementation="static"` (an argument or the generation config's; GPT-2 decoders, unpadded prompts)
+        decodes over a preallocated cache with a step `torch.compile`d on CUDA (on CPU only given a `compile_config`),
+        buckets of batch size and input count sharing one compilation: the same tokens, faster
+        (`compiled_generation.py`); `disable_compile=True` keeps the step eager.
         """
         input_ids = kwargs.pop("input_ids", None)
         if inputs is not None and input_ids is not None:
@@ -622,6 +793,11 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             inputs = torch.full((encoder_hidden_states.shape[0], 1), bos, device=encoder_hidden_states.device)
         # An explicit mask: GPT-2's BOS is also its EOS and pad token, which `generate` would take for padding.
         kwargs.setdefault("attention_mask", torch.ones_like(inputs))
+        generation_config = kwargs.get("generation_config") or self.generation_config
+        if kwargs.get("cache_implementation", generation_config.cache_implementation) == "static":
+            # Same search, same tokens; the cache holds the encoder side and runs a compiled step (see its module).
+            cache = static_decoding_cache(self, inputs, encoder_hidden_states, encoder_attention_mask, kwargs)
+            return super().generate(inputs, **(kwargs | {"cache_implementation": None, CACHE_KEY: cache}))
         return super().generate(
             inputs,
             encoder_hidden_states=encoder_hidden_states,

@@ -1,0 +1,279 @@
+"""Static-cache decoding of PC2L's GPT-2 decoder with a `torch.compile`d single-token step (issue 18).
+
+`PC2LForConditionalGeneration.generate(..., cache_implementation="static")` lands here. transformers' own static
+route does not serve PC2L: its beam search never compiles the forward (only greedy/sampling decoding does, and on
+CPU only when asked), and GPT-2 wraps a `StaticCache` into an `EncoderDecoderCache` with a dynamic cross-attention
+half at every call. So `generate` keeps its own loop (beam search, logits processors such as
+`no_repeat_ngram_size`, stopping criteria: the tokens come from the same code as the eager path) and only the
+model call changes: [`StaticDecodingCache`] is the cache `generate` threads through the steps, and the model's
+`forward` hands each step to it.
+
+What the cache does differently from the eager path:
+- the cross-attention keys and values are computed once per example (not per beam) and never reordered: a step
+  treats an example's beams as that example's queries;
+- the self-attention keys and values live in one preallocated buffer written in place (no growing `torch.cat`);
+  reordering the beams copies only the rows whose parent changed, and only the positions written so far;
+- a decoding step is one function (`PC2LDecodeStep`) over fixed shapes, compiled once per bucket: the batch is padded
+  to a power of two and the encoder inputs to a multiple of 8, so a call with another batch size or input count in
+  the same bucket reuses the compiled code. On CPU the step reads the cache up to the current position (a dynamic
+  length, one graph); on CUDA it reads a fixed-length bucket under a mask, so the step has static shapes for CUDA
+  graphs.
+
+Only GPT-2's native cross-attention is served (the paper's model); a gated decoder raises. This file imports only
+torch and transformers, as the modeling file it is shipped with (`save_pretrained`).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Batch sizes are padded to the next power of two, encoder inputs to a multiple of this, the CUDA cache length to a
+# multiple of `LENGTH_BUCKET`: few distinct shapes, so few compilations.
+INPUTS_BUCKET = 8
+LENGTH_BUCKET = 64
+
+
+def batch_bucket(batch_size: int) -> int:
+    """The padded batch size: the next power of two."""
+    return 1 << max(batch_size - 1, 0).bit_length()
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+class PC2LDecodeStep(nn.Module):
+    """One decoding step of PC2L's GPT-2 decoder over a preallocated cache: the function that gets compiled.
+
+    Calls the decoder's own modules (layer norms, `Conv1D` projections, MLP, LM head), so its arithmetic is the
+    eager forward's; only the attention reads the static buffers. Holds the decoder, not a copy of its weights.
+    """
+
+    def __init__(self, decoder: nn.Module, num_beams: int):
+        super().__init__()
+        self.decoder = decoder
+        self.num_beams = num_beams
+        config = decoder.config
+        self.num_heads = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        position: torch.Tensor,
+        self_keys: torch.Tensor,
+        self_values: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        cross_keys: torch.Tensor,
+        cross_values: torch.Tensor,
+        cross_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Logits [R, V] of the next token after `input_ids` [R] at `position` (a 0-d tensor).
+
+        `self_keys`, `self_values` [layers, R, heads, L, head_dim]: the cache up to (CPU) or beyond (CUDA, with
+        `key_mask` [L] true up to `position`) the current position, written here at `position`.
+        `cross_keys`, `cross_values` [layers, R / beams, heads, N, head_dim] and `cross_mask` [R / beams, 1, 1, N]:
+        the encoder side, one row per example.
+        """
+        transformer = self.decoder.transformer
+        rows, width = input_ids.shape[0], transformer.embed_dim
+        examples = rows // self.num_beams
+        hidden = (transformer.wte(input_ids) + transformer.wpe(position))[:, None]  # [R, 1, D]
+        where = position.view(1)
+        for layer, block in enumerate(transformer.h):
+            query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(width, dim=2)
+            query, key, value = (
+                t.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2) for t in (query, key, value)
+            )
+            self_keys[layer].index_copy_(2, where, key)
+            self_values[layer].index_copy_(2, where, value)
+            attended = F.scaled_dot_product_attention(
+                query, self_keys[layer], self_values[layer], attn_mask=key_mask, scale=block.attn.scaling
+            )
+            hidden = block.attn.c_proj(attended.transpose(1, 2).reshape(rows, 1, width)) + hidden
+
+            # An example's beams are its queries: [R, 1, D] -> [R / beams, heads, beams, head_dim].
+            cross = block.crossattention
+            query = cross.q_attn(block.ln_cross_attn(hidden)).view(
+                examples, self.num_beams, self.num_heads, -1
+            )
+            attended = F.scaled_dot_product_attention(
+                query.transpose(1, 2),
+                cross_keys[layer],
+                cross_values[layer],
+                attn_mask=cross_mask,
+                scale=cross.scaling,
+            )
+            hidden = hidden + cross.c_proj(attended.transpose(1, 2).reshape(rows, 1, width))
+            hidden = hidden + block.mlp(block.ln_2(hidden))
+        return self.decoder.lm_head(transformer.ln_f(hidden))[:, 0]
+
+
+class StaticDecoder:
+    """A model's decoding step, eager and compiled, kept across `generate` calls (one per model and beam count).
+
+    Not an `nn.Module` attribute of the model (the model's state dict stays its own). The compiled code reads the
+    weights as inputs, so training or loading weights between calls needs no recompilation.
+    """
+
+    def __init__(self, model: nn.Module, num_beams: int, compile_options: dict | None):
+        self.model = model
+        self.step = PC2LDecodeStep(model.decoder, num_beams)
+        self.compile_options = compile_options
+        self.compiled = None
+
+    def compiled_step(self):
+        """The compiled step (compiled lazily: dynamo compiles at the first call, per shape bucket)."""
+        if self.compiled is None:
+            self.compiled = torch.compile(self.step, **self.compile_options)
+        return self.compiled
+
+
+class StaticDecodingCache:
+    """The cache `generate` threads through PC2L's decoding steps when `cache_implementation="static"`.
+
+    Built by the model's `generate` before decoding (batch size, beams and maximum length known); the model's
+    `forward` calls [`StaticDecodingCache.decode`] instead of running the decoder. Duck-types what `generate` reads
+    of a transformers `Cache`: `get_seq_length`, `reorder_cache`, `is_linear`, `is_compileable` (false: the step
+    is compiled here, `generate` must not compile the forward around it).
+    """
+
+    is_compileable = False
+
+    def __init__(
+        self,
+        decoder: StaticDecoder,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        num_beams: int,
+        max_length: int,
+        dtype: torch.dtype,
+    ):
+        decoder_model = decoder.model.decoder
+        config = decoder_model.config
+        batch_size, num_inputs, width = encoder_hidden_states.shape
+        device = encoder_hidden_states.device
+        self.decoder = decoder
+        self.num_beams = num_beams
+        self.rows = batch_size * num_beams
+        self.compiled = decoder.compile_options is not None
+        self.length = 0
+        # CUDA: a fixed cache length (static shapes, CUDA graphs) under a mask; CPU: views up to the position.
+        self.static_length = device.type == "cuda"
+        buffer_length = (
+            min(round_up(max_length, LENGTH_BUCKET), config.n_positions) if self.static_length else max_length
+        )
+        examples = batch_bucket(batch_size)
+        padded_inputs = round_up(num_inputs, INPUTS_BUCKET)
+        head_dim = width // config.n_head
+        shape = (config.n_layer, examples * num_beams, config.n_head, buffer_length, head_dim)
+        self.self_keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.self_values = torch.zeros(shape, dtype=dtype, device=device)
+        # Padded examples attend to one zero input (a fully masked row would give NaN); their rows are dropped.
+        states = encoder_hidden_states.new_zeros(examples, padded_inputs, width)
+        states[:batch_size, :num_inputs] = encoder_hidden_states
+        mask = torch.zeros(examples, padded_inputs, dtype=torch.bool, device=device)
+        mask[:batch_size, :num_inputs] = encoder_attention_mask.bool()
+        mask[batch_size:, 0] = True
+        self.cross_mask = mask[:, None, None, :]
+        keys, values = [], []
+        for block in decoder_model.transformer.h:
+            key, value = block.crossattention.c_attn(states).split(width, dim=2)
+            keys.append(key.view(examples, padded_inputs, config.n_head, head_dim).transpose(1, 2))
+            values.append(value.view(examples, padded_inputs, config.n_head, head_dim).transpose(1, 2))
+        self.cross_keys = torch.stack(keys).to(dtype)  # [layers, examples, heads, N, head_dim]
+        self.cross_values = torch.stack(values).to(dtype)
+        self.input_ids = torch.zeros(examples * num_beams, dtype=torch.long, device=device)
+        self.key_positions = torch.arange(buffer_length, device=device)
+
+    @property
+    def is_linear(self) -> list[bool]:
+        return [False]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.length
+
+    def decode(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits [rows, tokens, V] of the next token after each position of `input_ids` [rows, tokens] (the prompt
+        at the first call, then one token); the logits of the last position only (all `generate` reads)."""
+        for token in input_ids.unbind(1):
+            logits = self._step(token)
+        return logits[: self.rows, None]
+
+    def _step(self, token: torch.Tensor) -> torch.Tensor:
+        self.input_ids[: self.rows] = token
+        position = torch.tensor(self.length, device=token.device)
+        length = self.self_keys.shape[3] if self.static_length else self.length + 1
+        key_mask = self.key_positions <= position if self.static_length else None
+        # Position 0 (the prompt's first token) runs eagerly: a one-key view would pin the compiled length to 1.
+        step = self.decoder.compiled_step() if self.compiled and self.length > 0 else self.decoder.step
+        keys, values = self.self_keys[:, :, :, :length], self.self_values[:, :, :, :length]
+        if step is not self.decoder.step and not self.static_length:
+            # The cache length grows by one each step: one graph with a symbolic length instead of one per length.
+            torch._dynamo.maybe_mark_dynamic(keys, 3)
+            torch._dynamo.maybe_mark_dynamic(values, 3)
+        logits = step(
+            self.input_ids,
+            position,
+            keys,
+            values,
+            key_mask,
+            self.cross_keys,
+            self.cross_values,
+            self.cross_mask,
+        )
+        self.length += 1
+        return logits
+
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        """Beam search chose the rows `beam_idx` [rows] to continue: copy each moved row's keys and values."""
+        beam_idx = beam_idx.to(self.self_keys.device)
+        moved = (beam_idx != torch.arange(self.rows, device=beam_idx.device)).nonzero().squeeze(1)
+        if moved.numel() == 0:
+            return
+        sources = beam_idx[moved]
+        for buffer in (self.self_keys, self.self_values):
+            buffer[:, moved, :, : self.length] = buffer[:, sources, :, : self.length]
+
+
+def static_decoding_cache(
+    model, inputs: torch.Tensor, encoder_hidden_states, encoder_attention_mask, kwargs: dict
+):
+    """The [`StaticDecodingCache`] for one `generate` call of `model` with these `kwargs` (the `generate` arguments
+    after the prompt; read, not changed).
+
+    The step is compiled on CUDA unless `disable_compile`; on CPU only when a `compile_config` (a transformers
+    `CompileConfig`, which sets the `torch.compile` options; CUDA's default is `fullgraph=True`) is given.
+    """
+    if model.config.uses_gated_cross_attention:
+        raise ValueError(
+            "cache_implementation='static' serves the GPT-2 decoder; a gated decoder decodes eagerly"
+        )
+    config = kwargs.get("generation_config") or model.generation_config
+    setting = lambda name: kwargs[name] if kwargs.get(name) is not None else getattr(config, name)  # noqa: E731
+    mask = kwargs.get("attention_mask")
+    if mask is not None and not bool(mask.all()):
+        raise ValueError("cache_implementation='static' decodes unpadded prompts (an attention_mask of ones)")
+    expand = max(setting("num_beams"), setting("num_return_sequences") or 1)
+    max_new_tokens = setting("max_new_tokens")
+    max_length = inputs.shape[1] + max_new_tokens if max_new_tokens is not None else setting("max_length")
+    compile_config = setting("compile_config")
+    if setting("disable_compile") or (compile_config is None and inputs.device.type != "cuda"):
+        # On CPU the step is bound by its matrix products (about 90% of an eager step at batch 8 x 2 beams, GPT-2
+        # small) and the compiled step measured slower than the eager one, so CPU compiles only when asked
+        # (`compile_config`), as transformers' own auto-compilation does.
+        options = None
+    else:
+        options = {"fullgraph": True} if compile_config is None else compile_config.to_dict()
+    decoders = model.__dict__.setdefault("_static_decoders", {})
+    key = (expand, None if options is None else tuple(sorted(options.items())))
+    if key not in decoders:
+        decoders[key] = StaticDecoder(model, expand, options)
+    dtype = (
+        torch.get_autocast_dtype(inputs.device.type)
+        if torch.is_autocast_enabled(inputs.device.type)
+        else model.dtype
+    )
+    return StaticDecodingCache(
+        decoders[key], encoder_hidden_states, encoder_attention_mask, expand, max_length, dtype
+    )

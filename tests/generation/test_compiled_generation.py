@@ -1,0 +1,114 @@
+"""Static-cache generation of PC2L (`generate(..., cache_implementation="static")`, issue 18).
+
+Oracle: plain `generate` of the same model with the same settings; the static cache (eager or compiled) must give
+the very same tokens. The tiny model's weights are scaled up so its next-token scores are far apart: a float
+rounding difference of a fused kernel must not decide a near-tie (the test is about the cache, not about ties).
+"""
+
+import pytest
+import torch
+from pc2l_fixtures import FEATURE_DIM, tiny_config
+from transformers import CompileConfig, LlamaConfig
+
+from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
+from gest_showcases.generation.compiled_generation import StaticDecodingCache
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer) -> PC2LForConditionalGeneration:
+    torch.manual_seed(0)
+    model = PC2LForConditionalGeneration(tiny_config(tokenizer)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(10.0)
+    return model
+
+
+def features(batch_size: int, num_images: int = 3, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    image_mask = torch.ones(batch_size, num_images, dtype=torch.bool)
+    image_mask[-1, 1:] = False  # padded inputs in the last example
+    return {
+        "image_features": torch.randn(batch_size, num_images, FEATURE_DIM, generator=generator),
+        "image_mask": image_mask,
+        "review_features": torch.randn(batch_size, 2, FEATURE_DIM, generator=generator),
+    }
+
+
+@pytest.mark.parametrize(
+    "batch_size,num_beams,no_repeat_ngram_size",
+    [(1, 2, 0), (3, 2, 0), (3, 2, 3), (4, 2, 3), (3, 1, 0)],  # 3: padded to the bucket of 4; 1 beam: greedy
+)
+def test_static_cache_gives_the_tokens_of_plain_generate(model, monkeypatch, batch_size, num_beams,
+                                                         no_repeat_ngram_size):  # fmt: skip
+    settings = {"num_beams": num_beams, "max_new_tokens": 24, "no_repeat_ngram_size": no_repeat_ngram_size}
+    steps = []
+    decode = StaticDecodingCache.decode
+    monkeypatch.setattr(
+        StaticDecodingCache, "decode", lambda self, ids: steps.append(ids.shape) or decode(self, ids)
+    )
+    plain = model.generate(**features(batch_size), **settings)
+    static = model.generate(
+        **features(batch_size), **settings, cache_implementation="static", disable_compile=True
+    )
+    assert steps[0] == (batch_size * num_beams, 1) and len(steps) == 24  # the static cache ran every step
+    assert plain.shape == (batch_size, 25)
+    assert torch.equal(static, plain)
+
+
+def test_static_cache_is_an_option_of_the_generation_config(model, monkeypatch):
+    steps = []
+    decode = StaticDecodingCache.decode
+    monkeypatch.setattr(
+        StaticDecodingCache, "decode", lambda self, ids: steps.append(ids.shape) or decode(self, ids)
+    )
+    plain = model.generate(**features(2), max_new_tokens=12)
+    assert not steps  # the default stays plain `generate`
+    monkeypatch.setattr(model.generation_config, "cache_implementation", "static")
+    monkeypatch.setattr(model.generation_config, "disable_compile", True)
+    assert torch.equal(model.generate(**features(2), max_new_tokens=12), plain)
+    assert len(steps) == 12
+
+
+def test_static_cache_refuses_padded_prompts_and_gated_decoders(model, tokenizer):
+    prompt = torch.tensor([[tokenizer.eos_token_id, 5], [tokenizer.eos_token_id, 6]])
+    with pytest.raises(ValueError, match="unpadded prompts"):
+        model.generate(**features(2), input_ids=prompt, attention_mask=torch.tensor([[0, 1], [1, 1]]),
+                       max_new_tokens=4, cache_implementation="static")  # fmt: skip
+    special = tokenizer.eos_token_id
+    llama = LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                        intermediate_size=64, vocab_size=len(tokenizer), bos_token_id=special,
+                        eos_token_id=special, pad_token_id=special)  # fmt: skip
+    gated = PC2LForConditionalGeneration(
+        PC2LConfig(
+            decoder=llama.to_dict(),
+            image_feature_dim=FEATURE_DIM,
+            review_feature_dim=FEATURE_DIM,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=64,
+        )  # fmt: skip
+    ).eval()
+    with pytest.raises(ValueError, match="GPT-2 decoder"):
+        gated.generate(**features(2), max_new_tokens=4, cache_implementation="static")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("no_repeat_ngram_size", [0, 3])
+def test_compiled_step_gives_the_tokens_of_plain_generate_and_compiles_once_per_bucket(
+    model, no_repeat_ngram_size
+):
+    settings = {"num_beams": 2, "max_new_tokens": 24, "no_repeat_ngram_size": no_repeat_ngram_size}
+    # On CPU the step is compiled only when a compile_config asks for it.
+    static = {
+        "cache_implementation": "static",
+        "compile_config": CompileConfig(fullgraph=True, mode="default"),
+    }
+    compiled = model.generate(**features(4), **settings, **static)
+    assert any(decoder.compiled is not None for decoder in model.__dict__["_static_decoders"].values())
+    assert torch.equal(compiled, model.generate(**features(4), **settings))
+    # Another batch size, input count and length in the same buckets (4 examples, 8 inputs): no new compilation.
+    other = features(3, num_images=5, seed=1)
+    with torch.compiler.set_stance("fail_on_recompile"):
+        compiled = model.generate(**other, **(settings | {"max_new_tokens": 30}), **static)
+    assert torch.equal(compiled, model.generate(**other, **(settings | {"max_new_tokens": 30})))
