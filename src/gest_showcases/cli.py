@@ -42,18 +42,18 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "cache CLIP and backbone features of a built dataset's images and reviews",
     ),
     "train-clip": (
-        "gest_showcases.features.clip_training",
+        "gest_showcases.commands.train_clip",
         "train a small CLIP from scratch on a built dataset's review texts and photos",
     ),
     "distill": (
-        "gest_showcases.features.distill",
+        "gest_showcases.commands.distill",
         "train the explanation classifier and build s2 from s1 with it",
     ),
     "diversity": (
         "gest_showcases.commands.diversity",
         "intra-business, inter-user, intra-user visual diversity (table + chart)",
     ),
-    "synth": ("gest_showcases.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),
+    "synth": ("gest_showcases.commands.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),
     "train-selector": (
         "gest_showcases.selection.train",
         "train the DPP image selectors and print the paper's Table 3",

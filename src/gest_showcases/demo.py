@@ -397,10 +397,8 @@ def world_stages(
     Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill,
     diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
     """
-    from gest_showcases import synth
-    from gest_showcases.commands import build, diversity
+    from gest_showcases.commands import build, distill, diversity, synth, train_clip
     from gest_showcases.commands import features as extract
-    from gest_showcases.features import clip_training, distill
     from gest_showcases.generation import finetune_lm
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
@@ -426,8 +424,8 @@ def world_stages(
         ],)),
         # 16 x 16 photos in one patch keep the dishes' colours and layouts, and a thousand photos teach the image
         # tower more of them in 20 epochs than 64 x 64 photos in 8 x 8 patches do, in two thirds of the time.
-        ("train-clip", "train-clip: the CLIP stand-in", clip_training.main, ([
-            "--dataset", str(dataset), "--images", str(world / "images"), "--output", str(clip), "--epochs", str(size.clip_epochs),
+        ("train-clip", "train-clip: the CLIP stand-in", train_clip.main, ([
+            "--dataset", str(dataset), "--images", str(world / "images"), "--output_dir", str(clip), "--num_train_epochs", str(size.clip_epochs),
             "--hidden_size", str(size.clip_hidden_size), "--image_size", str(CLIP_IMAGE_SIZE),
             "--patch_size", str(CLIP_IMAGE_SIZE), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,
             "--synth_truth", str(world / "ground_truth.json"),
@@ -438,9 +436,9 @@ def world_stages(
         ],)),
         ("distill", "distill: explanation classifier and s2", distill.main, ([
             "--annotations", str(world / "annotations.jsonl"), "--images", str(world / "images"),
-            "--features", str(features), "--model", str(clip), "--output", str(work / "classifier"),
+            "--features", str(features), "--clip_model", str(clip), "--output_dir", str(work / "classifier"),
             "--dataset", str(dataset), "--build_inputs", str(world / "image_review_all.json"),
-            "--build_images", str(world / "images"), "--epochs", str(size.classifier_epochs), "--seed", seed_arg,
+            "--build_images", str(world / "images"), "--num_train_epochs", str(size.classifier_epochs), "--seed", seed_arg,
             "--num_workers", "0",
         ],)),
         ("diversity", "diversity: Figure 3", diversity.main, ([

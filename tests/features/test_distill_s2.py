@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from gest_showcases.commands.distill import main
 from gest_showcases.data.records import split_sentences
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
-from gest_showcases.features.distill import main
 from gest_showcases.features.inputs import read_config_rows
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 

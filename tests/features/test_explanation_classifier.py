@@ -9,11 +9,11 @@ import pytest
 import torch
 from transformers import AutoModel
 
+from gest_showcases.commands.distill import main
 from gest_showcases.features.distill import (
     ExplanationFilter,
     best_f1_threshold,
     f1_score,
-    main,
     roc_auc,
     split_indices,
     train_explanation_classifier,

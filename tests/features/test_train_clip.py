@@ -12,12 +12,13 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
+from gest_showcases.commands.train_clip import main
 from gest_showcases.data.build import build_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
 from gest_showcases.features.clip_standin import BOS, EOS, train_clip_tokenizer
-from gest_showcases.features.clip_training import BagOfTokens, main, symmetric_info_nce
+from gest_showcases.features.clip_training import BagOfTokens, symmetric_info_nce
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.metrics.clip_quality import clip_quality

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from gest_showcases import cli
+from gest_showcases.commands.synth import main as synth_main
 from gest_showcases.data import (
     DropReport,
     Review,
@@ -30,7 +31,6 @@ from gest_showcases.data import (
 from gest_showcases.data.readers import read_gest_filtered, read_google_local
 from gest_showcases.data.records import make_review_id
 from gest_showcases.errors import InputError
-from gest_showcases.synth import main as synth_main
 from gest_showcases.synth.world import SynthConfig, generate_world
 from gest_showcases.synth.write import write_world
 

@@ -244,6 +244,7 @@ def test_explanation_classifier_stops_at_a_nan_loss():
 
 
 def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatch):
+    from gest_showcases.commands.train_clip import main as train_clip_main
     from gest_showcases.features import clip_training as train_clip
     from tiny_assets import write_built_dataset, write_jpegs
 
@@ -258,5 +259,5 @@ def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatc
             "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
             "--vocab_size", "300", "--epochs", "1", "--batch_size", "4"]  # fmt: skip
     with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\)"):
-        train_clip.main(argv)
+        train_clip_main(argv)
     assert _model_files(tmp_path / "clip") == []

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gest_showcases.commands.synth import main
 from gest_showcases.data.readers import read_gest_filtered, read_gest_raw, read_google_local
 from gest_showcases.data.records import DropReport, split_sentences
-from gest_showcases.synth import main
 from gest_showcases.synth.world import SynthConfig, generate_world
 from gest_showcases.synth.write import write_world
 

@@ -2,5 +2,6 @@
 
 This folder is where every subcommand's `main` will live (issue 14), on top of the library layers, which never
 import it; `gest_showcases.cli` dispatches to them by name. So far: `train_generator` (issue 16), `build`,
-`stats`, `features`, `diversity`; their shared flag groups and `--config FILE.yaml` are in `arguments`.
+`stats`, `features`, `diversity`, `train_clip`, `distill`, `synth`; their shared flag groups and `--config FILE.yaml`
+are in `arguments`.
 """

@@ -75,6 +75,27 @@ class DatasetConfigArguments:
     )
 
 
+def take_deprecated_spelling(arguments, old: str, new: str) -> None:
+    """Move the value of the old spelling `--old` of a flag into `--new`, with a `FutureWarning`, for one release.
+
+    Call from the `__post_init__` of an argument dataclass whose field `old` defaults to None. Both spellings given
+    with different values is an error (a `new` equal to its default counts as not given: a dataclass cannot tell).
+    """
+    value = getattr(arguments, old)
+    if value is None:
+        return
+    warnings.warn(
+        f"--{old} is deprecated and will be removed in the next release; use --{new}",
+        FutureWarning,
+        stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
+    )
+    default = type(arguments).__dataclass_fields__[new].default
+    current = getattr(arguments, new)
+    if current != default and current != value:
+        raise InputError(f"--{old} {value} and --{new} {current} disagree: give --{new} only")
+    setattr(arguments, new, value)
+
+
 def is_yaml_file(value: str) -> bool:
     return value.lower().endswith(YAML_SUFFIXES)
 

@@ -1,4 +1,5 @@
-"""`gest-showcases train-clip`: train the stand-in CLIP from scratch on a built dataset's weakly paired data.
+"""Training the stand-in CLIP from scratch on a built dataset's weakly paired data (`gest-showcases train-clip`,
+whose options are in `gest_showcases.commands.train_clip`).
 
 No pretrained CLIP can be downloaded here, so the demo trains a stand-in (`features.clip_standin`) for
 `openai/clip-vit-base-patch32` on the world it runs on, and saves it like any CLIP checkpoint (model,
@@ -28,14 +29,14 @@ explanation classifier's supervised data, ground truth is for evaluation only.
   test photos' features (centroids from the train photos; all subjects, and dishes alone) beside the
   majority-class share, and how often a
   photo is closer to a ground-truth sentence naming its subject than to the same sentence naming another.
-  Written as `clip_quality` into `train_clip_metrics.json` and printed. The ground truth is read after
+  Written by the command as `clip_quality` into `train_clip_metrics.json` and printed. The ground truth is read after
   training only.
 - Sanity check: image -> review retrieval on validation reviews (one image per review, the review
   embedded as the renormalised mean of its sentences' embeddings, as the feature cache does), recall
   at 1 and 5 among `batch_size` reviews; chance is 1/`batch_size` and 5/`batch_size`.
 
-    gest-showcases train-clip --dataset BUILT_DIR --images IMAGES --output clip-synth/
-    gest-showcases features --dataset BUILT_DIR --images IMAGES --model clip-synth/ --output FEATDIR
+    gest-showcases train-clip --dataset BUILT_DIR --images IMAGES --output_dir clip-synth/
+    gest-showcases features --dataset BUILT_DIR --images IMAGES --model clip-synth/ --output_dir FEATDIR
 
 The photos are read through the path policy of built folders (`gest_showcases.features.inputs.
 dataset_image_paths`): stored paths must be relative and lead inside the dataset folder or `--images` (the
@@ -44,26 +45,24 @@ folder the dataset was built with, needed when the photos lie outside the datase
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
-import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer, HfArgumentParser
+from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_step
 
-from .clip import CLIP_MAX_TOKENS, load_clip
+from .clip import CLIP_MAX_TOKENS
 from .clip_standin import build_clip, train_clip_tokenizer
 from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
@@ -213,94 +212,69 @@ def retrieval_recall(
     }
 
 
-@dataclass
-class TrainClipArguments:
-    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output)"})
-    output: str = field(metadata={"help": "folder to save the CLIP checkpoint into (save_pretrained)"})
-    images: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
-            "--images); stored image paths may only lead into the dataset folder or this one"
-        },
-    )
-    image_size: int = field(default=64, metadata={"help": "side of the model's square input images"})
-    patch_size: int = field(default=8, metadata={"help": "ViT patch side"})
-    hidden_size: int = field(default=64, metadata={"help": "width of both towers (MLP: 4x)"})
-    num_layers: int = field(default=2, metadata={"help": "transformer layers per tower"})
-    num_heads: int = field(default=4, metadata={"help": "attention heads per layer"})
-    projection_dim: int = field(default=128, metadata={"help": "size of the joint embedding"})
-    pair_with: str = field(
-        default="review",
-        metadata={"help": "each image's text: its review's (review) or a random sentence of it (sentence)"},
-    )
-    vocab_size: int = field(
-        default=2000, metadata={"help": "BPE vocabulary size (at most; more is never learnt)"}
-    )
-    bag_of_tokens_weight: float = field(
-        default=1.0, metadata={"help": "weight of the bag-of-tokens helper loss (0: plain CLIP training)"}
-    )
-    synth_truth: str | None = field(
-        default=None,
-        metadata={
-            "help": "a Gest-Synth world's ground_truth.json: after training, report how well the CLIP tells "
-            "subjects apart (clip_quality in the metrics JSON); never used for training"
-        },
-    )
-    epochs: int = field(default=10)
-    batch_size: int = field(default=128, metadata={"help": "pairs per step: the InfoNCE negatives"})
-    learning_rate: float = field(default=2e-3)
-    weight_decay: float = field(default=0.1)
-    warmup_fraction: float = field(default=0.05, metadata={"help": "share of steps with linear warm-up"})
-    seed: int = field(default=0)
-    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+def train(
+    dataset: str | Path,
+    output_dir: str | Path,
+    *,
+    images: str | Path | None = None,
+    image_size: int = 64,
+    patch_size: int = 8,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    projection_dim: int = 128,
+    pair_with: str = "review",
+    vocab_size: int = 2000,
+    bag_of_tokens_weight: float = 1.0,
+    num_train_epochs: int = 10,
+    batch_size: int = 128,
+    learning_rate: float = 2e-3,
+    weight_decay: float = 0.1,
+    warmup_fraction: float = 0.05,
+    seed: int = 0,
+    num_threads: int = 2,
+) -> dict:
+    """Train a stand-in CLIP on `dataset`'s s1 train split, measure retrieval on validation, save it to `output_dir`.
 
-
-def train(args: TrainClipArguments) -> dict:
-    """Train, evaluate retrieval on validation, save; returns the summary that is also saved as JSON."""
-    if args.pair_with not in ("review", "sentence"):
-        raise ValueError(f"--pair_with must be review or sentence, not {args.pair_with!r}")
-    # Read first: a bad path should stop the command before the training, not after it.
-    # The quality report is a metric (a higher layer than features): imported here, in the command's code, which
-    # moves out of the features layer with the commands/ restructuring (issue 14).
-    from gest_showcases.metrics.clip_quality import clip_quality
-    from gest_showcases.metrics.synth_truth import SynthTruth
-
-    truth = SynthTruth.load(args.synth_truth) if args.synth_truth else None
+    Returns the summary (sizes, epoch losses, retrieval); `gest-showcases train-clip` writes it as JSON beside the
+    checkpoint. The options are the command's (`gest_showcases.commands.train_clip` gives their meaning).
+    """
+    if pair_with not in ("review", "sentence"):
+        raise ValueError(f"--pair_with must be review or sentence, not {pair_with!r}")
     start = time.perf_counter()
-    torch.set_num_threads(args.num_threads)
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    torch.set_num_threads(num_threads)
+    random.seed(seed)
+    torch.manual_seed(seed)
     processor = CLIPImageProcessor(
-        size={"shortest_edge": args.image_size},
-        crop_size={"height": args.image_size, "width": args.image_size},
+        size={"shortest_edge": image_size},
+        crop_size={"height": image_size, "width": image_size},
     )
     preprocessing = ImagePreprocessing.from_image_processor(processor)
-    train_set = read_paired_reviews(args.dataset, "train", preprocessing, args.images)
-    validation_set = read_paired_reviews(args.dataset, "validation", preprocessing, args.images)
+    train_set = read_paired_reviews(dataset, "train", preprocessing, images)
+    validation_set = read_paired_reviews(dataset, "validation", preprocessing, images)
     tokenizer = train_clip_tokenizer(
-        [sentence for sentences in train_set.sentences for sentence in sentences], args.vocab_size
+        [sentence for sentences in train_set.sentences for sentence in sentences], vocab_size
     )
     model = build_clip(
         tokenizer,
-        args.image_size,
-        args.patch_size,
-        args.hidden_size,
-        args.num_layers,
-        args.num_heads,
-        args.projection_dim,
+        image_size,
+        patch_size,
+        hidden_size,
+        num_layers,
+        num_heads,
+        projection_dim,
     )
-    bag_of_tokens = BagOfTokens(len(tokenizer), args.projection_dim)
+    bag_of_tokens = BagOfTokens(len(tokenizer), projection_dim)
     parameters = [*model.named_parameters(), *bag_of_tokens.named_parameters(prefix="bag_of_tokens")]
     decay = [p for n, p in parameters if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in parameters if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.learning_rate,
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=learning_rate,
     )
-    steps_per_epoch = math.ceil(len(train_set.pixels) / args.batch_size)
-    total_steps = args.epochs * steps_per_epoch
-    warmup = max(1, int(args.warmup_fraction * total_steps))
+    steps_per_epoch = math.ceil(len(train_set.pixels) / batch_size)
+    total_steps = num_train_epochs * steps_per_epoch
+    warmup = max(1, int(warmup_fraction * total_steps))
 
     def schedule(step: int) -> float:
         if step < warmup:
@@ -308,16 +282,16 @@ def train(args: TrainClipArguments) -> dict:
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     progress = tqdm(total=total_steps, desc="training CLIP", unit="step")
-    for epoch in range(args.epochs):
+    for epoch in range(num_train_epochs):
         model.train()
         epoch_loss = 0.0
-        batches = torch.randperm(len(train_set.pixels), generator=generator).split(args.batch_size)
+        batches = torch.randperm(len(train_set.pixels), generator=generator).split(batch_size)
         for number, batch in enumerate(batches, start=1):
             reviews = train_set.image_review[batch].tolist()
-            if args.pair_with == "review":
+            if pair_with == "review":
                 texts = [train_set.texts[review] for review in reviews]
             else:  # a sentence of the review, drawn anew every time the image is seen
                 texts = [random.choice(train_set.sentences[review]) for review in reviews]
@@ -326,10 +300,10 @@ def train(args: TrainClipArguments) -> dict:
                 **tokens, pixel_values=preprocessing.normalize(train_set.pixels[batch]), return_loss=True
             )
             loss = output.loss
-            if args.bag_of_tokens_weight:
+            if bag_of_tokens_weight:
                 # The same temperature and image embeddings as CLIP's own loss; [B, B] logits.
                 bag_logits = model.logit_scale.exp() * output.image_embeds @ bag_of_tokens(**tokens).T
-                loss = loss + args.bag_of_tokens_weight * symmetric_info_nce(bag_logits)
+                loss = loss + bag_of_tokens_weight * symmetric_info_nce(bag_logits)
             optimizer.zero_grad()
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
@@ -348,8 +322,8 @@ def train(args: TrainClipArguments) -> dict:
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
     progress.close()
-    retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, args.batch_size)
-    output_dir = Path(args.output)
+    retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, batch_size)
+    output_dir = Path(output_dir)
     model.eval().save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -362,48 +336,5 @@ def train(args: TrainClipArguments) -> dict:
         "epoch_losses": losses,
         "validation_image_to_review": retrieval,
         "train_seconds": time.perf_counter() - start,
-        "arguments": asdict(args),
     }
-    if truth is not None:
-        # Measured on the saved checkpoint, loaded as `gest-showcases features` loads it.
-        image_model, text_model = load_clip(output_dir)
-        summary["clip_quality"] = clip_quality(image_model, text_model, args.dataset, truth, args.images)
-    (output_dir / "train_clip_metrics.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(TrainClipArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    summary = train(args)
-    retrieval = summary["validation_image_to_review"]
-    print(
-        f"trained CLIP ({summary['parameters']:,} parameters) on {summary['train_images']} images of "
-        f"{summary['train_reviews']} train reviews; loss {summary['epoch_losses'][0]:.3f} -> "
-        f"{summary['epoch_losses'][-1]:.3f}"
-    )
-    print(
-        f"validation image -> review recall@1 {retrieval['recall_at_1']:.3f} (chance {retrieval['chance_at_1']:.3f}), "
-        f"recall@5 {retrieval['recall_at_5']:.3f} (chance {retrieval['chance_at_5']:.3f}) "
-        f"among {retrieval['candidates']} reviews"
-    )
-    quality = summary.get("clip_quality")
-    if quality is not None:
-        for key, what in (("subject_probe", "subject"), ("dish_probe", "dish")):
-            probe = quality[key]
-            print(
-                f"test photos' {what} (ground truth, {probe['subjects']} {what}s): nearest centroid "
-                f"{probe['nearest_centroid']:.3f}, nearest neighbour {probe['nearest_neighbour']:.3f} "
-                f"(majority {probe['majority']:.3f})"
-            )
-        print(
-            f"photo closer to its true sentence than to one naming another subject: "
-            f"{quality['subject_match']:.3f} (chance 0.5)"
-        )
-    print(f"saved to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""`gest-showcases distill`: train the explanation classifier on annotated pairs and build `s2` with it.
+"""The explanation classifier, trained on annotated pairs, and `s2` built with it (`gest-showcases distill`, whose
+options are in `gest_showcases.commands.distill`).
 
 Paper Section 3.3: annotated (image, sentence, label) pairs are split 8:1:1 (seeded, by pair as in the
 paper); a linear layer over [CLIP sentence embedding ; CLIP image embedding] is trained with binary
@@ -7,7 +8,7 @@ one maximising F1 on the validation split and is saved in the classifier's confi
 a sentence is kept as explanation when it describes at least one of its review's images.
 
     gest-showcases distill --annotations annotations.jsonl --images IMAGES --features FEATDIR \\
-        --output classifier/ [--model openai/clip-vit-base-patch32] \\
+        --output_dir classifier/ [--clip_model openai/clip-vit-base-patch32] \\
         [--dataset BUILT_DIR --build_inputs FILES --build_images IMAGES]
 
 Two photo folders, two roles: `--images` holds the annotations' photos (`<pic_id>.jpg`, no dataset is
@@ -23,20 +24,21 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser
 
+from gest_showcases.data.build import build_dataset
+from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_rows, check_finite_step
 
 from .cache import FeatureTable, load_features
-from .clip import DEFAULT_CLIP, ImageFeatureModel, TextFeatureModel, extract_image_features, load_clip
+from .clip import ImageFeatureModel, TextFeatureModel, extract_image_features
 from .configuration_explanation import ExplanationClassifierConfig
+from .inputs import IMAGE_COLUMNS, image_items, read_config_rows
 from .modeling_explanation import ExplanationClassifier
 
 logger = logging.getLogger(__name__)
@@ -255,144 +257,53 @@ def read_annotations(path: str | Path) -> list[dict]:
     return rows
 
 
-@dataclass
-class DistillArguments:
-    annotations: str = field(metadata={"help": "JSON Lines of pic_id, review_id, sentence, label"})
-    features: str = field(
-        metadata={"help": "feature folder; annotation images missing there are extracted into it"}
-    )
-    output: str = field(metadata={"help": "folder for the trained classifier (save_pretrained)"})
-    images: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder of the annotations' <pic_id>.jpg (default: images/ beside the annotations); the "
-            "dataset's photos are read from --build_images"
-        },
-    )
-    model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
-    dataset: str | None = field(
-        default=None,
-        metadata={"help": "dataset folder to (re)build with s2 distilled from s1 (needs --build_inputs)"},
-    )
-    build_inputs: list[str] = field(
-        default_factory=list,
-        metadata={"help": "the input files the dataset is built from (as for `build --input`)"},
-    )
-    build_images: str | None = field(
-        default=None,
-        metadata={
-            "help": "the dataset's image folder (as for `build --images`); its stored image paths may only "
-            "lead into the dataset folder or this one"
-        },
-    )
-    build_meta: list[str] = field(
-        default_factory=list, metadata={"help": "Google Local meta files (as for `build --meta`)"}
-    )
-    threshold: float | None = field(
-        default=None, metadata={"help": "override the validation-chosen threshold"}
-    )
-    interaction: bool = field(
-        default=False, metadata={"help": "add the sentence x image product features (not in the paper)"}
-    )
-    epochs: int = field(default=300)
-    learning_rate: float = field(default=1e-2)
-    batch_size: int = field(default=1024)
-    seed: int = field(default=0)
-    device: str = field(default="cpu")
-    num_workers: int = field(default=2, metadata={"help": "DataLoader processes reading images"})
-
-
-def run(args: DistillArguments) -> dict:
-    annotations = read_annotations(args.annotations)
-    image_dir = Path(args.images) if args.images else Path(args.annotations).parent / "images"
-    image_model, text_model = load_clip(args.model, args.device)
-    pic_ids = list(dict.fromkeys(row["pic_id"] for row in annotations))
-    extract_image_features(
-        [(pic, image_dir / f"{pic}.jpg") for pic in pic_ids],
-        image_model,
-        args.features,
-        "image",
-        num_workers=args.num_workers,
-    )
-    images = load_features(args.features, "image")
-    image_embeds, found = images.lookup([row["pic_id"] for row in annotations])
-    if not found.all():
-        logger.warning(
-            "%d of %d annotated pairs have no image features and are left out",
-            int((~found).sum()),
-            len(found),
-        )
-    kept = [row for row, ok in zip(annotations, found.tolist(), strict=True) if ok]
-    text_embeds = text_model.encode([row["sentence"] for row in kept])
-    labels = torch.tensor([float(row["label"]) for row in kept])
-    result = train_explanation_classifier(
-        text_embeds,
-        image_embeds[found],
-        labels,
-        epochs=args.epochs,
-        learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        interaction=args.interaction,
-        clip_checkpoint=args.model,
-        clip_fingerprint=text_model.fingerprint,
-    )
-    if args.threshold is not None:
-        result.model.config.threshold = args.threshold
-    result.model.save_pretrained(args.output)
-    summary = {"pairs": len(kept), **result.metrics}
-    if args.dataset:
-        summary["s2_rows"] = write_s2(args, result.model, image_model, text_model, summary)
-    (Path(args.output) / "distill_metrics.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
 def write_s2(
-    args: DistillArguments,
+    dataset: str | Path,
     classifier: ExplanationClassifier,
     image_model: ImageFeatureModel,
     text_model: TextFeatureModel,
     summary: dict,
-) -> dict:
-    """Rebuild `args.dataset` from its inputs with `s2` distilled from `s1`; record Φ in the card.
+    *,
+    features: str | Path,
+    build_inputs: Sequence[str],
+    build_images: str | Path,
+    build_meta: Sequence[str] = (),
+    classifier_dir: str,
+    clip_model: str,
+    num_workers: int = 2,
+) -> int:
+    """Rebuild `dataset` from its inputs with `s2` distilled from `s1`; record Φ in the card; the `s2` row count.
 
-    The `s1` images are embedded first into the feature folder (a no-op when `gest-showcases features`
-    already ran; the folder is built once without `s2` when it doesn't exist yet), and the `s1`
-    sentences are embedded in large batches, so the builder's per-review filter calls only look up.
+    The `s1` images are embedded first into the feature folder `features` (a no-op when `gest-showcases features`
+    already ran; the folder is built once without `s2` when it doesn't exist yet), and the `s1` sentences are
+    embedded in large batches, so the builder's per-review filter calls only look up. `classifier_dir` and
+    `clip_model` are how the card names the classifier and the CLIP (through `card_name`); `summary` gives the
+    classifier's test AUC and F1.
     """
-    from gest_showcases.data.build import build_dataset
-    from gest_showcases.data.records import split_sentences
-
-    from .inputs import IMAGE_COLUMNS, image_items, read_config_rows
-
-    if not args.build_inputs or not args.build_images:
+    if not build_inputs or not build_images:
         raise ValueError("--dataset needs --build_inputs and --build_images to rebuild it with s2")
 
     def build(explanation_filter: ExplanationFilter | None):
         return build_dataset(
-            args.build_inputs,
-            args.build_images,
-            args.dataset,
-            args.build_meta,
-            explanation_filter=explanation_filter,
+            build_inputs, build_images, dataset, list(build_meta), explanation_filter=explanation_filter
         )
 
-    if not (Path(args.dataset) / "README.md").exists():
+    if not (Path(dataset) / "README.md").exists():
         build(None)
-    rows = read_config_rows(args.dataset, "s1", columns=["review_text", *IMAGE_COLUMNS])
-    items = image_items(args.dataset, rows, args.build_images, option="--build_images")
-    extract_image_features(items, image_model, args.features, "image", num_workers=args.num_workers)
-    explanation_filter = ExplanationFilter(classifier, text_model, load_features(args.features, "image"))
+    rows = read_config_rows(dataset, "s1", columns=["review_text", *IMAGE_COLUMNS])
+    items = image_items(dataset, rows, build_images, option="--build_images")
+    extract_image_features(items, image_model, features, "image", num_workers=num_workers)
+    explanation_filter = ExplanationFilter(classifier, text_model, load_features(features, "image"))
     explanation_filter.prepare([s for row in rows for s in split_sentences(row["review_text"])])
     result = build(explanation_filter)
-    card = Path(args.dataset) / "README.md"
+    card = Path(dataset) / "README.md"
     card.write_text(
         card.read_text(encoding="utf-8")
         + "\n## Explanation classifier (s2)\n\n"
         + "`s2` keeps the sentences whose probability of describing one of the review's images is at least "
         + f"**{explanation_filter.threshold:.4f}** (chosen on the validation split by maximum F1), under the "
-        + f"classifier in `{card_name(args.output, args.dataset)}` over CLIP "
-        + f"`{card_name(args.model, args.dataset)}`: test AUC {summary['test_auc']:.4f}, "
+        + f"classifier in `{card_name(classifier_dir, dataset)}` over CLIP "
+        + f"`{card_name(clip_model, dataset)}`: test AUC {summary['test_auc']:.4f}, "
         + f"test F1 {summary['test_f1']:.4f} on {summary['test_pairs']} annotated pairs.\n",
         encoding="utf-8",
     )
@@ -409,15 +320,3 @@ def card_name(path: str, dataset: str | Path) -> str:
         return path
     resolved, root = Path(path).resolve(), Path(dataset).resolve()
     return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else resolved.name
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(DistillArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(json.dumps(run(args), indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

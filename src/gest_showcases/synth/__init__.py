@@ -61,49 +61,12 @@ Example:
 >>> write_world(world, "gest-synth", image_size=64)
 ```
 
-or `gest-showcases synth --output_dir gest-synth --num_reviews 3000`.
+or `gest-showcases synth --output_dir gest-synth --num_reviews 3000` (`gest_showcases.commands.synth`).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-
 from gest_showcases.synth.world import SynthConfig, World, generate_world
-from gest_showcases.synth.write import check_output_folder, write_world
+from gest_showcases.synth.write import write_world
 
-__all__ = ["SynthConfig", "World", "generate_world", "write_world", "main"]
-
-logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SynthOutputArguments:
-    """Where and how to write the world."""
-
-    output_dir: str = field(metadata={"help": "folder to write the Gest-Synth files into"})
-    image_size: int = field(default=64, metadata={"help": "side of the square JPEG photos, in pixels"})
-    num_workers: int = field(default=1, metadata={"help": "processes rendering photos"})
-    overwrite: bool = field(
-        default=False,
-        metadata={
-            "help": "replace files of synth's names (image_review_all.json, images/, ...) in a folder that "
-            "an earlier synth run did not write (refused otherwise)"
-        },
-    )
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    """`gest-showcases synth`: generate a Gest-Synth world and write its files."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser((SynthConfig, SynthOutputArguments), prog=prog)
-    config, output = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    check_output_folder(output.output_dir, output.overwrite)  # before the world is generated
-    world = generate_world(config)
-    counts = write_world(world, output.output_dir, output.image_size, output.num_workers, output.overwrite)
-    print(f"Gest-Synth (seed {config.seed}) written to {output.output_dir}:")
-    for key, value in counts.items():
-        print(f"  {key}: {value}")
-    return 0
+__all__ = ["SynthConfig", "World", "generate_world", "write_world"]
