@@ -13,7 +13,7 @@ See `python examples/evaluate_showcases.py --help` for every option.
 
 import sys
 
-from gest_showcases.metrics.evaluate_cli import main
+from gest_showcases.commands.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,7 @@ See `python examples/train_selector.py --help` for every option.
 
 import sys
 
-from gest_showcases.selection.train import main
+from gest_showcases.commands.train_selector import main
 
 if __name__ == "__main__":
     sys.exit(main())

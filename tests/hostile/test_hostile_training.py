@@ -14,8 +14,9 @@ from accelerate import Accelerator
 from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 
 from gest_showcases import cli
+from gest_showcases.commands import finetune_lm
 from gest_showcases.features.cache import FeatureCache, FeatureTable
-from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration, finetune_lm
+from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.numerics import NonFiniteError

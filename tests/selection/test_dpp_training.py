@@ -6,8 +6,6 @@ at it. A selector that learns the profile -> topic link must beat random selecti
 """
 
 import json
-import sys
-import types
 from types import SimpleNamespace
 
 import datasets
@@ -231,7 +229,7 @@ def write_s1_folder(root, splits: dict[str, list[dict]]) -> None:
 def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
     from transformers import AutoModel
 
-    from gest_showcases.selection.train import main
+    from gest_showcases.commands import train_selector as command
 
     train_rows, image_a, review_a = synthetic_world(64, seed=1)
     test_rows, image_b, review_b = synthetic_world(32, seed=2)
@@ -240,14 +238,12 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
         "review": SimpleNamespace(ids=review_a.ids + review_b.ids, embeddings=torch.cat([review_a.embeddings, review_b.embeddings])),
     }  # fmt: skip
     write_s1_folder(tmp_path / "data", {"train": train_rows, "test": test_rows})
-    features = types.ModuleType("gest_showcases.features")
-    features.load_features = lambda root, kind: tables[kind]
-    monkeypatch.setitem(sys.modules, "gest_showcases.features", features)
+    monkeypatch.setattr(command, "load_features", lambda root, kind: tables[kind])
 
     output = tmp_path / "runs"
     argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(output),
             "--methods", "random", "img", "--num_epochs", "2", "--batch_size", "32", "--cpu"]  # fmt: skip
-    assert main(argv) == 0
+    assert command.main(argv) == 0
     table = json.loads((output / "table3.json").read_text())
     assert table["unit"] == "percent" and table["examples"] == {"train": 64, "test": 32}
     assert set(table["results"]) == {"random", "img"}

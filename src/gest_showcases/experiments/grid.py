@@ -290,14 +290,14 @@ class Experiment:
         return self.work / f"{self.args.features}" / f"seed-{seed}"
 
     def train_selectors(self, seed: int) -> Path:
-        from gest_showcases.selection import train as train_selector
+        from gest_showcases.commands import train_selector
 
         out = self.seed_dir(seed) / "selector"
         if not _done(out / ".done"):
             start = time.perf_counter()
             status = train_selector.main([
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--output_dir", str(out),
-                "--cpu", "--num_epochs", str(self.size.selector_epochs), "--seed", str(seed),
+                "--use_cpu", "--num_train_epochs", str(self.size.selector_epochs), "--seed", str(seed),
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-selector failed for seed {seed}")

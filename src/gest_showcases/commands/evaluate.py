@@ -1,14 +1,15 @@
-"""``gest-showcases evaluate``: score a generations file and write Table 2 and Figure 6.
+"""`gest-showcases evaluate`: score a generations file and write Table 2 and Figure 6.
 
     gest-showcases evaluate --generations generations.jsonl --output_dir report/ \\
         [--images IMAGE_DIR --clip_model CLIP_PATH [--classifier CLASSIFIER_PATH]] \\
-        [--bertscore_model PATH | --no_bertscore]
+        [--bertscore_model PATH | --no_bertscore] [--config FILE.yaml]
 
 The generations format is described in `gest_showcases.metrics.generations`, the outputs in
 `gest_showcases.metrics.paper_tables`. Bad lines of the generations file are skipped and counted (one
 warning); a file with no usable line, a `--classifier` folder that holds no explanation classifier, an
 `--images` path that is no folder and a `--clip_model` that does not load are refused with `InputError`
 (one line, exit 2). No code in a model folder runs: the classifier is loaded with the package's own class.
+Options come from the command line, a YAML file (`--config`, which the command line overrides), or both.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
+from transformers import AutoConfig
 
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
@@ -29,6 +30,10 @@ from gest_showcases.metrics.paper_tables import (
     table2_markdown,
     write_report,
 )
+from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
+from gest_showcases.metrics.text import default_bertscore_model
+
+from .arguments import OutputArguments, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +43,6 @@ class EvaluateArguments:
     generations: str = field(
         metadata={"help": "JSON Lines file: id, system, generated, reference, optional pic_ids"}
     )
-    output_dir: str = field(metadata={"help": "where table2.md/json and the Figure 6 PNGs go"})
     images: str | None = field(default=None, metadata={"help": "folder of <pic_id>.jpg for the CLIP metrics"})
     clip_model: str | None = field(
         default=None, metadata={"help": "CLIP checkpoint (name or folder) for CLIP-Score and CLIP-Align"}
@@ -72,8 +76,6 @@ def _check_bertscore_model(path: str | Path) -> None:
     Only its configuration is read (the model loads later, once); like every loader here it runs no
     code from the folder, so a checkpoint that needs its own code is refused.
     """
-    from transformers import AutoConfig
-
     try:
         AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as error:
@@ -83,22 +85,36 @@ def _check_bertscore_model(path: str | Path) -> None:
         ) from error
 
 
+@dataclass
+class EvaluateOutputArguments(OutputArguments):
+    output_dir: str | None = field(
+        default=None, metadata={"help": "where table2.md/json and the Figure 6 PNGs go (required)"}
+    )
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(EvaluateArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    args, output = parse_args(
+        (EvaluateArguments, EvaluateOutputArguments), argv, prog, description=__doc__.split("\n")[0]
+    )
+    if output.output_dir is None:
+        raise InputError("give the folder for Table 2 and Figure 6: --output_dir DIR")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(args, output.output_dir)
+    return 0
+
+
+def run(args: EvaluateArguments, output_dir: str) -> None:
+    """Score `args.generations`, print Table 2 and its intervals, write them and Figure 6 into `output_dir`."""
     if args.classifier and not (args.clip_model and args.images):
-        parser.error("--classifier (CLIP-Align) needs --clip_model and --images")
+        raise InputError("--classifier (CLIP-Align) needs --clip_model and --images")
     if bool(args.clip_model) != bool(args.images):
-        parser.error("the CLIP metrics need both --clip_model and --images")
+        raise InputError("the CLIP metrics need both --clip_model and --images")
     if args.images and not Path(args.images).is_dir():
         raise InputError(f"--images {args.images}: not a folder; pass the folder of <pic_id>.jpg files")
     records = read_generations(args.generations)
 
     bertscore_model = None
     if args.bertscore:
-        from gest_showcases.metrics.text import default_bertscore_model
-
         bertscore_model = args.bertscore_model or default_bertscore_model()
         _check_bertscore_model(bertscore_model)
     clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
@@ -115,22 +131,19 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     truth_scores = None
     if args.synth_truth:
-        from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
-
         truth = SynthTruth.load(args.synth_truth)
         truth_scores = score_synth_generations(records, truth)
         # GT is the ceiling: each reference against the photos of the review it was written about.
         truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
         for name, scores in truth_scores.items():
             rows[name].update(scores.metrics())
-    paths = write_report(rows, records, args.output_dir)
+    paths = write_report(rows, records, output_dir)
     print(table2_markdown(rows))
     intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples)
-    paths["table2_intervals_md"] = Path(args.output_dir) / "table2_intervals.md"
+    paths["table2_intervals_md"] = Path(output_dir) / "table2_intervals.md"
     paths["table2_intervals_md"].write_text(intervals_table, encoding="utf-8")
     print(intervals_table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""`gest-showcases finetune-lm`: the "FT" step of the paper's Table 5.
+
+Continue pretraining the GPT-2 decoder as a plain language model on in-domain review text (the `review_text` of a
+built dataset's training split) before PC2L training. The output folder is a GPT-2 checkpoint (with its
+tokenizer) to pass as `--decoder` to `gest-showcases train-pc2l`:
+
+    gest-showcases finetune-lm --dataset data/gest --decoder gpt2 --tokenizer gpt2 --output_dir runs/gpt2-ft \\
+        --num_train_epochs 1 --per_device_train_batch_size 8 [--dataset_config_name s1] [--config FILE.yaml]
+
+The training options are transformers' `TrainingArguments` (`--output_dir`, `--num_train_epochs`, `--use_cpu`,
+...). Options come from the command line, a YAML file (`--config`, which the command line overrides), or both.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from dataclasses import dataclass, field
+
+from transformers import (
+    AutoTokenizer,
+    GPT2Config,
+    GPT2LMHeadModel,
+    TrainingArguments,
+    default_data_collator,
+)
+
+from gest_showcases.data.build import load_built
+from gest_showcases.errors import InputError
+from gest_showcases.generation.finetune_lm import pack_texts
+from gest_showcases.generation.trainer import FiniteTrainer
+
+from .arguments import DatasetConfigArguments, parse_args
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneLMArguments:
+    """Which text, which decoder."""
+
+    dataset: str = field(metadata={"help": "Built dataset folder (gest-showcases build)."})
+    tokenizer: str = field(metadata={"help": "GPT-2 tokenizer name or folder (e.g. gpt2)."})
+    decoder: str | None = field(
+        default=None, metadata={"help": "GPT-2 checkpoint to continue from; random GPT-2 small when unset."}
+    )
+    config_name: str | None = field(
+        default=None, metadata={"help": "deprecated spelling of --dataset_config_name (kept for one release)"}
+    )
+    text_column: str = "review_text"
+    block_size: int = field(default=128, metadata={"help": "Tokens per training block (texts are packed)."})
+
+
+def _take_config_name(args: FinetuneLMArguments, data: DatasetConfigArguments) -> None:
+    """`--config_name`, this command's old spelling of `--dataset_config_name`, for one release (FutureWarning).
+
+    The two flags live in different dataclasses, so `arguments.take_deprecated_spelling` cannot move it.
+    """
+    if args.config_name is None:
+        return
+    warnings.warn(
+        "--config_name is deprecated and will be removed in the next release; use --dataset_config_name",
+        FutureWarning,
+        stacklevel=2,
+    )
+    default = DatasetConfigArguments.__dataclass_fields__["dataset_config_name"].default
+    if data.dataset_config_name not in (default, args.config_name):
+        raise InputError(
+            f"--config_name {args.config_name} and --dataset_config_name {data.dataset_config_name} disagree: "
+            "give --dataset_config_name only"
+        )
+    data.dataset_config_name = args.config_name
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    args, data, training_args = parse_args(
+        (FinetuneLMArguments, DatasetConfigArguments, TrainingArguments),
+        argv,
+        prog,
+        description=__doc__.split("\n")[0],
+    )
+    _take_config_name(args, data)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(args, data.dataset_config_name, training_args)
+    return 0
+
+
+def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArguments) -> None:
+    """Train the decoder on the packed `train` texts of `args.dataset`'s `config_name`; save it with its tokenizer."""
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    texts = load_built(args.dataset, config_name, split="train")
+    texts = texts.filter(lambda text: len(text.strip()) > 0, input_columns=args.text_column)
+
+    def tokenize_and_pack(batch):
+        ids = tokenizer(batch[args.text_column], add_special_tokens=False)["input_ids"]
+        blocks = pack_texts(ids, tokenizer.eos_token_id, args.block_size)
+        return {"input_ids": blocks, "labels": blocks}
+
+    with training_args.main_process_first():
+        blocks = texts.map(tokenize_and_pack, batched=True, remove_columns=texts.column_names, desc="packing")
+    if len(blocks) == 0:
+        raise ValueError(
+            f"{args.dataset} ({config_name}/train) has fewer than {args.block_size} tokens of text"
+        )
+    logger.info("%d blocks of %d tokens from %d reviews", len(blocks), args.block_size, len(texts))
+
+    if args.decoder is not None:
+        model = GPT2LMHeadModel.from_pretrained(args.decoder)
+    else:
+        special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), **special))
+    # Stops at a NaN loss or gradient (a diverging learning rate, a broken checkpoint) instead of saving a NaN model.
+    trainer = FiniteTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=blocks,
+        data_collator=default_data_collator,
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    trainer.save_model()
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
