@@ -430,7 +430,7 @@ def world_stages(
             "--synth_truth", str(world / "ground_truth.json"),
         ],)),
         ("features", "features: CLIP image and text features", extract.main, ([
-            "--dataset", str(dataset), "--images", str(world / "images"), "--model", str(clip), "--output_dir", str(features),
+            "--dataset", str(dataset), "--images", str(world / "images"), "--clip_model", str(clip), "--output_dir", str(features),
             "--kinds", "image", "text", "--num_workers", "0", "--device", "cpu",
         ],)),
         ("distill", "distill: explanation classifier and s2", distill.main, ([

@@ -159,10 +159,10 @@ def test_stats_folder_from_the_config_file_alone(tmp_path, built_dataset, capsys
 def test_features_reads_config_yaml_and_flags_override_it(tmp_path, extract_features):
     config = write_yaml(
         tmp_path / "features.yaml",
-        {"dataset": "built", "output_dir": "feats", "model": "clip-a", "kinds": ["image"], "batch_size": 8,
+        {"dataset": "built", "output_dir": "feats", "clip_model": "clip-a", "kinds": ["image"], "batch_size": 8,
          "dataset_config_name": "s2"},
     )  # fmt: skip
-    assert features.main(["--config", config, "--model", "clip-b", "--batch_size", "16"]) == 0
+    assert features.main(["--config", config, "--clip_model", "clip-b", "--batch_size", "16"]) == 0
     ((args, kwargs),) = extract_features.calls
     assert args == ("built", "feats")
     assert kwargs["model"] == "clip-b" and kwargs["batch_size"] == 16  # the flags win
@@ -187,6 +187,15 @@ def test_config_name_is_a_deprecated_spelling_of_dataset_config_name(
         assert [kwargs["config"] for _, kwargs in extract_features.calls] == ["s2", "raw"]
     else:
         assert [args[1] for args, _ in diversity_inputs.calls] == ["s2", "raw"]
+
+
+def test_features_model_is_a_deprecated_spelling_of_clip_model(extract_features):
+    argv = ["--dataset", "built", "--output_dir", "feats"]
+    with pytest.warns(FutureWarning, match="--model is deprecated.*--clip_model"):
+        assert features.main([*argv, "--model", "clip-old"]) == 0
+    assert extract_features.calls[0][1]["model"] == "clip-old"
+    with pytest.raises(InputError, match="disagree"):
+        features.main([*argv, "--model", "clip-old", "--clip_model", "clip-new"])
 
 
 def test_features_output_is_a_deprecated_spelling_of_output_dir(extract_features):

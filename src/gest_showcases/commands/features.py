@@ -1,7 +1,7 @@
 """`gest-showcases features`: cache CLIP and backbone features of a built dataset's images and reviews.
 
     gest-showcases features --dataset DIR --images IMAGES --output_dir FEATDIR \\
-        [--model openai/clip-vit-base-patch32] [--dataset_config_name s1] [--config FILE.yaml]
+        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1] [--config FILE.yaml]
     accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.commands.features --dataset DIR ...
 
 The work is `gest_showcases.features.extract.extract_features`' (its module says what is written and which photo
@@ -22,7 +22,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.clip import DEFAULT_CLIP
 from gest_showcases.features.extract import KINDS, extract_features
 
-from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args
+from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args, take_deprecated_spelling
 
 
 @dataclass
@@ -37,10 +37,15 @@ class FeatureArguments:
             "--images); stored image paths may only lead into the dataset folder or this one"
         },
     )
-    model: str = field(default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"})
+    clip_model: str = field(
+        default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"}
+    )
+    model: str | None = field(
+        default=None, metadata={"help": "deprecated spelling of --clip_model (kept for one release)"}
+    )
     vision_model: str | None = field(
         default=None,
-        metadata={"help": "generator backbone checkpoint (default: the CLIP vision tower of --model)"},
+        metadata={"help": "generator backbone checkpoint (default: the CLIP vision tower of --clip_model)"},
     )
     kinds: list[str] = field(
         default_factory=lambda: list(KINDS),
@@ -57,6 +62,9 @@ class FeatureArguments:
         default="auto",
         metadata={"help": "cpu (PIL in workers), gpu (nvJPEG, needs torchvision), auto (gpu if possible)"},
     )
+
+    def __post_init__(self):
+        take_deprecated_spelling(self, "model", "clip_model")
 
 
 @dataclass
@@ -86,7 +94,7 @@ def run(args: FeatureArguments, data: DatasetConfigArguments, output: FeatureOut
         args.dataset,
         output.output_dir,
         images=args.images,
-        model=args.model,
+        model=args.clip_model,
         vision_model=args.vision_model,
         kinds=args.kinds,
         config=data.dataset_config_name,
