@@ -49,18 +49,7 @@ class LegacyOutputArguments(OutputArguments):
     )
 
     def __post_init__(self):
-        if self.output is None:
-            return
-        warnings.warn(
-            "--output is deprecated and will be removed in the next release; use --output_dir",
-            FutureWarning,
-            stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
-        )
-        if self.output_dir is not None and self.output_dir != self.output:
-            raise InputError(
-                f"--output {self.output} and --output_dir {self.output_dir} name different folders: give --output_dir only"
-            )
-        self.output_dir = self.output
+        take_deprecated_spelling(self, "output", "output_dir", conflict="name different folders")
 
 
 @dataclass
@@ -75,12 +64,15 @@ class DatasetConfigArguments:
     )
 
 
-def take_deprecated_spelling(arguments, old: str, new: str) -> None:
+def take_deprecated_spelling(arguments, old: str, new: str, target=None, conflict: str = "disagree") -> None:
     """Move the value of the old spelling `--old` of a flag into `--new`, with a `FutureWarning`, for one release.
 
-    Call from the `__post_init__` of an argument dataclass whose field `old` defaults to None. Both spellings given
-    with different values is an error (a `new` equal to its default counts as not given: a dataclass cannot tell).
+    Call from the `__post_init__` of an argument dataclass whose field `old` defaults to None, or after parsing when
+    `--new` lives in another dataclass (`target`, default: `arguments`). Both spellings given with different values
+    is an `InputError` ("--old A and --new B <conflict>"; a `new` equal to its default counts as not given: a
+    dataclass cannot tell).
     """
+    target = arguments if target is None else target
     value = getattr(arguments, old)
     if value is None:
         return
@@ -89,11 +81,11 @@ def take_deprecated_spelling(arguments, old: str, new: str) -> None:
         FutureWarning,
         stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
     )
-    default = type(arguments).__dataclass_fields__[new].default
-    current = getattr(arguments, new)
+    default = type(target).__dataclass_fields__[new].default
+    current = getattr(target, new)
     if current != default and current != value:
-        raise InputError(f"--{old} {value} and --{new} {current} disagree: give --{new} only")
-    setattr(arguments, new, value)
+        raise InputError(f"--{old} {value} and --{new} {current} {conflict}: give --{new} only")
+    setattr(target, new, value)
 
 
 def is_yaml_file(value: str) -> bool:

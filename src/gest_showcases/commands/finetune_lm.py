@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from dataclasses import dataclass, field
 
 from transformers import (
@@ -27,11 +26,10 @@ from transformers import (
 )
 
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
 
-from .arguments import DatasetConfigArguments, parse_args
+from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +50,6 @@ class FinetuneLMArguments:
     block_size: int = field(default=128, metadata={"help": "Tokens per training block (texts are packed)."})
 
 
-def _take_config_name(args: FinetuneLMArguments, data: DatasetConfigArguments) -> None:
-    """`--config_name`, this command's old spelling of `--dataset_config_name`, for one release (FutureWarning).
-
-    The two flags live in different dataclasses, so `arguments.take_deprecated_spelling` cannot move it.
-    """
-    if args.config_name is None:
-        return
-    warnings.warn(
-        "--config_name is deprecated and will be removed in the next release; use --dataset_config_name",
-        FutureWarning,
-        stacklevel=2,
-    )
-    default = DatasetConfigArguments.__dataclass_fields__["dataset_config_name"].default
-    if data.dataset_config_name not in (default, args.config_name):
-        raise InputError(
-            f"--config_name {args.config_name} and --dataset_config_name {data.dataset_config_name} disagree: "
-            "give --dataset_config_name only"
-        )
-    data.dataset_config_name = args.config_name
-
-
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, data, training_args = parse_args(
         (FinetuneLMArguments, DatasetConfigArguments, TrainingArguments),
@@ -80,7 +57,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         prog,
         description=__doc__.split("\n")[0],
     )
-    _take_config_name(args, data)
+    # --config_name, this command's old spelling of --dataset_config_name, lives in the other dataclass.
+    take_deprecated_spelling(args, "config_name", "dataset_config_name", target=data)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     run(args, data.dataset_config_name, training_args)
     return 0
