@@ -44,7 +44,7 @@ from gest_showcases.experiments.grid import PC2L_CELL_OPTIONS, baseline_override
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
-from gest_showcases.generation.train import PC2LDataArguments, PC2LModelArguments, config_kwargs
+from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments, config_kwargs
 
 PC2L_NAMES = tuple(PC2L_RUNS)
 # The default world's GPT-2 (`demo.init_gpt2` at `DemoSize`): its layers, heads and positions; the width is --width.

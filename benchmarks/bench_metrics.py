@@ -23,8 +23,8 @@ import _env
 from transformers import HfArgumentParser
 
 from gest_showcases.metrics import text as text_metrics_module
+from gest_showcases.metrics.assets import install_wordnet, require_wordnet
 from gest_showcases.metrics.text import text_metrics, tokenize
-from gest_showcases.setup_assets import install_wordnet, require_wordnet
 
 DISHES = [
     "pizza",

@@ -7,7 +7,7 @@ The same code as `gest-showcases evaluate`:
 
 `generations.jsonl` has one line per generated explanation:
 {"id": ..., "system": ..., "generated": ..., "reference": ..., "pic_ids": [...]}.
-METEOR needs WordNet once: `python -m gest_showcases.setup_assets`.
+METEOR needs WordNet once: `gest-showcases setup-assets`.
 See `python examples/evaluate_showcases.py --help` for every option.
 """
 

@@ -14,7 +14,7 @@ img_cl_pcl, pc2l); options given on the command line override them. For Table 5'
 
 import sys
 
-from gest_showcases.generation.train import main
+from gest_showcases.commands.train_pc2l import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,12 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
-from gest_showcases.app import DATASET_USER, DESCRIBED_USER, DatasetCatalog, ShowcaseApp
+from gest_showcases.app import DATASET_USER, DESCRIBED_USER, DatasetCatalog, ShowcaseApp, showcase_file_name
 from gest_showcases.data.build import build_dataset
+from gest_showcases.dataset_requests import request_from_dataset
 from gest_showcases.features.inputs import read_config_rows
 from gest_showcases.pipeline import ShowcasePipeline
-from gest_showcases.showcase_cli import request_from_dataset
 from gest_showcases.synth import SynthConfig, generate_world, write_world
 from tiny_assets import save_tiny_checkpoints
 
@@ -324,3 +325,18 @@ def test_respond_reads_the_dataset_and_names_what_is_missing(world, pipeline):
         app.respond(DATASET_USER, None, "", row["business_id"])
     with pytest.raises(ValueError, match="business 'nowhere' has no photos"):
         app.respond(DESCRIBED_USER, None, "Nice.", "nowhere")
+
+
+def test_respond_with_output_dir_writes_the_showcase_it_shows(world, pipeline, tmp_path):
+    """`serve --output_dir`: the real pipeline's showcase, as the page shows it, in a self-contained HTML file."""
+    catalog = DatasetCatalog(world["dataset"], "s1", images=world["images"])
+    app = ShowcaseApp(pipeline, catalog, k=2, output_dir=tmp_path / "out")
+    row = reviewed_pair(world)
+    view = app.respond(DATASET_USER, row["user_id"], "", row["business_id"])
+    written = list((tmp_path / "out").iterdir())
+    assert written == [tmp_path / "out" / showcase_file_name(row["user_id"], row["business_id"])]
+    html = written[0].read_text(encoding="utf-8")
+    # The text is escaped as the report's template escapes it (generated text is data, never markup).
+    assert view.explanation and str(escape(view.explanation)) in html
+    assert str(escape(row["review_text"])) in html
+    assert html.count("data:image/jpeg;base64,") >= len(view.photos) + len(row["pics"])

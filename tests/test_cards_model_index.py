@@ -18,7 +18,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.report import parse_markdown_table
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
-from gest_showcases.selection.train import write_table
+from gest_showcases.selection.training import write_selection_table
 
 DECODER = {"n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32, "vocab_size": 50}
 TRAIN_METRICS = {"epoch": 3.0, "eval_loss": 4.5, "eval_loss_ce": 4.123456789, "train_loss": 5.0}
@@ -54,7 +54,7 @@ def write_train_results(run: Path, metrics: dict) -> None:
 
 
 def write_table2(folder: Path, rows: dict, monkeypatch) -> list[list[str]]:
-    """`table2.json` and `table2.md` as `gest-showcases evaluate` writes them (`write_report`, Figure 6 stubbed out:
+    """`table2.json` and `table2.md` as `gest-showcases evaluate` writes them (`write_evaluation`, Figure 6 stubbed out:
     plotting takes seconds); returns the markdown table's rows, the oracle."""
     monkeypatch.setattr(report, "plot_length_distribution", lambda *args: None)
     monkeypatch.setattr(report, "plot_pos_coverage", lambda *args: None)
@@ -62,7 +62,7 @@ def write_table2(folder: Path, rows: dict, monkeypatch) -> list[list[str]]:
     records = [
         report.Generation(id="a", system=name, generated="Rich ramen.", reference="Ramen.") for name in rows
     ]
-    report.write_report(rows | {"GT": TABLE2_ROWS["GT"]}, records, folder)
+    report.write_evaluation(rows | {"GT": TABLE2_ROWS["GT"]}, records, folder)
     header, table = parse_markdown_table((folder / "table2.md").read_text())
     return [dict(zip(header, row, strict=True)) for row in table]
 
@@ -182,7 +182,7 @@ def test_selector_card_model_index_is_its_row_of_train_selectors_table3(tmp_path
         "random": {"precision@3": 0.05, "recall@3": 0.1, "f1@3": 0.0667, "div@3": 0.11},
         "img+text": {"precision@3": 0.0625, "recall@3": 0.1875, "f1@3": 0.09375, "div@3": 0.34919},
     }
-    markdown = write_table(results, 3, run, {"train": 173, "test": 16})
+    markdown = write_selection_table(results, 3, run, {"train": 173, "test": 16})
     model = save_selector(run / "selector-img+text", "img+text")
     card = load_card(selector_card(model.config, "me/sel"), tmp_path)
     assert (card.data.pipeline_tag, card.data.library_name) == ("other", "transformers")

@@ -16,7 +16,7 @@ from huggingface_hub import ModelCard
 from gest_showcases.cards import showcase_card
 from gest_showcases.cli import main as cli_main
 from gest_showcases.pipeline import ShowcasePipeline
-from gest_showcases.selection.train import write_table
+from gest_showcases.selection.training import write_selection_table
 from tiny_assets import few_threads, save_tiny_checkpoints, write_jpegs  # noqa: F401  (few_threads: autouse)
 
 HISTORY = ["Great ramen! The broth was rich.", "Tiny place.\nGood dumplings"]
@@ -110,7 +110,7 @@ def test_the_showcase_card_model_index_comes_from_results_files_in_the_folder(sa
     shutil.copytree(saved, folder)
     (folder / "all_results.json").write_text(json.dumps({"eval_loss_ce": 3.21, "train_loss": 4.0}))
     table3 = {"img+text": {"precision@3": 0.25, "recall@3": 0.5, "f1@3": 0.3333, "div@3": 0.2}}
-    write_table(table3, 3, folder / "selector", {"train": 10, "test": 4})
+    write_selection_table(table3, 3, folder / "selector", {"train": 10, "test": 4})
     card = showcase_card(folder, "me/showcase", dataset="me/data")
     assert {entry.metric_name: entry.metric_value for entry in card.data.eval_results} == {
         "Validation cross-entropy (L_CE, nats per token)": 3.21,

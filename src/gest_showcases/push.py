@@ -1,8 +1,4 @@
-"""`gest-showcases push`: publish the selector, the generator, the dataset and the evaluate modules to the Hub.
-
-    gest-showcases push --namespace ORG --selector runs/selector-img+text --generator runs/pc2l \\
-        --dataset data/gest --evaluate_modules clip_align clip_score distinct div_at_k \\
-        [--selector_results runs/table3.md] [--generator_results runs/table2.md] [--dry_run export/]
+"""Publishing the selector, the generator, the dataset and the evaluate modules to the Hub (`gest-showcases push`).
 
 Everything is first staged into folders, one per Hub repository, holding exactly what is uploaded:
 
@@ -20,9 +16,9 @@ absolute path in them (a config's `_name_or_path`, the decoder's among them) emp
 have them replaced by their last component (`cards.strip_local_paths`). The dataset's own files are
 published as they are (hard links: they are never rewritten in place).
 
-`--dry_run DIR` stages into DIR (plus `push_plan.json`, the repositories and their files) and uploads
-nothing. Without it the staged folders go up with `create_repo` + `upload_folder`. With
-`HF_HUB_OFFLINE=1` the command stops at once and says so.
+`PushArguments.dry_run` (a folder) stages into it (plus `push_plan.json`, the repositories and their files) and
+uploads nothing. Without it the staged folders go up with `create_repo` + `upload_folder`, staged in `output_dir`
+(kept) or a temporary folder. With `HF_HUB_OFFLINE=1` an upload stops at once and says so.
 """
 
 from __future__ import annotations
@@ -31,22 +27,29 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PureWindowsPath
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets import Features, Image, List
 from huggingface_hub import HfApi, ModelCard, ModelCardData, is_offline_mode
 from huggingface_hub.errors import OfflineModeIsEnabled
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, HfArgumentParser
+from transformers import AutoTokenizer
 
-from gest_showcases.cards import DATASET_LICENSE, dataset_card, generator_card, selector_card
+from gest_showcases import __version__
+from gest_showcases.cards import DATASET_LICENSE, dataset_card, generator_card, selector_card, showcase_card
+from gest_showcases.data.build import COPIED_IMAGES, embedded_images, stored_image_paths
+from gest_showcases.data.folder import IMAGE_COLUMNS, dataset_configs, dataset_image_paths, read_rows
 from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, link_or_copy
+from gest_showcases.data.records import normalize_pic_id
 from gest_showcases.errors import InputError
+from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
+from gest_showcases.selection import DPPImageSelector
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +98,8 @@ class PushArguments:
     )
     selector_results: str | None = field(default=None, metadata={"help": "Table 3 markdown for the card"})
     generator_results: str | None = field(default=None, metadata={"help": "Table 2/4 markdown for the card"})
-    clip: str = field(
-        default="openai/clip-vit-base-patch32", metadata={"help": "CLIP the features came from"}
+    clip_model: str = field(
+        default="openai/clip-vit-base-patch32", metadata={"help": "CLIP checkpoint the features came from"}
     )
     base_model: str | None = field(
         default=None,
@@ -115,6 +118,10 @@ class PushArguments:
         metadata={"help": "dataset repository name: ORG/gest loads with load_dataset(\"ORG/gest\", \"s2\")"},
     )
     private: bool = field(default=False, metadata={"help": "create private repositories"})
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": "stage the repositories into this folder and keep it (default: a temporary one)"},
+    )
     dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})
 
 
@@ -169,21 +176,17 @@ def dataset_repo_id(args: PushArguments) -> str:
 
 
 def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
-    from gest_showcases.selection import DPPImageSelector
-
     repo_id = f"{args.namespace}/{args.prefix}-selector"
     model = DPPImageSelector.from_pretrained(args.selector)
     model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
     _strip_saved_paths(output)
-    card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip,
+    card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip_model,
                          dataset=dataset_repo_id(args) if args.dataset else None)  # fmt: skip
     card.save(output / "README.md")
     return StagedRepo(repo_id, "model", output)
 
 
 def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
-    from gest_showcases.generation import PC2LForConditionalGeneration
-
     model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(tokenizer).save_pretrained(output)
@@ -208,8 +211,6 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     repo_id = f"{args.namespace}/{args.prefix}-generator"
     if not (run / "adapter_config.json").is_file():
         return [_stage_pc2l(args, run, run, repo_id, root / "generator")]
-    from gest_showcases.generation.lora import BASE_FOLDER
-
     if not (run / BASE_FOLDER).is_dir():
         raise InputError(
             f"{run} is a LoRA run without its {BASE_FOLDER}/ checkpoint (made by train-pc2l --lora since "
@@ -248,10 +249,6 @@ def _self_contained_parquet(source: Path, destination: Path, images: Path) -> No
     """Rewrite one `s1`/`s2` file of a built folder for the published layout: `pic_paths`/`candidate_paths` name
     `images/<pic_id>.jpg`, and an `images` column embeds the bytes of `pics` (kept when the build embedded them).
     Streamed by batches of rows, so only one batch's images are in memory."""
-    from datasets import Features, Image, List
-
-    from gest_showcases.data.build import COPIED_IMAGES, embedded_images, stored_image_paths
-
     parquet = pq.ParquetFile(source)
     features = Features.from_arrow_schema(parquet.schema_arrow)
     embed = EMBEDDED_IMAGES_COLUMN not in features
@@ -274,21 +271,16 @@ def stage_dataset(args: PushArguments, output: Path) -> StagedRepo:
     path columns naming those files, the bytes of `pics` embedded as an `images` column (`datasets` opens an image
     stored by path relative to the current directory, so only bytes decode wherever the repository is loaded),
     and the card of `cards.dataset_card`. Other files (the `raw` config, `drop_report.json`) are hard-linked."""
-    from gest_showcases.data.build import COPIED_IMAGES
-    from gest_showcases.data.records import normalize_pic_id
-    from gest_showcases.data.stats import read_card_configs
-    from gest_showcases.features.inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
-
     repo_id = dataset_repo_id(args)
     folder = Path(args.dataset)
     card = dataset_card(folder, repo_id, license=args.dataset_license)
-    configs = read_card_configs(folder)
+    configs = dataset_configs(folder)
     with_images = [
         name
         for name, splits in configs.items()
         if any("pic_paths" in pq.read_schema(path).names for paths in splits.values() for path in paths)
     ]
-    rows = [row for name in with_images for row in read_config_rows(folder, name, IMAGE_COLUMNS)]
+    rows = [row for name in with_images for row in read_rows(folder, name, IMAGE_COLUMNS)]
     photos = dataset_image_paths(folder, rows, args.dataset_images, option="--dataset_images")
     images = output / COPIED_IMAGES
     output.mkdir(parents=True)
@@ -329,8 +321,6 @@ def stage_evaluate_module(args: PushArguments, name: str, output: Path) -> Stage
     The shipped module folder (script named as the folder, the Space's `app.py` and README with its YAML
     header), with the README's `<org>` filled in and `requirements.txt` asking for this package at
     least at the version that staged it, since the script imports the package."""
-    from gest_showcases import __version__
-
     shutil.copytree(module_path(name), output, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     readme = output / "README.md"
     text = readme.read_text(encoding="utf-8").replace("<org>/", f"{args.namespace}/")
@@ -345,8 +335,6 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
     imported, `pipeline("personalized-showcase", model="ORG/PREFIX-showcase")` load it. The JSON files of every
     folder in it (the generator at the root, `selector/`, `clip/`, `vision/`) are copied and cleared of local
     paths; the other files, weights among them, are hard-linked (never rewritten)."""
-    from gest_showcases.cards import showcase_card
-
     source = Path(args.showcase)
     repo_id = f"{args.namespace}/{args.prefix}-showcase"
     dataset = dataset_repo_id(args) if args.dataset else None
@@ -423,22 +411,7 @@ def push(args: PushArguments) -> list[str]:
         return [str(repo.folder) for repo in stage(args, Path(args.dry_run))]
     if is_offline_mode():  # before any staging work
         raise OfflineModeIsEnabled(OFFLINE_MESSAGE)
+    if args.output_dir:
+        return _upload(stage(args, Path(args.output_dir)), args.private)
     with tempfile.TemporaryDirectory(prefix="gest-showcases-push-") as root:
         return _upload(stage(args, Path(root) / "staged"), args.private)
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    parser = HfArgumentParser(PushArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        results = push(args)
-    except OfflineModeIsEnabled as error:
-        print(f"{prog or 'gest-showcases push'}: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(results))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,8 +5,6 @@ for each kind of conditioning input, so the data path and the command are tested
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from huggingface_hub.dataclasses import strict
@@ -18,22 +16,9 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "generation"))
 from pc2l_fixtures import CORPUS, FEATURE_DIM, FakeFeatureTable, build_tokenizer  # noqa: E402
 
 from gest_showcases.baselines.registry import Baseline  # noqa: E402
+from gest_showcases.testing.built_folder import write_built_folder  # noqa: E402
 
 __all__ = ["CORPUS", "FEATURE_DIM", "FakeFeatureTable", "build_tokenizer"]
-
-CARD = """---
-configs:
-- config_name: s2
-  data_files:
-  - split: train
-    path: s2/train-*.parquet
-  - split: validation
-    path: s2/validation-*.parquet
-  - split: test
-    path: s2/test-*.parquet
-  default: true
----
-"""
 
 # (review_id, user, business, pics, split); explanations come from CORPUS in order.
 ROWS = [
@@ -70,11 +55,8 @@ def s2_rows() -> dict[str, list[dict]]:
 
 
 def write_s2_dataset(folder: Path) -> Path:
-    (folder / "s2").mkdir(parents=True)
-    for split, rows in s2_rows().items():
-        pq.write_table(pa.Table.from_pylist(rows), folder / "s2" / f"{split}-00000-of-00001.parquet")
-    (folder / "README.md").write_text(CARD)
-    return folder
+    """A built folder whose one config, s2, holds `s2_rows()` (train, validation and test)."""
+    return write_built_folder(folder, {"s2": s2_rows()})
 
 
 @strict

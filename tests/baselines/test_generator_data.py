@@ -15,7 +15,7 @@ from gest_showcases.baselines.data import (
     read_rows,
 )
 from gest_showcases.generation.collator import PC2LCollator
-from gest_showcases.generation.train import PC2LDataArguments, load_split
+from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 
 TABLES = {"image": FakeFeatureTable(), "review": FakeFeatureTable()}
 

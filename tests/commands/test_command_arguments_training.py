@@ -66,9 +66,9 @@ def test_train_selector_reads_config_yaml_and_flags_override_it(tmp_path, record
     assert output_dir == "runs" and script_args.dataset == "built" and script_args.features == "feats"
     assert script_args.methods == ["random", "img"] and script_args.use_cpu is True  # the file's
     assert train_args.top_k == 5 and train_args.seed == 3  # the flags win
-    # The library's training loop reads `num_epochs`: it carries the new flag's value.
+    # The library's training reads `num_train_epochs`; the deprecated `num_epochs` was not given.
     assert isinstance(train_args, SelectorTrainingArguments)
-    assert train_args.num_train_epochs == 7 and train_args.num_epochs == 7
+    assert train_args.num_train_epochs == 7 and train_args.num_epochs is None
     with pytest.raises(InputError, match="--output_dir"):
         train_selector.main(["--dataset", "built", "--features", "feats"])
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+
+from gest_showcases.testing.images import write_jpegs, write_truncated_jpeg
 
 
 class GestFiles:
@@ -40,19 +39,11 @@ class GestFiles:
 
     def image(self, pic: str, seed: int = 0) -> Path:
         """Write a small valid JPEG `<images>/<pic>.jpg`."""
-        pixels = np.random.default_rng(seed).integers(0, 256, size=(16, 16, 3), dtype=np.uint8)
-        path = self.images / f"{pic}.jpg"
-        Image.fromarray(pixels).save(path, "JPEG")
-        return path
+        return write_jpegs(self.images, [pic], seed=seed, size=(16, 16), quality=75)[pic]
 
     def truncated_image(self, pic: str) -> Path:
         """A JPEG cut in half: its header reads, its pixels do not."""
-        buffer = io.BytesIO()
-        pixels = np.random.default_rng(1).integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(buffer, "JPEG")
-        path = self.images / f"{pic}.jpg"
-        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
-        return path
+        return write_truncated_jpeg(self.images / f"{pic}.jpg", size=(64, 64), seed=1, quality=75)
 
     def jsonl(self, name: str, records: list, gz: bool = False) -> Path:
         """JSON Lines: dicts are dumped, `bytes`/`str` items are written as they are (broken lines)."""

@@ -5,7 +5,8 @@ from dataclasses import replace
 
 from transformers import HfArgumentParser
 
-from gest_showcases.experiments.grid import ExperimentArguments, command_line
+from gest_showcases.commands.experiment import ExperimentArguments
+from gest_showcases.experiments.summary import command_line
 
 
 def _parse(line: str) -> ExperimentArguments:

@@ -4,17 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from gest_showcases.experiments import grid
-from gest_showcases.experiments.grid import CE_ONLY, PC2L, Experiment, ExperimentArguments
+from gest_showcases.commands import experiment as experiment_command
+from gest_showcases.commands.experiment import Experiment, ExperimentArguments
+from gest_showcases.experiments import grid, world
+from gest_showcases.experiments.grid import CE_ONLY, PC2L
 
 
 def test_generators_choose_table2_rows_and_table4_keeps_all_five(tmp_path):
     only_pc2l = ExperimentArguments(output_dir=str(tmp_path), tables=["2"], generators=["pc2l"])
-    assert grid._systems(only_pc2l) == [PC2L]
+    assert grid.pc2l_systems(only_pc2l) == [PC2L]
     both = ExperimentArguments(output_dir=str(tmp_path), tables=["2"])
-    assert grid._systems(both) == [CE_ONLY, PC2L]
+    assert grid.pc2l_systems(both) == [CE_ONLY, PC2L]
     ablation = ExperimentArguments(output_dir=str(tmp_path), tables=["4"], generators=["pc2l"])
-    assert grid._systems(ablation) == list(grid.LOSS_CONFIGS)
+    assert grid.pc2l_systems(ablation) == list(grid.LOSS_CONFIGS)
 
 
 def test_another_decoder_keeps_every_cell_apart_ce_only_included(tmp_path):
@@ -31,14 +33,13 @@ def test_another_decoder_keeps_every_cell_apart_ce_only_included(tmp_path):
 
 @pytest.mark.parametrize("decoder", ["gpt2", "smollm2"])
 def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, monkeypatch, decoder):
-    from gest_showcases import demo
-    from gest_showcases.generation import train as train_pc2l
+    from gest_showcases.commands import train_pc2l
 
     seen = []
     monkeypatch.setattr(train_pc2l, "main", lambda argv: seen.append(argv) or 0)
     wheel = tmp_path / "wheel"
     monkeypatch.setattr(
-        demo, "generator_decoder_argv",
+        experiment_command, "generator_decoder_argv",
         lambda name, work: ["--decoder", str(wheel if name == "smollm2" else Path(work) / "gpt2"), "--lora"][
             : 3 if name == "smollm2" else 2
         ],
@@ -50,8 +51,8 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
     if decoder == "smollm2":
         assert value["--decoder"] == str(wheel) and "--lora" in argv
         assert value["--num_train_epochs"] == "3"
-        assert float(value["--learning_rate"]) == demo.SMOLLM2_LEARNING_RATE
+        assert float(value["--learning_rate"]) == world.SMOLLM2_LEARNING_RATE
     else:
         assert value["--decoder"] == str(tmp_path.resolve() / "world" / "gpt2") and "--lora" not in argv
         assert value["--num_train_epochs"] == "7"
-        assert float(value["--learning_rate"]) == demo.PC2L_LEARNING_RATE
+        assert float(value["--learning_rate"]) == world.PC2L_LEARNING_RATE

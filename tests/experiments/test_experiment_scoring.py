@@ -14,17 +14,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parents[1] / "generation"))
 from pc2l_fixtures import CORPUS, FEATURE_DIM, build_tokenizer, tiny_config  # noqa: E402
 
-from gest_showcases.experiments import grid  # noqa: E402
-from gest_showcases.experiments.grid import (  # noqa: E402
-    CE_ONLY,
-    PC2L,
-    Experiment,
-    ExperimentArguments,
-    reference_nll,
-    summarise,
-    summarise_every_metric,
-    tables_markdown,
-)
+from gest_showcases.commands import experiment as experiment_command  # noqa: E402
+from gest_showcases.commands.experiment import Experiment, ExperimentArguments  # noqa: E402
+from gest_showcases.experiments import summary  # noqa: E402
+from gest_showcases.experiments.grid import CE_ONLY, PC2L, reference_nll  # noqa: E402
+from gest_showcases.experiments.summary import summarise, summarise_every_metric, tables_markdown  # noqa: E402
 from gest_showcases.generation import PC2LForConditionalGeneration  # noqa: E402
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset  # noqa: E402
 from gest_showcases.metrics import intervals  # noqa: E402
@@ -160,8 +154,6 @@ def _write_generations(path, systems, n=3):
 
 
 def test_every_metric_is_cached_per_seed_and_scores_only_the_systems_it_lacks(tmp_path, monkeypatch):
-    from gest_showcases.metrics import paper_tables
-
     calls = []
 
     def fake_score_generations(records, **kwargs):
@@ -170,7 +162,7 @@ def test_every_metric_is_cached_per_seed_and_scores_only_the_systems_it_lacks(tm
         rows = {system: {"bleu_1": 0.1 * (len(calls)), "meteor": float("nan")} for system in systems}
         return rows | {GROUND_TRUTH: {"distinct_1": 0.5}}
 
-    monkeypatch.setattr(paper_tables, "score_generations", fake_score_generations)
+    monkeypatch.setattr(experiment_command, "score_generations", fake_score_generations)
     args = ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["peter"], seeds=1)
     experiment = Experiment(args)
     # No encoder, CLIP or classifier to load: the fake scorer needs none.
@@ -250,5 +242,5 @@ def test_perplexity_columns_show_only_on_pc2l_rows():
     assert {row[0]: row[column] for row in rows[2:]} == {
         CE_ONLY: "31.2 [30.0, 32.5]", PC2L: "8.50", "PETER": "-", GROUND_TRUTH: "-",
     }  # fmt: skip
-    assert grid.GENERATION_COLUMNS[-2:] == (("delta_images", "dCE photos swapped", 1),
-                                            ("delta_reviews", "dCE reviews swapped", 1))  # fmt: skip
+    assert summary.GENERATION_COLUMNS[-2:] == (("delta_images", "dCE photos swapped", 1),
+                                               ("delta_reviews", "dCE reviews swapped", 1))  # fmt: skip

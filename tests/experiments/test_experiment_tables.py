@@ -1,6 +1,8 @@
 """The experiment's Table 2: PC2L's rows, then the baselines the run trained, each with the paper's input column."""
 
-from gest_showcases.experiments.grid import CE_ONLY, PC2L, ExperimentArguments, tables_markdown
+from gest_showcases.commands.experiment import ExperimentArguments
+from gest_showcases.experiments.grid import CE_ONLY, PC2L
+from gest_showcases.experiments.summary import tables_markdown
 
 
 def _results(systems):

@@ -1,16 +1,14 @@
 """Fixtures of the features tests: a tiny CLIP saved locally, JPEG files, a small built dataset folder (builders
-in tests/tiny_assets.py)."""
+in gest_showcases.testing)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gest_showcases.features.tiny import save_tiny_clip
-from tiny_assets import (
-    few_threads,  # noqa: F401  (an autouse fixture: importing it applies it here)
-    write_built_dataset,
-    write_jpegs,
-)
+from gest_showcases.testing.built_folder import write_built_dataset
+from gest_showcases.testing.images import write_jpegs, write_truncated_jpeg
+from tiny_assets import few_threads  # noqa: F401  (an autouse fixture: importing it applies it here)
 
 
 @pytest.fixture(scope="session")
@@ -27,8 +25,8 @@ def other_tiny_clip(tmp_path_factory):
 def image_dir(tmp_path):
     """Eight readable JPEGs plus `corrupt.jpg` (truncated bytes); `missing` has no file."""
     folder = tmp_path / "images"
-    paths = write_jpegs(folder, [f"pic{i}" for i in range(8)])
-    (folder / "corrupt.jpg").write_bytes(paths["pic0"].read_bytes()[:60])
+    write_jpegs(folder, [f"pic{i}" for i in range(8)])
+    write_truncated_jpeg(folder / "corrupt.jpg", keep_bytes=60)  # no image header: unreadable
     return folder
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModel
@@ -84,6 +86,63 @@ def test_training_learns_a_separable_rule_and_round_trips(tmp_path):
     assert json.loads((tmp_path / "phi" / "config.json").read_text())["auto_map"]["AutoModel"].endswith(
         "ExplanationClassifier"
     )
+
+
+def global_random_state() -> tuple:
+    """Python's, NumPy's and torch's global generators, comparable with `==`."""
+    kind, keys, *rest = np.random.get_state()
+    return random.getstate(), (kind, keys.tolist(), *rest), torch.random.get_rng_state().tolist()
+
+
+def hand_written_loop(text, image, labels, epochs, learning_rate, batch_size, seed, interaction):
+    """The classifier's training before `ExplanationClassifierTrainer`: Adam over one seeded permutation of the
+    training pairs per epoch, the epoch of best validation AUC kept. The Trainer must reproduce it exactly."""
+    train, validation, _ = split_indices(len(labels), seed)
+    torch.manual_seed(seed)
+    model = ExplanationClassifier(
+        ExplanationClassifierConfig(text_dim=text.shape[1], image_dim=image.shape[1], interaction=interaction)
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    best_auc, best_state, aucs = -1.0, None, []
+    for _ in range(epochs):
+        model.train()
+        for batch in train[torch.randperm(len(train), generator=generator)].split(batch_size):
+            loss = model(text[batch], image[batch], labels[batch]).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            aucs.append(roc_auc(model(text[validation], image[validation]).probabilities, labels[validation]))
+        if aucs[-1] > best_auc:
+            best_auc, best_state = aucs[-1], {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return model, aucs
+
+
+@pytest.mark.parametrize("interaction", [False, True])
+def test_trainer_reproduces_the_hand_written_loop(interaction):
+    generator = torch.Generator().manual_seed(3)
+    text, image = torch.randn(300, 16, generator=generator), torch.randn(300, 16, generator=generator)
+    noise = torch.randn(300, generator=generator)
+    labels = ((text * image) @ torch.randn(16, generator=generator) + 0.5 * noise > 0.3).float()
+    options = {"epochs": 20, "learning_rate": 1e-2, "batch_size": 50, "seed": 1, "interaction": interaction}
+    random.seed(5)
+    np.random.seed(5)
+    reference, aucs = hand_written_loop(text, image, labels, **options)
+    reference_random_state = global_random_state()
+    kept = aucs.index(max(aucs))
+    assert 0 < kept < len(aucs) - 1  # the weights kept are neither the first epoch's nor the last's
+    random.seed(5)
+    np.random.seed(5)
+    result = train_explanation_classifier(text, image, labels, **options)
+    # The global generators end where the loop left them (`Trainer` re-seeds them): a caller draws from them next.
+    assert global_random_state() == reference_random_state
+    trained = result.model.state_dict()
+    for name, parameter in reference.state_dict().items():
+        torch.testing.assert_close(trained[name], parameter, atol=1e-6, rtol=0)
+    assert result.metrics["validation_auc"] == pytest.approx(max(aucs), abs=1e-9)
 
 
 def test_pair_probabilities_equal_forward_on_every_pair():

@@ -4,11 +4,14 @@ through the feature-extraction path like any CLIP checkpoint."""
 from __future__ import annotations
 
 import json
+import math
+import random
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+from transformers import AutoImageProcessor, AutoTokenizer, CLIPImageProcessor, CLIPModel
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
@@ -17,8 +20,8 @@ from gest_showcases.data.build import build_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
-from gest_showcases.features.clip_standin import BOS, EOS, train_clip_tokenizer
-from gest_showcases.features.clip_training import BagOfTokens, symmetric_info_nce
+from gest_showcases.features.clip_standin import BOS, EOS, build_clip, train_clip_tokenizer
+from gest_showcases.features.clip_training import BagOfTokens, read_paired_reviews, symmetric_info_nce, train
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.metrics.clip_quality import clip_quality
@@ -106,6 +109,90 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     got, found = images.lookup([pic])
     assert found.all()
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def global_random_state() -> tuple:
+    """Python's, NumPy's and torch's global generators, comparable with `==`."""
+    kind, keys, *rest = np.random.get_state()
+    return random.getstate(), (kind, keys.tolist(), *rest), torch.random.get_rng_state().tolist()
+
+
+def hand_written_loop(dataset, images, options: dict) -> tuple[CLIPModel, list[float]]:
+    """The stand-in CLIP's training before `StandInCLIPTrainer`: AdamW with warm-up and cosine decay over one seeded
+    permutation of the photos per epoch, gradients clipped at 1, the temperature capped after each step; the model
+    and the mean loss of each epoch. The Trainer must reproduce it exactly."""
+    random.seed(options["seed"])
+    torch.manual_seed(options["seed"])
+    size = options["image_size"]
+    processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    reviews = read_paired_reviews(dataset, "train", preprocessing, images)
+    sentences = [sentence for review in reviews.sentences for sentence in review]
+    tokenizer = train_clip_tokenizer(sentences, options["vocab_size"])
+    names = ("image_size", "patch_size", "hidden_size", "num_layers", "num_heads", "projection_dim")
+    model = build_clip(tokenizer, *(options[name] for name in names))
+    bag_of_tokens = BagOfTokens(len(tokenizer), options["projection_dim"])
+    parameters = [*model.named_parameters(), *bag_of_tokens.named_parameters(prefix="bag_of_tokens")]
+    decay = [p for n, p in parameters if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in parameters if not (p.ndim >= 2 and "embedding" not in n)]
+    groups = [
+        {"params": decay, "weight_decay": options["weight_decay"]},
+        {"params": no_decay, "weight_decay": 0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=options["learning_rate"])
+    batch_size, epochs = options["batch_size"], options["num_train_epochs"]
+    total = epochs * math.ceil(len(reviews.pixels) / batch_size)
+    warmup = max(1, int(options["warmup_fraction"] * total))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    generator = torch.Generator().manual_seed(options["seed"])
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        epoch_loss = 0.0
+        for batch in torch.randperm(len(reviews.pixels), generator=generator).split(batch_size):
+            owners = reviews.image_review[batch].tolist()
+            texts = [random.choice(reviews.sentences[review]) for review in owners]
+            tokens = tokenizer(texts, padding="longest", truncation=True, max_length=77, return_tensors="pt")
+            pixels = preprocessing.normalize(reviews.pixels[batch])
+            output = model(**tokens, pixel_values=pixels, return_loss=True)
+            bag_logits = model.logit_scale.exp() * output.image_embeds @ bag_of_tokens(**tokens).T
+            loss = output.loss + options["bag_of_tokens_weight"] * symmetric_info_nce(bag_logits)
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            epoch_loss += loss.item() * len(batch)
+        losses.append(epoch_loss / len(reviews.pixels))
+    return model.eval(), losses
+
+
+def test_trainer_reproduces_the_hand_written_loop(tmp_path, synth_dataset):
+    photos = synth_dataset.parent / "synth" / "images"
+    options = {"image_size": 16, "patch_size": 8, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+               "projection_dim": 8, "pair_with": "sentence", "vocab_size": 300, "bag_of_tokens_weight": 0.5,
+               "num_train_epochs": 2, "batch_size": 16, "learning_rate": 3e-3, "weight_decay": 0.1,
+               "warmup_fraction": 0.2, "seed": 3, "num_threads": 1}  # fmt: skip
+    np.random.seed(5)
+    reference, losses = hand_written_loop(synth_dataset, photos, options)
+    reference_random_state = global_random_state()
+    np.random.seed(5)
+    summary = train(synth_dataset, tmp_path / "clip", images=photos, **options)
+    # The global generators end where the loop left them (`Trainer` re-seeds them): a caller draws from them next.
+    assert global_random_state() == reference_random_state
+    assert summary["train_images"] > 2 * options["batch_size"]  # a few steps per epoch, the last one smaller
+    assert summary["epoch_losses"] == pytest.approx(losses, abs=1e-6, rel=0)
+    trained = CLIPModel.from_pretrained(tmp_path / "clip").state_dict()
+    for name, parameter in reference.state_dict().items():
+        torch.testing.assert_close(trained[name], parameter, atol=1e-6, rtol=0)
 
 
 def test_tokenizer_training_is_reproducible():

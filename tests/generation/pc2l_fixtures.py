@@ -6,6 +6,7 @@ from transformers import GPT2TokenizerFast
 
 from gest_showcases.generation import PC2LConfig
 from gest_showcases.testing import gpt2_tokenizer
+from gest_showcases.testing.built_folder import write_built_folder
 
 CORPUS = [
     "I like the sushi here and the spicy tuna roll was great.",
@@ -62,21 +63,6 @@ def synthetic_examples(count: int, seed: int = 0, with_negatives: bool = True) -
 
 
 # A built dataset folder and fake feature tables for the train-pc2l script tests.
-BUILT_CARD = """---
-configs:
-- config_name: s2
-  data_files:
-  - split: train
-    path: s2/train-*.parquet
-  - split: validation
-    path: s2/validation-*.parquet
-  default: true
-- config_name: s1
-  data_files:
-  - split: train
-    path: s1/train-*.parquet
----
-"""
 
 
 class FakeFeatureTable:
@@ -93,20 +79,17 @@ class FakeFeatureTable:
 
 
 def write_built_dataset(folder):
-    """A tiny built dataset folder (s2 train/validation, s1 train, its card) with one photo-less example."""
-    import datasets
-
-    rows = {
-        "review_id": [f"u{i}_b{i}" for i in range(8)],
-        "review_text": [text + " Would come back." for text in CORPUS[:8]],
-        "explanation": CORPUS[:8],
-        "pics": [[f"p{i}a", f"p{i}b"] if i != 3 else ["missing"] for i in range(8)],
-        "history_review_ids": [[f"u{i}_h{j}" for j in range(i % 3)] for i in range(8)],
-    }
-    table = datasets.Dataset.from_dict(rows)
-    (folder / "s2").mkdir(parents=True)
-    (folder / "s1").mkdir()
-    table.select(range(6)).to_parquet(str(folder / "s2" / "train-00000-of-00001.parquet"))
-    table.select(range(6, 8)).to_parquet(str(folder / "s2" / "validation-00000-of-00001.parquet"))
-    table.to_parquet(str(folder / "s1" / "train-00000-of-00001.parquet"))
-    (folder / "README.md").write_text(BUILT_CARD)
+    """A tiny built dataset folder (s2 train/validation, its default config, and s1 train holding every row) with
+    one photo-less example."""
+    rows = [
+        {
+            "review_id": f"u{i}_b{i}",
+            "review_text": CORPUS[i] + " Would come back.",
+            "explanation": CORPUS[i],
+            "pics": [f"p{i}a", f"p{i}b"] if i != 3 else ["missing"],
+            "history_review_ids": [f"u{i}_h{j}" for j in range(i % 3)],
+        }
+        for i in range(8)
+    ]
+    splits = {"s2": {"train": rows[:6], "validation": rows[6:]}, "s1": {"train": rows}}
+    return write_built_folder(folder, splits)

@@ -8,8 +8,9 @@ import torch
 from pc2l_fixtures import write_built_dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from gest_showcases.commands import train_pc2l as train
 from gest_showcases.features.cache import FeatureCache
-from gest_showcases.generation import PC2LConfig, train
+from gest_showcases.generation import PC2LConfig
 from tiny_assets import CORPUS, build_gpt2_tokenizer
 
 DIM = 8

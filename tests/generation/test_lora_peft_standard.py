@@ -19,7 +19,7 @@ from pc2l_fixtures import FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
-from gest_showcases.generation import train
+from gest_showcases.commands import train_pc2l
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
@@ -52,11 +52,11 @@ def lora_run(request, tmp_path_factory):
             "--eval_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "True", "--lora",
             "--lora_cross_attention", str(request.param)]  # fmt: skip
     built = []
-    build_model = train.build_model
+    build_model = train_pc2l.build_model
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gest_showcases.features, "load_features", lambda folder, kind: FakeFeatureTable())
-        patch.setattr(train, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
-        assert train.main(argv) == 0
+        patch.setattr(train_pc2l, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+        assert train_pc2l.main(argv) == 0
     trained = built[0].eval()
     with torch.no_grad():
         expected = trained(**_inputs()).logits

@@ -9,8 +9,8 @@ from pc2l_fixtures import FEATURE_DIM, FakeFeatureTable, build_tokenizer, write_
 from transformers import AutoModel, GPT2Config, GPT2LMHeadModel
 
 import gest_showcases.features
-from gest_showcases.commands import finetune_lm
-from gest_showcases.generation import train
+from gest_showcases.commands import finetune_lm, train_pc2l
+from gest_showcases.generation import training_run
 from gest_showcases.generation.finetune_lm import pack_texts
 
 
@@ -34,10 +34,8 @@ def test_yaml_config_gives_defaults_that_the_command_line_overrides(tmp_path):
     config.write_text(
         yaml.safe_dump({"lambda1": 0.5, "report_to": ["none"], "dataset": "d", "features": "f"})
     )
-    model_args, data_args, training_args = train.parse_args(
-        ["--config", str(config), "--lambda1", "0.7", "--tokenizer", "t", "--output_dir", str(tmp_path)],
-        None,
-        (train.PC2LModelArguments, train.PC2LDataArguments, train.TrainingArguments),
+    model_args, data_args, training_args = train_pc2l.parse_pc2l_args(
+        ["--config", str(config), "--lambda1", "0.7", "--tokenizer", "t", "--output_dir", str(tmp_path)]
     )
     assert model_args.lambda1 == 0.7
     assert data_args.dataset == "d" and training_args.report_to == []
@@ -67,7 +65,7 @@ def test_train_pc2l_runs_end_to_end_and_saves_an_auto_model(assets):
     argv = ["--config", str(config), "--dataset", str(assets / "dataset"), "--features", "unused",
             "--tokenizer", str(assets / "tokenizer"), "--decoder", str(assets / "gpt2"),
             "--output_dir", str(assets / "run")]  # fmt: skip
-    assert train.main(argv) == 0
+    assert train_pc2l.main(argv) == 0
     results = json.loads((assets / "run" / "all_results.json").read_text())
     assert {"eval_loss", "eval_loss_ce", "eval_loss_ccl", "eval_loss_pcl", "train_loss"} <= set(results)
     model = AutoModel.from_pretrained(assets / "run")
@@ -99,7 +97,7 @@ def test_train_pc2l_trains_without_a_usable_validation_split(assets, validation)
             "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "1",
             "--per_device_train_batch_size", "3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
             "--disable_tqdm", "True"]  # fmt: skip
-    assert train.main(argv) == 0
+    assert train_pc2l.main(argv) == 0
     results = json.loads((assets / "run" / "all_results.json").read_text())
     assert "train_loss" in results and not any(key.startswith("eval_") for key in results)
 
@@ -132,12 +130,10 @@ def test_example_configs_are_the_table4_rows(tmp_path, name, image_loss, review_
     from gest_showcases.generation import PC2LConfig
 
     path = Path(__file__).parents[2] / "examples" / "configs" / f"{name}.yaml"
-    model_args, data_args, training_args = train.parse_args(
-        ["--config", str(path), "--dataset", "d", "--features", "f", "--output_dir", str(tmp_path)],
-        None,
-        (train.PC2LModelArguments, train.PC2LDataArguments, train.TrainingArguments),
+    model_args, data_args, training_args = train_pc2l.parse_pc2l_args(
+        ["--config", str(path), "--dataset", "d", "--features", "f", "--output_dir", str(tmp_path)]
     )
-    config = PC2LConfig(**train.config_kwargs(model_args, data_args))
+    config = PC2LConfig(**training_run.config_kwargs(model_args, data_args))
     assert (config.image_contrastive, config.review_contrastive) == (image_loss, review_loss)
     assert (config.lambda1, config.lambda2, config.contrastive_temperature) == (0.2, 0.2, 0.1)
     assert training_args.learning_rate == 1e-4 and training_args.per_device_train_batch_size == 32
@@ -157,9 +153,9 @@ def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch)
             "--per_device_train_batch_size", "3", "--save_strategy", "no", "--report_to", "none", "--use_cpu",
             "--disable_tqdm", "True", "--lora", "--lora_cross_attention", "True"]  # fmt: skip
     built = []
-    build_model = train.build_model
-    monkeypatch.setattr(train, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
-    assert train.main(argv) == 0
+    build_model = train_pc2l.build_model
+    monkeypatch.setattr(train_pc2l, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+    assert train_pc2l.main(argv) == 0
     run = assets / "run"
     assert {"adapter_config.json", "adapter_model.safetensors", BASE_FOLDER} <= {
         path.name for path in run.iterdir()
@@ -189,4 +185,4 @@ def test_train_pc2l_refuses_lora_without_a_pretrained_decoder(assets):
     argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--tokenizer", str(assets / "tokenizer"),
             "--output_dir", str(assets / "run"), "--lora"]  # fmt: skip
     with pytest.raises(ValueError, match="pass --decoder"):
-        train.main(argv)
+        train_pc2l.main(argv)

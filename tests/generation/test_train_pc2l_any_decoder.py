@@ -17,7 +17,8 @@ from pc2l_fixtures import CORPUS, FEATURE_DIM, FakeFeatureTable, build_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import gest_showcases.features
-from gest_showcases.generation import PC2LForConditionalGeneration, train
+from gest_showcases.commands import train_pc2l as train
+from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.testing import byte_level_bpe

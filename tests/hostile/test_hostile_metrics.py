@@ -16,7 +16,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
 from gest_showcases.metrics.generations import read_generations
-from gest_showcases.metrics.grounding import embed_image_files, load_classifier_scorer, load_clip
+from gest_showcases.metrics.grounding import embed_image_files, load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import table2_markdown
 from gest_showcases.report import image_data_uri, parse_markdown_table
 
@@ -171,7 +171,7 @@ def _huge_valid_png(path, side=7000):
 
 
 def test_bomb_and_huge_images_are_counted_unreadable_in_evaluate(tmp_path):
-    model, processor = load_clip(str(save_tiny_clip(tmp_path / "clip")))
+    model, processor = load_clip_checkpoint(str(save_tiny_clip(tmp_path / "clip")))
     ok = tmp_path / "ok.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(ok)
     paths = {

@@ -18,10 +18,10 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from gest_showcases.cli import main as cli_main
 from gest_showcases.data.images import MAX_IMAGE_PIXELS
+from gest_showcases.dataset_requests import request_from_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
-from gest_showcases.showcase_cli import request_from_dataset
 from tiny_assets import (
     CLIP_DIM,
     CORPUS,

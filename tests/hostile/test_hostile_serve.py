@@ -30,8 +30,8 @@ from gest_showcases.app import (
     parse_auth,
 )
 from gest_showcases.cli import main as cli_main
+from gest_showcases.commands.showcase import PipelineArguments
 from gest_showcases.errors import InputError
-from gest_showcases.showcase_cli import PipelineArguments
 from tiny_assets import rewrite_s1_rows as rewrite
 from tiny_assets import write_built_dataset, write_jpegs
 
@@ -218,7 +218,7 @@ def test_serve_command_wires_the_policy_the_login_and_the_warning(dataset, tmp_p
     monkeypatch.setattr(PipelineArguments, "load_pipeline", lambda args: None)
     argv = ["serve", "--dataset", str(dataset), "--images", str(tmp_path / "images"),
             "--selector", "none", "--generator", "none", "--clip", "none", "--host", "0.0.0.0"]  # fmt: skip
-    with caplog.at_level(logging.WARNING, logger="gest_showcases.app"):
+    with caplog.at_level(logging.WARNING, logger="gest_showcases.commands.serve"):
         assert cli_main(argv) == 0
         assert cli_main([*argv, "--auth", "demo:secret"]) == 0
     warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
-from accelerate import Accelerator
 from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 
 from gest_showcases import cli
@@ -119,10 +118,10 @@ def test_train_pc2l_refuses_nan_rows_of_any_feature_table_naming_the_ids(assets,
         return FeatureTable(ids, embeddings, "clip", "fp", normalized=True)
 
     monkeypatch.setattr(gest_showcases.features, "load_features", load_features)
-    from gest_showcases.generation import train
+    from gest_showcases.commands import train_pc2l
 
     with pytest.raises(NonFiniteError, match=r"'p5b'"):
-        train.main(_pc2l_argv(assets, "unused"))
+        train_pc2l.main(_pc2l_argv(assets, "unused"))
     assert _model_files(assets / "run") == []
 
 
@@ -215,15 +214,15 @@ def _selector():
 
 
 def test_selector_training_on_nan_features_names_the_image_not_cholesky():
-    args = SelectorTrainingArguments(batch_size=2, num_epochs=1)
+    args = SelectorTrainingArguments(batch_size=2, num_train_epochs=1)
     with pytest.raises(NonFiniteError, match=r"1 of 8 image features .*'img2'"):
-        train_selector(_selector(), _selection_data(poison="img2"), args, Accelerator(cpu=True))
+        train_selector(_selector(), _selection_data(poison="img2"), args, use_cpu=True)
 
 
 def test_a_diverging_selector_stops_with_a_nan_error_not_cholesky():
-    args = SelectorTrainingArguments(batch_size=1, num_epochs=2, learning_rate=1e10)
+    args = SelectorTrainingArguments(batch_size=1, num_train_epochs=2, learning_rate=1e10)
     with pytest.raises(NonFiniteError, match=r"step \d+ .*lower --learning_rate"):
-        train_selector(_selector(), _selection_data(), args, Accelerator(cpu=True))
+        train_selector(_selector(), _selection_data(), args, use_cpu=True)
 
 
 def test_explanation_classifier_refuses_nan_embeddings_naming_the_pairs():

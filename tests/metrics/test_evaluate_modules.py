@@ -75,20 +75,21 @@ def _probabilities(folder):
 
 
 def _real_clip(path):
-    """The oracle's CLIP, loaded directly (the tests count the module's loads through `grounding.load_clip`)."""
+    """The oracle's CLIP, loaded directly (the tests count the module's loads through `grounding.CLIPModel`)."""
     return CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
 
 
 def _counting_loads(monkeypatch):
-    """Count `grounding.load_clip` calls (the CLIP loader every module route ends in)."""
+    """Count the CLIP checkpoints `grounding.load_clip_checkpoint` (where every module route ends) reads."""
     loads = []
-    real = grounding.load_clip
 
-    def load_clip(path):
-        loads.append(path)
-        return real(path)
+    class CountingCLIPModel:
+        @staticmethod
+        def from_pretrained(path, *args, **kwargs):
+            loads.append(path)
+            return CLIPModel.from_pretrained(path, *args, **kwargs)
 
-    monkeypatch.setattr(grounding, "load_clip", load_clip)
+    monkeypatch.setattr(grounding, "CLIPModel", CountingCLIPModel)
     return loads
 
 

@@ -16,7 +16,7 @@ from gest_showcases.metrics.grounding import (
     clip_score_from_embeddings,
     embed_image_files,
     embed_texts,
-    load_clip,
+    load_clip_checkpoint,
 )
 from gest_showcases.metrics.text import split_sentences
 
@@ -28,7 +28,7 @@ def clip_path(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip(clip_path):
-    return load_clip(clip_path)
+    return load_clip_checkpoint(clip_path)
 
 
 class LinearScorer(torch.nn.Module):

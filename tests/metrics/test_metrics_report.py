@@ -11,10 +11,10 @@ from gest_showcases.data.records import DropReport
 from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
+from gest_showcases.metrics.assets import install_wordnet
 from gest_showcases.metrics.coverage import length_distribution, pos_coverage, pos_tagger
 from gest_showcases.metrics.generations import Generation, read_generations
-from gest_showcases.metrics.paper_tables import table2_markdown, write_report
-from gest_showcases.setup_assets import install_wordnet
+from gest_showcases.metrics.paper_tables import table2_markdown, write_evaluation
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ROWS = [
@@ -115,11 +115,11 @@ def test_wordnet_fallback_tagger(monkeypatch):
 
 
 @pytest.mark.slow  # loads spaCy and matplotlib
-def test_write_report_files(tmp_path):
+def test_write_evaluation_files(tmp_path):
     install_wordnet()  # the fallback POS tagger's data, when no spaCy model is installed
     records = read_generations(_write_jsonl(tmp_path / "g.jsonl", ROWS))
     rows = {"PC2L": {"bleu_1": 0.1}, "baseline": {"bleu_1": 0.05}, "GT": {"distinct_1": 0.5}}
-    paths = write_report(rows, records, tmp_path / "out")
+    paths = write_evaluation(rows, records, tmp_path / "out")
     assert paths["table2_md"].read_text() == table2_markdown(rows)
     assert json.loads(paths["table2_json"].read_text())["rows"] == rows
     for key in ("figure6a", "figure6b"):

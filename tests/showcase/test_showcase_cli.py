@@ -9,7 +9,7 @@ from markupsafe import escape
 from PIL import Image
 
 from gest_showcases.cli import main as cli_main
-from gest_showcases.showcase_cli import request_from_dataset
+from gest_showcases.dataset_requests import request_from_dataset
 
 
 def args(checkpoints, dataset, user, business, *extra):

@@ -8,9 +8,9 @@ extends it), so a model reading images and reviews gets exactly PC2L's batch. Ex
 from dataclasses import dataclass
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 
-from gest_showcases.generation.collator import PC2LCollator, _pad_features
+from gest_showcases.generation.collator import PC2LCollator
+from gest_showcases.tensors import pad_ragged
 
 from .data import check_conditioning_inputs
 
@@ -52,34 +52,27 @@ class GeneratorCollator(PC2LCollator):
         sequences = [torch.tensor(ids[: self.max_reference_length], dtype=torch.long) for ids in body]
         num_texts = max(1, max(len(texts) for texts in kept))
         length = max([1, *(len(ids) for ids in sequences)])
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
+        pad = self.pad_token_id
         ids = torch.full((len(kept), num_texts, length), pad, dtype=torch.long)
         mask = torch.zeros((len(kept), num_texts, length), dtype=torch.long)
         if sequences:
             # [n_texts, L'] padded, then scattered to (example, slot) positions.
-            padded = pad_sequence(sequences, batch_first=True, padding_value=pad)
-            present = pad_sequence(
-                [torch.ones(len(s), dtype=torch.long) for s in sequences], batch_first=True
-            )
+            padded, present = pad_ragged(sequences, padding_value=pad)
             example = torch.repeat_interleave(torch.arange(len(kept)), torch.tensor([len(t) for t in kept]))
             slot = torch.cat([torch.arange(len(texts)) for texts in kept])
             ids[example, slot, : padded.shape[1]] = padded
-            mask[example, slot, : padded.shape[1]] = present
+            mask[example, slot, : padded.shape[1]] = present.long()
         return ids, mask
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         batch = {}
         if "image" in self.conditioning_inputs:
-            batch["image_features"], batch["image_mask"] = _pad_features(
-                [example["image_features"] for example in examples], self.max_images
+            batch["image_features"], batch["image_mask"] = self._features(
+                examples, "image_features", self.max_images
             )
         if "review" in self.conditioning_inputs:
-            batch["review_features"], batch["review_mask"] = _pad_features(
-                [example["review_features"] for example in examples], self.max_reviews
+            batch["review_features"], batch["review_mask"] = self._features(
+                examples, "review_features", self.max_reviews
             )
         if "ids" in self.conditioning_inputs:
             batch["user_ids"] = torch.tensor([example["user_id"] for example in examples], dtype=torch.long)
@@ -96,9 +89,7 @@ class GeneratorCollator(PC2LCollator):
                 empty = torch.nonzero(num_inputs == 0).flatten().tolist()
                 raise ValueError(f"examples {empty} of the batch have none of the features the model reads")
         targets = self._tokenize([example["target"] for example in examples])
-        batch["input_ids"], batch["attention_mask"] = self._pad(
-            targets, max(len(sequence) for sequence in targets)
-        )
+        batch["input_ids"], batch["attention_mask"] = self._pad(targets)
         batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         return batch
 

@@ -10,7 +10,7 @@ explanation), `pic_ids` (the photos it is shown) and what the model's `condition
 - `"references"`: `user_references` (the row's `history_texts`: the user's other reviews) and `item_references`
   (other users' explanations of the business in the train split, the example's own excluded), lists of `str`.
 
-Training examples read the image and review features exactly as `train-pc2l` does (`generation.train.load_split`:
+Training examples read the image and review features exactly as `train-pc2l` does (`training_run.load_split`:
 the first `max_images` photos and `max_reviews` history reviews, only found features, no example without any), so
 a baseline reading photos trains on the examples PC2L's image input reads; a baseline that reads no features trains
 on every row of the split. Generation examples (`build_examples`) take the photos to show from the caller: the
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from gest_showcases.generation.train import PC2LDataArguments, load_split
+from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 
 CONDITIONING_INPUTS = ("image", "review", "ids", "references")
 # The s2 columns an example is made of (the image column of a folder built with --embed_images is never decoded).

@@ -6,6 +6,8 @@ A command lists its own argument dataclass and the groups below; `parse_args` tu
 
 - `OutputArguments`: `--output_dir`, the folder a command writes; `LegacyOutputArguments` also accepts the
   `--output` spelling of older releases, with a `FutureWarning`, for one release.
+- `DatasetArguments`: `--dataset`, the built dataset folder a command reads, and `--images`, the folder of its
+  photos when they lie outside it (the build's `--images`).
 - `DatasetConfigArguments`: `--dataset_config_name` (`raw`, `s1`, `s2`), as transformers' examples name it.
 - `--config FILE.yaml` on every command: the file's keys are the flags' names (without `--`); flags on the
   command line override them. A `--config` value that is not a `.yaml`/`.yml` file is the old spelling of
@@ -50,6 +52,20 @@ class LegacyOutputArguments(OutputArguments):
 
     def __post_init__(self):
         take_deprecated_spelling(self, "output", "output_dir", conflict="name different folders")
+
+
+@dataclass
+class DatasetArguments:
+    """The built dataset folder a command reads, and where its photos are."""
+
+    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output_dir)"})
+    images: str | None = field(
+        default=None,
+        metadata={
+            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
+            "--images); stored image paths may only lead into the dataset folder or this one"
+        },
+    )
 
 
 @dataclass
@@ -114,6 +130,16 @@ def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
     unknown = sorted(str(key) for key in values if key not in known)
     if unknown:
         raise InputError(f"{path}: unknown options {', '.join(unknown)}; see {parser.prog} --help")
+    # Text is read as the same text on the command line is: YAML reads `1e-4` (no dot) and quoted values as
+    # strings, which `parse_dict` would leave as strings in a float, int or bool field.
+    for action in parser._actions:
+        value = values.get(action.dest)
+        if isinstance(value, str) and action.type not in (None, str):
+            try:
+                values[action.dest] = action.type(value)
+            except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+                message = f"{path}: {action.dest}: {value!r} is not a valid value ({error}); fix the file"
+                raise InputError(message) from None
     return values
 
 

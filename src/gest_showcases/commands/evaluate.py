@@ -28,7 +28,7 @@ from gest_showcases.metrics.paper_tables import (
     score_generations,
     table2_intervals_markdown,
     table2_markdown,
-    write_report,
+    write_evaluation,
 )
 from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
 from gest_showcases.metrics.text import default_bertscore_model
@@ -137,7 +137,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
         for name, scores in truth_scores.items():
             rows[name].update(scores.metrics())
-    paths = write_report(rows, records, output_dir)
+    paths = write_evaluation(rows, records, output_dir)
     print(table2_markdown(rows))
     intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples)
     paths["table2_intervals_md"] = Path(output_dir) / "table2_intervals.md"

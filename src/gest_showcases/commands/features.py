@@ -22,21 +22,19 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.clip import DEFAULT_CLIP
 from gest_showcases.features.extract import KINDS, extract_features
 
-from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args, take_deprecated_spelling
+from .arguments import (
+    DatasetArguments,
+    DatasetConfigArguments,
+    LegacyOutputArguments,
+    parse_args,
+    take_deprecated_spelling,
+)
 
 
 @dataclass
 class FeatureArguments:
-    """Options of `gest-showcases features`."""
+    """Options of `gest-showcases features` (with `DatasetArguments`, `DatasetConfigArguments` and the output)."""
 
-    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output_dir)"})
-    images: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
-            "--images); stored image paths may only lead into the dataset folder or this one"
-        },
-    )
     clip_model: str = field(
         default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"}
     )
@@ -76,28 +74,33 @@ class FeatureOutputArguments(LegacyOutputArguments):
 
 def parse_feature_args(
     argv: list[str] | None = None, prog: str | None = None
-) -> tuple[FeatureArguments, DatasetConfigArguments, FeatureOutputArguments]:
-    args, data, output = parse_args(
-        (FeatureArguments, DatasetConfigArguments, FeatureOutputArguments),
+) -> tuple[DatasetArguments, FeatureArguments, DatasetConfigArguments, FeatureOutputArguments]:
+    dataset, args, config, output = parse_args(
+        (DatasetArguments, FeatureArguments, DatasetConfigArguments, FeatureOutputArguments),
         argv,
         prog,
         description=__doc__.split("\n")[0],
     )
     if output.output_dir is None:
         raise InputError("give the feature folder to write: --output_dir FEATDIR")
-    return args, data, output
+    return dataset, args, config, output
 
 
-def run(args: FeatureArguments, data: DatasetConfigArguments, output: FeatureOutputArguments) -> dict:
+def run(
+    dataset: DatasetArguments,
+    args: FeatureArguments,
+    config: DatasetConfigArguments,
+    output: FeatureOutputArguments,
+) -> dict:
     """`extract_features` with the command's options: `{kind: report}`."""
     return extract_features(
-        args.dataset,
+        dataset.dataset,
         output.output_dir,
-        images=args.images,
+        images=dataset.images,
         model=args.clip_model,
         vision_model=args.vision_model,
         kinds=args.kinds,
-        config=data.dataset_config_name,
+        config=config.dataset_config_name,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
         shard_size=args.shard_size,

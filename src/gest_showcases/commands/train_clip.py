@@ -23,23 +23,15 @@ from gest_showcases.features.clip_training import train
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
 
-from .arguments import LegacyOutputArguments, parse_args, take_deprecated_spelling
+from .arguments import DatasetArguments, LegacyOutputArguments, parse_args, take_deprecated_spelling
 
 METRICS_FILE = "train_clip_metrics.json"
 
 
 @dataclass
 class TrainClipArguments:
-    """Options of `gest-showcases train-clip`."""
+    """Options of `gest-showcases train-clip` (with `DatasetArguments` and the output)."""
 
-    dataset: str = field(metadata={"help": "built dataset folder (gest-showcases build --output_dir)"})
-    images: str | None = field(
-        default=None,
-        metadata={
-            "help": "folder of the dataset's photos when they are outside the dataset folder (the build's "
-            "--images); stored image paths may only lead into the dataset folder or this one"
-        },
-    )
     image_size: int = field(default=64, metadata={"help": "side of the model's square input images"})
     patch_size: int = field(default=8, metadata={"help": "ViT patch side"})
     hidden_size: int = field(default=64, metadata={"help": "width of both towers (MLP: 4x)"})
@@ -87,21 +79,26 @@ class TrainClipOutputArguments(LegacyOutputArguments):
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    args, output = parse_args(
-        (TrainClipArguments, TrainClipOutputArguments), argv, prog, description=__doc__.split("\n")[0]
+    data, args, output = parse_args(
+        (DatasetArguments, TrainClipArguments, TrainClipOutputArguments),
+        argv,
+        prog,
+        description=__doc__.split("\n")[0],
     )
     if output.output_dir is None:
         raise InputError("give the folder to save the CLIP into: --output_dir DIR")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Read first: a bad path should stop the command before the training, not after it.
     truth = SynthTruth.load(args.synth_truth) if args.synth_truth else None
-    options = {key: value for key, value in asdict(args).items() if key not in ("synth_truth", "epochs")}
+    options = asdict(data) | {
+        key: value for key, value in asdict(args).items() if key not in ("synth_truth", "epochs")
+    }
     summary = train(output_dir=output.output_dir, **options)
     summary["arguments"] = {**options, "synth_truth": args.synth_truth, "output_dir": output.output_dir}
     if truth is not None:
         # Measured on the saved checkpoint, loaded as `gest-showcases features` loads it.
         image_model, text_model = load_clip(output.output_dir)
-        summary["clip_quality"] = clip_quality(image_model, text_model, args.dataset, truth, args.images)
+        summary["clip_quality"] = clip_quality(image_model, text_model, data.dataset, truth, data.images)
     (Path(output.output_dir) / METRICS_FILE).write_text(json.dumps(summary, indent=2))
 
     retrieval = summary["validation_image_to_review"]

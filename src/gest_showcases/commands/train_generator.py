@@ -18,17 +18,35 @@ Options come from the command line, a YAML file (`--config`, which the command l
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser, TrainingArguments
+import datasets
+import yaml
+from transformers import AutoTokenizer, TrainingArguments
 
-from gest_showcases.baselines.data import GeneratorDataArguments, read_rows
+import gest_showcases.features
+from gest_showcases.baselines.collator import GeneratorCollator
+from gest_showcases.baselines.data import GeneratorDataArguments, feature_kinds, read_rows
 from gest_showcases.baselines.registry import MODEL_NAMES, PC2L_RUNS
-from gest_showcases.baselines.training import BaselineModelArguments
-from gest_showcases.generation.train import yaml_to_argv
+from gest_showcases.baselines.training import (
+    BaselineModelArguments,
+    GeneratorInputs,
+    generate_baseline,
+    generate_for_rows,
+    generation_records,
+    train_baseline,
+    write_generations,
+)
+from gest_showcases.generation.lora import load_lora_pc2l
+from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
+from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
+
+from . import train_pc2l
+from .arguments import CONFIG_FLAG, is_yaml_file, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -57,36 +75,51 @@ class TrainGeneratorArguments:
     generation_batch_size: int = 32
 
 
-def _expand_config(argv: list[str]) -> list[str]:
-    """`argv` with `--config FILE.yaml` replaced by the file's options, placed first so later options override them."""
-    if "--config" not in argv:
-        return argv
-    index = argv.index("--config")
-    return yaml_to_argv(argv[index + 1]) + argv[:index] + argv[index + 2 :]
+def _model_name(argv: list[str]) -> str | None:
+    """`--model` as the command line gives it, else as its `--config` file does: it decides the other options."""
+    front = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    front.add_argument("--model")
+    front.add_argument(CONFIG_FLAG)
+    known, _ = front.parse_known_args(argv)
+    if known.model is not None or known.config is None or not is_yaml_file(known.config):
+        return known.model
+    options = yaml.safe_load(Path(known.config).read_text(encoding="utf-8"))
+    return options.get("model") if isinstance(options, dict) else None
 
 
-def _full_parser(prog: str | None) -> HfArgumentParser:
-    return HfArgumentParser(
-        (TrainGeneratorArguments, BaselineModelArguments, GeneratorDataArguments, TrainingArguments),
-        prog=prog,
-        allow_abbrev=False,
-        epilog="With --model pc2l or gpt2-ce the other options are train-pc2l's (gest-showcases train-pc2l --help).",
+def _point_to_train_pc2l(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "With --model pc2l or gpt2-ce the other options are train-pc2l's (gest-showcases train-pc2l --help)."
+    )
+
+
+def parse_generator_args(argv: list[str] | None = None, prog: str | None = None) -> tuple:
+    """(`TrainGeneratorArguments`, model arguments, data arguments, `TrainingArguments`) from `argv` and `--config`.
+
+    The model and data arguments are train-pc2l's (`PC2LModelArguments`, `PC2LDataArguments`) for a PC2L run, with
+    the options that make that run (`PC2L_RUNS`) last so that they win; a baseline's otherwise. `--help` lists the
+    baselines' options (argparse prints them and exits), whichever `--model` is given.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    model = None if "-h" in argv or "--help" in argv else _model_name(argv)
+    if model in PC2L_RUNS:
+        dataclass_types = (TrainGeneratorArguments, PC2LModelArguments, PC2LDataArguments, TrainingArguments)
+        argv += PC2L_RUNS[model]
+    else:
+        dataclass_types = (
+            TrainGeneratorArguments,
+            BaselineModelArguments,
+            GeneratorDataArguments,
+            TrainingArguments,
+        )
+    return parse_args(
+        dataclass_types, argv, prog, description=__doc__.split("\n")[0], add_arguments=_point_to_train_pc2l
     )
 
 
 def _pc2l_generations(model_args, data_args, folder: str, rows: list[dict], decoding: dict):
     """(examples, texts) of the PC2L run in `folder`, from each row's own photos."""
-    from transformers import AutoTokenizer
-
-    from gest_showcases.baselines.collator import GeneratorCollator
-    from gest_showcases.baselines.data import feature_kinds
-    from gest_showcases.baselines.training import generate_for_rows
-    from gest_showcases.features import load_features
-    from gest_showcases.generation import PC2LForConditionalGeneration
-
     if model_args.lora:
-        from gest_showcases.generation.lora import load_lora_pc2l
-
         model = load_lora_pc2l(folder)
     else:
         model = PC2LForConditionalGeneration.from_pretrained(folder)
@@ -99,51 +132,29 @@ def _pc2l_generations(model_args, data_args, folder: str, rows: list[dict], deco
         max_reviews=config.max_reviews,
     )  # fmt: skip
     kind = config.image_features_read
-    tables = {name: load_features(data_args.features, name) for name in feature_kinds(inputs, kind)}
+    kinds = feature_kinds(inputs, kind)
+    tables = {name: gest_showcases.features.load_features(data_args.features, name) for name in kinds}
     return generate_for_rows(model.eval(), tokenizer, collator, rows, tables, kind, **decoding)
 
 
 def _baseline_generations(data_args, folder: str, rows: list[dict], decoding: dict):
     """(examples, texts) of the baseline in `folder`, from each row's own photos."""
-    from gest_showcases.baselines.data import feature_kinds
-    from gest_showcases.baselines.training import GeneratorInputs, generate_baseline
-    from gest_showcases.features import load_features
-
     record = GeneratorInputs.load(folder)
     kinds = feature_kinds(tuple(record.conditioning_inputs), record.image_kind)
-    tables = {kind: load_features(data_args.features, kind) for kind in kinds}
+    tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
     return generate_baseline(folder, data_args.dataset, rows, tables, **decoding)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    argv = _expand_config(list(sys.argv[1:] if argv is None else argv))
-    if "-h" in argv or "--help" in argv:
-        # Every option of the command (argparse prints them and exits), whichever --model is given.
-        _full_parser(prog).parse_args(["--help"])
-    front = HfArgumentParser(TrainGeneratorArguments, prog=prog, allow_abbrev=False, add_help=False)
-    args, rest = front.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    args, model_args, data_args, training_args = parse_generator_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model in PC2L_RUNS:
-        from gest_showcases.generation import train as train_pc2l
-
-        rest = rest + list(PC2L_RUNS[args.model])
-        status = train_pc2l.main(rest, prog)
-        if status:
-            return status
-        # The options train-pc2l read, for the test generations.
-        model_args, data_args, training_args = train_pc2l.parse_args(
-            rest, prog, (train_pc2l.PC2LModelArguments, train_pc2l.PC2LDataArguments, TrainingArguments)
-        )
+        train_pc2l.run(model_args, data_args, training_args)
 
         def generate(rows, decoding):
             return _pc2l_generations(model_args, data_args, training_args.output_dir, rows, decoding)
 
     else:
-        from gest_showcases.baselines.training import train_baseline
-
-        model_args, data_args, training_args = HfArgumentParser(
-            (BaselineModelArguments, GeneratorDataArguments, TrainingArguments), prog=prog, allow_abbrev=False
-        ).parse_args_into_dataclasses(args=rest)
         train_baseline(args.model, model_args, data_args, training_args)
 
         def generate(rows, decoding):
@@ -156,10 +167,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def write_test_generations(args: TrainGeneratorArguments, dataset: str, folder: str, generate) -> Path | None:
     """`GENERATIONS_FILE` in `folder`: `generate(rows, decoding)`'s texts for the `s2` test split of `dataset`."""
-    import datasets
-
-    from gest_showcases.baselines.training import generation_records, write_generations
-
     if "test" not in datasets.get_dataset_split_names(dataset, "s2"):
         logger.warning("%s has no s2 test split: no test generations written", dataset)
         return None

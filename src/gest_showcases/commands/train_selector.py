@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelerate import Accelerator
+from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from gest_showcases.data.build import load_built
@@ -32,8 +32,12 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.selection.configuration_dpp import DPPSelectorConfig
 from gest_showcases.selection.dataset import build_selection_dataset, training_pool_pics
-from gest_showcases.selection.train import write_table
-from gest_showcases.selection.training import METHODS, SelectorTrainingArguments, run_selection_ablation
+from gest_showcases.selection.training import (
+    METHODS,
+    SelectorTrainingArguments,
+    run_selection_ablation,
+    write_selection_table,
+)
 
 from .arguments import OutputArguments, parse_args, take_deprecated_spelling
 
@@ -84,20 +88,14 @@ class SelectorScriptArguments:
 
 @dataclass
 class SelectorCommandTrainingArguments(SelectorTrainingArguments):
-    """`SelectorTrainingArguments` with transformers' `--num_train_epochs`; `--num_epochs` works for one release."""
+    """`SelectorTrainingArguments` with the old `--num_epochs` spelling of `--num_train_epochs`, for one release."""
 
-    # The library reads `num_epochs`: it holds the deprecated flag's value until `__post_init__` sets it to
-    # `num_train_epochs`, so the instance passes for a `SelectorTrainingArguments`.
     num_epochs: int | None = field(
         default=None, metadata={"help": "deprecated spelling of --num_train_epochs (kept for one release)"}
-    )
-    num_train_epochs: int = field(
-        default=SelectorTrainingArguments.num_epochs, metadata={"help": "Passes over the training set."}
     )
 
     def __post_init__(self):
         take_deprecated_spelling(self, "num_epochs", "num_train_epochs")
-        self.num_epochs = self.num_train_epochs
 
 
 @dataclass
@@ -124,7 +122,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArguments, output_dir: str) -> None:
     """Train the selectors of `script_args.methods`, write Table 3 and the models into `output_dir`."""
-    accelerator = Accelerator(cpu=script_args.use_cpu)
     set_seed(train_args.seed)
     splits = load_built(script_args.dataset, "s1")
     image_table = load_features(script_args.features, "image")
@@ -151,14 +148,15 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
         eval_dataset,
         base_config,
         train_args,
-        accelerator,
         tuple(script_args.methods),
         validation_dataset,
+        output_dir=output_dir,
+        use_cpu=script_args.use_cpu,
     )
-    if accelerator.is_main_process:
+    if PartialState().is_main_process:
         output_dir = Path(output_dir)
         counts = {script_args.train_split: len(train_dataset), script_args.eval_split: len(eval_dataset)}
-        print(write_table(results, train_args.top_k, output_dir, counts))
+        print(write_selection_table(results, train_args.top_k, output_dir, counts))
         for mode, model in models.items():
             model.save_pretrained(output_dir / f"selector-{mode}")
 

@@ -35,6 +35,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically
 from gest_showcases.numerics import check_finite_rows
 
 logger = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class FeatureCache:
                 "normalized": normalized,
                 "shards": {},
             }
-            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+            write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
         # Leftovers of a run killed while writing: never renamed, so never counted as done.
         for partial in self.directory.glob(".tmp-*"):
             partial.unlink(missing_ok=True)
@@ -198,7 +199,7 @@ class FeatureCache:
             )
         if verified != recorded:
             self.manifest["shards"] = verified
-            _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+            write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
 
     def shard_paths(self) -> list[Path]:
         return sorted(self.directory.glob("shard-*.safetensors"))
@@ -227,7 +228,7 @@ class FeatureCache:
         # Recorded after the rename: a shard on disk but not in the manifest is one a killed run never
         # finished recording, and the next run recomputes it.
         self.manifest["shards"][path.name] = hashlib.sha256(data).hexdigest()
-        _atomic_write_text(self.manifest_path, json.dumps(self.manifest, indent=2))
+        write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
         return path
 
 
@@ -255,12 +256,6 @@ def _parse_shard(path: Path, data: bytes) -> tuple[list[str], torch.Tensor]:
             f"{tuple(embeddings.shape)}; rerun `gest-showcases features` with the same --output to recompute it"
         )
     return ids, embeddings
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _read_manifest_file(path: Path) -> dict:

@@ -14,9 +14,11 @@ backbone (`vision`) features are stored as the model returns them.
 Text and CLIP's 77-token limit: CLIP's text tower reads at most 77 tokens (start and end-of-text
 included) and its text embedding is read at the end-of-text position. Reviews are therefore split
 into sentences (`split_sentences`) and each sentence is embedded on its own; a review's embedding is
-the renormalised mean of its sentences'. A sentence still longer than 77 tokens is truncated by the
-tokenizer *before* the special tokens are added, so every sequence keeps its end-of-text token
-(cutting it off would make CLIP read the embedding at an arbitrary word).
+the renormalised mean of its sentences' (`TextFeatureModel.encode_reviews`, which the showcase
+pipeline calls too, so a request's features are those training read from the cache). A sentence still
+longer than 77 tokens is truncated by the tokenizer *before* the special tokens are added, so every
+sequence keeps its end-of-text token (cutting it off would make CLIP read the embedding at an arbitrary
+word).
 """
 
 from __future__ import annotations
@@ -108,6 +110,23 @@ class ImageFeatureModel:
 
 
 @dataclass
+class ReviewEmbeddings:
+    """CLIP text features of reviews, from `TextFeatureModel.encode_reviews`.
+
+    Args:
+        reviews (`torch.Tensor` of shape `(n_reviews, D)`): one L2-normalised row per text with a sentence (texts
+            without any are left out), in the texts' order: the renormalised mean of its sentences' rows.
+        sentences (`torch.Tensor` of shape `(n_sentences, D)`): one L2-normalised row per sentence of
+            `split_sentences(text)`, text after text.
+        sentence_counts (`list[int]`): sentences per text, in the texts' order (0: the text has no review row).
+    """
+
+    reviews: torch.Tensor
+    sentences: torch.Tensor
+    sentence_counts: list[int]
+
+
+@dataclass
 class TextFeatureModel:
     """CLIP's text tower ready to run; texts longer than 77 tokens are truncated keeping end-of-text."""
 
@@ -133,6 +152,28 @@ class TextFeatureModel:
             ).to(self.device)
             out[rows] = self.encoder(tokens["input_ids"], tokens["attention_mask"]).float().cpu()
         return out
+
+    def encode_reviews(self, texts: Sequence[str], batch_size: int = 256) -> ReviewEmbeddings:
+        """Review texts -> their sentences' embeddings and each review's, the renormalised mean of its sentences'.
+
+        The one definition of a review's CLIP features: `extract_text_features` caches them for training and
+        `ShowcasePipeline` computes them for a request, so both read the same numbers. Each sentence is encoded on
+        its own (CLIP reads 77 tokens at most), `batch_size` sentences per forward pass.
+        """
+        sentences = [split_sentences(text) for text in texts]
+        counts = [len(pieces) for pieces in sentences]
+        flat = [piece for pieces in sentences for piece in pieces]
+        sentence_embeds = self.encode(flat, batch_size)  # [S, D]
+        # Which text each sentence comes from, [S].
+        owner = torch.repeat_interleave(torch.tensor(counts, dtype=torch.long))
+        # Mean of each review's sentence vectors via one scatter-add: [S, D] -> [len(texts), D].
+        sums = torch.zeros(len(texts), sentence_embeds.shape[1]).index_add_(0, owner, sentence_embeds)
+        has_sentences = torch.tensor([count > 0 for count in counts], dtype=torch.bool)
+        return ReviewEmbeddings(
+            reviews=torch.nn.functional.normalize(sums[has_sentences], dim=-1),
+            sentences=sentence_embeds,
+            sentence_counts=counts,
+        )
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -383,25 +424,13 @@ def extract_text_features(
     starts = range(0, len(share), shard_size)
     for start in tqdm(starts, desc="text features", disable=not state.is_main_process):
         chunk = share[start : start + shard_size]
-        sentences = [split_sentences(text) for _, text in chunk]
-        owner = torch.tensor([row for row, pieces in enumerate(sentences) for _ in pieces], dtype=torch.long)
-        flat = [piece for pieces in sentences for piece in pieces]
-        sentence_embeds = model.encode(flat, batch_size) if flat else torch.zeros(0, 1)
-        sentence_ids = [
-            f"{key}#{i}"
-            for (key, _), pieces in zip(chunk, sentences, strict=True)
-            for i in range(len(pieces))
-        ]
-        # Mean of each review's sentence vectors via one scatter-add: [n_sentences, D] -> [n_reviews, D].
-        sums = torch.zeros(len(chunk), sentence_embeds.shape[1]).index_add_(0, owner, sentence_embeds)
-        has_text = torch.tensor([bool(pieces) for pieces in sentences], dtype=torch.bool)
-        review_ids = [key for (key, _), keep in zip(chunk, has_text.tolist(), strict=True) if keep]
-        review_embeds = torch.nn.functional.normalize(sums[has_text], dim=-1)
-        sentence_writer.add(sentence_ids, sentence_embeds if sentence_ids else None)
+        encoded = model.encode_reviews([text for _, text in chunk], batch_size)
+        counts = list(zip([key for key, _ in chunk], encoded.sentence_counts, strict=True))
+        sentence_ids = [f"{key}#{i}" for key, count in counts for i in range(count)]
+        review_ids = [key for key, count in counts if count]
+        sentence_writer.add(sentence_ids, encoded.sentences if sentence_ids else None)
         review_writer.add(
-            review_ids,
-            review_embeds if review_ids else None,
-            [k for (k, _), keep in zip(chunk, has_text.tolist(), strict=True) if not keep],
+            review_ids, encoded.reviews if review_ids else None, [key for key, count in counts if not count]
         )
         sentence_writer.flush()
         review_writer.flush()

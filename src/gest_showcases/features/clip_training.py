@@ -16,7 +16,8 @@ learn faster; single sentences carry it in some pairs only. Neither annotations 
 explanation classifier's supervised data, ground truth is for evaluation only.
 
 - Loss: CLIP's symmetric InfoNCE loss (`return_loss=True`, learnt temperature), minimised by AdamW
-  with a linear warm-up and cosine decay.
+  with a linear warm-up and cosine decay, gradients clipped at norm 1, on a `transformers.Trainer`
+  ([`StandInCLIPTrainer`]).
 - Bag-of-tokens helper (`--bag_of_tokens_weight`): two transformer towers trained from scratch against
   each other on a thousand pairs learn to match the training pairs but not what the photos show (on
   Gest-Synth their image features told dishes apart no better than a random-init ViT's). A linear
@@ -56,11 +57,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import CLIPImageProcessor, CLIPModel, CLIPTokenizer
+from transformers import (
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPTokenizer,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_step
+from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
 
 from .clip import CLIP_MAX_TOKENS
 from .clip_standin import build_clip, train_clip_tokenizer
@@ -158,6 +167,105 @@ def _tokens(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> dict[str, torch.T
     return tokenizer(
         list(texts), padding="longest", truncation=True, max_length=CLIP_MAX_TOKENS, return_tensors="pt"
     )
+
+
+class CLIPWithBagOfTokens(torch.nn.Module):
+    """The stand-in CLIP and its bag-of-tokens helper as the one module that is trained: `forward` returns CLIP's
+    InfoNCE loss plus `bag_of_tokens_weight` times the helper's, and the optimizer and the gradient clipping see
+    the parameters of both.
+
+    Args:
+        clip (`CLIPModel`): the stand-in CLIP.
+        bag_of_tokens ([`BagOfTokens`]): the helper text encoder.
+        bag_of_tokens_weight (`float`): weight of the helper's loss (0: plain CLIP training).
+    """
+
+    def __init__(self, clip: CLIPModel, bag_of_tokens: BagOfTokens, bag_of_tokens_weight: float):
+        super().__init__()
+        self.clip = clip
+        self.bag_of_tokens = bag_of_tokens
+        self.bag_of_tokens_weight = bag_of_tokens_weight
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
+    ) -> torch.Tensor:
+        output = self.clip(
+            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, return_loss=True
+        )
+        loss = output.loss
+        if self.bag_of_tokens_weight:
+            # The same temperature and image embeddings as CLIP's own loss; [B, B] logits.
+            text_embeds = self.bag_of_tokens(input_ids, attention_mask)
+            bag_logits = self.clip.logit_scale.exp() * output.image_embeds @ text_embeds.T
+            loss = loss + self.bag_of_tokens_weight * symmetric_info_nce(bag_logits)
+        return loss
+
+
+@dataclass
+class ImageTextCollator:
+    """Makes a training batch of (photo, text) pairs from photos given by their row in `reviews`.
+
+    Each photo's text is its review's (`pair_with="review"`) or one sentence of it drawn with `random.choice`
+    every time the photo is seen (`"sentence"`).
+    """
+
+    reviews: PairedReviews
+    tokenizer: CLIPTokenizer
+    preprocessing: ImagePreprocessing
+    pair_with: str = "review"
+
+    def __call__(self, images: list[int]) -> dict[str, torch.Tensor]:
+        batch = torch.tensor(images)
+        reviews = self.reviews.image_review[batch].tolist()
+        if self.pair_with == "review":
+            texts = [self.reviews.texts[review] for review in reviews]
+        else:
+            texts = [random.choice(self.reviews.sentences[review]) for review in reviews]
+        pixel_values = self.preprocessing.normalize(self.reviews.pixels[batch])
+        return {**_tokens(self.tokenizer, texts), "pixel_values": pixel_values}
+
+
+class TemperatureCap(TrainerCallback):
+    """CLIP's cap on the learnt temperature, after every optimizer step: logits at most 100x the cosine."""
+
+    def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+        with torch.no_grad():
+            model.clip.logit_scale.clamp_(0, math.log(100))
+
+
+class StandInCLIPTrainer(Trainer):
+    """A `Trainer` for [`CLIPWithBagOfTokens`] on an [`ImageTextCollator`]'s batches (a dataset of photo rows).
+
+    What differs from the stock `Trainer`: each epoch is one permutation of the photos drawn from a generator seeded
+    once with `args.seed` ([`EpochPermutationSampler`]); the model returns its loss; a non-finite loss or gradient
+    stops training with `NonFiniteError` before the optimizer step; the loss and size of every batch are kept in
+    `step_losses`; logs go to `logging`, not stdout. Give the optimizer and schedule as `optimizers`, and
+    [`TemperatureCap`] as a callback.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.step_losses: list[tuple[float, int]] = []
+        log_to_logger(self, logger)
+
+    def _get_train_sampler(self, train_dataset=None) -> EpochPermutationSampler:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        return EpochPermutationSampler(len(dataset), self.args.seed)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = model(**inputs)
+        return (loss, None) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        batch_size = len(inputs["pixel_values"])
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Before the step: a NaN gradient would make every weight NaN, and that model would be saved.
+        epoch = int(self.state.epoch or 0) + 1
+        value = check_finite_step(
+            loss, self.state.global_step + 1, model.parameters(), where=f"epoch {epoch}"
+        )
+        self.step_losses.append((value, batch_size))
+        return loss
 
 
 @torch.no_grad()
@@ -265,7 +373,8 @@ def train(
         projection_dim,
     )
     bag_of_tokens = BagOfTokens(len(tokenizer), projection_dim)
-    parameters = [*model.named_parameters(), *bag_of_tokens.named_parameters(prefix="bag_of_tokens")]
+    trained = CLIPWithBagOfTokens(model, bag_of_tokens, bag_of_tokens_weight)
+    parameters = list(trained.named_parameters())
     decay = [p for n, p in parameters if p.ndim >= 2 and "embedding" not in n]
     no_decay = [p for n, p in parameters if not (p.ndim >= 2 and "embedding" not in n)]
     optimizer = torch.optim.AdamW(
@@ -282,46 +391,39 @@ def train(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    generator = torch.Generator().manual_seed(seed)
+    # The photos' order is the sampler's own generator's; torch's and NumPy's global state is kept for the caller.
+    # Python's `random` draws the sentences (seeded above, as `Trainer` seeds it again): the caller sees those draws.
+    with kept_global_random_state(python=False):
+        trainer = StandInCLIPTrainer(
+            model=trained,
+            args=TrainingArguments(
+                output_dir=str(output_dir),
+                per_device_train_batch_size=batch_size,
+                num_train_epochs=num_train_epochs,
+                learning_rate=learning_rate,
+                weight_decay=weight_decay,
+                max_grad_norm=1.0,
+                seed=seed,
+                save_strategy="no",
+                logging_strategy="epoch",
+                report_to="none",
+                use_cpu=True,
+                dataloader_pin_memory=False,
+                remove_unused_columns=False,
+            ),
+            data_collator=ImageTextCollator(train_set, tokenizer, preprocessing, pair_with),
+            train_dataset=list(range(len(train_set.pixels))),
+            optimizers=(optimizer, scheduler),
+            callbacks=[TemperatureCap()],
+        )
+        trainer.train()
     losses: list[float] = []
-    progress = tqdm(total=total_steps, desc="training CLIP", unit="step")
     for epoch in range(num_train_epochs):
-        model.train()
         epoch_loss = 0.0
-        batches = torch.randperm(len(train_set.pixels), generator=generator).split(batch_size)
-        for number, batch in enumerate(batches, start=1):
-            reviews = train_set.image_review[batch].tolist()
-            if pair_with == "review":
-                texts = [train_set.texts[review] for review in reviews]
-            else:  # a sentence of the review, drawn anew every time the image is seen
-                texts = [random.choice(train_set.sentences[review]) for review in reviews]
-            tokens = _tokens(tokenizer, texts)
-            output = model(
-                **tokens, pixel_values=preprocessing.normalize(train_set.pixels[batch]), return_loss=True
-            )
-            loss = output.loss
-            if bag_of_tokens_weight:
-                # The same temperature and image embeddings as CLIP's own loss; [B, B] logits.
-                bag_logits = model.logit_scale.exp() * output.image_embeds @ bag_of_tokens(**tokens).T
-                loss = loss + bag_of_tokens_weight * symmetric_info_nce(bag_logits)
-            optimizer.zero_grad()
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_([p for _, p in parameters], 1.0)
-            # Before the step: a NaN gradient would make every weight NaN, and that model would be saved.
-            loss_value = check_finite_step(
-                loss, epoch * steps_per_epoch + number, grad_norm=grad_norm, where=f"epoch {epoch + 1}"
-            )
-            optimizer.step()
-            scheduler.step()
-            # CLIP's cap on the learnt temperature: logits at most 100x the cosine.
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            epoch_loss += loss_value * len(batch)
-            progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_value:.3f}")
+        for loss_value, size in trainer.step_losses[epoch * steps_per_epoch : (epoch + 1) * steps_per_epoch]:
+            epoch_loss += loss_value * size
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
-    progress.close()
     retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, batch_size)
     output_dir = Path(output_dir)
     model.eval().save_pretrained(output_dir)

@@ -24,16 +24,23 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from gest_showcases.data.build import build_dataset
 from gest_showcases.data.records import split_sentences
 from gest_showcases.numerics import check_finite_rows, check_finite_step
+from gest_showcases.trainer_utils import (
+    EpochPermutationSampler,
+    drop_use_cache,
+    kept_global_random_state,
+    log_to_logger,
+)
 
 from .cache import FeatureTable, load_features
 from .clip import ImageFeatureModel, TextFeatureModel, extract_image_features
@@ -104,6 +111,67 @@ def split_indices(
 
 
 @dataclass
+class PairCollator:
+    """Gathers a batch of annotated pairs, given by row number, into the classifier's inputs.
+
+    Args:
+        text_embeds (`torch.Tensor` of shape `(num_pairs, text_dim)`): the sentences' embeddings.
+        image_embeds (`torch.Tensor` of shape `(num_pairs, image_dim)`): the images' embeddings.
+        labels (`torch.Tensor` of shape `(num_pairs,)`): 1.0 when the sentence describes the image.
+    """
+
+    text_embeds: torch.Tensor
+    image_embeds: torch.Tensor
+    labels: torch.Tensor
+
+    def __call__(self, rows: list[int]) -> dict[str, torch.Tensor]:
+        index = torch.tensor(rows)
+        return {
+            "text_embeds": self.text_embeds[index],
+            "image_embeds": self.image_embeds[index],
+            "labels": self.labels[index],
+        }
+
+
+def compute_auc(eval_prediction: EvalPrediction) -> dict[str, float]:
+    """`compute_metrics` of [`ExplanationClassifierTrainer`]: ROC AUC of the probabilities (`predictions`)."""
+    scores = torch.as_tensor(eval_prediction.predictions)
+    return {"auc": roc_auc(scores, torch.as_tensor(eval_prediction.label_ids))}
+
+
+class ExplanationClassifierTrainer(Trainer):
+    """A `Trainer` for [`ExplanationClassifier`] on annotated pairs (datasets of row numbers, [`PairCollator`]).
+
+    What differs from the stock `Trainer`: each epoch is one permutation of the training pairs drawn from a generator
+    seeded once with `args.seed` ([`EpochPermutationSampler`]); the optimizer is `torch.optim.Adam`; a non-finite loss
+    or gradient stops training with `NonFiniteError` before the optimizer step; logs go to `logging` (debug level:
+    one evaluation per epoch over hundreds of epochs), not stdout.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        drop_use_cache(self.model.config)
+        log_to_logger(self, logger, logging.DEBUG)
+
+    def _get_train_sampler(self, train_dataset=None) -> EpochPermutationSampler:
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        return EpochPermutationSampler(len(dataset), self.args.seed)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            parameters = (self.model if model is None else model).parameters()
+            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
+        return self.optimizer
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # Before the step: a NaN gradient would make every weight NaN. `state.epoch` is the fraction of epochs done.
+        epoch = int(self.state.epoch or 0) + 1
+        check_finite_step(loss, self.state.global_step + 1, model.parameters(), where=f"epoch {epoch}")
+        return loss
+
+
+@dataclass
 class TrainingResult:
     """The trained classifier and its scores: AUC/F1 per split, the threshold chosen on validation."""
 
@@ -125,9 +193,10 @@ def train_explanation_classifier(
 ) -> TrainingResult:
     """Train Φ on pairs (row i: sentence `text_embeds[i]`, image `image_embeds[i]`, `labels[i]` in {0, 1}).
 
-    Pairs are split 8:1:1 with `seed`; Adam on mean BCE; the weights of the epoch with the best
-    validation AUC are kept; the threshold maximises validation F1. `interaction` adds the product
-    features (see `ExplanationClassifierConfig`).
+    Pairs are split 8:1:1 with `seed`; [`ExplanationClassifierTrainer`] minimises the mean BCE with Adam, on CPU; the
+    weights of the epoch with the best validation AUC are kept (the earliest on ties, `load_best_model_at_end`);
+    the threshold maximises validation F1. `interaction` adds the product features (see
+    `ExplanationClassifierConfig`).
 
     Returns:
         `TrainingResult` with metrics `{train,validation,test}_{auc,f1}`, `threshold`, split sizes.
@@ -151,30 +220,47 @@ def train_explanation_classifier(
         clip_fingerprint=clip_fingerprint,
     )
     model = ExplanationClassifier(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    generator = torch.Generator().manual_seed(seed)
-    train = splits["train"]
+    # The training's randomness is its own generator's: the caller's global random state is kept.
+    with (
+        tempfile.TemporaryDirectory(prefix="explanation-classifier-") as checkpoints,
+        kept_global_random_state(),
+    ):
+        trainer = ExplanationClassifierTrainer(
+            model=model,
+            args=TrainingArguments(
+                output_dir=checkpoints,
+                learning_rate=learning_rate,
+                lr_scheduler_type="constant",
+                weight_decay=0.0,
+                max_grad_norm=0.0,  # no clipping
+                per_device_train_batch_size=batch_size,
+                per_device_eval_batch_size=len(splits["validation"]),  # scored at once
+                num_train_epochs=epochs,
+                seed=seed,
+                eval_strategy="epoch",
+                save_strategy="best",
+                metric_for_best_model="auc",
+                load_best_model_at_end=True,
+                save_total_limit=1,
+                save_only_model=True,
+                logging_strategy="no",
+                report_to="none",
+                use_cpu=True,
+                dataloader_pin_memory=False,
+                remove_unused_columns=False,
+            ),
+            data_collator=PairCollator(text_embeds, image_embeds, labels),
+            train_dataset=splits["train"].tolist(),
+            eval_dataset=splits["validation"].tolist(),
+            compute_metrics=compute_auc,
+        )
+        trainer.train(ignore_keys_for_eval=["logits", "hidden_states"])  # the probabilities are scored
+    model.eval()
 
     def scores(indices: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return model(text_embeds[indices], image_embeds[indices]).probabilities
 
-    best_auc, best_state = -1.0, None
-    step = 0
-    for epoch in tqdm(range(epochs), desc="training explanation classifier"):
-        model.train()
-        for batch in train[torch.randperm(len(train), generator=generator)].split(batch_size):
-            loss = model(text_embeds[batch], image_embeds[batch], labels[batch]).loss
-            optimizer.zero_grad()
-            loss.backward()
-            step += 1
-            check_finite_step(loss, step, model.parameters(), where=f"epoch {epoch + 1}")
-            optimizer.step()
-        model.eval()
-        auc = roc_auc(scores(splits["validation"]), labels[splits["validation"]])
-        if auc > best_auc:
-            best_auc, best_state = auc, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
     threshold, _ = best_f1_threshold(scores(splits["validation"]), labels[splits["validation"]])
     model.config.threshold = threshold
     metrics: dict[str, float] = {"threshold": threshold}

@@ -3,7 +3,7 @@
 The command is `gest-showcases features` (`gest_showcases.commands.features`):
 
     gest-showcases features --dataset DIR --images IMAGES --output_dir FEATDIR \\
-        [--model openai/clip-vit-base-patch32]
+        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1]
     accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.commands.features --dataset DIR ...
 
 Writes FEATDIR/{image,review,sentence,vision}/ (see `gest_showcases.features.cache`). Rerunning

@@ -8,9 +8,10 @@ other reviews) and, for CCL, `negative` (the entity-swapped target from `negativ
 from dataclasses import dataclass
 
 import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase
+
+from gest_showcases.tensors import pad_ragged
 
 
 class PC2LDataset(Dataset):
@@ -49,15 +50,6 @@ class PC2LDataset(Dataset):
         return {name: values[index] for name, values in self.columns.items()}
 
 
-def _pad_features(features: list[torch.Tensor], limit: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack [n_i, D] tensors (first `limit` rows each) into [B, max n_i, D] zeros-padded, and a [B, max n_i] mask."""
-    kept = [feature[:limit].float() for feature in features]
-    lengths = torch.tensor([len(feature) for feature in kept])
-    padded = pad_sequence(kept, batch_first=True)  # [B, N, D]
-    mask = torch.arange(padded.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)  # [B, N]
-    return padded, mask
-
-
 @dataclass
 class PC2LCollator:
     """Pads variable numbers of images and reviews (with masks) and tokenises targets and hard negatives.
@@ -85,30 +77,33 @@ class PC2LCollator:
         bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         return [[bos, *ids[: self.max_length - 2], eos] for ids in body]
 
-    def _pad(self, sequences: list[list[int]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pad = (
-            self.tokenizer.pad_token_id
-            if self.tokenizer.pad_token_id is not None
-            else self.tokenizer.eos_token_id
-        )
-        ids = torch.full((len(sequences), length), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), length), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
-        return ids, mask
+    @property
+    def pad_token_id(self) -> int:
+        """The id padding uses: the tokenizer's pad token, else EOS (GPT-2 has no pad token)."""
+        tokenizer = self.tokenizer
+        return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids `[B, T]` right-padded with `pad_token_id` to the longest, and the long attention mask."""
+        rows = [torch.tensor(sequence, dtype=torch.long) for sequence in sequences]
+        ids, mask = pad_ragged(rows, padding_value=self.pad_token_id)
+        return ids, mask.long()
+
+    def _features(self, examples: list[dict], column: str, limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """float `[B, N, D]`: the first `limit` rows of each example's `column`, zeros-padded; and the mask."""
+        return pad_ragged([example[column].float() for example in examples], limit=limit)
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         batch = {}
         num_inputs = torch.zeros(len(examples), dtype=torch.long)
         if "image_features" in examples[0]:
-            batch["image_features"], batch["image_mask"] = _pad_features(
-                [example["image_features"] for example in examples], self.max_images
+            batch["image_features"], batch["image_mask"] = self._features(
+                examples, "image_features", self.max_images
             )
             num_inputs += batch["image_mask"].sum(1)
         if "review_features" in examples[0]:
-            batch["review_features"], batch["review_mask"] = _pad_features(
-                [example["review_features"] for example in examples], self.max_reviews
+            batch["review_features"], batch["review_mask"] = self._features(
+                examples, "review_features", self.max_reviews
             )
             num_inputs += batch["review_mask"].sum(1)
         if (num_inputs == 0).any():
@@ -119,11 +114,13 @@ class PC2LCollator:
         negatives = (
             self._tokenize([example["negative"] for example in examples]) if self.with_negatives else []
         )
-        length = max(len(sequence) for sequence in targets + negatives)
-        batch["input_ids"], batch["attention_mask"] = self._pad(targets, length)
+        # Padded together, so that the negatives have the targets' length and the decoder reads both in one call.
+        ids, mask = self._pad(targets + negatives)
+        size = len(targets)
+        batch["input_ids"], batch["attention_mask"] = ids[:size], mask[:size]
         batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         if self.with_negatives:
-            batch["negative_input_ids"], batch["negative_attention_mask"] = self._pad(negatives, length)
+            batch["negative_input_ids"], batch["negative_attention_mask"] = ids[size:], mask[size:]
         return batch
 
 

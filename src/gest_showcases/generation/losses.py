@@ -74,17 +74,26 @@ def cross_modal_contrastive_loss(
     return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
-def personality_weights(review_means: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 10: `f(i, j) = alpha ** (1 - sim(R~_i, R~_j))` [B, B]; the diagonal (positive pairs) is 1.
+def personality_log_weights(review_means: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 10 in log space, the one place it is computed: `log f(i, j) = (1 - sim(R~_i, R~_j)) * log(alpha)` [B, B],
+    0 on the diagonal (positive pairs). Log space because PCL adds the weights inside its softmax, where they stay
+    stable.
 
     Args:
         review_means (`torch.Tensor` of shape `(batch_size, feature_dim)`): `R~`, each user's mean
             history-review feature.
         alpha (`float`): the base, > 1; users with distinct histories get heavier negatives.
     """
-    similarity = cosine_similarity_matrix(review_means, review_means)
-    weights = torch.pow(alpha, 1.0 - similarity)
-    return weights.fill_diagonal_(1.0)
+    log_weights = (1.0 - cosine_similarity_matrix(review_means, review_means)) * math.log(alpha)
+    return log_weights.fill_diagonal_(0.0)
+
+
+def personality_weights(review_means: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Eq. 10: `f(i, j) = alpha ** (1 - sim(R~_i, R~_j))` [B, B]; the diagonal (positive pairs) is 1.
+
+    Args: as [`personality_log_weights`], whose exponential this is.
+    """
+    return personality_log_weights(review_means, alpha).exp()
 
 
 def personalized_contrastive_loss(
@@ -107,9 +116,7 @@ def personalized_contrastive_loss(
         `torch.Tensor` of shape `()`: the mean over the batch.
     """
     logits = cosine_similarity_matrix(review_embeds, target_embeds) / temperature  # [B, B]
-    # log f(i, j) = (1 - sim) * log(alpha), 0 on the diagonal: weighting inside the softmax keeps it stable.
-    log_weights = (1.0 - cosine_similarity_matrix(review_means, review_means)) * math.log(alpha)
-    log_weights = log_weights.fill_diagonal_(0.0).detach()
+    log_weights = personality_log_weights(review_means, alpha).detach()  # log f of eq. 10, inside the softmax
     return F.cross_entropy(logits + log_weights, torch.arange(logits.shape[0], device=logits.device))
 
 
@@ -171,8 +178,9 @@ def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dic
         log_weights = None
         if config.review_contrastive == "pcl":
             review_means = masked_mean(inputs["review_features"], inputs["review_mask"])  # R~ of eq. 10
-            similarity = F.cosine_similarity(review_means, review_means.roll(-1, dims=0), dim=-1)
-            log_weights = [((1.0 - similarity) * math.log(config.pcl_alpha)).detach()]
+            rows = torch.arange(review_means.shape[0], device=review_means.device)
+            # log f(i, i + 1) of eq. 10: the next example's reviews are example i's one negative
+            log_weights = [personality_log_weights(review_means, config.pcl_alpha)[rows, rows.roll(-1)].detach()]
         return likelihood_contrastive_loss(
             outputs.target_log_likelihood, [outputs.review_swapped_log_likelihood], log_weights
         )
@@ -218,6 +226,7 @@ __all__ = [
     "image_contrastive_loss",
     "info_nce",
     "likelihood_contrastive_loss",
+    "personality_log_weights",
     "personality_weights",
     "personalized_contrastive_loss",
     "review_contrastive_loss",

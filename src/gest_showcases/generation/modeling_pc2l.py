@@ -20,11 +20,19 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, GPT2LMHeadModel, GPT2Model, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    GenerationMixin,
+    GPT2LMHeadModel,
+    GPT2Model,
+    PreTrainedModel,
+)
 from transformers import initialization as init
+from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .compiled_generation import StaticDecodingCache, static_decoding_cache
 from .configuration_pc2l import PC2LConfig, PC2LGenerationConfig
@@ -34,7 +42,10 @@ from .gated_cross_attention import (
     PC2LTanhGate,
     add_gated_cross_attention,
     cross_attention_bias,
+    decoder_layers,
 )
+
+logger = logging.get_logger(__name__)
 
 # Rows of the modality embedding table.
 IMAGE_MODALITY, REVIEW_MODALITY = 0, 1
@@ -43,6 +54,23 @@ IMAGE_MODALITY, REVIEW_MODALITY = 0, 1
 # installed release's name. Supporting both lets checkpoints (and their shipped code) run on either, e.g. on
 # machines pinned to 5.17. GPT-2 gets the cache positionally for the same reason.
 CACHE_KEY = "cache" if "cache" in inspect.signature(GPT2Model.forward).parameters else "past_key_values"
+# Decoder config entries that describe where a checkpoint came from or what a call returns, not its weights or
+# computation: a decoder passed to `PC2LForConditionalGeneration(config, decoder=...)` may differ from
+# `config.decoder` in these and nothing else.
+DECODER_CONFIG_METADATA = frozenset(
+    {
+        "_name_or_path",
+        "architectures",
+        "transformers_version",
+        "dtype",
+        "torch_dtype",
+        "quantization_config",
+        "use_cache",
+        "output_hidden_states",
+        "output_attentions",
+        "return_dict",
+    }
+)
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -79,6 +107,29 @@ def _next_example(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.roll(-1, dims=0)
 
 
+def _fuse_tanh_gelu(decoder: PreTrainedModel) -> None:
+    """GPT-2's activation ("gelu_new", the tanh approximation of GELU) as PyTorch's one kernel (`GELUTanh`).
+
+    transformers' `NewGELUActivation` composes it of seven tensor ops and keeps three of their [B, L, 4D] results
+    for backward besides its input: a quarter of what a PC2L training step saves at GPT-2-small size (issue 18).
+    The kernel computes the same function (to 5e-7, rounding); it has no weights, so checkpoints are unchanged.
+    """
+    for module in decoder.modules():
+        for name, child in module.named_children():
+            if type(child) is NewGELUActivation:
+                setattr(module, name, GELUTanh())
+
+
+def _drop_gguf_quantization(decoder: PreTrainedModel) -> None:
+    """Mark a decoder loaded from a GGUF file, whose weights transformers dequantised, as the plain float model it
+    is: a PC2L checkpoint must claim no GGUF quantisation, and nothing may treat the decoder as quantised."""
+    quantizer = getattr(decoder, "hf_quantizer", None)
+    if quantizer is not None:
+        quantizer.remove_quantization_config(decoder)  # the config's `quantization_config` included
+    elif hasattr(decoder.config, "quantization_config"):  # releases that load GGUF files without a quantizer
+        del decoder.config.quantization_config
+
+
 class PC2LEncoderLayer(GradientCheckpointingLayer):
     """Pre-LayerNorm transformer layer: bidirectional self-attention over the input tokens, then a feed-forward.
 
@@ -99,20 +150,59 @@ class PC2LEncoderLayer(GradientCheckpointingLayer):
         self.fc1 = nn.Linear(width, config.encoder_ffn_dim)
         self.fc2 = nn.Linear(config.encoder_ffn_dim, width)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """`hidden_states` [B, S, D]; `attention_mask` [B, 1, 1, S] boolean, true where a key may be attended."""
+    def forward(
+        self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`hidden_states` [B, S, D]; `attention_mask` [B, 1, 1, S] boolean, true where a key may be attended.
+
+        Returns the new hidden states and, with `output_attentions`, the attention weights [B, heads, S, S]
+        (computed in eager mode then: scaled dot-product attention keeps none).
+        """
         batch, length, width = hidden_states.shape
         qkv = self.qkv_proj(self.self_attn_layer_norm(hidden_states))
         # [B, S, 3 * D] -> 3 x [B, heads, S, D / heads]
         query, key, value = qkv.view(batch, length, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        attention_weights = None
+        if output_attentions:
+            scores = (query @ key.transpose(-1, -2)) * query.shape[-1] ** -0.5
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            attention_weights = F.dropout(scores.softmax(-1), self.dropout, self.training)
+            attended = attention_weights @ value
+        else:
+            attended = F.scaled_dot_product_attention(
+                query, key, value, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+            )
         # [B, heads, S, D / heads] -> [B, S, D]
         attended = attended.transpose(1, 2).reshape(batch, length, width)
         hidden_states = hidden_states + F.dropout(self.out_proj(attended), self.dropout, self.training)
         feed_forward = self.fc2(F.gelu(self.fc1(self.final_layer_norm(hidden_states))))
-        return hidden_states + F.dropout(feed_forward, self.dropout, self.training)
+        return hidden_states + F.dropout(feed_forward, self.dropout, self.training), attention_weights
+
+
+@dataclass
+class PC2LEncoderOutput(ModelOutput):
+    """
+    Output of [`PC2LEncoder`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_inputs, hidden_size)`):
+            `[H^V; H^R]` in the decoder's width `hidden_size`.
+        attention_mask (`torch.BoolTensor` of shape `(batch_size, num_inputs)`):
+            True for the real inputs, false for padding.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            `encoder_layers + 1` tensors: the input of every layer (the first is the projected features plus their
+            modality embeddings), each of shape `(batch_size, num_inputs, encoder_width)`, then
+            `last_hidden_state` (after the final LayerNorm and, when the widths differ, the projection to the
+            decoder's), as GPT-2's last hidden state is after its final LayerNorm.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Every layer's attention weights after the softmax, of shape
+            `(batch_size, encoder_attention_heads, num_inputs, num_inputs)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    attention_mask: torch.BoolTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class PC2LEncoder(nn.Module):
@@ -144,8 +234,11 @@ class PC2LEncoder(nn.Module):
         image_mask: torch.Tensor | None,
         review_features: torch.Tensor | None,
         review_mask: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns `[H^V; H^R]` [B, N_img + N_rev, D] (D the decoder's width) and its padding mask (bool)."""
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> PC2LEncoderOutput:
+        """`[H^V; H^R]` [B, N_img + N_rev, D] (D the decoder's width), its padding mask (bool) and, when asked for,
+        every layer's hidden states and attention weights."""
         tokens, masks = [], []
         if self.config.uses_images:
             if image_features is None:
@@ -168,9 +261,25 @@ class PC2LEncoder(nn.Module):
         hidden_states = F.dropout(torch.cat(tokens, dim=1), self.config.encoder_dropout, self.training)
         mask = torch.cat(masks, dim=1)
         attention_mask = mask[:, None, None, :]  # [B, 1, 1, S]: every query sees the unpadded keys
+        all_hidden_states = () if output_hidden_states else None
+        all_attentions = () if output_attentions else None
         for layer in self.layers:
-            hidden_states = layer(hidden_states, attention_mask)
-        return self.output_projection(self.layer_norm(hidden_states)), mask
+            if output_hidden_states:
+                all_hidden_states += (hidden_states,)
+            hidden_states, attention_weights = layer(
+                hidden_states, attention_mask, output_attentions=output_attentions
+            )
+            if output_attentions:
+                all_attentions += (attention_weights,)
+        hidden_states = self.output_projection(self.layer_norm(hidden_states))
+        if output_hidden_states:
+            all_hidden_states += (hidden_states,)
+        return PC2LEncoderOutput(
+            last_hidden_state=hidden_states,
+            attention_mask=mask,
+            hidden_states=all_hidden_states,
+            attentions=all_attentions,
+        )
 
 
 class PC2LProjectionHead(nn.Module):
@@ -198,10 +307,36 @@ class PC2LOutput(ModelOutput):
             Next-token scores of the targets (never of the hard negatives).
         cache (`Cache`, *optional*, returned when `use_cache=True`):
             The decoder's self- and cross-attention key/value cache.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True` is passed or
+        when `config.output_hidden_states=True`):
+            The decoder's hidden states over the targets (never the hard negatives'), as the decoder returns them:
+            the input of its first layer, then every layer's output, the last one after the decoder's final norm
+            (what the LM head reads): `config.decoder.num_hidden_layers + 1` tensors of shape
+            `(batch_size, sequence_length, hidden_size)`. Named as in the decoder-only outputs of transformers
+            (`CausalLMOutputWithCrossAttentions`), since `generate` runs PC2L on that route and reads these names.
+            For a gated decoder the first is the first layer's input after the gated block in front of it (the
+            embeddings while its gates are closed); the other entries are layer outputs, before the next block.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` is passed or when
+        `config.output_attentions=True`):
+            The decoder's self-attention weights over the targets, one tensor per layer, of shape
+            `(batch_size, num_attention_heads, sequence_length, sequence_length)`. Needs the decoder's `"eager"`
+            attention implementation (the others keep no weights): a `ValueError` otherwise.
+        cross_attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `attentions`):
+            GPT-2 decoders: the weights of every layer's cross-attention to `[H^V; H^R]`, of shape
+            `(batch_size, num_attention_heads, sequence_length, num_inputs)`. Not available for a gated decoder,
+            whose blocks attend with scaled dot-product attention and keep no weights: `None` there, with a
+            warning.
         encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_inputs, hidden_size)`, *optional*):
             `[H^V; H^R]` when the encoder ran in this call.
         encoder_attention_mask (`torch.BoolTensor` of shape `(batch_size, num_inputs)`, *optional*):
             Its padding mask.
+        encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `hidden_states` when the encoder
+        ran in this call):
+            The multimodal encoder's hidden states, `config.encoder_layers + 1` tensors (see [`PC2LEncoderOutput`]).
+        encoder_attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `attentions` when the encoder ran in
+        this call):
+            The multimodal encoder's attention weights, one tensor per layer, of shape
+            `(batch_size, encoder_attention_heads, num_inputs, num_inputs)`.
         image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
             `phi_V(H^V)`, returned with `labels` when `config.image_contrastive != "none"`.
         review_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`, *optional*):
@@ -224,8 +359,13 @@ class PC2LOutput(ModelOutput):
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     cache: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    cross_attentions: tuple[torch.FloatTensor, ...] | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
     encoder_attention_mask: torch.BoolTensor | None = None
+    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
     image_embeds: torch.FloatTensor | None = None
     review_embeds: torch.FloatTensor | None = None
     target_embeds: torch.FloatTensor | None = None
@@ -239,6 +379,10 @@ class PC2LOutput(ModelOutput):
 class PC2LPreTrainedModel(PreTrainedModel):
     config: PC2LConfig
     config_class = PC2LConfig
+    # As in transformers' `EncoderDecoderModel` ("encoder_decoder") and `VisionEncoderDecoderModel`: the model is its
+    # own base model (`base_model` is the model, `get_encoder()` / `get_decoder()` its `encoder` / `decoder`), so the
+    # prefix names the architecture, not an attribute. There is no head-less PC2L whose checkpoint keys would carry
+    # or lack it, and no key starts with it, so `from_pretrained` loads every checkpoint's keys as they are.
     base_model_prefix = "pc2l"
     main_input_name = "input_ids"
     # A decoder of another kind adds its own layer class (`_no_split_modules` of the nested model); the gated
@@ -274,6 +418,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
     with gated cross-attention blocks before its layers (see `gated_cross_attention.py`), whose keys and values
     are one linear map `cross_attention_kv` of the encoder states.
 
+    Like transformers' encoder-decoder models, it takes an already-built decoder (`decoder=`), e.g. a pretrained
+    causal LM; [`~PC2LForConditionalGeneration.from_decoder_pretrained`] loads one and builds the model around it.
+
     Generation runs on the decoder-only route of `GenerationMixin`: [`~PC2LForConditionalGeneration.generate`]
     encodes the inputs once and passes `encoder_hidden_states` to every decoding step; GPT-2 caches their
     cross-attention keys and values after the first step, and for the gated blocks `generate` computes them once
@@ -293,19 +440,39 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
     ```
     """
 
-    def __init__(self, config: PC2LConfig):
+    def __init__(self, config: PC2LConfig, decoder: PreTrainedModel | None = None):
+        r"""
+        decoder ([`PreTrainedModel`], *optional*):
+            An already-built causal LM to decode with, e.g. a pretrained one; its weights are kept. Its config must
+            be `config.decoder` up to metadata (`DECODER_CONFIG_METADATA`), a `ValueError` otherwise, and becomes
+            that very object, as in transformers' encoder-decoder models. GPT-2: a `GPT2LMHeadModel` built with
+            `add_cross_attention=True`. Another causal LM (Llama layout): a bare one, into which the gated
+            cross-attention blocks are inserted in place. When omitted, a decoder with random weights is built from
+            `config.decoder`.
+        """
         super().__init__(config)
         width = config.decoder.hidden_size
+        if decoder is not None:
+            self._check_decoder(decoder)
         self.encoder = PC2LEncoder(config)
         if config.uses_gated_cross_attention:
-            # In the dtype this model is being built in (`from_config` would otherwise take the decoder config's own).
-            self.decoder = AutoModelForCausalLM.from_config(config.decoder, dtype=torch.get_default_dtype())
+            if decoder is None:
+                # In the dtype this model is being built in (`from_config` would otherwise take the config's own).
+                decoder = AutoModelForCausalLM.from_config(config.decoder, dtype=torch.get_default_dtype())
+            self.decoder = decoder
             block_layers = config.gated_cross_attention_layers
             add_gated_cross_attention(self.decoder, block_layers, config.decoder.num_attention_heads)
             # Keys and values of every block in one matmul: [B, N, D] -> [B, N, blocks * 2 * D].
             self.cross_attention_kv = nn.Linear(width, len(block_layers) * 2 * width, bias=False)
         else:
-            self.decoder = GPT2LMHeadModel(config.decoder)
+            self.decoder = decoder if decoder is not None else GPT2LMHeadModel(config.decoder)
+            _fuse_tanh_gelu(self.decoder)
+        if self.decoder.config is not config.decoder:
+            # One decoder config, so that what the model saves is what its decoder runs; the attention implementation
+            # and the dtype are the ones the decoder was built (or loaded) with.
+            config.decoder._attn_implementation = self.decoder.config._attn_implementation
+            config.decoder.dtype = self.decoder.config.dtype
+            self.decoder.config = config.decoder
         if config.uses_projection_heads:
             if config.image_contrastive != "none":
                 self.image_head = PC2LProjectionHead(width, config.projection_dim)
@@ -314,6 +481,36 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             self.target_head = PC2LProjectionHead(width, config.projection_dim)
         self.post_init()
 
+    def _check_decoder(self, decoder: PreTrainedModel) -> None:
+        """A `ValueError` unless `decoder` is a model `__init__` can decode with as `config.decoder` describes."""
+        expected = self.config.decoder
+        if not self.config.uses_gated_cross_attention:
+            if not isinstance(decoder, GPT2LMHeadModel):
+                raise ValueError(
+                    f"config.decoder is GPT-2's: the decoder must be a GPT2LMHeadModel, got {type(decoder).__name__}"
+                )
+            if not decoder.config.add_cross_attention:
+                # Its blocks have no cross-attention layers then; they cannot be added afterwards.
+                raise ValueError(
+                    "PC2L's GPT-2 attends to the encoder with its own cross-attention: build the decoder with "
+                    "add_cross_attention=True (e.g. GPT2LMHeadModel.from_pretrained(name, add_cross_attention=True))"
+                )
+        elif any(hasattr(layer, "cross_attention") for layer in decoder_layers(decoder)):
+            raise ValueError(
+                "the decoder already has gated cross-attention blocks (it is another PC2L model's): pass a bare "
+                "causal LM"
+            )
+        given, described = (
+            {key: value for key, value in decoder_config.to_dict().items() if key not in DECODER_CONFIG_METADATA}
+            for decoder_config in (decoder.config, expected)
+        )
+        differing = sorted(key for key in given.keys() | described.keys() if given.get(key) != described.get(key))
+        if differing:
+            details = ", ".join(
+                f"{key}={given.get(key)!r} (config.decoder: {described.get(key)!r})" for key in differing
+            )
+            raise ValueError(f"the decoder's config disagrees with config.decoder: {details}")
+
     @classmethod
     def from_decoder_pretrained(
         cls, decoder_name_or_path: str, gguf_file: str | None = None, **config_kwargs
@@ -321,26 +518,33 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """Build PC2L around a pretrained causal LM: GPT-2 (`"gpt2"`), or any LM of the Llama layout
         (`"HuggingFaceTB/SmolLM2-135M"`), as a Hub name or a local folder.
 
-        The encoder, the projection heads and the cross-attention (GPT-2's own layers, or the gated blocks) start
-        from random weights; at that point a gated model's logits are the LM's own. `config_kwargs` are the other
-        [`PC2LConfig`] fields (e.g. `cross_attention_every_n_layers`).
+        The LM is loaded once, in the default dtype, and the model is built around it (`decoder=`). The encoder,
+        the projection heads and the cross-attention (GPT-2's own layers, which the checkpoint lacks, or the gated
+        blocks) start from random weights; at that point a gated model's logits are the LM's own. `config_kwargs`
+        are the other [`PC2LConfig`] fields (e.g. `cross_attention_every_n_layers`).
 
         Args:
             decoder_name_or_path (`str`): the causal LM, a Hub repo id or a local folder.
             gguf_file (`str`, *optional*): a GGUF file in that folder or repo to load instead (transformers
                 dequantises it to float weights; needs the `gguf` package).
         """
-        decoder = AutoModelForCausalLM.from_pretrained(decoder_name_or_path, gguf_file=gguf_file)
-        decoder_config = decoder.config
+        # The config first: it checks `config_kwargs` before the weights load, and GPT-2 must be built with its
+        # cross-attention layers (`add_cross_attention`, which PC2LConfig sets).
+        decoder_config = AutoConfig.from_pretrained(decoder_name_or_path, gguf_file=gguf_file)
+        config = PC2LConfig(decoder=decoder_config, **config_kwargs)
+        decoder, loading_info = AutoModelForCausalLM.from_pretrained(
+            decoder_name_or_path,
+            config=config.decoder,
+            gguf_file=gguf_file,
+            dtype=torch.get_default_dtype(),
+            output_loading_info=True,
+        )
+        if loading_info["unexpected_keys"]:
+            unexpected = sorted(loading_info["unexpected_keys"])
+            raise ValueError(f"{decoder_name_or_path} has weights PC2L's decoder lacks: {unexpected}")
         if gguf_file is not None:
-            # The weights are dequantised floats now; a PC2L checkpoint must not claim a GGUF quantisation.
-            del decoder_config.quantization_config
-        model = cls(PC2LConfig(decoder=decoder_config, **config_kwargs))
-        # The LM's state dict under its own names: only the cross-attention is missing from it.
-        loaded = model.decoder.load_state_dict(decoder.state_dict(), strict=False)
-        if loaded.unexpected_keys:
-            raise ValueError(f"{decoder_name_or_path} has weights PC2L's decoder lacks: {loaded.unexpected_keys}")
-        return model
+            _drop_gguf_quantization(decoder)
+        return cls(config, decoder=decoder)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.decoder.get_input_embeddings()
@@ -370,7 +574,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             review_mask (`torch.BoolTensor` of shape `(batch_size, num_reviews)`, *optional*):
                 True for real reviews; all true when omitted.
         """
-        return self.encoder(image_features, image_mask, review_features, review_mask)
+        encoder_outputs = self.encoder(image_features, image_mask, review_features, review_mask)
+        return encoder_outputs.last_hidden_state, encoder_outputs.attention_mask
 
     def forward(
         self,
@@ -390,6 +595,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> PC2LOutput:
         r"""
@@ -419,9 +626,25 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 the projection-head embeddings of the configured contrastive losses are returned too.
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all).
+            output_attentions (`bool`, *optional*):
+                Return the attention weights of the decoder (`attentions`; GPT-2 also `cross_attentions`) and, when
+                it runs, of the encoder (`encoder_attentions`); needs the decoder's `"eager"` attention. Defaults to
+                `config.output_attentions`.
+            output_hidden_states (`bool`, *optional*):
+                Return the hidden states of the decoder (`hidden_states`) and, when it runs, of the encoder
+                (`encoder_hidden_states`). Defaults to `config.output_hidden_states`.
         """
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         static_cache = kwargs.get("past_key_values", cache)  # the cache's name in older releases, see CACHE_KEY
         if isinstance(static_cache, StaticDecodingCache):
+            if output_attentions or output_hidden_states:
+                raise ValueError(
+                    "the static-cache decoding step returns logits only: generate without "
+                    "cache_implementation='static' for hidden states or attentions"
+                )
             # `generate(..., cache_implementation="static")`: the cache runs the (compiled) decoding step itself.
             output = PC2LOutput(logits=static_cache.decode(input_ids), cache=static_cache)
             if CACHE_KEY != "cache":
@@ -432,17 +655,23 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         )
         compute_embeddings = contrastive and self.config.contrastive_score == "embedding"
         compute_likelihoods = contrastive and self.config.contrastive_score == "likelihood"
+        if output_attentions and self.decoder.config._attn_implementation != "eager":
+            raise ValueError(
+                f"output_attentions needs the decoder's eager attention; its "
+                f"{self.decoder.config._attn_implementation!r} attention keeps no weights: load the model with "
+                f"attn_implementation='eager' or call model.set_attn_implementation('eager')"
+            )
         encoder_ran = encoder_hidden_states is None
         swapped_states = []  # [(name, encoder states, mask)] of the likelihood losses' swapped inputs
         if encoder_ran:
+            encoder_inputs = (image_features, image_mask, review_features, review_mask)
+            asked = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
             if compute_likelihoods:
-                encoder_hidden_states, encoder_attention_mask, swapped_states = self._encode_with_swaps(
-                    image_features, image_mask, review_features, review_mask
-                )
+                encoder_outputs, swapped_states = self._encode_with_swaps(*encoder_inputs, **asked)
             else:
-                encoder_hidden_states, encoder_attention_mask = self.encode(
-                    image_features, image_mask, review_features, review_mask
-                )
+                encoder_outputs = self.encoder(*encoder_inputs, **asked)
+            encoder_hidden_states = encoder_outputs.last_hidden_state
+            encoder_attention_mask = encoder_outputs.attention_mask
         elif contrastive:
             raise ValueError("the contrastive losses need the raw features, not encoder_hidden_states")
 
@@ -490,20 +719,27 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 raise ValueError("cross_key_values serve decoding; the contrastive passes compute their own")
             # The LM's own forward, so the logits are exactly what it computes (some families post-process them),
             # for every segment's rows (the negatives' logits of the embedding score go unused).
+            needs_last_states = compute_embeddings and not text_target
             decoder_outputs = self.decoder(
                 decoder_input_ids,
                 attention_mask=decoder_attention_mask,
                 position_ids=position_ids,
                 use_cache=use_cache,
                 logits_to_keep=logits_to_keep,
-                output_hidden_states=compute_embeddings and not text_target,
+                output_hidden_states=output_hidden_states or needs_last_states,
+                output_attentions=output_attentions,
                 **{CACHE_KEY: cache, CROSS_KEY_VALUES: cross_key_values},
                 **{CROSS_ATTENTION_MASK: cross_attention_bias(cross_mask, cross_key_values.dtype)},
                 **kwargs,
             )
             # The last layer's states after the final norm, what GPT-2's `last_hidden_state` is.
-            hidden_states = decoder_outputs.hidden_states[-1] if compute_embeddings and not text_target else None
+            hidden_states = decoder_outputs.hidden_states[-1] if needs_last_states else None
             logits, *rest_logits = decoder_outputs.logits.split(batch_size)  # [B, L, V] per segment
+            if output_attentions:
+                logger.warning_once(
+                    "PC2L returns no cross_attentions for a gated decoder: its gated cross-attention blocks attend "
+                    "with scaled dot-product attention and keep no weights (attentions are the LM's self-attention)"
+                )
         else:
             if cross_key_values is not None:
                 raise ValueError("cross_key_values are the gated blocks'; GPT-2 reads encoder_hidden_states")
@@ -516,6 +752,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 encoder_attention_mask=cross_mask,
                 # the negatives' suffixes attend to the targets' cached keys and values
                 use_cache=True if share_negative_prefix else use_cache,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
                 **kwargs,
             )
             hidden_states = decoder_outputs.last_hidden_state  # [B x segments, L, D]
@@ -552,9 +790,20 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         output = PC2LOutput(loss=loss, logits=logits, cache=decoder_outputs.get(CACHE_KEY))
         if CACHE_KEY != "cache" and output.cache is not None:
             output[CACHE_KEY] = output.cache  # where `generate` of older releases looks for it
+        # The targets' rows of what the caller asked for (the decoder call may hold other segments after them).
+        if output_hidden_states:
+            output.hidden_states = tuple(states[:batch_size] for states in decoder_outputs.hidden_states)
+        if output_attentions:
+            output.attentions = tuple(weights[:batch_size] for weights in decoder_outputs.attentions)
+            if not self.config.uses_gated_cross_attention:
+                output.cross_attentions = tuple(
+                    weights[:batch_size] for weights in decoder_outputs.cross_attentions
+                )
         if encoder_ran:
             output.encoder_last_hidden_state = encoder_hidden_states
             output.encoder_attention_mask = encoder_attention_mask
+            output.encoder_hidden_states = encoder_outputs.hidden_states
+            output.encoder_attentions = encoder_outputs.attentions
         if compute_likelihoods:
             labels_mask = labels != -100
             output.target_log_likelihood = sequence_log_likelihood(logits, input_ids, labels_mask)
@@ -728,12 +977,21 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         states = torch.cat([target_states.flatten(0, 1), suffix_states.flatten(0, 1)])
         return states[index]
 
-    def _encode_with_swaps(self, image_features, image_mask, review_features, review_mask):
+    def _encode_with_swaps(
+        self,
+        image_features,
+        image_mask,
+        review_features,
+        review_mask,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[PC2LEncoderOutput, list]:
         """Encode the batch and, for the likelihood losses, copies of it with one input swapped.
 
         Example `i` of a swapped copy reads example `i + 1`'s photos (or history reviews), a fixed derangement
         of the batch (for a batch of one it is the example itself: that loss is then constant). One encoder call
-        over the stacked copies; returns the batch's states and mask and `[(name, states, mask)]` per copy.
+        over the stacked copies; returns the batch's encoder output (hidden states and attentions: the batch's
+        rows) and `[(name, states, mask)]` per copy.
         """
         own = (image_features, image_mask, review_features, review_mask)
         copies = {}
@@ -746,10 +1004,18 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             None if parts[0] is None else torch.cat(parts) for parts in zip(own, *copies.values(), strict=True)
         ]
         batch_size = next(tensor.shape[0] for tensor in own if tensor is not None)
-        states, mask = self.encode(*stacked)
-        states, mask = states.split(batch_size), mask.split(batch_size)
+        encoder_outputs = self.encoder(
+            *stacked, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+        )
+        states = encoder_outputs.last_hidden_state.split(batch_size)
+        mask = encoder_outputs.attention_mask.split(batch_size)
         swapped = [(name, states[k + 1], mask[k + 1]) for k, name in enumerate(copies)]
-        return states[0], mask[0], swapped
+        own_rows = PC2LEncoderOutput(last_hidden_state=states[0], attention_mask=mask[0])
+        if output_hidden_states:
+            own_rows.hidden_states = tuple(states[:batch_size] for states in encoder_outputs.hidden_states)
+        if output_attentions:
+            own_rows.attentions = tuple(weights[:batch_size] for weights in encoder_outputs.attentions)
+        return own_rows, swapped
 
     @torch.no_grad()
     def generate(
@@ -806,6 +1072,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         )
 
 __all__ = [
+    "PC2LEncoderOutput",
     "PC2LForConditionalGeneration",
     "PC2LOutput",
     "PC2LPreTrainedModel",

@@ -9,9 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
-
-def _pad(rows: list[torch.Tensor], value: float = 0.0) -> torch.Tensor:
-    return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=value)
+from gest_showcases.tensors import pad_ragged
 
 
 @torch.no_grad()
@@ -32,12 +30,11 @@ def _embed(
     out = {}
     for start in tqdm(range(0, len(order), batch_size), desc="BERTScore encode", leave=False):
         batch = order[start : start + batch_size]
-        ids = _pad([encoded[i] for i in batch], tokenizer.pad_token_id or 0).to(device)  # [B, T]
-        lengths = torch.tensor([len(encoded[i]) for i in batch])
-        mask = (torch.arange(ids.shape[1]) < lengths[:, None]).to(device)  # [B, T]
-        hidden = model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True).hidden_states[
-            layer
-        ]
+        # Token ids [B, T] and their real positions.
+        ids, mask = pad_ragged([encoded[i] for i in batch], padding_value=tokenizer.pad_token_id or 0)
+        hidden = model(
+            input_ids=ids.to(device), attention_mask=mask.long().to(device), output_hidden_states=True
+        ).hidden_states[layer]
         hidden = torch.nn.functional.normalize(hidden.float(), dim=-1).cpu()  # [B, T, D]
         for row, i in enumerate(batch):
             tokens = encoded[i]
@@ -66,10 +63,9 @@ def bert_score_per_example(
     for start in range(0, len(hypotheses), batch_size):
         hyp = [stats[s] for s in hypotheses[start : start + batch_size]]
         ref = [stats[s] for s in references[start : start + batch_size]]
-        hyp_emb, hyp_w = _pad([e for e, _ in hyp]), _pad([w for _, w in hyp])  # [B, Th, D], [B, Th]
-        ref_emb, ref_w = _pad([e for e, _ in ref]), _pad([w for _, w in ref])  # [B, Tr, D], [B, Tr]
-        hyp_valid = _pad([torch.ones(len(w), dtype=torch.bool) for _, w in hyp], False)
-        ref_valid = _pad([torch.ones(len(w), dtype=torch.bool) for _, w in ref], False)
+        # Embeddings [B, T, D], their real positions [B, T] and the token weights [B, T] (T: Th, then Tr).
+        (hyp_emb, hyp_valid), (hyp_w, _) = pad_ragged([e for e, _ in hyp]), pad_ragged([w for _, w in hyp])
+        (ref_emb, ref_valid), (ref_w, _) = pad_ragged([e for e, _ in ref]), pad_ragged([w for _, w in ref])
         sim = hyp_emb @ ref_emb.transpose(1, 2)  # [B, Th, Tr]
         sim = sim.masked_fill(~(hyp_valid[:, :, None] & ref_valid[:, None, :]), float("-inf"))
         best_for_hyp = sim.max(dim=2).values.masked_fill(~hyp_valid, 0.0)  # [B, Th]

@@ -59,7 +59,7 @@ def _wordnet_pos(word: str) -> str:
     """Universal POS of ``word`` by WordNet: the POS with the highest SemCor count (then most synsets)."""
     from nltk.corpus import wordnet
 
-    from gest_showcases.setup_assets import require_wordnet
+    from gest_showcases.metrics.assets import require_wordnet
 
     if word in _FUNCTION_WORDS or not word.isalpha():
         return "X"

@@ -22,9 +22,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
+from transformers import CLIPModel, CLIPProcessor
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
+from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
 
 logger = logging.getLogger(__name__)
@@ -148,22 +151,17 @@ def clip_score_from_embeddings(
     return {"clip_score": value, "clip_score_cosine": raw, "clip_score_examples": examples}
 
 
-def load_clip(path: str):
-    """``(CLIPModel, CLIPProcessor)`` from any transformers CLIP checkpoint name or folder, in eval mode."""
-    from transformers import CLIPModel, CLIPProcessor
-
-    return CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
-
-
 def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_model"):
-    """`load_clip` on `device` for CLIP-Score / CLIP-Align, shared by `gest-showcases evaluate` and the evaluate
-    modules; `option` names the argument in the error (`--clip_model` for the command).
+    """``(CLIPModel, CLIPProcessor)`` of any transformers CLIP checkpoint name or folder, in eval mode on `device`:
+    the one CLIP loader of CLIP-Score / CLIP-Align, shared by `gest-showcases evaluate` and the evaluate modules
+    (the feature extractors' CLIP is `gest_showcases.features.load_clip`'s). `option` names the argument in the
+    error (`--clip_model` for the command).
 
     Raises:
         `InputError`: when `path` is not a loadable CLIP checkpoint (folder or Hub name).
     """
     try:
-        model, processor = load_clip(path)
+        model, processor = CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
     except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
         raise InputError(f"{option} {path}: not a loadable CLIP checkpoint ({one_line(error)})") from error
     return model.to(device), processor
@@ -180,9 +178,6 @@ def load_classifier_scorer(path: str, device: str = "cpu", option: str = "classi
     Raises:
         `InputError`: when `path` holds no explanation classifier, or its weights do not load.
     """
-    from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
-    from gest_showcases.features.modeling_explanation import ExplanationClassifier
-
     try:
         config, _ = ExplanationClassifierConfig.get_config_dict(path)
     except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, config not JSON

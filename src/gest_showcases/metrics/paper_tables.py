@@ -3,7 +3,7 @@
 The generations format is described in `gest_showcases.metrics.generations`; Figure 6's numbers come
 from `gest_showcases.metrics.coverage`, its PNGs from `gest_showcases.metrics.plots`.
 
-Outputs (`write_report`): ``table2.md`` and ``table2.json`` (one row per system plus a ``GT`` row with
+Outputs (`write_evaluation`): ``table2.md`` and ``table2.json`` (one row per system plus a ``GT`` row with
 the reference-free metrics of the references, as in the paper), ``figure6a_length.png`` and
 ``figure6b_coverage.png`` with their numbers in ``figure6.json``.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.markdown_tables import markdown_row
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics.coverage import LENGTH_BINS, length_distribution, pos_coverage, pos_tagger
 from gest_showcases.metrics.generations import GROUND_TRUTH, Generation, ground_truth_records, group_by_system
@@ -32,7 +33,6 @@ from gest_showcases.metrics.per_example import text_statistics
 from gest_showcases.metrics.plots import plot_length_distribution, plot_pos_coverage
 from gest_showcases.metrics.synth_truth import SYNTH_TRUTH_COLUMNS
 from gest_showcases.metrics.text import bert_score, distinct, split_sentences, text_metrics
-from gest_showcases.report.markdown import markdown_row
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def score_generations(
         records: the generations (see the module docstring).
         bertscore_model: BERTScore encoder path; None skips BERTScore.
         bertscore_layers: BERTScore layer (default: the model's last).
-        clip: ``(CLIPModel, CLIPProcessor)`` (see `grounding.load_clip`); with ``image_dir``, adds
+        clip: ``(CLIPModel, CLIPProcessor)`` (see `grounding.load_clip_checkpoint`); with ``image_dir``, adds
             CLIP-Score, and CLIP-Align when ``scorer`` is given too.
         image_dir: folder of ``<pic_id>.jpg`` files.
         scorer: the explanation classifier, ``scorer(text_embeds=, image_embeds=) -> probabilities``.
@@ -209,7 +209,7 @@ def table2_intervals_markdown(
     return "\n".join(lines) + "\n"
 
 
-def write_report(
+def write_evaluation(
     rows: dict[str, dict[str, float]], records: Sequence[Generation], output_dir: str | Path
 ) -> dict[str, Path]:
     """Write Table 2 (markdown + JSON) and Figure 6 (two PNGs + their numbers) into ``output_dir``.

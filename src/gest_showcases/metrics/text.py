@@ -17,7 +17,7 @@ Agreement with the reference implementations (tested):
   and the length penalty is 0.
 - ``meteor`` equals the mean over examples of ``nltk.translate.meteor_score.meteor_score`` (alpha 0.9,
   beta 3, gamma 0.5, Porter stemmer, WordNet synonyms), with the stems and synonym sets cached per
-  word type. WordNet is installed by ``python -m gest_showcases.setup_assets``.
+  word type. WordNet is installed by ``gest-showcases setup-assets``.
 - ``bert_score`` equals ``bert_score.score(..., model_type=path, num_layers=L, idf=False)`` (to 1e-5,
   batch padding). Two differences, both where the package is not usable: padded positions never win
   a token's max (``bert_score`` lets them, as 0, when every real cosine is negative), and empty texts
@@ -269,7 +269,7 @@ def _stem(word: str) -> str:
 def _synonyms(word: str) -> frozenset[str]:
     from nltk.corpus import wordnet
 
-    from gest_showcases.setup_assets import require_wordnet
+    from gest_showcases.metrics.assets import require_wordnet
 
     require_wordnet()
     names = {
@@ -355,7 +355,7 @@ def meteor(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, fl
     Words are aligned in three stages (exact, Porter stem, WordNet synonym); with m matches,
     ``P = m / |hyp|``, ``R = m / |ref|``, ``F = P R / (0.9 P + 0.1 R)``,
     ``METEOR = F * (1 - 0.5 * (chunks / m)^3)``; an example with no match or an empty side scores 0.
-    Tokens: :func:`tokenize`. Needs WordNet (``python -m gest_showcases.setup_assets``).
+    Tokens: :func:`tokenize`. Needs WordNet (``gest-showcases setup-assets``).
 
     Returns: ``{"meteor": float}``.
     """

@@ -4,6 +4,8 @@
 opened anywhere; all text (reviews, explanations, table cells) is escaped.
 """
 
+from gest_showcases.markdown_tables import markdown_cell, markdown_row, split_markdown_row
+
 from .html import (
     ReportExample,
     ReportFigure,
@@ -13,7 +15,6 @@ from .html import (
     parse_markdown_table,
     write_report,
 )
-from .markdown import markdown_cell, markdown_row, split_markdown_row
 
 __all__ = [
     "ReportExample",

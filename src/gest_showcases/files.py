@@ -1,0 +1,29 @@
+"""Atomic file writes: a reader, or the next run after a crash, sees the old file or the new one, never half of one.
+
+This module imports only the standard library, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` through a temporary file beside it, then rename it over `path`.
+
+    The temporary name is unique (two processes writing the same file at once each rename a whole file; the last
+    one wins) and starts with a dot; it is removed when the write fails. Returns `path`.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+__all__ = ["write_text_atomically"]
