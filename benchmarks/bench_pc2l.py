@@ -9,9 +9,14 @@ Measured in one run, each against its baseline:
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
   `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
   target: at least 0.9x;
-- what a training step saves for backward (its activations, every device), peak memory, target tokens/s, and on
-  CUDA the share of the bf16 matmul rate (measured in the same run by a
-  large matmul) that the training step achieves, its FLOPs counted by `torch.utils.flop_counter`.
+- what a training step saves for backward (its activations, every device), the memory of a step of each variant
+  (its peak, and what it adds to the model and Adam states, measured in a step of its own: `memory_stats.py`),
+  target tokens/s, and on CUDA the share of the bf16 matmul rate (measured in the same run by a large matmul) that
+  the training step achieves, its FLOPs counted by `torch.utils.flop_counter`.
+
+All variants train one model with one optimizer, each step setting its variant's losses (a step's cost does not
+depend on the weights' values), so that the process holds one GPT-2-small with its Adam states: one per
+configuration put the CPU process's peak at 8.3 GiB. `memory_pc2l.py` accounts for the memory phase by phase.
 
 Imports only the model, configuration and losses (torch + transformers), so it runs on the GPU machine:
 
@@ -22,12 +27,13 @@ Imports only the model, configuration and losses (torch + transformers), so it r
 import argparse
 import contextlib
 import platform
-import resource
 import statistics
 import time
+from collections.abc import Callable
 
 import _env
 import torch
+from memory_stats import optimizer_state_gib, peak_during, process_peak_gib, tensor_gib
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2LMHeadModel
 
@@ -101,41 +107,42 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+def build_model(device: torch.device, image_contrastive: str = "ccl", review_contrastive: str = "pcl"):
+    """A GPT-2-small PC2L in training mode and its AdamW (fused on CUDA).
 
-
-def peak_memory_gib(device: torch.device) -> float:
-    """CUDA: peak allocated since the last reset; CPU: the process's peak resident set so far."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
-def training_step(name: str, batch: dict, device: torch.device, models: dict | None = None):
-    """A closure running one training step of the Table 4 variant `name` (forward, eq. 11, backward, AdamW).
-
-    Variants of one configuration (PC2L with and without prefix sharing) share the model and optimizer kept in
-    `models` by configuration, so that the process holds one GPT-2-small per configuration.
+    The default configuration has every module of every variant (the projection heads), so one model serves all
+    of `VARIANTS` (`training_step`).
     """
-    models = {} if models is None else models
-    if VARIANTS[name] not in models:
-        torch.manual_seed(0)
-        model = PC2LForConditionalGeneration(gpt2_small_config(*VARIANTS[name])).to(device).train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
-        models[VARIANTS[name]] = model, optimizer
-    model, optimizer = models[VARIANTS[name]]
-    if model.config.image_contrastive != "ccl":
+    torch.manual_seed(0)
+    model = PC2LForConditionalGeneration(gpt2_small_config(image_contrastive, review_contrastive))
+    model = model.to(device).train()
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+
+
+def training_step(
+    name: str, batch: dict, model: PC2LForConditionalGeneration, optimizer: torch.optim.Optimizer
+):
+    """A closure running one training step of the Table 4 variant `name` (forward, eq. 11, backward, AdamW) on
+    `model`; it returns the loss (detached).
+
+    Each step sets the model's contrastive losses (and prefix sharing) to the variant's, so variants can share one
+    model (`build_model`): CE-only leaves the projection heads without gradients, and AdamW skips them as it would
+    absent heads.
+    """
+    losses = VARIANTS[name]
+    if losses[0] != "ccl":
         batch = {key: value for key, value in batch.items() if not key.startswith("negative")}
+    device = next(model.parameters()).device
 
     def step():
+        model.config.image_contrastive, model.config.review_contrastive = losses
         model._negative_prefix_sharing = name == "pc2l_shared_prefix"
         with autocast(device):
             loss, _ = total_loss(model.config, model(**batch), batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
     step.parameters = list(model.parameters())
     return step
@@ -159,30 +166,33 @@ def saved_for_backward(parameters: list[torch.Tensor]):
     result["gib"] = sum(storages.values()) / 2**30
 
 
-def bench_training(batch: dict, args, device: torch.device) -> dict:
-    """Median seconds per training step of each variant, FLOPs of one step, and the memory a step adds on CUDA.
+def bench_training(
+    batch: dict, args, device: torch.device, phase: Callable[[str], None] = lambda name: None
+) -> tuple[dict, dict]:
+    """Median seconds per training step of each variant, FLOPs of one step, and its memory; and the memory the
+    shared model holds (`parameters`, `optimizer_states`, in GiB).
 
     The variants' steps are interleaved (one step of each per round), so that load from other processes on a shared
-    machine falls on all of them alike.
+    machine falls on all of them alike. Memory is measured in a step of its own per variant, after the timed ones
+    (`peak_during`): on CPU it releases the heap memory that glibc kept, which the next step would pay for in page
+    faults. `phase(name)` is called after each phase (`memory_pc2l.py` reads the process's memory there).
     """
-    models = {}
-    steps = {name: training_step(name, batch, device, models) for name in VARIANTS}
+    model, optimizer = build_model(device)
+    steps = {name: training_step(name, batch, model, optimizer) for name in VARIANTS}
+    phase("model and optimizer built")
     for _ in range(args.warmup):
         for step in steps.values():
             step()
+    phase("warm-up steps (Adam states allocated)")
     durations = {name: [] for name in VARIANTS}
-    step_memory = dict.fromkeys(VARIANTS, 0.0)
     for _ in range(args.steps):
         for name, step in steps.items():
             synchronize(device)
-            reset_peak_memory(device)
-            resident = torch.cuda.memory_allocated() / 2**30 if device.type == "cuda" else 0.0
             start = time.perf_counter()
             step()
             synchronize(device)
             durations[name].append(time.perf_counter() - start)
-            if device.type == "cuda":
-                step_memory[name] = max(step_memory[name], peak_memory_gib(device) - resident)
+    phase("timed steps")
     tokens = batch["input_ids"].numel()
     results = {}
     for name, step in steps.items():
@@ -191,13 +201,27 @@ def bench_training(batch: dict, args, device: torch.device) -> dict:
         seconds = statistics.median(durations[name])
         flops = counter.get_total_flops()
         results[name] = {"step_s": seconds, "tokens_per_s": tokens / seconds, "flops_per_step": flops,
-                         "achieved_tflops": flops / seconds / 1e12, "step_memory_gib": step_memory[name],
-                         "saved_for_backward_gib": saved["gib"]}  # fmt: skip
-    return results
+                         "achieved_tflops": flops / seconds / 1e12, "saved_for_backward_gib": saved["gib"]}  # fmt: skip
+    phase("FLOP counter and saved-for-backward steps")
+    for name, step in steps.items():
+        with peak_during(device) as memory:
+            step()
+        results[name]["step_memory_gib"] = memory["added"]
+        results[name]["step_peak_memory_gib"] = memory["peak"]
+    phase("memory steps")
+    resident = {
+        "parameters": tensor_gib(model.parameters()),
+        "optimizer_states": optimizer_state_gib(optimizer),
+    }
+    return results, resident
 
 
-def bench_generation(batch: dict, args, device: torch.device) -> dict:
-    """Explanations/s of PC2L `generate` (encoder included) and of plain GPT-2 fed the same encoder states."""
+def bench_generation(
+    batch: dict, args, device: torch.device, phase: Callable[[str], None] = lambda name: None
+) -> dict:
+    """Explanations/s of PC2L `generate` (encoder included) and of plain GPT-2 fed the same encoder states, and the
+    peak memory of each's untimed warm-up call (`peak_during`; both models resident). `phase`: as `bench_training`'s.
+    """
     torch.manual_seed(0)
     model = PC2LForConditionalGeneration(gpt2_small_config("none", "none")).to(device).eval()
     baseline = GPT2LMHeadModel(model.config.decoder).to(device).eval()
@@ -210,6 +234,7 @@ def bench_generation(batch: dict, args, device: torch.device) -> dict:
     with torch.no_grad(), autocast(device):
         states, mask = model.encode(**inputs)
     start_ids = torch.full((args.gen_batch_size, 1), bos, dtype=torch.long, device=device)
+    phase("generation models built")
 
     def run_pc2l():
         with autocast(device):
@@ -223,9 +248,8 @@ def bench_generation(batch: dict, args, device: torch.device) -> dict:
 
     results = {}
     for name, run in (("pc2l", run_pc2l), ("gpt2_cross_attention", run_baseline)):
-        run()  # warm-up
-        synchronize(device)
-        reset_peak_memory(device)
+        with peak_during(device) as memory:
+            run()  # warm-up
         start = time.perf_counter()
         for _ in range(args.gen_repeats):
             ids = run()
@@ -234,7 +258,8 @@ def bench_generation(batch: dict, args, device: torch.device) -> dict:
         assert ids.shape == (args.gen_batch_size, TARGET_TOKENS + 1), ids.shape
         results[name] = {"explanations_per_s": args.gen_batch_size / seconds,
                          "new_tokens_per_s": args.gen_batch_size * TARGET_TOKENS / seconds,
-                         "peak_memory_gib": peak_memory_gib(device)}  # fmt: skip
+                         "peak_memory_gib": memory["peak"]}  # fmt: skip
+    phase("generation")
     return results
 
 
@@ -289,10 +314,12 @@ def main() -> None:
 
     batch = synthetic_batch(max(args.batch_size, args.gen_batch_size), 50257, device)
     train_batch = {key: value[: args.batch_size] for key, value in batch.items()}
-    training = bench_training(train_batch, args, device)
+    training, training_resident = bench_training(train_batch, args, device)
     if cuda:
         torch.cuda.empty_cache()
     generation = bench_generation(batch, args, device)
+    measured_peaks = [row["step_peak_memory_gib"] for row in training.values()]
+    measured_peaks += [row["peak_memory_gib"] for row in generation.values()]
     results = {
         "device": torch.cuda.get_device_name() if cuda else platform.processor() or platform.machine(),
         "torch": torch.__version__,
@@ -309,8 +336,11 @@ def main() -> None:
         "generation_pc2l_over_gpt2": generation["pc2l"]["explanations_per_s"]
         / generation["gpt2_cross_attention"]["explanations_per_s"],
         "pc2l_over_ce_flops": training["pc2l"]["flops_per_step"] / training["ce_only"]["flops_per_step"],
-        # CPU: the whole process (all variants resident); CUDA: peak allocated during generation (both models).
-        "peak_memory_gib": peak_memory_gib(device),
+        # CPU: the process's peak resident set over the run; CUDA: the most allocated in a measured step or
+        # generate call (one training model, or the two generation models, resident).
+        "peak_memory_gib": max(measured_peaks) if cuda else process_peak_gib(),
+        # What the training model holds between steps (GiB): its parameters and AdamW's exp_avg / exp_avg_sq.
+        "training_resident_gib": training_resident,
     }
     if cuda:
         results["bf16_matmul_tflops"] = bf16_matmul_tflops(device)
@@ -322,14 +352,14 @@ def main() -> None:
     print(f"\nPC2L benchmark on {results['device']} ({results['precision']}, torch {results['torch']}, "
           f"{results['threads']} threads)\n")  # fmt: skip
     print(f"| training (batch {args.batch_size}, 64 tokens) | step s (median) | x CE-only | FLOPs x CE-only "
-          "| tokens/s | TFLOP/s | step memory GiB | saved for backward GiB |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| tokens/s | TFLOP/s | step peak GiB | step adds GiB | saved for backward GiB |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, row in training.items():
         ratio = row["step_s"] / training["ce_only"]["step_s"]
         flops_ratio = row["flops_per_step"] / training["ce_only"]["flops_per_step"]
-        memory = f"{row['step_memory_gib']:.2f}" if cuda else "n/a"
         print(f"| {name} | {row['step_s']:.3f} | {ratio:.2f} | {flops_ratio:.2f} | {row['tokens_per_s']:.0f} | "
-              f"{row['achieved_tflops']:.2f} | {memory} | {row['saved_for_backward_gib']:.2f} |")  # fmt: skip
+              f"{row['achieved_tflops']:.2f} | {row['step_peak_memory_gib']:.2f} | {row['step_memory_gib']:.2f} | "
+              f"{row['saved_for_backward_gib']:.2f} |")  # fmt: skip
     print(f"\n| generation (batch {args.gen_batch_size}, 2 beams, 64 new tokens) | explanations/s | new tokens/s "
           "| x GPT-2 | peak GiB |")  # fmt: skip
     print("|---|---|---|---|---|")
@@ -343,7 +373,9 @@ def main() -> None:
             + ", ".join(f"{name} {row['share_of_bf16_matmul_rate']:.1%}" for name, row in training.items())
         )
     print(
-        f"\npeak memory: {results['peak_memory_gib']:.2f} GiB ({'CUDA allocated' if cuda else 'process RSS'})"
+        f"\npeak memory: {results['peak_memory_gib']:.2f} GiB ({'CUDA allocated' if cuda else 'process RSS'}); "
+        f"the training model holds {training_resident['parameters']:.2f} GiB of parameters and "
+        f"{training_resident['optimizer_states']:.2f} GiB of Adam states"
     )
     _env.finish(results, environment, args.output)
 
