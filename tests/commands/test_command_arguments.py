@@ -80,7 +80,7 @@ def diversity_inputs(monkeypatch):
     return reads
 
 
-@pytest.mark.parametrize("name", ["build", "stats", "features", "diversity"])
+@pytest.mark.parametrize("name", list(cli.SUBCOMMANDS))  # every subcommand (issue 14's done-when)
 def test_help_lists_config_and_output_dir(name, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([name, "--help"])

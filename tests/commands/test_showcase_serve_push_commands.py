@@ -87,16 +87,13 @@ def showcase_argv(dataset, *extra) -> list[str]:
             "--selector", "sel", "--generator", "gen", "--user", "u2", "--business", "b1", *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["showcase", "serve", "push", "setup-assets"])
-def test_help_lists_config_file(name, capsys):
+@pytest.mark.parametrize("name", ["showcase", "serve"])
+def test_help_lists_the_dataset_flags(name, capsys):  # --config and --output_dir: test_command_arguments.py
     with pytest.raises(SystemExit) as exit_:
         cli.main([name, "--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    assert "--config FILE.yaml" in out and "YAML file of this command's options" in out
-    assert "--output_dir OUTPUT_DIR" in out
-    if name in ("showcase", "serve"):
-        assert "--dataset_config_name DATASET_CONFIG_NAME" in out and "--clip_model CLIP_MODEL" in out
+    assert "--dataset_config_name DATASET_CONFIG_NAME" in out and "--clip_model CLIP_MODEL" in out
 
 
 def test_showcase_config_name_and_clip_are_deprecated_spellings(dataset, pipeline, configs_read, capsys):
