@@ -40,7 +40,8 @@ def test_every_public_name_is_exported_from_its_module():
 
     assert {"PC2LConfig", "PC2LForConditionalGeneration", "PC2LTrainer", "DPPSelectorConfig", "DPPImageSelector",
             "ExplanationClassifierConfig", "ExplanationClassifier", "ShowcasePipeline", "PC2LCollator",
-            "collate_selection", "bleu", "clip_align", "precision_at_k"} <= set(gest_showcases.__all__)  # fmt: skip
+            "collate_selection", "bleu", "clip_align", "precision_at_k", "DPPSelectorTrainer",
+            "ExplanationClassifierTrainer"} <= set(gest_showcases.__all__)  # fmt: skip
     assert set(gest_showcases.__all__) <= set(dir(gest_showcases))
     for package in ("gest_showcases", "gest_showcases.generation", "gest_showcases.selection",
                     "gest_showcases.features", "gest_showcases.metrics", "gest_showcases.baselines"):  # fmt: skip

@@ -28,6 +28,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "SelectionDataset": "selection.dataset",
         "build_selection_dataset": "selection.dataset",
         "collate_selection": "selection.dataset",
+        "DPPSelectorTrainer": "selection.training",
         # Step 2: explanation generation (Sections 4.2-4.3).
         "PC2LConfig": "generation.configuration_pc2l",
         "PC2LForConditionalGeneration": "generation.modeling_pc2l",
@@ -51,6 +52,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "ExplanationClassifier": "features.modeling_explanation",
         "ExplanationClassifierOutput": "features.modeling_explanation",
         "ExplanationFilter": "features.distill",
+        "ExplanationClassifierTrainer": "features.distill",
         "FeatureTable": "features.cache",
         "load_features": "features.cache",
         "load_clip": "features.clip",

@@ -29,6 +29,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "ExplanationClassifier": "modeling_explanation",
         "ExplanationClassifierOutput": "modeling_explanation",
         "ExplanationFilter": "distill",
+        "ExplanationClassifierTrainer": "distill",
         "train_explanation_classifier": "distill",
         "roc_auc": "distill",
         "best_f1_threshold": "distill",

@@ -20,5 +20,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "SelectionDataset": "dataset",
         "build_selection_dataset": "dataset",
         "collate_selection": "dataset",
+        "DPPSelectorTrainer": "training",
     },
 )
