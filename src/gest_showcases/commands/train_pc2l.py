@@ -27,6 +27,10 @@ gest-showcases train-pc2l --decoder $SMOLLM2 --decoder_gguf_file SmolLM2-135M-In
     --tokenizer $SMOLLM2 --cross_attention_every_n_layers 6 --lora --dataset data/gest \\
     --features data/features --output_dir runs/pc2l-smollm2
 ```
+
+`--hard_negative_gradients detached` trains faster by running CCL's hard negatives through the decoder without
+gradients: the same loss, but the negatives' embeddings are never trained away from the images (a deviation from
+the paper, `PC2LConfig.hard_negative_gradients`; the default `full` is the paper's).
 """
 
 from __future__ import annotations

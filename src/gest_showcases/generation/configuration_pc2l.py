@@ -11,6 +11,7 @@ IMAGE_CONTRASTIVE_LOSSES = ("none", "cl", "ccl")
 REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
 CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
+HARD_NEGATIVE_GRADIENTS = ("full", "detached")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
 IMAGE_KINDS = ("vision", "image")
 # What generators saved before `image_kind` was recorded read (the paper's CNN features).
@@ -121,6 +122,19 @@ class PC2LConfig(PreTrainedConfig):
             softmax over these log-likelihoods (temperature 1, so it is the posterior of which inputs or
             which text under a uniform prior) trains the very distribution the decoder samples from; no
             projection heads are built. Costs one extra decoder pass per swapped input.
+        hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
+            Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
+            negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
+            embedding `phi_Y(H^Y_ent)` away from the image's `phi_V(H^V)` as well as the image's away from it.
+            `"detached"` (a deviation from the paper, for speed; never the default): the negatives' decoder pass
+            and `phi_Y` run under `torch.no_grad` (a decoder call of their own, which keeps no activations and has
+            no backward), so CCL still pulls the image's embedding towards its target's and pushes it away from
+            the negative's, but never moves the negative's embedding (nor, through it, the decoder). Forward values
+            (losses, embeddings) are those of `"full"`. Read only when the batch has hard negatives
+            (`image_contrastive="ccl"`), with either `contrastive_target`; the negatives are then computed in full,
+            never from their target's prefix (the model's `_negative_prefix_sharing` is not read). Embedding
+            scores only: `contrastive_score="likelihood"` refuses it, since there CCL trains by lowering the
+            negative's log-likelihood, which a detached negative never would.
 
     Example:
 
@@ -163,6 +177,7 @@ class PC2LConfig(PreTrainedConfig):
     projection_dim: int = 256
     contrastive_target: str = "decoder"
     contrastive_score: str = "embedding"
+    hard_negative_gradients: str = "full"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -198,6 +213,16 @@ class PC2LConfig(PreTrainedConfig):
         if self.contrastive_score not in CONTRASTIVE_SCORES:
             raise ValueError(
                 f"contrastive_score must be one of {CONTRASTIVE_SCORES}, got {self.contrastive_score!r}"
+            )
+        if self.hard_negative_gradients not in HARD_NEGATIVE_GRADIENTS:
+            raise ValueError(
+                f"hard_negative_gradients must be one of {HARD_NEGATIVE_GRADIENTS}, got "
+                f"{self.hard_negative_gradients!r}"
+            )
+        if self.contrastive_score == "likelihood" and self.hard_negative_gradients != "full":
+            raise ValueError(
+                "hard_negative_gradients='detached' applies to contrastive_score='embedding' only: the likelihood "
+                "score's CCL trains by lowering the negative's log-likelihood, which a detached negative never does"
             )
         if self.contrastive_score == "likelihood" and self.contrastive_target != "decoder":
             raise ValueError("contrastive_target applies to contrastive_score='embedding' only")

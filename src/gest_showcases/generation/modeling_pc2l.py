@@ -618,7 +618,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 step; computed here when omitted.
             negative_input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Entity-swapped hard negatives of the targets (CCL, eq. 8), padded to the targets' length. They go
-                through the decoder in the same call as the targets (2B sequences) and get no LM loss.
+                through the decoder in the same call as the targets (2B sequences), or with
+                `config.hard_negative_gradients="detached"` in a call of their own without gradients, and get no
+                LM loss.
             negative_attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Their padding mask.
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
@@ -684,12 +686,14 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         # One decoder call over segments of B sequences: the targets, then (CCL) their hard negatives and
         # (likelihood score) the targets under swapped inputs, each segment cross-attending to its own states.
         segments = [(input_ids, target_mask, encoder_hidden_states, encoder_attention_mask)]
-        negatives_in_pass = negative_input_ids is not None and (
-            compute_likelihoods or (compute_embeddings and not text_target)
-        )
+        hard_negatives = negative_input_ids is not None and (compute_likelihoods or compute_embeddings)
+        # `hard_negative_gradients="detached"` (embedding score only, the config checks): the negatives get a decoder
+        # call of their own without gradients (`_detached_negative_embeds`), outside the batched one.
+        detached_negatives = hard_negatives and self.config.hard_negative_gradients == "detached"
+        negatives_in_pass = hard_negatives and not detached_negatives and (compute_likelihoods or not text_target)
         # GPT-2 computes each hard negative only from its first swapped token on (see `_negative_suffix_states`).
         share_negative_prefix = negatives_in_pass and self._shares_negative_prefix(cache, use_cache)
-        if negatives_in_pass:
+        if negatives_in_pass or detached_negatives:
             if negative_input_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
@@ -715,7 +719,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if self.config.uses_gated_cross_attention:
             if cross_key_values is None:
                 cross_key_values = self.cross_attention_kv(cross_states)  # [B x segments, N, blocks * 2 * D]
-            elif len(segments) > 1:
+            elif len(segments) > 1 or detached_negatives:
                 raise ValueError("cross_key_values serve decoding; the contrastive passes compute their own")
             # The LM's own forward, so the logits are exactly what it computes (some families post-process them),
             # for every segment's rows (the negatives' logits of the embedding score go unused).
@@ -821,7 +825,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             if text_target:
                 # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
                 text_ids, text_mask = input_ids, target_mask
-                if negative_input_ids is not None:
+                if negative_input_ids is not None and not detached_negatives:
                     text_ids = torch.cat([input_ids, negative_input_ids])
                     text_mask = torch.cat([target_mask, negative_attention_mask])
                 hidden_states = self._text_states(text_ids, text_mask)
@@ -834,11 +838,73 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 output.review_embeds = self.review_head(
                     encoder_hidden_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
                 )
-            if negative_input_ids is not None:
+            if detached_negatives:
+                output.negative_embeds = self._detached_negative_embeds(
+                    negative_input_ids,
+                    negative_attention_mask,
+                    position_ids[:batch_size] if position_ids is not None else None,
+                    encoder_hidden_states,
+                    encoder_attention_mask,
+                    cross_key_values,
+                    text_target,
+                    **kwargs,
+                )
+            elif negative_input_ids is not None:
                 output.negative_embeds = self.target_head(
                     hidden_states[batch_size : 2 * batch_size], negative_attention_mask
                 )
         return output
+
+    @torch.no_grad()
+    def _detached_negative_embeds(
+        self,
+        negative_input_ids: torch.Tensor,
+        negative_attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        cross_key_values: torch.Tensor | None,
+        text_target: bool,
+        **kwargs,
+    ) -> torch.Tensor:
+        """`phi_Y(H^Y_ent)` [B, projection_dim] of the hard negatives without gradients
+        (`config.hard_negative_gradients="detached"`).
+
+        The same states the batched call computes for the negatives' rows, in a decoder call of their own under
+        `torch.no_grad`: autograd keeps none of its activations and the backward pass skips it. Every row of a
+        decoder call is computed independently of the others, so the values are those of `"full"` (to rounding).
+
+        Args:
+            position_ids: the targets' position ids [B, L] (the negatives' in the batched call), None for `0..L-1`.
+            cross_key_values: gated decoders: the targets' cross-attention keys and values (the same encoder states).
+            text_target: `contrastive_target="text"`: the text-only pass (`_text_states`).
+        """
+        if text_target:
+            states = self._text_states(negative_input_ids, negative_attention_mask)
+        elif self.config.uses_gated_cross_attention:
+            # As the batched call runs them (the LM's forward), one logit row being the least it computes.
+            states = self.decoder(
+                negative_input_ids,
+                attention_mask=negative_attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                logits_to_keep=1,
+                output_hidden_states=True,
+                **{CROSS_KEY_VALUES: cross_key_values},
+                **{CROSS_ATTENTION_MASK: cross_attention_bias(encoder_attention_mask, cross_key_values.dtype)},
+                **kwargs,
+            ).hidden_states[-1]
+        else:
+            states = self.decoder.transformer(
+                negative_input_ids,
+                attention_mask=negative_attention_mask,
+                position_ids=position_ids,
+                encoder_hidden_states=encoder_hidden_states,
+                encoder_attention_mask=encoder_attention_mask,
+                use_cache=False,
+                **kwargs,
+            ).last_hidden_state
+        return self.target_head(states, negative_attention_mask)
 
     def _text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The decoder's last hidden states [B, L, D] (after its final norm) over text alone, no cross-attention."""
@@ -872,7 +938,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
     # True computes GPT-2's hard negatives from their first swapped token on (`_negative_suffix_states`): same losses
     # and gradients, 10% fewer FLOPs per step with realistic swaps, but on CPU at batch 4 a step is not faster (two
     # decoder calls with smaller matmuls, two embedding gradients), so it is off until a GPU measurement says
-    # otherwise (issue 18; benchmarks/bench_pc2l.py times both).
+    # otherwise (issue 18; benchmarks/bench_pc2l.py times both). Not read with `hard_negative_gradients="detached"`,
+    # whose no-grad pass over the full negatives costs less than a suffix pass with gradients.
     _negative_prefix_sharing = False
     # Most tokens of cached target keys a packed row of negative suffixes attends to (bounds its attention cost).
     _negative_pack_tokens = 1024

@@ -82,6 +82,13 @@ class PC2LModelArguments:
             "log-likelihood of the target under its own vs swapped inputs and of its entity-swapped version"
         },
     )
+    hard_negative_gradients: str = field(
+        default="full",
+        metadata={
+            "help": "full (the paper) | detached: a deviation for speed, CCL's hard negatives run through the decoder "
+            "without gradients (same loss; their embeddings are never trained away); embedding score only"
+        },
+    )
     lora: bool = field(
         default=False,
         metadata={
@@ -155,7 +162,8 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
-             "contrastive_target", "contrastive_score", "cross_attention_every_n_layers")  # fmt: skip
+             "contrastive_target", "contrastive_score", "hard_negative_gradients",
+             "cross_attention_every_n_layers")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
