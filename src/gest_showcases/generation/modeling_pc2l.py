@@ -828,7 +828,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 if negative_input_ids is not None and not detached_negatives:
                     text_ids = torch.cat([input_ids, negative_input_ids])
                     text_mask = torch.cat([target_mask, negative_attention_mask])
-                hidden_states = self._text_states(text_ids, text_mask)
+                hidden_states = self._decoder_states(text_ids, text_mask)
             output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
             if self.config.image_contrastive != "none":
                 output.image_embeds = self.image_head(
@@ -877,48 +877,59 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         Args:
             position_ids: the targets' position ids [B, L] (the negatives' in the batched call), None for `0..L-1`.
             cross_key_values: gated decoders: the targets' cross-attention keys and values (the same encoder states).
-            text_target: `contrastive_target="text"`: the text-only pass (`_text_states`).
+            text_target: `contrastive_target="text"`: the text-only pass, without the encoder.
         """
         if text_target:
-            states = self._text_states(negative_input_ids, negative_attention_mask)
-        elif self.config.uses_gated_cross_attention:
-            # As the batched call runs them (the LM's forward), one logit row being the least it computes.
-            states = self.decoder(
-                negative_input_ids,
-                attention_mask=negative_attention_mask,
-                position_ids=position_ids,
-                use_cache=False,
-                logits_to_keep=1,
-                output_hidden_states=True,
-                **{CROSS_KEY_VALUES: cross_key_values},
-                **{CROSS_ATTENTION_MASK: cross_attention_bias(encoder_attention_mask, cross_key_values.dtype)},
-                **kwargs,
-            ).hidden_states[-1]
+            states = self._decoder_states(negative_input_ids, negative_attention_mask)
         else:
-            states = self.decoder.transformer(
+            states = self._decoder_states(
                 negative_input_ids,
-                attention_mask=negative_attention_mask,
-                position_ids=position_ids,
-                encoder_hidden_states=encoder_hidden_states,
-                encoder_attention_mask=encoder_attention_mask,
-                use_cache=False,
+                negative_attention_mask,
+                position_ids,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                cross_key_values,
                 **kwargs,
-            ).last_hidden_state
+            )
         return self.target_head(states, negative_attention_mask)
 
-    def _text_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The decoder's last hidden states [B, L, D] (after its final norm) over text alone, no cross-attention."""
+    def _decoder_states(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cross_key_values: torch.Tensor | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """The decoder's last hidden states [B, L, D] (after its final norm), no cache; over text alone (no
+        cross-attention) when the encoder inputs are None (GPT-2: `encoder_hidden_states`, gated decoders:
+        `cross_key_values`)."""
         if self.config.uses_gated_cross_attention:
+            cross_mask = (
+                None if cross_key_values is None else cross_attention_bias(encoder_attention_mask, cross_key_values.dtype)
+            )
             # One logit row is the least the LM's forward computes; its states are what is wanted here.
             return self.decoder(
                 input_ids,
                 attention_mask=attention_mask,
+                position_ids=position_ids,
                 use_cache=False,
                 logits_to_keep=1,
                 output_hidden_states=True,
-                **{CROSS_KEY_VALUES: None},
+                **{CROSS_KEY_VALUES: cross_key_values, CROSS_ATTENTION_MASK: cross_mask},
+                **kwargs,
             ).hidden_states[-1]
-        return self.decoder.transformer(input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return self.decoder.transformer(
+            input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            use_cache=False,
+            **kwargs,
+        ).last_hidden_state
 
     def _shares_negative_prefix(self, cache: Cache | None, use_cache: bool | None) -> bool:
         """Whether this training call computes the hard negatives' suffixes only (`_negative_suffix_states`).
