@@ -63,6 +63,16 @@ def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, 
     assert results["compute_seconds"] > results["seconds_this_run"] / 2
     assert resumed["compute_seconds"] == pytest.approx(results["compute_seconds"])
     assert resumed["seconds_this_run"] < results["compute_seconds"]
+    # Where the time went: every world stage, and per seed the selectors, each generator and the scoring, named by
+    # their folders; they sum to the compute time.
+    cells = results["cell_seconds"]
+    assert {"world/synth", "world/train-clip", "clip/seed-0/selector", "clip/seed-1/scores"} <= set(cells)
+    assert {cell for cell in cells if cell.startswith("clip/seed-0/")} == {
+        *(str(marker.parent.relative_to(tmp_path)) for marker in markers if "seed-0" in str(marker)),
+        "clip/seed-0/scores", "clip/seed-0/table2-all",
+    }  # fmt: skip
+    assert all(seconds > 0 for seconds in cells.values())
+    assert sum(cells.values()) == pytest.approx(results["compute_seconds"]) and resumed["cell_seconds"] == cells
 
     # A later run with the baselines trains and scores only the baselines' cells: Table 2's seven rows.
     capsys.readouterr()

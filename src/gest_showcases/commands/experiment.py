@@ -225,29 +225,39 @@ class Experiment:
                 )  # fmt: skip
                 _mark(marker, {"seconds": time.perf_counter() - start})
 
-    def compute_seconds(self, seeds: range) -> float:
-        """Seconds the finished cells of this run took, summed from their records (whichever call ran them).
+    def cell_seconds(self, seeds: range) -> dict[str, float]:
+        """Seconds each finished cell of this run took, from its record (whichever call ran it), keyed by its folder
+        relative to the output folder (`world/synth`, `clip/seed-0/selector`, `clip/seed-0/scores`, ...).
 
-        A resumed run's wall time says nothing of the cells an earlier call computed; this does. Cells run
-        while the machine was shared count as they ran.
+        A resumed run's wall time says nothing of the cells an earlier call computed; this does, and says where the
+        time went. Cells run while the machine was shared count as they ran.
         """
-        markers = [m for m in (self.world / ".done").glob("*") if m.name != "diversity"]
+        # (the file holding the cell's time, its key there); a cell is named by its folder, a world stage by its key.
+        records = [(m, "seconds") for m in sorted((self.world / ".done").glob("*")) if m.name != "diversity"]
         if self.args.features == "oracle":
-            markers.append(self.features / ".done")
-        total = 0.0
+            records.append((self.features / ".done", "seconds"))
         for seed in seeds:
-            markers.append(self.seed_dir(seed) / "selector" / ".done")
-            markers += [self.generator_dir(seed, system) / ".done" for system in pc2l_systems(self.args)]
-            markers += [self.baseline_dir(seed, name) / ".done" for name in trained_baselines(self.args)]
+            records.append((self.seed_dir(seed) / "selector" / ".done", "seconds"))
+            records += [(self.generator_dir(seed, system) / ".done", "seconds") for system in pc2l_systems(self.args)]
+            records += [(self.baseline_dir(seed, name) / ".done", "seconds") for name in trained_baselines(self.args)]
             # Selection, generation, probe, perplexity and per-example scoring; then every Table 2 metric.
-            scores = self.seed_dir(seed) / f"scores{self.suffix}.json"
-            total += json.loads(scores.read_text()).get("scoring_seconds", 0.0) if scores.exists() else 0.0
-            every_metric = self.every_metric_path(seed)
-            total += json.loads(every_metric.read_text())["seconds"] if every_metric.exists() else 0.0
-        for marker in markers:
-            if marker.exists():
-                total += json.loads(marker.read_text()).get("seconds", 0.0)
-        return total
+            records.append((self.seed_dir(seed) / f"scores{self.suffix}.json", "scoring_seconds"))
+            records.append((self.every_metric_path(seed), "seconds"))
+        seconds = {}
+        for record, key in records:
+            if record.exists():
+                if record.name == ".done":
+                    cell = record.parent
+                elif record.parent.name == ".done":
+                    cell = record.parent.parent / record.name
+                else:
+                    cell = record.with_suffix("")
+                seconds[cell.relative_to(self.work).as_posix()] = json.loads(record.read_text()).get(key, 0.0)
+        return seconds
+
+    def compute_seconds(self, seeds: range) -> float:
+        """Seconds the finished cells of this run took, summed ([`cell_seconds`])."""
+        return sum(self.cell_seconds(seeds).values())
 
     @cached_property
     def tables(self) -> dict:
@@ -650,7 +660,8 @@ def run_experiment(args: ExperimentArguments) -> dict:
     results["arguments"] = asdict(args)
     results["num_test_examples"] = len(rows)
     results["seconds_this_run"] = seconds
-    results["compute_seconds"] = experiment.compute_seconds(range(args.seeds))
+    results["cell_seconds"] = experiment.cell_seconds(range(args.seeds))
+    results["compute_seconds"] = sum(results["cell_seconds"].values())
     markdown = tables_markdown(results, args, len(rows), results["compute_seconds"])
     suffix = (args.features if args.features == "clip" else f"oracle-{args.oracle_noise}") + experiment.suffix
     (experiment.work / f"results-{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
