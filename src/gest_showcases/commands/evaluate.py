@@ -68,6 +68,13 @@ class EvaluateArguments:
         },
     )
     num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples of table2_intervals.md"})
+    compare_to: str | None = field(
+        default=None,
+        metadata={
+            "help": "a system of the generations: table2_intervals.md adds each other system's paired difference "
+            "from it (A - it, the interval over the same resamples)"
+        },
+    )
 
 
 def _check_bertscore_model(path: str | Path) -> None:
@@ -112,6 +119,9 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
     if args.images and not Path(args.images).is_dir():
         raise InputError(f"--images {args.images}: not a folder; pass the folder of <pic_id>.jpg files")
     records = read_generations(args.generations)
+    if args.compare_to is not None and args.compare_to not in {record.system for record in records}:
+        systems = sorted({record.system for record in records})
+        raise InputError(f"--compare_to {args.compare_to!r} is not a system of {args.generations}: {systems}")
 
     bertscore_model = None
     if args.bertscore:
@@ -139,7 +149,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
             rows[name].update(scores.metrics())
     paths = write_evaluation(rows, records, output_dir)
     print(table2_markdown(rows))
-    intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples)
+    intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples, args.compare_to)
     paths["table2_intervals_md"] = Path(output_dir) / "table2_intervals.md"
     paths["table2_intervals_md"].write_text(intervals_table, encoding="utf-8")
     print(intervals_table)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.errors import InputError
 from gest_showcases.markdown_tables import markdown_row
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics.coverage import LENGTH_BINS, length_distribution, pos_coverage, pos_tagger
@@ -160,7 +161,10 @@ INTERVAL_COLUMNS = (
 
 
 def table2_intervals_markdown(
-    records: Sequence[Generation], truth_scores: dict | None, num_resamples: int = 1000
+    records: Sequence[Generation],
+    truth_scores: dict | None,
+    num_resamples: int = 1000,
+    compare_to: str | None = None,
 ) -> str:
     """Table 2's metrics that resample exactly, with paired bootstrap 95% intervals over the examples.
 
@@ -169,6 +173,11 @@ def table2_intervals_markdown(
     per-example parts (`metrics.per_example`); the ground-truth columns from `synth_truth` (when given).
     Cells: estimate [95% interval], x100 but distinct outputs. Systems that do not cover the same examples
     as the first one are left out, with a warning.
+
+    `compare_to` (a system's name) adds a row "A - compare_to (paired)" for every other system A but GT: the
+    interval of the difference over the same resamples, which is what says whether two systems differ (two
+    rows' own intervals can overlap while their paired difference excludes 0), and the share of resamples
+    where A is ahead.
     """
     order = list(dict.fromkeys(r.id for r in records))
     position = {example: i for i, example in enumerate(order)}
@@ -186,6 +195,9 @@ def table2_intervals_markdown(
             for r in ground_truth_records(records)
         ]
     }
+    if compare_to is not None and compare_to not in systems:
+        raise InputError(f"--compare_to {compare_to!r} is not a system of the generations: {sorted(systems)}")
+    statistics_of = {}
     for name, recs in systems.items():
         recs = sorted(recs, key=lambda r: position[r.id])
         if [r.id for r in recs] != order:
@@ -196,6 +208,7 @@ def table2_intervals_markdown(
         if truth_scores is not None and name in truth_scores:
             for key, _, _ in INTERVAL_COLUMNS[2:6]:
                 statistics[key] = truth_scores[name].statistic(key)
+        statistics_of[name] = statistics
         cells = []
         for key, _, scale in INTERVAL_COLUMNS:
             if key not in statistics:
@@ -206,6 +219,20 @@ def table2_intervals_markdown(
         lines.append(markdown_row([name, *cells]))
     if skipped:
         logger.warning("table2_intervals.md leaves out %s: they do not cover the same examples", skipped)
+    if compare_to is not None:
+        if compare_to not in statistics_of:
+            raise InputError(f"--compare_to {compare_to!r} does not cover the same examples as the other systems")
+        reference = statistics_of[compare_to]
+        for name, statistics in statistics_of.items():
+            if name in (compare_to, GROUND_TRUTH):
+                continue
+            cells = [
+                intervals.paired_difference(statistics[key], reference[key], indices).format_cell(scale, 1)
+                if key in statistics and key in reference
+                else "-"
+                for key, _, scale in INTERVAL_COLUMNS
+            ]
+            lines.append(markdown_row([f"{name} - {compare_to} (paired)", *cells]))
     return "\n".join(lines) + "\n"
 
 
