@@ -21,7 +21,16 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
 from gest_showcases.features.clip_standin import BOS, EOS, build_clip, train_clip_tokenizer
-from gest_showcases.features.clip_training import BagOfTokens, read_paired_reviews, symmetric_info_nce, train
+from gest_showcases.features.clip_training import (
+    BagOfTokens,
+    CLIPWithBagOfTokens,
+    ImageTextCollator,
+    PairedReviews,
+    multiple_instance_info_nce,
+    read_paired_reviews,
+    symmetric_info_nce,
+    train,
+)
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.metrics.clip_quality import clip_quality
@@ -226,3 +235,75 @@ def test_a_missing_ground_truth_stops_train_clip_before_training(tmp_path):
         main(["--dataset", str(tmp_path / "no-dataset"), "--output", str(tmp_path / "clip"),
               "--synth_truth", str(tmp_path / "missing.json")])  # fmt: skip
     assert not (tmp_path / "clip").exists()
+
+
+def test_multiple_instance_info_nce_with_one_positive_each_is_clips_loss():
+    logits = torch.randn(6, 6, generator=torch.Generator().manual_seed(1)) * 5
+    torch.testing.assert_close(
+        multiple_instance_info_nce(logits, torch.eye(6, dtype=torch.bool)), symmetric_info_nce(logits)
+    )
+
+
+def test_multiple_instance_info_nce_by_hand():
+    # Two photos, three sentences: photo 0's review has sentences 0 and 2, photo 1's sentence 1.
+    logits = torch.tensor([[1.0, 0.0, 2.0], [0.0, 3.0, 1.0]])
+    positives = torch.tensor([[True, False, True], [False, True, False]])
+    e = math.exp
+    image_to_text = [-math.log((e(1) + e(2)) / (e(1) + e(0) + e(2))), -math.log(e(3) / (e(0) + e(3) + e(1)))]
+    text_to_image = [
+        -math.log(e(1) / (e(1) + e(0))),
+        -math.log(e(3) / (e(0) + e(3))),
+        -math.log(e(2) / (e(2) + e(1))),
+    ]
+    expected = (sum(image_to_text) / 2 + sum(text_to_image) / 3) / 2
+    assert multiple_instance_info_nce(logits, positives).item() == pytest.approx(expected, rel=1e-6)
+    # A sentence no photo owns has no positive: an error, not an infinite loss.
+    with pytest.raises(ValueError, match="at least one positive"):
+        multiple_instance_info_nce(logits, torch.tensor([[True, False, False], [False, True, False]]))
+
+
+def test_sentences_collator_carries_each_reviews_sentences_once():
+    texts = ["Margherita pizza here.", "Slow service.", "The ramen was rich."]
+    tokenizer = train_clip_tokenizer(texts * 5, vocab_size=300)
+    processor = CLIPImageProcessor(size={"shortest_edge": 4}, crop_size={"height": 4, "width": 4})
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    reviews = PairedReviews(
+        pixels=torch.arange(3 * 3 * 4 * 4, dtype=torch.uint8).view(3, 3, 4, 4),
+        image_review=torch.tensor([0, 0, 1]),  # photos 0 and 1 share review 0
+        first_image=torch.tensor([0, 2]),
+        sentences=[texts[:2], texts[2:]],
+        texts=[" ".join(texts[:2]), texts[2]],
+    )
+    batch = ImageTextCollator(reviews, tokenizer, preprocessing, pair_with="sentences")([2, 0, 1])
+    # Review 1 first (photo 2 comes first), then review 0's two sentences once, not once per photo.
+    expected = tokenizer([texts[2], texts[0], texts[1]], padding="longest", return_tensors="pt")
+    torch.testing.assert_close(batch["input_ids"], expected["input_ids"])
+    torch.testing.assert_close(batch["attention_mask"], expected["attention_mask"])
+    assert batch["positives"].tolist() == [[True, False, False], [False, True, True], [False, True, True]]
+    torch.testing.assert_close(batch["pixel_values"], preprocessing.normalize(reviews.pixels[[2, 0, 1]]))
+
+
+def test_identity_positives_give_the_one_text_per_photo_loss():
+    tokenizer = train_clip_tokenizer(["pizza with basil", "ramen with egg", "slow service"] * 5, vocab_size=300)
+    torch.manual_seed(0)
+    model = CLIPWithBagOfTokens(
+        build_clip(tokenizer, 8, 8, 16, 1, 2, 8), BagOfTokens(len(tokenizer), 8), bag_of_tokens_weight=0.7
+    )
+    tokens = tokenizer(["pizza with basil", "ramen with egg", "slow service"], padding=True, return_tensors="pt")
+    pixels = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(
+        model(**tokens, pixel_values=pixels, positives=torch.eye(3, dtype=torch.bool)),
+        model(**tokens, pixel_values=pixels),
+    )
+
+
+def test_train_with_sentence_bags(tmp_path, synth_dataset):
+    photos = synth_dataset.parent / "synth" / "images"
+    summary = train(
+        synth_dataset, tmp_path / "clip", images=photos, image_size=16, patch_size=8, hidden_size=16,
+        num_layers=1, num_heads=2, projection_dim=8, pair_with="sentences", vocab_size=300,
+        num_train_epochs=2, batch_size=16, num_threads=1,
+    )  # fmt: skip
+    assert summary["train_images"] > 2 * 16  # several steps per epoch
+    assert len(summary["epoch_losses"]) == 2 and all(math.isfinite(loss) for loss in summary["epoch_losses"])
+    assert CLIPModel.from_pretrained(tmp_path / "clip").config.projection_dim == 8

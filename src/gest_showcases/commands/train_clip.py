@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gest_showcases.errors import InputError
 from gest_showcases.features.clip import load_clip
-from gest_showcases.features.clip_training import train
+from gest_showcases.features.clip_training import PAIR_WITH, train
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
 
@@ -40,7 +40,11 @@ class TrainClipArguments:
     projection_dim: int = field(default=128, metadata={"help": "size of the joint embedding"})
     pair_with: str = field(
         default="review",
-        metadata={"help": "each image's text: its review's (review) or a random sentence of it (sentence)"},
+        metadata={
+            "help": "each image's text: its review's (review), a random sentence of it (sentence), or all its "
+            "sentences as one bag of positives for multiple-instance InfoNCE (sentences)",
+            "choices": list(PAIR_WITH),
+        },
     )
     vocab_size: int = field(
         default=2000, metadata={"help": "BPE vocabulary size (at most; more is never learnt)"}

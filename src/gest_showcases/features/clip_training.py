@@ -8,8 +8,9 @@ tokenizer, image processor), so `gest-showcases features --model PATH` loads it 
 
 What it learns from is what CLIP learns from on the web: photos next to text that may or may not
 describe them. Each image of an `s1` **train**-split review is paired with that review's text
-(`--pair_with review`, the default; cut at 77 tokens) or with one sentence of it drawn afresh every
-epoch (`--pair_with sentence`). Much of that text doesn't describe the photo (service, parking,
+(`--pair_with review`, the default; cut at 77 tokens), with one sentence of it drawn afresh every
+epoch (`--pair_with sentence`), or with all its sentences at once as a bag (`--pair_with sentences`,
+below). Much of that text doesn't describe the photo (service, parking,
 generic praise, the review's other photos); the photo's subject is named in its review more often
 than elsewhere, and that co-occurrence is the whole signal. Whole reviews carry it in every pair and
 learn faster; single sentences carry it in some pairs only. Neither annotations nor any ground truth is read: the annotations are the
@@ -18,6 +19,12 @@ explanation classifier's supervised data, ground truth is for evaluation only.
 - Loss: CLIP's symmetric InfoNCE loss (`return_loss=True`, learnt temperature), minimised by AdamW
   with a linear warm-up and cosine decay, gradients clipped at norm 1, on a `transformers.Trainer`
   ([`StandInCLIPTrainer`]).
+- `--pair_with sentences`: multiple-instance InfoNCE (MIL-NCE, Miech et al., CVPR 2020;
+  [`multiple_instance_info_nce`]). A batch of photos carries every sentence of their reviews, each review's
+  once; a photo's positives are its review's sentences, and the loss asks that they *together* outscore the
+  batch's other sentences, so the one sentence that names the photo's dish can take the credit without the
+  service and parking sentences having to look like the photo. Each sentence's positives are its review's
+  photos in the batch.
 - Bag-of-tokens helper (`--bag_of_tokens_weight`): two transformer towers trained from scratch against
   each other on a thousand pairs learn to match the training pairs but not what the photos show (on
   Gest-Synth their image features told dishes apart no better than a random-init ViT's). A linear
@@ -78,6 +85,9 @@ from .loading import ImagePreprocessing
 
 logger = logging.getLogger(__name__)
 
+# What each photo is paired with (`--pair_with`, module docstring): its review, one sentence, or all its sentences.
+PAIR_WITH = ("review", "sentence", "sentences")
+
 
 class BagOfTokens(torch.nn.Module):
     """A linear text encoder over the set of a text's token ids: the bag-of-tokens helper (module docstring).
@@ -104,6 +114,29 @@ def symmetric_info_nce(logits: torch.Tensor) -> torch.Tensor:
     """CLIP's loss on a [B, B] similarity matrix whose diagonal holds the positive pairs."""
     targets = torch.arange(len(logits), device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def multiple_instance_info_nce(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric multiple-instance InfoNCE (MIL-NCE) on [P, S] image-text logits with several positives per row.
+
+    Image -> text: the mean over rows of `-log(sum of exp(logits) over the row's positives / sum over the row)`;
+    text -> image the same over columns; the loss is their mean. With the identity as `positives` it is
+    [`symmetric_info_nce`].
+
+    Args:
+        logits (`torch.Tensor` of shape `(P, S)`): similarities of P images and S texts (temperature applied).
+        positives (`torch.BoolTensor` of shape `(P, S)`): which pairs are positive; every row and column needs one.
+
+    Returns:
+        `torch.Tensor`: the scalar loss.
+    """
+    if not (positives.any(dim=1).all() and positives.any(dim=0).all()):
+        raise ValueError("every image and every text needs at least one positive")
+    # -inf outside the positives: their exp is 0 in the numerator's log-sum-exp, and so is their gradient.
+    positive_logits = logits.masked_fill(~positives, float("-inf"))
+    image_to_text = (logits.logsumexp(dim=1) - positive_logits.logsumexp(dim=1)).mean()
+    text_to_image = (logits.logsumexp(dim=0) - positive_logits.logsumexp(dim=0)).mean()
+    return (image_to_text + text_to_image) / 2
 
 
 @dataclass
@@ -172,7 +205,8 @@ def _tokens(tokenizer: CLIPTokenizer, texts: Sequence[str]) -> dict[str, torch.T
 class CLIPWithBagOfTokens(torch.nn.Module):
     """The stand-in CLIP and its bag-of-tokens helper as the one module that is trained: `forward` returns CLIP's
     InfoNCE loss plus `bag_of_tokens_weight` times the helper's, and the optimizer and the gradient clipping see
-    the parameters of both.
+    the parameters of both. Given `positives` (a [photos, texts] mask, `pair_with="sentences"`), both losses are
+    [`multiple_instance_info_nce`] over that mask instead.
 
     Args:
         clip (`CLIPModel`): the stand-in CLIP.
@@ -187,17 +221,31 @@ class CLIPWithBagOfTokens(torch.nn.Module):
         self.bag_of_tokens_weight = bag_of_tokens_weight
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pixel_values: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+        positives: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        output = self.clip(
-            input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, return_loss=True
-        )
-        loss = output.loss
+        if positives is None:
+            output = self.clip(
+                input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values, return_loss=True
+            )
+            loss = output.loss
+        else:
+            # CLIP's own loss wants one text per image: the bag's is computed here from its [P, S] logits.
+            output = self.clip(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values)
+            loss = multiple_instance_info_nce(output.logits_per_image, positives)
         if self.bag_of_tokens_weight:
-            # The same temperature and image embeddings as CLIP's own loss; [B, B] logits.
+            # The same temperature and image embeddings as CLIP's own loss; [P, S] logits.
             text_embeds = self.bag_of_tokens(input_ids, attention_mask)
             bag_logits = self.clip.logit_scale.exp() * output.image_embeds @ text_embeds.T
-            loss = loss + self.bag_of_tokens_weight * symmetric_info_nce(bag_logits)
+            bag_loss = (
+                symmetric_info_nce(bag_logits)
+                if positives is None
+                else multiple_instance_info_nce(bag_logits, positives)
+            )
+            loss = loss + self.bag_of_tokens_weight * bag_loss
         return loss
 
 
@@ -206,7 +254,9 @@ class ImageTextCollator:
     """Makes a training batch of (photo, text) pairs from photos given by their row in `reviews`.
 
     Each photo's text is its review's (`pair_with="review"`) or one sentence of it drawn with `random.choice`
-    every time the photo is seen (`"sentence"`).
+    every time the photo is seen (`"sentence"`). With `"sentences"` the batch's texts are every sentence of the
+    batch's reviews, each review's once however many of its photos the batch holds, in the order the reviews first
+    appear; `positives` [photos, sentences] marks each photo's own review's sentences.
     """
 
     reviews: PairedReviews
@@ -217,11 +267,17 @@ class ImageTextCollator:
     def __call__(self, images: list[int]) -> dict[str, torch.Tensor]:
         batch = torch.tensor(images)
         reviews = self.reviews.image_review[batch].tolist()
+        pixel_values = self.preprocessing.normalize(self.reviews.pixels[batch])
+        if self.pair_with == "sentences":
+            unique = dict.fromkeys(reviews)  # each review once, in the order of its first photo
+            texts = [sentence for review in unique for sentence in self.reviews.sentences[review]]
+            owners = torch.tensor([review for review in unique for _ in self.reviews.sentences[review]])
+            positives = torch.tensor(reviews)[:, None] == owners[None, :]  # [photos, sentences]
+            return {**_tokens(self.tokenizer, texts), "pixel_values": pixel_values, "positives": positives}
         if self.pair_with == "review":
             texts = [self.reviews.texts[review] for review in reviews]
         else:
             texts = [random.choice(self.reviews.sentences[review]) for review in reviews]
-        pixel_values = self.preprocessing.normalize(self.reviews.pixels[batch])
         return {**_tokens(self.tokenizer, texts), "pixel_values": pixel_values}
 
 
@@ -347,8 +403,8 @@ def train(
     Returns the summary (sizes, epoch losses, retrieval); `gest-showcases train-clip` writes it as JSON beside the
     checkpoint. The options are the command's (`gest_showcases.commands.train_clip` gives their meaning).
     """
-    if pair_with not in ("review", "sentence"):
-        raise ValueError(f"--pair_with must be review or sentence, not {pair_with!r}")
+    if pair_with not in PAIR_WITH:
+        raise ValueError(f"--pair_with must be one of {', '.join(PAIR_WITH)}, not {pair_with!r}")
     start = time.perf_counter()
     torch.set_num_threads(num_threads)
     random.seed(seed)
