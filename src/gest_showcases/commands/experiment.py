@@ -232,27 +232,25 @@ class Experiment:
         A resumed run's wall time says nothing of the cells an earlier call computed; this does, and says where the
         time went. Cells run while the machine was shared count as they ran.
         """
-        # (the file holding the cell's time, its key there); a cell is named by its folder, a world stage by its key.
-        records = [(m, "seconds") for m in sorted((self.world / ".done").glob("*")) if m.name != "diversity"]
-        if self.args.features == "oracle":
-            records.append((self.features / ".done", "seconds"))
+        # (cell name, the file holding its time, the key there): a cell is named by its folder, a world stage by its
+        # key, a scoring step by its file.
+        records = [
+            (f"world/{m.name}", m, "seconds") for m in sorted((self.world / ".done").glob("*")) if m.name != "diversity"
+        ]
+        folders = [self.features] if self.args.features == "oracle" else []
         for seed in seeds:
-            records.append((self.seed_dir(seed) / "selector" / ".done", "seconds"))
-            records += [(self.generator_dir(seed, system) / ".done", "seconds") for system in pc2l_systems(self.args)]
-            records += [(self.baseline_dir(seed, name) / ".done", "seconds") for name in trained_baselines(self.args)]
+            folders.append(self.seed_dir(seed) / "selector")
+            folders += [self.generator_dir(seed, system) for system in pc2l_systems(self.args)]
+            folders += [self.baseline_dir(seed, name) for name in trained_baselines(self.args)]
             # Selection, generation, probe, perplexity and per-example scoring; then every Table 2 metric.
-            records.append((self.seed_dir(seed) / f"scores{self.suffix}.json", "scoring_seconds"))
-            records.append((self.every_metric_path(seed), "seconds"))
+            for path, key in ((self.seed_dir(seed) / f"scores{self.suffix}.json", "scoring_seconds"),
+                              (self.every_metric_path(seed), "seconds")):  # fmt: skip
+                records.append((path.with_suffix("").relative_to(self.work).as_posix(), path, key))
+        records += [(folder.relative_to(self.work).as_posix(), folder / ".done", "seconds") for folder in folders]
         seconds = {}
-        for record, key in records:
+        for cell, record, key in records:
             if record.exists():
-                if record.name == ".done":
-                    cell = record.parent
-                elif record.parent.name == ".done":
-                    cell = record.parent.parent / record.name
-                else:
-                    cell = record.with_suffix("")
-                seconds[cell.relative_to(self.work).as_posix()] = json.loads(record.read_text()).get(key, 0.0)
+                seconds[cell] = json.loads(record.read_text()).get(key, 0.0)
         return seconds
 
     def compute_seconds(self, seeds: range) -> float:
