@@ -66,6 +66,8 @@ def test_top_level_import_as_a_user_types_it():
 
 def _save_tiny_models(root) -> dict:
     from gest_showcases import (
+        ConvImageTower,
+        ConvImageTowerConfig,
         DPPImageSelector,
         DPPSelectorConfig,
         ExplanationClassifier,
@@ -73,6 +75,7 @@ def _save_tiny_models(root) -> dict:
         PC2LConfig,
         PC2LForConditionalGeneration,
     )
+    from gest_showcases.features.tiny import save_tiny_clip
 
     torch.manual_seed(0)
     decoder = {"n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32, "vocab_size": 40}
@@ -126,7 +129,11 @@ def _save_tiny_models(root) -> dict:
     }
     for name, model in models.items():
         model.save_pretrained(root / name)
-    return {name: str(root / name) for name in models}
+    # The stand-in CLIP's CNN tower, alone and inside transformers' dual encoder (as `train-clip` saves it).
+    models["conv tower"] = ConvImageTower(ConvImageTowerConfig(widths=[4, 8]))
+    models["conv tower"].save_pretrained(root / "conv tower")
+    save_tiny_clip(root / "cnn clip", image_tower="cnn")
+    return {name: str(root / name) for name in [*models, "cnn clip"]}
 
 
 # What a user types after `import gest_showcases`, with transformers imported in several orders: first by the
@@ -166,4 +173,7 @@ def test_auto_classes_know_the_models_after_importing_the_package(tmp_path, orde
         "ref2seq": "gest_showcases.baselines.modeling_ref2seq.Ref2SeqForExplanation",
         "peter": "gest_showcases.baselines.modeling_peter.PeterForExplanation",
         "pepler": "gest_showcases.baselines.modeling_pepler.PeplerForExplanation",
+        "conv tower": "gest_showcases.features.modeling_conv_tower.ConvImageTower",
+        "cnn clip": "transformers.models.vision_text_dual_encoder.modeling_vision_text_dual_encoder."
+        "VisionTextDualEncoderModel",
     }

@@ -51,6 +51,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "ExplanationClassifierConfig": "features.configuration_explanation",
         "ExplanationClassifier": "features.modeling_explanation",
         "ExplanationClassifierOutput": "features.modeling_explanation",
+        "ConvImageTowerConfig": "features.configuration_conv_tower",
+        "ConvImageTower": "features.modeling_conv_tower",
         "ExplanationFilter": "features.distill",
         "ExplanationClassifierTrainer": "features.distill",
         "FeatureTable": "features.cache",

@@ -34,6 +34,9 @@ MODELS = (
      ("AutoModel",)),
     ("features.configuration_explanation", "ExplanationClassifierConfig", "features.modeling_explanation",
      "ExplanationClassifier", ("AutoModel",)),
+    # The stand-in CLIP's CNN image tower: `VisionTextDualEncoderModel` builds its vision model with `AutoModel`.
+    ("features.configuration_conv_tower", "ConvImageTowerConfig", "features.modeling_conv_tower", "ConvImageTower",
+     ("AutoModel",)),
     # Table 2's baselines (issue 16).
     ("baselines.configuration_show_and_tell", "ShowAndTellConfig", "baselines.modeling_show_and_tell",
      "ShowAndTellForExplanation", ("AutoModel",)),

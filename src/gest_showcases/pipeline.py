@@ -67,8 +67,6 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoTokenizer,
-    CLIPConfig,
-    CLIPModel,
     Pipeline,
     PreTrainedTokenizerBase,
 )
@@ -77,7 +75,14 @@ from transformers.utils import ADAPTER_CONFIG_NAME
 from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
-from gest_showcases.features.clip import ImageFeatureModel, TextFeatureModel, load_clip, load_vision_backbone
+from gest_showcases.features.clip import (
+    ImageFeatureModel,
+    TextFeatureModel,
+    clip_model_class,
+    load_clip,
+    load_clip_model,
+    load_vision_backbone,
+)
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
@@ -289,11 +294,11 @@ def _save_encoder_checkpoint(
     source = encoder.checkpoint
     if copy and not (folder.exists() and folder.resolve() == Path(source).resolve()):
         try:
-            config = AutoConfig.from_pretrained(source)
-            model_class = CLIPModel if isinstance(config, CLIPConfig) else AutoModel
-            model_class.from_pretrained(source, dtype=torch.float32).save_pretrained(folder)
+            is_clip = clip_model_class(AutoConfig.from_pretrained(source)) is not None
+            model = load_clip_model(source) if is_clip else AutoModel.from_pretrained(source, dtype=torch.float32)
+            model.save_pretrained(folder)
             AutoImageProcessor.from_pretrained(source).save_pretrained(folder)
-            if isinstance(config, CLIPConfig):
+            if is_clip:
                 AutoTokenizer.from_pretrained(source).save_pretrained(folder)
         except OSError as error:
             raise OSError(

@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import pytest
 
+from gest_showcases.data.build import build_dataset
 from gest_showcases.features.tiny import save_tiny_clip
 from gest_showcases.testing.built_folder import write_built_dataset
 from gest_showcases.testing.images import write_jpegs, write_truncated_jpeg
 from tiny_assets import few_threads  # noqa: F401  (an autouse fixture: importing it applies it here)
+
+
+@pytest.fixture(scope="session")
+def synth_dataset(tmp_path_factory):
+    """A 150-review Gest-Synth world built into a dataset folder (`synth/` beside it: photos, ground truth)."""
+    synth = pytest.importorskip("gest_showcases.synth")
+    root = tmp_path_factory.mktemp("clip-world")
+    synth.write_world(
+        synth.generate_world(synth.SynthConfig(seed=0, num_reviews=150)), root / "synth", image_size=32
+    )
+    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
+    return root / "dataset"
 
 
 @pytest.fixture(scope="session")

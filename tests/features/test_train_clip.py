@@ -16,7 +16,6 @@ from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
 from gest_showcases.commands.train_clip import main
-from gest_showcases.data.build import build_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
@@ -35,17 +34,6 @@ from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
-
-
-@pytest.fixture(scope="module")
-def synth_dataset(tmp_path_factory):
-    synth = pytest.importorskip("gest_showcases.synth")
-    root = tmp_path_factory.mktemp("clip-world")
-    synth.write_world(
-        synth.generate_world(synth.SynthConfig(seed=0, num_reviews=150)), root / "synth", image_size=32
-    )
-    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
-    return root / "dataset"
 
 
 def test_tokenizer_learns_words_and_still_reads_any_text():

@@ -80,6 +80,22 @@ def test_a_backbone_of_another_checkpoint_is_saved_in_its_own_subfolder(checkpoi
     assert_same_showcases(loaded(requests(photos)), original(requests(photos)))
 
 
+def test_a_cnn_stand_in_clip_is_saved_and_loaded_back(checkpoints, tmp_path, photos):
+    # The stand-in CLIP with its CNN tower (`train-clip --image_tower cnn`) is a VisionTextDualEncoderModel.
+    clip = save_tiny_clip(tmp_path / "cnn-clip", projection_dim=16, image_tower="cnn")
+    original = ShowcasePipeline.from_pretrained(
+        **checkpoints | {"clip": str(clip)}, vision=checkpoints["clip"], device="cpu", max_new_tokens=4
+    )
+    saved = original.save_pretrained(tmp_path / "saved")
+    shutil.rmtree(clip)  # the saved folder must not need the source
+    config = json.loads((saved / "clip" / "config.json").read_text())
+    assert config["vision_config"]["model_type"] == "gest_conv_image_tower"
+    loaded = ShowcasePipeline.from_pretrained(saved, device="cpu")
+    for part in ("clip_image", "clip_text", "vision"):
+        assert getattr(loaded, part).fingerprint == getattr(original, part).fingerprint
+    assert_same_showcases(loaded(requests(photos)), original(requests(photos)))
+
+
 def test_a_hub_repo_id_is_downloaded_with_snapshot_download(original, saved, photos, monkeypatch):
     calls = []
 

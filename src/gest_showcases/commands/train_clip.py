@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gest_showcases.errors import InputError
 from gest_showcases.features.clip import load_clip
+from gest_showcases.features.clip_standin import IMAGE_TOWERS
 from gest_showcases.features.clip_training import PAIR_WITH, train
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
@@ -33,9 +34,17 @@ class TrainClipArguments:
     """Options of `gest-showcases train-clip` (with `DatasetArguments` and the output)."""
 
     image_size: int = field(default=64, metadata={"help": "side of the model's square input images"})
-    patch_size: int = field(default=8, metadata={"help": "ViT patch side"})
-    hidden_size: int = field(default=64, metadata={"help": "width of both towers (MLP: 4x)"})
-    num_layers: int = field(default=2, metadata={"help": "transformer layers per tower"})
+    image_tower: str = field(
+        default="vit",
+        metadata={
+            "help": "the image tower: CLIP's ViT (vit; saved as a CLIPModel) or a small CNN (cnn: 4 x conv3x3-BN-"
+            "ReLU-maxpool, 16-128 channels; saved as a VisionTextDualEncoderModel with the same CLIP text tower)",
+            "choices": list(IMAGE_TOWERS),
+        },
+    )
+    patch_size: int = field(default=8, metadata={"help": "ViT patch side (vit only)"})
+    hidden_size: int = field(default=64, metadata={"help": "width of the transformer towers (MLP: 4x)"})
+    num_layers: int = field(default=2, metadata={"help": "transformer layers per tower (the ViT's and the text's)"})
     num_heads: int = field(default=4, metadata={"help": "attention heads per layer"})
     projection_dim: int = field(default=128, metadata={"help": "size of the joint embedding"})
     pair_with: str = field(

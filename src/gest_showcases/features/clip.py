@@ -1,7 +1,8 @@
 """CLIP (and vision-backbone) feature extraction into the on-disk cache, on one or several processes.
 
 `load_clip` wraps any transformers CLIP checkpoint (default `openai/clip-vit-base-patch32`, the
-paper's encoder) as an image model and a text model; `load_vision_backbone` wraps the generator's
+paper's encoder; also a `VisionTextDualEncoderModel`, as the stand-in CLIP with a CNN image tower is saved: see
+`load_clip_model`) as an image model and a text model; `load_vision_backbone` wraps the generator's
 image backbone (by default CLIP's own vision tower, pooled output; any `AutoModel` vision checkpoint
 with a `pooler_output` works, e.g. a ResNet). `extract_image_features` and
 `extract_text_features` compute what the cache lacks, in batches, and write it shard by shard.
@@ -39,6 +40,9 @@ from transformers import (
     AutoTokenizer,
     CLIPConfig,
     CLIPModel,
+    PreTrainedModel,
+    VisionTextDualEncoderConfig,
+    VisionTextDualEncoderModel,
 )
 
 from gest_showcases.data.records import split_sentences
@@ -185,12 +189,46 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
+# What `load_clip_model` accepts: a config class -> the model class of a CLIP-shaped dual encoder with that config.
+CLIP_MODEL_CLASSES: dict[type, type[PreTrainedModel]] = {
+    CLIPConfig: CLIPModel,
+    VisionTextDualEncoderConfig: VisionTextDualEncoderModel,
+}
+
+
+def clip_model_class(config) -> type[PreTrainedModel] | None:
+    """The model class for `config` if it is a CLIP-shaped dual encoder's (see `load_clip_model`), else None."""
+    return next((model for kind, model in CLIP_MODEL_CLASSES.items() if isinstance(config, kind)), None)
+
+
+def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
+    """The one loader of CLIP-shaped checkpoints, in float32 on the CPU: a `CLIPModel` (the paper's encoder, or the
+    stand-in CLIP with a ViT image tower) or a `VisionTextDualEncoderModel` (the stand-in CLIP with its CNN tower,
+    `train-clip --image_tower cnn`; any other dual encoder works too).
+
+    Both have the attributes the package reads: `vision_model` and `text_model` (each returning a `pooler_output`),
+    `visual_projection`, `text_projection`, `logit_scale`, `get_image_features` / `get_text_features`.
+
+    Raises:
+        ValueError: `name_or_path`'s config is neither (the message names its type).
+        OSError: no config can be read there.
+    """
+    config = AutoConfig.from_pretrained(name_or_path)
+    model_class = clip_model_class(config)
+    if model_class is None:
+        raise ValueError(
+            f"{name_or_path} is a {type(config).__name__} checkpoint, not a CLIP: expected a CLIPModel or a "
+            "VisionTextDualEncoderModel (image and text towers with projections)"
+        )
+    return model_class.from_pretrained(name_or_path, config=config, dtype=torch.float32)
+
+
 def load_clip(
     name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> tuple[ImageFeatureModel, TextFeatureModel]:
     """Load a CLIP checkpoint (Hub name or local folder) as an image and a text feature model."""
     device = torch.device(device)
-    model = CLIPModel.from_pretrained(name_or_path, dtype=torch.float32)
+    model = load_clip_model(name_or_path)
     fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
     model.to(device=device, dtype=dtype).eval()
     preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(name_or_path))
@@ -216,14 +254,15 @@ def load_clip(
 def load_vision_backbone(
     name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
 ) -> ImageFeatureModel:
-    """The generator's image backbone: CLIP's vision tower for a CLIP checkpoint, else `AutoModel`.
+    """The generator's image backbone: the vision tower of a CLIP-shaped checkpoint (`load_clip_model`), else
+    `AutoModel`.
 
     Features are the backbone's `pooler_output` (flattened), not projected and not normalised.
     """
     device = torch.device(device)
     config = AutoConfig.from_pretrained(name_or_path)
-    if isinstance(config, CLIPConfig):
-        model = CLIPModel.from_pretrained(name_or_path, dtype=torch.float32).vision_model
+    if clip_model_class(config) is not None:
+        model = load_clip_model(name_or_path).vision_model
         fingerprint = checkpoint_fingerprint(model, config.vision_config.to_dict())
     else:
         model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)

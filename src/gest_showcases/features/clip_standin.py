@@ -6,8 +6,11 @@ scratch and saves them like any CLIP checkpoint, in place of `openai/clip-vit-ba
 - Tokenizer: a CLIP tokenizer (byte-level BPE with `</w>` word ends, lower-cased) whose merges are
   learnt on the train-split review texts with `tokenizers`' BPE trainer, so words are a token or two
   (a character-level vocabulary would spend CLIP's 77 tokens on one sentence).
-- Model: `CLIPModel` from `CLIPConfig`: a ViT over `image_size` images in `patch_size` patches and a
-  causal text transformer, both `hidden_size` wide.
+- Model (`image_tower`): `CLIPModel` from `CLIPConfig` (`"vit"`): a ViT over `image_size` images in `patch_size`
+  patches and a causal text transformer, both `hidden_size` wide; or (`"cnn"`) transformers'
+  `VisionTextDualEncoderModel` joining the package's small CNN ([`ConvImageTower`]) to the same CLIP text
+  transformer. Both have CLIP's attributes (`vision_model`, `visual_projection`, `text_model`, `text_projection`,
+  `logit_scale`), forward and loss, and load with `features.clip.load_clip_model`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,23 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from tokenizers.pre_tokenizers import ByteLevel
-from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+from transformers import (
+    CLIPConfig,
+    CLIPModel,
+    CLIPTextConfig,
+    CLIPTokenizer,
+    VisionTextDualEncoderConfig,
+    VisionTextDualEncoderModel,
+)
 
 from .clip import CLIP_MAX_TOKENS
+from .configuration_conv_tower import ConvImageTowerConfig
+
+# The stand-in CLIP's image towers (`train-clip --image_tower`).
+IMAGE_TOWERS = ("vit", "cnn")
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 # CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
@@ -82,8 +97,16 @@ def build_clip(
     num_layers: int,
     num_heads: int,
     projection_dim: int,
-) -> CLIPModel:
-    """A randomly initialised `CLIPModel` whose text tower reads `tokenizer`'s ids."""
+    image_tower: str = "vit",
+    cnn_widths: Sequence[int] = (16, 32, 64, 128),
+) -> CLIPModel | VisionTextDualEncoderModel:
+    """A randomly initialised stand-in CLIP whose text tower reads `tokenizer`'s ids (module docstring).
+
+    `image_tower="vit"` is a `CLIPModel` (`patch_size`, `num_layers`, `num_heads` and `hidden_size` shape both
+    towers); `"cnn"` a `VisionTextDualEncoderModel` with a [`ConvImageTower`] of `cnn_widths` (`patch_size` unused).
+    """
+    if image_tower not in IMAGE_TOWERS:
+        raise ValueError(f"image_tower must be one of {', '.join(IMAGE_TOWERS)}, not {image_tower!r}")
     tower = {
         "hidden_size": hidden_size,
         "intermediate_size": 4 * hidden_size,
@@ -98,6 +121,19 @@ def build_clip(
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
+    if image_tower == "cnn":
+        config = VisionTextDualEncoderConfig.from_vision_text_configs(
+            ConvImageTowerConfig(widths=list(cnn_widths), image_size=image_size),
+            CLIPTextConfig(**text_config),
+            projection_dim=projection_dim,
+        )
+        model = VisionTextDualEncoderModel(config)
+        # The dual encoder draws its projections from N(0, 0.02); CLIPModel from N(0, in_features^-0.5), which keeps
+        # the projected features' scale that of the towers' outputs. The stand-in keeps CLIP's recipe.
+        with torch.no_grad():
+            for projection in (model.visual_projection, model.text_projection):
+                projection.weight.normal_(std=projection.in_features**-0.5)
+        return model
     vision_config = {**tower, "image_size": image_size, "patch_size": patch_size}
     config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
     return CLIPModel(config)

@@ -71,6 +71,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    VisionTextDualEncoderModel,
 )
 
 from gest_showcases.data.images import UnreadableImageError, open_image
@@ -79,7 +80,7 @@ from gest_showcases.numerics import check_finite_step
 from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
 
 from .clip import CLIP_MAX_TOKENS
-from .clip_standin import build_clip, train_clip_tokenizer
+from .clip_standin import IMAGE_TOWERS, build_clip, train_clip_tokenizer
 from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
 
@@ -209,12 +210,12 @@ class CLIPWithBagOfTokens(torch.nn.Module):
     [`multiple_instance_info_nce`] over that mask instead.
 
     Args:
-        clip (`CLIPModel`): the stand-in CLIP.
+        clip (`CLIPModel` or `VisionTextDualEncoderModel`): the stand-in CLIP (`clip_standin.build_clip`).
         bag_of_tokens ([`BagOfTokens`]): the helper text encoder.
         bag_of_tokens_weight (`float`): weight of the helper's loss (0: plain CLIP training).
     """
 
-    def __init__(self, clip: CLIPModel, bag_of_tokens: BagOfTokens, bag_of_tokens_weight: float):
+    def __init__(self, clip: CLIPModel | VisionTextDualEncoderModel, bag_of_tokens: BagOfTokens, bag_of_tokens_weight: float):
         super().__init__()
         self.clip = clip
         self.bag_of_tokens = bag_of_tokens
@@ -326,7 +327,7 @@ class StandInCLIPTrainer(Trainer):
 
 @torch.no_grad()
 def retrieval_recall(
-    model: CLIPModel,
+    model: CLIPModel | VisionTextDualEncoderModel,
     tokenizer: CLIPTokenizer,
     preprocessing: ImagePreprocessing,
     reviews: PairedReviews,
@@ -383,6 +384,7 @@ def train(
     images: str | Path | None = None,
     image_size: int = 64,
     patch_size: int = 8,
+    image_tower: str = "vit",
     hidden_size: int = 64,
     num_layers: int = 2,
     num_heads: int = 4,
@@ -405,6 +407,8 @@ def train(
     """
     if pair_with not in PAIR_WITH:
         raise ValueError(f"--pair_with must be one of {', '.join(PAIR_WITH)}, not {pair_with!r}")
+    if image_tower not in IMAGE_TOWERS:
+        raise ValueError(f"--image_tower must be one of {', '.join(IMAGE_TOWERS)}, not {image_tower!r}")
     start = time.perf_counter()
     torch.set_num_threads(num_threads)
     random.seed(seed)
@@ -427,6 +431,7 @@ def train(
         num_layers,
         num_heads,
         projection_dim,
+        image_tower,
     )
     bag_of_tokens = BagOfTokens(len(tokenizer), projection_dim)
     trained = CLIPWithBagOfTokens(model, bag_of_tokens, bag_of_tokens_weight)

@@ -3,7 +3,9 @@
 No CLIP weights can be downloaded here, so tests exercise the real `from_pretrained` code paths on a
 model built from `CLIPConfig` (hidden 32, 2 layers, 32x32 images in 8x8 patches) with a
 character-level CLIP tokenizer: every byte is a token (with and without the `</w>` word-end suffix),
-so tokenisation, padding and 77-token truncation behave as with the real BPE vocabulary.
+so tokenisation, padding and 77-token truncation behave as with the real BPE vocabulary. With
+`image_tower="cnn"` the image tower is the stand-in CLIP's CNN ([`ConvImageTower`], 8 and 16 channels) in a
+`VisionTextDualEncoderModel`, as `train-clip --image_tower cnn` saves it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,17 @@ from pathlib import Path
 
 import torch
 from tokenizers.pre_tokenizers import ByteLevel
-from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPTextConfig,
+    CLIPTokenizer,
+    VisionTextDualEncoderConfig,
+    VisionTextDualEncoderModel,
+)
+
+from .configuration_conv_tower import ConvImageTowerConfig
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -27,8 +39,11 @@ def tiny_clip_tokenizer() -> CLIPTokenizer:
     return CLIPTokenizer(vocab=vocab, merges=[])
 
 
-def save_tiny_clip(path: str | Path, projection_dim: int = 16, image_size: int = 32, seed: int = 0) -> Path:
-    """Build a tiny CLIP (model, tokenizer, image processor) and `save_pretrained` it into `path`."""
+def save_tiny_clip(
+    path: str | Path, projection_dim: int = 16, image_size: int = 32, seed: int = 0, image_tower: str = "vit"
+) -> Path:
+    """Build a tiny CLIP (model, tokenizer, image processor) and `save_pretrained` it into `path`; `image_tower`
+    `"vit"` (a `CLIPModel`) or `"cnn"` (a `VisionTextDualEncoderModel` with a [`ConvImageTower`])."""
     tokenizer = tiny_clip_tokenizer()
     text_config = {
         "hidden_size": 32,
@@ -49,9 +64,17 @@ def save_tiny_clip(path: str | Path, projection_dim: int = 16, image_size: int =
         "image_size": image_size,
         "patch_size": 8,
     }
-    config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
     torch.manual_seed(seed)
-    model = CLIPModel(config).eval()
+    if image_tower == "cnn":
+        config = VisionTextDualEncoderConfig.from_vision_text_configs(
+            ConvImageTowerConfig(widths=[8, 16], image_size=image_size),
+            CLIPTextConfig(**text_config),
+            projection_dim=projection_dim,
+        )
+        model = VisionTextDualEncoderModel(config).eval()
+    else:
+        config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
+        model = CLIPModel(config).eval()
     processor = CLIPImageProcessor(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )

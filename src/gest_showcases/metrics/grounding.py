@@ -1,7 +1,8 @@
 """Visual-grounding metrics of the paper's Table 2: CLIP-Align (eq. 12) and CLIP-Score.
 
 Both have an embedding-level core (``*_from_embeddings``: tensors in, flat dict out, no model) and a
-model-level front that embeds PIL images and texts with any transformers ``CLIPModel`` checkpoint.
+model-level front that embeds PIL images and texts with any transformers ``CLIPModel`` checkpoint (or a
+``VisionTextDualEncoderModel`` such as the stand-in CLIP with a CNN tower: `features.clip.load_clip_model`).
 Embeddings are the projected CLIP features (``get_image_features`` / ``get_text_features`` pooler
 outputs), L2-normalised, as in the feature cache.
 
@@ -22,10 +23,11 @@ from pathlib import Path
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import CLIPModel, CLIPProcessor
+from transformers import CLIPProcessor
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.features.clip import load_clip_model
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
@@ -152,7 +154,8 @@ def clip_score_from_embeddings(
 
 
 def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_model"):
-    """``(CLIPModel, CLIPProcessor)`` of any transformers CLIP checkpoint name or folder, in eval mode on `device`:
+    """``(model, CLIPProcessor)`` of any CLIP-shaped checkpoint name or folder (`features.clip.load_clip_model`: a
+    ``CLIPModel`` or a ``VisionTextDualEncoderModel`` saved with a CLIP tokenizer), in eval mode on `device`:
     the one CLIP loader of CLIP-Score / CLIP-Align, shared by `gest-showcases evaluate` and the evaluate modules
     (the feature extractors' CLIP is `gest_showcases.features.load_clip`'s). `option` names the argument in the
     error (`--clip_model` for the command).
@@ -161,7 +164,7 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
         `InputError`: when `path` is not a loadable CLIP checkpoint (folder or Hub name).
     """
     try:
-        model, processor = CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
+        model, processor = load_clip_model(path).eval(), CLIPProcessor.from_pretrained(path)
     except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
         raise InputError(f"{option} {path}: not a loadable CLIP checkpoint ({one_line(error)})") from error
     return model.to(device), processor
