@@ -30,8 +30,13 @@ DECODERS = ("gpt2", "smollm2")
 # SmolLM2's LoRA adapters and the fresh encoder and gated blocks: half the stand-in's rate, as the pretrained LM
 # needs no language learnt, and a CPU affords few steps.
 SMOLLM2_LEARNING_RATE = 5e-4
-# The CLIP stand-in's photo size, one patch per photo (see the train-clip stage).
-CLIP_IMAGE_SIZE = 16
+# The CLIP stand-in (see the train-clip stage): a CNN image tower on the photos at their own size, each photo paired
+# with its review's sentences as a bag of positives. On the experiment's world, 10 epochs: 75.5% nearest-centroid dish
+# accuracy at 64 px against 68.5% at 32 px (seed 0, the seed the choice was made on); 64 px and 20 epochs: 81.2% and
+# 79.3% (seeds 1 and 2, not looked at before).
+CLIP_IMAGE_TOWER = "cnn"
+CLIP_PAIR_WITH = "sentences"
+CLIP_IMAGE_SIZE = 64
 
 
 @dataclass
