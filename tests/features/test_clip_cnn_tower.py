@@ -112,7 +112,7 @@ def test_every_clip_loader_reads_the_cnn_stand_in(tmp_path):
 
 def test_a_checkpoint_that_is_no_clip_is_one_clear_error(tmp_path):
     ConvImageTower(ConvImageTowerConfig(widths=[4])).save_pretrained(tmp_path / "tower")
-    with pytest.raises(ValueError, match="ConvImageTowerConfig checkpoint, not a CLIP"):
+    with pytest.raises(InputError, match="ConvImageTowerConfig checkpoint, not a CLIP"):
         load_clip_model(tmp_path / "tower")
     with pytest.raises(InputError, match="not a loadable CLIP checkpoint"):
         load_clip_checkpoint(str(tmp_path / "tower"))

@@ -75,7 +75,7 @@ def _probabilities(folder):
 
 
 def _real_clip(path):
-    """The oracle's CLIP, loaded directly (the tests count the module's loads through `grounding.CLIPModel`)."""
+    """The oracle's CLIP, loaded directly (the tests count the module's loads through `grounding.load_clip_model`)."""
     return CLIPModel.from_pretrained(path).eval(), CLIPProcessor.from_pretrained(path)
 
 
@@ -83,13 +83,13 @@ def _counting_loads(monkeypatch):
     """Count the CLIP checkpoints `grounding.load_clip_checkpoint` (where every module route ends) reads."""
     loads = []
 
-    class CountingCLIPModel:
-        @staticmethod
-        def from_pretrained(path, *args, **kwargs):
-            loads.append(path)
-            return CLIPModel.from_pretrained(path, *args, **kwargs)
+    real_load_clip_model = grounding.load_clip_model
 
-    monkeypatch.setattr(grounding, "CLIPModel", CountingCLIPModel)
+    def counting_load_clip_model(path):
+        loads.append(path)
+        return real_load_clip_model(path)
+
+    monkeypatch.setattr(grounding, "load_clip_model", counting_load_clip_model)
     return loads
 
 

@@ -46,6 +46,7 @@ from transformers import (
 )
 
 from gest_showcases.data.records import split_sentences
+from gest_showcases.errors import InputError
 from gest_showcases.numerics import format_ids, nonfinite_rows
 
 from .cache import FeatureCache, checkpoint_fingerprint
@@ -210,13 +211,13 @@ def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
     `visual_projection`, `text_projection`, `logit_scale`, `get_image_features` / `get_text_features`.
 
     Raises:
-        ValueError: `name_or_path`'s config is neither (the message names its type).
+        InputError: `name_or_path`'s config is neither (the message names its type; a `ValueError`).
         OSError: no config can be read there.
     """
     config = AutoConfig.from_pretrained(name_or_path)
     model_class = clip_model_class(config)
     if model_class is None:
-        raise ValueError(
+        raise InputError(
             f"{name_or_path} is a {type(config).__name__} checkpoint, not a CLIP: expected a CLIPModel or a "
             "VisionTextDualEncoderModel (image and text towers with projections)"
         )
