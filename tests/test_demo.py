@@ -60,9 +60,9 @@ def test_quick_demo_writes_the_report():
     ]  # fmt: skip
     assert all(re.fullmatch(r"[+-]\d+\.\d \[-?\d+\.\d, -?\d+\.\d\] \(A>B \d+\.\d%\)", cell) for cell in intervals[-1][1:3])
     table3 = _html_rows(page, "Table 3")
-    assert [row[0] for row in table3[1:]] == ["random", "img", "text", "img+text"]
+    assert [row[0] for row in table3[1:]] == ["random", "history-cosine", "img", "text", "img+text"]
     results3 = json.loads((output / "selector" / "table3.json").read_text())["results"]
-    assert float(table3[4][1]) == pytest.approx(results3["img+text"]["precision@3"], abs=0.006)
+    assert float(table3[5][1]) == pytest.approx(results3["img+text"]["precision@3"], abs=0.006)
     table4 = _html_rows(page, "Table 4")
     assert table4[0] == ["Method", "Image loss", "Review loss", "BLEU-1", "Distinct-2", "CLIP-Align"]
     # Table 4's cells are Table 2's for the same system and metric.

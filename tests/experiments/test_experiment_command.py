@@ -44,7 +44,7 @@ def test_quick_experiment_writes_tables_and_resumes_without_rerunning(tmp_path, 
     assert _rows(tables, "## Table 2, every metric") == ["CE only", "PC2L (CCL + PCL)", "GT"]
     every_metric = sorted(tmp_path.glob("clip/seed-*/table2-all.json"))
     assert len(every_metric) == 2
-    assert set(results["selection"]) == {"random", "img", "text", "img+text"}
+    assert set(results["selection"]) == {"random", "history-cosine", "img", "text", "img+text"}
     assert "grounded_precision" in results["differences"]
     # The references are scored against their own photos: every subject they name is one the photos show.
     assert results["generation"]["GT"]["hallucination"]["estimate"] == 0.0

@@ -30,6 +30,7 @@ from gest_showcases.selection.training import (
     compute_selection_metrics,
     evaluate_selection,
     format_selection_table,
+    history_cosine_select,
     model_selector,
     random_select,
     run_selection_ablation,
@@ -159,6 +160,25 @@ def test_random_select_draws_distinct_real_candidates():
     many = random_select(mask[3:].expand(4000, 6), 3, torch.Generator().manual_seed(1)).indices
     frequency = torch.bincount(many.flatten(), minlength=6)[:4] / 4000
     torch.testing.assert_close(frequency, torch.full((4,), 0.75), atol=0.03, rtol=0)
+
+
+def test_history_cosine_select_against_a_loop_over_pools():
+    generator = torch.Generator().manual_seed(0)
+    profile = torch.randn(5, 4, generator=generator)
+    candidates = torch.randn(5, 7, 4, generator=generator) * torch.rand(5, 7, 1, generator=generator) * 3
+    lengths = [7, 3, 1, 0, 5]
+    mask = torch.arange(7).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+    profile[4] = 0.0  # no history photo: every candidate ties, the pool's first k in order
+    indices, counts = history_cosine_select(profile, candidates, mask, 3)
+    assert counts.tolist() == [3, 3, 1, 0, 3]
+    for row, length in enumerate(lengths[:4]):  # oracle: cosine, one pool at a time, highest first
+        cosine = [F.cosine_similarity(profile[row], candidates[row, i], dim=0).item() for i in range(length)]
+        expected = sorted(range(length), key=lambda i: -cosine[i])[:3]
+        assert indices[row].tolist() == expected + [-1] * (3 - len(expected))
+    assert indices[4].tolist() == [0, 1, 2]
+    # the length of a feature does not matter, only its direction
+    scales = torch.rand(5, 7, 1, generator=generator) + 0.1
+    assert torch.equal(history_cosine_select(profile * 7, candidates * scales, mask, 3).indices, indices)
 
 
 def test_parameters_change_after_training_steps():
@@ -298,7 +318,7 @@ def test_ablation_learned_modes_beat_random():
         batch_size=64, num_train_epochs=12, learning_rate=3e-3, eval_batch_size=128
     )
     results, models = run_selection_ablation(train, test, tiny_config(), args, use_cpu=True)
-    assert list(results) == ["random", "img", "text", "img+text"]
+    assert list(results) == ["random", "history-cosine", "img", "text", "img+text"]
     assert set(models) == {"img", "text", "img+text"}
     random_precision = results["random"]["precision@3"]
     for mode in ("img", "img+text"):
@@ -307,7 +327,9 @@ def test_ablation_learned_modes_beat_random():
     assert results["text"]["precision@3"] > random_precision + 0.1, results
     table = format_selection_table(results, 3).splitlines()
     assert table[0] == "| Method | Prec@3 | Recall@3 | F1@3 | Div@3 |"
-    assert [line.split(" | ")[0] for line in table[2:]] == ["| random", "| img", "| text", "| img+text"]
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| random", "| history-cosine", "| img", "| text", "| img+text"
+    ]  # fmt: skip
 
 
 def write_s1_folder(root, splits: dict[str, list[dict]]) -> None:

@@ -14,7 +14,8 @@ exactly the code the individual commands run, and writes into its own subfolder 
 7. `gpt2/`: a byte-level BPE tokenizer (`tokenizers`, saved as `GPT2TokenizerFast`) and a small GPT-2
    trained from random init on the train-split review texts (`gest-showcases finetune-lm`), the
    stand-in for `gpt2`.
-8. `selector/`: the random / img / text / img+text DPP selectors, Table 3 (`gest-showcases train-selector`).
+8. `selector/`: the random / img / text / img+text DPP selectors and the untrained history-cosine reference, Table 3
+   (`gest-showcases train-selector`).
 9. `pc2l/`, `pc2l_text/` and `baseline/`: PC2L (CCL + PCL) as the paper specifies it, the same with the
    documented `contrastive_target="text"` and lambda 0.05 (docs/experiments.md), and the no-contrastive
    baseline on `s2` (`gest-showcases train-pc2l`, Table 4's first and last rows).

@@ -4,7 +4,8 @@ One world (seed 0: the world is the yardstick, not a knob) is generated and buil
 stand-ins (a small CLIP and a small GPT-2 trained from scratch) and s2 distilled as in the demo. Then, for each
 training seed:
 
-- Table 3: the random / img / text / img+text DPP selectors (`train-selector`), scored per test example;
+- Table 3: the random / img / text / img+text DPP selectors (`train-selector`) and the untrained history-cosine
+  reference, scored per test example;
 - Table 4: the five loss configurations of `examples/configs/` (PC2L trained with each), each generating
   explanations for every s2 test example from the photos the seed's img+text selector picks (beam 2, 64 new
   tokens, no repeated trigram: the demo's decoding);
@@ -92,7 +93,7 @@ from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
 from gest_showcases.metrics.text import default_bertscore_model
 from gest_showcases.selection import DPPImageSelector
 from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
-from gest_showcases.selection.training import random_select
+from gest_showcases.selection.training import HISTORY_COSINE, history_cosine_select, random_select
 
 from . import train_pc2l, train_selector
 from .arguments import parse_args
@@ -350,18 +351,24 @@ class Experiment:
         ]  # fmt: skip
         return rows[: self.args.max_test_examples] if self.args.max_test_examples else rows
 
-    def select_photos(self, selector_dir: Path, rows: list[dict]) -> dict[str, dict]:
-        """Per method: per-example precision/recall/diversity at K and the selected pic ids."""
+    def select_photos(
+        self, selector_dir: Path, rows: list[dict], methods: tuple[str, ...] = SELECTOR_METHODS
+    ) -> dict[str, dict]:
+        """Per method of `methods`: per-example precision/recall/diversity at K and the selected pic ids."""
         image_table, review_table = self.tables["image"], self.tables["review"]
         dataset = build_selection_dataset(rows, image_table, review_table)
         if len(dataset) != len(rows):
             raise RuntimeError(f"{len(rows) - len(dataset)} test rows were skipped by the selection dataset")
         batch = collate_selection([dataset[i] for i in range(len(dataset))])
         results = {}
-        for method in SELECTOR_METHODS:
+        for method in methods:
             if method == "random":
                 generator = torch.Generator().manual_seed(0)
                 selected = random_select(batch["candidate_mask"], TOP_K, generator).indices
+            elif method == HISTORY_COSINE:
+                selected = history_cosine_select(
+                    batch["profile_image"], batch["candidate_features"], batch["candidate_mask"], TOP_K
+                ).indices
             else:
                 model = DPPImageSelector.from_pretrained(selector_dir / f"selector-{method}").eval()
                 selected = model.select(
@@ -552,10 +559,22 @@ class Experiment:
         cells |= {BASELINES[name].row: name for name in trained_baselines(self.args)}
         if scores is None or not all(system in scores["generation"] for system in cells):
             scores = self._run_cells(seed, rows, scores, cells)
+        self._add_selection_rows(seed, rows, scores)
         self._add_perplexities(
             seed, rows, scores, [system for system, kind in cells.items() if kind == "pc2l"]
         )
         return scores
+
+    def _add_selection_rows(self, seed: int, rows: list[dict], scores: dict) -> None:
+        """Give a seed's scores the Table 3 rows they lack (a cell scored before `history-cosine` existed), from its
+        trained selectors, saved into its scores; the photos its generators read stay the ones it scored."""
+        missing = tuple(method for method in SELECTOR_METHODS if method not in scores["selection"])
+        if not missing:
+            return
+        selections = self.select_photos(self.train_selectors(seed), rows, missing)
+        for method, selection in selections.items():
+            scores["selection"][method] = {k: v.tolist() for k, v in selection.items() if k != "pic_ids"}
+        _mark(self.seed_dir(seed) / f"scores{self.suffix}.json", scores)
 
     def _run_cells(self, seed: int, rows: list[dict], scores: dict | None, cells: dict[str, str]) -> dict:
         """The `cells` (system -> "pc2l" or a baseline name) that `scores` (None: a new seed) lacks: trained,

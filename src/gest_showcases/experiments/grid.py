@@ -21,6 +21,7 @@ from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.probe import per_example_loss
 from gest_showcases.pipeline import load_generator
+from gest_showcases.selection.training import METHODS
 
 # Table 4's rows: (image contrastive, review contrastive), as examples/configs/*.yaml.
 LOSS_CONFIGS = {
@@ -33,7 +34,8 @@ LOSS_CONFIGS = {
 PC2L, CE_ONLY = "PC2L (CCL + PCL)", "CE only"
 # The paper's input column of Table 2 for the PC2L rows (the baselines' is in `baselines.registry`).
 PC2L_INPUT = "img+text"
-SELECTOR_METHODS = ("random", "img", "text", "img+text")
+# Table 3's rows, as `train-selector` writes them (one home: `selection.training.METHODS`).
+SELECTOR_METHODS = METHODS
 TOP_K = 3
 # The train-pc2l options of every grid PC2L cell, before its losses' (`LOSS_CONFIGS`): the world GPT-2's small encoder.
 PC2L_CELL_OPTIONS = ("--input_mode", "img+text", "--encoder_layers", "1", "--encoder_attention_heads", "2",

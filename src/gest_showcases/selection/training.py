@@ -4,8 +4,9 @@
 `accelerate launch`, scored on a validation split by F1@K after every epoch (`compute_metrics`), the best epoch
 kept (`load_best_model_at_end`). `train_selector` runs it with the paper's settings (`SelectorTrainingArguments`).
 `run_selection_ablation` reproduces the layout of the paper's Table 3: a random baseline and one model per input
-mode (`img`, `text`, `img+text`), scored by Precision@K, Recall@K, F1@K and div@K; `write_selection_table` writes
-it as `table3.md` and `table3.json`.
+mode (`img`, `text`, `img+text`), scored by Precision@K, Recall@K, F1@K and div@K, plus one reference row the paper
+does not have, `history-cosine` (no training: the candidates closest to the user's history photos), which says what
+a learned selector must beat; `write_selection_table` writes it as `table3.md` and `table3.json`.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ from .modeling_dpp import DPPImageSelector
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("random", *INPUT_MODES)
+HISTORY_COSINE = "history-cosine"
+# Table 3's rows: the paper's random baseline and three learned input modes, and the untrained history-cosine reference.
+METHODS = ("random", HISTORY_COSINE, *INPUT_MODES)
 
 
 @dataclass
@@ -97,6 +100,48 @@ class SelectorTrainingArguments:
             # Shuffling is the selector's own (`DPPSelectorTrainer.get_train_dataloader`), not re-seeded per epoch.
             accelerator_config={"use_seedable_sampler": False},
         )
+
+
+def history_cosine_select(
+    profile_image: torch.Tensor, candidate_features: torch.Tensor, candidate_mask: torch.BoolTensor, k: int
+) -> GreedyMapOutput:
+    """The `history-cosine` reference: the `k` candidates whose features are closest (cosine) to the user's image
+    profile, the mean feature of their history photos. No training, no diversity term.
+
+    It is the rule a learned selector's image relevance starts from in spirit: a user photographs again what they
+    photographed before. On Gest-Synth, whose users photograph their favourite dishes 8x as often as others, it is
+    a strong baseline that the learned selectors have not beaten (docs/experiments.md, Table 3).
+
+    Args:
+        profile_image (`torch.FloatTensor` of shape `(batch_size, image_dim)`): mean history-photo features; a row of
+            zeros (no history photo) scores every candidate 0, and the pool's first `k` are taken.
+        candidate_features (`torch.FloatTensor` of shape `(batch_size, N, image_dim)`): candidate features.
+        candidate_mask (`torch.BoolTensor` of shape `(batch_size, N)`): `True` for real candidates.
+        k (`int`): images per pool.
+
+    Returns:
+        `GreedyMapOutput` with `indices` `(batch_size, k)` in decreasing similarity (`-1`-padded) and `counts`.
+    """
+    profile = torch.nn.functional.normalize(profile_image, dim=-1)  # zeros stay zeros (eps in the norm)
+    candidates = torch.nn.functional.normalize(candidate_features, dim=-1)
+    scores = torch.einsum("bd,bnd->bn", profile, candidates).masked_fill(~candidate_mask, -torch.inf)
+    # A stable sort: ties (a user without history photos) keep pool order on every device, which topk does not promise.
+    top_scores, top = scores.sort(dim=-1, descending=True, stable=True)
+    top_scores, top = top_scores[:, :k], top[:, :k]
+    indices = torch.full((scores.shape[0], k), -1, dtype=torch.long, device=scores.device)
+    indices[:, : top.shape[1]] = top.masked_fill(top_scores == -torch.inf, -1)
+    return GreedyMapOutput(indices, (indices >= 0).sum(dim=-1))
+
+
+def history_cosine_selector(k: int) -> Callable[[dict[str, torch.Tensor]], torch.LongTensor]:
+    """`evaluate_selection`'s `select` for the `history-cosine` reference (`history_cosine_select`)."""
+
+    def select(batch: dict[str, torch.Tensor]) -> torch.LongTensor:
+        return history_cosine_select(
+            batch["profile_image"], batch["candidate_features"], batch["candidate_mask"], k
+        ).indices
+
+    return select
 
 
 def compute_selection_metrics(eval_prediction: EvalPrediction, k: int) -> dict[str, float]:
@@ -434,13 +479,14 @@ def run_selection_ablation(
     output_dir: str | Path | None = None,
     use_cpu: bool = False,
 ) -> tuple[dict[str, dict[str, float]], dict[str, DPPImageSelector]]:
-    """The paper's Table 3: the random baseline and one selector trained per input mode.
+    """The paper's Table 3: the random baseline and one selector trained per input mode, and the untrained
+    `history-cosine` reference (`history_cosine_select`).
 
     Args:
         train_dataset, eval_dataset ([`SelectionDataset`]): training and evaluation examples.
         base_config ([`DPPSelectorConfig`]): copied per mode with `input_mode` set to it.
         args ([`SelectorTrainingArguments`]): training and evaluation settings.
-        methods (`tuple[str, ...]`): subset of `("random", "img", "text", "img+text")`.
+        methods (`tuple[str, ...]`): subset of `METHODS`: `("random", "history-cosine", "img", "text", "img+text")`.
         validation_dataset ([`SelectionDataset`], *optional*): chooses each model's epoch (`train_selector`).
         output_dir (`str` or `Path`, *optional*): each mode's checkpoints go to `output_dir/checkpoints-<mode>`
             while it trains (removed after; needed under DDP with a validation set), else to a temporary folder.
@@ -459,6 +505,8 @@ def run_selection_ablation(
     for method in methods:
         if method == "random":
             select = random_selector(args.top_k, args.seed)
+        elif method == HISTORY_COSINE:
+            select = history_cosine_selector(args.top_k)
         else:
             torch.manual_seed(args.seed)
             config = DPPSelectorConfig.from_dict(
@@ -525,6 +573,7 @@ def write_selection_table(
 
 
 __all__ = [
+    "HISTORY_COSINE",
     "METHODS",
     "DPPSelectorTrainer",
     "SelectorTrainingArguments",
@@ -532,6 +581,8 @@ __all__ = [
     "compute_selection_metrics",
     "evaluate_selection",
     "format_selection_table",
+    "history_cosine_select",
+    "history_cosine_selector",
     "model_selector",
     "random_select",
     "random_selector",
