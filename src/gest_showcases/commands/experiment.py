@@ -569,8 +569,8 @@ class Experiment:
         """Give a seed's scores the Table 3 rows they lack (a cell scored before `history-cosine` existed), from its
         trained selectors, saved into its scores; the photos its generators read stay the ones it scored."""
         missing = tuple(method for method in SELECTOR_METHODS if method not in scores["selection"])
-        if not missing:
-            return
+        if not missing or not _done(self.seed_dir(seed) / "selector" / ".done"):
+            return  # nothing lacking, or no trained selectors to score them beside
         selections = self.select_photos(self.train_selectors(seed), rows, missing)
         for method, selection in selections.items():
             scores["selection"][method] = {k: v.tolist() for k, v in selection.items() if k != "pic_ids"}

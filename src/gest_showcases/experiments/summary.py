@@ -2,7 +2,7 @@
 
 `summarise` turns each seed's per-example values (`scores.json`) into `results.json`'s entries: per system x
 metric, a paired bootstrap 95% interval over the test examples per seed, the mean and t-interval across seeds, and
-the paired PC2L - CE only difference pooled over seeds; `summarise_every_metric` does the same for every Table 2
+the paired PC2L - CE only difference pooled over seeds (and Table 3's history-cosine - each other selector); `summarise_every_metric` does the same for every Table 2
 metric of each seed's generations file. `tables_markdown` prints them as `tables.md`, headed by the command that
 reproduces them (`command_line`).
 """
@@ -19,6 +19,7 @@ from gest_showcases.experiments.grid import CE_ONLY, LOSS_CONFIGS, PC2L, SELECTO
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS, TABLE2_COLUMNS
 from gest_showcases.metrics.per_example import interval_dict, text_statistics
+from gest_showcases.selection.training import HISTORY_COSINE
 
 # (key, column, scale): fractions are printed x100.
 # Table 2's interval columns (`metrics.paper_tables`), then the mention rate, the PC2L decoders' perplexity on the
@@ -130,6 +131,23 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
             results["differences"][key] = interval_dict(difference.difference) | {
                 "share_a_greater": difference.share_a_greater
             }
+    # Table 3: the untrained history-cosine rule minus each other method, paired the same way (Prec@3, Recall@3).
+    for method in SELECTOR_METHODS:
+        if method == HISTORY_COSINE or not all(
+            {HISTORY_COSINE, method} <= set(per_seed[s]["selection"]) for s in seeds
+        ):
+            continue
+        n = len(per_seed[seeds[0]]["selection"][method]["precision"])
+        for key in ("precision", "recall"):
+            difference = intervals.paired_difference(
+                intervals.pool_statistics(
+                    [intervals.mean_statistic(per_seed[s]["selection"][HISTORY_COSINE][key]) for s in seeds]
+                ),
+                intervals.pool_statistics([intervals.mean_statistic(per_seed[s]["selection"][method][key]) for s in seeds]),
+                resamples(n, 12345),
+            )
+            entry = results.setdefault("selection_differences", {}).setdefault(f"{HISTORY_COSINE} - {method}", {})
+            entry[key] = interval_dict(difference.difference) | {"share_a_greater": difference.share_a_greater}
     return results
 
 
@@ -216,6 +234,10 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
             row = results["selection"].get(method, {})
             lines.append(
                 f"| {method} | " + " | ".join(_cell(row.get(k), s) for k, _, s in SELECTION_COLUMNS) + " |"
+            )
+        for name, row in results.get("selection_differences", {}).items():
+            lines.append(
+                f"| {name} (paired, seeds pooled) | " + " | ".join(_cell(row.get(k), s) for k, _, s in SELECTION_COLUMNS) + " |"
             )
         lines.append("")
     generation = results["generation"]
