@@ -648,10 +648,53 @@ class Experiment:
         return scores
 
 
+CELL_ARGUMENTS_FILE = "cell-arguments.json"
+
+
+def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, dict]:
+    """What decides the content of each part of an output folder that a resumed call reuses: the world (shared by
+    every feature kind), the feature kind's seed cells and scores, and a decoder's or variant's own cells."""
+    parts = {
+        "world": {"quick": args.quick, "num_reviews": size.num_reviews},
+        args.features: {"pc2l_epochs": size.pc2l_epochs, "max_test_examples": args.max_test_examples},
+    }
+    if args.features == "oracle":  # the seed cells live in `oracle/` whatever the noise
+        parts[args.features]["oracle_noise"] = args.oracle_noise
+    if args.decoder != "gpt2":
+        parts[f"{args.features}{suffix}"] = {"smollm2_epochs": args.smollm2_epochs}
+    if args.variant:
+        parts.setdefault(f"{args.features}{suffix}", {})["generator_args"] = args.generator_args
+    return parts
+
+
+def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
+    """Refuses a resumed call whose arguments would give a cached part other content, then records the parts.
+
+    A finished cell is never rerun, so without this a call with, say, `--pc2l_epochs 30` in a folder whose cells were
+    trained for 10 epochs would print 10-epoch tables under the 30-epoch command line. Parts the folder has not seen
+    (another feature kind, a new variant) are added. A folder made before this record existed is taken as it is.
+
+    Raises:
+        InputError: one line naming the argument, the folder's value and the asked one.
+    """
+    path = folder / CELL_ARGUMENTS_FILE
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    for part, values in parts.items():
+        for name, value in values.items():
+            if part in recorded and name in recorded[part] and recorded[part][name] != value:
+                raise InputError(
+                    f"{folder} holds {part} cells made with --{name} {recorded[part][name]!r}; this call asks for "
+                    f"{value!r}: give another --output_dir, or the folder's value"
+                )
+    merged = {part: {**recorded.get(part, {}), **values} for part, values in parts.items()}
+    write_text_atomically(path, json.dumps({**recorded, **merged}, indent=2, sort_keys=True) + "\n")
+
+
 def run_experiment(args: ExperimentArguments) -> dict:
     torch.set_num_threads(args.num_threads)
     experiment = Experiment(args)
     experiment.work.mkdir(parents=True, exist_ok=True)
+    check_cell_arguments(experiment.work, cell_arguments(args, experiment.size, experiment.suffix))
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"
     start = time.perf_counter()
@@ -681,8 +724,8 @@ def run_experiment(args: ExperimentArguments) -> dict:
     results["compute_seconds"] = sum(results["cell_seconds"].values())
     markdown = tables_markdown(results, args, len(rows), results["compute_seconds"])
     suffix = (args.features if args.features == "clip" else f"oracle-{args.oracle_noise}") + experiment.suffix
-    (experiment.work / f"results-{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (experiment.work / f"tables-{suffix}.md").write_text(markdown + "\n")
+    write_text_atomically(experiment.work / f"results-{suffix}.json", json.dumps(results, indent=2) + "\n")
+    write_text_atomically(experiment.work / f"tables-{suffix}.md", markdown + "\n")
     return {"results": results, "markdown": markdown}
 
 

@@ -1,0 +1,61 @@
+"""A resumed experiment never reuses cells made with other arguments under the new call's labels."""
+
+import json
+
+import pytest
+
+from gest_showcases.commands import experiment as experiment_command
+from gest_showcases.commands.experiment import (
+    CELL_ARGUMENTS_FILE,
+    Experiment,
+    ExperimentArguments,
+    cell_arguments,
+    check_cell_arguments,
+    run_experiment,
+)
+from gest_showcases.errors import InputError
+
+
+def _parts(**changes):
+    args = ExperimentArguments(**changes)
+    experiment = Experiment(args)
+    return cell_arguments(args, experiment.size, experiment.suffix)
+
+
+def test_the_parts_name_what_decides_each_folder_part():
+    assert _parts() == {
+        "world": {"quick": False, "num_reviews": 3000},
+        "clip": {"pc2l_epochs": 10, "max_test_examples": 0},
+    }
+    oracle = _parts(features="oracle", oracle_noise=1.0, decoder="smollm2", smollm2_epochs=1)
+    assert oracle["oracle"]["oracle_noise"] == 1.0 and oracle["oracle-smollm2"] == {"smollm2_epochs": 1}
+    variant = _parts(variant="t", generator_args="--contrastive_target text")
+    assert variant["clip-t"] == {"generator_args": "--contrastive_target text"}
+    assert _parts(quick=True, num_reviews=3000)["world"]["num_reviews"] != 3000  # the size the world really has
+
+
+def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
+    check_cell_arguments(tmp_path, _parts())
+    check_cell_arguments(tmp_path, _parts(seeds=5, tables=["2"], num_threads=1))  # these do not change a cell
+    with pytest.raises(InputError, match=r"clip cells made with --pc2l_epochs 10; this call asks for 30"):
+        check_cell_arguments(tmp_path, _parts(pc2l_epochs=30))
+    with pytest.raises(InputError, match=r"world cells made with --num_reviews 3000; this call asks for 1000"):
+        check_cell_arguments(tmp_path, _parts(num_reviews=1000, features="oracle"))
+    check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30))  # its own part: 30 is fine there
+    with pytest.raises(InputError, match=r"oracle cells made with --oracle_noise 0.5; this call asks for 1.0"):
+        check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30, oracle_noise=1.0))
+    recorded = json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())
+    assert recorded["clip"]["pc2l_epochs"] == 10 and recorded["oracle"] == {
+        "pc2l_epochs": 30, "max_test_examples": 0, "oracle_noise": 0.5
+    }  # fmt: skip
+
+
+def test_a_resumed_run_with_other_epochs_stops_before_any_stage(tmp_path, monkeypatch):
+    check_cell_arguments(tmp_path, _parts(output_dir=str(tmp_path)))
+
+    def no_stage(self):
+        raise AssertionError("the run must stop before it touches the world")
+
+    monkeypatch.setattr(experiment_command.Experiment, "prepare_world", no_stage)
+    with pytest.raises(InputError, match="--pc2l_epochs 10"):
+        run_experiment(ExperimentArguments(output_dir=str(tmp_path), pc2l_epochs=30))
