@@ -187,6 +187,30 @@ def test_every_metric_is_cached_per_seed_and_scores_only_the_systems_it_lacks(tm
     assert list(third) == [CE_ONLY, PC2L, "PETER", GROUND_TRUTH]
 
 
+def test_a_generations_file_without_reference_photos_gains_them_and_every_row_is_scored_again(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_score_generations(records, **kwargs):
+        calls.append({(record.system, record.id): record.reference_pic_ids for record in records})
+        return {record.system: {"bleu_1": 0.1} for record in records} | {GROUND_TRUTH: {"distinct_1": 0.5}}
+
+    monkeypatch.setattr(experiment_command, "score_generations", fake_score_generations)
+    experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["none"], seeds=1))
+    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None)}
+    generations = experiment.seed_dir(0) / "generations.jsonl"
+    _write_generations(generations, [CE_ONLY, PC2L], n=2)  # a file from before reference_pic_ids
+    experiment.every_metric(0)  # without the rows nothing can be filled in: scored on the shown photos
+    assert calls[0][(PC2L, "r1")] == ()
+    rows = [{"review_id": "r0", "pics": ["own0"]}, {"review_id": "r1", "pics": ["own1a", "own1b"]}]
+    experiment.every_metric(0, rows)
+    assert len(calls) == 2 and calls[1][(CE_ONLY, "r1")] == ("own1a", "own1b")  # every row again, own photos now
+    lines = [json.loads(line) for line in generations.read_text().splitlines()]
+    assert [line["reference_pic_ids"] for line in lines] == [["own0"], ["own1a", "own1b"]] * 2
+    assert [line["pic_ids"] for line in lines] == [["p0"], ["p1"]] * 2  # the shown photos are kept
+    experiment.every_metric(0, rows)
+    assert len(calls) == 2  # cached
+
+
 def test_a_cached_seed_gains_its_perplexities_without_retraining_or_regenerating(tmp_path, monkeypatch):
     args = ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["none"], seeds=1)
     experiment = Experiment(args)

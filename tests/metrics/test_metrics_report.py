@@ -11,6 +11,7 @@ from gest_showcases.data.records import DropReport
 from gest_showcases.errors import InputError
 from gest_showcases.features import ExplanationClassifier, ExplanationClassifierConfig
 from gest_showcases.features.tiny import save_tiny_clip
+from gest_showcases.metrics import paper_tables
 from gest_showcases.metrics.assets import install_wordnet
 from gest_showcases.metrics.coverage import length_distribution, pos_coverage, pos_tagger
 from gest_showcases.metrics.generations import Generation, read_generations
@@ -131,6 +132,29 @@ def test_write_evaluation_files(tmp_path):
 
 
 @pytest.mark.slow
+def test_reference_pic_ids_are_read_and_the_gt_row_scores_its_clip_metrics_on_them(tmp_path, monkeypatch):
+    own = [row | {"reference_pic_ids": ["own1"] if row["id"] == "1" else ["own2", "own3"]} for row in ROWS]
+    records = read_generations(_write_jsonl(tmp_path / "g.jsonl", own))
+    assert records[0].pic_ids == ("p1", "p2") and records[0].reference_pic_ids == ("own1",)
+    report = DropReport()
+    read_generations(_write_jsonl(tmp_path / "bad.jsonl", [own[0], ROWS[1] | {"reference_pic_ids": "own"}]), report)
+    assert list(report.to_dict()) == ["reference_pic_ids is not a list of image ids"]
+    seen = {}
+
+    def capture(texts, pics, image_dir, clip, scorer):
+        seen.update(pics)
+        return {name: {"clip_align": 0.5} for name in texts}
+
+    monkeypatch.setattr(paper_tables, "_grounding_rows", capture)
+    paper_tables.score_generations(records, clip=object(), image_dir=tmp_path, scorer=None)
+    assert seen["PC2L"] == [("p1", "p2"), ("p3",)]  # the systems: the photos they were shown
+    assert seen["GT"] == [("own1",), ("own2", "own3")]  # the references: the photos they were written about
+    # A file without them: GT reads the shown photos, as before.
+    plain = read_generations(_write_jsonl(tmp_path / "plain.jsonl", ROWS))
+    paper_tables.score_generations(plain, clip=object(), image_dir=tmp_path, scorer=None)
+    assert seen["GT"] == [("p1", "p2"), ("p3",)]
+
+
 def test_evaluate_command_end_to_end(tmp_path, capsys):
     install_wordnet()
     clip_dir = save_tiny_clip(tmp_path / "clip")

@@ -169,6 +169,8 @@ def write_generations(path: Path, items: list[dict], showcases: dict[str, list])
                     "generated": showcase.explanation,
                     "reference": item["row"]["explanation"],
                     "pic_ids": [photo.id for photo in showcase.photos],
+                    # the photos the reference was written about: GT's CLIP metrics read these
+                    "reference_pic_ids": list(item["row"]["pics"]),
                 }
                 handle.write(json.dumps(record) + "\n")
     return path

@@ -501,23 +501,35 @@ class Experiment:
             load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
         )
 
-    def every_metric(self, seed: int) -> dict[str, dict[str, float | None]]:
+    def every_metric(self, seed: int, rows: list[dict] | None = None) -> dict[str, dict[str, float | None]]:
         """Every Table 2 metric of the seed's Table 2 rows and GT: the seed's generations file scored as
         `gest-showcases evaluate` scores it (`metrics.paper_tables.score_generations`), with the world's stand-in
-        CLIP and classifier and the images of `<world>/synth/images`.
+        CLIP and classifier and the images of `<world>/synth/images`; GT's CLIP metrics on the photos each reference
+        was written about (`reference_pic_ids`).
 
         Cached in `seed-N/table2-all.json` (written atomically): a system is scored once, and again only when
-        BERT-Score, absent when it was scored, is installed now. NaN (a metric with nothing to measure) is None.
+        BERT-Score, absent when it was scored, is installed now, or when the file's GT photos changed (a generations
+        file written before `reference_pic_ids`, which `rows`, the seed's test rows, fill in). NaN (a metric with
+        nothing to measure) is None.
         """
         path = self.every_metric_path(seed)
         cached = json.loads(path.read_text()) if path.exists() else {"rows": {}, "seconds": 0.0}
-        records = read_generations(self.seed_dir(seed) / f"generations{self.suffix}.jsonl")
+        generations_path = self.seed_dir(seed) / f"generations{self.suffix}.jsonl"
+        records = read_generations(generations_path)
+        if rows is not None and not all(record.reference_pic_ids for record in records):
+            own_photos = {row["review_id"]: list(row["pics"]) for row in rows}
+            lines = [json.loads(line) for line in generations_path.read_text(encoding="utf-8").splitlines() if line]
+            text = "".join(json.dumps(line | {"reference_pic_ids": own_photos[line["id"]]}) + "\n" for line in lines)
+            write_text_atomically(generations_path, text)
+            records = read_generations(generations_path)
+        reference_photos = all(record.reference_pic_ids for record in records)
         present = {record.system for record in records}
         wanted = [system for system in table2_inputs(self.args) if system in present]
         missing = [
             system for system in wanted
             if system not in cached["rows"]
             or (self.bertscore_model is not None and "bertscore_f1" not in cached["rows"][system])
+            or cached.get("reference_photos", False) != reference_photos
         ]  # fmt: skip
         if missing:
             start = time.perf_counter()
@@ -534,6 +546,7 @@ class Experiment:
                 for name, metrics in scored.items()
             }
             cached["seconds"] += time.perf_counter() - start
+            cached["reference_photos"] = reference_photos  # GT's CLIP metrics: own photos (True) or the shown ones
             _mark(path, cached)
         return {name: cached["rows"][name] for name in [*wanted, GROUND_TRUTH] if name in cached["rows"]}
 
@@ -632,7 +645,7 @@ class Experiment:
             }
         generations = [
             {"id": row["review_id"], "system": system, "generated": text, "reference": reference,
-             "pic_ids": pics, "user_id": user, "business_id": business}
+             "pic_ids": pics, "reference_pic_ids": list(row["pics"]), "user_id": user, "business_id": business}
             for system, cell in scores["generation"].items() if system != "GT"
             for row, text, reference, pics, user, business in zip(rows, cell["texts"], references, shown, users, businesses, strict=True)
         ]  # fmt: skip
@@ -709,7 +722,7 @@ def run_experiment(args: ExperimentArguments) -> dict:
         for seed in tqdm(range(args.seeds), desc="seeds"):
             per_seed[seed] = experiment.run_seed(seed, rows)
             if "2" in args.tables:
-                every_metric[seed] = experiment.every_metric(seed)
+                every_metric[seed] = experiment.every_metric(seed, rows)
     finally:
         datasets.config.HF_DATASETS_CACHE = previous_cache
     seconds = time.perf_counter() - start

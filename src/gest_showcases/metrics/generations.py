@@ -13,6 +13,10 @@ Generations file (JSON Lines, one generated explanation per line)::
 - ``generated`` (str), ``reference`` (str): the generated explanation and the ground truth.
 - ``pic_ids`` (list of str, optional): the example's images (files ``<images dir>/<pic_id>.jpg``),
   needed only for CLIP-Align and CLIP-Score. Ids are URL-safe characters only, as in Gest.
+- ``reference_pic_ids`` (list of str, optional): the images the reference was written about (the user's
+  own photos of the review). The ``GT`` row's CLIP-Align and CLIP-Score read them; without them it reads
+  ``pic_ids``, the photos the systems were shown, which a reference need not describe when a selector
+  picked them (at Prec@3 ~8%, most do not), so GT's CLIP scores would then say little.
 
 A line that breaks these rules is skipped and counted with its ``file:line`` (see `read_generations`).
 """
@@ -43,6 +47,7 @@ class Generation:
     generated: str
     reference: str
     pic_ids: tuple[str, ...] = ()
+    reference_pic_ids: tuple[str, ...] = ()
 
 
 class _BadGeneration(ValueError):
@@ -58,19 +63,24 @@ def _generation(obj: object) -> Generation:
         raise _BadGeneration(f"missing or non-string field(s) {missing}")
     if not obj["system"].strip():
         raise _BadGeneration("empty system name")
-    pic_ids = obj.get("pic_ids")
+    pics, reference_pics = (_pic_ids(obj, key) for key in ("pic_ids", "reference_pic_ids"))
+    return Generation(obj["id"], obj["system"], obj["generated"], obj["reference"], pics, reference_pics)
+
+
+def _pic_ids(obj: dict, key: str) -> tuple[str, ...]:
+    """The optional list of image ids under `key`, checked; `_BadGeneration` naming `key` otherwise."""
+    pic_ids = obj.get(key)
     if pic_ids is None:
-        pic_ids = []
+        return ()
     # A string is iterable too: without this check "abc" would be read as the images a, b and c.
     if not isinstance(pic_ids, list):
-        raise _BadGeneration("pic_ids is not a list of image ids")
+        raise _BadGeneration(f"{key} is not a list of image ids")
     try:
         # The dataset's one pic id policy: URL-safe characters only, so an id names a file of the
         # --images folder and nothing outside it.
-        pics = tuple(normalize_pic_id(p) for p in pic_ids)
+        return tuple(normalize_pic_id(p) for p in pic_ids)
     except (ValueError, TypeError):
-        raise _BadGeneration("pic_ids is not a list of image ids") from None
-    return Generation(obj["id"], obj["system"], obj["generated"], obj["reference"], pics)
+        raise _BadGeneration(f"{key} is not a list of image ids") from None
 
 
 def _drops_line(report: DropReport) -> str:
@@ -86,7 +96,7 @@ def read_generations(path: str | Path, report: DropReport | None = None) -> list
     """Read a generations JSON Lines file (plain or gzip; format in the module docstring).
 
     A line that cannot be used (not UTF-8, malformed JSON, not an object, a missing or non-string
-    field, ``pic_ids`` not a list of image ids, a repeated ``(system, id)``) is skipped and counted in
+    field, ``pic_ids`` or ``reference_pic_ids`` not a list of image ids, a repeated ``(system, id)``) is skipped and counted in
     `report` with its ``file:line``, and logged as one warning: one bad line never costs the run.
 
     Raises:
@@ -118,7 +128,7 @@ def read_generations(path: str | Path, report: DropReport | None = None) -> list
         why = f"{dropped:,} bad line(s): {_drops_line(report)}" if dropped else "it has no lines"
         raise InputError(
             f"{path} holds no usable generations ({why}); expected one JSON object per line with string "
-            "id, system, generated and reference, and optional pic_ids (a list of image ids)"
+            "id, system, generated and reference, and optional pic_ids and reference_pic_ids (lists of image ids)"
         )
     if dropped:
         logger.warning("skipped %d bad line(s) of %s: %s", dropped, path, _drops_line(report))
@@ -134,8 +144,10 @@ def group_by_system(records: Sequence[Generation]) -> dict[str, list[Generation]
 
 
 def ground_truth_records(records: Sequence[Generation]) -> list[Generation]:
-    """One record per example id whose ``generated`` is the reference (the table's GT row)."""
+    """One record per example id whose ``generated`` is the reference (the table's GT row), with the images the
+    reference was written about when the file gives them (``reference_pic_ids``), else the shown ones."""
     unique = {}
     for r in records:
-        unique.setdefault(r.id, Generation(r.id, GROUND_TRUTH, r.reference, r.reference, r.pic_ids))
+        pics = r.reference_pic_ids or r.pic_ids
+        unique.setdefault(r.id, Generation(r.id, GROUND_TRUTH, r.reference, r.reference, pics, pics))
     return list(unique.values())

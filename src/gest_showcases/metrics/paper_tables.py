@@ -189,12 +189,7 @@ def table2_intervals_markdown(
     ]
     skipped = []
     # GT: the references, scored like a system (first record of each example, as Table 2's GT row).
-    systems = systems | {
-        GROUND_TRUTH: [
-            Generation(r.id, GROUND_TRUTH, r.reference, r.reference, r.pic_ids)
-            for r in ground_truth_records(records)
-        ]
-    }
+    systems = systems | {GROUND_TRUTH: ground_truth_records(records)}
     if compare_to is not None and compare_to not in systems:
         raise InputError(f"--compare_to {compare_to!r} is not a system of the generations: {sorted(systems)}")
     statistics_of = {}
