@@ -52,6 +52,9 @@ def test_quick_demo_writes_the_report():
     header2, rows2 = parse_markdown_table((output / "evaluation" / "table2.md").read_text())
     assert table2 == [header2, *rows2]
     assert [row[0] for row in rows2] == ["PC2L", "PC2L, text target, lambda 0.05", "Baseline (CE only)", "GT"]
+    # CLIP-Align by the classifier with the product term, right after the paper's CLIP-Align, for GT too.
+    assert header2[header2.index("CLIP-Align") + 1] == "CLIP-Align (t*v)"
+    assert all(re.fullmatch(r"\d+\.\d\d", row[header2.index("CLIP-Align (t*v)")]) for row in rows2)
     # The interval table says whether each PC2L differs from the baseline: paired rows, over the same resamples.
     intervals = _html_rows(page, "Table 2 with 95% intervals")
     assert [row[0] for row in intervals[1:]] == [
@@ -79,4 +82,6 @@ def test_quick_demo_writes_the_report():
     for folder in ("clip", "gpt2", "pc2l", "pc2l_text", "baseline", "selector/selector-img+text", "classifier"):
         assert (output / folder / "config.json").is_file(), folder
     assert json.loads((output / "pc2l_text" / "config.json").read_text())["contrastive_target"] == "text"
+    assert json.loads((output / "classifier-interaction" / "config.json").read_text())["interaction"] is True
+    assert json.loads((output / "classifier" / "config.json").read_text())["interaction"] is False
     assert "What was run" in page

@@ -23,6 +23,9 @@ from gest_showcases.generation import PC2LForConditionalGeneration  # noqa: E402
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset  # noqa: E402
 from gest_showcases.metrics import intervals  # noqa: E402
 from gest_showcases.metrics.generations import GROUND_TRUTH  # noqa: E402
+from gest_showcases.metrics.paper_tables import INTERACTION_ALIGN_COLUMN  # noqa: E402
+
+ALIGN = INTERACTION_ALIGN_COLUMN[0]
 
 # The last reference is longer than the training collator's 64 tokens: the perplexity must read all of it.
 TARGETS = [CORPUS[0], CORPUS[1], "the soup", " ".join(CORPUS[:6])]
@@ -159,14 +162,14 @@ def test_every_metric_is_cached_per_seed_and_scores_only_the_systems_it_lacks(tm
     def fake_score_generations(records, **kwargs):
         systems = list(dict.fromkeys(record.system for record in records))
         calls.append(systems)
-        rows = {system: {"bleu_1": 0.1 * (len(calls)), "meteor": float("nan")} for system in systems}
-        return rows | {GROUND_TRUTH: {"distinct_1": 0.5}}
+        rows = {system: {"bleu_1": 0.1 * (len(calls)), "meteor": float("nan"), ALIGN: 0.4} for system in systems}
+        return rows | {GROUND_TRUTH: {"distinct_1": 0.5, ALIGN: 0.6}}
 
     monkeypatch.setattr(experiment_command, "score_generations", fake_score_generations)
     args = ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["peter"], seeds=1)
     experiment = Experiment(args)
     # No encoder, CLIP or classifier to load: the fake scorer needs none.
-    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None)}
+    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None, None)}
     generations = experiment.seed_dir(0) / "generations.jsonl"
     _write_generations(generations, [CE_ONLY, PC2L])
 
@@ -192,11 +195,11 @@ def test_a_generations_file_without_reference_photos_gains_them_and_every_row_is
 
     def fake_score_generations(records, **kwargs):
         calls.append({(record.system, record.id): record.reference_pic_ids for record in records})
-        return {record.system: {"bleu_1": 0.1} for record in records} | {GROUND_TRUTH: {"distinct_1": 0.5}}
+        return {record.system: {"bleu_1": 0.1, ALIGN: 0.4} for record in records} | {GROUND_TRUTH: {"distinct_1": 0.5}}
 
     monkeypatch.setattr(experiment_command, "score_generations", fake_score_generations)
     experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["none"], seeds=1))
-    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None)}
+    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None, None)}
     generations = experiment.seed_dir(0) / "generations.jsonl"
     _write_generations(generations, [CE_ONLY, PC2L], n=2)  # a file from before reference_pic_ids
     experiment.every_metric(0)  # without the rows nothing can be filled in: scored on the shown photos
@@ -268,3 +271,25 @@ def test_perplexity_columns_show_only_on_pc2l_rows():
     }  # fmt: skip
     assert summary.GENERATION_COLUMNS[-2:] == (("delta_images", "dCE photos swapped", 1),
                                                ("delta_reviews", "dCE reviews swapped", 1))  # fmt: skip
+
+
+def test_a_seed_scored_before_the_interaction_classifier_gains_clip_align_interaction(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_score_generations(records, **kwargs):
+        calls.append(kwargs["interaction_scorer"])
+        systems = dict.fromkeys(record.system for record in records)
+        return {system: {"bleu_1": 0.1, ALIGN: 0.3} for system in systems} | {GROUND_TRUTH: {ALIGN: 0.7}}
+
+    monkeypatch.setattr(experiment_command, "score_generations", fake_score_generations)
+    experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), tables=["2"], baselines=["none"], seeds=1))
+    experiment.__dict__ |= {"bertscore_model": None, "clip_metric_models": (None, None, "interaction scorer")}
+    _write_generations(experiment.seed_dir(0) / "generations.jsonl", [CE_ONLY, PC2L])
+    # A cache written before the column existed: every row but the metric.
+    old_rows = {CE_ONLY: {"bleu_1": 0.1}, PC2L: {"bleu_1": 0.1}, GROUND_TRUTH: {"distinct_1": 0.5}}
+    experiment.every_metric_path(0).write_text(json.dumps({"rows": old_rows, "seconds": 1.0}))
+    rows = experiment.every_metric(0)
+    assert calls == ["interaction scorer"]  # rescored once, with the interaction classifier
+    assert rows[PC2L][ALIGN] == 0.3 and rows[GROUND_TRUTH][ALIGN] == 0.7
+    experiment.every_metric(0)
+    assert len(calls) == 1  # cached now

@@ -25,6 +25,7 @@ from gest_showcases.features.clip_training import (
     CLIPWithBagOfTokens,
     ImageTextCollator,
     PairedReviews,
+    augment_photos,
     multiple_instance_info_nce,
     read_paired_reviews,
     symmetric_info_nce,
@@ -295,3 +296,49 @@ def test_train_with_sentence_bags(tmp_path, synth_dataset):
     assert summary["train_images"] > 2 * 16  # several steps per epoch
     assert len(summary["epoch_losses"]) == 2 and all(math.isfinite(loss) for loss in summary["epoch_losses"])
     assert CLIPModel.from_pretrained(tmp_path / "clip").config.projection_dim == 8
+
+
+def _windows(photo: torch.Tensor, pad: int) -> list[torch.Tensor]:
+    """Every crop of `photo`'s size from its reflection-padded copy and from the mirrored one, by loops."""
+    padded = torch.nn.functional.pad(photo[None].float(), (pad, pad, pad, pad), mode="reflect")[0]
+    height, width = photo.shape[-2:]
+    crops = []
+    for source in (padded, padded.flip(-1)):
+        for top in range(2 * pad + 1):
+            for left in range(2 * pad + 1):
+                crops.append(source[:, top : top + height, left : left + width].to(photo.dtype))
+    return crops
+
+
+def test_augment_photos_mirrors_and_shifts_each_photo_with_its_own_draws():
+    pixels = torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    augmented = augment_photos(pixels, torch.Generator().manual_seed(0))
+    assert augmented.shape == pixels.shape and augmented.dtype == torch.uint8
+    pad = 2  # 16 // 8
+    kinds = []
+    for photo, out in zip(pixels, augmented, strict=True):
+        matches = [i for i, crop in enumerate(_windows(photo, pad)) if torch.equal(crop, out)]
+        assert len(matches) == 1  # random photos: exactly one (flip, offset) gives this output
+        kinds.append(matches[0])
+    flipped = [index >= (2 * pad + 1) ** 2 for index in kinds]
+    assert 10 < sum(flipped) < 54  # about half mirrored
+    assert len(set(kinds)) > 20  # the offsets vary photo to photo
+    # The same generator state gives the same batch; the next call other draws.
+    generator = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(augment_photos(pixels, generator), augmented)
+    assert not torch.equal(augment_photos(pixels, generator), augmented)
+
+
+def test_collator_augments_only_when_given_a_generator():
+    texts = ["Margherita pizza here.", "The ramen was rich."]
+    tokenizer = train_clip_tokenizer(texts * 5, vocab_size=300)
+    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    pixels = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    reviews = PairedReviews(pixels, torch.tensor([0, 1]), torch.tensor([0, 1]), [texts[:1], texts[1:]], texts)
+    plain = ImageTextCollator(reviews, tokenizer, preprocessing, "review")([0, 1])
+    torch.testing.assert_close(plain["pixel_values"], preprocessing.normalize(pixels))
+    augmented = ImageTextCollator(reviews, tokenizer, preprocessing, "review", torch.Generator().manual_seed(3))([0, 1])
+    expected = augment_photos(pixels, torch.Generator().manual_seed(3))
+    torch.testing.assert_close(augmented["pixel_values"], preprocessing.normalize(expected))
+    torch.testing.assert_close(augmented["input_ids"], plain["input_ids"])

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gest_showcases.cli import main as cli_main
@@ -155,6 +156,15 @@ def test_reference_pic_ids_are_read_and_the_gt_row_scores_its_clip_metrics_on_th
     assert seen["GT"] == [("p1", "p2"), ("p3",)]
 
 
+def _random_photos(folder, seed: int):
+    """`folder` with p1.jpg, p2.jpg and p3.jpg of random pixels: ROWS' photos but "missing"."""
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for pic in ("p1", "p2", "p3"):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(folder / f"{pic}.jpg")
+    return folder
+
+
 def test_evaluate_command_end_to_end(tmp_path, capsys):
     install_wordnet()
     clip_dir = save_tiny_clip(tmp_path / "clip")
@@ -162,11 +172,7 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     ExplanationClassifier(ExplanationClassifierConfig(text_dim=16, image_dim=16)).save_pretrained(
         classifier_dir
     )
-    images = tmp_path / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for pic in ("p1", "p2", "p3"):
-        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(images / f"{pic}.jpg")
+    images = _random_photos(tmp_path / "images", seed=0)
     generations = _write_jsonl(tmp_path / "g.jsonl", ROWS)
     argv = ["evaluate", "--generations", str(generations), "--output_dir", str(tmp_path / "out")]
     argv += ["--images", str(images), "--clip_model", str(clip_dir), "--classifier", str(classifier_dir)]
@@ -192,3 +198,31 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
         "clip_align", "clip_align_examples",
     }  # fmt: skip
     assert (tmp_path / "out" / "figure6a_length.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path):
+    install_wordnet()
+    clip_dir = save_tiny_clip(tmp_path / "clip")
+    linear, product = tmp_path / "linear", tmp_path / "product"
+    torch.manual_seed(0)
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=16, image_dim=16)).save_pretrained(linear)
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=16, image_dim=16, interaction=True)).save_pretrained(
+        product
+    )
+    images = _random_photos(tmp_path / "images", seed=1)
+    generations = _write_jsonl(tmp_path / "g.jsonl", ROWS)
+    argv = ["evaluate", "--generations", str(generations), "--images", str(images), "--clip_model", str(clip_dir)]
+    argv += ["--no_bertscore"]
+    assert cli_main([*argv, "--output_dir", str(tmp_path / "both"), "--classifier", str(linear),
+                     "--interaction_classifier", str(product)]) == 0  # fmt: skip
+    # The oracle: the interaction classifier given as the paper's --classifier scores the same CLIP-Align.
+    assert cli_main([*argv, "--output_dir", str(tmp_path / "alone"), "--classifier", str(product)]) == 0
+    both = json.loads((tmp_path / "both" / "table2.json").read_text())["rows"]
+    alone = json.loads((tmp_path / "alone" / "table2.json").read_text())["rows"]
+    for row in ("PC2L", "baseline", "GT"):
+        assert both[row]["clip_align_interaction"] == pytest.approx(alone[row]["clip_align"])
+        assert both[row]["clip_align_interaction_examples"] == alone[row]["clip_align_examples"]
+    assert any(both[row]["clip_align"] != pytest.approx(both[row]["clip_align_interaction"]) for row in both)
+    header = (tmp_path / "both" / "table2.md").read_text().splitlines()[0]
+    assert "| CLIP-Align | CLIP-Align (t*v) | CLIP-Score |" in header
+    assert "CLIP-Align (t*v)" not in (tmp_path / "alone" / "table2.md").read_text()

@@ -1,7 +1,8 @@
 """`gest-showcases evaluate`: score a generations file and write Table 2 and Figure 6.
 
     gest-showcases evaluate --generations generations.jsonl --output_dir report/ \\
-        [--images IMAGE_DIR --clip_model CLIP_PATH [--classifier CLASSIFIER_PATH]] \\
+        [--images IMAGE_DIR --clip_model CLIP_PATH [--classifier CLASSIFIER_PATH]
+         [--interaction_classifier CLASSIFIER_PATH]] \\
         [--bertscore_model PATH | --no_bertscore] [--config FILE.yaml]
 
 The generations format is described in `gest_showcases.metrics.generations`, the outputs in
@@ -52,6 +53,14 @@ class EvaluateArguments:
         metadata={
             "help": "explanation classifier folder (`gest-showcases distill`) for CLIP-Align; loaded with "
             "the package's own class: no .py file of the folder runs"
+        },
+    )
+    interaction_classifier: str | None = field(
+        default=None,
+        metadata={
+            "help": "an explanation classifier with the product term (`gest-showcases distill --interaction`): adds "
+            "CLIP-Align (t*v), CLIP-Align scored by it, which can tell which photo a sentence describes (the paper's "
+            "linear classifier cannot); loaded like --classifier"
         },
     )
     bertscore: bool = field(default=True, metadata={"help": "compute BERTScore"})
@@ -112,8 +121,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def run(args: EvaluateArguments, output_dir: str) -> None:
     """Score `args.generations`, print Table 2 and its intervals, write them and Figure 6 into `output_dir`."""
-    if args.classifier and not (args.clip_model and args.images):
-        raise InputError("--classifier (CLIP-Align) needs --clip_model and --images")
+    for option in ("classifier", "interaction_classifier"):
+        if getattr(args, option) and not (args.clip_model and args.images):
+            raise InputError(f"--{option} (CLIP-Align) needs --clip_model and --images")
     if bool(args.clip_model) != bool(args.images):
         raise InputError("the CLIP metrics need both --clip_model and --images")
     if args.images and not Path(args.images).is_dir():
@@ -129,6 +139,11 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         _check_bertscore_model(bertscore_model)
     clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
     scorer = load_classifier_scorer(args.classifier, args.device, "--classifier") if args.classifier else None
+    interaction_scorer = (
+        load_classifier_scorer(args.interaction_classifier, args.device, "--interaction_classifier")
+        if args.interaction_classifier
+        else None
+    )
 
     rows = score_generations(
         records,
@@ -138,6 +153,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         image_dir=args.images,
         scorer=scorer,
         device=args.device,
+        interaction_scorer=interaction_scorer,
     )
     truth_scores = None
     if args.synth_truth:

@@ -87,7 +87,7 @@ from gest_showcases.generation.probe import input_reliance
 from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
-from gest_showcases.metrics.paper_tables import score_generations
+from gest_showcases.metrics.paper_tables import INTERACTION_ALIGN_COLUMN, score_generations
 from gest_showcases.metrics.selection import diversity_at_k, precision_at_k, recall_at_k
 from gest_showcases.metrics.synth_truth import SynthTruth, score_texts
 from gest_showcases.metrics.text import default_bertscore_model
@@ -494,11 +494,15 @@ class Experiment:
 
     @cached_property
     def clip_metric_models(self) -> tuple:
-        """(CLIP, explanation classifier scorer) of the world, for CLIP-Score and CLIP-Align, loaded as
-        `gest-showcases evaluate --clip_model <world>/clip --classifier <world>/classifier` loads them."""
+        """(CLIP, explanation classifier scorer, interaction classifier scorer) of the world, for CLIP-Score,
+        CLIP-Align and CLIP-Align (t*v), loaded as `gest-showcases evaluate --clip_model <world>/clip --classifier
+        <world>/classifier --interaction_classifier <world>/classifier-interaction` loads them."""
         return (
             load_clip_checkpoint(str(self.world / "clip"), "cpu", "the world's CLIP"),
             load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
+            load_classifier_scorer(
+                str(self.world / "classifier-interaction"), "cpu", "the world's interaction classifier"
+            ),
         )
 
     def every_metric(self, seed: int, rows: list[dict] | None = None) -> dict[str, dict[str, float | None]]:
@@ -508,9 +512,10 @@ class Experiment:
         was written about (`reference_pic_ids`).
 
         Cached in `seed-N/table2-all.json` (written atomically): a system is scored once, and again only when
-        BERT-Score, absent when it was scored, is installed now, or when the file's GT photos changed (a generations
-        file written before `reference_pic_ids`, which `rows`, the seed's test rows, fill in). NaN (a metric with
-        nothing to measure) is None.
+        BERT-Score, absent when it was scored, is installed now, when it lacks CLIP-Align (t*v) (scored before the
+        world had its interaction classifier), or when the file's GT photos changed (a generations file written before
+        `reference_pic_ids`, which `rows`, the seed's test rows, fill in). NaN (a metric with nothing to measure) is
+        None.
         """
         path = self.every_metric_path(seed)
         cached = json.loads(path.read_text()) if path.exists() else {"rows": {}, "seconds": 0.0}
@@ -529,17 +534,18 @@ class Experiment:
             system for system in wanted
             if system not in cached["rows"]
             or (self.bertscore_model is not None and "bertscore_f1" not in cached["rows"][system])
+            or INTERACTION_ALIGN_COLUMN[0] not in cached["rows"][system]
             or cached.get("reference_photos", False) != reference_photos
         ]  # fmt: skip
         if missing:
             start = time.perf_counter()
             logger.info("seed %d: every Table 2 metric of %s", seed, ", ".join(missing))
-            clip, scorer = self.clip_metric_models
+            clip, scorer, interaction_scorer = self.clip_metric_models
             # The GT row comes from the references of the records scored; every system has the same ones.
             scored = score_generations(
                 [record for record in records if record.system in missing],
                 bertscore_model=self.bertscore_model, clip=clip, image_dir=self.world / "synth" / "images",
-                scorer=scorer,
+                scorer=scorer, interaction_scorer=interaction_scorer,
             )  # fmt: skip
             cached["rows"] |= {
                 name: {key: None if value != value else value for key, value in metrics.items()}

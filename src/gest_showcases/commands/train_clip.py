@@ -61,6 +61,14 @@ class TrainClipArguments:
     bag_of_tokens_weight: float = field(
         default=1.0, metadata={"help": "weight of the bag-of-tokens helper loss (0: plain CLIP training)"}
     )
+    augment: bool = field(
+        default=False,
+        metadata={
+            "help": "mirror each training photo left-right at random and shift it by up to 1/8 of its side, "
+            "afresh every time it is seen (pad-and-crop and flip, the usual augmentation for a small CNN trained "
+            "from scratch)"
+        },
+    )
     synth_truth: str | None = field(
         default=None,
         metadata={

@@ -17,7 +17,7 @@ import numpy as np
 
 from gest_showcases.experiments.grid import CE_ONLY, LOSS_CONFIGS, PC2L, SELECTOR_METHODS, table2_inputs
 from gest_showcases.metrics import intervals
-from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS, TABLE2_COLUMNS
+from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS, table2_columns
 from gest_showcases.metrics.per_example import interval_dict, text_statistics
 from gest_showcases.selection.training import HISTORY_COSINE
 
@@ -152,14 +152,15 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
 
 
 def summarise_every_metric(per_seed: dict[int, dict[str, dict]]) -> dict:
-    """results.json's `table2_all`: per system x Table 2 metric (`paper_tables.TABLE2_COLUMNS`), the per-seed values
+    """results.json's `table2_all`: per system x Table 2 metric (`paper_tables.table2_columns`), the per-seed values
     (`Experiment.every_metric`; None where undefined) and their mean over seeds with the 95% t-interval across seeds
     (`intervals.seed_interval`); one seed (or one seed with a value): the value, no interval."""
     seeds = sorted(per_seed)
     results: dict = {}
+    columns = table2_columns({f"{seed}/{system}": row for seed in seeds for system, row in per_seed[seed].items()}, False)
     for seed in seeds:
         for system, metrics in per_seed[seed].items():
-            for key, _ in TABLE2_COLUMNS:
+            for key, _ in columns:
                 value = metrics.get(key)
                 finite = value is not None and math.isfinite(value)
                 entry = results.setdefault(system, {}).setdefault(key, {"per_seed": {}})
@@ -263,6 +264,7 @@ def _every_metric_table(
     names = [name for name in [*inputs, "GT"] if name in table2_all]
     if not names:
         return []
+    columns = table2_columns({name: table2_all[name] for name in names}, synth_truth=False)
     bertscore = (
         "BERT-Score uses all-MiniLM-L6-v2 (`evaluate`'s default, the encoder that installs offline)"
         if bertscore_model
@@ -278,18 +280,20 @@ def _every_metric_table(
         "",
         "Each seed's generations file (`seed-N/generations*.jsonl`, one per variant or decoder) scored as `gest-showcases evaluate` scores them "
         "(`metrics.paper_tables.score_generations`). CLIP-Align and CLIP-Score use the world's stand-in CLIP and its "
-        f"distilled classifier, {bertscore}, so these three are not comparable with the paper's numbers. Cells: "
+        f"distilled classifier (CLIP-Align (t*v): the classifier with the product term, `distill --interaction`, which "
+        f"unlike the paper's linear one can tell which photo a sentence describes), {bertscore}, so these are not "
+        f"comparable with the paper's numbers. Cells: "
         f"{cells}, x100 as `table2.md` prints them (NIST too). The PC2L rows' perplexities are in Table 2 above.",
         "",
-        "| System | Input | " + " | ".join(column for _, column in TABLE2_COLUMNS) + " |",
-        "|---|---|" + "---:|" * len(TABLE2_COLUMNS),
+        "| System | Input | " + " | ".join(column for _, column in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
     ]
     inputs = inputs | {"GT": "-"}
     for name in names:
         row = table2_all[name]
         lines.append(
             f"| {name} | {inputs[name]} | "
-            + " | ".join(_cell(row.get(key), 100) for key, _ in TABLE2_COLUMNS)
+            + " | ".join(_cell(row.get(key), 100) for key, _ in columns)
             + " |"
         )
     return [*lines, ""]

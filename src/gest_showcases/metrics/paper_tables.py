@@ -49,6 +49,27 @@ TABLE2_COLUMNS = (
     ("clip_score_cosine", "CLIP-Score"),
     ("bertscore_f1", "BERT-Score"),
 )
+# CLIP-Align scored by a classifier with the product term (`distill --interaction`; `evaluate
+# --interaction_classifier`), printed after CLIP-Align when scored. The paper's linear `[t; v]` classifier gives every
+# photo the same best sentence (its score is a sum of a text part and an image part), so its CLIP-Align cannot tell
+# which photo a sentence describes; this one can (docs/experiments.md, CLIP-Align).
+INTERACTION_ALIGN_COLUMN = ("clip_align_interaction", "CLIP-Align (t*v)")
+
+
+def table2_columns(rows: dict[str, dict[str, float]], synth_truth: bool = True) -> list[tuple[str, str]]:
+    """Table 2's (metric key, column) for `rows`: the paper's columns, CLIP-Align (t*v) after CLIP-Align and
+    (with `synth_truth`) Gest-Synth's ground-truth columns (`evaluate --synth_truth`) at the end, each only when
+    some row has it."""
+    columns = []
+    for column in TABLE2_COLUMNS:
+        columns.append(column)
+        if column[0] == "clip_align" and any(INTERACTION_ALIGN_COLUMN[0] in metrics for metrics in rows.values()):
+            columns.append(INTERACTION_ALIGN_COLUMN)
+    if not synth_truth:
+        return columns
+    return columns + [
+        column for column in SYNTH_TRUTH_COLUMNS if any(column[0] in metrics for metrics in rows.values())
+    ]
 
 
 def _grounding_rows(
@@ -56,9 +77,10 @@ def _grounding_rows(
     pics_by_row: dict[str, list[tuple[str, ...]]],
     image_dir: Path,
     clip,
-    scorer: Scorer | None,
+    scorers: dict[str, Scorer],
 ) -> dict[str, dict[str, float]]:
-    """CLIP-Score (and CLIP-Align when a scorer is given) of every row; each image embedded once."""
+    """CLIP-Score of every row, and for each `scorers` entry (metric key -> scorer) the CLIP-Align it gives, under
+    that key; each image and sentence embedded once."""
     model, processor = clip
     unique = {p for pics in pics_by_row.values() for ids in pics for p in ids}
     found, _ = embed_image_files({p: image_dir / f"{p}.jpg" for p in sorted(unique)}, model, processor)
@@ -71,11 +93,14 @@ def _grounding_rows(
         ]
         prefixed = embed_texts([CLIP_SCORE_PREFIX + t.strip() for t in texts], model, processor)
         out[row] = clip_score_from_embeddings(images, prefixed)
-        if scorer is not None:
+        if scorers:
             sentences = [split_sentences(t) for t in texts]
             flat = embed_texts([s for ss in sentences for s in ss], model, processor)
             per_text = list(torch.split(flat, [len(ss) for ss in sentences]))
-            out[row].update(clip_align_from_embeddings(images, per_text, scorer))
+            for key, scorer in scorers.items():
+                align = clip_align_from_embeddings(images, per_text, scorer)
+                out[row][key] = align["clip_align"]
+                out[row][f"{key}_examples"] = align["clip_align_examples"]
     return out
 
 
@@ -87,6 +112,7 @@ def score_generations(
     image_dir: str | Path | None = None,
     scorer: Scorer | None = None,
     device: str = "cpu",
+    interaction_scorer: Scorer | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every Table 2 metric per system, plus the ``GT`` row (reference-free metrics of the references).
 
@@ -98,6 +124,8 @@ def score_generations(
             CLIP-Score, and CLIP-Align when ``scorer`` is given too.
         image_dir: folder of ``<pic_id>.jpg`` files.
         scorer: the explanation classifier, ``scorer(text_embeds=, image_embeds=) -> probabilities``.
+        interaction_scorer: a classifier with the product term (`distill --interaction`): adds
+            ``clip_align_interaction``, CLIP-Align by it (`INTERACTION_ALIGN_COLUMN`).
 
     Returns: ``{row name: flat metric dict}``, systems in file order, then ``GT``.
     """
@@ -118,7 +146,9 @@ def score_generations(
         texts[GROUND_TRUTH] = [r.reference for r in truth]
         pics = {name: [r.pic_ids for r in recs] for name, recs in systems.items()}
         pics[GROUND_TRUTH] = [r.pic_ids for r in truth]
-        for name, values in _grounding_rows(texts, pics, Path(image_dir), clip, scorer).items():
+        scorers = {"clip_align": scorer, INTERACTION_ALIGN_COLUMN[0]: interaction_scorer}
+        scorers = {key: value for key, value in scorers.items() if value is not None}
+        for name, values in _grounding_rows(texts, pics, Path(image_dir), clip, scorers).items():
             rows[name].update(values)
     return rows
 
@@ -128,10 +158,7 @@ def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
 
     System names are escaped (`markdown_cell`): a `|` or a line break in a name stays in its cell.
     """
-    # Gest-Synth's ground-truth columns (`evaluate --synth_truth`) follow when any row has them.
-    columns = list(TABLE2_COLUMNS) + [
-        column for column in SYNTH_TRUTH_COLUMNS if any(column[0] in metrics for metrics in rows.values())
-    ]
+    columns = table2_columns(rows)
     header = markdown_row(["Model", *(name for _, name in columns)])
     rule = "|---|" + "---:|" * len(columns)
     lines = [header, rule]
