@@ -67,7 +67,12 @@ def oracle_loss(model: DPPImageSelector, dataset: SelectionDataset) -> torch.Ten
         profile = torch.cat([item["profile_text"], item["profile_image"]])
         user = model.user_encoder(profile).last_hidden_state  # [E]
         images = model.image_encoder(item["candidate_features"]).last_hidden_state  # [n, E]
-        log_quality = bound * torch.tanh(images @ user / config.embed_dim**0.5 / bound)  # [n]
+        score = images @ user / config.embed_dim**0.5  # [n]
+        if config.history_prior:  # the option's prior: its learnt weight times cos(candidate, image profile)
+            score = score + model.history_prior_weight * F.cosine_similarity(
+                item["candidate_features"], item["profile_image"][None], dim=-1
+            )
+        log_quality = bound * torch.tanh(score / bound)  # [n]
         unit = F.normalize(images, dim=-1)
         eye = torch.eye(len(images), dtype=images.dtype)
         kernel = (
@@ -99,9 +104,10 @@ def test_collate_distinct_images_sends_each_image_once():
     assert sub["candidate_image_index"].tolist() == [[1, 2, 3, 0], [1, 2, 3, 0]]
 
 
-def test_distinct_images_match_the_per_example_oracle():
+@pytest.mark.parametrize("history_prior", [0.0, 1.5])
+def test_distinct_images_match_the_per_example_oracle(history_prior):
     # float64 and no jitter: the oracle is the exact definition, so the tolerance only absorbs round-off.
-    model = selector(jitter=0.0).double()
+    model = selector(jitter=0.0, history_prior=history_prior).double()
     dataset = shared_pool_dataset(torch.float64)
     items = [dataset[i] for i in range(len(dataset))]
     expected_loss, expected_gradients = loss_and_gradients(model, oracle_loss(model, dataset))

@@ -227,3 +227,38 @@ def test_trust_remote_code_load_without_our_package(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith("transformers_modules")
+
+
+def test_history_prior_adds_its_weight_times_the_cosine_to_the_score_before_the_clamp():
+    plain, prior = tiny_model(), tiny_model(history_prior=2.5)
+    assert not hasattr(plain, "history_prior_weight")  # the paper's model is unchanged: no extra parameter
+    assert set(prior.state_dict()) == set(plain.state_dict()) | {"history_prior_weight"}
+    prior.load_state_dict(plain.state_dict() | {"history_prior_weight": torch.tensor(2.5)})
+    inputs = batch()
+    bound = prior.config.max_log_quality
+    # The oracle: the paper's score, recovered from the plain model's clamped log relevance, plus a * cos.
+    score = bound * torch.atanh(plain(**inputs).log_quality / bound)
+    cosine = torch.nn.functional.cosine_similarity(
+        inputs["profile_image"].unsqueeze(1), inputs["candidate_features"], dim=-1
+    )
+    expected = (bound * torch.tanh((score + 2.5 * cosine) / bound)) * inputs["candidate_mask"]
+    torch.testing.assert_close(prior(**inputs).log_quality, expected, rtol=1e-4, atol=1e-4)
+    # A user without history photos (a zero profile) gets no prior.
+    no_history = inputs | {"profile_image": torch.zeros_like(inputs["profile_image"])}
+    torch.testing.assert_close(
+        prior(**no_history).log_quality, plain(**no_history).log_quality, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_history_prior_weight_is_learnt_saved_and_refused_without_the_image_profile(tmp_path):
+    model = tiny_model(history_prior=1.0).train()
+    model(**batch()).loss.backward()
+    assert model.history_prior_weight.grad is not None and model.history_prior_weight.grad != 0
+    with torch.no_grad():
+        model.history_prior_weight.fill_(3.25)  # as after training
+    model.save_pretrained(tmp_path)
+    loaded = DPPImageSelector.from_pretrained(tmp_path)
+    assert loaded.config.history_prior == 1.0 and loaded.history_prior_weight.item() == 3.25
+    torch.testing.assert_close(loaded.eval()(**batch()).log_quality, model.eval()(**batch()).log_quality)
+    with pytest.raises(ValueError, match="history_prior reads the user's image profile"):
+        tiny_config(input_mode="text", history_prior=1.0)

@@ -367,6 +367,14 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
     reloaded = AutoModel.from_pretrained(output / "selector-img")
     assert reloaded.config.input_mode == "img" and reloaded.config.image_dim == DIM
 
+    # --history_prior: the img selector starts with the prior and saves its learnt weight; text cannot and keeps 0.
+    argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(tmp_path / "prior"),
+            "--methods", "img", "text", "--num_epochs", "2", "--batch_size", "32", "--cpu", "--history_prior", "2.0"]  # fmt: skip
+    assert command.main(argv) == 0
+    image, text = (AutoModel.from_pretrained(tmp_path / "prior" / f"selector-{mode}") for mode in ("img", "text"))
+    assert image.config.history_prior == 2.0 and image.history_prior_weight.item() != 2.0  # trained
+    assert text.config.history_prior == 0.0 and not hasattr(text, "history_prior_weight")
+
 
 def test_train_selector_command_with_validation_leaves_no_checkpoint(tmp_path, monkeypatch):
     from gest_showcases.commands import train_selector as command

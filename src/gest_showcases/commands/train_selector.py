@@ -71,6 +71,14 @@ class SelectorScriptArguments:
             "choices": ["train_images", "all"],
         },
     )
+    history_prior: float = field(
+        default=0.0,
+        metadata={
+            "help": "not in the paper: start each img / img+text selector's relevance with this weight times the "
+            "cosine between a candidate and the user's history photos (a learnt weight; the history-cosine rule as "
+            "a prior; 0: the paper's model). The text mode does not see the history photos and keeps 0."
+        },
+    )
     use_cpu: bool = field(default=False, metadata={"help": "Train on CPU even when a GPU is present."})
     # None when not given, so that only a given --cpu warns; a bare --cpu means True, as it did.
     cpu: bool | None = field(
@@ -141,7 +149,9 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
     if script_args.validation_split in splits:
         validation_dataset = examples(script_args.validation_split)
     base_config = DPPSelectorConfig(
-        text_dim=review_table.embeddings.shape[1], image_dim=image_table.embeddings.shape[1]
+        text_dim=review_table.embeddings.shape[1],
+        image_dim=image_table.embeddings.shape[1],
+        history_prior=script_args.history_prior,
     )
     results, models = run_selection_ablation(
         train_dataset,

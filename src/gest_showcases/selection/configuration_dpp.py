@@ -43,6 +43,12 @@ class DPPSelectorConfig(PreTrainedConfig):
             Added to the diagonal before each Cholesky factorisation of the log-likelihood.
         top_k (`int`, *optional*, defaults to 3):
             Number of images `select` returns per (user, business) pair (the paper's K).
+        history_prior (`float`, *optional*, defaults to 0.0):
+            Not in the paper (a documented option, docs/experiments.md): the starting weight `a` of a learnt term
+            `a * cos(candidate feature, user's image profile)` added to the relevance score before the clamp, so a
+            candidate like the user's history photos starts out relevant (the `history-cosine` rule as a prior the
+            MLPs refine). 0 leaves the paper's model, without the parameter. Needs the image profile: not with
+            `input_mode="text"`.
 
     The MLP layers have Kaiming initialisation for ReLU (weights) and zeros (biases), which no field sets.
 
@@ -66,6 +72,7 @@ class DPPSelectorConfig(PreTrainedConfig):
     similarity_eps: float | int = 1e-3
     jitter: float | int = 1e-6
     top_k: int = 3
+    history_prior: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         for name in REMOVED_FIELDS:
@@ -80,6 +87,8 @@ class DPPSelectorConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be a positive integer, got {size}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.history_prior and self.input_mode == "text":
+            raise ValueError("history_prior reads the user's image profile, which input_mode 'text' does not see")
         if self.max_log_quality <= 0 or self.similarity_eps <= 0 or self.jitter < 0:
             raise ValueError(
                 "max_log_quality and similarity_eps must be positive and jitter non-negative, got "

@@ -163,6 +163,9 @@ class DPPImageSelector(PreTrainedModel):
             config.text_dim + config.image_dim, config.user_hidden_sizes, config.embed_dim
         )
         self.image_encoder = DPPSelectorMLP(config.image_dim, config.image_hidden_sizes, config.embed_dim)
+        if config.history_prior:
+            # Learnt: the likelihood decides how much the resemblance to the history counts once the MLPs learn.
+            self.history_prior_weight = nn.Parameter(torch.tensor(float(config.history_prior)))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -270,6 +273,12 @@ class DPPImageSelector(PreTrainedModel):
         user_embeds = user_outputs.last_hidden_state  # [B, E]
 
         score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
+        if self.config.history_prior:
+            candidates = candidate_features if candidate_features is not None else F.embedding(rows, image_features)
+            cosine = torch.einsum(
+                "bd,bnd->bn", F.normalize(profile_image, dim=-1), F.normalize(candidates, dim=-1)
+            )  # [B, N]; a user without history photos (zero profile) gets 0
+            score = score + self.history_prior_weight * cosine
         bound = self.config.max_log_quality
         log_quality = (bound * torch.tanh(score / bound)).masked_fill(~candidate_mask, 0.0)  # [B, N]
         unit = F.normalize(image_embeds, dim=-1)

@@ -484,7 +484,8 @@ def run_selection_ablation(
 
     Args:
         train_dataset, eval_dataset ([`SelectionDataset`]): training and evaluation examples.
-        base_config ([`DPPSelectorConfig`]): copied per mode with `input_mode` set to it.
+        base_config ([`DPPSelectorConfig`]): copied per mode with `input_mode` set to it (and its `history_prior`
+            set to 0 for `"text"`, which does not see the image profile the prior reads).
         args ([`SelectorTrainingArguments`]): training and evaluation settings.
         methods (`tuple[str, ...]`): subset of `METHODS`: `("random", "history-cosine", "img", "text", "img+text")`.
         validation_dataset ([`SelectionDataset`], *optional*): chooses each model's epoch (`train_selector`).
@@ -509,9 +510,8 @@ def run_selection_ablation(
             select = history_cosine_selector(args.top_k)
         else:
             torch.manual_seed(args.seed)
-            config = DPPSelectorConfig.from_dict(
-                {**base_config.to_dict(), "input_mode": method, "top_k": args.top_k}
-            )
+            overrides = {"input_mode": method, "top_k": args.top_k} | ({"history_prior": 0.0} if method == "text" else {})
+            config = DPPSelectorConfig.from_dict({**base_config.to_dict(), **overrides})
             checkpoints = None if output_dir is None else Path(output_dir) / f"checkpoints-{method}"
             models[method] = train_selector(
                 DPPImageSelector(config),
