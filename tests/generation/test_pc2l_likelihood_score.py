@@ -134,3 +134,33 @@ def test_bad_scores_are_refused():
         PC2LConfig(contrastive_score="cosine")
     with pytest.raises(ValueError, match="contrastive_target"):
         PC2LConfig(contrastive_score="likelihood", contrastive_target="text")
+
+
+def test_entity_negatives_alone_score_the_target_against_its_swapped_subject(tokenizer):
+    torch.manual_seed(2)
+    config = tiny_config(
+        tokenizer, contrastive_score="likelihood", likelihood_image_negatives="entity", review_contrastive="none"
+    )
+    model = PC2LForConditionalGeneration(config).eval()
+    batch = _batch(tokenizer, seed=5)
+    with torch.no_grad():
+        out = model(**batch)
+        _, parts = total_loss(config, out, batch)
+        own = _plain_log_likelihood(model, batch, batch["input_ids"], batch["attention_mask"])
+        negative = _plain_log_likelihood(
+            model, batch, batch["negative_input_ids"], batch["negative_attention_mask"]
+        )
+    assert out.image_swapped_log_likelihood is None  # no photo-swapped copy is encoded or scored
+    torch.testing.assert_close(out.target_log_likelihood, own, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(out.negative_log_likelihood, negative, atol=1e-4, rtol=1e-5)
+    # -log sigmoid(log p(Y | X) - log p(Y_ent | X)): the posterior of the written subject against the swapped one.
+    torch.testing.assert_close(parts["loss_ccl"], -F.logsigmoid(own - negative).mean(), atol=1e-4, rtol=1e-5)
+    assert set(parts) == {"loss_ce", "loss_ccl"}
+
+
+def test_entity_negatives_need_the_likelihood_score_and_ccl():
+    with pytest.raises(ValueError, match="likelihood_image_negatives"):
+        PC2LConfig(likelihood_image_negatives="photos")
+    for settings in ({}, {"contrastive_score": "likelihood", "image_contrastive": "cl"}):
+        with pytest.raises(ValueError, match="needs contrastive_score='likelihood' and image_contrastive='ccl'"):
+            PC2LConfig(likelihood_image_negatives="entity", **settings)

@@ -12,6 +12,7 @@ REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
 CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 HARD_NEGATIVE_GRADIENTS = ("full", "detached")
+LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
 IMAGE_KINDS = ("vision", "image")
 # What generators saved before `image_kind` was recorded read (the paper's CNN features).
@@ -122,6 +123,12 @@ class PC2LConfig(PreTrainedConfig):
             softmax over these log-likelihoods (temperature 1, so it is the posterior of which inputs or
             which text under a uniform prior) trains the very distribution the decoder samples from; no
             projection heads are built. Costs one extra decoder pass per swapped input.
+        likelihood_image_negatives (`str`, *optional*, defaults to `"all"`):
+            With `contrastive_score="likelihood"` and CCL: `"all"` (above) or `"entity"` (a documented deviation,
+            docs/experiments.md, H7): the entity-swapped target is CCL's only negative; the target under another
+            example's photos is not scored (nor encoded). The two targets differ only from the swapped subject on,
+            so the loss lowers the decoder's probability of naming another subject than the reference's given these
+            photos, and leaves the rest of the sentence to cross-entropy.
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
@@ -178,6 +185,7 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_target: str = "decoder"
     contrastive_score: str = "embedding"
     hard_negative_gradients: str = "full"
+    likelihood_image_negatives: str = "all"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -223,6 +231,18 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(
                 "hard_negative_gradients='detached' applies to contrastive_score='embedding' only: the likelihood "
                 "score's CCL trains by lowering the negative's log-likelihood, which a detached negative never does"
+            )
+        if self.likelihood_image_negatives not in LIKELIHOOD_IMAGE_NEGATIVES:
+            raise ValueError(
+                f"likelihood_image_negatives must be one of {LIKELIHOOD_IMAGE_NEGATIVES}, got "
+                f"{self.likelihood_image_negatives!r}"
+            )
+        if self.likelihood_image_negatives == "entity" and (
+            self.contrastive_score != "likelihood" or self.image_contrastive != "ccl"
+        ):
+            raise ValueError(
+                "likelihood_image_negatives='entity' keeps CCL's entity-swapped negative alone: it needs "
+                "contrastive_score='likelihood' and image_contrastive='ccl'"
             )
         if self.contrastive_score == "likelihood" and self.contrastive_target != "decoder":
             raise ValueError("contrastive_target applies to contrastive_score='embedding' only")

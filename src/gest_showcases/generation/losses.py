@@ -146,10 +146,12 @@ def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Ten
     """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says.
 
     With `config.contrastive_score="likelihood"`: the target against itself under the next example's photos, and
-    (CCL) against its entity-swapped version under its own inputs.
+    (CCL) against its entity-swapped version under its own inputs; with `likelihood_image_negatives="entity"`, against
+    that version alone.
     """
     if config.contrastive_score == "likelihood":
-        negatives = [outputs.image_swapped_log_likelihood]
+        # likelihood_image_negatives="entity" (H7): the entity-swapped target alone; no photo-swapped copy was scored.
+        negatives = [outputs.image_swapped_log_likelihood] if config.likelihood_image_negatives == "all" else []
         if config.image_contrastive == "ccl":
             if outputs.negative_log_likelihood is None:
                 raise ValueError(

@@ -1073,7 +1073,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """
         own = (image_features, image_mask, review_features, review_mask)
         copies = {}
-        if self.config.image_contrastive != "none":
+        if self.config.image_contrastive != "none" and self.config.likelihood_image_negatives == "all":
             copies["image"] = (_next_example(image_features), _next_example(image_mask), *own[2:])
         if self.config.review_contrastive != "none":
             copies["review"] = (*own[:2], _next_example(review_features), _next_example(review_mask))

@@ -82,6 +82,13 @@ class PC2LModelArguments:
             "log-likelihood of the target under its own vs swapped inputs and of its entity-swapped version"
         },
     )
+    likelihood_image_negatives: str = field(
+        default="all",
+        metadata={
+            "help": "all | entity: with --contrastive_score likelihood, CCL's only negative is the entity-swapped "
+            "target (not the target under another example's photos); a documented deviation (H7)"
+        },
+    )
     hard_negative_gradients: str = field(
         default="full",
         metadata={
@@ -162,7 +169,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
-             "contrastive_target", "contrastive_score", "hard_negative_gradients",
+             "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
              "cross_attention_every_n_layers")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
