@@ -15,7 +15,7 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPImageProcessor, 
 from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
-from gest_showcases.commands.train_clip import main
+from gest_showcases.commands.train_clip import METRICS_FILE, main
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
@@ -342,3 +342,16 @@ def test_collator_augments_only_when_given_a_generator():
     expected = augment_photos(pixels, torch.Generator().manual_seed(3))
     torch.testing.assert_close(augmented["pixel_values"], preprocessing.normalize(expected))
     torch.testing.assert_close(augmented["input_ids"], plain["input_ids"])
+
+
+def test_train_clip_augment_reaches_training(tmp_path, synth_dataset):
+    photos = synth_dataset.parent / "synth" / "images"
+    argv = ["--dataset", str(synth_dataset), "--images", str(photos), "--image_size", "16", "--patch_size", "8",
+            "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
+            "--vocab_size", "300", "--num_train_epochs", "1", "--batch_size", "16", "--num_threads", "1"]  # fmt: skip
+    assert main([*argv, "--output_dir", str(tmp_path / "plain")]) == 0
+    assert main([*argv, "--output_dir", str(tmp_path / "augmented"), "--augment"]) == 0
+    plain, augmented = (json.loads((tmp_path / name / METRICS_FILE).read_text()) for name in ("plain", "augmented"))
+    assert plain["arguments"]["augment"] is False and augmented["arguments"]["augment"] is True
+    # Same seed, same batches: only the photos' flips and shifts differ, and so the losses.
+    assert augmented["epoch_losses"] != plain["epoch_losses"]
