@@ -134,7 +134,8 @@ LOCAL_DATASET = {
 # Table 2 columns (`metrics.paper_tables.TABLE2_COLUMNS`) as metric ids: hf.co/metrics, else the package's modules.
 TABLE2_METRIC_TYPES = {
     "bleu_1": "bleu", "bleu_4": "bleu", "meteor": "meteor", "nist_4": "nist_mt", "distinct_1": "distinct",
-    "distinct_2": "distinct", "clip_align": "clip_align", "clip_score_cosine": "clip_score", "bertscore_f1": "bertscore",
+    "distinct_2": "distinct", "clip_align": "clip_align", "clip_align_interaction": "clip_align",
+    "clip_score_cosine": "clip_score", "bertscore_f1": "bertscore",
 }  # fmt: skip
 # Table 3 measures (`precision@3`, ...) as (metric id, the table's column name).
 TABLE3_METRICS = {"precision": ("precision", "Prec"), "recall": ("recall", "Recall"), "f1": ("f1", "F1"),
@@ -204,7 +205,7 @@ def generator_eval_results(
         system (`str`, *optional*): this model's row of `table2.json`; needed when it scores several systems.
     """
     from gest_showcases.metrics.generations import GROUND_TRUTH
-    from gest_showcases.metrics.paper_tables import TABLE2_COLUMNS
+    from gest_showcases.metrics.paper_tables import table2_columns
 
     folder = Path(folder)
     found: EvalResults = {}
@@ -239,7 +240,7 @@ def generator_eval_results(
                 metric_name=f"{name} (x100)",
                 metric_value=round(100 * row[key], 2),
             )
-            for key, name in TABLE2_COLUMNS
+            for key, name in table2_columns({system: row}, synth_truth=False)
             if row.get(key) is not None and row[key] == row[key]  # absent, or NaN: nothing was scored
         ]
     return found
@@ -332,7 +333,7 @@ def selector_card(
             ([`selector_eval_results`]); default: the folder the model was loaded from (`config.name_or_path`).
     """
     keys = ("input_mode", "text_dim", "image_dim", "user_hidden_sizes", "image_hidden_sizes", "embed_dim",
-            "max_log_quality", "similarity_eps", "top_k")  # fmt: skip
+            "max_log_quality", "similarity_eps", "top_k", "history_prior")  # fmt: skip
     folder = _run_folder(config, results_dir)
     task = PIPELINE_TAGS["selector"]
     found = selector_eval_results(folder, config.input_mode, task, dataset) if folder is not None else {}
@@ -395,7 +396,8 @@ def generator_card(
         raise ValueError(f"image_kind must be one of {tuple(IMAGE_FEATURES)}, got {image_kind!r}")
     keys = ("input_mode", "image_feature_dim", "review_feature_dim", "encoder_layers", "encoder_attention_heads",
             "max_images", "max_reviews", "image_contrastive", "review_contrastive", "lambda1", "lambda2",
-            "pcl_alpha", "contrastive_temperature")  # fmt: skip
+            "pcl_alpha", "contrastive_temperature", "contrastive_target", "contrastive_score",
+            "likelihood_image_negatives", "hard_negative_gradients")  # fmt: skip
     decoder = config.decoder
     base_model = _base_model(config, base_model)
     folder = _run_folder(config, results_dir)

@@ -200,7 +200,7 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     assert (tmp_path / "out" / "figure6a_length.png").read_bytes()[:8] == PNG_MAGIC
 
 
-def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path):
+def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path, capsys):
     install_wordnet()
     clip_dir = save_tiny_clip(tmp_path / "clip")
     linear, product = tmp_path / "linear", tmp_path / "product"
@@ -226,3 +226,7 @@ def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path):
     header = (tmp_path / "both" / "table2.md").read_text().splitlines()[0]
     assert "| CLIP-Align | CLIP-Align (t*v) | CLIP-Score |" in header
     assert "CLIP-Align (t*v)" not in (tmp_path / "alone" / "table2.md").read_text()
+    # A linear classifier is refused as the interaction one: the column would hold the paper's metric.
+    assert cli_main([*argv, "--output_dir", str(tmp_path / "bad"), "--interaction_classifier", str(linear)]) == 2
+    assert "no sentence x photo product term" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before anything is scored or written

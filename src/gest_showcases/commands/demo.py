@@ -250,7 +250,8 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
         f"{generators} trained on s2's train split with the ground-truth "
         f"photos, then generated explanations for {len(items)} s2 test examples from the photos picked by the "
         "img+text selector (Table 2, Table 4, Figure 6; references are the distilled explanations). "
-        "CLIP-Align (t*v) scores with the same classifier given the sentence x photo product term: the paper's "
+        "CLIP-Align (t*v) scores with a second classifier, trained the same way with the sentence x photo product "
+        "term added: the paper's "
         "linear one scores a sentence alike against every photo, so it cannot tell which photo a sentence "
         "describes.\n\n"
         "The numbers measure how well these small models recover the generated world's story after a "
@@ -320,8 +321,9 @@ def world_stages(
 ) -> list[tuple[str, str, Callable, tuple]]:
     """The stages that make the world, s2 and the stand-in models, as (key, label, function, args), in order.
 
-    Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill,
-    diversity and the stand-in GPT-2, each the `main(argv)` of the command that owns it.
+    Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill, the
+    interaction classifier of CLIP-Align (t*v) (`distill --interaction`, no s2), diversity and the stand-in GPT-2,
+    each the `main(argv)` of the command that owns it.
     """
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     seed_arg, threads_arg = str(seed), str(threads)

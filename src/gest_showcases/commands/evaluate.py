@@ -140,7 +140,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
     clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
     scorer = load_classifier_scorer(args.classifier, args.device, "--classifier") if args.classifier else None
     interaction_scorer = (
-        load_classifier_scorer(args.interaction_classifier, args.device, "--interaction_classifier")
+        load_classifier_scorer(args.interaction_classifier, args.device, "--interaction_classifier", interaction=True)
         if args.interaction_classifier
         else None
     )

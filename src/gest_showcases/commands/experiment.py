@@ -18,7 +18,8 @@ training seed:
   (`experiments.grid.reference_nll`);
 - Table 2, every metric: each seed's generations file scored as `gest-showcases evaluate` scores it
   (`metrics.paper_tables.score_generations`: BLEU-1/4, METEOR, NIST, Distinct-1/2, CLIP-Align and CLIP-Score with
-  the world's stand-in CLIP and distilled classifier, BERT-Score with the offline all-MiniLM-L6-v2 when installed),
+  the world's stand-in CLIP and distilled classifier, CLIP-Align (t*v) with its interaction classifier, BERT-Score
+  with the offline all-MiniLM-L6-v2 when installed),
   then the mean and t-interval across seeds (`Experiment.every_metric`, `experiments.summary.summarise_every_metric`).
 
 Every cell is scored per test example against the references (BLEU-1, Distinct-2) and against the world's
@@ -501,7 +502,7 @@ class Experiment:
             load_clip_checkpoint(str(self.world / "clip"), "cpu", "the world's CLIP"),
             load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
             load_classifier_scorer(
-                str(self.world / "classifier-interaction"), "cpu", "the world's interaction classifier"
+                str(self.world / "classifier-interaction"), "cpu", "the world's interaction classifier", True
             ),
         )
 

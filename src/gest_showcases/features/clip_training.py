@@ -296,6 +296,8 @@ class ImageTextCollator:
     tokenizer: CLIPTokenizer
     preprocessing: ImagePreprocessing
     pair_with: str = "review"
+    # Drawn from in the loading process: train-clip's DataLoader has no workers (each would copy this state and
+    # repeat the same draws).
     augment_generator: torch.Generator | None = None
 
     def __call__(self, images: list[int]) -> dict[str, torch.Tensor]:

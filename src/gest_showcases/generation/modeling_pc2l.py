@@ -351,7 +351,8 @@ class PC2LOutput(ModelOutput):
         negative_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
             `log p(Y_ent_i | X_i)`, the entity-swapped target under the example's own inputs (CCL).
         image_swapped_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
-            `log p(Y_i | V_{i+1}, R_i)`: the target under the next example's photos (image loss on).
+            `log p(Y_i | V_{i+1}, R_i)`: the target under the next example's photos (image loss on, and
+            `likelihood_image_negatives="all"`).
         review_swapped_log_likelihood (`torch.FloatTensor` of shape `(batch_size,)`, *optional*):
             `log p(Y_i | V_i, R_{i+1})`: the target under the next example's history reviews (review loss on).
     """

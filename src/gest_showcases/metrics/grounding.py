@@ -170,16 +170,21 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
     return model.to(device), processor
 
 
-def load_classifier_scorer(path: str, device: str = "cpu", option: str = "classifier") -> Scorer:
+def load_classifier_scorer(
+    path: str, device: str = "cpu", option: str = "classifier", interaction: bool | None = None
+) -> Scorer:
     """The distilled explanation classifier of folder or Hub repo `path` as a CLIP-Align scorer.
 
     Loaded with the package's own `ExplanationClassifier` class, never with `AutoModel` and `trust_remote_code`:
     the folder's `modeling_explanation.py` is a copy shipped for Hub users, and running it would execute whatever
     was written into it. Weights load only from safetensors (a pickled `.bin` can run code when unpickled).
-    `option` names the argument in the errors (`--classifier` for the command).
+    `option` names the argument in the errors (`--classifier` for the command). `interaction=True` requires a
+    classifier with the sentence x photo product term (`distill --interaction`), as CLIP-Align (t*v) does: a linear
+    one would fill that column with the paper's metric under the other's name.
 
     Raises:
-        `InputError`: when `path` holds no explanation classifier, or its weights do not load.
+        `InputError`: when `path` holds no explanation classifier, its weights do not load, or it lacks the product
+        term that `interaction=True` asks for.
     """
     try:
         config, _ = ExplanationClassifierConfig.get_config_dict(path)
@@ -189,6 +194,11 @@ def load_classifier_scorer(path: str, device: str = "cpu", option: str = "classi
         raise InputError(
             f"{option} {path}: not an explanation classifier (model_type {config.get('model_type')!r}); "
             "pass the folder `gest-showcases distill` wrote"
+        )
+    if interaction and not config.get("interaction", False):
+        raise InputError(
+            f"{option} {path}: this classifier has no sentence x photo product term; train one with "
+            "`gest-showcases distill --interaction`"
         )
     try:
         model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
