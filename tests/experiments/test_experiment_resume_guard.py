@@ -14,6 +14,7 @@ from gest_showcases.commands.experiment import (
     run_experiment,
 )
 from gest_showcases.errors import InputError
+from gest_showcases.experiments.world import QUICK
 
 
 def _parts(**changes):
@@ -59,3 +60,28 @@ def test_a_resumed_run_with_other_epochs_stops_before_any_stage(tmp_path, monkey
     monkeypatch.setattr(experiment_command.Experiment, "prepare_world", no_stage)
     with pytest.raises(InputError, match="--pc2l_epochs 10"):
         run_experiment(ExperimentArguments(output_dir=str(tmp_path), pc2l_epochs=30))
+
+
+def test_a_world_made_before_a_new_stage_runs_that_stage_alone(tmp_path, monkeypatch):
+    """A world folder from before the alignment classifier existed gains it; its finished stages are not rerun."""
+    from gest_showcases.commands.demo import world_stages
+
+    calls = []
+    real = world_stages(tmp_path / "world", QUICK, seed=0, threads=1)
+    keys = [key for key, *_ in real]
+    assert "alignment-classifier" in keys and keys.index("alignment-classifier") == keys.index("distill") + 1
+
+    def fake_stages(work, size, seed, threads):
+        return [(key, label, lambda key=key: calls.append(key) or 0, ()) for key, label, *_ in real]
+
+    monkeypatch.setattr(experiment_command, "world_stages", fake_stages)
+    experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), quick=True, seeds=1, tables=["2"]))
+    for key in keys:
+        if key != "alignment-classifier":
+            marker = experiment.world / ".done" / key
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("{}")
+    experiment.prepare_world()
+    assert calls == ["alignment-classifier"]
+    experiment.prepare_world()
+    assert calls == ["alignment-classifier"]  # marked done: not again
