@@ -271,6 +271,11 @@ def test_perplexity_columns_show_only_on_pc2l_rows():
     }  # fmt: skip
     assert summary.GENERATION_COLUMNS[-2:] == (("delta_images", "dCE photos swapped", 1),
                                                ("delta_reviews", "dCE reviews swapped", 1))  # fmt: skip
+    assert "Variant" not in markdown
+    variant = ExperimentArguments(tables=["2"], baselines=["peter"], variant="h7", generator_args="--review_contrastive none")
+    assert "Variant `h7`: every contrastive row below was trained with `--review_contrastive none`" in tables_markdown(
+        results, variant, 10, 60.0
+    )
 
 
 def test_a_seed_scored_before_the_interaction_classifier_gains_clip_align_interaction(tmp_path, monkeypatch):

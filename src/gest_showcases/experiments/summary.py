@@ -228,6 +228,14 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
         "with different tokenizers (the world's GPT-2 stand-in and SmolLM2).",
         "",
     ]
+    if args.variant:
+        # The rows keep Table 4's names (they key the cells and results.json); the variant's options may change what
+        # the names say, e.g. `--review_contrastive none` under "PC2L (CCL + PCL)".
+        lines += [
+            f"Variant `{args.variant}`: every contrastive row below was trained with `{args.generator_args}` on top of "
+            "the loss configuration its name gives, and those options win where they disagree with the name.",
+            "",
+        ]
     if "3" in args.tables:
         lines += ["## Table 3: image selection (K = 3)", "", "| Method | " + " | ".join(c for _, c, _ in SELECTION_COLUMNS) + " |",
                   "|---|" + "---:|" * len(SELECTION_COLUMNS)]  # fmt: skip
