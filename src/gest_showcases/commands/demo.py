@@ -266,9 +266,10 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
             tables["table2_intervals"],
             "Grounded P/R, Halluc., Personal and distinct outputs are scored against Gest-Synth's ground "
             "truth (which subject each shown photo shows, each user's favourite dishes); GT: the references "
-            "against their own photos. The paired rows give each PC2L minus the baseline over the same "
-            "resamples: a difference is shown only where that interval excludes 0. One seed on this many "
-            "examples; `gest-showcases experiment` runs several seeds.",
+            "against their own photos. The paired rows give each contrastive generator minus the baseline over the "
+            "same resamples: a difference is supported only where that interval excludes 0. The intervals cover the test "
+            "examples of one training run, not its seed: `gest-showcases experiment --num_reviews 1000 "
+            "--pc2l_epochs 30 --seeds 3` runs this world over several seeds.",
         ),
         ReportTable("Table 3: image selection (K = 3, %)", tables["table3"]),
         ReportTable("Table 4: contrastive learning ablation (x100)", tables["table4"]),
