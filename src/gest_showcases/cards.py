@@ -240,7 +240,7 @@ def generator_eval_results(
                 metric_name=f"{name} (x100)",
                 metric_value=round(100 * row[key], 2),
             )
-            for key, name in table2_columns({system: row}, synth_truth=False)
+            for key, name in table2_columns([row], synth_truth=False)
             if row.get(key) is not None and row[key] == row[key]  # absent, or NaN: nothing was scored
         ]
     return found

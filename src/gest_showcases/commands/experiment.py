@@ -502,7 +502,7 @@ class Experiment:
             load_clip_checkpoint(str(self.world / "clip"), "cpu", "the world's CLIP"),
             load_classifier_scorer(str(self.world / "classifier"), "cpu", "the world's classifier"),
             load_classifier_scorer(
-                str(self.world / "classifier-interaction"), "cpu", "the world's interaction classifier", True
+                str(self.world / "classifier-interaction"), "cpu", "the world's interaction classifier", interaction=True
             ),
         )
 

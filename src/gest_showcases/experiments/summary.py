@@ -157,7 +157,7 @@ def summarise_every_metric(per_seed: dict[int, dict[str, dict]]) -> dict:
     (`intervals.seed_interval`); one seed (or one seed with a value): the value, no interval."""
     seeds = sorted(per_seed)
     results: dict = {}
-    columns = table2_columns({f"{seed}/{system}": row for seed in seeds for system, row in per_seed[seed].items()}, False)
+    columns = table2_columns((row for seed in seeds for row in per_seed[seed].values()), synth_truth=False)
     for seed in seeds:
         for system, metrics in per_seed[seed].items():
             for key, _ in columns:
@@ -272,7 +272,7 @@ def _every_metric_table(
     names = [name for name in [*inputs, "GT"] if name in table2_all]
     if not names:
         return []
-    columns = table2_columns({name: table2_all[name] for name in names}, synth_truth=False)
+    columns = table2_columns((table2_all[name] for name in names), synth_truth=False)
     bertscore = (
         "BERT-Score uses all-MiniLM-L6-v2 (`evaluate`'s default, the encoder that installs offline)"
         if bertscore_model

@@ -171,7 +171,7 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
 
 
 def load_classifier_scorer(
-    path: str, device: str = "cpu", option: str = "classifier", interaction: bool | None = None
+    path: str, device: str = "cpu", option: str = "classifier", interaction: bool = False
 ) -> Scorer:
     """The distilled explanation classifier of folder or Hub repo `path` as a CLIP-Align scorer.
 

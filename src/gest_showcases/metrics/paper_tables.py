@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -56,20 +56,19 @@ TABLE2_COLUMNS = (
 INTERACTION_ALIGN_COLUMN = ("clip_align_interaction", "CLIP-Align (t*v)")
 
 
-def table2_columns(rows: dict[str, dict[str, float]], synth_truth: bool = True) -> list[tuple[str, str]]:
-    """Table 2's (metric key, column) for `rows`: the paper's columns, CLIP-Align (t*v) after CLIP-Align and
-    (with `synth_truth`) Gest-Synth's ground-truth columns (`evaluate --synth_truth`) at the end, each only when
-    some row has it."""
+def table2_columns(rows: Iterable[Mapping[str, object]], synth_truth: bool = True) -> list[tuple[str, str]]:
+    """Table 2's (metric key, column) for the rows' metrics (each row a mapping keyed by metric): the paper's columns,
+    CLIP-Align (t*v) after CLIP-Align and (with `synth_truth`) Gest-Synth's ground-truth columns (`evaluate
+    --synth_truth`) at the end, each of these only when some row has it."""
+    present = {key for metrics in rows for key in metrics}
     columns = []
     for column in TABLE2_COLUMNS:
         columns.append(column)
-        if column[0] == "clip_align" and any(INTERACTION_ALIGN_COLUMN[0] in metrics for metrics in rows.values()):
+        if column[0] == "clip_align" and INTERACTION_ALIGN_COLUMN[0] in present:
             columns.append(INTERACTION_ALIGN_COLUMN)
-    if not synth_truth:
-        return columns
-    return columns + [
-        column for column in SYNTH_TRUTH_COLUMNS if any(column[0] in metrics for metrics in rows.values())
-    ]
+    if synth_truth:
+        columns += [column for column in SYNTH_TRUTH_COLUMNS if column[0] in present]
+    return columns
 
 
 def _grounding_rows(
@@ -158,7 +157,7 @@ def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
 
     System names are escaped (`markdown_cell`): a `|` or a line break in a name stays in its cell.
     """
-    columns = table2_columns(rows)
+    columns = table2_columns(rows.values())
     header = markdown_row(["Model", *(name for _, name in columns)])
     rule = "|---|" + "---:|" * len(columns)
     lines = [header, rule]

@@ -49,6 +49,13 @@ class _CholeskyLogdet(torch.autograd.Function):
         return grad_output[..., None, None] * torch.cholesky_inverse(factor)
 
 
+def history_cosine(profile_image: torch.Tensor, candidate_features: torch.Tensor) -> torch.Tensor:
+    """Cosine `[B, N]` between each candidate's features `[B, N, D]` and the user's image profile `[B, D]` (the mean
+    feature of their history photos): the `history-cosine` rule's score and `config.history_prior`'s term. A zero
+    profile (no history photo) gives 0 for every candidate."""
+    return torch.einsum("bd,bnd->bn", F.normalize(profile_image, dim=-1), F.normalize(candidate_features, dim=-1))
+
+
 def cholesky_logdet(matrix: torch.Tensor, jitter: float) -> torch.Tensor:
     """`log det(matrix + jitter * I)` of symmetric positive definite matrices, through Cholesky in float64.
 
@@ -275,10 +282,7 @@ class DPPImageSelector(PreTrainedModel):
         score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
         if self.config.history_prior:
             candidates = candidate_features if candidate_features is not None else F.embedding(rows, image_features)
-            cosine = torch.einsum(
-                "bd,bnd->bn", F.normalize(profile_image, dim=-1), F.normalize(candidates, dim=-1)
-            )  # [B, N]; a user without history photos (zero profile) gets 0
-            score = score + self.history_prior_weight * cosine
+            score = score + self.history_prior_weight * history_cosine(profile_image, candidates)
         bound = self.config.max_log_quality
         log_quality = (bound * torch.tanh(score / bound)).masked_fill(~candidate_mask, 0.0)  # [B, N]
         unit = F.normalize(image_embeds, dim=-1)

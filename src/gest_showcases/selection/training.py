@@ -40,7 +40,7 @@ from ..trainer_utils import drop_use_cache, kept_global_random_state, log_to_log
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
-from .modeling_dpp import DPPImageSelector
+from .modeling_dpp import DPPImageSelector, history_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -122,9 +122,7 @@ def history_cosine_select(
     Returns:
         `GreedyMapOutput` with `indices` `(batch_size, k)` in decreasing similarity (`-1`-padded) and `counts`.
     """
-    profile = torch.nn.functional.normalize(profile_image, dim=-1)  # zeros stay zeros (eps in the norm)
-    candidates = torch.nn.functional.normalize(candidate_features, dim=-1)
-    scores = torch.einsum("bd,bnd->bn", profile, candidates).masked_fill(~candidate_mask, -torch.inf)
+    scores = history_cosine(profile_image, candidate_features).masked_fill(~candidate_mask, -torch.inf)
     # A stable sort: ties (a user without history photos) keep pool order on every device, which topk does not promise.
     top_scores, top = scores.sort(dim=-1, descending=True, stable=True)
     top_scores, top = top_scores[:, :k], top[:, :k]
@@ -510,8 +508,11 @@ def run_selection_ablation(
             select = history_cosine_selector(args.top_k)
         else:
             torch.manual_seed(args.seed)
-            overrides = {"input_mode": method, "top_k": args.top_k} | ({"history_prior": 0.0} if method == "text" else {})
-            config = DPPSelectorConfig.from_dict({**base_config.to_dict(), **overrides})
+            # The text mode does not see the image profile the prior reads: it keeps the paper's model.
+            prior = 0.0 if method == "text" else base_config.history_prior
+            config = DPPSelectorConfig.from_dict(
+                base_config.to_dict() | {"input_mode": method, "top_k": args.top_k, "history_prior": prior}
+            )
             checkpoints = None if output_dir is None else Path(output_dir) / f"checkpoints-{method}"
             models[method] = train_selector(
                 DPPImageSelector(config),
