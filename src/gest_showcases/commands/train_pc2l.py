@@ -46,6 +46,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import save_lora_base
+from gest_showcases.generation.mined_negatives import NegativeMiningCallback
 from gest_showcases.generation.negatives import load_parser, make_hard_negatives
 from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.generation.training_run import (
@@ -95,6 +96,16 @@ def run(
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
     config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
+    with_negatives = config.image_contrastive == "ccl"
+    mining = data_args.mined_negative_candidates
+    if mining < 0 or (mining and not with_negatives):
+        raise InputError(
+            f"--mined_negative_candidates {mining}: mining replaces CCL's hard negatives, so it needs "
+            "--image_contrastive ccl and a count of at least 1 (0 turns it off)"
+        )
+    if mining and training_args.dataloader_num_workers and training_args.dataloader_persistent_workers:
+        # Persistent workers keep the dataset they were forked with and would never see a re-mined negative.
+        raise InputError("--mined_negative_candidates cannot be used with --dataloader_persistent_workers")
     kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
     # Looked up on the package at run time: the package's public name, which tests replace with a fake table.
     tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
@@ -133,7 +144,7 @@ def run(
     kwargs |= contracts
     for name, value in contracts.items():
         setattr(config, name, value)
-    with_negatives = config.image_contrastive == "ccl"
+    parser = None
     if with_negatives:
         parser = load_parser()
         for columns in splits.values():
@@ -166,6 +177,10 @@ def run(
     evaluation = splits_data.get("validation")
     if evaluation is not None and not len(evaluation):
         evaluation = None
+    callbacks = []
+    if mining:
+        # The training split's negatives only: validation keeps its fixed ones, so its loss stays comparable.
+        callbacks.append(NegativeMiningCallback(splits_data["train"], collator, mining, nlp=parser))
     trainer = PC2LTrainer(
         model=model,
         args=training_args,
@@ -173,6 +188,7 @@ def run(
         eval_dataset=evaluation,
         data_collator=collator,
         processing_class=tokenizer,
+        callbacks=callbacks,
     )
     result = trainer.train()
     trainer.save_model()
@@ -180,6 +196,13 @@ def run(
         # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
         save_lora_base(trainer.model, training_args.output_dir)
     metrics = dict(result.metrics)
+    if mining and callbacks[0].history:
+        # How hard the mined negatives were when mining began and at the last epoch (see mine_hard_negatives).
+        history = callbacks[0].history
+        metrics |= {
+            "mined_negative_margin_first": history[0]["margin"],
+            "mined_negative_margin_last": history[-1]["margin"],
+        }
     if evaluation is not None:
         metrics |= trainer.evaluate()
     trainer.log_metrics("all", metrics)

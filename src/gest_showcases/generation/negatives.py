@@ -97,6 +97,17 @@ def entity_spans(texts: list[str], nlp=None) -> list[list[tuple[int, int]]]:
     return spacy_entity_spans(texts, nlp) if nlp is not None else fallback_entity_spans(texts)
 
 
+def entity_pool(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[str]:
+    """The distinct entities (lower case, sorted) of `texts` at `spans`: what a swapped entity is drawn from."""
+    return sorted(
+        {
+            text[start:end].lower()
+            for text, text_spans in zip(texts, spans, strict=True)
+            for start, end in text_spans
+        }
+    )
+
+
 def make_hard_negatives(
     texts: list[str], nlp=None, seed: int = 0, swap_probability: float = 0.5
 ) -> list[str]:
@@ -119,13 +130,7 @@ def make_hard_negatives(
         raise ValueError(f"hard negatives need at least 2 texts, got {len(texts)}")
     rng = np.random.default_rng(seed)
     spans = entity_spans(texts, nlp)
-    pool = sorted(
-        {
-            text[start:end].lower()
-            for text, text_spans in zip(texts, spans, strict=True)
-            for start, end in text_spans
-        }
-    )
+    pool = entity_pool(texts, spans)
     negatives = []
     for index, (text, text_spans) in enumerate(
         tqdm(list(zip(texts, spans, strict=True)), desc="hard negatives", leave=False)
@@ -152,6 +157,7 @@ def make_hard_negatives(
 
 
 __all__ = [
+    "entity_pool",
     "entity_spans",
     "fallback_entity_spans",
     "load_parser",

@@ -124,6 +124,15 @@ class PC2LDataArguments:
     max_images: int = 5
     max_reviews: int = 10
     negative_seed: int = 0
+    mined_negative_candidates: int = field(
+        default=0,
+        metadata={
+            "help": "0: CCL's hard negatives are made once, at random (the paper). K > 0 (a deviation, H8): from "
+            "the second epoch on, every epoch re-mines each training target's negative as its likeliest "
+            "one-entity swap under the model being trained, among the K swaps whose first token it finds "
+            "likeliest (generation.mined_negatives)"
+        },
+    )
 
 
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:

@@ -1,0 +1,206 @@
+"""Mined hard negatives (H8): located entities, the likeliest swap against brute force, the callback, the command."""
+
+import json
+import math
+
+import pytest
+import torch
+from pc2l_fixtures import FakeFeatureTable, synthetic_examples, tiny_config, write_built_dataset
+from transformers import GPT2Config, GPT2LMHeadModel, TrainerControl, TrainerState, TrainingArguments
+
+import gest_showcases.features
+from gest_showcases import cli
+from gest_showcases.commands import train_pc2l
+from gest_showcases.generation import PC2LCollator, PC2LDataset, PC2LForConditionalGeneration
+from gest_showcases.generation.mined_negatives import (
+    NegativeMiningCallback,
+    entity_slots,
+    mine_hard_negatives,
+)
+from gest_showcases.generation.modeling_pc2l import sequence_log_likelihood
+
+
+def _dataset(count=8, seed=0):
+    examples = synthetic_examples(count, seed=seed)
+    return PC2LDataset(
+        [e["target"] for e in examples],
+        [e["image_features"] for e in examples],
+        [e["review_features"] for e in examples],
+        [e["negative"] for e in examples],
+    )
+
+
+def _model(tokenizer, seed=0):
+    torch.manual_seed(seed)
+    return PC2LForConditionalGeneration(tiny_config(tokenizer)).eval()
+
+
+def _log_likelihood(model, collator, example, text):
+    """The oracle: one example, one forward call, `log p(text | its inputs)` summed over its tokens."""
+    batch = PC2LCollator(collator.tokenizer, max_length=collator.max_length)([example | {"target": text}])
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    return sequence_log_likelihood(logits, batch["input_ids"], labels != -100).item()
+
+
+def _all_swaps(text, slots, pool):
+    return [
+        text[: slot.start] + entity + text[slot.end :]
+        for slot in slots
+        for entity in pool
+        if entity != text[slot.start : slot.end].lower()
+    ]
+
+
+def test_slots_point_at_each_entitys_first_token_in_the_collated_ids(tokenizer):
+    texts = ["sushi was great and the spicy tuna roll too.", "We loved the ramen, the broth is rich."]
+    spans = [[(0, 5), (24, 39)], [(13, 18), (24, 29)]]
+    collator = PC2LCollator(tokenizer)
+    ids = collator([{"target": t, "image_features": torch.zeros(1, 8)} for t in texts])["input_ids"]
+    slots = entity_slots(texts, spans, tokenizer, max_length=64)
+    assert [[(s.start, s.end) for s in row] for row in slots] == spans
+    for row, text in enumerate(texts):
+        for slot in slots[row]:
+            entity = (" " if slot.leading_space else "") + text[slot.start : slot.end]
+            assert ids[row, slot.position] == tokenizer(entity, add_special_tokens=False)["input_ids"][0]
+    assert slots[0][0].leading_space is False and slots[0][1].leading_space is True
+    # An entity cut off by max_length cannot be scored: it is dropped, the earlier one kept.
+    short = entity_slots(texts[:1], spans[:1], tokenizer, max_length=6)
+    assert [(s.start, s.end) for s in short[0]] == [(0, 5)]
+
+
+def test_an_entity_starting_inside_a_token_is_not_a_slot(tokenizer):
+    # The "e" of "the" lies inside the token " the": no position holds its first token, so it cannot be swapped.
+    assert " the" in [token.replace("\u0120", " ") for token in tokenizer.tokenize("I like the sushi.")]
+    assert entity_slots(["I like the sushi."], [[(9, 10)]], tokenizer, max_length=64) == [[]]
+
+
+def test_with_every_swap_shortlisted_the_negative_is_the_brute_force_likeliest(tokenizer):
+    dataset = _dataset(count=4)
+    model = _model(tokenizer)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    # The callback locates the entities (fallback chunker) and gathers the pool, as train-pc2l's does.
+    located = NegativeMiningCallback(dataset, collator, candidates=1)
+    slots, pool = located.slots, located.pool
+    negatives, summary = mine_hard_negatives(
+        model, dataset, collator, slots, pool, candidates=10_000, batch_size=3
+    )
+    assert summary["mined"] == sum(1 for row in slots if row)
+    margins = []
+    for index, text in enumerate(dataset.columns["target"]):
+        if not slots[index]:
+            assert negatives[index] == dataset.columns["negative"][index]
+            continue
+        scored = {
+            swap: _log_likelihood(model, collator, dataset[index], swap)
+            for swap in _all_swaps(text, slots[index], pool)
+        }
+        best = max(scored, key=scored.get)
+        assert scored[negatives[index]] == pytest.approx(scored[best], abs=1e-4)
+        margins.append(_log_likelihood(model, collator, dataset[index], text) - scored[best])
+    assert summary["margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-3)
+
+
+def test_one_candidate_is_the_swap_whose_first_token_is_likeliest(tokenizer):
+    dataset = _dataset(count=4)
+    model = _model(tokenizer, seed=1)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    # The callback locates the entities (fallback chunker) and gathers the pool, as train-pc2l's does.
+    located = NegativeMiningCallback(dataset, collator, candidates=1)
+    slots, pool = located.slots, located.pool
+    negatives, _ = mine_hard_negatives(model, dataset, collator, slots, pool, candidates=1)
+    for index, text in enumerate(dataset.columns["target"]):
+        batch = PC2LCollator(tokenizer)([dataset[index]])
+        batch.pop("labels")
+        with torch.no_grad():
+            log_probs = model(**batch).logits[0].log_softmax(-1)
+        scores = {}
+        for slot in slots[index]:
+            for entity in pool:
+                if entity == text[slot.start : slot.end].lower():
+                    continue
+                first = tokenizer((" " if slot.leading_space else "") + entity, add_special_tokens=False)[
+                    "input_ids"
+                ][0]
+                scores[text[: slot.start] + entity + text[slot.end :]] = log_probs[
+                    slot.position - 1, first
+                ].item()
+        assert scores[negatives[index]] == pytest.approx(max(scores.values()), abs=1e-5)
+
+
+def test_mining_draws_no_random_numbers_and_restores_training_mode(tokenizer):
+    dataset = _dataset(count=4)
+    model = _model(tokenizer).train()
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    callback = NegativeMiningCallback(dataset, collator, candidates=2)
+    state = torch.get_rng_state()
+    mine_hard_negatives(model, dataset, collator, callback.slots, callback.pool, candidates=2)
+    assert torch.equal(state, torch.get_rng_state()) and model.training
+
+
+def test_the_callback_mines_from_the_second_epoch_on_in_place(tokenizer, tmp_path):
+    dataset = _dataset()
+    before = list(dataset.columns["negative"])
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    callback = NegativeMiningCallback(dataset, collator, candidates=2)
+    args, control, model = TrainingArguments(tmp_path, report_to=[]), TrainerControl(), _model(tokenizer)
+    callback.on_epoch_begin(args, TrainerState(epoch=0.0), control, model=model)
+    assert dataset.columns["negative"] == before and callback.history == []
+    callback.on_epoch_begin(args, TrainerState(epoch=1.0), control, model=model)
+    expected, _ = mine_hard_negatives(
+        model, _dataset(), collator, callback.slots, callback.pool, candidates=2
+    )
+    assert dataset.columns["negative"] == expected != before
+    assert [row["epoch"] for row in callback.history] == [1.0]
+    assert [dataset[i]["negative"] for i in range(len(dataset))] == expected
+
+
+def test_the_callback_needs_negatives(tokenizer):
+    examples = synthetic_examples(3, with_negatives=False)
+    dataset = PC2LDataset([e["target"] for e in examples], [e["image_features"] for e in examples])
+    with pytest.raises(ValueError, match="negative"):
+        NegativeMiningCallback(dataset, PC2LCollator(tokenizer), candidates=2)
+
+
+@pytest.fixture
+def command_assets(tmp_path, monkeypatch, tokenizer):
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    torch.manual_seed(0)
+    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    config = GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
+    write_built_dataset(tmp_path / "dataset")
+    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: FakeFeatureTable())
+    return tmp_path
+
+
+def _argv(assets, *options):
+    return ["--dataset", str(assets / "dataset"), "--features", "unused", "--image_kind", "image",
+            "--tokenizer", str(assets / "tokenizer"), "--decoder", str(assets / "gpt2"),
+            "--output_dir", str(assets / "run"), "--encoder_layers", "1", "--encoder_attention_heads", "2",
+            "--projection_dim", "8", "--per_device_train_batch_size", "3", "--num_train_epochs", "3",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", *options]  # fmt: skip
+
+
+def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(command_assets):
+    argv = _argv(command_assets, "--mined_negative_candidates", "2", "--contrastive_score", "likelihood",
+                 "--likelihood_image_negatives", "entity", "--review_contrastive", "none")  # fmt: skip
+    assert train_pc2l.main(argv) == 0
+    results = json.loads((command_assets / "run" / "all_results.json").read_text())
+    margins = results["mined_negative_margin_first"], results["mined_negative_margin_last"]
+    assert all(math.isfinite(margin) for margin in margins)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--mined_negative_candidates", "2", "--image_contrastive", "cl"],
+        ["--mined_negative_candidates", "-1"],
+    ],
+)
+def test_mining_without_ccl_or_with_a_negative_count_is_one_line(command_assets, options, capsys):
+    assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--mined_negative_candidates" in err[0]
+    assert not (command_assets / "run").exists()
