@@ -193,14 +193,22 @@ def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(com
 
 
 @pytest.mark.parametrize(
-    "options",
+    ("options", "named"),
     [
-        ["--mined_negative_candidates", "2", "--image_contrastive", "cl"],
-        ["--mined_negative_candidates", "-1"],
+        (["--mined_negative_candidates", "2", "--image_contrastive", "cl"], "mined_negative_candidates=2"),
+        (["--mined_negative_candidates", "-1"], "mined_negative_candidates=-1"),
+        # Any pair of options PC2LConfig refuses is one line too (this one was a traceback before).
+        (["--likelihood_image_negatives", "entity"], "likelihood_image_negatives='entity'"),
     ],
 )
-def test_mining_without_ccl_or_with_a_negative_count_is_one_line(command_assets, options, capsys):
+def test_options_that_do_not_fit_together_are_one_line_before_any_data_is_read(
+    command_assets, options, named, capsys, monkeypatch
+):
+    def unreachable(root, kind):
+        raise AssertionError("features were read before the options were checked")
+
+    monkeypatch.setattr(gest_showcases.features, "load_features", unreachable)
     assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--mined_negative_candidates" in err[0]
+    assert len(err) == 1 and named in err[0] and "do not fit together" in err[0]
     assert not (command_assets / "run").exists()

@@ -42,7 +42,7 @@ import datasets
 from transformers import TrainingArguments, set_seed
 
 import gest_showcases.features
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import save_lora_base
@@ -95,14 +95,13 @@ def run(
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
-    config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
+    try:
+        config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
+    except ValueError as error:
+        # The config refuses option combinations that contradict each other: the user's flags, one line.
+        raise InputError(f"the PC2L options do not fit together: {one_line(error)}") from error
     with_negatives = config.image_contrastive == "ccl"
-    mining = data_args.mined_negative_candidates
-    if mining < 0 or (mining and not with_negatives):
-        raise InputError(
-            f"--mined_negative_candidates {mining}: mining replaces CCL's hard negatives, so it needs "
-            "--image_contrastive ccl and a count of at least 1 (0 turns it off)"
-        )
+    mining = config.mined_negative_candidates
     if mining and training_args.dataloader_num_workers and training_args.dataloader_persistent_workers:
         # Persistent workers keep the dataset they were forked with and would never see a re-mined negative.
         raise InputError("--mined_negative_candidates cannot be used with --dataloader_persistent_workers")

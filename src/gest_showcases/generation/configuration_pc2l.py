@@ -129,6 +129,12 @@ class PC2LConfig(PreTrainedConfig):
             example's photos is not scored (nor encoded). The two targets differ only from the swapped subject on,
             so the loss lowers the decoder's probability of naming another subject than the reference's given these
             photos, and leaves the rest of the sentence to cross-entropy.
+        mined_negative_candidates (`int`, *optional*, defaults to 0):
+            How CCL's entity-swapped hard negatives are chosen during training (read by `train-pc2l`, not by the
+            model). 0 (the paper): made once before training, each swapped entity drawn at random. K > 0 (a
+            documented deviation, docs/experiments.md, H8): from the second epoch on, every epoch re-mines each
+            training target's negative as its likeliest one-entity swap under the model being trained, among the K
+            swaps whose first token it finds likeliest (`generation.mined_negatives`).
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
@@ -186,6 +192,7 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_score: str = "embedding"
     hard_negative_gradients: str = "full"
     likelihood_image_negatives: str = "all"
+    mined_negative_candidates: int = 0
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -243,6 +250,12 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(
                 "likelihood_image_negatives='entity' keeps CCL's entity-swapped negative alone: it needs "
                 "contrastive_score='likelihood' and image_contrastive='ccl'"
+            )
+        mining = self.mined_negative_candidates
+        if mining < 0 or (mining and self.image_contrastive != "ccl"):
+            raise ValueError(
+                f"mined_negative_candidates={mining}: mining replaces CCL's hard negatives, "
+                "so it needs image_contrastive='ccl' and a count of at least 1 (0 turns it off)"
             )
         if self.contrastive_score == "likelihood" and self.contrastive_target != "decoder":
             raise ValueError("contrastive_target applies to contrastive_score='embedding' only")

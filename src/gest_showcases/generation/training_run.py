@@ -96,6 +96,15 @@ class PC2LModelArguments:
             "without gradients (same loss; their embeddings are never trained away); embedding score only"
         },
     )
+    mined_negative_candidates: int = field(
+        default=0,
+        metadata={
+            "help": "0: CCL's hard negatives are made once, at random (the paper). K > 0 (a deviation, H8): from "
+            "the second epoch on, every epoch re-mines each training target's negative as its likeliest "
+            "one-entity swap under the model being trained, among the K swaps whose first token it finds "
+            "likeliest (generation.mined_negatives)"
+        },
+    )
     lora: bool = field(
         default=False,
         metadata={
@@ -124,15 +133,6 @@ class PC2LDataArguments:
     max_images: int = 5
     max_reviews: int = 10
     negative_seed: int = 0
-    mined_negative_candidates: int = field(
-        default=0,
-        metadata={
-            "help": "0: CCL's hard negatives are made once, at random (the paper). K > 0 (a deviation, H8): from "
-            "the second epoch on, every epoch re-mines each training target's negative as its likeliest "
-            "one-entity swap under the model being trained, among the K swaps whose first token it finds "
-            "likeliest (generation.mined_negatives)"
-        },
-    )
 
 
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
@@ -179,7 +179,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "cross_attention_every_n_layers")  # fmt: skip
+             "mined_negative_candidates", "cross_attention_every_n_layers")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
