@@ -6,7 +6,10 @@ that the target does not (the swapped-in subjects). A swapped-in subject is *sho
 it: the negative then names a right subject, so CCL pushes the decoder away from a grounded text), *in business*
 (another photo of the business shows it), or *elsewhere* (no photo of the business: a hallucination). A negative
 that swaps in no subject either drops one of the target's (*subject dropped*: replaced by a chunk that is no
-subject's alias) or swaps a chunk that names none (*other chunk*). Per kind of negative, the
+subject's alias), or names exactly the target's subjects: with other alias words (*same subjects, other words*:
+mostly another alias of the same subject, "kung pao" for "kung pao chicken", or a second mention of a subject
+replaced), or with the same ones (*no subject word changed*: the swapped chunk names no subject). A negative of
+the last two classes is no grounding error at all. Per kind of negative, the
 share of examples in each class with a 95% bootstrap interval over the examples (1,000 resamples).
 
     python docs/results/mined_negatives_diagnosis.py EXPERIMENT_DIR FEATURES SEED GENERATOR...
@@ -52,7 +55,13 @@ for name in generators:
     negatives[f"mined by {name}"] = mined
     print(f"{name}: mined {summary['mined']} of {len(mined)}, mean margin {summary['margin']:.2f} nats")
 
-CLASSES = ("shown", "in business", "elsewhere", "subject dropped", "other chunk")
+CLASSES = ("shown", "in business", "elsewhere", "subject dropped", "same subjects, other words", "no subject word changed")
+
+
+def aliases(text):
+    """The subject aliases `text` uses, as written (lower case), in order."""
+    return sorted(" ".join(match.group().lower().split()) for match in truth.pattern.finditer(text))
+
 
 
 def classify(review_id, target, negative):
@@ -60,8 +69,10 @@ def classify(review_id, target, negative):
     named = set(truth.named_subjects(target))
     swapped_in = set(truth.named_subjects(negative)) - named
     if not swapped_in:
-        # A subject replaced by a chunk that names none ("the food"), or a chunk that is no subject swapped.
-        return "subject dropped" if named - set(truth.named_subjects(negative)) else "other chunk"
+        # A subject replaced by a chunk that names none ("the food"), or the target's very subjects named.
+        if named - set(truth.named_subjects(negative)):
+            return "subject dropped"
+        return "same subjects, other words" if aliases(negative) != aliases(target) else "no subject word changed"
     shown = {truth.pic_subjects.get(p) for p in pics[review_id]}
     # The most harmful class first: one right subject in the negative is enough to push against grounding.
     if swapped_in & shown:
@@ -74,6 +85,7 @@ resamples = rng.integers(len(split["target"]), size=(1000, len(split["target"]))
 print(f"\n{len(split['target'])} s2 training examples of {world}, seed {seed}\n")
 print("| Negatives | " + " | ".join(CLASSES) + " |")
 print("|---|" + "---:|" * len(CLASSES))
+examples = {}
 for name, texts in negatives.items():
     labels = np.array([classify(r, t, n) for r, t, n in zip(split["review_id"], split["target"], texts, strict=True)])
     cells = []
@@ -82,3 +94,10 @@ for name, texts in negatives.items():
         low, high = np.percentile(hits[resamples].mean(1), [2.5, 97.5])
         cells.append(f"{100 * hits.mean():.1f} [{100 * low:.1f}, {100 * high:.1f}]")
     print(f"| {name} | " + " | ".join(cells) + " |")
+    examples[name] = [(t, n) for t, n, label in zip(split["target"], texts, labels, strict=True) if label == "same subjects, other words"]
+
+print("\nThe first three 'same subjects, other words' negatives of each kind (target, then negative):")
+for name, pairs in examples.items():
+    print(f"\n{name}:")
+    for target, negative in pairs[:3]:
+        print(f"  {target}\n  {negative}")
