@@ -102,6 +102,25 @@ def test_with_every_swap_shortlisted_the_negative_is_the_brute_force_likeliest(t
     assert summary["margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-3)
 
 
+def test_a_keep_test_limits_the_shortlist_to_the_swaps_it_passes(tokenizer):
+    dataset = _dataset(count=3)
+    model = _model(tokenizer, seed=2)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    located = NegativeMiningCallback(dataset, collator, candidates=1)
+
+    def keep(target, swap):
+        return "pizza" not in swap and "sushi" not in swap
+
+    negatives, _ = mine_hard_negatives(
+        model, dataset, collator, located.slots, located.pool, candidates=10_000, keep=keep
+    )
+    for index, text in enumerate(dataset.columns["target"]):
+        allowed = [swap for swap in _all_swaps(text, located.slots[index], located.pool) if keep(text, swap)]
+        scored = {swap: _log_likelihood(model, collator, dataset[index], swap) for swap in allowed}
+        assert keep(text, negatives[index])
+        assert scored[negatives[index]] == pytest.approx(max(scored.values()), abs=1e-4)
+
+
 def test_one_candidate_is_the_swap_whose_first_token_is_likeliest(tokenizer):
     dataset = _dataset(count=4)
     model = _model(tokenizer, seed=1)

@@ -22,6 +22,7 @@ in the `PC2LDataset` the Trainer's dataloader reads.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -98,6 +99,7 @@ def mine_hard_negatives(
     pool: list[str],
     candidates: int = 4,
     batch_size: int = 32,
+    keep: Callable[[str, str], bool] | None = None,
 ) -> tuple[list[str], dict[str, float]]:
     """Each example's likeliest one-entity swap under `model` (module docstring), and a summary of the mining.
 
@@ -110,6 +112,9 @@ def mine_hard_negatives(
         candidates (`int`, *optional*, defaults to 4): swaps shortlisted by first-token score and scored whole.
         batch_size (`int`, *optional*, defaults to 32): examples per forward pass (the second stage scores
             `batch_size` swaps per pass).
+        keep (`Callable[[str, str], bool]`, *optional*): a test `keep(target, swap)` every shortlisted swap must
+            pass (the shortlist then holds the `candidates` likeliest swaps that pass; an example none of whose
+            swaps passes keeps its negative), e.g. a research probe that refuses swaps naming the same thing.
 
     Returns:
         `(negatives, summary)`: `negatives[i]` is example i's negative; `summary` has `mined` (examples given a
@@ -158,8 +163,14 @@ def mine_hard_negatives(
                 if own is not None:
                     per_slot[k, own] = -torch.inf
             flat = per_slot.flatten()
-            top = torch.topk(flat, min(candidates, int(torch.isfinite(flat).sum()))).indices.tolist()
-            swaps += [(index, _swap(text, slots[index][j // len(pool)], pool[j % len(pool)])) for j in top]
+            kept = 0
+            for j in torch.argsort(flat, descending=True)[: int(torch.isfinite(flat).sum())].tolist():
+                swapped = _swap(text, slots[index][j // len(pool)], pool[j % len(pool)])
+                if keep is None or keep(text, swapped):
+                    swaps.append((index, swapped))
+                    kept += 1
+                    if kept == candidates:
+                        break
 
     best: dict[int, tuple[float, str]] = {}
     for start in range(0, len(swaps), batch_size):
@@ -188,15 +199,22 @@ class NegativeMiningCallback(TrainerCallback):
         candidates (`int`): see `mine_hard_negatives`.
         nlp (spaCy `Language`, *optional*): the parser `make_hard_negatives` used (None: the fallback chunker).
         batch_size (`int`, *optional*, defaults to 32): examples per mining pass.
+        keep (`Callable[[str, str], bool]`, *optional*): see `mine_hard_negatives`.
     """
 
     def __init__(
-        self, dataset: PC2LDataset, collator: PC2LCollator, candidates: int, nlp=None, batch_size: int = 32
+        self,
+        dataset: PC2LDataset,
+        collator: PC2LCollator,
+        candidates: int,
+        nlp=None,
+        batch_size: int = 32,
+        keep: Callable[[str, str], bool] | None = None,
     ):
         if "negative" not in dataset.columns:
             raise ValueError("negative mining needs a dataset with CCL's `negative` column")
         self.dataset, self.collator = dataset, collator
-        self.candidates, self.batch_size = candidates, batch_size
+        self.candidates, self.batch_size, self.keep = candidates, batch_size, keep
         targets = dataset.columns["target"]
         spans = entity_spans(targets, nlp)
         self.pool = entity_pool(targets, spans)
@@ -207,7 +225,14 @@ class NegativeMiningCallback(TrainerCallback):
         if state.epoch is None or state.epoch < 0.5 or len(self.pool) < 2:
             return
         negatives, summary = mine_hard_negatives(
-            model, self.dataset, self.collator, self.slots, self.pool, self.candidates, self.batch_size
+            model,
+            self.dataset,
+            self.collator,
+            self.slots,
+            self.pool,
+            self.candidates,
+            self.batch_size,
+            self.keep,
         )
         self.dataset.columns["negative"] = negatives
         self.history.append({"epoch": float(state.epoch), **summary})
