@@ -6,12 +6,19 @@ import math
 import pytest
 import torch
 from pc2l_fixtures import FakeFeatureTable, synthetic_examples, tiny_config, write_built_dataset
-from transformers import GPT2Config, GPT2LMHeadModel, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    AutoConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 import gest_showcases.features
 from gest_showcases import cli
 from gest_showcases.commands import train_pc2l
-from gest_showcases.generation import PC2LCollator, PC2LDataset, PC2LForConditionalGeneration
+from gest_showcases.generation import PC2LCollator, PC2LDataset, PC2LForConditionalGeneration, mined_negatives
 from gest_showcases.generation.mined_negatives import (
     NegativeMiningCallback,
     entity_slots,
@@ -202,13 +209,23 @@ def _argv(assets, *options):
             "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", *options]  # fmt: skip
 
 
-def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(command_assets):
+def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(command_assets, monkeypatch):
+    calls = []
+
+    def counted(model, dataset, *args, **kwargs):
+        calls.append(len(dataset))
+        return mine_hard_negatives(model, dataset, *args, **kwargs)
+
+    monkeypatch.setattr(mined_negatives, "mine_hard_negatives", counted)
     argv = _argv(command_assets, "--mined_negative_candidates", "2", "--contrastive_score", "likelihood",
                  "--likelihood_image_negatives", "entity", "--review_contrastive", "none")  # fmt: skip
     assert train_pc2l.main(argv) == 0
+    # Three epochs: mined before the second and the third, over the 5 training examples with a photo.
+    assert calls == [5, 5]
     results = json.loads((command_assets / "run" / "all_results.json").read_text())
     margins = results["mined_negative_margin_first"], results["mined_negative_margin_last"]
     assert all(math.isfinite(margin) for margin in margins)
+    assert AutoConfig.from_pretrained(command_assets / "run").mined_negative_candidates == 2
 
 
 @pytest.mark.parametrize(
