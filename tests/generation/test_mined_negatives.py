@@ -1,7 +1,7 @@
 """Mined hard negatives (H8): located entities, the likeliest swap against brute force, the callback, the command."""
 
 import json
-import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -128,14 +128,8 @@ def test_a_keep_test_limits_the_shortlist_to_the_swaps_it_passes(tokenizer):
         assert scored[negatives[index]] == pytest.approx(max(scored.values()), abs=1e-4)
 
 
-def test_one_candidate_is_the_swap_whose_first_token_is_likeliest(tokenizer):
-    dataset = _dataset(count=4)
-    model = _model(tokenizer, seed=1)
-    collator = PC2LCollator(tokenizer, with_negatives=True)
-    # The callback locates the entities (fallback chunker) and gathers the pool, as train-pc2l's does.
-    located = NegativeMiningCallback(dataset, collator, candidates=1)
-    slots, pool = located.slots, located.pool
-    negatives, _ = mine_hard_negatives(model, dataset, collator, slots, pool, candidates=1)
+def _assert_first_token_argmax(model, tokenizer, dataset, slots, pool, negatives):
+    """The oracle of one candidate: each negative's first swapped token is the likeliest of every allowed swap's."""
     for index, text in enumerate(dataset.columns["target"]):
         batch = PC2LCollator(tokenizer)([dataset[index]])
         batch.pop("labels")
@@ -146,13 +140,97 @@ def test_one_candidate_is_the_swap_whose_first_token_is_likeliest(tokenizer):
             for entity in pool:
                 if entity == text[slot.start : slot.end].lower():
                     continue
-                first = tokenizer((" " if slot.leading_space else "") + entity, add_special_tokens=False)[
-                    "input_ids"
-                ][0]
-                scores[text[: slot.start] + entity + text[slot.end :]] = log_probs[
-                    slot.position - 1, first
-                ].item()
+                spaced = (" " if slot.leading_space else "") + entity
+                first = tokenizer(spaced, add_special_tokens=False)["input_ids"][0]
+                swap = text[: slot.start] + entity + text[slot.end :]
+                scores[swap] = log_probs[slot.position - 1, first].item()
         assert scores[negatives[index]] == pytest.approx(max(scores.values()), abs=1e-5)
+
+
+def test_one_candidate_is_the_swap_whose_first_token_is_likeliest(tokenizer):
+    dataset = _dataset(count=4)
+    model = _model(tokenizer, seed=1)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    # The callback locates the entities (fallback chunker) and gathers the pool, as train-pc2l's does.
+    located = NegativeMiningCallback(dataset, collator, candidates=1)
+    negatives, _ = mine_hard_negatives(model, dataset, collator, located.slots, located.pool, candidates=1)
+    _assert_first_token_argmax(model, tokenizer, dataset, located.slots, located.pool, negatives)
+
+
+def test_an_entity_opening_the_target_is_scored_by_its_first_token_without_a_space(tokenizer):
+    texts = ["sushi was great here.", "ramen was rich and the broth hot.", "pizza had a thin crust."]
+    spans = [[(0, 5)], [(0, 5), (23, 28)], [(0, 5), (12, 22)]]
+    examples = synthetic_examples(3)
+    features = [e["image_features"] for e in examples], [e["review_features"] for e in examples]
+    dataset = PC2LDataset(texts, *features, ["a negative"] * 3)
+    slots = entity_slots(texts, spans, tokenizer, max_length=64)
+    assert all(row[0].leading_space is False for row in slots)
+    pool = ["broth", "pizza", "ramen", "sushi", "thin crust"]
+    model = _model(tokenizer, seed=3)
+    negatives, _ = mine_hard_negatives(model, dataset, PC2LCollator(tokenizer), slots, pool, candidates=1)
+    _assert_first_token_argmax(model, tokenizer, dataset, slots, pool, negatives)
+
+
+class _Prefers(torch.nn.Module):
+    """A fake decoder that gives every position's next token of `ids` a logit of 10 (others 0)."""
+
+    def __init__(self, ids: torch.Tensor, vocab_size: int):
+        super().__init__()
+        self.ids, self.vocab_size = ids, vocab_size
+        self.unused = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, input_ids, **batch):
+        logits = torch.zeros(*input_ids.shape, self.vocab_size)
+        steps = min(input_ids.shape[1], len(self.ids)) - 1
+        logits[:, torch.arange(steps), self.ids[1 : steps + 1]] = 10.0
+        return SimpleNamespace(logits=logits)
+
+
+def test_a_swap_longer_than_max_length_is_never_the_negative(tokenizer):
+    # At max_length 16 (14 tokens of text) the short swap fits and the long one would be cut. The fake decoder
+    # prefers the long swap's tokens: cut to 15 tokens it would score near 0 and win, were it scored.
+    texts = ["the sushi was great.", "the ramen was rich."]
+    examples = synthetic_examples(2)
+    features = [e["image_features"] for e in examples], [e["review_features"] for e in examples]
+    dataset = PC2LDataset(texts, *features, ["keep me", "keep me too"])
+    collator = PC2LCollator(tokenizer, max_length=16)
+    slots = entity_slots(texts, [[(4, 9)], [(4, 9)]], tokenizer, max_length=16)
+    long_swap = "the spicy tuna roll with the fresh basil on top was great."
+    pool = ["pizza", "spicy tuna roll with the fresh basil on top", "ramen", "sushi"]
+    lengths = [
+        len(tokenizer(texts[0].replace("sushi", e), add_special_tokens=False)["input_ids"]) for e in pool
+    ]
+    assert lengths[0] <= 14 < lengths[1]
+    model = _Prefers(
+        collator([{"target": long_swap, "image_features": torch.zeros(1, 8)}])["input_ids"][0], len(tokenizer)
+    )
+    negatives, _ = mine_hard_negatives(model, dataset, collator, slots, pool, candidates=4)
+    assert negatives[0] in (texts[0].replace("sushi", "pizza"), texts[0].replace("sushi", "ramen"))
+
+
+def test_an_example_no_swap_of_which_passes_keep_keeps_its_negative(tokenizer):
+    dataset = _dataset(count=3)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    located = NegativeMiningCallback(dataset, collator, candidates=2)
+    negatives, summary = mine_hard_negatives(
+        _model(tokenizer), dataset, collator, located.slots, located.pool, keep=lambda target, swap: False
+    )
+    assert negatives == dataset.columns["negative"] and summary["mined"] == 0
+
+
+def test_training_mode_is_restored_when_mining_fails(tokenizer, monkeypatch):
+    dataset = _dataset(count=3)
+    model = _model(tokenizer).train()
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    located = NegativeMiningCallback(dataset, collator, candidates=2)
+
+    def fail(**batch):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(model, "forward", fail)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        mine_hard_negatives(model, dataset, collator, located.slots, located.pool)
+    assert model.training
 
 
 def test_mining_draws_no_random_numbers_and_restores_training_mode(tokenizer):
@@ -210,21 +288,33 @@ def _argv(assets, *options):
 
 
 def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(command_assets, monkeypatch):
-    calls = []
+    calls, mined, batched = [], [], []
 
     def counted(model, dataset, *args, **kwargs):
         calls.append(len(dataset))
-        return mine_hard_negatives(model, dataset, *args, **kwargs)
+        mined.append(mine_hard_negatives(model, dataset, *args, **kwargs)[0])
+        return mined[-1], {"mined": len(dataset), "margin": 0.5}
 
+    def spy(collator, examples):
+        if collator.with_negatives:  # the training and evaluation batches (mining batches have none)
+            batched.append([example["negative"] for example in examples])
+        return collate(collator, examples)
+
+    collate = PC2LCollator.__call__
     monkeypatch.setattr(mined_negatives, "mine_hard_negatives", counted)
+    monkeypatch.setattr(PC2LCollator, "__call__", spy)
     argv = _argv(command_assets, "--mined_negative_candidates", "2", "--contrastive_score", "likelihood",
                  "--likelihood_image_negatives", "entity", "--review_contrastive", "none")  # fmt: skip
     assert train_pc2l.main(argv) == 0
     # Three epochs: mined before the second and the third, over the 5 training examples with a photo.
     assert calls == [5, 5]
+    # 3 epochs of 2 training batches (5 examples, 3 a batch), then one of the 2 validation examples: the last
+    # epoch's training batches hold exactly the last mined negatives.
+    assert [len(batch) for batch in batched] == [3, 2] * 3 + [2]
+    last_epoch = [negative for batch in batched[-3:-1] for negative in batch]
+    assert sorted(last_epoch) == sorted(mined[-1])
     results = json.loads((command_assets / "run" / "all_results.json").read_text())
-    margins = results["mined_negative_margin_first"], results["mined_negative_margin_last"]
-    assert all(math.isfinite(margin) for margin in margins)
+    assert results["mined_negative_margin_first"] == results["mined_negative_margin_last"] == 0.5
     assert AutoConfig.from_pretrained(command_assets / "run").mined_negative_candidates == 2
 
 
@@ -248,3 +338,11 @@ def test_options_that_do_not_fit_together_are_one_line_before_any_data_is_read(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0] and "do not fit together" in err[0]
     assert not (command_assets / "run").exists()
+
+
+def test_mining_with_persistent_dataloader_workers_is_one_line(command_assets, capsys):
+    options = ["--mined_negative_candidates", "2", "--dataloader_num_workers", "1",
+               "--dataloader_persistent_workers", "true"]  # fmt: skip
+    assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dataloader_persistent_workers" in err[0]

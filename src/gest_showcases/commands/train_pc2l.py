@@ -95,14 +95,19 @@ def run(
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
+    decoder = decoder_config(model_args, tokenizer)
     try:
-        config = PC2LConfig(decoder=decoder_config(model_args, tokenizer), **kwargs)
+        config = PC2LConfig(decoder=decoder, **kwargs)
     except ValueError as error:
         # The config refuses option combinations that contradict each other: the user's flags, one line.
         raise InputError(f"the PC2L options do not fit together: {one_line(error)}") from error
     with_negatives = config.image_contrastive == "ccl"
-    mining = config.mined_negative_candidates
-    if mining and training_args.dataloader_num_workers and training_args.dataloader_persistent_workers:
+    mined_candidates = config.mined_negative_candidates
+    if (
+        mined_candidates
+        and training_args.dataloader_num_workers
+        and training_args.dataloader_persistent_workers
+    ):
         # Persistent workers keep the dataset they were forked with and would never see a re-mined negative.
         raise InputError("--mined_negative_candidates cannot be used with --dataloader_persistent_workers")
     kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
@@ -177,9 +182,9 @@ def run(
     if evaluation is not None and not len(evaluation):
         evaluation = None
     callbacks = []
-    if mining:
+    if mined_candidates:
         # The training split's negatives only: validation keeps its fixed ones, so its loss stays comparable.
-        callbacks.append(NegativeMiningCallback(splits_data["train"], collator, mining, nlp=parser))
+        callbacks.append(NegativeMiningCallback(splits_data["train"], collator, mined_candidates, nlp=parser))
     trainer = PC2LTrainer(
         model=model,
         args=training_args,
@@ -195,8 +200,8 @@ def run(
         # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
         save_lora_base(trainer.model, training_args.output_dir)
     metrics = dict(result.metrics)
-    if mining and callbacks[0].history:
-        # How hard the mined negatives were when mining began and at the last epoch (see mine_hard_negatives).
+    if mined_candidates and callbacks[0].history:
+        # How hard the mined negatives were at this call's first and last mining (see mine_hard_negatives).
         history = callbacks[0].history
         metrics |= {
             "mined_negative_margin_first": history[0]["margin"],

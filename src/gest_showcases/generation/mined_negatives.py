@@ -4,10 +4,9 @@ The paper makes each target's entity-swapped negative once, by drawing replaceme
 (`negatives.make_hard_negatives`). With a likelihood-scored CCL (H7) such negatives are separated from their
 targets within a few epochs: a random dish is one the decoder already finds unlikely under these photos, so the
 loss falls to ~0 and stops teaching. Mined negatives are instead the swap the current model finds likeliest, meant
-to be the subject it would itself wrongly write in place of the right one. Measured on Gest-Synth (H8), they are
-mostly not: two times out of three a trained generator's likeliest swap names the very same dish by another alias,
-so the loss teaches the decoder against correct wordings, and the option makes the generator less grounded and
-less varied than cross-entropy alone. It stays as a documented option (off by default) for other data and decoders.
+to be the subject it would itself wrongly write in place of the right one. On Gest-Synth this option made the
+generator less grounded and less varied than cross-entropy alone; what the mined swaps turned out to be and why it
+hurts are in docs/experiments.md (H8). It stays as a documented option, off by default.
 
 For each training example, with the model in eval mode and no gradients:
 
@@ -16,7 +15,9 @@ For each training example, with the model in eval mode and no gradients:
    `candidates` (span, entity) pairs with the highest such score, over all the target's entities, are shortlisted
    (the target's own entity excluded).
 2. Each shortlisted one-entity swap is scored whole, `log p(Y_swap | V, R)` summed over its tokens (the score the
-   likelihood CCL compares), and the likeliest becomes the example's negative.
+   likelihood CCL compares; with the embedding score the negatives are ranked the same way), and the likeliest
+   becomes the example's negative. A swap longer than the collator's `max_length` is not scored: truncated, it
+   would be summed over fewer tokens and look likelier than it is.
 
 An example whose entities cannot be located in its tokens (an entity that starts inside a token, or past
 `max_length`) keeps the negative it had. `NegativeMiningCallback` re-mines the training split at the start of
@@ -138,19 +139,23 @@ def mine_hard_negatives(
 
 def _mine(model, dataset, collator, slots, pool, candidates, batch_size, keep):
     device = next(model.parameters()).device
-    plain = replace(collator, with_negatives=False)
+    without_negatives = replace(collator, with_negatives=False)
     first_ids = {
         space: ids.to(device) for space, ids in _first_token_ids(pool, tokenizer=collator.tokenizer).items()
     }
     pool_index = {entity: index for index, entity in enumerate(pool)}
 
     def log_likelihoods(examples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = {name: value.to(device) for name, value in plain(examples).items()}
+        batch = {name: value.to(device) for name, value in without_negatives(examples).items()}
         labels = batch.pop("labels")
         logits = model(**batch).logits
         return logits, sequence_log_likelihood(logits, batch["input_ids"], labels != -100)
 
     negatives = list(dataset.columns["negative"])
+
+    def fits(text: str) -> bool:
+        return len(collator.tokenizer(text, add_special_tokens=False)["input_ids"]) <= collator.max_length - 2
+
     swaps = []  # (example index, candidate text)
     target_scores = {}
     for start in tqdm(range(0, len(dataset), batch_size), desc="mining negatives", leave=False):
@@ -176,7 +181,7 @@ def _mine(model, dataset, collator, slots, pool, candidates, batch_size, keep):
             kept = 0
             for j in torch.argsort(flat, descending=True)[: int(torch.isfinite(flat).sum())].tolist():
                 swapped = _swap(text, slots[index][j // len(pool)], pool[j % len(pool)])
-                if keep is None or keep(text, swapped):
+                if fits(swapped) and (keep is None or keep(text, swapped)):
                     swaps.append((index, swapped))
                     kept += 1
                     if kept == candidates:
@@ -201,7 +206,9 @@ class NegativeMiningCallback(TrainerCallback):
     The dataset is changed in place (`dataset.columns["negative"]`), before the epoch's dataloader iterator is made,
     so the epoch's batches read the new negatives; persistent dataloader workers would keep a stale copy, which
     `train-pc2l` refuses. No random numbers are drawn, so the training's shuffling is the same with or without it.
-    Under several processes each one mines the whole split (the same negatives: the weights are the same).
+    Under several processes each one mines the whole split (the same negatives: the weights are the same). After a
+    resume from a checkpoint, the epoch it resumes in is mined with the checkpoint's weights and `history` starts
+    anew.
 
     Args:
         dataset ([`PC2LDataset`]): the training split, with a `negative` column.
@@ -229,10 +236,19 @@ class NegativeMiningCallback(TrainerCallback):
         spans = entity_spans(targets, nlp)
         self.pool = entity_pool(targets, spans)
         self.slots = entity_slots(targets, spans, collator.tokenizer, collator.max_length)
+        located = sum(1 for row in self.slots if row)
+        if located < len(targets) / 2:
+            # E.g. a tokenizer that does not attach a word's leading space to it: most entities cannot be located.
+            logger.warning(
+                "negative mining: only %d of %d training targets have an entity located in their tokens; the others "
+                "keep their random negatives", located, len(targets),
+            )  # fmt: skip
         self.history: list[dict[str, float]] = []
 
     def on_epoch_begin(self, args, state, control, model=None, **kwargs):
-        if state.epoch is None or state.epoch < 0.5 or len(self.pool) < 2:
+        # Not during the first epoch, whose model is untrained (`int`: a resume inside it starts at a fraction), nor
+        # with a single entity, which has nothing to be swapped for.
+        if int(state.epoch or 0) < 1 or len(self.pool) < 2:
             return
         negatives, summary = mine_hard_negatives(
             model,
