@@ -1,7 +1,7 @@
 """H8 with a ground-truth filter (session 13): an upper bound for subject-aware mining, not a method.
 
-H8's diagnosis (`mined_negatives_diagnosis.py`) found that, with oracle features, 67.5% of a trained CE only's
-likeliest swaps name the target's very subjects (50.8% another alias of the same dish). This probe asks what mining could give if it knew the
+H8's diagnosis (`mined_negatives_diagnosis.py`) found that, with oracle features, 67.4% of a trained CE only's
+likeliest swaps name the target's very subjects (51.0% another alias of the same dish). This probe asks what mining could give if it knew the
 world's subjects: the shortlist keeps only swaps that change which subjects the text names (by the world's
 ground truth, `SynthTruth.named_subjects`), everything else as in H8. The method cannot do this on real data (no
 list of dishes and aliases exists there), so a gain here would only say that a learnt alias detector is worth

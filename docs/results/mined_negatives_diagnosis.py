@@ -28,7 +28,7 @@ from gest_showcases.data.build import load_built
 from gest_showcases.features import load_features
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.mined_negatives import NegativeMiningCallback, mine_hard_negatives
-from gest_showcases.generation.negatives import load_parser, make_hard_negatives
+from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
 from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 from gest_showcases.metrics.synth_truth import SynthTruth
 
@@ -45,10 +45,11 @@ tables = {kind: load_features(str(features), kind) for kind in ("image", "review
 split = load_split(data_args, "train", first.config, tables)
 pics = dict(zip(*[load_built(data_args.dataset, "s2", split="train")[c] for c in ("review_id", "pics")], strict=True))
 parser = load_parser()
-negatives = {"random (the paper's, seed 0)": make_hard_negatives(split["target"], nlp=parser, seed=seed)}
+spans = entity_spans(split["target"], parser)
+negatives = {"random (the paper's, seed 0)": make_hard_negatives(split["target"], seed=seed, spans=spans)}
 dataset = PC2LDataset(split["target"], split["image_features"], split["review_features"], negatives["random (the paper's, seed 0)"])
 collator = PC2LCollator(tokenizer, max_images=first.config.max_images, max_reviews=first.config.max_reviews, with_negatives=True)
-located = NegativeMiningCallback(dataset, collator, candidates=4, nlp=parser)
+located = NegativeMiningCallback(dataset, collator, candidates=4, spans=spans)
 for name in generators:
     model = AutoModel.from_pretrained(seed_dir / name)
     mined, summary = mine_hard_negatives(model, dataset, collator, located.slots, located.pool, candidates=4)

@@ -25,6 +25,7 @@ from gest_showcases.generation.mined_negatives import (
     mine_hard_negatives,
 )
 from gest_showcases.generation.modeling_pc2l import sequence_log_likelihood
+from gest_showcases.generation.negatives import fallback_entity_spans, make_hard_negatives
 
 
 def _dataset(count=8, seed=0):
@@ -346,3 +347,26 @@ def test_mining_with_persistent_dataloader_workers_is_one_line(command_assets, c
     assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--dataloader_persistent_workers" in err[0]
+
+
+def test_random_negatives_from_spans_already_parsed_equal_those_parsed_again():
+    texts = [example["target"] for example in synthetic_examples(8)]
+    spans = fallback_entity_spans(texts)
+    assert make_hard_negatives(texts, seed=3, spans=spans) == make_hard_negatives(texts, seed=3)
+    # Spans that differ give different negatives: the argument is read, not ignored.
+    assert make_hard_negatives(texts, seed=3, spans=[row[:1] for row in spans]) != make_hard_negatives(
+        texts, seed=3
+    )
+
+
+def test_first_token_ties_go_to_the_first_slot_and_pool_entity(tokenizer):
+    # A decoder with uniform logits ties every swap: one candidate is then the first slot's first other entity.
+    dataset = _dataset(count=3)
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    located = NegativeMiningCallback(dataset, collator, candidates=1)
+    uniform = _Prefers(torch.tensor([0]), len(tokenizer))
+    negatives, _ = mine_hard_negatives(uniform, dataset, collator, located.slots, located.pool, candidates=1)
+    for index, text in enumerate(dataset.columns["target"]):
+        slot = located.slots[index][0]
+        entity = next(e for e in located.pool if e != text[slot.start : slot.end].lower())
+        assert negatives[index] == text[: slot.start] + entity + text[slot.end :]

@@ -47,7 +47,7 @@ from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import save_lora_base
 from gest_showcases.generation.mined_negatives import NegativeMiningCallback
-from gest_showcases.generation.negatives import load_parser, make_hard_negatives
+from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
 from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.generation.training_run import (
     PC2LDataArguments,
@@ -148,12 +148,14 @@ def run(
     kwargs |= contracts
     for name, value in contracts.items():
         setattr(config, name, value)
-    parser = None
+    spans = {}
     if with_negatives:
         parser = load_parser()
-        for columns in splits.values():
+        for split, columns in splits.items():
+            # Parsed once: the random negatives and negative mining swap the same entities.
+            spans[split] = entity_spans(columns["target"], parser)
             columns["negative"] = make_hard_negatives(
-                columns["target"], nlp=parser, seed=data_args.negative_seed
+                columns["target"], seed=data_args.negative_seed, spans=spans[split]
             )
     splits_data = {
         split: PC2LDataset(
@@ -184,7 +186,7 @@ def run(
     callbacks = []
     if mined_candidates:
         # The training split's negatives only: validation keeps its fixed ones, so its loss stays comparable.
-        callbacks.append(NegativeMiningCallback(splits_data["train"], collator, mined_candidates, nlp=parser))
+        callbacks.append(NegativeMiningCallback(splits_data["train"], collator, mined_candidates, spans=spans["train"]))
     trainer = PC2LTrainer(
         model=model,
         args=training_args,

@@ -179,7 +179,10 @@ def _mine(model, dataset, collator, slots, pool, candidates, batch_size, keep):
                     per_slot[k, own] = -torch.inf
             flat = per_slot.flatten()
             kept = 0
-            for j in torch.argsort(flat, descending=True)[: int(torch.isfinite(flat).sum())].tolist():
+            # Entities sharing a first token tie in this score: stable, ties go to the earlier (slot, pool entity).
+            for j in torch.argsort(flat, descending=True, stable=True)[
+                : int(torch.isfinite(flat).sum())
+            ].tolist():
                 swapped = _swap(text, slots[index][j // len(pool)], pool[j % len(pool)])
                 if fits(swapped) and (keep is None or keep(text, swapped)):
                     swaps.append((index, swapped))
@@ -214,7 +217,8 @@ class NegativeMiningCallback(TrainerCallback):
         dataset ([`PC2LDataset`]): the training split, with a `negative` column.
         collator ([`PC2LCollator`]): the training collator (its tokenizer and `max_length` locate the entities).
         candidates (`int`): see `mine_hard_negatives`.
-        nlp (spaCy `Language`, *optional*): the parser `make_hard_negatives` used (None: the fallback chunker).
+        spans (`list[list[tuple[int, int]]]`, *optional*): the targets' entities, `negatives.entity_spans` with the
+            parser `make_hard_negatives` used (default: the fallback chunker's).
         batch_size (`int`, *optional*, defaults to 32): examples per mining pass.
         keep (`Callable[[str, str], bool]`, *optional*): see `mine_hard_negatives`.
     """
@@ -224,7 +228,7 @@ class NegativeMiningCallback(TrainerCallback):
         dataset: PC2LDataset,
         collator: PC2LCollator,
         candidates: int,
-        nlp=None,
+        spans: list[list[tuple[int, int]]] | None = None,
         batch_size: int = 32,
         keep: Callable[[str, str], bool] | None = None,
     ):
@@ -233,7 +237,8 @@ class NegativeMiningCallback(TrainerCallback):
         self.dataset, self.collator = dataset, collator
         self.candidates, self.batch_size, self.keep = candidates, batch_size, keep
         targets = dataset.columns["target"]
-        spans = entity_spans(targets, nlp)
+        if spans is None:
+            spans = entity_spans(targets)
         self.pool = entity_pool(targets, spans)
         self.slots = entity_slots(targets, spans, collator.tokenizer, collator.max_length)
         located = sum(1 for row in self.slots if row)

@@ -109,7 +109,11 @@ def entity_pool(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[st
 
 
 def make_hard_negatives(
-    texts: list[str], nlp=None, seed: int = 0, swap_probability: float = 0.5
+    texts: list[str],
+    nlp=None,
+    seed: int = 0,
+    swap_probability: float = 0.5,
+    spans: list[list[tuple[int, int]]] | None = None,
 ) -> list[str]:
     """Make one entity-swapped hard negative per text.
 
@@ -122,6 +126,8 @@ def make_hard_negatives(
         nlp (spaCy `Language`, *optional*): a pipeline with a parser (see `load_parser`); None uses the fallback.
         seed (`int`, *optional*, defaults to 0): seed of the swaps.
         swap_probability (`float`, *optional*, defaults to 0.5): chance that each further entity is swapped.
+        spans (`list[list[tuple[int, int]]]`, *optional*): the texts' `entity_spans` when the caller already has
+            them (`train-pc2l` also hands them to negative mining), so they are not parsed twice; `nlp` is then unused.
 
     Returns:
         `list[str]`: `negatives[i]` is the hard negative of `texts[i]`.
@@ -129,7 +135,8 @@ def make_hard_negatives(
     if len(texts) < 2:
         raise ValueError(f"hard negatives need at least 2 texts, got {len(texts)}")
     rng = np.random.default_rng(seed)
-    spans = entity_spans(texts, nlp)
+    if spans is None:
+        spans = entity_spans(texts, nlp)
     pool = entity_pool(texts, spans)
     negatives = []
     for index, (text, text_spans) in enumerate(
