@@ -6,6 +6,7 @@ import pytest
 
 from gest_showcases.commands import experiment as experiment_command
 from gest_showcases.commands.experiment import Experiment, ExperimentArguments
+from gest_showcases.errors import InputError
 from gest_showcases.experiments import grid, world
 from gest_showcases.experiments.grid import CE_ONLY, PC2L
 
@@ -56,3 +57,38 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
         assert value["--decoder"] == str(tmp_path.resolve() / "world" / "gpt2") and "--lora" not in argv
         assert value["--num_train_epochs"] == "7"
         assert float(value["--learning_rate"]) == world.PC2L_LEARNING_RATE
+
+
+def test_variant_ce_only_trains_ce_only_with_the_variants_options_in_its_own_cell(tmp_path, monkeypatch):
+    from gest_showcases.commands import train_pc2l
+
+    seen = []
+    monkeypatch.setattr(train_pc2l, "main", lambda argv: seen.append(argv) or 0)
+    default = Experiment(ExperimentArguments(output_dir=str(tmp_path)))
+    options = "--image_feature_noise 0.5"
+    losses_only = Experiment(
+        ExperimentArguments(output_dir=str(tmp_path), variant="n", generator_args=options)
+    )
+    every_row = Experiment(
+        ExperimentArguments(
+            output_dir=str(tmp_path), variant="n", generator_args=options, variant_ce_only=True
+        )
+    )
+    assert every_row.generator_dir(0, CE_ONLY) not in (
+        default.generator_dir(0, CE_ONLY),
+        every_row.generator_dir(0, PC2L),
+    )
+    assert every_row.generator_dir(0, PC2L) == losses_only.generator_dir(0, PC2L)
+    losses_only.train_generator(0, CE_ONLY)
+    every_row.train_generator(0, CE_ONLY)
+    plain, noisy = seen
+    assert "--image_feature_noise" not in plain
+    assert noisy[noisy.index("--image_feature_noise") + 1] == "0.5"
+    assert noisy.index("--image_feature_noise") > noisy.index(
+        "--image_contrastive"
+    )  # the variant's options win
+
+
+def test_variant_ce_only_needs_the_variants_options(tmp_path):
+    with pytest.raises(InputError, match="--variant_ce_only"):
+        Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="n", variant_ce_only=True))

@@ -32,6 +32,8 @@ def test_the_parts_name_what_decides_each_folder_part():
     assert oracle["oracle"]["oracle_noise"] == 1.0 and oracle["oracle-smollm2"] == {"smollm2_epochs": 1}
     variant = _parts(variant="t", generator_args="--contrastive_target text")
     assert variant["clip-t"] == {"generator_args": "--contrastive_target text"}
+    every_row = _parts(variant="n", generator_args="--image_feature_noise 0.5", variant_ce_only=True)
+    assert every_row["clip-n"] == {"generator_args": "--image_feature_noise 0.5", "variant_ce_only": True}
     assert _parts(quick=True, num_reviews=3000)["world"]["num_reviews"] != 3000  # the size the world really has
 
 

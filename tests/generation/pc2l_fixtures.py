@@ -93,3 +93,12 @@ def write_built_dataset(folder):
     ]
     splits = {"s2": {"train": rows[:6], "validation": rows[6:]}, "s1": {"train": rows}}
     return write_built_folder(folder, splits)
+
+
+def train_pc2l_argv(assets, *options):
+    """train-pc2l options for the `command_assets` fixture: 3 epochs of batch 3, no checkpoints, on CPU."""
+    return ["--dataset", str(assets / "dataset"), "--features", "unused", "--image_kind", "image",
+            "--tokenizer", str(assets / "tokenizer"), "--decoder", str(assets / "gpt2"),
+            "--output_dir", str(assets / "run"), "--encoder_layers", "1", "--encoder_attention_heads", "2",
+            "--projection_dim", "8", "--per_device_train_batch_size", "3", "--num_train_epochs", "3",
+            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", *options]  # fmt: skip

@@ -5,11 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from pc2l_fixtures import FakeFeatureTable, synthetic_examples, tiny_config, write_built_dataset
+from pc2l_fixtures import synthetic_examples, tiny_config, train_pc2l_argv
 from transformers import (
     AutoConfig,
-    GPT2Config,
-    GPT2LMHeadModel,
     TrainerControl,
     TrainerState,
     TrainingArguments,
@@ -268,26 +266,6 @@ def test_the_callback_needs_negatives(tokenizer):
         NegativeMiningCallback(dataset, PC2LCollator(tokenizer), candidates=2)
 
 
-@pytest.fixture
-def command_assets(tmp_path, monkeypatch, tokenizer):
-    tokenizer.save_pretrained(tmp_path / "tokenizer")
-    torch.manual_seed(0)
-    special = {"bos_token_id": tokenizer.eos_token_id, "eos_token_id": tokenizer.eos_token_id}
-    config = GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=64, vocab_size=len(tokenizer), **special)
-    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    write_built_dataset(tmp_path / "dataset")
-    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: FakeFeatureTable())
-    return tmp_path
-
-
-def _argv(assets, *options):
-    return ["--dataset", str(assets / "dataset"), "--features", "unused", "--image_kind", "image",
-            "--tokenizer", str(assets / "tokenizer"), "--decoder", str(assets / "gpt2"),
-            "--output_dir", str(assets / "run"), "--encoder_layers", "1", "--encoder_attention_heads", "2",
-            "--projection_dim", "8", "--per_device_train_batch_size", "3", "--num_train_epochs", "3",
-            "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", *options]  # fmt: skip
-
-
 def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(command_assets, monkeypatch):
     calls, mined, batched = [], [], []
 
@@ -304,7 +282,7 @@ def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(com
     collate = PC2LCollator.__call__
     monkeypatch.setattr(mined_negatives, "mine_hard_negatives", counted)
     monkeypatch.setattr(PC2LCollator, "__call__", spy)
-    argv = _argv(command_assets, "--mined_negative_candidates", "2", "--contrastive_score", "likelihood",
+    argv = train_pc2l_argv(command_assets, "--mined_negative_candidates", "2", "--contrastive_score", "likelihood",
                  "--likelihood_image_negatives", "entity", "--review_contrastive", "none")  # fmt: skip
     assert train_pc2l.main(argv) == 0
     # Three epochs: mined before the second and the third, over the 5 training examples with a photo.
@@ -335,7 +313,7 @@ def test_options_that_do_not_fit_together_are_one_line_before_any_data_is_read(
         raise AssertionError("features were read before the options were checked")
 
     monkeypatch.setattr(gest_showcases.features, "load_features", unreachable)
-    assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
+    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, *options)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and named in err[0] and "do not fit together" in err[0]
     assert not (command_assets / "run").exists()
@@ -344,7 +322,7 @@ def test_options_that_do_not_fit_together_are_one_line_before_any_data_is_read(
 def test_mining_with_persistent_dataloader_workers_is_one_line(command_assets, capsys):
     options = ["--mined_negative_candidates", "2", "--dataloader_num_workers", "1",
                "--dataloader_persistent_workers", "true"]  # fmt: skip
-    assert cli.main(["train-pc2l", *_argv(command_assets, *options)]) == 2
+    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, *options)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--dataloader_persistent_workers" in err[0]
 

@@ -136,6 +136,14 @@ class ExperimentArguments:
         default="",
         metadata={"help": "extra train-pc2l options of the variant, e.g. '--contrastive_target text'"},
     )
+    variant_ce_only: bool = field(
+        default=False,
+        metadata={
+            "help": "train CE only with the variant's --generator_args too, in the variant's own cell (for options "
+            "that change more than the contrastive losses, e.g. --image_feature_noise); without it CE only is "
+            "the default run's cell"
+        },
+    )
     baselines: list[str] = field(
         default_factory=lambda: list(BASELINE_NAMES),
         metadata={
@@ -194,6 +202,8 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
+        if args.variant_ce_only and not args.generator_args:
+            raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")
         # A decoder other than the world's GPT-2 changes every PC2L cell, CE only's included: its cells, scores and
         # tables are kept apart like a variant's.
         self.suffix = (f"-{args.decoder}" if args.decoder != "gpt2" else "") + (
@@ -282,19 +292,24 @@ class Experiment:
         return out
 
     def generator_dir(self, seed: int, system: str) -> Path:
+        # A generator without contrastive losses is the same model in every variant whose options change what the
+        # losses see: its cell is shared with the default run instead of trained again (not across decoders, nor
+        # with `--variant_ce_only`, whose options change CE only too).
         image_loss, review_loss = LOSS_CONFIGS[system]
-        # A generator without contrastive losses is the same model in every variant (the variants change what the
-        # losses see): its cell is shared with the default run instead of trained again (not across decoders).
-        shared = (image_loss, review_loss) == ("none", "none") and self.args.decoder == "gpt2"
+        ce_only = (image_loss, review_loss) == ("none", "none")
+        shared = ce_only and not self.args.variant_ce_only and self.args.decoder == "gpt2"
         return (
             self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
         )
 
+    def variant_options(self, system: str) -> list[str]:
+        """The variant's train-pc2l options that `system`'s cell is trained with."""
+        if LOSS_CONFIGS[system] == ("none", "none") and not self.args.variant_ce_only:
+            return []
+        return shlex.split(self.args.generator_args)
+
     def train_generator(self, seed: int, system: str) -> Path:
         image_loss, review_loss = LOSS_CONFIGS[system]
-        variant_options = (
-            [] if (image_loss, review_loss) == ("none", "none") else shlex.split(self.args.generator_args)
-        )
         epochs, learning_rate = (
             (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
             if self.args.decoder == "smollm2"
@@ -307,7 +322,7 @@ class Experiment:
                 *generator_decoder_argv(self.args.decoder, self.world),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
-                "--negative_seed", str(seed), *variant_options,
+                "--negative_seed", str(seed), *self.variant_options(system),
                 *trainer_argv(out, epochs, seed, 16, learning_rate),
             ])  # fmt: skip
             if status:
@@ -684,6 +699,8 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
         parts[f"{args.features}{suffix}"] = {"smollm2_epochs": args.smollm2_epochs}
     if args.variant:
         parts.setdefault(f"{args.features}{suffix}", {})["generator_args"] = args.generator_args
+        if args.variant_ce_only:  # recorded only when set, so folders made before the option stay valid
+            parts[f"{args.features}{suffix}"]["variant_ce_only"] = True
     return parts
 
 

@@ -41,7 +41,7 @@ def _exp_statistic(statistic):
     return lambda indices: np.exp(statistic(indices))
 
 
-def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple]:
+def generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple]:
     """Metric key -> (statistic (indices -> values), number of examples it resamples), one system and seed.
 
     Test-set metrics resample the test examples; the probe's resample the validation examples it ran on.
@@ -63,6 +63,31 @@ def _generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple
     return statistics
 
 
+def pooled_differences(
+    cells_a: list[dict], cells_b: list[dict], references: list[list[str]], num_resamples: int
+) -> dict[str, dict]:
+    """System A - system B per metric, from their scores cells of the same seeds (in order) and those seeds' test
+    references: a paired bootstrap over the test examples, the seeds pooled on the same resamples (interval,
+    estimate and the share of resamples where A is greater). Only the metrics both have in every seed (a cell
+    without a trained folder has no perplexity)."""
+    stats = [
+        [generation_statistics(cell, refs) for cell, refs in zip(cells, references, strict=True)]
+        for cells in (cells_a, cells_b)
+    ]
+    common = set.intersection(*(set(per) for per in stats[0] + stats[1]))
+    differences = {}
+    for key, (_, n) in stats[0][0].items():
+        if key not in common:
+            continue
+        difference = intervals.paired_difference(
+            intervals.pool_statistics([per[key][0] for per in stats[0]]),
+            intervals.pool_statistics([per[key][0] for per in stats[1]]),
+            intervals.resample_indices(n, num_resamples, seed=12345),
+        )
+        differences[key] = interval_dict(difference.difference) | {"share_a_greater": difference.share_a_greater}
+    return differences
+
+
 def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
     """results.json's content: per system x metric, the per-seed estimates and intervals, mean and ci95."""
     seeds = sorted(per_seed)
@@ -75,7 +100,7 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
         scores = per_seed[seed]
         indices = resamples(len(scores["references"]), seed)
         for system, cell in scores["generation"].items():
-            for key, (statistic, n) in _generation_statistics(cell, scores["references"]).items():
+            for key, (statistic, n) in generation_statistics(cell, scores["references"]).items():
                 entry = results["generation"].setdefault(system, {}).setdefault(key, {"per_seed": {}})
                 entry["per_seed"][seed] = interval_dict(
                     intervals.bootstrap_interval(statistic, resamples(n, seed))
@@ -111,26 +136,12 @@ def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
                     entry |= {"estimate": None, "ci95": None}
     # PC2L - CE only, per metric: paired bootstrap over the test examples, seeds pooled on the same resamples.
     if PC2L in results["generation"] and CE_ONLY in results["generation"]:
-        stats = {
-            system: [
-                _generation_statistics(per_seed[s]["generation"][system], per_seed[s]["references"])
-                for s in seeds
-            ]
-            for system in (PC2L, CE_ONLY)
-        }
-        # The metrics both systems have in every seed (a cell without a trained folder has no perplexity).
-        common = set.intersection(*(set(per) for per in stats[PC2L] + stats[CE_ONLY]))
-        for key, (_, n) in stats[PC2L][0].items():
-            if key not in common:
-                continue
-            difference = intervals.paired_difference(
-                intervals.pool_statistics([per[key][0] for per in stats[PC2L]]),
-                intervals.pool_statistics([per[key][0] for per in stats[CE_ONLY]]),
-                resamples(n, 12345),
-            )
-            results["differences"][key] = interval_dict(difference.difference) | {
-                "share_a_greater": difference.share_a_greater
-            }
+        results["differences"] = pooled_differences(
+            [per_seed[s]["generation"][PC2L] for s in seeds],
+            [per_seed[s]["generation"][CE_ONLY] for s in seeds],
+            [per_seed[s]["references"] for s in seeds],
+            num_resamples,
+        )
     # Table 3: the untrained history-cosine rule minus each other method, paired the same way (Prec@3, Recall@3).
     for method in SELECTOR_METHODS:
         if method == HISTORY_COSINE or not all(
@@ -231,9 +242,11 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
     if args.variant:
         # The rows keep Table 4's names (they key the cells and results.json); the variant's options may change what
         # the names say, e.g. `--review_contrastive none` under "PC2L (CCL + PCL)".
+        rows = "PC2L-model row (CE only included)" if args.variant_ce_only else "contrastive row"
         lines += [
-            f"Variant `{args.variant}`: every contrastive row below was trained with `{args.generator_args}` on top of "
-            "the loss configuration its name gives, and those options win where they disagree with the name.",
+            f"Variant `{args.variant}`: every {rows} below was "
+            f"trained with `{args.generator_args}` on top of the loss configuration its name gives, and those options "
+            "win where they disagree with the name.",
             "",
         ]
     if "3" in args.tables:

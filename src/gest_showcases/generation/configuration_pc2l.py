@@ -82,6 +82,16 @@ class PC2LConfig(PreTrainedConfig):
             Width of the encoder feed-forward layers.
         encoder_dropout (`float`, *optional*, defaults to 0.1):
             Dropout of the encoder (attention, residual and feature projections).
+        image_feature_noise (`float`, *optional*, defaults to 0.0):
+            Training only (a documented deviation, docs/experiments.md, H9; 0 is the paper): Gaussian noise added
+            to every photo feature vector `v` before the encoder reads it, `v + image_feature_noise * |v| * e /
+            sqrt(d)` with `e ~ N(0, I_d)` drawn anew at every training forward, so the noise's expected norm is
+            `image_feature_noise` times the vector's (padding rows, all zeros, stay zero). It makes the training
+            photos look as a held-out photo of the same subject might: the oracle features of `gest-showcases
+            experiment --features oracle` are drawn the same way with `--oracle_noise`. Drawn once per training
+            forward that runs the encoder, so every pass of it (the target, its hard negative, the swapped copies of
+            the likelihood score) reads the same noisy photos; evaluation, generation and `encode` read the features
+            as they are.
         max_images (`int`, *optional*, defaults to 5):
             Most images per example; the collator keeps the first `max_images`.
         max_reviews (`int`, *optional*, defaults to 10):
@@ -178,6 +188,7 @@ class PC2LConfig(PreTrainedConfig):
     encoder_attention_heads: int = 12
     encoder_ffn_dim: int = 3072
     encoder_dropout: float | int = 0.1
+    image_feature_noise: float | int = 0.0
     max_images: int = 5
     max_reviews: int = 10
     input_mode: str = "img+text"
@@ -257,6 +268,10 @@ class PC2LConfig(PreTrainedConfig):
                 f"mined_negative_candidates={mining}: mining replaces CCL's hard negatives, "
                 "so it needs image_contrastive='ccl' and a count of at least 1 (0 turns it off)"
             )
+        if not 0 <= self.image_feature_noise < float("inf"):
+            raise ValueError(f"image_feature_noise must be a finite number >= 0, got {self.image_feature_noise}")
+        if self.image_feature_noise and not self.uses_images:
+            raise ValueError("image_feature_noise perturbs the photo features: it needs images in input_mode")
         if self.contrastive_score == "likelihood" and self.contrastive_target != "decoder":
             raise ValueError("contrastive_target applies to contrastive_score='embedding' only")
         if self.image_contrastive != "none" and not self.uses_images:

@@ -89,6 +89,16 @@ def sequence_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, mask:
     return (token_log_probs * mask[:, 1:].to(token_log_probs.dtype)).sum(-1)
 
 
+def add_relative_noise(features: torch.Tensor, scale: float) -> torch.Tensor:
+    """`features + scale * |v| * e / sqrt(d)` per vector `v` (last dimension `d`), `e ~ N(0, I)` from torch's RNG.
+
+    The noise's expected norm is `scale` times the vector's, so it means the same for features of any norm and a
+    zero (padding) vector stays zero; `PC2LConfig.image_feature_noise` documents why it exists.
+    """
+    norms = features.norm(dim=-1, keepdim=True)
+    return features + scale * norms * torch.randn_like(features) / features.shape[-1] ** 0.5
+
+
 def _pack_rows(selected: torch.Tensor, group_size: int, num_groups: int):
     """The positions `selected` [B, L] packed left-aligned into `num_groups` rows, row r holding examples
     `r * group_size ..` in order. Returns the selected `(example, position)` pairs, each one's `(row, slot)`, and
@@ -667,6 +677,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         encoder_ran = encoder_hidden_states is None
         swapped_states = []  # [(name, encoder states, mask)] of the likelihood losses' swapped inputs
         if encoder_ran:
+            if self.training and self.config.image_feature_noise and image_features is not None:
+                # Drawn once here, so the target, its hard negative and every swapped copy read the same noisy photos.
+                image_features = add_relative_noise(image_features, self.config.image_feature_noise)
             encoder_inputs = (image_features, image_mask, review_features, review_mask)
             asked = {"output_hidden_states": output_hidden_states, "output_attentions": output_attentions}
             if compute_likelihoods:

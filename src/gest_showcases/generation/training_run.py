@@ -105,6 +105,13 @@ class PC2LModelArguments:
             "likeliest (generation.mined_negatives)"
         },
     )
+    image_feature_noise: float = field(
+        default=0.0,
+        metadata={
+            "help": "0 (the paper). s > 0 (a deviation, H9): during training, every photo feature v gets Gaussian "
+            "noise of expected norm s * |v|, drawn anew at each step (held-out-like photos); not at inference"
+        },
+    )
     lora: bool = field(
         default=False,
         metadata={
@@ -179,7 +186,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "mined_negative_candidates", "cross_attention_every_n_layers")  # fmt: skip
+             "mined_negative_candidates", "image_feature_noise", "cross_attention_every_n_layers")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
