@@ -34,6 +34,7 @@ COMPARISONS = (
     ("H7 + noise - CE only + noise (prediction a)", H7_NOISE, CE_NOISE),
     ("CE only + noise - CE only (the noise alone)", CE_NOISE, PLAIN_CE),
     ("H7 - CE only (H7, reference)", H7, PLAIN_CE),
+    ("H7 + noise - H7", H7_NOISE, H7),
     ("paper's PC2L + noise - CE only + noise", PAPER_NOISE, CE_NOISE),
     ("paper's PC2L + noise - paper's PC2L", PAPER_NOISE, PAPER),
 )
@@ -75,7 +76,7 @@ def main(folder: Path, kind: str, seeds: range) -> None:
     print(
         f"{folder} ({kind} features), seeds {list(seeds)}, paired bootstrap over the test examples, seeds pooled"
     )
-    print("| Paired, 3 seeds pooled | " + " | ".join(name for _, name, _ in COLUMNS) + " |")
+    print(f"| Paired, {len(seeds)} seeds pooled | " + " | ".join(name for _, name, _ in COLUMNS) + " |")
     print("|---|" + "---:|" * len(COLUMNS))
     for row, a, b in COMPARISONS:
         cells_a, references = _cells(folder, kind, seeds, a)

@@ -2,8 +2,8 @@
 
 H9's noise (session 14) was meant to keep H7's CCL informative by making the training photos look held-out. This
 probe reads what the trained models do: for each example, the margin `log p(Y | V, R) - log p(Y_swap | V, R)`
-(whole-sequence log-likelihoods, the loss's own score; the swap made as train-pc2l made it, `--negative_seed` =
-the cell's seed) with its own inputs, with its photos replaced by another example's, and with its history reviews
+(whole-sequence log-likelihoods, the loss's own score; the random swap train-pc2l makes with `--negative_seed` =
+the cell's seed, i.e. the H7 cell's negatives; CE only trains with none) with its own inputs, with its photos replaced by another example's, and with its history reviews
 replaced by another example's (the input-reliance probe's derangement). It prints per split the mean CCL loss
 (`softplus(-margin)`, H7's loss with one negative) and the share of examples whose target is preferred.
 

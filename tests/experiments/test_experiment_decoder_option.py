@@ -92,3 +92,22 @@ def test_variant_ce_only_trains_ce_only_with_the_variants_options_in_its_own_cel
 def test_variant_ce_only_needs_the_variants_options(tmp_path):
     with pytest.raises(InputError, match="--variant_ce_only"):
         Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="n", variant_ce_only=True))
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ("--image_feature_noise 0.5 --image_contrastive cl", "--image_contrastive"),
+        ("--contrastive-score=likelihood", "--contrastive_score"),  # either spelling, either form
+        ("--lambda1 0.05", "--lambda1"),
+    ],
+)
+def test_variant_ce_only_refuses_loss_options_that_would_make_ce_only_contrastive(tmp_path, options, named):
+    with pytest.raises(InputError, match=named):
+        Experiment(
+            ExperimentArguments(
+                output_dir=str(tmp_path), variant="n", generator_args=options, variant_ce_only=True
+            )
+        )
+    # Without the flag the same options are a plain variant of the contrastive rows.
+    Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="n", generator_args=options))

@@ -31,7 +31,7 @@ def test_the_parts_name_what_decides_each_folder_part():
     oracle = _parts(features="oracle", oracle_noise=1.0, decoder="smollm2", smollm2_epochs=1)
     assert oracle["oracle"]["oracle_noise"] == 1.0 and oracle["oracle-smollm2"] == {"smollm2_epochs": 1}
     variant = _parts(variant="t", generator_args="--contrastive_target text")
-    assert variant["clip-t"] == {"generator_args": "--contrastive_target text"}
+    assert variant["clip-t"] == {"generator_args": "--contrastive_target text", "variant_ce_only": False}
     every_row = _parts(variant="n", generator_args="--image_feature_noise 0.5", variant_ce_only=True)
     assert every_row["clip-n"] == {"generator_args": "--image_feature_noise 0.5", "variant_ce_only": True}
     assert _parts(quick=True, num_reviews=3000)["world"]["num_reviews"] != 3000  # the size the world really has
@@ -87,3 +87,22 @@ def test_a_world_made_before_a_new_stage_runs_that_stage_alone(tmp_path, monkeyp
     assert calls == ["alignment-classifier"]
     experiment.prepare_world()
     assert calls == ["alignment-classifier"]  # marked done: not again
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_variant_resumed_with_the_other_variant_ce_only_is_refused(tmp_path, first):
+    # Its CE only row would be read from the cached scores of the other CE only.
+    options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
+    check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=first))
+    with pytest.raises(InputError, match=f"--variant_ce_only {first!r}; this call asks for {not first!r}"):
+        check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=not first))
+
+
+def test_a_variant_recorded_before_variant_ce_only_existed_was_made_without_it(tmp_path):
+    (tmp_path / CELL_ARGUMENTS_FILE).write_text(
+        json.dumps({"clip-n": {"generator_args": "--image_feature_noise 0.5"}})
+    )
+    options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
+    check_cell_arguments(tmp_path, _parts(**options))
+    with pytest.raises(InputError, match="--variant_ce_only False"):
+        check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=True))

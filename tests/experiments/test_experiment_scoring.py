@@ -277,7 +277,7 @@ def test_perplexity_columns_show_only_on_pc2l_rows():
         results, variant, 10, 60.0
     )
     variant.variant_ce_only = True
-    assert "every PC2L-model row (CE only included) below was trained with" in tables_markdown(results, variant, 10, 60.0)
+    assert "every row trained by train-pc2l (CE only included) below was trained with" in tables_markdown(results, variant, 10, 60.0)
 
 
 def test_a_seed_scored_before_the_interaction_classifier_gains_clip_align_interaction(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gest_showcases.commands.experiment import Experiment, ExperimentArguments
-from gest_showcases.experiments.summary import summarise, tables_markdown
+from gest_showcases.experiments.summary import pooled_differences, summarise, tables_markdown
 from gest_showcases.metrics import intervals
 
 # Per-example Prec@3 / Recall@3 of two seeds over four test examples (the rule's are the same in both seeds).
@@ -66,3 +66,48 @@ def test_a_cached_seed_gains_the_missing_rows_from_its_trained_selectors_and_kee
     assert all(saved["selection"][m] == learned for m in ("random", "img", "text", "img+text"))
     experiment._add_selection_rows(0, [{}, {}], saved)  # complete now: nothing asked again
     assert len(asked) == 1
+
+
+def _cell(texts, grounded):
+    """A scored cell of one system and seed: texts and per-example (named shown subjects, named subjects)."""
+    numerators, denominators = zip(*grounded, strict=True)
+    return {
+        "texts": texts,
+        "truth_parts": {"grounded_precision": [list(numerators), list(denominators)]},
+        "probe": {},
+    }
+
+
+def test_pooled_differences_pair_the_seeds_on_the_same_resamples_against_a_hand_computation():
+    references = [["the ramen is great", "their sushi is fresh", "the pizza was thin", "a burger here"]] * 2
+    cells_a = [_cell(["the ramen", "the sushi", "the pizza", "a taco"], [(1, 1), (1, 1), (0, 1), (1, 2)]),
+               _cell(["the ramen", "the ramen", "pizza", "a taco"], [(1, 1), (0, 1), (1, 1), (2, 2)])]  # fmt: skip
+    cells_b = [_cell(["the ramen"] * 4, [(0, 1), (1, 1), (0, 1), (0, 2)]),
+               _cell(["a taco"] * 4, [(1, 1), (0, 1), (0, 1), (1, 2)])]  # fmt: skip
+    differences = pooled_differences(cells_a, cells_b, references, num_resamples=200)
+    # The oracle: per seed a micro-averaged ratio on each resample of the examples, averaged over the seeds, A - B.
+    indices = intervals.resample_indices(4, 200, seed=12345)
+    everything = np.arange(4)[None]
+
+    def pooled(cells, rows):
+        ratios = []
+        for cell in cells:
+            num, den = (np.asarray(part, dtype=float) for part in cell["truth_parts"]["grounded_precision"])
+            ratios.append(num[rows].sum(-1) / den[rows].sum(-1))
+        return np.mean(ratios, axis=0)
+
+    resampled = pooled(cells_a, indices) - pooled(cells_b, indices)
+    got = differences["grounded_precision"]
+    assert got["estimate"] == pytest.approx((pooled(cells_a, everything) - pooled(cells_b, everything))[0])
+    assert got["ci95"] == pytest.approx(list(np.percentile(resampled, [2.5, 97.5])))
+    assert got["share_a_greater"] == pytest.approx((resampled > 0).mean())
+    # A - B is -(B - A), on the same resamples; the text metrics come along.
+    reverse = pooled_differences(cells_b, cells_a, references, num_resamples=200)
+    assert reverse["grounded_precision"]["estimate"] == pytest.approx(-got["estimate"])
+    assert {"bleu_1", "distinct_outputs"} <= set(differences)
+    # A metric one cell lacks is left out; cells over other examples are refused.
+    del cells_b[1]["truth_parts"]["grounded_precision"]
+    assert "grounded_precision" not in pooled_differences(cells_a, cells_b, references, num_resamples=200)
+    shorter = [_cell(cell["texts"][:3], [(1, 1)] * 3) for cell in cells_a]
+    with pytest.raises(ValueError, match="need the same examples"):
+        pooled_differences(cells_a, shorter, references, num_resamples=200)

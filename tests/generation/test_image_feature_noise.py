@@ -100,7 +100,7 @@ def test_the_config_refuses_a_noise_that_is_not_a_finite_non_negative_number(tok
 
 
 def test_the_config_refuses_noise_without_photos(tokenizer):
-    with pytest.raises(ValueError, match="needs images"):
+    with pytest.raises(ValueError, match="image_feature_noise .* needs images"):
         tiny_config(tokenizer, image_feature_noise=0.5, input_mode="text", image_contrastive="none")
 
 

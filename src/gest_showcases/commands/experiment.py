@@ -85,7 +85,7 @@ from gest_showcases.features import load_features
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.probe import input_reliance
-from gest_showcases.generation.training_run import PC2LDataArguments, load_split
+from gest_showcases.generation.training_run import CONTRASTIVE_OPTIONS, PC2LDataArguments, load_split
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import INTERACTION_ALIGN_COLUMN, score_generations
@@ -140,8 +140,8 @@ class ExperimentArguments:
         default=False,
         metadata={
             "help": "train CE only with the variant's --generator_args too, in the variant's own cell (for options "
-            "that change more than the contrastive losses, e.g. --image_feature_noise); without it CE only is "
-            "the default run's cell"
+            "that change more than the contrastive losses, e.g. --image_feature_noise; loss options are refused); "
+            "without it CE only is the cell of the same run without --variant"
         },
     )
     baselines: list[str] = field(
@@ -202,8 +202,18 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
-        if args.variant_ce_only and not args.generator_args:
-            raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")
+        if args.variant_ce_only:
+            if not args.generator_args:
+                raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")
+            # The variant's options come after CE only's `--image_contrastive none --review_contrastive none` and
+            # win: a loss option would train a contrastive model under CE only's name (or fail mid-run).
+            given = {option.split("=")[0].lstrip("-").replace("-", "_") for option in shlex.split(args.generator_args)}
+            losses = sorted(given & CONTRASTIVE_OPTIONS)
+            if losses:
+                raise InputError(
+                    f"--variant_ce_only gives CE only the variant's options, and --{losses[0]} would change its "
+                    "losses: run the loss options as a variant without --variant_ce_only"
+                )
         # A decoder other than the world's GPT-2 changes every PC2L cell, CE only's included: its cells, scores and
         # tables are kept apart like a variant's.
         self.suffix = (f"-{args.decoder}" if args.decoder != "gpt2" else "") + (
@@ -331,7 +341,7 @@ class Experiment:
         return out
 
     def baseline_dir(self, seed: int, name: str) -> Path:
-        # Like CE only, a baseline is the same model in every variant: one cell per seed.
+        # A baseline is the same model in every variant (as CE only is without --variant_ce_only): one cell per seed.
         return self.seed_dir(seed) / "baselines" / name
 
     def train_baseline(self, seed: int, name: str) -> Path:
@@ -699,9 +709,13 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
         parts[f"{args.features}{suffix}"] = {"smollm2_epochs": args.smollm2_epochs}
     if args.variant:
         parts.setdefault(f"{args.features}{suffix}", {})["generator_args"] = args.generator_args
-        if args.variant_ce_only:  # recorded only when set, so folders made before the option stay valid
-            parts[f"{args.features}{suffix}"]["variant_ce_only"] = True
+        parts[f"{args.features}{suffix}"]["variant_ce_only"] = args.variant_ce_only
     return parts
+
+
+# Arguments recorded in `cell-arguments.json` since a later release, with the value a folder recorded before them
+# was made with: an older record that lacks one means this value.
+RECORDED_DEFAULTS = {"variant_ce_only": False}
 
 
 def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
@@ -718,9 +732,12 @@ def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
     recorded = json.loads(path.read_text()) if path.exists() else {}
     for part, values in parts.items():
         for name, value in values.items():
-            if part in recorded and name in recorded[part] and recorded[part][name] != value:
+            if part not in recorded:
+                continue
+            held = recorded[part].get(name, RECORDED_DEFAULTS.get(name, value))
+            if held != value:
                 raise InputError(
-                    f"{folder} holds {part} cells made with --{name} {recorded[part][name]!r}; this call asks for "
+                    f"{folder} holds {part} cells made with --{name} {held!r}; this call asks for "
                     f"{value!r}: give another --output_dir, or the folder's value"
                 )
     merged = {part: {**recorded.get(part, {}), **values} for part, values in parts.items()}

@@ -70,6 +70,13 @@ def pooled_differences(
     references: a paired bootstrap over the test examples, the seeds pooled on the same resamples (interval,
     estimate and the share of resamples where A is greater). Only the metrics both have in every seed (a cell
     without a trained folder has no perplexity)."""
+    for cells in (cells_a, cells_b):
+        for cell, refs in zip(cells, references, strict=True):
+            if len(cell["texts"]) != len(refs):  # pairing needs the same test examples (e.g. across variants)
+                raise ValueError(
+                    f"a cell holds {len(cell['texts'])} texts for {len(refs)} test references: paired differences "
+                    "need the same examples in every cell"
+                )
     stats = [
         [generation_statistics(cell, refs) for cell, refs in zip(cells, references, strict=True)]
         for cells in (cells_a, cells_b)
@@ -242,7 +249,7 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
     if args.variant:
         # The rows keep Table 4's names (they key the cells and results.json); the variant's options may change what
         # the names say, e.g. `--review_contrastive none` under "PC2L (CCL + PCL)".
-        rows = "PC2L-model row (CE only included)" if args.variant_ce_only else "contrastive row"
+        rows = "row trained by train-pc2l (CE only included)" if args.variant_ce_only else "contrastive row"
         lines += [
             f"Variant `{args.variant}`: every {rows} below was "
             f"trained with `{args.generator_args}` on top of the loss configuration its name gives, and those options "

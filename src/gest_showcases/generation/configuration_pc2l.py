@@ -85,13 +85,13 @@ class PC2LConfig(PreTrainedConfig):
         image_feature_noise (`float`, *optional*, defaults to 0.0):
             Training only (a documented deviation, docs/experiments.md, H9; 0 is the paper): Gaussian noise added
             to every photo feature vector `v` before the encoder reads it, `v + image_feature_noise * |v| * e /
-            sqrt(d)` with `e ~ N(0, I_d)` drawn anew at every training forward, so the noise's expected norm is
-            `image_feature_noise` times the vector's (padding rows, all zeros, stay zero). It makes the training
-            photos look as a held-out photo of the same subject might: the oracle features of `gest-showcases
-            experiment --features oracle` are drawn the same way with `--oracle_noise`. Drawn once per training
-            forward that runs the encoder, so every pass of it (the target, its hard negative, the swapped copies of
-            the likelihood score) reads the same noisy photos; evaluation, generation and `encode` read the features
-            as they are.
+            sqrt(d)` with `e ~ N(0, I_d)` drawn anew at every training forward, so the noise's root-mean-square
+            norm is `image_feature_noise` times the vector's (padding rows, all zeros, stay zero). It makes the
+            training photos look as a held-out photo of the same subject might: `gest-showcases experiment
+            --features oracle` adds the same relative noise with `--oracle_noise` (and then renormalises, which this
+            does not). Drawn once per training forward that runs the encoder, so every pass of it (the target, its
+            hard negative, the swapped copies of the likelihood score) reads the same noisy photos; evaluation,
+            generation, `encode` and negative mining (eval mode) read the features as they are.
         max_images (`int`, *optional*, defaults to 5):
             Most images per example; the collator keeps the first `max_images`.
         max_reviews (`int`, *optional*, defaults to 10):

@@ -92,8 +92,8 @@ def sequence_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, mask:
 def add_relative_noise(features: torch.Tensor, scale: float) -> torch.Tensor:
     """`features + scale * |v| * e / sqrt(d)` per vector `v` (last dimension `d`), `e ~ N(0, I)` from torch's RNG.
 
-    The noise's expected norm is `scale` times the vector's, so it means the same for features of any norm and a
-    zero (padding) vector stays zero; `PC2LConfig.image_feature_noise` documents why it exists.
+    The noise's root-mean-square norm is `scale` times the vector's, so it means the same for features of any norm,
+    and a zero (padding) vector stays zero; `PC2LConfig.image_feature_noise` documents why it exists.
     """
     norms = features.norm(dim=-1, keepdim=True)
     return features + scale * norms * torch.randn_like(features) / features.shape[-1] ** 0.5

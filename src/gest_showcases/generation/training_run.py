@@ -109,7 +109,8 @@ class PC2LModelArguments:
         default=0.0,
         metadata={
             "help": "0 (the paper). s > 0 (a deviation, H9): during training, every photo feature v gets Gaussian "
-            "noise of expected norm s * |v|, drawn anew at each step (held-out-like photos); not at inference"
+            "noise of root-mean-square norm s * |v|, drawn anew at each training forward (held-out-like photos); "
+            "not at inference"
         },
     )
     lora: bool = field(
@@ -122,6 +123,14 @@ class PC2LModelArguments:
     lora_rank: int = 8
     lora_self_attention: bool = True
     lora_cross_attention: bool = False
+
+
+# The train-pc2l options that set the contrastive losses: what a cross-entropy-only run is never given.
+CONTRASTIVE_OPTIONS = frozenset({
+    "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
+    "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
+    "hard_negative_gradients", "mined_negative_candidates",
+})  # fmt: skip
 
 
 @dataclass
