@@ -19,40 +19,20 @@ import torch
 import torch.nn.functional as F
 
 import gest_showcases.features
-from gest_showcases.experiments.grid import CE_ONLY, LOSS_CONFIGS, PC2L, load_generator_cell
-from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
-from gest_showcases.generation.modeling_pc2l import sequence_log_likelihood
+from gest_showcases.experiments.grid import CE_ONLY, LOSS_CONFIGS, PC2L, load_generator_cell, reference_nll
+from gest_showcases.generation.collator import PC2LDataset
 from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
-from gest_showcases.generation.probe import derangement
+from gest_showcases.generation.probe import derangement, with_swapped_inputs
 from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 
 
-@torch.no_grad()
-def log_likelihoods(model, dataset: PC2LDataset, collator: PC2LCollator, batch_size: int = 32) -> np.ndarray:
-    """`log p(target | its inputs)` per example, summed over the target's tokens: one forward per batch, so any
-    generator (CE only included, whose forward scores no negative) is read the same way."""
-    out = []
-    for start in range(0, len(dataset), batch_size):
-        batch = collator([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
-        labels = batch.pop("labels")
-        logits = model(**batch).logits
-        out.append(sequence_log_likelihood(logits, batch["input_ids"], labels != -100).numpy())
-    return np.concatenate(out)
-
-
-def margins(model, dataset: PC2LDataset, collator: PC2LCollator) -> np.ndarray:
-    """`log p(Y | V, R) - log p(Y_swap | V, R)` per example."""
+def margins(model, tokenizer, dataset: PC2LDataset) -> np.ndarray:
+    """`log p(Y | V, R) - log p(Y_swap | V, R)` per example (`reference_nll`: whole targets, never truncated)."""
     columns = dataset.columns
     as_negatives = PC2LDataset(columns["negative"], columns["image_features"], columns["review_features"])
-    return log_likelihoods(model, dataset, collator) - log_likelihoods(model, as_negatives, collator)
-
-
-def swapped(dataset: PC2LDataset, column: str, mapping: np.ndarray) -> PC2LDataset:
-    columns = dict(dataset.columns)
-    columns[column] = [columns[column][j] for j in mapping]
-    return PC2LDataset(
-        columns["target"], columns["image_features"], columns["review_features"], columns["negative"]
-    )
+    limits = (model.config.max_images, model.config.max_reviews)
+    nll = [reference_nll(model, data, tokenizer, *limits)["nll"] for data in (dataset, as_negatives)]
+    return nll[1] - nll[0]
 
 
 def main(folder: Path, kind: str, suffix: str, system: str, seeds: range) -> None:
@@ -70,7 +50,6 @@ def main(folder: Path, kind: str, suffix: str, system: str, seeds: range) -> Non
     for seed in seeds:
         cell = folder / kind / f"seed-{seed}" / f"generators{suffix}" / "-".join(LOSS_CONFIGS[system])
         model, tokenizer = load_generator_cell(cell)
-        collator = PC2LCollator(tokenizer, max_length=64)
         for split in ("train", "validation"):
             columns = load_split(data_args, split, model.config, tables)
             spans = entity_spans(columns["target"], parser)
@@ -80,9 +59,9 @@ def main(folder: Path, kind: str, suffix: str, system: str, seeds: range) -> Non
             )
             mapping = derangement(len(dataset), seed=0)
             cells = []
-            for variant in (dataset, swapped(dataset, "image_features", mapping),
-                            swapped(dataset, "review_features", mapping)):  # fmt: skip
-                m = torch.from_numpy(margins(model, variant, collator))
+            for variant in (dataset, with_swapped_inputs(dataset, "image_features", mapping),
+                            with_swapped_inputs(dataset, "review_features", mapping)):  # fmt: skip
+                m = torch.from_numpy(margins(model, tokenizer, variant))
                 cells.append(f"{F.softplus(-m).mean():.3f} / {(m > 0).float().mean():.2f}")
             print(f"| {seed} | {split} | {len(dataset)} | " + " | ".join(cells) + " |")
 

@@ -301,25 +301,20 @@ class Experiment:
             _mark(out / ".done", {"seconds": time.perf_counter() - start})
         return out
 
-    def generator_dir(self, seed: int, system: str) -> Path:
-        # A generator without contrastive losses is the same model in every variant whose options change what the
-        # losses see: its cell is shared with the default run instead of trained again (not across decoders, nor
-        # with `--variant_ce_only`, whose options change CE only too).
-        image_loss, review_loss = LOSS_CONFIGS[system]
-        ce_only = (image_loss, review_loss) == ("none", "none")
-        shared = ce_only and not self.args.variant_ce_only and self.args.decoder == "gpt2"
-        return (
-            self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / f"{image_loss}-{review_loss}"
-        )
+    def takes_variant(self, system: str) -> bool:
+        """Whether `system`'s cell is trained with the variant's options: every contrastive row, and CE only with
+        `--variant_ce_only` (a variant's options otherwise change what the losses see, which CE only has none of)."""
+        return LOSS_CONFIGS[system] != ("none", "none") or self.args.variant_ce_only
 
-    def variant_options(self, system: str) -> list[str]:
-        """The variant's train-pc2l options that `system`'s cell is trained with."""
-        if LOSS_CONFIGS[system] == ("none", "none") and not self.args.variant_ce_only:
-            return []
-        return shlex.split(self.args.generator_args)
+    def generator_dir(self, seed: int, system: str) -> Path:
+        # A cell the variant does not change is shared with the run without --variant instead of trained again (not
+        # across decoders).
+        shared = not self.takes_variant(system) and self.args.decoder == "gpt2"
+        return self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / "-".join(LOSS_CONFIGS[system])
 
     def train_generator(self, seed: int, system: str) -> Path:
         image_loss, review_loss = LOSS_CONFIGS[system]
+        variant_options = shlex.split(self.args.generator_args) if self.takes_variant(system) else []
         epochs, learning_rate = (
             (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
             if self.args.decoder == "smollm2"
@@ -332,7 +327,7 @@ class Experiment:
                 *generator_decoder_argv(self.args.decoder, self.world),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
-                "--negative_seed", str(seed), *self.variant_options(system),
+                "--negative_seed", str(seed), *variant_options,
                 *trainer_argv(out, epochs, seed, 16, learning_rate),
             ])  # fmt: skip
             if status:

@@ -54,7 +54,9 @@ def per_example_loss(
     return np.concatenate(losses) if losses else np.zeros(0)
 
 
-def _swapped(dataset: PC2LDataset, column: str, mapping: np.ndarray) -> PC2LDataset:
+def with_swapped_inputs(dataset: PC2LDataset, column: str, mapping: np.ndarray) -> PC2LDataset:
+    """`dataset` with example `i`'s `column` (`"image_features"` or `"review_features"`) taken from example
+    `mapping[i]` (e.g. a `derangement`); targets and negatives kept."""
     columns = dict(dataset.columns)
     columns[column] = [columns[column][j] for j in mapping]
     return PC2LDataset(
@@ -84,7 +86,7 @@ def input_reliance(
     for name, column in (("images", "image_features"), ("reviews", "review_features")):
         if column not in dataset.columns:
             continue
-        swapped = per_example_loss(model, _swapped(dataset, column, mapping), collator, batch_size, device)
+        swapped = per_example_loss(model, with_swapped_inputs(dataset, column, mapping), collator, batch_size, device)
         result[f"swapped_{name}"] = swapped
         result[f"delta_{name}"] = swapped - result["own"]
     return result
