@@ -183,7 +183,7 @@ def subject_match(
     return ((right_score > wrong_score).float() + 0.5 * (right_score == wrong_score).float()).mean().item()
 
 
-def _read_photos(
+def read_photo_embeddings(
     dataset: str | Path, rows: list[dict], image_model: ImageFeatureModel, images: str | Path | None
 ) -> dict[str, torch.Tensor]:
     """pic id -> L2-normalised image feature, for every readable photo of `rows` (their own `pics`)."""
@@ -229,7 +229,7 @@ def clip_quality(
         for row in read_config_rows(dataset, "s1", columns=["review_text", *IMAGE_COLUMNS])
         if row["split"] in ("train", "test")
     ]
-    embeds = _read_photos(dataset, rows, image_model, images)
+    embeds = read_photo_embeddings(dataset, rows, image_model, images)
 
     def probe(kinds: tuple[str, ...]) -> dict[str, float]:
         labelled = {
