@@ -3,10 +3,13 @@
 `InputError` is raised for input the user can fix (a bad file, a bad flag, a folder that would be
 overwritten): the `gest-showcases` command prints its message as one line on stderr and exits 2,
 without a traceback unless `--debug`. It subclasses `ValueError`, so library callers that already
-catch `ValueError` keep working. This module imports nothing, so every layer may raise it.
+catch `ValueError` keep working. `check_at_least` refuses an option under its least sensible value with one.
+This module imports nothing of the package, so every layer may raise it.
 """
 
 from __future__ import annotations
+
+import math
 
 
 class InputError(ValueError):
@@ -18,3 +21,22 @@ def one_line(error: BaseException, limit: int = 300) -> str:
     that names what the user gave and why a library refused it."""
     text = " ".join(str(error).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_at_least(arguments, **bounds: float) -> None:
+    """Refuse an option under its least sensible value, naming the flag: `check_at_least(args, num_train_epochs=1)`.
+
+    For the `__post_init__` of an argument or config dataclass, so that a value that would fail (or train nothing)
+    after minutes of work is one line before any work starts.
+
+    Raises:
+        InputError: "--name VALUE: give a number >= BOUND", or "give a finite number" for NaN and infinity.
+    """
+    for name, bound in bounds.items():
+        value = getattr(arguments, name)
+        if value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"--{name} {value}: give a finite number")
+        if value < bound:
+            raise InputError(f"--{name} {value}: give a number >= {bound}")

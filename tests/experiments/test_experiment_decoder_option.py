@@ -23,7 +23,7 @@ def test_generators_choose_table2_rows_and_table4_keeps_all_five(tmp_path):
 def test_another_decoder_keeps_every_cell_apart_ce_only_included(tmp_path):
     default = Experiment(ExperimentArguments(output_dir=str(tmp_path)))
     smollm2 = Experiment(ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2"))
-    variant = Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="v", generator_args="--x 1"))
+    variant = Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="v", generator_args="--lambda1 0.3"))
     assert smollm2.suffix == "-smollm2"
     for system in (CE_ONLY, PC2L):
         assert smollm2.generator_dir(0, system) != default.generator_dir(0, system)

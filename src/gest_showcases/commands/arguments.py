@@ -17,6 +17,8 @@ A command lists its own argument dataclass and the groups below; `parse_args` tu
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, TrainingArguments
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 
 CONFIG_FLAG = "--config"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -108,8 +110,16 @@ def is_yaml_file(value: str) -> bool:
     return value.lower().endswith(YAML_SUFFIXES)
 
 
+class _Parser(HfArgumentParser):
+    """`HfArgumentParser` whose errors are one line: argparse prints the whole usage first (150 lines for
+    train-pc2l's), which buries the message."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def _parser(dataclass_types: Sequence[type], prog, description, add_arguments) -> HfArgumentParser:
-    parser = HfArgumentParser(dataclass_types, prog=prog, description=description, allow_abbrev=False)
+    parser = _Parser(dataclass_types, prog=prog, description=description, allow_abbrev=False)
     parser.add_argument(
         CONFIG_FLAG,
         metavar="FILE.yaml",
@@ -156,6 +166,15 @@ def _given_flags(parser: HfArgumentParser, argv: list[str]) -> dict:
     return given
 
 
+def _into_dataclasses(parser: HfArgumentParser, argv: list[str]) -> tuple:
+    """`parse_args_into_dataclasses(argv)`, with an unknown option as a parser error (one line, exit 2): transformers
+    raises a ValueError for it, which would print a traceback for a typo."""
+    *outputs, remaining = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if remaining:
+        parser.error(f"unrecognized arguments: {' '.join(remaining)}")
+    return _without_config(tuple(outputs))
+
+
 def _without_config(outputs: tuple) -> tuple:
     """`parse_args_into_dataclasses`' outputs less the `--config` value (read already), and less an empty Namespace."""
     *instances, last = outputs
@@ -163,6 +182,18 @@ def _without_config(outputs: tuple) -> tuple:
         return outputs
     vars(last).pop("config", None)
     return (*instances, last) if vars(last) else tuple(instances)
+
+
+def check_finite(instances: Sequence) -> None:
+    """Refuse NaN and infinity in every float option of the parsed dataclasses (ours and `TrainingArguments`):
+    none has a use for them, and a NaN learning rate or loss weight would otherwise fail mid-run or train a NaN."""
+    for instance in instances:
+        if not dataclasses.is_dataclass(instance):
+            continue
+        for item in dataclasses.fields(instance):
+            value = getattr(instance, item.name, None)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(f"--{item.name} {value}: give a finite number")
 
 
 def parse_args(
@@ -177,7 +208,17 @@ def parse_args(
 
     `add_arguments(parser)` may add plain argparse arguments (a positional folder); their values come back in an
     `argparse.Namespace` after the instances, as `HfArgumentParser.parse_args_into_dataclasses` returns them.
+    Every float option must be finite (`check_finite`).
     """
+    instances = _parse_args(dataclass_types, argv, prog, description, add_arguments)
+    check_finite(instances)
+    for instance in instances:
+        if isinstance(instance, TrainingArguments):  # else torch refuses them with a traceback at the first step
+            check_at_least(instance, learning_rate=0, per_device_train_batch_size=1)
+    return instances
+
+
+def _parse_args(dataclass_types, argv, prog, description, add_arguments) -> tuple:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser(dataclass_types, prog, description, add_arguments)
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
@@ -185,7 +226,7 @@ def parse_args(
     known, rest = pre.parse_known_args(argv)
     config = known.config
     if config is None or "-h" in argv or "--help" in argv:
-        return _without_config(parser.parse_args_into_dataclasses(args=argv))
+        return _into_dataclasses(parser, argv)
     if not is_yaml_file(config):
         if DatasetConfigArguments not in dataclass_types:
             parser.error(f"{CONFIG_FLAG} takes a YAML file of options (FILE.yaml), not {config!r}")
@@ -196,9 +237,7 @@ def parse_args(
             stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
         )
         # First, so that an explicit --dataset_config_name later on the line wins, as later flags do.
-        return _without_config(
-            parser.parse_args_into_dataclasses(args=["--dataset_config_name", config, *rest])
-        )
+        return _into_dataclasses(parser, ["--dataset_config_name", config, *rest])
     return _parse_with_file(parser, _parser(dataclass_types, prog, description, add_arguments), config, rest)
 
 

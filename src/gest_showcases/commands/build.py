@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from gest_showcases.data.build import DEFAULT_OUTPUT_DIR, build_dataset
+from gest_showcases.errors import check_at_least
 
 from .arguments import LegacyOutputArguments, parse_args
 
@@ -57,6 +58,9 @@ class BuildArguments:
         },
     )
     num_proc: int = field(default=1, metadata={"help": "processes for checking image files"})
+
+    def __post_init__(self):
+        check_at_least(self, seed=0, min_words=0, max_images=1, max_history=0, num_proc=1)
 
 
 @dataclass

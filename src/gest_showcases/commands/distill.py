@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
 from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
@@ -90,6 +90,9 @@ class DistillArguments:
     def __post_init__(self):
         take_deprecated_spelling(self, "model", "clip_model")
         take_deprecated_spelling(self, "epochs", "num_train_epochs")
+        check_at_least(self, threshold=0, num_train_epochs=1, learning_rate=0, batch_size=1, num_workers=0)
+        if self.threshold is not None and self.threshold > 1:
+            raise InputError(f"--threshold {self.threshold}: a probability, give a number in [0, 1]")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from gest_showcases.errors import InputError, one_line
+from gest_showcases.errors import InputError, check_at_least, one_line
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import (
@@ -84,6 +84,9 @@ class EvaluateArguments:
             "from it (A - it, the interval over the same resamples)"
         },
     )
+
+    def __post_init__(self):
+        check_at_least(self, bertscore_layers=1, num_resamples=1)
 
 
 def _check_bertscore_model(path: str | Path) -> None:

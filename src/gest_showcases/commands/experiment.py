@@ -40,10 +40,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 
@@ -57,7 +58,7 @@ from gest_showcases.baselines.data import GeneratorDataArguments
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import BaselineModelArguments, generate_baseline, train_baseline
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.experiments.grid import (
     BASELINE_NAMES,
     LOSS_CONFIGS,
@@ -85,7 +86,12 @@ from gest_showcases.features import load_features
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.probe import input_reliance
-from gest_showcases.generation.training_run import CONTRASTIVE_OPTIONS, PC2LDataArguments, load_split
+from gest_showcases.generation.training_run import (
+    CONTRASTIVE_OPTIONS,
+    PC2LDataArguments,
+    PC2LModelArguments,
+    load_split,
+)
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import INTERACTION_ALIGN_COLUMN, score_generations
@@ -101,6 +107,10 @@ from .arguments import parse_args
 from .demo import offline_run_setup, world_stages
 
 logger = logging.getLogger(__name__)
+
+
+# A variant's name is part of folder and file names: nothing that leads out of them.
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -134,7 +144,10 @@ class ExperimentArguments:
     )
     generator_args: str = field(
         default="",
-        metadata={"help": "extra train-pc2l options of the variant, e.g. '--contrastive_target text'"},
+        metadata={
+            "help": "extra train-pc2l model and loss options of the variant, e.g. --generator_args='--lambda1 0.1' "
+            "(with '=': argparse takes a lone value that starts with -- for an option)"
+        },
     )
     variant_ce_only: bool = field(
         default=False,
@@ -174,6 +187,50 @@ class ExperimentArguments:
     num_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
+    def __post_init__(self):
+        # Checked before the world is made: a value the grid cannot use would otherwise fail after minutes.
+        check_at_least(
+            self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
+            num_resamples=1, num_threads=1,
+        )  # fmt: skip
+        if self.variant and not VARIANT_NAME.fullmatch(self.variant):
+            raise InputError(
+                f"--variant {self.variant!r}: a variant names folders and files, give letters, digits, '_', '.' "
+                "or '-' (not first)"
+            )
+
+
+# train-pc2l options a PC2L cell sets itself (its data, its decoder, its negatives' seed): a variant giving one would
+# train on other inputs than its tables say. The Trainer's options (epochs, seed, output folder, ...) come after a
+# variant's on the cell's command line, so a variant's would be overridden while its tables claim them: refused too.
+CELL_OPTIONS = frozenset({"dataset", "features", "image_kind", "tokenizer", "decoder", "decoder_gguf_file", "negative_seed"})
+
+
+def variant_options(generator_args: str) -> list[str]:
+    """`--generator_args` split as a shell would, each option checked against train-pc2l's model and data options.
+
+    Raises:
+        InputError: bad quoting, an option train-pc2l does not know, or one the experiment sets itself.
+    """
+    try:
+        tokens = shlex.split(generator_args)
+    except ValueError as error:
+        raise InputError(f"--generator_args {generator_args!r}: {error}; fix the quoting") from None
+    known = {item.name for kind in (PC2LModelArguments, PC2LDataArguments) for item in fields(kind)}
+    trainer = {item.name for item in fields(TrainingArguments)}
+    for token in tokens:
+        if not token.startswith("--"):
+            continue
+        name = token[2:].split("=")[0].replace("-", "_")
+        if name in CELL_OPTIONS or name in trainer:
+            raise InputError(
+                f"--generator_args: --{name} is set by the experiment for every cell; a variant changes the "
+                "generator's model and loss options only"
+            )
+        if name not in known:
+            raise InputError(f"--generator_args: train-pc2l has no option --{name}; see gest-showcases train-pc2l --help")
+    return tokens
+
 
 def _done(marker: Path) -> bool:
     return marker.exists()
@@ -202,12 +259,13 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
+        self.variant_options = variant_options(args.generator_args)
         if args.variant_ce_only:
             if not args.generator_args:
                 raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")
             # The variant's options come after CE only's `--image_contrastive none --review_contrastive none` and
             # win: a loss option would train a contrastive model under CE only's name (or fail mid-run).
-            given = {option.split("=")[0].lstrip("-").replace("-", "_") for option in shlex.split(args.generator_args)}
+            given = {option.split("=")[0].lstrip("-").replace("-", "_") for option in self.variant_options}
             losses = sorted(given & CONTRASTIVE_OPTIONS)
             if losses:
                 raise InputError(
@@ -314,7 +372,7 @@ class Experiment:
 
     def train_generator(self, seed: int, system: str) -> Path:
         image_loss, review_loss = LOSS_CONFIGS[system]
-        variant_options = shlex.split(self.args.generator_args) if self.takes_variant(system) else []
+        variant_options = self.variant_options if self.takes_variant(system) else []
         epochs, learning_rate = (
             (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
             if self.args.decoder == "smollm2"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from accelerate import PartialState
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.clip import DEFAULT_CLIP
 from gest_showcases.features.extract import KINDS, extract_features
 
@@ -63,6 +63,7 @@ class FeatureArguments:
 
     def __post_init__(self):
         take_deprecated_spelling(self, "model", "clip_model")
+        check_at_least(self, batch_size=1, num_workers=0, shard_size=1)
 
 
 @dataclass

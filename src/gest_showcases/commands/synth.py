@@ -12,6 +12,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from gest_showcases.errors import check_at_least
 from gest_showcases.synth.world import SynthConfig, generate_world
 from gest_showcases.synth.write import check_output_folder, write_world
 
@@ -32,6 +33,9 @@ class SynthOutputArguments:
             "an earlier synth run did not write (refused otherwise)"
         },
     )
+
+    def __post_init__(self):
+        check_at_least(self, image_size=8, num_workers=1)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.clip import load_clip
 from gest_showcases.features.clip_standin import IMAGE_TOWERS
 from gest_showcases.features.clip_training import PAIR_WITH, train
@@ -89,6 +89,15 @@ class TrainClipArguments:
 
     def __post_init__(self):
         take_deprecated_spelling(self, "epochs", "num_train_epochs")
+        check_at_least(
+            self, image_size=16, patch_size=1, hidden_size=1, num_layers=1, num_heads=1, projection_dim=1,
+            vocab_size=1, bag_of_tokens_weight=0, num_train_epochs=1, batch_size=2, learning_rate=0,
+            weight_decay=0, warmup_fraction=0, num_threads=1,
+        )  # fmt: skip
+        if self.warmup_fraction > 1:
+            raise InputError(f"--warmup_fraction {self.warmup_fraction}: a share of the steps, give one in [0, 1]")
+        if self.hidden_size % self.num_heads:
+            raise InputError(f"--hidden_size {self.hidden_size} is not a multiple of --num_heads {self.num_heads}")
 
 
 @dataclass

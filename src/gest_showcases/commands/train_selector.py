@@ -28,7 +28,7 @@ from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.selection.configuration_dpp import DPPSelectorConfig
 from gest_showcases.selection.dataset import build_selection_dataset, training_pool_pics
@@ -54,7 +54,7 @@ class SelectorScriptArguments:
     features: str = field(metadata={"help": "Feature folder with `image` and `review` kinds."})
     methods: list[str] = field(
         default_factory=lambda: list(METHODS),
-        metadata={"help": f"Rows of the table, a subset of {METHODS}."},
+        metadata={"help": f"Rows of the table, a subset of {METHODS}.", "choices": list(METHODS)},
     )
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     validation_split: str = field(
@@ -92,6 +92,7 @@ class SelectorScriptArguments:
 
     def __post_init__(self):
         take_deprecated_spelling(self, "cpu", "use_cpu")
+        check_at_least(self, history_prior=0)
 
 
 @dataclass
@@ -104,6 +105,7 @@ class SelectorCommandTrainingArguments(SelectorTrainingArguments):
 
     def __post_init__(self):
         take_deprecated_spelling(self, "num_epochs", "num_train_epochs")
+        super().__post_init__()
 
 
 @dataclass

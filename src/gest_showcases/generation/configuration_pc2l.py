@@ -278,10 +278,14 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(f"image_contrastive={self.image_contrastive!r} needs images in input_mode")
         if self.review_contrastive != "none" and not self.uses_reviews:
             raise ValueError(f"review_contrastive={self.review_contrastive!r} needs reviews in input_mode")
-        if self.pcl_alpha <= 1:
-            raise ValueError(f"pcl_alpha must be > 1 (paper: e), got {self.pcl_alpha}")
-        if self.contrastive_temperature <= 0:
-            raise ValueError(f"contrastive_temperature must be > 0, got {self.contrastive_temperature}")
+        # Written so that NaN fails too (every comparison with NaN is False).
+        if not 1 < self.pcl_alpha < float("inf"):
+            raise ValueError(f"pcl_alpha must be a finite number > 1 (paper: e), got {self.pcl_alpha}")
+        if not 0 < self.contrastive_temperature < float("inf"):
+            raise ValueError(f"contrastive_temperature must be a finite number > 0, got {self.contrastive_temperature}")
+        for name in ("lambda1", "lambda2"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} (a loss weight) must be a finite number >= 0, got {getattr(self, name)}")
         if self.encoder_width % self.encoder_attention_heads:
             raise ValueError(
                 f"the encoder width ({self.encoder_width}) must be divisible by "

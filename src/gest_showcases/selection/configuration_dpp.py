@@ -87,6 +87,8 @@ class DPPSelectorConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be a positive integer, got {size}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if not 0 <= self.history_prior < float("inf"):
+            raise ValueError(f"history_prior must be a finite number >= 0, got {self.history_prior}")
         if self.history_prior and self.input_mode == "text":
             raise ValueError("history_prior reads the user's image profile, which input_mode 'text' does not see")
         if self.max_log_quality <= 0 or self.similarity_eps <= 0 or self.jitter < 0:

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from transformers import EvalPrediction, Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..errors import check_at_least
 from ..metrics.selection import (
     diversity_at_k,
     f1_score,
@@ -66,6 +67,9 @@ class SelectorTrainingArguments:
     seed: int = field(
         default=42, metadata={"help": "Seed for initialisation, shuffling and the random baseline."}
     )
+
+    def __post_init__(self):
+        check_at_least(self, learning_rate=0, batch_size=1, num_train_epochs=1, eval_batch_size=1, top_k=1)
 
     def to_training_arguments(
         self, output_dir: str | Path, use_cpu: bool = False, validate: bool = True

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from gest_showcases.errors import check_at_least
 from gest_showcases.synth.catalog import (
     ASPECTS,
     CUISINES,
@@ -107,12 +108,9 @@ class SynthConfig:
     )
 
     def __post_init__(self):
-        if self.num_reviews < 20:
-            raise ValueError(f"num_reviews must be at least 20, got {self.num_reviews}")
+        check_at_least(self, seed=0, num_reviews=20, num_users=10, other_business_fraction=0, num_annotated_reviews=0)
         if self.num_users is None:
             self.num_users = max(10, self.num_reviews // 3)
-        if self.num_users < 10:
-            raise ValueError(f"num_users must be at least 10, got {self.num_users}")
 
 
 @dataclass(frozen=True)

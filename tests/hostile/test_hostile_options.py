@@ -1,0 +1,168 @@
+"""Option values no run can use are one line before any work (session 15's audit of the commands' numbers).
+
+Before, `train-selector --history_prior inf` saved a model with an infinite weight and exited 0, `train-clip
+--num_train_epochs 0` saved an untrained checkpoint and then died on an IndexError, a NaN learning rate was a torch
+traceback at the first step, `experiment --seeds 0` failed after the world was built, and a variant's
+`--generator_args '--output_dir X'` was silently overridden while its tables claimed it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gest_showcases import cli
+from gest_showcases.commands.experiment import variant_options
+from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.generation import PC2LConfig
+from gest_showcases.selection import DPPSelectorConfig
+from gest_showcases.synth.world import SynthConfig
+
+
+def _one_line(capsys, command: str) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("[transformers]")]
+    assert "Traceback" not in err and "usage:" not in err, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"gest-showcases {command}: error: "), err
+    return lines[0]
+
+
+VARIANT = "--generator_args="
+# (command, argv, what the line must say). The paths need not exist: each value is refused before anything is read.
+REFUSED = [
+    ("train-clip", ["--learning_rate", "nan"], "--learning_rate nan: give a finite number"),
+    ("train-clip", ["--learning_rate", "-1"], "--learning_rate -1.0: give a number >= 0"),
+    ("train-clip", ["--num_train_epochs", "0"], "--num_train_epochs 0: give a number >= 1"),
+    ("train-clip", ["--batch_size", "0"], "--batch_size 0"),
+    ("train-clip", ["--warmup_fraction", "2"], "--warmup_fraction 2.0"),
+    ("train-clip", ["--bag_of_tokens_weight", "-5"], "--bag_of_tokens_weight -5.0"),
+    ("train-clip", ["--num_heads", "3"], "not a multiple of --num_heads 3"),
+    ("train-clip", ["--image_size", "0"], "--image_size 0"),
+    (
+        "train-selector",
+        ["--features", "f", "--history_prior", "inf"],
+        "--history_prior inf: give a finite number",
+    ),
+    (
+        "train-selector",
+        ["--features", "f", "--history_prior", "-5"],
+        "--history_prior -5.0: give a number >= 0",
+    ),
+    ("train-selector", ["--features", "f", "--num_train_epochs", "0"], "--num_train_epochs 0"),
+    ("train-selector", ["--features", "f", "--top_k", "0"], "--top_k 0"),
+    (
+        "train-pc2l",
+        ["--features", "f", "--decoder", "d", "--lambda1", "nan"],
+        "--lambda1 nan: give a finite number",
+    ),
+    ("train-pc2l", ["--features", "f", "--decoder", "d", "--learning_rate", "-1"], "--learning_rate -1.0"),
+    ("features", ["--clip_model", "c", "--batch_size", "0"], "--batch_size 0"),
+    ("evaluate", ["--generations", "g.jsonl", "--num_resamples", "0"], "--num_resamples 0"),
+    ("distill", ["--annotations", "a", "--features", "f", "--threshold", "nan"], "--threshold nan"),
+    ("distill", ["--annotations", "a", "--features", "f", "--threshold", "1.5"], "--threshold 1.5"),
+    ("synth", ["--num_reviews", "10"], "--num_reviews 10: give a number >= 20"),
+    ("synth", ["--seed", "-1"], "--seed -1: give a number >= 0"),
+    ("synth", ["--num_annotated_reviews", "-1"], "--num_annotated_reviews -1"),
+    ("synth", ["--other_business_fraction", "nan"], "--other_business_fraction nan"),
+    ("synth", ["--image_size", "0"], "--image_size 0"),
+    ("build", ["--input", "x.json", "--images", "i", "--max_images", "-1"], "--max_images -1"),
+    ("build", ["--input", "x.json", "--images", "i", "--seed", "-1"], "--seed -1"),
+    ("experiment", ["--seeds", "0"], "--seeds 0: give a number >= 1"),
+    ("experiment", ["--num_reviews", "5"], "--num_reviews 5: give a number >= 20"),
+    ("experiment", ["--variant", "../../escape", VARIANT + "--lambda1 0.1"], "--variant '../../escape'"),
+    (
+        "experiment",
+        ["--variant", "v", VARIANT + "--output_dir /tmp/x"],
+        "--output_dir is set by the experiment",
+    ),
+    ("experiment", ["--variant", "v", VARIANT + "--num_train_epochs 7"], "--num_train_epochs is set by"),
+    ("experiment", ["--variant", "v", VARIANT + "--features /other"], "--features is set by the experiment"),
+    ("experiment", ["--variant", "v", VARIANT + "--no_such 3"], "train-pc2l has no option --no_such"),
+    ("experiment", ["--variant", "v", VARIANT + "--lambda1 '0.1"], "No closing quotation"),
+]
+# The folder every case names: nothing may be written there.
+COMMON = {
+    "train-clip": ["--dataset", "d"],
+    "train-selector": ["--dataset", "d"],
+    "train-pc2l": ["--dataset", "d", "--tokenizer", "t"],
+    "features": ["--dataset", "d"],
+    "distill": ["--images", "i"],
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "argv", "says"), REFUSED, ids=[f"{c} {' '.join(a)}" for c, a, _ in REFUSED]
+)
+def test_an_unusable_value_is_one_line_before_any_work(command, argv, says, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main([command, *COMMON.get(command, []), *argv, "--output_dir", str(out)]) == 2
+    assert says in _one_line(capsys, command)
+    assert not out.exists()
+
+
+def test_a_wrong_type_is_one_line_without_the_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["train-pc2l", "--image_feature_noise", "abc", "--output_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    line = _one_line(capsys, "train-pc2l")
+    assert "invalid float value: 'abc'" in line and line.endswith("see gest-showcases train-pc2l --help")
+
+
+def test_an_unknown_option_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["synth", "--output_dir", str(tmp_path / "out"), "--num_reviewz", "30"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --num_reviewz 30" in _one_line(capsys, "synth")
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_at_least_names_the_flag_and_refuses_nan():
+    class Options:
+        epochs, weight, unset = 0, math.nan, None
+
+    check_at_least(Options(), unset=1)  # an option left unset is not checked
+    with pytest.raises(InputError, match=r"^--epochs 0: give a number >= 1$"):
+        check_at_least(Options(), epochs=1)
+    with pytest.raises(InputError, match=r"^--weight nan: give a finite number$"):
+        check_at_least(Options(), weight=0)
+
+
+def test_variant_options_keep_model_and_loss_options():
+    assert variant_options("--lambda1 0.1 --contrastive_score=likelihood") == [
+        "--lambda1", "0.1", "--contrastive_score=likelihood",
+    ]  # fmt: skip
+    assert variant_options("") == []
+    with pytest.raises(InputError, match="--seed is set by the experiment"):
+        variant_options("--seed=3")
+    with pytest.raises(InputError, match="--image_kind is set by the experiment"):
+        variant_options("--image-kind vision")  # the dashed spelling is the same option
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"lambda1": -3.0},
+        {"lambda2": math.inf},
+        {"pcl_alpha": math.nan},
+        {"contrastive_temperature": math.nan},
+    ],
+    ids=str,
+)
+def test_pc2l_config_refuses_negative_and_non_finite_loss_settings(options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        PC2LConfig(**options)
+
+
+@pytest.mark.parametrize("prior", [-1.0, math.inf, math.nan])
+def test_selector_config_refuses_a_negative_or_non_finite_history_prior(prior):
+    with pytest.raises(ValueError, match="history_prior"):
+        DPPSelectorConfig(history_prior=prior)
+
+
+def test_synth_config_refuses_what_the_world_cannot_be_drawn_from():
+    with pytest.raises(InputError, match="--num_users 5"):
+        SynthConfig(num_reviews=100, num_users=5)
+    with pytest.raises(InputError, match="--seed -1"):
+        SynthConfig(seed=-1)
