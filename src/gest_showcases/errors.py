@@ -36,6 +36,8 @@ def check_at_least(arguments, **bounds: float) -> None:
         value = getattr(arguments, name)
         if value is None:
             continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):  # a YAML --config can hold anything
+            raise InputError(f"--{name} {value!r}: give a number")
         if isinstance(value, float) and not math.isfinite(value):
             raise InputError(f"--{name} {value}: give a finite number")
         if value < bound:

@@ -301,7 +301,6 @@ def test_train_pc2l_mines_each_epoch_after_the_first_and_reports_the_margins(com
     ("options", "named"),
     [
         (["--mined_negative_candidates", "2", "--image_contrastive", "cl"], "mined_negative_candidates=2"),
-        (["--mined_negative_candidates", "-1"], "mined_negative_candidates=-1"),
         # Any pair of options PC2LConfig refuses is one line too (this one was a traceback before).
         (["--likelihood_image_negatives", "entity"], "likelihood_image_negatives='entity'"),
     ],

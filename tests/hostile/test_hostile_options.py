@@ -13,7 +13,9 @@ import math
 import pytest
 
 from gest_showcases import cli
-from gest_showcases.commands.experiment import variant_options
+from gest_showcases.commands import evaluate, synth, train_clip, train_selector
+from gest_showcases.commands.arguments import parse_args
+from gest_showcases.commands.experiment import ExperimentArguments, variant_options
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation import PC2LConfig
 from gest_showcases.selection import DPPSelectorConfig
@@ -52,12 +54,13 @@ REFUSED = [
     ),
     ("train-selector", ["--features", "f", "--num_train_epochs", "0"], "--num_train_epochs 0"),
     ("train-selector", ["--features", "f", "--top_k", "0"], "--top_k 0"),
+    ("train-pc2l", ["--lambda1", "nan"], "--lambda1 nan: give a finite number"),
+    ("train-pc2l", ["--learning_rate", "-1"], "--learning_rate -1.0"),
     (
         "train-pc2l",
-        ["--features", "f", "--decoder", "d", "--lambda1", "nan"],
-        "--lambda1 nan: give a finite number",
+        ["--mined_negative_candidates", "-1"],
+        "--mined_negative_candidates -1: give a number >= 0",
     ),
-    ("train-pc2l", ["--features", "f", "--decoder", "d", "--learning_rate", "-1"], "--learning_rate -1.0"),
     ("features", ["--clip_model", "c", "--batch_size", "0"], "--batch_size 0"),
     ("evaluate", ["--generations", "g.jsonl", "--num_resamples", "0"], "--num_resamples 0"),
     ("distill", ["--annotations", "a", "--features", "f", "--threshold", "nan"], "--threshold nan"),
@@ -72,21 +75,37 @@ REFUSED = [
     ("experiment", ["--seeds", "0"], "--seeds 0: give a number >= 1"),
     ("experiment", ["--num_reviews", "5"], "--num_reviews 5: give a number >= 20"),
     ("experiment", ["--variant", "../../escape", VARIANT + "--lambda1 0.1"], "--variant '../../escape'"),
+    ("experiment", ["--variant", "v", VARIANT + "--output_dir /tmp/x"], "--output_dir is a Trainer option"),
     (
         "experiment",
-        ["--variant", "v", VARIANT + "--output_dir /tmp/x"],
-        "--output_dir is set by the experiment",
+        ["--variant", "v", VARIANT + "--num_train_epochs 7"],
+        "--num_train_epochs is a Trainer option",
     ),
-    ("experiment", ["--variant", "v", VARIANT + "--num_train_epochs 7"], "--num_train_epochs is set by"),
     ("experiment", ["--variant", "v", VARIANT + "--features /other"], "--features is set by the experiment"),
-    ("experiment", ["--variant", "v", VARIANT + "--no_such 3"], "train-pc2l has no option --no_such"),
+    ("experiment", ["--variant", "v", VARIANT + "--no_such 3"], "train-pc2l takes no --no_such 3"),
     ("experiment", ["--variant", "v", VARIANT + "--lambda1 '0.1"], "No closing quotation"),
+    (
+        "experiment",
+        ["--variant", "v", VARIANT + "--lambda1 -1"],
+        "--generator_args: --lambda1 -1.0: give a number >= 0",
+    ),
+    ("experiment", ["--variant", "v", VARIANT + "--encoder_layers 0"], "--encoder_layers 0"),
+    ("experiment", ["--variant", "v", VARIANT + "--lambda2 abc"], "invalid float value: 'abc'"),
+    ("experiment", ["--variant", "v", VARIANT + "--lambda2 nan"], "--lambda2 nan: give a finite number"),
+    ("experiment", ["--variant", "v", VARIANT + "-h"], "train-pc2l takes no -h"),
+    ("train-pc2l", ["--lambda1", "-1"], "--lambda1 -1.0: give a number >= 0"),
+    ("train-pc2l", ["--num_train_epochs", "0"], "--num_train_epochs 0.0"),
+    (
+        "build",
+        ["--input", "x.json", "--images", "i", "--split_ratios", "nan", "0.1", "0.1"],
+        "--split_ratios nan",
+    ),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {
     "train-clip": ["--dataset", "d"],
     "train-selector": ["--dataset", "d"],
-    "train-pc2l": ["--dataset", "d", "--tokenizer", "t"],
+    "train-pc2l": ["--dataset", "d", "--tokenizer", "t", "--features", "f", "--decoder", "d"],
     "features": ["--dataset", "d"],
     "distill": ["--images", "i"],
 }
@@ -118,6 +137,71 @@ def test_an_unknown_option_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+# Each bound's own value, and values that mean "off" or "in this process": still accepted.
+ACCEPTED = [
+    (
+        (evaluate.EvaluateArguments, evaluate.EvaluateOutputArguments),
+        ["--generations", "g", "--bertscore_layers", "0"],
+    ),
+    (
+        (synth.SynthConfig, synth.SynthOutputArguments),
+        ["--output_dir", "o", "--num_workers", "0", "--image_size", "8"],
+    ),
+    (
+        (synth.SynthConfig, synth.SynthOutputArguments),
+        ["--output_dir", "o", "--num_reviews", "20", "--seed", "0"],
+    ),
+    (
+        (train_selector.SelectorScriptArguments, train_selector.SelectorCommandTrainingArguments),
+        ["--dataset", "d", "--features", "f", "--history_prior", "0", "--learning_rate", "0", "--top_k", "1"],
+    ),
+    (
+        (train_clip.TrainClipArguments,),
+        [
+            "--num_train_epochs",
+            "1",
+            "--learning_rate",
+            "0",
+            "--warmup_fraction",
+            "1",
+            "--bag_of_tokens_weight",
+            "0",
+        ],
+    ),
+    ((ExperimentArguments,), ["--max_test_examples", "0", "--oracle_noise", "0", "--seeds", "1"]),
+]
+
+
+@pytest.mark.parametrize(("types", "argv"), ACCEPTED, ids=[" ".join(argv) for _, argv in ACCEPTED])
+def test_boundary_values_are_still_accepted(types, argv):
+    parsed = parse_args(types, argv)
+    flags = dict(zip(argv[::2], argv[1::2], strict=True))
+    for instance in parsed:
+        for name, value in vars(instance).items():
+            if f"--{name}" in flags:
+                given = flags[f"--{name}"]
+                assert str(value) == given or value == float(given)
+
+
+# Every --generator_args an experiment of this repository ran with (docs/experiments.md), and a negated bool flag.
+PAST_VARIANTS = [
+    "--contrastive_target text --lambda1 0.05 --lambda2 0.05",
+    "--contrastive_score likelihood --likelihood_image_negatives entity --review_contrastive none",
+    "--contrastive_score likelihood --likelihood_image_negatives entity --review_contrastive none "
+    "--mined_negative_candidates 4",
+    "--contrastive_score likelihood --likelihood_image_negatives entity --review_contrastive none "
+    "--image_feature_noise 0.5",
+    "--image_feature_noise 0.5",
+    "--contrastive_score likelihood --image_contrastive cl --review_contrastive none",
+    "--no_lora_self_attention --lora",
+]
+
+
+@pytest.mark.parametrize("options", PAST_VARIANTS)
+def test_past_variants_are_still_accepted(options):
+    assert variant_options(options) == options.split()
+
+
 def test_check_at_least_names_the_flag_and_refuses_nan():
     class Options:
         epochs, weight, unset = 0, math.nan, None
@@ -127,6 +211,9 @@ def test_check_at_least_names_the_flag_and_refuses_nan():
         check_at_least(Options(), epochs=1)
     with pytest.raises(InputError, match=r"^--weight nan: give a finite number$"):
         check_at_least(Options(), weight=0)
+    Options.epochs = [3]  # what a YAML --config can hold
+    with pytest.raises(InputError, match=r"^--epochs \[3\]: give a number$"):
+        check_at_least(Options(), epochs=1)
 
 
 def test_variant_options_keep_model_and_loss_options():
@@ -134,7 +221,7 @@ def test_variant_options_keep_model_and_loss_options():
         "--lambda1", "0.1", "--contrastive_score=likelihood",
     ]  # fmt: skip
     assert variant_options("") == []
-    with pytest.raises(InputError, match="--seed is set by the experiment"):
+    with pytest.raises(InputError, match="--seed is a Trainer option"):
         variant_options("--seed=3")
     with pytest.raises(InputError, match="--image_kind is set by the experiment"):
         variant_options("--image-kind vision")  # the dashed spelling is the same option

@@ -192,8 +192,9 @@ def check_finite(instances: Sequence) -> None:
             continue
         for item in dataclasses.fields(instance):
             value = getattr(instance, item.name, None)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InputError(f"--{item.name} {value}: give a finite number")
+            for number in value if isinstance(value, list) else [value]:
+                if isinstance(number, float) and not math.isfinite(number):
+                    raise InputError(f"--{item.name} {number}: give a finite number")
 
 
 def parse_args(
@@ -215,6 +216,8 @@ def parse_args(
     for instance in instances:
         if isinstance(instance, TrainingArguments):  # else torch refuses them with a traceback at the first step
             check_at_least(instance, learning_rate=0, per_device_train_batch_size=1)
+            if instance.max_steps <= 0 and instance.num_train_epochs <= 0:  # would save an untrained model
+                raise InputError(f"--num_train_epochs {instance.num_train_epochs}: give a number > 0 (or --max_steps)")
     return instances
 
 

@@ -86,7 +86,7 @@ class EvaluateArguments:
     )
 
     def __post_init__(self):
-        check_at_least(self, bertscore_layers=1, num_resamples=1)
+        check_at_least(self, bertscore_layers=0, num_resamples=1)  # layer 0: the embeddings
 
 
 def _check_bertscore_model(path: str | Path) -> None:

@@ -103,7 +103,7 @@ from gest_showcases.selection.dataset import build_selection_dataset, collate_se
 from gest_showcases.selection.training import HISTORY_COSINE, history_cosine_select, random_select
 
 from . import train_pc2l, train_selector
-from .arguments import parse_args
+from .arguments import check_finite, parse_args
 from .demo import offline_run_setup, world_stages
 
 logger = logging.getLogger(__name__)
@@ -200,35 +200,51 @@ class ExperimentArguments:
             )
 
 
-# train-pc2l options a PC2L cell sets itself (its data, its decoder, its negatives' seed): a variant giving one would
-# train on other inputs than its tables say. The Trainer's options (epochs, seed, output folder, ...) come after a
-# variant's on the cell's command line, so a variant's would be overridden while its tables claim them: refused too.
+# train-pc2l options a PC2L cell sets itself (its data folders, its decoder, its negatives' seed): they come before a
+# variant's on the cell's command line, so a variant giving one would train on other inputs than its tables say.
 CELL_OPTIONS = frozenset({"dataset", "features", "image_kind", "tokenizer", "decoder", "decoder_gguf_file", "negative_seed"})
 
 
+class _VariantParser(HfArgumentParser):
+    """train-pc2l's model and data options, whose errors name `--generator_args` (no usage, no exit)."""
+
+    def error(self, message: str):
+        raise InputError(f"{message}; see gest-showcases train-pc2l --help")
+
+
 def variant_options(generator_args: str) -> list[str]:
-    """`--generator_args` split as a shell would, each option checked against train-pc2l's model and data options.
+    """`--generator_args` split as a shell would, then read as train-pc2l reads its model and data options, so that a
+    bad name or value is one line before the world is made rather than at the first generator cell.
 
     Raises:
-        InputError: bad quoting, an option train-pc2l does not know, or one the experiment sets itself.
+        InputError: bad quoting, an option train-pc2l does not take or a value it refuses, an option the cell sets
+            itself (`CELL_OPTIONS`), or a Trainer option (the experiment's own, the same for every system).
     """
     try:
         tokens = shlex.split(generator_args)
     except ValueError as error:
         raise InputError(f"--generator_args {generator_args!r}: {error}; fix the quoting") from None
-    known = {item.name for kind in (PC2LModelArguments, PC2LDataArguments) for item in fields(kind)}
     trainer = {item.name for item in fields(TrainingArguments)}
     for token in tokens:
-        if not token.startswith("--"):
-            continue
-        name = token[2:].split("=")[0].replace("-", "_")
-        if name in CELL_OPTIONS or name in trainer:
+        name = token[2:].split("=")[0].replace("-", "_") if token.startswith("--") else None
+        if name in CELL_OPTIONS:
+            raise InputError(f"--generator_args: --{name} is set by the experiment for every cell, not by a variant")
+        if name in trainer:
             raise InputError(
-                f"--generator_args: --{name} is set by the experiment for every cell; a variant changes the "
-                "generator's model and loss options only"
+                f"--generator_args: --{name} is a Trainer option, the experiment's own (the same for every system)"
             )
-        if name not in known:
-            raise InputError(f"--generator_args: train-pc2l has no option --{name}; see gest-showcases train-pc2l --help")
+    parser = _VariantParser((PC2LModelArguments, PC2LDataArguments), add_help=False, allow_abbrev=False)
+    # The cell gives the required folders; placeholders here, since only the variant's own options are checked.
+    placeholders = ["--tokenizer", "t", "--dataset", "d", "--features", "f"]
+    try:
+        *instances, remaining = parser.parse_args_into_dataclasses(
+            args=[*placeholders, *tokens], return_remaining_strings=True
+        )
+        if remaining:
+            parser.error(f"train-pc2l takes no {' '.join(remaining)}")
+        check_finite(instances)
+    except InputError as error:
+        raise InputError(f"--generator_args: {error}") from None
     return tokens
 
 

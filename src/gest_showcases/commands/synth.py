@@ -35,7 +35,7 @@ class SynthOutputArguments:
     )
 
     def __post_init__(self):
-        check_at_least(self, image_size=8, num_workers=1)
+        check_at_least(self, image_size=8, num_workers=0)  # 0 or 1: in this process
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -19,7 +19,7 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.numerics import check_finite_rows
 
 from .configuration_pc2l import PC2LConfig
@@ -124,6 +124,13 @@ class PC2LModelArguments:
     lora_self_attention: bool = True
     lora_cross_attention: bool = False
 
+    def __post_init__(self):
+        # The flags' own bounds, named, before any model loads (PC2LConfig checks how the options fit together).
+        check_at_least(
+            self, cross_attention_every_n_layers=1, lambda1=0, lambda2=0, encoder_layers=1, encoder_attention_heads=1,
+            projection_dim=1, mined_negative_candidates=0, image_feature_noise=0, lora_rank=1,
+        )  # fmt: skip
+
 
 # The train-pc2l options that set the contrastive losses: what a cross-entropy-only run is never given.
 CONTRASTIVE_OPTIONS = frozenset({
@@ -149,6 +156,9 @@ class PC2LDataArguments:
     max_images: int = 5
     max_reviews: int = 10
     negative_seed: int = 0
+
+    def __post_init__(self):
+        check_at_least(self, max_length=3, max_images=1, max_reviews=1, negative_seed=0)  # BOS, a token, EOS
 
 
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
