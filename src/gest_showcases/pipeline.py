@@ -294,12 +294,16 @@ def _save_encoder_checkpoint(
     source = encoder.checkpoint
     if copy and not (folder.exists() and folder.resolve() == Path(source).resolve()):
         try:
-            is_clip = clip_model_class(AutoConfig.from_pretrained(source)) is not None
-            model = load_clip_model(source) if is_clip else AutoModel.from_pretrained(source, dtype=torch.float32)
+            is_clip = clip_model_class(AutoConfig.from_pretrained(source, trust_remote_code=False)) is not None
+            model = (
+                load_clip_model(source)
+                if is_clip
+                else AutoModel.from_pretrained(source, dtype=torch.float32, trust_remote_code=False)
+            )
             model.save_pretrained(folder)
-            AutoImageProcessor.from_pretrained(source).save_pretrained(folder)
+            AutoImageProcessor.from_pretrained(source, trust_remote_code=False).save_pretrained(folder)
             if is_clip:
-                AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+                AutoTokenizer.from_pretrained(source, trust_remote_code=False).save_pretrained(folder)
         except OSError as error:
             raise OSError(
                 f"cannot save the pipeline's {what}: its checkpoint {source!r} cannot be read"
@@ -458,7 +462,7 @@ class ShowcasePipeline:
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             # From the folder the generator was named by, not the one its weights came from: a LoRA run's are in
             # its base/ folder, which holds no tokenizer.
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator)
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator, trust_remote_code=False)
         clip_image, clip_text = load_clip(str(clip), device)
         backbone = None
         if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":

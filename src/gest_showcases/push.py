@@ -189,7 +189,7 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
 def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
     model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
     model.save_pretrained(output)
-    AutoTokenizer.from_pretrained(tokenizer).save_pretrained(output)
+    AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)
     _strip_saved_paths(output)
     card = generator_card(
         model.config,
@@ -224,7 +224,7 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     adapter_config = json.loads((run / "adapter_config.json").read_text(encoding="utf-8"))
     adapter_config["base_model_name_or_path"] = base_id  # the run's absolute base path means nothing on the Hub
     (output / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-    AutoTokenizer.from_pretrained(run).save_pretrained(output)
+    AutoTokenizer.from_pretrained(run, trust_remote_code=False).save_pretrained(output)
     _strip_saved_paths(output)
     data = ModelCardData(library_name="peft", base_model=base_id, license="apache-2.0",
                          tags=["gest-showcases", "pc2l", "lora", "personalized-showcases"])  # fmt: skip

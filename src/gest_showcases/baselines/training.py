@@ -168,7 +168,7 @@ def train_baseline(
         raise InputError(f"--decoder: {name} has no GPT-2 decoder to start from a checkpoint")
     model_class = baseline.model_class()
     inputs = tuple(model_class.conditioning_inputs)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, trust_remote_code=False)
     kinds = feature_kinds(inputs, data_args.image_kind)
     tables = {kind: load_features(data_args.features, kind) for kind in kinds}
     present = datasets.get_dataset_split_names(data_args.dataset, "s2")

@@ -96,7 +96,7 @@ def _check_bertscore_model(path: str | Path) -> None:
     code from the folder, so a checkpoint that needs its own code is refused.
     """
     try:
-        AutoConfig.from_pretrained(str(path))
+        AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise InputError(
             f"--bertscore_model {path}: not a loadable encoder ({one_line(error)}); "

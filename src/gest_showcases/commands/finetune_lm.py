@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArguments) -> None:
     """Train the decoder on the packed `train` texts of `args.dataset`'s `config_name`; save it with its tokenizer."""
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     texts = load_built(args.dataset, config_name, split="train")
     texts = texts.filter(lambda text: len(text.strip()) > 0, input_columns=args.text_column)
 

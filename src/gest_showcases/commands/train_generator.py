@@ -125,7 +125,7 @@ def _pc2l_generations(model_args, data_args, folder: str, rows: list[dict], deco
         model = PC2LForConditionalGeneration.from_pretrained(folder)
     config = model.config
     inputs = ("image",) * config.uses_images + ("review",) * config.uses_reviews
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     # PC2L's batch is the collator's for these inputs (PC2LCollator's own code).
     collator = GeneratorCollator(
         tokenizer, conditioning_inputs=inputs, max_length=data_args.max_length, max_images=config.max_images,

@@ -82,7 +82,7 @@ def table2_inputs(args) -> dict[str, str]:
 def load_generator_cell(folder: Path):
     """(PC2L model in eval mode, tokenizer) of a grid cell: loaded as the pipeline loads a generator
     (`pipeline.load_generator`: a LoRA run, `--decoder smollm2`, merged into its base), with the run's own tokenizer."""
-    return load_generator(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return load_generator(folder).eval(), AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
 
 
 def reference_nll(model, dataset, tokenizer, max_images: int, max_reviews: int, batch_size: int = 32) -> dict:

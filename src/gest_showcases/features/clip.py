@@ -214,7 +214,7 @@ def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
         InputError: `name_or_path`'s config is neither (the message names its type; a `ValueError`).
         OSError: no config can be read there.
     """
-    config = AutoConfig.from_pretrained(name_or_path)
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     model_class = clip_model_class(config)
     if model_class is None:
         raise InputError(
@@ -232,8 +232,9 @@ def load_clip(
     model = load_clip_model(name_or_path)
     fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
     model.to(device=device, dtype=dtype).eval()
-    preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(name_or_path))
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+    processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
     image_model = ImageFeatureModel(
         checkpoint=str(name_or_path),
         fingerprint=fingerprint,
@@ -261,15 +262,16 @@ def load_vision_backbone(
     Features are the backbone's `pooler_output` (flattened), not projected and not normalised.
     """
     device = torch.device(device)
-    config = AutoConfig.from_pretrained(name_or_path)
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     if clip_model_class(config) is not None:
         model = load_clip_model(name_or_path).vision_model
         fingerprint = checkpoint_fingerprint(model, config.vision_config.to_dict())
     else:
-        model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)
+        model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32, trust_remote_code=False)
         fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
     model.to(device=device, dtype=dtype).eval()
-    preprocessing = ImagePreprocessing.from_image_processor(AutoImageProcessor.from_pretrained(name_or_path))
+    processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
     return ImageFeatureModel(
         checkpoint=str(name_or_path),
         fingerprint=fingerprint,

@@ -541,7 +541,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """
         # The config first: it checks `config_kwargs` before the weights load, and GPT-2 must be built with its
         # cross-attention layers (`add_cross_attention`, which PC2LConfig sets).
-        decoder_config = AutoConfig.from_pretrained(decoder_name_or_path, gguf_file=gguf_file)
+        decoder_config = AutoConfig.from_pretrained(decoder_name_or_path, gguf_file=gguf_file, trust_remote_code=False)
         config = PC2LConfig(decoder=decoder_config, **config_kwargs)
         decoder, loading_info = AutoModelForCausalLM.from_pretrained(
             decoder_name_or_path,
@@ -549,6 +549,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             gguf_file=gguf_file,
             dtype=torch.get_default_dtype(),
             output_loading_info=True,
+            trust_remote_code=False,
         )
         if loading_info["unexpected_keys"]:
             unexpected = sorted(loading_info["unexpected_keys"])

@@ -51,8 +51,8 @@ def bert_score_per_example(
     device: str,
 ) -> dict[str, torch.Tensor]:
     """Per-example BERTScore precision, recall and F1 tensors [N] (see `metrics.text.bert_score`)."""
-    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    model = AutoModel.from_pretrained(str(model_path)).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)
+    model = AutoModel.from_pretrained(str(model_path), trust_remote_code=False).to(device).eval()
     layer = model.config.num_hidden_layers if num_layers is None else num_layers
     if not 0 <= layer <= model.config.num_hidden_layers:
         raise ValueError(
