@@ -176,3 +176,16 @@ def test_the_staged_folder_loads_offline_in_a_fresh_process(original, staged, tm
                 torch.tensor([p["score"] for p in result_["photos"]]),
                 torch.tensor([p["score"] for p in oracle["photos"]]),
             )
+
+
+@pytest.mark.parametrize("link", ["notes.txt", "linked-folder"])
+def test_a_symlink_out_of_the_showcase_folder_is_refused_before_staging(saved, tmp_path, capsys, link):
+    folder, secret = tmp_path / "with-link", tmp_path / "secret"
+    shutil.copytree(saved, folder)
+    secret.mkdir()
+    (secret / "key.txt").write_text("private")
+    (folder / link).symlink_to(secret / "key.txt" if link.endswith(".txt") else secret)
+    out = tmp_path / "out"
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--dry_run", str(out)]) == 2
+    assert f"{link} leads outside the showcase folder" in capsys.readouterr().err
+    assert not any(path.name == "key.txt" for path in tmp_path.rglob("*") if out in path.parents)

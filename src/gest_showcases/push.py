@@ -237,11 +237,11 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     return [base, StagedRepo(repo_id, "model", output)]
 
 
-def _inside(path: Path, folder: Path) -> Path:
-    """`path`, refused unless it lies inside `folder` once resolved: a symlink in a dataset folder must not
+def _inside(path: Path, folder: Path, what: str = "dataset") -> Path:
+    """`path`, refused unless it lies inside `folder` once resolved: a symlink in a folder to publish must not
     publish a file from elsewhere on this machine."""
     if not path.resolve().is_relative_to(folder.resolve()):
-        raise InputError(f"{path} leads outside the dataset folder {folder}: refusing to publish it")
+        raise InputError(f"{path} leads outside the {what} folder {folder}: refusing to publish it")
     return path
 
 
@@ -345,6 +345,10 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
 
     # README.md: the card replaces it; .cache: what `snapshot_download(local_dir=...)` keeps beside a download.
     ignore = shutil.ignore_patterns("README.md", ".cache", "__pycache__", "*.pyc")
+    # copytree follows symlinks: one leading out of the folder (a file, or a folder such as /etc) is refused first.
+    for parent, folders, files in os.walk(source):
+        for name in [*folders, *files]:
+            _inside(Path(parent) / name, source, "showcase")
     shutil.copytree(source, output, copy_function=copy, ignore=ignore)
     for folder in [output, *(path for path in output.rglob("*") if path.is_dir())]:
         _strip_saved_paths(folder)
