@@ -212,6 +212,11 @@ class _VariantParser(HfArgumentParser):
         raise InputError(f"{message}; see gest-showcases train-pc2l --help")
 
 
+def option_name(token: str) -> str | None:
+    """The field name a command-line token sets (`--image-kind=x` -> `image_kind`), None for a value."""
+    return token[2:].split("=")[0].replace("-", "_") if token.startswith("--") else None
+
+
 def variant_options(generator_args: str) -> list[str]:
     """`--generator_args` split as a shell would, then read as train-pc2l reads its model and data options, so that a
     bad name or value is one line before the world is made rather than at the first generator cell.
@@ -226,7 +231,7 @@ def variant_options(generator_args: str) -> list[str]:
         raise InputError(f"--generator_args {generator_args!r}: {error}; fix the quoting") from None
     trainer = {item.name for item in fields(TrainingArguments)}
     for token in tokens:
-        name = token[2:].split("=")[0].replace("-", "_") if token.startswith("--") else None
+        name = option_name(token)
         if name in CELL_OPTIONS:
             raise InputError(f"--generator_args: --{name} is set by the experiment for every cell, not by a variant")
         if name in trainer:
@@ -281,7 +286,7 @@ class Experiment:
                 raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")
             # The variant's options come after CE only's `--image_contrastive none --review_contrastive none` and
             # win: a loss option would train a contrastive model under CE only's name (or fail mid-run).
-            given = {option.split("=")[0].lstrip("-").replace("-", "_") for option in self.variant_options}
+            given = {option_name(token) for token in self.variant_options}
             losses = sorted(given & CONTRASTIVE_OPTIONS)
             if losses:
                 raise InputError(
