@@ -158,7 +158,7 @@ def test_two_process_cpu_training(tmp_path):
     script = Path(__file__).with_name("ddp_train_synthetic.py")
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(script), str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=600, cwd=script.parent,
     )  # fmt: skip
