@@ -86,6 +86,7 @@ from gest_showcases.features.clip import (
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
+from gest_showcases.model_folders import require_model_type
 from gest_showcases.selection import DPPImageSelector
 from gest_showcases.tensors import pad_ragged
 
@@ -453,6 +454,9 @@ class ShowcasePipeline:
                 "ShowcasePipeline.from_pretrained needs a saved pipeline (folder or Hub repo), or selector=, "
                 "generator= and clip="
             )
+        require_model_type(
+            selector, "dpp_image_selector", "selector", "pass a folder `gest-showcases train-selector` wrote"
+        )
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(generator, PC2LForConditionalGeneration):
             generator_model = generator.to(device)
@@ -812,6 +816,7 @@ def load_generator(name_or_path: str | Path) -> PC2LForConditionalGeneration:
         from gest_showcases.generation.lora import load_lora_pc2l  # imports peft: only for LoRA runs
 
         return load_lora_pc2l(name_or_path).merge_and_unload()
+    require_model_type(name_or_path, "pc2l", "generator", "pass a folder `gest-showcases train-pc2l` wrote")
     return PC2LForConditionalGeneration.from_pretrained(name_or_path)
 
 

@@ -49,6 +49,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
+from gest_showcases.model_folders import require_model_type
 from gest_showcases.selection import DPPImageSelector
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def dataset_repo_id(args: PushArguments) -> str:
 
 def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     repo_id = f"{args.namespace}/{args.prefix}-selector"
+    require_model_type(args.selector, "dpp_image_selector", "--selector", "pass what `train-selector` wrote")
     model = DPPImageSelector.from_pretrained(args.selector)
     model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
     _strip_saved_paths(output)
@@ -187,6 +189,7 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
 
 
 def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
+    require_model_type(checkpoint, "pc2l", "--generator", "pass a folder `train-pc2l` wrote")
     model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
     model.save_pretrained(output)
     AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)

@@ -140,9 +140,9 @@ def test_a_folder_of_another_model_is_refused_as_classifier(tmp_path):
     folder = tmp_path / "not-a-classifier"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(InputError, match="not an explanation classifier"):
+    with pytest.raises(InputError, match="model, not .explanation_classifier."):
         load_classifier_scorer(str(folder), "cpu")
-    with pytest.raises(InputError, match="no classifier config"):
+    with pytest.raises(InputError, match="no model config there"):
         load_classifier_scorer(str(tmp_path / "missing"), "cpu")
 
 

@@ -213,9 +213,9 @@ def test_clip_align_module_refuses_a_missing_or_wrong_classifier(assets):
         module.compute(**inputs)
     with pytest.raises(InputError, match="not both"):
         module.compute(**inputs, classifier=assets["classifier"], scorer=lambda **kw: kw["text_embeds"][:, 0])
-    with pytest.raises(InputError, match="not an explanation classifier"):
+    with pytest.raises(InputError, match="model, not .explanation_classifier."):
         module.compute(**inputs, classifier=assets["clip"])  # a folder, but a CLIP's
-    with pytest.raises(InputError, match="no classifier config there"):
+    with pytest.raises(InputError, match="no model config there"):
         module.compute(**inputs, classifier="me/not-a-classifier")  # offline: a Hub repo id that is not there
 
 

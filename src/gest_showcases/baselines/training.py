@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from gest_showcases.errors import InputError
+from gest_showcases.model_folders import require_model_type
 
 from .collator import GeneratorCollator
 from .data import (
@@ -166,6 +167,10 @@ def train_baseline(
     baseline = BASELINES[name]
     if model_args.decoder is not None and not baseline.pretrained_decoder:
         raise InputError(f"--decoder: {name} has no GPT-2 decoder to start from a checkpoint")
+    if model_args.decoder is not None:
+        require_model_type(
+            model_args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (`finetune-lm` writes one)"
+        )
     model_class = baseline.model_class()
     inputs = tuple(model_class.conditioning_inputs)
     tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, trust_remote_code=False)

@@ -28,6 +28,7 @@ from transformers import (
 from gest_showcases.data.build import load_built
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
+from gest_showcases.model_folders import require_model_type
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArguments) -> None:
     """Train the decoder on the packed `train` texts of `args.dataset`'s `config_name`; save it with its tokenizer."""
+    # Before any text is packed: GPT2LMHeadModel would load another model's folder with random weights.
+    if args.decoder is not None:
+        require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     texts = load_built(args.dataset, config_name, split="train")
     texts = texts.filter(lambda text: len(text.strip()) > 0, input_columns=args.text_column)

@@ -31,6 +31,7 @@ from gest_showcases.features.clip import load_clip_model
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
+from gest_showcases.model_folders import require_model_type
 
 logger = logging.getLogger(__name__)
 
@@ -186,15 +187,9 @@ def load_classifier_scorer(
         `InputError`: when `path` holds no explanation classifier, its weights do not load, or it lacks the product
         term that `interaction=True` asks for.
     """
-    try:
-        config, _ = ExplanationClassifierConfig.get_config_dict(path)
-    except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, config not JSON
-        raise InputError(f"{option} {path}: no classifier config there ({one_line(error)})") from error
-    if config.get("model_type") != ExplanationClassifierConfig.model_type:
-        raise InputError(
-            f"{option} {path}: not an explanation classifier (model_type {config.get('model_type')!r}); "
-            "pass the folder `gest-showcases distill` wrote"
-        )
+    config = require_model_type(
+        path, ExplanationClassifierConfig.model_type, option, "pass the folder `gest-showcases distill` wrote"
+    )
     if interaction and not config.get("interaction", False):
         raise InputError(
             f"{option} {path}: this classifier has no sentence x photo product term; train one with "

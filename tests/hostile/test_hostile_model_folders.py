@@ -1,0 +1,96 @@
+"""A checkpoint folder of the wrong kind is one line naming the option, never a model with random weights
+(session 15's audit: `finetune-lm --decoder <PC2L>`, `train-generator --model pepler --decoder <PC2L>` and
+`push --selector <PC2L>` trained or staged a randomly initialised model; `showcase --selector <PC2L>` failed
+with a shape traceback after loading everything)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gest_showcases import cli
+from gest_showcases.errors import InputError
+from gest_showcases.model_folders import require_model_type
+from gest_showcases.pipeline import ShowcasePipeline
+from gest_showcases.testing.tiny_assets import save_tiny_checkpoints
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    return save_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+
+
+def test_require_model_type_returns_the_config_of_the_right_kind_and_refuses_others(checkpoints, tmp_path):
+    config = require_model_type(checkpoints["selector"], "dpp_image_selector", "--selector", "hint")
+    assert config["model_type"] == "dpp_image_selector"
+    assert (
+        require_model_type(checkpoints["generator"], ("gpt2", "pc2l"), "-g", "hint")["model_type"] == "pc2l"
+    )
+    with pytest.raises(
+        InputError, match=r"^--selector .*generator: holds a 'pc2l' model, not 'dpp_image_selector'; do"
+    ):
+        require_model_type(checkpoints["generator"], "dpp_image_selector", "--selector", "do this")
+    with pytest.raises(InputError, match="not 'gpt2' or 'llama'"):
+        require_model_type(checkpoints["selector"], ("gpt2", "llama"), "--decoder", "hint")
+    with pytest.raises(InputError, match=r"^--decoder .*missing: no model config there"):
+        require_model_type(tmp_path / "missing", "gpt2", "--decoder", "hint")
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(InputError, match="no model config there"):
+        require_model_type(tmp_path, "gpt2", "--decoder", "hint")
+
+
+@pytest.mark.parametrize(
+    "swap, message",
+    [
+        ({"selector": "generator"}, r"^selector .*: holds a 'pc2l' model, not 'dpp_image_selector'"),
+        ({"generator": "selector"}, r"^generator .*: holds a 'dpp_image_selector' model, not 'pc2l'"),
+    ],
+)
+def test_the_pipeline_refuses_a_selector_or_generator_of_the_wrong_kind(checkpoints, swap, message):
+    parts = {name: checkpoints[swap.get(name, name)] for name in ("selector", "generator", "clip")}
+    with pytest.raises(InputError, match=message):
+        ShowcasePipeline.from_pretrained(**parts, device="cpu")
+
+
+def test_push_refuses_a_generator_folder_as_selector_and_stages_nothing(checkpoints, tmp_path, capsys):
+    out = tmp_path / "staged"
+    argv = [
+        "push",
+        "--namespace",
+        "me",
+        "--selector",
+        checkpoints["generator"],
+        "--dry_run",
+        "--output_dir",
+        str(out),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--selector" in err and "holds a 'pc2l' model" in err and len(err.splitlines()) == 1
+    assert not (out / "selector").exists()
+
+
+def test_finetune_lm_refuses_a_non_gpt2_decoder_before_reading_data(checkpoints, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["finetune-lm", "--dataset", str(tmp_path / "no-dataset"), "--decoder", checkpoints["generator"],
+            "--tokenizer", checkpoints["generator"], "--output_dir", str(out), "--report_to", "none"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("holds a 'pc2l' model, not 'gpt2'; pass a GPT-2 checkpoint (Hub name or folder)")
+    assert "--decoder" in err and not (out / "config.json").exists()
+
+
+def test_train_generator_refuses_a_non_gpt2_decoder_for_pepler(checkpoints, tmp_path, capsys):
+    argv = ["train-generator", "--model", "pepler", "--dataset", str(tmp_path / "no-dataset"), "--features", "none",
+            "--tokenizer", checkpoints["generator"], "--decoder", checkpoints["selector"],
+            "--output_dir", str(tmp_path / "run"), "--report_to", "none"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--decoder" in err and "holds a 'dpp_image_selector' model, not 'gpt2'" in err
+
+
+def test_a_saved_config_without_a_model_type_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 4}))
+    with pytest.raises(InputError, match="holds a None model, not 'gpt2'"):
+        require_model_type(tmp_path, "gpt2", "--decoder", "hint")
