@@ -3,11 +3,14 @@
 transformers' `from_pretrained` loads any checkpoint into any class: given another model's folder it only logs a
 table of missing weights and returns a randomly initialised model, which a command would then train, push or
 generate with. `require_model_type` turns that into one line naming the option, before anything loads.
+`Trainer.save_model` writes over any model an `--output_dir` holds: `check_output_folder` refuses a folder
+of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector.
 This module imports only transformers' config class and `errors`, so every layer may use it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from pathlib import Path
 
@@ -38,4 +41,27 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
     return config
 
 
-__all__ = ["require_model_type"]
+def check_output_folder(output_dir: str | Path, model_type: str, command: str) -> None:
+    """Refuse `output_dir` when its `config.json` is another model kind than the `model_type` `command` saves.
+
+    A folder the same command wrote (a rerun) or a folder with no model stays allowed, as `Trainer` allows it.
+
+    Raises:
+        InputError: "--output_dir DIR: holds a 'gest_conv_image_tower' model, which COMMAND would overwrite
+            with a 'gpt2' one; give a new folder".
+    """
+    config = Path(output_dir) / "config.json"
+    if not config.is_file():
+        return
+    try:
+        found = json.loads(config.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a JSON object
+        found = "unreadable"
+    if found != model_type:
+        raise InputError(
+            f"--output_dir {output_dir}: holds a {found!r} model, which {command} would overwrite with a "
+            f"{model_type!r} one; give a new folder"
+        )
+
+
+__all__ = ["check_output_folder", "require_model_type"]

@@ -6,12 +6,13 @@ with a shape traceback after loading everything)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from gest_showcases import cli
 from gest_showcases.errors import InputError
-from gest_showcases.model_folders import require_model_type
+from gest_showcases.model_folders import check_output_folder, require_model_type
 from gest_showcases.pipeline import ShowcasePipeline
 from gest_showcases.testing.tiny_assets import save_tiny_checkpoints
 
@@ -94,3 +95,59 @@ def test_a_saved_config_without_a_model_type_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 4}))
     with pytest.raises(InputError, match="holds a None model, not 'gpt2'"):
         require_model_type(tmp_path, "gpt2", "--decoder", "hint")
+
+
+def test_check_output_folder_allows_a_rerun_or_an_empty_folder_and_refuses_another_model(
+    checkpoints, tmp_path
+):
+    check_output_folder(checkpoints["generator"], "pc2l", "train-pc2l")  # a rerun into its own folder
+    check_output_folder(tmp_path, "pc2l", "train-pc2l")  # no model there
+    check_output_folder(tmp_path / "new", "pc2l", "train-pc2l")
+    with pytest.raises(
+        InputError, match=r"holds a 'dpp_image_selector' model, which train-pc2l would overwrite"
+    ):
+        check_output_folder(checkpoints["selector"], "pc2l", "train-pc2l")
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="holds a 'unreadable' model"):
+        check_output_folder(tmp_path, "gpt2", "finetune-lm")
+
+
+def _unchanged(folder):
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir()) if path.is_file()}
+
+
+@pytest.mark.parametrize(
+    "argv, victim, message",
+    [
+        (["finetune-lm", "--dataset", "none", "--tokenizer", "none"], "selector",
+         "holds a 'dpp_image_selector' model, which finetune-lm would overwrite with a 'gpt2' one; give a new folder"),
+        (["train-pc2l", "--dataset", "none", "--features", "none", "--tokenizer", "none"], "clip",
+         "which train-pc2l would overwrite with a 'pc2l' one"),
+        (["train-generator", "--model", "peter", "--dataset", "none", "--features", "none", "--tokenizer", "none"],
+         "generator", "holds a 'pc2l' model, which train-generator --model peter would overwrite with a 'peter' one"),
+    ],
+)  # fmt: skip
+def test_a_training_command_refuses_an_output_dir_holding_another_model(
+    checkpoints, argv, victim, message, capsys
+):
+    folder = Path(checkpoints[victim])
+    before = _unchanged(folder)
+    assert cli.main([*argv, "--output_dir", str(folder), "--report_to", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert _unchanged(folder) == before
+
+
+@pytest.mark.parametrize(
+    "command", [["train-pc2l"], ["finetune-lm"], ["train-generator", "--model", "peter"]]
+)
+def test_a_training_command_without_output_dir_is_refused_not_saved_to_trainer_output(
+    command, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--dataset", "none", "--features", "none", "--tokenizer", "none"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "the following arguments are required: --output_dir" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "trainer_output").exists()

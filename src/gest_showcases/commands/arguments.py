@@ -128,6 +128,11 @@ def _parser(dataclass_types: Sequence[type], prog, description, add_arguments) -
     )
     if add_arguments is not None:
         add_arguments(parser)
+    if any(issubclass(dtype, TrainingArguments) for dtype in dataclass_types):
+        # TrainingArguments would fill in ./trainer_output: a run saved where the user never asked.
+        for action in parser._actions:
+            if action.dest == "output_dir":
+                action.required = True
     return parser
 
 

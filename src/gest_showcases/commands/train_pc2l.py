@@ -58,6 +58,7 @@ from gest_showcases.generation.training_run import (
     load_split,
     load_tokenizer,
 )
+from gest_showcases.model_folders import check_output_folder
 
 from .arguments import parse_args
 
@@ -92,6 +93,7 @@ def run(
         raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
     if model_args.decoder_gguf_file is not None and model_args.decoder is None:
         raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
+    check_output_folder(training_args.output_dir, PC2LConfig.model_type, "train-pc2l")
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
