@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING
 
 from gest_showcases.data.folder import dataset_image_paths, read_rows
 from gest_showcases.dataset_requests import request_from_rows
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.files import write_text_atomically
 from gest_showcases.pipeline import Showcase, ShowcaseInput, ShowcasePipeline
 from gest_showcases.report import ReportExample, build_report
@@ -77,6 +77,11 @@ class ServeArguments:
             "safely. Visible in the process list to other local users"
         },
     )
+
+    def __post_init__(self):
+        check_at_least(self, port=1)
+        if self.port > 65535:  # else the server fails to bind, with a traceback, after the models have loaded
+            raise InputError(f"--port {self.port}: give a port number up to 65535")
 
 
 def parse_auth(value: str | None) -> tuple[str, str] | None:

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gest_showcases.data.folder import dataset_image_paths, read_rows
+from gest_showcases.errors import InputError
 from gest_showcases.pipeline import ShowcaseInput
+
+REQUEST_CONFIGS = ("s1", "s2")
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def request_from_rows(
     user's rows. `where` names the dataset in messages."""
     pool = [pic for row in rows if row["business_id"] == business for pic in row["candidate_pics"]]
     if not pool:
-        raise ValueError(f"business {business!r} has no photos in {where}")
+        raise InputError(f"business {business!r} has no photos in {where}; check --business")
     own = [row for row in rows if row["user_id"] == user]
     target = next((row for row in own if row["business_id"] == business), None)
     if target is not None:
@@ -75,6 +78,8 @@ def request_from_dataset(
 ) -> DatasetRequest:
     """The `ShowcaseInput` of `user` at `business` from a built dataset's `config` (see the module docstring);
     `images` is the `--images` folder, when the photos lie outside `folder`."""
+    if config not in REQUEST_CONFIGS:  # raw rows hold no photo pools nor histories
+        raise InputError(f"--dataset_config_name {config}: a showcase reads {' or '.join(REQUEST_CONFIGS)}")
     rows = read_rows(folder, config)
     # Only the rows this request reads have their paths resolved: the rest of the dataset costs nothing.
     rows = [row for row in rows if row["business_id"] == business or row["user_id"] == user]

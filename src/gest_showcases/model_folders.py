@@ -11,7 +11,8 @@ This module imports only transformers' config class and `errors`, so every layer
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import PretrainedConfig
@@ -41,6 +42,23 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
     return config
 
 
+@contextmanager
+def loading(option: str, source: str | Path) -> Iterator[None]:
+    """Turn a loader's `OSError` for `source` into one line naming `option`. transformers and huggingface_hub
+    raise one, with a paragraph that does not name the path, for a folder or Hub repo that is not there, or
+    for a Hub repo while offline.
+
+    Raises:
+        InputError: "OPTION SOURCE: cannot be loaded (the library's message on one line)".
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except OSError as error:
+        raise InputError(f"{option} {source}: cannot be loaded ({one_line(error)})") from error
+
+
 def check_output_folder(output_dir: str | Path, model_type: str, command: str) -> None:
     """Refuse `output_dir` when its `config.json` is another model kind than the `model_type` `command` saves.
 
@@ -64,4 +82,4 @@ def check_output_folder(output_dir: str | Path, model_type: str, command: str) -
         )
 
 
-__all__ = ["check_output_folder", "require_model_type"]
+__all__ = ["check_output_folder", "loading", "require_model_type"]

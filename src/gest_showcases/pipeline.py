@@ -86,7 +86,7 @@ from gest_showcases.features.clip import (
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
-from gest_showcases.model_folders import require_model_type
+from gest_showcases.model_folders import loading, require_model_type
 from gest_showcases.selection import DPPImageSelector
 from gest_showcases.tensors import pad_ragged
 
@@ -466,11 +466,14 @@ class ShowcasePipeline:
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             # From the folder the generator was named by, not the one its weights came from: a LoRA run's are in
             # its base/ folder, which holds no tokenizer.
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator, trust_remote_code=False)
-        clip_image, clip_text = load_clip(str(clip), device)
+            with loading("tokenizer", tokenizer or generator):
+                tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator, trust_remote_code=False)
+        with loading("clip", clip):
+            clip_image, clip_text = load_clip(str(clip), device)
         backbone = None
         if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
-            backbone = load_vision_backbone(str(vision or clip), device)
+            with loading("vision", vision or clip):
+                backbone = load_vision_backbone(str(vision or clip), device)
         return cls(
             selector=DPPImageSelector.from_pretrained(selector).to(device),
             generator=generator_model,

@@ -100,6 +100,23 @@ REFUSED = [
         ["--input", "x.json", "--images", "i", "--split_ratios", "nan", "0.1", "0.1"],
         "--split_ratios nan",
     ),
+    # Session 16: values that failed only after loading every model, or after a whole training run.
+    ("showcase", ["--k", "0"], "--k 0: give a number >= 1"),
+    ("showcase", ["--k", "-1"], "--k -1: give a number >= 1"),
+    ("showcase", ["--num_beams", "0"], "--num_beams 0: give a number >= 1"),
+    ("showcase", ["--max_new_tokens", "0"], "--max_new_tokens 0: give a number >= 1"),
+    ("showcase", ["--device", "bogus"], "--device 'bogus': not a torch device"),
+    ("features", ["--clip_model", "c", "--device", "bogus"], "--device 'bogus': not a torch device"),
+    ("evaluate", ["--generations", "g.jsonl", "--device", "gpu"], "--device 'gpu': not a torch device"),
+    ("distill", ["--annotations", "a", "--features", "f", "--device", "bogus"], "--device 'bogus'"),
+    ("train-generator", ["--max_references", "-2"], "--max_references -2: give a number >= 1"),
+    ("train-generator", ["--generation_batch_size", "0"], "--generation_batch_size 0: give a number >= 1"),
+    ("train-generator", ["--no_repeat_ngram_size", "-1"], "--no_repeat_ngram_size -1: give a number >= 0"),
+    ("train-generator", ["--max_new_tokens", "0"], "--max_new_tokens 0: give a number >= 1"),
+    ("finetune-lm", ["--block_size", "0"], "--block_size 0: give a number >= 1"),
+    ("finetune-lm", ["--warmup_steps", "-3"], "Expected value warmup_steps >= 0"),
+    ("demo", ["--num_threads", "0"], "--num_threads 0: give a number >= 1"),
+    ("demo", ["--num_examples", "-1"], "--num_examples -1: give a number >= 0"),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {
@@ -108,7 +125,11 @@ COMMON = {
     "train-pc2l": ["--dataset", "d", "--tokenizer", "t", "--features", "f", "--decoder", "d"],
     "features": ["--dataset", "d"],
     "distill": ["--images", "i"],
-}
+    "showcase": ["--dataset", "d", "--user", "u", "--business", "b", "--selector", "s", "--generator", "g",
+                 "--clip_model", "c"],
+    "train-generator": ["--model", "peter", "--dataset", "d", "--features", "f", "--tokenizer", "t"],
+    "finetune-lm": ["--dataset", "d", "--tokenizer", "t"],
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(

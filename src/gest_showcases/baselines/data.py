@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from gest_showcases.errors import check_at_least
 from gest_showcases.generation.training_run import PC2LDataArguments, load_split
 
 CONDITIONING_INPUTS = ("image", "review", "ids", "references")
@@ -63,6 +64,12 @@ class GeneratorDataArguments:
         default=5, metadata={"help": "Most user (and item) reference texts per example."}
     )
     max_reference_length: int = field(default=20, metadata={"help": "Most tokens per reference text."})
+
+    def __post_init__(self):
+        # BOS, a token, EOS; a negative count would slice from the end instead of keeping nothing.
+        check_at_least(
+            self, max_length=3, max_images=1, max_reviews=1, max_references=1, max_reference_length=1
+        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gest_showcases.errors import InputError
-from gest_showcases.model_folders import check_output_folder, require_model_type
+from gest_showcases.model_folders import check_output_folder, loading, require_model_type
 
 from .collator import GeneratorCollator
 from .data import (
@@ -175,7 +175,8 @@ def train_baseline(
         )
     model_class = baseline.model_class()
     inputs = tuple(model_class.conditioning_inputs)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, trust_remote_code=False)
+    with loading("--tokenizer", model_args.tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, trust_remote_code=False)
     kinds = feature_kinds(inputs, data_args.image_kind)
     tables = {kind: load_features(data_args.features, kind) for kind in kinds}
     present = datasets.get_dataset_split_names(data_args.dataset, "s2")

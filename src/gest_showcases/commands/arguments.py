@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, one_line
 
 CONFIG_FLAG = "--config"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -189,6 +189,22 @@ def _without_config(outputs: tuple) -> tuple:
     return (*instances, last) if vars(last) else tuple(instances)
 
 
+def check_device(arguments, name: str = "device") -> None:
+    """Refuse a `--device` torch cannot parse, or a CUDA one on a machine without CUDA, before anything loads:
+    torch would stop with a traceback once the models are loaded."""
+    import torch  # only the commands that take a device pay for it
+
+    value = getattr(arguments, name)
+    if value is None:
+        return
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise InputError(f"--{name} {value!r}: not a torch device; give cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--{name} {value}: this machine has no CUDA device; give --{name} cpu")
+
+
 def check_finite(instances: Sequence) -> None:
     """Refuse NaN and infinity in every float option of the parsed dataclasses (ours and `TrainingArguments`):
     none has a use for them, and a NaN learning rate or loss weight would otherwise fail mid-run or train a NaN."""
@@ -216,7 +232,12 @@ def parse_args(
     `argparse.Namespace` after the instances, as `HfArgumentParser.parse_args_into_dataclasses` returns them.
     Every float option must be finite (`check_finite`).
     """
-    instances = _parse_args(dataclass_types, argv, prog, description, add_arguments)
+    try:
+        instances = _parse_args(dataclass_types, argv, prog, description, add_arguments)
+    except InputError:
+        raise
+    except ValueError as error:  # TrainingArguments' own checks (`--warmup_steps -3`), raised as it is built
+        raise InputError(one_line(error)) from error
     check_finite(instances)
     for instance in instances:
         if isinstance(instance, TrainingArguments):  # else torch refuses them with a traceback at the first step

@@ -52,7 +52,7 @@ import datasets
 import torch
 
 from gest_showcases.data.folder import dataset_image_paths, read_rows
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.experiments.world import (
     CLIP_IMAGE_SIZE,
     CLIP_IMAGE_TOWER,
@@ -123,6 +123,9 @@ class DemoArguments:
             "layer; PC2L and CE-only; slow on a CPU)"
         },
     )
+
+    def __post_init__(self):
+        check_at_least(self, num_threads=1, num_examples=0)
 
 
 class _Stages:

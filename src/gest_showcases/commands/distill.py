@@ -24,8 +24,9 @@ from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
 from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
+from gest_showcases.model_folders import loading
 
-from .arguments import LegacyOutputArguments, parse_args, take_deprecated_spelling
+from .arguments import LegacyOutputArguments, check_device, parse_args, take_deprecated_spelling
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class DistillArguments:
         take_deprecated_spelling(self, "model", "clip_model")
         take_deprecated_spelling(self, "epochs", "num_train_epochs")
         check_at_least(self, threshold=0, num_train_epochs=1, learning_rate=0, batch_size=1, num_workers=0)
+        check_device(self)
         if self.threshold is not None and self.threshold > 1:
             raise InputError(f"--threshold {self.threshold}: a probability, give a number in [0, 1]")
 
@@ -109,7 +111,8 @@ def run(args: DistillArguments, output_dir: str) -> dict:
     """Train the classifier on the annotations, save it into `output_dir`, rebuild `args.dataset` with s2."""
     annotations = read_annotations(args.annotations)
     image_dir = Path(args.images) if args.images else Path(args.annotations).parent / "images"
-    image_model, text_model = load_clip(args.clip_model, args.device)
+    with loading("--clip_model", args.clip_model):
+        image_model, text_model = load_clip(args.clip_model, args.device)
     pic_ids = list(dict.fromkeys(row["pic_id"] for row in annotations))
     extract_image_features(
         [(pic, image_dir / f"{pic}.jpg") for pic in pic_ids],

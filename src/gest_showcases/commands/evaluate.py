@@ -34,7 +34,7 @@ from gest_showcases.metrics.paper_tables import (
 from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
 from gest_showcases.metrics.text import default_bertscore_model
 
-from .arguments import OutputArguments, parse_args
+from .arguments import OutputArguments, check_device, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class EvaluateArguments:
 
     def __post_init__(self):
         check_at_least(self, bertscore_layers=0, num_resamples=1)  # layer 0: the embeddings
+        check_device(self)
 
 
 def _check_bertscore_model(path: str | Path) -> None:

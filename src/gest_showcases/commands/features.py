@@ -26,6 +26,7 @@ from .arguments import (
     DatasetArguments,
     DatasetConfigArguments,
     LegacyOutputArguments,
+    check_device,
     parse_args,
     take_deprecated_spelling,
 )
@@ -64,6 +65,7 @@ class FeatureArguments:
     def __post_init__(self):
         take_deprecated_spelling(self, "model", "clip_model")
         check_at_least(self, batch_size=1, num_workers=0, shard_size=1)
+        check_device(self)
 
 
 @dataclass

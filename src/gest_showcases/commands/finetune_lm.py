@@ -26,9 +26,10 @@ from transformers import (
 )
 
 from gest_showcases.data.build import load_built
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
-from gest_showcases.model_folders import check_output_folder, require_model_type
+from gest_showcases.model_folders import check_output_folder, loading, require_model_type
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
@@ -49,6 +50,9 @@ class FinetuneLMArguments:
     )
     text_column: str = "review_text"
     block_size: int = field(default=128, metadata={"help": "Tokens per training block (texts are packed)."})
+
+    def __post_init__(self):
+        check_at_least(self, block_size=1)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
@@ -71,8 +75,14 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
     if args.decoder is not None:
         require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
     check_output_folder(training_args.output_dir, "gpt2", "finetune-lm")
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
+    with loading("--tokenizer", args.tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     texts = load_built(args.dataset, config_name, split="train")
+    if args.text_column not in texts.column_names:
+        raise InputError(
+            f"--text_column {args.text_column}: {args.dataset} ({config_name}) has no such column; "
+            f"its columns: {', '.join(texts.column_names)}"
+        )
     texts = texts.filter(lambda text: len(text.strip()) > 0, input_columns=args.text_column)
 
     def tokenize_and_pack(batch):
@@ -83,8 +93,9 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
     with training_args.main_process_first():
         blocks = texts.map(tokenize_and_pack, batched=True, remove_columns=texts.column_names, desc="packing")
     if len(blocks) == 0:
-        raise ValueError(
-            f"{args.dataset} ({config_name}/train) has fewer than {args.block_size} tokens of text"
+        raise InputError(
+            f"{args.dataset} ({config_name}/train) has fewer than {args.block_size} tokens of text; "
+            "give a smaller --block_size"
         )
     logger.info("%d blocks of %d tokens from %d reviews", len(blocks), args.block_size, len(texts))
 

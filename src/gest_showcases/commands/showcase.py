@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gest_showcases.dataset_requests import request_from_dataset
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.pipeline import Showcase, ShowcasePipeline
 from gest_showcases.report import ReportExample, write_report
 
@@ -28,6 +28,7 @@ from .arguments import (
     DatasetArguments,
     DatasetConfigArguments,
     OutputArguments,
+    check_device,
     parse_args,
     take_deprecated_spelling,
 )
@@ -69,6 +70,8 @@ class PipelineArguments:
     def __post_init__(self):
         take_deprecated_spelling(self, "clip", "clip_model")
         take_deprecated_spelling(self, "vision", "vision_model")
+        check_at_least(self, k=1, num_beams=1, max_new_tokens=1)
+        check_device(self)
         if self.clip_model is None:
             raise InputError(
                 "give the CLIP checkpoint the selector's features came from: --clip_model NAME_OR_DIR"

@@ -41,6 +41,7 @@ from gest_showcases.baselines.training import (
     train_baseline,
     write_generations,
 )
+from gest_showcases.errors import check_at_least
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
@@ -73,6 +74,9 @@ class TrainGeneratorArguments:
         metadata={"help": "decoding: no repeated n-gram of this size (0: off, the paper's decoding)"},
     )
     generation_batch_size: int = 32
+
+    def __post_init__(self):  # else decoding fails after the whole training run
+        check_at_least(self, max_new_tokens=1, no_repeat_ngram_size=0, generation_batch_size=1)
 
 
 def _model_name(argv: list[str]) -> str | None:

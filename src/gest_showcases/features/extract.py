@@ -25,6 +25,8 @@ from dataclasses import asdict
 import torch
 from accelerate import PartialState
 
+from gest_showcases.model_folders import loading
+
 from .clip import (
     DEFAULT_CLIP,
     extract_image_features,
@@ -91,7 +93,8 @@ def extract_features(
     on_gpu = reads_images and _decode_on_gpu(decode_on, device)
     reports = []
     if "image" in kinds or "text" in kinds:
-        image_model, text_model = load_clip(model, device, torch_dtype)
+        with loading("--clip_model", model):
+            image_model, text_model = load_clip(model, device, torch_dtype)
         if "image" in kinds:
             reports.append(
                 extract_image_features(
@@ -103,7 +106,8 @@ def extract_features(
                 extract_text_features(review_texts(rows), text_model, output_dir, batch_size, shard_size)
             )
     if "vision" in kinds:
-        backbone = load_vision_backbone(vision_model or model, device, torch_dtype)
+        with loading("--vision_model", vision_model or model):
+            backbone = load_vision_backbone(vision_model or model, device, torch_dtype)
         reports.append(
             extract_image_features(items, backbone, output_dir, "vision", batch_size, num_workers, shard_size, on_gpu)
         )

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
 from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.model_folders import loading
 from gest_showcases.numerics import check_finite_rows
 
 from .configuration_pc2l import PC2LConfig
@@ -217,7 +218,10 @@ def load_tokenizer(model_args: PC2LModelArguments):
     decoder = model_args.decoder
     same_folder = decoder is not None and os.path.realpath(model_args.tokenizer) == os.path.realpath(decoder)
     gguf_file = model_args.decoder_gguf_file if same_folder else None
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, gguf_file=gguf_file, trust_remote_code=False)
+    with loading("--tokenizer", model_args.tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_args.tokenizer, gguf_file=gguf_file, trust_remote_code=False
+        )
     # The collator frames every target as `BOS text EOS` and generation starts from BOS (a tokenizer without a
     # pad token pads with EOS, which the attention mask hides).
     missing = [
@@ -237,9 +241,10 @@ def decoder_config(model_args: PC2LModelArguments, tokenizer):
     if model_args.decoder is None:
         special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
         return GPT2Config(vocab_size=len(tokenizer), **special)
-    config = AutoConfig.from_pretrained(
-        model_args.decoder, gguf_file=model_args.decoder_gguf_file, trust_remote_code=False
-    )
+    with loading("--decoder", model_args.decoder):
+        config = AutoConfig.from_pretrained(
+            model_args.decoder, gguf_file=model_args.decoder_gguf_file, trust_remote_code=False
+        )
     # Ids at or past the decoder's vocabulary would fail deep inside its embedding, mid-training.
     largest = max(tokenizer.vocab_size - 1, tokenizer.bos_token_id, tokenizer.eos_token_id)
     if largest >= config.vocab_size:
