@@ -7,8 +7,9 @@ Each subcommand is the importable `main(argv)` of its module in `gest_showcases.
 Errors, handled here once for every subcommand:
 
 - Input the user can fix (`gest_showcases.errors.InputError`; a missing, unreadable or wrong-kind
-  path: `FileNotFoundError`, `IsADirectoryError`, `NotADirectoryError`, `PermissionError`; a JSON or
-  YAML file that does not parse; text that is not UTF-8; an image over the pixel limit or broken,
+  path: `FileNotFoundError`, `FileExistsError` (a file where a folder goes), `IsADirectoryError`,
+  `NotADirectoryError`, `PermissionError`; a JSON or YAML file that does not parse; text that is not
+  UTF-8; an image over the pixel limit or broken,
   `UnreadableImageError`) prints one line, ``gest-showcases <command>: error: <message>``, on stderr
   and exits 2, the code argparse uses for a bad option.
 - Ctrl-C prints ``gest-showcases <command>: interrupted`` and exits 130 (128 + SIGINT).
@@ -27,7 +28,7 @@ import sys
 from gest_showcases.errors import InputError
 
 # OSErrors about a path the user gave: their message is "<strerror>: <path>".
-_PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 DEBUG_FLAG = "--debug"
 
 # name -> (module whose main(argv) runs it, one-line help)

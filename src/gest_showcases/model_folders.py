@@ -62,12 +62,15 @@ def loading(option: str, source: str | Path) -> Iterator[None]:
 def check_output_folder(output_dir: str | Path, model_type: str, command: str) -> None:
     """Refuse `output_dir` when its `config.json` is another model kind than the `model_type` `command` saves.
 
-    A folder the same command wrote (a rerun) or a folder with no model stays allowed, as `Trainer` allows it.
+    A folder the same command wrote (a rerun) or a folder with no model stays allowed, as `Trainer` allows it; a
+    file is refused.
 
     Raises:
         InputError: "--output_dir DIR: holds a 'gest_conv_image_tower' model, which COMMAND would overwrite
             with a 'gpt2' one; give a new folder".
     """
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise InputError(f"--output_dir {output_dir}: a file, not a folder; give a folder to save the run into")
     config = Path(output_dir) / "config.json"
     if not config.is_file():
         return

@@ -35,7 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, Image, List
 from huggingface_hub import HfApi, ModelCard, ModelCardData, is_offline_mode
-from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.errors import HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.utils import validate_repo_id
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
 
@@ -45,7 +46,7 @@ from gest_showcases.data.build import COPIED_IMAGES, embedded_images, stored_ima
 from gest_showcases.data.folder import IMAGE_COLUMNS, dataset_configs, dataset_image_paths, read_rows
 from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, link_or_copy
 from gest_showcases.data.records import normalize_pic_id
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
@@ -124,6 +125,17 @@ class PushArguments:
         metadata={"help": "stage the repositories into this folder and keep it (default: a temporary one)"},
     )
     dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})
+
+    def __post_init__(self):
+        # The longest model repo name and the dataset's: a name the Hub refuses would fail after staging.
+        for option, repo_id in (
+            ("--namespace/--prefix", f"{self.namespace}/{self.prefix}-generator-base"),
+            ("--namespace/--dataset_name", f"{self.namespace}/{self.dataset_name}"),
+        ):
+            try:
+                validate_repo_id(repo_id)
+            except HFValidationError as error:
+                raise InputError(f"{option}: {repo_id!r} is no Hub repository id ({one_line(error)})") from None
 
 
 @dataclass
@@ -363,14 +375,14 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
     """Write every repository's files under `root` and `root/push_plan.json`; returns the repositories."""
     unknown = sorted(set(args.evaluate_modules) - set(EVALUATE_MODULES))
     if unknown:
-        raise ValueError(f"unknown evaluate modules {unknown}; choose from {EVALUATE_MODULES}")
+        raise InputError(f"--evaluate_modules: unknown {unknown}; choose from {EVALUATE_MODULES}")
     if not (args.selector or args.generator or args.showcase or args.dataset or args.evaluate_modules):
-        raise ValueError(
+        raise InputError(
             "nothing to push: give --selector, --generator, --showcase, --dataset or --evaluate_modules"
         )
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
-        raise ValueError(f"{root} is not empty: stage into a new folder")
+        raise InputError(f"{root} is not empty: stage into a new folder")
     repos = []
     if args.selector:
         repos.append(stage_selector(args, root / "selector"))

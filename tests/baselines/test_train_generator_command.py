@@ -179,3 +179,11 @@ def test_bad_model_options_are_one_line_errors(assets, tmp_path, monkeypatch, ca
     assert "--config_overrides 'hidden_sise=4'" in capsys.readouterr().err
     assert cli.main(_argv(assets, "peter", tmp_path / "b", "--decoder", str(assets / "gpt2"))) == 2
     assert "peter has no GPT-2 decoder" in capsys.readouterr().err
+
+
+def test_config_overrides_that_build_no_model_are_one_line(assets, tmp_path, capsys):
+    argv = _argv(assets, "peter", tmp_path / "run", "--config_overrides", "hidden_size=-4")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--config_overrides 'hidden_size=-4': the model cannot be built (" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "config.json").exists()

@@ -43,6 +43,7 @@ def _one_error_line(capsys, command: str) -> str:
         FileNotFoundError(2, "No such file or directory", "/no/such/file.jsonl"),
         IsADirectoryError(21, "Is a directory", "/some/folder"),
         NotADirectoryError(20, "Not a directory", "/some/file"),
+        FileExistsError(17, "File exists", "/a/file/given/as/output_dir"),
         PermissionError(13, "Permission denied", "/root/secret"),
         json.JSONDecodeError("Expecting value", "{", 1),
         UnreadableImageError("/x.jpg: 20000x20000 pixels is over the limit of 40,000,000"),

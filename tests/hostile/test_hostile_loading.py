@@ -93,3 +93,21 @@ def test_a_showcase_request_names_the_raw_config_and_an_unknown_business(tmp_pat
         request_from_dataset(built_dataset, "raw", "u1", "b1")
     with pytest.raises(InputError, match="business 'nobody' has no photos in .*; check --business"):
         request_from_dataset(built_dataset, "s1", "u1", "nobody", images=tmp_path / "images")
+
+
+def test_a_file_given_as_output_dir_is_one_line(tmp_path, capsys):
+    file = tmp_path / "a-file"
+    file.write_text("keep me")
+    argv = [
+        "finetune-lm",
+        "--dataset",
+        str(tmp_path),
+        "--tokenizer",
+        str(tmp_path),
+        "--output_dir",
+        str(file),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: --output_dir {file}: a file, not a folder" in err
+    assert file.read_text() == "keep me"

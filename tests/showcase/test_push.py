@@ -12,6 +12,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.errors import OfflineModeIsEnabled
 
 from gest_showcases.cli import main as cli_main
+from gest_showcases.errors import InputError
 from gest_showcases.features.inputs import read_config_rows
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.metrics import module_path
@@ -135,9 +136,20 @@ def test_exported_models_load_with_trust_remote_code_without_the_package(staged,
 def test_dry_run_refuses_a_used_folder_and_nothing_to_push(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "old").write_text("")
-    with pytest.raises(ValueError, match="is not empty"):
+    with pytest.raises(InputError, match="is not empty"):
         push(PushArguments(namespace="me", evaluate_modules=["distinct"], dry_run=str(tmp_path / "x")))
-    with pytest.raises(ValueError, match="nothing to push"):
+    with pytest.raises(InputError, match="nothing to push"):
         push(PushArguments(namespace="me", dry_run=str(tmp_path / "y")))
-    with pytest.raises(ValueError, match="unknown evaluate modules"):
+    with pytest.raises(InputError, match=r"--evaluate_modules: unknown \['bleu'\]"):
         push(PushArguments(namespace="me", evaluate_modules=["bleu"], dry_run=str(tmp_path / "z")))
+    assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+@pytest.mark.parametrize(
+    ("names", "option"),
+    [({"namespace": "bad name!"}, "--namespace/--prefix"), ({"prefix": "-x"}, "--namespace/--prefix"),
+     ({"prefix": "a" * 90}, "--namespace/--prefix"), ({"dataset_name": "x/y"}, "--namespace/--dataset_name")],
+)  # fmt: skip
+def test_names_the_hub_would_refuse_are_refused_before_staging(names, option):
+    with pytest.raises(InputError, match=f"^{option}: .* is no Hub repository id"):
+        PushArguments(**{"namespace": "me", **names})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 from gest_showcases.model_folders import check_output_folder, loading, require_model_type
 
 from .collator import GeneratorCollator
@@ -210,11 +210,17 @@ def train_baseline(
     # The initial weights are the seed's, as the Trainer's shuffling is.
     set_seed(training_args.seed)
     with training_args.main_process_first():
-        if model_args.decoder is not None:
-            decoder_free = {key: value for key, value in kwargs.items() if key != "decoder"}
-            model = model_class.from_decoder_pretrained(model_args.decoder, **decoder_free)
-        else:
-            model = model_class(baseline.config_class()(**kwargs))
+        try:
+            if model_args.decoder is not None:
+                decoder_free = {key: value for key, value in kwargs.items() if key != "decoder"}
+                model = model_class.from_decoder_pretrained(model_args.decoder, **decoder_free)
+            else:
+                model = model_class(baseline.config_class()(**kwargs))
+        except (RuntimeError, ValueError) as error:  # torch refuses the layer shapes (`hidden_size=-4`)
+            if model_args.config_overrides is None:
+                raise
+            message = f"--config_overrides {model_args.config_overrides!r}: the model cannot be built"
+            raise InputError(f"{message} ({one_line(error)})") from error
     training_args.remove_unused_columns = False
     evaluation = splits.get("validation") or None
     trainer = GeneratorTrainer(

@@ -51,6 +51,7 @@ class PushCommandArguments(PushArguments):
     )
 
     def __post_init__(self):
+        super().__post_init__()
         take_deprecated_spelling(self, "clip", "clip_model")
         if self.dry_run is None:
             return
