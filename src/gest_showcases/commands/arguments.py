@@ -43,6 +43,18 @@ class OutputArguments:
         default=None, metadata={"help": "folder to write (see the command's description)"}
     )
 
+    def __post_init__(self):  # else the command fails with FileExistsError once its work is done
+        folder = None if self.output_dir is None else Path(self.output_dir)
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise InputError(f"--output_dir {self.output_dir}: a file, not a folder; give a folder")
+
+
+def check_file_option(option: str, value: str | None) -> None:
+    """Refuse a folder where a command writes one file (`--plot`, the old `--html FILE`): it would be written
+    beside it under another name, or fail after the work."""
+    if value is not None and Path(value).is_dir():
+        raise InputError(f"{option} {value}: a folder; give the path of the file to write in it")
+
 
 @dataclass
 class LegacyOutputArguments(OutputArguments):
@@ -54,6 +66,7 @@ class LegacyOutputArguments(OutputArguments):
 
     def __post_init__(self):
         take_deprecated_spelling(self, "output", "output_dir", conflict="name different folders")
+        super().__post_init__()
 
 
 @dataclass

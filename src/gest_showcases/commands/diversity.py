@@ -22,7 +22,13 @@ from gest_showcases.features.cache import load_features
 from gest_showcases.features.diversity import dataset_diversity, diversity_table, plot_diversity
 from gest_showcases.features.inputs import read_config_rows
 
-from .arguments import DatasetConfigArguments, LegacyOutputArguments, parse_args
+from .arguments import (
+    DatasetConfigArguments,
+    LegacyOutputArguments,
+    OutputArguments,
+    check_file_option,
+    parse_args,
+)
 
 RESULTS_FILE = "diversity.json"
 
@@ -37,6 +43,9 @@ class DiversityArguments:
         default=None, metadata={"help": "label per dataset (default: folder name)"}
     )
     plot: str | None = field(default=None, metadata={"help": "write the bar chart PNG here"})
+
+    def __post_init__(self):
+        check_file_option("--plot", self.plot)
 
 
 @dataclass
@@ -55,6 +64,13 @@ class DiversityOutputArguments(LegacyOutputArguments):
 
     def __post_init__(self):
         # Not LegacyOutputArguments': the old flag named a file, not a folder, and keeps doing so for its last release.
+        OutputArguments.__post_init__(self)
+        check_file_option("--output", self.output)
+        if self.output is not None and self.output_dir is not None:
+            raise InputError(
+                f"--output {self.output} and --output_dir {self.output_dir} name different places: give "
+                "--output_dir only"
+            )
         if self.output is not None:
             warnings.warn(
                 f"--output is deprecated and will be removed in the next release; use --output_dir (which writes "
@@ -82,6 +98,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         raise InputError(
             f"{len(args.dataset)} datasets, {len(args.features)} feature folders, {len(names)} names"
         )
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # one table row per name: the later dataset would replace the earlier one
+        raise InputError(f"two datasets are named {', '.join(repeated)}: give each its own with --names")
     results = {}
     for name, folder, features in zip(names, args.dataset, args.features, strict=True):
         rows = read_config_rows(folder, data.dataset_config_name, columns=["business_id", "user_id", "pics"])

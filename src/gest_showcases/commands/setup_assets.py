@@ -45,6 +45,7 @@ class AssetsOutputArguments(OutputArguments):
 
     def __post_init__(self):
         take_deprecated_spelling(self, "data_dir", "output_dir", conflict="name different folders")
+        super().__post_init__()
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -29,6 +29,7 @@ from .arguments import (
     DatasetConfigArguments,
     OutputArguments,
     check_device,
+    check_file_option,
     parse_args,
     take_deprecated_spelling,
 )
@@ -113,10 +114,12 @@ class ShowcaseOutputArguments(OutputArguments):
     )
 
     def __post_init__(self):
+        super().__post_init__()
         # Not `take_deprecated_spelling`: the old flag named a file, not a folder, and keeps doing so for its last
         # release.
         if self.html is None:
             return
+        check_file_option("--html", self.html)
         warnings.warn(
             f"--html is deprecated and will be removed in the next release; use --output_dir (which writes "
             f"{HTML_FILE} there)",

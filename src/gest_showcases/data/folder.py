@@ -31,14 +31,15 @@ import logging
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 
 from .images import EMBEDDED_IMAGES_COLUMN, resolve_image_path
 
@@ -73,6 +74,8 @@ def read_card(folder: str | Path) -> dict:
         `InputError`: when the folder has no `README.md` or the card no front matter.
     """
     card = Path(folder) / CARD_NAME
+    if not Path(folder).is_dir():
+        raise InputError(f"{folder}: no such folder; pass a folder `build` wrote")
     if not card.is_file():
         raise InputError(
             f"{folder} has no {CARD_NAME}: not a built dataset folder; pass a folder `build` wrote"
@@ -128,7 +131,25 @@ def _columns(path: Path, columns: list[str] | None, with_images: bool) -> list[s
         return columns
     # The photo bytes of a `--copy_images` / `--embed_images` build: the package reads photos through their
     # paths, and the bytes of every photo would be gigabytes at Gest scale.
-    return [name for name in pq.read_schema(path).names if name != EMBEDDED_IMAGES_COLUMN]
+    with _parquet_file(path):
+        names = pq.read_schema(path).names
+    return [name for name in names if name != EMBEDDED_IMAGES_COLUMN]
+
+
+@contextmanager
+def _parquet_file(path: Path) -> Iterator[None]:
+    """A Parquet file pyarrow cannot read (truncated, not Parquet, a column missing): one line naming it."""
+    try:
+        yield
+    except pa.ArrowException as error:
+        message = f"{path}: cannot be read as this dataset's Parquet ({one_line(error)}); rebuild it"
+        raise InputError(message) from error
+
+
+def _read_parquet(path: Path, columns: list[str] | None, with_images: bool) -> pa.Table:
+    selected = _columns(path, columns, with_images)
+    with _parquet_file(path):
+        return pq.read_table(path, columns=selected)
 
 
 def read_rows(
@@ -147,7 +168,7 @@ def read_rows(
     rows: list[dict] = []
     for name, paths in _split_files(folder, config, split).items():
         for path in paths:
-            for row in pq.read_table(path, columns=_columns(path, columns, with_images)).to_pylist():
+            for row in _read_parquet(path, columns, with_images).to_pylist():
                 row["split"] = name
                 rows.append(row)
     logger.info("read %d %s rows from %s", len(rows), config, folder)
@@ -157,9 +178,7 @@ def read_rows(
 def read_table(paths: list[Path], columns: list[str] | None = None, *, with_images: bool = False) -> pa.Table:
     """Parquet files of a built folder (one split's, from `dataset_configs`) as one Arrow table, columns as
     `read_rows`."""
-    return pa.concat_tables(
-        [pq.read_table(path, columns=_columns(path, columns, with_images)) for path in paths]
-    )
+    return pa.concat_tables([_read_parquet(path, columns, with_images) for path in paths])
 
 
 def image_items(
