@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features, Image, List
 from huggingface_hub import HfApi, ModelCard, ModelCardData, is_offline_mode
-from huggingface_hub.errors import HFValidationError, OfflineModeIsEnabled
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 from huggingface_hub.utils import validate_repo_id
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer
@@ -401,24 +401,38 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
     return repos
 
 
-def _upload(repos: list[StagedRepo], private: bool) -> list[str]:
-    """Create each repository (if needed) and upload its staged folder; returns the commit URLs."""
+def _hub_http_error() -> type[Exception]:
+    """The base error of huggingface_hub's HTTP client (httpx's `HTTPError`): a failed connection arrives as one
+    subclass of it, an HTTP error status (401 without a token, 403) as another, `HfHubHTTPError`."""
+    return next(base for base in HfHubHTTPError.__mro__ if base.__name__ == "HTTPError")
+
+
+def _upload(repos: list[StagedRepo], private: bool, kept: Path | None) -> list[str]:
+    """Create each repository (if needed) and upload its staged folder; returns the commit URLs. `kept` is the
+    staging folder when the user chose it (`--output_dir`), named in the error when the Hub cannot be reached."""
     api = HfApi()
     urls = []
     for repo in tqdm(repos, desc="pushing"):
-        api.create_repo(
-            repo.repo_id,
-            repo_type=repo.repo_type,
-            private=private,
-            exist_ok=True,
-            space_sdk="gradio" if repo.repo_type == "space" else None,
-        )
-        commit = api.upload_folder(
-            repo_id=repo.repo_id,
-            repo_type=repo.repo_type,
-            folder_path=repo.folder,
-            commit_message="Upload from gest-showcases push",
-        )
+        try:
+            api.create_repo(
+                repo.repo_id,
+                repo_type=repo.repo_type,
+                private=private,
+                exist_ok=True,
+                space_sdk="gradio" if repo.repo_type == "space" else None,
+            )
+            commit = api.upload_folder(
+                repo_id=repo.repo_id,
+                repo_type=repo.repo_type,
+                folder_path=repo.folder,
+                commit_message="Upload from gest-showcases push",
+            )
+        except _hub_http_error() as error:
+            staged = f"the staged files are in {kept}" if kept else "--output_dir DIR keeps the staged files"
+            raise InputError(
+                f"pushing {repo.repo_id}: {type(error).__name__}: {one_line(error, 200)}; check the network and "
+                f"your token (`hf auth login`); {len(urls)} of {len(repos)} repositories pushed; {staged}"
+            ) from error
         urls.append(commit.commit_url)
         logger.info("pushed %s (%s)", repo.repo_id, repo.repo_type)
     return urls
@@ -431,6 +445,6 @@ def push(args: PushArguments) -> list[str]:
     if is_offline_mode():  # before any staging work
         raise OfflineModeIsEnabled(OFFLINE_MESSAGE)
     if args.output_dir:
-        return _upload(stage(args, Path(args.output_dir)), args.private)
+        return _upload(stage(args, Path(args.output_dir)), args.private, Path(args.output_dir))
     with tempfile.TemporaryDirectory(prefix="gest-showcases-push-") as root:
-        return _upload(stage(args, Path(root) / "staged"), args.private)
+        return _upload(stage(args, Path(root) / "staged"), args.private, None)

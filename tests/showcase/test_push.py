@@ -153,3 +153,21 @@ def test_dry_run_refuses_a_used_folder_and_nothing_to_push(tmp_path):
 def test_names_the_hub_would_refuse_are_refused_before_staging(names, option):
     with pytest.raises(InputError, match=f"^{option}: .* is no Hub repository id"):
         PushArguments(**{"namespace": "me", **names})
+
+
+def test_an_unreachable_hub_is_one_line_and_keeps_the_staged_files(checkpoints, tmp_path, monkeypatch, capsys):
+    from gest_showcases.push import _hub_http_error
+
+    class UnreachableHub:
+        def create_repo(self, *args, **kwargs):
+            raise _hub_http_error()("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr("gest_showcases.push.HfApi", UnreachableHub)
+    monkeypatch.setattr("gest_showcases.push.is_offline_mode", lambda: False)
+    staged = tmp_path / "staged"
+    argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--output_dir", str(staged)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("gest-showcases push: error: pushing me/gest-showcases-selector: HTTPError: [Errno -2]")
+    assert err.endswith(f"0 of 1 repositories pushed; the staged files are in {staged}")
+    assert (staged / "selector" / "config.json").is_file()
