@@ -402,14 +402,14 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
 
 
 def _hub_http_error() -> type[Exception]:
-    """The base error of huggingface_hub's HTTP client (httpx's `HTTPError`): a failed connection arrives as one
-    subclass of it, an HTTP error status (401 without a token, 403) as another, `HfHubHTTPError`."""
+    """The base error of huggingface_hub's HTTP client (httpx's `HTTPError`): a failed connection arrives as
+    one subclass of it, an HTTP error status (401 without a token, 403) as another, `HfHubHTTPError`."""
     return next(base for base in HfHubHTTPError.__mro__ if base.__name__ == "HTTPError")
 
 
 def _upload(repos: list[StagedRepo], private: bool, kept: Path | None) -> list[str]:
-    """Create each repository (if needed) and upload its staged folder; returns the commit URLs. `kept` is the
-    staging folder when the user chose it (`--output_dir`), named in the error when the Hub cannot be reached."""
+    """Create each repository (if needed) and upload its staged folder; returns the commit URLs. `kept` is
+    the staging folder when the user chose it (`--output_dir`), named when the Hub cannot be reached."""
     api = HfApi()
     urls = []
     for repo in tqdm(repos, desc="pushing"):
@@ -430,8 +430,8 @@ def _upload(repos: list[StagedRepo], private: bool, kept: Path | None) -> list[s
         except _hub_http_error() as error:
             staged = f"the staged files are in {kept}" if kept else "--output_dir DIR keeps the staged files"
             raise InputError(
-                f"pushing {repo.repo_id}: {type(error).__name__}: {one_line(error, 200)}; check the network and "
-                f"your token (`hf auth login`); {len(urls)} of {len(repos)} repositories pushed; {staged}"
+                f"pushing {repo.repo_id}: {type(error).__name__}: {one_line(error, 200)}; check the network "
+                f"and your token (`hf auth login`); {len(urls)} of {len(repos)} repositories pushed; {staged}"
             ) from error
         urls.append(commit.commit_url)
         logger.info("pushed %s (%s)", repo.repo_id, repo.repo_type)

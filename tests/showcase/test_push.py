@@ -155,7 +155,7 @@ def test_names_the_hub_would_refuse_are_refused_before_staging(names, option):
         PushArguments(**{"namespace": "me", **names})
 
 
-def test_an_unreachable_hub_is_one_line_and_keeps_the_staged_files(checkpoints, tmp_path, monkeypatch, capsys):
+def test_an_unreachable_hub_is_one_line_and_keeps_staged_files(checkpoints, tmp_path, monkeypatch, capsys):
     from gest_showcases.push import _hub_http_error
 
     class UnreachableHub:
@@ -168,6 +168,6 @@ def test_an_unreachable_hub_is_one_line_and_keeps_the_staged_files(checkpoints, 
     argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--output_dir", str(staged)]
     assert cli_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("gest-showcases push: error: pushing me/gest-showcases-selector: HTTPError: [Errno -2]")
+    assert err.startswith("gest-showcases push: error: pushing me/gest-showcases-selector: HTTPError: [Errno")
     assert err.endswith(f"0 of 1 repositories pushed; the staged files are in {staged}")
     assert (staged / "selector" / "config.json").is_file()
