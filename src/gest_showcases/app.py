@@ -39,6 +39,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+import socket
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -469,6 +470,23 @@ class ShowcaseApp:
                 api_name="showcase",
             )
         return page
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind `host:port` once and let it go, before any model loads: an address in use or a host that does not
+    resolve would otherwise fail in Gradio's launch, with a traceback, after the models have loaded.
+
+    Raises:
+        `InputError`: "--host H --port P: cannot listen there (reason); ...".
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+            probe.bind(address)
+    except OSError as error:  # socket.gaierror (no such host) is one too
+        reason = error.strerror or str(error)
+        raise InputError(f"--host {host} --port {port}: cannot listen there ({reason}); give another") from error
 
 
 def launch_options(serve: ServeArguments, catalog: DatasetCatalog) -> dict:

@@ -230,3 +230,19 @@ def test_serve_command_wires_the_policy_the_login_and_the_warning(dataset, tmp_p
     assert json.dumps([options["share"] for options in launched]) == "[false, false]"
     # A malformed --auth stops the command, exit 2.
     assert cli_main([*argv, "--auth", "demo"]) == 2
+
+
+def test_serve_refuses_a_busy_port_or_an_unknown_host_before_loading_any_model(capsys):
+    from gest_showcases import cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for host, reason in (("127.0.0.1", "Address already in use"), ("no-such-host.invalid", "")):
+            argv = ["serve", "--dataset", "d", "--selector", "s", "--generator", "g", "--clip_model", "c",
+                    "--host", host, "--port", str(port)]  # fmt: skip
+            assert cli.main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and "Traceback" not in err
+            assert f"error: --host {host} --port {port}: cannot listen there ({reason}" in err

@@ -25,6 +25,7 @@ from gest_showcases.app import (
     DatasetCatalog,
     ServeArguments,
     ShowcaseApp,
+    check_can_listen,
     exposure_warning,
     launch_options,
     parse_auth,
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             "`gest-showcases serve` needs Gradio: pip install 'gest-showcases[demo]'"
         ) from error
     parse_auth(serve.auth)  # a malformed --auth stops the command before any model is loaded
+    check_can_listen(serve.host, serve.port)
     catalog = DatasetCatalog(dataset.dataset, data.dataset_config_name, images=dataset.images)
     options = launch_options(serve, catalog)
     details = {
