@@ -3,7 +3,7 @@
 transformers' `from_pretrained` loads any checkpoint into any class: given another model's folder it only logs a
 table of missing weights and returns a randomly initialised model, which a command would then train, push or
 generate with. `require_model_type` turns that into one line naming the option, before anything loads.
-`Trainer.save_model` writes over any model an `--output_dir` holds: `check_output_folder` refuses a folder
+`Trainer.save_model` writes over any model an `--output_dir` holds: `check_model_output_dir` refuses a folder
 of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector.
 This module imports only transformers' config class and `errors`, so every layer may use it.
 """
@@ -18,6 +18,8 @@ from pathlib import Path
 from transformers import PretrainedConfig
 
 from gest_showcases.errors import InputError, one_line
+
+ADAPTER_CONFIG = "adapter_config.json"  # peft's file: what marks a LoRA run folder
 
 
 def require_model_type(source: str | Path, expected: str | Collection[str], option: str, hint: str) -> dict:
@@ -44,23 +46,39 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
 
 @contextmanager
 def loading(option: str, source: str | Path) -> Iterator[None]:
-    """Turn a loader's `OSError` for `source` into one line naming `option`. transformers and huggingface_hub
-    raise one, with a paragraph that does not name the path, for a folder or Hub repo that is not there, or
-    for a Hub repo while offline.
+    """Turn a loader's error for `source` into one line naming `option`. transformers and huggingface_hub
+    raise an `OSError`, with a paragraph that names neither, for a folder or Hub repo that is not there or a
+    Hub repo while offline, and a `ValueError` for a folder that holds no such model or tokenizer. Wrap only
+    the loader's call: every `ValueError` inside is reported as the option's.
 
     Raises:
-        InputError: "OPTION SOURCE: cannot be loaded (the library's message on one line)".
+        InputError: "OPTION SOURCE: cannot be loaded (the library's message on one line)"; an `InputError` of
+            the loader's own gets the "OPTION SOURCE: " prefix unless its message starts with it.
     """
+    prefix = f"{option} {source}: "
     try:
         yield
-    except InputError:
-        raise
-    except OSError as error:
-        raise InputError(f"{option} {source}: cannot be loaded ({one_line(error)})") from error
+    except InputError as error:
+        if str(error).startswith(prefix):
+            raise
+        raise InputError(prefix + str(error)) from error
+    except (OSError, ValueError) as error:
+        raise InputError(f"{prefix}cannot be loaded ({one_line(error)})") from error
 
 
-def check_output_folder(output_dir: str | Path, model_type: str, command: str) -> None:
-    """Refuse `output_dir` when its `config.json` is another model kind than the `model_type` `command` saves.
+def check_not_a_file(path: str | Path | None, option: str = "--output_dir") -> None:
+    """Refuse a file where a command writes a folder: it would fail with `FileExistsError` after its work."""
+    if path is not None and Path(path).exists() and not Path(path).is_dir():
+        raise InputError(f"{option} {path}: a file, not a folder; give a folder")
+
+
+def check_model_output_dir(
+    output_dir: str | Path, model_types: str | Collection[str], command: str, *, lora: bool = False
+) -> None:
+    """Refuse `output_dir` when it holds another model kind than `command` saves (`model_types`, or one
+    of them): a `config.json` of another `model_type`, or a `train-pc2l --lora` run (`adapter_config.json`,
+    which the pipeline and `push` would load instead of the new model) unless `lora` (a LoRA run into its own
+    folder).
 
     A folder the same command wrote (a rerun) or a folder with no model stays allowed, as `Trainer` allows it; a
     file is refused.
@@ -69,20 +87,24 @@ def check_output_folder(output_dir: str | Path, model_type: str, command: str) -
         InputError: "--output_dir DIR: holds a 'gest_conv_image_tower' model, which COMMAND would overwrite
             with a 'gpt2' one; give a new folder".
     """
-    if Path(output_dir).exists() and not Path(output_dir).is_dir():
-        raise InputError(f"--output_dir {output_dir}: a file, not a folder; give a folder to save the run into")
-    config = Path(output_dir) / "config.json"
-    if not config.is_file():
-        return
-    try:
-        found = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a JSON object
-        found = "unreadable"
-    if found != model_type:
+    check_not_a_file(output_dir)
+    accepted = (model_types,) if isinstance(model_types, str) else tuple(model_types)
+    folder = Path(output_dir)
+    if (folder / ADAPTER_CONFIG).is_file():
+        found = None if lora and "pc2l" in accepted else "a train-pc2l --lora run"
+    elif (folder / "config.json").is_file():
+        try:
+            model_type = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+            found = None if model_type in accepted else f"a {model_type!r} model"
+        except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not a JSON object
+            found = "an unreadable config.json"
+    else:
+        found = None
+    if found is not None:
         raise InputError(
-            f"--output_dir {output_dir}: holds a {found!r} model, which {command} would overwrite with a "
-            f"{model_type!r} one; give a new folder"
+            f"--output_dir {output_dir}: holds {found}, which {command} would overwrite with a "
+            f"{' or '.join(map(repr, accepted))} one; give a new folder"
         )
 
 
-__all__ = ["check_output_folder", "loading", "require_model_type"]
+__all__ = ["check_not_a_file", "check_model_output_dir", "loading", "require_model_type"]

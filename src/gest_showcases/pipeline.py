@@ -76,6 +76,7 @@ from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, o
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.features.clip import (
+    CLIP_MODEL_TYPES,
     ImageFeatureModel,
     TextFeatureModel,
     clip_model_class,
@@ -409,6 +410,7 @@ class ShowcasePipeline:
         selector: str | Path | None = None,
         revision: str | None = None,
         token: str | bool | None = None,
+        option_names: Mapping[str, str] | None = None,
         **kwargs,
     ) -> ShowcasePipeline:
         """Load a saved pipeline (a folder or Hub repo from `save_pretrained` / `push_to_hub`), or its parts' checkpoints
@@ -428,7 +430,15 @@ class ShowcasePipeline:
                 saved with `generator`.
             device (*optional*): defaults to CUDA when available, else the CPU.
             image_kind: see [`ShowcasePipeline`]. `kwargs` go to the constructor.
+            option_names (*optional*): how the errors name each part (`selector`, `generator`, `clip`,
+                `vision`, `tokenizer`); a command passes its flags, e.g. `{"clip": "--clip_model"}`.
+
+        Raises:
+            `InputError`: a part that cannot be loaded or holds another kind of model, named as `option_names`
+                says, before the models load where its config tells.
         """
+        names = {part: part for part in ("selector", "generator", "clip", "vision", "tokenizer")}
+        names |= option_names or {}
         saved: dict = {}
         if pretrained_model_name_or_path is not None:
             if selector is not None:
@@ -454,25 +464,25 @@ class ShowcasePipeline:
                 "ShowcasePipeline.from_pretrained needs a saved pipeline (folder or Hub repo), or selector=, "
                 "generator= and clip="
             )
-        require_model_type(
-            selector, "dpp_image_selector", "selector", "pass a folder `gest-showcases train-selector` wrote"
-        )
+        selector_hint = "pass a folder `gest-showcases train-selector` wrote"
+        require_model_type(selector, "dpp_image_selector", names["selector"], selector_hint)
+        require_model_type(clip, CLIP_MODEL_TYPES, names["clip"], "pass a CLIP (`train-clip` writes one)")
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(generator, PC2LForConditionalGeneration):
             generator_model = generator.to(device)
             generator = generator.name_or_path
         else:
-            generator_model = load_generator(generator).to(device)
+            generator_model = load_generator(generator, names["generator"]).to(device)
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             # From the folder the generator was named by, not the one its weights came from: a LoRA run's are in
             # its base/ folder, which holds no tokenizer.
-            with loading("tokenizer", tokenizer or generator):
+            with loading(names["tokenizer"], tokenizer or generator):
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator, trust_remote_code=False)
-        with loading("clip", clip):
+        with loading(names["clip"], clip):
             clip_image, clip_text = load_clip(str(clip), device)
         backbone = None
         if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
-            with loading("vision", vision or clip):
+            with loading(names["vision"], vision or clip):
                 backbone = load_vision_backbone(str(vision or clip), device)
         return cls(
             selector=DPPImageSelector.from_pretrained(selector).to(device),
@@ -810,7 +820,7 @@ class ShowcasePipeline:
         return results
 
 
-def load_generator(name_or_path: str | Path) -> PC2LForConditionalGeneration:
+def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LForConditionalGeneration:
     """A PC2L checkpoint (Hub name or folder), or a `train-pc2l --lora` run folder with its adapter merged into its
     `base/` model: the pipeline only generates, and a plain PC2L is what `save_pretrained` can write as the saved
     folder's root (transformers would load the run with the adapter attached, and save only the adapter, naming a
@@ -819,7 +829,7 @@ def load_generator(name_or_path: str | Path) -> PC2LForConditionalGeneration:
         from gest_showcases.generation.lora import load_lora_pc2l  # imports peft: only for LoRA runs
 
         return load_lora_pc2l(name_or_path).merge_and_unload()
-    require_model_type(name_or_path, "pc2l", "generator", "pass a folder `gest-showcases train-pc2l` wrote")
+    require_model_type(name_or_path, "pc2l", option, "pass a folder `gest-showcases train-pc2l` wrote")
     return PC2LForConditionalGeneration.from_pretrained(name_or_path)
 
 

@@ -50,7 +50,7 @@ from gest_showcases.errors import InputError, one_line
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
-from gest_showcases.model_folders import require_model_type
+from gest_showcases.model_folders import loading, require_model_type
 from gest_showcases.selection import DPPImageSelector
 
 logger = logging.getLogger(__name__)
@@ -204,7 +204,8 @@ def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id:
     require_model_type(checkpoint, "pc2l", "--generator", "pass a folder `train-pc2l` wrote")
     model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
     model.save_pretrained(output)
-    AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)
+    with loading("--generator", tokenizer):  # its tokenizer
+        AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)
     _strip_saved_paths(output)
     card = generator_card(
         model.config,
@@ -239,7 +240,8 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     adapter_config = json.loads((run / "adapter_config.json").read_text(encoding="utf-8"))
     adapter_config["base_model_name_or_path"] = base_id  # the run's absolute base path means nothing on the Hub
     (output / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-    AutoTokenizer.from_pretrained(run, trust_remote_code=False).save_pretrained(output)
+    with loading("--generator", run):  # its tokenizer
+        AutoTokenizer.from_pretrained(run, trust_remote_code=False).save_pretrained(output)
     _strip_saved_paths(output)
     data = ModelCardData(library_name="peft", base_model=base_id, license="apache-2.0",
                          tags=["gest-showcases", "pc2l", "lora", "personalized-showcases"])  # fmt: skip

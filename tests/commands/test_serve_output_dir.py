@@ -147,6 +147,7 @@ def served_apps(monkeypatch):
             apps.append(self)
 
     monkeypatch.setattr(gradio.Blocks, "launch", lambda page, **options: None)
+    monkeypatch.setattr(serve, "check_can_listen", lambda host, port: None)  # nothing is served: no port is bound
     monkeypatch.setattr(showcase.PipelineArguments, "load_pipeline", lambda args: RecordingPipeline())
     monkeypatch.setattr(serve, "ShowcaseApp", RecordedApp)
     return apps

@@ -152,6 +152,7 @@ def test_serve_reads_config_yaml_and_the_old_config_spelling(dataset, tmp_path, 
 
     launched, catalogs = [], []
     monkeypatch.setattr(gradio.Blocks, "launch", lambda page, **options: launched.append(options))
+    monkeypatch.setattr(serve, "check_can_listen", lambda host, port: None)  # nothing is served: no port is bound
     real_catalog = serve.DatasetCatalog
 
     def catalog(folder, config, images=None):

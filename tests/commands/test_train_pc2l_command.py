@@ -30,7 +30,7 @@ def write_yaml(path, options: dict) -> str:
 def runs(monkeypatch):
     """The arguments each training run was given, instead of training."""
     calls = []
-    monkeypatch.setattr(train_pc2l, "run", lambda *args: calls.append(args))
+    monkeypatch.setattr(train_pc2l, "run", lambda *args, **kwargs: calls.append(args))
     return calls
 
 

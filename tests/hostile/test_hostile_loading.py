@@ -21,8 +21,16 @@ def test_loading_names_the_option_for_an_os_error_and_lets_everything_else_throu
     one_line = r"^--tokenizer /x/y: cannot be loaded \(no such thing\)$"
     with pytest.raises(InputError, match=one_line), loading("--tokenizer", "/x/y"):
         raise OSError("no   such\n thing")
-    with pytest.raises(InputError, match="^already one line$"), loading("--tokenizer", "/x/y"):
-        raise InputError("already one line")
+    with (
+        pytest.raises(InputError, match=r"^--tokenizer /x/y: not a tokenizer$"),
+        loading("--tokenizer", "/x/y"),
+    ):
+        raise InputError("not a tokenizer")  # the loader's own line gets the option
+    with pytest.raises(InputError, match=r"^--tokenizer /x/y: named$"), loading("--tokenizer", "/x/y"):
+        raise InputError("--tokenizer /x/y: named")  # once
+    unrecognized = r"^--tokenizer /x/y: cannot be loaded \(Unrecognized\)$"
+    with pytest.raises(InputError, match=unrecognized), loading("--tokenizer", "/x/y"):
+        raise ValueError("Unrecognized")  # transformers, for a folder holding no such thing
     with pytest.raises(KeyError), loading("--tokenizer", "/x/y"):  # a bug keeps its traceback
         raise KeyError("bug")
 
@@ -111,3 +119,30 @@ def test_a_file_given_as_output_dir_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"error: --output_dir {file}: a file, not a folder" in err
     assert file.read_text() == "keep me"
+
+
+def test_a_folder_that_holds_no_tokenizer_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv = ["finetune-lm", "--dataset", "d", "--tokenizer", str(empty), "--output_dir", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"error: --tokenizer {empty}: cannot be loaded (" in err
+
+
+def test_the_showcase_commands_name_their_flags_for_a_clip_that_is_missing_or_another_model(tmp_path):
+    from gest_showcases.commands.showcase import PIPELINE_FLAGS
+    from gest_showcases.pipeline import ShowcasePipeline
+    from gest_showcases.testing.tiny_assets import save_tiny_checkpoints
+
+    parts = save_tiny_checkpoints(tmp_path / "checkpoints")
+    cases = [(tmp_path / "missing", "no model config there"),
+             (parts["selector"], "holds a 'dpp_image_selector' model, not 'clip' or 'vision-text-dual-encoder'")]  # fmt: skip
+    for clip, says in cases:
+        with pytest.raises(InputError, match=f"^--clip_model {clip}: {says}"):
+            ShowcasePipeline.from_pretrained(
+                selector=parts["selector"],
+                generator=parts["generator"],
+                clip=clip,
+                option_names=PIPELINE_FLAGS,
+            )

@@ -12,7 +12,7 @@ import pytest
 
 from gest_showcases import cli
 from gest_showcases.errors import InputError
-from gest_showcases.model_folders import check_output_folder, require_model_type
+from gest_showcases.model_folders import check_model_output_dir, require_model_type
 from gest_showcases.pipeline import ShowcasePipeline
 from gest_showcases.testing.tiny_assets import save_tiny_checkpoints
 
@@ -97,19 +97,36 @@ def test_a_saved_config_without_a_model_type_is_refused(tmp_path):
         require_model_type(tmp_path, "gpt2", "--decoder", "hint")
 
 
-def test_check_output_folder_allows_a_rerun_or_an_empty_folder_and_refuses_another_model(
+def test_check_model_output_dir_allows_a_rerun_or_an_empty_folder_and_refuses_another_model(
     checkpoints, tmp_path
 ):
-    check_output_folder(checkpoints["generator"], "pc2l", "train-pc2l")  # a rerun into its own folder
-    check_output_folder(tmp_path, "pc2l", "train-pc2l")  # no model there
-    check_output_folder(tmp_path / "new", "pc2l", "train-pc2l")
+    check_model_output_dir(checkpoints["generator"], "pc2l", "train-pc2l")  # a rerun into its own folder
+    check_model_output_dir(tmp_path, "pc2l", "train-pc2l")  # no model there
+    check_model_output_dir(tmp_path / "new", "pc2l", "train-pc2l")
     with pytest.raises(
         InputError, match=r"holds a 'dpp_image_selector' model, which train-pc2l would overwrite"
     ):
-        check_output_folder(checkpoints["selector"], "pc2l", "train-pc2l")
+        check_model_output_dir(checkpoints["selector"], "pc2l", "train-pc2l")
     (tmp_path / "config.json").write_text("[1, 2]")
-    with pytest.raises(InputError, match="holds a 'unreadable' model"):
-        check_output_folder(tmp_path, "gpt2", "finetune-lm")
+    with pytest.raises(
+        InputError, match="holds an unreadable config.json, which finetune-lm would overwrite"
+    ):
+        check_model_output_dir(tmp_path, "gpt2", "finetune-lm")
+
+
+def test_a_lora_run_folder_is_refused_unless_a_lora_run_goes_back_into_it(tmp_path):
+    (tmp_path / "adapter_config.json").write_text("{}")  # a train-pc2l --lora run: no config.json at its root
+    check_model_output_dir(tmp_path, "pc2l", "train-pc2l", lora=True)
+    for types, command in (("pc2l", "train-pc2l"), ("gpt2", "finetune-lm")):
+        with pytest.raises(
+            InputError, match=f"holds a train-pc2l --lora run, which {command} would overwrite"
+        ):
+            check_model_output_dir(tmp_path, types, command)
+    with pytest.raises(InputError, match="holds a train-pc2l --lora run"):
+        check_model_output_dir(tmp_path, "gpt2", "finetune-lm", lora=True)
+
+
+NO_REPORTS = ["--report_to", "none"]
 
 
 def _unchanged(folder):
@@ -119,12 +136,20 @@ def _unchanged(folder):
 @pytest.mark.parametrize(
     "argv, victim, message",
     [
-        (["finetune-lm", "--dataset", "none", "--tokenizer", "none"], "selector",
+        (["finetune-lm", "--dataset", "none", "--tokenizer", "none", *NO_REPORTS], "selector",
          "holds a 'dpp_image_selector' model, which finetune-lm would overwrite with a 'gpt2' one; give a new folder"),
-        (["train-pc2l", "--dataset", "none", "--features", "none", "--tokenizer", "none"], "clip",
+        (["train-pc2l", "--dataset", "none", "--features", "none", "--tokenizer", "none", *NO_REPORTS], "clip",
          "which train-pc2l would overwrite with a 'pc2l' one"),
-        (["train-generator", "--model", "peter", "--dataset", "none", "--features", "none", "--tokenizer", "none"],
+        (["train-generator", "--model", "peter", "--dataset", "none", "--features", "none", "--tokenizer", "none",
+          *NO_REPORTS],
          "generator", "holds a 'pc2l' model, which train-generator --model peter would overwrite with a 'peter' one"),
+        (["train-generator", "--model", "pc2l", "--dataset", "none", "--features", "none", "--tokenizer", "none",
+          *NO_REPORTS],
+         "selector", "which train-generator --model pc2l would overwrite with a 'pc2l' one"),
+        (["train-clip", "--dataset", "none"], "generator",
+         "holds a 'pc2l' model, which train-clip would overwrite with a 'clip' or 'vision-text-dual-encoder' one"),
+        (["distill", "--annotations", "a", "--features", "f", "--images", "i"], "clip",
+         "holds a 'clip' model, which distill would overwrite with a 'explanation_classifier' one"),
     ],
 )  # fmt: skip
 def test_a_training_command_refuses_an_output_dir_holding_another_model(
@@ -132,7 +157,7 @@ def test_a_training_command_refuses_an_output_dir_holding_another_model(
 ):
     folder = Path(checkpoints[victim])
     before = _unchanged(folder)
-    assert cli.main([*argv, "--output_dir", str(folder), "--report_to", "none"]) == 2
+    assert cli.main([*argv, "--output_dir", str(folder)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert _unchanged(folder) == before

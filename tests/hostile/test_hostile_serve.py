@@ -215,6 +215,7 @@ def test_serve_command_wires_the_policy_the_login_and_the_warning(dataset, tmp_p
 
     launched = []
     monkeypatch.setattr(gradio.Blocks, "launch", lambda page, **options: launched.append(options))
+    monkeypatch.setattr("gest_showcases.commands.serve.check_can_listen", lambda host, port: None)  # none bound
     monkeypatch.setattr(PipelineArguments, "load_pipeline", lambda args: None)
     argv = ["serve", "--dataset", str(dataset), "--images", str(tmp_path / "images"),
             "--selector", "none", "--generator", "none", "--clip", "none", "--host", "0.0.0.0"]  # fmt: skip

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gest_showcases.errors import InputError, one_line
-from gest_showcases.model_folders import check_output_folder, loading, require_model_type
+from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
 
 from .collator import GeneratorCollator
 from .data import (
@@ -168,7 +168,7 @@ def train_baseline(
     if model_args.decoder is not None and not baseline.pretrained_decoder:
         raise InputError(f"--decoder: {name} has no GPT-2 decoder to start from a checkpoint")
     writes = baseline.config_class().model_type
-    check_output_folder(training_args.output_dir, writes, f"train-generator --model {name}")
+    check_model_output_dir(training_args.output_dir, writes, f"train-generator --model {name}")
     if model_args.decoder is not None:
         require_model_type(
             model_args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (`finetune-lm` writes one)"

@@ -29,6 +29,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from gest_showcases.errors import InputError, check_at_least, one_line
+from gest_showcases.model_folders import check_not_a_file
 
 CONFIG_FLAG = "--config"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -43,10 +44,8 @@ class OutputArguments:
         default=None, metadata={"help": "folder to write (see the command's description)"}
     )
 
-    def __post_init__(self):  # else the command fails with FileExistsError once its work is done
-        folder = None if self.output_dir is None else Path(self.output_dir)
-        if folder is not None and folder.exists() and not folder.is_dir():
-            raise InputError(f"--output_dir {self.output_dir}: a file, not a folder; give a folder")
+    def __post_init__(self):
+        check_not_a_file(self.output_dir)
 
 
 def check_file_option(option: str, value: str | None) -> None:

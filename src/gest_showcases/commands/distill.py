@@ -23,8 +23,9 @@ import torch
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
+from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
-from gest_showcases.model_folders import loading
+from gest_showcases.model_folders import check_model_output_dir, loading
 
 from .arguments import LegacyOutputArguments, check_device, parse_args, take_deprecated_spelling
 
@@ -173,6 +174,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     if output.output_dir is None:
         raise InputError("give the folder for the trained classifier: --output_dir DIR")
+    check_model_output_dir(output.output_dir, ExplanationClassifierConfig.model_type, "distill")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     print(json.dumps(run(args, output.output_dir), indent=2))
     return 0

@@ -29,7 +29,7 @@ from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
-from gest_showcases.model_folders import check_output_folder, loading, require_model_type
+from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
@@ -74,7 +74,7 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
     # Before any text is packed: GPT2LMHeadModel would load another model's folder with random weights.
     if args.decoder is not None:
         require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
-    check_output_folder(training_args.output_dir, "gpt2", "finetune-lm")
+    check_model_output_dir(training_args.output_dir, "gpt2", "finetune-lm")
     with loading("--tokenizer", args.tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     texts = load_built(args.dataset, config_name, split="train")

@@ -35,6 +35,14 @@ from .arguments import (
 )
 
 HTML_FILE = "showcase.html"
+# How the pipeline's errors name its parts: these commands' flags (the tokenizer is the generator's).
+PIPELINE_FLAGS = {
+    "selector": "--selector",
+    "generator": "--generator",
+    "clip": "--clip_model",
+    "vision": "--vision_model",
+    "tokenizer": "--generator",
+}
 
 
 @dataclass
@@ -86,6 +94,7 @@ class PipelineArguments:
             clip=self.clip_model,
             vision=self.vision_model,
             device=self.device,
+            option_names=PIPELINE_FLAGS,
             image_kind=self.image_kind,
             num_beams=self.num_beams,
             max_new_tokens=self.max_new_tokens,

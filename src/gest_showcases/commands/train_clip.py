@@ -18,11 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gest_showcases.errors import InputError, check_at_least
-from gest_showcases.features.clip import load_clip
+from gest_showcases.features.clip import CLIP_MODEL_TYPES, load_clip
 from gest_showcases.features.clip_standin import IMAGE_TOWERS
 from gest_showcases.features.clip_training import PAIR_WITH, train
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
+from gest_showcases.model_folders import check_model_output_dir
 
 from .arguments import DatasetArguments, LegacyOutputArguments, parse_args, take_deprecated_spelling
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     )
     if output.output_dir is None:
         raise InputError("give the folder to save the CLIP into: --output_dir DIR")
+    check_model_output_dir(output.output_dir, CLIP_MODEL_TYPES, "train-clip")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # Read first: a bad path should stop the command before the training, not after it.
     truth = SynthTruth.load(args.synth_truth) if args.synth_truth else None

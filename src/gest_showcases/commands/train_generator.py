@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, model_args, data_args, training_args = parse_generator_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model in PC2L_RUNS:
-        train_pc2l.run(model_args, data_args, training_args)
+        train_pc2l.run(model_args, data_args, training_args, command=f"train-generator --model {args.model}")
 
         def generate(rows, decoding):
             return _pc2l_generations(model_args, data_args, training_args.output_dir, rows, decoding)

@@ -58,7 +58,7 @@ from gest_showcases.generation.training_run import (
     load_split,
     load_tokenizer,
 )
-from gest_showcases.model_folders import check_output_folder
+from gest_showcases.model_folders import check_model_output_dir
 
 from .arguments import parse_args
 
@@ -85,15 +85,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def run(
-    model_args: PC2LModelArguments, data_args: PC2LDataArguments, training_args: TrainingArguments
+    model_args: PC2LModelArguments,
+    data_args: PC2LDataArguments,
+    training_args: TrainingArguments,
+    command: str = "train-pc2l",
 ) -> None:
-    """Train PC2L on `data_args.dataset`'s `s2` splits and save it (and its metrics) to `training_args.output_dir`."""
+    """Train PC2L on `data_args.dataset`'s `s2` splits and save it (and its metrics) to
+    `training_args.output_dir`. `command` names the command in the errors (`train-generator --model pc2l` runs
+    this too)."""
     if model_args.lora and model_args.decoder is None:
         # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
         raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
     if model_args.decoder_gguf_file is not None and model_args.decoder is None:
         raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
-    check_output_folder(training_args.output_dir, PC2LConfig.model_type, "train-pc2l")
+    check_model_output_dir(training_args.output_dir, PC2LConfig.model_type, command, lora=model_args.lora)
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.

@@ -195,6 +195,8 @@ CLIP_MODEL_CLASSES: dict[type, type[PreTrainedModel]] = {
     CLIPConfig: CLIPModel,
     VisionTextDualEncoderConfig: VisionTextDualEncoderModel,
 }
+# Their `model_type`s: what a folder `train-clip` writes holds.
+CLIP_MODEL_TYPES = tuple(config.model_type for config in CLIP_MODEL_CLASSES)
 
 
 def clip_model_class(config) -> type[PreTrainedModel] | None:
