@@ -433,3 +433,38 @@ def test_extreme_aspect_ratio_is_refused_before_any_resize(tmp_path):
     panorama = tmp_path / "panorama.png"
     Image.new("RGB", (400, 40)).save(panorama)  # 10:1, a real panorama, is kept
     assert open_image(panorama).size == (400, 40)
+
+
+def test_a_rebuild_refuses_to_delete_what_no_build_wrote(tmp_path, images, capsys):
+    gest = tmp_path / "gest"
+    source = _raw_input(tmp_path / "in.json")
+    build_dataset([source], images, gest)
+    (gest / "my_notes.txt").write_text("mine")
+    (gest / "features").mkdir()
+    (gest / "s1" / "extra.txt").write_text("mine too")
+    before = _snapshot(gest)
+    argv = ["build", "--input", str(source), "--images", str(images), "--output_dir", str(gest)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "also holds what no build wrote (features, my_notes.txt, s1/extra.txt)" in err
+    assert _snapshot(gest) == before
+    (gest / "my_notes.txt").unlink()
+    (gest / "s1" / "extra.txt").unlink()
+    (gest / "features").rmdir()
+    build_dataset([source], images, gest)  # a build's own files only: the rebuild replaces them
+    assert (gest / "drop_report.json").is_file()
+
+
+def test_a_build_whose_photos_are_all_missing_leaves_the_previous_build_as_it_was(tmp_path, images, capsys):
+    gest = tmp_path / "gest"
+    source = _raw_input(tmp_path / "in.json")
+    build_dataset([source], images, gest)
+    before = _snapshot(gest)
+    elsewhere = tmp_path / "other-images"
+    elsewhere.mkdir()
+    argv = ["build", "--input", str(source), "--images", str(elsewhere), "--output_dir", str(gest)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"no review kept a usable photo in {elsewhere}" in err and f"{gest} was left as it was" in err
+    assert _snapshot(gest) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["gest", "images", "in.json", "other-images"]

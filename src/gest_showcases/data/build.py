@@ -103,6 +103,7 @@ _EMBED_COST = 500
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 DEFAULT_OUTPUT_DIR = "gest"
 COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
+CONFIGS = ("raw", "s1", "s2")  # the config folders a build writes
 
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
@@ -717,6 +718,30 @@ def _check_arguments(
             f"output {output_dir} is a non-empty folder that is not a built dataset: refusing to replace it; "
             "choose a new or empty folder"
         )
+    foreign = _files_no_build_wrote(output_dir)
+    if foreign:  # the rebuild replaces the whole folder: they would be deleted with it
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise InputError(
+            f"output {output_dir} is a built dataset that also holds what no build wrote ({shown}): a rebuild "
+            "replaces the whole folder; move them out or choose another folder"
+        )
+
+
+def _files_no_build_wrote(output_dir: Path) -> list[str]:
+    """What a previous build's folder holds beyond a build's own files: README.md, drop_report.json, the config
+    folders of Parquet files and the copied images."""
+    if not (output_dir / "drop_report.json").is_file():
+        return []
+    foreign = []
+    for entry in sorted(output_dir.iterdir()):
+        if entry.name in ("README.md", "drop_report.json"):
+            continue
+        if entry.name in (*CONFIGS, COPIED_IMAGES) and entry.is_dir():
+            suffix = ".jpg" if entry.name == COPIED_IMAGES else ".parquet"
+            foreign += [f"{entry.name}/{path.name}" for path in sorted(entry.iterdir()) if path.suffix != suffix]
+        else:
+            foreign.append(entry.name)
+    return foreign
 
 
 class _FolderLock:
@@ -914,6 +939,11 @@ def build_dataset(
         if s2 is not None:
             rows["s2"] = s2.close()
 
+        if not rows["s1"] and reports["s1"].counts.get("no usable image"):  # the photos are elsewhere
+            raise InputError(
+                f"no review kept a usable photo in {images_dir} ({reports['s1'].counts['no usable image']:,} "
+                f"reviews dropped for 'no usable image'): check --images; {output_dir} was left as it was"
+            )
         card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
         (work / "README.md").write_text(card, encoding="utf-8")
         write_drop_reports(work / "drop_report.json", reports)
