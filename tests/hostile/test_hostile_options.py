@@ -9,6 +9,7 @@ traceback at the first step, `experiment --seeds 0` failed after the world was b
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -274,3 +275,39 @@ def test_synth_config_refuses_what_the_world_cannot_be_drawn_from():
         SynthConfig(num_reviews=100, num_users=5)
     with pytest.raises(InputError, match="--seed -1"):
         SynthConfig(seed=-1)
+
+
+def _file_options(tmp_path, types, options: dict):
+    config = tmp_path / "options.yaml"
+    config.write_text(options if isinstance(options, str) else __import__("yaml").safe_dump(options))
+    return parse_args(types, ["--config", str(config)])
+
+
+def test_a_config_file_id_written_without_quotes_stays_its_digits(tmp_path):
+    from gest_showcases.commands.showcase import PipelineArguments, ShowcaseArguments
+
+    text = "user: 150986734859420931935\nbusiness: 2024\nselector: s\ngenerator: g\nclip_model: c\n"
+    parsed = _file_options(tmp_path, (ShowcaseArguments, PipelineArguments), text)
+    assert parsed[0].user == "150986734859420931935" and parsed[0].business == "2024"
+
+
+@pytest.mark.parametrize(
+    ("types", "options", "says"),
+    [
+        ((evaluate.EvaluateArguments, evaluate.EvaluateOutputArguments), {"generations": ["a.jsonl", "b.jsonl"]},
+         "generations: ['a.jsonl', 'b.jsonl'] is not a valid value (give one value)"),
+        ((evaluate.EvaluateArguments, evaluate.EvaluateOutputArguments), {"generations": "g", "num_resamples": 1.5},
+         "num_resamples: 1.5 is not a valid value (give a whole number)"),
+        ((ExperimentArguments,), {"seeds": True}, "seeds: True is not a valid value (true/false where"),
+        ((evaluate.EvaluateArguments, evaluate.EvaluateOutputArguments), {"generations": 1.5},
+         "generations: 1.5 is not a valid value (a number where text goes: quote it)"),
+    ],
+)  # fmt: skip
+def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_it(tmp_path, types, options, says):
+    with pytest.raises(InputError, match=re.escape(says)):
+        _file_options(tmp_path, types, options)
+
+
+def test_a_config_file_scalar_for_a_list_option_is_a_list_of_one(tmp_path):
+    (parsed,) = _file_options(tmp_path, (ExperimentArguments,), {"tables": "2", "baselines": "none"})
+    assert parsed.tables == ["2"] and parsed.baselines == ["none"]

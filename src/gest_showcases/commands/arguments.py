@@ -157,17 +157,67 @@ def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
     unknown = sorted(str(key) for key in values if key not in known)
     if unknown:
         raise InputError(f"{path}: unknown options {', '.join(unknown)}; see {parser.prog} --help")
-    # Text is read as the same text on the command line is: YAML reads `1e-4` (no dot) and quoted values as
-    # strings, which `parse_dict` would leave as strings in a float, int or bool field.
+    # A field typed to hold a list or a mapping as well as text (TrainingArguments' `report_to`, `fsdp_config`)
+    # takes the file's list or mapping as it is; argparse sees only its text form.
+    # (Read from the classes' annotations: `HfArgumentParser` rewrites a union field's `type` to `str`.)
+    containers = {
+        name
+        for dtype in parser.dataclass_types
+        for klass in dtype.__mro__
+        for name, annotation in vars(klass).get("__annotations__", {}).items()
+        if any(kind in str(annotation).lower() for kind in ("list", "dict"))
+    }
     for action in parser._actions:
         value = values.get(action.dest)
-        if isinstance(value, str) and action.type not in (None, str):
-            try:
-                values[action.dest] = action.type(value)
-            except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
-                message = f"{path}: {action.dest}: {value!r} is not a valid value ({error}); fix the file"
-                raise InputError(message) from None
+        passes = action.dest in containers and action.nargs not in ("+", "*") and isinstance(value, (list, dict))
+        if value is not None and not passes:
+            values[action.dest] = _file_value(action, value, path)
     return values
+
+
+def _file_value(action: argparse.Action, value, path: str):
+    """A `--config` file's value as the same option's value on the command line: `parse_dict` checks no types,
+    so an unquoted id (`user: 1509867`) would stay a number, `seeds: 1.5` a float, `methods: img` a string where
+    a list goes, each failing later or silently changing the run.
+
+    Text is converted as the command line converts it (YAML reads `1e-4`, no dot, and quoted values as text); a
+    whole number in a text option becomes its digits; one value in a list option becomes a list of one.
+    """
+    many = action.nargs in ("+", "*")
+    if many and not isinstance(value, list):
+        value = [value]
+    items = value if many else [value]
+    if any(isinstance(item, (list, dict)) for item in items):
+        raise _invalid(path, action, value, "give a list of plain values" if many else "give one value")
+    items = [_file_item(action, item, path) for item in items]
+    return items if many else items[0]
+
+
+def _invalid(path: str, action: argparse.Action, value, why: str) -> InputError:
+    return InputError(f"{path}: {action.dest}: {value!r} is not a valid value ({why}); fix the file")
+
+
+def _file_item(action: argparse.Action, item, path: str):
+    if isinstance(item, str):
+        if action.type in (None, str):
+            return item
+        try:
+            return action.type(item)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as error:
+            raise _invalid(path, action, item, str(error)) from None
+    if isinstance(item, bool):
+        if action.type in (int, float, str):
+            raise _invalid(path, action, item, "true/false where a text or a number goes")
+        return item
+    if action.type is str:
+        if isinstance(item, int):
+            return str(item)  # an id written without quotes: its digits, exactly
+        raise _invalid(path, action, item, "a number where text goes: quote it")
+    if action.type is int and not isinstance(item, int):
+        raise _invalid(path, action, item, "give a whole number")
+    if action.type is float and isinstance(item, int):
+        return float(item)
+    return item
 
 
 def _given_flags(parser: HfArgumentParser, argv: list[str]) -> dict:
