@@ -118,6 +118,7 @@ REFUSED = [
     ("finetune-lm", ["--warmup_steps", "-3"], "Expected value warmup_steps >= 0"),
     ("demo", ["--num_threads", "0"], "--num_threads 0: give a number >= 1"),
     ("demo", ["--num_examples", "-1"], "--num_examples -1: give a number >= 0"),
+    ("experiment", ["--baselines", "none", "st"], "--baselines none st: none means no baseline; give it alone"),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {
@@ -311,3 +312,28 @@ def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_it(tmp_path, t
 def test_a_config_file_scalar_for_a_list_option_is_a_list_of_one(tmp_path):
     (parsed,) = _file_options(tmp_path, (ExperimentArguments,), {"tables": "2", "baselines": "none"})
     assert parsed.tables == ["2"] and parsed.baselines == ["none"]
+
+
+@pytest.mark.parametrize("tables", ["5", "2,3", ""])
+def test_experiment_refuses_a_table_it_does_not_have(tables, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["experiment", "--tables", tables, "--output_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    assert f"argument --tables: invalid choice: '{tables}'" in _one_line(capsys, "experiment")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("splits", "says"),
+    [
+        ({"eval_split": "bogus"}, "--eval_split bogus: the dataset's s1 splits are ['train', 'validation', 'test']"),
+        ({"train_split": "trian"}, "--train_split trian: the dataset's s1 splits are"),
+        ({"validation_split": "valdation"}, "--validation_split valdation: the dataset's s1 splits are"),
+        ({"train_split": "test"}, "--train_split and --eval_split are both test"),
+    ],
+)  # fmt: skip
+def test_train_selector_refuses_a_split_it_cannot_use(splits, says):
+    arguments = train_selector.SelectorScriptArguments(dataset="d", features="f", **splits)
+    with pytest.raises(InputError, match=re.escape(says)):
+        train_selector.check_splits(arguments, ["train", "validation", "test"])
+    train_selector.check_splits(train_selector.SelectorScriptArguments(dataset="d", features="f"), ["train", "test"])

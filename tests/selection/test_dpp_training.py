@@ -17,6 +17,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
+from gest_showcases.errors import InputError
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig, training
 from gest_showcases.selection.dataset import (
     SelectionDataset,
@@ -131,7 +132,7 @@ def test_build_selection_dataset_by_hand():
 
 def test_build_selection_dataset_without_usable_rows():
     table = SimpleNamespace(ids=["a"], embeddings=torch.ones(1, 2))
-    with pytest.raises(ValueError, match="no usable rows"):
+    with pytest.raises(InputError, match="no usable rows"):
         build_selection_dataset([{"pics": ["b"], "candidate_pics": ["a"], "history_pics": [],
                                   "history_review_ids": []}], table, table)  # fmt: skip
 

@@ -133,7 +133,8 @@ class ExperimentArguments:
         default=False, metadata={"help": "tiny world, models and epochs: a smoke run of a minute or two"}
     )
     tables: list[str] = field(
-        default_factory=lambda: ["2", "3", "4"], metadata={"help": "tables to run: 2 3 4"}
+        default_factory=lambda: ["2", "3", "4"],
+        metadata={"help": "tables to run: 2 3 4", "choices": ["2", "3", "4"]},
     )
     max_test_examples: int = field(default=0, metadata={"help": "cap on s2 test examples (0: all)"})
     variant: str = field(
@@ -193,6 +194,8 @@ class ExperimentArguments:
             self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
             num_resamples=1, num_threads=1,
         )  # fmt: skip
+        if "none" in self.baselines and len(self.baselines) > 1:  # else the others were silently dropped
+            raise InputError(f"--baselines {' '.join(self.baselines)}: none means no baseline; give it alone")
         if self.variant and not VARIANT_NAME.fullmatch(self.variant):
             raise InputError(
                 f"--variant {self.variant!r}: a variant names folders and files, give letters, digits, '_', '.' "

@@ -130,10 +130,26 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
+def check_splits(script_args: SelectorScriptArguments, present: list[str]) -> None:
+    """Refuse a split the dataset lacks (a KeyError after loading), a mistyped --validation_split (it turned
+    epoch selection off without a word), and training on the split Table 3 scores (memorisation)."""
+    default_validation = SelectorScriptArguments.__dataclass_fields__["validation_split"].default
+    for option in ("train_split", "eval_split", "validation_split"):
+        split = getattr(script_args, option)
+        if split not in present and not (option == "validation_split" and split == default_validation):
+            raise InputError(f"--{option} {split}: the dataset's s1 splits are {present}")
+    if script_args.train_split == script_args.eval_split:
+        raise InputError(
+            f"--train_split and --eval_split are both {script_args.eval_split}: Table 3 would score the "
+            "examples the selectors trained on; give different splits"
+        )
+
+
 def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArguments, output_dir: str) -> None:
     """Train the selectors of `script_args.methods`, write Table 3 and the models into `output_dir`."""
     set_seed(train_args.seed)
     splits = load_built(script_args.dataset, "s1")
+    check_splits(script_args, list(splits))
     image_table = load_features(script_args.features, "image")
     review_table = load_features(script_args.features, "review")
 

@@ -16,6 +16,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from gest_showcases.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -195,7 +197,10 @@ def build_selection_dataset(
             skipped_no_target,
         )
     if not candidates:
-        raise ValueError("no usable rows: every row lacks candidate features or target images in its pool")
+        raise InputError(
+            "no usable rows: every row lacks candidate features or target images in its pool; are the "
+            "features this dataset's (gest-showcases features on it)?"
+        )
     return SelectionDataset(
         image_features=image_table.embeddings,
         profile_text=_mean_rows(review_table.embeddings, history_reviews),
