@@ -88,3 +88,22 @@ def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, image_dir
                  "--plot", str(tmp_path / "div.png"), "--output", str(tmp_path / "div.json")]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "| tiny |" in out and (tmp_path / "div.png").exists() and (tmp_path / "div.json").exists()
+
+
+def test_command_refuses_features_of_another_dataset_and_writes_strict_json(tmp_path, built_dataset, monkeypatch):
+    import json
+
+    from gest_showcases.commands import diversity
+    from gest_showcases.errors import InputError
+
+    other = FeatureTable(["elsewhere"], torch.ones(1, 4), "clip", "f", True)
+    monkeypatch.setattr(diversity, "load_features", lambda folder, kind: other)
+    with pytest.raises(InputError, match="--features f holds none of the .* photos of .*: give the features made"):
+        main(["--dataset", str(built_dataset), "--features", "f", "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+    first = next(pic for row in diversity.read_config_rows(built_dataset, "s1") for pic in row["pics"])
+    one = FeatureTable([first], torch.ones(1, 4), "clip", "f", True)  # one photo: no pair at any level
+    monkeypatch.setattr(diversity, "load_features", lambda folder, kind: one)
+    assert main(["--dataset", str(built_dataset), "--features", "f", "--output_dir", str(tmp_path / "out")]) == 0
+    text = (tmp_path / "out" / "diversity.json").read_text()
+    assert "NaN" not in text and json.loads(text)["dataset"]["intra_business"] is None

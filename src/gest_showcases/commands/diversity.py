@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class DiversityOutputArguments(LegacyOutputArguments):
         return None if self.output_dir is None else Path(self.output_dir) / RESULTS_FILE
 
 
+def _json_number(value):
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, data, output = parse_args(
         (DiversityArguments, DatasetConfigArguments, DiversityOutputArguments),
@@ -105,13 +110,20 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     for name, folder, features in zip(names, args.dataset, args.features, strict=True):
         rows = read_config_rows(folder, data.dataset_config_name, columns=["business_id", "user_id", "pics"])
         results[name] = dataset_diversity(rows, load_features(features, "image"))
+        if results[name]["images"] == 0 and results[name]["images_without_features"] > 0:
+            raise InputError(
+                f"--features {features} holds none of the {results[name]['images_without_features']:,} photos of "
+                f"{folder}: give the features made from this dataset (gest-showcases features)"
+            )
     print(diversity_table(results))
     if args.plot:
         print(f"chart: {plot_diversity(results, args.plot)}")
     path = output.results_path()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=2))
+        # Strict JSON: a figure without pairs (NaN) is null.
+        clean = {name: {key: _json_number(value) for key, value in row.items()} for name, row in results.items()}
+        path.write_text(json.dumps(clean, indent=2, allow_nan=False))
     return 0
 
 
