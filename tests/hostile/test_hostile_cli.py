@@ -157,3 +157,20 @@ def test_evaluate_bertscore_model_that_does_not_load(tmp_path, capsys, no_progre
     argv = ["evaluate", "--generations", str(path), "--output_dir", str(tmp_path / "out")]
     assert cli.main([*argv, "--bertscore_model", str(tmp_path / "no-such-encoder")]) == 2
     assert "--bertscore_model" in _one_error_line(capsys, "evaluate")
+
+
+def test_evaluate_images_folder_holding_none_of_the_photos(tmp_path, capsys, no_progress_bars):
+    from gest_showcases.testing.tiny_assets import save_tiny_checkpoints
+
+    clip = save_tiny_checkpoints(tmp_path / "checkpoints")["clip"]
+    path = tmp_path / "g.jsonl"
+    row = {"id": "1", "system": "a", "generated": "a dish", "reference": "b dish", "pic_ids": ["p1", "p2"]}
+    path.write_text(json.dumps(row) + "\n")
+    (tmp_path / "images").mkdir()  # the wrong folder: it used to print CLIP-Score 0.00 as if measured
+    assert _evaluate(tmp_path, path, "--images", str(tmp_path / "images"), "--clip_model", clip) == 2
+    err = capsys.readouterr().err  # progress bars of the metrics before it share stderr
+    assert "Traceback" not in err
+    line = err.strip().split("\r")[-1].splitlines()[-1].split("  ")[-1]
+    assert line.startswith("gest-showcases evaluate: error: none of the 2 photos the generations name")
+    assert f"is a readable <pic_id>.jpg in {tmp_path / 'images'}: check --images" in line
+    assert not (tmp_path / "out" / "table2.json").exists()

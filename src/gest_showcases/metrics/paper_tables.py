@@ -83,6 +83,11 @@ def _grounding_rows(
     model, processor = clip
     unique = {p for pics in pics_by_row.values() for ids in pics for p in ids}
     found, _ = embed_image_files({p: image_dir / f"{p}.jpg" for p in sorted(unique)}, model, processor)
+    if unique and not found:  # else CLIP-Score and CLIP-Align print 0.00 as if measured
+        raise InputError(
+            f"none of the {len(unique):,} photos the generations name is a readable <pic_id>.jpg in {image_dir}: "
+            "check --images"
+        )
     empty = torch.zeros(0, model.config.projection_dim)
     out = {}
     for row, texts in texts_by_row.items():
