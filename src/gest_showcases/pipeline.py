@@ -600,6 +600,14 @@ class ShowcasePipeline:
         another width, or (where the config records it) another model than the one that computed them."""
         config = self.generator.config
         text_dim = self.clip_text.encoder.projection.out_features
+        image_dim = getattr(self.clip_image.encoder.projection, "out_features", None)
+        selector = self.selector.config
+        if image_dim is not None and (selector.text_dim, selector.image_dim) != (text_dim, image_dim):
+            raise InputError(  # else a shape error in the selector's first layer, after the photos are read
+                f"the selector reads {selector.text_dim}-d review and {selector.image_dim}-d image features "
+                f"but the CLIP {self.clip_text.checkpoint!r} computes {text_dim}-d and {image_dim}-d ones: "
+                "pass the CLIP checkpoint the selector's features came from"
+            )
         if config.uses_reviews and text_dim != config.review_feature_dim:
             raise InputError(
                 f"the generator reads {config.review_feature_dim}-d history-review features but the CLIP text "

@@ -176,3 +176,19 @@ def test_a_training_command_without_output_dir_is_refused_not_saved_to_trainer_o
     err = capsys.readouterr().err.strip()
     assert "the following arguments are required: --output_dir" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "trainer_output").exists()
+
+
+def test_the_pipeline_refuses_a_selector_trained_on_another_clips_features(checkpoints, tmp_path):
+    from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+
+    config = DPPSelectorConfig(
+        text_dim=7, image_dim=9, user_hidden_sizes=[16], image_hidden_sizes=[16], embed_dim=8
+    )
+    DPPImageSelector(config).save_pretrained(tmp_path / "selector")
+    with pytest.raises(InputError, match="the selector reads 7-d review and 9-d image features but the CLIP"):
+        ShowcasePipeline.from_pretrained(
+            selector=tmp_path / "selector",
+            generator=checkpoints["generator"],
+            clip=checkpoints["clip"],
+            device="cpu",
+        )
