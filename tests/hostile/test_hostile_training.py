@@ -261,3 +261,15 @@ def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatc
     with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\)"):
         train_clip_main(argv)
     assert _model_files(tmp_path / "clip") == []
+
+
+def test_train_pc2l_on_features_of_another_dataset_is_one_line_and_writes_no_model(assets, capsys):
+    features = assets / "features-elsewhere"
+    FeatureCache(features, "image", "clip", "fp", normalized=True).write(["other1", "other2"], torch.randn(2, DIM))
+    FeatureCache(features, "review", "clip", "fp", normalized=True).write(["hx"], torch.randn(1, DIM))
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features)]) == 2  # an IndexError before
+    error = capsys.readouterr().err
+    last = error.strip().splitlines()[-1]  # after the datasets library's progress lines
+    assert "Traceback" not in error and "error: " in last
+    assert "no s2 train example has its image and review features in" in last
+    assert _model_files(assets / "run") == []

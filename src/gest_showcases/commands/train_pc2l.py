@@ -124,12 +124,17 @@ def run(
     # The builder writes no empty split: a small s2 can lack a validation split (then nothing is evaluated).
     present = datasets.get_dataset_split_names(data_args.dataset, "s2")
     if "train" not in present:
-        raise ValueError(f"{data_args.dataset} has no s2 train split (splits: {present})")
+        raise InputError(f"{data_args.dataset} has no s2 train split (splits: {present})")
     splits = {
         split: load_split(data_args, split, config, tables)
         for split in ("train", "validation")
         if split in present
     }
+    if not splits["train"]["target"]:
+        raise InputError(
+            f"{data_args.dataset}: no s2 train example has its {' and '.join(kinds)} features in "
+            f"{data_args.features}; are they this dataset's (gest-showcases features on it)?"
+        )
     if "validation" in splits and len(splits["validation"]["target"]) < 2:
         # In-batch contrastive losses (and hard negatives) need two examples: too small to evaluate.
         logger.warning(
@@ -142,6 +147,8 @@ def run(
         if column in splits["train"]:
             kwargs[name] = splits["train"][column][0].shape[-1]
             setattr(config, name, kwargs[name])
+            if kwargs[name] == 0:  # a table with no features at all (an interrupted `features` run)
+                raise InputError(f"--features {data_args.features} holds no {column.replace('_', ' ')}; rerun it")
     # The other input contracts, saved in the config so a pipeline feeds the generator what its training read.
     contracts = {}
     if config.uses_images:
