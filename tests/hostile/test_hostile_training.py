@@ -273,3 +273,15 @@ def test_train_pc2l_on_features_of_another_dataset_is_one_line_and_writes_no_mod
     assert "Traceback" not in error and "error: " in last
     assert "no s2 train example has its image and review features in" in last
     assert _model_files(assets / "run") == []
+
+
+def test_train_pc2l_on_a_feature_folder_without_image_features_stops_before_training(assets, capsys):
+    features = assets / "features-interrupted"
+    FeatureCache(features, "image", "clip", "fp", normalized=True)  # opened, never written: an interrupted run
+    FeatureCache(features, "review", "clip", "fp", normalized=True).write(
+        [f"h{i}" for i in range(6)], torch.randn(6, DIM)
+    )
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features)]) == 2  # it trained a width-0 model before
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--features {features} holds no image features; rerun it" in last
+    assert _model_files(assets / "run") == []
