@@ -174,3 +174,16 @@ def test_evaluate_images_folder_holding_none_of_the_photos(tmp_path, capsys, no_
     assert line.startswith("gest-showcases evaluate: error: none of the 2 photos the generations name")
     assert f"is a readable <pic_id>.jpg in {tmp_path / 'images'}: check --images" in line
     assert not (tmp_path / "out" / "table2.json").exists()
+
+
+def test_evaluate_refuses_a_bertscore_layer_past_the_encoders_depth_before_scoring(tmp_path):
+    from transformers import BertConfig
+
+    from gest_showcases.commands.evaluate import _check_bertscore_model
+    from gest_showcases.errors import InputError
+
+    BertConfig(num_hidden_layers=2, hidden_size=8, num_attention_heads=2, intermediate_size=16).save_pretrained(tmp_path)
+    _check_bertscore_model(tmp_path, 2)
+    _check_bertscore_model(tmp_path, None)
+    with pytest.raises(InputError, match=f"^--bertscore_layers 99: {tmp_path} has 2 layers; give 0 to 2$"):
+        _check_bertscore_model(tmp_path, 99)

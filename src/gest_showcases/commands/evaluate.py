@@ -90,19 +90,23 @@ class EvaluateArguments:
         check_device(self)
 
 
-def _check_bertscore_model(path: str | Path) -> None:
-    """Refuse a BERTScore encoder that will not load, before the other metrics spend their time.
+def _check_bertscore_model(path: str | Path, layers: int | None = None) -> None:
+    """Refuse a BERTScore encoder that will not load, or `--bertscore_layers` past its depth, before the other
+    metrics spend their time.
 
     Only its configuration is read (the model loads later, once); like every loader here it runs no
     code from the folder, so a checkpoint that needs its own code is refused.
     """
     try:
-        AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
     except (OSError, ValueError) as error:
         raise InputError(
             f"--bertscore_model {path}: not a loadable encoder ({one_line(error)}); "
             "pass another or --no_bertscore"
         ) from error
+    depth = getattr(config, "num_hidden_layers", None)
+    if layers is not None and depth is not None and layers > depth:
+        raise InputError(f"--bertscore_layers {layers}: {path} has {depth} layers; give 0 to {depth}")
 
 
 @dataclass
@@ -140,7 +144,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
     bertscore_model = None
     if args.bertscore:
         bertscore_model = args.bertscore_model or default_bertscore_model()
-        _check_bertscore_model(bertscore_model)
+        _check_bertscore_model(bertscore_model, args.bertscore_layers)
     clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
     scorer = load_classifier_scorer(args.classifier, args.device, "--classifier") if args.classifier else None
     interaction_scorer = (
