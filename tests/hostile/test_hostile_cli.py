@@ -187,3 +187,13 @@ def test_evaluate_refuses_a_bertscore_layer_past_the_encoders_depth_before_scori
     _check_bertscore_model(tmp_path, None)
     with pytest.raises(InputError, match=f"^--bertscore_layers 99: {tmp_path} has 2 layers; give 0 to 2$"):
         _check_bertscore_model(tmp_path, 99)
+
+
+def test_evaluate_refuses_systems_that_disagree_on_an_examples_reference(tmp_path, capsys, no_progress_bars):
+    path = tmp_path / "g.jsonl"
+    rows = [{"id": "1", "system": "a", "generated": "x", "reference": "the ramen"},
+            {"id": "1", "system": "b", "generated": "y", "reference": "the dumplings"}]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert _evaluate(tmp_path, path) == 2
+    line = _one_error_line(capsys, "evaluate")
+    assert "example '1' has another reference for system 'b' than for 'a'" in line

@@ -939,7 +939,9 @@ def build_dataset(
         if s2 is not None:
             rows["s2"] = s2.close()
 
-        if not rows["s1"] and reports["s1"].counts.get("no usable image"):  # the photos are elsewhere
+        # A raw-only build of reviews whose photos are not here is allowed, but not in place of a previous build:
+        # a wrong --images would replace a dataset's s1 and s2 with nothing.
+        if output_dir.exists() and not rows["s1"] and reports["s1"].counts.get("no usable image"):
             raise InputError(
                 f"no review kept a usable photo in {images_dir} ({reports['s1'].counts['no usable image']:,} "
                 f"reviews dropped for 'no usable image'): check --images; {output_dir} was left as it was"

@@ -101,7 +101,8 @@ def read_generations(path: str | Path, report: DropReport | None = None) -> list
 
     Raises:
         `InputError`: when no line is usable (the message names the first bad lines), or when a system
-            is named ``GT``, the ground-truth row's name: scoring it would merge it into that row.
+            is named ``GT``, the ground-truth row's name: scoring it would merge it into that row, or when two
+            systems give one example id different references.
     """
     report = report if report is not None else DropReport()
     before = report.total
@@ -132,7 +133,21 @@ def read_generations(path: str | Path, report: DropReport | None = None) -> list
         )
     if dropped:
         logger.warning("skipped %d bad line(s) of %s: %s", dropped, path, _drops_line(report))
+    _check_one_reference_per_id(records, path)
     return records
+
+
+def _check_one_reference_per_id(records: Sequence[Generation], path: str | Path) -> None:
+    """Refuse systems that give one example id different references: the GT row keeps the first, and every
+    paired difference would compare systems scored against different texts."""
+    first: dict[str, Generation] = {}
+    for record in records:
+        seen = first.setdefault(record.id, record)
+        if seen.reference != record.reference:
+            raise InputError(
+                f"{path}: example {record.id!r} has another reference for system {record.system!r} than for "
+                f"{seen.system!r}; every system's line of an example must give the same reference"
+            )
 
 
 def group_by_system(records: Sequence[Generation]) -> dict[str, list[Generation]]:
