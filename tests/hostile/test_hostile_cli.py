@@ -197,3 +197,13 @@ def test_evaluate_refuses_systems_that_disagree_on_an_examples_reference(tmp_pat
     assert _evaluate(tmp_path, path) == 2
     line = _one_error_line(capsys, "evaluate")
     assert "example '1' has another reference for system 'b' than for 'a'" in line
+
+
+def test_evaluate_reads_the_synth_truth_before_any_metric_runs(tmp_path, capsys, no_progress_bars, monkeypatch):
+    path = tmp_path / "g.jsonl"
+    path.write_text(json.dumps({"id": "1", "system": "a", "generated": "x", "reference": "y"}) + "\n")
+    truth = tmp_path / "ground_truth.json"
+    truth.write_text("{not json")
+    monkeypatch.setattr("gest_showcases.commands.evaluate.score_generations", lambda *a, **k: pytest.fail("scored"))
+    assert _evaluate(tmp_path, path, "--synth_truth", str(truth)) == 2
+    assert f"cannot read the Gest-Synth ground truth {truth}" in _one_error_line(capsys, "evaluate")

@@ -141,6 +141,8 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         systems = sorted({record.system for record in records})
         raise InputError(f"--compare_to {args.compare_to!r} is not a system of {args.generations}: {systems}")
 
+    # Read (and refused when bad) before the metrics spend their time, as the models below are.
+    truth = SynthTruth.load(args.synth_truth) if args.synth_truth else None
     bertscore_model = None
     if args.bertscore:
         bertscore_model = args.bertscore_model or default_bertscore_model()
@@ -164,8 +166,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         interaction_scorer=interaction_scorer,
     )
     truth_scores = None
-    if args.synth_truth:
-        truth = SynthTruth.load(args.synth_truth)
+    if truth is not None:
         truth_scores = score_synth_generations(records, truth)
         # GT is the ceiling: each reference against the photos of the review it was written about.
         truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
