@@ -350,8 +350,10 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
     train_rows, image_a, review_a = synthetic_world(64, seed=1)
     test_rows, image_b, review_b = synthetic_world(32, seed=2)
     tables = {
-        "image": SimpleNamespace(ids=image_a.ids + image_b.ids, embeddings=torch.cat([image_a.embeddings, image_b.embeddings])),
-        "review": SimpleNamespace(ids=review_a.ids + review_b.ids, embeddings=torch.cat([review_a.embeddings, review_b.embeddings])),
+        "image": SimpleNamespace(ids=image_a.ids + image_b.ids, embeddings=torch.cat([image_a.embeddings, image_b.embeddings]),
+                                 checkpoint="clip", fingerprint="fp"),
+        "review": SimpleNamespace(ids=review_a.ids + review_b.ids, embeddings=torch.cat([review_a.embeddings, review_b.embeddings]),
+                                  checkpoint="clip", fingerprint="fp"),
     }  # fmt: skip
     write_s1_folder(tmp_path / "data", {"train": train_rows, "test": test_rows})
     monkeypatch.setattr(command, "load_features", lambda root, kind: tables[kind])
@@ -377,6 +379,20 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
     assert text.config.history_prior == 0.0 and not hasattr(text, "history_prior_weight")
 
 
+def test_train_selector_refuses_image_and_review_features_of_two_clips(tmp_path, monkeypatch):
+    from gest_showcases.commands import train_selector as command
+
+    rows, image, review = synthetic_world(16, seed=1)
+    tables = {"image": SimpleNamespace(ids=image.ids, embeddings=image.embeddings, checkpoint="clip-a", fingerprint="a"),
+              "review": SimpleNamespace(ids=review.ids, embeddings=review.embeddings, checkpoint="clip-b", fingerprint="b")}  # fmt: skip
+    write_s1_folder(tmp_path / "data", {"train": rows, "test": rows})
+    monkeypatch.setattr(command, "load_features", lambda root, kind: tables[kind])
+    argv = ["--dataset", str(tmp_path / "data"), "--features", "f", "--output_dir", str(tmp_path / "runs")]
+    with pytest.raises(InputError, match="its image features come from 'clip-a' and its review features from 'clip-b'"):
+        command.main(argv)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_train_selector_command_with_validation_leaves_no_checkpoint(tmp_path, monkeypatch):
     from gest_showcases.commands import train_selector as command
 
@@ -386,6 +402,8 @@ def test_train_selector_command_with_validation_leaves_no_checkpoint(tmp_path, m
         kind: SimpleNamespace(
             ids=[i for _, image, review in worlds.values() for i in (image, review)[index].ids],
             embeddings=torch.cat([(image, review)[index].embeddings for _, image, review in worlds.values()]),
+            checkpoint="clip",
+            fingerprint="fp",
         )
         for index, kind in enumerate(("image", "review"))
     }

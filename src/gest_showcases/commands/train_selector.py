@@ -152,6 +152,11 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
     check_splits(script_args, list(splits))
     image_table = load_features(script_args.features, "image")
     review_table = load_features(script_args.features, "review")
+    if image_table.fingerprint != review_table.fingerprint:  # the selector compares the two in one space
+        raise InputError(
+            f"--features {script_args.features}: its image features come from {image_table.checkpoint!r} and "
+            f"its review features from {review_table.checkpoint!r} (another fingerprint); give one CLIP's"
+        )
 
     def examples(split: str, pool_pics: set[str] | None = None):
         return build_selection_dataset(
