@@ -119,6 +119,7 @@ REFUSED = [
     ("demo", ["--num_threads", "0"], "--num_threads 0: give a number >= 1"),
     ("demo", ["--num_examples", "-1"], "--num_examples -1: give a number >= 0"),
     ("experiment", ["--baselines", "none", "st"], "--baselines none st: none means no baseline; give it alone"),
+    ("showcase", ["--user", " "], "--user is empty: give the user's id as the dataset writes it"),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {

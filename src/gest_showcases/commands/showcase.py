@@ -106,6 +106,11 @@ class ShowcaseArguments:
     user: str = field(metadata={"help": "user_id whose history personalises the showcase"})
     business: str = field(metadata={"help": "business_id whose photo pool the photos come from"})
 
+    def __post_init__(self):
+        for option in ("user", "business"):  # an empty id would be shown as a cold user or no photos at all
+            if not getattr(self, option).strip():
+                raise InputError(f"--{option} is empty: give the {option}'s id as the dataset writes it")
+
 
 @dataclass
 class ShowcaseOutputArguments(OutputArguments):
