@@ -468,3 +468,10 @@ def test_a_build_whose_photos_are_all_missing_leaves_the_previous_build_as_it_wa
     assert f"no review kept a usable photo in {elsewhere}" in err and f"{gest} was left as it was" in err
     assert _snapshot(gest) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["gest", "images", "in.json", "other-images"]
+
+
+def test_build_names_a_folder_or_a_missing_path_given_as_input(tmp_path, images):
+    for given, says in ((tmp_path, "is a folder, not a file"), (tmp_path / "missing.json", "does not exist")):
+        with pytest.raises(InputError, match=f"^input file {given} {says}; pass the JSON Lines file"):
+            build_dataset([given], images, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -873,7 +873,8 @@ def build_dataset(
     meta = [Path(path) for path in meta]
     for path in [*inputs, *meta]:
         if not path.is_file():
-            raise InputError(f"input file {path} does not exist")
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise InputError(f"input file {path} {what}; pass the JSON Lines file(s) themselves")
     images_dir, output_dir = Path(images_dir).absolute(), Path(output_dir).absolute()
     # Inputs first: "not a built dataset" would be true of a folder of inputs but say the wrong thing.
     _check_output_apart_from_inputs(output_dir, [*inputs, *meta], images_dir)
