@@ -4,7 +4,8 @@ transformers' `from_pretrained` loads any checkpoint into any class: given anoth
 table of missing weights and returns a randomly initialised model, which a command would then train, push or
 generate with. `require_model_type` turns that into one line naming the option, before anything loads.
 `Trainer.save_model` writes over any model an `--output_dir` holds: `check_model_output_dir` refuses a folder
-of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector.
+of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector. `loading`
+names the option when a model or tokenizer cannot be loaded at all.
 This module imports only transformers' config class and `errors`, so every layer may use it.
 """
 
@@ -16,10 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from transformers import PretrainedConfig
+from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
 from gest_showcases.errors import InputError, one_line
-
-ADAPTER_CONFIG = "adapter_config.json"  # peft's file: what marks a LoRA run folder
 
 
 def require_model_type(source: str | Path, expected: str | Collection[str], option: str, hint: str) -> dict:
@@ -90,7 +90,7 @@ def check_model_output_dir(
     check_not_a_file(output_dir)
     accepted = (model_types,) if isinstance(model_types, str) else tuple(model_types)
     folder = Path(output_dir)
-    if (folder / ADAPTER_CONFIG).is_file():
+    if (folder / ADAPTER_CONFIG_NAME).is_file():
         found = None if lora and "pc2l" in accepted else "a train-pc2l --lora run"
     elif (folder / "config.json").is_file():
         try:
