@@ -127,11 +127,12 @@ class PushArguments:
     dry_run: str | None = field(default=None, metadata={"help": "stage into this folder and upload nothing"})
 
     def __post_init__(self):
-        # The longest model repo name and the dataset's: a name the Hub refuses would fail after staging.
-        for option, repo_id in (
-            ("--namespace/--prefix", f"{self.namespace}/{self.prefix}-generator-base"),
-            ("--namespace/--dataset_name", f"{self.namespace}/{self.dataset_name}"),
-        ):
+        # The longest model repo name, and the dataset's when it is pushed: a name the Hub refuses would fail
+        # after staging.
+        names = [("--namespace/--prefix", f"{self.namespace}/{self.prefix}-generator-base")]
+        if self.dataset:
+            names.append(("--namespace/--dataset_name", f"{self.namespace}/{self.dataset_name}"))
+        for option, repo_id in names:
             try:
                 validate_repo_id(repo_id)
             except HFValidationError as error:

@@ -148,7 +148,7 @@ def test_dry_run_refuses_a_used_folder_and_nothing_to_push(tmp_path):
 @pytest.mark.parametrize(
     ("names", "option"),
     [({"namespace": "bad name!"}, "--namespace/--prefix"), ({"prefix": "-x"}, "--namespace/--prefix"),
-     ({"prefix": "a" * 90}, "--namespace/--prefix"), ({"dataset_name": "x/y"}, "--namespace/--dataset_name")],
+     ({"prefix": "a" * 90}, "--namespace/--prefix"), ({"dataset_name": "x/y", "dataset": "d"}, "--namespace/--dataset_name")],
 )  # fmt: skip
 def test_names_the_hub_would_refuse_are_refused_before_staging(names, option):
     with pytest.raises(InputError, match=f"^{option}: .* is no Hub repository id"):
