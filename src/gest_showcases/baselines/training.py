@@ -198,6 +198,7 @@ def train_baseline(
     }
     kwargs = baseline.defaults | {"vocab_size": len(tokenizer), **special}
     kwargs |= _input_config(inputs, splits["train"], data_args, context.vocabulary)
+    without_overrides = dict(kwargs)
     kwargs |= _overrides(baseline.config_class(), kwargs, model_args.config_overrides)
     record = GeneratorInputs(
         model=name, conditioning_inputs=list(inputs), image_kind=data_args.image_kind, max_length=data_args.max_length,
@@ -209,16 +210,20 @@ def train_baseline(
     )  # fmt: skip
     # The initial weights are the seed's, as the Trainer's shuffling is.
     set_seed(training_args.seed)
+
+    def build(config_kwargs: dict):
+        if model_args.decoder is not None:
+            decoder_free = {key: value for key, value in config_kwargs.items() if key != "decoder"}
+            return model_class.from_decoder_pretrained(model_args.decoder, **decoder_free)
+        return model_class(baseline.config_class()(**config_kwargs))
+
     with training_args.main_process_first():
         try:
-            if model_args.decoder is not None:
-                decoder_free = {key: value for key, value in kwargs.items() if key != "decoder"}
-                model = model_class.from_decoder_pretrained(model_args.decoder, **decoder_free)
-            else:
-                model = model_class(baseline.config_class()(**kwargs))
+            model = build(kwargs)
         except (RuntimeError, ValueError) as error:  # torch refuses the layer shapes (`hidden_size=-4`)
             if model_args.config_overrides is None:
                 raise
+            build(without_overrides)  # the overrides are to blame only if the model builds without them
             message = f"--config_overrides {model_args.config_overrides!r}: the model cannot be built"
             raise InputError(f"{message} ({one_line(error)})") from error
     training_args.remove_unused_columns = False
