@@ -85,10 +85,10 @@ from gest_showcases.features.clip import (
     load_vision_backbone,
 )
 from gest_showcases.features.loading import ImagePreprocessing
-from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
 from gest_showcases.model_folders import loading, require_model_type
-from gest_showcases.selection import DPPImageSelector
+from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.tensors import pad_ragged
 
 logger = logging.getLogger(__name__)
@@ -464,8 +464,7 @@ class ShowcasePipeline:
                 "ShowcasePipeline.from_pretrained needs a saved pipeline (folder or Hub repo), or selector=, "
                 "generator= and clip="
             )
-        selector_hint = "pass a folder `gest-showcases train-selector` wrote"
-        require_model_type(selector, "dpp_image_selector", names["selector"], selector_hint)
+        selector_model = load_selector(selector, names["selector"])
         require_model_type(clip, CLIP_MODEL_TYPES, names["clip"], "pass a CLIP (`train-clip` writes one)")
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(generator, PC2LForConditionalGeneration):
@@ -485,7 +484,7 @@ class ShowcasePipeline:
             with loading(names["vision"], vision or clip):
                 backbone = load_vision_backbone(str(vision or clip), device)
         return cls(
-            selector=DPPImageSelector.from_pretrained(selector).to(device),
+            selector=selector_model.to(device),
             generator=generator_model,
             tokenizer=tokenizer,
             clip_image=clip_image,
@@ -837,8 +836,17 @@ def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LF
         from gest_showcases.generation.lora import load_lora_pc2l  # imports peft: only for LoRA runs
 
         return load_lora_pc2l(name_or_path).merge_and_unload()
-    require_model_type(name_or_path, "pc2l", option, "pass a folder `gest-showcases train-pc2l` wrote")
+    hint = "pass a folder `gest-showcases train-pc2l` wrote"
+    require_model_type(name_or_path, PC2LConfig.model_type, option, hint)
     return PC2LForConditionalGeneration.from_pretrained(name_or_path)
+
+
+def load_selector(name_or_path: str | Path, option: str = "selector") -> DPPImageSelector:
+    """A `DPPImageSelector` checkpoint (Hub name or folder), refused in one line naming `option` when it holds
+    another kind of model (transformers would load it with random weights)."""
+    hint = "pass a folder `gest-showcases train-selector` wrote"
+    require_model_type(name_or_path, DPPSelectorConfig.model_type, option, hint)
+    return DPPImageSelector.from_pretrained(name_or_path)
 
 
 class ShowcaseTransformersPipeline(Pipeline):

@@ -47,11 +47,10 @@ from gest_showcases.data.folder import IMAGE_COLUMNS, dataset_configs, dataset_i
 from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, link_or_copy
 from gest_showcases.data.records import normalize_pic_id
 from gest_showcases.errors import InputError, one_line
-from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
-from gest_showcases.model_folders import loading, require_model_type
-from gest_showcases.selection import DPPImageSelector
+from gest_showcases.model_folders import loading
+from gest_showcases.pipeline import load_generator, load_selector
 
 logger = logging.getLogger(__name__)
 
@@ -191,8 +190,7 @@ def dataset_repo_id(args: PushArguments) -> str:
 
 def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     repo_id = f"{args.namespace}/{args.prefix}-selector"
-    require_model_type(args.selector, "dpp_image_selector", "--selector", "pass what `train-selector` wrote")
-    model = DPPImageSelector.from_pretrained(args.selector)
+    model = load_selector(args.selector, "--selector")
     model.save_pretrained(output)  # the class is registered for AutoModel: the .py files are copied too
     _strip_saved_paths(output)
     card = selector_card(model.config, repo_id, results=_read(args.selector_results), clip=args.clip_model,
@@ -202,8 +200,7 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
 
 
 def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
-    require_model_type(checkpoint, "pc2l", "--generator", "pass a folder `train-pc2l` wrote")
-    model = PC2LForConditionalGeneration.from_pretrained(checkpoint)
+    model = load_generator(checkpoint, "--generator")
     model.save_pretrained(output)
     with loading("--generator", tokenizer):  # its tokenizer
         AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)
