@@ -118,6 +118,37 @@ def take_deprecated_spelling(arguments, old: str, new: str, target=None, conflic
     setattr(target, new, value)
 
 
+def take_deprecated_file_option(arguments, old: str, file_name: str) -> None:
+    """Check the old `--old FILE` of a command that wrote one file where `--output_dir DIR` now writes
+    `DIR/file_name` (`showcase --html`, `diversity --output`), with a `FutureWarning`, for one release.
+
+    Not `take_deprecated_spelling`: the old flag names a file, not a folder, and keeps doing so for its last
+    release (`output_file`). A folder given as the file, or both flags, is an `InputError`.
+    """
+    value = getattr(arguments, old)
+    if value is None:
+        return
+    check_file_option(f"--{old}", value)
+    warnings.warn(
+        f"--{old} is deprecated and will be removed in the next release; use --output_dir (which writes "
+        f"{file_name} there)",
+        FutureWarning,
+        stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
+    )
+    if arguments.output_dir is not None:
+        raise InputError(
+            f"--{old} {value} and --output_dir {arguments.output_dir} name different places: give "
+            "--output_dir only"
+        )
+
+
+def output_file(arguments, old: str, file_name: str) -> Path | None:
+    """The file a command writes: the old `--old FILE` itself, else `DIR/file_name` of `--output_dir DIR`."""
+    if getattr(arguments, old) is not None:
+        return Path(getattr(arguments, old))
+    return None if arguments.output_dir is None else Path(arguments.output_dir) / file_name
+
+
 def is_yaml_file(value: str) -> bool:
     return value.lower().endswith(YAML_SUFFIXES)
 

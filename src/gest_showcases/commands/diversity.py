@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,9 @@ from .arguments import (
     LegacyOutputArguments,
     OutputArguments,
     check_file_option,
+    output_file,
     parse_args,
+    take_deprecated_file_option,
 )
 
 RESULTS_FILE = "diversity.json"
@@ -66,24 +67,10 @@ class DiversityOutputArguments(LegacyOutputArguments):
     def __post_init__(self):
         # Not LegacyOutputArguments': the old flag named a file, not a folder, and keeps doing so for its last release.
         OutputArguments.__post_init__(self)
-        check_file_option("--output", self.output)
-        if self.output is not None and self.output_dir is not None:
-            raise InputError(
-                f"--output {self.output} and --output_dir {self.output_dir} name different places: give "
-                "--output_dir only"
-            )
-        if self.output is not None:
-            warnings.warn(
-                f"--output is deprecated and will be removed in the next release; use --output_dir (which writes "
-                f"{RESULTS_FILE} there)",
-                FutureWarning,
-                stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
-            )
+        take_deprecated_file_option(self, "output", RESULTS_FILE)
 
     def results_path(self) -> Path | None:
-        if self.output is not None:
-            return Path(self.output)
-        return None if self.output_dir is None else Path(self.output_dir) / RESULTS_FILE
+        return output_file(self, "output", RESULTS_FILE)
 
 
 def _json_number(value):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +28,9 @@ from .arguments import (
     DatasetConfigArguments,
     OutputArguments,
     check_device,
-    check_file_option,
+    output_file,
     parse_args,
+    take_deprecated_file_option,
     take_deprecated_spelling,
 )
 
@@ -129,27 +129,10 @@ class ShowcaseOutputArguments(OutputArguments):
 
     def __post_init__(self):
         super().__post_init__()
-        # Not `take_deprecated_spelling`: the old flag named a file, not a folder, and keeps doing so for its last
-        # release.
-        if self.html is None:
-            return
-        check_file_option("--html", self.html)
-        warnings.warn(
-            f"--html is deprecated and will be removed in the next release; use --output_dir (which writes "
-            f"{HTML_FILE} there)",
-            FutureWarning,
-            stacklevel=1,  # the generated __init__ of the dataclass would be no better a place to point at
-        )
-        if self.output_dir is not None:
-            raise InputError(
-                f"--html {self.html} and --output_dir {self.output_dir} name different places: give "
-                "--output_dir only"
-            )
+        take_deprecated_file_option(self, "html", HTML_FILE)
 
     def html_path(self) -> Path | None:
-        if self.html is not None:
-            return Path(self.html)
-        return None if self.output_dir is None else Path(self.output_dir) / HTML_FILE
+        return output_file(self, "html", HTML_FILE)
 
 
 def format_showcase(showcase: Showcase) -> str:
