@@ -28,12 +28,12 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
+from gest_showcases.data.records import CONFIGS
 from gest_showcases.errors import InputError, check_at_least, one_line
 from gest_showcases.model_folders import check_not_a_file
 
 CONFIG_FLAG = "--config"
 YAML_SUFFIXES = (".yaml", ".yml")
-DATASET_CONFIGS = ("raw", "s1", "s2")
 
 
 @dataclass
@@ -89,7 +89,7 @@ class DatasetConfigArguments:
     dataset_config_name: str = field(
         default="s1",
         metadata={
-            "help": f"dataset config to read ({', '.join(DATASET_CONFIGS)}; --config NAME is its deprecated spelling)"
+            "help": f"dataset config to read ({', '.join(CONFIGS)}; --config NAME is its deprecated spelling)"
         },
     )
 

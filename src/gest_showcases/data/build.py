@@ -88,7 +88,7 @@ from .images import (
     read_image_bytes,
 )
 from .readers import located_reviews
-from .records import SPLITS, DropReport, Review, split_sentences, write_drop_reports
+from .records import CONFIGS, SPLITS, DropReport, Review, split_sentences, write_drop_reports
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,6 @@ _EMBED_COST = 500
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 DEFAULT_OUTPUT_DIR = "gest"
 COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
-CONFIGS = ("raw", "s1", "s2")  # the config folders a build writes
 
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "

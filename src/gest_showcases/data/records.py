@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
+CONFIGS = ("raw", "s1", "s2")  # a built dataset folder's configs, one folder each
 
 # Pic ids become file names (`<pic_id>.jpg`): only URL-safe characters, so an id can never climb
 # out of the image folder.
