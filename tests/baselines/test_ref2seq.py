@@ -171,3 +171,31 @@ def test_left_padding_is_refused():
         model(**batch | {"attention_mask": batch["attention_mask"].flip(1)})
     with pytest.raises(ValueError, match="right-padded"):
         model(**batch | {"user_reference_mask": batch["user_reference_mask"].flip(-1)})
+
+
+class _HalfPrecisionGRU(torch.nn.Module):
+    """A GRU that returns bfloat16, as cuDNN's does under CUDA autocast (CPU autocast leaves GRUs in float32)."""
+
+    def __init__(self, gru: torch.nn.GRU):
+        super().__init__()
+        self.gru = gru
+
+    def forward(self, packed, *args):
+        outputs, last = self.gru(packed, *args)
+        return outputs._replace(data=outputs.data.to(torch.bfloat16)), last.to(torch.bfloat16)
+
+
+def test_reference_encoders_take_a_half_precision_gru():
+    """The H200 run of the GPU suite failed here: the pooled buffers (the embeddings' float32) took the GRU's half
+    precision outputs in an indexed write. Oracle: the same model with its float32 GRU, to bfloat16's precision."""
+    model = _model().eval()
+    inputs = reference_inputs()
+    expected = model.encode(**inputs)
+    for encoder in (model.user_encoder, model.item_encoder):
+        encoder.gru = _HalfPrecisionGRU(encoder.gru)
+    encoded = model.encode(**inputs)
+    assert encoded.keys() == expected.keys()
+    for name, value in expected.items():
+        if torch.is_tensor(value) and value.is_floating_point():
+            assert encoded[name].dtype == value.dtype
+            torch.testing.assert_close(encoded[name], value, atol=0.05, rtol=0.02)

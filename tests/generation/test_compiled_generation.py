@@ -10,7 +10,7 @@ import torch
 from pc2l_fixtures import FEATURE_DIM, tiny_config
 from transformers import CompileConfig, LlamaConfig
 
-from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
+from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration, compiled_generation
 from gest_showcases.generation.compiled_generation import StaticDecodingCache
 
 
@@ -35,13 +35,28 @@ def features(batch_size: int, num_images: int = 3, seed: int = 0) -> dict:
     }
 
 
+SCALED_DOT_PRODUCT_ATTENTION = torch.nn.functional.scaled_dot_product_attention
+
+
+def strict_attention(query, key, value, attn_mask=None, **kwargs):
+    """`scaled_dot_product_attention` that refuses a mask of fewer than four dimensions, as CUDA's kernels do (CPU's
+    broadcast it; the H200 run of the GPU suite failed on a 1-d mask)."""
+    if attn_mask is not None and attn_mask.dim() != 4:
+        raise IndexError(f"Dimension out of range: a {attn_mask.dim()}-d attention mask")
+    return SCALED_DOT_PRODUCT_ATTENTION(query, key, value, attn_mask=attn_mask, **kwargs)
+
+
+@pytest.mark.parametrize("fixed_length", [False, True], ids=["cpu-layout", "cuda-layout"])
 @pytest.mark.parametrize(
     "batch_size,num_beams,no_repeat_ngram_size",
     [(1, 2, 0), (3, 2, 0), (3, 2, 3), (4, 2, 3), (3, 1, 0)],  # 3: padded to the bucket of 4; 1 beam: greedy
 )
 def test_static_cache_gives_the_tokens_of_plain_generate(model, monkeypatch, batch_size, num_beams,
-                                                         no_repeat_ngram_size):  # fmt: skip
+                                                         no_repeat_ngram_size, fixed_length):  # fmt: skip
+    """Both cache layouts on CPU: CUDA's (a fixed-length buffer read under a mask) and CPU's (growing views)."""
     settings = {"num_beams": num_beams, "max_new_tokens": 24, "no_repeat_ngram_size": no_repeat_ngram_size}
+    monkeypatch.setattr(compiled_generation, "uses_fixed_length_cache", lambda device: fixed_length)
+    monkeypatch.setattr(compiled_generation.F, "scaled_dot_product_attention", strict_attention)
     steps = []
     decode = StaticDecodingCache.decode
     monkeypatch.setattr(

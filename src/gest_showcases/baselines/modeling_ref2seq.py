@@ -97,9 +97,11 @@ class Ref2SeqReferenceEncoder(nn.Module):
             )
             outputs, last = self.gru(packed)
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=length)  # [N, L, 2H]
-            states[present] = outputs[..., :width] + outputs[..., width:]  # the two directions summed
+            # The two directions summed. Under CUDA autocast cuDNN's GRU returns half precision while the buffers
+            # keep the embeddings' dtype, and an indexed write needs both alike: cast to the buffers'.
+            states[present] = (outputs[..., :width] + outputs[..., width:]).to(states.dtype)
             # [2 * layers, N, H] -> [layers, 2, N, H] -> per layer, both directions summed
-            finals[:, present] = last.view(self.num_layers, 2, -1, width).sum(1)
+            finals[:, present] = last.view(self.num_layers, 2, -1, width).sum(1).to(finals.dtype)
 
         lowest = torch.finfo(states.dtype).min
         states = states.view(batch, num_refs, length, width).masked_fill(~mask[..., None], lowest)

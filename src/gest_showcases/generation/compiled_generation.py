@@ -71,7 +71,8 @@ class PC2LDecodeStep(nn.Module):
         """Logits [R, V] of the next token after `input_ids` [R] at `position` (a 0-d tensor).
 
         `self_keys`, `self_values` [layers, R, heads, L, head_dim]: the cache up to (CPU) or beyond (CUDA, with
-        `key_mask` [L] true up to `position`) the current position, written here at `position`.
+        `key_mask` [1, 1, 1, L] true up to `position`) the current position, written here at `position`. The mask
+        has all four dimensions because CUDA's attention kernels refuse a 1-d mask (CPU's broadcast it).
         `cross_keys`, `cross_values` [layers, R / beams, heads, N, head_dim] and `cross_mask` [R / beams, 1, 1, N]:
         the encoder side, one row per example.
         """
@@ -107,6 +108,13 @@ class PC2LDecodeStep(nn.Module):
             hidden = hidden + cross.c_proj(attended.transpose(1, 2).reshape(rows, 1, width))
             hidden = hidden + block.mlp(block.ln_2(hidden))
         return self.decoder.lm_head(transformer.ln_f(hidden))[:, 0]
+
+
+def uses_fixed_length_cache(device: torch.device) -> bool:
+    """Whether the cache on `device` has a fixed length read under a mask (CUDA) rather than growing views (CPU).
+
+    A function of its own so that the tests run CUDA's layout on CPU."""
+    return device.type == "cuda"
 
 
 class StaticDecoder:
@@ -159,7 +167,7 @@ class StaticDecodingCache:
         self.compiled = decoder.compile_options is not None
         self.length = 0
         # CUDA: a fixed cache length (static shapes, CUDA graphs) under a mask; CPU: views up to the position.
-        self.static_length = device.type == "cuda"
+        self.static_length = uses_fixed_length_cache(device)
         buffer_length = (
             min(round_up(max_length, LENGTH_BUCKET), config.n_positions) if self.static_length else max_length
         )
@@ -184,7 +192,7 @@ class StaticDecodingCache:
         self.cross_keys = torch.stack(keys).to(dtype)  # [layers, examples, heads, N, head_dim]
         self.cross_values = torch.stack(values).to(dtype)
         self.input_ids = torch.zeros(examples * num_beams, dtype=torch.long, device=device)
-        self.key_positions = torch.arange(buffer_length, device=device)
+        self.key_positions = torch.arange(buffer_length, device=device).view(1, 1, 1, buffer_length)
 
     @property
     def is_linear(self) -> list[bool]:

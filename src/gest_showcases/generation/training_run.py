@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import torch
 from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
-from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.model_folders import loading
 from gest_showcases.numerics import check_finite_rows
@@ -167,6 +166,10 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
 
     `tables` maps a feature kind to its table (`gest_showcases.features.load_features`).
     """
+    # Imported here, not at the top: `datasets` is needed only to read a built dataset, and the GPU suite's benchmarks
+    # import this module on machines that have torch and transformers but no `datasets`.
+    from gest_showcases.data.build import load_built
+
     rows = load_built(data_args.dataset, "s2", split=split)
     # The review ids say which rows were kept (`baselines.data` pairs its own columns with the features by them).
     columns = {"target": list(rows["explanation"]), "review_id": list(rows["review_id"])}
