@@ -45,14 +45,16 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
 
 
 @contextmanager
-def loading(option: str, source: str | Path) -> Iterator[None]:
+def loading(
+    option: str, source: str | Path, failure: str = "cannot be loaded", hint: str | None = None
+) -> Iterator[None]:
     """Turn a loader's error for `source` into one line naming `option`. transformers and huggingface_hub
     raise an `OSError`, with a paragraph that names neither, for a folder or Hub repo that is not there or a
     Hub repo while offline, and a `ValueError` for a folder that holds no such model or tokenizer. Wrap only
     the loader's call: every `ValueError` inside is reported as the option's.
 
     Raises:
-        InputError: "OPTION SOURCE: cannot be loaded (the library's message on one line)"; an `InputError` of
+        InputError: "OPTION SOURCE: FAILURE (the library's message on one line)[; HINT]"; an `InputError` of
             the loader's own gets the "OPTION SOURCE: " prefix unless its message starts with it.
     """
     prefix = f"{option} {source}: "
@@ -63,7 +65,7 @@ def loading(option: str, source: str | Path) -> Iterator[None]:
             raise
         raise InputError(prefix + str(error)) from error
     except (OSError, ValueError) as error:
-        raise InputError(f"{prefix}cannot be loaded ({one_line(error)})") from error
+        raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
 
 
 def check_not_a_file(path: str | Path | None, option: str = "--output_dir") -> None:

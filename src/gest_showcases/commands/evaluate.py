@@ -22,7 +22,7 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from gest_showcases.errors import InputError, check_at_least, one_line
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import (
@@ -33,6 +33,7 @@ from gest_showcases.metrics.paper_tables import (
 )
 from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
 from gest_showcases.metrics.text import default_bertscore_model
+from gest_showcases.model_folders import loading
 
 from .arguments import OutputArguments, check_device, parse_args
 
@@ -97,13 +98,10 @@ def _check_bertscore_model(path: str | Path, layers: int | None = None) -> None:
     Only its configuration is read (the model loads later, once); like every loader here it runs no
     code from the folder, so a checkpoint that needs its own code is refused.
     """
-    try:
+    with loading(
+        "--bertscore_model", path, failure="not a loadable encoder", hint="pass another or --no_bertscore"
+    ):
         config = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        raise InputError(
-            f"--bertscore_model {path}: not a loadable encoder ({one_line(error)}); "
-            "pass another or --no_bertscore"
-        ) from error
     depth = getattr(config, "num_hidden_layers", None)
     if layers is not None and depth is not None and layers > depth:
         raise InputError(f"--bertscore_layers {layers}: {path} has {depth} layers; give 0 to {depth}")

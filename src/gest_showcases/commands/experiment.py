@@ -85,6 +85,7 @@ from gest_showcases.experiments.world import (
 from gest_showcases.features import load_features
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.configuration_pc2l import PAPER_DECODING
 from gest_showcases.generation.probe import input_reliance
 from gest_showcases.generation.training_run import (
     CONTRASTIVE_OPTIONS,
@@ -111,6 +112,8 @@ logger = logging.getLogger(__name__)
 
 # A variant's name is part of folder and file names: nothing that leads out of them.
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Every generator of the grid decodes so: the paper's beam search, and no repeated trigram (the demo's setting).
+GRID_DECODING = PAPER_DECODING | {"no_repeat_ngram_size": 3}
 
 
 @dataclass
@@ -489,7 +492,10 @@ class Experiment:
             }
         return results
 
-    def generate(self, generator_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
+    def generate(self, generator_dir: Path, rows: list[dict], pic_ids: list[list[str]], **decoding) -> list[str]:
+        """The generator's texts for `rows` from the photos `pic_ids` and the users' history reviews, decoded with the
+        grid's settings (`GRID_DECODING`) updated by `decoding` (`docs/results/h11_decoding.py` varies them)."""
+        decoding = GRID_DECODING | decoding
         model, tokenizer = load_generator_cell(generator_dir)
         images, reviews = self.tables["image"], self.tables["review"]
         collator = PC2LCollator(
@@ -507,8 +513,7 @@ class Experiment:
             with torch.no_grad():
                 ids = model.generate(
                     image_features=batch["image_features"], image_mask=batch["image_mask"],
-                    review_features=batch["review_features"], review_mask=batch["review_mask"],
-                    num_beams=2, max_new_tokens=64, no_repeat_ngram_size=3,
+                    review_features=batch["review_features"], review_mask=batch["review_mask"], **decoding,
                 )  # fmt: skip
             texts += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
         return texts
@@ -662,7 +667,8 @@ class Experiment:
     def generate_baseline(self, baseline_dir: Path, rows: list[dict], pic_ids: list[list[str]]) -> list[str]:
         """A baseline's texts for `rows`, shown `pic_ids` (image baselines read them), with the PC2L cells' decoding."""
         examples, texts = generate_baseline(
-            baseline_dir, self.world / "dataset", rows, self.tables, pic_ids, no_repeat_ngram_size=3
+            baseline_dir, self.world / "dataset", rows, self.tables, pic_ids,
+            no_repeat_ngram_size=GRID_DECODING["no_repeat_ngram_size"],
         )
         if len(examples) != len(rows):
             raise RuntimeError(f"{baseline_dir.name} has no input for {len(rows) - len(examples)} test rows")

@@ -31,7 +31,7 @@ from gest_showcases.features.clip import load_clip_model
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
-from gest_showcases.model_folders import require_model_type
+from gest_showcases.model_folders import loading, require_model_type
 
 logger = logging.getLogger(__name__)
 
@@ -164,10 +164,9 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
     Raises:
         `InputError`: when `path` is not a loadable CLIP checkpoint (folder or Hub name).
     """
-    try:
+    # Not a folder or Hub name, no config, not a CLIP checkpoint: one line naming `option`.
+    with loading(option, path, failure="not a loadable CLIP checkpoint"):
         model, processor = load_clip_model(path).eval(), CLIPProcessor.from_pretrained(path)
-    except (OSError, ValueError) as error:  # not a folder or Hub name, no config, not a CLIP checkpoint
-        raise InputError(f"{option} {path}: not a loadable CLIP checkpoint ({one_line(error)})") from error
     return model.to(device), processor
 
 
