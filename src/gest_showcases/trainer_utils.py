@@ -78,7 +78,7 @@ def log_to_logger(trainer: Trainer, logger: logging.Logger, level: int = logging
 
 @contextlib.contextmanager
 def kept_global_random_state(python: bool = True) -> Iterator[None]:
-    """Restores the global random generators on exit: torch's (CPU, and CUDA once initialised), NumPy's and, with
+    """Restores the global random generators on exit: torch's (CPU, and CUDA where available), NumPy's and, with
     `python`, Python's `random`.
 
     `Trainer.__init__` re-seeds them all (`set_seed(args.seed)`), and its data loaders draw a worker seed from
@@ -91,7 +91,9 @@ def kept_global_random_state(python: bool = True) -> Iterator[None]:
     python_state = random.getstate()
     numpy_state = np.random.get_state()
     torch_state = torch.random.get_rng_state()
-    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+    # `is_available`, not `is_initialized`: the Trainer inside often initialises CUDA itself, and its re-seeded CUDA
+    # generators must be restored too (reading the states initialises CUDA here, which a GPU run does anyway).
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     try:
         yield
     finally:

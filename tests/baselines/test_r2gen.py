@@ -201,3 +201,18 @@ def test_initialisation_follows_make_model():
 def test_config_rejects_a_width_the_heads_do_not_divide():
     with pytest.raises(ValueError, match="divisible by memory_attention_heads"):
         _config(memory_attention_heads=3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_generate_starts_from_bos_in_half_precision_with_a_large_bos_id(dtype):
+    """R2Gen's BOS prompt was made from its float encoder states: in bf16/fp16 GPT-2's id 50256 became 50176/50240."""
+    bos = 50256
+    model = R2GenForExplanation(_config(vocab_size=bos + 1, bos_token_id=bos, eos_token_id=bos, pad_token_id=bos))
+    model = model.to(dtype).eval()
+    inputs = images(tiny_batch(photos=(2, 1), lengths=(3, 3)))
+    ids = model.generate(
+        image_features=inputs["image_features"].to(dtype), image_mask=inputs["image_mask"], max_new_tokens=2,
+        num_beams=1,
+    )
+    assert ids.dtype == torch.long
+    assert ids[:, 0].tolist() == [bos, bos]

@@ -49,6 +49,17 @@ def batch(seed: int = 0, lengths=(5, 3, 7, 1)):
     }
 
 
+def pool_inputs(features: torch.Tensor, target: torch.Tensor, generator: torch.Generator) -> dict:
+    """A batch of the pools `features` [B, N, IMAGE_DIM] with `target` [B, N] and random profiles."""
+    batch_size = features.shape[0]
+    return {
+        "profile_text": torch.randn(batch_size, TEXT_DIM, generator=generator),
+        "profile_image": torch.randn(batch_size, IMAGE_DIM, generator=generator),
+        "candidate_features": features,
+        "target_mask": target,
+    }
+
+
 def test_paper_default_dimensions():
     model = DPPImageSelector(DPPSelectorConfig())
     user = [(layer.in_features, layer.out_features) for layer in model.user_encoder.layers]
@@ -98,12 +109,7 @@ def test_no_nan_on_rank_deficient_pools_and_empty_targets():
     features = torch.randn(2, 6, IMAGE_DIM, generator=generator).repeat(1, 2, 1)  # every image twice
     target = torch.zeros(2, 12, dtype=torch.bool)
     target[0, [0, 6]] = True  # an image and its duplicate: det(S_Y) ~ eps only
-    inputs = {
-        "profile_text": torch.randn(2, TEXT_DIM, generator=generator),
-        "profile_image": torch.randn(2, IMAGE_DIM, generator=generator),
-        "candidate_features": features,
-        "target_mask": target,
-    }
+    inputs = pool_inputs(features, target, generator)
     output = model(**inputs)
     assert torch.isfinite(output.loss)
     output.loss.backward()
@@ -262,3 +268,23 @@ def test_history_prior_weight_is_learnt_saved_and_refused_without_the_image_prof
     torch.testing.assert_close(loaded.eval()(**batch()).log_quality, model.eval()(**batch()).log_quality)
     with pytest.raises(ValueError, match="history_prior reads the user's image profile"):
         tiny_config(input_mode="text", history_prior=1.0)
+
+
+def test_mixed_precision_keeps_the_dpp_in_float32_and_near_duplicate_targets_finite():
+    """Under bf16 autocast (an `accelerate launch --mixed_precision bf16` run) the similarity product rounded by ~4e-3
+    near 1, more than `similarity_eps`: a near-duplicate pair of target photos made the Cholesky factorisation fail.
+    Oracle: the same model without autocast."""
+    model = tiny_model()
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, 6, IMAGE_DIM, generator=generator)
+    features[:, 1] = features[:, 0] + 1e-3 * torch.randn(2, IMAGE_DIM, generator=generator)  # near duplicates
+    target = torch.zeros(2, 6, dtype=torch.bool)
+    target[:, [0, 1]] = True
+    inputs = pool_inputs(features, target, generator)
+    expected = model(**inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(**inputs)
+    assert output.kernel.dtype == output.loss.dtype == torch.float32
+    assert torch.isfinite(output.loss)
+    # The MLPs still run in bf16 under autocast; only the DPP is float32.
+    torch.testing.assert_close(output.loss, expected.loss, rtol=0.05, atol=0.05)

@@ -2,7 +2,8 @@
 
 The paper's decoding saved with every model (`BaselineGenerationConfig`), the decoder prompt of a `generate` call
 that gets only conditioning inputs (`generation_prompt`: BOS per example), and the right-padding check of decoders
-that read the tokens left to right without a key padding mask (`check_right_padded`).
+that read the tokens left to right without a key padding mask (`check_right_padded`), and the call of the recurrent
+baselines' GRUs and LSTM outside autocast (`run_outside_autocast`).
 
 Free of torch and of the package's other layers: configuration files import it (they must stay cheap to import),
 and `save_pretrained` ships it next to the modeling files that import it relatively.
@@ -51,10 +52,26 @@ def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, referenc
         raise ValueError("pass the decoder prompt as `inputs` or as `input_ids`, not both")
     inputs = input_ids if inputs is None else inputs
     if inputs is None:
-        inputs = reference.new_full((reference.shape[0], 1), bos_token_id).long()  # [B, 1]
+        # Made as integers: a float `reference` in bf16/fp16 cannot hold a large id (GPT-2's 50256 would round).
+        inputs = reference.new_zeros((reference.shape[0], 1)).long().fill_(bos_token_id)  # [B, 1]
     generate_kwargs.setdefault("attention_mask", inputs.new_ones(inputs.shape))
     generate_kwargs["use_cache"] = False
     return inputs
+
+
+def run_outside_autocast(rnn, *inputs):
+    """`rnn(*inputs)` for an `nn.GRU`/`nn.LSTM`, with autocast off and the inputs (tensors or a `PackedSequence`) in
+    the RNN's own weights' dtype: float32 in a mixed-precision run.
+
+    CUDA autocast runs cuDNN's RNNs in float16 whatever the autocast dtype, so a `--bf16` run would train them in
+    float16 with no loss scaler, and hand float16 outputs to code that expects the autocast dtype (the first H200 run
+    of the GPU suite failed on that in Ref2Seq).
+    """
+    import torch  # here, not at the top: this module stays free of torch (see the module docstring)
+
+    weight = next(rnn.parameters())
+    with torch.autocast(weight.device.type, enabled=False):
+        return rnn(*(value.to(weight.dtype) for value in inputs))
 
 
 def check_right_padded(attention_mask) -> None:
@@ -69,7 +86,13 @@ def check_right_padded(attention_mask) -> None:
         )
 
 
-__all__ = ["PAPER_DECODING", "BaselineGenerationConfig", "check_right_padded", "generation_prompt"]
+__all__ = [
+    "PAPER_DECODING",
+    "BaselineGenerationConfig",
+    "check_right_padded",
+    "generation_prompt",
+    "run_outside_autocast",
+]
 
 
 def shifted_cross_entropy(logits, labels):

@@ -53,6 +53,7 @@ from .generation_utils import (
     BaselineGenerationConfig,
     check_right_padded,
     generation_prompt,
+    run_outside_autocast,
     shifted_cross_entropy,
 )
 
@@ -95,7 +96,7 @@ class Ref2SeqReferenceEncoder(nn.Module):
                 batch_first=True,
                 enforce_sorted=False,
             )
-            outputs, last = self.gru(packed)
+            outputs, last = run_outside_autocast(self.gru, packed)
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=length)  # [N, L, 2H]
             # The two directions summed. Under CUDA autocast cuDNN's GRU returns half precision while the buffers
             # keep the embeddings' dtype, and an indexed write needs both alike: cast to the buffers'.
@@ -148,7 +149,9 @@ class Ref2SeqDecoder(nn.Module):
     ) -> torch.Tensor:
         """`embedded` [B, T, H] target embeddings, `initial_hidden_state` [B, layers, H] -> attentional states [B, T, H]."""
         embedded = F.dropout(embedded, self.dropout, self.training)
-        outputs, _ = self.gru(embedded, initial_hidden_state.transpose(0, 1).contiguous())  # [B, T, H]
+        outputs, _ = run_outside_autocast(
+            self.gru, embedded, initial_hidden_state.transpose(0, 1).contiguous()
+        )  # [B, T, H]
         outputs = F.dropout(outputs, self.dropout, self.training)
         user_context = self.attend(outputs, user_states, user_states_mask)
         item_context = self.attend(outputs, item_states, item_states_mask)

@@ -46,6 +46,7 @@ from .generation_utils import (
     BaselineGenerationConfig,
     check_right_padded,
     generation_prompt,
+    run_outside_autocast,
     shifted_cross_entropy,
 )
 
@@ -167,7 +168,7 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
         image_step = self.embed_images(image_features, image_mask).unsqueeze(1)  # [B, 1, E]
         steps = torch.cat([image_step, self.embed_tokens(input_ids)], dim=1)  # [B, 1 + T, E]
         dropout = self.config.dropout
-        outputs, _ = self.lstm(F.dropout(steps, dropout, self.training))  # [B, 1 + T, H]
+        outputs, _ = run_outside_autocast(self.lstm, F.dropout(steps, dropout, self.training))  # [B, 1 + T, H]
         # The image step's output predicts nothing (im2txt discards it); output t + 1 follows token t.
         outputs = outputs[:, -logits_to_keep:] if logits_to_keep else outputs[:, 1:]
         logits = self.lm_head(F.dropout(outputs, dropout, self.training))  # [B, T, V]

@@ -279,26 +279,34 @@ class DPPImageSelector(PreTrainedModel):
         )
         user_embeds = user_outputs.last_hidden_state  # [B, E]
 
-        score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
-        if self.config.history_prior:
-            candidates = candidate_features if candidate_features is not None else F.embedding(rows, image_features)
-            score = score + self.history_prior_weight * history_cosine(profile_image, candidates)
-        bound = self.config.max_log_quality
-        log_quality = (bound * torch.tanh(score / bound)).masked_fill(~candidate_mask, 0.0)  # [B, N]
-        unit = F.normalize(image_embeds, dim=-1)
-        eye = torch.eye(num_candidates, dtype=unit.dtype, device=unit.device)
-        similarity = unit @ unit.transpose(-1, -2) + self.config.similarity_eps * eye  # [B, N, N]
-        pair_mask = candidate_mask.unsqueeze(-1) & candidate_mask.unsqueeze(-2)  # [B, N, N]
-        quality = log_quality.exp()
-        kernel = (quality.unsqueeze(-1) * similarity * quality.unsqueeze(-2)).masked_fill(~pair_mask, 0.0)
+        # The DPP in float32 with autocast off: under a mixed-precision launch (`accelerate launch --mixed_precision
+        # bf16`) the similarity product would round by ~4e-3 near 1, more than `similarity_eps`, and a near-duplicate
+        # pair of target photos would leave the target block not positive definite (the Cholesky factorisation fails).
+        with torch.autocast(image_embeds.device.type, enabled=False):
+            dtype = torch.promote_types(image_embeds.dtype, torch.float32)  # at least float32 (float64 stays)
+            user_embeds, image_embeds = user_embeds.to(dtype), image_embeds.to(dtype)
+            score = torch.einsum("be,bne->bn", user_embeds, image_embeds) / math.sqrt(self.config.embed_dim)
+            if self.config.history_prior:
+                candidates = (
+                    candidate_features if candidate_features is not None else F.embedding(rows, image_features)
+                )
+                score = score + self.history_prior_weight * history_cosine(profile_image, candidates)
+            bound = self.config.max_log_quality
+            log_quality = (bound * torch.tanh(score / bound)).masked_fill(~candidate_mask, 0.0)  # [B, N]
+            unit = F.normalize(image_embeds, dim=-1)
+            eye = torch.eye(num_candidates, dtype=unit.dtype, device=unit.device)
+            similarity = unit @ unit.transpose(-1, -2) + self.config.similarity_eps * eye  # [B, N, N]
+            pair_mask = candidate_mask.unsqueeze(-1) & candidate_mask.unsqueeze(-2)  # [B, N, N]
+            quality = log_quality.exp()
+            kernel = (quality.unsqueeze(-1) * similarity * quality.unsqueeze(-2)).masked_fill(~pair_mask, 0.0)
 
-        loss = log_likelihood = None
-        if target_mask is not None:
-            log_likelihood = self._log_likelihood(
-                kernel, similarity, log_quality, target_mask, candidate_mask
-            )
-            has_target = target_mask.any(dim=-1)
-            loss = -log_likelihood.sum() / has_target.sum().clamp(min=1)
+            loss = log_likelihood = None
+            if target_mask is not None:
+                log_likelihood = self._log_likelihood(
+                    kernel, similarity, log_quality, target_mask, candidate_mask
+                )
+                has_target = target_mask.any(dim=-1)
+                loss = -log_likelihood.sum() / has_target.sum().clamp(min=1)
         return DPPSelectorOutput(
             loss=loss,
             log_likelihood=log_likelihood,
