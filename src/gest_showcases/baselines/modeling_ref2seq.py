@@ -98,8 +98,8 @@ class Ref2SeqReferenceEncoder(nn.Module):
             )
             outputs, last = run_outside_autocast(self.gru, packed)
             outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=length)  # [N, L, 2H]
-            # The two directions summed. Under CUDA autocast cuDNN's GRU returns half precision while the buffers
-            # keep the embeddings' dtype, and an indexed write needs both alike: cast to the buffers'.
+            # The two directions summed, cast to the buffers' dtype (the embeddings'): an indexed write needs both
+            # alike, and the GRU's outputs have its weights' dtype (the first H200 run wrote cuDNN's fp16 ones here).
             states[present] = (outputs[..., :width] + outputs[..., width:]).to(states.dtype)
             # [2 * layers, N, H] -> [layers, 2, N, H] -> per layer, both directions summed
             finals[:, present] = last.view(self.num_layers, 2, -1, width).sum(1).to(finals.dtype)
