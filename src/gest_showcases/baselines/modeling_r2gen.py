@@ -144,8 +144,12 @@ class R2GenAttention(nn.Module):
 
         bias = None
         if mask is not None:
-            bias = torch.zeros(mask.shape, dtype=query.dtype, device=query.device)
-            bias = bias.masked_fill(~mask, torch.finfo(query.dtype).min)
+            # In the dtype the attention runs in: under autocast that is the autocast dtype, and float32's lowest
+            # value cast to it would become -inf (a query with no key would then not average all keys).
+            device_type = query.device.type
+            dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else query.dtype
+            bias = torch.zeros(mask.shape, dtype=dtype, device=query.device)
+            bias = bias.masked_fill(~mask, torch.finfo(dtype).min)
         attended = F.scaled_dot_product_attention(
             heads(self.q_proj(query)),
             heads(self.k_proj(key)),
