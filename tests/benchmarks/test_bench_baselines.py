@@ -99,12 +99,12 @@ def test_reports_every_row_against_pc2l_and_refuses_on_load(bench, tmp_path, mon
 
 
 def test_every_generator_trains_and_decodes_under_bf16_autocast(bench, tmp_path, monkeypatch):
-    """The GPU suite runs this benchmark with `--dtype bf16`; on its first H200 run Ref2Seq failed there (its GRU's
-    half-precision outputs written into float32 buffers). CPU autocast casts the linear layers, not the GRU (that
-    case has its own test in tests/baselines/test_ref2seq.py), so this catches dtype mixing around the rest."""
+    """The GPU suite runs this benchmark with `--dtype bf16`. CPU autocast casts the linear layers, not the RNNs (the
+    Ref2Seq fault the first H200 run found has its own tests: tests/baselines/test_ref2seq.py and
+    test_rnn_autocast.py), so this catches dtype mixing around the linear layers only."""
     monkeypatch.setattr(torch, "set_num_threads", lambda count: None)
     report = bench.main([*TINY, "--dtype", "bf16", "--noisy", "--output", str(tmp_path / "b.json")])
-    assert report["precision"] != "fp32" and "bf16" in report["precision"]
+    assert "bf16" in report["precision"]
     assert list(report["training"]) == list(MODEL_NAMES)
     assert all(row["step_s"] > 0 for row in report["training"].values())
     assert all(row["generate_s"] > 0 for row in report["generation"].values())

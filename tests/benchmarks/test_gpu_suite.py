@@ -3,6 +3,7 @@ transformers but no datasets/evaluate/spacy (the lent H200), and the job must le
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,24 +41,38 @@ def test_every_suite_benchmark_is_in_the_script_and_imports_without_datasets_eva
     assert "imported" in result.stdout
 
 
+def _suite(**environment) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SUITE)], capture_output=True, text=True, env=_environment(**environment), timeout=300
+    )
+
+
 def test_the_suite_bundles_what_finished_and_skips_what_the_time_limit_leaves_out(tmp_path):
     out = tmp_path / "out"
-    environment = _environment(OUT=str(out), SUITE_ONLY="greedy_map")
-    result = subprocess.run(
-        ["bash", str(SUITE)], capture_output=True, text=True, env=environment, timeout=300
-    )
+    result = _suite(OUT=str(out), SUITE_ONLY="greedy_map")
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(path.name for path in out.iterdir()) == ["suite.json", "suite.log"]
     bundle = json.loads((out / "suite.json").read_text())
     assert list(bundle) == ["greedy_map"]  # SUITE_ONLY ran that one alone
     assert bundle["greedy_map"]["environment"]["noisy"] in (True, False)
-    assert "=== greedy_map exit 0" in (out / "suite.log").read_text()
+    assert "\n=== greedy_map exit 0" in (out / "suite.log").read_text()
+
+    # A rerun into the same folder keeps the first run's log and results, and names what it could not run.
+    result = _suite(OUT=str(out), SUITE_ONLY="greedy_mpa")
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (out / "suite.log").read_text()
+    assert "=== greedy_map exit 0" in log and "SUITE_ONLY: greedy_mpa did not run" in log
+    assert list(json.loads((out / "suite.json").read_text())) == ["greedy_map"]
+
+    # The whole job's deadline caps a benchmark's own limit (greedy_map's is 45 s).
+    capped = tmp_path / "capped"
+    result = _suite(OUT=str(capped), SUITE_ONLY="greedy_map", SUITE_SECONDS="30")
+    assert result.returncode == 0, result.stderr[-2000:]
+    limit = int(re.search(r"=== greedy_map \(limit (\d+)s\)", (capped / "suite.log").read_text())[1])
+    assert 20 <= limit <= 30
 
     short = tmp_path / "short"
-    environment = _environment(OUT=str(short), SUITE_SECONDS="10")
-    result = subprocess.run(
-        ["bash", str(SUITE)], capture_output=True, text=True, env=environment, timeout=120
-    )
+    _suite(OUT=str(short), SUITE_SECONDS="10")
     log = (short / "suite.log").read_text()
     assert all(f"=== {name} skipped" in log for name in ("pc2l", "generation", "gated_decoder"))
     assert not (short / "suite.json").exists()  # nothing finished, nothing bundled

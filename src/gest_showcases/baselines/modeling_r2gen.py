@@ -142,16 +142,15 @@ class R2GenAttention(nn.Module):
         def heads(states: torch.Tensor) -> torch.Tensor:  # [B, L, D] -> [B, heads, L, D / heads]
             return states.view(batch, -1, self.num_heads, width // self.num_heads).transpose(1, 2)
 
+        queries = heads(self.q_proj(query))
         bias = None
         if mask is not None:
-            # In the dtype the attention runs in: under autocast that is the autocast dtype, and float32's lowest
-            # value cast to it would become -inf (a query with no key would then not average all keys).
-            device_type = query.device.type
-            dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else query.dtype
-            bias = torch.zeros(mask.shape, dtype=dtype, device=query.device)
-            bias = bias.masked_fill(~mask, torch.finfo(dtype).min)
+            # In the queries' dtype, the one the attention runs in (the autocast dtype under autocast): float32's
+            # lowest value cast to bf16 would become -inf, and a query with no key would then not average all keys.
+            bias = torch.zeros(mask.shape, dtype=queries.dtype, device=query.device)
+            bias = bias.masked_fill(~mask, torch.finfo(queries.dtype).min)
         attended = F.scaled_dot_product_attention(
-            heads(self.q_proj(query)),
+            queries,
             heads(self.k_proj(key)),
             heads(self.v_proj(value)),
             attn_mask=bias,

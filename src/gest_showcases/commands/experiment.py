@@ -112,7 +112,8 @@ logger = logging.getLogger(__name__)
 
 # A variant's name is part of folder and file names: nothing that leads out of them.
 VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-# Every generator of the grid decodes so: the paper's beam search, and no repeated trigram (the demo's setting).
+# The grid's PC2L cells decode so: the paper's beam search, and no repeated trigram (the demo's setting); the baselines
+# take the no-repeat setting from here and the same beam and length from their own generation config.
 GRID_DECODING = PAPER_DECODING | {"no_repeat_ngram_size": 3}
 
 

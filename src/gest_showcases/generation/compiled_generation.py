@@ -167,9 +167,9 @@ class StaticDecodingCache:
         self.compiled = decoder.compile_options is not None
         self.length = 0
         # CUDA: a fixed cache length (static shapes, CUDA graphs) under a mask; CPU: views up to the position.
-        self.static_length = uses_fixed_length_cache(device)
+        self.fixed_length = uses_fixed_length_cache(device)
         buffer_length = (
-            min(round_up(max_length, LENGTH_BUCKET), config.n_positions) if self.static_length else max_length
+            min(round_up(max_length, LENGTH_BUCKET), config.n_positions) if self.fixed_length else max_length
         )
         examples = batch_bucket(batch_size)
         padded_inputs = round_up(num_inputs, INPUTS_BUCKET)
@@ -211,12 +211,12 @@ class StaticDecodingCache:
     def _step(self, token: torch.Tensor) -> torch.Tensor:
         self.input_ids[: self.rows] = token
         position = torch.tensor(self.length, device=token.device)
-        length = self.self_keys.shape[3] if self.static_length else self.length + 1
-        key_mask = self.key_positions <= position if self.static_length else None
+        length = self.self_keys.shape[3] if self.fixed_length else self.length + 1
+        key_mask = self.key_positions <= position if self.fixed_length else None
         # Position 0 (the prompt's first token) runs eagerly: a one-key view would pin the compiled length to 1.
         step = self.decoder.compiled_step() if self.compiled and self.length > 0 else self.decoder.step
         keys, values = self.self_keys[:, :, :, :length], self.self_values[:, :, :, :length]
-        if step is not self.decoder.step and not self.static_length:
+        if step is not self.decoder.step and not self.fixed_length:
             # The cache length grows by one each step: one graph with a symbolic length instead of one per length.
             torch._dynamo.maybe_mark_dynamic(keys, 3)
             torch._dynamo.maybe_mark_dynamic(values, 3)
