@@ -49,7 +49,9 @@ def main() -> None:
     rows = {row["review_id"]: row for row in experiment.test_rows()}
     truth = SynthTruth.load(experiment.world / "synth" / "ground_truth.json")
     files = {name: [] for name in DECODINGS}
-    cells = {name: {PC2L: [], CE_ONLY: []} for name in DECODINGS}  # per decoding and system: one cell per seed
+    cells = {
+        name: {PC2L: [], CE_ONLY: []} for name in DECODINGS
+    }  # per decoding and system: one cell per seed
     references = []
     same_as_grid, total = 0, 0
     for seed in range(SEEDS):
@@ -59,12 +61,19 @@ def main() -> None:
             mine = [record for record in records if record["system"] == system]
             test_rows = [rows[record["id"]] for record in mine]
             shown = [record["pic_ids"] for record in mine]
-            users, businesses = [row["user_id"] for row in test_rows], [row["business_id"] for row in test_rows]
+            users, businesses = (
+                [row["user_id"] for row in test_rows],
+                [row["business_id"] for row in test_rows],
+            )
             for name, decoding in DECODINGS.items():
                 torch.manual_seed(SAMPLING_SEED)  # the same draws for both systems (only sampling draws any)
-                texts = experiment.generate(experiment.generator_dir(seed, system), test_rows, shown, **decoding)
+                texts = experiment.generate(
+                    experiment.generator_dir(seed, system), test_rows, shown, **decoding
+                )
                 if name == "default":
-                    same_as_grid += sum(text == record["generated"] for text, record in zip(texts, mine, strict=True))
+                    same_as_grid += sum(
+                        text == record["generated"] for text, record in zip(texts, mine, strict=True)
+                    )
                     total += len(mine)
                 parts = score_texts(texts, users, businesses, shown, truth).ratio_parts
                 cells[name][system].append({"texts": texts, "probe": {},
@@ -82,17 +91,28 @@ def main() -> None:
         (out / f"{name}.jsonl").write_text("".join(json.dumps(record) + "\n" for record in files[name]))
         means = {}
         for system, seed_cells in by_system.items():
-            per_seed = [generation_statistics(cell, refs) for cell, refs in zip(seed_cells, references, strict=True)]
+            per_seed = [
+                generation_statistics(cell, refs) for cell, refs in zip(seed_cells, references, strict=True)
+            ]
             means[system] = {
                 key: float(np.mean([stats[key][0](np.arange(stats[key][1])[None])[0] for stats in per_seed]))
                 for key, _, _ in METRICS
             }
         differences = pooled_differences(by_system[PC2L], by_system[CE_ONLY], references, 1000)
         results[name] = {"means": means, "differences": {key: differences[key] for key, _, _ in METRICS}}
+    # Within each system: sampling - the grid's decoding, paired the same way (does sampling lower grounding?).
+    results["sampling_minus_default"] = {
+        system: pooled_differences(cells["sampling"][system], cells["default"][system], references, 1000)[
+            "grounded_precision"
+        ]
+        for system in (PC2L, CE_ONLY)
+    }
     (out / "h11.json").write_text(json.dumps(results, indent=1))
     header = " | ".join(f"{label}: PC2L / CE only / paired PC2L - CE only" for _, label, _ in METRICS[:2])
     print(f"| decoding | {header} |\n|---|---|---|")
     for name, result in results.items():
+        if name == "sampling_minus_default":
+            continue
         cells_text = []
         for key, _, scale in METRICS[:2]:
             low, high = (scale * value for value in result["differences"][key]["ci95"])
@@ -100,6 +120,13 @@ def main() -> None:
             pc2l, ce = scale * result["means"][PC2L][key], scale * result["means"][CE_ONLY][key]
             cells_text.append(f"{pc2l:.1f} / {ce:.1f} / {estimate:+.1f} [{low:+.1f}, {high:+.1f}]")
         print(f"| {name} | " + " | ".join(cells_text) + " |")
+    for system, difference in results["sampling_minus_default"].items():
+        low, high = (100 * value for value in difference["ci95"])
+        estimate = 100 * difference["estimate"]
+        print(
+            f"{system}: grounded precision, sampling - the grid's decoding {estimate:+.1f} [{low:+.1f}, {high:+.1f}]"
+        )
+
 
 if __name__ == "__main__":
     main()
