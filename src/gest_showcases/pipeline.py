@@ -12,7 +12,9 @@ The two steps of the paper, on raw inputs, in the spirit of a transformers pipel
    output from `load_vision_backbone`; `"image"`: CLIP image embeddings; the generator's config records
    which, `config.image_kind`), at most `max_images` photos (in pick order) and the first `max_reviews`
    history reviews. Where the config records the models that computed its training features
-   (fingerprints of their weights), the pipeline's encoders must be those models.
+   (fingerprints of their weights), the pipeline's encoders must be those models; they run in the precision
+   recorded with them (`feature_dtypes`: bf16 for features a GPU extracted with `--dtype auto`), so the
+   generator reads the numbers its training read.
 
 Saving and sharing (`save_pretrained`, `from_pretrained(folder_or_repo)`, `push_to_hub`): one folder holds the
 generator at its root (so it is also a plain PC2L checkpoint, and the folder is a transformers model folder),
@@ -219,6 +221,20 @@ def resolve_image_kind(generator: PC2LForConditionalGeneration, image_kind: str 
     if image_kind not in IMAGE_KINDS:
         raise InputError(f"image_kind must be one of {IMAGE_KINDS}, got {image_kind!r}")
     return image_kind
+
+
+def feature_dtypes(generator: PC2LForConditionalGeneration, image_kind: str) -> dict[str, torch.dtype]:
+    """The precisions to encode in, as the generator's training features were computed (`features --dtype`, which
+    `train-pc2l` records in its config): `{"image": ..., "text": ...}` for CLIP's towers, `{"vision": ...}` for the
+    backbone. CLIP's image tower follows the recorded image precision when the generator reads CLIP image features
+    (`image_kind` `"image"`), else the text tower's (one extraction computes both); float32 where nothing is recorded
+    (generators saved before it was, or trained on features of another kind than `image_kind`)."""
+    config = generator.config
+    recorded_image = config.image_feature_dtype if image_kind == config.image_kind else None
+    text = config.review_feature_dtype or (recorded_image if image_kind == "image" else None) or "float32"
+    image = (recorded_image if image_kind == "image" else None) or text
+    vision = (recorded_image if image_kind == "vision" else None) or "float32"
+    return {"image": getattr(torch, image), "text": getattr(torch, text), "vision": getattr(torch, vision)}
 
 
 def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) -> list[torch.Tensor | None]:
@@ -477,12 +493,16 @@ class ShowcasePipeline:
             # its base/ folder, which holds no tokenizer.
             with loading(names["tokenizer"], tokenizer or generator):
                 tokenizer = AutoTokenizer.from_pretrained(tokenizer or generator, trust_remote_code=False)
+        resolved_kind = resolve_image_kind(generator_model, image_kind)
+        dtypes = feature_dtypes(generator_model, resolved_kind)
         with loading(names["clip"], clip):
-            clip_image, clip_text = load_clip(str(clip), device)
+            clip_image, clip_text = load_clip(str(clip), device, dtypes["image"])
+            if dtypes["text"] != dtypes["image"]:  # two extraction runs in two precisions: one tower each
+                clip_text = load_clip(str(clip), device, dtypes["text"])[1]
         backbone = None
-        if generator_model.config.uses_images and resolve_image_kind(generator_model, image_kind) == "vision":
+        if generator_model.config.uses_images and resolved_kind == "vision":
             with loading(names["vision"], vision or clip):
-                backbone = load_vision_backbone(str(vision or clip), device)
+                backbone = load_vision_backbone(str(vision or clip), device, dtypes["vision"])
         return cls(
             selector=selector_model.to(device),
             generator=generator_model,

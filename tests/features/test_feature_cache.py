@@ -7,8 +7,13 @@ import json
 import pytest
 import torch
 
-from gest_showcases.features.cache import CacheMismatchError, FeatureCache, load_features
-from gest_showcases.features.clip import extract_image_features, load_clip, load_vision_backbone
+from gest_showcases.features.cache import CacheMismatchError, CorruptCacheError, FeatureCache, load_features
+from gest_showcases.features.clip import (
+    extract_image_features,
+    extract_text_features,
+    load_clip,
+    load_vision_backbone,
+)
 from gest_showcases.features.inputs import image_items, read_config_rows
 from gest_showcases.features.loading import ImagePreprocessing
 
@@ -119,6 +124,46 @@ def test_cache_from_another_checkpoint_is_refused(tmp_path, tiny_clip, other_tin
     # The same weights loaded in another precision are the same checkpoint.
     same_in_bf16, _ = load_clip(tiny_clip, dtype=torch.bfloat16)
     assert same_in_bf16.fingerprint == first.fingerprint
+
+
+def test_a_cache_resumed_in_another_precision_is_refused(tmp_path, tiny_clip, image_dir):
+    # The fingerprint leaves the precision out, so the manifest records it: a float32 folder resumed in bf16 (a run
+    # started on a CPU, finished on a GPU with `--dtype auto`) would otherwise mix the two in one kind.
+    fp32, text_fp32 = load_clip(tiny_clip)
+    bf16, text_bf16 = load_clip(tiny_clip, dtype=torch.bfloat16)
+    extract_image_features(_items(image_dir, ["pic0"]), fp32, tmp_path / "f", num_workers=0)
+    extract_text_features([("r0", "Good soup.")], text_fp32, tmp_path / "f")
+    assert {kind: load_features(tmp_path / "f", kind).dtype for kind in ("image", "review", "sentence")} == {
+        "image": "float32", "review": "float32", "sentence": "float32",
+    }  # fmt: skip
+    before = (tmp_path / "f" / "image" / "manifest.json").read_bytes()
+    with pytest.raises(CacheMismatchError, match="computed in float32, not bfloat16: pass --dtype float32"):
+        extract_image_features(_items(image_dir, ["pic0", "pic1"]), bf16, tmp_path / "f", num_workers=0)
+    with pytest.raises(CacheMismatchError, match="'review' features computed in float32, not bfloat16"):
+        extract_text_features([("r1", "Cold tea.")], text_bf16, tmp_path / "f")
+    assert (tmp_path / "f" / "image" / "manifest.json").read_bytes() == before  # nothing written
+    assert load_features(tmp_path / "f", "image").ids == ["pic0"]
+    # The same precision resumes.
+    extract_image_features(_items(image_dir, ["pic0", "pic1"]), fp32, tmp_path / "f", num_workers=0)
+    assert load_features(tmp_path / "f", "image").ids == ["pic0", "pic1"]
+
+
+def test_folders_written_before_precisions_were_recorded_still_resume(tmp_path, tiny_clip, image_dir):
+    bf16, _ = load_clip(tiny_clip, dtype=torch.bfloat16)
+    extract_image_features(_items(image_dir, ["pic0"]), bf16, tmp_path / "f", num_workers=0)
+    manifest_path = tmp_path / "f" / "image" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["dtype"]
+    manifest_path.write_text(json.dumps(manifest))
+    assert load_features(tmp_path / "f", "image").dtype is None
+    extract_image_features(_items(image_dir, ["pic0", "pic1"]), bf16, tmp_path / "f", num_workers=0)
+    # Its older rows' precision is unknown: the manifest does not start vouching for them.
+    assert "dtype" not in json.loads(manifest_path.read_text())
+    assert load_features(tmp_path / "f", "image").ids == ["pic0", "pic1"]
+    manifest["dtype"] = "int8"
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CorruptCacheError, match="is not a feature cache manifest"):
+        load_features(tmp_path / "f", "image")
 
 
 def test_feature_cache_validates_kind_and_rows(tmp_path):

@@ -70,6 +70,7 @@ class FakeFeatureTable:
 
     checkpoint = "fake-clip"  # what train-pc2l records as the feature model in the PC2L config
     fingerprint = "f" * 64
+    dtype = "float32"  # the precision train-pc2l records
 
     def lookup(self, ids):
         found = torch.tensor([not key.startswith("missing") for key in ids], dtype=torch.bool)

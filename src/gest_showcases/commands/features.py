@@ -55,7 +55,11 @@ class FeatureArguments:
     shard_size: int = field(default=8192, metadata={"help": "rows per cache shard (the unit of resumption)"})
     device: str | None = field(default=None, metadata={"help": "default: this process's accelerate device"})
     dtype: str = field(
-        default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16"}
+        default="auto",
+        metadata={
+            "help": "auto (bf16 on GPU, fp32 on CPU), float32, float16, bfloat16; recorded in the folder: a rerun "
+            "into it must use the same, and a pipeline encodes in it"
+        },
     )
     decode_on: str = field(
         default="auto",

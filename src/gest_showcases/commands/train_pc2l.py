@@ -154,11 +154,11 @@ def run(
     if config.uses_images:
         table = tables[data_args.image_kind]
         contracts |= {"image_kind": data_args.image_kind, "image_feature_model": table.checkpoint,
-                      "image_feature_fingerprint": table.fingerprint}  # fmt: skip
+                      "image_feature_fingerprint": table.fingerprint, "image_feature_dtype": table.dtype}  # fmt: skip
     if config.uses_reviews:
         table = tables["review"]
         contracts |= {"review_feature_model": table.checkpoint,
-                      "review_feature_fingerprint": table.fingerprint}  # fmt: skip
+                      "review_feature_fingerprint": table.fingerprint, "review_feature_dtype": table.dtype}  # fmt: skip
     kwargs |= contracts
     for name, value in contracts.items():
         setattr(config, name, value)

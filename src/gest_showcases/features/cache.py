@@ -3,7 +3,7 @@
 Layout of a feature folder (one sub-folder per kind, each written independently)::
 
     FEATDIR/
-      image/manifest.json            {"kind", "checkpoint", "fingerprint", "normalized",
+      image/manifest.json            {"kind", "checkpoint", "fingerprint", "normalized", "dtype",
                                       "shards": {"shard-00000.safetensors": "<sha256 of its bytes>", ...}}
       image/shard-00000.safetensors  tensor "embeddings" [n, dim] float32, metadata "ids" (JSON list)
       review/...  sentence/...  vision/...
@@ -11,7 +11,10 @@ Layout of a feature folder (one sub-folder per kind, each written independently)
 Each shard is written to a temporary name and renamed, then recorded in the manifest with the
 SHA-256 of the bytes written, so an interrupted run leaves only whole shards behind and a rerun
 skips the ids they hold. The manifest records the checkpoint's name and a fingerprint of its config
-and weights: a cache written by another checkpoint is refused instead of being mixed in.
+and weights: a cache written by another checkpoint is refused instead of being mixed in. It also records the
+precision the model ran in (`dtype`: `features --dtype auto` is bf16 on a GPU, float32 on a CPU), which the
+fingerprint leaves out on purpose: a run resumed in another precision is refused too, so one kind's rows are
+all computed alike, and `train-pc2l` passes the precision on so that `ShowcasePipeline` encodes in it.
 
 Integrity: loading verifies every shard against its checksum and refuses a damaged one (flipped
 bytes, a partial copy) by name, and refuses NaN/inf rows by id; a rerun of the extraction recomputes
@@ -43,17 +46,27 @@ logger = logging.getLogger(__name__)
 FEATURE_KINDS = ("image", "review", "sentence", "vision")
 MANIFEST = "manifest.json"
 _MANIFEST_KEYS = ("kind", "checkpoint", "fingerprint", "normalized")
+# The precisions a feature model runs in (`features --dtype`), as manifests name them.
+FEATURE_DTYPES = ("float32", "bfloat16", "float16")
 _SHARD_NAME = re.compile(r"shard-\d{5,}\.safetensors")
 # Config keys that change with where or how a checkpoint was loaded, not with what it computes.
 _VOLATILE_CONFIG_KEYS = {"_name_or_path", "transformers_version", "dtype", "torch_dtype", "_commit_hash"}
 
 
 class CacheMismatchError(InputError):
-    """Raised when a feature folder was written by another checkpoint than the one in use."""
+    """Raised when a feature folder was written by another checkpoint than the one in use, or in another precision."""
 
 
 class CorruptCacheError(InputError):
     """A file of a feature folder that is truncated, altered or not what the cache writes; the message names it."""
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """How a manifest and a `PC2LConfig` name a precision: `torch.bfloat16` -> `"bfloat16"`."""
+    name = str(dtype).removeprefix("torch.")
+    if name not in FEATURE_DTYPES:
+        raise ValueError(f"features are computed in one of {', '.join(FEATURE_DTYPES)}, not {name}")
+    return name
 
 
 def checkpoint_fingerprint(model: torch.nn.Module, config_dict: dict) -> str:
@@ -86,6 +99,8 @@ class FeatureTable:
         checkpoint (`str`): name or path of the model that computed them.
         fingerprint (`str`): hash of that model's config and weights.
         normalized (`bool`): whether rows are L2-normalised (CLIP kinds are; `vision` is not).
+        dtype (`str`, *optional*): the precision the model ran in (`"float32"`, `"bfloat16"`, `"float16"`); None
+            for folders written before it was recorded.
     """
 
     ids: list[str]
@@ -93,6 +108,7 @@ class FeatureTable:
     checkpoint: str
     fingerprint: str
     normalized: bool
+    dtype: str | None = None
     _index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -128,13 +144,23 @@ class FeatureCache:
         checkpoint (`str`): name or path of the model computing the features.
         fingerprint (`str`): `checkpoint_fingerprint` of that model.
         normalized (`bool`): whether the stored rows are L2-normalised.
+        dtype (`str`, *optional*): the precision the model runs in (`dtype_name`); None when not known.
 
     Raises:
-        CacheMismatchError: the folder already holds features of another checkpoint.
+        CacheMismatchError: the folder already holds features of another checkpoint, or of this one run in another
+            precision.
         CorruptCacheError: the folder's manifest is not a valid manifest.
     """
 
-    def __init__(self, root: str | Path, kind: str, checkpoint: str, fingerprint: str, normalized: bool):
+    def __init__(
+        self,
+        root: str | Path,
+        kind: str,
+        checkpoint: str,
+        fingerprint: str,
+        normalized: bool,
+        dtype: str | None = None,
+    ):
         if kind not in FEATURE_KINDS:
             raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
         self.directory = Path(root) / kind
@@ -149,12 +175,21 @@ class FeatureCache:
                     f"(fingerprint {self.manifest['fingerprint'][:12]}), not of {checkpoint!r} "
                     f"(fingerprint {fingerprint[:12]}); use another output folder or delete it"
                 )
+            # A folder from before precisions were recorded has none: its rows' precision is unknown, so it
+            # is neither checked nor recorded now (that would vouch for rows this run did not compute).
+            recorded = self.manifest.get("dtype")
+            if recorded is not None and dtype is not None and recorded != dtype:
+                raise CacheMismatchError(
+                    f"{self.directory} holds {kind!r} features computed in {recorded}, not {dtype}: pass "
+                    f"--dtype {recorded} to finish it, or use another output folder"
+                )
         else:
             self.manifest = {
                 "kind": kind,
                 "checkpoint": checkpoint,
                 "fingerprint": fingerprint,
                 "normalized": normalized,
+                "dtype": dtype,
                 "shards": {},
             }
             write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
@@ -271,6 +306,7 @@ def _read_manifest_file(path: Path) -> dict:
         not isinstance(manifest, dict)
         or any(key not in manifest for key in _MANIFEST_KEYS)
         or not all(isinstance(manifest[key], str) for key in ("checkpoint", "fingerprint"))
+        or manifest.get("dtype") not in (None, *FEATURE_DTYPES)
         or not isinstance(shards, dict)
         # Shard names are joined to the folder: only names the writer makes, never a path elsewhere.
         or not all(_SHARD_NAME.fullmatch(name) and isinstance(digest, str) for name, digest in shards.items())
@@ -366,4 +402,5 @@ def load_features(root: str | Path, kind: str) -> FeatureTable:
         checkpoint=manifest["checkpoint"],
         fingerprint=manifest["fingerprint"],
         normalized=manifest["normalized"],
+        dtype=manifest.get("dtype"),
     )

@@ -49,7 +49,7 @@ from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.numerics import format_ids, nonfinite_rows
 
-from .cache import FeatureCache, checkpoint_fingerprint
+from .cache import FeatureCache, checkpoint_fingerprint, dtype_name
 from .loading import ImagePreprocessing, iterate_pixel_batches
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class TextFeatureModel:
     encoder: TextEncoder
     tokenizer: object
     device: torch.device
+    dtype: torch.dtype = torch.float32  # the tower's weights' (load_clip moves the whole CLIP)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
@@ -251,6 +252,7 @@ def load_clip(
         encoder=TextEncoder(model.text_model, model.text_projection),
         tokenizer=tokenizer,
         device=device,
+        dtype=dtype,
     )
     return image_model, text_model
 
@@ -391,7 +393,12 @@ def extract_image_features(
     state = PartialState()
     with state.main_process_first():
         cache = FeatureCache(
-            output, kind, model.checkpoint, model.fingerprint, normalized=model.encoder.normalize
+            output,
+            kind,
+            model.checkpoint,
+            model.fingerprint,
+            normalized=model.encoder.normalize,
+            dtype=dtype_name(model.dtype),
         )
         done = cache.done_ids()
     unique = list(dict.fromkeys(key for key, _ in items))
@@ -444,9 +451,12 @@ def extract_text_features(
     """
     state = PartialState()
     with state.main_process_first():
-        review_cache = FeatureCache(output, "review", model.checkpoint, model.fingerprint, normalized=True)
+        precision = dtype_name(model.dtype)
+        review_cache = FeatureCache(
+            output, "review", model.checkpoint, model.fingerprint, normalized=True, dtype=precision
+        )
         sentence_cache = FeatureCache(
-            output, "sentence", model.checkpoint, model.fingerprint, normalized=True
+            output, "sentence", model.checkpoint, model.fingerprint, normalized=True, dtype=precision
         )
         sentences_done = sentence_cache.done_ids()
         # A review counts as done only with its sentences: all of them sit in one shard (both kinds are

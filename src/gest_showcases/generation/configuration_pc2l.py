@@ -17,6 +17,9 @@ LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IMAGE_KINDS = ("vision", "image")
 # What generators saved before `image_kind` was recorded read (the paper's CNN features).
 LEGACY_IMAGE_KIND = "vision"
+# The precisions cached features are computed in, `features.cache.FEATURE_DTYPES` (a test keeps the two equal):
+# this file is also exported as the Hub's remote code, which cannot import the package.
+FEATURE_DTYPES = ("float32", "bfloat16", "float16")
 # The decoder with native cross-attention (`add_cross_attention`): the paper's model. Every other causal LM gets
 # gated cross-attention blocks (`gated_cross_attention.py`).
 NATIVE_CROSS_ATTENTION_DECODER = "gpt2"
@@ -72,7 +75,11 @@ class PC2LConfig(PreTrainedConfig):
         image_feature_fingerprint (`str`, *optional*):
             That model's fingerprint (a hash of its config and weights, `features.cache.checkpoint_fingerprint`), so
             a pipeline can check that its encoder computes the features the generator was trained on.
-        review_feature_model (`str`, *optional*), review_feature_fingerprint (`str`, *optional*):
+        image_feature_dtype (`str`, *optional*):
+            The precision that model ran in (`"float32"`, `"bfloat16"`, `"float16"`; `features --dtype auto` is bf16
+            on a GPU), so that a pipeline encodes in it too. `None`: not recorded, the pipeline uses float32.
+        review_feature_model (`str`, *optional*), review_feature_fingerprint (`str`, *optional*),
+        review_feature_dtype (`str`, *optional*):
             The same for the history-review features.
         encoder_layers (`int`, *optional*, defaults to 3):
             Number of self-attention layers of the multimodal encoder.
@@ -182,8 +189,10 @@ class PC2LConfig(PreTrainedConfig):
     image_kind: str | None = None
     image_feature_model: str | None = None
     image_feature_fingerprint: str | None = None
+    image_feature_dtype: str | None = None
     review_feature_model: str | None = None
     review_feature_fingerprint: str | None = None
+    review_feature_dtype: str | None = None
     encoder_layers: int = 3
     encoder_attention_heads: int = 12
     encoder_ffn_dim: int = 3072
@@ -224,6 +233,9 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
         if self.image_kind is not None and self.image_kind not in IMAGE_KINDS:
             raise ValueError(f"image_kind must be one of {IMAGE_KINDS} or None, got {self.image_kind!r}")
+        for name in ("image_feature_dtype", "review_feature_dtype"):
+            if getattr(self, name) not in (None, *FEATURE_DTYPES):
+                raise ValueError(f"{name} must be one of {FEATURE_DTYPES} or None, got {getattr(self, name)!r}")
         if self.image_contrastive not in IMAGE_CONTRASTIVE_LOSSES:
             raise ValueError(
                 f"image_contrastive must be one of {IMAGE_CONTRASTIVE_LOSSES}, got {self.image_contrastive!r}"
