@@ -25,9 +25,11 @@ def _parts(**changes):
 
 def test_the_parts_name_what_decides_each_folder_part():
     assert _parts() == {
-        "world": {"quick": False, "num_reviews": 3000},
+        "world": {"quick": False, "num_reviews": 3000, "clip_extra_reviews": 0},
         "clip": {"pc2l_epochs": 10, "max_test_examples": 0},
     }
+    assert _parts(num_reviews=1000, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 2000
+    assert _parts(quick=True, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 0  # QUICK has no such world
     oracle = _parts(features="oracle", oracle_noise=1.0, decoder="smollm2", smollm2_epochs=1)
     assert oracle["oracle"]["oracle_noise"] == 1.0 and oracle["oracle-smollm2"] == {"smollm2_epochs": 1}
     variant = _parts(variant="t", generator_args="--contrastive_target text")
@@ -106,3 +108,16 @@ def test_a_variant_recorded_before_variant_ce_only_existed_was_made_without_it(t
     check_cell_arguments(tmp_path, _parts(**options))
     with pytest.raises(InputError, match="--variant_ce_only False"):
         check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=True))
+
+
+def test_a_world_recorded_before_clip_extra_reviews_existed_has_no_separate_world(tmp_path):
+    (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
+    check_cell_arguments(tmp_path, _parts(num_reviews=1000))
+    # Its CLIP trained on the world alone: a call asking for the demo's separate world must not reuse it.
+    with pytest.raises(InputError, match="world cells made with --clip_extra_reviews 0; this call asks for 2000"):
+        check_cell_arguments(tmp_path, _parts(num_reviews=1000, clip_extra_reviews=2000))
+
+
+def test_a_separate_clip_world_too_small_to_make_is_refused_before_any_stage():
+    with pytest.raises(InputError, match="--clip_extra_reviews 5: give 0"):
+        ExperimentArguments(clip_extra_reviews=5)

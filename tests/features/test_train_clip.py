@@ -16,6 +16,7 @@ from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
 from gest_showcases.commands.train_clip import METRICS_FILE, main
+from gest_showcases.data.build import build_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
@@ -355,3 +356,45 @@ def test_train_clip_augment_reaches_training(tmp_path, synth_dataset):
     assert plain["arguments"]["augment"] is False and augmented["arguments"]["augment"] is True
     # Same seed, same batches: only the photos' flips and shifts differ, and so the losses.
     assert augmented["epoch_losses"] != plain["epoch_losses"]
+
+
+@pytest.fixture(scope="module")
+def other_world(tmp_path_factory):
+    """A second, smaller Gest-Synth world (another seed: other users, businesses and photos), built."""
+    synth = pytest.importorskip("gest_showcases.synth")
+    root = tmp_path_factory.mktemp("other-world")
+    synth.write_world(
+        synth.generate_world(synth.SynthConfig(seed=1, num_reviews=80)), root / "synth", image_size=32
+    )
+    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
+    return root
+
+
+def test_extra_dataset_adds_its_train_split_to_the_training_pairs(tmp_path, synth_dataset, other_world):
+    photos, other_photos = synth_dataset.parent / "synth" / "images", other_world / "synth" / "images"
+    processor = CLIPImageProcessor(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
+    preprocessing = ImagePreprocessing.from_image_processor(processor)
+    own = read_paired_reviews(synth_dataset, "train", preprocessing, photos)
+    other = read_paired_reviews(other_world / "dataset", "train", preprocessing, other_photos)
+    joined = own + other
+    assert len(joined.pixels) == len(own.pixels) + len(other.pixels) and joined.texts == own.texts + other.texts
+    # Oracle, one image at a time: the joined split pairs each photo with the sentences its own split did.
+    for image in range(len(joined.pixels)):
+        source, index = (own, image) if image < len(own.pixels) else (other, image - len(own.pixels))
+        assert torch.equal(joined.pixels[image], source.pixels[index])
+        assert joined.sentences[joined.image_review[image]] == source.sentences[source.image_review[index]]
+    assert all(joined.image_review[joined.first_image[review]] == review for review in range(len(joined.sentences)))
+
+    argv = ["--dataset", str(synth_dataset), "--images", str(photos), "--image_size", "16", "--patch_size", "8",
+            "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
+            "--vocab_size", "300", "--num_train_epochs", "1", "--batch_size", "16", "--num_threads", "1",
+            "--output_dir", str(tmp_path / "clip")]  # fmt: skip
+    assert main([*argv, "--extra_dataset", str(other_world / "dataset"), "--extra_images", str(other_photos)]) == 0
+    summary = json.loads((tmp_path / "clip" / METRICS_FILE).read_text())
+    assert (summary["train_images"], summary["train_reviews"]) == (len(joined.pixels), len(joined.sentences))
+    # Validation stays the main dataset's.
+    validation = read_paired_reviews(synth_dataset, "validation", preprocessing, photos)
+    assert summary["validation_reviews"] == len(validation.sentences)
+    with pytest.raises(InputError, match="give --extra_dataset too"):
+        main([*argv[:-1], str(tmp_path / "refused"), "--extra_images", str(other_photos)])
+    assert not (tmp_path / "refused").exists()

@@ -6,7 +6,9 @@ exactly the code the individual commands run, and writes into its own subfolder 
 1. `synth/`: a Gest-Synth world (`gest-showcases synth`).
 2. `dataset/`: `raw`/`s1` built from its Gest-raw file (`gest-showcases build`).
 3. `clip/`: a small CLIP trained from scratch on the train split (`gest-showcases train-clip`), the
-   stand-in for `openai/clip-vit-base-patch32`.
+   stand-in for `openai/clip-vit-base-patch32`, and on the train split of `clip-world/`, a separate Gest-Synth
+   world (the next seed, `DemoSize.clip_extra_reviews` reviews; `train-clip --extra_dataset`), as the paper's CLIP
+   was trained on other data than Gest: the demo world's own photos are too few for it (docs/experiments.md).
 4. `features/`: CLIP image, review and sentence features (`gest-showcases features`).
 5. `classifier/`: the explanation classifier on the world's annotations, and `s2` distilled from `s1`
    into `dataset/` (`gest-showcases distill`); `classifier-interaction/`, the same with the sentence x photo
@@ -246,8 +248,13 @@ def _write_report(work: Path, args: DemoArguments, size: DemoSize, items, showca
         "the explanation classifier trained on the world's annotated image-sentence pairs.\n\n"
         f"Models: a small CLIP (a {CLIP_IMAGE_TOWER.upper()} image tower on {CLIP_IMAGE_SIZE} x {CLIP_IMAGE_SIZE} "
         f"photos, a text transformer of width {size.clip_hidden_size}) "
-        "trained from scratch on the train split's review texts and photos stands in for "
-        "openai/clip-vit-base-patch32 (features, selector inputs, "
+        "trained from scratch on the train split's review texts and photos"
+        + (
+            f" and on those of a separate {size.clip_extra_reviews}-review Gest-Synth world (seed {args.seed + 1})"
+            if size.clip_extra_reviews
+            else ""
+        )
+        + " stands in for openai/clip-vit-base-patch32 (features, selector inputs, "
         f"CLIP metrics); {decoder}. "
         "The DPP selectors (Table 3) were trained on s1's train split and scored on its test split; "
         f"{generators} trained on s2's train split with the ground-truth "
@@ -330,7 +337,13 @@ def world_stages(
     each the `main(argv)` of the command that owns it.
     """
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
+    clip_world = work / "clip-world"  # the separate world the CLIP also trains on (`DemoSize.clip_extra_reviews`)
     seed_arg, threads_arg = str(seed), str(threads)
+    extra_clip_data = (
+        ["--extra_dataset", str(clip_world / "dataset"), "--extra_images", str(clip_world / "synth" / "images")]
+        if size.clip_extra_reviews
+        else []
+    )
 
     def language_model() -> int:
         tokenizer = train_gpt2_tokenizer(train_split_texts(dataset), size.vocab_size, work / "gpt2-tokenizer")
@@ -340,7 +353,7 @@ def world_stages(
             "--block_size", "64", *trainer_argv(work / "gpt2", size.lm_epochs, seed, 16, LM_LEARNING_RATE),
         ])  # fmt: skip
 
-    return [
+    stages = [
         ("synth", "synth: generate the world", synth.main, ([
             "--output_dir", str(world), "--seed", seed_arg, "--num_reviews", str(size.num_reviews),
             "--num_annotated_reviews", str(size.num_annotated_reviews),
@@ -348,6 +361,21 @@ def world_stages(
         ("build", "build: raw and s1", build.main, ([
             "--input", str(world / "image_review_all.json"), "--images", str(world / "images"), "--output_dir", str(dataset),
         ],)),
+    ]
+    if size.clip_extra_reviews:
+        # Another world (the next seed: other users, businesses and photos of the same catalogue) for the CLIP only,
+        # as the paper's CLIP was trained on other data than Gest.
+        stages += [
+            ("clip-world-synth", "synth: a separate world for the CLIP", synth.main, ([
+                "--output_dir", str(clip_world / "synth"), "--seed", str(seed + 1),
+                "--num_reviews", str(size.clip_extra_reviews), "--num_annotated_reviews", str(size.num_annotated_reviews),
+            ],)),
+            ("clip-world-build", "build: the CLIP's separate world", build.main, ([
+                "--input", str(clip_world / "synth" / "image_review_all.json"), "--images",
+                str(clip_world / "synth" / "images"), "--output_dir", str(clip_world / "dataset"),
+            ],)),
+        ]
+    return stages + [
         # A small CNN image tower and each photo paired with its review's sentences as a bag of positives
         # (multiple-instance InfoNCE): on the experiment's world, 75% nearest-centroid dish accuracy where the ViT
         # tower with whole-review pairing had 31% (issue 12 item 5, docs/experiments.md).
@@ -355,7 +383,7 @@ def world_stages(
             "--dataset", str(dataset), "--images", str(world / "images"), "--output_dir", str(clip), "--num_train_epochs", str(size.clip_epochs),
             "--image_tower", CLIP_IMAGE_TOWER, "--pair_with", CLIP_PAIR_WITH, "--image_size", str(CLIP_IMAGE_SIZE),
             "--hidden_size", str(size.clip_hidden_size), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,
-            "--synth_truth", str(world / "ground_truth.json"),
+            "--synth_truth", str(world / "ground_truth.json"), *extra_clip_data,
         ],)),
         ("features", "features: CLIP image and text features", extract.main, ([
             "--dataset", str(dataset), "--images", str(world / "images"), "--clip_model", str(clip), "--output_dir", str(features),

@@ -1,7 +1,8 @@
 """`gest-showcases train-clip`: train the stand-in CLIP from scratch on a built dataset's weakly paired data.
 
     gest-showcases train-clip --dataset BUILT_DIR --images IMAGES --output_dir clip-synth/ \\
-        [--num_train_epochs 10] [--synth_truth ground_truth.json] [--config FILE.yaml]
+        [--num_train_epochs 10] [--synth_truth ground_truth.json] [--config FILE.yaml] \\
+        [--extra_dataset OTHER_BUILT_DIR --extra_images OTHER_IMAGES]
 
 The training is `gest_showcases.features.clip_training.train`'s (its module says what is learnt from and how).
 The checkpoint is saved into `--output_dir` with `train_clip_metrics.json`: the training summary, the options,
@@ -70,6 +71,16 @@ class TrainClipArguments:
             "from scratch)"
         },
     )
+    extra_dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "another built dataset folder whose train split is added to the training pairs (e.g. a "
+            "separate Gest-Synth world; validation and --synth_truth stay on --dataset)"
+        },
+    )
+    extra_images: str | None = field(
+        default=None, metadata={"help": "folder of --extra_dataset's photos, as --images is --dataset's"}
+    )
     synth_truth: str | None = field(
         default=None,
         metadata={
@@ -97,6 +108,8 @@ class TrainClipArguments:
         )  # fmt: skip
         if self.warmup_fraction > 1:
             raise InputError(f"--warmup_fraction {self.warmup_fraction}: a share of the steps, give one in [0, 1]")
+        if self.extra_images is not None and self.extra_dataset is None:
+            raise InputError("--extra_images is where --extra_dataset's photos are: give --extra_dataset too")
         if self.hidden_size % self.num_heads:
             raise InputError(f"--hidden_size {self.hidden_size} is not a multiple of --num_heads {self.num_heads}")
 
