@@ -25,7 +25,7 @@ def _parts(**changes):
 
 def test_the_parts_name_what_decides_each_folder_part():
     assert _parts() == {
-        "world": {"quick": False, "num_reviews": 3000, "clip_extra_reviews": 0},
+        "world": {"quick": False, "num_reviews": 3000, "clip_extra_reviews": 0, "world_seed": 0},
         "clip": {"pc2l_epochs": 10, "max_test_examples": 0},
     }
     assert _parts(num_reviews=1000, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 2000
@@ -121,3 +121,21 @@ def test_a_world_recorded_before_clip_extra_reviews_existed_has_no_separate_worl
 def test_a_separate_clip_world_too_small_to_make_is_refused_before_any_stage():
     with pytest.raises(InputError, match="--clip_extra_reviews 5: give 0"):
         ExperimentArguments(clip_extra_reviews=5)
+
+
+def test_another_world_seed_makes_another_world_and_is_never_mixed_with_the_first(tmp_path, monkeypatch):
+    (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
+    check_cell_arguments(tmp_path, _parts(num_reviews=1000))  # recorded before --world_seed: world seed 0
+    with pytest.raises(InputError, match="world cells made with --world_seed 0; this call asks for 1"):
+        check_cell_arguments(tmp_path, _parts(num_reviews=1000, world_seed=1))
+    seeds = []
+
+    def fake_stages(work, size, seed, threads):
+        seeds.append(seed)
+        return []
+
+    monkeypatch.setattr(experiment_command, "world_stages", fake_stages)
+    Experiment(ExperimentArguments(output_dir=str(tmp_path / "other"), quick=True, world_seed=7)).prepare_world()
+    assert seeds == [7]
+    with pytest.raises(InputError, match="--world_seed"):
+        ExperimentArguments(world_seed=-1)

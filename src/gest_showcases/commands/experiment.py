@@ -122,7 +122,14 @@ class ExperimentArguments:
     output_dir: str = field(
         default="experiment-output", metadata={"help": "folder for every stage, cell and table"}
     )
-    seeds: int = field(default=3, metadata={"help": "training seeds 0..seeds-1 (the world is always seed 0)"})
+    seeds: int = field(default=3, metadata={"help": "training seeds 0..seeds-1 (the world's is --world_seed)"})
+    world_seed: int = field(
+        default=0,
+        metadata={
+            "help": "seed of the generated world and of its stand-in CLIP, classifiers and GPT-2 (0: the demo's); "
+            "another seed replicates a result on another world of the same generative story"
+        },
+    )
     features: str = field(
         default="clip",
         metadata={
@@ -203,7 +210,7 @@ class ExperimentArguments:
         # Checked before the world is made: a value the grid cannot use would otherwise fail after minutes.
         check_at_least(
             self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
-            num_resamples=1, num_threads=1, clip_extra_reviews=0,
+            num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0,
         )  # fmt: skip
         if 0 < self.clip_extra_reviews < 20:  # synth's smallest world, as for --num_reviews
             raise InputError(f"--clip_extra_reviews {self.clip_extra_reviews}: give 0 (no separate world) or >= 20")
@@ -324,7 +331,7 @@ class Experiment:
     # -- shared stages ---------------------------------------------------------------------------------
     def prepare_world(self) -> None:
         for key, label, function, call_args in world_stages(
-            self.world, self.size, seed=0, threads=self.args.num_threads
+            self.world, self.size, seed=self.args.world_seed, threads=self.args.num_threads
         ):
             if key == "diversity":
                 continue
@@ -799,7 +806,12 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
     """What decides the content of each part of an output folder that a resumed call reuses: the world (shared by
     every feature kind), the feature kind's seed cells and scores, and a decoder's or variant's own cells."""
     parts = {
-        "world": {"quick": args.quick, "num_reviews": size.num_reviews, "clip_extra_reviews": size.clip_extra_reviews},
+        "world": {
+            "quick": args.quick,
+            "num_reviews": size.num_reviews,
+            "clip_extra_reviews": size.clip_extra_reviews,
+            "world_seed": args.world_seed,
+        },
         args.features: {"pc2l_epochs": size.pc2l_epochs, "max_test_examples": args.max_test_examples},
     }
     if args.features == "oracle":  # the seed cells live in `oracle/` whatever the noise
@@ -814,7 +826,7 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
 
 # Arguments recorded in `cell-arguments.json` since a later release, with the value a folder recorded before them
 # was made with: an older record that lacks one means this value.
-RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0}
+RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0}
 
 
 def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:

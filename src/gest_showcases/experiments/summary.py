@@ -230,7 +230,7 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
     lines = [
         f"# Experiment: `{command_line(args)}`",
         "",
-        f"{num_examples} s2 test examples, {seeds} training seed(s), world seed 0; compute time {seconds / 60:.1f} min (the "
+        f"{num_examples} s2 test examples, {seeds} training seed(s), world seed {args.world_seed}; compute time {seconds / 60:.1f} min (the "
         "recorded times of its cells, whichever call ran them; on a shared machine they include the waits). "
         + (
             "Cells: mean over seeds [95% t-interval across seeds]; per-seed paired bootstrap intervals over the test "
