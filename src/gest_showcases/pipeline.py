@@ -230,11 +230,15 @@ def feature_dtypes(generator: PC2LForConditionalGeneration, image_kind: str) -> 
     (`image_kind` `"image"`), else the text tower's (one extraction computes both); float32 where nothing is recorded
     (generators saved before it was, or trained on features of another kind than `image_kind`)."""
     config = generator.config
-    recorded_image = config.image_feature_dtype if image_kind == config.image_kind else None
-    text = config.review_feature_dtype or (recorded_image if image_kind == "image" else None) or "float32"
-    image = (recorded_image if image_kind == "image" else None) or text
-    vision = (recorded_image if image_kind == "vision" else None) or "float32"
-    return {"image": getattr(torch, image), "text": getattr(torch, text), "vision": getattr(torch, vision)}
+    recorded = config.image_feature_dtype if image_kind == config.image_kind else None
+    clip_image = recorded if image_kind == "image" else None
+    text = config.review_feature_dtype or clip_image or "float32"
+    vision = (recorded if image_kind == "vision" else None) or "float32"
+    return {
+        "image": getattr(torch, clip_image or text),
+        "text": getattr(torch, text),
+        "vision": getattr(torch, vision),
+    }
 
 
 def read_pixels(photos: Sequence[ImageLike], preprocessing: ImagePreprocessing) -> list[torch.Tensor | None]:

@@ -12,16 +12,28 @@ from gest_showcases.testing.images import write_jpegs, write_truncated_jpeg
 from tiny_assets import few_threads  # noqa: F401  (an autouse fixture: importing it applies it here)
 
 
+def built_synth_world(root, seed: int, num_reviews: int):
+    """A Gest-Synth world of 32-px photos under `root/synth`, built into `root/dataset`; returns `root`."""
+    synth = pytest.importorskip("gest_showcases.synth")
+    synth.write_world(
+        synth.generate_world(synth.SynthConfig(seed=seed, num_reviews=num_reviews)),
+        root / "synth",
+        image_size=32,
+    )
+    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
+    return root
+
+
 @pytest.fixture(scope="session")
 def synth_dataset(tmp_path_factory):
     """A 150-review Gest-Synth world built into a dataset folder (`synth/` beside it: photos, ground truth)."""
-    synth = pytest.importorskip("gest_showcases.synth")
-    root = tmp_path_factory.mktemp("clip-world")
-    synth.write_world(
-        synth.generate_world(synth.SynthConfig(seed=0, num_reviews=150)), root / "synth", image_size=32
-    )
-    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
-    return root / "dataset"
+    return built_synth_world(tmp_path_factory.mktemp("clip-world"), seed=0, num_reviews=150) / "dataset"
+
+
+@pytest.fixture(scope="session")
+def other_world(tmp_path_factory):
+    """A second, smaller Gest-Synth world (another seed: other users, businesses and photos), built."""
+    return built_synth_world(tmp_path_factory.mktemp("other-world"), seed=1, num_reviews=80)
 
 
 @pytest.fixture(scope="session")

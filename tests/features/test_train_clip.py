@@ -16,7 +16,6 @@ from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 
 from gest_showcases.commands.features import main as extract_main
 from gest_showcases.commands.train_clip import METRICS_FILE, main
-from gest_showcases.data.build import build_dataset
 from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import load_clip
@@ -356,18 +355,6 @@ def test_train_clip_augment_reaches_training(tmp_path, synth_dataset):
     assert plain["arguments"]["augment"] is False and augmented["arguments"]["augment"] is True
     # Same seed, same batches: only the photos' flips and shifts differ, and so the losses.
     assert augmented["epoch_losses"] != plain["epoch_losses"]
-
-
-@pytest.fixture(scope="module")
-def other_world(tmp_path_factory):
-    """A second, smaller Gest-Synth world (another seed: other users, businesses and photos), built."""
-    synth = pytest.importorskip("gest_showcases.synth")
-    root = tmp_path_factory.mktemp("other-world")
-    synth.write_world(
-        synth.generate_world(synth.SynthConfig(seed=1, num_reviews=80)), root / "synth", image_size=32
-    )
-    build_dataset([root / "synth" / "image_review_all.json"], root / "synth" / "images", root / "dataset")
-    return root
 
 
 def test_extra_dataset_adds_its_train_split_to_the_training_pairs(tmp_path, synth_dataset, other_world):

@@ -140,7 +140,7 @@ class TextFeatureModel:
     encoder: TextEncoder
     tokenizer: object
     device: torch.device
-    dtype: torch.dtype = torch.float32  # the tower's weights' (load_clip moves the whole CLIP)
+    dtype: torch.dtype  # the tower's weights' (load_clip moves the whole CLIP)
 
     @torch.inference_mode()
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
