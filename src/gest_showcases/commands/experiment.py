@@ -194,7 +194,11 @@ class ExperimentArguments:
     )
     smollm2_epochs: int = field(
         default=2,
-        metadata={"help": "epochs of every SmolLM2 generator (--decoder smollm2; it knows the language)"},
+        metadata={
+            "help": "epochs of every SmolLM2 generator (--decoder smollm2); the default is a CPU smoke budget: at it "
+            "SmolLM2 has not learnt the world's language and writes one sentence for every example (H13, "
+            "docs/experiments.md)"
+        },
     )
     generators: list[str] = field(
         default_factory=lambda: ["pc2l", "ce-only"],
