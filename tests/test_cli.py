@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from gest_showcases import cli
@@ -21,3 +24,16 @@ def test_every_subcommand_has_help(name, capsys):
         cli.main([name, "--help"])
     assert excinfo.value.code == 0
     assert "usage" in capsys.readouterr().out.lower()
+
+
+def test_no_command_module_writes_to_stderr_when_imported():
+    """A command's bad input gets one line on stderr; a warning printed while its modules import (transformers'
+    torchvision fallback, looked up at import, did) stood before that line. Pytest's own process has usually
+    printed such one-time warnings already, so a fresh interpreter imports every command's module."""
+    modules = sorted({module for module, _ in cli.SUBCOMMANDS.values()})
+    code = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)"
+    result = subprocess.run(
+        [sys.executable, "-c", code, *modules], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

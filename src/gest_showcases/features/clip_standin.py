@@ -29,6 +29,7 @@ from transformers import (
     VisionTextDualEncoderConfig,
     VisionTextDualEncoderModel,
 )
+from transformers.utils import is_torchvision_available
 
 from .clip import CLIP_MAX_TOKENS
 from .configuration_conv_tower import ConvImageTowerConfig
@@ -37,6 +38,22 @@ from .configuration_conv_tower import ConvImageTowerConfig
 IMAGE_TOWERS = ("vit", "cnn")
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def stand_in_image_processor(image_size: int):
+    """CLIP's image processor resizing and cropping to `image_size`, saved as `CLIPImageProcessor` either way.
+
+    Without torchvision, transformers' `CLIPImageProcessor` name resolves to `CLIPImageProcessorPil` and warns on
+    stderr the first time it is looked up; looking it up at import put that warning before every command's one-line
+    error. Naming the PIL class here gives the same processor without the warning.
+    """
+    if is_torchvision_available():
+        from transformers import CLIPImageProcessor as processor_class
+    else:
+        from transformers import CLIPImageProcessorPil as processor_class
+    return processor_class(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
 # CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
 _CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
 

@@ -73,7 +73,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import (
-    CLIPImageProcessor,
     CLIPModel,
     CLIPTokenizer,
     Trainer,
@@ -88,7 +87,7 @@ from gest_showcases.numerics import check_finite_step
 from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
 
 from .clip import CLIP_MAX_TOKENS
-from .clip_standin import IMAGE_TOWERS, build_clip, train_clip_tokenizer
+from .clip_standin import IMAGE_TOWERS, build_clip, stand_in_image_processor, train_clip_tokenizer
 from .inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 from .loading import ImagePreprocessing
 
@@ -471,10 +470,7 @@ def train(
     torch.set_num_threads(num_threads)
     random.seed(seed)
     torch.manual_seed(seed)
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": image_size},
-        crop_size={"height": image_size, "width": image_size},
-    )
+    processor = stand_in_image_processor(image_size)
     preprocessing = ImagePreprocessing.from_image_processor(processor)
     train_set = read_paired_reviews(dataset, "train", preprocessing, images)
     if extra_dataset is not None:

@@ -16,7 +16,6 @@ import torch
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
     CLIPConfig,
-    CLIPImageProcessor,
     CLIPModel,
     CLIPTextConfig,
     CLIPTokenizer,
@@ -24,6 +23,7 @@ from transformers import (
     VisionTextDualEncoderModel,
 )
 
+from .clip_standin import stand_in_image_processor
 from .configuration_conv_tower import ConvImageTowerConfig
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -75,9 +75,7 @@ def save_tiny_clip(
     else:
         config = CLIPConfig(text_config=text_config, vision_config=vision_config, projection_dim=projection_dim)
         model = CLIPModel(config).eval()
-    processor = CLIPImageProcessor(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
-    )
+    processor = stand_in_image_processor(image_size)
     path = Path(path)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
