@@ -233,8 +233,8 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
         f"{num_examples} s2 test examples, {seeds} training seed(s), world seed {args.world_seed}; compute time {seconds / 60:.1f} min (the "
         "recorded times of its cells, whichever call ran them; on a shared machine they include the waits). "
         + (
-            "Cells: mean over seeds [95% t-interval across seeds]; per-seed paired bootstrap intervals over the test "
-            "examples are in results.json."
+            "Cells: mean over seeds [95% t-interval across seeds]; each system's per-seed value and its 95% bootstrap "
+            "interval over the test examples (the same resamples for every system) are in results.json."
             if seeds > 1
             else "Cells: estimate [95% paired bootstrap interval over the test examples]."
         )
