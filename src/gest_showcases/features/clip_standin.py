@@ -22,6 +22,7 @@ import torch
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 from tokenizers.pre_tokenizers import ByteLevel
 from transformers import (
+    BaseImageProcessor,
     CLIPConfig,
     CLIPModel,
     CLIPTextConfig,
@@ -39,8 +40,11 @@ IMAGE_TOWERS = ("vit", "cnn")
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
+# CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
+_CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
 
-def stand_in_image_processor(image_size: int):
+
+def stand_in_image_processor(image_size: int) -> BaseImageProcessor:
     """CLIP's image processor resizing and cropping to `image_size`, saved as `CLIPImageProcessor` either way.
 
     Without torchvision, transformers' `CLIPImageProcessor` name resolves to `CLIPImageProcessorPil` and warns on
@@ -54,8 +58,6 @@ def stand_in_image_processor(image_size: int):
     return processor_class(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
-# CLIP's own pre-tokenisation: contractions, letter runs, single digits, punctuation runs.
-_CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+"""
 
 
 def _word_final_symbols(bpe: Tokenizer, texts: Sequence[str]) -> list[str]:

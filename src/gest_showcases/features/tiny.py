@@ -23,10 +23,8 @@ from transformers import (
     VisionTextDualEncoderModel,
 )
 
-from .clip_standin import stand_in_image_processor
+from .clip_standin import BOS, EOS, stand_in_image_processor
 from .configuration_conv_tower import ConvImageTowerConfig
-
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 
 def tiny_clip_tokenizer() -> CLIPTokenizer:
