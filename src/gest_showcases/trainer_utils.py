@@ -10,8 +10,11 @@
   every command in one process) draws next what it would have drawn before they moved onto `Trainer`.
 - [`drop_use_cache`]: `Trainer` sets `config.use_cache` on every model; the selector and the classifier cache
   nothing, and their saved `config.json` stays as it was.
+- [`checkpoint_to_resume`]: the checkpoint a long training command (`train-pc2l`, `train-generator`,
+  `finetune-lm`) resumes from with `--resume_from_checkpoint`, which `Trainer` itself never reads;
+  [`remove_checkpoints`] once a run that saved them is done.
 
-This module imports only torch, NumPy and transformers, so every layer may use it.
+This module imports only torch, NumPy, transformers and `errors`, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -19,12 +22,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Sampler
-from transformers import PreTrainedConfig, ProgressCallback, Trainer
+from transformers import PreTrainedConfig, ProgressCallback, Trainer, TrainingArguments
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from gest_showcases.errors import InputError
 
 
 class EpochPermutationSampler(Sampler[int]):
@@ -110,10 +120,88 @@ def drop_use_cache(config: PreTrainedConfig) -> None:
     vars(config).pop("use_cache", None)
 
 
+def remove_checkpoints(output_dir: str | Path) -> None:
+    """Remove the `checkpoint-*` folders of a run, then its folder when that leaves it empty."""
+    folder = Path(output_dir)
+    for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+RESUME_FROM_LAST = "last"  # `--resume_from_checkpoint last`: the last complete checkpoint in --output_dir
+
+
+def last_complete_checkpoint(folder: str | Path, logger: logging.Logger | None = None) -> Path | None:
+    """The `checkpoint-N` with the highest N in `folder` that `Trainer` finished saving, or `None`.
+
+    `Trainer` writes a checkpoint's `trainer_state.json` last, so a folder without one is a save that was cut off
+    (`transformers.trainer_utils.get_last_checkpoint` would pick it); it is skipped, with a warning on `logger`.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    steps = {
+        int(match.group(1)): path
+        for path in folder.iterdir()
+        if (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name)) and path.is_dir()
+    }
+    for step in sorted(steps, reverse=True):
+        if (steps[step] / TRAINER_STATE_NAME).is_file():
+            return steps[step]
+        if logger is not None:
+            logger.warning("%s is incomplete (no %s): not resumed from", steps[step], TRAINER_STATE_NAME)
+    return None
+
+
+def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str | None:
+    """The checkpoint that `trainer.train(resume_from_checkpoint=...)` continues, from `--resume_from_checkpoint`.
+
+    `TrainingArguments.resume_from_checkpoint` is only a field: `Trainer` never reads it, so a script that does not
+    pass it on ignores the flag without a word. It takes a checkpoint folder, or `last` (also `true`, `Trainer`'s
+    `resume_from_checkpoint=True`) for the last complete `checkpoint-N` in `--output_dir`: the model, optimizer,
+    scheduler, random states and the position in the data of a run that was cut off. Without the flag a run trains
+    from the start, as in transformers 5 (which has no `--overwrite_output_dir`); when `--output_dir` holds an earlier
+    run's checkpoint, a warning says how to continue it instead.
+
+    Raises:
+        InputError: "--resume_from_checkpoint DIR: not a checkpoint folder that Trainer saved (no
+            trainer_state.json)", or "--resume_from_checkpoint last: --output_dir DIR holds no complete checkpoint".
+    """
+    given = args.resume_from_checkpoint
+    if given is None:
+        earlier = last_complete_checkpoint(args.output_dir)
+        if earlier is not None:
+            logger.warning(
+                "--output_dir holds %s, an earlier run's checkpoint; training from the start (give "
+                "--resume_from_checkpoint %s to continue that run)",
+                earlier,
+                RESUME_FROM_LAST,
+            )
+        return None
+    if given.lower() in (RESUME_FROM_LAST, "true"):
+        last = last_complete_checkpoint(args.output_dir, logger)
+        if last is None:
+            raise InputError(
+                f"--resume_from_checkpoint {given}: --output_dir {args.output_dir} holds no complete checkpoint"
+            )
+        logger.warning("resuming from %s", last)
+        return str(last)
+    if not (Path(given) / TRAINER_STATE_NAME).is_file():
+        raise InputError(
+            f"--resume_from_checkpoint {given}: not a checkpoint folder that Trainer saved (no {TRAINER_STATE_NAME})"
+        )
+    logger.warning("resuming from %s", given)
+    return given
+
+
 __all__ = [
     "EpochPermutationSampler",
     "LoggingProgressCallback",
+    "checkpoint_to_resume",
     "drop_use_cache",
     "kept_global_random_state",
+    "last_complete_checkpoint",
     "log_to_logger",
+    "remove_checkpoints",
 ]

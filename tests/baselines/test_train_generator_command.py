@@ -187,3 +187,30 @@ def test_config_overrides_that_build_no_model_are_one_line(assets, tmp_path, cap
     err = capsys.readouterr().err
     assert "--config_overrides 'hidden_size=-4': the model cannot be built (" in err and "Traceback" not in err
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_run_cut_off_resumes_with_resume_from_checkpoint_last(assets, tmp_path, monkeypatch):
+    """Oracle: the same run without interruption; the resumed one runs only the steps after its checkpoint."""
+    import shutil
+
+    from gest_showcases.generation import trainer
+
+    steps = []
+
+    class Counting(trainer.GeneratorTrainer):
+        def training_step(self, *args, **kwargs):
+            steps.append(self.state.global_step + 1)
+            return super().training_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "GeneratorTrainer", Counting)
+    extra = ["--config_overrides", TINY["st"], "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2"]
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert cli.main(_argv(assets, "st", whole, *extra)) == 0
+    cut.mkdir()
+    shutil.copytree(whole / "checkpoint-2", cut / "checkpoint-2")  # what a run killed after step 2's save leaves
+    assert cli.main(_argv(assets, "st", cut, *extra, "--resume_from_checkpoint", "last")) == 0
+    assert steps == [1, 2, 3, 4, 3, 4]
+    expected, resumed = load_generator(whole)[0].state_dict(), load_generator(cut)[0].state_dict()
+    for name, value in expected.items():
+        torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
+    assert _records(cut) == _records(whole)

@@ -111,3 +111,46 @@ def test_variant_ce_only_refuses_loss_options_that_would_make_ce_only_contrastiv
         )
     # Without the flag the same options are a plain variant of the contrastive rows.
     Experiment(ExperimentArguments(output_dir=str(tmp_path), variant="n", generator_args=options))
+
+
+@pytest.mark.parametrize("decoder", ["gpt2", "smollm2"])
+def test_a_smollm2_cell_keeps_checkpoints_resumes_from_them_and_removes_them_when_done(
+    tmp_path, monkeypatch, decoder
+):
+    from gest_showcases.commands import train_pc2l
+
+    seen = []
+
+    def fake_train(argv):
+        seen.append(argv)
+        out = Path(dict(zip(argv, argv[1:], strict=False))["--output_dir"])
+        (out / "checkpoint-50").mkdir(parents=True, exist_ok=True)  # what a training that saves checkpoints leaves
+        (out / "checkpoint-50" / "trainer_state.json").write_text("{}")
+        (out / "model.safetensors").write_text("")
+        return 0
+
+    monkeypatch.setattr(train_pc2l, "main", fake_train)
+    monkeypatch.setattr(experiment_command, "generator_decoder_argv", lambda name, work: [])
+    experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), decoder=decoder))
+    out = experiment.generator_dir(0, PC2L)
+    # A cell cut off earlier: a complete checkpoint, and a later one whose save was cut off.
+    for step, complete in ((25, True), (50, False)):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        if complete:
+            (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    if decoder == "gpt2":
+        # Minutes-long cells save no checkpoints and resume nothing: a cut-off one trains again from the start.
+        monkeypatch.setattr(train_pc2l, "main", lambda argv: seen.append(argv) or 0)
+    assert experiment.train_generator(0, PC2L) == out
+    (argv,) = seen
+    value = dict(zip(argv, argv[1:], strict=False))
+    if decoder == "smollm2":
+        # trainer_argv's "no", then the cell's, which wins (the last one given: the dict keeps it too).
+        assert argv.count("--save_strategy") == 2 and value["--save_strategy"] == "steps"
+        assert value["--save_steps"] == str(experiment_command.CHECKPOINT_STEPS)
+        assert value["--save_total_limit"] == "1" and value["--resume_from_checkpoint"] == "last"
+        assert not list(out.glob("checkpoint-*")) and (out / "model.safetensors").exists()
+    else:
+        assert "--resume_from_checkpoint" not in argv and "--save_steps" not in argv
+        assert value["--save_strategy"] == "no"
+    assert (out / ".done").exists()

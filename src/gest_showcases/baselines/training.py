@@ -21,6 +21,7 @@ import torch
 
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
+from gest_showcases.trainer_utils import checkpoint_to_resume
 
 from .collator import GeneratorCollator
 from .data import (
@@ -169,6 +170,7 @@ def train_baseline(
         raise InputError(f"--decoder: {name} has no GPT-2 decoder to start from a checkpoint")
     writes = baseline.config_class().model_type
     check_model_output_dir(training_args.output_dir, writes, f"train-generator --model {name}")
+    resume_from = checkpoint_to_resume(training_args, logger)
     if model_args.decoder is not None:
         require_model_type(
             model_args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (`finetune-lm` writes one)"
@@ -236,7 +238,7 @@ def train_baseline(
         data_collator=record.collator(tokenizer),
         processing_class=tokenizer,
     )
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()
     if trainer.is_world_process_zero():
         record.save(training_args.output_dir)

@@ -102,6 +102,7 @@ from gest_showcases.metrics.text import default_bertscore_model
 from gest_showcases.selection import DPPImageSelector
 from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
 from gest_showcases.selection.training import HISTORY_COSINE, history_cosine_select, random_select
+from gest_showcases.trainer_utils import RESUME_FROM_LAST, last_complete_checkpoint, remove_checkpoints
 
 from . import train_pc2l, train_selector
 from .arguments import check_finite, parse_args
@@ -115,6 +116,8 @@ VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # The grid's PC2L cells decode so: the paper's beam search, and no repeated trigram (the demo's setting); the baselines
 # take the no-repeat setting from here and the same beam and length from their own generation config.
 GRID_DECODING = PAPER_DECODING | {"no_repeat_ngram_size": 3}
+# A SmolLM2 cell's checkpoint interval: about two CPU minutes of PC2L steps, about 1 s to save.
+CHECKPOINT_STEPS = 25
 
 
 @dataclass
@@ -435,15 +438,26 @@ class Experiment:
         out = self.generator_dir(seed, system)
         if not _done(out / ".done"):
             start = time.perf_counter()
+            checkpoints = []
+            if self.args.decoder == "smollm2":
+                # A SmolLM2 cell trains for tens of CPU minutes: it keeps its last checkpoint, and a cell cut off (a
+                # session's end, a crash) continues from there when the command runs again. Saving changes nothing
+                # in what is trained (tests/generation/test_training_resume.py).
+                checkpoints = [
+                    "--save_strategy", "steps", "--save_steps", str(CHECKPOINT_STEPS), "--save_total_limit", "1"
+                ]  # fmt: skip
+                if last_complete_checkpoint(out) is not None:
+                    checkpoints += ["--resume_from_checkpoint", RESUME_FROM_LAST]
             status = train_pc2l.main([
                 *generator_decoder_argv(self.args.decoder, self.world),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
                 "--negative_seed", str(seed), *variant_options,
-                *trainer_argv(out, epochs, seed, 16, learning_rate),
+                *trainer_argv(out, epochs, seed, 16, learning_rate), *checkpoints,
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
+            remove_checkpoints(out)
             _mark(out / ".done", {"seconds": time.perf_counter() - start})
         return out
 

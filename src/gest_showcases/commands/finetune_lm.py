@@ -30,6 +30,7 @@ from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
 from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
+from gest_showcases.trainer_utils import checkpoint_to_resume
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
@@ -75,6 +76,7 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
     if args.decoder is not None:
         require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
     check_model_output_dir(training_args.output_dir, "gpt2", "finetune-lm")
+    resume_from = checkpoint_to_resume(training_args, logger)
     with loading("--tokenizer", args.tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
     texts = load_built(args.dataset, config_name, split="train")
@@ -112,7 +114,7 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
         data_collator=default_data_collator,
         processing_class=tokenizer,
     )
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)

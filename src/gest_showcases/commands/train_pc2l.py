@@ -59,6 +59,7 @@ from gest_showcases.generation.training_run import (
     load_tokenizer,
 )
 from gest_showcases.model_folders import check_model_output_dir
+from gest_showcases.trainer_utils import checkpoint_to_resume
 
 from .arguments import parse_args
 
@@ -99,6 +100,7 @@ def run(
     if model_args.decoder_gguf_file is not None and model_args.decoder is None:
         raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
     check_model_output_dir(training_args.output_dir, PC2LConfig.model_type, command, lora=model_args.lora)
+    resume_from = checkpoint_to_resume(training_args, logger)
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
@@ -210,7 +212,7 @@ def run(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()
     if model_args.lora and trainer.is_world_process_zero():
         # The model the adapter applies to, in the run's base/ folder, which the adapter config names.

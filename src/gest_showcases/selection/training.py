@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from accelerate import PartialState
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import EvalPrediction, Trainer, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..errors import check_at_least
 from ..metrics.selection import (
@@ -37,7 +35,7 @@ from ..metrics.selection import (
     summarize_selection,
 )
 from ..numerics import NonFiniteError, check_finite_rows, check_finite_step
-from ..trainer_utils import drop_use_cache, kept_global_random_state, log_to_logger
+from ..trainer_utils import drop_use_cache, kept_global_random_state, log_to_logger, remove_checkpoints
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
@@ -369,7 +367,7 @@ def train_selector(
                 trainer.accelerator.wait_for_everyone()  # every process has loaded the best epoch before it goes
             finally:
                 if trainer.is_world_process_zero():
-                    _remove_checkpoints(output_dir)
+                    remove_checkpoints(output_dir)
     output = SelectorTrainingOutput(model=model.eval(), losses=trainer.step_losses)
     if validate and trainer.state.best_metric is not None:
         metric = f"eval_f1@{args.top_k}"
@@ -386,15 +384,6 @@ def train_selector(
             output.best_metric,
         )
     return output
-
-
-def _remove_checkpoints(output_dir: str | Path) -> None:
-    """Remove the `checkpoint-*` folders of a run, then its folder when that leaves it empty."""
-    folder = Path(output_dir)
-    for checkpoint in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
-        shutil.rmtree(checkpoint, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()
 
 
 def _check_finite_inputs(dataset: SelectionDataset) -> None:
