@@ -36,7 +36,8 @@ line, a YAML file (`--config`, which the command line overrides), or both.
 instead of the stand-in GPT-2 (no `gpt2/` stage): its own tokenizer, LoRA on its self-attention, gated
 cross-attention blocks before every 6th layer, the encoder and the blocks trained fully (issue 17); it trains the
 paper's PC2L and CE-only, at 2-5 s a training step on 2 CPU cores. Its 2 epochs are a smoke budget: SmolLM2 has
-not learnt the world's language by then and writes the same sentence for most examples (H13 in docs/experiments.md).
+not learnt the world's language by then and writes the same sentence for most examples (H13 in docs/experiments.md;
+`gest-showcases experiment --decoder smollm2 --smollm2_epochs 10` trains it until it has, H13b).
 """
 
 from __future__ import annotations
