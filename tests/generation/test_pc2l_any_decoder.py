@@ -159,6 +159,34 @@ def test_open_gates_make_the_outputs_depend_on_the_inputs(tokenizer):
         model.decoder(ids)
 
 
+# -- ungated blocks (`cross_attention_gate="none"`, the paper's way of inserting cross-attention) ---------------------
+
+
+def test_ungated_blocks_are_the_gated_ones_with_the_gates_taken_out(tokenizer):
+    ungated = gated_model(tokenizer, cross_attention_gate="none").eval()
+    gated = gated_model(tokenizer).eval()  # the same seed: the same projections
+    assert not any(isinstance(module, PC2LTanhGate) for module in ungated.modules())
+    gate_names = {name for name in gated.state_dict() if name.endswith("_gate.weight")}
+    assert len(gate_names) == 4 and set(ungated.state_dict()) == set(gated.state_dict()) - gate_names
+    for name, value in ungated.state_dict().items():
+        torch.testing.assert_close(value, gated.state_dict()[name], rtol=0, atol=0, msg=name)
+    # The oracle: the gated model with its gates replaced by the identity.
+    for block in [layer.cross_attention for layer in gated.decoder.model.layers]:
+        block.attention_gate, block.mlp_gate = torch.nn.Identity(), torch.nn.Identity()
+    batch = _batch(tokenizer)
+    with torch.no_grad():
+        logits = ungated(**batch).logits
+        torch.testing.assert_close(logits, gated(**batch).logits, rtol=0, atol=0)
+        # unlike tanh gates, the fresh blocks change the LM's outputs from the start
+        bare = _bare_lm(ungated)(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    assert (logits - bare).abs().max() > 1e-3
+
+
+def test_an_unknown_gate_is_refused(tokenizer):
+    with pytest.raises(ValueError, match="cross_attention_gate must be one of"):
+        PC2LConfig(decoder=llama_config(tokenizer).to_dict(), cross_attention_gate="sigmoid", **ENCODER)
+
+
 # -- training ------------------------------------------------------------------------------------------------------
 
 
@@ -260,12 +288,15 @@ def test_beam_search_with_and_without_the_cache_agree_and_encode_once(tokenizer)
     assert not torch.equal(model.generate(**flipped, **kwargs), with_cache)  # each example decodes its own inputs
 
 
-def test_save_and_reload_generate_identically(tokenizer, tmp_path):
-    model = gated_model(tokenizer, open_gates=True, cross_attention_every_n_layers=2, encoder_hidden_size=16).eval()
+@pytest.mark.parametrize("gate", ["tanh", "none"])
+def test_save_and_reload_generate_identically(tokenizer, tmp_path, gate):
+    model = gated_model(tokenizer, open_gates=True, cross_attention_every_n_layers=2, encoder_hidden_size=16,
+                        cross_attention_gate=gate).eval()  # fmt: skip
     model.save_pretrained(tmp_path)
     assert (tmp_path / "gated_cross_attention.py").exists()  # shipped with the modeling file for remote code
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["decoder"]["model_type"] == "llama" and saved["cross_attention_every_n_layers"] == 2
+    assert saved["cross_attention_gate"] == gate
     batch = _batch(tokenizer)
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert isinstance(loaded, PC2LForConditionalGeneration) and isinstance(loaded.config.decoder, LlamaConfig)
@@ -325,9 +356,12 @@ def test_a_fresh_process_without_the_package_loads_it_with_trust_remote_code(tok
 # -- LoRA ----------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("cross_attention", [False, True], ids=["blocks-trained-fully", "blocks-lora"])
-def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer, tmp_path, cross_attention):
-    model = gated_model(tokenizer)
+@pytest.mark.parametrize(
+    ("cross_attention", "gate"), [(False, "tanh"), (True, "tanh"), (True, "none")],
+    ids=["blocks-trained-fully", "blocks-lora", "ungated-blocks-lora"],
+)  # fmt: skip
+def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer, tmp_path, cross_attention, gate):
+    model = gated_model(tokenizer, cross_attention_gate=gate)
     started = copy.deepcopy(model.state_dict())
     peft_model = apply_lora(model, rank=4, self_attention=True, cross_attention=cross_attention, dropout=0.0)
     adapted = {name.removesuffix(".lora_A") for name, _ in peft_model.named_modules() if name.endswith("lora_A")}
@@ -338,7 +372,7 @@ def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer
     assert any(name.endswith("cross_attention_kv") for name in adapted) == cross_attention
     trainable = {name for name, parameter in peft_model.named_parameters() if parameter.requires_grad}
     assert not any("embed_tokens" in name or ".mlp." in name for name in trainable)  # the LM stays frozen
-    assert any("attention_gate" in name for name in trainable)  # a closed gate must be able to open
+    assert any("attention_gate" in name for name in trainable) == (gate == "tanh")  # a closed gate must open
 
     batch = _batch(tokenizer)
     optimizer = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=5e-2)
@@ -348,7 +382,7 @@ def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer
         optimizer.step()
     peft_model.eval()
     gates = [module.weight for module in peft_model.modules() if isinstance(module, PC2LTanhGate)]
-    assert any(gate.abs().item() > 0 for gate in gates)
+    assert any(weight.abs().item() > 0 for weight in gates) == (gate == "tanh")
     peft_model.save_pretrained(tmp_path)
     base_dir = save_lora_base(peft_model, tmp_path)
     base = PC2LForConditionalGeneration.from_pretrained(base_dir)

@@ -140,6 +140,16 @@ def test_example_configs_are_the_table4_rows(tmp_path, name, image_loss, review_
     assert (data_args.max_length, data_args.max_images, data_args.max_reviews) == (64, 5, 10)
 
 
+@pytest.mark.parametrize(("flag", "expected"), [([], "tanh"), (["--cross_attention_gate", "none"], "none")])
+def test_the_cross_attention_gate_flag_reaches_the_config(tmp_path, flag, expected):
+    from gest_showcases.generation import PC2LConfig
+
+    model_args, data_args, _ = train_pc2l.parse_pc2l_args(
+        ["--dataset", "d", "--features", "f", "--tokenizer", "t", "--output_dir", str(tmp_path), *flag]
+    )
+    assert PC2LConfig(**training_run.config_kwargs(model_args, data_args)).cross_attention_gate == expected
+
+
 @pytest.mark.slow
 def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch):
     from peft import PeftModel

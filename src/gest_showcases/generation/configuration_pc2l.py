@@ -13,6 +13,8 @@ CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 HARD_NEGATIVE_GRADIENTS = ("full", "detached")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
+# How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
+CROSS_ATTENTION_GATES = ("tanh", "none")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
 IMAGE_KINDS = ("vision", "image")
 # What generators saved before `image_kind` was recorded read (the paper's CNN features).
@@ -46,7 +48,8 @@ class PC2LConfig(PreTrainedConfig):
     The decoder is GPT-2 with its native cross-attention (the paper's model) or any other causal LM that
     `AutoModelForCausalLM` builds with its decoder layers at `<base model>.layers` (the Llama layout: Llama,
     SmolLM2, Mistral, Qwen2/3, Gemma, ...), into which gated cross-attention blocks are inserted (Flamingo style,
-    `gated_cross_attention.py`): at initialisation such a model's logits are the bare LM's.
+    `gated_cross_attention.py`): at initialisation such a model's logits are the bare LM's (with the default
+    `cross_attention_gate`).
 
     Args:
         decoder (`dict` or [`PreTrainedConfig`], *optional*, defaults to a GPT-2 config):
@@ -57,6 +60,13 @@ class PC2LConfig(PreTrainedConfig):
             For a decoder other than GPT-2: a gated cross-attention block goes before every n-th decoder layer
             (layers `n - 1, 2n - 1, ...`; 1: before every layer). Fewer blocks decode faster. GPT-2 has its
             cross-attention in every block, so it must be 1 there.
+        cross_attention_gate (`str`, *optional*, defaults to `"tanh"`):
+            For a decoder other than GPT-2: how each inserted block's cross-attention and feed-forward outputs join
+            the residual stream. `"tanh"` (Flamingo): through a learned `tanh(gate)` that starts at 0, so at
+            initialisation the logits are the bare LM's. `"none"` (a documented option, docs/experiments.md, H13d):
+            added as they are, as the paper inserts its new cross-attention into GPT-2 (and as GPT-2's own
+            cross-attention is), so a fresh block changes the LM's outputs from the first step. GPT-2's own
+            cross-attention has no gate and does not read it.
         encoder_hidden_size (`int`, *optional*):
             Width of the multimodal encoder; defaults to the decoder's hidden size (the paper: 768 for both).
             When it differs, a linear layer projects the encoder's output to the decoder's hidden size, so the
@@ -183,6 +193,7 @@ class PC2LConfig(PreTrainedConfig):
 
     decoder: dict | PreTrainedConfig | None = None
     cross_attention_every_n_layers: int = 1
+    cross_attention_gate: str = "tanh"
     encoder_hidden_size: int | None = None
     image_feature_dim: int = 512
     review_feature_dim: int = 512
@@ -231,6 +242,10 @@ class PC2LConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
+        if self.cross_attention_gate not in CROSS_ATTENTION_GATES:
+            raise ValueError(
+                f"cross_attention_gate must be one of {CROSS_ATTENTION_GATES}, got {self.cross_attention_gate!r}"
+            )
         if self.image_kind is not None and self.image_kind not in IMAGE_KINDS:
             raise ValueError(f"image_kind must be one of {IMAGE_KINDS} or None, got {self.image_kind!r}")
         for name in ("image_feature_dtype", "review_feature_dtype"):

@@ -5,7 +5,9 @@ GPT-2 has cross-attention of its own (`add_cross_attention`); the decoders of th
 Mistral, Qwen, Gemma, ...) have none. Before chosen decoder layers a [`PC2LGatedCrossAttentionBlock`] runs on the
 layer's input: cross-attention to the encoder states, then a feed-forward, each added to the residual stream
 through `tanh(gate)` with the gate starting at 0. At initialisation every block adds exactly 0, so the model's
-logits are the pretrained LM's, and training opens the gates.
+logits are the pretrained LM's, and training opens the gates. With `gate="none"` (`PC2LConfig.cross_attention_gate`)
+the outputs are added as they are, as the paper inserts cross-attention into GPT-2: a fresh block then changes the
+LM's outputs from the start.
 
 How the blocks are inserted: each block becomes a child module `cross_attention` of its decoder layer, and a
 forward pre-hook registered on that layer instance runs it on the layer's input. Neither transformers' classes nor
@@ -57,7 +59,8 @@ class PC2LTanhGate(nn.Module):
 
 
 class PC2LGatedCrossAttentionBlock(GradientCheckpointingLayer):
-    """Tanh-gated cross-attention to the encoder states, then a tanh-gated feed-forward (pre-LayerNorm).
+    """Tanh-gated cross-attention to the encoder states, then a tanh-gated feed-forward (pre-LayerNorm); with
+    `gate="none"` both are added ungated.
 
     The keys and values come precomputed (see the module docstring): block `index` reads its slice
     `[index * 2 * D, (index + 1) * 2 * D)` of the last axis of `cross_key_values`.
@@ -66,9 +69,10 @@ class PC2LGatedCrossAttentionBlock(GradientCheckpointingLayer):
         hidden_size (`int`): the decoder's hidden size `D`.
         num_heads (`int`): attention heads; `D / num_heads` per head.
         index (`int`): which slice of `cross_key_values` this block reads.
+        gate (`str`, *optional*, defaults to `"tanh"`): `"tanh"` ([`PC2LTanhGate`]s that start closed) or `"none"`.
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, index: int):
+    def __init__(self, hidden_size: int, num_heads: int, index: int, gate: str = "tanh"):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
@@ -76,11 +80,12 @@ class PC2LGatedCrossAttentionBlock(GradientCheckpointingLayer):
         self.attention_layer_norm = nn.LayerNorm(hidden_size)
         self.q_proj = nn.Linear(hidden_size, hidden_size, bias=False)
         self.o_proj = nn.Linear(hidden_size, hidden_size, bias=False)
-        self.attention_gate = PC2LTanhGate()
+        # Built in the same order either way, so one seed draws the same projections with and without gates.
+        self.attention_gate = PC2LTanhGate() if gate == "tanh" else nn.Identity()
         self.mlp_layer_norm = nn.LayerNorm(hidden_size)
         self.fc1 = nn.Linear(hidden_size, FEED_FORWARD_MULTIPLE * hidden_size, bias=False)
         self.fc2 = nn.Linear(FEED_FORWARD_MULTIPLE * hidden_size, hidden_size, bias=False)
-        self.mlp_gate = PC2LTanhGate()
+        self.mlp_gate = PC2LTanhGate() if gate == "tanh" else nn.Identity()
 
     def forward(
         self, hidden_states: torch.Tensor, cross_key_values: torch.Tensor, cross_attention_mask: torch.Tensor | None
@@ -139,8 +144,10 @@ def decoder_layers(decoder: nn.Module) -> nn.ModuleList:
     return layers
 
 
-def add_gated_cross_attention(decoder: nn.Module, block_layers: tuple[int, ...], num_heads: int) -> None:
-    """Insert a [`PC2LGatedCrossAttentionBlock`] before each decoder layer in `block_layers`, in place.
+def add_gated_cross_attention(
+    decoder: nn.Module, block_layers: tuple[int, ...], num_heads: int, gate: str = "tanh"
+) -> None:
+    """Insert a [`PC2LGatedCrossAttentionBlock`] (with `gate`) before each decoder layer in `block_layers`, in place.
 
     Every layer gets a pre-hook (layers without a block one that only drops the encoder inputs). Block `k` (the
     `k`-th of `block_layers`) reads slice `k` of the `cross_key_values` passed to the decoder's forward.
@@ -149,7 +156,9 @@ def add_gated_cross_attention(decoder: nn.Module, block_layers: tuple[int, ...],
     block_of_layer = {layer_index: block for block, layer_index in enumerate(block_layers)}
     for index, layer in enumerate(decoder_layers(decoder)):
         if index in block_of_layer:
-            layer.cross_attention = PC2LGatedCrossAttentionBlock(hidden_size, num_heads, block_of_layer[index])
+            layer.cross_attention = PC2LGatedCrossAttentionBlock(
+                hidden_size, num_heads, block_of_layer[index], gate
+            )
             layer.register_forward_pre_hook(_cross_attend_before_layer, with_kwargs=True)
         else:
             layer.register_forward_pre_hook(_drop_cross_inputs, with_kwargs=True)

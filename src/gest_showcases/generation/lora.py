@@ -93,7 +93,10 @@ def apply_lora(
         name for name in ("image_head", "review_head", "target_head") if name in model._modules
     ]
     if gated:
-        fresh += ["attention_gate", "mlp_gate"] if cross_attention else ["cross_attention", "cross_attention_kv"]
+        if not cross_attention:
+            fresh += ["cross_attention", "cross_attention_kv"]
+        elif model.config.cross_attention_gate == "tanh":
+            fresh += ["attention_gate", "mlp_gate"]
     elif not cross_attention:
         fresh += ["crossattention", "ln_cross_attn"]
     config = LoraConfig(

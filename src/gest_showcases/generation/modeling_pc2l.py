@@ -472,7 +472,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 decoder = AutoModelForCausalLM.from_config(config.decoder, dtype=torch.get_default_dtype())
             self.decoder = decoder
             block_layers = config.gated_cross_attention_layers
-            add_gated_cross_attention(self.decoder, block_layers, config.decoder.num_attention_heads)
+            add_gated_cross_attention(
+                self.decoder, block_layers, config.decoder.num_attention_heads, config.cross_attention_gate
+            )
             # Keys and values of every block in one matmul: [B, N, D] -> [B, N, blocks * 2 * D].
             self.cross_attention_kv = nn.Linear(width, len(block_layers) * 2 * width, bias=False)
         else:

@@ -59,6 +59,13 @@ class PC2LModelArguments:
             "layer; fewer blocks decode faster). GPT-2: 1."
         },
     )
+    cross_attention_gate: str = field(
+        default="tanh",
+        metadata={
+            "help": "A decoder other than GPT-2: tanh (Flamingo's gates, starting closed) | none (the blocks' "
+            "outputs added ungated, as the paper inserts cross-attention into GPT-2; docs/experiments.md, H13d)."
+        },
+    )
     input_mode: str = field(default="img+text", metadata={"help": "img | text | img+text"})
     image_contrastive: str = field(default="ccl", metadata={"help": "none | cl | ccl (weighted by lambda1)"})
     review_contrastive: str = field(default="pcl", metadata={"help": "none | cl | pcl (weighted by lambda2)"})
@@ -209,7 +216,8 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "mined_negative_candidates", "image_feature_noise", "cross_attention_every_n_layers")  # fmt: skip
+             "mined_negative_candidates", "image_feature_noise", "cross_attention_every_n_layers",
+             "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
