@@ -150,6 +150,14 @@ def test_the_cross_attention_gate_flag_reaches_the_config(tmp_path, flag, expect
     assert PC2LConfig(**training_run.config_kwargs(model_args, data_args)).cross_attention_gate == expected
 
 
+def test_an_unknown_cross_attention_gate_is_one_line_before_any_loading(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_pc2l.parse_pc2l_args(["--dataset", "d", "--features", "f", "--tokenizer", "t", "--output_dir",
+                                    str(tmp_path), "--cross_attention_gate", "sigmoid"])  # fmt: skip
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'sigmoid'" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_train_pc2l_with_lora_saves_an_adapter_that_reloads(assets, monkeypatch):
     from peft import PeftModel

@@ -63,7 +63,8 @@ class PC2LModelArguments:
         default="tanh",
         metadata={
             "help": "A decoder other than GPT-2: tanh (Flamingo's gates, starting closed) | none (the blocks' "
-            "outputs added ungated, as the paper inserts cross-attention into GPT-2; docs/experiments.md, H13d)."
+            "outputs added ungated, as the paper inserts cross-attention into GPT-2; docs/experiments.md, H13d).",
+            "choices": ["tanh", "none"],
         },
     )
     input_mode: str = field(default="img+text", metadata={"help": "img | text | img+text"})
