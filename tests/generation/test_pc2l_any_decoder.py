@@ -185,6 +185,8 @@ def test_ungated_blocks_are_the_gated_ones_with_the_gates_taken_out(tokenizer):
 def test_an_unknown_gate_is_refused(tokenizer):
     with pytest.raises(ValueError, match="cross_attention_gate must be one of"):
         PC2LConfig(decoder=llama_config(tokenizer).to_dict(), cross_attention_gate="sigmoid", **ENCODER)
+    with pytest.raises(ValueError, match="gate must be 'tanh' or 'none'"):  # the public block, built directly
+        PC2LGatedCrossAttentionBlock(32, 2, 0, gate="Tanh")
 
 
 # -- training ------------------------------------------------------------------------------------------------------
@@ -357,8 +359,8 @@ def test_a_fresh_process_without_the_package_loads_it_with_trust_remote_code(tok
 
 
 @pytest.mark.parametrize(
-    ("cross_attention", "gate"), [(False, "tanh"), (True, "tanh"), (True, "none")],
-    ids=["blocks-trained-fully", "blocks-lora", "ungated-blocks-lora"],
+    ("cross_attention", "gate"), [(False, "tanh"), (True, "tanh"), (False, "none"), (True, "none")],
+    ids=["blocks-trained-fully", "blocks-lora", "ungated-blocks-trained-fully", "ungated-blocks-lora"],
 )  # fmt: skip
 def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer, tmp_path, cross_attention, gate):
     model = gated_model(tokenizer, cross_attention_gate=gate)
@@ -373,6 +375,10 @@ def test_lora_on_the_llama_attention_and_the_blocks_trains_and_reloads(tokenizer
     trainable = {name for name, parameter in peft_model.named_parameters() if parameter.requires_grad}
     assert not any("embed_tokens" in name or ".mlp." in name for name in trainable)  # the LM stays frozen
     assert any("attention_gate" in name for name in trainable) == (gate == "tanh")  # a closed gate must open
+    # no adapter copy of a gate that does not exist (peft would wrap the blocks' identity modules)
+    assert any("_gate.modules_to_save" in name for name, _ in peft_model.named_modules()) == (
+        gate == "tanh" and cross_attention
+    )
 
     batch = _batch(tokenizer)
     optimizer = torch.optim.Adam([p for p in peft_model.parameters() if p.requires_grad], lr=5e-2)

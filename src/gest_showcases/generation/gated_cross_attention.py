@@ -74,6 +74,8 @@ class PC2LGatedCrossAttentionBlock(GradientCheckpointingLayer):
 
     def __init__(self, hidden_size: int, num_heads: int, index: int, gate: str = "tanh"):
         super().__init__()
+        if gate not in ("tanh", "none"):  # `PC2LConfig.cross_attention_gate`'s values (the config checks them too)
+            raise ValueError(f"gate must be 'tanh' or 'none', got {gate!r}")
         self.num_heads = num_heads
         self.head_dim = hidden_size // num_heads
         self.index = index

@@ -8,7 +8,7 @@ decodes the explanation with cross-attention to `[H^V; H^R]` (eq. 4). Section 4.
 
 Beyond the paper, the decoder may be any causal LM of the Llama layout (SmolLM2, Llama, Qwen, ...), which
 attends to `[H^V; H^R]` through gated cross-attention blocks (`gated_cross_attention.py`) that leave the LM's
-outputs unchanged at initialisation.
+outputs unchanged at initialisation (with the default tanh gates; `cross_attention_gate="none"` adds them ungated).
 
 This file imports only torch, transformers and its sibling files (relatively), so `save_pretrained` can ship them
 for `AutoModel.from_pretrained(path, trust_remote_code=True)`.
@@ -533,7 +533,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
 
         The LM is loaded once, in the default dtype, and the model is built around it (`decoder=`). The encoder,
         the projection heads and the cross-attention (GPT-2's own layers, which the checkpoint lacks, or the gated
-        blocks) start from random weights; at that point a gated model's logits are the LM's own. `config_kwargs`
+        blocks) start from random weights; at that point a gated model's logits are the LM's own (unless
+        `cross_attention_gate="none"`). `config_kwargs`
         are the other [`PC2LConfig`] fields (e.g. `cross_attention_every_n_layers`).
 
         Args:

@@ -63,7 +63,9 @@ class PC2LModelArguments:
         default="tanh",
         metadata={
             "help": "A decoder other than GPT-2: tanh (Flamingo's gates, starting closed) | none (the blocks' "
-            "outputs added ungated, as the paper inserts cross-attention into GPT-2; docs/experiments.md, H13d).",
+            "outputs added ungated, as the paper inserts cross-attention into GPT-2; docs/experiments.md, H13d). "
+            "With none and --lora_cross_attention the blocks' random weights stay frozen under their adapters, a "
+            "fixed change to the LM that no gate can scale down.",
             "choices": ["tanh", "none"],
         },
     )
