@@ -6,8 +6,8 @@ own `self_attn.{q,k,v,o}_proj`. Cross-attention is GPT-2's `crossattention`, or 
 
 The parts of PC2L that start from random weights (the encoder, the projection heads, and the cross-attention
 when it gets no LoRA) are trained fully and saved with the adapter (`modules_to_save`). With LoRA on the gated
-blocks their tanh gates (`cross_attention_gate="tanh"`, the default) are trained fully too: a gate starts at 0 and closes the block, so without it the block's
-adapters would get no gradient. The model the adapter applies to (the decoder as it started, with the
+blocks their tanh gates (`cross_attention_gate="tanh"`, the default) are trained fully too: a gate starts at 0 and
+closes the block, so without it the block's adapters would get no gradient. The model the adapter applies to (the decoder as it started, with the
 cross-attention's random starting weights, which no LM checkpoint holds, and the encoder and heads as they
 started) is saved by `save_lora_base` as a plain PC2L checkpoint in `<run>/base/`, and the adapter's config points
 at it, so a LoRA run loads the standard ways:
