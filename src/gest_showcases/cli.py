@@ -81,7 +81,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "gest_showcases.commands.demo",
-        "run the whole method on a generated world and write an HTML report (--quick: ~2 min)",
+        "run the whole method on a generated world and write an HTML report (--quick: under a minute)",
     ),
     "experiment": (
         "gest_showcases.commands.experiment",
