@@ -218,6 +218,7 @@ PAST_VARIANTS = [
     "--image_feature_noise 0.5",
     "--contrastive_score likelihood --image_contrastive cl --review_contrastive none",
     "--no_lora_self_attention --lora",
+    "--cross_attention_gate none",
 ]
 
 
