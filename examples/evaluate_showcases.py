@@ -14,6 +14,7 @@ See `python examples/evaluate_showcases.py --help` for every option.
 import sys
 
 from gest_showcases.commands.evaluate import main
+from gest_showcases.commands.running import run_command
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, "evaluate"))  # the CLI's one-line errors and clean exit

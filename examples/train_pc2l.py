@@ -14,7 +14,8 @@ img_cl_pcl, pc2l); options given on the command line override them. For Table 5'
 
 import sys
 
+from gest_showcases.commands.running import run_command
 from gest_showcases.commands.train_pc2l import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, "train-pc2l"))  # the CLI's one-line errors and clean exit

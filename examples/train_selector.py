@@ -10,7 +10,8 @@ See `python examples/train_selector.py --help` for every option.
 
 import sys
 
+from gest_showcases.commands.running import run_command
 from gest_showcases.commands.train_selector import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, "train-selector"))  # the CLI's one-line errors and clean exit

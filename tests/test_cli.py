@@ -37,3 +37,40 @@ def test_no_command_module_writes_to_stderr_when_imported():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("outcome", ["returns", "fails"])
+def test_the_command_process_group_is_closed_when_it_ends(outcome, tmp_path, monkeypatch, capsys):
+    """A gloo group left to interpreter shutdown can abort a torchrun worker after its work is done (seen
+    in CI as SIGABRT, "terminate called without an active exception"); the CLI closes it either way."""
+    import types
+
+    import torch.distributed as dist
+
+    from gest_showcases.errors import InputError
+
+    def main(argv, prog=None):
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+        if outcome == "fails":
+            raise InputError("bad input")
+        return 0
+
+    module = types.ModuleType("gest_showcases_group_command")
+    module.main = main
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(cli.SUBCOMMANDS, "group", (module.__name__, "joins a process group"))
+    assert cli.main(["group"]) == (0 if outcome == "returns" else 2)
+    assert not dist.is_initialized()
+
+
+def test_a_command_module_run_as_a_script_follows_the_cli_error_rule(tmp_path):
+    """`python -m gest_showcases.commands.MODULE` (how the README launches features under accelerate) gets the
+    CLI's one error line and exit 2, not a traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gest_showcases.commands.stats", str(tmp_path / "missing")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"gest-showcases stats: error: {tmp_path / 'missing'}: no such folder; pass a folder `build` wrote"
+    ]

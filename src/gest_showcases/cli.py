@@ -4,32 +4,17 @@ Each subcommand is the importable `main(argv)` of its module in `gest_showcases.
 `gest-showcases build ...` and `commands.build.main([...])` are the same code and tests can call
 `main([...])` in-process. Modules load only when their subcommand runs.
 
-Errors, handled here once for every subcommand:
-
-- Input the user can fix (`gest_showcases.errors.InputError`; a missing, unreadable or wrong-kind
-  path: `FileNotFoundError`, `FileExistsError` (a file where a folder goes), `IsADirectoryError`,
-  `NotADirectoryError`, `PermissionError`; a JSON or YAML file that does not parse; text that is not
-  UTF-8; an image over the pixel limit or broken,
-  `UnreadableImageError`) prints one line, ``gest-showcases <command>: error: <message>``, on stderr
-  and exits 2, the code argparse uses for a bad option.
-- Ctrl-C prints ``gest-showcases <command>: interrupted`` and exits 130 (128 + SIGINT).
-- Any other exception is a bug: it keeps its traceback (exit 1). A one-line summary would make the
-  user rerun to see it, and a rerun of a training or feature extraction can take hours.
-- ``--debug``, before or after the command name, is removed from the arguments and re-raises every
-  error with its traceback.
+Every subcommand runs under `gest_showcases.commands.running.run_command`: one line for an error the user
+can fix (exit 2), one line for Ctrl-C (exit 130), a traceback for a bug, ``--debug`` (before or after the
+command name) for every traceback, and the torch.distributed process group closed when the command ends.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 
-from gest_showcases.errors import InputError
-
-# OSErrors about a path the user gave: their message is "<strerror>: <path>".
-_PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
-DEBUG_FLAG = "--debug"
+from gest_showcases.commands.running import DEBUG_FLAG, run_command
 
 # name -> (module whose main(argv) runs it, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -111,57 +96,30 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-def _user_error_message(error: BaseException) -> str | None:
-    """The one-line message of an error the user can fix, or None for a bug."""
-    from gest_showcases.data.images import UnreadableImageError
-
-    yaml = sys.modules.get("yaml")  # only a command that imported yaml can raise its errors
-    if isinstance(error, _PATH_ERRORS) and error.filename is not None:
-        message = f"{error.strerror}: {error.filename}; check the path"
-    elif isinstance(error, (InputError, *_PATH_ERRORS, UnreadableImageError)):
-        message = str(error)
-    elif isinstance(error, json.JSONDecodeError):
-        message = f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); fix the file"
-    elif isinstance(error, UnicodeDecodeError):
-        message = f"a file is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
-    elif yaml is not None and isinstance(error, yaml.YAMLError):
-        message = f"not valid YAML ({error}); fix the file"
-    else:
-        return None
-    return " ".join(message.split()) or type(error).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = DEBUG_FLAG in argv
-    argv = [arg for arg in argv if arg != DEBUG_FLAG]
-    if not argv or argv[0] in ("-h", "--help"):
+    words = [arg for arg in argv if arg != DEBUG_FLAG]
+    if not words or words[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    if argv[0] == "--version":
+    if words[0] == "--version":
         from gest_showcases import __version__
 
         print(__version__)
         return 0
-    name, rest = argv[0], argv[1:]
+    name = words[0]
     if name not in SUBCOMMANDS:
         print(f"gest-showcases: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    prog = f"gest-showcases {name}"
-    try:
-        module = importlib.import_module(SUBCOMMANDS[name][0])
-        return module.main(rest, prog=prog) or 0
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as error:
-        message = None if debug else _user_error_message(error)
-        if message is None:
-            raise
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
+    rest = list(argv)
+    rest.remove(name)  # its first occurrence, the command; a --debug before it stays for run_command
+
+    def command_main(arguments: list[str], prog: str) -> int | None:
+        # Imported here, under run_command, so that Ctrl-C or a failure while a command's modules load is
+        # handled like one while it runs; and only the command that runs is loaded.
+        return importlib.import_module(SUBCOMMANDS[name][0]).main(arguments, prog=prog)
+
+    return run_command(command_main, name, rest)
 
 
 if __name__ == "__main__":

@@ -45,11 +45,20 @@ def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_cl
             import torch
             torch.set_num_threads(1)
             from accelerate import PartialState
-            from gest_showcases.commands.features import parse_feature_args, run
-            summary = run(*parse_feature_args(sys.argv[1:]))
-            state = PartialState()
-            with open(f"{tmp_path}/rank{{state.process_index}}.json", "w") as handle:
-                json.dump({{"num_processes": state.num_processes, "summary": summary}}, handle)
+            from gest_showcases import cli
+            from gest_showcases.commands import features
+            run = features.run
+
+            def recording_run(*parsed):  # the command's own run, recording what each rank returned
+                summary = run(*parsed)
+                state = PartialState()
+                with open(f"{tmp_path}/rank{{state.process_index}}.json", "w") as handle:
+                    json.dump({{"num_processes": state.num_processes, "summary": summary}}, handle)
+                return summary
+
+            features.run = recording_run
+            # Through the CLI entry point, so the launch also checks how the command closes the gloo group.
+            sys.exit(cli.main(["features", *sys.argv[1:]]))
             """
         )
     )

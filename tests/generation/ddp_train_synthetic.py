@@ -47,6 +47,10 @@ def main(output_dir: Path) -> None:
     record = {"world_size": args.world_size, "checksum": float(after), "changed": bool(after != before),
               "logged": logged}  # fmt: skip
     (output_dir / f"rank{args.process_index}.json").write_text(json.dumps(record))
+    # As gest_showcases.commands.running.close_process_group: a gloo group left to interpreter shutdown can
+    # abort the process after its work is done, and one destroyed with a collective still queued deadlocks.
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

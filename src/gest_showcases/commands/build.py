@@ -101,4 +101,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "build"))

@@ -180,4 +180,6 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "evaluate"))

@@ -121,4 +121,6 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "finetune-lm"))

@@ -187,4 +187,6 @@ def write_test_generations(args: TrainGeneratorArguments, dataset: str, folder: 
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "train-generator"))

@@ -232,4 +232,6 @@ def run(
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "train-pc2l"))

@@ -195,4 +195,6 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gest_showcases.commands.running import run_command
+
+    sys.exit(run_command(main, "train-selector"))
