@@ -131,9 +131,14 @@ def browser():
 
 
 def wait(browser, condition, timeout: float, message: str):
+    """Poll `condition` until it is truthy. An element Gradio redrew while the condition read it (stale) counts as
+    not yet: the next poll finds the new one."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, timeout, poll_frequency=0.5).until(lambda _: condition(), message=message)
+    return WebDriverWait(
+        browser, timeout, poll_frequency=0.5, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda _: condition(), message=message)
 
 
 def click(browser, element, message: str) -> None:
@@ -158,8 +163,9 @@ def settled(browser, elem_id: str) -> bool:
     return all("hide" in (tracker.get_attribute("class") or "").split() for tracker in trackers)
 
 
-def pick(browser, elem_id: str, value: str) -> None:
-    """Choose `value` in the Gradio dropdown `#elem_id`: type it into the filter, click its option."""
+def pick(browser, elem_id: str, value: str, label_has: str = "") -> None:
+    """Choose `value` in the Gradio dropdown `#elem_id`: type it into the filter, click its option (one whose label
+    also holds `label_has`: the label an earlier pick's update gives it, so the pick waits for that update)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -179,18 +185,20 @@ def pick(browser, elem_id: str, value: str) -> None:
             (
                 item
                 for item in browser.find_elements(By.CSS_SELECTOR, "[role=option]")
-                if item.is_displayed() and (item.get_attribute("aria-label") or "").startswith(value)
+                if item.is_displayed()
+                and (item.get_attribute("aria-label") or "").startswith(value)
+                and label_has in (item.get_attribute("aria-label") or "")
             ),
             None,
         ),
-        10,
+        30,
         f"no option {value!r} in #{elem_id}",
     )
     click(browser, option, f"option {value!r} stayed covered")
     wait(
         browser,
         lambda: box.get_attribute("value").startswith(value),
-        10,
+        30,
         f"#{elem_id} did not take {value!r}",
     )
 
@@ -215,16 +223,15 @@ def show_and_read(browser, name: str) -> dict:
         RESULT_S,
         "no photos or no explanation appeared",
     )
-    images = browser.find_elements(By.CSS_SELECTOR, "#photos img")
+
+    def decoded_photos():
+        # Found again at each poll: the gallery may redraw while its photos load.
+        found = browser.find_elements(By.CSS_SELECTOR, "#photos img")
+        loaded = all(browser.execute_script("return arguments[0].naturalWidth", image) > 0 for image in found)
+        return found if found and loaded else None
+
     # Every photo decoded in the browser: served by the app, not a broken link.
-    wait(
-        browser,
-        lambda: all(
-            browser.execute_script("return arguments[0].naturalWidth", image) > 0 for image in images
-        ),
-        30,
-        "a selected photo did not load",
-    )
+    images = wait(browser, decoded_photos, 30, "a selected photo did not load")
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / f"serve-{name}.png"))
     resources = browser.execute_script(
@@ -255,7 +262,8 @@ def test_dataset_user_showcase_in_the_browser(world, server, browser, pipeline):
     )
     browser.get(server)
     pick(browser, "user", row["user_id"])
-    pick(browser, "business", row["business_id"])
+    # The business list is rebuilt for the user picked, the businesses they reviewed marked: wait for that update.
+    pick(browser, "business", row["business_id"], label_has="reviewed by this user")
     shown = show_and_read(browser, "dataset-user")
 
     assert shown["photos"] == [photo.id for photo in expected.photos] and len(shown["photos"]) == 3
@@ -282,7 +290,7 @@ def test_described_user_showcase_in_the_browser(world, server, browser, pipeline
     description = wait(
         browser,
         lambda: next(iter(browser.find_elements(By.CSS_SELECTOR, "#description textarea")), None),
-        10,
+        30,
         "the description box did not appear",
     )
     description.send_keys("\n".join(reviews))
@@ -291,7 +299,7 @@ def test_described_user_showcase_in_the_browser(world, server, browser, pipeline
     wait(
         browser,
         lambda: "reviewed" not in box.get_attribute("value"),
-        10,
+        30,
         "a described user has reviewed nothing",
     )
     shown = show_and_read(browser, "described-user")

@@ -218,7 +218,9 @@ def check_fresh_process_loads_with_trust_remote_code(model, folder) -> None:
         print("OK")
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=folder)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=folder, timeout=300
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("OK"), result.stderr[-2000:]
 
 

@@ -6,6 +6,7 @@ the cache off / without activation checkpointing / before saving.
 
 import copy
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -350,7 +351,8 @@ def test_a_fresh_process_without_the_package_loads_it_with_trust_remote_code(tok
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": os.environ["HF_HOME"]},
+                            timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "OK"
 

@@ -1,6 +1,7 @@
 """PC2LForConditionalGeneration: shapes, masking, generation (cache, beams, encoder reuse), Auto-class round trips."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -223,6 +224,7 @@ def test_fresh_process_loads_with_trust_remote_code(tokenizer, tmp_path):
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
-                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": os.environ["HF_HOME"]},
+                            timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK (4, 6)" in result.stdout
