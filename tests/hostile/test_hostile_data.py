@@ -475,3 +475,40 @@ def test_build_names_a_folder_or_a_missing_path_given_as_input(tmp_path, images)
         with pytest.raises(InputError, match=f"^input file {given} {says}; pass the JSON Lines file"):
             build_dataset([given], images, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"pic_id": "/home/u/Pictures/private", "sentence": "s", "label": 1}', "image URL has no /p/<id> part"),
+        ('{"pic_id": "../../etc/passwd", "sentence": "s", "label": 1}', "image URL has no /p/<id> part"),
+        ('{"pic_id": {"x": 1}, "sentence": "s", "label": 1}', "pics item has no image id"),
+        ('{"pic_id": "a b", "sentence": "s", "label": 1}', "expected URL-safe characters only"),
+        ("[1]", "not a JSON object"),
+        ('{"pic_id": "p1", "label": 1}', "lacks ['sentence']"),
+        ('{"pic_id": "p1", "sentence": ["s"], "label": 1}', "`sentence` must be text"),
+        ('{"pic_id": "p1", "sentence": "s", "label": "yes"}', "`label` must be 0 or 1"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_annotations_name_only_photos_of_the_images_folder(line, message, tmp_path):
+    """Session 24's audit: an annotation's `pic_id` was joined to `--images` as it stood, so `/home/u/x` or
+    `../../x` read a photo outside it, and bad lines were tracebacks."""
+    from gest_showcases.features.distill import read_annotations
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"pic_id": "p0", "sentence": "Good.", "label": 0}\n' + line + "\n")
+    with pytest.raises(InputError, match=f"^{path}:2"):
+        read_annotations(path)
+    with pytest.raises(InputError) as caught:
+        read_annotations(path)
+    assert message in str(caught.value)
+
+
+def test_an_annotation_photo_url_becomes_its_id(tmp_path):
+    from gest_showcases.features.distill import read_annotations
+
+    path = tmp_path / "pairs.jsonl"
+    url = "https://lh5.googleusercontent.com/p/AF1QipPic=w100"
+    path.write_text(json.dumps({"pic_id": url, "sentence": "Good.", "label": True}) + "\n\n")
+    assert [row["pic_id"] for row in read_annotations(path)] == ["AF1QipPic"]

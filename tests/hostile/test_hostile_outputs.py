@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 from gest_showcases import cli
-from gest_showcases.commands.arguments import LegacyOutputArguments, OutputArguments
+from gest_showcases.commands.arguments import (
+    OWNER_FILE,
+    LegacyOutputArguments,
+    OutputArguments,
+    claim_output_folder,
+)
 from gest_showcases.commands.diversity import DiversityArguments, DiversityOutputArguments
 from gest_showcases.commands.showcase import ShowcaseOutputArguments
 from gest_showcases.data.folder import read_card, read_rows
@@ -70,3 +75,93 @@ def test_a_missing_folder_and_a_corrupt_parquet_file_are_one_line(tmp_path, caps
     assert cli.main(["stats", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"{victim}: cannot be read" in err
+
+
+@pytest.mark.parametrize("command", ["demo", "experiment"])
+def test_a_folder_of_the_users_own_work_is_not_taken_by_the_demo_or_the_experiment(command, tmp_path, capsys):
+    """Both write fixed subfolders (`dataset/`, `clip/`, ...) and replace them when they run again: pointed at a
+    folder of the user's own work (session 24's audit), the demo's build stage would have replaced a real `dataset/`."""
+    work = tmp_path / "project"
+    (work / "dataset").mkdir(parents=True)
+    (work / "dataset" / "README.md").write_text("a real dataset")
+    assert cli.main([command, "--quick", "--output_dir", str(work)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (
+        f"gest-showcases {command}: error: --output_dir {work} holds files written by something else, not by "
+        f"`{command}`, which replaces the folders it writes there; give a new or empty folder"
+    )
+    assert sorted(path.name for path in work.rglob("*")) == ["README.md", "dataset"]
+    assert (work / "dataset" / "README.md").read_text() == "a real dataset"
+
+
+def test_a_claimed_folder_is_taken_back_by_its_command_only(tmp_path):
+    work = tmp_path / "runs" / "demo-output"
+    claim_output_folder(work, "demo")  # new: made and marked
+    (work / "dataset").mkdir()
+    claim_output_folder(work, "demo")  # a rerun, or a run after an interruption
+    with pytest.raises(InputError, match="holds files written by `demo`, not by `experiment`"):
+        claim_output_folder(work, "experiment")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim_output_folder(empty, "experiment")
+    assert (empty / OWNER_FILE).read_text() == "experiment\n"
+
+
+def test_a_folder_made_before_the_mark_is_taken_by_what_it_holds(tmp_path):
+    old = tmp_path / "old-demo"
+    for name in ("summary.json", "report.html", "synth/ground_truth.json"):
+        (old / name).parent.mkdir(parents=True, exist_ok=True)
+        (old / name).write_text("{}")
+    earlier = ("summary.json", "report.html", "synth/ground_truth.json")
+    claim_output_folder(old, "demo", earlier_outputs=earlier)
+    assert (old / OWNER_FILE).read_text() == "demo\n"
+    (old / OWNER_FILE).unlink()
+    (old / "report.html").unlink()  # not every earlier output: someone else's folder
+    with pytest.raises(InputError, match="written by something else"):
+        claim_output_folder(old, "demo", earlier_outputs=earlier)
+
+
+def _card_with(folder, configs: str) -> None:
+    card = folder / "README.md"
+    body = card.read_text().split("---\n", 2)[2]
+    card.write_text(f"---\n{configs}---\n{body}")
+
+
+def test_a_card_reads_only_files_inside_its_folder(tmp_path, capsys):
+    """A dataset's card is data: its `configs:` globs named files anywhere (session 24's audit), and `stats`,
+    `showcase` or `serve` would have read and shown another folder's rows."""
+    write_jpegs(tmp_path / "images", ["pic0", "pic1"], size=(36, 48))
+    private = write_built_dataset(tmp_path / "private", tmp_path / "images", REVIEWS)
+    folder = write_built_dataset(tmp_path / "dataset", tmp_path / "images", REVIEWS[:1])
+    card = folder / "README.md"
+    for path, why in [
+        ("../private/s1/*.parquet", "leads out of the folder"),
+        (f"{private}/s1/*.parquet", "leads out of the folder"),
+    ]:
+        _card_with(folder, f"configs:\n- config_name: s1\n  data_files:\n  - split: train\n    path: {path}\n")
+        with pytest.raises(InputError, match=f"^{card}: data file path '.*' {why}; rebuild it$"):
+            read_rows(folder, "s1")
+    # A link inside the folder to a file outside it.
+    _card_with(folder, "configs:\n- config_name: s1\n  data_files:\n  - split: train\n    path: s1/*.parquet\n")
+    link = folder / "s1" / "train-00001-of-00001.parquet"
+    link.symlink_to(sorted((private / "s1").glob("*.parquet"))[0])
+    with pytest.raises(InputError, match=f"^{card}: {link} links out of the folder; rebuild it$"):
+        read_rows(folder, "s1")
+    link.unlink()
+    assert len(read_rows(folder, "s1")) == 1  # the card's own files still read
+
+
+@pytest.mark.parametrize(
+    "configs",
+    ["configs: 5\n", "configs:\n- config_name: s1\n", "configs:\n- config_name: s1\n  data_files:\n  - split: train\n"],
+    ids=["not-a-list", "no-data-files", "no-path"],
+)
+def test_a_card_of_the_wrong_shape_is_one_line(configs, tmp_path, capsys):
+    write_jpegs(tmp_path / "images", ["pic0"], size=(36, 48))
+    folder = write_built_dataset(tmp_path / "dataset", tmp_path / "images", REVIEWS[:1])
+    _card_with(folder, configs)
+    assert cli.main(["stats", str(folder)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"gest-showcases stats: error: {folder / 'README.md'}: `configs:` is not a list of "
+        "{config_name, data_files: [{split, path}]}; rebuild the folder"
+    )

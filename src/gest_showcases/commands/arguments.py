@@ -30,6 +30,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from gest_showcases.data.records import CONFIGS
 from gest_showcases.errors import InputError, check_at_least, one_line
+from gest_showcases.files import write_text_atomically
 from gest_showcases.model_folders import check_not_a_file
 
 CONFIG_FLAG = "--config"
@@ -46,6 +47,38 @@ class OutputArguments:
 
     def __post_init__(self):
         check_not_a_file(self.output_dir)
+
+
+# The file by which a folder of many outputs says which command made it (`claim_output_folder`).
+OWNER_FILE = ".gest-showcases-owner"
+
+
+def claim_output_folder(folder: Path, command: str, earlier_outputs: Sequence[str] = ()) -> None:
+    """Make `folder` the home of `command`'s outputs, or take it back on a rerun; refuse a folder of other files.
+
+    The demo and the experiment write fixed subfolders (`dataset/`, `clip/`, `selector/`, ...) that their stages
+    replace when they run again. In a folder of the user's own work those could be a real dataset or model, so a
+    folder is taken only when it is new or empty, when it holds `command`'s mark (written first: an interrupted run
+    is taken back too), or, made by a release before the mark, when it holds every one of `earlier_outputs`.
+
+    Raises:
+        InputError: the folder holds something else; nothing in it was touched.
+    """
+    mark = folder / OWNER_FILE
+    if folder.is_dir() and any(folder.iterdir()):
+        owner = mark.read_text(encoding="utf-8").strip() if mark.is_file() else None
+        made_before_the_mark = owner is None and bool(earlier_outputs) and all(
+            (folder / name).exists() for name in earlier_outputs
+        )
+        if owner != command and not made_before_the_mark:
+            made_by = f"`{owner}`" if owner else "something else"
+            raise InputError(
+                f"--output_dir {folder} holds files written by {made_by}, not by `{command}`, which replaces the "
+                "folders it writes there; give a new or empty folder"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    if not mark.is_file():
+        write_text_atomically(mark, command + "\n")
 
 
 def check_file_option(option: str, value: str | None) -> None:

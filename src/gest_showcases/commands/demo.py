@@ -79,7 +79,7 @@ from gest_showcases.report import ReportExample, ReportFigure, ReportTable, writ
 
 from . import build, distill, diversity, evaluate, finetune_lm, synth, train_clip, train_pc2l, train_selector
 from . import features as extract
-from .arguments import parse_args
+from .arguments import claim_output_folder, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -319,7 +319,7 @@ def run_demo(args: DemoArguments) -> dict:
 
     torch.set_num_threads(args.num_threads)
     work = Path(args.output_dir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(work, "demo", earlier_outputs=("summary.json", "report.html", "synth/ground_truth.json"))
     # Each run keeps its datasets cache beside its outputs rather than in the user's cache folder.
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = work / "datasets-cache"

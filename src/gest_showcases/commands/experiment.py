@@ -105,7 +105,7 @@ from gest_showcases.selection.training import HISTORY_COSINE, history_cosine_sel
 from gest_showcases.trainer_utils import RESUME_FROM_LAST, last_complete_checkpoint, remove_checkpoints
 
 from . import train_pc2l, train_selector
-from .arguments import check_finite, parse_args
+from .arguments import check_finite, claim_output_folder, parse_args
 from .demo import offline_run_setup, world_stages
 
 logger = logging.getLogger(__name__)
@@ -876,7 +876,7 @@ def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
 def run_experiment(args: ExperimentArguments) -> dict:
     torch.set_num_threads(args.num_threads)
     experiment = Experiment(args)
-    experiment.work.mkdir(parents=True, exist_ok=True)
+    claim_output_folder(experiment.work, "experiment", earlier_outputs=(CELL_ARGUMENTS_FILE,))
     check_cell_arguments(experiment.work, cell_arguments(args, experiment.size, experiment.suffix))
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"

@@ -91,18 +91,52 @@ def dataset_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
     """`{config: {split: [parquet files]}}` from the `configs:` of a built folder's card, in the card's order.
 
     A split's `path` is a glob (or a list of globs) relative to the folder; its files are each glob's
-    matches, sorted, in the order of the globs.
+    matches, sorted, in the order of the globs. Only files inside the folder are read: a card is data, and one
+    that names `../other/*.parquet`, an absolute path or a link out of the folder is refused.
+
+    Raises:
+        `InputError`: a `configs:` entry of the wrong shape, or a path that leads out of the folder.
     """
     folder = Path(folder)
+    card = folder / CARD_NAME
+    inside = folder.resolve()
     configs: dict[str, dict[str, list[Path]]] = {}
-    for config in read_card(folder).get("configs", []):
+    entries = read_card(folder).get("configs", [])
+    if not isinstance(entries, list) or not all(_is_config_entry(config) for config in entries):
+        raise InputError(
+            f"{card}: `configs:` is not a list of {{config_name, data_files: [{{split, path}}]}}; rebuild the folder"
+        )
+    for config in entries:
         splits = configs.setdefault(config["config_name"], {})
         for entry in config["data_files"]:
             patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
             files = splits.setdefault(entry["split"], [])
             for pattern in patterns:
-                files += sorted(folder.glob(pattern))
+                if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
+                    raise InputError(f"{card}: data file path {pattern!r} leads out of the folder; rebuild it")
+                matches = sorted(folder.glob(pattern))
+                outside = [path for path in matches if not path.resolve().is_relative_to(inside)]
+                if outside:
+                    raise InputError(f"{card}: {outside[0]} links out of the folder; rebuild it")
+                files += matches
     return configs
+
+
+def _is_config_entry(config) -> bool:
+    """Whether a `configs:` item has the shape `build` writes (a card is data: anything may be there)."""
+    if not isinstance(config, dict) or not isinstance(config.get("config_name"), str):
+        return False
+    data_files = config.get("data_files")
+    if not isinstance(data_files, list):
+        return False
+    for entry in data_files:
+        if not isinstance(entry, dict) or not isinstance(entry.get("split"), str):
+            return False
+        paths = entry.get("path")
+        paths = paths if isinstance(paths, list) else [paths]
+        if not paths or not all(isinstance(path, str) and path for path in paths):
+            return False
+    return True
 
 
 def config_files(folder: str | Path, config: str) -> dict[str, list[Path]]:

@@ -33,7 +33,8 @@ import torch
 from transformers import EvalPrediction, Trainer, TrainingArguments
 
 from gest_showcases.data.build import build_dataset
-from gest_showcases.data.records import split_sentences
+from gest_showcases.data.records import normalize_pic_id, split_sentences
+from gest_showcases.errors import InputError
 from gest_showcases.numerics import check_finite_rows, check_finite_step
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
@@ -330,16 +331,38 @@ class ExplanationFilter:
 
 
 def read_annotations(path: str | Path) -> list[dict]:
-    """Annotation rows (`pic_id`, `review_id`, `sentence`, `label`) from a JSON Lines file."""
+    """Annotation rows (`pic_id`, `review_id`, `sentence`, `label`) from a JSON Lines file.
+
+    A `pic_id` is a photo's id or its image URL, as a review's `pics` items are (`normalize_pic_id`); the row keeps
+    the id, so the photo read is `<images>/<id>.jpg` and never a path the file names. A `label` is 0 or 1.
+
+    Raises:
+        `InputError`: `file:line` of the first line that is not such an object.
+    """
     rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if line.strip():
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
                 row = json.loads(line)
-                missing = {"pic_id", "sentence", "label"} - row.keys()
-                if missing:
-                    raise ValueError(f"{path}:{number} lacks {sorted(missing)}")
-                rows.append(row)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{where}: not valid JSON ({error.msg}); fix or remove the line") from error
+            if not isinstance(row, dict):
+                raise InputError(f"{where}: not a JSON object; fix or remove the line")
+            missing = {"pic_id", "sentence", "label"} - row.keys()
+            if missing:
+                raise InputError(f"{where} lacks {sorted(missing)}; fix or remove the line")
+            if not isinstance(row["sentence"], str):
+                raise InputError(f"{where}: `sentence` must be text; fix or remove the line")
+            if row["label"] not in (0, 1) or isinstance(row["label"], str):
+                raise InputError(f"{where}: `label` must be 0 or 1, got {str(row['label'])[:20]!r}")
+            try:
+                row["pic_id"] = normalize_pic_id(row["pic_id"])
+            except ValueError as error:
+                raise InputError(f"{where}: {error}; fix or remove the line") from error
+            rows.append(row)
     return rows
 
 
