@@ -286,13 +286,16 @@ def _pipeline_folder(name_or_path: str | Path, revision: str | None, token: str 
             f"{name_or_path} holds no {SHOWCASE_CONFIG}, so it is no saved ShowcasePipeline: save one with "
             "`save_pretrained`, or pass selector=, generator= and clip="
         )
-    return folder
+    # Absolute: a part's path built from a relative folder that lacked the part would be read as a Hub repo id.
+    return folder.resolve()
 
 
 def _read_showcase_config(folder: Path) -> dict:
-    """`showcase_config.json`, checked: a known format, and parts in subfolders of `folder` (a downloaded config must
-    not point the loaders elsewhere on the machine)."""
+    """`showcase_config.json`, checked: a known format, parts in existing subfolders of `folder` (a downloaded config
+    must not point the loaders elsewhere on the machine, or to the Hub), and positive whole numbers as settings."""
     saved = json.loads((folder / SHOWCASE_CONFIG).read_text())
+    if not isinstance(saved, dict):
+        raise InputError(f"{folder / SHOWCASE_CONFIG} is not a JSON object; save the pipeline again")
     if saved.get("format") != SHOWCASE_FORMAT:
         raise InputError(
             f"{folder / SHOWCASE_CONFIG} has format {saved.get('format')!r}; this gest-showcases reads format "
@@ -304,6 +307,14 @@ def _read_showcase_config(folder: Path) -> dict:
             not isinstance(value, str) or Path(value).is_absolute() or ".." in Path(value).parts
         ):
             raise InputError(f"{folder / SHOWCASE_CONFIG}: {part!r} must name a subfolder, got {value!r}")
+        if value is not None and not (
+            (folder / value).is_dir() and (folder / value).resolve().is_relative_to(folder.resolve())
+        ):
+            raise InputError(f"{folder / SHOWCASE_CONFIG}: {part!r} names {value!r}, which is no subfolder of {folder}")
+    for setting in SAVED_SETTINGS:
+        value = saved.get(setting)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InputError(f"{folder / SHOWCASE_CONFIG}: {setting!r} must be a whole number >= 1, got {value!r}")
     return saved
 
 

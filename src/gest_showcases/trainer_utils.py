@@ -20,6 +20,7 @@ This module imports only torch, NumPy, transformers and `errors`, so every layer
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import re
@@ -136,7 +137,9 @@ def last_complete_checkpoint(folder: str | Path, logger: logging.Logger | None =
     """The `checkpoint-N` with the highest N in `folder` that `Trainer` finished saving, or `None`.
 
     `Trainer` writes a checkpoint's `trainer_state.json` last, so a folder without one is a save that was cut off
-    (`transformers.trainer_utils.get_last_checkpoint` would pick it); it is skipped, with a warning on `logger`.
+    (`transformers.trainer_utils.get_last_checkpoint` would pick it); it is skipped, with a warning on `logger`. So is
+    one whose `trainer_state.json` is not a JSON object: Trainer writes it in place, and a crash during that write
+    would otherwise stop every later `--resume_from_checkpoint last`.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -147,11 +150,18 @@ def last_complete_checkpoint(folder: str | Path, logger: logging.Logger | None =
         if (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name)) and path.is_dir()
     }
     for step in sorted(steps, reverse=True):
-        if (steps[step] / TRAINER_STATE_NAME).is_file():
+        if _is_trainer_state(steps[step] / TRAINER_STATE_NAME):
             return steps[step]
         if logger is not None:
-            logger.warning("%s is incomplete (no %s): not resumed from", steps[step], TRAINER_STATE_NAME)
+            logger.warning("%s is incomplete (no whole %s): not resumed from", steps[step], TRAINER_STATE_NAME)
     return None
+
+
+def _is_trainer_state(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
 
 
 def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str | None:

@@ -181,6 +181,12 @@ def test_the_last_complete_checkpoint_is_chosen(tmp_path, caplog):
                 tmp_path / "checkpoint-10"
             )
     assert "checkpoint-12 is incomplete" in caplog.text
+    # Cut off while its trainer_state.json was written (Trainer writes it in place): not complete either.
+    (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"global_step": 1')
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"global_step": 12}')
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-12"
+    (tmp_path / "checkpoint-12" / "trainer_state.json").unlink()
     assert checkpoint_to_resume(_args(tmp_path), logger) is None  # no flag: from the start, with a warning
     given = tmp_path / "checkpoint-2"
     assert checkpoint_to_resume(_args(tmp_path, resume_from_checkpoint=str(given)), logger) == str(given)

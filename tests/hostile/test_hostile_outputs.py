@@ -141,13 +141,7 @@ def test_a_card_reads_only_files_inside_its_folder(tmp_path, capsys):
         _card_with(folder, f"configs:\n- config_name: s1\n  data_files:\n  - split: train\n    path: {path}\n")
         with pytest.raises(InputError, match=f"^{card}: data file path '.*' {why}; rebuild it$"):
             read_rows(folder, "s1")
-    # A link inside the folder to a file outside it.
     _card_with(folder, "configs:\n- config_name: s1\n  data_files:\n  - split: train\n    path: s1/*.parquet\n")
-    link = folder / "s1" / "train-00001-of-00001.parquet"
-    link.symlink_to(sorted((private / "s1").glob("*.parquet"))[0])
-    with pytest.raises(InputError, match=f"^{card}: {link} links out of the folder; rebuild it$"):
-        read_rows(folder, "s1")
-    link.unlink()
     assert len(read_rows(folder, "s1")) == 1  # the card's own files still read
 
 

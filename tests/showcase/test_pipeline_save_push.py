@@ -158,6 +158,36 @@ def test_folders_that_are_no_saved_pipeline_are_refused(checkpoints, saved, tmp_
         ShowcasePipeline.from_pretrained(hostile, device="cpu")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"k": 0}, "'k' must be a whole number >= 1, got 0"),
+        ({"num_beams": "2"}, "'num_beams' must be a whole number >= 1, got '2'"),
+        ({"max_new_tokens": True}, "'max_new_tokens' must be a whole number >= 1, got True"),
+        ({"selector": "no-such-part"}, "'selector' names 'no-such-part', which is no subfolder of"),
+        ({"selector": "outside"}, "'selector' names 'outside', which is no subfolder of"),
+        ([], "is not a JSON object"),
+    ],
+)
+def test_a_saved_config_is_checked_before_anything_loads(saved, tmp_path, monkeypatch, change, message):
+    """Session 24's audit: a part missing from a folder given by a relative path was looked up on the Hub (its
+    namespace the folder's name), and the saved settings were used unchecked."""
+    hostile = tmp_path / "showcase"
+    shutil.copytree(saved, hostile)
+    (tmp_path / "elsewhere").mkdir()
+    (hostile / "outside").symlink_to(tmp_path / "elsewhere")  # a link out of the folder
+    config = json.loads((hostile / "showcase_config.json").read_text())
+    (hostile / "showcase_config.json").write_text(json.dumps(config | change if change else change))
+    monkeypatch.chdir(tmp_path)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("nothing may be downloaded")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_download)
+    with pytest.raises(InputError, match=message):
+        ShowcasePipeline.from_pretrained("showcase", device="cpu")
+
+
 def test_saving_refuses_an_encoder_that_is_not_its_checkpoint(checkpoints, tmp_path):
     pipeline = ShowcasePipeline.from_pretrained(**checkpoints, device="cpu")
     # The encoders changed after loading: the checkpoint they name would compute other features.

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.files import write_text_atomically
 from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
 from gest_showcases.trainer_utils import checkpoint_to_resume
 
@@ -91,7 +92,7 @@ class GeneratorInputs:
     vocabulary: dict | None = None
 
     def save(self, folder: str | Path) -> None:
-        (Path(folder) / INPUTS_FILE).write_text(json.dumps(self.__dict__, indent=2) + "\n")
+        write_text_atomically(Path(folder) / INPUTS_FILE, json.dumps(self.__dict__, indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: str | Path) -> GeneratorInputs:
@@ -321,9 +322,7 @@ def generation_records(system: str, examples: list[dict], texts: list[str]) -> l
 def write_generations(path: str | Path, records: list[dict]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record) + "\n" for record in records)
-    return path
+    return write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 __all__ = [

@@ -73,6 +73,7 @@ from gest_showcases.experiments.world import (
     train_split_texts,
     trainer_argv,
 )
+from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.smollm2 import smollm2_folder
 from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
 from gest_showcases.report import ReportExample, ReportFigure, ReportTable, write_report
@@ -183,20 +184,20 @@ def generate_showcases(
 
 def write_generations(path: Path, items: list[dict], showcases: dict[str, list]) -> Path:
     """The generations file `gest-showcases evaluate` reads (reference: the distilled explanation)."""
-    with open(path, "w", encoding="utf-8") as handle:
-        for system, results in showcases.items():
-            for item, showcase in zip(items, results, strict=True):
-                record = {
+    lines = []
+    for system, results in showcases.items():
+        for item, showcase in zip(items, results, strict=True):
+            record = {
                     "id": item["row"]["review_id"],
                     "system": SYSTEMS[system],
                     "generated": showcase.explanation,
                     "reference": item["row"]["explanation"],
                     "pic_ids": [photo.id for photo in showcase.photos],
                     # the photos the reference was written about: GT's CLIP metrics read these
-                    "reference_pic_ids": list(item["row"]["pics"]),
-                }
-                handle.write(json.dumps(record) + "\n")
-    return path
+                "reference_pic_ids": list(item["row"]["pics"]),
+            }
+            lines.append(json.dumps(record) + "\n")
+    return write_text_atomically(path, "".join(lines))
 
 
 def table4(rows: dict[str, dict[str, float]], systems: tuple[str, ...] = tuple(SYSTEMS)) -> str:
@@ -469,12 +470,12 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
         "table3": (work / "selector" / "table3.md").read_text(),
         "table4": table4(rows, systems),
     }
-    (work / "evaluation" / "table4.md").write_text(tables["table4"])
+    write_text_atomically(work / "evaluation" / "table4.md", tables["table4"])
     report = stages.run(
         "report: HTML", _write_report, work, args, size, items, showcases, tables, dict(stages.seconds)
     )
     summary = {"report": str(report), "tables": tables, "seconds": stages.seconds}
-    (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(work / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -805,8 +805,10 @@ class Experiment:
             for system, cell in scores["generation"].items() if system != "GT"
             for row, text, reference, pics, user, business in zip(rows, cell["texts"], references, shown, users, businesses, strict=True)
         ]  # fmt: skip
-        with open(out / f"generations{self.suffix}.jsonl", "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(record) + "\n" for record in generations)
+        # Atomic: `every_metric` scores this file once and caches the result; a cut file must never be scored.
+        write_text_atomically(
+            out / f"generations{self.suffix}.jsonl", "".join(json.dumps(record) + "\n" for record in generations)
+        )
         scores["references"] = references
         # Accumulated over the calls that computed the seed's cells.
         seconds = time.perf_counter() - start

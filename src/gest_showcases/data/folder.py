@@ -91,15 +91,15 @@ def dataset_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
     """`{config: {split: [parquet files]}}` from the `configs:` of a built folder's card, in the card's order.
 
     A split's `path` is a glob (or a list of globs) relative to the folder; its files are each glob's
-    matches, sorted, in the order of the globs. Only files inside the folder are read: a card is data, and one
-    that names `../other/*.parquet`, an absolute path or a link out of the folder is refused.
+    matches, sorted, in the order of the globs. A card is data: one whose paths name `../other/*.parquet` or an
+    absolute path is refused. Links inside the folder are followed: a Hub snapshot's files are links into the cache,
+    and a user may keep a split on another disk.
 
     Raises:
         `InputError`: a `configs:` entry of the wrong shape, or a path that leads out of the folder.
     """
     folder = Path(folder)
     card = folder / CARD_NAME
-    inside = folder.resolve()
     configs: dict[str, dict[str, list[Path]]] = {}
     entries = read_card(folder).get("configs", [])
     if not isinstance(entries, list) or not all(_is_config_entry(config) for config in entries):
@@ -114,11 +114,7 @@ def dataset_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
             for pattern in patterns:
                 if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
                     raise InputError(f"{card}: data file path {pattern!r} leads out of the folder; rebuild it")
-                matches = sorted(folder.glob(pattern))
-                outside = [path for path in matches if not path.resolve().is_relative_to(inside)]
-                if outside:
-                    raise InputError(f"{card}: {outside[0]} links out of the folder; rebuild it")
-                files += matches
+                files += sorted(folder.glob(pattern))
     return configs
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gest_showcases.files import write_text_atomically
+
 SPLITS = ("train", "validation", "test")
 CONFIGS = ("raw", "s1", "s2")  # a built dataset folder's configs, one folder each
 
@@ -208,4 +210,4 @@ class DropReport:
 def write_drop_reports(path: str | Path, reports: dict[str, DropReport]) -> None:
     """Write `{stage: {reason: {"count", "examples"}}}` as JSON (sorted keys, so rebuilds match)."""
     payload = {stage: report.to_dict() for stage, report in reports.items()}
-    Path(path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -35,6 +35,7 @@ from transformers import EvalPrediction, Trainer, TrainingArguments
 from gest_showcases.data.build import build_dataset
 from gest_showcases.data.records import normalize_pic_id, split_sentences
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically
 from gest_showcases.numerics import check_finite_rows, check_finite_step
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
@@ -406,7 +407,8 @@ def write_s2(
     explanation_filter.prepare([s for row in rows for s in split_sentences(row["review_text"])])
     result = build(explanation_filter)
     card = Path(dataset) / "README.md"
-    card.write_text(
+    write_text_atomically(  # a card cut by a crash would leave the dataset unreadable
+        card,
         card.read_text(encoding="utf-8")
         + "\n## Explanation classifier (s2)\n\n"
         + "`s2` keeps the sentences whose probability of describing one of the review's images is at least "
@@ -414,7 +416,6 @@ def write_s2(
         + f"classifier in `{card_name(classifier_dir, dataset)}` over CLIP "
         + f"`{card_name(clip_model, dataset)}`: test AUC {summary['test_auc']:.4f}, "
         + f"test F1 {summary['test_f1']:.4f} on {summary['test_pairs']} annotated pairs.\n",
-        encoding="utf-8",
     )
     return result.num_rows["s2"]
 
