@@ -512,3 +512,25 @@ def test_an_annotation_photo_url_becomes_its_id(tmp_path):
     url = "https://lh5.googleusercontent.com/p/AF1QipPic=w100"
     path.write_text(json.dumps({"pic_id": url, "sentence": "Good.", "label": True}) + "\n\n")
     assert [row["pic_id"] for row in read_annotations(path)] == ["AF1QipPic"]
+
+
+def test_builder_drops_a_photo_that_links_out_of_the_images_folder(tmp_path, images):
+    """Session 24's audit: the build followed `X.jpg -> ~/private.jpg`, and `--copy_images` put the private file into
+    the dataset, which `push` would then publish. A link inside the folder is a photo like any other."""
+    private = tmp_path / "private"
+    private.mkdir()
+    jpeg(private, "secret", seed=99)
+    (images / f"{pic(900)}.jpg").symlink_to(private / "secret.jpg")
+    (images / f"{pic(901)}.jpg").symlink_to(images / f"{pic(5)}.jpg")
+    path = lines(tmp_path / "image_review_all.json", [
+        record(user(1), business(1), pics=[pic(900)]), record(user(1), business(2), pics=[pic(901)]),
+        record(user(1), business(3), pics=[pic(1)]), record(user(1), business(4), pics=[pic(4)]),
+        record(user(2), business(1), pics=[pic(2)]), record(user(2), business(2), pics=[pic(3)]),
+    ])  # fmt: skip
+    result = build_dataset([path], images, tmp_path / "out", copy_images=True)
+    assert result.reports["s1"].to_dict()["image linking out of the images folder"] == {
+        "count": 1, "examples": [f"{pic(900)}.jpg"]
+    }  # fmt: skip
+    assert sorted(row["pics"][0] for row in s1_rows(tmp_path / "out")) == sorted(map(pic, (901, 1, 2, 3, 4)))
+    copied = {path.name for path in (tmp_path / "out").rglob("*.jpg")}
+    assert f"{pic(900)}.jpg" not in copied and f"{pic(901)}.jpg" in copied

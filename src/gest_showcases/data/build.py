@@ -385,6 +385,7 @@ def _drop_unusable_images(table: pa.Table, check: _ImageCheck, report: DropRepor
     for reason, code in (
         ("missing image", ImageStatus.MISSING),
         ("unreadable image", ImageStatus.UNREADABLE),
+        ("image linking out of the images folder", ImageStatus.OUTSIDE),
     ):
         bad = uniq.filter(pa.array(status == code))
         report.add_many(

@@ -122,6 +122,7 @@ class ImageStatus(enum.IntEnum):
     OK = 0
     MISSING = 1
     UNREADABLE = 2
+    OUTSIDE = 3  # a link out of the images folder: `resolve_image_path` would refuse it, and a copy would publish it
 
 
 def image_path(images_dir: str | Path, pic_id: str) -> Path:
@@ -157,7 +158,16 @@ def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageSt
 
 def _probe_batch(job: tuple[str, list[str]]) -> list[int]:
     images_dir, pic_ids = job
-    return [probe_image(image_path(images_dir, pic_id)) for pic_id in pic_ids]
+    root = Path(images_dir).resolve()
+    statuses = []
+    for pic_id in pic_ids:
+        path = image_path(images_dir, pic_id)
+        # A pic id holds no `/`, so only the file itself can be a link (one lstat; realpath only for links).
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            statuses.append(ImageStatus.OUTSIDE)
+        else:
+            statuses.append(probe_image(path))
+    return statuses
 
 
 def check_images(images_dir: str | Path, pic_ids: Sequence[str], num_proc: int = 1) -> np.ndarray:
