@@ -162,12 +162,17 @@ def _probe_batch(job: tuple[str, list[str]]) -> list[int]:
     statuses = []
     for pic_id in pic_ids:
         path = image_path(images_dir, pic_id)
-        # A pic id holds no `/`, so only the file itself can be a link (one lstat; realpath only for links).
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
-            statuses.append(ImageStatus.OUTSIDE)
-        else:
-            statuses.append(probe_image(path))
+        statuses.append(ImageStatus.OUTSIDE if _links_out(path, root) else probe_image(path))
     return statuses
+
+
+def _links_out(path: Path, root: Path) -> bool:
+    """Whether `path` is a link to a file outside `root`. A pic id holds no `/`, so only the file itself can be a
+    link: one lstat per photo, a realpath only for links."""
+    try:
+        return path.is_symlink() and not path.resolve().is_relative_to(root)
+    except OSError:  # a pic id too long for a file name: `probe_image` reports it missing
+        return False
 
 
 def check_images(images_dir: str | Path, pic_ids: Sequence[str], num_proc: int = 1) -> np.ndarray:
