@@ -7,6 +7,7 @@ downloaded. A screenshot of each showcase is saved under test-artifacts/.
 """
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,7 +21,16 @@ from pathlib import Path
 import pytest
 from markupsafe import escape
 
-from gest_showcases.app import DATASET_USER, DESCRIBED_USER, DatasetCatalog, ShowcaseApp, showcase_file_name
+from gest_showcases.app import (
+    DATASET_USER,
+    DESCRIBED_USER,
+    MAX_DESCRIBED_REVIEWS,
+    MAX_DESCRIPTION_CHARACTERS,
+    DatasetCatalog,
+    ShowcaseApp,
+    markdown_text,
+    showcase_file_name,
+)
 from gest_showcases.data.build import build_dataset
 from gest_showcases.dataset_requests import request_from_dataset
 from gest_showcases.features.inputs import read_config_rows
@@ -333,6 +343,20 @@ def test_respond_reads_the_dataset_and_names_what_is_missing(world, pipeline):
         app.respond(DATASET_USER, None, "", row["business_id"])
     with pytest.raises(ValueError, match="business 'nowhere' has no photos"):
         app.respond(DESCRIBED_USER, None, "Nice.", "nowhere")
+    # A described history is CLIP-encoded whole: bounded.
+    too_many = "\n".join(f"Review {i}." for i in range(MAX_DESCRIBED_REVIEWS + 1))
+    with pytest.raises(ValueError, match=f"at most {MAX_DESCRIBED_REVIEWS} reviews"):
+        app.respond(DESCRIBED_USER, None, too_many, row["business_id"])
+    with pytest.raises(ValueError, match=f"at most {MAX_DESCRIBED_REVIEWS} reviews"):
+        app.respond(DESCRIBED_USER, None, "x" * (MAX_DESCRIPTION_CHARACTERS + 1), row["business_id"])
+
+
+def test_notes_show_dataset_text_as_text():
+    """A warning quotes dataset ids; Markdown would have made `![x](http://...)` an image the page loads."""
+    hostile = "photo ![x](http://evil.example/a.png) <img src=x> [y](http://e) a_b"
+    escaped = markdown_text(hostile)
+    assert re.search(r"(?<!\\)[<>\[\]()!]", escaped) is None  # every bracket and `!` escaped
+    assert re.sub(r"\\(.)", r"\1", escaped) == hostile  # unescaped, the same text
 
 
 def test_respond_with_output_dir_writes_the_showcase_it_shows(world, pipeline, tmp_path):

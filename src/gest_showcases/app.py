@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 DATASET_USER, DESCRIBED_USER = "A user of the dataset", "Describe a user"
 _FILE_NAME_PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A described user's history is CLIP-encoded whole on every request: bounded, so one request cannot take the server.
+MAX_DESCRIBED_REVIEWS, MAX_DESCRIPTION_CHARACTERS = 50, 20_000
+# Markdown's punctuation: a warning that quotes dataset ids is shown as text, never as a link or an image.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
 
 
 @dataclass
@@ -206,7 +210,13 @@ class DatasetCatalog:
         """A described user's request: one history review per non-empty line of `description`."""
         if business not in self.pools:
             raise ValueError(f"business {business!r} has no photos in {self.folder} (config {self.config!r})")
-        texts = [line.strip() for line in description.splitlines() if line.strip()]
+        lines = description[: MAX_DESCRIPTION_CHARACTERS + 1].splitlines()
+        texts = [line.strip() for line in lines if line.strip()]
+        if len(texts) > MAX_DESCRIBED_REVIEWS or len(description) > MAX_DESCRIPTION_CHARACTERS:
+            raise ValueError(
+                f"describe the user in at most {MAX_DESCRIBED_REVIEWS} reviews, one per line, and "
+                f"{MAX_DESCRIPTION_CHARACTERS:,} characters"
+            )
         described = {"candidate_pics": self.pools[business], "history_texts": texts, "business_id": business}
         return ShowcaseInput.from_row(described, self.paths)
 
@@ -249,8 +259,13 @@ def showcase_view(showcase: Showcase, history: list[str], truth_text: str, truth
         history="\n".join(history) or "(no history: a cold user)",
         truth_text=truth_text,
         truth_photos=[(str(path), pic) for pic, path in truth_photos],
-        notes="\n".join(f"- {warning}" for warning in showcase.warnings),
+        notes="\n".join(f"- {markdown_text(warning)}" for warning in showcase.warnings),
     )
+
+
+def markdown_text(text: str) -> str:
+    """`text` escaped for Markdown: shown as written, whatever ids or brackets it quotes."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 def _file_name_part(identifier: str) -> str:
@@ -329,7 +344,8 @@ class ShowcaseApp:
                 self.write_showcase(showcase, request, truth_text, truth_photos, history_photos)
             except OSError as error:  # a full disk: the page still shows what was computed
                 logger.error("could not write the showcase into %s: %s", self.output_dir, error)
-                view.notes = "\n".join(filter(None, [view.notes, f"- not saved to --output_dir: {error}"]))
+                note = f"- not saved to --output_dir: {markdown_text(str(error))}"
+                view.notes = "\n".join(filter(None, [view.notes, note]))
         return view
 
     def write_showcase(
@@ -408,6 +424,7 @@ class ShowcaseApp:
                     description = gr.Textbox(
                         label="The user's reviews, one per line",
                         lines=4,
+                        max_length=MAX_DESCRIPTION_CHARACTERS,
                         visible=False,
                         elem_id="description",
                         placeholder="Great ramen, the broth was rich.\nCozy place with friendly staff.",
