@@ -496,9 +496,10 @@ def showcase_card(
         tags=[*TAGS, TASK, "pc2l", "dpp", "multimodal"],
         eval_results=_model_index(found),
     )
-    k = saved["k"] if saved["k"] is not None else selector.top_k  # an unset k is the selector's
-    settings = [("k", k)] + [
-        (key, saved[key]) for key in ("image_kind", "num_beams", "max_new_tokens", "batch_size")
+    k = saved.get("k") or selector.top_k  # an unset k is the selector's
+    image_kind = saved.get("image_kind") or generator.image_features_read  # as the pipeline resolves it
+    settings = [("k", k), ("image_kind", image_kind)] + [
+        (key, saved.get(key)) for key in ("num_beams", "max_new_tokens", "batch_size")
     ]
     card = ModelCard.from_template(
         data,
@@ -517,7 +518,7 @@ def showcase_card(
         width=generator.decoder.hidden_size,
         vision=saved.get("vision"),
         settings=settings,
-        image_features=IMAGE_FEATURES[saved["image_kind"]],
+        image_features=IMAGE_FEATURES[image_kind],
         results=results_markdown(results),
         evaluation=eval_results_markdown(
             found, f"{LOOKED_FOR['generator']}; {LOOKED_FOR['selector']} or in `{saved['selector']}/`"

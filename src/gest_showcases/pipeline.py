@@ -311,6 +311,8 @@ def _read_showcase_config(folder: Path) -> dict:
             (folder / value).is_dir() and (folder / value).resolve().is_relative_to(folder.resolve())
         ):
             raise InputError(f"{folder / SHOWCASE_CONFIG}: {part!r} names {value!r}, which is no subfolder of {folder}")
+    if saved.get("image_kind") not in (None, *IMAGE_KINDS):
+        raise InputError(f"{folder / SHOWCASE_CONFIG}: 'image_kind' must be one of {IMAGE_KINDS}, got {saved['image_kind']!r}")
     for setting in SAVED_SETTINGS:
         value = saved.get(setting)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

@@ -22,6 +22,7 @@ from gest_showcases.baselines.data import GeneratorDataArguments, feature_kinds,
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import GeneratorInputs, generate_baseline, load_generator
 from gest_showcases.commands import evaluate
+from gest_showcases.errors import InputError
 from gest_showcases.metrics.generations import read_generations
 
 TRAINING = ["--max_steps", "3", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
@@ -214,3 +215,24 @@ def test_a_run_cut_off_resumes_with_resume_from_checkpoint_last(assets, tmp_path
     for name, value in expected.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=1e-6, msg=name)
     assert _records(cut) == _records(whole)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda saved: saved | {"extra": 1}, "is not a generator_inputs.json that `train-generator` writes"),
+        (lambda saved: {k: v for k, v in saved.items() if k != "max_length"}, "is not a generator_inputs.json"),
+        (lambda saved: [saved], "is not a generator_inputs.json"),
+        (lambda saved: saved | {"model": "gpt-9"}, "unknown model 'gpt-9'; expected one of"),
+    ],
+    ids=["unknown-key", "missing-key", "not-an-object", "unknown-model"],
+)
+def test_a_damaged_inputs_file_is_one_line(assets, tmp_path, monkeypatch, change, message):
+    """Session 24's audit: these were a TypeError or KeyError traceback from `load_generator`."""
+    monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
+    out = tmp_path / "run"
+    assert cli.main(_argv(assets, "st", out, "--max_images", "1", "--generate_test", "False")) == 0
+    path = out / "generator_inputs.json"
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    with pytest.raises(InputError, match=message):
+        GeneratorInputs.load(out)

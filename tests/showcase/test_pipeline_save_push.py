@@ -166,6 +166,7 @@ def test_folders_that_are_no_saved_pipeline_are_refused(checkpoints, saved, tmp_
         ({"max_new_tokens": True}, "'max_new_tokens' must be a whole number >= 1, got True"),
         ({"selector": "no-such-part"}, "'selector' names 'no-such-part', which is no subfolder of"),
         ({"selector": "outside"}, "'selector' names 'outside', which is no subfolder of"),
+        ({"image_kind": "pixels"}, "'image_kind' must be one of"),
         ([], "is not a JSON object"),
     ],
 )

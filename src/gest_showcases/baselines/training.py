@@ -12,6 +12,7 @@ Table 2 generator, PC2L included (its batch is the collator's for `("image", "re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
@@ -99,7 +100,22 @@ class GeneratorInputs:
         path = Path(folder) / INPUTS_FILE
         if not path.is_file():
             raise InputError(f"{folder}: no {INPUTS_FILE}; pass a folder that `train-generator` wrote")
-        return cls(**json.loads(path.read_text()))
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        fields = dataclasses.fields(cls)
+        names = {item.name for item in fields}
+        required = {
+            item.name
+            for item in fields
+            if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+        }
+        if not isinstance(saved, dict) or set(saved) - names or required - set(saved):
+            raise InputError(
+                f"{path} is not a {INPUTS_FILE} that `train-generator` writes (keys: {sorted(names)}); "
+                "train the generator again"
+            )
+        if saved["model"] not in BASELINES:
+            raise InputError(f"{path}: unknown model {str(saved['model'])[:40]!r}; expected one of {sorted(BASELINES)}")
+        return cls(**saved)
 
     def collator(self, tokenizer) -> GeneratorCollator:
         return GeneratorCollator(
