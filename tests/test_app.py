@@ -36,7 +36,7 @@ from gest_showcases.dataset_requests import request_from_dataset
 from gest_showcases.features.inputs import read_config_rows
 from gest_showcases.pipeline import ShowcasePipeline
 from gest_showcases.synth import SynthConfig, generate_world, write_world
-from tiny_assets import save_tiny_checkpoints
+from tiny_assets import few_threads, save_tiny_checkpoints  # noqa: F401  (few_threads: one thread, as the server runs)
 
 pytestmark = pytest.mark.slow
 
