@@ -88,7 +88,7 @@ from gest_showcases.features.clip import (
 )
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
-from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS
+from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS, PAPER_DECODING
 from gest_showcases.model_folders import loading, require_model_type
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.tensors import pad_ragged
@@ -384,8 +384,9 @@ class ShowcasePipeline:
             given here overrides the config.
         batch_size (`int`, *optional*, defaults to 8): requests processed together.
         k (`int`, *optional*): photos per showcase; defaults to the selector's `config.top_k`.
-        num_beams (`int`, *optional*, defaults to 2), max_new_tokens (`int`, *optional*, defaults to 64):
-            decoding settings (the paper's).
+        num_beams (`int`, *optional*), max_new_tokens (`int`, *optional*): decoding settings; by default the
+            generator's `generation_config` (a PC2L checkpoint carries the paper's 2 beams and 64 new tokens),
+            with 64 new tokens where it sets none.
     """
 
     def __init__(
@@ -398,8 +399,8 @@ class ShowcasePipeline:
         vision: ImageFeatureModel | None = None,
         image_kind: str | None = None,
         batch_size: int = 8,
-        num_beams: int = 2,
-        max_new_tokens: int = 64,
+        num_beams: int | None = None,
+        max_new_tokens: int | None = None,
         k: int | None = None,
     ):
         recorded = generator.config.image_kind
@@ -609,11 +610,14 @@ class ShowcasePipeline:
         Args:
             k (`int`, *optional*): photos per showcase; defaults to the pipeline's `k`.
             batch_size (`int`, *optional*): requests per batch; defaults to the pipeline's.
-            generate_kwargs: passed to `generate` (defaults: `num_beams`, `max_new_tokens` of the pipeline).
+            generate_kwargs: passed to `generate` (defaults: `num_beams`, `max_new_tokens` of the pipeline, else the
+                generator's `generation_config`); one text per request, so no `num_return_sequences` above 1.
 
         Returns:
             A `Showcase`, or a list of them (same order) for a list of requests.
         """
+        if generate_kwargs.get("num_return_sequences", 1) != 1:
+            raise InputError("a showcase has one explanation: num_return_sequences must be 1")
         single = isinstance(inputs, ShowcaseInput | Mapping)
         requests = [
             item if isinstance(item, ShowcaseInput) else ShowcaseInput(**item)
@@ -629,7 +633,10 @@ class ShowcasePipeline:
 
     def resolve_k(self, k: int | None) -> int:
         """Photos per showcase: `k` when given, else the pipeline's `k`, else the selector's `config.top_k`."""
-        return k if k is not None else self.k if self.k is not None else self.selector.config.top_k
+        k = k if k is not None else self.k if self.k is not None else self.selector.config.top_k
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise InputError(f"k (photos per showcase) must be a whole number >= 1, got {k!r}")
+        return k
 
     def _check_feature_models(self) -> None:
         """InputError when an encoder of the pipeline cannot compute the features the generator was trained on:
@@ -819,7 +826,10 @@ class ShowcasePipeline:
         if config.uses_reviews:
             reviews = [item.reviews for item in prepared]
             inputs["review_features"], inputs["review_mask"] = pad_ragged(reviews, limit=config.max_reviews)
-        settings = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens} | generate_kwargs
+        settings = {"num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens}
+        if self.max_new_tokens is None and self.generator.generation_config.max_new_tokens is None:
+            settings["max_new_tokens"] = PAPER_DECODING["max_new_tokens"]  # not generate's default max_length of 20
+        settings = {name: value for name, value in settings.items() if value is not None} | generate_kwargs
         ids = self.generator.generate(
             **{name: value.to(self.device) for name, value in inputs.items()}, **settings
         )

@@ -12,6 +12,7 @@ import torch
 from pc2l_fixtures import build_tokenizer, synthetic_examples, tiny_config
 from transformers import TrainingArguments
 
+from gest_showcases.commands.running import close_process_group
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.trainer import PC2LTrainer
@@ -47,10 +48,9 @@ def main(output_dir: Path) -> None:
     record = {"world_size": args.world_size, "checksum": float(after), "changed": bool(after != before),
               "logged": logged}  # fmt: skip
     (output_dir / f"rank{args.process_index}.json").write_text(json.dumps(record))
-    # As gest_showcases.commands.running.close_process_group: a gloo group left to interpreter shutdown can
-    # abort the process after its work is done, and one destroyed with a collective still queued deadlocks.
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
+    # A gloo group left to interpreter shutdown can abort the process after its work is done; the package's
+    # commands close it this way (see its docstring for the deadlock a plain destroy can meet).
+    close_process_group()
 
 
 if __name__ == "__main__":

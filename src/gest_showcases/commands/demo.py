@@ -54,6 +54,7 @@ from pathlib import Path
 
 import datasets
 import torch
+from transformers import GenerationConfig
 
 from gest_showcases.data.folder import dataset_image_paths, read_rows
 from gest_showcases.errors import InputError, check_at_least
@@ -86,6 +87,7 @@ logger = logging.getLogger(__name__)
 
 TABLE4_COLUMNS = (("bleu_1", "BLEU-1"), ("distinct_2", "Distinct-2"), ("clip_align", "CLIP-Align"))
 SELECTOR_MODE = "img+text"
+DEMO_NO_REPEAT_NGRAM_SIZE = 3  # with the paper's beam search; recorded in each demo generator's generation_config
 # Row names of the generations file: Table 2's system names.
 SYSTEMS = {
     "pc2l": "PC2L",
@@ -170,6 +172,14 @@ def generate_showcases(
     """Showcases of every test request by each generator in `systems`, photos picked by the img+text selector."""
     showcases = {}
     for system in systems:
+        # The paper's beam search, kept from repeating itself (small decoders loop on a sentence), recorded in the
+        # generator's generation_config: the folder, reloaded, writes the report's text without extra arguments.
+        # A LoRA run (`--decoder smollm2`) keeps the model it applies to, with its generation_config, in base/.
+        weights = work / system / "base" if (work / system / "base").is_dir() else work / system
+        decoding = GenerationConfig.from_pretrained(weights)
+        if decoding.no_repeat_ngram_size != DEMO_NO_REPEAT_NGRAM_SIZE:
+            decoding.no_repeat_ngram_size = DEMO_NO_REPEAT_NGRAM_SIZE
+            decoding.save_pretrained(weights)
         pipeline = ShowcasePipeline.from_pretrained(
             selector=work / "selector" / f"selector-{SELECTOR_MODE}",
             generator=work / system,
@@ -177,8 +187,7 @@ def generate_showcases(
             device="cpu",
             batch_size=16,
         )
-        # The paper's beam search, kept from repeating itself: small decoders loop on a sentence.
-        showcases[system] = pipeline([item["request"] for item in items], no_repeat_ngram_size=3)
+        showcases[system] = pipeline([item["request"] for item in items])
     return showcases
 
 

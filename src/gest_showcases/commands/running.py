@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 
 from gest_showcases.errors import InputError
@@ -28,6 +29,8 @@ from gest_showcases.errors import InputError
 # OSErrors about a path the user gave: their message is "<strerror>: <path>".
 _PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 DEBUG_FLAG = "--debug"
+# How long the process group's worker threads get, without the GIL, to free finished work before it is destroyed.
+_WORKERS_DRAIN_SECONDS = 0.5
 
 
 def run_command(command_main: Callable[..., int | None], name: str, argv: list[str] | None = None) -> int:
@@ -86,15 +89,18 @@ def user_error_message(error: BaseException) -> str | None:
 def close_process_group(wait_for_other_processes: bool = True) -> None:
     """Destroy the default torch.distributed process group if this process joined one.
 
-    With `wait_for_other_processes`, first a barrier: every process has finished the command and every
-    collective it queued has run. A gloo group destroyed with a collective still queued (a rank that left
-    early) deadlocks: the group's worker thread needs the GIL to free that work's tensors while the thread
-    destroying the group holds it. After an error the other processes may be inside another collective, so
-    there is no barrier: the launcher stops them when this one exits.
+    A gloo group deadlocks when it is destroyed while one of its worker threads is still freeing a finished
+    collective: freeing that work's tensors needs the GIL, which the thread destroying the group holds while it
+    joins the worker (seen in a stress run, and again under load with only the barrier below). So first, with
+    `wait_for_other_processes`, a barrier (every process has finished the command, every collective it queued has
+    run), then a pause without the GIL in which the workers free what they hold. After an error the other
+    processes may be inside another collective, so there is no barrier: the launcher stops them when this one
+    exits.
     """
     torch = sys.modules.get("torch")  # a command that never imported torch joined no group
     if torch is None or not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return
     if wait_for_other_processes:
         torch.distributed.barrier()
+    time.sleep(_WORKERS_DRAIN_SECONDS)
     torch.distributed.destroy_process_group()

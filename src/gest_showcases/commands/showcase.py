@@ -72,8 +72,14 @@ class PipelineArguments:
         },
     )
     k: int | None = field(default=None, metadata={"help": "photos to select (default: the selector's top_k)"})
-    num_beams: int = field(default=2, metadata={"help": "beams of the explanation's beam search"})
-    max_new_tokens: int = field(default=64, metadata={"help": "most tokens of the explanation"})
+    num_beams: int | None = field(
+        default=None,
+        metadata={"help": "beams of the explanation's beam search (default: the generator's generation_config; 2)"},
+    )
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={"help": "most tokens of the explanation (default: the generator's generation_config; 64)"},
+    )
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, ... (default: cuda if available)"})
 
     def __post_init__(self):

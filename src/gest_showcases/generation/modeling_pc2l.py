@@ -238,6 +238,17 @@ class PC2LEncoder(nn.Module):
         # An identity (no weights, so checkpoints of equal widths are unchanged) when the widths agree.
         self.output_projection = nn.Linear(width, decoder_width) if width != decoder_width else nn.Identity()
 
+    def _checked_features(self, features: torch.Tensor, name: str, width_field: str) -> torch.Tensor:
+        """`features` [B, N, config.<width_field>], cast to the encoder's dtype (a bf16 model reads fp32 features,
+        as transformers' vision-language models cast their pixel values); ValueError naming the field otherwise."""
+        width = getattr(self.config, width_field)
+        if features.dim() != 3 or features.shape[-1] != width:
+            raise ValueError(
+                f"{name} must be [batch, items, {width}] (config.{width_field}), got shape {tuple(features.shape)}"
+            )
+        dtype = self.modality_embeddings.weight.dtype
+        return features.to(dtype) if features.is_floating_point() and features.dtype != dtype else features
+
     def forward(
         self,
         image_features: torch.Tensor | None,
@@ -253,6 +264,7 @@ class PC2LEncoder(nn.Module):
         if self.config.uses_images:
             if image_features is None:
                 raise ValueError(f"input_mode={self.config.input_mode!r} needs image_features")
+            image_features = self._checked_features(image_features, "image_features", "image_feature_dim")
             if image_mask is None:  # no padding: every image is real
                 image_mask = image_features.new_ones(image_features.shape[:2], dtype=torch.bool)
             tokens.append(
@@ -262,6 +274,11 @@ class PC2LEncoder(nn.Module):
         if self.config.uses_reviews:
             if review_features is None:
                 raise ValueError(f"input_mode={self.config.input_mode!r} needs review_features")
+            review_features = self._checked_features(review_features, "review_features", "review_feature_dim")
+            if image_features is not None and self.config.uses_images and len(review_features) != len(image_features):
+                raise ValueError(
+                    f"image_features hold {len(image_features)} examples and review_features {len(review_features)}"
+                )
             if review_mask is None:  # no padding: every review is real
                 review_mask = review_features.new_ones(review_features.shape[:2], dtype=torch.bool)
             tokens.append(
@@ -569,6 +586,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
 
     def get_output_embeddings(self) -> nn.Module:
         return self.decoder.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        # `resize_token_embeddings` (after adding a pad token) sets the LM head through here.
+        self.decoder.set_output_embeddings(value)
 
     def encode(
         self,

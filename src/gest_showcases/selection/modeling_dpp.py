@@ -245,6 +245,11 @@ class DPPImageSelector(PreTrainedModel):
         """
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
+        # A bf16 or fp16 selector reads fp32 features (CLIP's, as cached), as transformers' models cast pixel values.
+        profile_text, profile_image, candidate_features, image_features = (
+            features.to(self.dtype) if features is not None and features.is_floating_point() else features
+            for features in (profile_text, profile_image, candidate_features, image_features)
+        )
         if (candidate_features is None) == (image_features is None) or (image_features is None) != (
             candidate_image_index is None
         ):

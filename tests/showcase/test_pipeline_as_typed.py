@@ -1,0 +1,88 @@
+"""Calls a transformers user types on the showcase pipeline and its models (session 24's review): the checkpoint's
+own decoding, a bf16 model on fp32 features, `resize_token_embeddings`, and clear errors for what cannot work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gest_showcases.errors import InputError
+from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.pipeline import ShowcasePipeline
+from gest_showcases.selection import DPPImageSelector
+
+
+def _request(photos):
+    return {"candidates": [str(photos[f"pic{i}"]) for i in range(6)], "history_texts": ["Great ramen."]}
+
+
+@pytest.fixture(scope="module")
+def pipeline(checkpoints):
+    return ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", k=2)
+
+
+def test_the_generators_own_decoding_is_used_unless_one_is_given(pipeline, photos, monkeypatch):
+    seen = []
+    generate = pipeline.generator.generate
+
+    def spy(**kwargs):
+        seen.append({key: kwargs.get(key) for key in ("num_beams", "max_new_tokens")})
+        return generate(**kwargs)
+
+    monkeypatch.setattr(pipeline.generator, "generate", spy)
+    monkeypatch.setattr(pipeline.generator.generation_config, "max_new_tokens", 3)
+    pipeline(_request(photos))
+    assert seen[-1] == {"num_beams": None, "max_new_tokens": None}  # generate reads its generation_config
+    pipeline(_request(photos), num_beams=1, max_new_tokens=2)
+    assert seen[-1] == {"num_beams": 1, "max_new_tokens": 2}
+    monkeypatch.setattr(pipeline.generator.generation_config, "max_new_tokens", None)
+    pipeline(_request(photos))
+    assert seen[-1]["max_new_tokens"] == 64  # never generate's default max_length of 20
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ({"k": 0}, "k .* must be a whole number >= 1, got 0"),
+        ({"k": 2.5}, "got 2.5"),
+        ({"num_return_sequences": 2, "num_beams": 2}, "num_return_sequences must be 1"),
+    ],
+)
+def test_what_a_showcase_cannot_be_is_one_clear_error(pipeline, photos, call, message):
+    with pytest.raises(InputError, match=message):
+        pipeline(_request(photos), **call)
+
+
+def test_a_bf16_generator_and_selector_read_fp32_features(checkpoints):
+    generator = PC2LForConditionalGeneration.from_pretrained(checkpoints["generator"], dtype=torch.bfloat16)
+    config = generator.config
+    features = {"image_features": torch.randn(2, 3, config.image_feature_dim),
+                "review_features": torch.randn(2, 2, config.review_feature_dim)}  # fmt: skip
+    ids = generator.generate(**features, num_beams=1, max_new_tokens=3)
+    assert ids.shape[0] == 2
+    selector = DPPImageSelector.from_pretrained(checkpoints["selector"], dtype=torch.bfloat16)
+    selected = selector.select(
+        torch.randn(2, selector.config.text_dim), torch.randn(2, selector.config.image_dim),
+        torch.randn(2, 5, selector.config.image_dim), k=2,
+    )  # fmt: skip
+    assert len(selected[0]) == 2
+
+
+def test_wrong_feature_shapes_name_the_config_field(checkpoints):
+    generator = PC2LForConditionalGeneration.from_pretrained(checkpoints["generator"])
+    width = generator.config.image_feature_dim
+    reviews = torch.randn(2, 2, generator.config.review_feature_dim)
+    with pytest.raises(ValueError, match=rf"image_features must be \[batch, items, {width}\] \(config.image_feature_dim\)"):
+        generator.generate(image_features=torch.randn(2, 3, width + 1), review_features=reviews, max_new_tokens=2)
+    with pytest.raises(ValueError, match="got shape \\(2, 16\\)"):
+        generator.generate(image_features=torch.randn(2, 16), review_features=reviews, max_new_tokens=2)
+    with pytest.raises(ValueError, match="image_features hold 3 examples and review_features 2"):
+        generator.generate(image_features=torch.randn(3, 3, width), review_features=reviews, max_new_tokens=2)
+
+
+def test_resize_token_embeddings_after_adding_a_pad_token(checkpoints):
+    generator = PC2LForConditionalGeneration.from_pretrained(checkpoints["generator"])
+    size = generator.get_input_embeddings().weight.shape[0]
+    generator.resize_token_embeddings(size + 1)
+    assert generator.get_output_embeddings().weight.shape[0] == size + 1
+    assert generator.get_output_embeddings().weight is generator.get_input_embeddings().weight  # still tied
