@@ -501,8 +501,9 @@ def check_can_listen(host: str, port: int) -> None:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
             probe.bind(address)
-    except OSError as error:  # socket.gaierror (no such host) is one too
-        reason = error.strerror or str(error)
+    # socket.gaierror (no such host) is an OSError; a name the IDNA codec refuses (`not..a..host`) a UnicodeError.
+    except (OSError, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
         raise InputError(f"--host {host} --port {port}: cannot listen there ({reason}); give another") from error
 
 

@@ -234,8 +234,10 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     base = _stage_pc2l(args, run / BASE_FOLDER, run, base_id, root / "generator-base")
     output = root / "generator"
     output.mkdir(parents=True)
-    shutil.copy2(run / "adapter_model.safetensors", output / "adapter_model.safetensors")
+    shutil.copy2(_inside(run / "adapter_model.safetensors", run, "LoRA run"), output / "adapter_model.safetensors")
     adapter_config = json.loads((run / "adapter_config.json").read_text(encoding="utf-8"))
+    if not isinstance(adapter_config, dict):
+        raise InputError(f"{run / 'adapter_config.json'} is not a JSON object: not a train-pc2l --lora run")
     adapter_config["base_model_name_or_path"] = base_id  # the run's absolute base path means nothing on the Hub
     (output / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
     with loading("--generator", run):  # its tokenizer

@@ -119,6 +119,13 @@ def test_build_config_file_may_leave_required_options_to_the_command_line(tmp_pa
         build.main(["--config", config])  # --input is nowhere
     err = capsys.readouterr().err
     assert "required" in err and "--input" in err
+    # `input: null` in the file is no value either (session 24's audit: it reached the reader as None).
+    nulled = write_yaml(tmp_path / "nulled.yml", {"images": "photos", "input": None})
+    with pytest.raises(SystemExit):
+        build.main(["--config", nulled])
+    err = capsys.readouterr().err
+    assert "required" in err and "--input" in err
+    assert len(build_dataset.calls) == 1
 
 
 def test_build_refuses_unknown_config_keys_and_a_config_that_is_not_yaml(tmp_path, build_dataset):

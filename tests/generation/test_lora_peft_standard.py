@@ -168,3 +168,20 @@ def test_push_stages_the_base_and_an_adapter_that_names_it(lora_run, tmp_path):
     model = PeftModel.from_pretrained(base, adapter_folder).eval()
     with torch.no_grad():
         torch.testing.assert_close(model(**_inputs()).logits, lora_run["expected"], rtol=0, atol=0)
+
+
+def test_push_refuses_an_adapter_that_links_out_of_the_run(lora_run, tmp_path):
+    """Session 24's audit: `adapter_model.safetensors -> /etc/passwd` in a run folder was copied into the staged
+    repository, to be published."""
+    from gest_showcases.errors import InputError
+    from gest_showcases.push import PushArguments, push
+
+    run = tmp_path / "run"
+    shutil.copytree(lora_run["run"], run, symlinks=True)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    (run / "adapter_model.safetensors").unlink()
+    (run / "adapter_model.safetensors").symlink_to(secret)
+    with pytest.raises(InputError, match="leads outside the LoRA run folder"):
+        push(PushArguments(namespace="me", generator=str(run), dry_run=str(tmp_path / "out")))
+    assert not any(path.read_bytes() == b"private" for path in (tmp_path / "out").rglob("*") if path.is_file())

@@ -200,6 +200,31 @@ def test_malformed_truth_is_refused(tmp_path):
         SynthTruth.load(tmp_path / "list.json")
 
 
+def _changed(change):
+    truth = json.loads(json.dumps(TRUTH))
+    change(truth)
+    return truth
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t["subjects"]["ramen"].update(aliases=5), "subject 'ramen' needs .* a list of aliases"),
+        (lambda t: t["subjects"]["ramen"].update(aliases=[5]), "a list of aliases"),
+        (lambda t: t["subjects"]["ramen"].update(aliases="ramen"), "a list of aliases"),  # not one per letter
+        (lambda t: t["pics"]["p1"].update(subject=["ramen"]), "photo 'p1': subject and review_id must be text"),
+        (lambda t: t["pics"]["p1"].update(review_id=["x"]), "subject and review_id must be text"),
+        (lambda t: next(iter(t["users"].values())).update(favourite_dishes="ramen"), "must be a list of dish"),
+        (lambda t: next(iter(t["users"].values())).update(favourite_dishes=None), "must be a list of dish"),
+    ],
+)
+def test_truth_of_the_wrong_shape_is_one_clear_error(change, message):
+    """Session 24's audit: these were TypeErrors and AttributeErrors, and a string of aliases was read letter by
+    letter."""
+    with pytest.raises(InputError, match=message):
+        SynthTruth.load(_changed(change))
+
+
 def _records(system, texts):
     return [
         Generation(f"{user}_{business}", system, text, EXAMPLES[i][0], tuple(pics))

@@ -409,7 +409,7 @@ def _parse_with_file(
     missing = [
         "/".join(action.option_strings) or action.dest
         for action in actions
-        if action.required and action.dest not in values
+        if action.required and values.get(action.dest) is None  # `dataset: null` in the file is no value either
     ]
     if missing:
         parser.error(

@@ -161,7 +161,7 @@ def _test_requests(dataset: Path, limit: int, images: Path) -> list[dict]:
     # All splits read, then filtered: a world too small for test rows has no test split to ask for.
     rows = [row for row in read_rows(dataset, "s2") if row["split"] == "test"][:limit]
     if not rows:
-        raise ValueError(f"{dataset} has no s2 test rows: make the world bigger")
+        raise InputError(f"{dataset} has no s2 test rows: make the world bigger")
     paths = dataset_image_paths(dataset, rows, images)
     return [{"row": row, "request": ShowcaseInput.from_row(row, paths), "paths": paths} for row in rows]
 

@@ -573,6 +573,11 @@ class Experiment:
             [columns["image_features"][i] for i in keep],
             [columns["review_features"][i] for i in keep],
         )
+        if len(dataset) < 2:
+            raise InputError(
+                f"the world has {len(dataset)} validation example(s) with photos and a history, and the input "
+                "probe swaps inputs between two or more: make it bigger (--num_reviews)"
+            )
         collator = PC2LCollator(
             tokenizer, max_images=model.config.max_images, max_reviews=model.config.max_reviews
         )
@@ -887,7 +892,7 @@ def run_experiment(args: ExperimentArguments) -> dict:
         experiment.prepare_world()
         rows = experiment.test_rows()
         if len(rows) < 2:
-            raise ValueError(
+            raise InputError(
                 f"the world has {len(rows)} usable s2 test example(s): make it bigger (--num_reviews)"
             )
         per_seed, every_metric = {}, {}

@@ -171,6 +171,12 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
     validation_dataset = None
     if script_args.validation_split in splits:
         validation_dataset = examples(script_args.validation_split)
+    # A dataset whose review texts are all empty has no review features: no width to build the selector with.
+    if review_table.embeddings.numel() == 0 or image_table.embeddings.numel() == 0:
+        raise InputError(
+            f"--features {script_args.features} holds no review or no image features: extract features of a "
+            "dataset with review texts and photos"
+        )
     base_config = DPPSelectorConfig(
         text_dim=review_table.embeddings.shape[1],
         image_dim=image_table.embeddings.shape[1],

@@ -83,6 +83,7 @@ from transformers import (
 
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
+from gest_showcases.errors import InputError
 from gest_showcases.numerics import check_finite_step
 from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
 
@@ -231,7 +232,10 @@ def read_paired_reviews(
         sentences.append(review_sentences)
         texts.append(row["review_text"])
     if not sentences:
-        raise ValueError(f"{dataset} has no {split} review in s1 with both an image and a sentence")
+        raise InputError(
+            f"{dataset} has no {split} review in s1 with both an image and a sentence: build it with a {split} split "
+            "(--split_ratios) or with more reviews"
+        )
     return PairedReviews(
         pixels=torch.stack(pixels),
         image_review=torch.tensor(image_review),

@@ -103,6 +103,11 @@ METRICS = (
 )
 
 
+def _is_text_list(value, empty: bool = False) -> bool:
+    """A list of strings (a string itself is not: it would be read character by character)."""
+    return isinstance(value, list) and (empty or bool(value)) and all(isinstance(item, str) for item in value)
+
+
 def _normalise(phrase: str) -> str:
     return " ".join(phrase.lower().split())
 
@@ -159,9 +164,9 @@ class SynthTruth:
             if (
                 not isinstance(subject, Mapping)
                 or subject.get("kind") not in ("dish", "aspect")
-                or not subject.get("aliases")
+                or not _is_text_list(subject.get("aliases"))
             ):
-                raise InputError(f"{source}: subject {name!r} needs a kind (dish or aspect) and aliases")
+                raise InputError(f"{source}: subject {name!r} needs a kind (dish or aspect) and a list of aliases")
             kinds[name] = subject["kind"]
             for alias in subject["aliases"]:
                 key = _normalise(alias)
@@ -186,6 +191,8 @@ class SynthTruth:
             if not isinstance(pic, Mapping) or not isinstance(pic.get("business_id"), str):
                 raise InputError(f"{source}: photo {pic_id!r} has no business_id")
             subject = pic.get("subject")
+            if not isinstance(subject, str | None) or not isinstance(pic.get("review_id", ""), str):
+                raise InputError(f"{source}: photo {pic_id!r}: subject and review_id must be text")
             if subject is not None and subject not in kinds:
                 raise InputError(f"{source}: photo {pic_id!r} shows unknown subject {subject!r}")
             pic_subjects[pic_id] = subject
@@ -198,6 +205,8 @@ class SynthTruth:
         for user_id, user in _section(truth, "users", source).items():
             if not isinstance(user, Mapping):
                 raise InputError(f"{source}: user {user_id!r} is not an object")
+            if not _is_text_list(user.get("favourite_dishes", []), empty=True):
+                raise InputError(f"{source}: user {user_id!r}: favourite_dishes must be a list of dish names")
             dishes = frozenset(user.get("favourite_dishes", ()))
             unknown = sorted(d for d in dishes if kinds.get(d) != "dish")
             if unknown:
