@@ -39,7 +39,13 @@ def test_the_parts_name_what_decides_each_folder_part():
     assert _parts(quick=True, num_reviews=3000)["world"]["num_reviews"] != 3000  # the size the world really has
 
 
+def _finished_cells(folder, *parts):
+    for part in parts:
+        (folder / part / ".done").mkdir(parents=True)
+
+
 def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
+    _finished_cells(tmp_path, "world", "clip", "oracle")
     check_cell_arguments(tmp_path, _parts())
     check_cell_arguments(tmp_path, _parts(seeds=5, tables=["2"], num_threads=1))  # these do not change a cell
     with pytest.raises(InputError, match=r"clip cells made with --pc2l_epochs 10; this call asks for 30"):
@@ -56,6 +62,7 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
 
 
 def test_a_resumed_run_with_other_epochs_stops_before_any_stage(tmp_path, monkeypatch):
+    _finished_cells(tmp_path, "clip")
     check_cell_arguments(tmp_path, _parts(output_dir=str(tmp_path)))
 
     def no_stage(self):
@@ -95,6 +102,7 @@ def test_a_world_made_before_a_new_stage_runs_that_stage_alone(tmp_path, monkeyp
 def test_a_variant_resumed_with_the_other_variant_ce_only_is_refused(tmp_path, first):
     # Its CE only row would be read from the cached scores of the other CE only.
     options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
+    (tmp_path / "clip-n" / "seed-0" / "pc2l" / f"checkpoint-{4}").mkdir(parents=True)  # a cell to resume
     check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=first))
     with pytest.raises(InputError, match=f"--variant_ce_only {first!r}; this call asks for {not first!r}"):
         check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=not first))
@@ -104,6 +112,7 @@ def test_a_variant_recorded_before_variant_ce_only_existed_was_made_without_it(t
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(
         json.dumps({"clip-n": {"generator_args": "--image_feature_noise 0.5"}})
     )
+    _finished_cells(tmp_path, "clip-n")
     options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
     check_cell_arguments(tmp_path, _parts(**options))
     with pytest.raises(InputError, match="--variant_ce_only False"):
@@ -112,6 +121,7 @@ def test_a_variant_recorded_before_variant_ce_only_existed_was_made_without_it(t
 
 def test_a_world_recorded_before_clip_extra_reviews_existed_has_no_separate_world(tmp_path):
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
+    _finished_cells(tmp_path, "world")
     check_cell_arguments(tmp_path, _parts(num_reviews=1000))
     # Its CLIP trained on the world alone: a call asking for the demo's separate world must not reuse it.
     with pytest.raises(InputError, match="world cells made with --clip_extra_reviews 0; this call asks for 2000"):
@@ -125,6 +135,7 @@ def test_a_separate_clip_world_too_small_to_make_is_refused_before_any_stage():
 
 def test_another_world_seed_makes_another_world_and_is_never_mixed_with_the_first(tmp_path, monkeypatch):
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
+    _finished_cells(tmp_path, "world")
     check_cell_arguments(tmp_path, _parts(num_reviews=1000))  # recorded before --world_seed: world seed 0
     with pytest.raises(InputError, match="world cells made with --world_seed 0; this call asks for 1"):
         check_cell_arguments(tmp_path, _parts(num_reviews=1000, world_seed=1))
@@ -139,3 +150,16 @@ def test_another_world_seed_makes_another_world_and_is_never_mixed_with_the_firs
     assert seeds == [7]
     with pytest.raises(InputError, match="--world_seed"):
         ExperimentArguments(world_seed=-1)
+
+
+def test_a_part_without_cells_takes_the_new_arguments(tmp_path):
+    """Session 24's audit: a variant whose options failed before its first cell recorded them, and the corrected
+    call into the same folder was refused, after the world had been made for it."""
+    bad, good = "--encoder_attention_heads 3", "--encoder_attention_heads 4"
+    check_cell_arguments(tmp_path, _parts(variant="v", generator_args=bad))
+    (tmp_path / "clip-v").mkdir()  # made, but no cell finished or checkpointed
+    check_cell_arguments(tmp_path, _parts(variant="v", generator_args=good))
+    assert json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())["clip-v"]["generator_args"] == good
+    (tmp_path / "clip-v" / ".done").mkdir()
+    with pytest.raises(InputError, match="--generator_args"):
+        check_cell_arguments(tmp_path, _parts(variant="v", generator_args=bad))

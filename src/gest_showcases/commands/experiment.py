@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.baselines.data import GeneratorDataArguments
 from gest_showcases.baselines.registry import BASELINES
@@ -854,6 +855,13 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
 RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0}
 
 
+def _holds_cells(part: Path) -> bool:
+    """Whether a part's folder holds a finished cell (a `.done` marker) or a training checkpoint to resume."""
+    return part.is_dir() and any(
+        path.name == ".done" or path.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") for path in part.rglob("*")
+    )
+
+
 def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
     """Refuses a resumed call whose arguments would give a cached part other content, then records the parts.
 
@@ -867,9 +875,11 @@ def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
     path = folder / CELL_ARGUMENTS_FILE
     recorded = json.loads(path.read_text()) if path.exists() else {}
     for part, values in parts.items():
+        # A part without a finished cell or a checkpoint holds nothing a call could reuse: a call that failed before
+        # its first cell (a variant whose options do not fit the decoder) must not lock the folder.
+        if part not in recorded or not _holds_cells(folder / part):
+            continue
         for name, value in values.items():
-            if part not in recorded:
-                continue
             held = recorded[part].get(name, RECORDED_DEFAULTS.get(name, value))
             if held != value:
                 raise InputError(
