@@ -429,6 +429,7 @@ class ShowcasePipeline:
         self.k = k
         self.device = clip_image.device
         self._check_feature_models()
+        self._check_new_tokens(max_new_tokens)
 
     @classmethod
     def from_pretrained(
@@ -631,6 +632,17 @@ class ShowcasePipeline:
             results.extend(self._run_batch(requests[start : start + batch_size], k, generate_kwargs))
         return results[0] if single else results
 
+    def _check_new_tokens(self, max_new_tokens: int | None) -> None:
+        """InputError for more new tokens than a GPT-2 decoder has positions (its position table would be indexed
+        past its end, an IndexError deep in generate); decoders with rotary positions have no such bound."""
+        positions = getattr(self.generator.config.decoder, "n_positions", None)
+        # The start token and the first N - 1 new tokens are read (the last one is only written): N positions.
+        if positions is not None and max_new_tokens is not None and max_new_tokens > positions:
+            raise InputError(
+                f"max_new_tokens {max_new_tokens}: the generator's decoder has {positions} positions "
+                f"(config.decoder.n_positions); give at most {positions}"
+            )
+
     def resolve_k(self, k: int | None) -> int:
         """Photos per showcase: `k` when given, else the pipeline's `k`, else the selector's `config.top_k`."""
         k = k if k is not None else self.k if self.k is not None else self.selector.config.top_k
@@ -830,6 +842,7 @@ class ShowcasePipeline:
         if self.max_new_tokens is None and self.generator.generation_config.max_new_tokens is None:
             settings["max_new_tokens"] = PAPER_DECODING["max_new_tokens"]  # not generate's default max_length of 20
         settings = {name: value for name, value in settings.items() if value is not None} | generate_kwargs
+        self._check_new_tokens(settings.get("max_new_tokens", self.generator.generation_config.max_new_tokens))
         ids = self.generator.generate(
             **{name: value.to(self.device) for name, value in inputs.items()}, **settings
         )

@@ -46,6 +46,7 @@ def test_the_generators_own_decoding_is_used_unless_one_is_given(pipeline, photo
         ({"k": 0}, "k .* must be a whole number >= 1, got 0"),
         ({"k": 2.5}, "got 2.5"),
         ({"num_return_sequences": 2, "num_beams": 2}, "num_return_sequences must be 1"),
+        ({"max_new_tokens": 65}, r"max_new_tokens 65: .* 64 positions \(config.decoder.n_positions\); give at most 64"),
     ],
 )
 def test_what_a_showcase_cannot_be_is_one_clear_error(pipeline, photos, call, message):
@@ -86,3 +87,9 @@ def test_resize_token_embeddings_after_adding_a_pad_token(checkpoints):
     generator.resize_token_embeddings(size + 1)
     assert generator.get_output_embeddings().weight.shape[0] == size + 1
     assert generator.get_output_embeddings().weight is generator.get_input_embeddings().weight  # still tied
+
+
+def test_as_many_new_tokens_as_the_decoder_has_positions_work(pipeline, photos):
+    """The bound is exact: 64 new tokens on a 64-position GPT-2 (the start token and 63 new ones are read)."""
+    assert pipeline.generator.config.decoder.n_positions == 64
+    pipeline(_request(photos), max_new_tokens=64, num_beams=1, min_new_tokens=64)
