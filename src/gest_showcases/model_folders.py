@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from huggingface_hub.errors import StrictDataclassError
 from transformers import PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
@@ -64,7 +65,9 @@ def loading(
         if str(error).startswith(prefix):
             raise
         raise InputError(prefix + str(error)) from error
-    except (OSError, ValueError) as error:
+    # Also a config.json of wrong types (huggingface_hub's strict dataclasses) or of sizes its weights do not have
+    # (RuntimeError: size mismatch): the folder's fault, not a bug.
+    except (OSError, ValueError, RuntimeError, StrictDataclassError) as error:
         raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
 
 

@@ -898,7 +898,8 @@ def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LF
         return load_lora_pc2l(name_or_path).merge_and_unload()
     hint = "pass a folder `gest-showcases train-pc2l` wrote"
     require_model_type(name_or_path, PC2LConfig.model_type, option, hint)
-    return PC2LForConditionalGeneration.from_pretrained(name_or_path)
+    with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
+        return PC2LForConditionalGeneration.from_pretrained(name_or_path)
 
 
 def load_selector(name_or_path: str | Path, option: str = "selector") -> DPPImageSelector:
@@ -906,7 +907,8 @@ def load_selector(name_or_path: str | Path, option: str = "selector") -> DPPImag
     another kind of model (transformers would load it with random weights)."""
     hint = "pass a folder `gest-showcases train-selector` wrote"
     require_model_type(name_or_path, DPPSelectorConfig.model_type, option, hint)
-    return DPPImageSelector.from_pretrained(name_or_path)
+    with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
+        return DPPImageSelector.from_pretrained(name_or_path)
 
 
 class ShowcaseTransformersPipeline(Pipeline):

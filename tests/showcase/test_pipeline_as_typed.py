@@ -93,3 +93,29 @@ def test_as_many_new_tokens_as_the_decoder_has_positions_work(pipeline, photos):
     """The bound is exact: 64 new tokens on a 64-position GPT-2 (the start token and 63 new ones are read)."""
     assert pipeline.generator.config.decoder.n_positions == 64
     pipeline(_request(photos), max_new_tokens=64, num_beams=1, min_new_tokens=64)
+
+
+@pytest.mark.parametrize(
+    ("part", "change"),
+    [
+        ("selector", {"top_k": "3"}),  # huggingface_hub's strict dataclass check
+        ("selector", {"input_mode": "foo"}),
+        ("selector", {"image_dim": 7}),  # weights of another size
+        ("generator", {"encoder_attention_heads": 3}),
+        ("generator", {"image_feature_dim": 7}),
+    ],
+)
+def test_a_model_folder_with_a_damaged_config_is_one_line(checkpoints, tmp_path, part, change):
+    """Session 24's audit: these were tracebacks from `from_pretrained` in showcase, serve and push."""
+    import json
+    import shutil
+
+    from gest_showcases.pipeline import load_generator, load_selector
+
+    folder = tmp_path / part
+    shutil.copytree(checkpoints[part], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | change))
+    load = load_selector if part == "selector" else load_generator
+    with pytest.raises(InputError, match=f"^{part} {folder}: cannot be loaded"):
+        load(folder)
