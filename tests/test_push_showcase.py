@@ -189,3 +189,16 @@ def test_a_symlink_out_of_the_showcase_folder_is_refused_before_staging(saved, t
     assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--dry_run", str(out)]) == 2
     assert f"{link} leads outside the showcase folder" in capsys.readouterr().err
     assert not any(path.name == "key.txt" for path in tmp_path.rglob("*") if out in path.parents)
+
+
+def test_a_pipeline_that_leaves_decoding_to_its_generator_has_a_card_that_says_what_it_is(checkpoints, tmp_path):
+    """The pipeline decodes as the generator's generation_config unless told (session 24); the card names those
+    values, not `None`."""
+    from gest_showcases.cards import showcase_card
+
+    pipeline = ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", k=2)
+    folder = pipeline.save_pretrained(tmp_path / "default-decoding")
+    decoding = pipeline.generator.generation_config
+    text = showcase_card(folder, "me/x").text
+    assert f"| num_beams | {decoding.num_beams} |" in text and f"| max_new_tokens | {decoding.max_new_tokens} |" in text
+    assert "| num_beams | None |" not in text

@@ -468,7 +468,10 @@ def showcase_card(
         results: results to show (markdown, or rows by system); not part of the model-index.
         base_model (*optional*), dataset (*optional*), system (*optional*): as in [`generator_card`].
     """
+    from transformers import GenerationConfig
+
     from gest_showcases.generation import PC2LConfig
+    from gest_showcases.generation.configuration_pc2l import PAPER_DECODING
     from gest_showcases.pipeline import SHOWCASE_CONFIG, TASK, _read_showcase_config
     from gest_showcases.selection import DPPSelectorConfig
 
@@ -498,8 +501,17 @@ def showcase_card(
     )
     k = saved.get("k") or selector.top_k  # an unset k is the selector's
     image_kind = saved.get("image_kind") or generator.image_features_read  # as the pipeline resolves it
-    settings = [("k", k), ("image_kind", image_kind)] + [
-        (key, saved.get(key)) for key in ("num_beams", "max_new_tokens", "batch_size")
+    # Decoding the pipeline leaves unset is the generator's generation_config (64 new tokens where it sets none).
+    try:
+        decoding = GenerationConfig.from_pretrained(folder / saved["generator"])
+    except OSError:  # a generator saved without one: generate's defaults
+        decoding = GenerationConfig()
+    settings = [
+        ("k", k),
+        ("image_kind", image_kind),
+        ("num_beams", saved.get("num_beams") or decoding.num_beams),
+        ("max_new_tokens", saved.get("max_new_tokens") or decoding.max_new_tokens or PAPER_DECODING["max_new_tokens"]),
+        ("batch_size", saved.get("batch_size")),
     ]
     card = ModelCard.from_template(
         data,
