@@ -304,11 +304,21 @@ def test_a_config_file_id_written_without_quotes_stays_its_digits(tmp_path):
         ((ExperimentArguments,), {"seeds": True}, "seeds: True is not a valid value (true/false where"),
         ((evaluate.EvaluateArguments, evaluate.EvaluateOutputArguments), {"generations": 1.5},
          "generations: 1.5 is not a valid value (a number where text goes: quote it)"),
+        # Session 24's audit: a number or a date where a switch goes was taken as true, a date as a float.
+        ((ExperimentArguments,), "quick: 5\n", "quick: 5 is not a valid value (give true or false)"),
+        ((ExperimentArguments,), "quick: 2020-01-01\n", "quick: datetime.date(2020, 1, 1) is not a valid value"),
+        ((ExperimentArguments,), "oracle_noise: 2020-01-01\n", "(give a number)"),
     ],
 )  # fmt: skip
 def test_a_config_file_value_of_the_wrong_type_is_one_line_naming_it(tmp_path, types, options, says):
     with pytest.raises(InputError, match=re.escape(says)):
         _file_options(tmp_path, types, options)
+
+
+def test_a_config_file_switch_takes_true_false_and_their_words(tmp_path):
+    assert _file_options(tmp_path, (ExperimentArguments,), "quick: true\n")[0].quick is True
+    assert _file_options(tmp_path, (ExperimentArguments,), "quick: 'no'\n")[0].quick is False
+    assert _file_options(tmp_path, (ExperimentArguments,), "oracle_noise: 1\n")[0].oracle_noise == 1.0
 
 
 def test_a_config_file_scalar_for_a_list_option_is_a_list_of_one(tmp_path):

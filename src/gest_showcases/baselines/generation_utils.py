@@ -11,7 +11,8 @@ and `save_pretrained` ships it next to the modeling files that import it relativ
 
 from transformers import GenerationConfig
 
-# The paper's decoding (Section 5.1: beam size 2) and the package's length limit, as PC2L's.
+# The paper's decoding (Section 5.1: beam size 2) and the package's length limit, as PC2L's. Written out rather than
+# imported: this file ships with saved baselines as remote code, which must not import the package.
 PAPER_DECODING = {"num_beams": 2, "max_new_tokens": 64}
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
+from transformers.hf_argparser import string_to_bool
 
 from gest_showcases.data.records import CONFIGS
 from gest_showcases.errors import InputError, check_at_least, one_line
@@ -281,6 +282,11 @@ def _file_item(action: argparse.Action, item, path: str):
         raise _invalid(path, action, item, "give a whole number")
     if action.type is float and isinstance(item, int):
         return float(item)
+    # YAML also reads dates and times: only a number goes where a number goes, only true/false where a switch goes.
+    if action.type is float and not isinstance(item, float):
+        raise _invalid(path, action, item, "give a number")
+    if action.type is string_to_bool:
+        raise _invalid(path, action, item, "give true or false")
     return item
 
 
