@@ -197,12 +197,12 @@ def write_generations(path: Path, items: list[dict], showcases: dict[str, list])
     for system, results in showcases.items():
         for item, showcase in zip(items, results, strict=True):
             record = {
-                    "id": item["row"]["review_id"],
-                    "system": SYSTEMS[system],
-                    "generated": showcase.explanation,
-                    "reference": item["row"]["explanation"],
-                    "pic_ids": [photo.id for photo in showcase.photos],
-                    # the photos the reference was written about: GT's CLIP metrics read these
+                "id": item["row"]["review_id"],
+                "system": SYSTEMS[system],
+                "generated": showcase.explanation,
+                "reference": item["row"]["explanation"],
+                "pic_ids": [photo.id for photo in showcase.photos],
+                # the photos the reference was written about: GT's CLIP metrics read these
                 "reference_pic_ids": list(item["row"]["pics"]),
             }
             lines.append(json.dumps(record) + "\n")

@@ -122,7 +122,7 @@ class ImageStatus(enum.IntEnum):
     OK = 0
     MISSING = 1
     UNREADABLE = 2
-    OUTSIDE = 3  # a link out of the images folder: `resolve_image_path` would refuse it, and a copy would publish it
+    OUTSIDE = 3  # a link out of the images folder, which `resolve_image_path` refuses (a copy would publish it)
 
 
 def image_path(images_dir: str | Path, pic_id: str) -> Path:
@@ -158,21 +158,21 @@ def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageSt
 
 def _probe_batch(job: tuple[str, list[str]]) -> list[int]:
     images_dir, pic_ids = job
-    root = Path(images_dir).resolve()
-    statuses = []
-    for pic_id in pic_ids:
-        path = image_path(images_dir, pic_id)
-        statuses.append(ImageStatus.OUTSIDE if _links_out(path, root) else probe_image(path))
-    return statuses
+    return [
+        ImageStatus.OUTSIDE if _outside(images_dir, pic_id) else probe_image(image_path(images_dir, pic_id))
+        for pic_id in pic_ids
+    ]
 
 
-def _links_out(path: Path, root: Path) -> bool:
-    """Whether `path` is a link to a file outside `root`. A pic id holds no `/`, so only the file itself can be a
-    link: one lstat per photo, a realpath only for links."""
+def _outside(images_dir: str, pic_id: str) -> bool:
+    """Whether the photo's file leads out of `images_dir` once resolved (a link): the one path policy decides."""
     try:
-        return path.is_symlink() and not path.resolve().is_relative_to(root)
+        resolve_image_path(image_path(".", pic_id), [images_dir])
+    except InputError:
+        return True
     except OSError:  # a pic id too long for a file name: `probe_image` reports it missing
         return False
+    return False
 
 
 def check_images(images_dir: str | Path, pic_ids: Sequence[str], num_proc: int = 1) -> np.ndarray:
