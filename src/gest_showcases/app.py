@@ -109,11 +109,21 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def url_host(host: str) -> str:
+    """`host` as it goes in a URL: an IPv6 address in brackets (`::1` -> `[::1]`), which is also how Gradio's launch
+    takes it (it builds `http://{host}:{port}`, and a bare `::1` fails there after the models have loaded)."""
+    bare = host.strip("[]")
+    try:
+        return f"[{bare}]" if ipaddress.ip_address(bare).version == 6 else host
+    except ValueError:  # a host name
+        return host
+
+
 def exposure_warning(serve: ServeArguments) -> str | None:
     """What serving on `serve.host` exposes, in words; None on a loopback address."""
     if is_loopback(serve.host):
         return None
-    where = f"{serve.host}:{serve.port}"
+    where = f"{url_host(serve.host)}:{serve.port}"
     if serve.auth is None:
         return (
             f"serving on {where} WITHOUT A LOGIN: anyone who can reach this address can use the app, "
@@ -497,7 +507,7 @@ def check_can_listen(host: str, port: int) -> None:
         `InputError`: "--host H --port P: cannot listen there (reason); ...".
     """
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
             probe.bind(address)
@@ -515,7 +525,7 @@ def launch_options(serve: ServeArguments, catalog: DatasetCatalog) -> dict:
     """
     local = is_loopback(serve.host)
     return {
-        "server_name": serve.host,
+        "server_name": url_host(serve.host),
         "server_port": serve.port,
         "share": False,
         "allowed_paths": catalog.image_dirs(),

@@ -3,7 +3,7 @@
 `InputError` is raised for input the user can fix (a bad file, a bad flag, a folder that would be
 overwritten): the `gest-showcases` command prints its message as one line on stderr and exits 2,
 without a traceback unless `--debug`. It subclasses `ValueError`, so library callers that already
-catch `ValueError` keep working. `check_at_least` refuses an option under its least sensible value with one.
+catch `ValueError` keep working. `check_at_least` and `check_at_most` refuse an option outside its sensible range with one.
 This module imports nothing of the package, so every layer may raise it.
 """
 
@@ -33,12 +33,27 @@ def check_at_least(arguments, **bounds: float) -> None:
         InputError: "--name VALUE: give a number >= BOUND", or "give a finite number" for NaN and infinity.
     """
     for name, bound in bounds.items():
-        value = getattr(arguments, name)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)):  # a YAML --config can hold anything
-            raise InputError(f"--{name} {value!r}: give a number")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"--{name} {value}: give a finite number")
-        if value < bound:
+        value = _number(arguments, name)
+        if value is not None and value < bound:
             raise InputError(f"--{name} {value}: give a number >= {bound}")
+
+
+def check_at_most(arguments, **bounds: float) -> None:
+    """Refuse an option over its largest sensible value, naming the flag, as `check_at_least` does under the least
+    (for sizes whose typo, e.g. `1e300`, would otherwise run out of memory or never finish)."""
+    for name, bound in bounds.items():
+        value = _number(arguments, name)
+        if value is not None and value > bound:
+            raise InputError(f"--{name} {value}: give a number <= {bound:,}")
+
+
+def _number(arguments, name: str) -> float | None:
+    """`arguments.name` if it is a finite number or None; otherwise the one-line refusal."""
+    value = getattr(arguments, name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # a YAML --config can hold anything
+        raise InputError(f"--{name} {value!r}: give a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"--{name} {value}: give a finite number")
+    return value

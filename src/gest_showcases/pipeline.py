@@ -446,6 +446,7 @@ class ShowcasePipeline:
         revision: str | None = None,
         token: str | bool | None = None,
         option_names: Mapping[str, str] | None = None,
+        dtype: torch.dtype | str | None = None,
         **kwargs,
     ) -> ShowcasePipeline:
         """Load a saved pipeline (a folder or Hub repo from `save_pretrained` / `push_to_hub`), or its parts' checkpoints
@@ -464,6 +465,9 @@ class ShowcasePipeline:
             tokenizer (*optional*): the generator's tokenizer (a checkpoint or a loaded one); defaults to the one
                 saved with `generator`.
             device (*optional*): defaults to CUDA when available, else the CPU.
+            dtype (`torch.dtype` or its name, *optional*): the generator's and the selector's weights (e.g.
+                `torch.bfloat16`); `None` or `"auto"` keeps the checkpoints' own. The CLIP encoders keep the precision
+                the generator's features were extracted in.
             image_kind: see [`ShowcasePipeline`]. `kwargs` go to the constructor.
             option_names (*optional*): how the errors name each part (`selector`, `generator`, `clip`,
                 `vision`, `tokenizer`); a command passes its flags, e.g. `{"clip": "--clip_model"}`.
@@ -499,14 +503,15 @@ class ShowcasePipeline:
                 "ShowcasePipeline.from_pretrained needs a saved pipeline (folder or Hub repo), or selector=, "
                 "generator= and clip="
             )
+        weights = _weights_dtype(dtype)
         selector_model = load_selector(selector, names["selector"])
         require_model_type(clip, CLIP_MODEL_TYPES, names["clip"], "pass a CLIP (`train-clip` writes one)")
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if isinstance(generator, PC2LForConditionalGeneration):
-            generator_model = generator.to(device)
+            generator_model = generator.to(device, weights)
             generator = generator.name_or_path
         else:
-            generator_model = load_generator(generator, names["generator"]).to(device)
+            generator_model = load_generator(generator, names["generator"]).to(device, weights)
         if not isinstance(tokenizer, PreTrainedTokenizerBase):
             # From the folder the generator was named by, not the one its weights came from: a LoRA run's are in
             # its base/ folder, which holds no tokenizer.
@@ -523,7 +528,7 @@ class ShowcasePipeline:
             with loading(names["vision"], vision or clip):
                 backbone = load_vision_backbone(str(vision or clip), device, dtypes["vision"])
         return cls(
-            selector=selector_model.to(device),
+            selector=selector_model.to(device, weights),
             generator=generator_model,
             tokenizer=tokenizer,
             clip_image=clip_image,
@@ -885,6 +890,16 @@ class ShowcasePipeline:
                 )
             )
         return results
+
+
+def _weights_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """`from_pretrained`'s `dtype` as a floating torch dtype, or None to keep the checkpoints' own."""
+    if dtype is None or dtype == "auto":
+        return None
+    resolved = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+    if not isinstance(resolved, torch.dtype) or not resolved.is_floating_point:
+        raise InputError(f"dtype={dtype!r}: give a floating torch dtype (e.g. torch.bfloat16 or 'bfloat16') or 'auto'")
+    return resolved
 
 
 def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LForConditionalGeneration:

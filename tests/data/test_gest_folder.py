@@ -6,8 +6,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from datasets import List
 
-from gest_showcases.data.build import load_built
+from gest_showcases.data.build import dataset_features, load_built
 from gest_showcases.data.folder import dataset_configs, read_rows, split_front_matter
 from gest_showcases.data.stats import dataset_stats, read_card_configs
 from gest_showcases.errors import InputError
@@ -36,24 +37,29 @@ configs:
 """
 
 
-def _rows(ids: list[str], split_texts: str = "text") -> list[dict]:
+def _rows(ids: list[str], config: str) -> list[dict]:
+    """Rows of every column `build` writes for `config` (load_built checks them), the text column filled in."""
+    text = "explanation" if config == "s2" else "review_text"
     return [
-        {"review_id": i, "user_id": f"u{i}", "business_id": "b", "pics": [f"p{i}"], split_texts: f"words of {i}",
-         "images": [b"\xff\xd8"]}
+        {name: [] if isinstance(feature, List) else None for name, feature in dataset_features(config).items()}
+        | {"review_id": i, "user_id": f"u{i}", "business_id": "b", "pics": [f"p{i}"], "review_text": "",
+           "explanation": "", text: f"words of {i}", "images": [b"\xff\xd8"]}
         for i in ids
     ]  # fmt: skip
 
 
 def _folder(root: Path) -> Path:
     files = {
-        "s1/train-a-00000.parquet": _rows(["a1", "a2"], "review_text"),
-        "s1/train-b-00000.parquet": _rows(["b1"], "review_text"),
-        "s1/test-00000.parquet": _rows(["t1"], "review_text"),
-        "s2/train-00000.parquet": _rows(["e1"], "explanation"),
+        "s1/train-a-00000.parquet": _rows(["a1", "a2"], "s1"),
+        "s1/train-b-00000.parquet": _rows(["b1"], "s1"),
+        "s1/test-00000.parquet": _rows(["t1"], "s1"),
+        "s2/train-00000.parquet": _rows(["e1"], "s2"),
     }
     for name, rows in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows), root / name)
+        config = name.split("/")[0]
+        schema = dataset_features(config).arrow_schema.append(pa.field("images", pa.list_(pa.binary())))
+        pq.write_table(pa.Table.from_pylist([{key: row.get(key) for key in schema.names} for row in rows], schema), root / name)
     (root / "README.md").write_text(CARD, encoding="utf-8")
     return root
 

@@ -62,7 +62,8 @@ def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_cl
             """
         )
     )
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    # TMPDIR: torch.distributed.run leaves its `torchelastic_*` folder behind; in tmp_path it goes with the test.
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(driver), *args, "--output", str(double)]  # fmt: skip
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

@@ -22,6 +22,8 @@ import gest_showcases.features
 from gest_showcases.commands import train_pc2l
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
+from gest_showcases.generation.trainer import PC2LTrainer
+from gest_showcases.pipeline import load_generator
 
 
 def _inputs() -> dict:
@@ -48,15 +50,24 @@ def lora_run(request, tmp_path_factory):
     argv = ["--dataset", str(root / "dataset"), "--features", "unused", "--tokenizer", str(root / "tokenizer"),
             "--decoder", str(root / "gpt2"), "--output_dir", str(root / "run"), "--encoder_layers", "1",
             "--encoder_attention_heads", "2", "--projection_dim", "8", "--image_kind", "image", "--max_steps", "2",
-            "--learning_rate", "1e-2", "--per_device_train_batch_size", "3", "--save_strategy", "no",
+            "--learning_rate", "1e-2", "--per_device_train_batch_size", "3", "--save_strategy", "steps",
+            "--save_steps", "1",
             "--eval_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "True", "--lora",
             "--lora_cross_attention", str(request.param)]  # fmt: skip
-    built = []
-    build_model = train_pc2l.build_model
+    built, base_before_training = [], []
+    build_model, train = train_pc2l.build_model, PC2LTrainer.train
+
+    def recording_train(trainer, *args, **kwargs):
+        base_before_training.append((root / "run" / "base" / "config.json").is_file())
+        return train(trainer, *args, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(gest_showcases.features, "load_features", lambda folder, kind: FakeFeatureTable())
         patch.setattr(train_pc2l, "build_model", lambda *args: built.append(build_model(*args)) or built[-1])
+        patch.setattr(PC2LTrainer, "train", recording_train)
         assert train_pc2l.main(argv) == 0
+    # The base is written before training, so that a stopped run's checkpoints load (the test below).
+    assert base_before_training == [True]
     trained = built[0].eval()
     with torch.no_grad():
         expected = trained(**_inputs()).logits
@@ -141,6 +152,23 @@ def test_load_lora_pc2l_finds_the_base_inside_a_moved_run(lora_run, tmp_path):
     assert not model.training
     with torch.no_grad():
         torch.testing.assert_close(model(**_inputs()).logits, lora_run["expected"], rtol=0, atol=0)
+
+
+def test_a_checkpoint_of_the_run_loads_as_the_model_at_its_step(lora_run, tmp_path):
+    """A Trainer `checkpoint-N` of a LoRA run holds the adapter only; it loaded nowhere (no `base/` of its own).
+    Oracle: the last checkpoint (step 2 of 2) is the trained model; the first is another."""
+    run = lora_run["run"]
+    with torch.no_grad():
+        torch.testing.assert_close(load_lora_pc2l(run / "checkpoint-2")(**_inputs()).logits, lora_run["expected"],
+                                   rtol=0, atol=0)  # fmt: skip
+        assert not torch.allclose(load_lora_pc2l(run / "checkpoint-1")(**_inputs()).logits, lora_run["expected"])
+    merged = load_generator(run / "checkpoint-2")  # the pipeline's loader (`showcase --generator`) takes it too
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**_inputs()).logits, lora_run["expected"], rtol=1e-5, atol=1e-5)
+    # A checkpoint whose run has no base (moved alone, or the run of an older version, stopped): one clear error.
+    shutil.copytree(run / "checkpoint-1", tmp_path / "checkpoint-1")
+    with pytest.raises(FileNotFoundError, match="is a checkpoint of a `train-pc2l --lora` run without .*finish the run"):
+        load_lora_pc2l(tmp_path / "checkpoint-1")
 
 
 def test_load_lora_pc2l_refuses_a_folder_without_a_base(tmp_path):

@@ -156,7 +156,8 @@ def test_gradient_accumulation_does_not_scale_the_contrastive_parts(tokenizer, t
 @pytest.mark.slow
 def test_two_process_cpu_training(tmp_path):
     script = Path(__file__).with_name("ddp_train_synthetic.py")
-    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    # TMPDIR: torch.distributed.run leaves its `torchelastic_*` folder behind; in tmp_path it goes with the test.
+    env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(script), str(tmp_path)],

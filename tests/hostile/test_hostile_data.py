@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -28,11 +29,13 @@ from gest_showcases.data import (
     read_reviews,
     readers,
 )
+from gest_showcases.data.build import load_built
 from gest_showcases.data.readers import read_gest_filtered, read_google_local
 from gest_showcases.data.records import make_review_id
 from gest_showcases.errors import InputError
 from gest_showcases.synth.world import SynthConfig, generate_world
 from gest_showcases.synth.write import write_world
+from gest_showcases.testing.built_folder import write_built_folder
 
 TEXT = "the broth was rich and the noodles were fresh"  # 9 words
 RESTAURANT = "0x80c2c:0x1a"
@@ -534,3 +537,42 @@ def test_builder_drops_a_photo_that_links_out_of_the_images_folder(tmp_path, ima
     assert sorted(row["pics"][0] for row in s1_rows(tmp_path / "out")) == sorted(map(pic, (901, 1, 2, 3, 4)))
     copied = {path.name for path in (tmp_path / "out").rglob("*.jpg")}
     assert f"{pic(900)}.jpg" not in copied and f"{pic(901)}.jpg" in copied
+
+
+# ---------------------------------------------------------------------------------------------
+# A built folder's parquet files must hold what `build` writes (load_built checks; session 25).
+
+
+def _explanation_null(table):
+    return table.set_column(table.schema.get_field_index("explanation"), "explanation", pa.array([None], pa.string()))
+
+
+def _pics_with_a_null(table):
+    return table.set_column(table.schema.get_field_index("pics"), "pics", pa.array([["p", None]], pa.list_(pa.string())))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda table: table.drop_columns(["explanation"]), "no column 'explanation', which `build` writes"),
+        (lambda table: table.set_column(3, "rating", pa.array(["5"])), r"column 'rating' holds Value\('string'\)"),
+        (_explanation_null, "column 'explanation' has 1 empty \\(null\\) value"),
+        (_pics_with_a_null, "column 'pics' has 1 empty \\(null\\) value"),
+    ],
+    ids=["missing-column", "wrong-type", "null-value", "null-in-a-list"],
+)
+def test_a_built_split_not_in_the_builders_schema_is_one_line(tmp_path, change, message):
+    """A hand-edited or foreign parquet file failed as a traceback deep in training (KeyError, TypeError on None)."""
+    folder = write_built_folder(tmp_path / "dataset", {"s2": {"train": [{"review_id": "a", "explanation": "x",
+                                                                         "pics": ["p"], "rating": 5}]}})  # fmt: skip
+    path = folder / "s2" / "train-00000-of-00001.parquet"
+    assert load_built(folder, "s2", split="train")["explanation"] == ["x"]  # as written, it loads
+    pq.write_table(change(pq.read_table(path)), path)
+    with pytest.raises(InputError, match=rf"{folder} \(s2, train\): {message}.*rebuild it with `gest-showcases build`"):
+        load_built(folder, "s2", split="train")
+
+
+def test_a_built_split_may_leave_rating_and_time_empty(tmp_path):
+    """A source may have neither (`Review.rating`, `Review.time`): `build` writes them null."""
+    folder = write_built_folder(tmp_path / "dataset", {"s1": {"train": [{"review_id": "a", "rating": None}]}})
+    assert load_built(folder, "s1", split="train")[0]["rating"] is None

@@ -235,3 +235,33 @@ def test_a_rerun_recomputes_the_sentences_of_a_damaged_sentence_shard(tmp_path, 
     got, found = after.lookup(before.ids)
     assert found.all()
     torch.testing.assert_close(got, before.embeddings)
+
+
+def _replace_shard(directory: Path, name: str, ids: list, embeddings: torch.Tensor) -> None:
+    """Write a shard as the writer lays it out, and record its checksum: only what it holds can tell."""
+    import hashlib
+
+    from safetensors.torch import save
+
+    data = save({"embeddings": embeddings}, metadata={"ids": json.dumps(ids)})
+    (directory / name).write_bytes(data)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["shards"][name] = hashlib.sha256(data).hexdigest()
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("ids", "embeddings", "message"),
+    [
+        (["c", "d"], torch.ones(2, 5), r"shards hold features of different widths \[4, 5\]"),
+        ([1, 2], torch.ones(2, 4), "shard-00001.safetensors holds ids that are not all strings"),
+        (["c", "d"], torch.ones(2, 4, dtype=torch.int64), "shard-00001.safetensors holds torch.int64"),
+    ],
+    ids=["other-width", "integer-ids", "integer-embeddings"],
+)
+def test_a_shard_the_writer_did_not_make_is_named_even_with_a_matching_checksum(tmp_path, ids, embeddings, message):
+    """Session 24's audit: such shards were a RuntimeError from torch.cat, or rows no lookup could find."""
+    directory = _write_cache(tmp_path, [(["a", "b"], torch.ones(2, 4)), (["c", "d"], torch.ones(2, 4))])
+    _replace_shard(directory, "shard-00001.safetensors", ids, embeddings)
+    with pytest.raises(CorruptCacheError, match=message):
+        load_features(tmp_path, "image")

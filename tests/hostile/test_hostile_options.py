@@ -71,6 +71,11 @@ REFUSED = [
     ("synth", ["--num_annotated_reviews", "-1"], "--num_annotated_reviews -1"),
     ("synth", ["--other_business_fraction", "nan"], "--other_business_fraction nan"),
     ("synth", ["--image_size", "0"], "--image_size 0"),
+    # Session 25: sizes whose typo hung or ran out of memory.
+    ("synth", ["--other_business_fraction", "1e300"], "--other_business_fraction 1e+300: give a number <= 10"),
+    ("synth", ["--num_reviews", "3000000000"], "--num_reviews 3000000000: give a number <= 2,000,000"),
+    ("synth", ["--num_reviews", "100", "--num_users", "500"], "--num_users 500: give a number <= 100"),
+    ("experiment", ["--num_reviews", "3000000000"], "--num_reviews 3000000000: give a number <= 2,000,000"),
     ("build", ["--input", "x.json", "--images", "i", "--max_images", "-1"], "--max_images -1"),
     ("build", ["--input", "x.json", "--images", "i", "--seed", "-1"], "--seed -1"),
     ("experiment", ["--seeds", "0"], "--seeds 0: give a number >= 1"),

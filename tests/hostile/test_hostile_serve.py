@@ -25,9 +25,11 @@ from gest_showcases.app import (
     DatasetCatalog,
     ServeArguments,
     ShowcaseApp,
+    check_can_listen,
     exposure_warning,
     launch_options,
     parse_auth,
+    url_host,
 )
 from gest_showcases.cli import main as cli_main
 from gest_showcases.commands.showcase import PipelineArguments
@@ -140,12 +142,13 @@ def served(dataset, tmp_path, monkeypatch):
     catalog = DatasetCatalog(dataset, "s1", images=tmp_path / "images")
     pages = []
 
-    def launch(auth=None):
+    def launch(auth=None, host="127.0.0.1"):
         page = ShowcaseApp(pipeline=None, catalog=catalog).build()
         pages.append(page)
-        serve = ServeArguments(port=free_port(), auth=auth)
+        serve = ServeArguments(host=host, port=free_port(), auth=auth)
+        check_can_listen(serve.host, serve.port)
         page.launch(**launch_options(serve, catalog), prevent_thread_lock=True, quiet=True)
-        return f"http://127.0.0.1:{serve.port}"
+        return f"http://{url_host(host)}:{serve.port}"
 
     yield launch
     for page in pages:
@@ -168,6 +171,15 @@ def test_the_server_shares_the_photos_and_nothing_else(served, dataset, tmp_path
     # Without a login the page's config lists every user id: what the warning of a public bind says.
     code, body = status(opener, f"{url}/config")
     assert code == 200 and all(f'"{user}"' in body.decode() for user in ("u1", "u2"))
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="this Python was built without IPv6")
+def test_an_ipv6_host_is_served_as_given(served):
+    """`--host ::1` passed the listen check, then failed in Gradio's launch (`Invalid port: ':1:7860'`) after the
+    models had loaded: Gradio takes an IPv6 address in brackets."""
+    opener = urllib.request.build_opener()
+    assert url_host("::1") == url_host("[::1]") == "[::1]" and url_host("127.0.0.1") == "127.0.0.1"
+    assert status(opener, f"{served(host='::1')}/config")[0] == 200
 
 
 def test_auth_guards_the_page_config_and_files(served, tmp_path):

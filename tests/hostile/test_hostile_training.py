@@ -7,7 +7,6 @@ NaN and exited 0; `train-selector` died in a Cholesky factorisation with no word
 
 from __future__ import annotations
 
-import datasets
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
@@ -22,6 +21,7 @@ from gest_showcases.numerics import NonFiniteError
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.selection.dataset import build_selection_dataset
 from gest_showcases.selection.training import SelectorTrainingArguments, train_selector
+from gest_showcases.testing.built_folder import write_built_folder
 from tiny_assets import (
     CORPUS,
     build_gpt2_tokenizer,
@@ -29,20 +29,6 @@ from tiny_assets import (
 )
 
 DIM = 8
-CARD = """---
-configs:
-- config_name: s2
-  data_files:
-  - split: train
-    path: s2/train-*.parquet
-- config_name: s1
-  data_files:
-  - split: train
-    path: s1/train-*.parquet
----
-"""
-
-
 def _model_files(folder):
     """Anything under `folder` that looks like a saved model or a checkpoint."""
     if not folder.exists():
@@ -64,19 +50,12 @@ def assets(tmp_path):
     config = GPT2Config(n_embd=32, n_layer=2, n_head=2, n_positions=64, vocab_size=len(tokenizer),
                         bos_token_id=eos, eos_token_id=eos)  # fmt: skip
     GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2")
-    rows = datasets.Dataset.from_dict(
-        {
-            "review_id": [f"u{i}_b{i}" for i in range(6)],
-            "review_text": CORPUS[:6],
-            "explanation": CORPUS[:6],
-            "pics": [[f"p{i}a", f"p{i}b"] for i in range(6)],
-            "history_review_ids": [[f"h{i}"] for i in range(6)],
-        }
-    )
-    for config_name in ("s1", "s2"):
-        (tmp_path / "dataset" / config_name).mkdir(parents=True)
-        rows.to_parquet(str(tmp_path / "dataset" / config_name / "train-00000-of-00001.parquet"))
-    (tmp_path / "dataset" / "README.md").write_text(CARD)
+    rows = [
+        {"review_id": f"u{i}_b{i}", "review_text": CORPUS[i], "explanation": CORPUS[i],
+         "pics": [f"p{i}a", f"p{i}b"], "history_review_ids": [f"h{i}"]}
+        for i in range(6)
+    ]  # fmt: skip
+    write_built_folder(tmp_path / "dataset", {"s2": {"train": rows}, "s1": {"train": rows}})
     return tmp_path
 
 

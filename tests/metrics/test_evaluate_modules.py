@@ -120,6 +120,11 @@ def test_distinct_module():
     texts = ["the pizza was great", "the pizza was cold", "", "ok"]
     assert _load("distinct").compute(predictions=texts) == distinct(texts)
     assert _load("distinct").compute(predictions=texts, orders=[3]) == distinct(texts, orders=(3,))
+    # evaluate split a lone string into characters and scored them (session 25's audit).
+    with pytest.raises(ValueError, match="got a single string"):
+        _load("distinct").compute(predictions="the pizza was great")
+    with pytest.raises(ValueError, match="got a single string"):
+        _load("distinct").add_batch(predictions="the pizza was great")
 
 
 def test_clip_align_embeddings_module():
@@ -237,3 +242,17 @@ def test_div_at_k_module():
     padded = torch.tensor([[0, 3, 1], [4, -1, -1], [2, 0, -1]])
     result = _load("div_at_k").compute(selected=selected, features=features.tolist(), k=3)
     assert result == {"div@3": pytest.approx(float(diversity_at_k(padded, features, 3).mean()), abs=1e-6)}
+
+
+def test_div_at_k_module_defaults_to_the_papers_k_and_refuses_bad_input():
+    features = [[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]]
+    module = _load("div_at_k")
+    assert module.compute(selected=[[0, 1]], features=features) == {"div@3": pytest.approx(1.0)}
+    for bad_k in (0, 2.5, True):
+        with pytest.raises(ValueError, match="k must be a whole number >= 1"):
+            module.compute(selected=[[0, 1]], features=features, k=bad_k)
+    for outside in (3, -2):
+        with pytest.raises(ValueError, match=f"example 0 selects position {outside}, outside its pool of 3"):
+            module.compute(selected=[[0, outside]], features=features, k=2)
+    with pytest.raises(ValueError, match=r"the same size .* got sizes \[1, 3\]"):
+        module.compute(selected=[[0], [0]], features=features + [[[1.0, 0.0]]], k=2)

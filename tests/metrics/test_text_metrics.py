@@ -123,6 +123,17 @@ def test_distinct_hand_computed():
     assert distinct(["a b"], orders=(3,)) == {"distinct_3": 0.0}
 
 
+def test_distinct_orders_beyond_every_text_cost_nothing_and_bad_orders_are_refused():
+    """Session 25's audit: `orders=[10**9]` built a billion empty n-gram tables (22 GB before it was killed)."""
+    assert distinct(["a b c", "a b d"], orders=(1, 3, 10**9)) == {"distinct_1": 4 / 6, "distinct_3": 1.0,
+                                                                  f"distinct_{10**9}": 0.0}  # fmt: skip
+    for orders in (2, "12", [1.5], [0], [], [True]):
+        with pytest.raises(ValueError, match="orders must be a list of whole numbers >= 1"):
+            distinct(["a b"], orders=orders)
+    with pytest.raises(ValueError, match="texts must be a list of strings, got NoneType"):
+        distinct(["a b", None])
+
+
 def test_meteor_hand_computed(wordnet):
     # Same order: 3 matches in 1 chunk; swapped: 3 matches in 2 chunks. F = 1 in both.
     same = 1 - 0.5 * (1 / 3) ** 3
@@ -217,7 +228,7 @@ def test_single_string_instead_of_list_raises(function):
 
 
 def test_invalid_orders_raise():
-    with pytest.raises(ValueError, match="orders must be positive"):
+    with pytest.raises(ValueError, match="orders must be a list of whole numbers >= 1"):
         distinct(["a b"], orders=(0,))
     with pytest.raises(ValueError, match="order must be >= 1"):
         nist(["a"], ["a"], order=0)

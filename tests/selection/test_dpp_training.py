@@ -10,7 +10,6 @@ import random
 from functools import partial
 from types import SimpleNamespace
 
-import datasets
 import numpy as np
 import pytest
 import torch
@@ -37,6 +36,7 @@ from gest_showcases.selection.training import (
     run_selection_ablation,
     train_selector,
 )
+from gest_showcases.testing.built_folder import write_built_folder
 
 DIM, TEXT_DIM, NUM_TOPICS = 16, 12, 6
 
@@ -334,12 +334,7 @@ def test_ablation_learned_modes_beat_random():
 
 
 def write_s1_folder(root, splits: dict[str, list[dict]]) -> None:
-    root.mkdir()
-    files = "\n".join(f"  - split: {name}\n    path: s1/{name}-*.parquet" for name in splits)
-    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: s1\n  data_files:\n{files}\n---\n")
-    (root / "s1").mkdir()
-    for name, rows in splits.items():
-        datasets.Dataset.from_list(rows).to_parquet(str(root / "s1" / f"{name}-00000.parquet"))
+    write_built_folder(root, {"s1": splits})
 
 
 def test_train_selector_command_end_to_end(tmp_path, monkeypatch):

@@ -69,6 +69,32 @@ def test_a_bf16_generator_and_selector_read_fp32_features(checkpoints):
     assert len(selected[0]) == 2
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16"])
+def test_from_pretrained_takes_a_dtype_as_transformers_does(checkpoints, photos, dtype):
+    """`ShowcasePipeline.from_pretrained(..., dtype=torch.bfloat16)` was a TypeError from the constructor."""
+    pipeline = ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", k=2, dtype=dtype)
+    assert pipeline.generator.dtype == pipeline.selector.dtype == torch.bfloat16
+    showcase = pipeline(_request(photos), num_beams=1, max_new_tokens=3)
+    assert len(showcase.photos) == 2 and isinstance(showcase.explanation, str)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "bogus", torch.int64])
+def test_from_pretrained_refuses_a_dtype_that_is_not_floating(checkpoints, dtype):
+    with pytest.raises(InputError, match="give a floating torch dtype"):
+        ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", dtype=dtype)
+
+
+def test_generate_max_length_counts_over_the_saved_max_new_tokens(checkpoints):
+    """A trained generator's generation_config sets max_new_tokens=64, which transformers let win over a call's
+    `max_length` (with a warning only)."""
+    generator = PC2LForConditionalGeneration.from_pretrained(checkpoints["generator"])
+    generator.generation_config.max_new_tokens = 64
+    config = generator.config
+    features = {"image_features": torch.randn(2, 3, config.image_feature_dim),
+                "review_features": torch.randn(2, 2, config.review_feature_dim)}  # fmt: skip
+    assert generator.generate(**features, max_length=4, min_length=4, num_beams=1).shape == (2, 4)
+
+
 def test_wrong_feature_shapes_name_the_config_field(checkpoints):
     generator = PC2LForConditionalGeneration.from_pretrained(checkpoints["generator"])
     width = generator.config.image_feature_dim

@@ -39,8 +39,8 @@ def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, referenc
     """The decoder prompt of a `generate` call: `inputs` or `generate_kwargs["input_ids"]`, else BOS per example.
 
     Also completes `generate_kwargs` in place: an all-ones `attention_mask` unless one is given (GPT-2's BOS is also
-    its EOS and pad token, which `generate` would take for padding), and `use_cache=False` (see
-    [`BaselineGenerationConfig`]).
+    its EOS and pad token, which `generate` would take for padding), `use_cache=False` (see
+    [`BaselineGenerationConfig`]), and a `max_length` given without `max_new_tokens` made to count.
 
     Args:
         inputs (`torch.LongTensor` of shape `(batch_size, prompt_length)`, *optional*): the prompt, unpadded.
@@ -57,6 +57,10 @@ def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, referenc
         inputs = reference.new_zeros((reference.shape[0], 1)).long().fill_(bos_token_id)  # [B, 1]
     generate_kwargs.setdefault("attention_mask", inputs.new_ones(inputs.shape))
     generate_kwargs["use_cache"] = False
+    if "max_length" in generate_kwargs and "max_new_tokens" not in generate_kwargs:
+        # The call's length over the generation_config's max_new_tokens (trained baselines set 64), which
+        # transformers would let win with only a warning.
+        generate_kwargs["max_new_tokens"] = None
     return inputs
 
 

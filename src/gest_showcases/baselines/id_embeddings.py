@@ -33,10 +33,25 @@ class UserItemEmbeddings(nn.Module):
     def forward(self, user_ids: torch.LongTensor, item_ids: torch.LongTensor) -> torch.Tensor:
         if user_ids is None or item_ids is None:
             raise ValueError("the id-based baselines need user_ids and item_ids (0 for an unknown id)")
+        for name, ids, table in (("user_ids", user_ids, self.users), ("item_ids", item_ids, self.items)):
+            _check_ids(name, ids, table.num_embeddings)
+        if user_ids.shape != item_ids.shape:
+            raise ValueError(f"user_ids {tuple(user_ids.shape)} and item_ids {tuple(item_ids.shape)}: give one of each "
+                             "per example")  # fmt: skip
         if self.training and self.unknown_id_probability > 0:
             user_ids = _forget(user_ids, self.unknown_id_probability)
             item_ids = _forget(item_ids, self.unknown_id_probability)
         return torch.stack([self.users(user_ids), self.items(item_ids)], dim=1)
+
+
+def _check_ids(name: str, ids: torch.Tensor, vocabulary_size: int) -> None:
+    """A plain error for ids an embedding cannot look up (torch's is an IndexError, or a device-side assert)."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.ndim != 1:
+        what = f"a {ids.dtype} tensor of shape {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+        raise ValueError(f"{name} must be a 1-D integer tensor (one id per example), got {what}")
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocabulary_size):
+        raise ValueError(f"{name} must lie in [0, {vocabulary_size}) (0 for an unknown id; the config's vocabulary), "
+                         f"got {int(ids.min())}..{int(ids.max())}")  # fmt: skip
 
 
 def _forget(ids: torch.LongTensor, probability: float) -> torch.LongTensor:

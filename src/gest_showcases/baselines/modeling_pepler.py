@@ -112,6 +112,10 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self) -> nn.Module:
         return self.decoder.get_output_embeddings()
 
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        # `resize_token_embeddings` (after adding a pad token) sets the LM head through here.
+        self.decoder.set_output_embeddings(value)
+
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,

@@ -351,6 +351,8 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
         if image_mask is None:
             image_mask = image_features.new_ones(image_features.shape[:2], dtype=torch.bool)
         image_mask = image_mask.bool()
+        # In the weights' dtype: a bf16 model reads fp32 features, as PC2L does.
+        image_features = image_features.to(self.feature_projection.weight.dtype)
         hidden_states = F.relu(self.feature_projection(image_features))  # R2Gen's `att_embed`
         hidden_states = F.dropout(hidden_states, self.config.feature_dropout, self.training)
         attention_mask = image_mask[:, None, None, :]  # [B, 1, 1, N]: every photo sees the real photos

@@ -129,6 +129,8 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
             image_mask (`torch.BoolTensor` of shape `(batch_size, num_images)`, *optional*):
                 True for real photos; all true when omitted. A row without photos gets the zero image vector.
         """
+        # In the weights' dtype: a bf16 model reads fp32 features, as PC2L does.
+        image_features = image_features.to(self.image_embedding.weight.dtype)
         if image_mask is None:
             image_mask = image_features.new_ones(image_features.shape[:2], dtype=torch.bool)
         weights = image_mask.to(image_features.dtype).unsqueeze(-1)  # [B, N, 1]

@@ -59,7 +59,7 @@ from gest_showcases.baselines.data import GeneratorDataArguments
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import BaselineModelArguments, generate_baseline, train_baseline
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, check_at_most
 from gest_showcases.experiments.grid import (
     BASELINE_NAMES,
     LOSS_CONFIGS,
@@ -103,6 +103,7 @@ from gest_showcases.metrics.text import default_bertscore_model
 from gest_showcases.selection import DPPImageSelector
 from gest_showcases.selection.dataset import build_selection_dataset, collate_selection
 from gest_showcases.selection.training import HISTORY_COSINE, history_cosine_select, random_select
+from gest_showcases.synth.world import MAX_REVIEWS
 from gest_showcases.trainer_utils import RESUME_FROM_LAST, last_complete_checkpoint, remove_checkpoints
 
 from . import train_pc2l, train_selector
@@ -220,6 +221,7 @@ class ExperimentArguments:
             self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
             num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0,
         )  # fmt: skip
+        check_at_most(self, num_reviews=MAX_REVIEWS, clip_extra_reviews=MAX_REVIEWS)
         if 0 < self.clip_extra_reviews < 20:  # synth's smallest world, as for --num_reviews
             raise InputError(f"--clip_extra_reviews {self.clip_extra_reviews}: give 0 (no separate world) or >= 20")
         if "none" in self.baselines and len(self.baselines) > 1:  # else the others were silently dropped

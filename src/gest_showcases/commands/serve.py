@@ -29,6 +29,7 @@ from gest_showcases.app import (
     exposure_warning,
     launch_options,
     parse_auth,
+    url_host,
 )
 
 from .arguments import DatasetArguments, DatasetConfigArguments, OutputArguments, parse_args
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         logger.warning(warning)
     logger.info(
         "serving %s (config %s) on http://%s:%d; photos shared from %s",
-        dataset.dataset, data.dataset_config_name, serve.host, serve.port, ", ".join(options["allowed_paths"]),
+        dataset.dataset, data.dataset_config_name, url_host(serve.host), serve.port, ", ".join(options["allowed_paths"]),
     )  # fmt: skip
     if app.output_dir is not None:
         logger.info("every showcase shown is also written into %s (one HTML file each)", app.output_dir)

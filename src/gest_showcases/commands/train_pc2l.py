@@ -45,7 +45,7 @@ import gest_showcases.features
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
-from gest_showcases.generation.lora import save_lora_base
+from gest_showcases.generation.lora import point_adapter_at_base, save_lora_base
 from gest_showcases.generation.mined_negatives import NegativeMiningCallback
 from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
 from gest_showcases.generation.trainer import PC2LTrainer
@@ -212,11 +212,14 @@ def run(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    if model_args.lora and trainer.is_world_process_zero():
+        # The model the adapter applies to, in the run's base/ folder, written first so that every checkpoint-N
+        # loads with it (load_lora_pc2l) even if the run stops.
+        save_lora_base(trainer.model, training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_model()
     if model_args.lora and trainer.is_world_process_zero():
-        # The model the adapter applies to, in the run's base/ folder, which the adapter config names.
-        save_lora_base(trainer.model, training_args.output_dir)
+        point_adapter_at_base(training_args.output_dir)
     metrics = dict(result.metrics)
     if mined_candidates and callbacks[0].history:
         # How hard the mined negatives were at this call's first and last mining (see mine_hard_negatives).

@@ -961,6 +961,34 @@ def build_dataset(
     return result
 
 
+NULLABLE_COLUMNS = ("rating", "time")  # a source may have neither (`Review`); every other value is always written
+
+
+def check_built_split(split, where: str, config: str) -> None:
+    """Refuse a built split (a `datasets.Dataset`) whose parquet files do not hold what `build` writes: a missing
+    column, a column of another type, or an empty (null) value where `build` always writes one. Every reader
+    downstream takes the schema for granted, so a hand-edited or foreign file would otherwise fail as a traceback
+    deep in a training run. Extra columns are allowed.
+
+    Raises:
+        `InputError`: "WHERE: column 'explanation' ...; rebuild it with `gest-showcases build`".
+    """
+    fix = "rebuild it with `gest-showcases build`"
+    for name, expected in dataset_features(config).items():
+        if name not in split.features:
+            raise InputError(f"{where}: no column {name!r}, which `build` writes; {fix}")
+        if split.features[name] != expected:
+            raise InputError(f"{where}: column {name!r} holds {split.features[name]}, not {expected}; {fix}")
+        if name in NULLABLE_COLUMNS:
+            continue
+        column = split.data.table.column(name)
+        values = pc.list_flatten(column) if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) else None
+        empty = column.null_count + (values.null_count if values is not None else 0)
+        if empty:
+            raise InputError(f"{where}: column {name!r} has {empty} empty (null) value(s), which `build` never "
+                             f"writes; {fix}")  # fmt: skip
+
+
 def load_built(folder: str | Path, config: str, split: str | None = None, with_images: bool = False):
     """`datasets.load_dataset(folder, config, split=split)` for a built folder, read afresh.
 
@@ -982,6 +1010,8 @@ def load_built(folder: str | Path, config: str, split: str | None = None, with_i
     loaded = datasets.load_dataset(
         "parquet", data_files=data_files, split=split, download_mode="force_redownload", verification_mode="no_checks"
     )
+    for name, part in ({split: loaded} if split is not None else loaded).items():
+        check_built_split(part, f"{folder} ({config}, {name})", config)
     names = loaded.column_names
     has_images = EMBEDDED_IMAGES_COLUMN in (names if split is not None else next(iter(names.values()), []))
     return loaded.remove_columns(EMBEDDED_IMAGES_COLUMN) if has_images and not with_images else loaded

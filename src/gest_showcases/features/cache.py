@@ -290,6 +290,13 @@ def _parse_shard(path: Path, data: bytes) -> tuple[list[str], torch.Tensor]:
             f"{path} holds {len(ids) if isinstance(ids, list) else 'no list of'} ids for embeddings of shape "
             f"{tuple(embeddings.shape)}; rerun `gest-showcases features` with the same --output to recompute it"
         )
+    # A shard the writer did not make, even with its checksum recorded to match (a hand-made or foreign one).
+    if not all(isinstance(key, str) for key in ids) or not embeddings.is_floating_point():
+        raise CorruptCacheError(
+            f"{path} holds {'ids that are not all strings' if embeddings.is_floating_point() else embeddings.dtype} "
+            "where the writer stores string ids and float embeddings; rerun `gest-showcases features` with the same "
+            "--output to recompute it"
+        )
     return ids, embeddings
 
 
@@ -388,6 +395,12 @@ def load_features(root: str | Path, kind: str) -> FeatureTable:
         ids.extend(shard_ids[row] for row in keep)
         blocks.append(block[keep])
     dim = blocks[0].shape[1] if blocks else 0
+    widths = {block.shape[1] for block in blocks}
+    if len(widths) > 1:
+        raise CorruptCacheError(
+            f"{directory}: its shards hold features of different widths {sorted(widths)} (shards of two models?); "
+            f"delete {directory} and rerun `gest-showcases features` to re-extract them"
+        )
     embeddings = torch.cat(blocks) if blocks else torch.zeros(0, dim)
     check_finite_rows(
         embeddings,

@@ -30,9 +30,11 @@ repo's root would make transformers apply the adapter while loading the base).
 
 import copy
 import json
+import re
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, get_peft_model
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .modeling_pc2l import PC2LForConditionalGeneration
 
@@ -128,9 +130,10 @@ def base_state_dict(model: PeftModel) -> dict:
 def save_lora_base(model: PeftModel, folder: str | Path) -> Path:
     """Save the model the adapter in `folder` applies to as `folder/base`, and point the adapter config at it.
 
-    Call it after the adapter is saved in `folder` (`trainer.save_model()`): it rewrites that
-    `adapter_config.json`'s `base_model_name_or_path` (the base's absolute path, see the module docstring) and
-    `auto_mapping` (`transformers.AutoModel`, so `AutoPeftModel` loads the base with the package imported).
+    `train-pc2l --lora` calls it before training (the base is the model as it started, so that every `checkpoint-N`
+    the run saves loads with it, even if the run stops), then `point_adapter_at_base` once the adapter is saved
+    (`trainer.save_model()`); an adapter config already in `folder` is pointed at the base here (see the module
+    docstring for why an absolute path).
 
     Returns:
         `Path`: the base folder.
@@ -142,13 +145,22 @@ def save_lora_base(model: PeftModel, folder: str | Path) -> Path:
     base.generation_config = copy.deepcopy(trained.generation_config)
     base_dir = (folder / BASE_FOLDER).resolve()
     base.save_pretrained(base_dir)
-    config_path = folder / ADAPTER_CONFIG_FILE
-    adapter_config = json.loads(config_path.read_text())
-    adapter_config |= {"base_model_name_or_path": str(base_dir), "auto_mapping": AUTO_MAPPING}
-    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")  # as peft writes it
+    if (folder / ADAPTER_CONFIG_FILE).is_file():
+        point_adapter_at_base(folder)
     for config in model.peft_config.values():  # a later save of this model keeps the same base
         config.base_model_name_or_path = str(base_dir)
     return base_dir
+
+
+def point_adapter_at_base(folder: str | Path) -> None:
+    """Rewrite the `adapter_config.json` in `folder` (as peft saved it) to name the run's `base/` (absolute path)
+    and `transformers.AutoModel` as the base's class (an `AutoPeftModel` allowlists it; peft names the model's own
+    class)."""
+    config_path = Path(folder) / ADAPTER_CONFIG_FILE
+    adapter_config = json.loads(config_path.read_text())
+    base_dir = (Path(folder) / BASE_FOLDER).resolve()
+    adapter_config |= {"base_model_name_or_path": str(base_dir), "auto_mapping": AUTO_MAPPING}
+    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")  # as peft writes it
 
 
 def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> PeftModel:
@@ -157,8 +169,11 @@ def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> P
     The standard `PeftModel.from_pretrained(PC2LForConditionalGeneration.from_pretrained(base), adapter_dir)`, with
     the base found inside the run folder, so it works wherever the folder has moved.
 
+    A `checkpoint-N` folder of the run (the Trainer's, for `--resume_from_checkpoint`) loads too, as the model at
+    step N: its adapter applies to the run's own `base/`.
+
     Args:
-        adapter_dir: folder with the adapter and its `base/` folder.
+        adapter_dir: folder with the adapter and its `base/` folder, or one of the run's `checkpoint-N` folders.
         base (`str` or `Path`, *optional*): the base PC2L checkpoint, when not `adapter_dir/base`.
 
     Returns:
@@ -166,6 +181,13 @@ def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> P
     """
     folder = Path(adapter_dir)
     base_dir = Path(base) if base is not None else folder / BASE_FOLDER
+    if base is None and not base_dir.exists() and re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-\d+", folder.name):
+        base_dir = folder.parent / BASE_FOLDER
+        if not (base_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"{folder} is a checkpoint of a `train-pc2l --lora` run without {base_dir} (an older version wrote "
+                f"it only when training ended): finish the run (--resume_from_checkpoint {folder}), then load it"
+            )
     if not (base_dir / "config.json").is_file():
         raise FileNotFoundError(
             f"{base_dir} holds no PC2L checkpoint: {folder} is not a `train-pc2l --lora` output"
@@ -184,5 +206,6 @@ __all__ = [
     "base_state_dict",
     "load_lora_pc2l",
     "lora_target_pattern",
+    "point_adapter_at_base",
     "save_lora_base",
 ]

@@ -1176,6 +1176,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             inputs = torch.full((encoder_hidden_states.shape[0], 1), bos, device=encoder_hidden_states.device)
         # An explicit mask: GPT-2's BOS is also its EOS and pad token, which `generate` would take for padding.
         kwargs.setdefault("attention_mask", torch.ones_like(inputs))
+        if "max_length" in kwargs and "max_new_tokens" not in kwargs:
+            # The call's length over the generation_config's max_new_tokens (saved runs set 64), which transformers
+            # would let win with only a warning.
+            kwargs["max_new_tokens"] = None
         generation_config = kwargs.get("generation_config") or self.generation_config
         if kwargs.get("cache_implementation", generation_config.cache_implementation) == "static":
             # Same search, same tokens; the cache holds the encoder side and runs a compiled step (see its module).

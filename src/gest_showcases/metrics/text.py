@@ -35,6 +35,7 @@ lower-cased and tokenised like any other; lists of different lengths raise ``Val
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -247,10 +248,24 @@ def distinct(texts: Sequence[str], orders: Sequence[int] = (1, 2)) -> dict[str, 
     """
     if isinstance(texts, str):
         raise ValueError("texts must be a list of strings, got a single string")
-    if not orders or min(orders) < 1:
-        raise ValueError(f"Distinct orders must be positive integers, got {tuple(orders)}")
-    table = _NgramTable.build([tokenize(t) for t in texts], max(orders))
-    return _distinct_from_table(table, len(texts), orders)
+    if not all(isinstance(text, str) for text in texts):
+        raise ValueError("texts must be a list of strings, got " + ", ".join(
+            sorted({type(text).__name__ for text in texts if not isinstance(text, str)})))  # fmt: skip
+    if (
+        isinstance(orders, str)
+        or not isinstance(orders, Sequence)
+        or not orders
+        or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 1 for n in orders)
+    ):
+        raise ValueError(f"Distinct orders must be a list of whole numbers >= 1, got {orders!r}")
+    token_lists = [tokenize(t) for t in texts]
+    # No text holds an n-gram longer than itself: orders beyond the longest text score 0 without building their
+    # (empty) tables, so a huge order costs nothing.
+    longest = max(map(len, token_lists), default=0)
+    table = _NgramTable.build(token_lists, max(1, min(max(orders), longest)))
+    return {f"distinct_{n}": 0.0 for n in orders} | _distinct_from_table(
+        table, len(texts), [n for n in orders if n <= longest]
+    )
 
 
 @cache

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
-from gest_showcases.errors import check_at_least
+from gest_showcases.errors import check_at_least, check_at_most
 from gest_showcases.synth.catalog import (
     ASPECTS,
     CUISINES,
@@ -85,6 +85,7 @@ OTHER_NAMES = ("Quick", "Main Street", "City", "Family", "Express", "Valley", "S
 TIME_RANGE_MS = (1_451_606_400_000, 1_633_046_400_000)  # 2016-01-01 .. 2021-10-01 UTC
 URL_SAFE = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"))
 HEX = np.array(list("0123456789abcdef"))
+MAX_REVIEWS = 2_000_000
 
 
 @dataclass
@@ -109,6 +110,11 @@ class SynthConfig:
 
     def __post_init__(self):
         check_at_least(self, seed=0, num_reviews=20, num_users=10, other_business_fraction=0, num_annotated_reviews=0)
+        # Upper bounds, so that a typo (`1e300`) is refused rather than a hang or an out-of-memory: a world at most
+        # the size of the real Gest (1.49 million raw reviews), every user with a review, at most 10 other
+        # businesses per restaurant.
+        check_at_most(self, num_reviews=MAX_REVIEWS, other_business_fraction=10)
+        check_at_most(self, num_users=self.num_reviews, num_annotated_reviews=MAX_REVIEWS)
         if self.num_users is None:
             self.num_users = max(10, self.num_reviews // 3)
 

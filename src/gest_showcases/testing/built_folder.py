@@ -13,6 +13,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from datasets import List
+
+from gest_showcases.data.build import NULLABLE_COLUMNS, dataset_features
+from gest_showcases.data.records import CONFIGS
 
 # (review_id, user, business, text, pics, split): one review of `write_built_dataset`.
 Review = tuple[str, str, str, str, Sequence[str], str]
@@ -28,8 +32,10 @@ def write_built_folder(
 
     Args:
         folder (`str` or `Path`): the dataset folder; its config folders must not exist yet.
-        configs (`Mapping`): {config: {split: rows}}, listed in the card in this order; a split's parquet schema is
-            inferred from its rows (`pyarrow.Table.from_pylist`).
+        configs (`Mapping`): {config: {split: rows}}, listed in the card in this order. A `raw`, `s1` or `s2`
+            config is written in the builder's schema (`dataset_features`), which `load_built` checks: a column the
+            rows leave out is written empty (`""`, `[]`, or null where the builder allows it); other configs and
+            other columns are inferred from the rows (`pyarrow.Table.from_pylist`).
         default_config (`str`, *optional*): the config marked `default: true`; defaults to the first one.
         card_body (`str`, *optional*, defaults to `""`): the card's Markdown after its YAML header.
     """
@@ -41,13 +47,27 @@ def write_built_folder(
         data_files = []
         for split, rows in splits.items():
             path = folder / config / f"{split}-00000-of-00001.parquet"
-            pq.write_table(pa.Table.from_pylist(list(rows)), path)
+            pq.write_table(_table(config, list(rows)), path)
             data_files.append({"split": split, "path": f"{config}/{split}-*.parquet"})
         entry = {"config_name": config, "data_files": data_files}
         card.append(entry | ({"default": True} if config == default_config else {}))
     front_matter = yaml.safe_dump({"configs": card}, sort_keys=False)
     (folder / "README.md").write_text(f"---\n{front_matter}---\n{card_body}", encoding="utf-8")
     return folder
+
+
+def _table(config: str, rows: list[dict]) -> pa.Table:
+    """`rows` as a parquet table, in the builder's schema for a built config (see `write_built_folder`)."""
+    if config not in CONFIGS:
+        return pa.Table.from_pylist(rows)
+    features = dataset_features(config)
+    empty = {name: [] if isinstance(feature, List) else (None if name in NULLABLE_COLUMNS else "")
+             for name, feature in features.items()}  # fmt: skip
+    table = pa.Table.from_pylist([empty | row for row in rows], schema=features.arrow_schema)
+    others = pa.Table.from_pylist([{key: value for key, value in row.items() if key not in features} for row in rows])
+    for name in others.column_names:
+        table = table.append_column(others.schema.field(name), others.column(name))
+    return table
 
 
 def s1_rows(reviews: Sequence[Review], image_dir_name: str) -> dict[str, list[dict]]:

@@ -54,5 +54,21 @@ class Distinct(evaluate.Measurement):
             features=datasets.Features({"predictions": datasets.Value("string")}),
         )
 
+    # evaluate would split a lone string into its characters (and score them) before `_compute` sees it.
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """Distinct-n of `predictions` (a list of strings; a lone string is refused)."""  # evaluate appends its inputs
+        _refuse_a_lone_string(predictions)
+        return super().compute(predictions=predictions, references=references, **kwargs)
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of `predictions` (a list of strings; a lone string is refused)."""  # evaluate appends its inputs
+        _refuse_a_lone_string(predictions)
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
     def _compute(self, predictions, orders=(1, 2)):
-        return distinct(predictions, orders=tuple(orders))
+        return distinct(predictions, orders=orders)
+
+
+def _refuse_a_lone_string(predictions) -> None:
+    if isinstance(predictions, str):
+        raise ValueError("distinct: predictions must be a list of strings, got a single string")

@@ -10,7 +10,8 @@ Inputs:
     selected (`list[list[int]]`): per example, positions in its candidate pool, `-1`-padded.
     features (`list[list[list[float]]]`): per example, the candidates' CLIP features `[N, D]`; every
         example's pool must have the same size N (pad with zero rows).
-    k (`int`): the K of the metric; the first K positions of each selection count.
+    k (`int`, *optional*, defaults to 3): the K of the metric (the paper's K is 3); the first K positions of each
+        selection count.
 
 Outputs:
     `div@<k>` (`float`, in [0, 2], higher is more diverse).
@@ -57,7 +58,19 @@ class DivAtK(evaluate.Measurement):
             ),
         )
 
-    def _compute(self, selected, features, k):
+    def _compute(self, selected, features, k=3):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"div_at_k: k must be a whole number >= 1, got {k!r}")
+        pool_sizes = {len(pool) for pool in features}
+        if len(pool_sizes) > 1:
+            raise ValueError(f"div_at_k: every example's pool must have the same size (pad with zero rows); got sizes "
+                             f"{sorted(pool_sizes)}")
+        pool_size = pool_sizes.pop() if pool_sizes else 0
+        for row, positions in enumerate(selected):
+            outside = [position for position in positions if position != -1 and not 0 <= position < pool_size]
+            if outside:
+                raise ValueError(f"div_at_k: example {row} selects position {outside[0]}, outside its pool of "
+                                 f"{pool_size} (positions are 0..{pool_size - 1}, -1 pads)")
         width = max((len(s) for s in selected), default=0)
         padded = torch.full((len(selected), width), -1, dtype=torch.long)  # [B, K']
         for row, positions in enumerate(selected):

@@ -1,0 +1,88 @@
+"""Calls a transformers user types on the Table 2 baselines (session 25's audit): `max_length`, a bf16 model on
+fp32 features, `resize_token_embeddings`, and plain errors for ids an embedding cannot look up."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gest_showcases as gs
+
+SPECIAL = {"vocab_size": 40, "bos_token_id": 39, "eos_token_id": 39, "pad_token_id": 39}
+BATCH = 2
+
+
+def _model(name: str):
+    torch.manual_seed(0)
+    if name == "st":
+        return gs.ShowAndTellForExplanation(gs.ShowAndTellConfig(image_feature_dim=4, embedding_size=8, hidden_size=8,
+                                                           **SPECIAL))  # fmt: skip
+    if name == "r2gen":
+        return gs.R2GenForExplanation(gs.R2GenConfig(image_feature_dim=4, hidden_size=8, ffn_dim=8, num_layers=1,
+                                               num_attention_heads=2, memory_slots=1, memory_attention_heads=2,
+                                               **SPECIAL))  # fmt: skip
+    if name == "ref2seq":
+        return gs.Ref2SeqForExplanation(gs.Ref2SeqConfig(hidden_size=8, num_layers=1, **SPECIAL))
+    if name == "peter":
+        return gs.PeterForExplanation(gs.PeterConfig(num_users=3, num_items=3, hidden_size=8, intermediate_size=8, **SPECIAL))
+    decoder = {"n_embd": 16, "n_layer": 1, "n_head": 2, "n_positions": 32, "vocab_size": 40, "bos_token_id": 39,
+               "eos_token_id": 39}  # fmt: skip
+    return gs.PeplerForExplanation(gs.PeplerConfig(decoder=decoder, num_users=3, num_items=3))
+
+
+def _inputs(name: str) -> dict:
+    generator = torch.Generator().manual_seed(1)
+    if name in ("st", "r2gen"):
+        return {"image_features": torch.randn(BATCH, 3, 4, generator=generator)}
+    if name == "ref2seq":
+        references = torch.randint(0, 39, (BATCH, 2, 5), generator=generator)  # [B, references, tokens]
+        return {"user_reference_ids": references, "item_reference_ids": references.flip(1)}
+    return {"user_ids": torch.tensor([1, 2]), "item_ids": torch.tensor([2, 0])}
+
+
+NAMES = ["st", "r2gen", "ref2seq", "peter", "pepler"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_max_length_counts_over_the_saved_max_new_tokens(name):
+    """A trained baseline's generation_config sets max_new_tokens=64; `generate(max_length=6)` gave 65 tokens."""
+    model = _model(name).eval()
+    model.generation_config.max_new_tokens = 64
+    model.generation_config.min_new_tokens = None
+    ids = model.generate(**_inputs(name), max_length=4, min_length=4, num_beams=1)
+    assert ids.shape == (BATCH, 4)
+    assert model.generate(**_inputs(name), max_new_tokens=3, min_new_tokens=3, num_beams=1).shape == (BATCH, 4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bf16_baseline_reads_fp32_inputs(name):
+    """ST and R2Gen failed with `mat1 and mat2 must have the same dtype` (PC2L casts; so do they now)."""
+    model = _model(name).to(torch.bfloat16).eval()
+    assert model.generate(**_inputs(name), max_new_tokens=2, num_beams=1).shape[0] == BATCH
+
+
+def test_pepler_resizes_its_token_embeddings_and_reloads(tmp_path):
+    model = _model("pepler")
+    model.resize_token_embeddings(48)  # AttributeError: no `lm_head` before set_output_embeddings
+    assert model.get_output_embeddings().weight.shape[0] == 48 == model.config.decoder.vocab_size
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight  # still tied
+    model.save_pretrained(tmp_path)
+    reloaded = gs.PeplerForExplanation.from_pretrained(tmp_path)
+    torch.testing.assert_close(reloaded.get_output_embeddings().weight, model.get_output_embeddings().weight)
+
+
+@pytest.mark.parametrize("name", ["peter", "pepler"])
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [
+        ({"user_ids": torch.tensor([3, 1])}, r"user_ids must lie in \[0, 3\) .* got 1..3"),
+        ({"item_ids": torch.tensor([-1, 1])}, r"item_ids must lie in \[0, 3\)"),
+        ({"user_ids": torch.tensor([1.0, 2.0])}, "user_ids must be a 1-D integer tensor .* torch.float32"),
+        ({"user_ids": torch.tensor([[1], [2]])}, "user_ids must be a 1-D integer tensor"),
+        ({"item_ids": torch.tensor([1, 2, 0])}, r"user_ids \(2,\) and item_ids \(3,\): give one of each"),
+    ],
+    ids=["user-out-of-range", "negative-item", "float-ids", "2-D-ids", "different-batches"],
+)
+def test_ids_an_embedding_cannot_look_up_are_a_plain_error(name, ids, message):
+    with pytest.raises(ValueError, match=message):
+        _model(name).eval().generate(**(_inputs(name) | ids), max_new_tokens=2, num_beams=1)
