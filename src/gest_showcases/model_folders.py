@@ -45,6 +45,23 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
     return config
 
 
+def check_tokenizer_fits(tokenizer, tokenizer_name: str | Path, vocab_size: int, decoder_name: str | Path) -> None:
+    """Refuse a tokenizer whose ids reach past the decoder's vocabulary (`vocab_size`, from the decoder's config):
+    they would fail deep inside its embedding, mid-training (an IndexError, or a device-side assert on a GPU).
+
+    Raises:
+        InputError: "tokenizer T has token ids up to N, past the vocabulary of decoder D (M): pass the decoder's own
+            tokenizer".
+    """
+    special = [token for token in (tokenizer.bos_token_id, tokenizer.eos_token_id) if token is not None]
+    largest = max(tokenizer.vocab_size - 1, *special)
+    if largest >= vocab_size:
+        raise InputError(
+            f"tokenizer {tokenizer_name} has token ids up to {largest}, past the vocabulary of decoder {decoder_name} "
+            f"({vocab_size}): pass the decoder's own tokenizer"
+        )
+
+
 @contextmanager
 def loading(
     option: str, source: str | Path, failure: str = "cannot be loaded", hint: str | None = None
@@ -112,4 +129,4 @@ def check_model_output_dir(
         )
 
 
-__all__ = ["check_not_a_file", "check_model_output_dir", "loading", "require_model_type"]
+__all__ = ["check_not_a_file", "check_model_output_dir", "check_tokenizer_fits", "loading", "require_model_type"]

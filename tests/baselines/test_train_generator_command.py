@@ -182,12 +182,51 @@ def test_bad_model_options_are_one_line_errors(assets, tmp_path, monkeypatch, ca
     assert "peter has no GPT-2 decoder" in capsys.readouterr().err
 
 
-def test_config_overrides_that_build_no_model_are_one_line(assets, tmp_path, capsys):
-    argv = _argv(assets, "peter", tmp_path / "run", "--config_overrides", "hidden_size=-4")
+@pytest.mark.parametrize(
+    ("model", "overrides", "extra"),
+    [
+        ("peter", "hidden_size=-4", []),
+        ("peter", "hidden_size=0", []),  # a ZeroDivisionError traceback before session 25
+        ("pepler", "decoder=7", ["--decoder", "gpt2"]),  # a TypeError traceback before session 25
+    ],
+)
+def test_config_overrides_that_build_no_model_are_one_line(assets, tmp_path, capsys, model, overrides, extra):
+    extra = [str(assets / value) if value == "gpt2" else value for value in extra]
+    argv = _argv(assets, model, tmp_path / "run", "--config_overrides", overrides, *extra)
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "--config_overrides 'hidden_size=-4': the model cannot be built (" in err and "Traceback" not in err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(f"gest-showcases train-generator: error: --config_overrides "
+                                                   f"'{overrides}': "), err  # fmt: skip
     assert not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_dataset_that_is_not_a_built_folder_is_one_line(assets, tmp_path, capsys):
+    """`datasets` looked a missing folder up on the Hub: a ConnectionError traceback offline (session 25's audit)."""
+    (tmp_path / "a-file").write_text("x")
+    for dataset in (tmp_path / "missing", tmp_path / "a-file"):
+        argv = _argv(assets, "peter", tmp_path / "run", "--config_overrides", TINY["peter"])
+        argv[argv.index("--dataset") + 1] = str(dataset)
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"error: {dataset}: no such folder; pass a folder `build` wrote" in err and "Traceback" not in err
+
+
+def test_a_tokenizer_past_the_decoders_vocabulary_is_one_line(assets, tmp_path, capsys):
+    """It failed mid-training with `IndexError: index out of range in self` (session 25's audit)."""
+    GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=80, vocab_size=10)).save_pretrained(
+        tmp_path / "small-gpt2"
+    )
+    for argv in (
+        _argv(assets, "pepler", tmp_path / "run", "--decoder", str(tmp_path / "small-gpt2")),
+        ["finetune-lm", "--dataset", str(assets / "dataset"), "--config_name", "s2", "--tokenizer",
+         str(assets / "tokenizer"), "--decoder", str(tmp_path / "small-gpt2"), "--output_dir", str(tmp_path / "run")],
+    ):  # fmt: skip
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert "past the vocabulary of decoder" in err and "(10): pass the decoder's own tokenizer" in err, err
+        assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_cut_off_resumes_with_resume_from_checkpoint_last(assets, tmp_path, monkeypatch):

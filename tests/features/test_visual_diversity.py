@@ -77,6 +77,9 @@ def test_dataset_diversity_uses_posted_images_and_skips_missing_features(tmp_pat
     assert "Intra-User Div" in markdown and "| toy |" in markdown
     png = plot_diversity({"toy": result, "again": result}, tmp_path / "div.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without an extension the chart is a PNG, and the path returned (which the command prints) is the one written.
+    written = plot_diversity({"toy": result}, tmp_path / "figure3")
+    assert written == tmp_path / "figure3.png" and written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, image_dir, tiny_clip, capsys):

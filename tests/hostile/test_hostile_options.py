@@ -71,6 +71,11 @@ REFUSED = [
     ("synth", ["--num_annotated_reviews", "-1"], "--num_annotated_reviews -1"),
     ("synth", ["--other_business_fraction", "nan"], "--other_business_fraction nan"),
     ("synth", ["--image_size", "0"], "--image_size 0"),
+    # Session 25: what failed as a traceback (a Hub lookup of a missing folder) or after the work.
+    ("train-generator", ["--gradient_checkpointing", "True"], "--gradient_checkpointing / --activation_checkpointing: "
+                                                              "peter has no activation checkpointing (these do: pepler)"),
+    ("train-generator", ["--activation_checkpointing", "True"], "--activation_checkpointing: peter has no"),
+    ("diversity", ["--dataset", "d", "--features", "f", "--plot", "x.xyz"], "--plot x.xyz: no chart format .xyz"),
     # Session 25: sizes whose typo hung or ran out of memory.
     ("synth", ["--other_business_fraction", "1e300"], "--other_business_fraction 1e+300: give a number <= 10"),
     ("synth", ["--num_reviews", "3000000000"], "--num_reviews 3000000000: give a number <= 2,000,000"),
@@ -156,6 +161,15 @@ def test_a_wrong_type_is_one_line_without_the_usage(tmp_path, capsys):
     assert exit_.value.code == 2
     line = _one_line(capsys, "train-pc2l")
     assert "invalid float value: 'abc'" in line and line.endswith("see gest-showcases train-pc2l --help")
+
+
+@pytest.mark.parametrize("command", ["train-generator", "train-pc2l"])
+def test_an_unknown_image_kind_is_one_line(command, tmp_path, capsys):
+    """It was a ValueError traceback from `load_features` once the data was read (session 25's audit)."""
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, *COMMON[command], "--image_kind", "nope", "--output_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2
+    assert "--image_kind/--image-kind: invalid choice: 'nope'" in _one_line(capsys, command)
 
 
 def test_an_unknown_option_is_one_line(tmp_path, capsys):

@@ -68,9 +68,12 @@ class PeterConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if min(self.vocab_size, self.num_users, self.num_items, self.num_layers, self.intermediate_size) < 1:
+        sizes = (self.vocab_size, self.num_users, self.num_items, self.num_layers, self.intermediate_size,
+                 self.hidden_size, self.num_attention_heads)  # fmt: skip
+        if min(sizes) < 1:
             raise ValueError(
-                "vocab_size, num_users, num_items, num_layers and intermediate_size must be positive"
+                "vocab_size, num_users, num_items, num_layers, intermediate_size, hidden_size and num_attention_heads "
+                "must be positive"
             )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(

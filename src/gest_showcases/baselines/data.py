@@ -54,7 +54,8 @@ class GeneratorDataArguments:
     image_kind: str = field(
         default="image",
         metadata={
-            "help": "Image feature kind: image (CLIP, what the paper fed every image model) or vision."
+            "help": "Image feature kind: image (CLIP, what the paper fed every image model) or vision.",
+            "choices": ["image", "vision"],
         },
     )
     max_length: int = field(default=64, metadata={"help": "Most target tokens, BOS and EOS included."})

@@ -20,9 +20,15 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.data.folder import dataset_configs
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.files import write_text_atomically
-from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
+from gest_showcases.model_folders import (
+    check_model_output_dir,
+    check_tokenizer_fits,
+    loading,
+    require_model_type,
+)
 from gest_showcases.trainer_utils import checkpoint_to_resume
 
 from .collator import GeneratorCollator
@@ -161,7 +167,8 @@ def _overrides(config_class: type, kwargs: dict, overrides: str | None) -> dict:
     try:
         # transformers' parser: the type of each value is that of the field it replaces.
         config.update_from_string(overrides)
-    except ValueError as error:  # an unknown name, a value of the wrong type, no "name=value"
+    # An unknown name, a value of the wrong type, no "name=value"; a sub-configuration (PEPLER's `decoder`): TypeError.
+    except (ValueError, TypeError) as error:
         raise InputError(f"--config_overrides {overrides!r}: {error}") from error
     return {name: getattr(config, name) for name in (item.split("=")[0] for item in overrides.split(","))}
 
@@ -176,7 +183,6 @@ def train_baseline(
 
     Evaluates on the `s2` validation split when it has examples. Returns the train (and eval) metrics.
     """
-    import datasets
     from transformers import AutoTokenizer, set_seed
 
     from gest_showcases.features import load_features
@@ -188,19 +194,27 @@ def train_baseline(
     writes = baseline.config_class().model_type
     check_model_output_dir(training_args.output_dir, writes, f"train-generator --model {name}")
     resume_from = checkpoint_to_resume(training_args, logger)
+    decoder = None
     if model_args.decoder is not None:
-        require_model_type(
+        decoder = require_model_type(
             model_args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (`finetune-lm` writes one)"
         )
     model_class = baseline.model_class()
+    checkpointing = any(getattr(training_args, flag, False) for flag in ("activation_checkpointing",
+                                                                         "gradient_checkpointing"))  # fmt: skip
+    if checkpointing and not model_class.supports_gradient_checkpointing:  # else a traceback when training starts
+        able = sorted(key for key, entry in BASELINES.items() if entry.model_class().supports_gradient_checkpointing)
+        raise InputError(f"--gradient_checkpointing / --activation_checkpointing: {name} has no activation "
+                         f"checkpointing (these do: {', '.join(able)})")  # fmt: skip
     inputs = tuple(model_class.conditioning_inputs)
     with loading("--tokenizer", model_args.tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer, trust_remote_code=False)
-    kinds = feature_kinds(inputs, data_args.image_kind)
-    tables = {kind: load_features(data_args.features, kind) for kind in kinds}
-    present = datasets.get_dataset_split_names(data_args.dataset, "s2")
+    # The card's splits (one line for a missing folder, a file, no card), not `datasets`' Hub lookup of the name.
+    present = list(dataset_configs(data_args.dataset).get("s2", {}))
     if "train" not in present:
         raise InputError(f"{data_args.dataset} has no s2 train split (splits: {present})")
+    kinds = feature_kinds(inputs, data_args.image_kind)
+    tables = {kind: load_features(data_args.features, kind) for kind in kinds}
     train_rows = read_rows(data_args.dataset, "train")
     context = ConditioningContext.from_train_rows(train_rows)
     splits = {"train": load_examples(data_args, "train", inputs, tables, context, rows=train_rows)}
@@ -236,10 +250,13 @@ def train_baseline(
             return model_class.from_decoder_pretrained(model_args.decoder, **decoder_free)
         return model_class(baseline.config_class()(**config_kwargs))
 
+    if decoder is not None:
+        check_tokenizer_fits(tokenizer, model_args.tokenizer, decoder.get("vocab_size", 0), model_args.decoder)
     with training_args.main_process_first():
         try:
             model = build(kwargs)
-        except (RuntimeError, ValueError) as error:  # torch refuses the layer shapes (`hidden_size=-4`)
+        # torch refuses the layer shapes (`hidden_size=-4`); a config refuses a value (`decoder=7`, a zero size)
+        except (RuntimeError, ValueError, TypeError, ZeroDivisionError) as error:
             if model_args.config_overrides is None:
                 raise
             build(without_overrides)  # the overrides are to blame only if the model builds without them

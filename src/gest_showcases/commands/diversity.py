@@ -44,10 +44,20 @@ class DiversityArguments:
     names: list[str] | None = field(
         default=None, metadata={"help": "label per dataset (default: folder name)"}
     )
-    plot: str | None = field(default=None, metadata={"help": "write the bar chart PNG here"})
+    plot: str | None = field(
+        default=None, metadata={"help": "write the bar chart here (its format from the extension; none: .png)"}
+    )
 
     def __post_init__(self):
         check_file_option("--plot", self.plot)
+        suffix = Path(self.plot).suffix.lstrip(".").lower() if self.plot else ""
+        if suffix:  # before the work: matplotlib refuses an unknown format only when it saves
+            from matplotlib.backend_bases import FigureCanvasBase
+
+            formats = FigureCanvasBase.get_supported_filetypes()
+            if suffix not in formats:
+                raise InputError(f"--plot {self.plot}: no chart format .{suffix}; give one of "
+                                 f"{', '.join('.' + name for name in sorted(formats))}")  # fmt: skip
 
 
 @dataclass

@@ -29,7 +29,12 @@ from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.finetune_lm import pack_texts
 from gest_showcases.generation.trainer import FiniteTrainer
-from gest_showcases.model_folders import check_model_output_dir, loading, require_model_type
+from gest_showcases.model_folders import (
+    check_model_output_dir,
+    check_tokenizer_fits,
+    loading,
+    require_model_type,
+)
 from gest_showcases.trainer_utils import checkpoint_to_resume
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
@@ -73,12 +78,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArguments) -> None:
     """Train the decoder on the packed `train` texts of `args.dataset`'s `config_name`; save it with its tokenizer."""
     # Before any text is packed: GPT2LMHeadModel would load another model's folder with random weights.
+    decoder = None
     if args.decoder is not None:
-        require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
+        decoder = require_model_type(args.decoder, "gpt2", "--decoder", "pass a GPT-2 checkpoint (Hub name or folder)")
     check_model_output_dir(training_args.output_dir, "gpt2", "finetune-lm")
     resume_from = checkpoint_to_resume(training_args, logger)
     with loading("--tokenizer", args.tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, trust_remote_code=False)
+    if decoder is not None:
+        check_tokenizer_fits(tokenizer, args.tokenizer, decoder.get("vocab_size", 0), args.decoder)
     texts = load_built(args.dataset, config_name, split="train")
     if args.text_column not in texts.column_names:
         raise InputError(

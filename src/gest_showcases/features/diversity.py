@@ -133,6 +133,8 @@ def plot_diversity(results: dict[str, dict[str, float]], path: str | Path) -> Pa
     axes.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     path = Path(path)
+    if not path.suffix:  # matplotlib would add .png itself, and the caller would report a path that is not there
+        path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150)
     plt.close(figure)

@@ -19,10 +19,10 @@ import torch
 from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
 from gest_showcases.errors import InputError, check_at_least
-from gest_showcases.model_folders import loading
+from gest_showcases.model_folders import check_tokenizer_fits, loading
 from gest_showcases.numerics import check_finite_rows
 
-from .configuration_pc2l import PC2LConfig
+from .configuration_pc2l import IMAGE_KINDS, PC2LConfig
 from .lora import apply_lora
 from .modeling_pc2l import PC2LForConditionalGeneration
 
@@ -160,7 +160,8 @@ class PC2LDataArguments:
     features: str = field(metadata={"help": "Feature folder (gest-showcases features)."})
     image_kind: str = field(
         default="vision",
-        metadata={"help": "Image feature kind: vision (the paper's CNN features) or image (CLIP)."},
+        metadata={"help": "Image feature kind: vision (the paper's CNN features) or image (CLIP).",
+                  "choices": list(IMAGE_KINDS)},  # fmt: skip
     )
     max_length: int = field(default=64, metadata={"help": "Most target tokens, BOS and EOS included."})
     max_images: int = 5
@@ -259,13 +260,7 @@ def decoder_config(model_args: PC2LModelArguments, tokenizer):
         config = AutoConfig.from_pretrained(
             model_args.decoder, gguf_file=model_args.decoder_gguf_file, trust_remote_code=False
         )
-    # Ids at or past the decoder's vocabulary would fail deep inside its embedding, mid-training.
-    largest = max(tokenizer.vocab_size - 1, tokenizer.bos_token_id, tokenizer.eos_token_id)
-    if largest >= config.vocab_size:
-        raise InputError(
-            f"tokenizer {model_args.tokenizer} has token ids up to {largest}, past the vocabulary of decoder "
-            f"{model_args.decoder} ({config.vocab_size}): pass the decoder's own tokenizer"
-        )
+    check_tokenizer_fits(tokenizer, model_args.tokenizer, config.vocab_size, model_args.decoder)
     return config
 
 
