@@ -1005,11 +1005,27 @@ def load_built(folder: str | Path, config: str, split: str | None = None, with_i
     """
     import datasets
 
-    data_files = {name: [str(path) for path in paths] for name, paths in config_files(folder, config).items()}
-    # The split sizes such a stale entry records are checked too: skip that check, the parquet files are the truth.
-    loaded = datasets.load_dataset(
-        "parquet", data_files=data_files, split=split, download_mode="force_redownload", verification_mode="no_checks"
-    )
+    files = config_files(folder, config)
+    # datasets 5 fails on a parquet file without rows (ArrowInvalid: "BatchSize must be greater than 0"): such files
+    # are left out, and a split of nothing else is read by pyarrow itself, an empty table of the files' schema.
+    data_files = {name: [str(path) for path in paths if pq.ParquetFile(path).metadata.num_rows]
+                  for name, paths in files.items()}  # fmt: skip
+    empty = {
+        name: datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(files[name][0])))
+        for name, kept in data_files.items()
+        if not kept and files[name]
+    }
+    data_files = {name: kept for name, kept in data_files.items() if kept}
+    if split is not None and split in empty:
+        loaded = empty[split]
+    else:
+        # The split sizes such a stale entry records are checked too: skip that check, the files are the truth.
+        loaded = datasets.load_dataset(
+            "parquet", data_files=data_files, split=split, download_mode="force_redownload",
+            verification_mode="no_checks",
+        ) if data_files else datasets.DatasetDict()  # fmt: skip
+        if split is None:  # in the card's order
+            loaded = datasets.DatasetDict({name: empty[name] if name in empty else loaded[name] for name in files})
     for name, part in ({split: loaded} if split is not None else loaded).items():
         check_built_split(part, f"{folder} ({config}, {name})", config)
     names = loaded.column_names

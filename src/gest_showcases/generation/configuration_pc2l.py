@@ -170,7 +170,8 @@ class PC2LConfig(PreTrainedConfig):
             and `phi_Y` run under `torch.no_grad` (a decoder call of their own, which keeps no activations and has
             no backward), so CCL still pulls the image's embedding towards its target's and pushes it away from
             the negative's, but never moves the negative's embedding (nor, through it, the decoder). Forward values
-            (losses, embeddings) are those of `"full"`. Read only when the batch has hard negatives
+            (losses, embeddings) are those of `"full"`; the trained model is not (docs/experiments.md, H14: less
+            grounded and less varied than `"full"` on the experiment's default world). Read only when the batch has hard negatives
             (`image_contrastive="ccl"`), with either `contrastive_target`; the negatives are then computed in full,
             never from their target's prefix (the model's `_negative_prefix_sharing` is not read). Embedding
             scores only: `contrastive_score="likelihood"` refuses it, since there CCL trains by lowering the

@@ -103,7 +103,7 @@ class PC2LModelArguments:
         default="full",
         metadata={
             "help": "full (the paper) | detached: a deviation for speed, CCL's hard negatives run through the decoder "
-            "without gradients (same loss; their embeddings are never trained away); embedding score only"
+            "without gradients (same loss value, a different model: H14 in docs/experiments.md); embedding score only"
         },
     )
     mined_negative_candidates: int = field(
