@@ -198,6 +198,8 @@ def test_malformed_truth_is_refused(tmp_path):
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(InputError, match="not a Gest-Synth ground_truth.json"):
         SynthTruth.load(tmp_path / "list.json")
+    with pytest.raises(InputError, match="give the path of a ground_truth.json or its parsed dict, got list"):
+        SynthTruth.load([1])  # the evaluate module's `ground_truth=[1]`: a pathlib TypeError before
 
 
 def _changed(change):

@@ -148,6 +148,9 @@ class SynthTruth:
         """From a ``ground_truth.json`` path or its parsed dict; InputError for anything malformed."""
         if isinstance(source, Mapping):
             return cls.from_dict(source, "ground truth")
+        if not isinstance(source, (str, Path)):
+            raise InputError(f"ground truth: give the path of a ground_truth.json or its parsed dict, got "
+                             f"{type(source).__name__}")  # fmt: skip
         try:
             truth = json.loads(Path(source).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
