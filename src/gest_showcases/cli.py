@@ -66,7 +66,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": (
         "gest_showcases.commands.demo",
-        "run the whole method on a generated world and write an HTML report (--quick: under a minute)",
+        "run the whole method on a generated world and write an HTML report (--quick: under 2 minutes)",
     ),
     "experiment": (
         "gest_showcases.commands.experiment",

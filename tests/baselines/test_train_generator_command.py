@@ -130,6 +130,11 @@ def test_help_lists_every_model_and_the_baseline_options(capsys):
     text = capsys.readouterr().out
     assert "--config_overrides" in text and "--max_references" in text
     assert "pc2l,gpt2-ce,st,r2gen,ref2seq,peter,pepler" in text
+    # With a PC2L model, the options it takes: train-pc2l's (session 25's README check found them unlisted).
+    with pytest.raises(SystemExit):
+        cli.main(["train-generator", "--model", "pc2l", "--help"])
+    text = capsys.readouterr().out
+    assert "--lambda1" in text and "--encoder_attention_heads" in text and "--config_overrides" not in text
 
 
 @pytest.mark.slow

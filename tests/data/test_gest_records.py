@@ -72,3 +72,12 @@ def test_drop_report_counts_everything_but_keeps_few_examples(tmp_path):
     assert DropReport().summary("s1") == "s1: nothing dropped"
     write_drop_reports(tmp_path / "r.json", {"raw": report})
     assert json.loads((tmp_path / "r.json").read_text())["raw"]["missing image"]["count"] == 3
+
+
+def test_a_build_summary_says_which_config_was_not_written(tmp_path):
+    """`build` from Gest-raw printed "s2: nothing dropped" although it wrote no s2 (session 25's README check)."""
+    from gest_showcases.data.build import BuildResult
+
+    reports = {"raw": DropReport(), "s1": DropReport(), "s2": DropReport()}
+    written = BuildResult(tmp_path, {"raw": {"train": 3}, "s1": {"train": 2}}, reports)
+    assert written.summary().splitlines() == ["raw: nothing dropped", "s1: nothing dropped", "s2: not written"]

@@ -101,6 +101,17 @@ REFUSED = [
         "--generator_args: --lambda1 -1.0: give a number >= 0",
     ),
     ("experiment", ["--variant", "v", VARIANT + "--encoder_layers 0"], "--encoder_layers 0"),
+    # Session 25: parsed, but only PC2LConfig refused them, at the first generator cell after the world was made.
+    (
+        "experiment",
+        ["--variant", "v", VARIANT + "--contrastive_target textx"],
+        "--generator_args: the PC2L options do not fit together: contrastive_target must be one of",
+    ),
+    (
+        "experiment",
+        ["--variant", "v", VARIANT + "--encoder_attention_heads 3"],
+        "the encoder width (64) must be divisible by encoder_attention_heads=3",
+    ),
     ("experiment", ["--variant", "v", VARIANT + "--lambda2 abc"], "invalid float value: 'abc'"),
     ("experiment", ["--variant", "v", VARIANT + "--lambda2 nan"], "--lambda2 nan: give a finite number"),
     ("experiment", ["--variant", "v", VARIANT + "-h"], "train-pc2l takes no -h"),

@@ -28,7 +28,7 @@ exactly the code the individual commands run, and writes into its own subfolder 
 11. `evaluation/`: Table 2 and Figure 6 (`gest-showcases evaluate`).
 12. `report.html`: one self-contained page (`gest_showcases.report`).
 
-`--quick` shrinks the world, the models and the epochs to a run of under a minute (the tests use it). The world's
+`--quick` shrinks the world, the models and the epochs to a run of under 2 minutes on 2 cores (31 s on idle ones; the tests use it). The world's
 sizes and the stand-ins' training settings are in `gest_showcases.experiments.world`. Options come from the command
 line, a YAML file (`--config`, which the command line overrides), or both.
 
@@ -118,7 +118,7 @@ SMOLLM2_SYSTEMS = ("pc2l", "baseline")
 @dataclass
 class DemoArguments:
     output_dir: str = field(default="demo-output", metadata={"help": "folder for every stage's output"})
-    quick: bool = field(default=False, metadata={"help": "tiny world and models: a run of under a minute"})
+    quick: bool = field(default=False, metadata={"help": "tiny world and models: a run of under 2 minutes on 2 cores"})
     seed: int = field(default=0, metadata={"help": "seed of the world and of every training run"})
     num_threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     num_examples: int = field(default=4, metadata={"help": "test showcases shown in full in the report"})

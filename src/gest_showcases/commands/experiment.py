@@ -52,14 +52,14 @@ import datasets
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import GPT2Config, HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.baselines.data import GeneratorDataArguments
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import BaselineModelArguments, generate_baseline, train_baseline
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError, check_at_least, check_at_most
+from gest_showcases.errors import InputError, check_at_least, check_at_most, one_line
 from gest_showcases.experiments.grid import (
     BASELINE_NAMES,
     LOSS_CONFIGS,
@@ -86,12 +86,13 @@ from gest_showcases.experiments.world import (
 from gest_showcases.features import load_features
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
-from gest_showcases.generation.configuration_pc2l import PAPER_DECODING
+from gest_showcases.generation.configuration_pc2l import PAPER_DECODING, PC2LConfig
 from gest_showcases.generation.probe import input_reliance
 from gest_showcases.generation.training_run import (
     CONTRASTIVE_OPTIONS,
     PC2LDataArguments,
     PC2LModelArguments,
+    config_kwargs,
     load_split,
 )
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
@@ -250,13 +251,17 @@ def option_name(token: str) -> str | None:
     return token[2:].split("=")[0].replace("-", "_") if token.startswith("--") else None
 
 
-def variant_options(generator_args: str) -> list[str]:
+def variant_options(generator_args: str, gpt2_width: int | None = None) -> list[str]:
     """`--generator_args` split as a shell would, then read as train-pc2l reads its model and data options, so that a
-    bad name or value is one line before the world is made rather than at the first generator cell.
+    bad name or value is one line before the world is made rather than at the first generator cell. With
+    `gpt2_width` (the world's GPT-2 stand-in, whose config is known before it exists) the options are also checked
+    together, as `train-pc2l` checks them in `PC2LConfig` (`--contrastive_target textx`, heads that do not divide the
+    width).
 
     Raises:
         InputError: bad quoting, an option train-pc2l does not take or a value it refuses, an option the cell sets
-            itself (`CELL_OPTIONS`), or a Trainer option (the experiment's own, the same for every system).
+            itself (`CELL_OPTIONS`), a Trainer option (the experiment's own, the same for every system), or options
+            that do not fit together.
     """
     try:
         tokens = shlex.split(generator_args)
@@ -272,17 +277,23 @@ def variant_options(generator_args: str) -> list[str]:
                 f"--generator_args: --{name} is a Trainer option, the experiment's own (the same for every system)"
             )
     parser = _VariantParser((PC2LModelArguments, PC2LDataArguments), add_help=False, allow_abbrev=False)
-    # The cell gives the required folders; placeholders here, since only the variant's own options are checked.
+    # The cell gives the required folders (placeholders here) and its own options, which the variant's follow.
     placeholders = ["--tokenizer", "t", "--dataset", "d", "--features", "f"]
     try:
         *instances, remaining = parser.parse_args_into_dataclasses(
-            args=[*placeholders, *tokens], return_remaining_strings=True
+            args=[*placeholders, *PC2L_CELL_OPTIONS, *tokens], return_remaining_strings=True
         )
         if remaining:
             parser.error(f"train-pc2l takes no {' '.join(remaining)}")
         check_finite(instances)
     except InputError as error:
         raise InputError(f"--generator_args: {error}") from None
+    if gpt2_width is not None:
+        decoder = GPT2Config(n_embd=gpt2_width, n_layer=1, n_head=2)
+        try:
+            PC2LConfig(decoder=decoder, **config_kwargs(*instances))
+        except ValueError as error:
+            raise InputError(f"--generator_args: the PC2L options do not fit together: {one_line(error)}") from None
     return tokens
 
 
@@ -319,7 +330,9 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
-        self.variant_options = variant_options(args.generator_args)
+        self.variant_options = variant_options(
+            args.generator_args, self.size.lm_hidden_size if args.decoder == "gpt2" else None
+        )
         if args.variant_ce_only:
             if not args.generator_args:
                 raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")

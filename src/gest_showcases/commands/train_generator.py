@@ -61,7 +61,8 @@ class TrainGeneratorArguments:
     model: str = field(metadata={"help": "the generator to train", "choices": list(MODEL_NAMES)})
     generate_test: bool = field(
         default=True,
-        metadata={"help": f"write {GENERATIONS_FILE}: the s2 test split, from the users' photos"},
+        metadata={"help": f"whether to write {GENERATIONS_FILE} (the s2 test split, from the users' photos); on by "
+                          "default, --no_generate_test turns it off"},  # fmt: skip
     )
     system: str | None = field(
         default=None, metadata={"help": "system name in the generations file (default: --model)"}
@@ -93,7 +94,8 @@ def _model_name(argv: list[str]) -> str | None:
 
 def _point_to_train_pc2l(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
-        "With --model pc2l or gpt2-ce the other options are train-pc2l's (gest-showcases train-pc2l --help)."
+        "With --model pc2l or gpt2-ce the other options are train-pc2l's (listed by --model pc2l --help, or "
+        "gest-showcases train-pc2l --help)."
     )
 
 
@@ -102,10 +104,10 @@ def parse_generator_args(argv: list[str] | None = None, prog: str | None = None)
 
     The model and data arguments are train-pc2l's (`PC2LModelArguments`, `PC2LDataArguments`) for a PC2L run, with
     the options that make that run (`PC2L_RUNS`) last so that they win; a baseline's otherwise. `--help` lists the
-    baselines' options (argparse prints them and exits), whichever `--model` is given.
+    options of the `--model` given (train-pc2l's for `pc2l` and `gpt2-ce`), the baselines' without one.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    model = None if "-h" in argv or "--help" in argv else _model_name(argv)
+    model = _model_name(argv)
     if model in PC2L_RUNS:
         dataclass_types = (TrainGeneratorArguments, PC2LModelArguments, PC2LDataArguments, TrainingArguments)
         argv += PC2L_RUNS[model]

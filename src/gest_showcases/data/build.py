@@ -107,7 +107,8 @@ COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
     "and no explanation classifier was given to distil the `s1` reviews into the sentences that "
-    "describe their images. Build it with `build_dataset(..., explanation_filter=...)`."
+    "describe their images. Write it with `gest-showcases distill --dataset <this folder>` (or "
+    "`build_dataset(..., explanation_filter=...)`)."
 )
 
 
@@ -678,7 +679,12 @@ class BuildResult:
     reports: dict[str, DropReport] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return "\n".join(report.summary(stage) for stage, report in self.reports.items())
+        """One block per stage; a config that was not written (`s2` without `filter_all_t.json` or a filter) says so
+        instead of "nothing dropped"."""
+        return "\n".join(
+            report.summary(stage) if stage == "raw" or stage in self.num_rows else f"{stage}: not written"
+            for stage, report in self.reports.items()
+        )
 
 
 def _check_output_apart_from_inputs(output_dir: Path, inputs: Sequence[Path], images_dir: Path) -> None:
