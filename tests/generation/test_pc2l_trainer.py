@@ -169,3 +169,13 @@ def test_two_process_cpu_training(tmp_path):
     assert ranks[0]["checksum"] == pytest.approx(ranks[1]["checksum"], rel=1e-6)  # DDP kept replicas in sync
     assert all(rank["changed"] for rank in ranks)
     assert all({"loss_ce", "loss_ccl", "loss_pcl"} <= set(rank["logged"]) for rank in ranks)
+
+
+def test_label_smoothing_is_refused_not_ignored(tokenizer, tmp_path):
+    """The stock Trainer smooths labels in the `compute_loss` that PC2LTrainer replaces: `--label_smoothing_factor`
+    trained an unsmoothed model without a word (session 25's audit of TrainingArguments)."""
+    from gest_showcases.errors import InputError
+
+    args = TrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, use_cpu=True, report_to="none")
+    with pytest.raises(InputError, match="--label_smoothing_factor 0.1: not applied to a generator's loss"):
+        PC2LTrainer(model=_model(tokenizer), args=args)

@@ -76,6 +76,13 @@ REFUSED = [
                                                               "peter has no activation checkpointing (these do: pepler)"),
     ("train-generator", ["--activation_checkpointing", "True"], "--activation_checkpointing: peter has no"),
     ("diversity", ["--dataset", "d", "--features", "f", "--plot", "x.xyz"], "--plot x.xyz: no chart format .xyz"),
+    # Session 25's TrainingArguments audit: tracebacks once the data and the model were ready, or silently ignored.
+    ("train-pc2l", ["--label_smoothing_factor", "0.1"], "--label_smoothing_factor 0.1: not applied to a generator's"),
+    ("train-generator", ["--label_smoothing_factor", "0.1"], "--label_smoothing_factor 0.1: not applied"),
+    ("train-pc2l", ["--train_sampling_strategy", "group_by_length"], "group_by_length: the generators' examples"),
+    ("train-generator", ["--train_sampling_strategy", "group_by_length"], "group_by_length: the generators'"),
+    ("train-pc2l", ["--report_to", "no_such_tracker"], "--report_to no_such_tracker: not installed here"),
+    ("finetune-lm", ["--push_to_hub", "True"], "--push_to_hub: the Hub is off (HF_HUB_OFFLINE is set)"),
     # Session 25: sizes whose typo hung or ran out of memory.
     ("synth", ["--other_business_fraction", "1e300"], "--other_business_fraction 1e+300: give a number <= 10"),
     ("synth", ["--num_reviews", "3000000000"], "--num_reviews 3000000000: give a number <= 2,000,000"),
@@ -172,6 +179,17 @@ def test_a_wrong_type_is_one_line_without_the_usage(tmp_path, capsys):
     assert exit_.value.code == 2
     line = _one_line(capsys, "train-pc2l")
     assert "invalid float value: 'abc'" in line and line.endswith("see gest-showcases train-pc2l --help")
+
+
+def test_a_tracker_that_is_not_installed_is_one_line(tmp_path, capsys, monkeypatch):
+    """`--report_to tensorboard` without tensorboard: a RuntimeError traceback when the Trainer was built."""
+    import transformers.integrations
+
+    monkeypatch.setattr(transformers.integrations, "get_available_reporting_integrations", lambda: ["wandb"])
+    out = tmp_path / "out"
+    assert cli.main(["finetune-lm", *COMMON["finetune-lm"], "--report_to", "tensorboard", "--output_dir", str(out)]) == 2
+    assert "--report_to tensorboard: not installed here (installed: wandb)" in _one_line(capsys, "finetune-lm")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("command", ["train-generator", "train-pc2l"])

@@ -186,13 +186,14 @@ def train_baseline(
     from transformers import AutoTokenizer, set_seed
 
     from gest_showcases.features import load_features
-    from gest_showcases.generation.trainer import GeneratorTrainer
+    from gest_showcases.generation.trainer import GeneratorTrainer, check_generator_training_args
 
     baseline = BASELINES[name]
     if model_args.decoder is not None and not baseline.pretrained_decoder:
         raise InputError(f"--decoder: {name} has no GPT-2 decoder to start from a checkpoint")
     writes = baseline.config_class().model_type
     check_model_output_dir(training_args.output_dir, writes, f"train-generator --model {name}")
+    check_generator_training_args(training_args)  # before any data is read
     resume_from = checkpoint_to_resume(training_args, logger)
     decoder = None
     if model_args.decoder is not None:

@@ -376,7 +376,26 @@ def parse_args(
             check_at_least(instance, learning_rate=0, per_device_train_batch_size=1)
             if instance.max_steps <= 0 and instance.num_train_epochs <= 0:  # would save an untrained model
                 raise InputError(f"--num_train_epochs {instance.num_train_epochs}: give a number > 0 (or --max_steps)")
+            check_report_to(instance)
+            if instance.push_to_hub:  # else the Trainer fails to create the repo once data and model are ready
+                from huggingface_hub import constants
+
+                if constants.HF_HUB_OFFLINE:
+                    raise InputError("--push_to_hub: the Hub is off (HF_HUB_OFFLINE is set); unset it, or leave "
+                                     "--push_to_hub out and publish later with `gest-showcases push`")  # fmt: skip
     return instances
+
+
+def check_report_to(training_args: TrainingArguments) -> None:
+    """Refuse a `--report_to` integration that is not installed: transformers raises a RuntimeError traceback when
+    the Trainer is built, after the data and the model are ready."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    available = set(get_available_reporting_integrations())
+    missing = [name for name in training_args.report_to if name not in available | {"none", "all"}]
+    if missing:
+        raise InputError(f"--report_to {' '.join(missing)}: not installed here (installed: "
+                         f"{', '.join(sorted(available)) or 'none'}); install it or pass --report_to none")  # fmt: skip
 
 
 def _parse_args(dataclass_types, argv, prog, description, add_arguments) -> tuple:

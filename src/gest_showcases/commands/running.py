@@ -71,6 +71,7 @@ def user_error_message(error: BaseException) -> str | None:
     from gest_showcases.data.images import UnreadableImageError
 
     yaml = sys.modules.get("yaml")  # only a command that imported yaml can raise its errors
+    hub_errors = sys.modules.get("huggingface_hub.errors")  # likewise the Hub client's
     if isinstance(error, _PATH_ERRORS) and error.filename is not None:
         message = f"{error.strerror}: {error.filename}; check the path"
     elif isinstance(error, (InputError, *_PATH_ERRORS, UnreadableImageError)):
@@ -81,6 +82,8 @@ def user_error_message(error: BaseException) -> str | None:
         message = f"a file is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
     elif yaml is not None and isinstance(error, yaml.YAMLError):
         message = f"not valid YAML ({error}); fix the file"
+    elif hub_errors is not None and isinstance(error, hub_errors.OfflineModeIsEnabled):
+        message = f"{error} (leave out what needs the Hub, or unset HF_HUB_OFFLINE)"
     else:
         return None
     return " ".join(message.split()) or type(error).__name__

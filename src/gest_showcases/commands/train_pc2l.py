@@ -48,7 +48,7 @@ from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import point_adapter_at_base, save_lora_base
 from gest_showcases.generation.mined_negatives import NegativeMiningCallback
 from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
-from gest_showcases.generation.trainer import PC2LTrainer
+from gest_showcases.generation.trainer import PC2LTrainer, check_generator_training_args
 from gest_showcases.generation.training_run import (
     PC2LDataArguments,
     PC2LModelArguments,
@@ -100,6 +100,7 @@ def run(
     if model_args.decoder_gguf_file is not None and model_args.decoder is None:
         raise InputError("--decoder_gguf_file names a file in the --decoder folder: pass --decoder too")
     check_model_output_dir(training_args.output_dir, PC2LConfig.model_type, command, lora=model_args.lora)
+    check_generator_training_args(training_args)  # before any data is read
     resume_from = checkpoint_to_resume(training_args, logger)
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)

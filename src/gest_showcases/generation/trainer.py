@@ -37,6 +37,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import unwrap_peft_model
 
+from gest_showcases.errors import InputError
 from gest_showcases.numerics import check_finite_step
 
 from .losses import total_loss
@@ -67,6 +68,30 @@ class FiniteTrainer(Trainer):
         return loss
 
 
+def check_generator_training_args(training_args) -> None:
+    """Refuse the `TrainingArguments` a [`GeneratorTrainer`] cannot honour; the commands call it before any data is
+    read, the trainer again when it is built.
+
+    - `label_smoothing_factor`: the stock Trainer smooths the labels in its own `compute_loss`, which this one
+      replaces (the model computes its cross-entropy, PC2L its other losses too): it would be silently ignored.
+    - `train_sampling_strategy="group_by_length"`: the Trainer infers lengths from an `input_ids` field, which the
+      examples have not (the collator tokenizes): a traceback when training starts.
+
+    Raises:
+        InputError: naming the option.
+    """
+    if training_args.label_smoothing_factor:
+        raise InputError(
+            f"--label_smoothing_factor {training_args.label_smoothing_factor}: not applied to a generator's loss "
+            "(the model computes its own cross-entropy); leave it at 0"
+        )
+    if getattr(training_args, "train_sampling_strategy", None) == "group_by_length":
+        raise InputError(
+            "--train_sampling_strategy group_by_length: the generators' examples are tokenized in the collator, so "
+            "there are no lengths to group by; use random (the default) or sequential"
+        )
+
+
 class GeneratorTrainer(FiniteTrainer):
     """A `Trainer` for an explanation generator that logs each part of its loss (`loss_*`), averaged per log.
 
@@ -80,6 +105,7 @@ class GeneratorTrainer(FiniteTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_generator_training_args(self.args)
         self._loss_parts = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -117,4 +143,4 @@ class PC2LTrainer(GeneratorTrainer):
         return total_loss(config, outputs, inputs)
 
 
-__all__ = ["FiniteTrainer", "GeneratorTrainer", "PC2LTrainer"]
+__all__ = ["FiniteTrainer", "GeneratorTrainer", "PC2LTrainer", "check_generator_training_args"]
