@@ -49,9 +49,12 @@ def _check_ids(name: str, ids: torch.Tensor, vocabulary_size: int) -> None:
     if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool or ids.ndim != 1:
         what = f"a {ids.dtype} tensor of shape {tuple(ids.shape)}" if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise ValueError(f"{name} must be a 1-D integer tensor (one id per example), got {what}")
-    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocabulary_size):
+    if not ids.numel():
+        return
+    low, high = torch.stack(torch.aminmax(ids)).tolist()  # one device sync per batch, not two
+    if low < 0 or high >= vocabulary_size:
         raise ValueError(f"{name} must lie in [0, {vocabulary_size}) (0 for an unknown id; the config's vocabulary), "
-                         f"got {int(ids.min())}..{int(ids.max())}")  # fmt: skip
+                         f"got {low}..{high}")  # fmt: skip
 
 
 def _forget(ids: torch.LongTensor, probability: float) -> torch.LongTensor:

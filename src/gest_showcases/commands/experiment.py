@@ -59,7 +59,7 @@ from gest_showcases.baselines.data import GeneratorDataArguments
 from gest_showcases.baselines.registry import BASELINES
 from gest_showcases.baselines.training import BaselineModelArguments, generate_baseline, train_baseline
 from gest_showcases.data.build import load_built
-from gest_showcases.errors import InputError, check_at_least, check_at_most, one_line
+from gest_showcases.errors import InputError, check_at_least, check_at_most
 from gest_showcases.experiments.grid import (
     BASELINE_NAMES,
     LOSS_CONFIGS,
@@ -86,7 +86,7 @@ from gest_showcases.experiments.world import (
 from gest_showcases.features import load_features
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
-from gest_showcases.generation.configuration_pc2l import PAPER_DECODING, PC2LConfig
+from gest_showcases.generation.configuration_pc2l import PAPER_DECODING
 from gest_showcases.generation.probe import input_reliance
 from gest_showcases.generation.training_run import (
     CONTRASTIVE_OPTIONS,
@@ -94,6 +94,7 @@ from gest_showcases.generation.training_run import (
     PC2LModelArguments,
     config_kwargs,
     load_split,
+    pc2l_config,
 )
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
@@ -289,11 +290,10 @@ def variant_options(generator_args: str, gpt2_width: int | None = None) -> list[
     except InputError as error:
         raise InputError(f"--generator_args: {error}") from None
     if gpt2_width is not None:
-        decoder = GPT2Config(n_embd=gpt2_width, n_layer=1, n_head=2)
         try:
-            PC2LConfig(decoder=decoder, **config_kwargs(*instances))
-        except ValueError as error:
-            raise InputError(f"--generator_args: the PC2L options do not fit together: {one_line(error)}") from None
+            pc2l_config(GPT2Config(n_embd=gpt2_width, n_layer=1, n_head=2), config_kwargs(*instances))
+        except InputError as error:
+            raise InputError(f"--generator_args: {error}") from None
     return tokens
 
 

@@ -42,7 +42,7 @@ import datasets
 from transformers import TrainingArguments, set_seed
 
 import gest_showcases.features
-from gest_showcases.errors import InputError, one_line
+from gest_showcases.errors import InputError
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import point_adapter_at_base, save_lora_base
@@ -57,6 +57,7 @@ from gest_showcases.generation.training_run import (
     decoder_config,
     load_split,
     load_tokenizer,
+    pc2l_config,
 )
 from gest_showcases.model_folders import check_model_output_dir
 from gest_showcases.trainer_utils import checkpoint_to_resume
@@ -105,12 +106,7 @@ def run(
     tokenizer = load_tokenizer(model_args)
     kwargs = config_kwargs(model_args, data_args)
     # Validates the options against the decoder before any data is read; also the config of a random decoder.
-    decoder = decoder_config(model_args, tokenizer)
-    try:
-        config = PC2LConfig(decoder=decoder, **kwargs)
-    except ValueError as error:
-        # The config refuses option combinations that contradict each other: the user's flags, one line.
-        raise InputError(f"the PC2L options do not fit together: {one_line(error)}") from error
+    config = pc2l_config(decoder_config(model_args, tokenizer), kwargs)
     with_negatives = config.image_contrastive == "ccl"
     mined_candidates = config.mined_negative_candidates
     if (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, one_line
 from gest_showcases.model_folders import check_tokenizer_fits, loading
 from gest_showcases.numerics import check_finite_rows
 
@@ -226,6 +226,19 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
     }
+
+
+def pc2l_config(decoder, kwargs: dict) -> PC2LConfig:
+    """`PC2LConfig(decoder=decoder, **kwargs)` for the command-line options `kwargs` (`config_kwargs`); the config's
+    refusal of options that contradict each other (or the decoder's width) is the user's flags, one line.
+
+    Raises:
+        InputError: "the PC2L options do not fit together: ...".
+    """
+    try:
+        return PC2LConfig(decoder=decoder, **kwargs)
+    except ValueError as error:
+        raise InputError(f"the PC2L options do not fit together: {one_line(error)}") from error
 
 
 def load_tokenizer(model_args: PC2LModelArguments):
