@@ -154,3 +154,28 @@ def test_a_smollm2_cell_keeps_checkpoints_resumes_from_them_and_removes_them_whe
         assert "--resume_from_checkpoint" not in argv and "--save_steps" not in argv
         assert value["--save_strategy"] == "no"
     assert (out / ".done").exists()
+
+
+@pytest.mark.parametrize(
+    ("decoder", "options", "refusal"),
+    [
+        # Options that contradict each other whatever the decoder: once checked for the GPT-2 stand-in only.
+        ("smollm2", "--contrastive_score likelihood --hard_negative_gradients detached", "detached"),
+        ("smollm2", "--cross_attention_every_n_layers 31", r"\[1, 30\]"),  # SmolLM2 has 30 layers
+        ("gpt2", "--cross_attention_every_n_layers 2", "GPT-2 has cross-attention in every block"),
+        ("gpt2", "--contrastive_target textx", "contrastive_target"),
+    ],
+)
+def test_a_variant_is_checked_against_the_cells_decoder_before_any_work(tmp_path, decoder, options, refusal):
+    args = ExperimentArguments(output_dir=str(tmp_path), decoder=decoder, variant="v", generator_args=options)
+    with pytest.raises(InputError, match=refusal):
+        Experiment(args)
+    assert list(tmp_path.iterdir()) == []  # refused before the world was made
+
+
+def test_a_smollm2_variant_that_fits_its_decoder_is_accepted(tmp_path):
+    options = "--cross_attention_every_n_layers 5 --cross_attention_gate none"
+    experiment = Experiment(
+        ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2", variant="v", generator_args=options)
+    )
+    assert experiment.variant_options == options.split()

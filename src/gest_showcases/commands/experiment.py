@@ -44,6 +44,7 @@ import re
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
@@ -52,7 +53,7 @@ import datasets
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import GPT2Config, HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, PretrainedConfig, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.baselines.data import GeneratorDataArguments
@@ -81,6 +82,7 @@ from gest_showcases.experiments.world import (
     SMOLLM2_LEARNING_RATE,
     DemoSize,
     generator_decoder_argv,
+    generator_decoder_config,
     trainer_argv,
 )
 from gest_showcases.features import load_features
@@ -252,12 +254,15 @@ def option_name(token: str) -> str | None:
     return token[2:].split("=")[0].replace("-", "_") if token.startswith("--") else None
 
 
-def variant_options(generator_args: str, gpt2_width: int | None = None) -> list[str]:
-    """`--generator_args` split as a shell would, then read as train-pc2l reads its model and data options, so that a
-    bad name or value is one line before the world is made rather than at the first generator cell. With
-    `gpt2_width` (the world's GPT-2 stand-in, whose config is known before it exists) the options are also checked
-    together, as `train-pc2l` checks them in `PC2LConfig` (`--contrastive_target textx`, heads that do not divide the
-    width).
+def variant_options(
+    generator_args: str, decoder_argv: Sequence[str] = (), decoder_config: PretrainedConfig | None = None
+) -> list[str]:
+    """`--generator_args` split as a shell would, then read as train-pc2l reads its model and data options after the
+    cells' own (`decoder_argv`, the decoder's options, and `PC2L_CELL_OPTIONS`), so that a bad name or value is one
+    line before the world is made rather than at the first generator cell. With `decoder_config` (the cells' decoder,
+    `generator_decoder_config`) the options are also checked together, as `train-pc2l` checks them in `PC2LConfig`
+    (`--contrastive_target textx`, a detached likelihood score, heads that do not divide the width, cross-attention
+    past the decoder's layers).
 
     Raises:
         InputError: bad quoting, an option train-pc2l does not take or a value it refuses, an option the cell sets
@@ -282,16 +287,16 @@ def variant_options(generator_args: str, gpt2_width: int | None = None) -> list[
     placeholders = ["--tokenizer", "t", "--dataset", "d", "--features", "f"]
     try:
         *instances, remaining = parser.parse_args_into_dataclasses(
-            args=[*placeholders, *PC2L_CELL_OPTIONS, *tokens], return_remaining_strings=True
+            args=[*placeholders, *decoder_argv, *PC2L_CELL_OPTIONS, *tokens], return_remaining_strings=True
         )
         if remaining:
             parser.error(f"train-pc2l takes no {' '.join(remaining)}")
         check_finite(instances)
     except InputError as error:
         raise InputError(f"--generator_args: {error}") from None
-    if gpt2_width is not None:
+    if decoder_config is not None:
         try:
-            pc2l_config(GPT2Config(n_embd=gpt2_width, n_layer=1, n_head=2), config_kwargs(*instances))
+            pc2l_config(decoder_config, config_kwargs(*instances))
         except InputError as error:
             raise InputError(f"--generator_args: {error}") from None
     return tokens
@@ -330,9 +335,12 @@ class Experiment:
         self.timings: dict[str, float] = {}
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
-        self.variant_options = variant_options(
-            args.generator_args, self.size.lm_hidden_size if args.decoder == "gpt2" else None
+        decoder = (
+            (generator_decoder_argv(args.decoder, self.world), generator_decoder_config(args.decoder, self.size))
+            if args.generator_args
+            else ((), None)
         )
+        self.variant_options = variant_options(args.generator_args, *decoder)
         if args.variant_ce_only:
             if not args.generator_args:
                 raise InputError("--variant_ce_only trains CE only with the variant's --generator_args: give them")

