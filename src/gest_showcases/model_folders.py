@@ -12,6 +12,7 @@ This module imports only transformers' config class and `errors`, so every layer
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,8 +84,9 @@ def loading(
             raise
         raise InputError(prefix + str(error)) from error
     # Also a config.json of wrong types (huggingface_hub's strict dataclasses) or of sizes its weights do not have
-    # (RuntimeError: size mismatch): the folder's fault, not a bug.
-    except (OSError, ValueError, RuntimeError, StrictDataclassError) as error:
+    # (RuntimeError: size mismatch), or a GGUF file cut short (struct.error from its reader): the folder's fault, not
+    # a bug.
+    except (OSError, ValueError, RuntimeError, StrictDataclassError, struct.error) as error:
         raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
 
 

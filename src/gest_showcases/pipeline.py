@@ -88,9 +88,10 @@ from gest_showcases.features.clip import (
 )
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
-from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS, PAPER_DECODING
+from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS, MAX_NUM_BEAMS, PAPER_DECODING
 from gest_showcases.model_folders import loading, require_model_type
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
+from gest_showcases.selection.configuration_dpp import MAX_TOP_K
 from gest_showcases.tensors import pad_ragged
 
 logger = logging.getLogger(__name__)
@@ -651,8 +652,8 @@ class ShowcasePipeline:
     def resolve_k(self, k: int | None) -> int:
         """Photos per showcase: `k` when given, else the pipeline's `k`, else the selector's `config.top_k`."""
         k = k if k is not None else self.k if self.k is not None else self.selector.config.top_k
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InputError(f"k (photos per showcase) must be a whole number >= 1, got {k!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_TOP_K:
+            raise InputError(f"k (photos per showcase) must be a whole number in [1, {MAX_TOP_K}], got {k!r}")
         return k
 
     def _check_feature_models(self) -> None:
@@ -848,6 +849,9 @@ class ShowcasePipeline:
             settings["max_new_tokens"] = PAPER_DECODING["max_new_tokens"]  # not generate's default max_length of 20
         settings = {name: value for name, value in settings.items() if value is not None} | generate_kwargs
         self._check_new_tokens(settings.get("max_new_tokens", self.generator.generation_config.max_new_tokens))
+        beams = settings.get("num_beams", self.generator.generation_config.num_beams)
+        if not isinstance(beams, int) or isinstance(beams, bool) or not 1 <= beams <= MAX_NUM_BEAMS:
+            raise InputError(f"num_beams must be a whole number in [1, {MAX_NUM_BEAMS}], got {beams!r}")
         ids = self.generator.generate(
             **{name: value.to(self.device) for name, value in inputs.items()}, **settings
         )
@@ -907,11 +911,12 @@ def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LF
     `base/` model: the pipeline only generates, and a plain PC2L is what `save_pretrained` can write as the saved
     folder's root (transformers would load the run with the adapter attached, and save only the adapter, naming a
     base folder of this machine)."""
+    hint = "pass a folder `gest-showcases train-pc2l` wrote"
     if (Path(name_or_path) / ADAPTER_CONFIG_NAME).is_file():
         from gest_showcases.generation.lora import load_lora_pc2l  # imports peft: only for LoRA runs
 
-        return load_lora_pc2l(name_or_path).merge_and_unload()
-    hint = "pass a folder `gest-showcases train-pc2l` wrote"
+        with loading(option, name_or_path, "cannot be loaded", hint):
+            return load_lora_pc2l(name_or_path).merge_and_unload()
     require_model_type(name_or_path, PC2LConfig.model_type, option, hint)
     with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
         return PC2LForConditionalGeneration.from_pretrained(name_or_path)

@@ -213,3 +213,41 @@ def test_push_refuses_an_adapter_that_links_out_of_the_run(lora_run, tmp_path):
     with pytest.raises(InputError, match="leads outside the LoRA run folder"):
         push(PushArguments(namespace="me", generator=str(run), dry_run=str(tmp_path / "out")))
     assert not any(path.read_bytes() == b"private" for path in (tmp_path / "out").rglob("*") if path.is_file())
+
+
+def _damage_config(**changes):
+    def damage(run: Path):
+        config = json.loads((run / "adapter_config.json").read_text())
+        (run / "adapter_config.json").write_text(json.dumps(config | changes))
+
+    return damage
+
+
+@pytest.mark.parametrize(
+    ("damage", "refusal"),
+    [
+        (lambda run: (run / "adapter_config.json").write_text("[1]"), "not a LoRA adapter config"),
+        (lambda run: (run / "adapter_config.json").write_text("{"), "not JSON"),
+        (_damage_config(peft_type="NOPE"), r"peft_type 'NOPE'"),
+        (_damage_config(r=10**9), r"r 1000000000 is not a LoRA rank in \[1, 1024\]"),  # was a 128 GB allocation
+        (_damage_config(r=True), "is not a LoRA rank"),
+        (_damage_config(target_modules="nothing_here"), "No modules were targeted"),
+        (lambda run: (run / "adapter_model.safetensors").unlink(), "has no adapter weights"),
+        (lambda run: (run / "base" / "config.json").write_text('{"model_type": "gpt2"}'), "holds a 'gpt2' model"),
+        (
+            lambda run: (run / "base" / "config.json").write_text('{"model_type": "pc2l", "encoder_layers": "x"}'),
+            "encoder_layers",
+        ),
+    ],
+    ids=["list", "not-json", "peft-type", "huge-rank", "bool-rank", "no-target", "no-weights", "gpt2-base", "bad-base"],
+)
+def test_a_damaged_lora_run_is_one_line_naming_the_generator(lora_run, tmp_path, damage, refusal):
+    """Session 26's audit: each of these was a traceback (TypeError, KeyError, HFValidationError, peft's error) or an
+    allocation of the adapter config's rank, when given to `showcase --generator` or the pipeline."""
+    from gest_showcases.errors import InputError
+
+    run = tmp_path / "run"
+    shutil.copytree(lora_run["run"], run)
+    damage(run)
+    with pytest.raises(InputError, match=rf"^--generator {run}: .*{refusal}"):
+        load_generator(run, "--generator")

@@ -17,6 +17,7 @@ from pc2l_fixtures import CORPUS, FEATURE_DIM, FakeFeatureTable, build_tokenizer
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 import gest_showcases.features
+from gest_showcases import cli
 from gest_showcases.commands import train_pc2l as train
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator
@@ -213,3 +214,21 @@ def test_train_pc2l_adapts_the_real_smollm2_gguf(tmp_path, monkeypatch):
         ids = model.generate(image_features=features, image_mask=mask, review_features=features,
                              review_mask=mask, num_beams=2, max_new_tokens=6)  # fmt: skip
     assert (ids[:, 0] == 1).all() and ids.shape[1] <= 7
+
+
+@pytest.mark.parametrize("tokenizer", ["the GGUF's", "another"])
+def test_a_gguf_file_cut_short_is_one_line(assets, capsys, tokenizer):
+    """Session 26's audit: a GGUF cut inside its header was a `struct.error` traceback from the reader, through the
+    tokenizer (`--tokenizer` the GGUF's folder) or the decoder's config (another tokenizer)."""
+    lm_folder = assets / "lm"
+    (lm_folder / "cut.gguf").write_bytes((lm_folder / GGUF_FILE).read_bytes()[:200])
+    other = assets / "tokenizer"
+    AutoTokenizer.from_pretrained(lm_folder, gguf_file=GGUF_FILE).save_pretrained(other)
+    option, folder = ("--tokenizer", lm_folder) if tokenizer == "the GGUF's" else ("--decoder", lm_folder)
+    argv = ["--dataset", str(assets / "dataset"), "--features", "unused", "--decoder", str(lm_folder),
+            "--decoder_gguf_file", "cut.gguf", "--tokenizer", str(lm_folder if tokenizer == "the GGUF's" else other),
+            "--cross_attention_every_n_layers", "2", "--output_dir", str(assets / "run"), *TRAINING]  # fmt: skip
+    assert cli.main(["train-pc2l", *argv]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"gest-showcases train-pc2l: error: {option} {folder}: cannot be loaded (")
+    assert "\n" not in error

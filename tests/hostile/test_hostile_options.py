@@ -397,3 +397,26 @@ def test_train_selector_refuses_a_split_it_cannot_use(splits, says):
     with pytest.raises(InputError, match=re.escape(says)):
         train_selector.check_splits(arguments, ["train", "validation", "test"])
     train_selector.check_splits(train_selector.SelectorScriptArguments(dataset="d", features="f"), ["train", "test"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--image_size", "1000000"], "--image_size 1000000: give a number <= 1,024"),  # was a 3.64 TiB array
+        (["--num_workers", "100000"], "--num_workers 100000: give a number <= 256"),
+    ],
+)
+def test_synth_refuses_photo_sizes_and_worker_counts_no_machine_has(tmp_path, capsys, argv, says):
+    assert cli.main(["synth", "--output_dir", str(tmp_path / "world"), *argv]) == 2
+    assert capsys.readouterr().err.strip().endswith(says)
+    assert not (tmp_path / "world").exists()
+
+
+@pytest.mark.parametrize("model", ["[pc2l]", "{a: 1}", "3"])
+def test_train_generator_config_whose_model_is_not_a_name_is_one_line(tmp_path, capsys, model):
+    """Session 26's audit: `model: [pc2l]` in a --config file was `TypeError: unhashable type: 'list'`."""
+    config = tmp_path / "options.yaml"
+    config.write_text(f"model: {model}\n")
+    assert cli.main(["train-generator", "--config", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"gest-showcases train-generator: error: --config {config}: model: ") and "\n" not in error

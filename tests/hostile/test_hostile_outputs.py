@@ -159,3 +159,16 @@ def test_a_card_of_the_wrong_shape_is_one_line(configs, tmp_path, capsys):
         f"gest-showcases stats: error: {folder / 'README.md'}: `configs:` is not a list of "
         "{config_name, data_files: [{split, path}]}; rebuild the folder"
     )
+
+
+@pytest.mark.parametrize("path", [".", "''", "s1/***", "s1"], ids=["dot", "empty", "bad-glob", "a-folder"])
+def test_a_card_glob_that_names_no_files_is_one_line(tmp_path, capsys, path):
+    """Session 26's audit: `path: '.'` was an IndexError, `path: s1/***` a ValueError ("Invalid pattern"), from every
+    command that reads a built folder."""
+    write_jpegs(tmp_path / "images", ["pic0"], size=(36, 48))
+    folder = write_built_dataset(tmp_path / "dataset", tmp_path / "images", REVIEWS[:1])
+    _card_with(folder, f"configs:\n- config_name: s1\n  data_files:\n  - split: train\n    path: {path}\n")
+    assert cli.main(["stats", str(folder)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"gest-showcases stats: error: {folder}")
+    assert "rebuild" in error and "\n" not in error

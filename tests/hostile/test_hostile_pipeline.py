@@ -205,3 +205,34 @@ def test_push_dry_run_stages_no_absolute_local_path(dataset, checkpoints, tmp_pa
     readme = texts[Path("dataset/README.md")]
     assert "classifier in `phi` over CLIP `clip`; features from features." in readme
     assert PC2LForConditionalGeneration.from_pretrained(out / "generator").config.decoder.name_or_path == ""
+
+
+# -- sizes that would allocate without bound (session 26's audit) ------------------------------------------------
+
+
+def test_a_huge_k_or_beam_count_is_one_line_before_any_allocation(pipeline, tmp_path):
+    """`k=10**12` made the selection's (batch, k) index tensor (8 TB); `num_beams=10**8` a 51 GB cache; a saved
+    generation_config.json of `num_beams: 10**9` the same with nothing on the command line."""
+    photos = write_jpegs(tmp_path / "images", ["a", "b"])
+    request = ShowcaseInput(candidates=photos, history_texts=["Nice."])
+    with pytest.raises(InputError, match=r"k \(photos per showcase\) must be a whole number in \[1, 1000\]"):
+        pipeline(request, k=10**12)
+    with pytest.raises(InputError, match=r"^num_beams must be a whole number in \[1, 64\], got 100000000$"):
+        pipeline(request, k=2, num_beams=10**8)
+    saved = pipeline.generator.generation_config.num_beams
+    pipeline.num_beams = None  # the generator's own generation config decides
+    pipeline.generator.generation_config.num_beams = 10**9
+    try:
+        with pytest.raises(InputError, match="num_beams must be a whole number in"):
+            pipeline(request, k=2)
+    finally:
+        pipeline.num_beams, pipeline.generator.generation_config.num_beams = 1, saved
+    assert len(pipeline(request, k=2).photos) == 2  # the bounds leave ordinary calls alone
+
+
+def test_a_selector_config_with_a_huge_top_k_is_refused():
+    from gest_showcases.selection import DPPSelectorConfig
+
+    with pytest.raises(ValueError, match=r"top_k must be at most 1000"):
+        DPPSelectorConfig(top_k=10**12)
+    assert DPPSelectorConfig(top_k=1000).top_k == 1000

@@ -12,7 +12,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
-from gest_showcases.errors import check_at_least
+from gest_showcases.errors import check_at_least, check_at_most
 from gest_showcases.synth.world import SynthConfig, generate_world
 from gest_showcases.synth.write import check_output_folder, write_world
 
@@ -36,6 +36,9 @@ class SynthOutputArguments:
 
     def __post_init__(self):
         check_at_least(self, image_size=8, num_workers=0)  # 0 or 1: in this process
+        # A typo (1e6 px, 100000 processes) would run out of memory or never start: 1024 px is 4.6x the side CLIP
+        # reads, and 256 workers more than any one machine here has cores.
+        check_at_most(self, image_size=1024, num_workers=256)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -41,7 +41,7 @@ from gest_showcases.baselines.training import (
     train_baseline,
     write_generations,
 )
-from gest_showcases.errors import check_at_least
+from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
@@ -89,7 +89,10 @@ def _model_name(argv: list[str]) -> str | None:
     if known.model is not None or known.config is None or not is_yaml_file(known.config):
         return known.model
     options = yaml.safe_load(Path(known.config).read_text(encoding="utf-8"))
-    return options.get("model") if isinstance(options, dict) else None
+    model = options.get("model") if isinstance(options, dict) else None
+    if model is not None and not isinstance(model, str):
+        raise InputError(f"--config {known.config}: model: {model!r}; give one name, e.g. model: pc2l")
+    return model
 
 
 def _point_to_train_pc2l(parser: argparse.ArgumentParser) -> None:

@@ -114,7 +114,11 @@ def dataset_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
             for pattern in patterns:
                 if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
                     raise InputError(f"{card}: data file path {pattern!r} leads out of the folder; rebuild it")
-                files += sorted(folder.glob(pattern))
+                try:
+                    files += sorted(path for path in folder.glob(pattern) if path.is_file())
+                except (ValueError, IndexError) as error:  # pathlib: "Invalid pattern", or "." / "" (no name)
+                    message = f"{card}: data file path {pattern!r} is not a glob of files ({error or 'empty'}); rebuild it"
+                    raise InputError(message) from error
     return configs
 
 

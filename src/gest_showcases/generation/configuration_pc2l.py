@@ -379,6 +379,9 @@ class PC2LConfig(PreTrainedConfig):
 
 # The paper's decoding (Section 5.1: beam size 2) and the package's length limit.
 PAPER_DECODING = {"num_beams": 2, "max_new_tokens": 64}
+# The most beams the pipeline decodes with: 32x the paper's. Each beam holds a copy of the decoder's cache, so a
+# typo (1e8, or a saved generation_config of 1e9) would try to allocate tens of GB.
+MAX_NUM_BEAMS = 64
 
 
 class PC2LGenerationConfig(GenerationConfig):

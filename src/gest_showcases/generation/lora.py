@@ -36,10 +36,18 @@ from pathlib import Path
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from gest_showcases.errors import one_line
+from gest_showcases.model_folders import require_model_type
+
+from .configuration_pc2l import PC2LConfig
 from .modeling_pc2l import PC2LForConditionalGeneration
 
 BASE_FOLDER = "base"
 ADAPTER_CONFIG_FILE = "adapter_config.json"  # peft's CONFIG_NAME
+ADAPTER_WEIGHTS_FILES = ("adapter_model.safetensors", "adapter_model.bin")  # peft's, safetensors first
+# The largest LoRA rank trained or loaded: the decoders here are 64-768 wide (SmolLM2: 576), and rank past the width
+# adapts nothing more; an adapter config's `r` of 1e9 would try to allocate hundreds of GB.
+MAX_LORA_RANK = 1024
 # `AutoPeftModel` imports the base class from here; PC2L's own module is outside peft's default import allowlist,
 # while `AutoModel` is inside it and resolves PC2LConfig to PC2L once `gest_showcases` is imported.
 AUTO_MAPPING = {"base_model_class": "AutoModel", "parent_library": "transformers"}
@@ -192,7 +200,31 @@ def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> P
         raise FileNotFoundError(
             f"{base_dir} holds no PC2L checkpoint: {folder} is not a `train-pc2l --lora` output"
         )
-    return PeftModel.from_pretrained(PC2LForConditionalGeneration.from_pretrained(base_dir), folder).eval()
+    require_model_type(base_dir, PC2LConfig.model_type, "the LoRA run's base", "retrain the run")
+    _check_adapter(folder)
+    base_model = PC2LForConditionalGeneration.from_pretrained(base_dir)
+    try:
+        return PeftModel.from_pretrained(base_model, folder).eval()
+    except (KeyError, TypeError) as error:  # peft reads the config's fields without checking them
+        raise ValueError(f"{folder / ADAPTER_CONFIG_FILE}: not an adapter of this run ({one_line(error)})") from error
+
+
+def _check_adapter(folder: Path) -> None:
+    """Refuse, naming the file, an adapter folder that peft would load into a traceback (a config that is not a LoRA
+    one, no weights) or an allocation of any size (the rank)."""
+    path = folder / ADAPTER_CONFIG_FILE
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({one_line(error)})") from error
+    peft_type = settings.get("peft_type") if isinstance(settings, dict) else None
+    if peft_type != "LORA":
+        raise ValueError(f"{path}: not a LoRA adapter config (peft_type {peft_type!r}); train-pc2l --lora writes one")
+    rank = settings.get("r")
+    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_LORA_RANK:
+        raise ValueError(f"{path}: r {rank!r} is not a LoRA rank in [1, {MAX_LORA_RANK}]")
+    if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS_FILES):
+        raise FileNotFoundError(f"{folder} has no adapter weights ({' or '.join(ADAPTER_WEIGHTS_FILES)})")
 
 
 __all__ = [

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 import torch
 from transformers import AutoConfig, AutoTokenizer, GPT2Config
 
-from gest_showcases.errors import InputError, check_at_least, one_line
+from gest_showcases.errors import InputError, check_at_least, check_at_most, one_line
 from gest_showcases.model_folders import check_tokenizer_fits, loading
 from gest_showcases.numerics import check_finite_rows
 
 from .configuration_pc2l import IMAGE_KINDS, PC2LConfig
-from .lora import apply_lora
+from .lora import MAX_LORA_RANK, apply_lora
 from .modeling_pc2l import PC2LForConditionalGeneration
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,7 @@ class PC2LModelArguments:
             self, cross_attention_every_n_layers=1, lambda1=0, lambda2=0, encoder_layers=1, encoder_attention_heads=1,
             projection_dim=1, mined_negative_candidates=0, image_feature_noise=0, lora_rank=1,
         )  # fmt: skip
+        check_at_most(self, lora_rank=MAX_LORA_RANK)
 
 
 # The train-pc2l options that set the contrastive losses: what a cross-entropy-only run is never given.

@@ -6,6 +6,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 INPUT_MODES = ("img", "text", "img+text")
+# The most photos a showcase selects (the paper's K is 3; Gest's businesses have a few dozen photos).
+MAX_TOP_K = 1000
 # Written by the selectors saved before it went: the MLPs always had Kaiming initialisation for ReLU, so it was never
 # read. Dropped on load, so that such a config.json still loads (and is not written back).
 REMOVED_FIELDS = ("initializer_range",)
@@ -85,6 +87,8 @@ class DPPSelectorConfig(PreTrainedConfig):
         for name, size in sizes.items():
             if size < 1:
                 raise ValueError(f"{name} must be a positive integer, got {size}")
+        if self.top_k > MAX_TOP_K:  # the selection's (batch, k) index tensor is allocated whole
+            raise ValueError(f"top_k must be at most {MAX_TOP_K} (photos per showcase), got {self.top_k}")
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
         if not 0 <= self.history_prior < float("inf"):
