@@ -96,7 +96,24 @@ def test_generator_card_model_index_is_the_runs_own_results(tmp_path, monkeypatc
     }  # fmt: skip
     loss = next(entry for entry in data.eval_results if entry.metric_type == "loss")
     assert (loss.dataset_config, loss.dataset_split) == ("s2", "validation")
-    assert "| CLIP-Align (x100) | 85.31 | - | `table2.json` (evaluate, row `PC2L`) |" in card.text
+    assert "| CLIP-Align (x100) | 85.31 | - | `table2.json` (evaluate, row PC2L) |" in card.text
+
+
+def test_a_system_name_adds_no_html_link_or_heading_to_the_card(tmp_path, monkeypatch):
+    """Session 26's audit: a generations file's system name went verbatim into the published card's table."""
+    name = 'PC2L` |\n\n<img src="https://x.example/t.png">\n[click](javascript:alert(1))\n## Injected'
+    run = tmp_path / "pc2l"
+    run.mkdir()
+    write_table2(run, {name: TABLE2_ROWS["PC2L"]}, monkeypatch)
+    card = load_card(generator_card(tiny_config(), "me/gen", results_dir=run), run)
+    rows = [line for line in card.text.splitlines() if "table2.json" in line]
+    assert len(rows) == len(metrics_of(card)) > 0  # one line each: the name broke no row
+    for row in rows:
+        assert row.endswith(
+            "(evaluate, row PC2L' \\| &lt;img src=\"https://x.example/t.png\"&gt; \\[click\\](javascript:alert(1)) "
+            "## Injected) |"
+        )
+    assert "<img" not in card.text and "\n## Injected" not in card.text
 
 
 def test_the_run_folder_defaults_to_where_the_model_was_loaded_from(tmp_path):

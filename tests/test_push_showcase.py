@@ -202,3 +202,23 @@ def test_a_pipeline_that_leaves_decoding_to_its_generator_has_a_card_that_says_w
     text = showcase_card(folder, "me/x").text
     assert f"| num_beams | {decoding.num_beams} |" in text and f"| max_new_tokens | {decoding.max_new_tokens} |" in text
     assert "| num_beams | None |" not in text
+
+
+def test_a_chat_template_linked_from_elsewhere_is_neither_published_nor_saved(checkpoints, tmp_path, capsys):
+    """Session 26's audit: `chat_template.jinja -> /etc/passwd` in a generator folder was published by `push
+    --generator` (the tokenizer copies its template verbatim), and `ShowcasePipeline.save_pretrained` wrote it as a
+    plain file that `push --showcase` then published."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private key")
+    generator = tmp_path / "generator"
+    shutil.copytree(checkpoints["generator"], generator)
+    (generator / "chat_template.jinja").symlink_to(secret)
+    out = tmp_path / "out"
+    assert cli_main(["push", "--namespace", "me", "--generator", str(generator), "--dry_run", str(out)]) == 2
+    assert "chat_template.jinja leads outside the generator folder" in capsys.readouterr().err
+    # Loaded for showcases (the user's own call), the pipeline saves no template: PC2L never applies one.
+    pipeline = ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(generator)}), device="cpu")
+    assert pipeline.tokenizer.chat_template == "private key"
+    saved = pipeline.save_pretrained(tmp_path / "saved")
+    assert pipeline.tokenizer.chat_template == "private key"  # the pipeline's own tokenizer is left as it was
+    assert not any(b"private key" in path.read_bytes() for path in saved.rglob("*") if path.is_file())

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from transformers import PreTrainedConfig
 
 from gest_showcases.data.folder import split_front_matter  # the one card-header parser; re-exported
 from gest_showcases.errors import InputError
+from gest_showcases.markdown_tables import markdown_cell
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,14 @@ def results_markdown(results: Results) -> str:
         cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _plain(value: object) -> str:
+    """User data (a system's name from a generations file) as plain text in a card's Markdown: on one line, `|` and
+    `\\` escaped (`markdown_cell`), no code span, link or image, and `<`, `>`, `&` as entities, so that a name cannot
+    add HTML, a tracking image or a heading to a published card."""
+    text = markdown_cell(value).replace("`", "'").replace("[", "\\[").replace("]", "\\]")
+    return html.escape(text, quote=False)
 
 
 def _config_rows(config: PreTrainedConfig, keys: tuple[str, ...]) -> list[tuple[str, object]]:
@@ -232,7 +242,7 @@ def generator_eval_results(
                 f"{folder / TABLE2_RESULTS} scores {systems}: say which row is this model (system=)"
             )
         row = table2["rows"][system]
-        found[f"`{TABLE2_RESULTS}` (evaluate, row `{system}`)"] = [
+        found[f"`{TABLE2_RESULTS}` (evaluate, row {_plain(system)})"] = [
             _eval_result(
                 task_type,
                 dataset,

@@ -11,6 +11,7 @@ This module imports only transformers' config class and `errors`, so every layer
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
 from collections.abc import Collection, Iterator
@@ -88,6 +89,16 @@ def loading(
     # a bug.
     except (OSError, ValueError, RuntimeError, StrictDataclassError, struct.error) as error:
         raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
+
+
+def without_chat_template(tokenizer):
+    """A shallow copy of `tokenizer` without its chat template, to save beside a generator. PC2L and the baselines
+    frame each explanation as BOS text EOS and never apply a template, and the template is the one tokenizer file
+    transformers writes back verbatim (`chat_template.jinja`): one that a link in a user's folder read from elsewhere
+    (a key, a token) would otherwise be saved and published."""
+    saved = copy.copy(tokenizer)
+    saved.chat_template = None
+    return saved
 
 
 def check_not_a_file(path: str | Path | None, option: str = "--output_dir") -> None:

@@ -89,7 +89,7 @@ from gest_showcases.features.clip import (
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS, MAX_NUM_BEAMS, PAPER_DECODING
-from gest_showcases.model_folders import loading, require_model_type
+from gest_showcases.model_folders import loading, require_model_type, without_chat_template
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.selection.configuration_dpp import MAX_TOP_K
 from gest_showcases.tensors import pad_ragged
@@ -556,7 +556,7 @@ class ShowcasePipeline:
         ):
             raise ValueError("the pipeline's CLIP image and text encoders come from different checkpoints")
         self.generator.save_pretrained(folder)
-        self.tokenizer.save_pretrained(folder)
+        without_chat_template(self.tokenizer).save_pretrained(folder)
         self.selector.save_pretrained(folder / "selector")
         _save_encoder_checkpoint(self.clip_image, folder / "clip", lambda path: load_clip(path)[0], "CLIP")
         vision = None

@@ -49,7 +49,7 @@ from gest_showcases.data.records import normalize_pic_id
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
-from gest_showcases.model_folders import loading
+from gest_showcases.model_folders import loading, without_chat_template
 from gest_showcases.pipeline import load_generator, load_selector
 
 logger = logging.getLogger(__name__)
@@ -199,11 +199,17 @@ def stage_selector(args: PushArguments, output: Path) -> StagedRepo:
     return StagedRepo(repo_id, "model", output)
 
 
+def _stage_tokenizer(source: Path, output: Path) -> None:
+    """The generator's tokenizer, staged without a chat template (`without_chat_template`)."""
+    with loading("--generator", source):
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    without_chat_template(tokenizer).save_pretrained(output)
+
+
 def _stage_pc2l(args: PushArguments, checkpoint: Path, tokenizer: Path, repo_id: str, output: Path) -> StagedRepo:
     model = load_generator(checkpoint, "--generator")
     model.save_pretrained(output)
-    with loading("--generator", tokenizer):  # its tokenizer
-        AutoTokenizer.from_pretrained(tokenizer, trust_remote_code=False).save_pretrained(output)
+    _stage_tokenizer(tokenizer, output)
     _strip_saved_paths(output)
     card = generator_card(
         model.config,
@@ -223,6 +229,7 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     so `AutoPeftModel.from_pretrained("ORG/PREFIX-generator")` works (with `gest_showcases` imported)."""
     run = Path(args.generator)
     repo_id = f"{args.namespace}/{args.prefix}-generator"
+    _refuse_links_out(run, "generator")  # what it loads from there is published
     if not (run / "adapter_config.json").is_file():
         return [_stage_pc2l(args, run, run, repo_id, root / "generator")]
     if not (run / BASE_FOLDER).is_dir():
@@ -234,14 +241,13 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     base = _stage_pc2l(args, run / BASE_FOLDER, run, base_id, root / "generator-base")
     output = root / "generator"
     output.mkdir(parents=True)
-    shutil.copy2(_inside(run / "adapter_model.safetensors", run, "LoRA run"), output / "adapter_model.safetensors")
+    shutil.copy2(run / "adapter_model.safetensors", output / "adapter_model.safetensors")
     adapter_config = json.loads((run / "adapter_config.json").read_text(encoding="utf-8"))
     if not isinstance(adapter_config, dict):
         raise InputError(f"{run / 'adapter_config.json'} is not a JSON object: not a train-pc2l --lora run")
     adapter_config["base_model_name_or_path"] = base_id  # the run's absolute base path means nothing on the Hub
     (output / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2) + "\n", encoding="utf-8")
-    with loading("--generator", run):  # its tokenizer
-        AutoTokenizer.from_pretrained(run, trust_remote_code=False).save_pretrained(output)
+    _stage_tokenizer(run, output)
     _strip_saved_paths(output)
     data = ModelCardData(library_name="peft", base_model=base_id, license="apache-2.0",
                          tags=["gest-showcases", "pc2l", "lora", "personalized-showcases"])  # fmt: skip
@@ -260,6 +266,13 @@ def _inside(path: Path, folder: Path, what: str = "dataset") -> Path:
     if not path.resolve().is_relative_to(folder.resolve()):
         raise InputError(f"{path} leads outside the {what} folder {folder}: refusing to publish it")
     return path
+
+
+def _refuse_links_out(folder: Path, what: str) -> None:
+    """Refuse `folder` when a link in it (a file or a folder, at any depth) leads outside it (`_inside`)."""
+    for parent, folders, files in os.walk(folder):  # links to folders are listed, not followed
+        for name in [*folders, *files]:
+            _inside(Path(parent) / name, folder, what)
 
 
 def _self_contained_parquet(source: Path, destination: Path, images: Path) -> None:
@@ -363,9 +376,7 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
     # README.md: the card replaces it; .cache: what `snapshot_download(local_dir=...)` keeps beside a download.
     ignore = shutil.ignore_patterns("README.md", ".cache", "__pycache__", "*.pyc")
     # copytree follows symlinks: one leading out of the folder (a file, or a folder such as /etc) is refused first.
-    for parent, folders, files in os.walk(source):
-        for name in [*folders, *files]:
-            _inside(Path(parent) / name, source, "showcase")
+    _refuse_links_out(source, "showcase")
     shutil.copytree(source, output, copy_function=copy, ignore=ignore)
     for folder in [output, *(path for path in output.rglob("*") if path.is_dir())]:
         _strip_saved_paths(folder)

@@ -210,7 +210,7 @@ def test_push_refuses_an_adapter_that_links_out_of_the_run(lora_run, tmp_path):
     secret.write_text("private")
     (run / "adapter_model.safetensors").unlink()
     (run / "adapter_model.safetensors").symlink_to(secret)
-    with pytest.raises(InputError, match="leads outside the LoRA run folder"):
+    with pytest.raises(InputError, match="leads outside the generator folder"):
         push(PushArguments(namespace="me", generator=str(run), dry_run=str(tmp_path / "out")))
     assert not any(path.read_bytes() == b"private" for path in (tmp_path / "out").rglob("*") if path.is_file())
 
