@@ -86,3 +86,33 @@ def test_pepler_resizes_its_token_embeddings_and_reloads(tmp_path):
 def test_ids_an_embedding_cannot_look_up_are_a_plain_error(name, ids, message):
     with pytest.raises(ValueError, match=message):
         _model(name).eval().generate(**(_inputs(name) | ids), max_new_tokens=2, num_beams=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hidden_states_or_attentions_asked_of_a_baseline_are_refused(name):
+    """Session 26's audit: ST, R2Gen, Ref2Seq and PEPLER answered `output_hidden_states=True` with None (in `generate`
+    too) and PETER failed with an AttributeError inside `generate`."""
+    model = _model(name).eval()
+    ids = torch.full((BATCH, 3), 5)
+    for flag in ("output_hidden_states", "output_attentions"):
+        with pytest.raises(ValueError, match=f"returns logits only: it has no {flag}"):
+            model(input_ids=ids, **_inputs(name), **{flag: True})
+        with pytest.raises(ValueError, match=f"returns logits only: it has no {flag}"):
+            model.generate(**_inputs(name), max_new_tokens=2, return_dict_in_generate=True, **{flag: True})
+    assert model.generate(**_inputs(name), max_new_tokens=2, return_dict_in_generate=True).sequences.shape[0] == BATCH
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_return_dict_false_in_the_call_or_the_config_gives_a_tuple(name):
+    """PETER, PEPLER and Ref2Seq ignored `config.return_dict=False`. Oracle: the output's own `to_tuple()`."""
+    model = _model(name).eval()
+    ids = torch.full((BATCH, 3), 5)
+    with torch.no_grad():
+        expected = model(input_ids=ids, labels=ids, **_inputs(name)).to_tuple()
+        outputs = [model(input_ids=ids, labels=ids, **_inputs(name), return_dict=False)]
+        model.config.return_dict = False
+        outputs.append(model(input_ids=ids, labels=ids, **_inputs(name)))
+    for output in outputs:
+        assert isinstance(output, tuple) and len(output) == len(expected)
+        for got, want in zip(output, expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=0)

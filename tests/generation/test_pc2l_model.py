@@ -228,3 +228,36 @@ def test_fresh_process_loads_with_trust_remote_code(tokenizer, tmp_path):
                             timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK (4, 6)" in result.stdout
+
+
+def test_return_dict_false_gives_the_outputs_tuple(tokenizer):
+    """Session 26's audit: `return_dict=False` reached the decoder and failed (`'tuple' object has no attribute
+    'last_hidden_state'`); `config.return_dict=False` was ignored. Oracle: the output's own `to_tuple()`."""
+    model = _model(tokenizer).eval()
+    batch = _batch(tokenizer)
+    with torch.no_grad():
+        expected = model(**batch).to_tuple()
+        as_tuple = model(**batch, return_dict=False)
+        model.config.return_dict = False
+        from_config = model(**batch)
+    for output in (as_tuple, from_config):
+        assert isinstance(output, tuple) and len(output) == len(expected)
+        for got, want in zip(output, expected, strict=True):
+            if isinstance(want, torch.Tensor):
+                torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_a_likelihood_ccl_model_computes_its_loss_without_hard_negatives(tokenizer):
+    """Session 26's audit: a `contrastive_score="likelihood"` model (the demo's `ccl_entity`) given labels but no
+    `negative_input_ids` (a plain loss or perplexity call) failed in `zip()`. Oracle: the same weights scored as CE."""
+    model = _model(
+        tokenizer, contrastive_score="likelihood", likelihood_image_negatives="entity", review_contrastive="none"
+    ).eval()
+    batch = _batch(tokenizer, with_negatives=False)
+    with torch.no_grad():
+        out = model(**batch)
+        model.config.image_contrastive = "none"
+        plain = model(**batch)
+    torch.testing.assert_close(out.loss, plain.loss, rtol=0, atol=0)
+    assert out.target_log_likelihood.shape == (batch["input_ids"].shape[0],)
+    assert out.negative_log_likelihood is None

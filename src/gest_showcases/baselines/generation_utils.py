@@ -91,9 +91,19 @@ def check_right_padded(attention_mask) -> None:
         )
 
 
+def check_logits_only(model, kwargs: dict) -> None:
+    """The baselines return logits (and a loss) only: a call that asks for hidden states or attentions (`forward`, or
+    `generate(..., return_dict_in_generate=True, output_hidden_states=True)`) is refused, rather than answered with
+    None in their place (or an AttributeError in `generate`)."""
+    asked = [name for name in ("output_hidden_states", "output_attentions") if kwargs.get(name)]
+    if asked:
+        raise ValueError(f"{type(model).__name__} returns logits only: it has no {' or '.join(asked)}")
+
+
 __all__ = [
     "PAPER_DECODING",
     "BaselineGenerationConfig",
+    "check_logits_only",
     "check_right_padded",
     "generation_prompt",
     "run_outside_autocast",

@@ -33,7 +33,12 @@ from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
 
 from .configuration_pepler import PeplerConfig
-from .generation_utils import BaselineGenerationConfig, generation_prompt, shifted_cross_entropy
+from .generation_utils import (
+    BaselineGenerationConfig,
+    check_logits_only,
+    generation_prompt,
+    shifted_cross_entropy,
+)
 from .id_embeddings import UserItemEmbeddings
 
 NUM_PROMPTS = 2  # the user's and the item's
@@ -137,6 +142,7 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
             user_ids (`torch.LongTensor` of shape `(batch_size,)`), item_ids (`torch.LongTensor` of shape `(batch_size,)`):
                 User and business ids from the train split's vocabularies; 0 for an unknown id.
         """
+        check_logits_only(self, kwargs)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         prompts = self.id_embeddings(user_ids, item_ids)  # [B, 2, D]
@@ -154,7 +160,8 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return output if return_dict is not False else output.to_tuple()
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def generate(

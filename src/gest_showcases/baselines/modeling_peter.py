@@ -44,7 +44,12 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_peter import PeterConfig
-from .generation_utils import BaselineGenerationConfig, generation_prompt, shifted_cross_entropy
+from .generation_utils import (
+    BaselineGenerationConfig,
+    check_logits_only,
+    generation_prompt,
+    shifted_cross_entropy,
+)
 from .id_embeddings import UserItemEmbeddings
 
 # Positions of the id tokens before the words: the user, then the item (whose state predicts the context).
@@ -221,6 +226,7 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
             user_ids (`torch.LongTensor` of shape `(batch_size,)`), item_ids (`torch.LongTensor` of shape `(batch_size,)`):
                 User and business ids from the train split's vocabularies; 0 for an unknown id.
         """
+        check_logits_only(self, kwargs)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         width = self.config.hidden_size
@@ -244,7 +250,8 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
             output.loss_ce = shifted_cross_entropy(logits, labels)
             output.loss_context = self.context_loss(context_logits, targets)
             output.loss = output.loss_ce + self.config.context_weight * output.loss_context
-        return output if return_dict is not False else output.to_tuple()
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
 
     def context_loss(self, context_logits: torch.Tensor, targets: torch.LongTensor) -> torch.Tensor:
         """Token-mean NLL of the explanation's words (`targets` [B, T] without BOS/EOS/-100) under the item

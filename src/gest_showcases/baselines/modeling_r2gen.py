@@ -56,6 +56,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from .configuration_r2gen import R2GenConfig
 from .generation_utils import (
     BaselineGenerationConfig,
+    check_logits_only,
     check_right_padded,
     generation_prompt,
     shifted_cross_entropy,
@@ -393,6 +394,7 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
                 Compute logits for the last `logits_to_keep` positions only (0: all); `generate` asks for 1, which
                 spares the output layer over the whole prefix at every step.
         """
+        check_logits_only(self, kwargs)
         check_right_padded(attention_mask)
         if encoder_hidden_states is None:
             if image_features is None:

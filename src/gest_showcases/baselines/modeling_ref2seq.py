@@ -51,6 +51,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from .configuration_ref2seq import Ref2SeqConfig
 from .generation_utils import (
     BaselineGenerationConfig,
+    check_logits_only,
     check_right_padded,
     generation_prompt,
     run_outside_autocast,
@@ -293,6 +294,7 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
             user_states, user_states_mask, item_states, item_states_mask, initial_hidden_state:
                 The output of [`~Ref2SeqForExplanation.encode`], so decoding steps do not rerun the encoders.
         """
+        check_logits_only(self, kwargs)
         check_right_padded(attention_mask)
         if user_states is None:
             encoded = self.encode(
@@ -310,7 +312,8 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return output if return_dict is not False else output.to_tuple()
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def generate(

@@ -44,6 +44,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from .configuration_show_and_tell import ShowAndTellConfig
 from .generation_utils import (
     BaselineGenerationConfig,
+    check_logits_only,
     check_right_padded,
     generation_prompt,
     run_outside_autocast,
@@ -164,6 +165,7 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
                 Compute logits for the last `logits_to_keep` positions only (0: all); `generate` asks for 1, which
                 spares the output layer over the whole prefix at every step.
         """
+        check_logits_only(self, kwargs)
         if image_features is None:
             raise ValueError("ShowAndTellForExplanation needs image_features")
         check_right_padded(attention_mask)

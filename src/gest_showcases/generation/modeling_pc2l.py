@@ -33,6 +33,7 @@ from transformers.activations import GELUTanh, NewGELUActivation
 from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
+from transformers.utils.generic import can_return_tuple
 
 from .compiled_generation import StaticDecodingCache, static_decoding_cache
 from .configuration_pc2l import PC2LConfig, PC2LGenerationConfig
@@ -613,6 +614,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         encoder_outputs = self.encoder(image_features, image_mask, review_features, review_mask)
         return encoder_outputs.last_hidden_state, encoder_outputs.attention_mask
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple, as every transformers model
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -818,7 +820,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 decoder_outputs[CACHE_KEY] = None  # the targets' keys served the negatives; nobody asked for them
             target_states = hidden_states[:batch_size]
             logits = self.decoder.lm_head(target_states[:, -logits_to_keep:] if logits_to_keep else target_states)
-            rest_states = hidden_states[batch_size:].split(batch_size) if compute_likelihoods else ()
+            # (None after the targets, e.g. a loss call without hard negatives: split would give one empty segment.)
+            has_rest = compute_likelihoods and hidden_states.shape[0] > batch_size
+            rest_states = hidden_states[batch_size:].split(batch_size) if has_rest else ()
             rest_logits = [self.decoder.lm_head(states) for states in rest_states]
 
         loss = None
