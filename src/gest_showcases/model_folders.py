@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from transformers import PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
@@ -85,9 +86,9 @@ def loading(
             raise
         raise InputError(prefix + str(error)) from error
     # Also a config.json of wrong types (huggingface_hub's strict dataclasses) or of sizes its weights do not have
-    # (RuntimeError: size mismatch), or a GGUF file cut short (struct.error from its reader): the folder's fault, not
-    # a bug.
-    except (OSError, ValueError, RuntimeError, StrictDataclassError, struct.error) as error:
+    # (RuntimeError: size mismatch), a weights file cut short (a save that was killed: SafetensorError) or a GGUF file
+    # cut short (struct.error from its reader): the folder's fault, not a bug.
+    except (OSError, ValueError, RuntimeError, StrictDataclassError, SafetensorError, struct.error) as error:
         raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
 
 

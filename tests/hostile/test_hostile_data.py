@@ -458,9 +458,17 @@ def test_a_rebuild_refuses_to_delete_what_no_build_wrote(tmp_path, images, capsy
     assert (gest / "drop_report.json").is_file()
 
 
-def test_a_build_whose_photos_are_all_missing_leaves_the_previous_build_as_it_was(tmp_path, images, capsys):
+@pytest.mark.parametrize("photo_less", [False, True], ids=["every-review-has-photos", "some-have-none"])
+def test_a_build_whose_photos_are_all_missing_leaves_the_previous_build_as_it_was(
+    tmp_path, images, capsys, photo_less
+):
+    """Session 26's audit: with reviews that have no photos (which s1 keeps), the guard saw a non-empty s1 and
+    replaced a 2,589-row build with 2 rows."""
     gest = tmp_path / "gest"
     source = _raw_input(tmp_path / "in.json")
+    if photo_less:
+        rows = [record(user(u), business(b), pics=[pic(u * 4 + b)] if b else []) for u in range(1, 5) for b in range(3)]
+        source = lines(tmp_path / "in.json", rows)
     build_dataset([source], images, gest)
     before = _snapshot(gest)
     elsewhere = tmp_path / "other-images"
@@ -468,7 +476,7 @@ def test_a_build_whose_photos_are_all_missing_leaves_the_previous_build_as_it_wa
     argv = ["build", "--input", str(source), "--images", str(elsewhere), "--output_dir", str(gest)]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert f"no review kept a usable photo in {elsewhere}" in err and f"{gest} was left as it was" in err
+    assert f"photos is usable in {elsewhere}" in err and f"{gest} was left as it was" in err
     assert _snapshot(gest) == before
     assert sorted(path.name for path in tmp_path.iterdir()) == ["gest", "images", "in.json", "other-images"]
 
@@ -576,3 +584,20 @@ def test_a_built_split_may_leave_rating_and_time_empty(tmp_path):
     """A source may have neither (`Review.rating`, `Review.time`): `build` writes them null."""
     folder = write_built_folder(tmp_path / "dataset", {"s1": {"train": [{"review_id": "a", "rating": None}]}})
     assert load_built(folder, "s1", split="train")[0]["rating"] is None
+
+
+def test_a_build_killed_between_its_two_renames_gets_its_previous_build_back(tmp_path, images):
+    """Session 26's audit: killed after moving the previous build into `.gest.old-*` and before moving the new one in,
+    the next build (even one that then failed on its input) deleted the previous build with the stale folder."""
+    source = _raw_input(tmp_path / "in.json")
+    gest = tmp_path / "gest"
+    build_dataset([source], images, gest)
+    before = _snapshot(gest)
+    old = tmp_path / ".gest.old-abcd1234"
+    old.mkdir()
+    os.rename(gest, old / "gest")  # where the kill left it
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a review"}\n')
+    argv = ["build", "--input", str(bad), "--images", str(images), "--output_dir", str(gest)]
+    assert cli.main(argv) == 2  # not a Gest file: one line
+    assert _snapshot(gest) == before and not old.exists()

@@ -190,3 +190,13 @@ def test_bomb_and_huge_photos_are_left_out_of_the_html_report(tmp_path):
     small = tmp_path / "small.png"
     Image.new("RGB", (8, 6)).save(small)
     assert image_data_uri(small).startswith("data:image/jpeg;base64,")
+
+
+def test_a_classifier_whose_weights_a_killed_save_cut_is_one_line(tmp_path):
+    """Session 26's audit: `evaluate --classifier` on a distill output cut mid-save was a SafetensorError traceback."""
+    folder = tmp_path / "classifier"
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=4)).save_pretrained(folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"^--classifier {folder}: the weights do not load \(Error while deserializing header"):
+        load_classifier_scorer(str(folder), "cpu", option="--classifier")

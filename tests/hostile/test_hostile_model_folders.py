@@ -192,3 +192,17 @@ def test_the_pipeline_refuses_a_selector_trained_on_another_clips_features(check
             clip=checkpoints["clip"],
             device="cpu",
         )
+
+
+@pytest.mark.parametrize("part", ["selector", "generator", "clip"])
+def test_weights_cut_by_a_killed_save_are_one_line_naming_the_folder(checkpoints, tmp_path, part):
+    """Session 26's audit: a save killed halfway through `model.safetensors` left a folder every loader failed on
+    with a SafetensorError traceback (`incomplete metadata, file not fully covered`)."""
+    import shutil
+
+    cut = tmp_path / part
+    shutil.copytree(checkpoints[part], cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"^{part} {cut}: .*Error while deserializing header"):
+        ShowcasePipeline.from_pretrained(**(checkpoints | {part: str(cut)}), device="cpu")

@@ -195,9 +195,10 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
     if PartialState().is_main_process:
         output_dir = Path(output_dir)
         counts = {script_args.train_split: len(train_dataset), script_args.eval_split: len(eval_dataset)}
-        print(write_selection_table(results, train_args.top_k, output_dir, counts))
         for mode, model in models.items():
             model.save_pretrained(output_dir / f"selector-{mode}")
+        # Last, so that a run killed while saving leaves no table that reads as finished.
+        print(write_selection_table(results, train_args.top_k, output_dir, counts))
 
 
 if __name__ == "__main__":

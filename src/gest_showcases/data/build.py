@@ -797,6 +797,12 @@ def _remove_stale_folders(output_dir: Path) -> None:
         except OSError:  # held by a live build (or gone meanwhile): not ours to remove
             continue
         try:
+            previous = Path(entry.path) / output_dir.name
+            if ".old-" in entry.name and previous.is_dir() and not output_dir.exists():
+                # Killed between `_replace_folder`'s two renames: this is the previous build, and no new one
+                # took its place. Put it back rather than lose it.
+                logger.warning("restoring %s from %s, left by an interrupted build", output_dir, entry.path)
+                os.rename(previous, output_dir)
             logger.info("removing %s, left by an interrupted build", entry.path)
             shutil.rmtree(entry.path, ignore_errors=True)
         finally:
@@ -947,11 +953,12 @@ def build_dataset(
             rows["s2"] = s2.close()
 
         # A raw-only build of reviews whose photos are not here is allowed, but not in place of a previous build:
-        # a wrong --images would replace a dataset's s1 and s2 with nothing.
-        if output_dir.exists() and not rows["s1"] and reports["s1"].counts.get("no usable image"):
+        # a wrong --images would replace a dataset's s1 and s2 with nothing (or with its few photo-less reviews).
+        if output_dir.exists() and len(check.status) and not (check.status == ImageStatus.OK).any():
             raise InputError(
-                f"no review kept a usable photo in {images_dir} ({reports['s1'].counts['no usable image']:,} "
-                f"reviews dropped for 'no usable image'): check --images; {output_dir} was left as it was"
+                f"none of the reviews' {len(check.status):,} photos is usable in {images_dir} "
+                f"({reports['s1'].counts.get('no usable image', 0):,} reviews dropped for 'no usable image'): "
+                f"check --images; {output_dir} was left as it was"
             )
         card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
         (work / "README.md").write_text(card, encoding="utf-8")

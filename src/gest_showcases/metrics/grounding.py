@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPProcessor
 
 from gest_showcases.data.images import UnreadableImageError, open_image
-from gest_showcases.errors import InputError, one_line
+from gest_showcases.errors import InputError
 from gest_showcases.features.clip import load_clip_model
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
@@ -194,10 +194,8 @@ def load_classifier_scorer(
             f"{option} {path}: this classifier has no sentence x photo product term; train one with "
             "`gest-showcases distill --interaction`"
         )
-    try:
+    with loading(option, path, "the weights do not load"):  # none, unreadable, or cut by a killed save
         model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
-    except OSError as error:  # no model.safetensors, or unreadable weights
-        raise InputError(f"{option} {path}: the weights do not load ({one_line(error)})") from error
     model = model.to(device).eval()
 
     def scorer(text_embeds, image_embeds):
