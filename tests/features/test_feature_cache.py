@@ -92,7 +92,10 @@ def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
         extract_image_features(items, image_model, tmp_path / "f", batch_size=2, shard_size=2, num_workers=0)
     # A shard half-written when the process died is a temporary file, never read as done.
     (tmp_path / "f" / "image" / ".tmp-shard-00002.safetensors").write_bytes(b"garbage")
-    assert len(load_features(tmp_path / "f", "image")) == 4
+    # The stopped run's 4 of 8 features are not the dataset's (session 26's audit: train-selector and train-pc2l
+    # read them and silently dropped the other photos from every example).
+    with pytest.raises(CorruptCacheError, match="stopped before it finished; rerun it with the same --output_dir"):
+        load_features(tmp_path / "f", "image")
     monkeypatch.setattr(type(image_model), "encode", encode)
     calls.clear()
     report = extract_image_features(
@@ -232,3 +235,27 @@ def test_gpu_decode_plumbing_with_a_cpu_decoder(image_dir, monkeypatch):
         loading.iterate_pixel_batches(items, prep, torch.device("cpu"), batch_size=3, num_workers=0)
     )
     assert (batches[1].pixels.float() - reference[1].pixels.float()).abs().mean() < 4.0
+
+
+def test_text_features_of_a_stopped_run_are_refused_until_it_finishes(tmp_path, tiny_clip, monkeypatch):
+    _, text_model = load_clip(tiny_clip)
+    reviews = [(f"r{i}", f"Soup number {i}. Good.") for i in range(6)]
+    encode = type(text_model).encode_reviews
+    calls = []
+
+    def crash_on_second(self, texts, batch_size):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return encode(self, texts, batch_size)
+
+    monkeypatch.setattr(type(text_model), "encode_reviews", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        extract_text_features(reviews, text_model, tmp_path / "f", shard_size=3)
+    for kind in ("review", "sentence"):
+        with pytest.raises(CorruptCacheError, match="stopped before it finished"):
+            load_features(tmp_path / "f", kind)
+    monkeypatch.setattr(type(text_model), "encode_reviews", encode)
+    report, _ = extract_text_features(reviews, text_model, tmp_path / "f", shard_size=3)
+    assert (report.cached, report.written) == (3, 3)
+    assert len(load_features(tmp_path / "f", "review")) == 6 and len(load_features(tmp_path / "f", "sentence")) == 12

@@ -203,3 +203,35 @@ def test_builds_into_every_config(synth, tmp_path):
     record = s1["train"][0]
     assert record["pics"] and set(record["pics"]) <= set(record["candidate_pics"])
     assert 10 <= np.mean([len(c) for c in s1["train"]["candidate_pics"]]) <= 60
+
+
+def test_a_rerun_killed_while_rendering_leaves_no_reviews_of_another_world(synth, tmp_path, monkeypatch, capsys):
+    """Session 26's audit: synth wrote in place, its reviews before its photos, so a run killed midway left a cut
+    image_review_all.json (or the previous world's) beside missing photos, and `build` took it, dropping thousands of
+    reviews as 'missing image' and exiting 0."""
+    import shutil
+
+    import gest_showcases.synth.write as write
+    from gest_showcases import cli
+
+    folder = tmp_path / "world"
+    shutil.copytree(synth, folder)  # a finished world, rerun with another seed and killed in the photos
+    render = write._render_files
+
+    def killed_after_one_batch(task):
+        render(task)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(write, "_render_files", killed_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--seed", "2", *ARGS[2:], "--output_dir", str(folder)])
+    monkeypatch.undo()
+    assert not any((folder / name).exists() for name in write.REVIEW_FILES)
+    argv = ["build", "--input", str(folder / "image_review_all.json"), "--images", str(folder / "images"),
+            "--output_dir", str(tmp_path / "built")]  # fmt: skip
+    assert cli.main(argv) == 2 and "does not exist" in capsys.readouterr().err
+    # The same command again, without --overwrite, finishes the world as an uninterrupted run writes it.
+    assert main([*ARGS, "--output_dir", str(folder)]) == 0
+    rerun, expected = _files(folder), _files(synth)
+    assert {name: rerun[name] for name in expected} == expected
+    assert all(name.startswith("images/") for name in set(rerun) - set(expected))  # the other world's photos, unread

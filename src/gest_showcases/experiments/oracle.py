@@ -106,7 +106,9 @@ def write_oracle_features(
         done = cache.done_ids()
         pending = [i for i, key in enumerate(ids) if key not in done]
         if pending:
+            cache.start_run()
             cache.write([ids[i] for i in pending], torch.from_numpy(matrix[pending]))
+            cache.finish_run()
         logger.info(
             "oracle %s features: %d written, %d already there", kind, len(pending), len(ids) - len(pending)
         )

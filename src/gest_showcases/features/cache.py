@@ -245,6 +245,18 @@ class FeatureCache:
             done.update(_read_shard_ids(self.directory / name))
         return done
 
+    def start_run(self) -> None:
+        """Record that a run with ids to compute started: until `finish_run`, `load_features` refuses the kind, so
+        that a run killed midway is not read as the features of the whole dataset (its missing ids would be
+        dropped from every example, silently)."""
+        self.manifest["complete"] = False
+        write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
+
+    def finish_run(self) -> None:
+        """Record that the run computed every id it was given (those that failed are reported, not pending)."""
+        self.manifest["complete"] = True
+        write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
+
     def write(self, ids: list[str], embeddings: torch.Tensor) -> Path | None:
         """Append one shard atomically and record its checksum; returns its path (None when `ids` is empty)."""
         if not ids:
@@ -352,6 +364,11 @@ def load_features(root: str | Path, kind: str) -> FeatureTable:
         raise ValueError(f"unknown feature kind {kind!r}; expected one of {FEATURE_KINDS}")
     manifest = read_manifest(root, kind)
     directory = Path(root) / kind
+    if manifest.get("complete") is False:  # absent: written before the flag, or by a run that had nothing to do
+        raise CorruptCacheError(
+            f"{directory}: the `gest-showcases features` run that writes it stopped before it finished; rerun it "
+            "with the same --output_dir to finish it (the features it cached are kept)"
+        )
     recorded = manifest.get("shards")
     on_disk = [path.name for path in sorted(directory.glob("shard-*.safetensors"))]
     if recorded is None:

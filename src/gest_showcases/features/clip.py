@@ -410,6 +410,8 @@ def extract_image_features(
     if not pending:
         logger.info("all %d %s features already cached in %s", len(unique), kind, output)
         return report
+    if state.is_main_process:
+        cache.start_run()
     share = _share_of_work(state, pending)
     writer = _GatheringWriter(state, cache)
     batches_per_shard = max(1, shard_size // batch_size)
@@ -422,6 +424,8 @@ def extract_image_features(
         writer.add(batch.ids, model.encode(batch.pixels) if batch.pixels is not None else None, batch.failed)
         if step % batches_per_shard == 0 or step == total_batches:
             writer.flush()
+    if state.is_main_process:  # every process's rows are written: the last flush gathered them
+        cache.finish_run()
     report.written, report.failed = len(writer.written), len(writer.failed_total)
     if report.failed:
         logger.warning(
@@ -470,6 +474,9 @@ def extract_text_features(
     sentence_report = ExtractionReport("sentence", total=0, cached=0, written=0, failed=0)
     if not pending:
         return review_report, sentence_report
+    if state.is_main_process:
+        review_cache.start_run()
+        sentence_cache.start_run()
     share = _share_of_work(state, pending)
     review_writer, sentence_writer = (
         _GatheringWriter(state, review_cache),
@@ -488,6 +495,9 @@ def extract_text_features(
         )
         sentence_writer.flush()
         review_writer.flush()
+    if state.is_main_process:
+        review_cache.finish_run()
+        sentence_cache.finish_run()
     review_report.written, review_report.failed = len(review_writer.written), len(review_writer.failed_total)
     sentence_report.total = sentence_report.written = len(sentence_writer.written)
     return review_report, sentence_report

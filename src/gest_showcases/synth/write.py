@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from gest_showcases.data.records import make_review_id
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically, writing_atomically
 from gest_showcases.synth.catalog import ASPECTS, CUISINES, DISHES, DRINKS, STOREFRONT_COLORS
 from gest_showcases.synth.render import encode_jpeg, photo_params, render_batch
 from gest_showcases.synth.world import NUM_DISHES, World
@@ -40,8 +41,13 @@ GOOGLE_META = "meta-Synth.json.gz"
 ANNOTATIONS = "annotations.jsonl"
 GROUND_TRUTH = "ground_truth.json"
 IMAGE_DIR = "images"
-# Every name synth writes in its output folder; GROUND_TRUTH, written first, marks the folder as synth's.
+# Present while synth writes a folder (with GROUND_TRUTH, it marks the folder as synth's); removed when done.
+WRITING_MARKER = ".synth-writing"
+# Every name synth writes in its output folder; GROUND_TRUTH or WRITING_MARKER marks the folder as synth's.
 OUTPUT_NAMES = (GROUND_TRUTH, GEST_RAW, GEST_FILTERED, GOOGLE_REVIEWS, GOOGLE_META, ANNOTATIONS, IMAGE_DIR)
+# The files that describe the world's reviews, each written whole; the photos come first, so that a folder holding
+# these holds every photo they name.
+REVIEW_FILES = (GROUND_TRUTH, GEST_FILTERED, GOOGLE_REVIEWS, GOOGLE_META, ANNOTATIONS, GEST_RAW)
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -51,13 +57,17 @@ def _dumps(obj) -> str:
 
 
 def _write_lines(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
+    with writing_atomically(path) as temporary, open(temporary, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(_dumps(row) + "\n")
 
 
 def _write_gzip_lines(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle:
+    with (
+        writing_atomically(path) as temporary,
+        open(temporary, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as handle,
+    ):
         for row in rows:
             handle.write((_dumps(row) + "\n").encode("utf-8"))
 
@@ -352,7 +362,7 @@ def check_output_folder(output_dir: str | Path, overwrite: bool = False) -> None
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} is a file: choose a folder")
-    if overwrite or not out.is_dir() or (out / GROUND_TRUTH).is_file():
+    if overwrite or not out.is_dir() or (out / GROUND_TRUTH).is_file() or (out / WRITING_MARKER).is_file():
         return
     taken = [name for name in OUTPUT_NAMES if os.path.lexists(out / name)]
     if taken:
@@ -374,16 +384,23 @@ def write_world(
     out = Path(output_dir)
     check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    # First: it marks the folder as synth's, so a rerun after an interruption is not refused.
-    (out / GROUND_TRUTH).write_text(_dumps(ground_truth(world)), encoding="utf-8")
-    _write_lines(out / GEST_RAW, gest_raw_rows(world))
+    # The marker keeps the folder synth's while no ground truth is there, so a rerun after a kill is not refused.
+    marker = out / WRITING_MARKER
+    marker.touch()
+    # A previous world's reviews must not stay beside photos of this one if the run is killed: `build` would read
+    # them, and drop every review whose photo is missing as if the photo had been lost.
+    for name in REVIEW_FILES:
+        (out / name).unlink(missing_ok=True)
+    images = write_images(world, out / IMAGE_DIR, image_size, num_workers)
+    write_text_atomically(out / GROUND_TRUTH, _dumps(ground_truth(world)))
     splits = gest_filtered(world)
-    (out / GEST_FILTERED).write_text(_dumps(splits), encoding="utf-8")
+    write_text_atomically(out / GEST_FILTERED, _dumps(splits))
     _write_gzip_lines(out / GOOGLE_REVIEWS, google_review_rows(world))
     _write_gzip_lines(out / GOOGLE_META, google_meta_rows(world))
     annotations = list(annotation_rows(world))
     _write_lines(out / ANNOTATIONS, annotations)
-    images = write_images(world, out / IMAGE_DIR, image_size, num_workers)
+    _write_lines(out / GEST_RAW, gest_raw_rows(world))  # last: the file `build` reads
+    marker.unlink()
     return {
         "users": len({r.user for r in world.reviews}),
         "businesses": len(world.businesses),
