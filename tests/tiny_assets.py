@@ -24,6 +24,7 @@ __all__ = [
     "CLIP_DIM",
     "CORPUS",
     "VISION_DIM",
+    "assert_same_tuple",
     "build_gpt2_tokenizer",
     "few_threads",
     "rewrite_s1_rows",
@@ -44,3 +45,11 @@ def few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def assert_same_tuple(output, expected: tuple) -> None:
+    """`output` is a tuple of `expected`'s values, exactly: a `return_dict=False` call against the output's own
+    `to_tuple()`, the oracle."""
+    assert isinstance(output, tuple) and len(output) == len(expected)
+    for got, want in zip(output, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

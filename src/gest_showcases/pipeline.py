@@ -618,13 +618,19 @@ class ShowcasePipeline:
             k (`int`, *optional*): photos per showcase; defaults to the pipeline's `k`.
             batch_size (`int`, *optional*): requests per batch; defaults to the pipeline's.
             generate_kwargs: passed to `generate` (defaults: `num_beams`, `max_new_tokens` of the pipeline, else the
-                generator's `generation_config`); one text per request, so no `num_return_sequences` above 1.
+                generator's `generation_config`); one text per request, so no `num_return_sequences` above 1 and
+                no `return_dict_in_generate`.
 
         Returns:
             A `Showcase`, or a list of them (same order) for a list of requests.
         """
         if generate_kwargs.get("num_return_sequences", 1) != 1:
             raise InputError("a showcase has one explanation: num_return_sequences must be 1")
+        if generate_kwargs.get("return_dict_in_generate"):  # the pipeline decodes the ids into its showcases
+            raise InputError(
+                "a showcase holds its explanation's text, not generate's outputs: leave out return_dict_in_generate "
+                "(call pipeline.generator.generate for scores)"
+            )
         single = isinstance(inputs, ShowcaseInput | Mapping)
         requests = [
             item if isinstance(item, ShowcaseInput) else ShowcaseInput(**item)
@@ -972,6 +978,7 @@ class ShowcaseTransformersPipeline(Pipeline):
             tokenizer=self.tokenizer,
             device=self.device,
             image_kind=image_kind,
+            dtype=self.model.dtype,  # `pipeline(..., dtype=)` loaded the generator so: the selector follows it
         )
 
     def _sanitize_parameters(self, k: int | None = None, **generate_kwargs):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import gest_showcases as gs
+from tiny_assets import assert_same_tuple
 
 SPECIAL = {"vocab_size": 40, "bos_token_id": 39, "eos_token_id": 39, "pad_token_id": 39}
 BATCH = 2
@@ -113,6 +114,28 @@ def test_return_dict_false_in_the_call_or_the_config_gives_a_tuple(name):
         model.config.return_dict = False
         outputs.append(model(input_ids=ids, labels=ids, **_inputs(name)))
     for output in outputs:
-        assert isinstance(output, tuple) and len(output) == len(expected)
-        for got, want in zip(output, expected, strict=True):
-            torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert_same_tuple(output, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_generation_config_decodes_without_a_deprecation_warning(name):
+    """Session 26's audit: every `generate(generation_config=...)` warned that passing a config with other settings
+    is deprecated (the baselines added `use_cache=False` to the call); the caller's config is left as given."""
+    import io
+    import logging
+
+    from transformers import GenerationConfig
+    from transformers.utils import logging as hf_logging
+
+    model = _model(name).eval()
+    config = GenerationConfig(max_new_tokens=3, min_new_tokens=3, num_beams=1, bos_token_id=39, eos_token_id=39,
+                              pad_token_id=39)  # fmt: skip
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        ids = model.generate(**_inputs(name), generation_config=config)
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert "deprecated" not in stream.getvalue()
+    assert ids.shape == (BATCH, 4) and config.use_cache is None

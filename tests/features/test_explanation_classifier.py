@@ -21,6 +21,7 @@ from gest_showcases.features.distill import (
     train_explanation_classifier,
 )
 from gest_showcases.features.modeling_explanation import ExplanationClassifier, ExplanationClassifierConfig
+from tiny_assets import assert_same_tuple
 
 
 def _brute_force_auc(scores, labels):
@@ -150,6 +151,18 @@ def test_pair_probabilities_equal_forward_on_every_pair():
     text, image = torch.randn(5, 4), torch.randn(2, 3)
     every_pair = model(text.repeat_interleave(2, 0), image.repeat(5, 1)).probabilities.view(5, 2)
     torch.testing.assert_close(model.pair_probabilities(text, image), every_pair)
+
+
+def test_return_dict_false_gives_a_tuple_and_the_scorers_still_work():
+    """Session 26's audit: `return_dict=False` was a TypeError (unexpected keyword)."""
+    model = ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=3))
+    text, image, labels = torch.randn(5, 4), torch.randn(5, 3), torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0])
+    expected = model(text, image, labels=labels).to_tuple()
+    pairs = model.pair_probabilities(text, image[:2])
+    assert_same_tuple(model(text, image, labels=labels, return_dict=False), expected)
+    model.config.return_dict = False
+    assert isinstance(model(text, image), tuple)
+    torch.testing.assert_close(model.pair_probabilities(text, image[:2]), pairs)
 
 
 def test_filter_keeps_sentences_describing_any_image():

@@ -85,6 +85,29 @@ def test_static_cache_is_an_option_of_the_generation_config(model, monkeypatch):
     assert len(steps) == 12
 
 
+def test_a_generation_config_asking_for_the_static_cache_decodes_without_a_deprecation_warning(model, monkeypatch):
+    """Session 26's audit: the static path added `cache_implementation=None` to a call that gave a generation_config,
+    which transformers deprecates with a warning on every call. Oracle: the same config's plain decoding."""
+    import io
+    import logging
+
+    from transformers.utils import logging as hf_logging
+
+    config = model.generation_config.__class__.from_dict(model.generation_config.to_dict())
+    config.update(max_new_tokens=12, cache_implementation="static", disable_compile=True)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    hf_logging.get_logger("transformers").addHandler(handler)
+    try:
+        static = model.generate(**features(2), generation_config=config)
+    finally:
+        hf_logging.get_logger("transformers").removeHandler(handler)
+    assert "deprecated" not in stream.getvalue()
+    assert config.cache_implementation == "static"  # the caller's config is left as given
+    config.cache_implementation = None
+    assert torch.equal(static, model.generate(**features(2), generation_config=config))
+
+
 def test_static_cache_refuses_padded_prompts_and_gated_decoders(model, tokenizer):
     prompt = torch.tensor([[tokenizer.eos_token_id, 5], [tokenizer.eos_token_id, 6]])
     with pytest.raises(ValueError, match="unpadded prompts"):

@@ -13,6 +13,7 @@ from transformers import AutoConfig, AutoModel, GPT2Config, GPT2LMHeadModel
 
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator
+from tiny_assets import assert_same_tuple
 
 TABLE4 = {
     "baseline": ("none", "none"),
@@ -241,10 +242,7 @@ def test_return_dict_false_gives_the_outputs_tuple(tokenizer):
         model.config.return_dict = False
         from_config = model(**batch)
     for output in (as_tuple, from_config):
-        assert isinstance(output, tuple) and len(output) == len(expected)
-        for got, want in zip(output, expected, strict=True):
-            if isinstance(want, torch.Tensor):
-                torch.testing.assert_close(got, want, rtol=0, atol=0)
+        assert_same_tuple(output, expected)
 
 
 def test_a_likelihood_ccl_model_computes_its_loss_without_hard_negatives(tokenizer):

@@ -11,6 +11,7 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig, greedy_map
+from tiny_assets import assert_same_tuple
 
 TEXT_DIM, IMAGE_DIM = 6, 8
 
@@ -178,6 +179,21 @@ def test_select_is_greedy_map_of_the_kernel_with_ids():
     assert model.select(**inputs, k=5).indices.shape == (4, 5)
     # The relevances of the same forward pass come back with the picks (the pipeline's photo scores).
     torch.testing.assert_close(selection.log_quality, model(**inputs).log_quality)
+
+
+def test_return_dict_false_gives_a_tuple_and_select_still_works():
+    """Session 26's audit: `return_dict=False` was a TypeError (unexpected keyword). Oracle: `to_tuple()`."""
+    model = tiny_model()
+    inputs = batch()
+    pools = {key: value for key, value in inputs.items() if key != "target_mask"}
+    expected = model(**inputs).to_tuple()
+    picks = model.select(**pools).indices
+    as_tuple = model(**inputs, return_dict=False)
+    model.config.return_dict = False
+    from_config = model(**inputs)
+    for output in (as_tuple, from_config):
+        assert_same_tuple(output, expected)
+    assert torch.equal(model.select(**pools).indices, picks)  # select reads the output by name whatever the config
 
 
 

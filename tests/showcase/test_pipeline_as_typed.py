@@ -43,9 +43,11 @@ def test_the_generators_own_decoding_is_used_unless_one_is_given(pipeline, photo
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        ({"k": 0}, "k .* must be a whole number >= 1, got 0"),
+        ({"k": 0}, r"k .* must be a whole number in \[1, 1000\], got 0"),
         ({"k": 2.5}, "got 2.5"),
         ({"num_return_sequences": 2, "num_beams": 2}, "num_return_sequences must be 1"),
+        # Session 26's audit: a KeyError inside the tokenizer's batch_decode.
+        ({"return_dict_in_generate": True}, "leave out return_dict_in_generate"),
         ({"max_new_tokens": 65}, r"max_new_tokens 65: .* 64 positions \(config.decoder.n_positions\); give at most 64"),
     ],
 )
@@ -67,6 +69,17 @@ def test_a_bf16_generator_and_selector_read_fp32_features(checkpoints):
         torch.randn(2, 5, selector.config.image_dim), k=2,
     )  # fmt: skip
     assert len(selected[0]) == 2
+
+
+def test_the_transformers_pipeline_factory_casts_the_selector_with_the_generator(checkpoints, photos, tmp_path):
+    """Session 26's audit: `pipeline("personalized-showcase", model=saved, dtype=torch.bfloat16)` loaded the generator
+    in bf16 and left the selector in fp32 (`ShowcasePipeline.from_pretrained(dtype=)` casts both)."""
+    from transformers import pipeline as hf_pipeline
+
+    saved = ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", k=2).save_pretrained(tmp_path / "saved")
+    pipe = hf_pipeline("personalized-showcase", model=str(saved), device="cpu", dtype=torch.bfloat16)
+    assert pipe.model.dtype == pipe.showcase.selector.dtype == torch.bfloat16
+    assert len(pipe(_request(photos), num_beams=1, max_new_tokens=3).photos) == 2
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16"])

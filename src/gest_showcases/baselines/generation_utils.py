@@ -9,6 +9,8 @@ Free of torch and of the package's other layers: configuration files import it (
 and `save_pretrained` ships it next to the modeling files that import it relatively.
 """
 
+import copy
+
 from transformers import GenerationConfig
 
 # The paper's decoding (Section 5.1: beam size 2) and the package's length limit, as PC2L's. Written out rather than
@@ -56,11 +58,18 @@ def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, referenc
         # Made as integers: a float `reference` in bf16/fp16 cannot hold a large id (GPT-2's 50256 would round).
         inputs = reference.new_zeros((reference.shape[0], 1)).long().fill_(bos_token_id)  # [B, 1]
     generate_kwargs.setdefault("attention_mask", inputs.new_ones(inputs.shape))
-    generate_kwargs["use_cache"] = False
+    settings = {"use_cache": False}
     if "max_length" in generate_kwargs and "max_new_tokens" not in generate_kwargs:
         # The call's length over the generation_config's max_new_tokens (trained baselines set 64), which
         # transformers would let win with only a warning.
-        generate_kwargs["max_new_tokens"] = None
+        settings["max_new_tokens"] = None
+    if generate_kwargs.get("generation_config") is not None:
+        # On a copy of the call's config: a call giving both a config and settings is deprecated (a warning each time).
+        config = copy.deepcopy(generate_kwargs["generation_config"])
+        config.update(**settings)
+        generate_kwargs["generation_config"] = config
+    else:
+        generate_kwargs.update(settings)
     return inputs
 
 

@@ -261,7 +261,7 @@ def train_explanation_classifier(
 
     def scores(indices: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return model(text_embeds[indices], image_embeds[indices]).probabilities
+            return model(text_embeds[indices], image_embeds[indices], return_dict=True).probabilities
 
     threshold, _ = best_f1_threshold(scores(splits["validation"]), labels[splits["validation"]])
     model.config.threshold = threshold

@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_explanation import ExplanationClassifierConfig
 
@@ -60,6 +61,7 @@ class ExplanationClassifier(PreTrainedModel):
             init.normal_(module.weight, std=0.02)
             init.zeros_(module.bias)
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         text_embeds: torch.Tensor,

@@ -14,6 +14,7 @@ This file imports only torch, transformers and its sibling files (relatively), s
 for `AutoModel.from_pretrained(path, trust_remote_code=True)`.
 """
 
+import copy
 import inspect
 from dataclasses import dataclass
 
@@ -1188,7 +1189,15 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if kwargs.get("cache_implementation", generation_config.cache_implementation) == "static":
             # Same search, same tokens; the cache holds the encoder side and runs a compiled step (see its module).
             cache = static_decoding_cache(self, inputs, encoder_hidden_states, encoder_attention_mask, kwargs)
-            return super().generate(inputs, **(kwargs | {"cache_implementation": None, CACHE_KEY: cache}))
+            # transformers must not build a static cache of its own; set on a copy of a given generation_config,
+            # since a call giving both a config and settings is deprecated (a warning on every call).
+            if "generation_config" in kwargs:
+                kwargs["generation_config"] = copy.deepcopy(kwargs["generation_config"])
+                kwargs["generation_config"].cache_implementation = None
+                kwargs.pop("cache_implementation", None)
+            else:
+                kwargs["cache_implementation"] = None
+            return super().generate(inputs, **(kwargs | {CACHE_KEY: cache}))
         return super().generate(
             inputs,
             encoder_hidden_states=encoder_hidden_states,

@@ -199,7 +199,8 @@ def load_classifier_scorer(
     model = model.to(device).eval()
 
     def scorer(text_embeds, image_embeds):
-        return model(text_embeds=text_embeds.to(device), image_embeds=image_embeds.to(device)).probabilities.cpu()
+        embeds = {"text_embeds": text_embeds.to(device), "image_embeds": image_embeds.to(device)}
+        return model(**embeds, return_dict=True).probabilities.cpu()
 
     return scorer
 

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_dpp import DPPSelectorConfig
 from .greedy import greedy_map
@@ -201,6 +202,7 @@ class DPPImageSelector(PreTrainedModel):
             raise ValueError(f"input_mode {mode!r} needs profile_image")
         return torch.cat([profile_text, profile_image], dim=-1)
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         profile_text: torch.FloatTensor | None,
@@ -369,7 +371,10 @@ class DPPImageSelector(PreTrainedModel):
         Returns:
             [`DPPSelection`] with `indices` `(batch_size, k)` (`-1`-padded), `counts`, `ids` and `log_quality`.
         """
-        output = self(profile_text, profile_image, candidate_features, candidate_mask, output_hidden_states=False)
+        output = self(
+            profile_text, profile_image, candidate_features, candidate_mask, output_hidden_states=False,
+            return_dict=True,
+        )  # fmt: skip
         # float64: relevances span exp(+-2c), and float32 round-off would hide the weakest candidates.
         k = self.config.top_k if k is None else k
         selection = greedy_map(output.kernel.double(), k, mask=candidate_mask)

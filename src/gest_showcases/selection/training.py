@@ -227,6 +227,7 @@ class DPPSelectorTrainer(Trainer):
                 target_mask=inputs["target_mask"],
                 image_features=inputs["image_features"],
                 candidate_image_index=inputs["candidate_image_index"],
+                return_dict=True,
             )
         except torch.linalg.LinAlgError as error:
             # With finite inputs (checked by `train_selector`) and finite weights the kernel is positive definite
