@@ -222,3 +222,19 @@ def test_a_chat_template_linked_from_elsewhere_is_neither_published_nor_saved(ch
     saved = pipeline.save_pretrained(tmp_path / "saved")
     assert pipeline.tokenizer.chat_template == "private key"  # the pipeline's own tokenizer is left as it was
     assert not any(b"private key" in path.read_bytes() for path in saved.rglob("*") if path.is_file())
+
+
+def test_a_hub_download_whose_files_link_into_its_blobs_is_staged(checkpoints, tmp_path):
+    """A `snapshot_download` folder's files are links into its repository's `blobs/`: its own files, not a leak."""
+    repo = tmp_path / "hub" / "models--me--gen"
+    snapshot, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for index, path in enumerate(sorted(Path(checkpoints["generator"]).iterdir())):
+        if path.is_file():
+            blob = blobs / f"blob{index}"
+            shutil.copy2(path, blob)
+            (snapshot / path.name).symlink_to(Path("../../blobs") / blob.name)
+    out = tmp_path / "out"
+    assert cli_main(["push", "--namespace", "me", "--generator", str(snapshot), "--dry_run", str(out)]) == 0
+    assert (out / "generator" / "model.safetensors").is_file()

@@ -262,8 +262,12 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
 
 def _inside(path: Path, folder: Path, what: str = "dataset") -> Path:
     """`path`, refused unless it lies inside `folder` once resolved: a symlink in a folder to publish must not
-    publish a file from elsewhere on this machine."""
-    if not path.resolve().is_relative_to(folder.resolve()):
+    publish a file from elsewhere on this machine. A Hub download (`.../models--ORG--NAME/snapshots/REV`) holds links
+    into its repository's own `blobs/`, which are its files."""
+    root = folder.resolve()
+    target = path.resolve()
+    hub_blobs = root.parent.parent / "blobs" if root.parent.name == "snapshots" else None
+    if not (target.is_relative_to(root) or (hub_blobs is not None and target.is_relative_to(hub_blobs))):
         raise InputError(f"{path} leads outside the {what} folder {folder}: refusing to publish it")
     return path
 
