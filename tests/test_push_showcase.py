@@ -225,16 +225,24 @@ def test_a_chat_template_linked_from_elsewhere_is_neither_published_nor_saved(ch
 
 
 def test_a_hub_download_whose_files_link_into_its_blobs_is_staged(checkpoints, tmp_path):
-    """A `snapshot_download` folder's files are links into its repository's `blobs/`: its own files, not a leak."""
-    repo = tmp_path / "hub" / "models--me--gen"
-    snapshot, blobs = repo / "snapshots" / "abc123", repo / "blobs"
+    """A `snapshot_download` folder's files are links into its repository's `blobs/`: its own files, not a leak, also
+    in a subfolder of the snapshot (a downloaded showcase's generator); a link from a run's subfolder that push does
+    not read (a checkpoint) does not stop it."""
+    repo = tmp_path / "hub" / "models--me--showcase"
+    snapshot, blobs = repo / "snapshots" / "abc123" / "generator", repo / "blobs"
     snapshot.mkdir(parents=True)
     blobs.mkdir()
     for index, path in enumerate(sorted(Path(checkpoints["generator"]).iterdir())):
         if path.is_file():
             blob = blobs / f"blob{index}"
             shutil.copy2(path, blob)
-            (snapshot / path.name).symlink_to(Path("../../blobs") / blob.name)
+            (snapshot / path.name).symlink_to(Path("../../../blobs") / blob.name)
+    (snapshot / "checkpoint-5").mkdir()
+    (snapshot / "checkpoint-5" / "notes.txt").symlink_to(tmp_path)
     out = tmp_path / "out"
     assert cli_main(["push", "--namespace", "me", "--generator", str(snapshot), "--dry_run", str(out)]) == 0
     assert (out / "generator" / "model.safetensors").is_file()
+    # The same layout outside a Hub cache (no models--ORG--NAME) is refused: its links lead out of the folder.
+    shutil.copytree(repo, tmp_path / "mine", symlinks=True)
+    elsewhere = tmp_path / "mine" / "snapshots" / "abc123" / "generator"
+    assert cli_main(["push", "--namespace", "me", "--generator", str(elsewhere), "--dry_run", str(tmp_path / "out2")]) == 2

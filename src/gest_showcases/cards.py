@@ -100,8 +100,9 @@ def results_markdown(results: Results) -> str:
 
 def _plain(value: object) -> str:
     """User data (a system's name from a generations file) as plain text in a card's Markdown: on one line, `|` and
-    `\\` escaped (`markdown_cell`), no code span, link or image, and `<`, `>`, `&` as entities, so that a name cannot
-    add HTML, a tracking image or a heading to a published card."""
+    `\\` escaped (`markdown_cell`), no code span and no link or image syntax, and `<`, `>`, `&` as entities, so that a
+    name cannot add HTML, a tracking image or a heading to a published card (a bare URL in it is still autolinked,
+    as text)."""
     text = markdown_cell(value).replace("`", "'").replace("[", "\\[").replace("]", "\\]")
     return html.escape(text, quote=False)
 

@@ -5,8 +5,9 @@ table of missing weights and returns a randomly initialised model, which a comma
 generate with. `require_model_type` turns that into one line naming the option, before anything loads.
 `Trainer.save_model` writes over any model an `--output_dir` holds: `check_model_output_dir` refuses a folder
 of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector. `loading`
-names the option when a model or tokenizer cannot be loaded at all.
-This module imports only transformers' config class and `errors`, so every layer may use it.
+names the option when a model or tokenizer cannot be loaded at all (a missing folder, a config of wrong types,
+weights or a GGUF file cut short). `without_chat_template` is the tokenizer a generator folder saves.
+This module imports only transformers, huggingface_hub, safetensors and `errors`, so every layer may use it.
 """
 
 from __future__ import annotations

@@ -626,11 +626,6 @@ class ShowcasePipeline:
         """
         if generate_kwargs.get("num_return_sequences", 1) != 1:
             raise InputError("a showcase has one explanation: num_return_sequences must be 1")
-        if generate_kwargs.get("return_dict_in_generate"):  # the pipeline decodes the ids into its showcases
-            raise InputError(
-                "a showcase holds its explanation's text, not generate's outputs: leave out return_dict_in_generate "
-                "(call pipeline.generator.generate for scores)"
-            )
         single = isinstance(inputs, ShowcaseInput | Mapping)
         requests = [
             item if isinstance(item, ShowcaseInput) else ShowcaseInput(**item)
@@ -854,10 +849,18 @@ class ShowcasePipeline:
         if self.max_new_tokens is None and self.generator.generation_config.max_new_tokens is None:
             settings["max_new_tokens"] = PAPER_DECODING["max_new_tokens"]  # not generate's default max_length of 20
         settings = {name: value for name, value in settings.items() if value is not None} | generate_kwargs
-        self._check_new_tokens(settings.get("max_new_tokens", self.generator.generation_config.max_new_tokens))
-        beams = settings.get("num_beams", self.generator.generation_config.num_beams)
-        if not isinstance(beams, int) or isinstance(beams, bool) or not 1 <= beams <= MAX_NUM_BEAMS:
+        # What `generate` will use: the call's settings over its generation_config (or the generator's own).
+        decoding = settings.get("generation_config") or self.generator.generation_config
+        self._check_new_tokens(settings.get("max_new_tokens", decoding.max_new_tokens))
+        beams = settings.get("num_beams", decoding.num_beams)
+        valid = isinstance(beams, int) and not isinstance(beams, bool) and 1 <= beams <= MAX_NUM_BEAMS
+        if beams is not None and not valid:  # None: generate's default, one beam
             raise InputError(f"num_beams must be a whole number in [1, {MAX_NUM_BEAMS}], got {beams!r}")
+        if settings.get("return_dict_in_generate", decoding.return_dict_in_generate):
+            raise InputError(  # the pipeline decodes the ids into its showcases
+                "a showcase holds its explanation's text, not generate's outputs: leave out return_dict_in_generate "
+                "(call pipeline.generator.generate for scores)"
+            )
         ids = self.generator.generate(
             **{name: value.to(self.device) for name, value in inputs.items()}, **settings
         )

@@ -229,7 +229,8 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     so `AutoPeftModel.from_pretrained("ORG/PREFIX-generator")` works (with `gest_showcases` imported)."""
     run = Path(args.generator)
     repo_id = f"{args.namespace}/{args.prefix}-generator"
-    _refuse_links_out(run, "generator")  # what it loads from there is published
+    for folder in (run, run / BASE_FOLDER):  # what it loads from there is published
+        _refuse_links_out(folder, "generator", files_only=True)
     if not (run / "adapter_config.json").is_file():
         return [_stage_pc2l(args, run, run, repo_id, root / "generator")]
     if not (run / BASE_FOLDER).is_dir():
@@ -260,20 +261,36 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     return [base, StagedRepo(repo_id, "model", output)]
 
 
+def _hub_blobs(folder: Path) -> Path | None:
+    """The `blobs/` of the Hub cache repository that `folder` lies in (`.../models--ORG--NAME/snapshots/REV[/sub]`),
+    whose files are links into it; None for any other folder."""
+    for snapshot in (folder, *folder.parents):
+        repository = snapshot.parent.parent
+        if snapshot.parent.name == "snapshots" and repository.name.startswith(("models--", "datasets--", "spaces--")):
+            return repository / "blobs"
+    return None
+
+
 def _inside(path: Path, folder: Path, what: str = "dataset") -> Path:
     """`path`, refused unless it lies inside `folder` once resolved: a symlink in a folder to publish must not
-    publish a file from elsewhere on this machine. A Hub download (`.../models--ORG--NAME/snapshots/REV`) holds links
-    into its repository's own `blobs/`, which are its files."""
-    root = folder.resolve()
-    target = path.resolve()
-    hub_blobs = root.parent.parent / "blobs" if root.parent.name == "snapshots" else None
-    if not (target.is_relative_to(root) or (hub_blobs is not None and target.is_relative_to(hub_blobs))):
+    publish a file from elsewhere on this machine. In a Hub download, links into its repository's `blobs/` are its
+    own files."""
+    root, target = folder.resolve(), path.resolve()
+    blobs = _hub_blobs(root)
+    if not (target.is_relative_to(root) or (blobs is not None and target.is_relative_to(blobs))):
         raise InputError(f"{path} leads outside the {what} folder {folder}: refusing to publish it")
     return path
 
 
-def _refuse_links_out(folder: Path, what: str) -> None:
-    """Refuse `folder` when a link in it (a file or a folder, at any depth) leads outside it (`_inside`)."""
+def _refuse_links_out(folder: Path, what: str, *, files_only: bool = False) -> None:
+    """Refuse `folder` when a link in it leads outside it (`_inside`): any file or folder at any depth, or with
+    `files_only` the files directly in it (what a model and its tokenizer load; a run's checkpoints and logs are
+    not published)."""
+    if files_only:
+        for path in folder.iterdir() if folder.is_dir() else ():
+            if path.is_file():
+                _inside(path, folder, what)
+        return
     for parent, folders, files in os.walk(folder):  # links to folders are listed, not followed
         for name in [*folders, *files]:
             _inside(Path(parent) / name, folder, what)

@@ -126,6 +126,7 @@ def test_a_generation_config_decodes_without_a_deprecation_warning(name):
 
     from transformers import GenerationConfig
     from transformers.utils import logging as hf_logging
+    from transformers.utils.logging import warning_once
 
     model = _model(name).eval()
     config = GenerationConfig(max_new_tokens=3, min_new_tokens=3, num_beams=1, bos_token_id=39, eos_token_id=39,
@@ -134,8 +135,38 @@ def test_a_generation_config_decodes_without_a_deprecation_warning(name):
     handler = logging.StreamHandler(stream)
     hf_logging.get_logger("transformers").addHandler(handler)
     try:
+        warning_once.cache_clear()  # transformers says it once per process: here, whatever ran before
         ids = model.generate(**_inputs(name), generation_config=config)
     finally:
         hf_logging.get_logger("transformers").removeHandler(handler)
     assert "deprecated" not in stream.getvalue()
     assert ids.shape == (BATCH, 4) and config.use_cache is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_max_length_counts_with_a_generation_config_too(name):
+    """Session 26's review: with the length moved onto the config's copy, transformers refilled it from the model's
+    max_new_tokens (64) and `generate(generation_config=cfg, max_length=4)` gave 65 tokens."""
+    from transformers import GenerationConfig
+
+    model = _model(name).eval()
+    model.generation_config.max_new_tokens = 64
+    config = GenerationConfig(num_beams=1, min_length=4, bos_token_id=39, eos_token_id=39, pad_token_id=39)
+    assert model.generate(**_inputs(name), generation_config=config, max_length=4).shape == (BATCH, 4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_generators_trainer_reads_the_loss_whatever_config_return_dict_says(name, tmp_path):
+    """Session 26's review: with `config.return_dict=False` (honoured since this session) the trainer's
+    `outputs.loss` failed on the tuple."""
+    from transformers import TrainingArguments
+
+    from gest_showcases.generation.trainer import GeneratorTrainer
+
+    model = _model(name).eval()  # no dropout: the oracle below is the same computation
+    model.config.return_dict = False
+    trainer = GeneratorTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[]))
+    ids = torch.full((BATCH, 3), 5)
+    loss = trainer.compute_loss(model, {"input_ids": ids, "labels": ids, **_inputs(name)})
+    model.config.return_dict = True
+    torch.testing.assert_close(loss, model(input_ids=ids, labels=ids, **_inputs(name)).loss)

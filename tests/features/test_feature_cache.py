@@ -259,3 +259,25 @@ def test_text_features_of_a_stopped_run_are_refused_until_it_finishes(tmp_path, 
     report, _ = extract_text_features(reviews, text_model, tmp_path / "f", shard_size=3)
     assert (report.cached, report.written) == (3, 3)
     assert len(load_features(tmp_path / "f", "review")) == 6 and len(load_features(tmp_path / "f", "sentence")) == 12
+
+
+def test_a_run_killed_after_its_last_shard_is_finished_by_a_rerun_with_nothing_to_compute(
+    tmp_path, tiny_clip, image_dir, monkeypatch
+):
+    """Session 26's review: killed between its last shard and recording that it finished, a run left the flag unset
+    for good, since the rerun found nothing pending and returned before recording anything."""
+    image_model, _ = load_clip(tiny_clip)
+    items = _items(image_dir, ["pic0", "pic1"])
+
+    def killed(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FeatureCache, "finish_run", killed)
+    with pytest.raises(KeyboardInterrupt):
+        extract_image_features(items, image_model, tmp_path / "f", num_workers=0)
+    monkeypatch.undo()
+    with pytest.raises(CorruptCacheError, match="stopped before it finished"):
+        load_features(tmp_path / "f", "image")
+    report = extract_image_features(items, image_model, tmp_path / "f", num_workers=0)
+    assert (report.cached, report.written) == (2, 0)
+    assert len(load_features(tmp_path / "f", "image")) == 2

@@ -92,6 +92,7 @@ def test_a_generation_config_asking_for_the_static_cache_decodes_without_a_depre
     import logging
 
     from transformers.utils import logging as hf_logging
+    from transformers.utils.logging import warning_once
 
     config = model.generation_config.__class__.from_dict(model.generation_config.to_dict())
     config.update(max_new_tokens=12, cache_implementation="static", disable_compile=True)
@@ -99,6 +100,7 @@ def test_a_generation_config_asking_for_the_static_cache_decodes_without_a_depre
     handler = logging.StreamHandler(stream)
     hf_logging.get_logger("transformers").addHandler(handler)
     try:
+        warning_once.cache_clear()  # transformers says it once per process: here, whatever ran before
         static = model.generate(**features(2), generation_config=config)
     finally:
         hf_logging.get_logger("transformers").removeHandler(handler)
@@ -106,6 +108,15 @@ def test_a_generation_config_asking_for_the_static_cache_decodes_without_a_depre
     assert config.cache_implementation == "static"  # the caller's config is left as given
     config.cache_implementation = None
     assert torch.equal(static, model.generate(**features(2), generation_config=config))
+
+
+def test_static_cache_with_generation_config_none_is_plain_generate_with_a_static_cache(model):
+    """Session 26's review: `generate(generation_config=None, cache_implementation="static")` failed on None."""
+    plain = model.generate(**features(2), max_new_tokens=6)
+    static = model.generate(
+        **features(2), generation_config=None, max_new_tokens=6, cache_implementation="static", disable_compile=True
+    )
+    assert torch.equal(static, plain)
 
 
 def test_static_cache_refuses_padded_prompts_and_gated_decoders(model, tokenizer):

@@ -231,6 +231,7 @@ def _damage_config(**changes):
         (_damage_config(peft_type="NOPE"), r"peft_type 'NOPE'"),
         (_damage_config(r=10**9), r"r 1000000000 is not a LoRA rank in \[1, 1024\]"),  # was a 128 GB allocation
         (_damage_config(r=True), "is not a LoRA rank"),
+        (_damage_config(rank_pattern={"c_attn": 10**9}), r"rank_pattern\['c_attn'\] 1000000000 is not a LoRA rank"),
         (_damage_config(target_modules="nothing_here"), "No modules were targeted"),
         (lambda run: (run / "adapter_model.safetensors").unlink(), "has no adapter weights"),
         (lambda run: (run / "base" / "config.json").write_text('{"model_type": "gpt2"}'), "holds a 'gpt2' model"),
@@ -239,7 +240,8 @@ def _damage_config(**changes):
             "encoder_layers",
         ),
     ],
-    ids=["list", "not-json", "peft-type", "huge-rank", "bool-rank", "no-target", "no-weights", "gpt2-base", "bad-base"],
+    ids=["list", "not-json", "peft-type", "huge-rank", "bool-rank", "huge-rank-pattern", "no-target", "no-weights",
+         "gpt2-base", "bad-base"],  # fmt: skip
 )
 def test_a_damaged_lora_run_is_one_line_naming_the_generator(lora_run, tmp_path, damage, refusal):
     """Session 26's audit: each of these was a traceback (TypeError, KeyError, HFValidationError, peft's error) or an

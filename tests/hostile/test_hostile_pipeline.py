@@ -219,12 +219,16 @@ def test_a_huge_k_or_beam_count_is_one_line_before_any_allocation(pipeline, tmp_
         pipeline(request, k=10**12)
     with pytest.raises(InputError, match=r"^num_beams must be a whole number in \[1, 64\], got 100000000$"):
         pipeline(request, k=2, num_beams=10**8)
+    from transformers import GenerationConfig
+
     saved = pipeline.generator.generation_config.num_beams
     pipeline.num_beams = None  # the generator's own generation config decides
     pipeline.generator.generation_config.num_beams = 10**9
     try:
         with pytest.raises(InputError, match="num_beams must be a whole number in"):
             pipeline(request, k=2)
+        with pytest.raises(InputError, match="num_beams must be a whole number in"):  # a call's own config
+            pipeline(request, k=2, generation_config=GenerationConfig(num_beams=200, max_new_tokens=3))
     finally:
         pipeline.num_beams, pipeline.generator.generation_config.num_beams = 1, saved
     assert len(pipeline(request, k=2).photos) == 2  # the bounds leave ordinary calls alone

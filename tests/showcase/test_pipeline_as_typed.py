@@ -71,6 +71,17 @@ def test_a_bf16_generator_and_selector_read_fp32_features(checkpoints):
     assert len(selected[0]) == 2
 
 
+def test_a_generation_config_asking_for_generate_outputs_is_one_clear_error(pipeline, photos, monkeypatch):
+    """Session 26's review: a saved generation_config (or the call's) with return_dict_in_generate was a KeyError."""
+    from transformers import GenerationConfig
+
+    with pytest.raises(InputError, match="leave out return_dict_in_generate"):
+        pipeline(_request(photos), generation_config=GenerationConfig(return_dict_in_generate=True, max_new_tokens=2))
+    monkeypatch.setattr(pipeline.generator.generation_config, "return_dict_in_generate", True)
+    with pytest.raises(InputError, match="leave out return_dict_in_generate"):
+        pipeline(_request(photos))
+
+
 def test_the_transformers_pipeline_factory_casts_the_selector_with_the_generator(checkpoints, photos, tmp_path):
     """Session 26's audit: `pipeline("personalized-showcase", model=saved, dtype=torch.bfloat16)` loaded the generator
     in bf16 and left the selector in fp32 (`ShowcasePipeline.from_pretrained(dtype=)` casts both)."""

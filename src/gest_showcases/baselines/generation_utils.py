@@ -58,18 +58,17 @@ def generation_prompt(inputs, generate_kwargs: dict, bos_token_id: int, referenc
         # Made as integers: a float `reference` in bf16/fp16 cannot hold a large id (GPT-2's 50256 would round).
         inputs = reference.new_zeros((reference.shape[0], 1)).long().fill_(bos_token_id)  # [B, 1]
     generate_kwargs.setdefault("attention_mask", inputs.new_ones(inputs.shape))
-    settings = {"use_cache": False}
-    if "max_length" in generate_kwargs and "max_new_tokens" not in generate_kwargs:
-        # The call's length over the generation_config's max_new_tokens (trained baselines set 64), which
-        # transformers would let win with only a warning.
-        settings["max_new_tokens"] = None
     if generate_kwargs.get("generation_config") is not None:
         # On a copy of the call's config: a call giving both a config and settings is deprecated (a warning each time).
         config = copy.deepcopy(generate_kwargs["generation_config"])
-        config.update(**settings)
+        config.use_cache = False
         generate_kwargs["generation_config"] = config
     else:
-        generate_kwargs.update(settings)
+        generate_kwargs["use_cache"] = False
+    if "max_length" in generate_kwargs and "max_new_tokens" not in generate_kwargs:
+        # The call's length over the generation_config's max_new_tokens (trained baselines set 64), which
+        # transformers would let win with only a warning. A call argument: on a config, None means "the model's".
+        generate_kwargs["max_new_tokens"] = None
     return inputs
 
 

@@ -31,6 +31,7 @@ from torch import nn
 from transformers import GenerationMixin, GPT2LMHeadModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_pepler import PeplerConfig
 from .generation_utils import (
@@ -121,6 +122,7 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
         # `resize_token_embeddings` (after adding a pad token) sets the LM head through here.
         self.decoder.set_output_embeddings(value)
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -128,7 +130,6 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         user_ids: torch.LongTensor | None = None,
         item_ids: torch.LongTensor | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> CausalLMOutput | tuple:
         r"""
@@ -160,8 +161,7 @@ class PeplerForExplanation(PeplerPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return output
 
     @torch.no_grad()
     def generate(

@@ -42,6 +42,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_peter import PeterConfig
 from .generation_utils import (
@@ -204,6 +205,7 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
     def get_output_embeddings(self) -> nn.Module:
         return self.lm_head
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -211,7 +213,6 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         user_ids: torch.LongTensor | None = None,
         item_ids: torch.LongTensor | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> PeterOutput | tuple:
         r"""
@@ -250,8 +251,7 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
             output.loss_ce = shifted_cross_entropy(logits, labels)
             output.loss_context = self.context_loss(context_logits, targets)
             output.loss = output.loss_ce + self.config.context_weight * output.loss_context
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return output
 
     def context_loss(self, context_logits: torch.Tensor, targets: torch.LongTensor) -> torch.Tensor:
         """Token-mean NLL of the explanation's words (`targets` [B, T] without BOS/EOS/-100) under the item

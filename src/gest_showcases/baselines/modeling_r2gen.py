@@ -52,6 +52,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_r2gen import R2GenConfig
 from .generation_utils import (
@@ -361,6 +362,7 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
             hidden_states = layer(hidden_states, attention_mask)
         return self.encoder_norm(hidden_states), image_mask
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -370,7 +372,6 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
         encoder_hidden_states: torch.FloatTensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutput | tuple:
@@ -388,8 +389,6 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
                 Their mask; all true when omitted.
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 LM labels, -100 where ignored; shifted inside the model (`labels = input_ids` works).
-            return_dict (`bool`, *optional*):
-                Return a [`CausalLMOutput`] (default: `config.return_dict`) or a tuple.
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all); `generate` asks for 1, which
                 spares the output layer over the whole prefix at every step.
@@ -424,8 +423,7 @@ class R2GenForExplanation(R2GenPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return output
 
     @torch.no_grad()
     def generate(

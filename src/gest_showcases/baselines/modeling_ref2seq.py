@@ -47,6 +47,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_ref2seq import Ref2SeqConfig
 from .generation_utils import (
@@ -261,6 +262,7 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
         encoded["initial_hidden_state"] = finals.transpose(0, 1)  # [layers, B, H] -> [B, layers, H]
         return encoded
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -275,7 +277,6 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
         item_states: torch.FloatTensor | None = None,
         item_states_mask: torch.Tensor | None = None,
         initial_hidden_state: torch.FloatTensor | None = None,
-        return_dict: bool | None = None,
         **kwargs,
     ) -> CausalLMOutput | tuple:
         r"""
@@ -312,8 +313,7 @@ class Ref2SeqForExplanation(Ref2SeqPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return output
 
     @torch.no_grad()
     def generate(

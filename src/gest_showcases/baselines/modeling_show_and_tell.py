@@ -40,6 +40,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutput
+from transformers.utils.generic import can_return_tuple
 
 from .configuration_show_and_tell import ShowAndTellConfig
 from .generation_utils import (
@@ -138,6 +139,7 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
         mean_features = (image_features * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # [B, Dv]
         return self.image_embedding(mean_features)
 
+    @can_return_tuple  # `return_dict=False` (or `config.return_dict=False`): a tuple
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -145,7 +147,6 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
         image_features: torch.FloatTensor | None = None,
         image_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        return_dict: bool | None = None,
         logits_to_keep: int = 0,
         **kwargs,
     ) -> CausalLMOutput | tuple:
@@ -159,8 +160,6 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
                 The photos, see [`~ShowAndTellForExplanation.embed_images`].
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 LM labels, -100 where ignored; shifted inside the model (`labels = input_ids` works).
-            return_dict (`bool`, *optional*):
-                Return a [`CausalLMOutput`] (default: `config.return_dict`) or a tuple.
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all); `generate` asks for 1, which
                 spares the output layer over the whole prefix at every step.
@@ -181,8 +180,7 @@ class ShowAndTellForExplanation(ShowAndTellPreTrainedModel, GenerationMixin):
         if labels is not None:
             loss = shifted_cross_entropy(logits, labels)
         output = CausalLMOutput(loss=loss, logits=logits)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        return output if return_dict else output.to_tuple()
+        return output
 
     @torch.no_grad()
     def generate(

@@ -254,6 +254,8 @@ class FeatureCache:
 
     def finish_run(self) -> None:
         """Record that the run computed every id it was given (those that failed are reported, not pending)."""
+        if self.manifest.get("complete") is not False:  # already finished, or never started: nothing to record
+            return
         self.manifest["complete"] = True
         write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
 

@@ -409,6 +409,8 @@ def extract_image_features(
     )
     if not pending:
         logger.info("all %d %s features already cached in %s", len(unique), kind, output)
+        if state.is_main_process:
+            cache.finish_run()  # a run killed after its last shard, before it recorded that it had finished
         return report
     if state.is_main_process:
         cache.start_run()
@@ -426,6 +428,7 @@ def extract_image_features(
             writer.flush()
     if state.is_main_process:  # every process's rows are written: the last flush gathered them
         cache.finish_run()
+    state.wait_for_everyone()  # no process reads the kind (distill does at once) before the flag says finished
     report.written, report.failed = len(writer.written), len(writer.failed_total)
     if report.failed:
         logger.warning(
@@ -473,6 +476,9 @@ def extract_text_features(
     )
     sentence_report = ExtractionReport("sentence", total=0, cached=0, written=0, failed=0)
     if not pending:
+        if state.is_main_process:  # a run killed after its last shard, before it recorded that it had finished
+            review_cache.finish_run()
+            sentence_cache.finish_run()
         return review_report, sentence_report
     if state.is_main_process:
         review_cache.start_run()
@@ -498,6 +504,7 @@ def extract_text_features(
     if state.is_main_process:
         review_cache.finish_run()
         sentence_cache.finish_run()
+    state.wait_for_everyone()
     review_report.written, review_report.failed = len(review_writer.written), len(review_writer.failed_total)
     sentence_report.total = sentence_report.written = len(sentence_writer.written)
     return review_report, sentence_report

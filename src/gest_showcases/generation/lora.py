@@ -220,9 +220,12 @@ def _check_adapter(folder: Path) -> None:
     peft_type = settings.get("peft_type") if isinstance(settings, dict) else None
     if peft_type != "LORA":
         raise ValueError(f"{path}: not a LoRA adapter config (peft_type {peft_type!r}); train-pc2l --lora writes one")
-    rank = settings.get("r")
-    if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_LORA_RANK:
-        raise ValueError(f"{path}: r {rank!r} is not a LoRA rank in [1, {MAX_LORA_RANK}]")
+    patterns = settings.get("rank_pattern") or {}  # peft's per-module ranks, which override `r`
+    if not isinstance(patterns, dict):
+        raise ValueError(f"{path}: rank_pattern {patterns!r} is not a mapping of module names to ranks")
+    for name, rank in [("r", settings.get("r")), *((f"rank_pattern[{key!r}]", value) for key, value in patterns.items())]:
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_LORA_RANK:
+            raise ValueError(f"{path}: {name} {rank!r} is not a LoRA rank in [1, {MAX_LORA_RANK}]")
     if not any((folder / name).is_file() for name in ADAPTER_WEIGHTS_FILES):
         raise FileNotFoundError(f"{folder} has no adapter weights ({' or '.join(ADAPTER_WEIGHTS_FILES)})")
 

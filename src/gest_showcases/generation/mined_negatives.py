@@ -148,7 +148,7 @@ def _mine(model, dataset, collator, slots, pool, candidates, batch_size, keep):
     def log_likelihoods(examples: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
         batch = {name: value.to(device) for name, value in without_negatives(examples).items()}
         labels = batch.pop("labels")
-        logits = model(**batch).logits
+        logits = model(**batch, return_dict=True).logits
         return logits, sequence_log_likelihood(logits, batch["input_ids"], labels != -100)
 
     negatives = list(dataset.columns["negative"])

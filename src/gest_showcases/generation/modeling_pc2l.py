@@ -1191,7 +1191,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             cache = static_decoding_cache(self, inputs, encoder_hidden_states, encoder_attention_mask, kwargs)
             # transformers must not build a static cache of its own; set on a copy of a given generation_config,
             # since a call giving both a config and settings is deprecated (a warning on every call).
-            if "generation_config" in kwargs:
+            if kwargs.get("generation_config") is not None:
                 kwargs["generation_config"] = copy.deepcopy(kwargs["generation_config"])
                 kwargs["generation_config"].cache_implementation = None
                 kwargs.pop("cache_implementation", None)

@@ -45,7 +45,7 @@ def per_example_loss(
         batch.pop("negative_attention_mask", None)
         labels = batch.pop("labels").to(device)
         inputs = {name: value.to(device) for name, value in batch.items()}
-        logits = model(**inputs).logits.float()  # [B, L, V]
+        logits = model(**inputs, return_dict=True).logits.float()  # [B, L, V]
         token_loss = F.cross_entropy(
             logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none"
         )  # [B, L - 1]

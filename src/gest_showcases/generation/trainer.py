@@ -113,7 +113,7 @@ class GeneratorTrainer(FiniteTrainer):
         return outputs.loss, {name: value for name, value in outputs.items() if name.startswith("loss_")}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs)
+        outputs = model(**inputs, return_dict=True)  # the parts are read by name, whatever config.return_dict says
         loss, parts = self.loss_and_parts(model, outputs, inputs)
         mode = "train" if model.training else "eval"
         for name, value in parts.items():

@@ -51,7 +51,7 @@ kept reviews' image-describing sentences, user-disjoint 8:1:1 splits, `history_r
 the sentence names the photo's subject) and `ground_truth.json` (each photo's subject and cuisine,
 each user's favourites and style, each business's `gmap_id`, cuisine and menu). Synth writes only
 those names, and refuses a folder where one of them exists but was not written by synth (no
-`ground_truth.json`) unless `--overwrite` is given.
+`ground_truth.json`, nor the marker of an interrupted synth run) unless `--overwrite` is given.
 
 Example:
 

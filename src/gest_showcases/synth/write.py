@@ -6,8 +6,10 @@ by batch index (so the number of worker processes does not change a byte).
 
 Synth writes only its own names (`OUTPUT_NAMES`) and never overwrites what it did not write: a
 folder where one of those names already exists is refused unless it is an earlier Gest-Synth output,
-recognised by `ground_truth.json` (the file real Gest data never has, and the first one synth
-writes, so an interrupted run is recognised too), or `overwrite=True` (`--overwrite`) is given.
+recognised by `ground_truth.json` (the file real Gest data never has) or by the `.synth-writing` marker of a run
+that was interrupted, or `overwrite=True` (`--overwrite`) is given. A run renders the photos first, then writes
+each review file whole (`image_review_all.json` last), so an interrupted run leaves no reviews file that `build`
+could read beside missing photos.
 """
 
 from __future__ import annotations
@@ -357,7 +359,7 @@ def check_output_folder(output_dir: str | Path, overwrite: bool = False) -> None
 
     Raises:
         `InputError`: when `output_dir` is a file, or holds one of `OUTPUT_NAMES` without the
-            `ground_truth.json` of an earlier Gest-Synth run, and `overwrite` is False.
+            `ground_truth.json` (or the `WRITING_MARKER`) of an earlier Gest-Synth run, and `overwrite` is False.
     """
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
