@@ -372,3 +372,17 @@ def test_respond_with_output_dir_writes_the_showcase_it_shows(world, pipeline, t
     assert view.explanation and str(escape(view.explanation)) in html
     assert str(escape(row["review_text"])) in html
     assert html.count("data:image/jpeg;base64,") >= len(view.photos) + len(row["pics"])
+
+
+def test_an_alert_shows_the_datasets_text_as_text():
+    """Session 26's audit: a business id holding HTML reached `gr.Error`, whose message Gradio renders as HTML (a
+    remote image, a link)."""
+    gr = pytest.importorskip("gradio")
+
+    class Failing:
+        def respond(self, *args):
+            raise ValueError('<img src=http://evil.example/p.png>: none of its 2 candidate photos could be read')
+
+    with pytest.raises(gr.Error) as caught:
+        ShowcaseApp._respond_or_alert(Failing(), "mode", "user", "", "business")
+    assert caught.value.message == "&lt;img src=http://evil.example/p.png&gt;: none of its 2 candidate photos could be read"

@@ -214,7 +214,7 @@ def test_a_chat_template_linked_from_elsewhere_is_neither_published_nor_saved(ch
     shutil.copytree(checkpoints["generator"], generator)
     (generator / "chat_template.jinja").symlink_to(secret)
     out = tmp_path / "out"
-    assert cli_main(["push", "--namespace", "me", "--generator", str(generator), "--dry_run", str(out)]) == 2
+    assert cli_main(["push", "--namespace", "me", "--generator", str(generator), "--output_dir", str(out), "--dry_run"]) == 2
     assert "chat_template.jinja leads outside the generator folder" in capsys.readouterr().err
     # Loaded for showcases (the user's own call), the pipeline saves no template: PC2L never applies one.
     pipeline = ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(generator)}), device="cpu")
@@ -240,9 +240,9 @@ def test_a_hub_download_whose_files_link_into_its_blobs_is_staged(checkpoints, t
     (snapshot / "checkpoint-5").mkdir()
     (snapshot / "checkpoint-5" / "notes.txt").symlink_to(tmp_path)
     out = tmp_path / "out"
-    assert cli_main(["push", "--namespace", "me", "--generator", str(snapshot), "--dry_run", str(out)]) == 0
+    assert cli_main(["push", "--namespace", "me", "--generator", str(snapshot), "--output_dir", str(out), "--dry_run"]) == 0
     assert (out / "generator" / "model.safetensors").is_file()
     # The same layout outside a Hub cache (no models--ORG--NAME) is refused: its links lead out of the folder.
     shutil.copytree(repo, tmp_path / "mine", symlinks=True)
     elsewhere = tmp_path / "mine" / "snapshots" / "abc123" / "generator"
-    assert cli_main(["push", "--namespace", "me", "--generator", str(elsewhere), "--dry_run", str(tmp_path / "out2")]) == 2
+    assert cli_main(["push", "--namespace", "me", "--generator", str(elsewhere), "--output_dir", str(tmp_path / "out2"), "--dry_run"]) == 2

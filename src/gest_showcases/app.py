@@ -36,6 +36,7 @@ this machine, and HTTP is plain text: put the app behind HTTPS on an untrusted n
 from __future__ import annotations
 
 import hashlib
+import html
 import ipaddress
 import logging
 import re
@@ -395,13 +396,13 @@ class ShowcaseApp:
             f"One showcase for {who} at business {business}, shown by `gest-showcases serve`: candidates are "
             f"the business's photos and the history is {history}."
         )
-        html = build_report(
+        page = build_report(
             f"Showcase: {who} at {business}",
             examples=[example],
             statement=statement,
             details=self.report_details,
         )
-        write_text_atomically(path, html)
+        write_text_atomically(path, page)
         logger.info("wrote the showcase of %s at %s to %s", who, business, path)
         return path
 
@@ -411,7 +412,8 @@ class ShowcaseApp:
         try:
             return self.respond(mode, user, description, business).outputs()
         except ValueError as error:
-            raise gr.Error(str(error)) from error
+            # Gradio renders an alert's message as HTML; it names dataset ids, which are anyone's text.
+            raise gr.Error(html.escape(str(error))) from error
 
     def build(self) -> gr.Blocks:
         """The page: the pickers, a Show button, and the showcase below."""

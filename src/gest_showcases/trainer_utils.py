@@ -133,8 +133,11 @@ def remove_checkpoints(output_dir: str | Path) -> None:
 RESUME_FROM_LAST = "last"  # `--resume_from_checkpoint last`: the last complete checkpoint in --output_dir
 
 
-def last_complete_checkpoint(folder: str | Path, logger: logging.Logger | None = None) -> Path | None:
-    """The `checkpoint-N` with the highest N in `folder` that `Trainer` finished saving, or `None`.
+def last_complete_checkpoint(
+    folder: str | Path, logger: logging.Logger | None = None, before: int | None = None
+) -> Path | None:
+    """The `checkpoint-N` with the highest N (below `before`, when given) in `folder` that `Trainer` finished saving,
+    or `None`.
 
     `Trainer` writes a checkpoint's `trainer_state.json` last, so a folder without one is a save that was cut off
     (`transformers.trainer_utils.get_last_checkpoint` would pick it); it is skipped, with a warning on `logger`. So is
@@ -147,7 +150,9 @@ def last_complete_checkpoint(folder: str | Path, logger: logging.Logger | None =
     steps = {
         int(match.group(1)): path
         for path in folder.iterdir()
-        if (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name)) and path.is_dir()
+        if (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name))
+        and path.is_dir()
+        and (before is None or int(match.group(1)) < before)
     }
     for step in sorted(steps, reverse=True):
         if _is_trainer_state(steps[step] / TRAINER_STATE_NAME):
@@ -195,14 +200,40 @@ def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str
             raise InputError(
                 f"--resume_from_checkpoint {given}: --output_dir {args.output_dir} holds no complete checkpoint"
             )
+        _check_checkpoint_files(last, given)
         logger.warning("resuming from %s", last)
         return str(last)
     if not (Path(given) / TRAINER_STATE_NAME).is_file():
         raise InputError(
             f"--resume_from_checkpoint {given}: not a checkpoint folder that Trainer saved (no {TRAINER_STATE_NAME})"
         )
+    _check_checkpoint_files(Path(given), given)
     logger.warning("resuming from %s", given)
     return given
+
+
+def _check_checkpoint_files(checkpoint: Path, given: str) -> None:
+    """Refuse a checkpoint whose weights, optimizer or scheduler state does not read (cut by a full disk or changed
+    since): `Trainer` would fail on it with a SafetensorError or EOFError traceback once the data and model are
+    ready. Each file's header and index is read, not its tensors (`safe_open`, `torch.load(mmap=True)`); the random
+    states and training arguments are pickles `Trainer` reads itself."""
+    from safetensors import safe_open
+
+    for path in sorted(checkpoint.iterdir()):
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt"):
+                    pass
+            elif path.name in ("optimizer.pt", "scheduler.pt"):
+                torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:  # each reader's own errors (SafetensorError, EOFError, RuntimeError, ...)
+            step = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", checkpoint.name)
+            earlier = last_complete_checkpoint(checkpoint.parent, before=int(step.group(1))) if step else None
+            hint = f"give --resume_from_checkpoint {earlier}" if earlier else "train from the start"
+            raise InputError(
+                f"--resume_from_checkpoint {given}: {path} does not read ({type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else 'cut short'}); {hint}"
+            ) from error
 
 
 __all__ = [

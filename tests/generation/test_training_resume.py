@@ -204,3 +204,33 @@ def test_saving_checkpoints_does_not_change_the_model(command_assets):
     got = _weights(command_assets / "with", "model.safetensors")
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("damaged", "cut"),
+    [("model.safetensors", 100), ("optimizer.pt", 0), ("scheduler.pt", 10)],
+)
+def test_a_checkpoint_whose_files_do_not_read_is_one_line_naming_an_earlier_one(tmp_path, damaged, cut):
+    """Session 26's audit: `--resume_from_checkpoint last` on a checkpoint whose weights or optimizer state were cut
+    (a full disk) failed with a SafetensorError or EOFError traceback once the data and model were ready."""
+    from safetensors.torch import save_file
+
+    logger = logging.getLogger("test")
+    for step in (5, 10):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        save_file({"weight": torch.ones(4, 4)}, folder / "model.safetensors")
+        torch.save({"state": {0: {"exp_avg": torch.zeros(4)}}}, folder / "optimizer.pt")
+        torch.save({"last_epoch": 3}, folder / "scheduler.pt")
+        torch.save({"python": (3, (1, 2), None)}, folder / "rng_state.pth")  # a pickle Trainer reads itself
+    # Whole files resume (the random states are not opened here).
+    assert checkpoint_to_resume(_args(tmp_path, resume_from_checkpoint="last"), logger) == str(tmp_path / "checkpoint-10")
+    path = tmp_path / "checkpoint-10" / damaged
+    path.write_bytes(path.read_bytes()[:cut])
+    for given in ("last", str(tmp_path / "checkpoint-10")):
+        with pytest.raises(InputError) as caught:
+            checkpoint_to_resume(_args(tmp_path, resume_from_checkpoint=given), logger)
+        message = str(caught.value)
+        assert message.startswith(f"--resume_from_checkpoint {given}: {path} does not read (") and "\n" not in message
+        assert message.endswith(f"give --resume_from_checkpoint {tmp_path / 'checkpoint-5'}")

@@ -148,6 +148,13 @@ REFUSED = [
     ("demo", ["--num_examples", "-1"], "--num_examples -1: give a number >= 0"),
     ("experiment", ["--baselines", "none", "st"], "--baselines none st: none means no baseline; give it alone"),
     ("showcase", ["--user", " "], "--user is empty: give the user's id as the dataset writes it"),
+    # Session 26's audit: sizes that ran out of memory (a MemoryError in PIL, a 22 TB tensor, a 67 GB array after
+    # every metric had run).
+    ("train-clip", ["--image_size", "100000"], "--image_size 100000: give a number <= 1,024"),
+    ("train-clip", ["--hidden_size", "4000000000", "--num_heads", "1"], "--hidden_size 4000000000: give a number <="),
+    ("evaluate", ["--generations", "g.jsonl", "--num_resamples", "1000000000"], "--num_resamples 1000000000: give"),
+    ("showcase", ["--k", "1000000000000"], "--k 1000000000000: give a number <= 1,000"),
+    ("showcase", ["--num_beams", "100000000"], "--num_beams 100000000: give a number <= 64"),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {

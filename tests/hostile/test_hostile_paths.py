@@ -219,3 +219,30 @@ def test_distill_reads_the_dataset_photos_through_the_policy(world, tmp_path, ti
     )
     with pytest.raises(InputError, match=r"leads outside the dataset folder and the --build_images folder"):
         image_items(dataset, read_config_rows(dataset, "s1"), tmp_path / "private", option="--build_images")
+
+
+def test_distill_reads_no_annotated_photo_that_links_out_of_its_images_folder(
+    world, tmp_path, tiny_clip, caplog, monkeypatch
+):
+    """Session 26's audit: distill's annotated photos, and evaluate's (`photo_files`, the same helper), were read
+    through a link out of `--images`; the secret's embedding was cached under real pic ids."""
+    import json
+    import shutil
+
+    images = tmp_path / "images"
+    shutil.copytree(world / "images", images)
+    pics = list(dict.fromkeys(json.loads(line)["pic_id"] for line in (world / "annotations.jsonl").open()))
+    outside = tmp_path / "outside.jpg"
+    shutil.copy2(images / f"{pics[0]}.jpg", outside)
+    (images / f"{pics[0]}.jpg").unlink()
+    (images / f"{pics[0]}.jpg").symlink_to(outside)
+    (images / f"{pics[1]}.jpg").unlink()
+    (images / f"{pics[1]}.jpg").symlink_to(images / f"{pics[2]}.jpg")  # a link inside the folder is the folder's
+    from PIL import Image
+
+    opened, open_image = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *args, **kwargs: opened.append(str(path)) or open_image(path, *args, **kwargs))
+    argv = distill_argv(world, tmp_path, tiny_clip) + ["--images", str(images)]
+    assert cli_main(argv) == 0
+    assert str(images / f"{pics[0]}.jpg") not in opened and str(images / f"{pics[1]}.jpg") in opened
+    assert f"1 photo file(s) in {images} link outside it and are not read: {pics[0]}" in caplog.text

@@ -198,6 +198,25 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
         "clip_align", "clip_align_examples",
     }  # fmt: skip
     assert (tmp_path / "out" / "figure6a_length.png").read_bytes()[:8] == PNG_MAGIC
+    # A rerun stopped while resampling the intervals (session 26's audit: with one system, it had already replaced
+    # Table 2 and Figure 6, leaving the old intervals beside them) leaves the evaluation as it was.
+    import gest_showcases.commands.evaluate as evaluate_command
+
+    before = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+    _write_jsonl(tmp_path / "one.jsonl", [row for row in ROWS if row["system"] == "PC2L"])
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    original = evaluate_command.table2_intervals_markdown
+    evaluate_command.table2_intervals_markdown = stopped
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evaluate_command.main(["--generations", str(tmp_path / "one.jsonl"), "--output_dir", str(tmp_path / "out"),
+                                   "--no_bertscore"])  # fmt: skip
+    finally:
+        evaluate_command.table2_intervals_markdown = original
+    assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == before
 
 
 def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path, capsys):

