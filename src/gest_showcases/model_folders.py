@@ -45,7 +45,8 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
     found = config.get("model_type")
     if found not in accepted:
         wanted = " or ".join(repr(name) for name in accepted)
-        raise InputError(f"{option} {source}: holds a {found!r} model, not {wanted}; {hint}")
+        held = f"a {found!r} model" if found is not None else "a config.json without a model_type (not a model)"
+        raise InputError(f"{option} {source}: holds {held}, not {wanted}; {hint}")
     return config
 
 

@@ -93,7 +93,7 @@ def test_train_generator_refuses_a_non_gpt2_decoder_for_pepler(checkpoints, tmp_
 
 def test_a_saved_config_without_a_model_type_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 4}))
-    with pytest.raises(InputError, match="holds a None model, not 'gpt2'"):
+    with pytest.raises(InputError, match=r"holds a config.json without a model_type \(not a model\), not 'gpt2'"):
         require_model_type(tmp_path, "gpt2", "--decoder", "hint")
 
 
