@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from gest_showcases.files import writing_atomically
+
 logger = logging.getLogger(__name__)
 
 LEVELS = ("intra_business", "inter_user", "intra_user")
@@ -136,7 +138,8 @@ def plot_diversity(results: dict[str, dict[str, float]], path: str | Path) -> Pa
     if not path.suffix:  # matplotlib would add .png itself, and the caller would report a path that is not there
         path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=150)
+    with writing_atomically(path) as temporary:  # a run stopped mid-save leaves the previous figure
+        figure.savefig(temporary, dpi=150, format=path.suffix.lstrip(".").lower())
     plt.close(figure)
     return path
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gest_showcases.files import writing_atomically
 from gest_showcases.metrics.coverage import LENGTH_BINS, POS_GROUPS
 
 
@@ -31,7 +32,8 @@ def _grouped_bars(
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with writing_atomically(path) as temporary:  # a run stopped mid-save leaves the previous figure
+        fig.savefig(temporary, dpi=120, format="png")
     plt.close(fig)
     return path
 
