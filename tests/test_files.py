@@ -35,3 +35,33 @@ def test_replaces_an_existing_file_by_rename(tmp_path, monkeypatch):
     write_text_atomically(path, "new")
     assert path.read_text(encoding="utf-8") == "new"
     assert len(renames) == 1 and renames[0][1] == path and renames[0][0].parent == tmp_path
+
+
+def test_saving_into_moves_a_whole_save_in_or_leaves_the_previous_one(tmp_path):
+    """`saving_into`: train-clip and distill saved weights, tokenizer and processor straight into their folder, so a
+    run stopped between them (or a rerun into a finished folder) paired new weights with an old tokenizer."""
+    from gest_showcases.files import saving_into
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    (folder / "model.safetensors").write_text("old weights")
+    (folder / "tokenizer.json").write_text("old tokenizer")
+    (folder / "notes.txt").write_text("yours")
+    with pytest.raises(KeyboardInterrupt), saving_into(folder) as staging:
+        (staging / "model.safetensors").write_text("new weights")
+        raise KeyboardInterrupt  # stopped before the tokenizer was saved
+    assert (folder / "model.safetensors").read_text() == "old weights"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip"]  # no staging folder left
+    (tmp_path / ".clip.saving").mkdir()  # what a SIGKILL leaves: replaced by the next save
+    (tmp_path / ".clip.saving" / "stale.bin").write_text("stale")
+    with saving_into(folder) as staging:
+        (staging / "model.safetensors").write_text("new weights")
+        (staging / "sub").mkdir()
+        (staging / "sub" / "tokenizer.json").write_text("new tokenizer")
+    assert (folder / "model.safetensors").read_text() == "new weights"
+    assert (folder / "sub" / "tokenizer.json").read_text() == "new tokenizer"
+    assert (folder / "notes.txt").read_text() == "yours" and not (folder / "stale.bin").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip"]
+    with saving_into(tmp_path / "new" / "classifier") as staging:  # a folder not there yet is made
+        (staging / "config.json").write_text("{}")
+    assert (tmp_path / "new" / "classifier" / "config.json").read_text() == "{}"

@@ -6,6 +6,7 @@ This module imports only the standard library, so every layer may use it.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,28 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+@contextmanager
+def saving_into(folder: str | Path) -> Iterator[Path]:
+    """A folder beside `folder` (`.NAME.saving`) to save a whole model into: weights, config, tokenizer, processor.
+    When the block ends its files are renamed into `folder` (made if missing), so a run stopped while saving leaves
+    the previous files, never new weights beside an old tokenizer; the renames are the only window. The staging
+    folder is removed when the block fails, and one a killed run left is replaced by the next save.
+    """
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.saving")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                target = folder / path.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def write_text_atomically(path: str | Path, text: str) -> Path:
     """Write `text` (UTF-8) to `path` through a temporary file beside it (`writing_atomically`). Returns `path`."""
     with writing_atomically(path) as temporary:
@@ -35,4 +58,4 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["write_text_atomically", "writing_atomically"]
+__all__ = ["saving_into", "write_text_atomically", "writing_atomically"]

@@ -26,6 +26,7 @@ from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
+from gest_showcases.files import saving_into, write_text_atomically
 from gest_showcases.model_folders import check_model_output_dir, loading
 
 from .arguments import LegacyOutputArguments, check_device, parse_args, take_deprecated_spelling
@@ -148,7 +149,8 @@ def run(args: DistillArguments, output_dir: str) -> dict:
     )
     if args.threshold is not None:
         result.model.config.threshold = args.threshold
-    result.model.save_pretrained(output_dir)
+    with saving_into(output_dir) as staging:  # a run stopped mid-save leaves the previous classifier whole
+        result.model.save_pretrained(staging)
     summary = {"pairs": len(kept), **result.metrics}
     if args.dataset:
         summary["s2_rows"] = write_s2(
@@ -165,7 +167,7 @@ def run(args: DistillArguments, output_dir: str) -> dict:
             clip_model=args.clip_model,
             num_workers=args.num_workers,
         )
-    (Path(output_dir) / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    write_text_atomically(Path(output_dir) / METRICS_FILE, json.dumps(summary, indent=2))
     return summary
 
 

@@ -22,6 +22,7 @@ from gest_showcases.errors import InputError, check_at_least, check_at_most
 from gest_showcases.features.clip import CLIP_MODEL_TYPES, load_clip
 from gest_showcases.features.clip_standin import IMAGE_TOWERS
 from gest_showcases.features.clip_training import PAIR_WITH, train
+from gest_showcases.files import write_text_atomically
 from gest_showcases.metrics.clip_quality import clip_quality
 from gest_showcases.metrics.synth_truth import SynthTruth
 from gest_showcases.model_folders import check_model_output_dir
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         # Measured on the saved checkpoint, loaded as `gest-showcases features` loads it.
         image_model, text_model = load_clip(output.output_dir)
         summary["clip_quality"] = clip_quality(image_model, text_model, data.dataset, truth, data.images)
-    (Path(output.output_dir) / METRICS_FILE).write_text(json.dumps(summary, indent=2))
+    write_text_atomically(Path(output.output_dir) / METRICS_FILE, json.dumps(summary, indent=2))
 
     retrieval = summary["validation_image_to_review"]
     print(

@@ -84,6 +84,7 @@ from transformers import (
 from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
+from gest_showcases.files import saving_into
 from gest_showcases.numerics import check_finite_step
 from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
 
@@ -553,9 +554,10 @@ def train(
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
     retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, batch_size)
     output_dir = Path(output_dir)
-    model.eval().save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    with saving_into(output_dir) as staging:  # weights, tokenizer and processor of one run, never mixed
+        model.eval().save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        processor.save_pretrained(staging)
     summary = {
         "train_reviews": len(train_set.sentences),
         "train_images": len(train_set.pixels),
