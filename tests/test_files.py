@@ -65,3 +65,12 @@ def test_saving_into_moves_a_whole_save_in_or_leaves_the_previous_one(tmp_path):
     with saving_into(tmp_path / "new" / "classifier") as staging:  # a folder not there yet is made
         (staging / "config.json").write_text("{}")
     assert (tmp_path / "new" / "classifier" / "config.json").read_text() == "{}"
+    # Killed between the two renames (session 26's audit: with files moved one by one, a kill there paired new
+    # weights with the old tokenizer, and every command loaded the mix): the previous folder comes back whole.
+    folder.rename(tmp_path / ".clip.previous")
+    with saving_into(folder) as staging:
+        assert (folder / "model.safetensors").read_text() == "new weights"  # put back before this save
+        (staging / "model.safetensors").write_text("newest weights")
+    assert (folder / "model.safetensors").read_text() == "newest weights"
+    assert (folder / "sub" / "tokenizer.json").read_text() == "new tokenizer"  # not in this save: kept
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip", "new"]

@@ -32,21 +32,34 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
 @contextmanager
 def saving_into(folder: str | Path) -> Iterator[Path]:
     """A folder beside `folder` (`.NAME.saving`) to save a whole model into: weights, config, tokenizer, processor.
-    When the block ends its files are renamed into `folder` (made if missing), so a run stopped while saving leaves
-    the previous files, never new weights beside an old tokenizer; the renames are the only window. The staging
-    folder is removed when the block fails, and one a killed run left is replaced by the next save.
+
+    When the block ends, the staging folder takes `folder`'s place in two renames, with the files of `folder` that
+    this save did not write (your notes, an earlier metrics file) hard-linked into it first. A run stopped while
+    saving leaves the previous folder whole, never new weights beside an old tokenizer; one stopped between the two
+    renames leaves it as `.NAME.previous`, which the next save (or run) puts back. The staging folder is removed
+    when the block fails, and one a killed run left is replaced by the next save.
     """
     folder = Path(folder)
     staging = folder.with_name(f".{folder.name}.saving")
+    previous = folder.with_name(f".{folder.name}.previous")
+    if previous.is_dir() and not folder.exists():  # a save killed between its two renames: the old folder is whole
+        os.rename(previous, folder)
+    shutil.rmtree(previous, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         yield staging
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                target = folder / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, target)
+        if folder.is_dir():
+            for parent, _, names in os.walk(folder):
+                for name in names:
+                    source = Path(parent) / name
+                    target = staging / source.relative_to(folder)
+                    if not os.path.lexists(target):
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.link(source, target, follow_symlinks=False)
+            os.rename(folder, previous)
+        os.rename(staging, folder)
+        shutil.rmtree(previous, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

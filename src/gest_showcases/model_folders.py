@@ -104,6 +104,25 @@ def without_chat_template(tokenizer):
     return saved
 
 
+def load_whole(model_class, source: str | Path, option: str, **kwargs):
+    """`model_class.from_pretrained(source, **kwargs)`, refused when the weights file lacks a weight the model has,
+    holds one it has not, or one of another shape: transformers fills such a gap with random values after a warning,
+    and the run goes on with a model nobody trained. Call it inside `loading(option, source)`.
+
+    Raises:
+        InputError: "OPTION SOURCE: its weights do not fit the model (missing: ...; unexpected: ...)".
+    """
+    model, info = model_class.from_pretrained(source, output_loading_info=True, **kwargs)
+    gaps = [
+        f"{label}: {', '.join(sorted(map(str, info[key]))[:3])}{', ...' if len(info[key]) > 3 else ''}"
+        for key, label in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"), ("mismatched_keys", "another shape"))
+        if info.get(key)
+    ]
+    if gaps:
+        raise InputError(f"{option} {source}: its weights do not fit the model ({'; '.join(gaps)})")
+    return model
+
+
 def check_not_a_file(path: str | Path | None, option: str = "--output_dir") -> None:
     """Refuse a file where a command writes a folder: it would fail with `FileExistsError` after its work."""
     if path is not None and Path(path).exists() and not Path(path).is_dir():

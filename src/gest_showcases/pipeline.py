@@ -89,7 +89,7 @@ from gest_showcases.features.clip import (
 from gest_showcases.features.loading import ImagePreprocessing
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.configuration_pc2l import IMAGE_KINDS, MAX_NUM_BEAMS, PAPER_DECODING
-from gest_showcases.model_folders import loading, require_model_type, without_chat_template
+from gest_showcases.model_folders import load_whole, loading, require_model_type, without_chat_template
 from gest_showcases.selection import DPPImageSelector, DPPSelectorConfig
 from gest_showcases.selection.configuration_dpp import MAX_TOP_K
 from gest_showcases.tensors import pad_ragged
@@ -928,7 +928,7 @@ def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LF
             return load_lora_pc2l(name_or_path).merge_and_unload()
     require_model_type(name_or_path, PC2LConfig.model_type, option, hint)
     with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
-        return PC2LForConditionalGeneration.from_pretrained(name_or_path)
+        return load_whole(PC2LForConditionalGeneration, name_or_path, option)
 
 
 def load_selector(name_or_path: str | Path, option: str = "selector") -> DPPImageSelector:
@@ -937,7 +937,7 @@ def load_selector(name_or_path: str | Path, option: str = "selector") -> DPPImag
     hint = "pass a folder `gest-showcases train-selector` wrote"
     require_model_type(name_or_path, DPPSelectorConfig.model_type, option, hint)
     with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
-        return DPPImageSelector.from_pretrained(name_or_path)
+        return load_whole(DPPImageSelector, name_or_path, option)
 
 
 class ShowcaseTransformersPipeline(Pipeline):

@@ -200,3 +200,25 @@ def test_a_classifier_whose_weights_a_killed_save_cut_is_one_line(tmp_path):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(InputError, match=rf"^--classifier {folder}: the weights do not load \(Error while deserializing header"):
         load_classifier_scorer(str(folder), "cpu", option="--classifier")
+
+
+def test_a_classifier_whose_weights_do_not_fit_is_one_line_not_a_random_model(tmp_path):
+    """Session 26's audit: a classifier folder whose weights file held other tensor names loaded with random weights
+    (a warning on stderr) and CLIP-Align (t*v) came out 50.95 against 11.28."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "classifier"
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=4)).save_pretrained(folder)
+    weights = load_file(folder / "model.safetensors")
+    save_file({f"other.{name.rsplit('.', 1)[-1]}": value for name, value in weights.items()}, folder / "model.safetensors")
+    with pytest.raises(InputError, match=rf"^--classifier {folder}: its weights do not fit the model \(missing: "):
+        load_classifier_scorer(str(folder), "cpu", option="--classifier")
+
+
+def test_a_classifier_for_another_clip_width_is_one_line_before_any_scoring(tmp_path):
+    """Session 26's audit: a shape RuntimeError traceback after the CLIP work had run."""
+    folder = tmp_path / "classifier"
+    ExplanationClassifier(ExplanationClassifierConfig(text_dim=64, image_dim=64)).save_pretrained(folder)
+    with pytest.raises(InputError, match=r"reads 64-d sentence and 64-d photo embeddings, but the CLIP gives 128-d"):
+        load_classifier_scorer(str(folder), "cpu", option="--classifier", clip_dim=128)
+    assert load_classifier_scorer(str(folder), "cpu", option="--classifier", clip_dim=64) is not None

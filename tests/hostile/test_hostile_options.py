@@ -155,6 +155,8 @@ REFUSED = [
     ("evaluate", ["--generations", "g.jsonl", "--num_resamples", "1000000000"], "--num_resamples 1000000000: give"),
     ("showcase", ["--k", "1000000000000"], "--k 1000000000000: give a number <= 1,000"),
     ("showcase", ["--num_beams", "100000000"], "--num_beams 100000000: give a number <= 64"),
+    ("showcase", ["--max_new_tokens", "1000000000"], "--max_new_tokens 1000000000: give a number <= 1,024"),
+    ("train-generator", ["--max_new_tokens", "1000000000"], "--max_new_tokens 1000000000: give a number <= 1,024"),
 ]
 # The folder every case names: nothing may be written there.
 COMMON = {
@@ -427,3 +429,21 @@ def test_train_generator_config_whose_model_is_not_a_name_is_one_line(tmp_path, 
     assert cli.main(["train-generator", "--config", str(config)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"gest-showcases train-generator: error: --config {config}: model: ") and "\n" not in error
+
+
+def test_train_generator_refuses_more_new_tokens_than_the_decoder_has_positions_before_training(tmp_path, capsys):
+    """Session 26's audit: `--model gpt2-ce --max_new_tokens 130` on a 128-position decoder trained, then failed with
+    an IndexError decoding the test split."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    decoder = tmp_path / "gpt2"
+    GPT2LMHeadModel(GPT2Config(n_embd=8, n_layer=1, n_head=2, n_positions=32, vocab_size=50)).save_pretrained(decoder)
+    capsys.readouterr()  # the save's progress bar
+    out = tmp_path / "out"
+    argv = ["train-generator", "--model", "gpt2-ce", "--dataset", "d", "--features", "f", "--tokenizer", "t",
+            "--decoder", str(decoder), "--max_new_tokens", "40", "--output_dir", str(out)]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "--max_new_tokens 40: the decoder has 32 positions (n_positions); give at most 32" in _one_line(
+        capsys, "train-generator"
+    )
+    assert not out.exists()

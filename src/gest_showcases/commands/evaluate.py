@@ -149,9 +149,16 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         bertscore_model = args.bertscore_model or default_bertscore_model()
         _check_bertscore_model(bertscore_model, args.bertscore_layers)
     clip = load_clip_checkpoint(args.clip_model, args.device, "--clip_model") if args.clip_model else None
-    scorer = load_classifier_scorer(args.classifier, args.device, "--classifier") if args.classifier else None
+    clip_dim = clip[0].config.projection_dim if clip else None
+    scorer = (
+        load_classifier_scorer(args.classifier, args.device, "--classifier", clip_dim=clip_dim)
+        if args.classifier
+        else None
+    )
     interaction_scorer = (
-        load_classifier_scorer(args.interaction_classifier, args.device, "--interaction_classifier", interaction=True)
+        load_classifier_scorer(
+            args.interaction_classifier, args.device, "--interaction_classifier", interaction=True, clip_dim=clip_dim
+        )
         if args.interaction_classifier
         else None
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from gest_showcases.dataset_requests import request_from_dataset
 from gest_showcases.errors import InputError, check_at_least, check_at_most
-from gest_showcases.generation.configuration_pc2l import MAX_NUM_BEAMS
+from gest_showcases.generation.configuration_pc2l import MAX_NEW_TOKENS, MAX_NUM_BEAMS
 from gest_showcases.pipeline import Showcase, ShowcasePipeline
 from gest_showcases.report import ReportExample, write_report
 from gest_showcases.selection.configuration_dpp import MAX_TOP_K
@@ -88,7 +88,7 @@ class PipelineArguments:
         take_deprecated_spelling(self, "clip", "clip_model")
         take_deprecated_spelling(self, "vision", "vision_model")
         check_at_least(self, k=1, num_beams=1, max_new_tokens=1)
-        check_at_most(self, k=MAX_TOP_K, num_beams=MAX_NUM_BEAMS)
+        check_at_most(self, k=MAX_TOP_K, num_beams=MAX_NUM_BEAMS, max_new_tokens=MAX_NEW_TOKENS)
         check_device(self)
         if self.clip_model is None:
             raise InputError(

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import datasets
 import yaml
-from transformers import AutoTokenizer, TrainingArguments
+from transformers import AutoConfig, AutoTokenizer, GPT2Config, TrainingArguments
 
 import gest_showcases.features
 from gest_showcases.baselines.collator import GeneratorCollator
@@ -41,10 +41,12 @@ from gest_showcases.baselines.training import (
     train_baseline,
     write_generations,
 )
-from gest_showcases.errors import InputError, check_at_least
+from gest_showcases.errors import InputError, check_at_least, check_at_most
+from gest_showcases.generation.configuration_pc2l import MAX_NEW_TOKENS
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
+from gest_showcases.model_folders import loading
 
 from . import train_pc2l
 from .arguments import CONFIG_FLAG, is_yaml_file, parse_args
@@ -78,6 +80,7 @@ class TrainGeneratorArguments:
 
     def __post_init__(self):  # else decoding fails after the whole training run
         check_at_least(self, max_new_tokens=1, no_repeat_ngram_size=0, generation_batch_size=1)
+        check_at_most(self, max_new_tokens=MAX_NEW_TOKENS)
 
 
 def _model_name(argv: list[str]) -> str | None:
@@ -154,10 +157,31 @@ def _baseline_generations(data_args, folder: str, rows: list[dict], decoding: di
     return generate_baseline(folder, data_args.dataset, rows, tables, **decoding)
 
 
+def _check_new_tokens_fit(max_new_tokens: int | None, model_args: PC2LModelArguments) -> None:
+    """`--max_new_tokens` against a GPT-2 decoder's positions, before training: past them, decoding the test split
+    failed with an IndexError once the model was trained. Decoders with rotary positions have no such bound."""
+    if max_new_tokens is None:
+        return
+    if model_args.decoder is None:
+        positions = GPT2Config().n_positions  # train-pc2l's random GPT-2 small
+    else:
+        with loading("--decoder", model_args.decoder):
+            decoder = AutoConfig.from_pretrained(
+                model_args.decoder, gguf_file=model_args.decoder_gguf_file, trust_remote_code=False
+            )
+        positions = getattr(decoder, "n_positions", None)
+    if positions is not None and max_new_tokens > positions:
+        raise InputError(
+            f"--max_new_tokens {max_new_tokens}: the decoder has {positions} positions (n_positions); give at most "
+            f"{positions}"
+        )
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     args, model_args, data_args, training_args = parse_generator_args(argv, prog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model in PC2L_RUNS:
+        _check_new_tokens_fit(args.max_new_tokens, model_args)
         train_pc2l.run(model_args, data_args, training_args, command=f"train-generator --model {args.model}")
 
         def generate(rows, decoding):

@@ -382,6 +382,8 @@ PAPER_DECODING = {"num_beams": 2, "max_new_tokens": 64}
 # The most beams the pipeline decodes with: 32x the paper's. Each beam holds a copy of the decoder's cache, so a
 # typo (1e8, or a saved generation_config of 1e9) would try to allocate tens of GB.
 MAX_NUM_BEAMS = 64
+# The most new tokens a command decodes: 16x the paper's; a typo (1e9) would allocate the cache for all of them.
+MAX_NEW_TOKENS = 1024
 
 
 class PC2LGenerationConfig(GenerationConfig):

@@ -31,7 +31,7 @@ from gest_showcases.features.clip import load_clip_model
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
-from gest_showcases.model_folders import loading, require_model_type
+from gest_showcases.model_folders import load_whole, loading, require_model_type
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
 
 
 def load_classifier_scorer(
-    path: str, device: str = "cpu", option: str = "classifier", interaction: bool = False
+    path: str, device: str = "cpu", option: str = "classifier", interaction: bool = False, clip_dim: int | None = None
 ) -> Scorer:
     """The distilled explanation classifier of folder or Hub repo `path` as a CLIP-Align scorer.
 
@@ -180,7 +180,8 @@ def load_classifier_scorer(
     was written into it. Weights load only from safetensors (a pickled `.bin` can run code when unpickled).
     `option` names the argument in the errors (`--classifier` for the command). `interaction=True` requires a
     classifier with the sentence x photo product term (`distill --interaction`), as CLIP-Align (t*v) does: a linear
-    one would fill that column with the paper's metric under the other's name.
+    one would fill that column with the paper's metric under the other's name. `clip_dim`: the width of the CLIP
+    embeddings it will score, checked against the classifier's before any is computed.
 
     Raises:
         `InputError`: when `path` holds no explanation classifier, its weights do not load, or it lacks the product
@@ -194,8 +195,14 @@ def load_classifier_scorer(
             f"{option} {path}: this classifier has no sentence x photo product term; train one with "
             "`gest-showcases distill --interaction`"
         )
+    widths = (config.get("text_dim"), config.get("image_dim"))
+    if clip_dim is not None and widths != (clip_dim, clip_dim):
+        raise InputError(
+            f"{option} {path}: reads {widths[0]}-d sentence and {widths[1]}-d photo embeddings, but the CLIP gives "
+            f"{clip_dim}-d ones: pass the classifier `distill` trained on that CLIP's features"
+        )
     with loading(option, path, "the weights do not load"):  # none, unreadable, or cut by a killed save
-        model = ExplanationClassifier.from_pretrained(path, use_safetensors=True)
+        model = load_whole(ExplanationClassifier, path, option, use_safetensors=True)
     model = model.to(device).eval()
 
     def scorer(text_embeds, image_embeds):
