@@ -74,3 +74,15 @@ def test_saving_into_moves_a_whole_save_in_or_leaves_the_previous_one(tmp_path):
     assert (folder / "model.safetensors").read_text() == "newest weights"
     assert (folder / "sub" / "tokenizer.json").read_text() == "new tokenizer"  # not in this save: kept
     assert sorted(path.name for path in tmp_path.iterdir()) == ["clip", "new"]
+
+
+def test_saving_into_a_link_to_a_folder_replaces_the_folder_it_names(tmp_path):
+    from gest_showcases.files import saving_into
+
+    (tmp_path / "disk" / "clip").mkdir(parents=True)
+    (tmp_path / "disk" / "clip" / "model.safetensors").write_text("old")
+    (tmp_path / "clip").symlink_to(tmp_path / "disk" / "clip")
+    with saving_into(tmp_path / "clip") as staging:
+        (staging / "model.safetensors").write_text("new")
+    assert (tmp_path / "clip").is_symlink() and (tmp_path / "disk" / "clip" / "model.safetensors").read_text() == "new"
+    assert sorted(path.name for path in (tmp_path / "disk").iterdir()) == ["clip"]

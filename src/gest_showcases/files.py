@@ -40,6 +40,8 @@ def saving_into(folder: str | Path) -> Iterator[Path]:
     when the block fails, and one a killed run left is replaced by the next save.
     """
     folder = Path(folder)
+    if folder.is_symlink():  # the folder it names is the one to replace, not the link
+        folder = folder.resolve()
     staging = folder.with_name(f".{folder.name}.saving")
     previous = folder.with_name(f".{folder.name}.previous")
     if previous.is_dir() and not folder.exists():  # a save killed between its two renames: the old folder is whole
