@@ -35,7 +35,7 @@ from transformers import PreTrainedConfig, ProgressCallback, Trainer, TrainingAr
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 
 
 class EpochPermutationSampler(Sampler[int]):
@@ -131,6 +131,7 @@ def remove_checkpoints(output_dir: str | Path) -> None:
 
 
 RESUME_FROM_LAST = "last"  # `--resume_from_checkpoint last`: the last complete checkpoint in --output_dir
+_CHECKPOINT_NAME = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")  # Trainer's `checkpoint-<step>`
 
 
 def last_complete_checkpoint(
@@ -150,7 +151,7 @@ def last_complete_checkpoint(
     steps = {
         int(match.group(1)): path
         for path in folder.iterdir()
-        if (match := re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", path.name))
+        if (match := _CHECKPOINT_NAME.fullmatch(path.name))
         and path.is_dir()
         and (before is None or int(match.group(1)) < before)
     }
@@ -227,12 +228,12 @@ def _check_checkpoint_files(checkpoint: Path, given: str) -> None:
             elif path.name in ("optimizer.pt", "scheduler.pt"):
                 torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as error:  # each reader's own errors (SafetensorError, EOFError, RuntimeError, ...)
-            step = re.fullmatch(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)", checkpoint.name)
+            step = _CHECKPOINT_NAME.fullmatch(checkpoint.name)
             earlier = last_complete_checkpoint(checkpoint.parent, before=int(step.group(1))) if step else None
             hint = f"give --resume_from_checkpoint {earlier}" if earlier else "train from the start"
             raise InputError(
                 f"--resume_from_checkpoint {given}: {path} does not read ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else 'cut short'}); {hint}"
+                f"{one_line(error) or 'cut short'}); {hint}"
             ) from error
 
 

@@ -215,6 +215,13 @@ def test_push_refuses_an_adapter_that_links_out_of_the_run(lora_run, tmp_path):
     assert not any(path.read_bytes() == b"private" for path in (tmp_path / "out").rglob("*") if path.is_file())
 
 
+def _rename_base_weights(run: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(run / "base" / "model.safetensors")
+    save_file({f"other.{index}": value for index, value in enumerate(weights.values())}, run / "base" / "model.safetensors")
+
+
 def _damage_config(**changes):
     def damage(run: Path):
         config = json.loads((run / "adapter_config.json").read_text())
@@ -239,9 +246,10 @@ def _damage_config(**changes):
             lambda run: (run / "base" / "config.json").write_text('{"model_type": "pc2l", "encoder_layers": "x"}'),
             "encoder_layers",
         ),
+        (_rename_base_weights, "its weights do not fit the model"),  # random weights, before load_whole
     ],
     ids=["list", "not-json", "peft-type", "huge-rank", "bool-rank", "huge-rank-pattern", "no-target", "no-weights",
-         "gpt2-base", "bad-base"],  # fmt: skip
+         "gpt2-base", "bad-base", "base-weights-renamed"],  # fmt: skip
 )
 def test_a_damaged_lora_run_is_one_line_naming_the_generator(lora_run, tmp_path, damage, refusal):
     """Session 26's audit: each of these was a traceback (TypeError, KeyError, HFValidationError, peft's error) or an

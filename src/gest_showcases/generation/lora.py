@@ -37,7 +37,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.errors import one_line
-from gest_showcases.model_folders import require_model_type
+from gest_showcases.model_folders import load_whole, require_model_type
 
 from .configuration_pc2l import PC2LConfig
 from .modeling_pc2l import PC2LForConditionalGeneration
@@ -202,7 +202,7 @@ def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> P
         )
     require_model_type(base_dir, PC2LConfig.model_type, "the LoRA run's base", "retrain the run")
     _check_adapter(folder)
-    base_model = PC2LForConditionalGeneration.from_pretrained(base_dir)
+    base_model = load_whole(PC2LForConditionalGeneration, base_dir, "the LoRA run's base")  # no random weights
     try:
         return PeftModel.from_pretrained(base_model, folder).eval()
     except (KeyError, TypeError) as error:  # peft reads the config's fields without checking them

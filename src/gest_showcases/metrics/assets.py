@@ -25,7 +25,7 @@ import zlib
 from functools import cache
 from pathlib import Path
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _copy_wordnet(sdist: Path, staging: Path) -> int:
                 copied += 1
     except (tarfile.TarError, EOFError, zlib.error) as error:  # a download cut short
         raise InputError(
-            f"{sdist}: the archive is damaged ({error}); download the {WORDNET_REQUIREMENT} source distribution again"
+            f"{sdist}: the archive is damaged ({one_line(error)}); download the {WORDNET_REQUIREMENT} source distribution again"
         ) from error
     return copied
 
