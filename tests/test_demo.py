@@ -95,3 +95,14 @@ def test_quick_demo_writes_the_report():
     assert json.loads((output / "classifier-interaction" / "config.json").read_text())["interaction"] is True
     assert json.loads((output / "classifier" / "config.json").read_text())["interaction"] is False
     assert "What was run" in page
+
+
+def test_table4_prints_an_unscored_metric_as_a_dash_not_nan():
+    # CLIP-Align with no photo to score is NaN (nothing scored); the demo's Table 4 prints "-" as Table 2 does.
+    from gest_showcases.commands.demo import SYSTEMS, table4
+
+    rows = {name: {"bleu_1": 0.25, "distinct_2": 0.5, "clip_align": float("nan")} for name in SYSTEMS.values()}
+    header, body = parse_markdown_table(table4(rows))
+    table = [dict(zip(header, row, strict=True)) for row in body]
+    assert [row["CLIP-Align"] for row in table] == ["-"] * len(SYSTEMS)
+    assert {row["BLEU-1"] for row in table} == {"25.00"}

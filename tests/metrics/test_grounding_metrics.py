@@ -129,13 +129,12 @@ def test_degenerate_inputs_are_defined():
     scorer = lambda text_embeds, image_embeds: torch.ones(len(text_embeds))  # noqa: E731
     no_sentences = clip_align_from_embeddings([torch.ones(2, 4)], [torch.zeros(0, 4)], scorer)
     assert no_sentences == {"clip_align": 0.0, "clip_align_examples": 1}
+    # Nothing scored is undefined (NaN: tables print "-", JSON null), not a score of 0.
     no_images = clip_align_from_embeddings([torch.zeros(0, 4)], [torch.ones(1, 4)], scorer)
-    assert no_images == {"clip_align": 0.0, "clip_align_examples": 0}
-    assert clip_score_from_embeddings([], torch.zeros(0, 4)) == {
-        "clip_score": 0.0,
-        "clip_score_cosine": 0.0,
-        "clip_score_examples": 0,
-    }
+    assert math.isnan(no_images["clip_align"]) and no_images["clip_align_examples"] == 0
+    no_examples = clip_score_from_embeddings([], torch.zeros(0, 4))
+    assert math.isnan(no_examples["clip_score"]) and math.isnan(no_examples["clip_score_cosine"])
+    assert no_examples["clip_score_examples"] == 0
     zero_vectors = clip_score_from_embeddings([torch.zeros(1, 4)], torch.zeros(1, 4))
     assert all(math.isfinite(v) for v in zero_vectors.values())
 

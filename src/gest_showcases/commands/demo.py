@@ -76,6 +76,7 @@ from gest_showcases.experiments.world import (
 )
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.smollm2 import smollm2_folder
+from gest_showcases.metrics.paper_tables import table2_cell
 from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
 from gest_showcases.report import ReportExample, ReportFigure, ReportTable, write_report
 
@@ -215,7 +216,7 @@ def table4(rows: dict[str, dict[str, float]], systems: tuple[str, ...] = tuple(S
     lines.append("|---|---|---|" + "---:|" * len(TABLE4_COLUMNS))
     for system in reversed(systems):
         name = SYSTEMS[system]
-        cells = [f"{100 * rows[name][key]:.2f}" if key in rows[name] else "-" for key, _ in TABLE4_COLUMNS]
+        cells = [table2_cell(rows[name].get(key), key) for key, _ in TABLE4_COLUMNS]
         lines.append(f"| {name} | {LOSSES[system][0]} | {LOSSES[system][1]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

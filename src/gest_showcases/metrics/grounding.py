@@ -17,6 +17,7 @@ the examples that have at least one image (examples without images are skipped a
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def _mean_over_images_then_examples(per_image: torch.Tensor, image_counts: torch
     """Mean of per-image scores within each example, then over examples that have images."""
     has_images = image_counts > 0
     if not bool(has_images.any()):
-        return 0.0, 0
+        return math.nan, 0  # nothing scored: undefined, not a score of 0 (tables print "-", JSON null)
     sums = torch.zeros(image_counts.numel(), dtype=torch.float64).index_add_(
         0, _owners(image_counts), per_image.double()
     )
@@ -87,13 +88,13 @@ def clip_align_from_embeddings(
             probabilities for aligned pairs, e.g. ``lambda **kw: classifier(**kw).probabilities``.
         batch_size (`int`): pairs per scorer call.
 
-    Returns: ``{"clip_align": float, "clip_align_examples": int}`` (examples with images).
+    Returns: ``{"clip_align": float, "clip_align_examples": int}`` (examples with images; NaN when none has).
     """
     _check_examples(image_embeds, sentence_embeds, "sentence_embeds")
     image_counts = torch.tensor([len(e) for e in image_embeds], dtype=torch.long)
     sentence_counts = torch.tensor([len(e) for e in sentence_embeds], dtype=torch.long)
     if int(image_counts.sum()) == 0:
-        return {"clip_align": 0.0, "clip_align_examples": 0}
+        return {"clip_align": math.nan, "clip_align_examples": 0}
     images = torch.cat([e for e in image_embeds if len(e)])  # [I, Di]
     image_owner = _owners(image_counts)  # [I]
     # Every (image, sentence) pair of the same example: image g pairs with its example's m sentences.
@@ -140,12 +141,13 @@ def clip_score_from_embeddings(
         image_embeds (sequence of `torch.FloatTensor` of shape `(n_i, D)`): each example's images.
         text_embeds (`torch.FloatTensor` of shape `(N, D)`): one text embedding per example.
 
-    Returns: ``{"clip_score": float, "clip_score_cosine": float, "clip_score_examples": int}``.
+    Returns: ``{"clip_score": float, "clip_score_cosine": float, "clip_score_examples": int}`` (NaN scores when no
+    example has images: nothing was scored).
     """
     _check_examples(image_embeds, text_embeds, "text_embeds")
     image_counts = torch.tensor([len(e) for e in image_embeds], dtype=torch.long)
     if int(image_counts.sum()) == 0:
-        return {"clip_score": 0.0, "clip_score_cosine": 0.0, "clip_score_examples": 0}
+        return {"clip_score": math.nan, "clip_score_cosine": math.nan, "clip_score_examples": 0}
     images = torch.nn.functional.normalize(torch.cat([e for e in image_embeds if len(e)]).float(), dim=-1)
     texts = torch.nn.functional.normalize(text_embeds.float(), dim=-1)[_owners(image_counts)]  # [I, D]
     cosine = (images * texts).sum(-1)  # [I]

@@ -169,12 +169,12 @@ def table2_markdown(rows: dict[str, dict[str, float]]) -> str:
     rule = "|---|" + "---:|" * len(columns)
     lines = [header, rule]
     for system, metrics in rows.items():
-        cells = [_table2_cell(metrics.get(key), key) for key, _ in columns]
+        cells = [table2_cell(metrics.get(key), key) for key, _ in columns]
         lines.append(markdown_row([system, *cells]))
     return "\n".join(lines) + "\n"
 
 
-def _table2_cell(value: float | None, key: str) -> str:
+def table2_cell(value: float | None, key: str) -> str:
     """x100 with 2 decimals; counts as they are; "-" when absent or undefined (NaN: nothing to count)."""
     if value is None or value != value:
         return "-"
