@@ -251,3 +251,18 @@ def test_cards_of_the_quick_demo_hold_its_own_tables():
     assert metrics_of(selector_card(selector.config, "me/sel")) == {
         f"{column} (%)": float(row[column]) for column in header[1:]
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "published"),
+    [
+        ("trained in /home/me/runs/pc2l on `/data/my gest/s2`", "trained in pc2l on `s2`"),
+        ('<a href="x">run</a> from C:\\Users\\me\\runs\\phi', '<a href="x">run</a> from phi'),
+        ("<details><summary>log</summary>/srv/job/out.txt</details>", "<details><summary>log</summary>out.txt</details>"),
+        ("see https://hf.co/a/b and s1/train-0.parquet", "see https://hf.co/a/b and s1/train-0.parquet"),
+    ],
+)
+def test_published_cards_keep_closing_tags_and_drop_local_paths(text, published):
+    from gest_showcases.cards import strip_local_paths
+
+    assert strip_local_paths(text) == published

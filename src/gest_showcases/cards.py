@@ -70,12 +70,16 @@ Run = Mapping[str, object] | None
 _ABSOLUTE_PATH = re.compile(
     r"(?<=`)(?:/|[A-Za-z]:[\\/])[^`\n]+(?=`)|(?<![\w.:/~-])(?:/|[A-Za-z]:[\\/])[^\s`'\"()<>\[\]{}|,;]+"
 )
+_TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]*")  # `</a>` is a closing tag, not the path `/a`
 
 
 def strip_local_paths(text: str) -> str:
     """`text` with every absolute path replaced by its last component (`/home/me/runs/phi` -> `phi`)."""
 
     def name(match: re.Match) -> str:
+        text, start, end = match.string, match.start(), match.end()
+        if text[start - 1 : start] == "<" and text[end : end + 1] == ">" and _TAG_NAME.fullmatch(match.group(0)[1:]):
+            return match.group(0)  # an HTML closing tag (`</a>`), not a path; a one-part path names nothing local
         return re.split(r"[\\/]", match.group(0).rstrip("\\/"))[-1] or match.group(0)
 
     return _ABSOLUTE_PATH.sub(name, text)
