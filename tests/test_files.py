@@ -86,3 +86,22 @@ def test_saving_into_a_link_to_a_folder_replaces_the_folder_it_names(tmp_path):
         (staging / "model.safetensors").write_text("new")
     assert (tmp_path / "clip").is_symlink() and (tmp_path / "disk" / "clip" / "model.safetensors").read_text() == "new"
     assert sorted(path.name for path in (tmp_path / "disk").iterdir()) == ["clip"]
+
+
+def test_a_write_removes_the_temporary_files_of_killed_writers_only(tmp_path):
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(finished.stdout)  # a process that has exited: its temporary file is a leftover
+    host = files._HOST
+    killed = tmp_path / f".out.json.{host}-{dead}-0123.tmp"
+    live = tmp_path / f".out.json.{host}-{os.getpid()}-4567.tmp"  # a writer still running
+    elsewhere = tmp_path / f".out.json.0000ffff-{dead}-89ab.tmp"  # another machine's writer
+    other_file = tmp_path / f".other.json.{host}-{dead}-cdef.tmp"
+    for path in (killed, live, elsewhere, other_file):
+        path.write_text("half")
+    write_text_atomically(tmp_path / "out.json", "{}")
+    assert (tmp_path / "out.json").read_text() == "{}"
+    assert not killed.exists()
+    assert live.exists() and elsewhere.exists() and other_file.exists()

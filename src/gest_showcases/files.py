@@ -5,12 +5,19 @@ This module imports only the standard library, so every layer may use it.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+# Temporary files name their writer (this machine, its process id): a file that a killed writer left is removed by
+# the next write of the same path on the same machine, never a live writer's, nor one another machine may be writing.
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 @contextmanager
@@ -18,15 +25,34 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
     """A temporary path beside `path` to write the whole file to; renamed over `path` when the block ends.
 
     The temporary name is unique (two processes writing the same file at once each rename a whole file; the last
-    one wins) and starts with a dot; it is removed when the block fails.
+    one wins) and starts with a dot; it is removed when the block fails, and by the next write of `path` when its
+    writer was killed.
     """
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    _remove_killed_writers_files(path)
+    temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp")
     try:
         yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _remove_killed_writers_files(path: Path) -> None:
+    for leftover in glob.glob(glob.escape(str(path.with_name(f".{path.name}.{_HOST}-"))) + "*.tmp"):
+        pid = Path(leftover).name[len(path.name) + len(_HOST) + 3 :].split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 @contextmanager
