@@ -521,13 +521,13 @@ class ShowcasePipeline:
         resolved_kind = resolve_image_kind(generator_model, image_kind)
         dtypes = feature_dtypes(generator_model, resolved_kind)
         with loading(names["clip"], clip):
-            clip_image, clip_text = load_clip(str(clip), device, dtypes["image"])
+            clip_image, clip_text = load_clip(str(clip), device, dtypes["image"], names["clip"])
             if dtypes["text"] != dtypes["image"]:  # two extraction runs in two precisions: one tower each
-                clip_text = load_clip(str(clip), device, dtypes["text"])[1]
+                clip_text = load_clip(str(clip), device, dtypes["text"], names["clip"])[1]
         backbone = None
         if generator_model.config.uses_images and resolved_kind == "vision":
             with loading(names["vision"], vision or clip):
-                backbone = load_vision_backbone(str(vision or clip), device, dtypes["vision"])
+                backbone = load_vision_backbone(str(vision or clip), device, dtypes["vision"], names["vision"])
         return cls(
             selector=selector_model.to(device, weights),
             generator=generator_model,

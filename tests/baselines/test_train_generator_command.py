@@ -280,3 +280,18 @@ def test_a_damaged_inputs_file_is_one_line(assets, tmp_path, monkeypatch, change
     path.write_text(json.dumps(change(json.loads(path.read_text()))))
     with pytest.raises(InputError, match=message):
         GeneratorInputs.load(out)
+
+
+def test_a_baseline_whose_weights_do_not_fit_is_one_line_not_a_random_model(assets, tmp_path, monkeypatch):
+    """The architecture audit (session 27): `load_generator` used plain `from_pretrained`, which fills a weight the
+    file lacks with random values after a warning, and generated from that model."""
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
+    out = tmp_path / "run"
+    assert cli.main(_argv(assets, "st", out, "--max_images", "1", "--generate_test", "False")) == 0
+    assert load_generator(out)[0] is not None
+    weights = load_file(out / "model.safetensors")
+    save_file(dict(list(weights.items())[1:]), out / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(InputError, match=rf"^baseline {out}: its weights do not fit the model \(missing: "):
+        load_generator(out)

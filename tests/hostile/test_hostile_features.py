@@ -265,3 +265,24 @@ def test_a_shard_the_writer_did_not_make_is_named_even_with_a_matching_checksum(
     _replace_shard(directory, "shard-00001.safetensors", ids, embeddings)
     with pytest.raises(CorruptCacheError, match=message):
         load_features(tmp_path, "image")
+
+
+def test_a_clip_whose_weights_do_not_fit_is_one_line_not_random_features(tmp_path, tiny_clip):
+    """The architecture audit (session 27): `load_clip_model` used plain `from_pretrained`, which fills a weight the
+    file lacks with random values after a warning; every feature and CLIP-Align score came from that model."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from gest_showcases.features.clip import load_vision_backbone
+
+    folder = tmp_path / "clip"
+    shutil.copytree(tiny_clip, folder)
+    assert load_clip(str(folder))[0] is not None
+    weights = load_file(folder / "model.safetensors")
+    dropped = next(name for name in weights if name.startswith("vision_model."))
+    save_file({k: v for k, v in weights.items() if k != dropped}, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(InputError, match=rf"^--clip_model {folder}: its weights do not fit the model \(missing: "):
+        load_clip(str(folder))
+    with pytest.raises(InputError, match=rf"^--vision_model {folder}: its weights do not fit the model"):
+        load_vision_backbone(str(folder))

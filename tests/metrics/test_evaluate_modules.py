@@ -85,9 +85,9 @@ def _counting_loads(monkeypatch):
 
     real_load_clip_model = grounding.load_clip_model
 
-    def counting_load_clip_model(path):
+    def counting_load_clip_model(path, *args, **kwargs):
         loads.append(path)
-        return real_load_clip_model(path)
+        return real_load_clip_model(path, *args, **kwargs)
 
     monkeypatch.setattr(grounding, "load_clip_model", counting_load_clip_model)
     return loads

@@ -26,6 +26,7 @@ from gest_showcases.files import write_text_atomically
 from gest_showcases.model_folders import (
     check_model_output_dir,
     check_tokenizer_fits,
+    load_whole,
     loading,
     require_model_type,
 )
@@ -290,7 +291,8 @@ def load_generator(folder: str | Path):
     from transformers import AutoTokenizer
 
     record = GeneratorInputs.load(folder)
-    model = BASELINES[record.model].model_class().from_pretrained(folder).eval()
+    with loading("baseline", folder):  # a weights file that does not fit: one line, not random weights
+        model = load_whole(BASELINES[record.model].model_class(), folder, "baseline").eval()
     # The tokenizer class is transformers'; no code shipped in the folder runs.
     return model, AutoTokenizer.from_pretrained(folder, trust_remote_code=False), record
 

@@ -46,7 +46,7 @@ from gest_showcases.generation.configuration_pc2l import MAX_NEW_TOKENS
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
-from gest_showcases.model_folders import loading
+from gest_showcases.model_folders import load_whole, loading
 
 from . import train_pc2l
 from .arguments import CONFIG_FLAG, is_yaml_file, parse_args
@@ -134,7 +134,8 @@ def _pc2l_generations(model_args, data_args, folder: str, rows: list[dict], deco
     if model_args.lora:
         model = load_lora_pc2l(folder)
     else:
-        model = PC2LForConditionalGeneration.from_pretrained(folder)
+        with loading("--output_dir", folder):  # weights that do not fit the model: one line, not random weights
+            model = load_whole(PC2LForConditionalGeneration, folder, "--output_dir")
     config = model.config
     inputs = ("image",) * config.uses_images + ("review",) * config.uses_reviews
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)

@@ -47,6 +47,7 @@ from transformers import (
 
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
+from gest_showcases.model_folders import load_whole
 from gest_showcases.numerics import format_ids, nonfinite_rows
 
 from .cache import FeatureCache, checkpoint_fingerprint, dtype_name
@@ -205,7 +206,7 @@ def clip_model_class(config) -> type[PreTrainedModel] | None:
     return next((model for kind, model in CLIP_MODEL_CLASSES.items() if isinstance(config, kind)), None)
 
 
-def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
+def load_clip_model(name_or_path: str | Path, option: str = "--clip_model") -> PreTrainedModel:
     """The one loader of CLIP-shaped checkpoints, in float32 on the CPU: a `CLIPModel` (the paper's encoder, or the
     stand-in CLIP with a ViT image tower) or a `VisionTextDualEncoderModel` (the stand-in CLIP with its CNN tower,
     `train-clip --image_tower cnn`; any other dual encoder works too).
@@ -214,7 +215,9 @@ def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
     `visual_projection`, `text_projection`, `logit_scale`, `get_image_features` / `get_text_features`.
 
     Raises:
-        InputError: `name_or_path`'s config is neither (the message names its type; a `ValueError`).
+        InputError: `name_or_path`'s config is neither (the message names its type; a `ValueError`), or its weights
+            do not fit the model (`model_folders.load_whole`, naming `option`: transformers would fill the gap with
+            random values).
         OSError: no config can be read there.
     """
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
@@ -224,15 +227,19 @@ def load_clip_model(name_or_path: str | Path) -> PreTrainedModel:
             f"{name_or_path} is a {type(config).__name__} checkpoint, not a CLIP: expected a CLIPModel or a "
             "VisionTextDualEncoderModel (image and text towers with projections)"
         )
-    return model_class.from_pretrained(name_or_path, config=config, dtype=torch.float32)
+    return load_whole(model_class, name_or_path, option, config=config, dtype=torch.float32)
 
 
 def load_clip(
-    name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    name_or_path: str = DEFAULT_CLIP,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    option: str = "--clip_model",
 ) -> tuple[ImageFeatureModel, TextFeatureModel]:
-    """Load a CLIP checkpoint (Hub name or local folder) as an image and a text feature model."""
+    """Load a CLIP checkpoint (Hub name or local folder) as an image and a text feature model (`option` names it in
+    errors)."""
     device = torch.device(device)
-    model = load_clip_model(name_or_path)
+    model = load_clip_model(name_or_path, option)
     fingerprint = checkpoint_fingerprint(model, model.config.to_dict())
     model.to(device=device, dtype=dtype).eval()
     processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=False)
@@ -258,7 +265,10 @@ def load_clip(
 
 
 def load_vision_backbone(
-    name_or_path: str = DEFAULT_CLIP, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    name_or_path: str = DEFAULT_CLIP,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    option: str = "--vision_model",
 ) -> ImageFeatureModel:
     """The generator's image backbone: the vision tower of a CLIP-shaped checkpoint (`load_clip_model`), else
     `AutoModel`.
@@ -268,7 +278,7 @@ def load_vision_backbone(
     device = torch.device(device)
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False)
     if clip_model_class(config) is not None:
-        model = load_clip_model(name_or_path).vision_model
+        model = load_clip_model(name_or_path, option).vision_model
         fingerprint = checkpoint_fingerprint(model, config.vision_config.to_dict())
     else:
         model = AutoModel.from_pretrained(name_or_path, dtype=torch.float32, trust_remote_code=False)

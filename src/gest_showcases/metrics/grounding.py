@@ -168,7 +168,7 @@ def load_clip_checkpoint(path: str, device: str = "cpu", option: str = "clip_mod
     """
     # Not a folder or Hub name, no config, not a CLIP checkpoint: one line naming `option`.
     with loading(option, path, failure="not a loadable CLIP checkpoint"):
-        model, processor = load_clip_model(path).eval(), CLIPProcessor.from_pretrained(path)
+        model, processor = load_clip_model(path, option).eval(), CLIPProcessor.from_pretrained(path)
     return model.to(device), processor
 
 
