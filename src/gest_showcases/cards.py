@@ -43,7 +43,7 @@ from transformers import PreTrainedConfig
 
 from gest_showcases.data.folder import split_front_matter  # the one card-header parser; re-exported
 from gest_showcases.errors import InputError
-from gest_showcases.markdown_tables import markdown_cell
+from gest_showcases.markdown_tables import markdown_cell, markdown_row
 
 logger = logging.getLogger(__name__)
 
@@ -95,10 +95,10 @@ def results_markdown(results: Results) -> str:
     if results is None or isinstance(results, str):
         return (results or "").strip()
     columns = list(dict.fromkeys(column for row in results.values() for column in row))
-    lines = ["| | " + " | ".join(columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines = [markdown_row(["", *columns]), "|---|" + "---:|" * len(columns)]
     for name, row in results.items():
-        cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else str(row.get(c, "-")) for c in columns]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        cells = [f"{row[c]:.4g}" if isinstance(row.get(c), float) else row.get(c, "-") for c in columns]
+        lines.append(markdown_row([name, *cells]))  # a `|` or a line break in a name stays in its cell
     return "\n".join(lines)
 
 

@@ -1,5 +1,5 @@
 """`gest_showcases.data.folder`, the one reader of a built folder: the card header parsed once, by one function,
-for every reader (`read_card_configs` of stats, `read_config_rows` of features, `load_built`)."""
+for every reader (`dataset_configs`, `read_config_rows` of features, `load_built`)."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from datasets import List
 
 from gest_showcases.data.build import dataset_features, load_built
 from gest_showcases.data.folder import dataset_configs, read_rows, split_front_matter
-from gest_showcases.data.stats import dataset_stats, read_card_configs
+from gest_showcases.data.stats import dataset_stats
 from gest_showcases.errors import InputError
 from gest_showcases.features.inputs import read_config_rows
 
@@ -82,7 +82,7 @@ def test_every_reader_lists_the_same_files_in_the_cards_order(tmp_path):
         },
         "s2": {"train": [folder / "s2/train-00000.parquet"]},
     }
-    assert dataset_configs(folder) == read_card_configs(folder) == expected
+    assert dataset_configs(folder) == expected
     # stats reads the same files: Table 1's counts of the s1 splits.
     counts = {(row["Config"], row["Split"]): row["#Review"] for row in dataset_stats(folder)}
     assert counts == {("s1", "train"): 3, ("s1", "test"): 1, ("s1", "all"): 4, ("s2", "train"): 1}
@@ -111,10 +111,10 @@ def test_rows_of_a_config_or_split_without_the_photo_bytes_unless_asked(tmp_path
 
 
 @pytest.mark.parametrize(
-    "reader", [read_config_rows, read_card_configs, load_built], ids=lambda f: f.__name__
+    "reader", [read_config_rows, dataset_configs, load_built], ids=lambda f: f.__name__
 )
 def test_every_reader_refuses_what_is_not_a_built_folder_with_one_message(tmp_path, reader):
-    arguments = (tmp_path,) if reader is read_card_configs else (tmp_path, "s1")
+    arguments = (tmp_path,) if reader is dataset_configs else (tmp_path, "s1")
     with pytest.raises(InputError, match=r"has no README\.md: not a built dataset folder"):
         reader(*arguments)
     (tmp_path / "README.md").write_text("# notes\n")

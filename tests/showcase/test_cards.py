@@ -21,12 +21,14 @@ TABLE3 = "| Method | P@3 | R@3 |\n|---|---:|---:|\n| random | 8.10 | 9.00 |\n| i
 def test_results_markdown_from_rows():
     rows = {"random": {"P@3": 8.1, "R@3": 9.0}, "img+text": {"P@3": 21.456789}}
     assert results_markdown(rows).splitlines() == [
-        "| | P@3 | R@3 |",
+        "|  | P@3 | R@3 |",
         "|---|---:|---:|",
         "| random | 8.1 | 9 |",
         "| img+text | 21.46 | - |",
     ]
     assert results_markdown(TABLE3) == TABLE3 and results_markdown(None) == ""
+    # A name with a `|` or a line break stays in its cell (the architecture audit, session 27: it split the row).
+    assert results_markdown({"a|b\nc": {"P@3": 1.0}}).splitlines()[-1] == "| a\\|b c | 1 |"
 
 
 def test_selector_card(tmp_path):

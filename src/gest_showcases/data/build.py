@@ -100,7 +100,6 @@ _READ_BATCH = 50_000
 # `_EMBED_COST` per embedded image (~50 KB each); about 1 GB of Arrow data at most per chunk.
 _CHUNK_COST = 2_000_000
 _EMBED_COST = 500
-_SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 DEFAULT_OUTPUT_DIR = "gest"
 COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
 

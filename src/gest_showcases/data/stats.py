@@ -33,14 +33,6 @@ def word_counts(texts: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return pc.count_substring_regex(texts, _WORD).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def read_card_configs(folder: str | Path) -> dict[str, dict[str, list[Path]]]:
-    """`{config: {split: [parquet files]}}` of a built dataset folder.
-
-    An alias of `gest_showcases.data.folder.dataset_configs`, the one reader of built folders, kept for its callers.
-    """
-    return dataset_configs(folder)
-
-
 def _row(config: str, split: str, table: pa.Table, text_column: str) -> dict:
     words = sum(int(word_counts(batch.column(text_column)).sum()) for batch in table.to_batches(_BATCH))
     return {
