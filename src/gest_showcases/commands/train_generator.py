@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import datasets
 import yaml
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, TrainingArguments
 
@@ -41,6 +40,7 @@ from gest_showcases.baselines.training import (
     train_baseline,
     write_generations,
 )
+from gest_showcases.data.folder import dataset_configs
 from gest_showcases.errors import InputError, check_at_least, check_at_most
 from gest_showcases.generation.configuration_pc2l import MAX_NEW_TOKENS
 from gest_showcases.generation.lora import load_lora_pc2l
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 def write_test_generations(args: TrainGeneratorArguments, dataset: str, folder: str, generate) -> Path | None:
     """`GENERATIONS_FILE` in `folder`: `generate(rows, decoding)`'s texts for the `s2` test split of `dataset`."""
-    if "test" not in datasets.get_dataset_split_names(dataset, "s2"):
+    if "test" not in dataset_configs(dataset).get("s2", {}):
         logger.warning("%s has no s2 test split: no test generations written", dataset)
         return None
     decoding = {"batch_size": args.generation_batch_size}

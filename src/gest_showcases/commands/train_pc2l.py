@@ -38,10 +38,10 @@ from __future__ import annotations
 import logging
 import sys
 
-import datasets
 from transformers import TrainingArguments, set_seed
 
 import gest_showcases.features
+from gest_showcases.data.folder import dataset_configs
 from gest_showcases.errors import InputError
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
@@ -121,7 +121,8 @@ def run(
     tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
 
     # The builder writes no empty split: a small s2 can lack a validation split (then nothing is evaluated).
-    present = datasets.get_dataset_split_names(data_args.dataset, "s2")
+    # The card's splits (one line for a missing folder, a file, no card), not `datasets`' Hub lookup of the name.
+    present = list(dataset_configs(data_args.dataset).get("s2", {}))
     if "train" not in present:
         raise InputError(f"{data_args.dataset} has no s2 train split (splits: {present})")
     splits = {
