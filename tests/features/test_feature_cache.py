@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from gest_showcases import files
 from gest_showcases.features.cache import CacheMismatchError, CorruptCacheError, FeatureCache, load_features
 from gest_showcases.features.clip import (
     extract_image_features,
@@ -90,8 +93,10 @@ def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
     monkeypatch.setattr(type(image_model), "encode", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         extract_image_features(items, image_model, tmp_path / "f", batch_size=2, shard_size=2, num_workers=0)
-    # A shard half-written when the process died is a temporary file, never read as done.
-    (tmp_path / "f" / "image" / ".tmp-shard-00002.safetensors").write_bytes(b"garbage")
+    # A shard half-written when the process died is a temporary file, never read as done; the rerun removes it.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    leftover = tmp_path / "f" / "image" / f".shard-00002.safetensors.{files._HOST}-{int(dead.stdout)}-0.tmp"
+    leftover.write_bytes(b"garbage")
     # The stopped run's 4 of 8 features are not the dataset's (session 26's audit: train-selector and train-pc2l
     # read them and silently dropped the other photos from every example).
     with pytest.raises(CorruptCacheError, match="stopped before it finished; rerun it with the same --output_dir"):
@@ -103,7 +108,7 @@ def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
     )
     assert (report.cached, report.written) == (4, 4)
     resumed = load_features(tmp_path / "f", "image")
-    assert not list((tmp_path / "f" / "image").glob(".tmp-*"))
+    assert not list((tmp_path / "f" / "image").glob(".*tmp*"))
     got, found = resumed.lookup(full.ids)
     assert found.all()
     torch.testing.assert_close(got, full.embeddings)

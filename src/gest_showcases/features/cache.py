@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from gest_showcases.errors import InputError
-from gest_showcases.files import write_text_atomically
+from gest_showcases.files import write_text_atomically, writing_atomically
 from gest_showcases.numerics import check_finite_rows
 
 logger = logging.getLogger(__name__)
@@ -193,7 +192,8 @@ class FeatureCache:
                 "shards": {},
             }
             write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
-        # Leftovers of a run killed while writing: never renamed, so never counted as done.
+        # Leftovers of a run killed while writing: never renamed, so never counted as done. A shard's temporary file
+        # is removed when the next run writes that shard (`writing_atomically`); `.tmp-*` is the name used before.
         for partial in self.directory.glob(".tmp-*"):
             partial.unlink(missing_ok=True)
         self._verify_shards()
@@ -268,12 +268,11 @@ class FeatureCache:
         existing = self.shard_paths()
         number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
         path = self.directory / f"shard-{number:05d}.safetensors"
-        tmp = self.directory / f".tmp-{path.name}"
         tensors = {"embeddings": embeddings.detach().to("cpu", torch.float32).contiguous()}
         # Serialised in memory, so the checksum is of the very bytes written (no second read).
         data = save_safetensors(tensors, metadata={"ids": json.dumps(ids)})
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with writing_atomically(path) as temporary:
+            temporary.write_bytes(data)
         # Recorded after the rename: a shard on disk but not in the manifest is one a killed run never
         # finished recording, and the next run recomputes it.
         self.manifest["shards"][path.name] = hashlib.sha256(data).hexdigest()
