@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,13 +47,10 @@ from gest_showcases.data.records import split_sentences
 from gest_showcases.features.clip import ImageFeatureModel, TextFeatureModel
 from gest_showcases.features.inputs import IMAGE_COLUMNS, dataset_image_paths, read_config_rows
 
-from .grounding import clip_align_from_embeddings
+from .grounding import Scorer, clip_align_from_embeddings
 from .synth_truth import SynthTruth
 
 logger = logging.getLogger(__name__)
-
-Scorer = Callable[..., torch.Tensor]
-
 
 def subject_probe(
     train_embeds: torch.Tensor,

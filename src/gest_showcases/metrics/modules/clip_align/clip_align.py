@@ -54,13 +54,11 @@ Examples:
     {'clip_align': 0.8807970285415649, 'clip_align_examples': 1}
 """
 
-import io
-
 import datasets
 import evaluate
 import torch
 
-from gest_showcases.data.images import open_image
+from gest_showcases.data.images import open_image_value
 from gest_showcases.errors import InputError
 from gest_showcases.features.clip import DEFAULT_CLIP
 from gest_showcases.metrics.grounding import (
@@ -87,11 +85,6 @@ _FEATURES = {
     ),
     "embeddings": datasets.Features({"image_embeds": _MATRIX, "sentence_embeds": _MATRIX}),
 }
-
-
-def _open(value):
-    """A `datasets.Image(decode=False)` value as an RGB PIL image: in-memory images arrive as bytes."""
-    return open_image(io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"])
 
 
 @evaluate.utils.file_utils.add_start_docstrings(__doc__)
@@ -155,5 +148,5 @@ class ClipAlign(evaluate.Metric):
             )
         model, processor = self._load("clip_model", clip_model or self.clip_model, load_clip_checkpoint)
         return clip_align(
-            [[_open(v) for v in values] for values in images], predictions, model, processor, scorer
+            [[open_image_value(v) for v in values] for values in images], predictions, model, processor, scorer
         )

@@ -41,13 +41,11 @@ Examples:
     {'clip_score': 1.25, 'clip_score_cosine': 0.5, 'clip_score_examples': 1}
 """
 
-import io
-
 import datasets
 import evaluate
 import torch
 
-from gest_showcases.data.images import open_image
+from gest_showcases.data.images import open_image_value
 from gest_showcases.features.clip import DEFAULT_CLIP
 from gest_showcases.metrics.grounding import clip_score, clip_score_from_embeddings, load_clip_checkpoint
 
@@ -79,11 +77,6 @@ _FEATURES = {
         }
     ),
 }
-
-
-def _open(value):
-    """A `datasets.Image(decode=False)` value as an RGB PIL image: in-memory images arrive as bytes."""
-    return open_image(io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"])
 
 
 @evaluate.utils.file_utils.add_start_docstrings(__doc__)
@@ -120,4 +113,4 @@ class ClipScore(evaluate.Metric):
                 torch.tensor(text_embeds, dtype=torch.float32),
             )
         model, processor = self._clip(clip_model or self.clip_model)
-        return clip_score([[_open(v) for v in values] for values in images], predictions, model, processor)
+        return clip_score([[open_image_value(v) for v in values] for values in images], predictions, model, processor)
