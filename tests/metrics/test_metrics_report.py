@@ -270,3 +270,18 @@ def test_a_figure_save_that_is_stopped_leaves_the_previous_figure(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         plot_length_distribution({"other": lengths["PC2L"]}, path)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_write_generations_writes_what_read_generations_reads(tmp_path):
+    from gest_showcases.metrics.generations import write_generations
+
+    records = [
+        {"id": "r1", "system": "PC2L", "generated": "Crispy rolls.", "reference": "We had rolls.", "pic_ids": ["p1"]},
+        {"id": "r1", "system": "CE | only", "generated": "Rolls\nagain.", "reference": "We had rolls.", "pic_ids": []},
+    ]
+    path = write_generations(tmp_path / "new" / "generations.jsonl", records)
+    assert path == tmp_path / "new" / "generations.jsonl" and not list(path.parent.glob(".*"))
+    assert read_generations(path) == [
+        Generation("r1", "PC2L", "Crispy rolls.", "We had rolls.", ("p1",)),
+        Generation("r1", "CE | only", "Rolls\nagain.", "We had rolls.", ()),
+    ]

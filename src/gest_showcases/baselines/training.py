@@ -355,12 +355,6 @@ def generation_records(system: str, examples: list[dict], texts: list[str]) -> l
     ]  # fmt: skip
 
 
-def write_generations(path: str | Path, records: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
-
-
 __all__ = [
     "BaselineModelArguments",
     "GeneratorInputs",
@@ -370,5 +364,4 @@ __all__ = [
     "generation_records",
     "load_generator",
     "train_baseline",
-    "write_generations",
 ]

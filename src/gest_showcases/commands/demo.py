@@ -76,6 +76,7 @@ from gest_showcases.experiments.world import (
 )
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.smollm2 import smollm2_folder
+from gest_showcases.metrics.generations import write_generations
 from gest_showcases.metrics.paper_tables import table2_cell
 from gest_showcases.pipeline import ShowcaseInput, ShowcasePipeline
 from gest_showcases.report import ReportExample, ReportFigure, ReportTable, write_report
@@ -192,22 +193,22 @@ def generate_showcases(
     return showcases
 
 
-def write_generations(path: Path, items: list[dict], showcases: dict[str, list]) -> Path:
-    """The generations file `gest-showcases evaluate` reads (reference: the distilled explanation)."""
-    lines = []
-    for system, results in showcases.items():
-        for item, showcase in zip(items, results, strict=True):
-            record = {
-                "id": item["row"]["review_id"],
-                "system": SYSTEMS[system],
-                "generated": showcase.explanation,
-                "reference": item["row"]["explanation"],
-                "pic_ids": [photo.id for photo in showcase.photos],
-                # the photos the reference was written about: GT's CLIP metrics read these
-                "reference_pic_ids": list(item["row"]["pics"]),
-            }
-            lines.append(json.dumps(record) + "\n")
-    return write_text_atomically(path, "".join(lines))
+def showcase_records(items: list[dict], showcases: dict[str, list]) -> list[dict]:
+    """The generations file's lines (`metrics.generations`) of every system's showcases (reference: the distilled
+    explanation)."""
+    return [
+        {
+            "id": item["row"]["review_id"],
+            "system": SYSTEMS[system],
+            "generated": showcase.explanation,
+            "reference": item["row"]["explanation"],
+            "pic_ids": [photo.id for photo in showcase.photos],
+            # the photos the reference was written about: GT's CLIP metrics read these
+            "reference_pic_ids": list(item["row"]["pics"]),
+        }
+        for system, results in showcases.items()
+        for item, showcase in zip(items, results, strict=True)
+    ]
 
 
 def table4(rows: dict[str, dict[str, float]], systems: tuple[str, ...] = tuple(SYSTEMS)) -> str:
@@ -462,7 +463,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
 
     items = _test_requests(dataset, size.max_test_examples, world / "images")
     showcases = stages.run("showcases: selector + generators", generate_showcases, work, items, systems)
-    generations = write_generations(work / "generations.jsonl", items, showcases)
+    generations = write_generations(work / "generations.jsonl", showcase_records(items, showcases))
     evaluate_argv = [
         "--generations", str(generations), "--output_dir", str(work / "evaluation"),
         "--images", str(world / "images"), "--clip_model", str(clip), "--classifier", str(work / "classifier"),

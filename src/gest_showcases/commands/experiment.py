@@ -98,7 +98,7 @@ from gest_showcases.generation.training_run import (
     load_split,
     pc2l_config,
 )
-from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
+from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations, write_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import INTERACTION_ALIGN_COLUMN, score_generations
 from gest_showcases.metrics.selection import diversity_at_k, precision_at_k, recall_at_k
@@ -702,8 +702,7 @@ class Experiment:
         if rows is not None and not all(record.reference_pic_ids for record in records):
             own_photos = {row["review_id"]: list(row["pics"]) for row in rows}
             lines = [json.loads(line) for line in generations_path.read_text(encoding="utf-8").splitlines() if line]
-            text = "".join(json.dumps(line | {"reference_pic_ids": own_photos[line["id"]]}) + "\n" for line in lines)
-            write_text_atomically(generations_path, text)
+            write_generations(generations_path, [line | {"reference_pic_ids": own_photos[line["id"]]} for line in lines])
             records = read_generations(generations_path)
         reference_photos = all(record.reference_pic_ids for record in records)
         present = {record.system for record in records}

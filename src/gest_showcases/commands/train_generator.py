@@ -38,7 +38,6 @@ from gest_showcases.baselines.training import (
     generate_for_rows,
     generation_records,
     train_baseline,
-    write_generations,
 )
 from gest_showcases.data.folder import dataset_configs
 from gest_showcases.errors import InputError, check_at_least, check_at_most
@@ -46,6 +45,7 @@ from gest_showcases.generation.configuration_pc2l import MAX_NEW_TOKENS
 from gest_showcases.generation.lora import load_lora_pc2l
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 from gest_showcases.generation.training_run import PC2LDataArguments, PC2LModelArguments
+from gest_showcases.metrics.generations import write_generations
 from gest_showcases.model_folders import load_whole, loading
 
 from . import train_pc2l

@@ -23,14 +23,16 @@ A line that breaks these rules is skipped and counted with its ``file:line`` (se
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gest_showcases.data.readers import iter_json_lines
 from gest_showcases.data.records import DropReport, normalize_pic_id
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,13 @@ def _drops_line(report: DropReport) -> str:
         parts.append(f"{reason}: {count:,}" + (f" (first: {where})" if where else ""))
     return "; ".join(parts)
 
+
+
+def write_generations(path: str | Path, records: Iterable[dict]) -> Path:
+    """Write a generations file: one JSON object per line (this module's format), atomically, its folder made."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 def read_generations(path: str | Path, report: DropReport | None = None) -> list[Generation]:
     """Read a generations JSON Lines file (plain or gzip; format in the module docstring).
