@@ -168,5 +168,5 @@ def test_greedy_generate_matches_a_hand_rolled_loop():
 
 
 def test_save_and_reload_give_identical_generations(tmp_path):
-    files = ("configuration_peter.py", "modeling_peter.py", "generation_utils.py", "id_embeddings.py")
+    files = ("configuration_peter.py", "modeling_peter.py", "generation_utils.py", "id_embeddings.py", "positions.py")
     check_save_and_reload_generate_the_same(_model(), PeterForExplanation, tmp_path, id_inputs(), files)

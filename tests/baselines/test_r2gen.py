@@ -144,7 +144,7 @@ def test_greedy_generate_matches_a_hand_rolled_loop():
 
 
 def test_save_and_reload_give_identical_generations(tmp_path):
-    files = ("configuration_r2gen.py", "modeling_r2gen.py", "generation_utils.py")
+    files = ("configuration_r2gen.py", "modeling_r2gen.py", "generation_utils.py", "positions.py")
     check_save_and_reload_generate_the_same(_model(), R2GenForExplanation, tmp_path, files)
 
 

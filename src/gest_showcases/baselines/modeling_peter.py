@@ -52,6 +52,7 @@ from .generation_utils import (
     shifted_cross_entropy,
 )
 from .id_embeddings import UserItemEmbeddings
+from .positions import sinusoidal_positions
 
 # Positions of the id tokens before the words: the user, then the item (whose state predicts the context).
 NUM_ID_TOKENS = 2
@@ -71,16 +72,6 @@ def peter_attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     allowed[:NUM_ID_TOKENS, :NUM_ID_TOKENS] = True
     keys = torch.cat([attention_mask.new_ones(batch, NUM_ID_TOKENS), attention_mask], dim=1).bool()  # [B, S]
     return allowed[None] & keys[:, None, :]
-
-
-def sinusoidal_positions(length: int, width: int, device: torch.device) -> torch.Tensor:
-    """The transformer's sine/cosine position encodings [length, width] (the code's `PositionalEncoding`)."""
-    position = torch.arange(length, device=device, dtype=torch.float32)[:, None]  # [S, 1]
-    frequency = torch.exp(torch.arange(0, width, 2, device=device).float() * (-math.log(10000.0) / width))
-    encodings = torch.zeros(length, width, device=device)
-    encodings[:, 0::2] = torch.sin(position * frequency)
-    encodings[:, 1::2] = torch.cos(position * frequency[: width // 2])
-    return encodings
 
 
 class PeterLayer(nn.Module):
@@ -236,8 +227,8 @@ class PeterForExplanation(PeterPreTrainedModel, GenerationMixin):
         )
         hidden_states = hidden_states * math.sqrt(width)
         hidden_states = hidden_states + sinusoidal_positions(
-            hidden_states.shape[1], width, hidden_states.device
-        ).to(hidden_states.dtype)
+            hidden_states.shape[1], width, hidden_states.dtype, hidden_states.device
+        )
         hidden_states = F.dropout(hidden_states, self.config.dropout, self.training)  # [B, 2 + T, D]
         mask = peter_attention_mask(attention_mask)[:, None]  # [B, 1, S, S]: the same for every head
         for layer in self.layers:

@@ -62,21 +62,10 @@ from .generation_utils import (
     generation_prompt,
     shifted_cross_entropy,
 )
+from .positions import sinusoidal_positions
 
 # Bias of the MCLN MLPs' layers at initialisation (R2Gen's `ConditionalLayerNorm.__init__`).
 MCLN_BIAS_INIT = 0.1
-
-
-def sinusoidal_positions(length: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The transformer's sine/cosine position encodings, [length, width] (even columns sine, odd cosine)."""
-    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)  # [L, 1]
-    frequency = torch.exp(
-        torch.arange(0, width, 2, device=device, dtype=torch.float32) * (-math.log(10000.0) / width)
-    )  # [ceil(width / 2)]
-    encodings = torch.zeros(length, width, device=device)
-    encodings[:, 0::2] = torch.sin(position * frequency)
-    encodings[:, 1::2] = torch.cos(position * frequency[: width // 2])
-    return encodings.to(dtype)
 
 
 class R2GenLayerNorm(nn.Module):
