@@ -86,11 +86,11 @@ def open_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Im
         ) from error
 
 
-
 def open_image_value(value: dict, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
     """A `datasets.Image(decode=False)` value (`{"bytes", "path"}`) as an RGB image through `open_image`: in-memory
     images arrive as bytes, others as the path the caller's data names."""
     return open_image(io.BytesIO(value["bytes"]) if value["bytes"] is not None else value["path"], max_pixels)
+
 
 def resolve_image_path(stored: str | Path, roots: Sequence[str | Path], option: str = "--images") -> Path:
     """The one path policy for stored image paths: relative, and inside one of `roots` once resolved.

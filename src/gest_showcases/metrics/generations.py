@@ -94,12 +94,12 @@ def _drops_line(report: DropReport) -> str:
     return "; ".join(parts)
 
 
-
 def write_generations(path: str | Path, records: Iterable[dict]) -> Path:
     """Write a generations file: one JSON object per line (this module's format), atomically, its folder made."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
+
 
 def read_generations(path: str | Path, report: DropReport | None = None) -> list[Generation]:
     """Read a generations JSON Lines file (plain or gzip; format in the module docstring).
