@@ -150,6 +150,22 @@ def test_split_is_by_user_and_history_never_leaks_the_target(built):
         assert all((result.output_dir / path).is_file() for path in row["pic_paths"])
 
 
+@pytest.mark.parametrize("ratios", [(0.8, 0.1, 0.1), (0.7, 0.15, 0.15), (0.5, 0.3, 0.2)])
+def test_assign_splits_gives_validation_and_test_floor_of_n_times_ratio(ratios):
+    # The paper's rule (95,270/11,908/11,908 of 119,086 users): validation and test get floor(n * ratio) users each,
+    # train the rest; n * ratio is fractional for most n here, so rounding up or to nearest would differ.
+    import math
+
+    import numpy as np
+
+    for num_users in range(1, 64):
+        codes = build_module.assign_splits(num_users, seed=num_users, ratios=ratios)
+        expected_val, expected_test = (math.floor(num_users * r + 1e-9) for r in ratios[1:])
+        counts = np.bincount(codes, minlength=3).tolist()
+        assert counts == [num_users - expected_val - expected_test, expected_val, expected_test], (num_users, counts)
+    assert np.bincount(build_module.assign_splits(119_086, 0, (0.8, 0.1, 0.1))).tolist() == [95_270, 11_908, 11_908]
+
+
 def test_user_split_follows_ratios_and_seed(gest_files):
     records = [gest_files.record(user, b, f"{TEXT} {user} {b}") for user in range(200) for b in range(2)]
     source = gest_files.jsonl("image_review_all.json", records)

@@ -41,6 +41,9 @@ def test_resample_indices_shape_range_and_seed():
     assert indices.shape == (50, 7) and indices.min() >= 0 and indices.max() <= 6
     np.testing.assert_array_equal(indices, resample_indices(7, 50, seed=3))
     assert not np.array_equal(indices, resample_indices(7, 50, seed=4))
+    # Every example is drawn, each about 1/7 of the time (14,000 draws: 1/7 +- 0.02 is about 7 standard deviations).
+    shares = np.bincount(resample_indices(7, 2000, seed=0).ravel(), minlength=7) / 14000
+    assert shares.shape == (7,) and np.all(np.abs(shares - 1 / 7) < 0.02)
 
 
 def test_mean_interval_equals_a_loop_over_resamples():

@@ -32,6 +32,13 @@ def test_precision_recall_by_hand():
     torch.testing.assert_close(recall_at_k(SELECTED, RELEVANT, 3), torch.tensor([2 / 3, 1.0, 0.0]))
 
 
+def test_padding_is_never_a_pick_even_where_candidate_0_is_relevant():
+    # One pick (2) and two padding slots; candidates 0 and 2 are relevant: 1 hit of K = 3, 1 of 2 relevant.
+    selected, relevant = torch.tensor([[2, -1, -1]]), torch.tensor([[True, False, True, False]])
+    torch.testing.assert_close(precision_at_k(selected, relevant, 3), torch.tensor([1 / 3]))
+    torch.testing.assert_close(recall_at_k(selected, relevant, 3), torch.tensor([1 / 2]))
+
+
 def test_k_truncates_the_selection():
     # Only the first pick counts at K = 1: example 0 picked 0 (not relevant), example 1 picked 3 (relevant).
     torch.testing.assert_close(precision_at_k(SELECTED, RELEVANT, 1), torch.tensor([0.0, 1.0, 0.0]))

@@ -109,6 +109,14 @@ def test_bleu_hand_computed():
     }
 
 
+def test_bleu_clips_each_word_at_its_count_in_the_reference():
+    # Papineni et al.'s example: "the" x 7 against a reference with "the" twice: modified unigram precision 2/7; the
+    # hypothesis is longer than the reference (no brevity penalty) and has no matching bigram (BLEU-4 about 0: NLTK's
+    # corpus_bleu, which these scores equal, puts the smallest float in place of a zero precision).
+    scores = bleu(["the the the the the the the"], ["the cat is on the mat"])
+    assert scores["bleu_1"] == pytest.approx(2 / 7, rel=1e-12) and 0 <= scores["bleu_4"] < 1e-100
+
+
 def test_nist_hand_computed_with_hypotheses_shorter_than_n():
     # Unigram info = log2(3 / 1); bigram "a b" info = log2(1 / 1) = 0; no trigram or 4-gram in the
     # hypothesis (NLTK divides by zero there); H / R = 2/3 gives the length penalty 0.5.
