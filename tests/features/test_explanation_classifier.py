@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,49 @@ def test_filter_keeps_sentences_describing_any_image():
     assert keep(["yes", "no", "maybe"], ["dark"]) == ["yes"]
     assert keep(["yes", "no", "maybe"], ["/data/images/bright.jpg", "dark"]) == ["yes", "no", "maybe"]
     assert keep(["yes"], ["unknown"]) == []
+
+
+@pytest.mark.parametrize("interaction", [False, True])
+def test_filter_many_keeps_what_each_review_alone_keeps(interaction):
+    """`filter_many` (one classifier call per block of reviews) against the per-review rule computed directly:
+    a sentence is kept when its best probability over its own review's found images reaches the threshold. Blocks
+    of 3 cross review boundaries; reviews without sentences, without images or with only unknown images keep none."""
+    from gest_showcases.features.cache import FeatureTable
+
+    generator = torch.Generator().manual_seed(0)
+    config = ExplanationClassifierConfig(text_dim=8, image_dim=8, interaction=interaction, clip_fingerprint="f")
+    model = ExplanationClassifier(config)
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 1.0, generator=generator)
+    pics = [f"p{i}" for i in range(12)]
+    images = FeatureTable(pics, torch.randn(12, 8, generator=generator), "c", "f", True)
+    sentence_table = {f"s{i}": torch.randn(8, generator=generator) for i in range(40)}
+
+    class Texts:
+        def encode(self, texts, batch_size):
+            return torch.stack([sentence_table[t] for t in texts])
+
+    sentence_lists, image_lists = [], []
+    for _ in range(23):
+        count = int(torch.randint(0, 5, (1,), generator=generator))
+        sentence_lists.append([f"s{int(i)}" for i in torch.randint(0, 40, (count,), generator=generator)])
+        picked = torch.randint(0, 14, (int(torch.randint(0, 4, (1,), generator=generator)),), generator=generator)
+        image_lists.append([f"/images/p{int(i)}.jpg" if i < 12 else f"unknown{int(i)}" for i in picked])
+    keep = ExplanationFilter(model, Texts(), images, threshold=0.5, reviews_per_block=3)
+
+    def alone(sentences, photos):
+        found = [photo for photo in (Path(p).stem for p in photos) if photo in pics]
+        if not sentences or not found:
+            return []
+        best = model.pair_probabilities(
+            torch.stack([sentence_table[s] for s in sentences]), images.lookup(found)[0]
+        ).max(dim=1).values
+        return [sentence for sentence, b in zip(sentences, best.tolist(), strict=True) if b >= 0.5]
+
+    expected = [alone(s, i) for s, i in zip(sentence_lists, image_lists, strict=True)]
+    assert keep.filter_many(sentence_lists, image_lists) == expected
+    assert [keep(s, i) for s, i in zip(sentence_lists, image_lists, strict=True)] == expected
+    assert sum(map(len, expected)) > 0 and any(s and not k for s, k in zip(sentence_lists, expected, strict=True))
 
 
 @pytest.fixture(scope="module")

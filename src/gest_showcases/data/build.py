@@ -527,18 +527,20 @@ def _explain(
     report: DropReport,
     progress: tqdm,
 ) -> pa.Table:
-    """The s2 rows of an s1 chunk: its reviews cut to the sentences the filter keeps."""
+    """The s2 rows of an s1 chunk: its reviews cut to the sentences the filter keeps. A filter with a `filter_many`
+    method (`features.distill.ExplanationFilter`) scores the whole chunk in one call; any other is called per review."""
+    review_sentences = [split_sentences(text) for text in chunk["review_text"].to_pylist()]
+    review_images = [[str(image_path(images_dir, pic)) for pic in pics] for pics in chunk["pics"].to_pylist()]
+    filter_many = getattr(explanation_filter, "filter_many", None)
+    if filter_many is not None:
+        kept_lists = filter_many(review_sentences, review_images)
+    else:
+        kept_lists = [
+            list(explanation_filter(sentences, images)) if sentences else []
+            for sentences, images in zip(review_sentences, review_images, strict=True)
+        ]
     explanations, sentence_lists, keep = [], [], []
-    rows = zip(
-        chunk["review_text"].to_pylist(), chunk["pics"].to_pylist(), chunk["_place"].to_pylist(), strict=True
-    )
-    for text, pics, place in rows:
-        sentences = split_sentences(text)
-        kept = (
-            list(explanation_filter(sentences, [str(image_path(images_dir, pic)) for pic in pics]))
-            if sentences
-            else []
-        )
+    for sentences, kept, place in zip(review_sentences, kept_lists, chunk["_place"].to_pylist(), strict=True):
         if not set(kept) <= set(sentences):
             raise ValueError(f"explanation_filter returned sentences that are not in the review: {kept!r}")
         keep.append(bool(kept))
@@ -547,7 +549,7 @@ def _explain(
             sentence_lists.append(kept)
         else:
             report.add("no explanation", place)
-        progress.update()
+    progress.update(len(review_sentences))
     chunk = chunk.filter(pa.array(keep, pa.bool_()))
     chunk = chunk.append_column("explanation", pa.array(explanations, pa.string()))
     return chunk.append_column("explanation_sentences", pa.array(sentence_lists, pa.list_(pa.string())))
