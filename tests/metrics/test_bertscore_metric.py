@@ -74,3 +74,20 @@ def test_default_minilm_agrees_with_bert_score_package():
     path = str(minilm.get_model_path())
     ours = bert_score(HYPOTHESES, REFERENCES)  # the default model is the installed all-MiniLM-L6-v2
     assert ours == {key: pytest.approx(value, abs=1e-5) for key, value in _reference(path, 6).items()}
+
+
+def test_a_shared_scorer_scores_like_separate_calls_and_encodes_each_text_once(tiny_bert):
+    """`evaluate` scores every system against the same references with one `BertScorer`: the same scores as one
+    `bert_score` call per system, one model load, and each distinct text through the encoder once."""
+    from gest_showcases.metrics._bertscore import BertScorer
+
+    systems = {"a": HYPOTHESES, "b": HYPOTHESES[::-1], "c": REFERENCES}
+    separate = {name: bert_score(texts, REFERENCES, model=tiny_bert, batch_size=3) for name, texts in systems.items()}
+    scorer = BertScorer(tiny_bert, None, batch_size=3)
+    encoded = []
+    forward = scorer.model.forward
+    scorer.model.forward = lambda input_ids, **kwargs: encoded.append(len(input_ids)) or forward(input_ids, **kwargs)
+    scorer.prepare([text for texts in systems.values() for text in texts] + REFERENCES)
+    shared = {name: bert_score(texts, REFERENCES, scorer=scorer) for name, texts in systems.items()}
+    assert shared == {name: {k: pytest.approx(v, abs=1e-6) for k, v in s.items()} for name, s in separate.items()}
+    assert sum(encoded) == len(set(HYPOTHESES) | set(REFERENCES))  # nothing encoded twice, nothing after prepare

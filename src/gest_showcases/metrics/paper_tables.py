@@ -22,6 +22,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.files import write_text_atomically
 from gest_showcases.markdown_tables import markdown_row
 from gest_showcases.metrics import intervals
+from gest_showcases.metrics._bertscore import BertScorer
 from gest_showcases.metrics.coverage import LENGTH_BINS, length_distribution, pos_coverage, pos_tagger
 from gest_showcases.metrics.generations import GROUND_TRUTH, Generation, ground_truth_records, group_by_system
 from gest_showcases.metrics.grounding import (
@@ -138,13 +139,16 @@ def score_generations(
     systems = group_by_system(records)
     truth = ground_truth_records(records)
     rows: dict[str, dict[str, float]] = {}
+    bertscore = None
+    if bertscore_model is not None:
+        # One encoder for every system; each distinct text (the shared references once) encoded in one pass.
+        bertscore = BertScorer(bertscore_model, bertscore_layers, device=device)
+        bertscore.prepare([text for r in records for text in (r.generated, r.reference)])
     for name, recs in systems.items():
         generated, references = [r.generated for r in recs], [r.reference for r in recs]
         rows[name] = text_metrics(generated, references)
-        if bertscore_model is not None:
-            rows[name].update(
-                bert_score(generated, references, bertscore_model, bertscore_layers, device=device)
-            )
+        if bertscore is not None:
+            rows[name].update(bert_score(generated, references, scorer=bertscore))
         logger.info("%s: %s", name, rows[name])
     rows[GROUND_TRUTH] = distinct([r.reference for r in truth])
     if clip is not None and image_dir is not None:

