@@ -1,22 +1,15 @@
 """benchmarks/bench_bertscore.py: one shared BertScorer against one bert_score call per system."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    """The benchmark module, imported as when it runs as a script (its folder on `sys.path`)."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import bench_bertscore
-
-    return bench_bertscore
+def bench(import_benchmark):
+    return import_benchmark("bench_bertscore")
 
 
 def test_a_tiny_run_scores_alike_and_encodes_fewer_texts(bench, tmp_path):

@@ -5,16 +5,10 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture
-def bench(monkeypatch):
-    """The benchmark module, imported as when it runs as a script (its folder on `sys.path`)."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import bench_explanation_filter
-
-    return bench_explanation_filter
+def bench(import_benchmark):
+    return import_benchmark("bench_explanation_filter")
 
 
 def test_reviews_follow_the_stated_shapes(bench):

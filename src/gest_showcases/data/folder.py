@@ -28,10 +28,9 @@ the dataset was built with whenever the photos lie outside the dataset folder.
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import yaml
 
 from gest_showcases.errors import InputError, one_line
 
-from .images import EMBEDDED_IMAGES_COLUMN, resolve_image_path
+from .images import EMBEDDED_IMAGES_COLUMN, resolve_image_path, resolve_image_paths
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +271,7 @@ def dataset_image_paths(
             for pic in row["history_pics"]:
                 stored.setdefault((pic, posixpath.join(image_dir, f"{pic}.jpg")), row["review_id"])
     # Every stored path is checked, not only the first of each photo: a row is refused for any path it holds.
-    files = _resolve_image_paths(dict.fromkeys(path for _, path in stored), roots)
+    files = resolve_image_paths(dict.fromkeys(path for _, path in stored), roots)
     resolved: dict[str, Path] = {}
     for (pic, path), review in stored.items():
         file = files.get(path)
@@ -287,34 +286,3 @@ def dataset_image_paths(
                 "rebuild the dataset"
             )
     return resolved
-
-
-def _resolve_image_paths(paths: Iterable[str], roots: list[Path]) -> dict[str, Path]:
-    """`resolve_image_path` of many stored paths; the ones it refuses are left out.
-
-    A dataset stores a million photos in a handful of folders, and resolving each path costs a `stat` per
-    component (minutes for Gest-s1). So each folder is resolved once by the policy, and a file in it is that
-    folder joined with its name, which is what resolving the whole path gives unless the name is itself a
-    symlink (one `lstat` per file tells) or `.`/`..`: those, and every path of a folder the policy refuses,
-    go through `resolve_image_path` whole.
-    """
-    folders: dict[str, Path | None] = {}
-    files: dict[str, Path] = {}
-    for path in paths:
-        folder, name = posixpath.split(path)
-        if folder not in folders:
-            try:
-                folders[folder] = resolve_image_path(folder or ".", roots)
-            except InputError:
-                folders[folder] = None
-        base = folders[folder]
-        if base is not None and name not in ("", ".", ".."):
-            file = base / name
-            if not os.path.islink(file):
-                files[path] = file
-                continue
-        try:
-            files[path] = resolve_image_path(path, roots)
-        except InputError:
-            continue
-    return files

@@ -10,9 +10,10 @@ import enum
 import io
 import logging
 import os
+import posixpath
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -132,6 +133,37 @@ class ImageStatus(enum.IntEnum):
     OUTSIDE = 3  # a link out of the images folder, which `resolve_image_path` refuses (a copy would publish it)
 
 
+def resolve_image_paths(paths: Iterable[str], roots: list[Path]) -> dict[str, Path]:
+    """`resolve_image_path` of many stored paths (`{path: resolved file}`); the ones it refuses are left out.
+
+    A dataset stores a million photos in a handful of folders, and resolving each path costs a `stat` per
+    component (minutes for Gest-s1). So each folder is resolved once by the policy, and a file in it is that
+    folder joined with its name, which is what resolving the whole path gives unless the name is itself a
+    symlink (one `lstat` per file tells) or `.`/`..`: those, and every path of a folder the policy refuses,
+    go through `resolve_image_path` whole.
+    """
+    folders: dict[str, Path | None] = {}
+    files: dict[str, Path] = {}
+    for path in paths:
+        folder, name = posixpath.split(path)
+        if folder not in folders:
+            try:
+                folders[folder] = resolve_image_path(folder or ".", roots)
+            except InputError:
+                folders[folder] = None
+        base = folders[folder]
+        if base is not None and name not in ("", ".", ".."):
+            file = base / name
+            if not os.path.islink(file):
+                files[path] = file
+                continue
+        try:
+            files[path] = resolve_image_path(path, roots)
+        except InputError:
+            continue
+    return files
+
+
 def image_path(images_dir: str | Path, pic_id: str) -> Path:
     """The file of one image: `<images_dir>/<pic_id>.jpg`."""
     return Path(images_dir) / f"{pic_id}.jpg"
@@ -165,33 +197,28 @@ def probe_image(path: str | Path, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageSt
 
 def _probe_batch(job: tuple[str, list[str]]) -> list[int]:
     images_dir, pic_ids = job
+    inside = _inside(images_dir, pic_ids)
     return [
-        ImageStatus.OUTSIDE if _outside(images_dir, pic_id) else probe_image(image_path(images_dir, pic_id))
+        probe_image(image_path(images_dir, pic_id)) if pic_id in inside else ImageStatus.OUTSIDE
         for pic_id in pic_ids
     ]
 
 
-def _outside(images_dir: str, pic_id: str) -> bool:
-    """Whether the photo's file leads out of `images_dir` once resolved (a link): the one path policy decides."""
-    try:
-        resolve_image_path(image_path(".", pic_id), [images_dir])
-    except InputError:
-        return True
-    except OSError:  # a pic id too long for a file name: `probe_image` reports it missing
-        return False
-    return False
+def _inside(images_dir: str | Path, pic_ids: Sequence[str]) -> set[str]:
+    """The ids whose file stays inside `images_dir` once resolved (not a link out of it): the one path policy
+    decides, the folder resolved once (`resolve_image_paths`). A file that does not exist stays in: its readers
+    count it as missing."""
+    names = {str(image_path("", pic_id)): pic_id for pic_id in pic_ids}
+    return {names[name] for name in resolve_image_paths(names, [Path(images_dir)])}
 
 
 def photo_files(images_dir: str | Path, pic_ids: Sequence[str]) -> dict[str, Path]:
     """`{pic_id: <images_dir>/<pic_id>.jpg}` for the photos whose file stays inside `images_dir` once resolved (the
     path policy); one whose file is a link out of the folder is left out, never read, with one warning for all.
     Missing files are kept: their readers count them as missing."""
-    files, outside = {}, []
-    for pic in pic_ids:
-        if _outside(str(images_dir), pic):
-            outside.append(pic)
-        else:
-            files[pic] = image_path(images_dir, pic)
+    inside = _inside(images_dir, pic_ids)
+    files = {pic: image_path(images_dir, pic) for pic in pic_ids if pic in inside}
+    outside = [pic for pic in pic_ids if pic not in inside]
     if outside:
         logger.warning(
             "%d photo file(s) in %s link outside it and are not read: %s",
