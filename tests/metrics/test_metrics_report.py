@@ -102,6 +102,27 @@ def test_pos_tagger_tags_nouns_adjectives_adverbs():
     assert tags["the"] not in ("NOUN", "ADJ", "ADV")
 
 
+def test_the_tagger_tags_each_distinct_text_once(monkeypatch):
+    """Figure 6 (b) tags the same references for every system: each text goes through the tagger once, in order."""
+    from gest_showcases.metrics import coverage
+
+    calls = []
+
+    def counting(texts):
+        calls.append(list(texts))
+        return [[(word, "NOUN") for word in text.split()] for text in texts]
+
+    tag = coverage._remembered(counting)
+    assert tag(["a b", "c", "a b"]) == [[("a", "NOUN"), ("b", "NOUN")], [("c", "NOUN")], [("a", "NOUN"), ("b", "NOUN")]]
+    assert tag(["c", "d"]) == [[("c", "NOUN")], [("d", "NOUN")]]
+    assert tag(["a b"]) == [[("a", "NOUN"), ("b", "NOUN")]]
+    assert calls == [["a b", "c"], ["d"]]
+    name, real = coverage.pos_tagger()
+    if name == "wordnet":
+        install_wordnet()
+    assert real(["The pizza was great", "The pizza was great"]) == real(["The pizza was great"]) * 2
+
+
 @pytest.mark.slow  # loads WordNet
 def test_wordnet_fallback_tagger(monkeypatch):
     from gest_showcases.metrics import coverage as report

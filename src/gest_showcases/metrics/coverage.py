@@ -82,6 +82,8 @@ def pos_tagger() -> tuple[str, Callable[[Sequence[str]], list[list[tuple[str, st
     WordNet tagger: a closed list of function words is tagged ``X``, any other word gets the part of
     speech whose WordNet senses have the highest SemCor frequency (ties: more senses; order noun, verb,
     adjective, adverb), words unknown to WordNet ``X``. Tokens: :func:`tokenize`.
+
+    ``tag`` tags each distinct text once and remembers it: Figure 6 (b) tags the same references for every system.
     """
     pipeline = _spacy_pipeline()
     if pipeline is not None:
@@ -90,12 +92,25 @@ def pos_tagger() -> tuple[str, Callable[[Sequence[str]], list[list[tuple[str, st
         def tag_spacy(texts):
             return [[(t.text.lower(), t.pos_) for t in doc] for doc in nlp.pipe(texts, batch_size=256)]
 
-        return f"spacy:{name}", tag_spacy
+        return f"spacy:{name}", _remembered(tag_spacy)
 
     def tag_wordnet(texts):
         return [[(w, _wordnet_pos(w)) for w in tokenize(t)] for t in texts]
 
-    return "wordnet", tag_wordnet
+    return "wordnet", _remembered(tag_wordnet)
+
+
+def _remembered(tag: Callable[[Sequence[str]], list]) -> Callable[[Sequence[str]], list]:
+    """`tag` that tags, in one call, only the texts it has not tagged before."""
+    tagged: dict[str, list] = {}
+
+    def tag_once(texts: Sequence[str]) -> list:
+        new = [text for text in dict.fromkeys(texts) if text not in tagged]
+        if new:
+            tagged.update(zip(new, tag(new), strict=True))
+        return [tagged[text] for text in texts]
+
+    return tag_once
 
 
 def pos_coverage(
