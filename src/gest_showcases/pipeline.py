@@ -698,16 +698,23 @@ class ShowcasePipeline:
     # -- features -------------------------------------------------------------------------------
 
     def _clip_features(self, photos: list[ImageLike]) -> list[torch.Tensor | None]:
-        """CLIP image embeddings `[D]` of photos (None when unreadable), encoded `ENCODE_BATCH` at a time."""
-        pixels = read_pixels(photos, self.clip_image.preprocessing)
+        """CLIP image embeddings `[D]` of photos (None when unreadable), encoded `ENCODE_BATCH` at a time. A photo
+        that several requests of the batch show (a business's pool, a path or the same PIL image) is read and
+        encoded once."""
+        keys = [str(photo) if isinstance(photo, str | Path) else id(photo) for photo in photos]
+        distinct: dict[object, ImageLike] = {}
+        for key, photo in zip(keys, photos, strict=True):
+            distinct.setdefault(key, photo)
+        slot = {key: position for position, key in enumerate(distinct)}
+        pixels = read_pixels(list(distinct.values()), self.clip_image.preprocessing)
         readable = [index for index, value in enumerate(pixels) if value is not None]
-        features: list[torch.Tensor | None] = [None] * len(photos)
+        features: list[torch.Tensor | None] = [None] * len(distinct)
         for start in range(0, len(readable), ENCODE_BATCH):
             rows = readable[start : start + ENCODE_BATCH]
             embeds = self.clip_image.encode(torch.stack([pixels[index] for index in rows]))  # [n, D]
             for row, index in enumerate(rows):
                 features[index] = embeds[row]
-        return features
+        return [features[slot[key]] for key in keys]
 
     def review_embeddings(self, texts: Sequence[str]) -> torch.Tensor:
         """CLIP review embeddings `[n, D]` of the texts that have a sentence (empty texts are dropped): each the

@@ -122,6 +122,22 @@ def test_one_selector_forward_pass_per_batch(pipeline, photos, monkeypatch):
     assert len(calls) == 1
 
 
+def test_a_photo_several_requests_show_is_read_and_encoded_once_per_batch(pipeline, photos, monkeypatch):
+    """The three requests show 8 distinct photos 18 times (pools of one business overlap); each is encoded once,
+    and the showcases are those of the requests one at a time (`test_batched_outputs_equal_one_by_one`)."""
+    encoded = []
+    encode = pipeline.clip_image.encode
+    monkeypatch.setattr(pipeline.clip_image, "encode", lambda pixels: encoded.append(len(pixels)) or encode(pixels))
+    batch = requests(photos)
+    shown = [photo for r in batch for photo in [*(p for _, p in r.candidate_items()), *r.history_images]]
+    assert (len(shown), len(set(map(str, shown)))) == (18, 8)
+    results = pipeline(batch, batch_size=3, num_beams=1)
+    assert sum(encoded) == 8
+    assert [[p.id for p in r.photos] for r in results] == [
+        [p.id for p in pipeline(request, num_beams=1).photos] for request in batch
+    ]
+
+
 def test_fewer_photos_than_k_returns_them_all(pipeline, photos):
     result = pipeline(
         ShowcaseInput(candidates=[photos["pic0"], photos["pic1"]], history_texts=["Nice."]), k=3
