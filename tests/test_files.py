@@ -105,3 +105,22 @@ def test_a_write_removes_the_temporary_files_of_killed_writers_only(tmp_path):
     assert (tmp_path / "out.json").read_text() == "{}"
     assert not killed.exists()
     assert live.exists() and elsewhere.exists() and other_file.exists()
+
+
+def test_the_writer_tag_differs_between_pid_namespaces_of_one_machine(monkeypatch):
+    """The diff review (session 27): containers sharing a hostname and a folder, each with its own pids, deleted each
+    other's live temporary files (a pid not running here may be running in the other namespace)."""
+    monkeypatch.setattr(os, "readlink", lambda path: "pid:[4026531836]")
+    first = files._writer_tag()
+    monkeypatch.setattr(os, "readlink", lambda path: "pid:[4026532999]")
+    assert files._writer_tag() != first and len(first) == 8
+
+
+def test_the_temporary_name_is_about_as_long_as_before_the_writer_tag(tmp_path):
+    # `.NAME.<32 hex>.tmp` before: 38 characters beside the name. Now `.NAME.<tag 8>-<pid>-<16 hex>.tmp`: 32 plus the
+    # pid's digits, so no longer for pids up to 6 digits and one character longer for 7 (the diff review found the
+    # first version 9-17 characters longer: names near the file system's limit stopped fitting).
+    with files.writing_atomically(tmp_path / "out.json") as temporary:
+        assert len(temporary.name) - len("out.json") == 32 + len(str(os.getpid()))
+        temporary.write_text("{}")
+    assert (tmp_path / "out.json").read_text() == "{}"

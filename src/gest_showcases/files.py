@@ -15,9 +15,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# Temporary files name their writer (this machine, its process id): a file that a killed writer left is removed by
-# the next write of the same path on the same machine, never a live writer's, nor one another machine may be writing.
-_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+# Temporary files name their writer: a tag of this machine and its process-id namespace (a container with its own
+# pids shares a hostname, not pids), then its pid. A file that a killed writer left is removed by the next write of
+# the same path under the same tag, never a live writer's, nor one another machine or namespace may be writing.
+def _writer_tag() -> str:
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # Linux: "pid:[4026531836]"
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
+
+
+_HOST = _writer_tag()
 
 
 @contextmanager
@@ -29,8 +39,9 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
     writer was killed.
     """
     path = Path(path)
-    _remove_killed_writers_files(path)
-    temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex}.tmp")
+    remove_killed_writers_files(path.parent, path.name)
+    # 64 random bits beside the pid: the name is no longer than a 128-bit one without the writer's tag.
+    temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp")
     try:
         yield temporary
         os.replace(temporary, path)
@@ -38,9 +49,12 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def _remove_killed_writers_files(path: Path) -> None:
-    for leftover in glob.glob(glob.escape(str(path.with_name(f".{path.name}.{_HOST}-"))) + "*.tmp"):
-        pid = Path(leftover).name[len(path.name) + len(_HOST) + 3 :].split("-", 1)[0]
+def remove_killed_writers_files(folder: str | Path, name: str | None = None) -> None:
+    """Remove the temporary files in `folder` (of the file `name`, or of any file) that `writing_atomically`
+    left when its writer was killed: written under this machine's and namespace's tag by a process that is gone."""
+    own = glob.escape(f".{name}.{_HOST}-") if name is not None else f".*.{_HOST}-"
+    for leftover in glob.glob(glob.escape(f"{Path(folder)}{os.sep}") + own + "*.tmp"):
+        pid = Path(leftover).name.rsplit(f".{_HOST}-", 1)[-1].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             Path(leftover).unlink(missing_ok=True)
 

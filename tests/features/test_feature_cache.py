@@ -97,6 +97,8 @@ def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     leftover = tmp_path / "f" / "image" / f".shard-00002.safetensors.{files._HOST}-{int(dead.stdout)}-0.tmp"
     leftover.write_bytes(b"garbage")
+    never_rewritten = leftover.with_name(f".shard-09999.safetensors.{files._HOST}-{int(dead.stdout)}-0.tmp")
+    never_rewritten.write_bytes(b"garbage")  # removed when the cache opens, not only when its shard is written
     # The stopped run's 4 of 8 features are not the dataset's (session 26's audit: train-selector and train-pc2l
     # read them and silently dropped the other photos from every example).
     with pytest.raises(CorruptCacheError, match="stopped before it finished; rerun it with the same --output_dir"):

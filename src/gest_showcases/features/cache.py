@@ -37,7 +37,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from gest_showcases.errors import InputError
-from gest_showcases.files import write_text_atomically, writing_atomically
+from gest_showcases.files import remove_killed_writers_files, write_text_atomically, writing_atomically
 from gest_showcases.numerics import check_finite_rows
 
 logger = logging.getLogger(__name__)
@@ -192,8 +192,9 @@ class FeatureCache:
                 "shards": {},
             }
             write_text_atomically(self.manifest_path, json.dumps(self.manifest, indent=2))
-        # Leftovers of a run killed while writing: never renamed, so never counted as done. A shard's temporary file
-        # is removed when the next run writes that shard (`writing_atomically`); `.tmp-*` is the name used before.
+        # Leftovers of a run killed while writing: never renamed, so never counted as done. Removed here when their
+        # writer is gone (`files.remove_killed_writers_files`: never another live rank's); `.tmp-*`: the old name.
+        remove_killed_writers_files(self.directory)
         for partial in self.directory.glob(".tmp-*"):
             partial.unlink(missing_ok=True)
         self._verify_shards()
