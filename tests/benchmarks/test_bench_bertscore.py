@@ -27,3 +27,4 @@ def test_a_tiny_run_scores_alike_and_encodes_fewer_texts(bench, tmp_path):
     assert report["max_score_difference"] < 1e-6
     # Separate calls encode each system's texts plus the 5 references again; the shared scorer each text once.
     assert report["texts_encoded_separate"] == 3 * 10 and report["texts_encoded_shared"] == 4 * 5
+    assert report["texts_held_at_most"] == 2 * 5  # the references and one system's texts

@@ -91,3 +91,15 @@ def test_a_shared_scorer_scores_like_separate_calls_and_encodes_each_text_once(t
     shared = {name: bert_score(texts, REFERENCES, scorer=scorer) for name, texts in systems.items()}
     assert shared == {name: {k: pytest.approx(v, abs=1e-6) for k, v in s.items()} for name, s in separate.items()}
     assert sum(encoded) == len(set(HYPOTHESES) | set(REFERENCES))  # nothing encoded twice, nothing after prepare
+
+
+def test_a_scorer_forgets_texts_and_is_not_mixed_with_model_arguments(tiny_bert):
+    from gest_showcases.metrics._bertscore import BertScorer
+
+    scorer = BertScorer(tiny_bert, None, batch_size=3)
+    first = bert_score(HYPOTHESES, REFERENCES, scorer=scorer)
+    scorer.forget(HYPOTHESES)
+    assert set(scorer._stats) == set(REFERENCES) - set(HYPOTHESES)
+    assert bert_score(HYPOTHESES, REFERENCES, scorer=scorer) == first  # encoded again on demand
+    with pytest.raises(ValueError, match="either scorer"):
+        bert_score(HYPOTHESES, REFERENCES, model=tiny_bert, scorer=scorer)

@@ -834,9 +834,7 @@ class Experiment:
             for row, text, reference, pics, user, business in zip(rows, cell["texts"], references, shown, users, businesses, strict=True)
         ]  # fmt: skip
         # Atomic: `every_metric` scores this file once and caches the result; a cut file must never be scored.
-        write_text_atomically(
-            out / f"generations{self.suffix}.jsonl", "".join(json.dumps(record) + "\n" for record in generations)
-        )
+        write_generations(out / f"generations{self.suffix}.jsonl", generations)
         scores["references"] = references
         # Accumulated over the calls that computed the seed's cells.
         seconds = time.perf_counter() - start

@@ -331,7 +331,9 @@ class ExplanationFilter:
         self, sentence_lists: Sequence[Sequence[str]], image_lists: Sequence[Sequence[str]]
     ) -> list[list[str]]:
         """Each review's kept sentences (`__call__` for every review), scored `reviews_per_block` reviews per call:
-        one classifier call per review costs ~30x the arithmetic it does (tiny tensors)."""
+        one classifier call per review costs ~30x the arithmetic it does (tiny tensors). A probability may differ
+        from one review's own call by one float32 rounding (the larger product sums in another order): only a
+        sentence exactly at the threshold could go the other way."""
         kept: list[list[str]] = []
         for start in range(0, len(sentence_lists), self.reviews_per_block):
             end = start + self.reviews_per_block

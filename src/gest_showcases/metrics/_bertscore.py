@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -13,9 +13,9 @@ from gest_showcases.tensors import pad_ragged
 
 
 class BertScorer:
-    """BERTScore's encoder, loaded once, and each text's token embeddings, computed once: `evaluate` scores every
-    system against the same references, and `prepare` with all their texts encodes each distinct text in one pass
-    (batches sorted by length). `per_example` is `metrics.text.bert_score`'s computation.
+    """BERTScore's encoder, loaded once, and each text's token embeddings, computed once until `forget`: `evaluate`
+    scores every system against the same references, encoded once (`prepare` encodes texts in batches sorted by
+    length). `per_example` is `metrics.text.bert_score`'s computation.
     """
 
     def __init__(self, model_path: str | Path, num_layers: int | None, batch_size: int = 64, device: str = "cpu"):
@@ -59,6 +59,11 @@ class BertScorer:
             for row, i in enumerate(batch):
                 tokens = encoded[i]
                 self._stats[sentences[i]] = (hidden[row, : len(tokens)], (~torch.isin(tokens, special)).float())
+
+    def forget(self, texts: Iterable[str]) -> None:
+        """Drop the embeddings of `texts` (a scored system's outputs): a text's tokens take `T x D` floats."""
+        for text in texts:
+            self._stats.pop(text, None)
 
     def per_example(self, hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, torch.Tensor]:
         """Per-example BERTScore precision, recall and F1 tensors [N] (see `metrics.text.bert_score`)."""

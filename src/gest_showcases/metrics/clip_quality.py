@@ -52,6 +52,7 @@ from .synth_truth import SynthTruth
 
 logger = logging.getLogger(__name__)
 
+
 def subject_probe(
     train_embeds: torch.Tensor,
     train_subjects: Sequence[str],

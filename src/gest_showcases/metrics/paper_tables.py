@@ -141,14 +141,17 @@ def score_generations(
     rows: dict[str, dict[str, float]] = {}
     bertscore = None
     if bertscore_model is not None:
-        # One encoder for every system; each distinct text (the shared references once) encoded in one pass.
+        # One encoder for every system, the shared references encoded once and kept; each system's own texts are
+        # dropped once scored, so memory holds the references and one system's texts, not every system's.
         bertscore = BertScorer(bertscore_model, bertscore_layers, device=device)
-        bertscore.prepare([text for r in records for text in (r.generated, r.reference)])
+        all_references = {r.reference for r in records}
+        bertscore.prepare(all_references)
     for name, recs in systems.items():
         generated, references = [r.generated for r in recs], [r.reference for r in recs]
         rows[name] = text_metrics(generated, references)
         if bertscore is not None:
             rows[name].update(bert_score(generated, references, scorer=bertscore))
+            bertscore.forget(set(generated) - all_references)
         logger.info("%s: %s", name, rows[name])
     rows[GROUND_TRUTH] = distinct([r.reference for r in truth])
     if clip is not None and image_dir is not None:

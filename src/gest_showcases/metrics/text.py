@@ -446,5 +446,7 @@ def bert_score(
         return {"bertscore_precision": 0.0, "bertscore_recall": 0.0, "bertscore_f1": 0.0}
     if scorer is None:
         scorer = BertScorer(model or default_bertscore_model(), num_layers, batch_size, device)
+    elif model is not None or num_layers is not None:
+        raise ValueError("pass either scorer (a loaded BertScorer) or model / num_layers, not both")
     scores = scorer.per_example(hypotheses, references)
     return {f"bertscore_{key}": float(value.mean()) for key, value in scores.items()}
