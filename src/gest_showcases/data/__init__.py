@@ -4,7 +4,7 @@ Only `records` (standard library) loads with the package, so that `gest_showcase
 imports on machines without `datasets` or `pyarrow`; the other names load on first use.
 """
 
-import importlib
+from gest_showcases._lazy import lazy_exports
 
 from .records import SPLITS, DropReport, Review, normalize_pic_id, split_sentences
 
@@ -31,10 +31,5 @@ _LAZY = {
     "format_markdown": "stats",
 }
 
-__all__ = ["SPLITS", "DropReport", "Review", "normalize_pic_id", "split_sentences", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+__getattr__, __dir__, _lazy_names = lazy_exports(__name__, _LAZY)
+__all__ = ["SPLITS", "DropReport", "Review", "normalize_pic_id", "split_sentences", *_lazy_names]
