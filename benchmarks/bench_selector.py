@@ -167,6 +167,20 @@ def main(argv: list[str] | None = None) -> dict:
             if round_index >= args.warmup:
                 durations[path].append(time.perf_counter() - start)
 
+    # The fetch and collation alone (distinct images), as the DataLoader does it: items one at a time, each with a
+    # copy of its pool's features (before session 27), against `__getitems__` and one gather per batch (today).
+    fetch = {"items_one_at_a_time": [], "getitems": []}
+    same_batches = True
+    for indices in batches:
+        start = time.perf_counter()
+        copied = collate_selection([dataset[i] for i in indices], True)
+        fetch["items_one_at_a_time"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        gathered = collate_selection(dataset.__getitems__(indices), True)
+        fetch["getitems"].append(time.perf_counter() - start)
+        same_batches &= all(torch.equal(copied[key], gathered[key]) for key in copied)
+    fetch_s = {path: statistics.median(values) for path, values in fetch.items()}
+
     batch_items = [[dataset[i] for i in indices] for indices in batches]
     slots = statistics.mean(collate_selection(items)["candidate_mask"].numel() for items in batch_items)
     distinct = statistics.mean(len(collate_selection(items, True)["image_features"]) for items in batch_items)
@@ -182,6 +196,9 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_over_before": {path: seconds["before"] / seconds[path] for path in PATHS[1:]},
         "target_speedup": 2.5,
         "first_step_agreement_with_before": agreement,
+        "fetch_and_collate_s": fetch_s,
+        "fetch_speedup": fetch_s["items_one_at_a_time"] / fetch_s["getitems"],
+        "fetch_same_batches": same_batches,
     }
     print(f"\nDPP selector training step on {results['device']}, batch {args.batch_size}, {args.examples} "
           f"examples over {args.businesses} businesses, pools of {args.min_pool}-{args.max_pool} images\n")  # fmt: skip
@@ -196,6 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
               f"{same['gradient_max_relative_difference']:.1e} |")  # fmt: skip
     print(f"\ndistinct_images: {results['speedup_over_before']['distinct_images']:.2f}x the step before issue 18 "
           "(target 2.5x)")  # fmt: skip
+    print(f"fetch and collation of a batch (median): {fetch_s['items_one_at_a_time']:.3f} s items one at a time, "
+          f"{fetch_s['getitems']:.3f} s with __getitems__ ({results['fetch_speedup']:.2f}x), same batches: "
+          f"{same_batches}")  # fmt: skip
     return _env.finish(results, environment, args.output)
 
 

@@ -89,6 +89,7 @@ def test_selector_benchmark_reports_the_ratio_and_refuses_on_load(bench, tmp_pat
     assert json.loads((tmp_path / "s.json").read_text()) == report
     assert report["noisy"] is True and report["environment"]["load_average_1m_start"] == 99.0
     assert set(report["speedup_over_before"]) == {"per_slot", "distinct_images"}
+    assert report["fetch_same_batches"] is True and report["fetch_speedup"] > 0
     rows = report["image_mlp_rows_per_step"]
     assert rows["distinct_images"] < rows["before"] == rows["per_slot"]
     for agreement in report["first_step_agreement_with_before"].values():

@@ -187,3 +187,26 @@ def test_training_embeds_each_distinct_image_once_with_the_per_slot_loss(monkeyp
     for distinct, real_slots, loss, reference in calls:
         assert distinct < real_slots  # shared pools: fewer rows through the image MLP than candidates
         assert loss == pytest.approx(reference, rel=1e-5, abs=1e-5)
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_dataloader_batch_gathers_once_and_equals_the_items_one_at_a_time(distinct, num_workers):
+    """`DataLoader` fetches a batch through `SelectionDataset.__getitems__` (pools' rows and the shared matrix, no
+    per-example copies), and `collate_selection` gathers the batch's rows once: the same batch as collating
+    `dataset[i]` items, each with a copy of its pool's features (also from a worker process)."""
+    from functools import partial
+
+    from torch.utils.data import DataLoader
+
+    dataset = shared_pool_dataset()
+    items = dataset.__getitems__([0, 1, 2])
+    assert all(item["image_features"] is dataset.image_features for item in items)  # shared, not copied
+    loader = DataLoader(dataset, batch_size=4, num_workers=num_workers,
+                        collate_fn=partial(collate_selection, distinct_images=distinct))  # fmt: skip
+    for start, batch in zip(range(0, len(dataset), 4), loader, strict=True):
+        one_at_a_time = [dataset[i] for i in range(start, min(start + 4, len(dataset)))]
+        expected = collate_selection(one_at_a_time, distinct_images=distinct)
+        assert batch.keys() == expected.keys()
+        for key in expected:
+            torch.testing.assert_close(batch[key], expected[key], rtol=0, atol=0)

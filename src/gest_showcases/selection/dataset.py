@@ -79,6 +79,26 @@ class SelectionDataset(Dataset):
             "target_mask": target_mask,
         }
 
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch's items as `DataLoader` fetches them: like `__getitem__`, but each item names its pool's rows and
+        the shared feature matrix (`image_features`, no copy) instead of a copy of its pool's features, which
+        `collate_selection` gathers once for the batch (pools of one business repeat across a batch)."""
+        items = []
+        for index in indices:
+            pool = self.candidates[index]
+            target_mask = torch.zeros(len(pool), dtype=torch.bool)
+            target_mask[self.targets[index]] = True
+            items.append(
+                {
+                    "profile_text": self.profile_text[index],
+                    "profile_image": self.profile_image[index],
+                    "image_features": self.image_features,
+                    "candidate_index": pool,
+                    "target_mask": target_mask,
+                }
+            )
+        return items
+
     def candidate_ids(self, indices: torch.Tensor) -> list[list[str]]:
         """Image ids of the pools of the examples `indices` (requires `image_ids`)."""
         if self.image_ids is None:
@@ -92,7 +112,8 @@ def collate_selection(
     """Pads a list of `SelectionDataset` items to the longest pool.
 
     Args:
-        examples (`list[dict]`): `SelectionDataset` items.
+        examples (`list[dict]`): `SelectionDataset` items (`__getitem__`'s, or `__getitems__`' with the shared
+            feature matrix; the same batch either way).
         distinct_images (`bool`, *optional*, defaults to `False`):
             Return each distinct image of the batch once, `image_features`, and each candidate's row in it,
             `candidate_image_index`, instead of the padded `candidate_features`: the training loop's view.
@@ -118,15 +139,23 @@ def collate_selection(
         "target_mask": pad_sequence([example["target_mask"] for example in examples], batch_first=True),
         "candidate_index": candidate_index,
     }
-    features = [example["candidate_features"] for example in examples]
+    # Items from `SelectionDataset.__getitems__` carry the shared matrix: the batch's rows are gathered once from it.
+    shared = examples[0].get("image_features")
     if not distinct_images:
-        batch["candidate_features"] = pad_sequence(features, batch_first=True)
+        if shared is not None:
+            padded = shared[candidate_index.clamp_min(0)]  # [B, N, Di]
+            batch["candidate_features"] = padded.masked_fill(~candidate_mask.unsqueeze(-1), 0.0)
+        else:
+            batch["candidate_features"] = pad_sequence([e["candidate_features"] for e in examples], batch_first=True)
         return batch
-    # Real slots in row-major order: the order of the examples' features concatenated.
     rows, inverse = torch.unique(candidate_index[candidate_mask], return_inverse=True)  # [U], [T]
-    slots = torch.arange(len(inverse))
-    first_slot = torch.full((len(rows),), len(inverse)).scatter_reduce_(0, inverse, slots, "amin")  # [U]
-    batch["image_features"] = torch.cat(features)[first_slot]
+    if shared is not None:
+        batch["image_features"] = shared[rows]
+    else:
+        # Real slots in row-major order: the order of the examples' features concatenated.
+        slots = torch.arange(len(inverse))
+        first_slot = torch.full((len(rows),), len(inverse)).scatter_reduce_(0, inverse, slots, "amin")  # [U]
+        batch["image_features"] = torch.cat([e["candidate_features"] for e in examples])[first_slot]
     batch["candidate_image_index"] = torch.full_like(candidate_index, -1).masked_scatter_(
         candidate_mask, inverse
     )
