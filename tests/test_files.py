@@ -94,7 +94,7 @@ def test_a_write_removes_the_temporary_files_of_killed_writers_only(tmp_path):
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = int(finished.stdout)  # a process that has exited: its temporary file is a leftover
-    host = files._HOST
+    host = files._WRITER_TAG
     killed = tmp_path / f".out.json.{host}-{dead}-0123.tmp"
     live = tmp_path / f".out.json.{host}-{os.getpid()}-4567.tmp"  # a writer still running
     elsewhere = tmp_path / f".out.json.0000ffff-{dead}-89ab.tmp"  # another machine's writer

@@ -27,7 +27,7 @@ def _writer_tag() -> str:
     return hashlib.sha256(f"{socket.gethostname()}|{namespace}".encode()).hexdigest()[:8]
 
 
-_HOST = _writer_tag()
+_WRITER_TAG = _writer_tag()
 
 
 @contextmanager
@@ -41,7 +41,7 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     remove_killed_writers_files(path.parent, path.name)
     # 64 random bits beside the pid: the name is no longer than a 128-bit one without the writer's tag.
-    temporary = path.with_name(f".{path.name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp")
+    temporary = path.with_name(f".{path.name}.{_WRITER_TAG}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp")
     try:
         yield temporary
         os.replace(temporary, path)
@@ -52,9 +52,9 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
 def remove_killed_writers_files(folder: str | Path, name: str | None = None) -> None:
     """Remove the temporary files in `folder` (of the file `name`, or of any file) that `writing_atomically`
     left when its writer was killed: written under this machine's and namespace's tag by a process that is gone."""
-    own = glob.escape(f".{name}.{_HOST}-") if name is not None else f".*.{_HOST}-"
+    own = glob.escape(f".{name}.{_WRITER_TAG}-") if name is not None else f".*.{_WRITER_TAG}-"
     for leftover in glob.glob(glob.escape(f"{Path(folder)}{os.sep}") + own + "*.tmp"):
-        pid = Path(leftover).name.rsplit(f".{_HOST}-", 1)[-1].split("-", 1)[0]
+        pid = Path(leftover).name.rsplit(f".{_WRITER_TAG}-", 1)[-1].split("-", 1)[0]
         if pid.isdigit() and not _running(int(pid)):
             Path(leftover).unlink(missing_ok=True)
 

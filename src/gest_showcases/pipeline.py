@@ -702,9 +702,7 @@ class ShowcasePipeline:
         that several requests of the batch show (a business's pool, a path or the same PIL image) is read and
         encoded once."""
         keys = [str(photo) if isinstance(photo, str | Path) else id(photo) for photo in photos]
-        distinct: dict[object, ImageLike] = {}
-        for key, photo in zip(keys, photos, strict=True):
-            distinct.setdefault(key, photo)
+        distinct = dict(zip(keys, photos, strict=True))  # one photo per key (equal keys: the same file or image)
         slot = {key: position for position, key in enumerate(distinct)}
         pixels = read_pixels(list(distinct.values()), self.clip_image.preprocessing)
         readable = [index for index, value in enumerate(pixels) if value is not None]

@@ -95,9 +95,9 @@ def test_resume_after_interruption(tmp_path, tiny_clip, image_dir, monkeypatch):
         extract_image_features(items, image_model, tmp_path / "f", batch_size=2, shard_size=2, num_workers=0)
     # A shard half-written when the process died is a temporary file, never read as done; the rerun removes it.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    leftover = tmp_path / "f" / "image" / f".shard-00002.safetensors.{files._HOST}-{int(dead.stdout)}-0.tmp"
+    leftover = tmp_path / "f" / "image" / f".shard-00002.safetensors.{files._WRITER_TAG}-{int(dead.stdout)}-0.tmp"
     leftover.write_bytes(b"garbage")
-    never_rewritten = leftover.with_name(f".shard-09999.safetensors.{files._HOST}-{int(dead.stdout)}-0.tmp")
+    never_rewritten = leftover.with_name(f".shard-09999.safetensors.{files._WRITER_TAG}-{int(dead.stdout)}-0.tmp")
     never_rewritten.write_bytes(b"garbage")  # removed when the cache opens, not only when its shard is written
     # The stopped run's 4 of 8 features are not the dataset's (session 26's audit: train-selector and train-pc2l
     # read them and silently dropped the other photos from every example).

@@ -68,36 +68,26 @@ class SelectionDataset(Dataset):
         return len(self.candidates)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = self._item(index)
+        item["candidate_features"] = self.image_features[item["candidate_index"]]  # a copy of the pool's rows
+        return item
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch's items as `DataLoader` fetches them: like `__getitem__`, but each item names its pool's rows and
+        the shared feature matrix (`image_features`, no copy) instead of a copy of its pool's features, which
+        `collate_selection` gathers once for the batch (pools of one business repeat across a batch)."""
+        return [self._item(index) | {"image_features": self.image_features} for index in indices]
+
+    def _item(self, index: int) -> dict[str, torch.Tensor]:
         pool = self.candidates[index]
         target_mask = torch.zeros(len(pool), dtype=torch.bool)
         target_mask[self.targets[index]] = True
         return {
             "profile_text": self.profile_text[index],
             "profile_image": self.profile_image[index],
-            "candidate_features": self.image_features[pool],
             "candidate_index": pool,
             "target_mask": target_mask,
         }
-
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        """A batch's items as `DataLoader` fetches them: like `__getitem__`, but each item names its pool's rows and
-        the shared feature matrix (`image_features`, no copy) instead of a copy of its pool's features, which
-        `collate_selection` gathers once for the batch (pools of one business repeat across a batch)."""
-        items = []
-        for index in indices:
-            pool = self.candidates[index]
-            target_mask = torch.zeros(len(pool), dtype=torch.bool)
-            target_mask[self.targets[index]] = True
-            items.append(
-                {
-                    "profile_text": self.profile_text[index],
-                    "profile_image": self.profile_image[index],
-                    "image_features": self.image_features,
-                    "candidate_index": pool,
-                    "target_mask": target_mask,
-                }
-            )
-        return items
 
     def candidate_ids(self, indices: torch.Tensor) -> list[list[str]]:
         """Image ids of the pools of the examples `indices` (requires `image_ids`)."""
