@@ -1,5 +1,8 @@
-"""What the package's small `Trainer`s share: the selector's, the explanation classifier's and the stand-in CLIP's.
+"""What the package's `Trainer`s share: the generators', the selector's, the explanation classifier's and the stand-in
+CLIP's.
 
+- [`FiniteTrainer`]: the one NaN guard of every training: a non-finite loss or gradient stops it before the optimizer
+  step.
 - [`EpochPermutationSampler`]: the epoch order of a loop over `torch.randperm(n, generator=generator)`, which the
   classifier and the stand-in CLIP were trained with before they moved onto `Trainer`; their results stay the same.
 - [`LoggingProgressCallback`]: `Trainer`'s progress bar, with the logs (losses, evaluation metrics) sent to
@@ -14,7 +17,7 @@
   `finetune-lm`) resumes from with `--resume_from_checkpoint`, which `Trainer` itself never reads;
   [`remove_checkpoints`] once a run that saved them is done.
 
-This module imports only torch, NumPy, transformers and `errors`, so every layer may use it.
+This module imports only torch, NumPy, transformers, `errors` and `numerics`, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 import re
 import shutil
@@ -36,6 +40,39 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.numerics import check_finite_step
+
+
+class FiniteTrainer(Trainer):
+    """A `Trainer` that raises `NonFiniteError` at the first NaN/inf loss or gradient, before the optimizer step.
+
+    The check sits in `training_step`, after `backward`: the loss of every micro-batch, and on the micro-batch
+    that completes an optimizer step the norm of the (all-reduced) gradients, so under DDP every process stops at the
+    same step. The gradients are left to the loss scaler under fp16 (an inf there is routine: the scaler skips the
+    step) and to DeepSpeed and FSDP, which keep them off the parameters. The loss crosses to the host once, as the
+    stock loop's NaN filter already does; its value is kept in `last_loss` for subclasses that record it.
+    """
+
+    last_loss: float = math.nan
+
+    def current_epoch(self) -> int:
+        """The 1-based epoch of the step being run (`state.epoch` is the fraction done after the last step)."""
+        return int(self.state.epoch or 0) + 1
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        check_gradients = (
+            self.accelerator.sync_gradients
+            and self.accelerator.scaler is None
+            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+        )
+        self.last_loss = check_finite_step(
+            loss,
+            self.state.global_step + 1,
+            model.parameters() if check_gradients else None,
+            where=f"epoch {self.current_epoch()}",
+        )
+        return loss
 
 
 class EpochPermutationSampler(Sampler[int]):
@@ -239,6 +276,7 @@ def _check_checkpoint_files(checkpoint: Path, given: str) -> None:
 
 __all__ = [
     "EpochPermutationSampler",
+    "FiniteTrainer",
     "LoggingProgressCallback",
     "checkpoint_to_resume",
     "drop_use_cache",

@@ -18,8 +18,8 @@ from transformers import TrainingArguments
 from gest_showcases import cli
 from gest_showcases.commands import finetune_lm, train_pc2l
 from gest_showcases.errors import InputError
-from gest_showcases.generation.trainer import FiniteTrainer, PC2LTrainer
-from gest_showcases.trainer_utils import checkpoint_to_resume, last_complete_checkpoint
+from gest_showcases.generation.trainer import PC2LTrainer
+from gest_showcases.trainer_utils import FiniteTrainer, checkpoint_to_resume, last_complete_checkpoint
 
 # 6 training examples at batch 3: 2 steps an epoch, 6 steps in all; checkpoint-3 falls inside the second epoch.
 CHECKPOINTS = ["--save_strategy", "steps", "--save_steps", "3"]

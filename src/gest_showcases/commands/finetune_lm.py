@@ -28,14 +28,13 @@ from transformers import (
 from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.generation.finetune_lm import pack_texts
-from gest_showcases.generation.trainer import FiniteTrainer
 from gest_showcases.model_folders import (
     check_model_output_dir,
     check_tokenizer_fits,
     loading,
     require_model_type,
 )
-from gest_showcases.trainer_utils import checkpoint_to_resume
+from gest_showcases.trainer_utils import FiniteTrainer, checkpoint_to_resume
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 

@@ -75,7 +75,6 @@ from tqdm.auto import tqdm
 from transformers import (
     CLIPModel,
     CLIPTokenizer,
-    Trainer,
     TrainerCallback,
     TrainingArguments,
     VisionTextDualEncoderModel,
@@ -85,8 +84,12 @@ from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.files import saving_into
-from gest_showcases.numerics import check_finite_step
-from gest_showcases.trainer_utils import EpochPermutationSampler, kept_global_random_state, log_to_logger
+from gest_showcases.trainer_utils import (
+    EpochPermutationSampler,
+    FiniteTrainer,
+    kept_global_random_state,
+    log_to_logger,
+)
 
 from .clip import CLIP_MAX_TOKENS
 from .clip_standin import IMAGE_TOWERS, build_clip, stand_in_image_processor, train_clip_tokenizer
@@ -346,7 +349,7 @@ class TemperatureCap(TrainerCallback):
             model.clip.logit_scale.clamp_(0, math.log(100))
 
 
-class StandInCLIPTrainer(Trainer):
+class StandInCLIPTrainer(FiniteTrainer):
     """A `Trainer` for [`CLIPWithBagOfTokens`] on an [`ImageTextCollator`]'s batches (a dataset of photo rows).
 
     What differs from the stock `Trainer`: each epoch is one permutation of the photos drawn from a generator seeded
@@ -372,12 +375,7 @@ class StandInCLIPTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         batch_size = len(inputs["pixel_values"])
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # Before the step: a NaN gradient would make every weight NaN, and that model would be saved.
-        epoch = int(self.state.epoch or 0) + 1
-        value = check_finite_step(
-            loss, self.state.global_step + 1, model.parameters(), where=f"epoch {epoch}"
-        )
-        self.step_losses.append((value, batch_size))
+        self.step_losses.append((self.last_loss, batch_size))
         return loss
 
 

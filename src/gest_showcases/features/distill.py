@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, TrainingArguments
 
 from gest_showcases.data.build import build_dataset
 from gest_showcases.data.records import normalize_pic_id, split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.files import write_text_atomically
-from gest_showcases.numerics import check_finite_rows, check_finite_step
+from gest_showcases.numerics import check_finite_rows
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
+    FiniteTrainer,
     drop_use_cache,
     kept_global_random_state,
     log_to_logger,
@@ -141,7 +142,7 @@ def compute_auc(eval_prediction: EvalPrediction) -> dict[str, float]:
     return {"auc": roc_auc(scores, torch.as_tensor(eval_prediction.label_ids))}
 
 
-class ExplanationClassifierTrainer(Trainer):
+class ExplanationClassifierTrainer(FiniteTrainer):
     """A `Trainer` for [`ExplanationClassifier`] on annotated pairs (datasets of row numbers, [`PairCollator`]).
 
     What differs from the stock `Trainer`: each epoch is one permutation of the training pairs drawn from a generator
@@ -165,12 +166,6 @@ class ExplanationClassifierTrainer(Trainer):
             self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
         return self.optimizer
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        # Before the step: a NaN gradient would make every weight NaN. `state.epoch` is the fraction of epochs done.
-        epoch = int(self.state.epoch or 0) + 1
-        check_finite_step(loss, self.state.global_step + 1, model.parameters(), where=f"epoch {epoch}")
-        return loss
 
 
 @dataclass

@@ -27,45 +27,19 @@ composes eq. 11 from the PC2L outputs instead.
 
 NaN: the stock `Trainer` logs a NaN loss as the mean of the previous ones (`logging_nan_inf_filter`), clips a NaN
 gradient norm into NaN gradients and saves the NaN model, exiting 0. [`FiniteTrainer`], the base of `PC2LTrainer`
-and of `finetune-lm`, stops at the first non-finite loss or gradient instead, before the optimizer step, so
+and of `finetune-lm` (`gest_showcases.trainer_utils`), stops at the first non-finite loss or gradient instead, before the optimizer step, so
 nothing is saved.
 """
 
 from collections import defaultdict
 
 import torch
-from transformers import Trainer
 from transformers.trainer_utils import unwrap_peft_model
 
 from gest_showcases.errors import InputError
-from gest_showcases.numerics import check_finite_step
+from gest_showcases.trainer_utils import FiniteTrainer
 
 from .losses import total_loss
-
-
-class FiniteTrainer(Trainer):
-    """A `Trainer` that raises `NonFiniteError` at the first NaN/inf loss or gradient, before the optimizer step.
-
-    The check sits in `training_step`, after `backward`: the loss of every micro-batch, and on the micro-batch
-    that completes an optimizer step the norm of the (all-reduced) gradients. The gradients are left to the
-    loss scaler under fp16 (an inf there is routine: the scaler skips the step) and to DeepSpeed and FSDP, which
-    keep them off the parameters. The loss crosses to the host once, as the stock loop's NaN filter already does.
-    """
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        check_gradients = (
-            self.accelerator.sync_gradients
-            and self.accelerator.scaler is None
-            and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
-        )
-        check_finite_step(
-            loss,
-            self.state.global_step + 1,
-            model.parameters() if check_gradients else None,
-            where=f"epoch {self.state.epoch or 0:.2f}",
-        )
-        return loss
 
 
 def check_generator_training_args(training_args) -> None:
@@ -143,4 +117,4 @@ class PC2LTrainer(GeneratorTrainer):
         return total_loss(config, outputs, inputs)
 
 
-__all__ = ["FiniteTrainer", "GeneratorTrainer", "PC2LTrainer", "check_generator_training_args"]
+__all__ = ["GeneratorTrainer", "PC2LTrainer", "check_generator_training_args"]

@@ -24,7 +24,7 @@ import torch
 from accelerate import PartialState
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import EvalPrediction, Trainer, TrainingArguments
+from transformers import EvalPrediction, TrainingArguments
 
 from ..errors import check_at_least
 from ..metrics.selection import (
@@ -34,8 +34,14 @@ from ..metrics.selection import (
     recall_at_k,
     summarize_selection,
 )
-from ..numerics import NonFiniteError, check_finite_rows, check_finite_step
-from ..trainer_utils import drop_use_cache, kept_global_random_state, log_to_logger, remove_checkpoints
+from ..numerics import NonFiniteError, check_finite_rows
+from ..trainer_utils import (
+    FiniteTrainer,
+    drop_use_cache,
+    kept_global_random_state,
+    log_to_logger,
+    remove_checkpoints,
+)
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
@@ -162,7 +168,7 @@ def compute_selection_metrics(eval_prediction: EvalPrediction, k: int) -> dict[s
     return {f"precision@{k}": precision, f"recall@{k}": recall, f"f1@{k}": f1_score(precision, recall)}
 
 
-class DPPSelectorTrainer(Trainer):
+class DPPSelectorTrainer(FiniteTrainer):
     """A `Trainer` for [`DPPImageSelector`]: the DPP negative log-likelihood on batches of
     `collate_selection(..., distinct_images=True)`, evaluated by the greedy MAP picks.
 
@@ -214,10 +220,6 @@ class DPPSelectorTrainer(Trainer):
             self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
         return self.optimizer
 
-    def _epoch(self) -> int:
-        """The 1-based epoch of the step being run (`state.epoch` is the fraction done after the last step)."""
-        return int(self.state.epoch or 0) + 1
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         try:
             outputs = model(
@@ -233,7 +235,7 @@ class DPPSelectorTrainer(Trainer):
             # With finite inputs (checked by `train_selector`) and finite weights the kernel is positive definite
             # by construction: a failed Cholesky means the weights or activations overflowed.
             raise NonFiniteError(
-                f"training stopped at step {self.state.global_step + 1} (epoch {self._epoch()}): the DPP kernel "
+                f"training stopped at step {self.state.global_step + 1} (epoch {self.current_epoch()}): the DPP kernel "
                 "holds NaN or inf, the selector diverged at the previous step (no model is saved); lower "
                 "--learning_rate"
             ) from error
@@ -241,16 +243,7 @@ class DPPSelectorTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        # After backward (gradients are all-reduced under DDP, so every process stops together) and before the
-        # optimizer step: a NaN gradient would make every weight NaN.
-        self.step_losses.append(
-            check_finite_step(
-                loss,
-                self.state.global_step + 1,
-                model.parameters() if self.accelerator.scaler is None else None,
-                where=f"epoch {self._epoch()}",
-            )
-        )
+        self.step_losses.append(self.last_loss)
         return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
