@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 
@@ -86,6 +87,33 @@ def test_saving_into_a_link_to_a_folder_replaces_the_folder_it_names(tmp_path):
         (staging / "model.safetensors").write_text("new")
     assert (tmp_path / "clip").is_symlink() and (tmp_path / "disk" / "clip" / "model.safetensors").read_text() == "new"
     assert sorted(path.name for path in (tmp_path / "disk").iterdir()) == ["clip"]
+
+
+def test_saving_into_keeps_the_folders_permissions_empty_subfolders_and_links(tmp_path, monkeypatch):
+    """Session 28's audit: a private output folder came back world-readable and its empty subfolders were gone."""
+    from gest_showcases.files import saving_into
+
+    folder = tmp_path / "mine"
+    (folder / "empty").mkdir(parents=True)
+    (folder / "private").mkdir()
+    (folder / "private" / "a.txt").write_text("yours")
+    (tmp_path / "elsewhere").mkdir()
+    (folder / "linked").symlink_to(tmp_path / "elsewhere")
+    (folder / "private").chmod(0o700)
+    folder.chmod(0o700)
+    with saving_into(folder) as staging:
+        (staging / "config.json").write_text("{}")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "private").stat().st_mode) == 0o700
+    assert (folder / "empty").is_dir() and (folder / "private" / "a.txt").read_text() == "yours"
+    assert (folder / "linked").is_symlink() and (folder / "linked").resolve() == tmp_path / "elsewhere"
+    monkeypatch.chdir(folder / "private")  # the folder holds the current one: it would be renamed away
+    with pytest.raises(ValueError, match="current folder"), saving_into(folder):
+        pass
+    monkeypatch.chdir(folder)
+    with pytest.raises(ValueError, match="current folder"), saving_into("."):
+        pass
+    assert (folder / "config.json").is_file()
 
 
 def test_a_write_removes_the_temporary_files_of_killed_writers_only(tmp_path):

@@ -77,11 +77,18 @@ def saving_into(folder: str | Path) -> Iterator[Path]:
     this save did not write (your notes, an earlier metrics file) hard-linked into it first. A run stopped while
     saving leaves the previous folder whole, never new weights beside an old tokenizer; one stopped between the two
     renames leaves it as `.NAME.previous`, which the next save (or run) puts back. The staging folder is removed
-    when the block fails, and one a killed run left is replaced by the next save.
+    when the block fails, and one a killed run left is replaced by the next save. The folder keeps its permissions
+    and its empty subfolders.
+
+    Raises:
+        ValueError: when `folder` is the current folder or holds it (it would be renamed away under the process).
     """
     folder = Path(folder)
     if folder.is_symlink():  # the folder it names is the one to replace, not the link
         folder = folder.resolve()
+    if Path.cwd().resolve().is_relative_to(folder.resolve()):
+        raise ValueError(f"{folder} is the current folder or holds it: save into a subfolder")
+    folder = folder.absolute()
     staging = folder.with_name(f".{folder.name}.saving")
     previous = folder.with_name(f".{folder.name}.previous")
     if previous.is_dir() and not folder.exists():  # a save killed between its two renames: the old folder is whole
@@ -92,13 +99,25 @@ def saving_into(folder: str | Path) -> Iterator[Path]:
     try:
         yield staging
         if folder.is_dir():
-            for parent, _, names in os.walk(folder):
+            for parent, folders, names in os.walk(folder):
+                for name in folders:  # the empty ones too, with their permissions
+                    source = Path(parent) / name
+                    target = staging / source.relative_to(folder)
+                    if os.path.lexists(target):
+                        continue
+                    if source.is_symlink():  # a link to a folder is kept as the link
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        os.link(source, target, follow_symlinks=False)
+                    else:
+                        target.mkdir(parents=True)
+                        shutil.copymode(source, target)
                 for name in names:
                     source = Path(parent) / name
                     target = staging / source.relative_to(folder)
                     if not os.path.lexists(target):
                         target.parent.mkdir(parents=True, exist_ok=True)
                         os.link(source, target, follow_symlinks=False)
+            shutil.copymode(folder, staging)  # a private folder stays private
             os.rename(folder, previous)
         os.rename(staging, folder)
         shutil.rmtree(previous, ignore_errors=True)

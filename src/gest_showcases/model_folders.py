@@ -25,6 +25,7 @@ from transformers import PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.numerics import check_finite_weights
 
 
 def require_model_type(source: str | Path, expected: str | Collection[str], option: str, hint: str) -> dict:
@@ -107,10 +108,12 @@ def without_chat_template(tokenizer):
 def load_whole(model_class, source: str | Path, option: str, **kwargs):
     """`model_class.from_pretrained(source, **kwargs)`, refused when the weights file lacks a weight the model has,
     holds one it has not, or one of another shape: transformers fills such a gap with random values after a warning,
-    and the run goes on with a model nobody trained. Call it inside `loading(option, source)`.
+    and the run goes on with a model nobody trained. A NaN or inf weight is refused too. Call it inside
+    `loading(option, source)`.
 
     Raises:
         InputError: "OPTION SOURCE: its weights do not fit the model (missing: ...; unexpected: ...)".
+        NonFiniteError: "OPTION SOURCE: 2 of 79 weight tensors hold NaN or inf (...)".
     """
     model, info = model_class.from_pretrained(source, output_loading_info=True, **kwargs)
     gaps = [
@@ -120,6 +123,7 @@ def load_whole(model_class, source: str | Path, option: str, **kwargs):
     ]
     if gaps:
         raise InputError(f"{option} {source}: its weights do not fit the model ({'; '.join(gaps)})")
+    check_finite_weights(model, f"{option} {source}", "a model that computes NaN; retrain it")
     return model
 
 
@@ -138,7 +142,7 @@ def check_model_output_dir(
     folder).
 
     A folder the same command wrote (a rerun) or a folder with no model stays allowed, as `Trainer` allows it; a
-    file is refused.
+    file, and the current folder or one holding it, are refused.
 
     Raises:
         InputError: "--output_dir DIR: holds a 'gest_conv_image_tower' model, which COMMAND would overwrite
@@ -147,6 +151,10 @@ def check_model_output_dir(
     check_not_a_file(output_dir)
     accepted = (model_types,) if isinstance(model_types, str) else tuple(model_types)
     folder = Path(output_dir)
+    if Path.cwd().resolve().is_relative_to(folder.resolve()):
+        # The model is saved by replacing the folder whole (`files.saving_into`): the shell would be left in a
+        # removed folder. Refused before any training, not after it.
+        raise InputError(f"--output_dir {output_dir}: is the current folder or holds it; give a subfolder")
     if (folder / ADAPTER_CONFIG_NAME).is_file():
         found = None if lora and "pc2l" in accepted else "a train-pc2l --lora run"
     elif (folder / "config.json").is_file():

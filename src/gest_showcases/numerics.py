@@ -106,4 +106,40 @@ def check_finite_step(
     return numbers[0]
 
 
-__all__ = ["NonFiniteError", "check_finite_rows", "check_finite_step", "format_ids", "nonfinite_rows"]
+_DIVERGED = "the training diverged at its last step and nothing is saved; lower the learning rate"
+
+
+def check_finite_weights(model: torch.nn.Module, what: str = "the model", remedy: str = _DIVERGED) -> None:
+    """Refuse a model with a NaN or inf weight: before saving, the last optimizer step of a diverging run (the
+    default `remedy`); when loading, a model saved by something that did not check.
+
+    [`check_finite_step`] sees the gradients before each step, not the weights after the last one (a finite
+    gradient times a huge learning rate overflows them). One `isfinite` per tensor, one host sync.
+
+    Raises:
+        `NonFiniteError`: naming how many tensors are non-finite and the first few of them.
+    """
+    named = [
+        (name, tensor)
+        for name, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and tensor.device.type != "meta"
+    ]
+    if not named:
+        return
+    device = named[0][1].device
+    finite = torch.stack([torch.isfinite(tensor).all().to(device) for _, tensor in named]).tolist()
+    bad = [name for (name, _), ok in zip(named, finite, strict=True) if not ok]
+    if bad:
+        raise NonFiniteError(
+            f"{what}: {len(bad)} of {len(named)} weight tensors hold NaN or inf ({format_ids(bad, 3)}): {remedy}"
+        )
+
+
+__all__ = [
+    "NonFiniteError",
+    "check_finite_rows",
+    "check_finite_step",
+    "check_finite_weights",
+    "format_ids",
+    "nonfinite_rows",
+]

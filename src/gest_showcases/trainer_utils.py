@@ -17,7 +17,7 @@ CLIP's.
   `finetune-lm`) resumes from with `--resume_from_checkpoint`, which `Trainer` itself never reads;
   [`remove_checkpoints`] once a run that saved them is done.
 
-This module imports only torch, NumPy, transformers, `errors` and `numerics`, so every layer may use it.
+This module imports only torch, NumPy, transformers, `errors`, `files` and `numerics`, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import math
 import random
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,8 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.errors import InputError, one_line
-from gest_showcases.numerics import check_finite_step
+from gest_showcases.files import saving_into
+from gest_showcases.numerics import NonFiniteError, check_finite_step, check_finite_weights
 
 
 class FiniteTrainer(Trainer):
@@ -51,6 +52,10 @@ class FiniteTrainer(Trainer):
     same step. The gradients are left to the loss scaler under fp16 (an inf there is routine: the scaler skips the
     step) and to DeepSpeed and FSDP, which keep them off the parameters. The loss crosses to the host once, as the
     stock loop's NaN filter already does; its value is kept in `last_loss` for subclasses that record it.
+
+    What the step check cannot see is also refused: weights a finite gradient overflowed at the last step (by
+    `save_model`, checkpoints included, which then saves nothing, and by `evaluate`) and a NaN evaluation loss
+    (`evaluate`), e.g. finite weights whose logits overflow.
     """
 
     last_loss: float = math.nan
@@ -73,6 +78,40 @@ class FiniteTrainer(Trainer):
             where=f"epoch {self.current_epoch()}",
         )
         return loss
+
+    def _check_finite_weights(self) -> None:
+        if not (self.is_deepspeed_enabled or self.is_fsdp_enabled):  # sharded: each process holds a part
+            check_finite_weights(self.model, f"the model at step {self.state.global_step}")
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
+        self._check_finite_weights()
+        return super().save_model(output_dir, _internal_call)
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
+        self._check_finite_weights()  # before metrics of a NaN model are computed (and read as a result)
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        loss = metrics.get(f"{metric_key_prefix}_loss")
+        if loss is not None and not math.isfinite(loss):
+            raise NonFiniteError(
+                f"evaluation at step {self.state.global_step}: {metric_key_prefix}_loss {loss}: the model computes "
+                "NaN or inf (no model is saved); lower the learning rate"
+            )
+        return metrics
+
+
+def save_model_atomically(trainer: Trainer, save_more: Callable[[Path], None] | None = None) -> None:
+    """`trainer.save_model()` into `args.output_dir` through `files.saving_into`: a run killed while saving leaves the
+    previous model whole (the stock call writes weights, config and tokenizer one by one into the folder). The
+    folder's other files (checkpoints, metrics, a LoRA run's `base/`) stay. `save_more(folder)` writes what else
+    belongs with the model into the same save. Processes that do not save still call `save_model`, which gathers a
+    sharded model's weights on every process."""
+    if not trainer.args.should_save:
+        trainer.save_model()
+        return
+    with saving_into(trainer.args.output_dir) as staging:
+        trainer.save_model(str(staging))
+        if save_more is not None:
+            save_more(staging)
 
 
 class EpochPermutationSampler(Sampler[int]):
@@ -284,4 +323,5 @@ __all__ = [
     "last_complete_checkpoint",
     "log_to_logger",
     "remove_checkpoints",
+    "save_model_atomically",
 ]

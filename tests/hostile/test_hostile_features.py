@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import resource
 import sys
 from pathlib import Path
@@ -219,6 +220,15 @@ def test_nan_features_from_the_model_are_counted_as_failed_not_cached(
     )
     assert (report.written, report.failed) == (1, 1)
     assert load_features(tmp_path / "f", "image").ids == ["pic0"]
+
+
+def test_a_model_computing_only_nan_features_stops_the_run_naming_the_model(tmp_path, tiny_clip, images, monkeypatch):
+    """Session 28's audit: a diverged CLIP made every feature NaN; `features` exited 0 with an empty cache, blaming
+    340 of 340 photos as missing or unreadable."""
+    model, _ = load_clip(tiny_clip)
+    monkeypatch.setattr(type(model), "encode", lambda self, pixels: torch.full((len(pixels), 8), float("nan")))
+    with pytest.raises(NonFiniteError, match=rf"every one of the 2 image features {re.escape(model.checkpoint)} computed is NaN"):
+        extract_image_features(list(images.items())[:2], model, tmp_path / "f", batch_size=2, num_workers=0)
 
 
 def test_a_rerun_recomputes_the_sentences_of_a_damaged_sentence_shard(tmp_path, tiny_clip):

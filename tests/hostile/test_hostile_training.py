@@ -7,6 +7,8 @@ NaN and exited 0; `train-selector` died in a Cholesky factorisation with no word
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
@@ -264,3 +266,107 @@ def test_train_pc2l_on_a_feature_folder_without_image_features_stops_before_trai
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--features {features} holds no image features; rerun it" in last
     assert _model_files(assets / "run") == []
+
+
+# Session 28's audit: the step check sees each gradient before its step, not the weights after the last one. A finite
+# gradient times a learning rate of 1e39 overflowed every weight at step 1 of 1; train-pc2l, finetune-lm and
+# train-generator saved that model and exited 0 (and showcase then explained with "#").
+
+
+def test_train_pc2l_diverging_at_its_last_step_exits_2_and_writes_no_model(assets, capsys):
+    features = assets / "features"
+    image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
+    FeatureCache(features, "image", "clip", "fp", normalized=True).write(image_ids, torch.randn(len(image_ids), DIM))
+    FeatureCache(features, "review", "clip", "fp", normalized=True).write([f"h{i}" for i in range(6)], torch.randn(6, DIM))
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features), "--learning_rate", "1e39"]) == 2
+    error = capsys.readouterr().err
+    assert "weight tensors hold NaN or inf" in error and "lower the learning rate" in error
+    assert _model_files(assets / "run") == []
+
+
+def test_finetune_lm_diverging_at_its_last_step_writes_no_model(assets):
+    argv = ["--dataset", str(assets / "dataset"), "--tokenizer", str(assets / "tokenizer"),
+            "--decoder", str(assets / "gpt2"), "--block_size", "8", "--output_dir", str(assets / "ft"),
+            "--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to", "none", "--learning_rate", "1e39",
+            "--use_cpu", "True", "--save_strategy", "no", "--disable_tqdm", "True"]  # fmt: skip
+    with pytest.raises(NonFiniteError, match=r"the model at step 1: \d+ of \d+ weight tensors hold NaN or inf"):
+        finetune_lm.main(argv)
+    assert _model_files(assets / "ft") == []
+
+
+def test_evaluation_refuses_a_model_computing_nan(tmp_path):
+    """Finite weights whose outputs overflow (a learning rate of 1e37): the evaluation loss is NaN."""
+    from gest_showcases.trainer_utils import FiniteTrainer
+
+    class Overflowing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.tensor(3e38))
+
+        def forward(self, x, labels=None):
+            return {"loss": (self.weight * x).sum() * 10 - float("inf")}
+
+    dataset = [{"x": torch.ones(1), "labels": torch.zeros(1)} for _ in range(2)]
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), use_cpu=True, report_to=[], disable_tqdm=True)
+    trainer = FiniteTrainer(model=Overflowing(), args=args, eval_dataset=dataset)
+    with pytest.raises(NonFiniteError, match=r"evaluation at step 0: eval_loss (nan|-?inf)"):
+        trainer.evaluate()
+
+
+def test_a_model_folder_with_a_nan_weight_does_not_load(assets):
+    from gest_showcases.model_folders import load_whole
+
+    decoder = GPT2LMHeadModel.from_pretrained(assets / "gpt2")
+    with torch.no_grad():
+        decoder.transformer.h[1].attn.c_attn.weight[0, 0] = float("inf")
+    decoder.save_pretrained(assets / "broken")
+    with pytest.raises(NonFiniteError, match=r"^--decoder .*broken: 1 of \d+ weight tensors hold NaN or inf \('transformer\.h\.1\.attn\.c_attn\.weight'\)"):
+        load_whole(GPT2LMHeadModel, assets / "broken", "--decoder")
+
+
+def test_train_clip_diverging_at_its_last_step_writes_no_model(tmp_path):
+    """Session 28's audit: NaN embeddings compare False with everything, so every query ranked first: train-clip
+    printed recall@1 1.000 for a NaN CLIP and saved it."""
+    from gest_showcases.commands.train_clip import main as train_clip_main
+    from tiny_assets import write_built_dataset, write_jpegs
+
+    names = [f"pic{i}" for i in range(4)]
+    write_jpegs(tmp_path / "images", names)
+    reviews = [(f"u{i}_b1", f"u{i}", "b1", CORPUS[i], [names[i]], "train" if i < 3 else "validation")
+               for i in range(4)]  # fmt: skip
+    dataset = write_built_dataset(tmp_path / "dataset", tmp_path / "images", reviews)
+    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
+            "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
+            "--vocab_size", "300", "--epochs", "1", "--batch_size", "4", "--learning_rate", "1e37"]  # fmt: skip
+    with pytest.raises(NonFiniteError, match=r"the CLIP: \d+ of \d+ weight tensors|embeddings of the trained CLIP"):
+        train_clip_main(argv)
+    assert _model_files(tmp_path / "clip") == []
+
+
+def test_a_train_pc2l_rerun_stopped_while_saving_leaves_the_previous_model_whole(assets, monkeypatch):
+    """Session 28's audit: the final save wrote into the run folder file by file; a kill there left half a weights
+    file in place of the previous model."""
+    features = assets / "features"
+    image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
+    FeatureCache(features, "image", "clip", "fp", normalized=True).write(image_ids, torch.randn(len(image_ids), DIM))
+    FeatureCache(features, "review", "clip", "fp", normalized=True).write([f"h{i}" for i in range(6)], torch.randn(6, DIM))
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features)]) == 0
+    weights = assets / "run" / "model.safetensors"
+    before = weights.read_bytes()
+    save = PC2LForConditionalGeneration.save_pretrained
+
+    def killed_while_saving(self, folder, *args, **kwargs):
+        save(self, folder, *args, **kwargs)
+        (Path(folder) / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PC2LForConditionalGeneration, "save_pretrained", killed_while_saving)
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features), "--seed", "1"]) == 130  # stopped
+    assert weights.read_bytes() == before
+    assert sorted(path.name for path in assets.iterdir() if path.name.startswith(".run")) == []
+
+
+def test_an_output_folder_holding_the_current_one_is_refused_before_training(assets, monkeypatch, capsys):
+    monkeypatch.chdir(assets)
+    assert cli.main(["train-pc2l", *[arg if arg != str(assets / "run") else "." for arg in _pc2l_argv(assets, assets)]]) == 2
+    assert "--output_dir .: is the current folder or holds it; give a subfolder" in capsys.readouterr().err

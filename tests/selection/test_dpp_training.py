@@ -413,6 +413,48 @@ def test_train_selector_command_with_validation_leaves_no_checkpoint(tmp_path, m
     assert not [path for path in output.rglob("*") if "checkpoint" in path.name]
 
 
+def _command_world(tmp_path, monkeypatch):
+    from gest_showcases.commands import train_selector as command
+
+    rows, image, review = synthetic_world(32, seed=1)
+    tables = {"image": SimpleNamespace(ids=image.ids, embeddings=image.embeddings, checkpoint="clip", fingerprint="fp"),
+              "review": SimpleNamespace(ids=review.ids, embeddings=review.embeddings, checkpoint="clip", fingerprint="fp")}  # fmt: skip
+    write_s1_folder(tmp_path / "data", {"train": rows, "test": rows[:8]})
+    monkeypatch.setattr(command, "load_features", lambda root, kind: tables[kind])
+    return command, ["--dataset", str(tmp_path / "data"), "--features", "f", "--output_dir", str(tmp_path / "runs"),
+                     "--methods", "img", "--num_train_epochs", "1", "--use_cpu"]  # fmt: skip
+
+
+def test_train_selector_diverging_at_its_last_step_saves_nothing(tmp_path, monkeypatch):
+    """Session 28's audit: one step at a learning rate of 1e37 overflowed the weights after the last gradient check;
+    the NaN selector was saved (exit 0), Table 3 read 0.00 and `showcase` picked no photo."""
+    from gest_showcases.numerics import NonFiniteError
+
+    command, argv = _command_world(tmp_path, monkeypatch)
+    with pytest.raises(NonFiniteError, match=r"the selector of mode img computes a NaN or inf kernel"):
+        command.main([*argv, "--batch_size", "1000", "--learning_rate", "1e37"])
+    assert not (tmp_path / "runs" / "selector-img").exists()
+
+
+def test_train_selector_refuses_a_mode_folder_holding_another_model_before_training(tmp_path, monkeypatch):
+    command, argv = _command_world(tmp_path, monkeypatch)
+    other = tmp_path / "runs" / "selector-img"
+    other.mkdir(parents=True)
+    (other / "config.json").write_text(json.dumps({"model_type": "pc2l"}))
+    with pytest.raises(InputError, match=r"selector-img: holds a 'pc2l' model, which train-selector would overwrite"):
+        command.main(argv)
+    assert sorted(path.name for path in other.iterdir()) == ["config.json"]
+
+
+def test_select_refuses_a_non_finite_kernel():
+    model = DPPImageSelector(tiny_config()).eval()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    features = torch.randn(1, 4, DIM)
+    with pytest.raises(ValueError, match="kernel holds NaN or inf"):
+        model.select(torch.randn(1, TEXT_DIM), torch.randn(1, DIM), features, torch.ones(1, 4, dtype=torch.bool))
+
+
 def test_dataset_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="must match"):
         SelectionDataset(torch.zeros(3, 2), torch.zeros(2, 2), torch.zeros(1, 2), [], [])

@@ -30,7 +30,7 @@ from gest_showcases.model_folders import (
     loading,
     require_model_type,
 )
-from gest_showcases.trainer_utils import checkpoint_to_resume
+from gest_showcases.trainer_utils import checkpoint_to_resume, save_model_atomically
 
 from .collator import GeneratorCollator
 from .data import (
@@ -275,12 +275,10 @@ def train_baseline(
         processing_class=tokenizer,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model()
-    if trainer.is_world_process_zero():
-        record.save(training_args.output_dir)
     metrics = dict(result.metrics)
     if evaluation is not None:
-        metrics |= trainer.evaluate()
+        metrics |= trainer.evaluate()  # before the save: a model computing NaN is refused, not saved
+    save_model_atomically(trainer, record.save)
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
     return metrics

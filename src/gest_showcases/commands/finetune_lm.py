@@ -34,7 +34,7 @@ from gest_showcases.model_folders import (
     loading,
     require_model_type,
 )
-from gest_showcases.trainer_utils import FiniteTrainer, checkpoint_to_resume
+from gest_showcases.trainer_utils import FiniteTrainer, checkpoint_to_resume, save_model_atomically
 
 from .arguments import DatasetConfigArguments, parse_args, take_deprecated_spelling
 
@@ -122,7 +122,7 @@ def run(args: FinetuneLMArguments, config_name: str, training_args: TrainingArgu
         processing_class=tokenizer,
     )
     result = trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model()
+    save_model_atomically(trainer)
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
 

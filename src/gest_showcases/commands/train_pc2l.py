@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from functools import partial
 
 from transformers import TrainingArguments, set_seed
 
@@ -60,7 +61,7 @@ from gest_showcases.generation.training_run import (
     pc2l_config,
 )
 from gest_showcases.model_folders import check_model_output_dir
-from gest_showcases.trainer_utils import checkpoint_to_resume
+from gest_showcases.trainer_utils import checkpoint_to_resume, save_model_atomically
 
 from .arguments import parse_args
 
@@ -215,9 +216,6 @@ def run(
         # loads with it (load_lora_pc2l) even if the run stops.
         save_lora_base(trainer.model, training_args.output_dir)
     result = trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model()
-    if model_args.lora and trainer.is_world_process_zero():
-        point_adapter_at_base(training_args.output_dir)
     metrics = dict(result.metrics)
     if mined_candidates and callbacks[0].history:
         # How hard the mined negatives were at this call's first and last mining (see mine_hard_negatives).
@@ -227,7 +225,11 @@ def run(
             "mined_negative_margin_last": history[-1]["margin"],
         }
     if evaluation is not None:
-        metrics |= trainer.evaluate()
+        metrics |= trainer.evaluate()  # before the save: a model computing NaN is refused, not saved
+    save_model_atomically(
+        trainer,
+        partial(point_adapter_at_base, run_folder=training_args.output_dir) if model_args.lora else None,
+    )
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
 

@@ -30,6 +30,8 @@ from accelerate.utils import set_seed
 from gest_showcases.data.build import load_built
 from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
+from gest_showcases.files import saving_into
+from gest_showcases.model_folders import check_model_output_dir
 from gest_showcases.selection.configuration_dpp import DPPSelectorConfig
 from gest_showcases.selection.dataset import build_selection_dataset, training_pool_pics
 from gest_showcases.selection.training import (
@@ -147,6 +149,8 @@ def check_splits(script_args: SelectorScriptArguments, present: list[str]) -> No
 
 def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArguments, output_dir: str) -> None:
     """Train the selectors of `script_args.methods`, write Table 3 and the models into `output_dir`."""
+    for mode in script_args.methods:  # before any training: a folder holding another model is not written over
+        check_model_output_dir(Path(output_dir) / f"selector-{mode}", DPPSelectorConfig.model_type, "train-selector")
     set_seed(train_args.seed)
     splits = load_built(script_args.dataset, "s1")
     check_splits(script_args, list(splits))
@@ -196,7 +200,8 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
         output_dir = Path(output_dir)
         counts = {script_args.train_split: len(train_dataset), script_args.eval_split: len(eval_dataset)}
         for mode, model in models.items():
-            model.save_pretrained(output_dir / f"selector-{mode}")
+            with saving_into(output_dir / f"selector-{mode}") as staging:  # a killed save leaves the previous one
+                model.save_pretrained(staging)
         # Last, so that a run killed while saving leaves no table that reads as finished.
         print(write_selection_table(results, train_args.top_k, output_dir, counts))
 

@@ -48,7 +48,7 @@ from transformers import (
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.model_folders import load_whole
-from gest_showcases.numerics import format_ids, nonfinite_rows
+from gest_showcases.numerics import NonFiniteError, format_ids, nonfinite_rows
 
 from .cache import FeatureCache, checkpoint_fingerprint, dtype_name
 from .loading import ImagePreprocessing, iterate_pixel_batches
@@ -330,6 +330,7 @@ class _GatheringWriter:
         self.failed: list[str] = []
         self.written: set[str] = set()
         self.failed_total: set[str] = set()
+        self.nonfinite: set[str] = set()  # of `failed_total`: computed, but NaN or inf
 
     def add(self, ids: list[str], embeddings: torch.Tensor | None, failed: Sequence[str] = ()) -> None:
         if ids:
@@ -365,11 +366,21 @@ class _GatheringWriter:
                 format_ids([ids[row] for row in sorted(bad)]),
             )
             self.failed_total.update(ids[row] for row in bad)
+            self.nonfinite.update(ids[row] for row in bad)
             self.written.difference_update(ids[row] for row in bad)
             keep = [row for row in range(len(ids)) if row not in bad]
             ids, embeddings = [ids[row] for row in keep], embeddings[keep]
         if ids:
             self.cache.write(ids, embeddings)
+
+    def check_the_model_computed_something(self, model_name: str) -> None:
+        """On the main process after the last flush: refuse a run whose every computed row was NaN or inf. That is
+        the model's fault (a diverged or broken checkpoint), not the inputs', and a rerun would fail the same way."""
+        if self.state.is_main_process and self.nonfinite and not self.written:
+            raise NonFiniteError(
+                f"every one of the {len(self.nonfinite)} {self.cache.kind} features {model_name} computed is NaN or "
+                "inf (nothing is cached): the model is broken; retrain it or give another --clip_model"
+            )
 
 
 def extract_image_features(
@@ -439,14 +450,11 @@ def extract_image_features(
     if state.is_main_process:  # every process's rows are written: the last flush gathered them
         cache.finish_run()
     state.wait_for_everyone()  # no process reads the kind (distill does at once) before the flag says finished
+    writer.check_the_model_computed_something(model.checkpoint)
     report.written, report.failed = len(writer.written), len(writer.failed_total)
-    if report.failed:
-        logger.warning(
-            "%d of %d %s images were missing or unreadable and were skipped",
-            report.failed,
-            len(pending),
-            kind,
-        )
+    unreadable = report.failed - len(writer.nonfinite)
+    if unreadable:
+        logger.warning("%d of %d %s photos were missing or unreadable and were skipped", unreadable, len(pending), kind)
     return report
 
 
@@ -515,6 +523,7 @@ def extract_text_features(
         review_cache.finish_run()
         sentence_cache.finish_run()
     state.wait_for_everyone()
+    sentence_writer.check_the_model_computed_something(model.checkpoint)
     review_report.written, review_report.failed = len(review_writer.written), len(review_writer.failed_total)
     sentence_report.total = sentence_report.written = len(sentence_writer.written)
     return review_report, sentence_report

@@ -84,6 +84,7 @@ from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.files import saving_into
+from gest_showcases.numerics import check_finite_rows, check_finite_weights
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
     FiniteTrainer,
@@ -412,6 +413,11 @@ def retrieval_recall(
         [model.get_image_features(pixel_values=p).pooler_output for p in pixels.split(256)]
     )
     image_embeds = torch.nn.functional.normalize(image_embeds, dim=-1)  # [R, D]
+    # A NaN similarity compares False with everything: every query would rank first, a perfect recall.
+    for embeds, kind in ((image_embeds, "image"), (review_embeds, "review")):
+        check_finite_rows(
+            embeds, range(len(embeds)), f"validation {kind} embeddings of the trained CLIP", "lower the learning rate"
+        )
     size = min(batch_size, len(review_embeds))
     hits = {1: 0, 5: 0}
     queries = 0
@@ -550,6 +556,7 @@ def train(
             epoch_loss += loss_value * size
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
+    check_finite_weights(model, "the CLIP")
     retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, batch_size)
     output_dir = Path(output_dir)
     with saving_into(output_dir) as staging:  # weights, tokenizer and processor of one run, never mixed

@@ -160,13 +160,13 @@ def save_lora_base(model: PeftModel, folder: str | Path) -> Path:
     return base_dir
 
 
-def point_adapter_at_base(folder: str | Path) -> None:
+def point_adapter_at_base(folder: str | Path, run_folder: str | Path | None = None) -> None:
     """Rewrite the `adapter_config.json` in `folder` (as peft saved it) to name the run's `base/` (absolute path)
     and `transformers.AutoModel` as the base's class (an `AutoPeftModel` allowlists it; peft names the model's own
-    class)."""
+    class). `run_folder` (defaults to `folder`) is the run's folder, when `folder` is where its save is staged."""
     config_path = Path(folder) / ADAPTER_CONFIG_FILE
     adapter_config = json.loads(config_path.read_text())
-    base_dir = (Path(folder) / BASE_FOLDER).resolve()
+    base_dir = (Path(folder if run_folder is None else run_folder) / BASE_FOLDER).resolve()
     adapter_config |= {"base_model_name_or_path": str(base_dir), "auto_mapping": AUTO_MAPPING}
     config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")  # as peft writes it
 

@@ -153,6 +153,11 @@ class DPPSelection(ModelOutput):
     log_quality: torch.FloatTensor | None = None
 
 
+class NonFiniteKernelError(ValueError):
+    """`DPPImageSelector.select` met a NaN or inf in its kernel. A `ValueError` of this file's own: the file ships as
+    the checkpoint's remote code, without the package's `NonFiniteError`."""
+
+
 class DPPImageSelector(PreTrainedModel):
     """Selects the K candidate images a user cares about, relevant and diverse, with a learned DPP kernel.
 
@@ -377,6 +382,11 @@ class DPPImageSelector(PreTrainedModel):
         )  # fmt: skip
         # float64: relevances span exp(+-2c), and float32 round-off would hide the weakest candidates.
         k = self.config.top_k if k is None else k
+        if not torch.isfinite(output.kernel).all():  # greedy MAP would silently pick nothing
+            raise NonFiniteKernelError(
+                "the selector's kernel holds NaN or inf: its weights overflow (a diverged training) or the "
+                "candidates' and profile features are not finite"
+            )
         selection = greedy_map(output.kernel.double(), k, mask=candidate_mask)
         ids = None
         if candidate_ids is not None:
@@ -393,4 +403,4 @@ class DPPImageSelector(PreTrainedModel):
 # `import gest_showcases` registers the classes (`gest_showcases._auto_registration`).
 DPPImageSelector.register_for_auto_class("AutoModel")
 
-__all__ = ["DPPImageSelector", "DPPSelection", "DPPSelectorOutput"]
+__all__ = ["DPPImageSelector", "DPPSelection", "DPPSelectorOutput", "NonFiniteKernelError"]
