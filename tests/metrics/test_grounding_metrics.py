@@ -161,3 +161,17 @@ def test_embed_image_files_skips_unreadable(clip, tmp_path):
     assert list(found) == ["good"] and sorted(failed) == ["broken", "missing"]
     with Image.open(tmp_path / "good.jpg") as image:
         assert torch.allclose(found["good"], _direct_image(model, processor, image.convert("RGB")), atol=1e-5)
+
+
+def test_a_model_computing_nan_is_an_error_not_an_undefined_score():
+    """Session 28's audit: a NaN CLIP made CLIP-Score and CLIP-Align NaN over 3 scored examples, which tables print as
+    "-", the mark of nothing scored."""
+    from gest_showcases.numerics import NonFiniteError
+
+    images = [torch.tensor([[1.0, 0.0], [float("nan"), 0.0]])]
+    with pytest.raises(NonFiniteError, match="1 of 2 per-image scores are NaN or inf"):
+        clip_score_from_embeddings(images, torch.tensor([[3.0, 0.0]]))
+    with pytest.raises(NonFiniteError, match="2 of 2 per-image scores are NaN or inf"):
+        clip_align_from_embeddings(
+            [torch.ones(2, 2)], [torch.ones(1, 2)], lambda **kw: torch.full((len(kw["text_embeds"]),), float("nan"))
+        )

@@ -33,6 +33,7 @@ from gest_showcases.features.configuration_explanation import ExplanationClassif
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 from gest_showcases.metrics.text import split_sentences
 from gest_showcases.model_folders import load_whole, loading, require_model_type
+from gest_showcases.numerics import NonFiniteError
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ def _mean_over_images_then_examples(per_image: torch.Tensor, image_counts: torch
     has_images = image_counts > 0
     if not bool(has_images.any()):
         return math.nan, 0  # nothing scored: undefined, not a score of 0 (tables print "-", JSON null)
+    bad = int((~torch.isfinite(per_image)).sum())
+    if bad:  # else the mean is NaN and reads as "nothing scored"
+        raise NonFiniteError(
+            f"{bad} of {per_image.numel()} per-image scores are NaN or inf: the CLIP or the explanation classifier "
+            "computes NaN (a diverged or broken checkpoint)"
+        )
     sums = torch.zeros(image_counts.numel(), dtype=torch.float64).index_add_(
         0, _owners(image_counts), per_image.double()
     )
