@@ -83,6 +83,14 @@ REFUSED = [
     ("train-generator", ["--train_sampling_strategy", "group_by_length"], "group_by_length: the generators'"),
     ("train-pc2l", ["--report_to", "no_such_tracker"], "--report_to no_such_tracker: not installed here"),
     ("finetune-lm", ["--push_to_hub", "True"], "--push_to_hub: the Hub is off (HF_HUB_OFFLINE is set)"),
+    # Session 28's audit: numbers torch, NumPy or itertools refused with a traceback, after the data was read.
+    ("train-selector", ["--features", "f", "--seed", "-1"], "--seed -1: give a whole number from 0 to 4294967295"),
+    ("distill", ["--annotations", "a", "--features", "f", "--seed", "4294967296"], "--seed 4294967296: give a whole"),
+    ("train-clip", ["--seed", "99999999999999999999"], "--seed 99999999999999999999: give a whole number from 0"),
+    ("train-pc2l", ["--seed", "-1"], "--seed -1: give a whole number from 0 to 4294967295"),
+    ("train-clip", ["--learning_rate", "1e39"], "--learning_rate 1e+39: give a number below 3.4e+38"),
+    ("train-selector", ["--features", "f", "--learning_rate", "1e39"], "--learning_rate 1e+39: give a number below"),
+    ("train-selector", ["--features", "f", "--batch_size", "99999999999999999999"], "--batch_size 99999999999999999999: too large"),
     # Session 25: sizes whose typo hung or ran out of memory.
     ("synth", ["--other_business_fraction", "1e300"], "--other_business_fraction 1e+300: give a number <= 10"),
     ("synth", ["--num_reviews", "3000000000"], "--num_reviews 3000000000: give a number <= 2,000,000"),

@@ -337,9 +337,18 @@ def check_device(arguments, name: str = "device") -> None:
         raise InputError(f"--{name} {value}: this machine has no CUDA device; give --{name} cpu")
 
 
-def check_finite(instances: Sequence) -> None:
-    """Refuse NaN and infinity in every float option of the parsed dataclasses (ours and `TrainingArguments`):
-    none has a use for them, and a NaN learning rate or loss weight would otherwise fail mid-run or train a NaN."""
+# What torch and NumPy accept: a seed is a 32-bit unsigned number (`np.random.seed`), an Adam learning rate a float32,
+# a count an index (`itertools.islice`: at most sys.maxsize).
+_SEED_RANGE = (0, 2**32 - 1)
+_LARGEST_LEARNING_RATE = 3.4e38
+_LARGEST_COUNT = sys.maxsize
+
+
+def check_numbers(instances: Sequence) -> None:
+    """Refuse, in every option of the parsed dataclasses (ours and `TrainingArguments`), what the libraries below
+    would refuse with a traceback mid-run: NaN and infinity in a float option (none has a use for them, and a NaN
+    learning rate or loss weight would fail mid-run or train a NaN), a seed outside 0..2**32 - 1, a learning rate
+    beyond float32, a whole number beyond sys.maxsize."""
     for instance in instances:
         if not dataclasses.is_dataclass(instance):
             continue
@@ -348,6 +357,14 @@ def check_finite(instances: Sequence) -> None:
             for number in value if isinstance(value, list) else [value]:
                 if isinstance(number, float) and not math.isfinite(number):
                     raise InputError(f"--{item.name} {number}: give a finite number")
+                if isinstance(number, bool) or not isinstance(number, int | float):
+                    continue
+                if item.name.endswith("seed") and not _SEED_RANGE[0] <= number <= _SEED_RANGE[1]:
+                    raise InputError(f"--{item.name} {number}: give a whole number from 0 to {_SEED_RANGE[1]}")
+                if item.name.endswith("learning_rate") and number > _LARGEST_LEARNING_RATE:
+                    raise InputError(f"--{item.name} {number}: give a number below {_LARGEST_LEARNING_RATE:g}")
+                if isinstance(number, int) and abs(number) > _LARGEST_COUNT:
+                    raise InputError(f"--{item.name} {number}: too large (at most {_LARGEST_COUNT})")
 
 
 def parse_args(
@@ -362,7 +379,7 @@ def parse_args(
 
     `add_arguments(parser)` may add plain argparse arguments (a positional folder); their values come back in an
     `argparse.Namespace` after the instances, as `HfArgumentParser.parse_args_into_dataclasses` returns them.
-    Every float option must be finite (`check_finite`).
+    Every number must be usable (`check_numbers`): finite floats, seeds, learning rates and counts in range.
     """
     try:
         instances = _parse_args(dataclass_types, argv, prog, description, add_arguments)
@@ -370,7 +387,7 @@ def parse_args(
         raise
     except ValueError as error:  # TrainingArguments' own checks (`--warmup_steps -3`), raised as it is built
         raise InputError(one_line(error)) from error
-    check_finite(instances)
+    check_numbers(instances)
     for instance in instances:
         if isinstance(instance, TrainingArguments):  # else torch refuses them with a traceback at the first step
             check_at_least(instance, learning_rate=0, per_device_train_batch_size=1)

@@ -111,7 +111,7 @@ from gest_showcases.synth.world import MAX_REVIEWS
 from gest_showcases.trainer_utils import RESUME_FROM_LAST, last_complete_checkpoint, remove_checkpoints
 
 from . import train_pc2l, train_selector
-from .arguments import check_finite, claim_output_folder, parse_args
+from .arguments import check_numbers, claim_output_folder, parse_args
 from .demo import offline_run_setup, world_stages
 
 logger = logging.getLogger(__name__)
@@ -291,7 +291,7 @@ def variant_options(
         )
         if remaining:
             parser.error(f"train-pc2l takes no {' '.join(remaining)}")
-        check_finite(instances)
+        check_numbers(instances)
     except InputError as error:
         raise InputError(f"--generator_args: {error}") from None
     if decoder_config is not None:
