@@ -989,8 +989,9 @@ class ShowcaseTransformersPipeline(Pipeline):
             dtype=self.model.dtype,  # `pipeline(..., dtype=)` loaded the generator so: the selector follows it
         )
 
-    def _sanitize_parameters(self, k: int | None = None, **generate_kwargs):
-        return {"k": k}, {"k": k, "generate_kwargs": generate_kwargs}, {}
+    def _sanitize_parameters(self, k: int | None = None, generate_kwargs: dict | None = None, **more_generate_kwargs):
+        # Decoding settings as transformers' text pipelines take them: `generate_kwargs={...}`, or loose keywords.
+        return {"k": k}, {"k": k, "generate_kwargs": {**(generate_kwargs or {}), **more_generate_kwargs}}, {}
 
     # One request at a time, as transformers' `run_single` calls them; `__call__` batches through `showcase` instead.
     def preprocess(self, inputs: ShowcaseInput | Mapping, k: int | None = None) -> dict:

@@ -99,6 +99,18 @@ class FiniteTrainer(Trainer):
         return metrics
 
 
+class CollatorReadsRawExamples:
+    """A `Trainer` mixin for a collator that builds the model's inputs from raw examples, whose keys (`target`,
+    `candidate_index`, ...) are not arguments of `forward`: `remove_unused_columns`, True by default, would strip
+    them (a `KeyError` in the collator), so the examples reach the collator whole, whatever the argument says."""
+
+    def _remove_unused_columns(self, dataset, description: str | None = None):
+        return dataset
+
+    def _get_collator_with_removed_columns(self, data_collator: Callable, description: str | None = None) -> Callable:
+        return data_collator
+
+
 def save_model_atomically(trainer: Trainer, save_more: Callable[[Path], None] | None = None) -> None:
     """`trainer.save_model()` into `args.output_dir` through `files.saving_into`: a run killed while saving leaves the
     previous model whole (the stock call writes weights, config and tokenizer one by one into the folder). The
@@ -121,6 +133,9 @@ class EpochPermutationSampler(Sampler[int]):
     batch_size)`. `RandomSampler` with a generator is not the same order: it draws a second permutation at the end
     of every epoch (to fill `num_samples % n`, which is 0), so its later epochs differ.
 
+    `set_epoch(e)` (which `Trainer` calls at the start of each epoch) puts the generator where epoch `e` (0-based)
+    begins: a run resumed from a checkpoint in epoch `e` sees that epoch's order, as the uninterrupted run did.
+
     Args:
         num_samples (`int`): size of the dataset.
         seed (`int`): seed of the generator, set once: each epoch continues its sequence.
@@ -128,7 +143,13 @@ class EpochPermutationSampler(Sampler[int]):
 
     def __init__(self, num_samples: int, seed: int):
         self.num_samples = num_samples
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed)
+        for _ in range(epoch):  # the earlier epochs' permutations, drawn and dropped
+            torch.randperm(self.num_samples, generator=self.generator)
 
     def __len__(self) -> int:
         return self.num_samples
@@ -314,6 +335,7 @@ def _check_checkpoint_files(checkpoint: Path, given: str) -> None:
 
 
 __all__ = [
+    "CollatorReadsRawExamples",
     "EpochPermutationSampler",
     "FiniteTrainer",
     "LoggingProgressCallback",

@@ -61,6 +61,47 @@ def test_auto_classes_know_the_tower(tmp_path):
     assert isinstance(AutoModel.from_pretrained(tmp_path), ConvImageTower)
 
 
+def test_the_tower_loads_as_remote_code_without_the_package(tmp_path):
+    """Session 28's audit: the folder shipped the config's code but not the model's (no `AutoModel` in auto_map)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    torch.manual_seed(0)
+    tower = ConvImageTower(ConvImageTowerConfig(widths=[4, 8], image_size=16)).eval()
+    tower.save_pretrained(tmp_path / "tower")
+    pixels = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.save({"pixels": pixels, "pooled": tower(pixel_values=pixels).pooler_output}, tmp_path / "inputs.pt")
+    script = textwrap.dedent(
+        """
+        import sys
+        import torch
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(sys.argv[1], trust_remote_code=True).eval()
+        saved = torch.load(sys.argv[2])
+        with torch.no_grad():
+            torch.testing.assert_close(model(pixel_values=saved["pixels"]).pooler_output, saved["pooled"])
+        assert not any(name.startswith("gest_showcases") for name in sys.modules), "our package was imported"
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "tower"), str(tmp_path / "inputs.pt")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_bf16_tower_reads_fp32_pixels_as_transformers_vision_models_do(tmp_path):
+    torch.manual_seed(0)
+    ConvImageTower(ConvImageTowerConfig(widths=[4, 8], image_size=16)).save_pretrained(tmp_path)
+    tower = AutoModel.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    with torch.no_grad():
+        pooled = tower(pixel_values=torch.randn(2, 3, 16, 16)).pooler_output
+    assert pooled.dtype == torch.bfloat16 and pooled.shape == (2, 8)
+
+
 def trained_looking_cnn_clip(folder, projection_dim=8):
     """A CNN stand-in CLIP saved like `train-clip` saves it, with batch-norm statistics and weights moved off their
     initial values (so a loader that re-initialised anything would give other features)."""

@@ -259,3 +259,69 @@ def test_distill_on_gest_synth_annotations(tmp_path, synth_world, tiny_clip):
     model = ExplanationClassifier.from_pretrained(out)
     assert model.config.threshold == pytest.approx(metrics["threshold"])
     assert model.config.clip_checkpoint == tiny_clip
+
+
+def _pairs(n: int = 40):
+    from gest_showcases.features.distill import PairCollator
+
+    generator = torch.Generator().manual_seed(0)
+    return PairCollator(
+        torch.randn(n, 4, generator=generator), torch.randn(n, 4, generator=generator),
+        (torch.rand(n, generator=generator) > 0.5).float(),
+    )  # fmt: skip
+
+
+def test_trainer_evaluate_and_predict_score_the_probabilities(tmp_path):
+    """Session 28's audit: called as typed, `evaluate()` handed `compute_auc` the (logits, probabilities) tuple."""
+    from transformers import TrainingArguments
+
+    from gest_showcases.features.distill import ExplanationClassifierTrainer, compute_auc
+
+    model = ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=4))
+    trainer = ExplanationClassifierTrainer(
+        model=model, args=TrainingArguments(str(tmp_path), report_to="none", use_cpu=True, disable_tqdm=True),
+        eval_dataset=list(range(40)), data_collator=_pairs(), compute_metrics=compute_auc,
+    )  # fmt: skip
+    collator = _pairs()
+    with torch.no_grad():
+        expected = model(**collator(list(range(40)))).probabilities
+    assert trainer.evaluate()["eval_auc"] == pytest.approx(roc_auc(expected, collator(list(range(40)))["labels"]))
+    predictions = trainer.predict(list(range(40))).predictions
+    assert predictions.shape == (40,) and np.allclose(predictions, expected.numpy())
+
+
+def test_trainer_resumed_in_its_second_epoch_ends_where_an_uninterrupted_run_does(tmp_path):
+    """Session 28's audit: the epoch-permutation sampler restarted at epoch 1's order on resume."""
+    from transformers import TrainingArguments
+
+    from gest_showcases.features.distill import ExplanationClassifierTrainer
+
+    def run(folder, max_steps, resume=None):
+        torch.manual_seed(0)
+        args = TrainingArguments(str(tmp_path / folder), per_device_train_batch_size=8, max_steps=max_steps,
+                                 save_steps=3, learning_rate=0.1, lr_scheduler_type="constant", report_to="none",
+                                 use_cpu=True, disable_tqdm=True)  # fmt: skip
+        trainer = ExplanationClassifierTrainer(
+            model=ExplanationClassifier(ExplanationClassifierConfig(text_dim=4, image_dim=4)), args=args,
+            train_dataset=list(range(40)), data_collator=_pairs(),
+        )  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer.model.classifier.weight.detach().clone()
+
+    uninterrupted = run("full", 15)
+    run("cut", 9)  # 5 steps an epoch: stopped in the second epoch, checkpoint-9 saved
+    torch.testing.assert_close(run("cut", 15, resume=True), uninterrupted)
+
+
+def test_the_sampler_set_to_an_epoch_draws_that_epochs_order():
+    from gest_showcases.trainer_utils import EpochPermutationSampler
+
+    running = EpochPermutationSampler(10, seed=3)
+    orders = [list(running) for _ in range(3)]
+    assert orders[0] != orders[1] != orders[2]
+    fresh = EpochPermutationSampler(10, seed=3)
+    fresh.set_epoch(2)
+    assert list(fresh) == orders[2]
+    for epoch in range(3):  # what Trainer does at each epoch of an uninterrupted run: the same orders
+        running.set_epoch(epoch)
+        assert list(running) == orders[epoch]

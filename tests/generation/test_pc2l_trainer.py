@@ -179,3 +179,15 @@ def test_label_smoothing_is_refused_not_ignored(tokenizer, tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), label_smoothing_factor=0.1, use_cpu=True, report_to="none")
     with pytest.raises(InputError, match="--label_smoothing_factor 0.1: not applied to a generator's loss"):
         PC2LTrainer(model=_model(tokenizer), args=args)
+
+
+def test_the_trainer_works_with_default_training_arguments(tokenizer, tmp_path):
+    """Session 28's audit: with `remove_unused_columns=True` (transformers' default) the Trainer stripped the
+    examples' `target` before the collator saw it (a KeyError). The examples reach the collator whole now."""
+    examples = synthetic_examples(4)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True, disable_tqdm=True)
+    assert args.remove_unused_columns
+    trainer = PC2LTrainer(model=_model(tokenizer), args=args, train_dataset=_dataset(examples),
+                          eval_dataset=_dataset(examples), data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
+    trainer.train()
+    assert {"eval_loss", "eval_loss_ccl"} <= set(trainer.evaluate())

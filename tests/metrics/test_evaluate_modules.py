@@ -254,5 +254,21 @@ def test_div_at_k_module_defaults_to_the_papers_k_and_refuses_bad_input():
     for outside in (3, -2):
         with pytest.raises(ValueError, match=f"example 0 selects position {outside}, outside its pool of 3"):
             module.compute(selected=[[0, outside]], features=features, k=2)
-    with pytest.raises(ValueError, match=r"the same size .* got sizes \[1, 3\]"):
-        module.compute(selected=[[0], [0]], features=features + [[[1.0, 0.0]]], k=2)
+    with pytest.raises(ValueError, match=r"example 1 selects position 1, outside its pool of 1"):
+        module.compute(selected=[[0], [0, 1]], features=features + [[[1.0, 0.0]]], k=2)
+    with pytest.raises(ValueError, match=r"the features differ in width: \[2, 3\]"):
+        module.compute(selected=[[0], [0]], features=features + [[[1.0, 0.0, 0.0]]], k=2)
+
+
+def test_div_at_k_module_takes_pools_of_different_sizes_across_batches():
+    """Session 28's audit: businesses have different numbers of photos, and across `add_batch` calls a user cannot
+    know the largest pool to pad to. Oracle: the library function on the pools padded by hand."""
+    generator = torch.Generator().manual_seed(3)
+    small, large = torch.randn(3, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    module = _load("div_at_k")
+    module.add_batch(selected=[[0, 2]], features=[small.tolist()])
+    module.add_batch(selected=[[5, 1, 3]], features=[large.tolist()])
+    padded = torch.zeros(2, 6, 4)
+    padded[0, :3], padded[1] = small, large
+    expected = diversity_at_k(torch.tensor([[0, 2, -1], [5, 1, 3]]), padded, 3).mean()
+    assert module.compute(k=3) == {"div@3": pytest.approx(float(expected), abs=1e-6)}

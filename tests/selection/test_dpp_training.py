@@ -245,6 +245,26 @@ def test_trainer_validation_f1_is_evaluate_selections(tmp_path):
     assert 0 < expected["f1@3"] < 1
 
 
+def test_trainer_works_with_default_training_arguments_and_keeps_the_best_f1(tmp_path):
+    """Session 28's audit: the default `remove_unused_columns=True` stripped `candidate_index` before the collator
+    (a KeyError at the first evaluation), and `load_best_model_at_end` looked for an `eval_loss` this trainer has
+    not."""
+    from transformers import TrainingArguments
+
+    train = build_selection_dataset(*synthetic_world(40, seed=1))
+    validation = build_selection_dataset(*synthetic_world(30, seed=3))
+    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=16,
+                             eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+                             report_to="none", use_cpu=True, disable_tqdm=True)  # fmt: skip
+    torch.manual_seed(0)
+    trainer = DPPSelectorTrainer(model=DPPImageSelector(tiny_config()), args=args, train_dataset=train,
+                                 eval_dataset=validation, compute_metrics=partial(compute_selection_metrics, k=3))  # fmt: skip
+    trainer.train()
+    assert args.metric_for_best_model == "f1@3" and args.greater_is_better
+    scores = [log["eval_f1@3"] for log in trainer.state.log_history if "eval_f1@3" in log]
+    assert len(scores) == 2 and trainer.state.best_metric == max(scores)
+
+
 def hand_written_loop(model: DPPImageSelector, dataset, validation, args) -> tuple[list[float], int]:
     """The selector's training before `DPPSelectorTrainer` (one process): the losses of every step and the epoch
     kept; `model` ends with that epoch's weights. The Trainer must reproduce it exactly."""

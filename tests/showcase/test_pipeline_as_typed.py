@@ -93,6 +93,27 @@ def test_the_transformers_pipeline_factory_casts_the_selector_with_the_generator
     assert len(pipe(_request(photos), num_beams=1, max_new_tokens=3).photos) == 2
 
 
+def test_the_transformers_pipeline_takes_generate_kwargs_as_text_pipelines_do(checkpoints, photos, tmp_path, monkeypatch):
+    """Session 28's audit: `generate_kwargs={...}`, the usual way to give a transformers pipeline its decoding, reached
+    `generate` as a keyword named `generate_kwargs` (a ValueError)."""
+    from transformers import pipeline as hf_pipeline
+
+    saved = ShowcasePipeline.from_pretrained(**checkpoints, device="cpu", k=2).save_pretrained(tmp_path / "saved")
+    pipe = hf_pipeline("personalized-showcase", model=str(saved), device="cpu", generate_kwargs={"num_beams": 1})
+    seen = []
+    generate = pipe.showcase.generator.generate
+
+    def spy(**kwargs):
+        seen.append({key: kwargs.get(key) for key in ("num_beams", "max_new_tokens")})
+        return generate(**kwargs)
+
+    monkeypatch.setattr(pipe.showcase.generator, "generate", spy)
+    pipe(_request(photos), generate_kwargs={"max_new_tokens": 2})
+    assert seen[-1] == {"num_beams": 1, "max_new_tokens": 2}
+    pipe(_request(photos), max_new_tokens=3)  # loose keywords still work
+    assert seen[-1] == {"num_beams": 1, "max_new_tokens": 3}
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16"])
 def test_from_pretrained_takes_a_dtype_as_transformers_does(checkpoints, photos, dtype):
     """`ShowcasePipeline.from_pretrained(..., dtype=torch.bfloat16)` was a TypeError from the constructor."""

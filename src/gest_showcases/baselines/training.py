@@ -264,7 +264,6 @@ def train_baseline(
             build(without_overrides)  # the overrides are to blame only if the model builds without them
             message = f"--config_overrides {model_args.config_overrides!r}: the model cannot be built"
             raise InputError(f"{message} ({one_line(error)})") from error
-    training_args.remove_unused_columns = False
     evaluation = splits.get("validation") or None
     trainer = GeneratorTrainer(
         model=model,

@@ -187,7 +187,6 @@ def run(
     set_seed(training_args.seed)
     with training_args.main_process_first():
         model = build_model(model_args, config, kwargs)
-    training_args.remove_unused_columns = False
     collator = PC2LCollator(
         tokenizer,
         max_length=data_args.max_length,

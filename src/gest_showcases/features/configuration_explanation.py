@@ -32,6 +32,9 @@ class ExplanationClassifierConfig(PreTrainedConfig):
     """
 
     model_type = "explanation_classifier"
+    # `Trainer.evaluate`/`predict` hand `compute_metrics` the probabilities alone (e.g. `compute_auc`), as transformers'
+    # own configs name the outputs to leave out.
+    keys_to_ignore_at_inference = ["logits", "hidden_states"]
 
     text_dim: int = 512
     image_dim: int = 512

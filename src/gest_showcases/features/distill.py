@@ -251,7 +251,7 @@ def train_explanation_classifier(
             eval_dataset=splits["validation"].tolist(),
             compute_metrics=compute_auc,
         )
-        trainer.train(ignore_keys_for_eval=["logits", "hidden_states"])  # the probabilities are scored
+        trainer.train()  # the probabilities are scored (the config's keys_to_ignore_at_inference)
     model.eval()
 
     def scores(indices: torch.Tensor) -> torch.Tensor:

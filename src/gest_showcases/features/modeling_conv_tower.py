@@ -73,7 +73,7 @@ class ConvImageTower(PreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden = pixel_values
+        hidden = pixel_values.to(self.stages[0].weight.dtype)  # a bf16 tower reads the processor's fp32 pixels
         stages: list[torch.Tensor] = []
         for start in range(0, len(self.stages), 4):
             hidden = self.stages[start : start + 4](hidden)
@@ -84,5 +84,9 @@ class ConvImageTower(PreTrainedModel):
             return tuple(value for value in (hidden, pooled, hidden_states) if value is not None)
         return BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled, hidden_states=hidden_states)
 
+
+# `save_pretrained` ships this file for `AutoModel.from_pretrained(folder, trust_remote_code=True)` without the
+# package, as the config's file is shipped.
+ConvImageTower.register_for_auto_class("AutoModel")
 
 __all__ = ["ConvImageTower"]

@@ -37,7 +37,7 @@ import torch
 from transformers.trainer_utils import unwrap_peft_model
 
 from gest_showcases.errors import InputError
-from gest_showcases.trainer_utils import FiniteTrainer
+from gest_showcases.trainer_utils import CollatorReadsRawExamples, FiniteTrainer
 
 from .losses import total_loss
 
@@ -66,13 +66,13 @@ def check_generator_training_args(training_args) -> None:
         )
 
 
-class GeneratorTrainer(FiniteTrainer):
+class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """A `Trainer` for an explanation generator that logs each part of its loss (`loss_*`), averaged per log.
 
     The loss is the model's own `loss`; the parts are the output fields named `loss_*` (none for a model trained
-    on cross-entropy alone). Only `compute_loss` and `log` are overridden (the NaN guard is [`FiniteTrainer`]'s);
-    use it like `Trainer`, with `remove_unused_columns=False`. Subclasses change how the loss is composed by
-    overriding `loss_and_parts`.
+    on cross-entropy alone). Only `compute_loss` and `log` are overridden (the NaN guard is [`FiniteTrainer`]'s;
+    the examples reach the collator whole, whatever `remove_unused_columns` says); use it like `Trainer`. Subclasses
+    change how the loss is composed by overriding `loss_and_parts`.
     """
 
     loss_is_scaled_for_ga = False
@@ -108,8 +108,7 @@ class PC2LTrainer(GeneratorTrainer):
     """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
 
     Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`); use it like
-    `Trainer`, with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL) and
-    `remove_unused_columns=False`.
+    `Trainer`, with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL).
     """
 
     def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

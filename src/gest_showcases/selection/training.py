@@ -36,6 +36,7 @@ from ..metrics.selection import (
 )
 from ..numerics import NonFiniteError, check_finite_rows, check_finite_weights
 from ..trainer_utils import (
+    CollatorReadsRawExamples,
     FiniteTrainer,
     drop_use_cache,
     kept_global_random_state,
@@ -181,7 +182,7 @@ def diverged_selector_named(model: DPPImageSelector) -> Iterator[None]:
         ) from error
 
 
-class DPPSelectorTrainer(FiniteTrainer):
+class DPPSelectorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """A `Trainer` for [`DPPImageSelector`]: the DPP negative log-likelihood on batches of
     `collate_selection(..., distinct_images=True)`, evaluated by the greedy MAP picks.
 
@@ -191,7 +192,9 @@ class DPPSelectorTrainer(FiniteTrainer):
       always trained (no per-epoch re-seeding).
     - Optimizer: `torch.optim.Adam` (the paper's), not AdamW.
     - Evaluation: `prediction_step` returns the top-`top_k` picks as predictions and the posted images as labels,
-      for `compute_metrics` (e.g. [`compute_selection_metrics`]); no evaluation loss.
+      for `compute_metrics` (e.g. [`compute_selection_metrics`]); no evaluation loss, so `load_best_model_at_end`
+      keeps the best `f1@top_k` unless `metric_for_best_model` names another metric.
+    - The examples reach the collator whole, whatever `remove_unused_columns` says.
     - NaN: a failed Cholesky or a non-finite loss or gradient stops training with `NonFiniteError`, before the
       optimizer step. The gradients are left to the loss scaler under fp16 (an inf there is routine).
     - The loss of every training step on this process is kept in `step_losses`; logs go to `logging`, not stdout.
@@ -208,6 +211,11 @@ class DPPSelectorTrainer(FiniteTrainer):
             # A batch's distinct images are indexed by every example: DataParallel's scatter would split them.
             # One process drives one device; several devices are DDP (`accelerate launch`).
             training_args._n_gpu = 1
+        if training_args is not None and training_args.load_best_model_at_end and training_args.metric_for_best_model in (
+            "loss", "eval_loss"
+        ):  # fmt: skip
+            # TrainingArguments' default; there is no evaluation loss here, the picks are scored.
+            training_args.metric_for_best_model, training_args.greater_is_better = f"f1@{top_k}", True
         super().__init__(*args, **kwargs)
         drop_use_cache(self.model.config)
         self.top_k = top_k

@@ -8,8 +8,8 @@ two images were selected; averaged over examples. Wraps
 
 Inputs:
     selected (`list[list[int]]`): per example, positions in its candidate pool, `-1`-padded.
-    features (`list[list[list[float]]]`): per example, the candidates' CLIP features `[N, D]`; every
-        example's pool must have the same size N (pad with zero rows).
+    features (`list[list[list[float]]]`): per example, the candidates' CLIP features `[N_i, D]`; pools may differ
+        in size (businesses have different numbers of photos, also across `add_batch` calls).
     k (`int`, *optional*, defaults to 3): the K of the metric (the paper's K is 3); the first K positions of each
         selection count.
 
@@ -61,19 +61,22 @@ class DivAtK(evaluate.Measurement):
     def _compute(self, selected, features, k=3):
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"div_at_k: k must be a whole number >= 1, got {k!r}")
-        pool_sizes = {len(pool) for pool in features}
-        if len(pool_sizes) > 1:
-            raise ValueError(f"div_at_k: every example's pool must have the same size (pad with zero rows); got sizes "
-                             f"{sorted(pool_sizes)}")
-        pool_size = pool_sizes.pop() if pool_sizes else 0
-        for row, positions in enumerate(selected):
-            outside = [position for position in positions if position != -1 and not 0 <= position < pool_size]
+        for row, (positions, pool) in enumerate(zip(selected, features, strict=True)):
+            outside = [position for position in positions if position != -1 and not 0 <= position < len(pool)]
             if outside:
                 raise ValueError(f"div_at_k: example {row} selects position {outside[0]}, outside its pool of "
-                                 f"{pool_size} (positions are 0..{pool_size - 1}, -1 pads)")
+                                 f"{len(pool)} (positions are 0..{len(pool) - 1}, -1 pads)")
+        widths = {len(row) for pool in features for row in pool}
+        if len(widths) > 1:
+            raise ValueError(f"div_at_k: the features differ in width: {sorted(widths)}")
+        # One [B, N, D] tensor, pools zero-padded to the largest: a padding row is never selected (checked above).
+        pools = torch.zeros(len(features), max(map(len, features), default=0), widths.pop() if widths else 0)
+        for row, pool in enumerate(features):
+            if pool:
+                pools[row, : len(pool)] = torch.tensor(pool, dtype=torch.float32)
         width = max((len(s) for s in selected), default=0)
         padded = torch.full((len(selected), width), -1, dtype=torch.long)  # [B, K']
         for row, positions in enumerate(selected):
             padded[row, : len(positions)] = torch.tensor(positions, dtype=torch.long)
-        per_example = diversity_at_k(padded, torch.tensor(features, dtype=torch.float32), k)  # [B]
+        per_example = diversity_at_k(padded, pools, k)  # [B]
         return {f"div@{k}": float(per_example.mean()) if len(selected) else 0.0}
