@@ -252,3 +252,24 @@ def test_detect_format_and_read_reviews_dispatch(gest_files):
     assert [review.business_id for review in reviews] == [files.business(1), "0x80c2c:0x1a", "0x80c2c:0x1a"]
     with pytest.raises(ValueError, match="cannot be mixed"):
         list(read_reviews([filtered, raw]))
+
+
+def test_a_first_record_longer_than_the_sniffed_head_and_a_byte_order_mark_are_read(gest_files):
+    """Session 28's audit: a first review of 72,000 characters made a valid file "not a Gest file" (only complete lines
+    of the first 64 KiB were parsed), and a UTF-8 byte order mark made filter_all_t.json unreadable and dropped the
+    first record of a JSON Lines file as malformed."""
+    files = gest_files
+    long_first = files.jsonl("long.json", [files.record(1, 1, "word " * 15_000), files.record(2, 2, "a b c d e")])
+    assert detect_format(long_first) == "gest_raw"
+    assert [len(review.review_text) for review in read_reviews([long_first])] == [75_000, 9]
+    plain = files.jsonl("plain.json", [files.record(1, 1, "a b c d e"), files.record(2, 2, "f g h i j")])
+    with_bom = files.root / "bom.json"
+    with_bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    report = DropReport()
+    assert detect_format(with_bom) == "gest_raw"
+    assert list(read_gest_raw(with_bom, report)) == list(read_gest_raw(plain)) and not report.counts
+    filtered = files.filtered("filter_all_t.json", {"val": [_filtered_record(files, 1, 1, "x")]})
+    filtered_bom = files.root / "filter_bom.json"
+    filtered_bom.write_bytes(b"\xef\xbb\xbf" + filtered.read_bytes())
+    assert detect_format(filtered_bom) == "gest_filtered"
+    assert list(read_gest_filtered(filtered_bom)) == list(read_gest_filtered(filtered))

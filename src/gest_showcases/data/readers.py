@@ -52,6 +52,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 _CHUNK_BYTES = 1 << 20
 _HEAD_BYTES = 1 << 16
+_FIRST_LINE_BYTES = 1 << 24  # how far `detect_format` reads for a first record
 # A gzip stream cut short raises EOFError, a damaged one BadGzipFile (bad header, CRC or length) or
 # zlib.error (bad deflate data): the file is unreadable from there on, the records before it are not.
 _STREAM_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
@@ -109,10 +110,17 @@ def _read_chunk(handle: BinaryIO, size: int) -> tuple[bytes, Exception | None]:
 
 
 def _head(path: str | Path) -> tuple[str, bool]:
-    """The first `_HEAD_BYTES` of a file (decompressed) as text, and whether the stream broke early."""
+    """The first `_HEAD_BYTES` of a file (decompressed) as text, to the end of its first line when that is longer
+    (a JSON Lines record may be: a review of 70,000 characters), and whether the stream broke early. A UTF-8 byte
+    order mark is dropped."""
     with open_binary(path) as handle:
         data, error = _read_chunk(handle, _HEAD_BYTES)
-    return data.decode("utf-8", errors="replace"), error is not None
+        if error is None and data and b"\n" not in data:
+            try:
+                data += handle.readline(_FIRST_LINE_BYTES)
+            except _STREAM_ERRORS as stream_error:
+                error = stream_error
+    return data.decode("utf-8", errors="replace").removeprefix("\ufeff"), error is not None
 
 
 def detect_format(path: str | Path) -> Format:
@@ -304,7 +312,7 @@ def iter_json_lines(path: str | Path, report: DropReport | None = None) -> Itera
             ):
                 place = f"{name}:{lineno}"
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte order mark is no record
                 except UnicodeDecodeError:
                     report.add("non-UTF-8 bytes", place)
                     continue
@@ -337,7 +345,8 @@ class _TextStream:
     def __init__(self, handle: BinaryIO):
         self._handle = handle
         # Undecodable bytes become lone surrogates, caught per record instead of failing the file.
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        # "utf-8-sig": a byte order mark at the start is dropped.
+        self._decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="surrogateescape")
         self._json = json.JSONDecoder()
         self.buf = ""
         self.pos = 0
