@@ -203,6 +203,7 @@ def test_rebuild_is_idempotent_and_atomic(gest_files, monkeypatch):
     before = snapshot()
     assert {str(path) for path in before} == {
         "README.md",
+        "build_options.json",
         "drop_report.json",
         "raw/train-00000-of-00001.parquet",
         *(f"s1/{split}-00000-of-00001.parquet" for split in SPLITS),

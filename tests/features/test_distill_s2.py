@@ -61,3 +61,30 @@ def test_s2_from_s1_keeps_exactly_the_sentences_above_threshold(tmp_path, tiny_c
         r["split"] == "train" for r in s2
     )
     assert torch.isfinite(torch.tensor(metrics["test_auc"]))
+
+
+@pytest.mark.slow
+def test_distill_rebuilds_with_the_folders_own_build_options(tmp_path, tiny_clip):
+    """Session 28's audit: `distill --dataset` rebuilt a `--seed 7 --copy_images` dataset with the default options:
+    its users were split again (a selector trained before was scored on users it trained on) and images/ was gone."""
+    from gest_showcases.data.build import BUILD_OPTIONS_FILE, build_dataset
+
+    synth = pytest.importorskip("gest_showcases.synth")
+    world_dir = tmp_path / "synth"
+    synth.write_world(
+        synth.generate_world(synth.SynthConfig(seed=1, num_reviews=120, num_annotated_reviews=60)),
+        world_dir,
+        image_size=32,
+    )
+    dataset = tmp_path / "dataset"
+    build_dataset([world_dir / "image_review_all.json"], world_dir / "images", dataset, seed=7, copy_images=True)
+    options = json.loads((dataset / BUILD_OPTIONS_FILE).read_text())
+    assert options["seed"] == 7 and options["copy_images"] is True
+    splits = {row["review_id"]: row["split"] for row in read_config_rows(dataset, "s1")}
+    assert main(["--annotations", str(world_dir / "annotations.jsonl"), "--features", str(tmp_path / "f"),
+                 "--output", str(tmp_path / "phi"), "--model", tiny_clip, "--epochs", "5", "--num_workers", "0",
+                 "--dataset", str(dataset), "--build_inputs", str(world_dir / "image_review_all.json"),
+                 "--build_images", str(world_dir / "images")]) == 0  # fmt: skip
+    assert {row["review_id"]: row["split"] for row in read_config_rows(dataset, "s1")} == splits
+    assert json.loads((dataset / BUILD_OPTIONS_FILE).read_text()) == options
+    assert (dataset / "images").is_dir() and read_config_rows(dataset, "s2")

@@ -53,6 +53,7 @@ output removes the ones no live build holds, so a killed build leaves nothing be
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -76,7 +77,7 @@ try:  # the stale-folder locks need flock (POSIX); elsewhere stale folders are l
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 
 from .folder import config_files
 from .images import (
@@ -102,6 +103,7 @@ _CHUNK_COST = 2_000_000
 _EMBED_COST = 500
 DEFAULT_OUTPUT_DIR = "gest"
 COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
+BUILD_OPTIONS_FILE = "build_options.json"  # what `read_build_options` reads back for a rebuild
 
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
@@ -735,13 +737,13 @@ def _check_arguments(
 
 
 def _files_no_build_wrote(output_dir: Path) -> list[str]:
-    """What a previous build's folder holds beyond a build's own files: README.md, drop_report.json, the config
-    folders of Parquet files and the copied images."""
+    """What a previous build's folder holds beyond a build's own files: README.md, drop_report.json,
+    build_options.json, the config folders of Parquet files and the copied images."""
     if not (output_dir / "drop_report.json").is_file():
         return []
     foreign = []
     for entry in sorted(output_dir.iterdir()):
-        if entry.name in ("README.md", "drop_report.json"):
+        if entry.name in ("README.md", "drop_report.json", BUILD_OPTIONS_FILE):
             continue
         if entry.name in (*CONFIGS, COPIED_IMAGES) and entry.is_dir():
             suffix = ".jpg" if entry.name == COPIED_IMAGES else ".parquet"
@@ -964,6 +966,9 @@ def build_dataset(
         card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
         (work / "README.md").write_text(card, encoding="utf-8")
         write_drop_reports(work / "drop_report.json", reports)
+        options = {"seed": seed, "split_ratios": list(split_ratios), "min_words": min_words, "max_images": max_images,
+                   "max_history": max_history, "embed_images": embed_images, "copy_images": copy_images}  # fmt: skip
+        (work / BUILD_OPTIONS_FILE).write_text(json.dumps(options, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _replace_folder(work, output_dir)
     finally:
         if work.exists():
@@ -973,6 +978,29 @@ def build_dataset(
     for line in result.summary().splitlines():
         logger.info(line)
     return result
+
+
+def read_build_options(folder: str | Path) -> dict:
+    """The options `build_dataset` built `folder` with (`build_options.json`), for a rebuild that must make the same
+    splits and filters (`distill` rebuilds the folder with `s2`). `{}` (the defaults) for a folder built before they
+    were recorded, with a warning.
+
+    Raises:
+        `InputError`: when the file is not a JSON object of `build_dataset`'s options.
+    """
+    path = Path(folder) / BUILD_OPTIONS_FILE
+    if not path.is_file():
+        logger.warning("%s has no %s (built by an older version): rebuilding it with the default build options "
+                       "(seed 0, 8:1:1, ...)", folder, BUILD_OPTIONS_FILE)  # fmt: skip
+        return {}
+    try:
+        options = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: unreadable ({one_line(error)}); rebuild the dataset") from error
+    known = {"seed", "split_ratios", "min_words", "max_images", "max_history", "embed_images", "copy_images"}
+    if not isinstance(options, dict) or not set(options) <= known:
+        raise InputError(f"{path}: not the options of a build ({sorted(known)}); rebuild the dataset")
+    return options
 
 
 NULLABLE_COLUMNS = ("rating", "time")  # a source may have neither (`Review`); every other value is always written

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from transformers import EvalPrediction, TrainingArguments
 
-from gest_showcases.data.build import build_dataset
+from gest_showcases.data.build import build_dataset, read_build_options
 from gest_showcases.data.records import normalize_pic_id, split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.files import write_text_atomically
@@ -421,19 +421,19 @@ def write_s2(
     if not build_inputs or not build_images:
         raise ValueError("--dataset needs --build_inputs and --build_images to rebuild it with s2")
 
-    def build(explanation_filter: ExplanationFilter | None):
-        return build_dataset(
-            build_inputs, build_images, dataset, list(build_meta), explanation_filter=explanation_filter
-        )
-
     if not (Path(dataset) / "README.md").exists():
-        build(None)
+        build_dataset(build_inputs, build_images, dataset, list(build_meta))
+    # The same users in the same splits, with the same filters and photo storage as the folder's own build (a
+    # default rebuild re-split a `--seed 7` dataset: selectors trained before were scored on their training users).
+    options = read_build_options(dataset)
     rows = read_config_rows(dataset, "s1", columns=["review_text", *IMAGE_COLUMNS])
     items = image_items(dataset, rows, build_images, option="--build_images")
     extract_image_features(items, image_model, features, "image", num_workers=num_workers)
     explanation_filter = ExplanationFilter(classifier, text_model, load_features(features, "image"))
     explanation_filter.prepare([s for row in rows for s in split_sentences(row["review_text"])])
-    result = build(explanation_filter)
+    result = build_dataset(
+        build_inputs, build_images, dataset, list(build_meta), explanation_filter=explanation_filter, **options
+    )
     card = Path(dataset) / "README.md"
     write_text_atomically(  # a card cut by a crash would leave the dataset unreadable
         card,
