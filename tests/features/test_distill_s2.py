@@ -15,8 +15,7 @@ from gest_showcases.features.inputs import read_config_rows
 from gest_showcases.features.modeling_explanation import ExplanationClassifier
 
 
-@pytest.mark.slow
-def test_s2_from_s1_keeps_exactly_the_sentences_above_threshold(tmp_path, tiny_clip):
+def _world(tmp_path):
     synth = pytest.importorskip("gest_showcases.synth")
     world_dir = tmp_path / "synth"
     synth.write_world(
@@ -24,6 +23,12 @@ def test_s2_from_s1_keeps_exactly_the_sentences_above_threshold(tmp_path, tiny_c
         world_dir,
         image_size=32,
     )
+    return world_dir
+
+
+@pytest.mark.slow
+def test_s2_from_s1_keeps_exactly_the_sentences_above_threshold(tmp_path, tiny_clip):
+    world_dir = _world(tmp_path)
     dataset, classifier_dir, features = tmp_path / "dataset", tmp_path / "phi", tmp_path / "f"
     assert main(["--annotations", str(world_dir / "annotations.jsonl"), "--features", str(features),
                  "--output", str(classifier_dir), "--model", tiny_clip, "--epochs", "30", "--num_workers", "0",
@@ -69,13 +74,7 @@ def test_distill_rebuilds_with_the_folders_own_build_options(tmp_path, tiny_clip
     its users were split again (a selector trained before was scored on users it trained on) and images/ was gone."""
     from gest_showcases.data.build import BUILD_OPTIONS_FILE, build_dataset
 
-    synth = pytest.importorskip("gest_showcases.synth")
-    world_dir = tmp_path / "synth"
-    synth.write_world(
-        synth.generate_world(synth.SynthConfig(seed=1, num_reviews=120, num_annotated_reviews=60)),
-        world_dir,
-        image_size=32,
-    )
+    world_dir = _world(tmp_path)
     dataset = tmp_path / "dataset"
     build_dataset([world_dir / "image_review_all.json"], world_dir / "images", dataset, seed=7, copy_images=True)
     options = json.loads((dataset / BUILD_OPTIONS_FILE).read_text())
