@@ -54,11 +54,36 @@ class FiniteTrainer(Trainer):
     stock loop's NaN filter already does; its value is kept in `last_loss` for subclasses that record it.
 
     What the step check cannot see is also refused: weights a finite gradient overflowed at the last step (by
-    `save_model`, checkpoints included, which then saves nothing, and by `evaluate`) and a NaN evaluation loss
-    (`evaluate`), e.g. finite weights whose logits overflow.
+    `save_model`, checkpoints included, which then saves nothing, and by `evaluate`); finite weights that compute NaN
+    after the last step (`train` ends with one more forward pass of its last batch: a learning rate of 1e37 left every
+    logit NaN); and a NaN evaluation loss (`evaluate`).
     """
 
     last_loss: float = math.nan
+    _last_inputs: dict | None = None
+
+    def train(self, *args, **kwargs):
+        result = super().train(*args, **kwargs)
+        inputs, self._last_inputs = self._last_inputs, None
+        if inputs is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            # The caller's random state is kept (dropout draws): a demo's later stages draw what they drew before.
+            devices = [self.args.device] if self.args.device.type == "cuda" else []
+            try:
+                with torch.no_grad(), torch.random.fork_rng(devices=devices):
+                    loss = float(self.probe_loss(inputs))
+            except NonFiniteError:  # a loss that checks its own inputs (the selector's kernel)
+                loss = math.nan
+            if not math.isfinite(loss):
+                raise NonFiniteError(
+                    f"the model after step {self.state.global_step} computes loss {loss} on its last training batch: "
+                    "the training diverged at its last step (no model is saved); lower the learning rate"
+                )
+        return result
+
+    def probe_loss(self, inputs: dict) -> torch.Tensor:
+        """The loss of `inputs` under the model as it is, without the side effects of a training step (a subclass
+        whose `compute_loss` records what it computes overrides it)."""
+        return self.compute_loss(self.model, inputs)
 
     def current_epoch(self) -> int:
         """The 1-based epoch of the step being run (`state.epoch` is the fraction done after the last step)."""
@@ -77,6 +102,7 @@ class FiniteTrainer(Trainer):
             model.parameters() if check_gradients else None,
             where=f"epoch {self.current_epoch()}",
         )
+        self._last_inputs = inputs  # for `train`'s check of the model its last step made
         return loss
 
     def _check_finite_weights(self) -> None:

@@ -295,3 +295,21 @@ def test_a_baseline_whose_weights_do_not_fit_is_one_line_not_a_random_model(asse
     save_file(dict(list(weights.items())[1:]), out / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(InputError, match=rf"^baseline {out}: its weights do not fit the model \(missing: "):
         load_generator(out)
+
+
+def test_test_rows_without_any_feature_are_one_line_not_an_empty_generations_file(assets, tmp_path, monkeypatch, capsys):
+    """Session 28's formats audit: features of s1 alone held none of a published s2's test photos; train-generator
+    wrote 0 test generations and exited 0."""
+
+    class TrainPhotosOnly(FakeFeatureTable):
+        def lookup(self, ids):
+            features, found = super().lookup(ids)
+            test = torch.tensor([key.startswith(("p8", "p9", "p10")) for key in ids], dtype=torch.bool)
+            return features * ~test[:, None], found & ~test
+
+    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: TrainPhotosOnly())
+    monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
+    assert cli.main(_argv(assets, "st", tmp_path / "run")) == 2
+    error = capsys.readouterr().err
+    assert "none of the 3 rows has an input the model reads (image) among the features" in error
+    assert not (tmp_path / "run" / "generations-test.jsonl").exists()

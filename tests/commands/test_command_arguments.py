@@ -173,7 +173,7 @@ def test_features_reads_config_yaml_and_flags_override_it(tmp_path, extract_feat
     ((args, kwargs),) = extract_features.calls
     assert args == ("built", "feats")
     assert kwargs["model"] == "clip-b" and kwargs["batch_size"] == 16  # the flags win
-    assert kwargs["kinds"] == ["image"] and kwargs["config"] == "s2"  # the file's
+    assert kwargs["kinds"] == ["image"] and kwargs["config"] == ["s2"]  # the file's
 
 
 @pytest.mark.parametrize("name", ["features", "diversity"])
@@ -191,7 +191,7 @@ def test_config_name_is_a_deprecated_spelling_of_dataset_config_name(
         warnings.simplefilter("error")
         assert command.main([*argv, "--dataset_config_name", "raw"]) == 0
     if name == "features":
-        assert [kwargs["config"] for _, kwargs in extract_features.calls] == ["s2", "raw"]
+        assert [kwargs["config"] for _, kwargs in extract_features.calls] == [["s2"], ["raw"]]
     else:
         assert [args[1] for args, _ in diversity_inputs.calls] == ["s2", "raw"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from gest_showcases.data.records import split_sentences
@@ -56,3 +57,26 @@ def test_sentence_and_review_features(tmp_path, tiny_clip):
     # Resumed: nothing recomputed.
     again, _ = extract_text_features(reviews, text_model, tmp_path / "f")
     assert (again.cached, again.written) == (2, 0)
+
+
+def test_features_embed_s1_and_s2_by_default(tmp_path, tiny_clip):
+    """Session 28's formats audit: a build of the published filter_all_t.json holds its test users (new users, one
+    review each) in s2 only; features read s1 alone by default, and the generators then had no test example to
+    explain (exit 0, 0 generations)."""
+    from gest_showcases.errors import InputError
+    from gest_showcases.features.extract import extract_features
+    from gest_showcases.testing.built_folder import write_built_folder
+
+    def row(review_id, text):
+        return {"review_id": review_id, "review_text": text, "history_review_ids": [], "history_texts": []}
+
+    write_built_folder(tmp_path / "data", {"s1": {"train": [row("a", "Rich broth.")]},
+                                           "s2": {"test": [row("b", "Crispy fries."), row("a", "Rich broth.")]}})  # fmt: skip
+    extract_features(str(tmp_path / "data"), str(tmp_path / "f"), model=tiny_clip, kinds=["text"], device="cpu")
+    assert sorted(load_features(tmp_path / "f", "review").ids) == ["a", "b"]
+    extract_features(str(tmp_path / "data"), str(tmp_path / "s1"), model=tiny_clip, kinds=["text"], device="cpu",
+                     config="s1")  # fmt: skip
+    assert load_features(tmp_path / "s1", "review").ids == ["a"]
+    write_built_folder(tmp_path / "raw-only", {"raw": {"train": [row("c", "Slow service.")]}})
+    with pytest.raises(InputError, match="holds neither s1 nor s2 \\(configs: raw\\)"):
+        extract_features(str(tmp_path / "raw-only"), str(tmp_path / "g"), model=tiny_clip, kinds=["text"])

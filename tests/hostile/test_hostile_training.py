@@ -7,6 +7,7 @@ NaN and exited 0; `train-selector` died in a Cholesky factorisation with no word
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -278,18 +279,19 @@ def test_train_pc2l_diverging_at_its_last_step_exits_2_and_writes_no_model(asset
     image_ids = [f"p{i}{side}" for i in range(6) for side in "ab"]
     FeatureCache(features, "image", "clip", "fp", normalized=True).write(image_ids, torch.randn(len(image_ids), DIM))
     FeatureCache(features, "review", "clip", "fp", normalized=True).write([f"h{i}" for i in range(6)], torch.randn(6, DIM))
-    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features), "--learning_rate", "1e39"]) == 2
+    assert cli.main(["train-pc2l", *_pc2l_argv(assets, features), "--learning_rate", "1e38"]) == 2
     error = capsys.readouterr().err
-    assert "weight tensors hold NaN or inf" in error and "lower the learning rate" in error
+    assert re.search(r"weight tensors hold NaN or inf|computes loss (nan|-?inf) on its last training batch", error)
+    assert "lower the learning rate" in error
     assert _model_files(assets / "run") == []
 
 
 def test_finetune_lm_diverging_at_its_last_step_writes_no_model(assets):
     argv = ["--dataset", str(assets / "dataset"), "--tokenizer", str(assets / "tokenizer"),
             "--decoder", str(assets / "gpt2"), "--block_size", "8", "--output_dir", str(assets / "ft"),
-            "--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to", "none", "--learning_rate", "1e39",
+            "--max_steps", "1", "--per_device_train_batch_size", "2", "--report_to", "none", "--learning_rate", "1e38",
             "--use_cpu", "True", "--save_strategy", "no", "--disable_tqdm", "True"]  # fmt: skip
-    with pytest.raises(NonFiniteError, match=r"the model at step 1: \d+ of \d+ weight tensors hold NaN or inf"):
+    with pytest.raises(NonFiniteError, match=r"the model after step 1 computes loss (nan|-?inf) on its last training batch"):
         finetune_lm.main(argv)
     assert _model_files(assets / "ft") == []
 
@@ -338,7 +340,7 @@ def test_train_clip_diverging_at_its_last_step_writes_no_model(tmp_path):
     argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
             "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
             "--vocab_size", "300", "--epochs", "1", "--batch_size", "4", "--learning_rate", "1e37"]  # fmt: skip
-    with pytest.raises(NonFiniteError, match=r"the CLIP: \d+ of \d+ weight tensors|embeddings of the trained CLIP"):
+    with pytest.raises(NonFiniteError, match=r"the CLIP: \d+ of \d+ weight tensors|embeddings of the trained CLIP|computes loss nan"):
         train_clip_main(argv)
     assert _model_files(tmp_path / "clip") == []
 
@@ -370,3 +372,31 @@ def test_an_output_folder_holding_the_current_one_is_refused_before_training(ass
     monkeypatch.chdir(assets)
     assert cli.main(["train-pc2l", *[arg if arg != str(assets / "run") else "." for arg in _pc2l_argv(assets, assets)]]) == 2
     assert "--output_dir .: is the current folder or holds it; give a subfolder" in capsys.readouterr().err
+
+
+def test_the_check_after_the_last_step_draws_no_random_number_and_logs_nothing(assets):
+    """The forward pass `FiniteTrainer.train` ends with keeps the global random state (dropout draws: the demo's later
+    stages draw what they drew before) and adds no loss part to the logs."""
+    from transformers import TrainerCallback
+
+    class StateAtTrainEnd(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            self.state = torch.get_rng_state()
+
+    tokenizer = build_gpt2_tokenizer(CORPUS)
+    model = _pc2l(tokenizer)
+    dropouts = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    assert dropouts
+    for module in dropouts:  # dropout on: the forward pass draws
+        module.p = 0.5
+    dataset = PC2LDataset(targets=CORPUS[:4], image_features=[torch.randn(2, DIM) for _ in range(4)],
+                          review_features=[torch.randn(1, DIM) for _ in range(4)],
+                          negatives=[text.replace("the", "a") for text in CORPUS[:4]])  # fmt: skip
+    args = TrainingArguments(output_dir=str(assets / "run"), use_cpu=True, report_to=[], max_steps=1,
+                             per_device_train_batch_size=2, save_strategy="no", disable_tqdm=True)  # fmt: skip
+    callback = StateAtTrainEnd()
+    trainer = PC2LTrainer(model=model, args=args, train_dataset=dataset, callbacks=[callback],
+                          data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
+    trainer.train()
+    assert torch.equal(torch.get_rng_state(), callback.state)
+    assert all(not parts for parts in trainer._loss_parts.values())

@@ -183,7 +183,7 @@ def test_training_embeds_each_distinct_image_once_with_the_per_slot_loss(monkeyp
     monkeypatch.setattr(DPPImageSelector, "forward", spy)
     args = SelectorTrainingArguments(batch_size=5, num_train_epochs=2)
     train_selector(selector(), shared_pool_dataset(), args, use_cpu=True)
-    assert len(calls) == 4
+    assert len(calls) == 5  # 4 steps, then the check of the model the last one made (FiniteTrainer.train)
     for distinct, real_slots, loss, reference in calls:
         assert distinct < real_slots  # shared pools: fewer rows through the image MLP than candidates
         assert loss == pytest.approx(reference, rel=1e-5, abs=1e-5)

@@ -451,7 +451,7 @@ def test_train_selector_diverging_at_its_last_step_saves_nothing(tmp_path, monke
     from gest_showcases.numerics import NonFiniteError
 
     command, argv = _command_world(tmp_path, monkeypatch)
-    with pytest.raises(NonFiniteError, match=r"the selector of mode img computes a NaN or inf kernel"):
+    with pytest.raises(NonFiniteError, match=r"the model after step 1 computes loss nan on its last training batch"):
         command.main([*argv, "--batch_size", "1000", "--learning_rate", "1e37"])
     assert not (tmp_path / "runs" / "selector-img").exists()
 
@@ -473,6 +473,16 @@ def test_select_refuses_a_non_finite_kernel():
     features = torch.randn(1, 4, DIM)
     with pytest.raises(ValueError, match="kernel holds NaN or inf"):
         model.select(torch.randn(1, TEXT_DIM), torch.randn(1, DIM), features, torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_evaluating_a_selector_that_computes_nan_is_one_line():
+    from gest_showcases.numerics import NonFiniteError
+
+    model = DPPImageSelector(tiny_config()).eval()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(NonFiniteError, match="the selector of mode img\\+text computes a NaN or inf kernel"):
+        evaluate_selection(model_selector(model, 3), build_selection_dataset(*synthetic_world(8, seed=1)), 3, 8)
 
 
 def test_dataset_rejects_mismatched_lengths():

@@ -323,6 +323,12 @@ def generate_for_rows(
     """
     examples = build_examples(rows, collator.conditioning_inputs, context, tables, image_kind, pic_ids)
     usable = [example for example in examples if has_input(example)]
+    if examples and not usable:  # else an empty generations file and exit 0
+        raise InputError(
+            f"none of the {len(examples)} rows has an input the model reads ({', '.join(collator.conditioning_inputs)})"
+            " among the features: were they extracted from this dataset's s2? (`gest-showcases features` embeds s1 "
+            "and s2 by default)"
+        )
     if len(usable) < len(examples):
         logger.warning("%d of %d rows have no input the model reads: no generation", len(examples) - len(usable),
                        len(examples))  # fmt: skip

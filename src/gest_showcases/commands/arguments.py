@@ -425,7 +425,7 @@ def _parse_args(dataclass_types, argv, prog, description, add_arguments) -> tupl
     if config is None or "-h" in argv or "--help" in argv:
         return _into_dataclasses(parser, argv)
     if not is_yaml_file(config):
-        if DatasetConfigArguments not in dataclass_types:
+        if not any(issubclass(kind, DatasetConfigArguments) for kind in dataclass_types):
             parser.error(f"{CONFIG_FLAG} takes a YAML file of options (FILE.yaml), not {config!r}")
         warnings.warn(
             f"{CONFIG_FLAG} {config} is deprecated: in the next release {CONFIG_FLAG} takes a YAML file of options "

@@ -1,7 +1,7 @@
 """`gest-showcases features`: cache CLIP and backbone features of a built dataset's images and reviews.
 
     gest-showcases features --dataset DIR --images IMAGES --output_dir FEATDIR \\
-        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1] [--config FILE.yaml]
+        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1 s2] [--config FILE.yaml]
     accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.commands.features --dataset DIR ...
 
 The work is `gest_showcases.features.extract.extract_features`' (its module says what is written and which photo
@@ -34,7 +34,7 @@ from .arguments import (
 
 @dataclass
 class FeatureArguments:
-    """Options of `gest-showcases features` (with `DatasetArguments`, `DatasetConfigArguments` and the output)."""
+    """Options of `gest-showcases features` (with `DatasetArguments`, `FeatureConfigArguments` and the output)."""
 
     clip_model: str = field(
         default=DEFAULT_CLIP, metadata={"help": "CLIP checkpoint, Hub name or local path"}
@@ -73,6 +73,20 @@ class FeatureArguments:
 
 
 @dataclass
+class FeatureConfigArguments(DatasetConfigArguments):
+    """Which configs' photos and reviews `features` embeds: several, by default those the models read."""
+
+    dataset_config_name: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "configs whose photos and reviews to embed (default: s1 and s2, those the folder holds; a build of "
+            "the published filter_all_t.json holds its test users in s2 only); --config NAME is its deprecated "
+            "spelling"
+        },
+    )
+
+
+@dataclass
 class FeatureOutputArguments(LegacyOutputArguments):
     output_dir: str | None = field(
         default=None, metadata={"help": "feature folder to write (required; resumes if it exists)"}
@@ -81,9 +95,9 @@ class FeatureOutputArguments(LegacyOutputArguments):
 
 def parse_feature_args(
     argv: list[str] | None = None, prog: str | None = None
-) -> tuple[DatasetArguments, FeatureArguments, DatasetConfigArguments, FeatureOutputArguments]:
+) -> tuple[DatasetArguments, FeatureArguments, FeatureConfigArguments, FeatureOutputArguments]:
     dataset, args, config, output = parse_args(
-        (DatasetArguments, FeatureArguments, DatasetConfigArguments, FeatureOutputArguments),
+        (DatasetArguments, FeatureArguments, FeatureConfigArguments, FeatureOutputArguments),
         argv,
         prog,
         description=__doc__.split("\n")[0],
@@ -96,7 +110,7 @@ def parse_feature_args(
 def run(
     dataset: DatasetArguments,
     args: FeatureArguments,
-    config: DatasetConfigArguments,
+    config: FeatureConfigArguments,
     output: FeatureOutputArguments,
 ) -> dict:
     """`extract_features` with the command's options: `{kind: report}`."""

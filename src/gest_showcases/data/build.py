@@ -957,12 +957,16 @@ def build_dataset(
 
         # A raw-only build of reviews whose photos are not here is allowed, but not in place of a previous build:
         # a wrong --images would replace a dataset's s1 and s2 with nothing (or with its few photo-less reviews).
-        if output_dir.exists() and len(check.status) and not (check.status == ImageStatus.OK).any():
+        no_photo = len(check.status) and not (check.status == ImageStatus.OK).any()
+        if no_photo and output_dir.exists():
             raise InputError(
                 f"none of the reviews' {len(check.status):,} photos is usable in {images_dir} "
                 f"({reports['s1'].counts.get('no usable image', 0):,} reviews dropped for 'no usable image'): "
                 f"check --images; {output_dir} was left as it was"
             )
+        if no_photo:  # allowed (a raw-only build), but every later command would find no s1
+            logger.warning("none of the reviews' %s photos is usable in %s: s1 is empty; check --images (are the "
+                           "photos in a subfolder?)", f"{len(check.status):,}", images_dir)  # fmt: skip
         card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
         (work / "README.md").write_text(card, encoding="utf-8")
         write_drop_reports(work / "drop_report.json", reports)

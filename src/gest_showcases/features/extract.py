@@ -3,7 +3,7 @@
 The command is `gest-showcases features` (`gest_showcases.commands.features`):
 
     gest-showcases features --dataset DIR --images IMAGES --output_dir FEATDIR \\
-        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1]
+        [--clip_model openai/clip-vit-base-patch32] [--dataset_config_name s1 s2]
     accelerate launch --multi_gpu --num_processes 8 -m gest_showcases.commands.features --dataset DIR ...
 
 Writes FEATDIR/{image,review,sentence,vision}/ (see `gest_showcases.features.cache`). Rerunning
@@ -25,6 +25,8 @@ from dataclasses import asdict
 import torch
 from accelerate import PartialState
 
+from gest_showcases.data.folder import dataset_configs
+from gest_showcases.errors import InputError
 from gest_showcases.model_folders import loading
 
 from .clip import (
@@ -40,6 +42,7 @@ from .inputs import image_items, read_config_rows, review_texts
 logger = logging.getLogger(__name__)
 
 KINDS = ("image", "text", "vision")
+TRAINING_CONFIGS = ("s1", "s2")  # what the models read: the default configs to embed
 
 
 def _decode_on_gpu(choice: str, device: torch.device) -> bool:
@@ -53,6 +56,19 @@ def _decode_on_gpu(choice: str, device: torch.device) -> bool:
     return choice == "gpu" or (choice == "auto" and device.type == "cuda" and has_torchvision)
 
 
+def _configs(dataset: str, config: str | Sequence[str] | None) -> list[str]:
+    if config is not None:
+        return [config] if isinstance(config, str) else list(config)
+    present = dataset_configs(dataset)
+    chosen = [name for name in TRAINING_CONFIGS if name in present]
+    if not chosen:
+        raise InputError(
+            f"{dataset} holds neither s1 nor s2 (configs: {', '.join(present) or 'none'}); name one with "
+            "--dataset_config_name, or rebuild it (were its photos found in --images?)"
+        )
+    return chosen
+
+
 def extract_features(
     dataset: str,
     output_dir: str,
@@ -61,7 +77,7 @@ def extract_features(
     model: str = DEFAULT_CLIP,
     vision_model: str | None = None,
     kinds: Sequence[str] = KINDS,
-    config: str = "s1",
+    config: str | Sequence[str] | None = None,
     batch_size: int = 256,
     num_workers: int = 4,
     shard_size: int = 8192,
@@ -70,6 +86,10 @@ def extract_features(
     decode_on: str = "auto",
 ) -> dict:
     """Cache the `kinds` of features of `config`'s images and reviews of the built folder `dataset` in `output_dir`.
+
+    `config`: a config or a list of them; by default `s1` and `s2`, those the folder holds: the selector reads `s1`,
+    the generators `s2`, and a build of the published `filter_all_t.json` holds its test users in `s2` only (they
+    are new users, with one review each, which `s1` drops).
 
     `kinds`: `image` (CLIP image), `text` (CLIP review and sentence), `vision` (the generator backbone,
     `vision_model`, default the CLIP vision tower of `model`). `device` defaults to this process's accelerate
@@ -86,7 +106,7 @@ def extract_features(
     state = PartialState(cpu=not torch.cuda.is_available() or device == "cpu")
     device = torch.device(device) if device else state.device
     torch_dtype = resolve_dtype(dtype, device)
-    rows = read_config_rows(dataset, config)
+    rows = [row for name in _configs(dataset, config) for row in read_config_rows(dataset, name)]
     # Checked before any model loads: a path outside the policy stops the command at once.
     reads_images = bool({"image", "vision"} & set(kinds))
     items = image_items(dataset, rows, images) if reads_images else []

@@ -94,6 +94,10 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
             self._loss_parts[mode][name].append(value.detach())
         return (loss, outputs) if return_outputs else loss
 
+    def probe_loss(self, inputs: dict) -> torch.Tensor:
+        # As `compute_loss`, with the parts left out of the logs.
+        return self.loss_and_parts(self.model, self.model(**inputs, return_dict=True), inputs)[0]
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "eval" if any(key.startswith("eval_") for key in logs) else "train"
         prefix = "eval_" if mode == "eval" else ""
