@@ -455,3 +455,12 @@ def test_train_generator_refuses_more_new_tokens_than_the_decoder_has_positions_
         capsys, "train-generator"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not utf-8", b"key: [unclosed"])
+def test_a_config_file_that_is_not_yaml_is_one_line_naming_the_file(tmp_path, capsys, content):
+    """Session 28's audit: the line said "'utf-8' codec can't decode byte 0xff" or "not valid YAML", not which file."""
+    path = tmp_path / "options.yaml"
+    path.write_bytes(content)
+    assert cli.main(["evaluate", "--config", str(path)]) == 2
+    assert _one_line(capsys, "evaluate").startswith(f"gest-showcases evaluate: error: {path}: not a YAML file of options")

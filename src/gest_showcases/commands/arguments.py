@@ -215,7 +215,10 @@ def _parser(dataclass_types: Sequence[type], prog, description, add_arguments) -
 
 def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
     """The options of a `--config` file, read as `HfArgumentParser.parse_yaml_file` reads it (`yaml.safe_load`)."""
-    values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as error:  # named here: the generic message names no file
+        raise InputError(f"{path}: not a YAML file of options ({one_line(error)}); fix the file") from error
     if not isinstance(values, dict):
         raise InputError(f"{path}: a --config file is a YAML mapping of option: value; fix the file")
     known = {action.dest for action in parser._actions} - {"help", "config"}

@@ -21,6 +21,7 @@ from gest_showcases.errors import InputError
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.diversity import dataset_diversity, diversity_table, plot_diversity
 from gest_showcases.features.inputs import read_config_rows
+from gest_showcases.files import write_text_atomically
 
 from .arguments import (
     DatasetConfigArguments,
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Strict JSON: a figure without pairs (NaN) is null.
         clean = {name: {key: _json_number(value) for key, value in row.items()} for name, row in results.items()}
-        path.write_text(json.dumps(clean, indent=2, allow_nan=False))
+        write_text_atomically(path, json.dumps(clean, indent=2, allow_nan=False))
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gest_showcases.data.stats import dataset_stats, format_markdown
 from gest_showcases.errors import InputError
+from gest_showcases.files import write_text_atomically
 
 from .arguments import OutputArguments, parse_args
 
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if output.output_dir is not None:
         folder_out = Path(output.output_dir)
         folder_out.mkdir(parents=True, exist_ok=True)
-        (folder_out / TABLE_FILE).write_text(table + "\n", encoding="utf-8")
-        (folder_out / ROWS_FILE).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        write_text_atomically(folder_out / TABLE_FILE, table + "\n")
+        write_text_atomically(folder_out / ROWS_FILE, json.dumps(rows, indent=2) + "\n")
     return 0
 
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import EvalPrediction, TrainingArguments
 
 from ..errors import check_at_least
+from ..files import write_text_atomically
 from ..metrics.selection import (
     diversity_at_k,
     f1_score,
@@ -571,7 +572,7 @@ def write_selection_table(
     markdown = format_selection_table(results, k)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "table3.md").write_text(markdown + "\n")
+    write_text_atomically(output_dir / "table3.md", markdown + "\n")
     payload = {
         "k": k,
         "unit": "percent",
@@ -581,7 +582,7 @@ def write_selection_table(
             for method, metrics in results.items()
         },
     }
-    (output_dir / "table3.json").write_text(json.dumps(payload, indent=2) + "\n")
+    write_text_atomically(output_dir / "table3.json", json.dumps(payload, indent=2) + "\n")
     return markdown
 
 
