@@ -68,7 +68,11 @@ def test_the_saved_pipeline_is_staged_whole_as_one_model_repo(saved, staged, che
     for name in files(saved):
         source, published = (saved / name).read_bytes(), (folder / name).read_bytes()
         if name.endswith(".json"):  # the same settings, every path of this machine emptied
-            assert json.loads(published) == emptied(json.loads(source), local)
+            expected = emptied(json.loads(source), local)
+            if name.endswith("tokenizer_config.json"):  # how this machine loaded it, not the repo's (session 28)
+                expected = {key: value for key, value in expected.items() if key not in ("local_files_only", "is_local")}
+                assert "local_files_only" not in json.loads(published)
+            assert json.loads(published) == expected
         else:
             assert published == source
     # There were some, and the source keeps them.

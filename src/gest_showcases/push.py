@@ -170,15 +170,22 @@ def _without_local_paths(value):
     return value
 
 
+# What transformers writes into a `tokenizer_config.json` saved offline: how this machine loaded it, not the repo.
+_LOADING_STATE = ("local_files_only", "is_local")
+
+
 def _strip_saved_paths(folder: Path) -> None:
     """Empty the absolute paths in the JSON files `save_pretrained` wrote into `folder`: a config's
-    `_name_or_path` (a nested decoder config keeps the local folder the decoder was loaded from).
+    `_name_or_path` (a nested decoder config keeps the local folder the decoder was loaded from); and drop the
+    loading state of a tokenizer's config (`local_files_only: true` would be published as the repo's own).
     `tokenizer.json` is left alone: its strings are tokens and merges, where `/x` is text, not a path."""
     for path in sorted(folder.glob("*.json")):
         if path.name == "tokenizer.json":
             continue
         data = json.loads(path.read_text(encoding="utf-8"))
         cleaned = _without_local_paths(data)
+        if path.name == "tokenizer_config.json" and isinstance(cleaned, dict):
+            cleaned = {key: value for key, value in cleaned.items() if key not in _LOADING_STATE}
         if cleaned != data:
             path.write_text(json.dumps(cleaned, indent=2) + "\n", encoding="utf-8")
 
