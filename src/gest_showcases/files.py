@@ -69,6 +69,12 @@ def _running(pid: int) -> bool:
     return True
 
 
+def holds_the_current_folder(folder: str | Path) -> bool:
+    """Whether `folder` is the current folder or one above it: replacing it whole would leave this process (and the
+    shell that started it) in a removed folder."""
+    return Path.cwd().resolve().is_relative_to(Path(folder).resolve())
+
+
 @contextmanager
 def saving_into(folder: str | Path) -> Iterator[Path]:
     """A folder beside `folder` (`.NAME.saving`) to save a whole model into: weights, config, tokenizer, processor.
@@ -86,7 +92,7 @@ def saving_into(folder: str | Path) -> Iterator[Path]:
     folder = Path(folder)
     if folder.is_symlink():  # the folder it names is the one to replace, not the link
         folder = folder.resolve()
-    if Path.cwd().resolve().is_relative_to(folder.resolve()):
+    if holds_the_current_folder(folder):
         raise ValueError(f"{folder} is the current folder or holds it: save into a subfolder")
     folder = folder.absolute()
     staging = folder.with_name(f".{folder.name}.saving")
@@ -132,4 +138,4 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["saving_into", "write_text_atomically", "writing_atomically"]
+__all__ = ["holds_the_current_folder", "saving_into", "write_text_atomically", "writing_atomically"]

@@ -25,6 +25,7 @@ from transformers import PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.files import holds_the_current_folder
 from gest_showcases.numerics import check_finite_weights
 
 
@@ -151,9 +152,7 @@ def check_model_output_dir(
     check_not_a_file(output_dir)
     accepted = (model_types,) if isinstance(model_types, str) else tuple(model_types)
     folder = Path(output_dir)
-    if Path.cwd().resolve().is_relative_to(folder.resolve()):
-        # The model is saved by replacing the folder whole (`files.saving_into`): the shell would be left in a
-        # removed folder. Refused before any training, not after it.
+    if holds_the_current_folder(folder):  # saved by replacing it whole (`files.saving_into`): refused before training
         raise InputError(f"--output_dir {output_dir}: is the current folder or holds it; give a subfolder")
     if (folder / ADAPTER_CONFIG_NAME).is_file():
         found = None if lora and "pc2l" in accepted else "a train-pc2l --lora run"

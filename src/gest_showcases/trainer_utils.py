@@ -53,10 +53,11 @@ class FiniteTrainer(Trainer):
     step) and to DeepSpeed and FSDP, which keep them off the parameters. The loss crosses to the host once, as the
     stock loop's NaN filter already does; its value is kept in `last_loss` for subclasses that record it.
 
-    What the step check cannot see is also refused: weights a finite gradient overflowed at the last step (by
-    `save_model`, checkpoints included, which then saves nothing, and by `evaluate`); finite weights that compute NaN
-    after the last step (`train` ends with one more forward pass of its last batch: a learning rate of 1e37 left every
-    logit NaN); and a NaN evaluation loss (`evaluate`).
+    What the step check cannot see is refused too. `train` ends by checking the model its last step made: its weights
+    (a finite gradient times a huge learning rate overflows them) and one forward pass of its last batch, in eval mode
+    (finite weights whose logits overflow: a learning rate of 1e37); every process stops when any finds NaN. That pass
+    changes nothing: no gradient, no batch-norm statistic, no random draw. `save_model` (checkpoints included) and
+    `evaluate` check the weights, and `evaluate` refuses a NaN evaluation loss.
     """
 
     last_loss: float = math.nan
@@ -65,20 +66,30 @@ class FiniteTrainer(Trainer):
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
         inputs, self._last_inputs = self._last_inputs, None
-        if inputs is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
-            # The caller's random state is kept (dropout draws): a demo's later stages draw what they drew before.
-            devices = [self.args.device] if self.args.device.type == "cuda" else []
-            try:
-                with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                    loss = float(self.probe_loss(inputs))
-            except NonFiniteError:  # a loss that checks its own inputs (the selector's kernel)
-                loss = math.nan
-            if not math.isfinite(loss):
-                raise NonFiniteError(
-                    f"the model after step {self.state.global_step} computes loss {loss} on its last training batch: "
-                    "the training diverged at its last step (no model is saved); lower the learning rate"
-                )
+        if not (self.is_deepspeed_enabled or self.is_fsdp_enabled):  # sharded: each process holds a part
+            self._check_finite_weights()
+            if inputs is not None:  # None when a finished run resumed: no step ran (on every process alike)
+                self._check_the_last_batch(inputs)
         return result
+
+    def _check_the_last_batch(self, inputs: dict) -> None:
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad(), kept_global_random_state():
+                loss = float(self.probe_loss(self._prepare_inputs(inputs)))
+        except NonFiniteError:  # a loss that checks its own inputs (the selector's kernel)
+            loss = math.nan
+        finally:
+            self.model.train(training)
+        # Decided together: a process that stopped alone would leave the others waiting in their next collective.
+        finite = torch.tensor([int(math.isfinite(loss))], device=self.args.device)
+        if not self.accelerator.gather(finite).all():
+            raise NonFiniteError(
+                f"the model after step {self.state.global_step} computes loss {loss} on its last training batch "
+                "(here or on another process): the training diverged at its last step (no model is saved); lower the "
+                "learning rate"
+            )
 
     def probe_loss(self, inputs: dict) -> torch.Tensor:
         """The loss of `inputs` under the model as it is, without the side effects of a training step (a subclass
@@ -143,13 +154,16 @@ def save_model_atomically(trainer: Trainer, save_more: Callable[[Path], None] | 
     folder's other files (checkpoints, metrics, a LoRA run's `base/`) stay. `save_more(folder)` writes what else
     belongs with the model into the same save. Processes that do not save still call `save_model`, which gathers a
     sharded model's weights on every process."""
-    if not trainer.args.should_save:
-        trainer.save_model()
-        return
-    with saving_into(trainer.args.output_dir) as staging:
-        trainer.save_model(str(staging))
-        if save_more is not None:
-            save_more(staging)
+    # Internal calls: `--push_to_hub` would push (saving again, into the live folder) before the save is whole.
+    if trainer.args.should_save:
+        with saving_into(trainer.args.output_dir) as staging:
+            trainer.save_model(str(staging), _internal_call=True)
+            if save_more is not None:
+                save_more(staging)
+    else:
+        trainer.save_model(_internal_call=True)  # gathers a sharded model's weights on every process
+    if trainer.args.push_to_hub:
+        trainer.push_to_hub(commit_message="Model save", revision=trainer.args.hub_revision)
 
 
 class EpochPermutationSampler(Sampler[int]):
@@ -160,28 +174,35 @@ class EpochPermutationSampler(Sampler[int]):
     of every epoch (to fill `num_samples % n`, which is 0), so its later epochs differ.
 
     `set_epoch(e)` (which `Trainer` calls at the start of each epoch) puts the generator where epoch `e` (0-based)
-    begins: a run resumed from a checkpoint in epoch `e` sees that epoch's order, as the uninterrupted run did.
+    begins: a run resumed from a checkpoint in epoch `e` sees that epoch's order, as the uninterrupted run did (in
+    which the generator is there already, so nothing is redrawn).
 
     Args:
         num_samples (`int`): size of the dataset.
-        seed (`int`): seed of the generator, set once: each epoch continues its sequence.
+        seed (`int`): seed of the generator; each epoch continues its sequence.
     """
 
     def __init__(self, num_samples: int, seed: int):
         self.num_samples = num_samples
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
+        self._next_epoch = 0  # the epoch whose permutation the generator draws next
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch == self._next_epoch:
+            return
         self.generator = torch.Generator().manual_seed(self.seed)
         for _ in range(epoch):  # the earlier epochs' permutations, drawn and dropped
             torch.randperm(self.num_samples, generator=self.generator)
+        self._next_epoch = epoch
 
     def __len__(self) -> int:
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
-        yield from torch.randperm(self.num_samples, generator=self.generator).tolist()
+        order = torch.randperm(self.num_samples, generator=self.generator).tolist()
+        self._next_epoch += 1
+        yield from order
 
 
 class LoggingProgressCallback(ProgressCallback):

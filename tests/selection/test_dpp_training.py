@@ -476,13 +476,15 @@ def test_select_refuses_a_non_finite_kernel():
 
 
 def test_evaluating_a_selector_that_computes_nan_is_one_line():
-    from gest_showcases.numerics import NonFiniteError
+    from gest_showcases.commands.running import user_error_message
+    from gest_showcases.selection.modeling_dpp import NonFiniteKernelError
 
     model = DPPImageSelector(tiny_config()).eval()
     with torch.no_grad():
         next(model.parameters()).fill_(float("nan"))
-    with pytest.raises(NonFiniteError, match="the selector of mode img\\+text computes a NaN or inf kernel"):
+    with pytest.raises(NonFiniteKernelError) as caught:
         evaluate_selection(model_selector(model, 3), build_selection_dataset(*synthetic_world(8, seed=1)), 3, 8)
+    assert user_error_message(caught.value).startswith("the selector's kernel holds NaN or inf")
 
 
 def test_dataset_rejects_mismatched_lengths():

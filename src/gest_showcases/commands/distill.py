@@ -28,7 +28,6 @@ from gest_showcases.features.configuration_explanation import ExplanationClassif
 from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
 from gest_showcases.files import saving_into, write_text_atomically
 from gest_showcases.model_folders import check_model_output_dir, loading
-from gest_showcases.numerics import check_finite_weights
 
 from .arguments import LegacyOutputArguments, check_device, parse_args, take_deprecated_spelling
 
@@ -150,7 +149,6 @@ def run(args: DistillArguments, output_dir: str) -> dict:
     )
     if args.threshold is not None:
         result.model.config.threshold = args.threshold
-    check_finite_weights(result.model, "the explanation classifier")
     with saving_into(output_dir) as staging:  # a run stopped mid-save leaves the previous classifier whole
         result.model.save_pretrained(staging)
     summary = {"pairs": len(kept), **result.metrics}

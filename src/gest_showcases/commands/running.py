@@ -72,9 +72,13 @@ def user_error_message(error: BaseException) -> str | None:
 
     yaml = sys.modules.get("yaml")  # only a command that imported yaml can raise its errors
     hub_errors = sys.modules.get("huggingface_hub.errors")  # likewise the Hub client's
+    # The selector's (a ValueError of its remote-code file, which cannot import the package's NonFiniteError).
+    dpp = sys.modules.get("gest_showcases.selection.modeling_dpp")
     if isinstance(error, _PATH_ERRORS) and error.filename is not None:
         message = f"{error.strerror}: {error.filename}; check the path"
-    elif isinstance(error, (InputError, *_PATH_ERRORS, UnreadableImageError)):
+    elif isinstance(error, (InputError, *_PATH_ERRORS, UnreadableImageError)) or (
+        dpp is not None and isinstance(error, dpp.NonFiniteKernelError)
+    ):
         message = str(error)
     elif isinstance(error, json.JSONDecodeError):
         message = f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); fix the file"

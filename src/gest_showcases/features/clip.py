@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 from accelerate import PartialState
-from accelerate.utils import gather_object
+from accelerate.utils import broadcast_object_list, gather_object
 from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
@@ -374,9 +374,11 @@ class _GatheringWriter:
             self.cache.write(ids, embeddings)
 
     def check_the_model_computed_something(self, model_name: str) -> None:
-        """On the main process after the last flush: refuse a run whose every computed row was NaN or inf. That is
-        the model's fault (a diverged or broken checkpoint), not the inputs', and a rerun would fail the same way."""
-        if self.state.is_main_process and self.nonfinite and not self.written:
+        """After the last flush, on every process (collective: the main one decides): refuse a run whose every
+        computed row was NaN or inf. That is the model's fault (a diverged or broken checkpoint), not the inputs',
+        and a rerun would fail the same way."""
+        failed = [self.state.is_main_process and bool(self.nonfinite) and not self.written]
+        if broadcast_object_list(failed)[0]:
             raise NonFiniteError(
                 f"every one of the {len(self.nonfinite)} {self.cache.kind} features {model_name} computed is NaN or "
                 "inf (nothing is cached): the model is broken; retrain it or give another --clip_model"
@@ -447,10 +449,10 @@ def extract_image_features(
         writer.add(batch.ids, model.encode(batch.pixels) if batch.pixels is not None else None, batch.failed)
         if step % batches_per_shard == 0 or step == total_batches:
             writer.flush()
+    writer.check_the_model_computed_something(model.checkpoint)  # before the run is recorded as finished
     if state.is_main_process:  # every process's rows are written: the last flush gathered them
         cache.finish_run()
     state.wait_for_everyone()  # no process reads the kind (distill does at once) before the flag says finished
-    writer.check_the_model_computed_something(model.checkpoint)
     report.written, report.failed = len(writer.written), len(writer.failed_total)
     unreadable = report.failed - len(writer.nonfinite)
     if unreadable:
@@ -519,11 +521,11 @@ def extract_text_features(
         )
         sentence_writer.flush()
         review_writer.flush()
+    sentence_writer.check_the_model_computed_something(model.checkpoint)  # before the run is recorded as finished
     if state.is_main_process:
         review_cache.finish_run()
         sentence_cache.finish_run()
     state.wait_for_everyone()
-    sentence_writer.check_the_model_computed_something(model.checkpoint)
     review_report.written, review_report.failed = len(review_writer.written), len(review_writer.failed_total)
     sentence_report.total = sentence_report.written = len(sentence_writer.written)
     return review_report, sentence_report

@@ -84,7 +84,7 @@ from gest_showcases.data.images import UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
 from gest_showcases.errors import InputError
 from gest_showcases.files import saving_into
-from gest_showcases.numerics import check_finite_rows, check_finite_weights
+from gest_showcases.numerics import check_finite_rows
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
     FiniteTrainer,
@@ -556,7 +556,6 @@ def train(
             epoch_loss += loss_value * size
         losses.append(epoch_loss / len(train_set.pixels))
         logger.info("epoch %d: mean loss %.4f", epoch + 1, losses[-1])
-    check_finite_weights(model, "the CLIP")
     retrieval = retrieval_recall(model, tokenizer, preprocessing, validation_set, batch_size)
     output_dir = Path(output_dir)
     with saving_into(output_dir) as staging:  # weights, tokenizer and processor of one run, never mixed

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..metrics.selection import (
     recall_at_k,
     summarize_selection,
 )
-from ..numerics import NonFiniteError, check_finite_rows, check_finite_weights
+from ..numerics import NonFiniteError, check_finite_rows
 from ..trainer_utils import (
     CollatorReadsRawExamples,
     FiniteTrainer,
@@ -47,7 +47,7 @@ from ..trainer_utils import (
 from .configuration_dpp import INPUT_MODES, DPPSelectorConfig
 from .dataset import SelectionDataset, collate_selection
 from .greedy import GreedyMapOutput
-from .modeling_dpp import DPPImageSelector, NonFiniteKernelError, history_cosine
+from .modeling_dpp import DPPImageSelector, history_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -170,19 +170,6 @@ def compute_selection_metrics(eval_prediction: EvalPrediction, k: int) -> dict[s
     return {f"precision@{k}": precision, f"recall@{k}": recall, f"f1@{k}": f1_score(precision, recall)}
 
 
-@contextlib.contextmanager
-def diverged_selector_named(model: DPPImageSelector) -> Iterator[None]:
-    """The kernel check of `select` (a `ValueError` of the remote-code file) as the package's `NonFiniteError`: a
-    training whose last step overflowed the selector's outputs (finite weights, an inf kernel), in one line."""
-    try:
-        yield
-    except NonFiniteKernelError as error:
-        raise NonFiniteError(
-            f"the selector of mode {model.config.input_mode} computes a NaN or inf kernel: the training diverged at "
-            "its last step (no model is saved); lower --learning_rate"
-        ) from error
-
-
 class DPPSelectorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """A `Trainer` for [`DPPImageSelector`]: the DPP negative log-likelihood on batches of
     `collate_selection(..., distinct_images=True)`, evaluated by the greedy MAP picks.
@@ -275,9 +262,8 @@ class DPPSelectorTrainer(CollatorReadsRawExamples, FiniteTrainer):
         # (what `collate_selection` pads the candidates' features with).
         slots = inputs["image_features"][inputs["candidate_image_index"].clamp(min=0)]
         candidate_features = slots.masked_fill(~mask.unsqueeze(-1), 0.0)
-        unwrapped = self.accelerator.unwrap_model(model)
-        with torch.no_grad(), diverged_selector_named(unwrapped):
-            selection = unwrapped.select(
+        with torch.no_grad():
+            selection = self.accelerator.unwrap_model(model).select(
                 inputs["profile_text"],
                 inputs["profile_image"],
                 candidate_features,
@@ -385,8 +371,6 @@ def train_selector(
             finally:
                 if trainer.is_world_process_zero():
                     remove_checkpoints(output_dir)
-    # The last step's update is checked by no gradient: a learning rate that overflows the weights there.
-    check_finite_weights(model, f"the selector of mode {model.config.input_mode}")
     output = SelectorTrainingOutput(model=model.eval(), losses=trainer.step_losses)
     if validate and trainer.state.best_metric is not None:
         metric = f"eval_f1@{args.top_k}"
@@ -456,14 +440,13 @@ def model_selector(model: DPPImageSelector, k: int) -> Callable[[dict[str, torch
     """`evaluate_selection`'s `select` for a trained model: greedy MAP under its kernel."""
 
     def select(batch: dict[str, torch.Tensor]) -> torch.LongTensor:
-        with diverged_selector_named(model):
-            return model.select(
-                batch["profile_text"],
-                batch["profile_image"],
-                batch["candidate_features"],
-                candidate_mask=batch["candidate_mask"],
-                k=k,
-            ).indices
+        return model.select(
+            batch["profile_text"],
+            batch["profile_image"],
+            batch["candidate_features"],
+            candidate_mask=batch["candidate_mask"],
+            k=k,
+        ).indices
 
     return select
 
