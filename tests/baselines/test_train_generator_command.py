@@ -313,3 +313,21 @@ def test_test_rows_without_any_feature_are_one_line_not_an_empty_generations_fil
     error = capsys.readouterr().err
     assert "none of the 3 rows has an input the model reads (image) among the features" in error
     assert not (tmp_path / "run" / "generations-test.jsonl").exists()
+
+
+def test_a_rerun_stopped_while_generating_leaves_no_generations_of_the_previous_model(assets, tmp_path, monkeypatch):
+    """Session 28's resume audit: a rerun killed while generating left the previous model's generations beside the new
+    model, and `evaluate` would have scored them as its."""
+    from gest_showcases.commands import train_generator
+
+    monkeypatch.setitem(BASELINES, "peter", StandInBaseline(("ids",)))
+    out = tmp_path / "run"
+    assert cli.main(_argv(assets, "peter", out)) == 0
+    assert (out / "generations-test.jsonl").is_file()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_generator, "write_test_generations", killed)
+    assert cli.main(_argv(assets, "peter", out, "--seed", "1")) == 130
+    assert not (out / "generations-test.jsonl").exists() and (out / "model.safetensors").is_file()

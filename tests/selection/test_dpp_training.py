@@ -466,6 +466,23 @@ def test_train_selector_refuses_a_mode_folder_holding_another_model_before_train
     assert sorted(path.name for path in other.iterdir()) == ["config.json"]
 
 
+def test_a_rerun_stopped_while_saving_leaves_no_table_of_the_previous_run(tmp_path, monkeypatch):
+    """Session 28's resume audit: killed while saving its selectors, a rerun left the previous run's Table 3 beside
+    the new selectors, a folder that read as finished."""
+    command, argv = _command_world(tmp_path, monkeypatch)
+    assert command.main(argv) == 0
+    assert (tmp_path / "runs" / "table3.md").is_file()
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DPPImageSelector, "save_pretrained", killed)
+    with pytest.raises(KeyboardInterrupt):
+        command.main([*argv, "--seed", "1"])
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == ["selector-img"]  # the previous one, whole
+    assert (tmp_path / "runs" / "selector-img" / "model.safetensors").is_file()
+
+
 def test_select_refuses_a_non_finite_kernel():
     model = DPPImageSelector(tiny_config()).eval()
     with torch.no_grad():

@@ -149,6 +149,8 @@ def run(args: DistillArguments, output_dir: str) -> dict:
     )
     if args.threshold is not None:
         result.model.config.threshold = args.threshold
+    # The previous run's metrics would describe another classifier than the one saved next: gone first, written last.
+    (Path(output_dir) / METRICS_FILE).unlink(missing_ok=True)
     with saving_into(output_dir) as staging:  # a run stopped mid-save leaves the previous classifier whole
         result.model.save_pretrained(staging)
     summary = {"pairs": len(kept), **result.metrics}

@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             return _baseline_generations(data_args, training_args.output_dir, rows, decoding)
 
     if args.generate_test and training_args.process_index == 0:
+        # A previous run's generations would sit beside the new model for as long as generating takes (seconds to
+        # hours), and `evaluate` would read them as this model's: gone as soon as the new model is saved.
+        (Path(training_args.output_dir) / GENERATIONS_FILE).unlink(missing_ok=True)
         write_test_generations(args, data_args.dataset, training_args.output_dir, generate)
     return 0
 

@@ -199,10 +199,13 @@ def run(script_args: SelectorScriptArguments, train_args: SelectorTrainingArgume
     if PartialState().is_main_process:
         output_dir = Path(output_dir)
         counts = {script_args.train_split: len(train_dataset), script_args.eval_split: len(eval_dataset)}
+        # The previous run's table goes first, and the new one comes last: a run killed while saving leaves no
+        # table beside selectors it does not describe.
+        for name in ("table3.md", "table3.json"):
+            (output_dir / name).unlink(missing_ok=True)
         for mode, model in models.items():
             with saving_into(output_dir / f"selector-{mode}") as staging:  # a killed save leaves the previous one
                 model.save_pretrained(staging)
-        # Last, so that a run killed while saving leaves no table that reads as finished.
         print(write_selection_table(results, train_args.top_k, output_dir, counts))
 
 
