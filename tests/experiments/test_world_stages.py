@@ -52,3 +52,23 @@ def test_the_separate_world_reaches_the_clips_training(tmp_path):
     )
     # Validation is the world's own.
     assert trained["joined"]["validation_reviews"] == trained["alone"]["validation_reviews"]
+
+
+def test_the_demos_features_stage_drops_features_of_another_clip(tmp_path, monkeypatch):
+    """Session 28's resume audit: a demo rerun into the same folder retrains its CLIP; where that came out different
+    (another --num_threads) the cache refused the new CLIP's features beside the previous one's, at every rerun."""
+    import torch
+
+    from gest_showcases.commands import demo
+    from gest_showcases.features.cache import FeatureCache
+    from gest_showcases.features.clip import load_clip
+    from gest_showcases.features.tiny import save_tiny_clip
+
+    clip = save_tiny_clip(tmp_path / "clip")
+    fingerprint = load_clip(str(clip))[0].fingerprint
+    monkeypatch.setattr(demo.extract, "main", lambda argv: 0)
+    for written_by, kept in ((fingerprint, True), ("0" * 64, False)):
+        features = tmp_path / f"features-{kept}"
+        FeatureCache(features, "image", str(clip), written_by, normalized=True).write(["p1"], torch.ones(1, 4))
+        assert demo.features_of_the_new_clip(clip, features, []) == 0
+        assert features.exists() == kept

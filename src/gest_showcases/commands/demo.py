@@ -46,6 +46,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +75,8 @@ from gest_showcases.experiments.world import (
     train_split_texts,
     trainer_argv,
 )
+from gest_showcases.features.cache import read_manifest
+from gest_showcases.features.clip import load_clip
 from gest_showcases.files import write_text_atomically
 from gest_showcases.generation.smollm2 import smollm2_folder
 from gest_showcases.metrics.generations import write_generations
@@ -341,6 +344,19 @@ def run_demo(args: DemoArguments) -> dict:
         datasets.config.HF_DATASETS_CACHE = previous_cache
 
 
+def features_of_the_new_clip(clip: Path, features: Path, argv: list[str]) -> int:
+    """`features` with the CLIP this run just trained. A rerun into the same folder retrains it, and where it comes out
+    different (another --num_threads, another --seed) the cache refuses to mix its features with the previous CLIP's,
+    which stopped every rerun at this stage: the previous CLIP's features go first."""
+    manifest = features / "image" / "manifest.json"
+    if manifest.is_file():
+        image_model, _ = load_clip(str(clip))
+        if read_manifest(features, "image")["fingerprint"] != image_model.fingerprint:
+            logger.info("%s holds features of the previous run's CLIP: extracting them again", features)
+            shutil.rmtree(features)
+    return extract.main(argv)
+
+
 def world_stages(
     work: Path, size: DemoSize, seed: int, threads: int
 ) -> list[tuple[str, str, Callable, tuple]]:
@@ -399,7 +415,7 @@ def world_stages(
             "--hidden_size", str(size.clip_hidden_size), "--batch_size", "64", "--seed", seed_arg, "--num_threads", threads_arg,
             "--synth_truth", str(world / "ground_truth.json"), *extra_clip_data,
         ],)),
-        ("features", "features: CLIP image and text features", extract.main, ([
+        ("features", "features: CLIP image and text features", features_of_the_new_clip, (clip, features, [
             "--dataset", str(dataset), "--images", str(world / "images"), "--clip_model", str(clip), "--output_dir", str(features),
             "--kinds", "image", "text", "--num_workers", "0", "--device", "cpu",
         ],)),
