@@ -2,7 +2,10 @@
 CLIP's.
 
 - [`FiniteTrainer`]: the one NaN guard of every training: a non-finite loss or gradient stops it before the optimizer
-  step.
+  step, and a model its last step made non-finite is neither evaluated nor saved.
+- [`CollatorReadsRawExamples`]: the examples reach a collator that reads their own keys whole, whatever
+  `remove_unused_columns` says.
+- [`save_model_atomically`]: a command's final `save_model`, replacing the model folder whole (`files.saving_into`).
 - [`EpochPermutationSampler`]: the epoch order of a loop over `torch.randperm(n, generator=generator)`, which the
   classifier and the stand-in CLIP were trained with before they moved onto `Trainer`; their results stay the same.
 - [`LoggingProgressCallback`]: `Trainer`'s progress bar, with the logs (losses, evaluation metrics) sent to
@@ -66,10 +69,10 @@ class FiniteTrainer(Trainer):
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
         inputs, self._last_inputs = self._last_inputs, None
-        if not (self.is_deepspeed_enabled or self.is_fsdp_enabled):  # sharded: each process holds a part
-            self._check_finite_weights()
-            if inputs is not None:  # None when a finished run resumed: no step ran (on every process alike)
-                self._check_the_last_batch(inputs)
+        self._check_finite_weights()
+        # None when a finished run resumed: no step ran (on every process alike). Sharded: each process holds a part.
+        if inputs is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
+            self._check_the_last_batch(inputs)
         return result
 
     def _check_the_last_batch(self, inputs: dict) -> None:

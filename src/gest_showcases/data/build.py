@@ -104,6 +104,8 @@ _EMBED_COST = 500
 DEFAULT_OUTPUT_DIR = "gest"
 COPIED_IMAGES = "images"  # the folder of a self-contained dataset's images (`--copy_images`)
 BUILD_OPTIONS_FILE = "build_options.json"  # what `read_build_options` reads back for a rebuild
+# The `build_dataset` options recorded there: those that decide the splits, the filters and the photo storage.
+BUILD_OPTIONS = ("seed", "split_ratios", "min_words", "max_images", "max_history", "embed_images", "copy_images")
 
 S2_ABSENT_NOTE = (
     "`s2` (the explanation subset) is absent: the input is not the published `filter_all_t.json`, "
@@ -970,8 +972,8 @@ def build_dataset(
         card = _dataset_card(rows, inputs, layout, min_words, max_images, s2_source, reports)
         (work / "README.md").write_text(card, encoding="utf-8")
         write_drop_reports(work / "drop_report.json", reports)
-        options = {"seed": seed, "split_ratios": list(split_ratios), "min_words": min_words, "max_images": max_images,
-                   "max_history": max_history, "embed_images": embed_images, "copy_images": copy_images}  # fmt: skip
+        values = (seed, list(split_ratios), min_words, max_images, max_history, embed_images, copy_images)
+        options = dict(zip(BUILD_OPTIONS, values, strict=True))
         (work / BUILD_OPTIONS_FILE).write_text(json.dumps(options, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _replace_folder(work, output_dir)
     finally:
@@ -1001,9 +1003,8 @@ def read_build_options(folder: str | Path) -> dict:
         options = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InputError(f"{path}: unreadable ({one_line(error)}); rebuild the dataset") from error
-    known = {"seed", "split_ratios", "min_words", "max_images", "max_history", "embed_images", "copy_images"}
-    if not isinstance(options, dict) or not set(options) <= known:
-        raise InputError(f"{path}: not the options of a build ({sorted(known)}); rebuild the dataset")
+    if not isinstance(options, dict) or not set(options) <= set(BUILD_OPTIONS):
+        raise InputError(f"{path}: not the options of a build ({', '.join(BUILD_OPTIONS)}); rebuild the dataset")
     return options
 
 
