@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import Sampler
 from transformers import PreTrainedConfig, ProgressCallback, Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy
 
 from gest_showcases.errors import InputError, one_line
 from gest_showcases.files import saving_into
@@ -325,15 +325,23 @@ def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str
     `resume_from_checkpoint=True`) for the last complete `checkpoint-N` in `--output_dir`: the model, optimizer,
     scheduler, random states and the position in the data of a run that was cut off. Without the flag a run trains
     from the start, as in transformers 5 (which has no `--overwrite_output_dir`); when `--output_dir` holds an earlier
-    run's checkpoint, a warning says how to continue it instead.
+    run's checkpoint, a warning says how to continue it instead, and a run that saves checkpoints itself is refused:
+    its `checkpoint-N` would sit beside the earlier run's, and `last` (the highest N) would resume the earlier run.
 
     Raises:
         InputError: "--resume_from_checkpoint DIR: not a checkpoint folder that Trainer saved (no
-            trainer_state.json)", or "--resume_from_checkpoint last: --output_dir DIR holds no complete checkpoint".
+            trainer_state.json)", "--resume_from_checkpoint last: --output_dir DIR holds no complete checkpoint", or
+            "--output_dir DIR holds DIR/checkpoint-N, an earlier run's checkpoint: ...".
     """
     given = args.resume_from_checkpoint
     if given is None:
         earlier = last_complete_checkpoint(args.output_dir)
+        if earlier is not None and args.save_strategy != SaveStrategy.NO:
+            raise InputError(
+                f"--output_dir {args.output_dir} holds {earlier}, an earlier run's checkpoint: give "
+                f"--resume_from_checkpoint {RESUME_FROM_LAST} to continue that run, or remove its "
+                f"{PREFIX_CHECKPOINT_DIR}-* folders (or give another --output_dir) to train from the start"
+            )
         if earlier is not None:
             logger.warning(
                 "--output_dir holds %s, an earlier run's checkpoint; training from the start (give "

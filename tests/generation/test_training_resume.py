@@ -103,10 +103,11 @@ def test_without_the_flag_a_run_starts_over_and_says_how_to_continue(command_ass
     earlier = command_assets / "earlier"
     assert train_pc2l.main([*argv, str(earlier)]) == 0
     _cut_off_after(earlier, 3)
-    # Another learning rate: resuming would keep steps 1-3 of the earlier run.
+    # Another learning rate: resuming would keep steps 1-3 of the earlier run. (A run saving checkpoints of its own
+    # is refused there: test_a_fresh_run_that_saves_checkpoints_is_refused_beside_an_earlier_runs.)
     counted.clear()
     with caplog.at_level(logging.WARNING):
-        assert train_pc2l.main([*argv, str(earlier), "--learning_rate", "1e-3"]) == 0
+        assert train_pc2l.main([*argv, str(earlier), "--learning_rate", "1e-3", "--save_strategy", "no"]) == 0
     assert "training from the start (give --resume_from_checkpoint last to continue that run)" in caplog.text
     assert "resuming" not in caplog.text and counted == [1, 2, 3, 4, 5, 6]
     fresh = command_assets / "fresh"  # the oracle: the same run in an empty folder
@@ -187,11 +188,30 @@ def test_the_last_complete_checkpoint_is_chosen(tmp_path, caplog):
     (tmp_path / "checkpoint-12" / "trainer_state.json").write_text('{"global_step": 12}')
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-12"
     (tmp_path / "checkpoint-12" / "trainer_state.json").unlink()
-    assert checkpoint_to_resume(_args(tmp_path), logger) is None  # no flag: from the start, with a warning
+    # No flag: from the start, with a warning, for a run that saves no checkpoint of its own.
+    assert checkpoint_to_resume(_args(tmp_path, save_strategy="no"), logger) is None
     given = tmp_path / "checkpoint-2"
     assert checkpoint_to_resume(_args(tmp_path, resume_from_checkpoint=str(given)), logger) == str(given)
     with pytest.raises(InputError, match="checkpoint-12: not a checkpoint folder"):
         checkpoint_to_resume(_args(tmp_path, resume_from_checkpoint=str(tmp_path / "checkpoint-12")), logger)
+
+
+def test_a_fresh_run_that_saves_checkpoints_is_refused_beside_an_earlier_runs(command_assets, capsys):
+    """Session 28's resume audit: a fresh `train-pc2l` into a folder holding an earlier run's `checkpoint-6` saved its
+    own `checkpoint-3` beside it; killed, `--resume_from_checkpoint last` resumed the earlier run (the highest step)."""
+    run = command_assets / "run"
+    argv = [*train_pc2l_argv(command_assets), "--output_dir", str(run), *CHECKPOINTS]
+    assert train_pc2l.main(argv) == 0
+    assert last_complete_checkpoint(run) == run / "checkpoint-6"
+    before = sorted(path.name for path in run.iterdir())
+    capsys.readouterr()
+    assert cli.main(["train-pc2l", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"holds {run / 'checkpoint-6'}, an earlier run's checkpoint" in err, err
+    assert sorted(path.name for path in run.iterdir()) == before  # nothing written, nothing removed
+    # Continuing it is allowed (the earlier run is finished: nothing left to train), and so is a run saving none.
+    assert train_pc2l.main([*argv, "--resume_from_checkpoint", "last"]) == 0
+    assert train_pc2l.main([*train_pc2l_argv(command_assets), "--output_dir", str(run), "--save_strategy", "no"]) == 0
 
 
 def test_saving_checkpoints_does_not_change_the_model(command_assets):
