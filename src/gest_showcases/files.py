@@ -11,7 +11,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,15 +38,29 @@ def writing_atomically(path: str | Path) -> Iterator[Path]:
     one wins) and starts with a dot; it is removed when the block fails, and by the next write of `path` when its
     writer was killed.
     """
-    path = Path(path)
-    remove_killed_writers_files(path.parent, path.name)
-    # 64 random bits beside the pid: the name is no longer than a 128-bit one without the writer's tag.
-    temporary = path.with_name(f".{path.name}.{_WRITER_TAG}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp")
-    try:
+    with writing_together([path]) as (temporary,):
         yield temporary
-        os.replace(temporary, path)
+
+
+@contextmanager
+def writing_together(paths: Iterable[str | Path]) -> Iterator[list[Path]]:
+    """`writing_atomically` for files that describe one result (a table, its JSON, its figures): a temporary path
+    beside each of `paths`, all renamed over them one after another when the block ends, in microseconds. A run
+    stopped while they are written (a figure takes a while to render) leaves every previous file, never a new table
+    beside old figures."""
+    paths = [Path(path) for path in paths]
+    temporaries = []
+    try:
+        for path in paths:
+            remove_killed_writers_files(path.parent, path.name)
+            # 64 random bits beside the pid: the name is no longer than a 128-bit one without the writer's tag.
+            temporaries.append(path.with_name(f".{path.name}.{_WRITER_TAG}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp"))
+        yield temporaries
+        for temporary, path in zip(temporaries, paths, strict=True):
+            os.replace(temporary, path)
     finally:
-        temporary.unlink(missing_ok=True)
+        for temporary in temporaries:
+            temporary.unlink(missing_ok=True)
 
 
 def remove_killed_writers_files(folder: str | Path, name: str | None = None) -> None:
@@ -138,4 +152,10 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["holds_the_current_folder", "saving_into", "write_text_atomically", "writing_atomically"]
+__all__ = [
+    "holds_the_current_folder",
+    "saving_into",
+    "write_text_atomically",
+    "writing_atomically",
+    "writing_together",
+]

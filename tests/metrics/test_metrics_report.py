@@ -154,6 +154,33 @@ def test_write_evaluation_files(tmp_path):
     assert figure["pos_coverage"]["baseline"]["noun"] == 0.0
 
 
+def test_a_stop_while_the_figures_render_leaves_the_previous_evaluation_whole(tmp_path, monkeypatch):
+    """Session 28's resume audit: the six files were each atomic but written one after another around the figures'
+    rendering (~100 ms), so a kill then left a new Table 2 beside the previous figures, or the reverse."""
+    records = read_generations(_write_jsonl(tmp_path / "g.jsonl", ROWS))
+    names = ["table2.md", "table2.json", "figure6a_length.png", "figure6b_coverage.png", "figure6.json",
+             "table2_intervals.md"]  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in names:
+        (out / name).write_text("previous")
+    monkeypatch.setattr(paper_tables, "pos_tagger", lambda: ("none", lambda texts: [[] for _ in texts]))
+
+    def stopped(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(paper_tables, "plot_length_distribution", lambda lengths, path: path.write_bytes(PNG_MAGIC))
+    monkeypatch.setattr(paper_tables, "plot_pos_coverage", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_evaluation({"PC2L": {"bleu_1": 0.1}}, records, out, "| intervals |")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == dict.fromkeys(names, b"previous")
+    monkeypatch.setattr(paper_tables, "plot_pos_coverage", lambda coverage, path: path.write_bytes(PNG_MAGIC))
+    paths = write_evaluation({"PC2L": {"bleu_1": 0.1}}, records, out, "| intervals |")
+    assert sorted(path.name for path in out.iterdir()) == sorted(names)  # no temporary file left either
+    assert paths["table2_intervals_md"].read_text() == "| intervals |"
+    assert paths["figure6b"].read_bytes() == PNG_MAGIC and paths["table2_md"].read_text() != "previous"
+
+
 @pytest.mark.slow
 def test_reference_pic_ids_are_read_and_the_gt_row_scores_its_clip_metrics_on_them(tmp_path, monkeypatch):
     own = [row | {"reference_pic_ids": ["own1"] if row["id"] == "1" else ["own2", "own3"]} for row in ROWS]

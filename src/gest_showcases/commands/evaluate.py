@@ -23,7 +23,6 @@ from pathlib import Path
 from transformers import AutoConfig
 
 from gest_showcases.errors import InputError, check_at_least, check_at_most
-from gest_showcases.files import write_text_atomically
 from gest_showcases.metrics.generations import GROUND_TRUTH, read_generations
 from gest_showcases.metrics.grounding import load_classifier_scorer, load_clip_checkpoint
 from gest_showcases.metrics.paper_tables import (
@@ -182,8 +181,7 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
             rows[name].update(scores.metrics())
     # Before any file is written: a run stopped while resampling leaves the previous evaluation whole.
     intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples, args.compare_to)
-    paths = write_evaluation(rows, records, output_dir)
-    paths["table2_intervals_md"] = write_text_atomically(Path(output_dir) / "table2_intervals.md", intervals_table)
+    paths = write_evaluation(rows, records, output_dir, intervals_table)
     print(table2_markdown(rows))
     print(intervals_table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))

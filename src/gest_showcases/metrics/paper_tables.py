@@ -19,7 +19,7 @@ import torch
 
 from gest_showcases.data.images import photo_files
 from gest_showcases.errors import InputError
-from gest_showcases.files import write_text_atomically
+from gest_showcases.files import writing_together
 from gest_showcases.markdown_tables import markdown_row
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics._bertscore import BertScorer
@@ -272,16 +272,20 @@ def table2_intervals_markdown(
 
 
 def write_evaluation(
-    rows: dict[str, dict[str, float]], records: Sequence[Generation], output_dir: str | Path
+    rows: dict[str, dict[str, float]],
+    records: Sequence[Generation],
+    output_dir: str | Path,
+    intervals_markdown: str | None = None,
 ) -> dict[str, Path]:
     """Write Table 2 (markdown + JSON) and Figure 6 (two PNGs + their numbers) into ``output_dir``.
 
     Args:
         rows: metrics per table row (systems and ``GT``), flat dicts as the metric functions return.
         records: the generations, for Figure 6.
+        intervals_markdown: Table 2's intervals (`table2_intervals_markdown`), written with the rest when given.
 
     Returns: the written paths by name (``table2_md``, ``table2_json``, ``figure6a``, ``figure6b``,
-    ``figure6_json``).
+    ``figure6_json``, and ``table2_intervals_md`` when given).
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -292,8 +296,10 @@ def write_evaluation(
         "figure6b": output / "figure6b_coverage.png",
         "figure6_json": output / "figure6.json",
     }
-    # Everything is computed first (the POS tagging takes a while), then written in a burst, each file whole: a run
-    # stopped midway leaves the previous evaluation's files, not a new Table 2 beside old figures.
+    if intervals_markdown is not None:
+        paths["table2_intervals_md"] = output / "table2_intervals.md"
+    # Everything is computed and rendered first (the POS tagging and the figures take a while), then renamed into
+    # place together: a run stopped midway leaves the previous evaluation's files, not a new Table 2 beside old figures.
     systems = group_by_system(records)
     truth = ground_truth_records(records)
     lengths = {name: length_distribution([r.generated for r in recs]) for name, recs in systems.items()}
@@ -312,10 +318,17 @@ def write_evaluation(
     # NaN (a ratio with nothing to count) is not JSON: written as null.
     clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
     table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
-    plot_length_distribution(lengths, paths["figure6a"])
-    plot_pos_coverage(coverage, paths["figure6b"])
-    write_text_atomically(paths["figure6_json"], json.dumps(figure, indent=2) + "\n")
-    write_text_atomically(paths["table2_json"], json.dumps(table, indent=2) + "\n")
-    write_text_atomically(paths["table2_md"], table2_markdown(rows))
+    texts = {
+        "figure6_json": json.dumps(figure, indent=2) + "\n",
+        "table2_json": json.dumps(table, indent=2) + "\n",
+        "table2_md": table2_markdown(rows),
+        "table2_intervals_md": intervals_markdown,
+    }
+    with writing_together(paths.values()) as temporaries:
+        staged = dict(zip(paths, temporaries, strict=True))
+        plot_length_distribution(lengths, staged["figure6a"])
+        plot_pos_coverage(coverage, staged["figure6b"])
+        for name in paths.keys() & texts.keys():
+            staged[name].write_text(texts[name], encoding="utf-8")
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
