@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PureWindowsPath
 
 import pyarrow as pa
@@ -47,6 +47,7 @@ from gest_showcases.data.folder import IMAGE_COLUMNS, dataset_configs, dataset_i
 from gest_showcases.data.images import EMBEDDED_IMAGES_COLUMN, link_or_copy
 from gest_showcases.data.records import normalize_pic_id
 from gest_showcases.errors import InputError, one_line
+from gest_showcases.files import holds_the_current_folder, saving_into
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
 from gest_showcases.model_folders import loading, without_chat_template
@@ -421,25 +422,29 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
         raise InputError(
             "nothing to push: give --selector, --generator, --showcase, --dataset or --evaluate_modules"
         )
+    if holds_the_current_folder(root):
+        raise InputError(f"--output_dir {root}: is the current folder or holds it; give a subfolder")
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise InputError(f"{root} is not empty: stage into a new folder")
-    repos = []
-    if args.selector:
-        repos.append(stage_selector(args, root / "selector"))
-    if args.generator:
-        repos.extend(stage_generator(args, root))
-    if args.showcase:
-        repos.append(stage_showcase(args, root / "showcase"))
-    if args.dataset:
-        repos.append(stage_dataset(args, root / "dataset"))
-    for name in args.evaluate_modules:
-        repos.append(stage_evaluate_module(args, name, root / "evaluate" / name))
-    plan = [
-        asdict(repo) | {"folder": str(repo.folder.relative_to(root)), "files": repo.files()} for repo in repos
-    ]
-    (root / "push_plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
-    return repos
+    # Staged beside `root` and moved in whole: a run stopped midway leaves `root` empty, so its rerun is allowed.
+    with saving_into(root) as staging:
+        repos = []
+        if args.selector:
+            repos.append(stage_selector(args, staging / "selector"))
+        if args.generator:
+            repos.extend(stage_generator(args, staging))
+        if args.showcase:
+            repos.append(stage_showcase(args, staging / "showcase"))
+        if args.dataset:
+            repos.append(stage_dataset(args, staging / "dataset"))
+        for name in args.evaluate_modules:
+            repos.append(stage_evaluate_module(args, name, staging / "evaluate" / name))
+        plan = [
+            asdict(repo) | {"folder": str(repo.folder.relative_to(staging)), "files": repo.files()} for repo in repos
+        ]
+        (staging / "push_plan.json").write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
+    return [replace(repo, folder=root / repo.folder.relative_to(staging)) for repo in repos]
 
 
 def _hub_http_error() -> type[Exception]:

@@ -145,6 +145,31 @@ def test_dry_run_refuses_a_used_folder_and_nothing_to_push(tmp_path):
     assert not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 
+def test_a_stop_while_staging_leaves_the_folder_empty_for_the_rerun(checkpoints, tmp_path, monkeypatch):
+    """Session 28's resume audit: `push --output_dir DIR` stopped after staging the selector left it in DIR, and the
+    rerun refused DIR as not empty."""
+    import gest_showcases.push as push_module
+
+    out = tmp_path / "export"
+    args = {"namespace": "me", "selector": checkpoints["selector"], "evaluate_modules": ["distinct"]}
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(push_module, "stage_evaluate_module", stopped)  # staged after the selector
+    with pytest.raises(KeyboardInterrupt):
+        push(PushArguments(**args, output_dir=str(out), dry_run=str(out)))
+    assert out.is_dir() and not any(out.iterdir())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["export"]  # nor a staging folder beside it
+    monkeypatch.undo()
+    folders = push(PushArguments(**args, output_dir=str(out), dry_run=str(out)))
+    assert folders == [str(out / "selector"), str(out / "evaluate" / "distinct")]
+    assert (out / "selector" / "config.json").is_file() and (out / "push_plan.json").is_file()
+    with pytest.raises(InputError, match="is the current folder or holds it"):
+        monkeypatch.chdir(out / "selector")
+        push(PushArguments(**args, output_dir=str(out), dry_run=str(out)))
+
+
 @pytest.mark.parametrize(
     ("names", "option"),
     [({"namespace": "bad name!"}, "--namespace/--prefix"), ({"prefix": "-x"}, "--namespace/--prefix"),
