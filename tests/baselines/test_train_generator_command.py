@@ -14,7 +14,7 @@ from generator_fixtures import (
     build_tokenizer,
     write_s2_dataset,
 )
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, Trainer
 
 import gest_showcases.features
 from gest_showcases import cli
@@ -297,9 +297,10 @@ def test_a_baseline_whose_weights_do_not_fit_is_one_line_not_a_random_model(asse
         load_generator(out)
 
 
-def test_test_rows_without_any_feature_are_one_line_not_an_empty_generations_file(assets, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("model", ["st", "gpt2-ce"])
+def test_test_rows_without_any_feature_are_one_line_before_training(assets, tmp_path, monkeypatch, capsys, model):
     """Session 28's formats audit: features of s1 alone held none of a published s2's test photos; train-generator
-    wrote 0 test generations and exited 0."""
+    wrote 0 test generations and exited 0. Then (session 28) it refused, but only after the whole training run."""
 
     class TrainPhotosOnly(FakeFeatureTable):
         def lookup(self, ids):
@@ -309,10 +310,22 @@ def test_test_rows_without_any_feature_are_one_line_not_an_empty_generations_fil
 
     monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: TrainPhotosOnly())
     monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
-    assert cli.main(_argv(assets, "st", tmp_path / "run")) == 2
-    error = capsys.readouterr().err
-    assert "none of the 3 rows has an input the model reads (image) among the features" in error
-    assert not (tmp_path / "run" / "generations-test.jsonl").exists()
+    pc2l = ["--decoder", str(assets / "gpt2"), "--image_kind", "image", "--encoder_layers", "1",
+            "--encoder_attention_heads", "2", "--projection_dim", "8", "--input_mode", "img"]  # fmt: skip
+    extra = pc2l if model == "gpt2-ce" else []
+    trained = []
+    monkeypatch.setattr(Trainer, "train", lambda self, *args, **kwargs: trained.append(self))
+    assert cli.main(_argv(assets, model, tmp_path / "run", *extra)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after datasets' progress bars
+    assert error.startswith("gest-showcases train-generator: error: ") and "no s2 test example has its image " \
+        "features in unused" in error, error
+    assert not trained and not (tmp_path / "run").exists()
+    # The model itself does not need them: without the test generations it trains.
+    monkeypatch.undo()
+    monkeypatch.setattr(gest_showcases.features, "load_features", lambda root, kind: TrainPhotosOnly())
+    monkeypatch.setitem(BASELINES, "st", StandInBaseline(("image",)))
+    assert cli.main(_argv(assets, model, tmp_path / "run", *extra, "--generate_test", "false")) == 0
+    assert (tmp_path / "run" / "model.safetensors").is_file()
 
 
 def test_a_rerun_stopped_while_generating_leaves_no_generations_of_the_previous_model(assets, tmp_path, monkeypatch):

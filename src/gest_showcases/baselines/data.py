@@ -28,7 +28,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gest_showcases.errors import check_at_least
-from gest_showcases.generation.training_run import PC2LDataArguments, load_split
+from gest_showcases.generation.training_run import PC2LDataArguments, load_split, require_test_inputs
 
 CONDITIONING_INPUTS = ("image", "review", "ids", "references")
 # The s2 columns an example is made of (the image column of a folder built with --embed_images is never decoded).
@@ -195,6 +195,25 @@ def _row_example(row: dict) -> dict:
             "target": row["explanation"], "pic_ids": list(row["pics"])}  # fmt: skip
 
 
+def _as_pc2l_inputs(
+    data_args: GeneratorDataArguments, conditioning_inputs: tuple[str, ...]
+) -> tuple[PC2LDataArguments, _FeatureInputs]:
+    """The data arguments and feature inputs `load_split` (PC2L's reader of features) takes, for a baseline."""
+    pc2l_args = PC2LDataArguments(
+        dataset=data_args.dataset, features=data_args.features, image_kind=data_args.image_kind,
+        max_length=data_args.max_length, max_images=data_args.max_images, max_reviews=data_args.max_reviews,
+    )  # fmt: skip
+    inputs = _FeatureInputs(
+        "image" in conditioning_inputs, "review" in conditioning_inputs, data_args.max_images, data_args.max_reviews
+    )
+    return pc2l_args, inputs
+
+
+def require_test_examples(data_args: GeneratorDataArguments, conditioning_inputs: tuple[str, ...], tables: dict):
+    """`generation.training_run.require_test_inputs` for a baseline reading `conditioning_inputs`."""
+    require_test_inputs(*_as_pc2l_inputs(data_args, conditioning_inputs), tables)
+
+
 def load_examples(
     data_args: GeneratorDataArguments,
     split: str,
@@ -213,18 +232,9 @@ def load_examples(
     check_conditioning_inputs(conditioning_inputs)
     rows = read_rows(data_args.dataset, split) if rows is None else rows
     examples = [_row_example(row) | context.columns(row, conditioning_inputs) for row in rows]
-    inputs = _FeatureInputs(
-        "image" in conditioning_inputs,
-        "review" in conditioning_inputs,
-        data_args.max_images,
-        data_args.max_reviews,
-    )
+    pc2l_args, inputs = _as_pc2l_inputs(data_args, conditioning_inputs)
     if not (inputs.uses_images or inputs.uses_reviews):
         return examples
-    pc2l_args = PC2LDataArguments(
-        dataset=data_args.dataset, features=data_args.features, image_kind=data_args.image_kind,
-        max_length=data_args.max_length, max_images=data_args.max_images, max_reviews=data_args.max_reviews,
-    )  # fmt: skip
     columns = load_split(pc2l_args, split, inputs, tables)
     # load_split keeps the rows with any found feature and says which by their review ids.
     position = {review_id: index for index, review_id in enumerate(columns["review_id"])}

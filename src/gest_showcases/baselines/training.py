@@ -42,6 +42,7 @@ from .data import (
     has_input,
     load_examples,
     read_rows,
+    require_test_examples,
 )
 from .registry import BASELINES
 
@@ -179,10 +180,13 @@ def train_baseline(
     model_args: BaselineModelArguments,
     data_args: GeneratorDataArguments,
     training_args,
+    generates_test: bool = False,
 ) -> dict[str, float]:
     """Train baseline `name` and save it with its tokenizer and [`GeneratorInputs`] in `training_args.output_dir`.
 
-    Evaluates on the `s2` validation split when it has examples. Returns the train (and eval) metrics.
+    Evaluates on the `s2` validation split when it has examples. Returns the train (and eval) metrics. With
+    `generates_test` (`train-generator`, which generates the test split next) the test split's inputs are checked
+    before training.
     """
     from transformers import AutoTokenizer, set_seed
 
@@ -224,6 +228,8 @@ def train_baseline(
         splits["validation"] = load_examples(data_args, "validation", inputs, tables, context)
     if not splits["train"]:
         raise InputError(f"{data_args.dataset}: no s2 train example holds the inputs {name} reads ({inputs})")
+    if generates_test:
+        require_test_examples(data_args, inputs, tables)
 
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     special = {

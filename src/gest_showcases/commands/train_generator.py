@@ -183,13 +183,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.model in PC2L_RUNS:
         _check_new_tokens_fit(args.max_new_tokens, model_args)
-        train_pc2l.run(model_args, data_args, training_args, command=f"train-generator --model {args.model}")
+        command = f"train-generator --model {args.model}"
+        train_pc2l.run(model_args, data_args, training_args, command=command, generates_test=args.generate_test)
 
         def generate(rows, decoding):
             return _pc2l_generations(model_args, data_args, training_args.output_dir, rows, decoding)
 
     else:
-        train_baseline(args.model, model_args, data_args, training_args)
+        train_baseline(args.model, model_args, data_args, training_args, generates_test=args.generate_test)
 
         def generate(rows, decoding):
             return _baseline_generations(data_args, training_args.output_dir, rows, decoding)

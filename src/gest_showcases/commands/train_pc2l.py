@@ -59,6 +59,7 @@ from gest_showcases.generation.training_run import (
     load_split,
     load_tokenizer,
     pc2l_config,
+    require_test_inputs,
 )
 from gest_showcases.model_folders import check_model_output_dir
 from gest_showcases.trainer_utils import checkpoint_to_resume, save_model_atomically
@@ -92,10 +93,11 @@ def run(
     data_args: PC2LDataArguments,
     training_args: TrainingArguments,
     command: str = "train-pc2l",
+    generates_test: bool = False,
 ) -> None:
     """Train PC2L on `data_args.dataset`'s `s2` splits and save it (and its metrics) to
     `training_args.output_dir`. `command` names the command in the errors (`train-generator --model pc2l` runs
-    this too)."""
+    this too, with `generates_test`: the test split's inputs are checked before training)."""
     if model_args.lora and model_args.decoder is None:
         # Frozen random decoder weights would make the adapter meaningless and impossible to reload.
         raise InputError("--lora adapts a pretrained decoder: pass --decoder (a causal LM name or folder)")
@@ -136,6 +138,8 @@ def run(
             f"{data_args.dataset}: no s2 train example has its {' and '.join(kinds)} features in "
             f"{data_args.features}; are they this dataset's (gest-showcases features on it)?"
         )
+    if generates_test:
+        require_test_inputs(data_args, config, tables)
     if "validation" in splits and len(splits["validation"]["target"]) < 2:
         # In-batch contrastive losses (and hard negatives) need two examples: too small to evaluate.
         logger.warning(

@@ -216,6 +216,32 @@ def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tab
     return {name: [values[index] for index in keep] for name, values in columns.items()}
 
 
+def require_test_inputs(data_args: PC2LDataArguments, config: PC2LConfig, tables: dict) -> None:
+    """Before training a model whose test generations are written after it (`train-generator`): the `s2` test split,
+    when the dataset has one, must have an example with an input the model reads in `tables`. Features extracted
+    from `s1` alone cover no test user of the published data (new users, in `s2` only): the refusal came after
+    the whole training run.
+
+    `config` is a `PC2LConfig` or any object with its `uses_images`, `uses_reviews`, `max_images`, `max_reviews`.
+
+    Raises:
+        InputError: "DATASET: no s2 test example has its image features in FEATURES: ...".
+    """
+    from gest_showcases.data.folder import dataset_configs  # here, as `load_split`'s import is
+
+    if not (config.uses_images or config.uses_reviews) or "test" not in dataset_configs(data_args.dataset).get(
+        "s2", {}
+    ):
+        return
+    if not load_split(data_args, "test", config, tables)["target"]:
+        kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
+        raise InputError(
+            f"{data_args.dataset}: no s2 test example has its {' or '.join(kinds)} features in {data_args.features},"
+            " so no test generation could be written after training; were they extracted from this dataset's s2? "
+            "(`gest-showcases features` embeds s1 and s2 by default; --no_generate_test trains without them)"
+        )
+
+
 def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) -> dict:
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
