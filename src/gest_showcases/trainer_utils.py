@@ -46,6 +46,8 @@ from gest_showcases.errors import InputError, one_line
 from gest_showcases.files import saving_into
 from gest_showcases.numerics import NonFiniteError, check_finite_step, check_finite_weights
 
+logger = logging.getLogger(__name__)
+
 
 class FiniteTrainer(Trainer):
     """A `Trainer` that raises `NonFiniteError` at the first NaN/inf loss or gradient, before the optimizer step.
@@ -73,6 +75,14 @@ class FiniteTrainer(Trainer):
         # None when a finished run resumed: no step ran (on every process alike). Sharded: each process holds a part.
         if inputs is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             self._check_the_last_batch(inputs)
+        if inputs is None and "train_loss" in result.metrics:
+            # Trainer reports the mean loss of this call's steps: 0.0 for none, which the commands would write over
+            # the run's own figure. The run's, from its all_results.json, when the run got that far.
+            logger.warning("step %d ended the run: nothing left to train", self.state.global_step)
+            del result.metrics["train_loss"]
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+                results = json.loads((Path(self.args.output_dir) / "all_results.json").read_text(encoding="utf-8"))
+                result.metrics["train_loss"] = float(results["train_loss"])
         return result
 
     def _check_the_last_batch(self, inputs: dict) -> None:

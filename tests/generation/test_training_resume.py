@@ -5,6 +5,7 @@ finished run in its folder (what a run killed after that save leaves); the rerun
 as the uninterrupted run, which needs the optimizer, scheduler, random states and the data position restored.
 """
 
+import json
 import logging
 import shutil
 
@@ -209,8 +210,11 @@ def test_a_fresh_run_that_saves_checkpoints_is_refused_beside_an_earlier_runs(co
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"holds {run / 'checkpoint-6'}, an earlier run's checkpoint" in err, err
     assert sorted(path.name for path in run.iterdir()) == before  # nothing written, nothing removed
-    # Continuing it is allowed (the earlier run is finished: nothing left to train), and so is a run saving none.
+    # Continuing it is allowed (the earlier run is finished: nothing left to train, and its train_loss stays, where
+    # Trainer's 0.0 for no step overwrote it: session 28's resume audit), and so is a run saving none.
+    results = json.loads((run / "all_results.json").read_text())
     assert train_pc2l.main([*argv, "--resume_from_checkpoint", "last"]) == 0
+    assert json.loads((run / "all_results.json").read_text())["train_loss"] == results["train_loss"] > 0
     assert train_pc2l.main([*train_pc2l_argv(command_assets), "--output_dir", str(run), "--save_strategy", "no"]) == 0
 
 
