@@ -56,8 +56,8 @@ def write_train_results(run: Path, metrics: dict) -> None:
 def write_table2(folder: Path, rows: dict, monkeypatch) -> list[list[str]]:
     """`table2.json` and `table2.md` as `gest-showcases evaluate` writes them (`write_evaluation`, Figure 6 stubbed out:
     plotting takes seconds); returns the markdown table's rows, the oracle."""
-    monkeypatch.setattr(report, "plot_length_distribution", lambda values, path: path.write_bytes(b""))
-    monkeypatch.setattr(report, "plot_pos_coverage", lambda values, path: path.write_bytes(b""))
+    monkeypatch.setattr(report, "length_distribution_png", lambda values: b"")
+    monkeypatch.setattr(report, "pos_coverage_png", lambda values: b"")
     monkeypatch.setattr(report, "pos_tagger", lambda: ("none", lambda texts: [[] for _ in texts]))
     records = [
         report.Generation(id="a", system=name, generated="Rich ramen.", reference="Ramen.") for name in rows

@@ -152,3 +152,22 @@ def test_the_temporary_name_is_about_as_long_as_before_the_writer_tag(tmp_path):
         assert len(temporary.name) - len("out.json") == 32 + len(str(os.getpid()))
         temporary.write_text("{}")
     assert (tmp_path / "out.json").read_text() == "{}"
+
+
+def test_writing_together_replaces_every_file_or_none(tmp_path):
+    """Session 29's review: a writer that wrote nothing for one file of the set (a stubbed figure) made the renames
+    fail half way, after the first files were replaced."""
+    paths = [tmp_path / "table.md", tmp_path / "figure.png"]
+    for path in paths:
+        path.write_text("previous")
+    with (
+        pytest.raises(FileNotFoundError, match="nothing was written for figure.png"),
+        files.writing_together(paths) as (table, _figure),
+    ):
+        table.write_text("new")
+    assert [path.read_text() for path in paths] == ["previous", "previous"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["figure.png", "table.md"]
+    with files.writing_together(paths) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert [path.read_text() for path in paths] == ["new", "new"]

@@ -56,6 +56,9 @@ def writing_together(paths: Iterable[str | Path]) -> Iterator[list[Path]]:
             # 64 random bits beside the pid: the name is no longer than a 128-bit one without the writer's tag.
             temporaries.append(path.with_name(f".{path.name}.{_WRITER_TAG}-{os.getpid()}-{uuid.uuid4().hex[:16]}.tmp"))
         yield temporaries
+        unwritten = [path.name for temporary, path in zip(temporaries, paths, strict=True) if not temporary.exists()]
+        if unwritten:  # checked before the first rename: else the set would be half replaced
+            raise FileNotFoundError(f"nothing was written for {', '.join(unwritten)}: no file of the set replaced")
         for temporary, path in zip(temporaries, paths, strict=True):
             os.replace(temporary, path)
     finally:

@@ -23,6 +23,7 @@ uploads nothing. Without it the staged folders go up with `create_repo` + `uploa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -423,12 +424,14 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
             "nothing to push: give --selector, --generator, --showcase, --dataset or --evaluate_modules"
         )
     if holds_the_current_folder(root):
-        raise InputError(f"--output_dir {root}: is the current folder or holds it; give a subfolder")
+        raise InputError(f"{root} is the current folder or holds it: stage into a subfolder")
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise InputError(f"{root} is not empty: stage into a new folder")
-    # Staged beside `root` and moved in whole: a run stopped midway leaves `root` empty, so its rerun is allowed.
-    with saving_into(root) as staging:
+    # Staged beside `root` and moved in whole: a run stopped midway leaves `root` empty, so its rerun is allowed. A
+    # mount point cannot be renamed, nor can a folder whose parent is not writable: staged in place there, as before.
+    movable = not root.is_mount() and os.access(root.absolute().parent, os.W_OK)
+    with saving_into(root) if movable else contextlib.nullcontext(root) as staging:
         repos = []
         if args.selector:
             repos.append(stage_selector(args, staging / "selector"))

@@ -68,22 +68,28 @@ class FiniteTrainer(Trainer):
     last_loss: float = math.nan
     _last_inputs: dict | None = None
 
-    def train(self, *args, **kwargs):
-        result = super().train(*args, **kwargs)
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        result = super().train(resume_from_checkpoint, *args, **kwargs)
         inputs, self._last_inputs = self._last_inputs, None
         self._check_finite_weights()
         # None when a finished run resumed: no step ran (on every process alike). Sharded: each process holds a part.
         if inputs is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled):
             self._check_the_last_batch(inputs)
         if inputs is None and "train_loss" in result.metrics:
-            # Trainer reports the mean loss of this call's steps: 0.0 for none, which the commands would write over
-            # the run's own figure. The run's, from its all_results.json, when the run got that far.
             logger.warning("step %d ended the run: nothing left to train", self.state.global_step)
-            del result.metrics["train_loss"]
-            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-                results = json.loads((Path(self.args.output_dir) / "all_results.json").read_text(encoding="utf-8"))
-                result.metrics["train_loss"] = float(results["train_loss"])
+            self._keep_the_runs_train_loss(result.metrics, resume_from_checkpoint)
         return result
+
+    def _keep_the_runs_train_loss(self, metrics: dict, checkpoint: str | bool | None) -> None:
+        """A call that ran no step (a finished run resumed) gets Trainer's mean over none, 0.0, which the commands
+        would write over the run's own figure: the run's `train_loss` from its `all_results.json` instead, when that
+        file was written after the checkpoint (an older one may be another run's), else none."""
+        del metrics["train_loss"]
+        results = Path(self.args.output_dir) / "all_results.json"
+        state = Path(checkpoint) / TRAINER_STATE_NAME if isinstance(checkpoint, str) else None
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            if state is not None and results.stat().st_mtime >= state.stat().st_mtime:
+                metrics["train_loss"] = float(json.loads(results.read_text(encoding="utf-8"))["train_loss"])
 
     def _check_the_last_batch(self, inputs: dict) -> None:
         training = self.model.training

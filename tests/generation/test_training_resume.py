@@ -7,6 +7,7 @@ as the uninterrupted run, which needs the optimizer, scheduler, random states an
 
 import json
 import logging
+import os
 import shutil
 
 import pytest
@@ -215,6 +216,12 @@ def test_a_fresh_run_that_saves_checkpoints_is_refused_beside_an_earlier_runs(co
     results = json.loads((run / "all_results.json").read_text())
     assert train_pc2l.main([*argv, "--resume_from_checkpoint", "last"]) == 0
     assert json.loads((run / "all_results.json").read_text())["train_loss"] == results["train_loss"] > 0
+    # An all_results.json older than the checkpoint may be another run's (the review's case: a run killed after its
+    # last checkpoint, beside an earlier run's results): no train_loss then, rather than the other run's.
+    state = run / "checkpoint-6" / "trainer_state.json"
+    os.utime(run / "all_results.json", (state.stat().st_mtime - 60,) * 2)
+    assert train_pc2l.main([*argv, "--resume_from_checkpoint", "last"]) == 0
+    assert "train_loss" not in json.loads((run / "all_results.json").read_text())
     assert train_pc2l.main([*train_pc2l_argv(command_assets), "--output_dir", str(run), "--save_strategy", "no"]) == 0
 
 

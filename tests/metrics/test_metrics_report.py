@@ -169,12 +169,25 @@ def test_a_stop_while_the_figures_render_leaves_the_previous_evaluation_whole(tm
     def stopped(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(paper_tables, "plot_length_distribution", lambda lengths, path: path.write_bytes(PNG_MAGIC))
-    monkeypatch.setattr(paper_tables, "plot_pos_coverage", stopped)
+    monkeypatch.setattr(paper_tables, "length_distribution_png", lambda lengths: PNG_MAGIC)
+    monkeypatch.setattr(paper_tables, "pos_coverage_png", stopped)
     with pytest.raises(KeyboardInterrupt):
         write_evaluation({"PC2L": {"bleu_1": 0.1}}, records, out, "| intervals |")
     assert {path.name: path.read_bytes() for path in out.iterdir()} == dict.fromkeys(names, b"previous")
-    monkeypatch.setattr(paper_tables, "plot_pos_coverage", lambda coverage, path: path.write_bytes(PNG_MAGIC))
+    # Stopped while the six files are written (after the first): the same, and no temporary file is left.
+    monkeypatch.setattr(paper_tables, "pos_coverage_png", lambda coverage: PNG_MAGIC)
+    write_bytes = Path.write_bytes
+
+    def stopped_at_the_third(path, data):
+        if len(list(out.glob(".*.tmp"))) == 2:
+            raise KeyboardInterrupt
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", stopped_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        write_evaluation({"PC2L": {"bleu_1": 0.1}}, records, out, "| intervals |")
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == dict.fromkeys(names, b"previous")
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
     paths = write_evaluation({"PC2L": {"bleu_1": 0.1}}, records, out, "| intervals |")
     assert sorted(path.name for path in out.iterdir()) == sorted(names)  # no temporary file left either
     assert paths["table2_intervals_md"].read_text() == "| intervals |"
@@ -311,7 +324,7 @@ def test_a_figure_save_that_is_stopped_leaves_the_previous_figure(tmp_path, monk
     before = path.read_bytes()
 
     def stopped(self, target, **kwargs):
-        Path(target).write_bytes(b"\x89PNG cut")
+        target.write(b"\x89PNG cut")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Figure, "savefig", stopped)

@@ -1,6 +1,7 @@
 """`gest-showcases push`, up to the network boundary: offline mode refuses clearly; the dry run stages complete repos."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -168,6 +169,14 @@ def test_a_stop_while_staging_leaves_the_folder_empty_for_the_rerun(checkpoints,
     with pytest.raises(InputError, match="is the current folder or holds it"):
         monkeypatch.chdir(out / "selector")
         push(PushArguments(**args, output_dir=str(out), dry_run=str(out)))
+    # A mount point cannot be renamed (the review's reproduction: EBUSY on tmpfs): staged in place, as before.
+    monkeypatch.chdir(tmp_path)
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    monkeypatch.setattr(Path, "is_mount", lambda path: path == mount)
+    monkeypatch.setattr(os, "rename", lambda *names: pytest.fail(f"renamed {names}"))
+    folders = push(PushArguments(**args, output_dir=str(mount), dry_run=str(mount)))
+    assert folders == [str(mount / "selector"), str(mount / "evaluate" / "distinct")]
 
 
 @pytest.mark.parametrize(

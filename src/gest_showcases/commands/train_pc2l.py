@@ -56,6 +56,7 @@ from gest_showcases.generation.training_run import (
     build_model,
     config_kwargs,
     decoder_config,
+    feature_kinds_read,
     load_split,
     load_tokenizer,
     pc2l_config,
@@ -119,7 +120,7 @@ def run(
     ):
         # Persistent workers keep the dataset they were forked with and would never see a re-mined negative.
         raise InputError("--mined_negative_candidates cannot be used with --dataloader_persistent_workers")
-    kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
+    kinds = feature_kinds_read(config, data_args.image_kind)
     # Looked up on the package at run time: the package's public name, which tests replace with a fake table.
     tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
 

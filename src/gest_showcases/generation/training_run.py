@@ -173,6 +173,11 @@ class PC2LDataArguments:
         check_at_least(self, max_length=3, max_images=1, max_reviews=1, negative_seed=0)  # BOS, a token, EOS
 
 
+def feature_kinds_read(config: PC2LConfig, image_kind: str) -> list[str]:
+    """The feature-table kinds (`gest_showcases.features.load_features`) a generator with `config`'s inputs reads."""
+    return [image_kind] * config.uses_images + ["review"] * config.uses_reviews
+
+
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
     """Targets and per-example feature tensors of one `s2` split; examples with no usable input are dropped.
 
@@ -234,7 +239,7 @@ def require_test_inputs(data_args: PC2LDataArguments, config: PC2LConfig, tables
     ):
         return
     if not load_split(data_args, "test", config, tables)["target"]:
-        kinds = [data_args.image_kind] * config.uses_images + ["review"] * config.uses_reviews
+        kinds = feature_kinds_read(config, data_args.image_kind)
         raise InputError(
             f"{data_args.dataset}: no s2 test example has its {' or '.join(kinds)} features in {data_args.features},"
             " so no test generation could be written after training; were they extracted from this dataset's s2? "

@@ -34,7 +34,7 @@ from gest_showcases.metrics.grounding import (
     embed_texts,
 )
 from gest_showcases.metrics.per_example import text_statistics
-from gest_showcases.metrics.plots import plot_length_distribution, plot_pos_coverage
+from gest_showcases.metrics.plots import length_distribution_png, pos_coverage_png
 from gest_showcases.metrics.synth_truth import SYNTH_TRUTH_COLUMNS
 from gest_showcases.metrics.text import bert_score, distinct, split_sentences, text_metrics
 
@@ -298,8 +298,9 @@ def write_evaluation(
     }
     if intervals_markdown is not None:
         paths["table2_intervals_md"] = output / "table2_intervals.md"
-    # Everything is computed and rendered first (the POS tagging and the figures take a while), then renamed into
-    # place together: a run stopped midway leaves the previous evaluation's files, not a new Table 2 beside old figures.
+    # Everything is computed and rendered first (the POS tagging and the figures take a while), then written and
+    # renamed into place together: a run stopped midway leaves the previous evaluation's files, not a new Table 2
+    # beside old figures.
     systems = group_by_system(records)
     truth = ground_truth_records(records)
     lengths = {name: length_distribution([r.generated for r in recs]) for name, recs in systems.items()}
@@ -318,17 +319,16 @@ def write_evaluation(
     # NaN (a ratio with nothing to count) is not JSON: written as null.
     clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
     table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
-    texts = {
-        "figure6_json": json.dumps(figure, indent=2) + "\n",
-        "table2_json": json.dumps(table, indent=2) + "\n",
-        "table2_md": table2_markdown(rows),
-        "table2_intervals_md": intervals_markdown,
+    contents = {
+        "table2_md": table2_markdown(rows).encode(),
+        "table2_json": (json.dumps(table, indent=2) + "\n").encode(),
+        "figure6a": length_distribution_png(lengths),
+        "figure6b": pos_coverage_png(coverage),
+        "figure6_json": (json.dumps(figure, indent=2) + "\n").encode(),
+        "table2_intervals_md": (intervals_markdown or "").encode(),
     }
     with writing_together(paths.values()) as temporaries:
-        staged = dict(zip(paths, temporaries, strict=True))
-        plot_length_distribution(lengths, staged["figure6a"])
-        plot_pos_coverage(coverage, staged["figure6b"])
-        for name in paths.keys() & texts.keys():
-            staged[name].write_text(texts[name], encoding="utf-8")
+        for name, temporary in zip(paths, temporaries, strict=True):
+            temporary.write_bytes(contents[name])
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
