@@ -167,6 +167,17 @@ class CollatorReadsRawExamples:
         return data_collator
 
 
+class PlainAdam:
+    """A `Trainer` mixin whose optimizer is `torch.optim.Adam` over all parameters at `args.learning_rate`, without
+    weight-decay groups, rather than `Trainer`'s AdamW (the explanation classifier's and the DPP selector's)."""
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            parameters = (self.model if model is None else model).parameters()
+            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
+        return self.optimizer
+
+
 def save_model_atomically(trainer: Trainer, save_more: Callable[[Path], None] | None = None) -> None:
     """`trainer.save_model()` into `args.output_dir` through `files.saving_into`: a run killed while saving leaves the
     previous model whole (the stock call writes weights, config and tokenizer one by one into the folder). The
@@ -413,6 +424,7 @@ __all__ = [
     "EpochPermutationSampler",
     "FiniteTrainer",
     "LoggingProgressCallback",
+    "PlainAdam",
     "checkpoint_to_resume",
     "drop_use_cache",
     "kept_global_random_state",

@@ -40,6 +40,7 @@ from gest_showcases.numerics import check_finite_rows
 from gest_showcases.trainer_utils import (
     EpochPermutationSampler,
     FiniteTrainer,
+    PlainAdam,
     drop_use_cache,
     kept_global_random_state,
     log_to_logger,
@@ -142,7 +143,7 @@ def compute_auc(eval_prediction: EvalPrediction) -> dict[str, float]:
     return {"auc": roc_auc(scores, torch.as_tensor(eval_prediction.label_ids))}
 
 
-class ExplanationClassifierTrainer(FiniteTrainer):
+class ExplanationClassifierTrainer(PlainAdam, FiniteTrainer):
     """A `Trainer` for [`ExplanationClassifier`] on annotated pairs (datasets of row numbers, [`PairCollator`]).
 
     What differs from the stock `Trainer`: each epoch is one permutation of the training pairs drawn from a generator
@@ -159,12 +160,6 @@ class ExplanationClassifierTrainer(FiniteTrainer):
     def _get_train_sampler(self, train_dataset=None) -> EpochPermutationSampler:
         dataset = self.train_dataset if train_dataset is None else train_dataset
         return EpochPermutationSampler(len(dataset), self.args.seed)
-
-    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            parameters = (self.model if model is None else model).parameters()
-            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
-        return self.optimizer
 
 
 

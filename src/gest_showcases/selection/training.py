@@ -39,6 +39,7 @@ from ..numerics import NonFiniteError, check_finite_rows
 from ..trainer_utils import (
     CollatorReadsRawExamples,
     FiniteTrainer,
+    PlainAdam,
     drop_use_cache,
     kept_global_random_state,
     log_to_logger,
@@ -170,7 +171,7 @@ def compute_selection_metrics(eval_prediction: EvalPrediction, k: int) -> dict[s
     return {f"precision@{k}": precision, f"recall@{k}": recall, f"f1@{k}": f1_score(precision, recall)}
 
 
-class DPPSelectorTrainer(CollatorReadsRawExamples, FiniteTrainer):
+class DPPSelectorTrainer(CollatorReadsRawExamples, PlainAdam, FiniteTrainer):
     """A `Trainer` for [`DPPImageSelector`]: the DPP negative log-likelihood on batches of
     `collate_selection(..., distinct_images=True)`, evaluated by the greedy MAP picks.
 
@@ -222,12 +223,6 @@ class DPPSelectorTrainer(CollatorReadsRawExamples, FiniteTrainer):
             generator=torch.Generator().manual_seed(self.args.seed),
         )
         return self.accelerator.prepare(loader)
-
-    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
-        if self.optimizer is None:
-            parameters = (self.model if model is None else model).parameters()
-            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate)
-        return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         try:
