@@ -100,6 +100,31 @@ def test_train_pc2l_cut_off_resumes_to_the_uninterrupted_weights(command_assets,
     assert any(not torch.equal(at_step_3[name], expected[name]) for name in expected)
 
 
+def test_gradient_checkpointing_trains_the_same_weights_bit_for_bit(command_assets, monkeypatch):
+    """The demo's SmolLM2 generators train with `--gradient_checkpointing True` for half the memory (session 29): the
+    gated LoRA decoder's run must write the same weights either way, PC2L's hard negatives and LoRA dropout included."""
+    import transformers.modeling_utils
+
+    options = [*_llama_gguf_options(command_assets), "--image_contrastive", "ccl", "--review_contrastive", "pcl"]
+    argv = [*train_pc2l_argv(command_assets), *options, "--output_dir"]
+    assert train_pc2l.main([*argv, str(command_assets / "plain")]) == 0
+    recomputed = []
+    checkpoint = transformers.modeling_utils.checkpoint
+
+    def counted(function, *args, **kwargs):
+        recomputed.append(function)
+        return checkpoint(function, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counted)
+    assert train_pc2l.main([*argv, str(command_assets / "recomputed"), "--gradient_checkpointing", "True"]) == 0
+    assert recomputed  # the layers did go through activation checkpointing
+    expected = _weights(command_assets / "plain", "adapter_model.safetensors")
+    got = _weights(command_assets / "recomputed", "adapter_model.safetensors")
+    assert expected.keys() == got.keys() and len(expected) > 0
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
 def test_without_the_flag_a_run_starts_over_and_says_how_to_continue(command_assets, caplog, counted):
     argv = [*train_pc2l_argv(command_assets, *CHECKPOINTS), "--output_dir"]
     earlier = command_assets / "earlier"
