@@ -50,6 +50,6 @@ cd "$WORK"
     --names Gest-Synth-raw Gest-Synth-s2 --plot figure3.png --output diversity.json
 
 # 7. Table 3: random / img / text / img+text DPP selectors on built_raw's s1, scored on its test split.
-"$GS" train-selector --dataset built_raw --features features_raw --output_dir selector --cpu
+"$GS" train-selector --dataset built_raw --features features_raw --output_dir selector --use_cpu
 
 echo "done: $(pwd)"

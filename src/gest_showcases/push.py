@@ -430,7 +430,8 @@ def stage(args: PushArguments, root: Path) -> list[StagedRepo]:
         raise InputError(f"{root} is not empty: stage into a new folder")
     # Staged beside `root` and moved in whole: a run stopped midway leaves `root` empty, so its rerun is allowed. A
     # mount point cannot be renamed, nor can a folder whose parent is not writable: staged in place there, as before.
-    movable = not root.is_mount() and os.access(root.absolute().parent, os.W_OK)
+    target = root.resolve()  # a link to the folder: `saving_into` replaces the folder it names
+    movable = not target.is_mount() and os.access(target.parent, os.W_OK)
     with saving_into(root) if movable else contextlib.nullcontext(root) as staging:
         repos = []
         if args.selector:

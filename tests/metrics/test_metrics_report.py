@@ -313,26 +313,6 @@ def test_evaluate_adds_clip_align_by_the_interaction_classifier(tmp_path, capsys
     assert not (tmp_path / "bad").exists()  # refused before anything is scored or written
 
 
-def test_a_figure_save_that_is_stopped_leaves_the_previous_figure(tmp_path, monkeypatch):
-    """Figure 6 was saved in place: a run stopped mid-save left a cut PNG (session 26)."""
-    from matplotlib.figure import Figure
-
-    from gest_showcases.metrics.plots import plot_length_distribution
-
-    lengths = {"PC2L": length_distribution(["Rich ramen broth.", "Good soup."])}
-    path = plot_length_distribution(lengths, tmp_path / "figure6a_length.png")
-    before = path.read_bytes()
-
-    def stopped(self, target, **kwargs):
-        target.write(b"\x89PNG cut")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Figure, "savefig", stopped)
-    with pytest.raises(KeyboardInterrupt):
-        plot_length_distribution({"other": lengths["PC2L"]}, path)
-    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [path.name]
-
-
 def test_write_generations_writes_what_read_generations_reads(tmp_path):
     from gest_showcases.metrics.generations import write_generations
 

@@ -123,13 +123,12 @@ def test_report_sections_are_optional_and_png_is_checked(tmp_path):
 def test_figure3_and_figure6_pngs_of_the_plotting_functions_are_inlined(tmp_path):
     pytest.importorskip("matplotlib")
     from gest_showcases.features.diversity import plot_diversity
-    from gest_showcases.metrics.plots import plot_length_distribution
+    from gest_showcases.metrics.plots import length_distribution_png
 
     diversity = {"Gest-Synth": {"intra_business": 0.61, "inter_user": 0.70, "intra_user": 0.55}}
     figure3 = plot_diversity(diversity, tmp_path / "figure3.png")
-    figure6 = plot_length_distribution(
-        {"PC2L": {"shares": [0.1, 0.5, 0.4, 0, 0, 0]}}, tmp_path / "figure6a.png"
-    )
+    figure6 = tmp_path / "figure6a.png"
+    figure6.write_bytes(length_distribution_png({"PC2L": {"shares": [0.1, 0.5, 0.4, 0, 0, 0]}}))
     html = build_report(
         "Figures", figures=[ReportFigure("Figure 3", figure3), ReportFigure("Figure 6 (a)", figure6)]
     )

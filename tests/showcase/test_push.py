@@ -173,10 +173,18 @@ def test_a_stop_while_staging_leaves_the_folder_empty_for_the_rerun(checkpoints,
     monkeypatch.chdir(tmp_path)
     mount = tmp_path / "mount"
     mount.mkdir()
-    monkeypatch.setattr(Path, "is_mount", lambda path: path == mount)
+    linked_mount = tmp_path / "linked-mount"
+    linked_mount.mkdir()
+    (tmp_path / "link").symlink_to(linked_mount)
+    mounts = {mount.resolve(), linked_mount.resolve()}
+    # As the real one: a link is not a mount point, whatever it names.
+    monkeypatch.setattr(Path, "is_mount", lambda path: not path.is_symlink() and path.resolve() in mounts)
     monkeypatch.setattr(os, "rename", lambda *names: pytest.fail(f"renamed {names}"))
     folders = push(PushArguments(**args, output_dir=str(mount), dry_run=str(mount)))
     assert folders == [str(mount / "selector"), str(mount / "evaluate" / "distinct")]
+    # A link to a mount point (the second review's case): `saving_into` would rename the mount point it names.
+    push(PushArguments(**args, output_dir=str(tmp_path / "link"), dry_run=str(tmp_path / "link")))
+    assert (linked_mount / "selector" / "config.json").is_file()
 
 
 @pytest.mark.parametrize(

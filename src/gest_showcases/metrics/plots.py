@@ -1,4 +1,5 @@
-"""The paper's Figure 6 as PNG files: grouped bars, one colour per system.
+"""The paper's Figure 6 as PNG bytes (`write_evaluation` writes them with its tables): grouped bars, one colour per
+system.
 
 matplotlib is imported when a figure is drawn: it is optional, and slow to import.
 """
@@ -6,11 +7,9 @@ matplotlib is imported when a figure is drawn: it is optional, and slow to impor
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 
-from gest_showcases.files import writing_atomically
 from gest_showcases.metrics.coverage import LENGTH_BINS, POS_GROUPS
 
 
@@ -52,19 +51,3 @@ def pos_coverage_png(coverage: dict[str, dict[str, float]]) -> bytes:
     return _grouped_bars(
         series, ["Noun", "ADJ", "ADV"], "part of speech", "coverage of ground-truth words", "(b) keyword coverage"
     )
-
-
-def _write_png(png: bytes, path: Path) -> Path:
-    with writing_atomically(path) as temporary:  # a run stopped mid-save leaves the previous figure
-        temporary.write_bytes(png)
-    return Path(path)
-
-
-def plot_length_distribution(distributions: dict[str, dict], path: Path) -> Path:
-    """`length_distribution_png` saved to `path`."""
-    return _write_png(length_distribution_png(distributions), path)
-
-
-def plot_pos_coverage(coverage: dict[str, dict[str, float]], path: Path) -> Path:
-    """`pos_coverage_png` saved to `path`."""
-    return _write_png(pos_coverage_png(coverage), path)
