@@ -64,7 +64,12 @@ def profile_call(run) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        help="at least 2: a batch one smaller checks that the compiled step does not recompile",
+    )
     parser.add_argument(
         "--repeats",
         type=int,
@@ -78,6 +83,8 @@ def main() -> None:
     parser.add_argument("--output", default="bench_generation.json", help="write the results as JSON here")
     _env.add_noisy_argument(parser)
     args = parser.parse_args()
+    if args.batch_size < 2:  # else the smaller batch is empty and the compiled step fails on it, after the timings
+        parser.error(f"--batch-size {args.batch_size}: give at least 2")
     cuda = args.device == "cuda"
     args.repeats = args.repeats or (5 if cuda else 3)
     if args.threads:
