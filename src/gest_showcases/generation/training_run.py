@@ -234,9 +234,9 @@ def require_test_inputs(data_args: PC2LDataArguments, config: PC2LConfig, tables
     """
     from gest_showcases.data.folder import dataset_configs  # here, as `load_split`'s import is
 
-    if not (config.uses_images or config.uses_reviews) or "test" not in dataset_configs(data_args.dataset).get(
-        "s2", {}
-    ):
+    if not (config.uses_images or config.uses_reviews):
+        return  # a model of ids or references alone has an input for every row
+    if "test" not in dataset_configs(data_args.dataset).get("s2", {}):
         return
     if not load_split(data_args, "test", config, tables)["target"]:
         kinds = feature_kinds_read(config, data_args.image_kind)

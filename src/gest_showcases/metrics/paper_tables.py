@@ -289,15 +289,6 @@ def write_evaluation(
     """
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "table2_md": output / "table2.md",
-        "table2_json": output / "table2.json",
-        "figure6a": output / "figure6a_length.png",
-        "figure6b": output / "figure6b_coverage.png",
-        "figure6_json": output / "figure6.json",
-    }
-    if intervals_markdown is not None:
-        paths["table2_intervals_md"] = output / "table2_intervals.md"
     # Everything is computed and rendered first (the POS tagging and the figures take a while), then written and
     # renamed into place together: a run stopped midway leaves the previous evaluation's files, not a new Table 2
     # beside old figures.
@@ -319,16 +310,18 @@ def write_evaluation(
     # NaN (a ratio with nothing to count) is not JSON: written as null.
     clean = {name: {k: (None if v != v else v) for k, v in metrics.items()} for name, metrics in rows.items()}
     table = {"scale": "fractions; the markdown table prints them x100", "rows": clean}
-    contents = {
-        "table2_md": table2_markdown(rows).encode(),
-        "table2_json": (json.dumps(table, indent=2) + "\n").encode(),
-        "figure6a": length_distribution_png(lengths),
-        "figure6b": pos_coverage_png(coverage),
-        "figure6_json": (json.dumps(figure, indent=2) + "\n").encode(),
-        "table2_intervals_md": (intervals_markdown or "").encode(),
+    files = {  # name: (file, contents)
+        "table2_md": ("table2.md", table2_markdown(rows).encode()),
+        "table2_json": ("table2.json", (json.dumps(table, indent=2) + "\n").encode()),
+        "figure6a": ("figure6a_length.png", length_distribution_png(lengths)),
+        "figure6b": ("figure6b_coverage.png", pos_coverage_png(coverage)),
+        "figure6_json": ("figure6.json", (json.dumps(figure, indent=2) + "\n").encode()),
     }
+    if intervals_markdown is not None:
+        files["table2_intervals_md"] = ("table2_intervals.md", intervals_markdown.encode())
+    paths = {name: output / file for name, (file, _) in files.items()}
     with writing_together(paths.values()) as temporaries:
-        for name, temporary in zip(paths, temporaries, strict=True):
-            temporary.write_bytes(contents[name])
+        for (_, contents), temporary in zip(files.values(), temporaries, strict=True):
+            temporary.write_bytes(contents)
     logger.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return paths
