@@ -191,3 +191,88 @@ def test_the_trainer_works_with_default_training_arguments(tokenizer, tmp_path):
                           eval_dataset=_dataset(examples), data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
     trainer.train()
     assert {"eval_loss", "eval_loss_ccl"} <= set(trainer.evaluate())
+
+
+def test_contrastive_warmup_trains_on_cross_entropy_alone_then_eq11(tokenizer, tmp_path):
+    """`contrastive_warmup_ratio` (H15): the first half of 4 SGD steps on cross-entropy alone, without running the
+    hard negatives, then eq. 11; checked against the same 4 steps taken by hand, and evaluation scores eq. 11."""
+    examples = synthetic_examples(8)
+    model = _model(tokenizer, contrastive_warmup_ratio=0.5)
+    reference = copy.deepcopy(model)
+    negatives_given = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        if model.training:  # not the finite-loss check of the last batch, in eval mode, after training
+            negatives_given.append(kwargs.get("negative_input_ids") is not None)
+        return forward(*args, **kwargs)
+
+    model.forward = recording_forward
+    trainer = PC2LTrainer(
+        model=model,
+        args=_args(tmp_path, max_steps=4),
+        train_dataset=_dataset(examples),
+        eval_dataset=_dataset(examples[:2]),
+        data_collator=PC2LCollator(tokenizer, with_negatives=True),
+    )
+    trainer.train()
+    assert negatives_given == [False, False, True, True]
+    logged = [entry for entry in trainer.state.log_history if "loss_ce" in entry]
+    assert [sorted(entry) for entry in logged][:2] == [sorted(logged[0])] * 2
+    assert "loss_ccl" not in logged[0] and logged[0]["loss"] == pytest.approx(logged[0]["loss_ce"], rel=1e-5)
+    assert all({"loss_ccl", "loss_pcl"} <= set(entry) for entry in logged[2:])
+
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    reference.train()
+    for step in range(4):
+        batch = collator(examples[2 * step : 2 * step + 2])
+        if step < 2:
+            ce_batch = {key: value for key, value in batch.items() if not key.startswith("negative")}
+            loss = reference(**ce_batch).loss
+        else:
+            loss = total_loss(reference.config, reference(**batch), batch)[0]
+        reference.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for parameter in reference.parameters():
+                if parameter.grad is not None:
+                    parameter -= 0.1 * parameter.grad
+    for name, parameter in reference.named_parameters():
+        torch.testing.assert_close(dict(model.named_parameters())[name], parameter, rtol=1e-4, atol=1e-6, msg=name)
+    assert {"eval_loss_ccl", "eval_loss_pcl"} <= set(trainer.evaluate())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"contrastive_warmup_ratio": 1.0}, r"must be in \[0, 1\)"),
+        ({"contrastive_warmup_ratio": -0.1}, r"must be in \[0, 1\)"),
+        ({"contrastive_warmup_ratio": float("nan")}, r"must be in \[0, 1\)"),
+        ({"contrastive_warmup_ratio": 0.5, "image_contrastive": "none", "review_contrastive": "none"},
+         "needs at least one of them"),
+    ],
+)  # fmt: skip
+def test_contrastive_warmup_ratio_out_of_range_is_refused(tokenizer, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tokenizer, **overrides)
+
+
+def test_train_pc2l_warms_up_records_the_option_and_refuses_a_bad_one_in_one_line(command_assets, capsys):
+    from pc2l_fixtures import train_pc2l_argv
+    from transformers import AutoConfig
+
+    from gest_showcases import cli
+    from gest_showcases.cards import generator_card
+    from gest_showcases.commands import train_pc2l
+
+    argv = train_pc2l_argv(command_assets, "--contrastive_warmup_ratio", "0.5", "--logging_steps", "1")
+    assert train_pc2l.main(argv) == 0
+    config = AutoConfig.from_pretrained(command_assets / "run")
+    assert config.contrastive_warmup_ratio == 0.5
+    assert "| contrastive_warmup_ratio | 0.5 |" in str(generator_card(config, "user/run", results_dir=command_assets))
+    # The step logs Trainer prints (--logging_steps 1, tqdm off): 3 epochs of 2 batches.
+    steps = [line for line in capsys.readouterr().out.splitlines() if "'loss_ce'" in line and "eval_" not in line]
+    assert [("'loss_ccl'" in line) for line in steps] == [False] * 3 + [True] * 3
+    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, "--contrastive_warmup_ratio", "1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "contrastive_warmup_ratio" in err[0]

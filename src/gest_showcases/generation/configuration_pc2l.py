@@ -162,6 +162,12 @@ class PC2LConfig(PreTrainedConfig):
             documented deviation, docs/experiments.md, H8): from the second epoch on, every epoch re-mines each
             training target's negative as its likeliest one-entity swap under the model being trained, among the K
             swaps whose first token it finds likeliest (`generation.mined_negatives`).
+        contrastive_warmup_ratio (`float`, *optional*, defaults to 0.0):
+            Training only (read by [`PC2LTrainer`], not by the model; a documented option, docs/experiments.md,
+            H15). 0 (the paper, whose decoder was pretrained): the contrastive losses from the first step. `r` in
+            (0, 1): the first `r` of the run's optimizer steps train on cross-entropy alone (no hard negatives run
+            through the decoder), then eq. 11 with `lambda1` and `lambda2` unchanged, so that a decoder trained from
+            scratch already models language when the contrastive losses start. Evaluation always scores eq. 11.
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
@@ -225,6 +231,7 @@ class PC2LConfig(PreTrainedConfig):
     hard_negative_gradients: str = "full"
     likelihood_image_negatives: str = "all"
     mined_negative_candidates: int = 0
+    contrastive_warmup_ratio: float | int = 0.0
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -296,6 +303,13 @@ class PC2LConfig(PreTrainedConfig):
                 f"mined_negative_candidates={mining}: mining replaces CCL's hard negatives, "
                 "so it needs image_contrastive='ccl' and a count of at least 1 (0 turns it off)"
             )
+        if not 0 <= self.contrastive_warmup_ratio < 1:
+            raise ValueError(
+                f"contrastive_warmup_ratio must be in [0, 1) (the share of the training steps on cross-entropy "
+                f"alone), got {self.contrastive_warmup_ratio}"
+            )
+        if self.contrastive_warmup_ratio and self.image_contrastive == self.review_contrastive == "none":
+            raise ValueError("contrastive_warmup_ratio delays the contrastive losses: it needs at least one of them")
         if not 0 <= self.image_feature_noise < float("inf"):
             raise ValueError(f"image_feature_noise must be a finite number >= 0, got {self.image_feature_noise}")
         if self.image_feature_noise and not self.uses_images:

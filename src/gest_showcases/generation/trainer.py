@@ -111,13 +111,30 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
 class PC2LTrainer(GeneratorTrainer):
     """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
 
-    Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`); use it like
-    `Trainer`, with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL).
+    Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`, or cross-entropy
+    alone during the first `config.contrastive_warmup_ratio` of the training steps); use it like `Trainer`, with a
+    [`PC2LCollator`] as data collator (`with_negatives=True` for CCL).
     """
 
+    def in_contrastive_warmup(self, model) -> bool:
+        """Whether this training step is one of the first `config.contrastive_warmup_ratio` of the run's optimizer
+        steps, which train on cross-entropy alone (evaluation always scores eq. 11)."""
+        ratio = self._pc2l_config(model).contrastive_warmup_ratio
+        return bool(ratio) and model.training and self.state.global_step < ratio * self.state.max_steps
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.in_contrastive_warmup(model):
+            # Cross-entropy alone: the hard negatives, whose decoder pass only CCL reads, are not run at all.
+            inputs = {name: value for name, value in inputs.items() if not name.startswith("negative_")}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
     def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        config = unwrap_peft_model(self.accelerator.unwrap_model(model)).config
-        return total_loss(config, outputs, inputs)
+        if self.in_contrastive_warmup(model):
+            return outputs.loss, {"loss_ce": outputs.loss}
+        return total_loss(self._pc2l_config(model), outputs, inputs)
+
+    def _pc2l_config(self, model):
+        return unwrap_peft_model(self.accelerator.unwrap_model(model)).config
 
 
 __all__ = ["GeneratorTrainer", "PC2LTrainer", "check_generator_training_args"]

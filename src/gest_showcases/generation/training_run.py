@@ -115,6 +115,13 @@ class PC2LModelArguments:
             "likeliest (generation.mined_negatives)"
         },
     )
+    contrastive_warmup_ratio: float = field(
+        default=0.0,
+        metadata={
+            "help": "0 (the paper, whose decoder was pretrained). r in (0, 1) (an option, H15): the first r of the "
+            "optimizer steps train on cross-entropy alone, then the contrastive losses join with their weights"
+        },
+    )
     image_feature_noise: float = field(
         default=0.0,
         metadata={
@@ -147,7 +154,7 @@ class PC2LModelArguments:
 CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
-    "hard_negative_gradients", "mined_negative_candidates",
+    "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio",
 })  # fmt: skip
 
 
@@ -252,7 +259,8 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "mined_negative_candidates", "image_feature_noise", "cross_attention_every_n_layers",
+             "mined_negative_candidates", "contrastive_warmup_ratio", "image_feature_noise",
+             "cross_attention_every_n_layers",
              "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
