@@ -74,6 +74,9 @@ def test_an_id_model_trains_logs_its_loss_parts_and_writes_test_generations(asse
     results = json.loads((out / "all_results.json").read_text())
     # The model's loss and its auxiliary part, on the validation split too.
     assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_loss_aux"])
+    # The log history of every step, kept as HF's scripts keep it (the part logged beside the loss included).
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("loss_aux" in entry for entry in history)
     model, tokenizer, record = load_generator(out)
     # The package's small default (hidden 8) under the override; vocabulary and ids from the data.
     assert model.config.hidden_size == 12 and model.config.vocab_size == len(tokenizer)

@@ -286,6 +286,7 @@ def train_baseline(
     save_model_atomically(trainer, record.save)
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
+    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
     return metrics
 
 

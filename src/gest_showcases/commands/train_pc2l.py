@@ -5,8 +5,8 @@ features`). Targets are the `explanation` column; the encoder reads the features
 describes (`pics`: the user's ground-truth images, as in the paper's training; at inference they come from the
 selector) and of the user's other reviews (`history_review_ids`). Hard negatives for CCL are made once for the
 training split before training. Writes to `--output_dir` what `Trainer` writes: the model (`save_pretrained`, loadable
-with `AutoModel`), its tokenizer, checkpoints and `all_results.json` (with `--lora`: the adapter and the `base/`
-model it applies to). Runs under `accelerate launch` (`examples/train_pc2l.py` is the same `main`). Options come from
+with `AutoModel`), its tokenizer, checkpoints, `all_results.json` and `trainer_state.json` (the log history; with
+`--lora`: the adapter and the `base/` model it applies to). Runs under `accelerate launch` (`examples/train_pc2l.py` is the same `main`). Options come from
 the command line, a YAML file (`--config`, which the command line overrides), or both; the files in
 `examples/configs/` are the rows of the paper's Table 4.
 
@@ -236,6 +236,7 @@ def run(
     )
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
+    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
 
 
 if __name__ == "__main__":
