@@ -28,7 +28,12 @@ from functools import cached_property
 from pathlib import Path
 
 from gest_showcases.errors import check_at_least
-from gest_showcases.generation.training_run import PC2LDataArguments, load_split, require_test_inputs
+from gest_showcases.generation.training_run import (
+    PC2LDataArguments,
+    feature_kinds_read,
+    load_split,
+    require_test_inputs,
+)
 
 CONDITIONING_INPUTS = ("image", "review", "ids", "references")
 # The s2 columns an example is made of (the image column of a folder built with --embed_images is never decoded).
@@ -185,8 +190,8 @@ class _FeatureInputs:
 
 
 def feature_kinds(conditioning_inputs: tuple[str, ...], image_kind: str) -> list[str]:
-    """The feature-table kinds a model with these inputs reads."""
-    return [image_kind] * ("image" in conditioning_inputs) + ["review"] * ("review" in conditioning_inputs)
+    """The feature-table kinds a baseline with these conditioning inputs reads (`feature_kinds_read`)."""
+    return feature_kinds_read("image" in conditioning_inputs, "review" in conditioning_inputs, image_kind)
 
 
 def _row_example(row: dict) -> dict:

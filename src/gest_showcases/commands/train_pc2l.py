@@ -120,7 +120,7 @@ def run(
     ):
         # Persistent workers keep the dataset they were forked with and would never see a re-mined negative.
         raise InputError("--mined_negative_candidates cannot be used with --dataloader_persistent_workers")
-    kinds = feature_kinds_read(config, data_args.image_kind)
+    kinds = feature_kinds_read(config.uses_images, config.uses_reviews, data_args.image_kind)
     # Looked up on the package at run time: the package's public name, which tests replace with a fake table.
     tables = {kind: gest_showcases.features.load_features(data_args.features, kind) for kind in kinds}
 

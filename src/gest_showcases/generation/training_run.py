@@ -180,9 +180,10 @@ class PC2LDataArguments:
         check_at_least(self, max_length=3, max_images=1, max_reviews=1, negative_seed=0)  # BOS, a token, EOS
 
 
-def feature_kinds_read(config: PC2LConfig, image_kind: str) -> list[str]:
-    """The feature-table kinds (`gest_showcases.features.load_features`) a generator with `config`'s inputs reads."""
-    return [image_kind] * config.uses_images + ["review"] * config.uses_reviews
+def feature_kinds_read(reads_images: bool, reads_reviews: bool, image_kind: str) -> list[str]:
+    """The feature-table kinds (`gest_showcases.features.load_features`) a generator reads: `image_kind` for its
+    photos, `"review"` for the user's history reviews (PC2L and every baseline)."""
+    return [image_kind] * reads_images + ["review"] * reads_reviews
 
 
 def load_split(data_args: PC2LDataArguments, split: str, config: PC2LConfig, tables: dict) -> dict[str, list]:
@@ -246,7 +247,7 @@ def require_test_inputs(data_args: PC2LDataArguments, config: PC2LConfig, tables
     if "test" not in dataset_configs(data_args.dataset).get("s2", {}):
         return
     if not load_split(data_args, "test", config, tables)["target"]:
-        kinds = feature_kinds_read(config, data_args.image_kind)
+        kinds = feature_kinds_read(config.uses_images, config.uses_reviews, data_args.image_kind)
         raise InputError(
             f"{data_args.dataset}: no s2 test example has its {' or '.join(kinds)} features in {data_args.features},"
             " so no test generation could be written after training; were they extracted from this dataset's s2? "
