@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 from transformers import PreTrainedConfig, ProgressCallback, Trainer, TrainingArguments
-from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, SaveStrategy
 
 from gest_showcases.errors import InputError, one_line
@@ -389,6 +389,14 @@ def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str
     if not (Path(given) / TRAINER_STATE_NAME).is_file():
         raise InputError(
             f"--resume_from_checkpoint {given}: not a checkpoint folder that Trainer saved (no {TRAINER_STATE_NAME})"
+        )
+    if not (_CHECKPOINT_NAME.fullmatch(Path(given).resolve().name) or (Path(given) / OPTIMIZER_NAME).is_file()):
+        # A finished run's folder also keeps its trainer_state.json (`save_state`), but no optimizer: resuming it
+        # would train nothing and rewrite its results.
+        raise InputError(
+            f"--resume_from_checkpoint {given}: a finished run's folder, not a checkpoint (no {OPTIMIZER_NAME}, not "
+            f"named {PREFIX_CHECKPOINT_DIR}-N); give one of its {PREFIX_CHECKPOINT_DIR}-N folders, or "
+            f"{RESUME_FROM_LAST} with --output_dir {given}"
         )
     _check_checkpoint_files(Path(given), given)
     logger.warning("resuming from %s", given)

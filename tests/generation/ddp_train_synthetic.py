@@ -1,7 +1,8 @@
 """Run by test_two_process_cpu_training under `torchrun --nproc_per_node 2`: PC2L training on synthetic data.
 
 Each rank writes rank<k>.json to the folder given as argv[1]: world size, a checksum of the trained weights (equal
-on both ranks when DDP synchronised the gradients), whether they changed, and the logged loss parts.
+on both ranks when DDP synchronised the gradients), whether they changed, and the logged loss parts. An optional
+argv[2] is a JSON object whose "config" and "args" entries update the PC2L config and the TrainingArguments.
 """
 
 import json
@@ -18,11 +19,11 @@ from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.trainer import PC2LTrainer
 
 
-def main(output_dir: Path) -> None:
+def main(output_dir: Path, overrides: dict) -> None:
     torch.set_num_threads(1)
     tokenizer = build_tokenizer()
     torch.manual_seed(0)
-    model = PC2LForConditionalGeneration(tiny_config(tokenizer))
+    model = PC2LForConditionalGeneration(tiny_config(tokenizer, **overrides.get("config", {})))
     before = sum(parameter.detach().double().sum() for parameter in model.parameters())
     examples = synthetic_examples(8)
     dataset = PC2LDataset(
@@ -31,11 +32,11 @@ def main(output_dir: Path) -> None:
         review_features=[e["review_features"] for e in examples],
         negatives=[e["negative"] for e in examples],
     )
-    args = TrainingArguments(
+    args = TrainingArguments(**(dict(
         output_dir=str(output_dir), use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
         per_device_train_batch_size=2, gradient_accumulation_steps=2, max_steps=2, learning_rate=1e-3,
         remove_unused_columns=False, disable_tqdm=True, ddp_backend="gloo",
-    )  # fmt: skip
+    ) | overrides.get("args", {})))  # fmt: skip
     trainer = PC2LTrainer(
         model=model,
         args=args,
@@ -54,4 +55,4 @@ def main(output_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})

@@ -154,13 +154,23 @@ def test_gradient_accumulation_does_not_scale_the_contrastive_parts(tokenizer, t
 
 
 @pytest.mark.slow
-def test_two_process_cpu_training(tmp_path):
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        # Session 30's review: the projection heads get no gradient in a warm-up step, and under activation
+        # checkpointing Trainer told DDP that every parameter gets one (an error at the second step).
+        {"config": {"contrastive_warmup_ratio": 0.5}, "args": {"max_steps": 4, "gradient_checkpointing": True}},
+    ],
+    ids=["paper", "warmup-with-activation-checkpointing"],
+)
+def test_two_process_cpu_training(tmp_path, overrides):
     script = Path(__file__).with_name("ddp_train_synthetic.py")
     # TMPDIR: torch.distributed.run leaves its `torchelastic_*` folder behind; in tmp_path it goes with the test.
     env = dict(os.environ, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmp_path))
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(script), str(tmp_path)],
+         str(script), str(tmp_path), json.dumps(overrides)],
         capture_output=True, text=True, env=env, timeout=600, cwd=script.parent,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
@@ -210,7 +220,7 @@ def test_contrastive_warmup_trains_on_cross_entropy_alone_then_eq11(tokenizer, t
     model.forward = recording_forward
     trainer = PC2LTrainer(
         model=model,
-        args=_args(tmp_path, max_steps=4),
+        args=_args(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=1),
         train_dataset=_dataset(examples),
         eval_dataset=_dataset(examples[:2]),
         data_collator=PC2LCollator(tokenizer, with_negatives=True),
@@ -221,6 +231,9 @@ def test_contrastive_warmup_trains_on_cross_entropy_alone_then_eq11(tokenizer, t
     assert [sorted(entry) for entry in logged][:2] == [sorted(logged[0])] * 2
     assert "loss_ccl" not in logged[0] and logged[0]["loss"] == pytest.approx(logged[0]["loss_ce"], rel=1e-5)
     assert all({"loss_ccl", "loss_pcl"} <= set(entry) for entry in logged[2:])
+    # Evaluated after every step, in the warm-up too: always eq. 11.
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(evaluations) == 4 and all({"eval_loss_ccl", "eval_loss_pcl"} <= set(entry) for entry in evaluations)
 
     collator = PC2LCollator(tokenizer, with_negatives=True)
     reference.train()

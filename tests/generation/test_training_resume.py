@@ -188,6 +188,20 @@ def test_a_checkpoint_that_is_not_there_is_one_line(command_assets, command, res
     assert not run.exists() or not any(run.iterdir())
 
 
+def test_a_finished_runs_folder_is_not_resumed(command_assets, capsys):
+    """The run folder keeps its trainer_state.json (the log history, `save_state`), as a checkpoint does: resuming it
+    trained nothing and rewrote its results without train_loss (session 30's review). Refused, the results kept."""
+    run = command_assets / "run"
+    assert train_pc2l.main(train_pc2l_argv(command_assets)) == 0
+    results = (run / "all_results.json").read_text()
+    capsys.readouterr()  # the training run's own output
+    argv = train_pc2l_argv(command_assets, "--resume_from_checkpoint", str(run))
+    assert cli.main(["train-pc2l", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "a finished run's folder, not a checkpoint" in err, err
+    assert (run / "all_results.json").read_text() == results
+
+
 def _args(output_dir, **kwargs) -> TrainingArguments:
     return TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **kwargs)
 

@@ -284,9 +284,9 @@ def train_baseline(
     if evaluation is not None:
         metrics |= trainer.evaluate()  # before the save: a model computing NaN is refused, not saved
     save_model_atomically(trainer, record.save)
+    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
-    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
     return metrics
 
 

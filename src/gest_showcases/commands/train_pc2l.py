@@ -234,9 +234,9 @@ def run(
         trainer,
         partial(point_adapter_at_base, run_folder=training_args.output_dir) if model_args.lora else None,
     )
+    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
     trainer.log_metrics("all", metrics)
     trainer.save_metrics("all", metrics)
-    trainer.save_state()  # trainer_state.json: the run's log history (each logged loss part), as HF's scripts keep it
 
 
 if __name__ == "__main__":

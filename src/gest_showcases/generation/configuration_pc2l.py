@@ -165,9 +165,11 @@ class PC2LConfig(PreTrainedConfig):
         contrastive_warmup_ratio (`float`, *optional*, defaults to 0.0):
             Training only (read by [`PC2LTrainer`], not by the model; a documented option, docs/experiments.md,
             H15). 0 (the paper, whose decoder was pretrained): the contrastive losses from the first step. `r` in
-            (0, 1): the first `r` of the run's optimizer steps train on cross-entropy alone (no hard negatives run
-            through the decoder), then eq. 11 with `lambda1` and `lambda2` unchanged, so that a decoder trained from
-            scratch already models language when the contrastive losses start. Evaluation always scores eq. 11.
+            (0, 1): the first `r` of the run's optimizer steps (`ceil(r * max_steps)`, as transformers counts
+            `warmup_ratio`) train on cross-entropy alone, then eq. 11 with `lambda1` and `lambda2` unchanged, so that
+            a decoder trained from scratch already models language when the contrastive losses start. In a warm-up
+            step the hard negatives are not run; the projection heads (and the text target's or the likelihood
+            score's extra passes) still run, unused. Evaluation always scores eq. 11.
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's

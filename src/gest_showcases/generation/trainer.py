@@ -116,6 +116,14 @@ class PC2LTrainer(GeneratorTrainer):
     [`PC2LCollator`] as data collator (`with_negatives=True` for CCL).
     """
 
+    def _build_accelerator_args(self, **kwargs) -> dict:
+        # Trainer builds DDP's options here, in its __init__. The projection heads get no gradient in a warm-up step,
+        # and under activation checkpointing Trainer would tell DDP that every parameter gets one (an error at the
+        # second step); so with a warm-up DDP looks for unused parameters, unless the user said otherwise.
+        if self.args.ddp_find_unused_parameters is None and unwrap_peft_model(self.model).config.contrastive_warmup_ratio:
+            self.args.ddp_find_unused_parameters = True
+        return super()._build_accelerator_args(**kwargs)
+
     def in_contrastive_warmup(self, model) -> bool:
         """Whether this training step is one of the first `config.contrastive_warmup_ratio` of the run's optimizer
         steps, which train on cross-entropy alone (evaluation always scores eq. 11)."""
