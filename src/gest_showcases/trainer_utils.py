@@ -357,7 +357,8 @@ def checkpoint_to_resume(args: TrainingArguments, logger: logging.Logger) -> str
 
     Raises:
         InputError: "--resume_from_checkpoint DIR: not a checkpoint folder that Trainer saved (no
-            trainer_state.json)", "--resume_from_checkpoint last: --output_dir DIR holds no complete checkpoint", or
+            trainer_state.json)", "--resume_from_checkpoint DIR: a finished run's folder, not a checkpoint ...",
+            "--resume_from_checkpoint last: --output_dir DIR holds no complete checkpoint", or
             "--output_dir DIR holds DIR/checkpoint-N, an earlier run's checkpoint: ...".
     """
     given = args.resume_from_checkpoint

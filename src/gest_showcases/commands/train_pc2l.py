@@ -6,9 +6,9 @@ describes (`pics`: the user's ground-truth images, as in the paper's training; a
 selector) and of the user's other reviews (`history_review_ids`). Hard negatives for CCL are made once for the
 training split before training. Writes to `--output_dir` what `Trainer` writes: the model (`save_pretrained`, loadable
 with `AutoModel`), its tokenizer, checkpoints, `all_results.json` and `trainer_state.json` (the log history; with
-`--lora`: the adapter and the `base/` model it applies to). Runs under `accelerate launch` (`examples/train_pc2l.py` is the same `main`). Options come from
-the command line, a YAML file (`--config`, which the command line overrides), or both; the files in
-`examples/configs/` are the rows of the paper's Table 4.
+`--lora`: the adapter and the `base/` model it applies to). Runs under `accelerate launch` (`examples/train_pc2l.py`
+is the same `main`). Options come from the command line, a YAML file (`--config`, which the command line overrides),
+or both; the files in `examples/configs/` are the rows of the paper's Table 4.
 
 Example:
 

@@ -261,8 +261,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
              "mined_negative_candidates", "contrastive_warmup_ratio", "image_feature_noise",
-             "cross_attention_every_n_layers",
-             "cross_attention_gate")  # fmt: skip
+             "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
