@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config
-from transformers import TrainingArguments
+from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config, train_pc2l_argv
+from transformers import AutoConfig, TrainingArguments
 
+from gest_showcases import cli
+from gest_showcases.cards import generator_card
+from gest_showcases.commands import train_pc2l
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.losses import (
@@ -271,13 +274,6 @@ def test_contrastive_warmup_ratio_out_of_range_is_refused(tokenizer, overrides, 
 
 
 def test_train_pc2l_warms_up_records_the_option_and_refuses_a_bad_one_in_one_line(command_assets, capsys):
-    from pc2l_fixtures import train_pc2l_argv
-    from transformers import AutoConfig
-
-    from gest_showcases import cli
-    from gest_showcases.cards import generator_card
-    from gest_showcases.commands import train_pc2l
-
     argv = train_pc2l_argv(command_assets, "--contrastive_warmup_ratio", "0.5", "--logging_steps", "1")
     assert train_pc2l.main(argv) == 0
     config = AutoConfig.from_pretrained(command_assets / "run")

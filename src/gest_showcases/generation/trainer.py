@@ -119,7 +119,8 @@ class PC2LTrainer(GeneratorTrainer):
     def _build_accelerator_args(self, **kwargs) -> dict:
         # Trainer builds DDP's options here, in its __init__. The projection heads get no gradient in a warm-up step,
         # and under activation checkpointing Trainer would tell DDP that every parameter gets one (an error at the
-        # second step); so with a warm-up DDP looks for unused parameters, unless the user said otherwise.
+        # second step); so with a warm-up DDP looks for unused parameters, unless the user said otherwise. (The
+        # model is not wrapped yet, and there is no accelerator for `_pc2l_config` to unwrap it with.)
         if self.args.ddp_find_unused_parameters is None and unwrap_peft_model(self.model).config.contrastive_warmup_ratio:
             self.args.ddp_find_unused_parameters = True
         return super()._build_accelerator_args(**kwargs)
