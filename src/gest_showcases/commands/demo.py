@@ -68,6 +68,7 @@ from gest_showcases.experiments.world import (
     PC2L_LEARNING_RATE,
     QUICK,
     SMOLLM2_LEARNING_RATE,
+    SMOLLM2_TRAINING_OPTIONS,
     DemoSize,
     generator_decoder_argv,
     init_gpt2,
@@ -118,10 +119,6 @@ GENERATOR_OPTIONS = {
 # SmolLM2 runs the paper's PC2L and CE-only: the text-target option's lambda was chosen on the stand-in GPT-2, and a
 # SmolLM2 run costs minutes on a CPU.
 SMOLLM2_SYSTEMS = ("pc2l", "baseline")
-# SmolLM2's activations are recomputed in the backward pass: the same weights bit for bit, about half the peak memory
-# (PC2L's training at batch 16, 7.8 -> 4.1 GB max RSS, for 1.25x its training time; session 29), so the demo fits an
-# 8 GB machine.
-SMOLLM2_TRAINING_OPTIONS = ["--gradient_checkpointing", "True"]
 
 
 @dataclass

@@ -81,6 +81,7 @@ from gest_showcases.experiments.world import (
     PC2L_LEARNING_RATE,
     QUICK,
     SMOLLM2_LEARNING_RATE,
+    SMOLLM2_TRAINING_OPTIONS,
     DemoSize,
     generator_decoder_argv,
     generator_decoder_config,
@@ -493,22 +494,23 @@ class Experiment:
         out = self.generator_dir(seed, system)
         if not _done(out / ".done"):
             start = time.perf_counter()
-            checkpoints = []
+            smollm2_options = []
             if self.args.decoder == "smollm2":
                 # A SmolLM2 cell trains for tens of CPU minutes: it keeps its last checkpoint, and a cell cut off (a
                 # session's end, a crash) continues from there when the command runs again. Saving changes nothing
-                # in what is trained (tests/generation/test_training_resume.py).
-                checkpoints = [
-                    "--save_strategy", "steps", "--save_steps", str(CHECKPOINT_STEPS), "--save_total_limit", "1"
+                # in what is trained (tests/generation/test_training_resume.py), nor does activation checkpointing.
+                smollm2_options = [
+                    *SMOLLM2_TRAINING_OPTIONS,
+                    "--save_strategy", "steps", "--save_steps", str(CHECKPOINT_STEPS), "--save_total_limit", "1",
                 ]  # fmt: skip
                 if last_complete_checkpoint(out) is not None:
-                    checkpoints += ["--resume_from_checkpoint", RESUME_FROM_LAST]
+                    smollm2_options += ["--resume_from_checkpoint", RESUME_FROM_LAST]
             status = train_pc2l.main([
                 *generator_decoder_argv(self.args.decoder, self.world, self.lm_name),
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
                 "--negative_seed", str(seed), *variant_options,
-                *trainer_argv(out, epochs, seed, 16, learning_rate), *checkpoints,
+                *trainer_argv(out, epochs, seed, 16, learning_rate), *smollm2_options,
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
