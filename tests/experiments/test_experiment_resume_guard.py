@@ -26,7 +26,7 @@ def _parts(**changes):
 def test_the_parts_name_what_decides_each_folder_part():
     assert _parts() == {
         "world": {"quick": False, "num_reviews": 3000, "clip_extra_reviews": 0, "world_seed": 0},
-        "clip": {"pc2l_epochs": 10, "max_test_examples": 0},
+        "clip": {"pc2l_epochs": 10, "generator_batch_size": 16, "max_test_examples": 0},
     }
     assert _parts(num_reviews=1000, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 2000
     assert _parts(quick=True, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 0  # QUICK has no such world
@@ -50,6 +50,9 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
     check_cell_arguments(tmp_path, _parts(seeds=5, tables=["2"], num_threads=1))  # these do not change a cell
     with pytest.raises(InputError, match=r"clip cells made with --pc2l_epochs 10; this call asks for 30"):
         check_cell_arguments(tmp_path, _parts(pc2l_epochs=30))
+    # The batch decides every generator's in-batch negatives and its steps.
+    with pytest.raises(InputError, match=r"clip cells made with --generator_batch_size 16; this call asks for 32"):
+        check_cell_arguments(tmp_path, _parts(generator_batch_size=32))
     with pytest.raises(InputError, match=r"world cells made with --num_reviews 3000; this call asks for 1000"):
         check_cell_arguments(tmp_path, _parts(num_reviews=1000, features="oracle"))
     check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30))  # its own part: 30 is fine there
@@ -57,7 +60,7 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
         check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30, oracle_noise=1.0))
     recorded = json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())
     assert recorded["clip"]["pc2l_epochs"] == 10 and recorded["oracle"] == {
-        "pc2l_epochs": 30, "max_test_examples": 0, "oracle_noise": 0.5
+        "pc2l_epochs": 30, "generator_batch_size": 16, "max_test_examples": 0, "oracle_noise": 0.5
     }  # fmt: skip
 
 

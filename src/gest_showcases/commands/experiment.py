@@ -159,6 +159,13 @@ class ExperimentArguments:
         },
     )
     pc2l_epochs: int = field(default=10, metadata={"help": "epochs of every generator"})
+    generator_batch_size: int = field(
+        default=16,
+        metadata={
+            "help": "training batch of every generator (the baselines' too): each example's in-batch negatives are "
+            "the other examples of its batch (the paper's batch is 32)"
+        },
+    )
     quick: bool = field(
         default=False, metadata={"help": "tiny world, models and epochs: a smoke run of a minute or two"}
     )
@@ -235,8 +242,9 @@ class ExperimentArguments:
     def __post_init__(self):
         # Checked before the world is made: a value the grid cannot use would otherwise fail after minutes.
         check_at_least(
-            self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, max_test_examples=0, smollm2_epochs=1,
-            num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0, lm_hidden_size=0, lm_layers=0,
+            self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, generator_batch_size=2, max_test_examples=0,
+            smollm2_epochs=1, num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0, lm_hidden_size=0,
+            lm_layers=0,
         )  # fmt: skip
         check_at_most(self, num_reviews=MAX_REVIEWS, clip_extra_reviews=MAX_REVIEWS, lm_hidden_size=4096, lm_layers=64)
         if self.lm_hidden_size % LM_ATTENTION_HEADS:
@@ -510,7 +518,7 @@ class Experiment:
                 "--dataset", str(self.world / "dataset"), "--features", str(self.features), "--image_kind", "image",
                 *PC2L_CELL_OPTIONS, "--image_contrastive", image_loss, "--review_contrastive", review_loss,
                 "--negative_seed", str(seed), *variant_options,
-                *trainer_argv(out, epochs, seed, 16, learning_rate), *smollm2_options,
+                *trainer_argv(out, epochs, seed, self.args.generator_batch_size, learning_rate), *smollm2_options,
             ])  # fmt: skip
             if status:
                 raise RuntimeError(f"train-pc2l failed for {system}, seed {seed}")
@@ -529,7 +537,7 @@ class Experiment:
         if not _done(out / ".done"):
             start = time.perf_counter()
             (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
-                trainer_argv(out, self.size.pc2l_epochs, seed, 16, PC2L_LEARNING_RATE)
+                trainer_argv(out, self.size.pc2l_epochs, seed, self.args.generator_batch_size, PC2L_LEARNING_RATE)
             )
             gpt2 = self.world / self.lm_name
             model_args = BaselineModelArguments(
@@ -890,7 +898,11 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
             "clip_extra_reviews": size.clip_extra_reviews,
             "world_seed": args.world_seed,
         },
-        args.features: {"pc2l_epochs": size.pc2l_epochs, "max_test_examples": args.max_test_examples},
+        args.features: {
+            "pc2l_epochs": size.pc2l_epochs,
+            "generator_batch_size": args.generator_batch_size,
+            "max_test_examples": args.max_test_examples,
+        },
     }
     if args.features == "oracle":  # the seed cells live in `oracle/` whatever the noise
         parts[args.features]["oracle_noise"] = args.oracle_noise
@@ -904,7 +916,7 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
 
 # Arguments recorded in `cell-arguments.json` since a later release, with the value a folder recorded before them
 # was made with: an older record that lacks one means this value.
-RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0}
+RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0, "generator_batch_size": 16}
 
 
 def _holds_cells(part: Path) -> bool:
