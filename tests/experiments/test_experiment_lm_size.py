@@ -30,14 +30,17 @@ def test_another_size_keeps_its_stand_in_cells_and_baselines_apart(tmp_path):
         assert explicit.generator_dir(0, system) == default.generator_dir(0, system)
         assert sized.generator_dir(0, system) != default.generator_dir(0, system)
     assert sized.baseline_dir(0, "st") != default.baseline_dir(0, "st") == explicit.baseline_dir(0, "st")
-    # A variant on the sized stand-in shares the sized run's CE only, not the default's (so does a SmolLM2 variant).
+    # A variant on the sized stand-in shares the sized run's CE only, not the default's; a SmolLM2 variant trains its
+    # own (its --smollm2_epochs is recorded per variant, so a shared cell could hold other epochs).
     assert variant.generator_dir(0, CE_ONLY) == sized.generator_dir(0, CE_ONLY)
     assert variant.generator_dir(0, PC2L) not in (sized.generator_dir(0, PC2L), default.generator_dir(0, PC2L))
     smollm2 = Experiment(ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2"))
     smollm2_variant = Experiment(
         ExperimentArguments(output_dir=str(tmp_path), decoder="smollm2", variant="v", generator_args="--lambda1 0.3")
     )
-    assert smollm2_variant.generator_dir(0, CE_ONLY) == smollm2.generator_dir(0, CE_ONLY)
+    assert smollm2_variant.generator_dir(0, CE_ONLY) not in (
+        smollm2.generator_dir(0, CE_ONLY), default.generator_dir(0, CE_ONLY)
+    )
     assert smollm2.generator_dir(0, CE_ONLY) != default.generator_dir(0, CE_ONLY)
     # Only the width or only the depth: still another stand-in; --quick's own size is its default.
     assert Experiment(ExperimentArguments(output_dir=str(tmp_path), lm_layers=3)).lm_name == "gpt2-64x3"
@@ -92,3 +95,14 @@ def test_quick_experiment_trains_the_sized_stand_in_and_its_cells_on_it(tmp_path
     results = json.loads((tmp_path / "results-clip-gpt2-48x2.json").read_text())
     assert set(results["generation"]) >= {"CE only", "PC2L (CCL + PCL)"}
     assert "--lm_hidden_size 48 --lm_layers 2" in (tmp_path / "tables-clip-gpt2-48x2.md").read_text()
+
+
+def test_a_runs_compute_time_counts_its_own_stand_in_only(tmp_path):
+    default = Experiment(ExperimentArguments(output_dir=str(tmp_path), seeds=1))
+    sized = Experiment(ExperimentArguments(output_dir=str(tmp_path), seeds=1, lm_hidden_size=128, lm_layers=4))
+    markers = default.world / ".done"
+    markers.mkdir(parents=True)
+    for stage, seconds in (("synth", 1.0), ("gpt2", 10.0), ("gpt2-128x4", 100.0), ("gpt2-256x8", 1000.0)):
+        (markers / stage).write_text(json.dumps({"seconds": seconds}))
+    assert default.cell_seconds(range(1)) == {"world/synth": 1.0, "world/gpt2": 10.0}
+    assert sized.cell_seconds(range(1)) == {"world/synth": 1.0, "world/gpt2-128x4": 100.0}

@@ -435,8 +435,11 @@ class Experiment:
         """
         # (cell name, the file holding its time, the key there): a cell is named by its folder, a world stage by its
         # key, a scoring step by its file.
+        # Not the diversity stage (the demo's), nor a stand-in GPT-2 of another size than this run's.
         records = [
-            (f"world/{m.name}", m, "seconds") for m in sorted((self.world / ".done").glob("*")) if m.name != "diversity"
+            (f"world/{m.name}", m, "seconds")
+            for m in sorted((self.world / ".done").glob("*"))
+            if m.name != "diversity" and (m.name == self.lm_name or not m.name.startswith("gpt2"))
         ]
         folders = [self.features] if self.args.features == "oracle" else []
         for seed in seeds:
@@ -486,9 +489,10 @@ class Experiment:
         return LOSS_CONFIGS[system] != ("none", "none") or self.args.variant_ce_only
 
     def generator_dir(self, seed: int, system: str) -> Path:
-        # A cell the variant does not change is shared with the same decoder's run without --variant instead of
-        # trained again (never across decoders).
-        folder = self.suffix if self.takes_variant(system) else self.decoder_suffix
+        # A cell the variant does not change is shared with the same stand-in's run without --variant instead of
+        # trained again (never across decoders). Not SmolLM2's: its --smollm2_epochs is recorded per variant.
+        shared = not self.takes_variant(system) and self.args.decoder == "gpt2"
+        folder = self.decoder_suffix if shared else self.suffix
         return self.seed_dir(seed) / f"generators{folder}" / "-".join(LOSS_CONFIGS[system])
 
     def train_generator(self, seed: int, system: str) -> Path:
