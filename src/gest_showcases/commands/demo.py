@@ -64,6 +64,7 @@ from gest_showcases.experiments.world import (
     CLIP_IMAGE_TOWER,
     CLIP_PAIR_WITH,
     DECODERS,
+    GENERATOR_BATCH_SIZE,
     LM_LEARNING_RATE,
     PC2L_LEARNING_RATE,
     QUICK,
@@ -477,7 +478,7 @@ def _run_stages(args: DemoArguments, size: DemoSize, work: Path) -> dict:
             "--features", str(features), "--image_kind", "image", "--input_mode", "img+text",
             "--image_contrastive", image_loss, "--review_contrastive", review_loss,
             "--encoder_layers", "1", "--encoder_attention_heads", "2", "--projection_dim", "64",
-            *trainer_argv(work / system, epochs, args.seed, 16, learning_rate),
+            *trainer_argv(work / system, epochs, args.seed, GENERATOR_BATCH_SIZE, learning_rate),
             *GENERATOR_OPTIONS.get(system, []), *(SMOLLM2_TRAINING_OPTIONS if smollm2 else []),
         ])  # fmt: skip
 

@@ -77,6 +77,7 @@ from gest_showcases.experiments.grid import (
 from gest_showcases.experiments.oracle import write_oracle_features
 from gest_showcases.experiments.summary import summarise, summarise_every_metric, tables_markdown
 from gest_showcases.experiments.world import (
+    GENERATOR_BATCH_SIZE,
     LM_ATTENTION_HEADS,
     PC2L_LEARNING_RATE,
     QUICK,
@@ -160,7 +161,7 @@ class ExperimentArguments:
     )
     pc2l_epochs: int = field(default=10, metadata={"help": "epochs of every generator"})
     generator_batch_size: int = field(
-        default=16,
+        default=GENERATOR_BATCH_SIZE,
         metadata={
             "help": "training batch of every generator (the baselines' too): each example's in-batch negatives are "
             "the other examples of its batch (the paper's batch is 32)"

@@ -27,6 +27,9 @@ LM_LEARNING_RATE = 2e-3
 # The stand-in GPT-2's attention heads, at every size.
 LM_ATTENTION_HEADS = 2
 PC2L_LEARNING_RATE = 1e-3
+# Training batch of the demo's generators and the experiment's default (`--generator_batch_size`); the paper's is 32
+# (H17 in docs/experiments.md).
+GENERATOR_BATCH_SIZE = 16
 # The generators' decoder (`--decoder`): the stand-in GPT-2 trained here, or the pretrained SmolLM2 of the wheel.
 DECODERS = ("gpt2", "smollm2")
 # SmolLM2's LoRA adapters and the fresh encoder and gated blocks: half the stand-in's rate, as the pretrained LM
