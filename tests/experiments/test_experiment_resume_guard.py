@@ -10,10 +10,12 @@ from gest_showcases.commands.experiment import (
     Experiment,
     ExperimentArguments,
     cell_arguments,
+    cell_locations,
     check_cell_arguments,
     run_experiment,
 )
 from gest_showcases.errors import InputError
+from gest_showcases.experiments.grid import CE_ONLY, PC2L
 from gest_showcases.experiments.world import QUICK
 
 
@@ -21,6 +23,14 @@ def _parts(**changes):
     args = ExperimentArguments(**changes)
     experiment = Experiment(args)
     return cell_arguments(args, experiment.size, experiment.suffix)
+
+
+def _check(folder, **changes):
+    """`check_cell_arguments` as `run_experiment` calls it, for a call with these arguments."""
+    args = ExperimentArguments(**changes)
+    experiment = Experiment(args)
+    parts = cell_arguments(args, experiment.size, experiment.suffix)
+    check_cell_arguments(folder, parts, cell_locations(args, experiment.suffix))
 
 
 def test_the_parts_name_what_decides_each_folder_part():
@@ -46,18 +56,18 @@ def _finished_cells(folder, *parts):
 
 def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
     _finished_cells(tmp_path, "world", "clip", "oracle")
-    check_cell_arguments(tmp_path, _parts())
-    check_cell_arguments(tmp_path, _parts(seeds=5, tables=["2"], num_threads=1))  # these do not change a cell
+    _check(tmp_path)
+    _check(tmp_path, seeds=5, tables=["2"], num_threads=1)  # these do not change a cell
     with pytest.raises(InputError, match=r"clip cells made with --pc2l_epochs 10; this call asks for 30"):
-        check_cell_arguments(tmp_path, _parts(pc2l_epochs=30))
+        _check(tmp_path, pc2l_epochs=30)
     # The batch decides every generator's in-batch negatives and its steps.
     with pytest.raises(InputError, match=r"clip cells made with --generator_batch_size 16; this call asks for 32"):
-        check_cell_arguments(tmp_path, _parts(generator_batch_size=32))
+        _check(tmp_path, generator_batch_size=32)
     with pytest.raises(InputError, match=r"world cells made with --num_reviews 3000; this call asks for 1000"):
-        check_cell_arguments(tmp_path, _parts(num_reviews=1000, features="oracle"))
-    check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30))  # its own part: 30 is fine there
+        _check(tmp_path, num_reviews=1000, features="oracle")
+    _check(tmp_path, features="oracle", pc2l_epochs=30)  # its own part: 30 is fine there
     with pytest.raises(InputError, match=r"oracle cells made with --oracle_noise 0.5; this call asks for 1.0"):
-        check_cell_arguments(tmp_path, _parts(features="oracle", pc2l_epochs=30, oracle_noise=1.0))
+        _check(tmp_path, features="oracle", pc2l_epochs=30, oracle_noise=1.0)
     recorded = json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())
     assert recorded["clip"]["pc2l_epochs"] == 10 and recorded["oracle"] == {
         "pc2l_epochs": 30, "generator_batch_size": 16, "max_test_examples": 0, "oracle_noise": 0.5
@@ -66,7 +76,7 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
 
 def test_a_resumed_run_with_other_epochs_stops_before_any_stage(tmp_path, monkeypatch):
     _finished_cells(tmp_path, "clip")
-    check_cell_arguments(tmp_path, _parts(output_dir=str(tmp_path)))
+    _check(tmp_path, output_dir=str(tmp_path))
 
     def no_stage(self):
         raise AssertionError("the run must stop before it touches the world")
@@ -101,34 +111,78 @@ def test_a_world_made_before_a_new_stage_runs_that_stage_alone(tmp_path, monkeyp
     assert calls == ["alignment-classifier"]  # marked done: not again
 
 
+def _experiment(folder, **changes):
+    return Experiment(ExperimentArguments(output_dir=str(folder), **changes))
+
+
 @pytest.mark.parametrize("first", [True, False])
 def test_a_variant_resumed_with_the_other_variant_ce_only_is_refused(tmp_path, first):
     # Its CE only row would be read from the cached scores of the other CE only.
     options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
-    (tmp_path / "clip-n" / "seed-0" / "pc2l" / f"checkpoint-{4}").mkdir(parents=True)  # a cell to resume
-    check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=first))
+    cell = _experiment(tmp_path, **options, variant_ce_only=first).generator_dir(0, PC2L)
+    (cell / "checkpoint-4").mkdir(parents=True)  # a cell to resume
+    _check(tmp_path, **options, variant_ce_only=first)
     with pytest.raises(InputError, match=f"--variant_ce_only {first!r}; this call asks for {not first!r}"):
-        check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=not first))
+        _check(tmp_path, **options, variant_ce_only=not first)
 
 
 def test_a_variant_recorded_before_variant_ce_only_existed_was_made_without_it(tmp_path):
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(
         json.dumps({"clip-n": {"generator_args": "--image_feature_noise 0.5"}})
     )
-    _finished_cells(tmp_path, "clip-n")
     options = {"variant": "n", "generator_args": "--image_feature_noise 0.5"}
-    check_cell_arguments(tmp_path, _parts(**options))
+    (_experiment(tmp_path, **options).generator_dir(1, PC2L) / ".done").mkdir(parents=True)
+    _check(tmp_path, **options)
     with pytest.raises(InputError, match="--variant_ce_only False"):
-        check_cell_arguments(tmp_path, _parts(**options, variant_ce_only=True))
+        _check(tmp_path, **options, variant_ce_only=True)
+
+
+@pytest.mark.parametrize("where", ["cell", "scores"])
+def test_a_decoder_or_variant_is_refused_where_the_experiment_keeps_its_cells(tmp_path, where):
+    """Session 31's review: the guard looked for these parts' cells in `<features><suffix>/`, a folder the experiment
+    never writes, so other --smollm2_epochs, --generator_args or --variant_ce_only reused the finished cells."""
+
+    def finish(**changes):
+        experiment = _experiment(tmp_path, **changes)
+        if where == "cell":
+            (experiment.generator_dir(0, CE_ONLY) / ".done").mkdir(parents=True)
+        else:  # the seed's scores alone: its generations would be reused under the new call's labels
+            experiment.seed_dir(0).mkdir(parents=True, exist_ok=True)
+            (experiment.seed_dir(0) / f"scores{experiment.suffix}.json").write_text("{}")
+
+    for features in ("clip", "oracle"):
+        smollm2 = {"features": features, "decoder": "smollm2"}
+        _check(tmp_path, **smollm2, smollm2_epochs=2)
+        finish(**smollm2, smollm2_epochs=2)
+        with pytest.raises(InputError, match=f"{features}-smollm2 cells made with --smollm2_epochs 2; this call asks for 1"):
+            _check(tmp_path, **smollm2, smollm2_epochs=1)
+    variant = {"variant": "n", "variant_ce_only": True}
+    _check(tmp_path, **variant, generator_args="--image_feature_noise 0.3")
+    finish(**variant, generator_args="--image_feature_noise 0.3")
+    with pytest.raises(InputError, match="clip-n cells made with --generator_args .--image_feature_noise 0.3."):
+        _check(tmp_path, **variant, generator_args="--image_feature_noise 0.2")
+    # The same variant name on a SmolLM2 decoder is another part, with cells of its own.
+    _check(tmp_path, **variant, decoder="smollm2", generator_args="--image_feature_noise 0.2")
+
+
+def test_a_variant_is_not_locked_by_the_cells_it_shares(tmp_path):
+    """A variant without --variant_ce_only takes CE only from the run without --variant: that cell is not the
+    variant's, and does not fix its options."""
+    variant = {"variant": "v", "generator_args": "--lambda1 0.3"}
+    _check(tmp_path, **variant)
+    shared = _experiment(tmp_path, **variant).generator_dir(0, CE_ONLY)
+    assert shared == _experiment(tmp_path).generator_dir(0, CE_ONLY)
+    (shared / ".done").mkdir(parents=True)
+    _check(tmp_path, variant="v", generator_args="--lambda1 0.2")
 
 
 def test_a_world_recorded_before_clip_extra_reviews_existed_has_no_separate_world(tmp_path):
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
     _finished_cells(tmp_path, "world")
-    check_cell_arguments(tmp_path, _parts(num_reviews=1000))
+    _check(tmp_path, num_reviews=1000)
     # Its CLIP trained on the world alone: a call asking for the demo's separate world must not reuse it.
     with pytest.raises(InputError, match="world cells made with --clip_extra_reviews 0; this call asks for 2000"):
-        check_cell_arguments(tmp_path, _parts(num_reviews=1000, clip_extra_reviews=2000))
+        _check(tmp_path, num_reviews=1000, clip_extra_reviews=2000)
 
 
 def test_a_separate_clip_world_too_small_to_make_is_refused_before_any_stage():
@@ -139,9 +193,9 @@ def test_a_separate_clip_world_too_small_to_make_is_refused_before_any_stage():
 def test_another_world_seed_makes_another_world_and_is_never_mixed_with_the_first(tmp_path, monkeypatch):
     (tmp_path / CELL_ARGUMENTS_FILE).write_text(json.dumps({"world": {"quick": False, "num_reviews": 1000}}))
     _finished_cells(tmp_path, "world")
-    check_cell_arguments(tmp_path, _parts(num_reviews=1000))  # recorded before --world_seed: world seed 0
+    _check(tmp_path, num_reviews=1000)  # recorded before --world_seed: world seed 0
     with pytest.raises(InputError, match="world cells made with --world_seed 0; this call asks for 1"):
-        check_cell_arguments(tmp_path, _parts(num_reviews=1000, world_seed=1))
+        _check(tmp_path, num_reviews=1000, world_seed=1)
     seeds = []
 
     def fake_stages(work, size, seed, threads, lm_name):
@@ -160,10 +214,11 @@ def test_a_part_without_cells_takes_the_new_arguments(tmp_path):
     call into the same folder was refused, after the world had been made for it. (Its example, `--encoder_attention_heads
     3`, is refused before the world since session 25; a cell can still fail at run time, e.g. out of memory.)"""
     bad, good = "--lambda1 0.3", "--lambda1 0.2"
-    check_cell_arguments(tmp_path, _parts(variant="v", generator_args=bad))
-    (tmp_path / "clip-v").mkdir()  # made, but no cell finished or checkpointed
-    check_cell_arguments(tmp_path, _parts(variant="v", generator_args=good))
+    _check(tmp_path, variant="v", generator_args=bad)
+    cell = _experiment(tmp_path, variant="v", generator_args=good).generator_dir(0, PC2L)
+    cell.mkdir(parents=True)  # made, but no cell finished or checkpointed
+    _check(tmp_path, variant="v", generator_args=good)
     assert json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())["clip-v"]["generator_args"] == good
-    (tmp_path / "clip-v" / ".done").mkdir()
+    (cell / ".done").mkdir()
     with pytest.raises(InputError, match="--generator_args"):
-        check_cell_arguments(tmp_path, _parts(variant="v", generator_args=bad))
+        _check(tmp_path, variant="v", generator_args=bad)

@@ -924,19 +924,37 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
 RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0, "generator_batch_size": 16}
 
 
-def _holds_cells(part: Path) -> bool:
-    """Whether a part's folder holds a finished cell (a `.done` marker) or a training checkpoint to resume."""
-    return part.is_dir() and any(
-        path.name == ".done" or path.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") for path in part.rglob("*")
+def cell_locations(args: ExperimentArguments, suffix: str) -> dict[str, tuple[str, ...]]:
+    """Where the cells of each part of [`cell_arguments`] live, as globs relative to the output folder: a decoder's or
+    variant's cells are not a folder of their own but `generators<suffix>` folders and `scores<suffix>.json` files
+    inside the feature kind's seed folders."""
+    features = args.features
+    locations = {"world": ("world",), features: (features,)}
+    if suffix:
+        locations[f"{features}{suffix}"] = tuple(
+            f"{features}/seed-*/{name}{suffix}{extension}"
+            for name, extension in (("generators", ""), ("scores", ".json"), ("table2-all", ".json"))
+        )
+    return locations
+
+
+def _holds_cells(path: Path) -> bool:
+    """Whether `path` is a cell a call would reuse: a scores file, or a folder holding a finished cell (a `.done`
+    marker) or a training checkpoint to resume."""
+    if path.is_file():
+        return True
+    return path.is_dir() and any(
+        p.name == ".done" or p.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") for p in path.rglob("*")
     )
 
 
-def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
+def check_cell_arguments(folder: Path, parts: dict[str, dict], locations: dict[str, tuple[str, ...]]) -> None:
     """Refuses a resumed call whose arguments would give a cached part other content, then records the parts.
 
     A finished cell is never rerun, so without this a call with, say, `--pc2l_epochs 30` in a folder whose cells were
     trained for 10 epochs would print 10-epoch tables under the 30-epoch command line. Parts the folder has not seen
-    (another feature kind, a new variant) are added. A folder made before this record existed is taken as it is.
+    (another feature kind, a new variant) are added. A folder made before this record existed is taken as it is. A part
+    is checked only where it holds a cell ([`cell_locations`] says where to look).
 
     Raises:
         InputError: one line naming the argument, the folder's value and the asked one.
@@ -946,7 +964,8 @@ def check_cell_arguments(folder: Path, parts: dict[str, dict]) -> None:
     for part, values in parts.items():
         # A part without a finished cell or a checkpoint holds nothing a call could reuse: a call that failed before
         # its first cell (a variant whose options do not fit the decoder) must not lock the folder.
-        if part not in recorded or not _holds_cells(folder / part):
+        held_cells = (cell for pattern in locations[part] for cell in folder.glob(pattern))
+        if part not in recorded or not any(_holds_cells(cell) for cell in held_cells):
             continue
         for name, value in values.items():
             held = recorded[part].get(name, RECORDED_DEFAULTS.get(name, value))
@@ -963,7 +982,11 @@ def run_experiment(args: ExperimentArguments) -> dict:
     torch.set_num_threads(args.num_threads)
     experiment = Experiment(args)
     claim_output_folder(experiment.work, "experiment", earlier_outputs=(CELL_ARGUMENTS_FILE,))
-    check_cell_arguments(experiment.work, cell_arguments(args, experiment.size, experiment.suffix))
+    check_cell_arguments(
+        experiment.work,
+        cell_arguments(args, experiment.size, experiment.suffix),
+        cell_locations(args, experiment.suffix),
+    )
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"
     start = time.perf_counter()
