@@ -259,3 +259,38 @@ def test_a_likelihood_ccl_model_computes_its_loss_without_hard_negatives(tokeniz
     torch.testing.assert_close(out.loss, plain.loss, rtol=0, atol=0)
     assert out.target_log_likelihood.shape == (batch["input_ids"].shape[0],)
     assert out.negative_log_likelihood is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"contrastive_score": "likelihood"}, {"contrastive_target": "text"}],
+    ids=["paper", "likelihood", "text-target"],
+)
+def test_without_contrastive_losses_the_forward_is_cross_entropy_alone_in_one_pass(tokenizer, overrides):
+    """`contrastive_losses=False` (the trainer's warm-up steps): the loss and logits of a CE-only model with the same
+    weights, and one decoder pass over the B targets (the hard negatives, swapped copies and text-only pass would
+    each add B rows)."""
+    model = _model(tokenizer, **overrides).eval()
+    ce_only = PC2LForConditionalGeneration(tiny_config(tokenizer, image_contrastive="none", review_contrastive="none"))
+    missing, unexpected = ce_only.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and all(name.split(".")[0].endswith("_head") for name in unexpected)
+    batch = _batch(tokenizer)
+    rows = []  # the sequences each call's first decoder block sees
+
+    def count_rows(module, args, kwargs):
+        rows[-1] += (args[0] if args else kwargs["hidden_states"]).shape[0]
+
+    hook = model.decoder.transformer.h[0].register_forward_pre_hook(count_rows, with_kwargs=True)
+    with torch.no_grad():
+        rows.append(0)
+        full = model(**batch)
+        rows.append(0)
+        without = model(**batch, contrastive_losses=False)
+    hook.remove()
+    reference = ce_only.eval()(**batch)
+    assert rows[0] > 4 and rows[1] == 4  # the full forward ran more than the targets
+    torch.testing.assert_close(without.loss, reference.loss)
+    torch.testing.assert_close(without.logits, reference.logits)
+    torch.testing.assert_close(without.loss, full.loss)  # the LM loss is the targets' either way
+    contrastive = ("image_embeds", "review_embeds", "target_embeds", "negative_embeds", "target_log_likelihood")
+    assert all(getattr(without, name) is None for name in contrastive)

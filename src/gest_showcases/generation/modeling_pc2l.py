@@ -632,6 +632,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         negative_input_ids: torch.LongTensor | None = None,
         negative_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        contrastive_losses: bool = True,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
         output_attentions: bool | None = None,
@@ -665,6 +666,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 LM labels, -100 where ignored; shifted inside the model (`labels = input_ids` works). With labels,
                 the projection-head embeddings of the configured contrastive losses are returned too.
+            contrastive_losses (`bool`, *optional*, defaults to `True`):
+                False: cross-entropy alone, with nothing the contrastive losses read computed (no projection
+                embeddings, likelihoods, swapped copies, text-only pass or hard negatives); [`PC2LTrainer`]'s
+                warm-up steps (`config.contrastive_warmup_ratio`).
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all).
             output_attentions (`bool`, *optional*):
@@ -691,8 +696,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             if CACHE_KEY != "cache":
                 output[CACHE_KEY] = static_cache
             return output
-        contrastive = labels is not None and (
-            self.config.image_contrastive != "none" or self.config.review_contrastive != "none"
+        contrastive = (
+            contrastive_losses
+            and labels is not None
+            and (self.config.image_contrastive != "none" or self.config.review_contrastive != "none")
         )
         compute_embeddings = contrastive and self.config.contrastive_score == "embedding"
         compute_likelihoods = contrastive and self.config.contrastive_score == "likelihood"

@@ -133,8 +133,9 @@ class PC2LTrainer(GeneratorTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.in_contrastive_warmup(model):
-            # Cross-entropy alone: the hard negatives, whose decoder pass only CCL reads, are not run at all.
-            inputs = {name: value for name, value in inputs.items() if not name.startswith("negative_")}
+            # Cross-entropy alone: nothing only the contrastive losses read is computed (the hard negatives' decoder
+            # pass, the likelihood score's swapped copies, the text-only pass, the projection heads).
+            inputs = {**inputs, "contrastive_losses": False}
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
