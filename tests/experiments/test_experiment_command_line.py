@@ -20,7 +20,8 @@ def test_every_non_default_option_round_trips():
     args = ExperimentArguments(
         features="oracle", oracle_noise=0.25, seeds=2, pc2l_epochs=30, num_reviews=1500, tables=["2", "4"],
         variant="text", generator_args="--contrastive_target text --lambda1 0.05", quick=True,
-        max_test_examples=40, num_resamples=200, baselines=["st", "peter"],
+        max_test_examples=40, num_resamples=200, baselines=["st", "peter"], generator_batch_size=32,
+        generator_learning_rate=1e-4,
     )  # fmt: skip
     parsed = _parse(command_line(args))
     # Where the run wrote and how many threads it used do not change a result, so they are left out.

@@ -1,5 +1,6 @@
 """`experiment --decoder smollm2 --generators ...`: which cells run, where they live, what train-pc2l is given."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,11 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
         output_dir=str(tmp_path), decoder=decoder, smollm2_epochs=3, pc2l_epochs=7, generator_batch_size=32
     )
     Experiment(args).train_generator(1, PC2L)
-    (argv,) = seen
+    # The paper's learning rate, given: it replaces either decoder's own.
+    Experiment(replace(args, output_dir=str(tmp_path / "paper"), generator_learning_rate=1e-4)).train_generator(1, PC2L)
+    argv, paper_rate = seen
     value = dict(zip(argv, argv[1:], strict=False))
+    assert float(dict(zip(paper_rate, paper_rate[1:], strict=False))["--learning_rate"]) == 1e-4
     assert value["--per_device_train_batch_size"] == "32"
     if decoder == "smollm2":
         assert value["--decoder"] == str(wheel) and "--lora" in argv
@@ -198,6 +202,9 @@ def test_baselines_train_at_the_grids_batch_on_the_runs_stand_in(tmp_path, monke
     stand_in.mkdir(parents=True)
     (stand_in / "config.json").write_text('{"n_embd": 96}')
     experiment.train_baseline(0, "peter")
-    ((model_args, training_args),) = seen
+    (experiment.baseline_dir(0, "peter") / ".done").unlink()  # trained again, at the paper's learning rate
+    Experiment(replace(args, generator_learning_rate=1e-4)).train_baseline(0, "peter")
+    (model_args, training_args), (_, paper_rate) = seen
     assert training_args.per_device_train_batch_size == 32
+    assert training_args.learning_rate == world.PC2L_LEARNING_RATE and paper_rate.learning_rate == 1e-4
     assert model_args.tokenizer == str(stand_in) and "hidden_size=96" in model_args.config_overrides

@@ -36,7 +36,7 @@ def _check(folder, **changes):
 def test_the_parts_name_what_decides_each_folder_part():
     assert _parts() == {
         "world": {"quick": False, "num_reviews": 3000, "clip_extra_reviews": 0, "world_seed": 0},
-        "clip": {"pc2l_epochs": 10, "generator_batch_size": 16, "max_test_examples": 0},
+        "clip": {"pc2l_epochs": 10, "generator_batch_size": 16, "generator_learning_rate": 0.0, "max_test_examples": 0},
     }
     assert _parts(num_reviews=1000, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 2000
     assert _parts(quick=True, clip_extra_reviews=2000)["world"]["clip_extra_reviews"] == 0  # QUICK has no such world
@@ -63,6 +63,8 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
     # The batch decides every generator's in-batch negatives and its steps.
     with pytest.raises(InputError, match=r"clip cells made with --generator_batch_size 16; this call asks for 32"):
         _check(tmp_path, generator_batch_size=32)
+    with pytest.raises(InputError, match=r"clip cells made with --generator_learning_rate 0.0; this call asks for 0.0001"):
+        _check(tmp_path, generator_learning_rate=1e-4)
     with pytest.raises(InputError, match=r"world cells made with --num_reviews 3000; this call asks for 1000"):
         _check(tmp_path, num_reviews=1000, features="oracle")
     _check(tmp_path, features="oracle", pc2l_epochs=30)  # its own part: 30 is fine there
@@ -70,7 +72,8 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
         _check(tmp_path, features="oracle", pc2l_epochs=30, oracle_noise=1.0)
     recorded = json.loads((tmp_path / CELL_ARGUMENTS_FILE).read_text())
     assert recorded["clip"]["pc2l_epochs"] == 10 and recorded["oracle"] == {
-        "pc2l_epochs": 30, "generator_batch_size": 16, "max_test_examples": 0, "oracle_noise": 0.5
+        "pc2l_epochs": 30, "generator_batch_size": 16, "generator_learning_rate": 0.0, "max_test_examples": 0,
+        "oracle_noise": 0.5,
     }  # fmt: skip
 
 

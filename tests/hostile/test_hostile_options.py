@@ -99,6 +99,7 @@ REFUSED = [
     ("build", ["--input", "x.json", "--images", "i", "--max_images", "-1"], "--max_images -1"),
     ("build", ["--input", "x.json", "--images", "i", "--seed", "-1"], "--seed -1"),
     ("experiment", ["--seeds", "0"], "--seeds 0: give a number >= 1"),
+    ("experiment", ["--generator_learning_rate", "-0.001"], "--generator_learning_rate -0.001: give a number >= 0"),
     ("experiment", ["--num_reviews", "5"], "--num_reviews 5: give a number >= 20"),
     ("experiment", ["--variant", "../../escape", VARIANT + "--lambda1 0.1"], "--variant '../../escape'"),
     ("experiment", ["--variant", "v", VARIANT + "--output_dir /tmp/x"], "--output_dir is a Trainer option"),

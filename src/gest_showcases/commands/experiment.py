@@ -167,6 +167,14 @@ class ExperimentArguments:
             "the other examples of its batch (the paper's batch is 32)"
         },
     )
+    generator_learning_rate: float = field(
+        default=0.0,
+        metadata={
+            "help": "learning rate of every generator (the PC2L cells, SmolLM2's too, and the baselines); 0: each "
+            f"one's own ({PC2L_LEARNING_RATE:g} for the stand-in GPT-2 and the baselines, {SMOLLM2_LEARNING_RATE:g} "
+            "for SmolLM2's LoRA); the paper's is 1e-4, for a pretrained GPT-2"
+        },
+    )
     quick: bool = field(
         default=False, metadata={"help": "tiny world, models and epochs: a smoke run of a minute or two"}
     )
@@ -245,7 +253,7 @@ class ExperimentArguments:
         check_at_least(
             self, seeds=1, oracle_noise=0, num_reviews=20, pc2l_epochs=1, generator_batch_size=2, max_test_examples=0,
             smollm2_epochs=1, num_resamples=1, num_threads=1, clip_extra_reviews=0, world_seed=0, lm_hidden_size=0,
-            lm_layers=0,
+            lm_layers=0, generator_learning_rate=0,
         )  # fmt: skip
         check_at_most(self, num_reviews=MAX_REVIEWS, clip_extra_reviews=MAX_REVIEWS, lm_hidden_size=4096, lm_layers=64)
         if self.lm_hidden_size % LM_ATTENTION_HEADS:
@@ -489,6 +497,10 @@ class Experiment:
         `--variant_ce_only` (a variant's options otherwise change what the losses see, which CE only has none of)."""
         return LOSS_CONFIGS[system] != ("none", "none") or self.args.variant_ce_only
 
+    def learning_rate(self, default: float) -> float:
+        """A generator's learning rate: `--generator_learning_rate`, or its own `default` when that is 0."""
+        return self.args.generator_learning_rate or default
+
     def generator_dir(self, seed: int, system: str) -> Path:
         # A cell the variant does not change is shared with the same stand-in's run without --variant instead of
         # trained again (never across decoders). Not SmolLM2's: its --smollm2_epochs is recorded per variant.
@@ -500,9 +512,9 @@ class Experiment:
         image_loss, review_loss = LOSS_CONFIGS[system]
         variant_options = self.variant_options if self.takes_variant(system) else []
         epochs, learning_rate = (
-            (self.args.smollm2_epochs, SMOLLM2_LEARNING_RATE)
+            (self.args.smollm2_epochs, self.learning_rate(SMOLLM2_LEARNING_RATE))
             if self.args.decoder == "smollm2"
-            else (self.size.pc2l_epochs, PC2L_LEARNING_RATE)
+            else (self.size.pc2l_epochs, self.learning_rate(PC2L_LEARNING_RATE))
         )
         out = self.generator_dir(seed, system)
         if not _done(out / ".done"):
@@ -542,7 +554,10 @@ class Experiment:
         if not _done(out / ".done"):
             start = time.perf_counter()
             (training_args,) = HfArgumentParser(TrainingArguments).parse_args_into_dataclasses(
-                trainer_argv(out, self.size.pc2l_epochs, seed, self.args.generator_batch_size, PC2L_LEARNING_RATE)
+                trainer_argv(
+                    out, self.size.pc2l_epochs, seed, self.args.generator_batch_size,
+                    self.learning_rate(PC2L_LEARNING_RATE),
+                )  # fmt: skip
             )
             gpt2 = self.world / self.lm_name
             model_args = BaselineModelArguments(
@@ -906,6 +921,7 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
         args.features: {
             "pc2l_epochs": size.pc2l_epochs,
             "generator_batch_size": args.generator_batch_size,
+            "generator_learning_rate": args.generator_learning_rate,
             "max_test_examples": args.max_test_examples,
         },
     }
@@ -921,7 +937,10 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
 
 # Arguments recorded in `cell-arguments.json` since a later release, with the value a folder recorded before them
 # was made with: an older record that lacks one means this value.
-RECORDED_DEFAULTS = {"variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0, "generator_batch_size": 16}
+RECORDED_DEFAULTS = {
+    "variant_ce_only": False, "clip_extra_reviews": 0, "world_seed": 0, "generator_batch_size": 16,
+    "generator_learning_rate": 0.0,
+}  # fmt: skip
 
 
 def cell_locations(args: ExperimentArguments, suffix: str) -> dict[str, tuple[str, ...]]:
