@@ -102,6 +102,9 @@ REFUSED = [
     ("experiment", ["--generator_learning_rate", "-0.001"], "--generator_learning_rate -0.001: give a number >= 0"),
     ("experiment", ["--num_reviews", "5"], "--num_reviews 5: give a number >= 20"),
     ("experiment", ["--variant", "../../escape", VARIANT + "--lambda1 0.1"], "--variant '../../escape'"),
+    # Session 32's review: these shared the folders of `--decoder smollm2` and of a 128 x 4 stand-in.
+    ("experiment", ["--variant", "smollm2", VARIANT + "--lambda1 0.1"], "--variant 'smollm2': a variant's cells"),
+    ("experiment", ["--variant", "gpt2-128x4", VARIANT + "--lambda1 0.1"], "--variant 'gpt2-128x4': a variant's"),
     ("experiment", ["--variant", "v", VARIANT + "--output_dir /tmp/x"], "--output_dir is a Trainer option"),
     (
         "experiment",

@@ -77,6 +77,7 @@ from gest_showcases.experiments.grid import (
 from gest_showcases.experiments.oracle import write_oracle_features
 from gest_showcases.experiments.summary import summarise, summarise_every_metric, tables_markdown
 from gest_showcases.experiments.world import (
+    DECODERS,
     GENERATOR_BATCH_SIZE,
     LM_ATTENTION_HEADS,
     PC2L_LEARNING_RATE,
@@ -273,6 +274,13 @@ class ExperimentArguments:
             raise InputError(
                 f"--variant {self.variant!r}: a variant names folders and files, give letters, digits, '_', '.' "
                 "or '-' (not first)"
+            )
+        # A variant's suffix follows the decoder's (`-smollm2`, `-gpt2-128x4`): a name starting like one would share
+        # that decoder's cells and scores (`--variant smollm2` on the stand-in is `--decoder smollm2`'s folder).
+        if self.variant and self.variant.lower().startswith(DECODERS):
+            raise InputError(
+                f"--variant {self.variant!r}: a variant's cells sit beside the decoders' ({', '.join(DECODERS)}), "
+                "whose names it must not start with; give another name"
             )
 
 

@@ -632,11 +632,11 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         negative_input_ids: torch.LongTensor | None = None,
         negative_attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        contrastive_losses: bool = True,
         use_cache: bool | None = None,
         logits_to_keep: int = 0,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        contrastive_losses: bool = True,
         **kwargs,
     ) -> PC2LOutput:
         r"""
@@ -665,11 +665,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 Their padding mask.
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 LM labels, -100 where ignored; shifted inside the model (`labels = input_ids` works). With labels,
-                the projection-head embeddings of the configured contrastive losses are returned too.
-            contrastive_losses (`bool`, *optional*, defaults to `True`):
-                False: cross-entropy alone, with nothing the contrastive losses read computed (no projection
-                embeddings, likelihoods, swapped copies, text-only pass or hard negatives); [`PC2LTrainer`]'s
-                warm-up steps (`config.contrastive_warmup_ratio`).
+                what the configured contrastive losses read is returned too (unless `contrastive_losses=False`).
             logits_to_keep (`int`, *optional*, defaults to 0):
                 Compute logits for the last `logits_to_keep` positions only (0: all).
             output_attentions (`bool`, *optional*):
@@ -679,6 +675,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             output_hidden_states (`bool`, *optional*):
                 Return the hidden states of the decoder (`hidden_states`) and, when it runs, of the encoder
                 (`encoder_hidden_states`). Defaults to `config.output_hidden_states`.
+            contrastive_losses (`bool`, *optional*, defaults to `True`):
+                False: cross-entropy alone, with nothing the contrastive losses read computed (no projection
+                embeddings, likelihoods, swapped copies, text-only pass or hard negatives); [`PC2LTrainer`]'s
+                warm-up steps (`config.contrastive_warmup_ratio`).
         """
         if output_attentions is None:
             output_attentions = self.config.output_attentions
