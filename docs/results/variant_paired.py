@@ -40,6 +40,9 @@ def main() -> None:
     print("|---|" + "---:|" * len(columns))
     row = []
     for key, _, scale in columns:
+        if differences[key]["ci95"] is None:  # e.g. a personal share where a side names no dish
+            row.append("-")
+            continue
         low, high = (scale * value for value in differences[key]["ci95"])
         row.append(f"{scale * differences[key]['estimate']:+.2f} [{low:+.2f}, {high:+.2f}]")
     print(f"| {len(references[0])} test examples | " + " | ".join(row) + " |")
