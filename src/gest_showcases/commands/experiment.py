@@ -966,8 +966,8 @@ def cell_locations(args: ExperimentArguments, suffix: str) -> dict[str, tuple[st
 
 
 def _holds_cells(path: Path) -> bool:
-    """Whether `path` is a cell a call would reuse: a scores file, or a folder holding a finished cell (a `.done`
-    marker) or a training checkpoint to resume."""
+    """Whether `path` is a cell a call would reuse: a cached file (a seed's scores), or a folder holding a finished cell
+    (a `.done` marker) or a training checkpoint to resume."""
     if path.is_file():
         return True
     return path.is_dir() and any(
