@@ -10,8 +10,7 @@ from gest_showcases.commands.experiment import (
     Experiment,
     ExperimentArguments,
     cell_arguments,
-    cell_locations,
-    check_cell_arguments,
+    check_resumed_folder,
     run_experiment,
 )
 from gest_showcases.errors import InputError
@@ -26,11 +25,8 @@ def _parts(**changes):
 
 
 def _check(folder, **changes):
-    """`check_cell_arguments` as `run_experiment` calls it, for a call with these arguments."""
-    args = ExperimentArguments(**changes)
-    experiment = Experiment(args)
-    parts = cell_arguments(args, experiment.size, experiment.suffix)
-    check_cell_arguments(folder, parts, cell_locations(args, experiment.suffix))
+    """The check `run_experiment` makes first, for a call into `folder` with these arguments."""
+    check_resumed_folder(Experiment(ExperimentArguments(output_dir=str(folder), **changes)))
 
 
 def test_the_parts_name_what_decides_each_folder_part():
@@ -79,7 +75,7 @@ def test_other_cell_arguments_are_refused_and_new_parts_are_added(tmp_path):
 
 def test_a_resumed_run_with_other_epochs_stops_before_any_stage(tmp_path, monkeypatch):
     _finished_cells(tmp_path, "clip")
-    _check(tmp_path, output_dir=str(tmp_path))
+    _check(tmp_path)
 
     def no_stage(self):
         raise AssertionError("the run must stop before it touches the world")

@@ -935,12 +935,18 @@ def cell_arguments(args: ExperimentArguments, size, suffix: str) -> dict[str, di
     }
     if args.features == "oracle":  # the seed cells live in `oracle/` whatever the noise
         parts[args.features]["oracle_noise"] = args.oracle_noise
+    own = own_cells_part(args, suffix)
     if args.decoder != "gpt2":
-        parts[f"{args.features}{suffix}"] = {"smollm2_epochs": args.smollm2_epochs}
+        parts[own] = {"smollm2_epochs": args.smollm2_epochs}
     if args.variant:
-        parts.setdefault(f"{args.features}{suffix}", {})["generator_args"] = args.generator_args
-        parts[f"{args.features}{suffix}"]["variant_ce_only"] = args.variant_ce_only
+        parts.setdefault(own, {})["generator_args"] = args.generator_args
+        parts[own]["variant_ce_only"] = args.variant_ce_only
     return parts
+
+
+def own_cells_part(args: ExperimentArguments, suffix: str) -> str:
+    """The name, in `cell-arguments.json`, of the cells a decoder or variant keeps apart (`suffix`: its folders')."""
+    return f"{args.features}{suffix}"
 
 
 # Arguments recorded in `cell-arguments.json` since a later release, with the value a folder recorded before them
@@ -958,7 +964,7 @@ def cell_locations(args: ExperimentArguments, suffix: str) -> dict[str, tuple[st
     features = args.features
     locations = {"world": ("world",), features: (features,)}
     if suffix:
-        locations[f"{features}{suffix}"] = tuple(
+        locations[own_cells_part(args, suffix)] = tuple(
             f"{features}/seed-*/{name}{suffix}{extension}"
             for name, extension in (("generators", ""), ("scores", ".json"), ("table2-all", ".json"))
         )
@@ -1005,15 +1011,17 @@ def check_cell_arguments(folder: Path, parts: dict[str, dict], locations: dict[s
     write_text_atomically(path, json.dumps({**recorded, **merged}, indent=2, sort_keys=True) + "\n")
 
 
+def check_resumed_folder(experiment: Experiment) -> None:
+    """[`check_cell_arguments`] for this call's parts, where its cells would be."""
+    args, suffix = experiment.args, experiment.suffix
+    check_cell_arguments(experiment.work, cell_arguments(args, experiment.size, suffix), cell_locations(args, suffix))
+
+
 def run_experiment(args: ExperimentArguments) -> dict:
     torch.set_num_threads(args.num_threads)
     experiment = Experiment(args)
     claim_output_folder(experiment.work, "experiment", earlier_outputs=(CELL_ARGUMENTS_FILE,))
-    check_cell_arguments(
-        experiment.work,
-        cell_arguments(args, experiment.size, experiment.suffix),
-        cell_locations(args, experiment.suffix),
-    )
+    check_resumed_folder(experiment)
     previous_cache = datasets.config.HF_DATASETS_CACHE
     datasets.config.HF_DATASETS_CACHE = experiment.work / "datasets-cache"
     start = time.perf_counter()
