@@ -183,6 +183,9 @@ def run(
             image_features=columns.get("image_features"),
             review_features=columns.get("review_features"),
             negatives=columns.get("negative"),
+            # None from `load_split`; a caller that adds labels (the H20 probe, docs/results/h20_false_negatives.py)
+            # gets label-aware in-batch negatives.
+            content_labels=columns.get("content_labels"),
         )
         for split, columns in splits.items()
     }

@@ -2,9 +2,12 @@
 
 An example is a dict with `target` (the explanation), `image_features` [n_images, Dv] (the user's ground-truth
 images at training time, the selector's images at inference), `review_features` [n_reviews, Dr] (the user's
-other reviews) and, for CCL, `negative` (the entity-swapped target from `negatives.make_hard_negatives`).
+other reviews), for CCL `negative` (the entity-swapped target from `negatives.make_hard_negatives`) and, optionally,
+`content_labels` (any hashable labels of what the example shows, e.g. dish categories: two examples whose labels
+intersect are left out of each other's in-batch negatives, see `losses`).
 """
 
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +25,7 @@ class PC2LDataset(Dataset):
         image_features (`list[torch.Tensor]`, *optional*): per example a [n_images, Dv] tensor.
         review_features (`list[torch.Tensor]`, *optional*): per example a [n_reviews, Dr] tensor.
         negatives (`list[str]`, *optional*): per example its hard negative (for CCL).
+        content_labels (`list[Collection[Hashable]]`, *optional*): per example the labels of what it shows.
     """
 
     def __init__(
@@ -30,11 +34,13 @@ class PC2LDataset(Dataset):
         image_features: list[torch.Tensor] | None = None,
         review_features: list[torch.Tensor] | None = None,
         negatives: list[str] | None = None,
+        content_labels: list[Collection[Hashable]] | None = None,
     ):
         columns = {
             "image_features": image_features,
             "review_features": review_features,
             "negative": negatives,
+            "content_labels": content_labels,
         }
         self.columns = {"target": list(targets)} | {
             name: list(v) for name, v in columns.items() if v is not None
@@ -56,6 +62,8 @@ class PC2LCollator:
 
     Each text becomes `BOS text EOS`, truncated to `max_length` tokens, right-padded; the negatives are padded to
     the targets' length so the decoder runs on both in one call. `labels` are the target ids with -100 on padding.
+    Examples with `content_labels` also give `shared_content` [B, B] (bool): True where two examples' labels intersect
+    ([`PC2LTrainer`] passes it to the losses, not to the model).
 
     Args:
         tokenizer ([`PreTrainedTokenizerBase`]): a GPT-2 tokenizer (its BOS and EOS tokens are used; padding uses
@@ -121,7 +129,19 @@ class PC2LCollator:
         batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         if self.with_negatives:
             batch["negative_input_ids"], batch["negative_attention_mask"] = ids[size:], mask[size:]
+        if "content_labels" in examples[0]:
+            batch["shared_content"] = shared_content([example["content_labels"] for example in examples])
         return batch
 
 
-__all__ = ["PC2LCollator", "PC2LDataset"]
+def shared_content(labels: list[Collection[Hashable]]) -> torch.Tensor:
+    """[B, B] bool: True where the label sets of examples `i` and `j` intersect (the diagonal too, when non-empty)."""
+    vocabulary: dict[Hashable, int] = {}
+    columns = [[vocabulary.setdefault(label, len(vocabulary)) for label in row] for row in labels]
+    one_hot = torch.zeros(len(labels), max(len(vocabulary), 1))
+    for row, row_columns in enumerate(columns):
+        one_hot[row, row_columns] = 1.0
+    return (one_hot @ one_hot.T) > 0
+
+
+__all__ = ["PC2LCollator", "PC2LDataset", "shared_content"]

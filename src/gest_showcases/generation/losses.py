@@ -14,6 +14,12 @@ computed in float32 (safe under bf16 autocast) and are finite for any input (`F.
 
 Lower is better for all three. `total_loss` composes eq. 11 from a model output and the model's config.
 
+`shared_content` (optional, [B, B] bool, from [`PC2LCollator`] when the examples carry `content_labels`): pairs of
+examples that show the same content (their labels intersect). Such a target is no negative of the other example, so
+each of the three losses leaves it out of the other's denominator (a label-aware contrast, as supervised contrastive
+learning does); the positive pair and CCL's entity-swapped negative are never left out. None: every other target is a
+negative, as in the paper.
+
 With `config.contrastive_score="likelihood"` (a documented deviation, docs/experiments.md) the same losses score
 with the decoder's log-likelihood of the target instead of embedding similarities: `likelihood_contrastive_loss`,
 a softmax over `log p(Y_i | X_i)` and its negatives' log-likelihoods (the entity-swapped target, the target under
@@ -38,23 +44,49 @@ def cosine_similarity_matrix(source: torch.Tensor, target: torch.Tensor) -> torc
     return F.normalize(source.float(), dim=-1) @ F.normalize(target.float(), dim=-1).T
 
 
-def info_nce(source_embeds: torch.Tensor, target_embeds: torch.Tensor, temperature: float) -> torch.Tensor:
+def without_shared_content(logits: torch.Tensor, shared_content: torch.Tensor | None) -> torch.Tensor:
+    """`logits` [B, B + k] with the in-batch columns of `shared_content` [B, B] (off the diagonal) set to -inf, so
+    those targets leave the softmax's denominator; unchanged when `shared_content` is None."""
+    if shared_content is None:
+        return logits
+    size = logits.shape[0]
+    if shared_content.shape != (size, size):
+        raise ValueError(f"shared_content {tuple(shared_content.shape)} must be [batch, batch] = {(size, size)}")
+    excluded = shared_content.to(device=logits.device, dtype=torch.bool)
+    excluded = excluded & ~torch.eye(size, dtype=torch.bool, device=logits.device)  # the positive always counts
+    excluded = F.pad(excluded, (0, logits.shape[1] - size))  # columns after the batch's (CCL's hard negative) count
+    return logits.masked_fill(excluded, float("-inf"))
+
+
+def info_nce(
+    source_embeds: torch.Tensor,
+    target_embeds: torch.Tensor,
+    temperature: float,
+    shared_content: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Eq. 7: InfoNCE from a source modality to the target sequences, the other targets as negatives.
 
     Args:
         source_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^X`, e.g. `phi_V(H^V)`.
         target_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y`.
         temperature (`float`): `tau`.
+        shared_content (`torch.BoolTensor` of shape `(batch_size, batch_size)`, *optional*): pairs that are not
+            each other's negatives (see the module docstring).
 
     Returns:
         `torch.Tensor` of shape `()`: the mean over the batch.
     """
     logits = cosine_similarity_matrix(source_embeds, target_embeds) / temperature  # [B, B]
+    logits = without_shared_content(logits, shared_content)
     return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
 def cross_modal_contrastive_loss(
-    image_embeds: torch.Tensor, target_embeds: torch.Tensor, negative_embeds: torch.Tensor, temperature: float
+    image_embeds: torch.Tensor,
+    target_embeds: torch.Tensor,
+    negative_embeds: torch.Tensor,
+    temperature: float,
+    shared_content: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 8 (CCL): image-to-target InfoNCE plus each example's entity-swapped target as a hard negative.
 
@@ -64,6 +96,8 @@ def cross_modal_contrastive_loss(
         negative_embeds (`torch.Tensor` of shape `(batch_size, dim)`): `H~^Y_ent`, row `i` the hard negative of
             example `i` only.
         temperature (`float`): `tau`.
+        shared_content (`torch.BoolTensor` of shape `(batch_size, batch_size)`, *optional*): pairs that are not
+            each other's in-batch negatives (see the module docstring); the hard negatives always count.
 
     Returns:
         `torch.Tensor` of shape `()`: the mean over the batch.
@@ -71,6 +105,7 @@ def cross_modal_contrastive_loss(
     logits = cosine_similarity_matrix(image_embeds, target_embeds) / temperature  # [B, B]
     hard = F.cosine_similarity(image_embeds.float(), negative_embeds.float(), dim=-1) / temperature  # [B]
     logits = torch.cat([logits, hard.unsqueeze(1)], dim=1)  # [B, B + 1]
+    logits = without_shared_content(logits, shared_content)
     return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
@@ -102,6 +137,7 @@ def personalized_contrastive_loss(
     review_means: torch.Tensor,
     alpha: float,
     temperature: float,
+    shared_content: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 9 (PCL): review-to-target InfoNCE with the negatives weighted by `personality_weights`.
 
@@ -111,13 +147,16 @@ def personalized_contrastive_loss(
         review_means (`torch.Tensor` of shape `(batch_size, feature_dim)`): `R~` (input features, no gradient).
         alpha (`float`): base of the weights, > 1.
         temperature (`float`): `tau`.
+        shared_content (`torch.BoolTensor` of shape `(batch_size, batch_size)`, *optional*): pairs that are not
+            each other's negatives (see the module docstring).
 
     Returns:
         `torch.Tensor` of shape `()`: the mean over the batch.
     """
     logits = cosine_similarity_matrix(review_embeds, target_embeds) / temperature  # [B, B]
     log_weights = personality_log_weights(review_means, alpha).detach()  # log f of eq. 10, inside the softmax
-    return F.cross_entropy(logits + log_weights, torch.arange(logits.shape[0], device=logits.device))
+    logits = without_shared_content(logits + log_weights, shared_content)
+    return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
 
 
 def likelihood_contrastive_loss(
@@ -142,13 +181,15 @@ def likelihood_contrastive_loss(
     return F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long, device=logits.device))
 
 
-def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Tensor:
-    """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says.
+def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict | None = None) -> torch.Tensor:
+    """`L_CL` (eq. 7) or `L_CCL` (eq. 8) between `phi_V(H^V)` and `phi_Y(H^Y)`, as `config.image_contrastive` says;
+    the batch's `shared_content` (in `inputs`, optional) leaves pairs out of each other's negatives.
 
     With `config.contrastive_score="likelihood"`: the target against itself under the next example's photos, and
     (CCL) against its entity-swapped version under its own inputs; with `likelihood_image_negatives="entity"`, against
     that version alone.
     """
+    shared_content = _shared_content(config, inputs)
     if config.contrastive_score == "likelihood":
         # likelihood_image_negatives="entity" (H7): the entity-swapped target alone; no photo-swapped copy was scored.
         negatives = [outputs.image_swapped_log_likelihood] if config.likelihood_image_negatives == "all" else []
@@ -160,22 +201,28 @@ def image_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput) -> torch.Ten
             negatives.append(outputs.negative_log_likelihood)
         return likelihood_contrastive_loss(outputs.target_log_likelihood, negatives)
     if config.image_contrastive == "cl":
-        return info_nce(outputs.image_embeds, outputs.target_embeds, config.contrastive_temperature)
+        return info_nce(outputs.image_embeds, outputs.target_embeds, config.contrastive_temperature, shared_content)
     if outputs.negative_embeds is None:
         raise ValueError(
             "image_contrastive='ccl' needs negative_input_ids in the batch (collator with_negatives)"
         )
     return cross_modal_contrastive_loss(
-        outputs.image_embeds, outputs.target_embeds, outputs.negative_embeds, config.contrastive_temperature
+        outputs.image_embeds,
+        outputs.target_embeds,
+        outputs.negative_embeds,
+        config.contrastive_temperature,
+        shared_content,
     )
 
 
 def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> torch.Tensor:
-    """`L_CL` (eq. 7) or `L_PCL` (eq. 9) between `phi_R(H^R)` and `phi_Y(H^Y)`, as `config.review_contrastive` says.
+    """`L_CL` (eq. 7) or `L_PCL` (eq. 9) between `phi_R(H^R)` and `phi_Y(H^Y)`, as `config.review_contrastive` says;
+    the batch's `shared_content` (in `inputs`, optional) leaves pairs out of each other's negatives.
 
     With `config.contrastive_score="likelihood"`: the target against itself under the next example's history
     reviews, that negative weighted by `f(i, i + 1)` of eq. 10 for PCL.
     """
+    shared_content = _shared_content(config, inputs)
     if config.contrastive_score == "likelihood":
         log_weights = None
         if config.review_contrastive == "pcl":
@@ -187,7 +234,7 @@ def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dic
             outputs.target_log_likelihood, [outputs.review_swapped_log_likelihood], log_weights
         )
     if config.review_contrastive == "cl":
-        return info_nce(outputs.review_embeds, outputs.target_embeds, config.contrastive_temperature)
+        return info_nce(outputs.review_embeds, outputs.target_embeds, config.contrastive_temperature, shared_content)
     review_means = masked_mean(inputs["review_features"], inputs["review_mask"])  # R~ of eq. 10
     return personalized_contrastive_loss(
         outputs.review_embeds,
@@ -195,7 +242,20 @@ def review_contrastive_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dic
         review_means,
         config.pcl_alpha,
         config.contrastive_temperature,
+        shared_content,
     )
+
+
+def _shared_content(config: PC2LConfig, inputs: dict | None) -> torch.Tensor | None:
+    """The batch's `shared_content`, None without one; refused for the likelihood score, which has no in-batch
+    negatives to leave out (its negatives are the next example's inputs)."""
+    shared_content = (inputs or {}).get("shared_content")
+    if shared_content is not None and config.contrastive_score == "likelihood":
+        raise ValueError(
+            "shared_content leaves pairs out of the in-batch negatives of the embedding score; "
+            "contrastive_score='likelihood' has none: drop the examples' content_labels"
+        )
+    return shared_content
 
 
 def total_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> tuple[torch.Tensor, dict]:
@@ -204,7 +264,8 @@ def total_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> tuple[t
     Args:
         config ([`PC2LConfig`]): says which contrastive losses are on and their weights.
         outputs ([`PC2LOutput`]): the model output for `inputs` (with `labels`).
-        inputs (`dict`): the batch (`review_features`, `review_mask` are read for PCL).
+        inputs (`dict`): the batch (`review_features`, `review_mask` are read for PCL; `shared_content`, if there, by
+            every in-batch loss).
 
     Returns:
         `(loss, parts)`: parts has `loss_ce` and the active ones of `loss_img_cl` / `loss_ccl`,
@@ -212,7 +273,7 @@ def total_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> tuple[t
     """
     loss, parts = outputs.loss, {"loss_ce": outputs.loss}
     if config.image_contrastive != "none":
-        image_loss = image_contrastive_loss(config, outputs)
+        image_loss = image_contrastive_loss(config, outputs, inputs)
         parts[IMAGE_LOSS_NAMES[config.image_contrastive]] = image_loss
         loss = loss + config.lambda1 * image_loss
     if config.review_contrastive != "none":
@@ -233,4 +294,5 @@ __all__ = [
     "personalized_contrastive_loss",
     "review_contrastive_loss",
     "total_loss",
+    "without_shared_content",
 ]

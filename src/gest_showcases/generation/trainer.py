@@ -76,6 +76,8 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """
 
     loss_is_scaled_for_ga = False
+    # Batch fields that `loss_and_parts` reads and the model's forward does not take.
+    loss_only_inputs: tuple[str, ...] = ()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -87,7 +89,8 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
         return outputs.loss, {name: value for name, value in outputs.items() if name.startswith("loss_")}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(**inputs, return_dict=True)  # the parts are read by name, whatever config.return_dict says
+        # The parts are read by name, whatever config.return_dict says.
+        outputs = model(**self._model_inputs(inputs), return_dict=True)
         loss, parts = self.loss_and_parts(model, outputs, inputs)
         mode = "train" if model.training else "eval"
         for name, value in parts.items():
@@ -96,7 +99,10 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
 
     def probe_loss(self, inputs: dict) -> torch.Tensor:
         # As `compute_loss`, with the parts left out of the logs.
-        return self.loss_and_parts(self.model, self.model(**inputs, return_dict=True), inputs)[0]
+        return self.loss_and_parts(self.model, self.model(**self._model_inputs(inputs), return_dict=True), inputs)[0]
+
+    def _model_inputs(self, inputs: dict) -> dict:
+        return {name: value for name, value in inputs.items() if name not in self.loss_only_inputs}
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         mode = "eval" if any(key.startswith("eval_") for key in logs) else "train"
@@ -113,8 +119,11 @@ class PC2LTrainer(GeneratorTrainer):
 
     Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`, or cross-entropy
     alone during the first `config.contrastive_warmup_ratio` of the training steps); use it like `Trainer`, with a
-    [`PC2LCollator`] as data collator (`with_negatives=True` for CCL).
+    [`PC2LCollator`] as data collator (`with_negatives=True` for CCL). A batch's `shared_content` (examples with
+    `content_labels`) goes to the losses only.
     """
+
+    loss_only_inputs = ("shared_content",)
 
     def _build_accelerator_args(self, **kwargs) -> dict:
         # Trainer builds DDP's options here, in its __init__. The projection heads get no gradient in a warm-up step,
