@@ -278,6 +278,10 @@ def test_perplexity_columns_show_only_on_pc2l_rows():
     )
     variant.variant_ce_only = True
     assert "every row trained by train-pc2l (CE only included) below was trained with" in tables_markdown(results, variant, 10, 60.0)
+    # A variant without options (its cells kept apart, e.g. for a research script) says so, not "with ``".
+    bare = tables_markdown(results, ExperimentArguments(tables=["2"], baselines=["peter"], variant="probe"), 10, 60.0)
+    assert "``" not in bare
+    assert "Variant `probe`: every contrastive row below was trained with the loss configuration its name gives and no other options" in bare
 
 
 def test_a_seed_scored_before_the_interaction_classifier_gains_clip_align_interaction(tmp_path, monkeypatch):

@@ -250,12 +250,14 @@ def tables_markdown(results: dict, args, num_examples: int, seconds: float) -> s
         # The rows keep Table 4's names (they key the cells and results.json); the variant's options may change what
         # the names say, e.g. `--review_contrastive none` under "PC2L (CCL + PCL)".
         rows = "row trained by train-pc2l (CE only included)" if args.variant_ce_only else "contrastive row"
-        lines += [
-            f"Variant `{args.variant}`: every {rows} below was "
-            f"trained with `{args.generator_args}` on top of the loss configuration its name gives, and those options "
-            "win where they disagree with the name.",
-            "",
-        ]
+        if args.generator_args:
+            trained = (
+                f"trained with `{args.generator_args}` on top of the loss configuration its name gives, and those "
+                "options win where they disagree with the name."
+            )
+        else:  # a variant of the same options, kept apart (e.g. a research script that changes the data)
+            trained = "trained with the loss configuration its name gives and no other options, in cells of its own."
+        lines += [f"Variant `{args.variant}`: every {rows} below was {trained}", ""]
     if "3" in args.tables:
         lines += ["## Table 3: image selection (K = 3)", "", "| Method | " + " | ".join(c for _, c, _ in SELECTION_COLUMNS) + " |",
                   "|---|" + "---:|" * len(SELECTION_COLUMNS)]  # fmt: skip
