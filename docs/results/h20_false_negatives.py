@@ -22,11 +22,16 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch.nn.functional as F
+from scipy.stats import rankdata
 
 from gest_showcases import cli
 from gest_showcases.commands import train_pc2l
+from gest_showcases.features.cache import load_features
 from gest_showcases.generation import collator as collator_module
+from gest_showcases.generation.negatives import entity_spans, load_parser
 
 
 def photo_subjects(world: Path) -> dict[str, list[str]]:
@@ -41,18 +46,45 @@ def photo_subjects(world: Path) -> dict[str, list[str]]:
 
 
 def count(world: Path) -> None:
+    """The declaration's figures on the training split: how often pairs share a photo subject, and how well two
+    label sources a real-data method could have (the photos' features, the targets' noun chunks) find those pairs."""
     truth = json.loads((world / "synth" / "ground_truth.json").read_text())
     rows = pd.read_parquet(next((world / "dataset" / "s2").glob("train-*.parquet")))
     aliases = {alias.lower(): name for name, subject in truth["subjects"].items() for alias in subject["aliases"]}
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, aliases), key=len, reverse=True)) + r")\b")
     shown = [{truth["pics"][pic]["subject"] for pic in pics} for pics in rows.pics]
     named = [{aliases[match] for match in pattern.findall(text.lower())} for text in rows.explanation]
-    pairs = [(i, j) for i in range(len(rows)) for j in range(len(rows)) if i != j]
-    share = sum(bool(shown[i] & shown[j]) for i, j in pairs) / len(pairs)
-    fits = sum(bool(named[j]) and named[j] <= shown[i] for i, j in pairs) / len(pairs)
-    print(f"{world}: {len(rows)} training examples, {len(pairs)} ordered pairs")
-    print(f"  photos share a subject: {share:.2%} of pairs, {15 * share:.2f} of a row's 15 negatives at batch 16")
-    print(f"  every subject the other target names is shown: {fits:.2%} of pairs, {15 * fits:.2f} per row")
+    size = len(rows)
+    off_diagonal = ~np.eye(size, dtype=bool)
+    shares = np.array([[bool(shown[i] & shown[j]) for j in range(size)] for i in range(size)]) & off_diagonal
+    fits = np.array([[bool(named[j]) and named[j] <= shown[i] for j in range(size)] for i in range(size)]) & off_diagonal
+    pairs = off_diagonal.sum()
+    print(f"{world}: {size} training examples, {pairs} ordered pairs")
+    print(f"  photos share a subject: {shares.sum() / pairs:.2%} of pairs, {15 * shares.sum() / pairs:.2f} of a row's "
+          "15 negatives at batch 16")
+    print(f"  every subject the other target names is shown: {fits.sum() / pairs:.2%} of pairs, "
+          f"{15 * fits.sum() / pairs:.2f} per row")
+
+    def report(name: str, predicted: np.ndarray) -> None:
+        predicted = predicted & off_diagonal
+        found = (predicted & shares).sum()
+        print(f"  {name}: {15 * predicted.sum() / pairs:.2f} per row, precision {found / max(predicted.sum(), 1):.2f}, "
+              f"recall {found / shares.sum():.2f}")
+
+    # The photos' features (the world's stand-in CLIP): the largest cosine between a photo of i and one of j.
+    table = load_features(world / "features", "image")
+    features = [F.normalize(table.lookup(list(pics))[0], dim=-1) for pics in rows.pics]
+    largest = np.array([[float((features[i] @ features[j].T).max()) for j in range(size)] for i in range(size)])
+    positives, negatives = largest[shares], largest[off_diagonal & ~shares]
+    ranks = rankdata(np.concatenate([positives, negatives]))
+    auc = (ranks[: len(positives)].sum() - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives))
+    print(f"  photo features, largest cosine: AUC {auc:.2f}")
+    for threshold in (0.5, 0.6, 0.7, 0.8):
+        report(f"largest cosine >= {threshold}", largest >= threshold)
+    # The targets' noun chunks (the entities CCL's hard negatives swap), lowercased.
+    spans = entity_spans(list(rows.explanation), load_parser())
+    chunks = [{text[start:end].lower() for start, end in row} for text, row in zip(rows.explanation, spans, strict=True)]
+    report("a shared noun chunk", np.array([[bool(chunks[i] & chunks[j]) for j in range(size)] for i in range(size)]))
 
 
 if sys.argv[1] == "--count":
