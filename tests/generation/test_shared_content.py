@@ -5,9 +5,11 @@ import math
 
 import pytest
 import torch
-from pc2l_fixtures import synthetic_examples, tiny_config
-from transformers import TrainingArguments
+from pc2l_fixtures import synthetic_examples, tiny_config, train_pc2l_argv
+from transformers import AutoConfig, TrainingArguments
 
+from gest_showcases.cards import generator_card
+from gest_showcases.commands import train_pc2l
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset, shared_content
 from gest_showcases.generation.losses import (
@@ -17,6 +19,12 @@ from gest_showcases.generation.losses import (
     total_loss,
 )
 from gest_showcases.generation.modeling_pc2l import masked_mean
+from gest_showcases.generation.negatives import (
+    entity_labels,
+    entity_spans,
+    fallback_entity_spans,
+    load_parser,
+)
 from gest_showcases.generation.trainer import PC2LTrainer
 
 # Example 0 shares a label with 2, example 1 with 3 and 2; example 4 has no label at all.
@@ -157,3 +165,53 @@ def test_the_trainer_keeps_the_mask_from_the_model_and_gives_it_to_the_losses(to
     logged = [entry for entry in trainer.state.log_history if "loss_ccl" in entry]
     assert len(logged) == 1 and math.isfinite(logged[0]["loss"])
     assert given and all("input_ids" in names and "shared_content" not in names for names in given)
+
+
+def test_entity_labels_are_each_targets_lowercased_chunks():
+    texts = ["The Sushi was great and the miso soup too.", "Their sushi is fresh.", "It was fine."]
+    spans = fallback_entity_spans(texts)
+    assert entity_labels(texts, spans) == [{"sushi", "miso soup"}, {"sushi"}, set()]
+    assert shared_content(entity_labels(texts, spans)).tolist() == [
+        [True, True, False], [True, True, False], [False, False, False],
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"in_batch_labels": "nouns"}, "in_batch_labels must be one of"),
+        ({"in_batch_labels": "noun_chunks", "contrastive_score": "likelihood"}, "contrastive_score='embedding'"),
+        ({"in_batch_labels": "noun_chunks", "image_contrastive": "none", "review_contrastive": "none"},
+         "contrastive_score='embedding'"),
+    ],
+)  # fmt: skip
+def test_in_batch_labels_that_cannot_apply_are_refused(tokenizer, overrides, message):
+    assert tiny_config(tokenizer).in_batch_labels == "none"  # the paper: every other target a negative
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tokenizer, **overrides)
+
+
+def test_train_pc2l_labels_each_example_with_its_targets_chunks(command_assets, monkeypatch, capsys):
+    made = []
+
+    class RecordingDataset(PC2LDataset):
+        def __init__(self, targets, **columns):
+            made.append((list(targets), columns.get("content_labels")))
+            super().__init__(targets, **columns)
+
+    monkeypatch.setattr(train_pc2l, "PC2LDataset", RecordingDataset)
+    assert train_pc2l.main(train_pc2l_argv(command_assets, "--in_batch_labels", "noun_chunks")) == 0
+    assert made and all(labels is not None for _, labels in made)
+    for targets, labels in made:
+        assert labels == entity_labels(targets, entity_spans(targets, load_parser()))
+    assert any(labels for _, labels in made for labels in labels)  # the targets do name entities
+    config = AutoConfig.from_pretrained(command_assets / "run")
+    assert config.in_batch_labels == "noun_chunks"
+    assert "| in_batch_labels | noun_chunks |" in str(generator_card(config, "user/run", results_dir=command_assets))
+    # Without the option (the paper), no labels reach the examples.
+    made.clear()
+    capsys.readouterr()
+    argv = train_pc2l_argv(command_assets)
+    argv[argv.index("--output_dir") + 1] = str(command_assets / "run-paper")
+    assert train_pc2l.main(argv) == 0
+    assert made and all(labels is None for _, labels in made)

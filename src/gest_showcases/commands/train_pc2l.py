@@ -48,7 +48,7 @@ from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
 from gest_showcases.generation.lora import point_adapter_at_base, save_lora_base
 from gest_showcases.generation.mined_negatives import NegativeMiningCallback
-from gest_showcases.generation.negatives import entity_spans, load_parser, make_hard_negatives
+from gest_showcases.generation.negatives import entity_labels, entity_spans, load_parser, make_hard_negatives
 from gest_showcases.generation.trainer import PC2LTrainer, check_generator_training_args
 from gest_showcases.generation.training_run import (
     PC2LDataArguments,
@@ -169,22 +169,25 @@ def run(
     for name, value in contracts.items():
         setattr(config, name, value)
     spans = {}
-    if with_negatives:
+    if with_negatives or config.in_batch_labels == "noun_chunks":
         parser = load_parser()
         for split, columns in splits.items():
-            # Parsed once: the random negatives and negative mining swap the same entities.
+            # Parsed once: the random negatives, negative mining and the in-batch labels read the same entities.
             spans[split] = entity_spans(columns["target"], parser)
-            columns["negative"] = make_hard_negatives(
-                columns["target"], seed=data_args.negative_seed, spans=spans[split]
-            )
+            if with_negatives:
+                columns["negative"] = make_hard_negatives(
+                    columns["target"], seed=data_args.negative_seed, spans=spans[split]
+                )
+            if config.in_batch_labels == "noun_chunks":
+                columns["content_labels"] = entity_labels(columns["target"], spans[split])
     splits_data = {
         split: PC2LDataset(
             targets=columns["target"],
             image_features=columns.get("image_features"),
             review_features=columns.get("review_features"),
             negatives=columns.get("negative"),
-            # None from `load_split`; a caller that adds labels (the H20 probe, docs/results/h20_false_negatives.py)
-            # gets label-aware in-batch negatives.
+            # `--in_batch_labels noun_chunks`, or a caller's (the H20 probe, docs/results/h20_false_negatives.py,
+            # adds the world's ground truth to `load_split`'s columns): label-aware in-batch negatives.
             content_labels=columns.get("content_labels"),
         )
         for split, columns in splits.items()

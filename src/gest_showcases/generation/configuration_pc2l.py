@@ -13,6 +13,7 @@ CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 HARD_NEGATIVE_GRADIENTS = ("full", "detached")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
+IN_BATCH_LABELS = ("none", "noun_chunks")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
 CROSS_ATTENTION_GATES = ("tanh", "none")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
@@ -162,6 +163,12 @@ class PC2LConfig(PreTrainedConfig):
             documented deviation, docs/experiments.md, H8): from the second epoch on, every epoch re-mines each
             training target's negative as its likeliest one-entity swap under the model being trained, among the K
             swaps whose first token it finds likeliest (`generation.mined_negatives`).
+        in_batch_labels (`str`, *optional*, defaults to `"none"`):
+            Training only (read by `train-pc2l`, not by the model; a documented option, docs/experiments.md, H22).
+            `"none"` (the paper): every other target of the batch is a negative of eqs. 7-9. `"noun_chunks"`: each
+            example's labels are its target's noun chunks (the entities CCL's hard negatives swap, lower case), and
+            two examples whose targets name one are left out of each other's in-batch negatives (`losses`,
+            `shared_content`), a proxy for the pairs whose photos show the same thing (H20). Embedding score only.
         contrastive_warmup_ratio (`float`, *optional*, defaults to 0.0):
             Training only (read by [`PC2LTrainer`], not by the model; a documented option, docs/experiments.md,
             H15). 0 (the paper, whose decoder was pretrained): the contrastive losses from the first step. `r` in
@@ -234,6 +241,7 @@ class PC2LConfig(PreTrainedConfig):
     likelihood_image_negatives: str = "all"
     mined_negative_candidates: int = 0
     contrastive_warmup_ratio: float | int = 0.0
+    in_batch_labels: str = "none"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -309,6 +317,15 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(
                 f"contrastive_warmup_ratio must be in [0, 1) (the share of the training steps on cross-entropy "
                 f"alone), got {self.contrastive_warmup_ratio}"
+            )
+        if self.in_batch_labels not in IN_BATCH_LABELS:
+            raise ValueError(f"in_batch_labels must be one of {IN_BATCH_LABELS}, got {self.in_batch_labels!r}")
+        if self.in_batch_labels != "none" and (
+            self.contrastive_score != "embedding" or self.image_contrastive == self.review_contrastive == "none"
+        ):
+            raise ValueError(
+                f"in_batch_labels={self.in_batch_labels!r} leaves pairs out of the in-batch negatives: it needs a "
+                "contrastive loss with contrastive_score='embedding'"
             )
         if self.contrastive_warmup_ratio and self.image_contrastive == self.review_contrastive == "none":
             raise ValueError("contrastive_warmup_ratio delays the contrastive losses: it needs at least one of them")

@@ -113,6 +113,15 @@ def entity_pool(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[st
     )
 
 
+def entity_labels(texts: list[str], spans: list[list[tuple[int, int]]]) -> list[set[str]]:
+    """Each text's entities (lower case) at `spans`, as a set: the `content_labels` of `in_batch_labels="noun_chunks"`
+    (two targets naming one entity are left out of each other's in-batch negatives)."""
+    return [
+        {text[start:end].lower() for start, end in text_spans}
+        for text, text_spans in zip(texts, spans, strict=True)
+    ]
+
+
 def make_hard_negatives(
     texts: list[str],
     nlp=None,
@@ -169,6 +178,7 @@ def make_hard_negatives(
 
 
 __all__ = [
+    "entity_labels",
     "entity_pool",
     "entity_spans",
     "fallback_entity_spans",

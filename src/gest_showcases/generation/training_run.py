@@ -122,6 +122,14 @@ class PC2LModelArguments:
             "optimizer steps train on cross-entropy alone, then the contrastive losses join with their weights"
         },
     )
+    in_batch_labels: str = field(
+        default="none",
+        metadata={
+            "help": "none (the paper): every other target of the batch is a negative of CCL/PCL/CL. noun_chunks (an "
+            "option, H22): two examples whose targets name one noun chunk (the entities CCL's hard negatives swap) "
+            "are left out of each other's in-batch negatives; embedding score only"
+        },
+    )
     image_feature_noise: float = field(
         default=0.0,
         metadata={
@@ -154,7 +162,7 @@ class PC2LModelArguments:
 CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
-    "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio",
+    "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
 })  # fmt: skip
 
 
@@ -260,7 +268,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "mined_negative_candidates", "contrastive_warmup_ratio", "image_feature_noise",
+             "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels", "image_feature_noise",
              "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
