@@ -17,8 +17,6 @@ EXPERIMENT_DIR is the experiment's `--output_dir`, whose world (`world/`) must e
 collated batches' in-batch negatives (training and validation) that the labels left out.
 """
 
-import json
-import re
 import sys
 from pathlib import Path
 
@@ -31,29 +29,31 @@ from gest_showcases import cli
 from gest_showcases.commands import train_pc2l
 from gest_showcases.features.cache import load_features
 from gest_showcases.generation import collator as collator_module
-from gest_showcases.generation.negatives import entity_spans, load_parser
+from gest_showcases.generation.negatives import entity_labels, entity_spans, load_parser
+from gest_showcases.metrics.synth_truth import SynthTruth
 
 
-def photo_subjects(world: Path) -> dict[str, list[str]]:
-    """Each s2 review's photos' subjects, in the order of its `pics` (what `load_split` reads), by review id."""
-    truth = json.loads((world / "synth" / "ground_truth.json").read_text())
-    subjects = {}
+def shown_subjects(truth: SynthTruth, pics) -> set[str]:
+    """The subjects `pics` show (a photo of no subject gives none)."""
+    return {truth.pic_subjects[pic] for pic in pics} - {None}
+
+
+def review_photos(world: Path) -> dict[str, list[str]]:
+    """Each s2 review's photos, in the order of its `pics` (what `load_split` reads), by review id."""
+    pics_by_review = {}
     for path in sorted((world / "dataset" / "s2").glob("*.parquet")):
         rows = pd.read_parquet(path, columns=["review_id", "pics"])
-        for review_id, pics in zip(rows.review_id, rows.pics, strict=True):
-            subjects[review_id] = [truth["pics"][pic]["subject"] for pic in pics]
-    return subjects
+        pics_by_review.update(zip(rows.review_id, map(list, rows.pics), strict=True))
+    return pics_by_review
 
 
 def count(world: Path) -> None:
     """The declaration's figures on the training split: how often pairs share a photo subject, and how well two
     label sources a real-data method could have (the photos' features, the targets' noun chunks) find those pairs."""
-    truth = json.loads((world / "synth" / "ground_truth.json").read_text())
+    truth = SynthTruth.load(world / "synth" / "ground_truth.json")
     rows = pd.read_parquet(next((world / "dataset" / "s2").glob("train-*.parquet")))
-    aliases = {alias.lower(): name for name, subject in truth["subjects"].items() for alias in subject["aliases"]}
-    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, aliases), key=len, reverse=True)) + r")\b")
-    shown = [{truth["pics"][pic]["subject"] for pic in pics} for pics in rows.pics]
-    named = [{aliases[match] for match in pattern.findall(text.lower())} for text in rows.explanation]
+    shown = [shown_subjects(truth, pics) for pics in rows.pics]
+    named = [set(truth.named_subjects(text)) for text in rows.explanation]
     size = len(rows)
     off_diagonal = ~np.eye(size, dtype=bool)
     shares = np.array([[bool(shown[i] & shown[j]) for j in range(size)] for i in range(size)]) & off_diagonal
@@ -82,8 +82,8 @@ def count(world: Path) -> None:
     for threshold in (0.5, 0.6, 0.7, 0.8):
         report(f"largest cosine >= {threshold}", largest >= threshold)
     # The targets' noun chunks (the entities CCL's hard negatives swap), lowercased.
-    spans = entity_spans(list(rows.explanation), load_parser())
-    chunks = [{text[start:end].lower() for start, end in row} for text, row in zip(rows.explanation, spans, strict=True)]
+    texts = list(rows.explanation)
+    chunks = entity_labels(texts, entity_spans(texts, load_parser()))  # what --in_batch_labels noun_chunks gives
     report("a shared noun chunk", np.array([[bool(chunks[i] & chunks[j]) for j in range(size)] for i in range(size)]))
 
 
@@ -92,7 +92,8 @@ if sys.argv[1] == "--count":
     sys.exit(0)
 
 output_dir, options = sys.argv[1], sys.argv[2:]
-subjects = photo_subjects(Path(output_dir) / "world")
+world_truth = SynthTruth.load(Path(output_dir) / "world" / "synth" / "ground_truth.json")
+review_pics = review_photos(Path(output_dir) / "world")
 original_load_split = train_pc2l.load_split
 original_shared_content = collator_module.shared_content
 tally = {"batches": 0, "negatives": 0, "excluded": 0}
@@ -101,7 +102,9 @@ tally = {"batches": 0, "negatives": 0, "excluded": 0}
 def load_split_with_labels(data_args, split, config, tables):
     columns = original_load_split(data_args, split, config, tables)
     # The photos the features were read for: load_split keeps each example's first max_images.
-    columns["content_labels"] = [set(subjects[review_id][: config.max_images]) for review_id in columns["review_id"]]
+    columns["content_labels"] = [
+        shown_subjects(world_truth, review_pics[review_id][: config.max_images]) for review_id in columns["review_id"]
+    ]
     return columns
 
 
