@@ -23,7 +23,7 @@ from gest_showcases.generation.training_run import config_kwargs
 KINDS = ("gpt2", "gated")
 
 
-def _model(tokenizer, kind: str, **overrides) -> PC2LForConditionalGeneration:
+def ccl_pcl_model(tokenizer, kind: str, **overrides) -> PC2LForConditionalGeneration:
     """PC2L (CCL + PCL) in eval mode (dropout off: the two modes see the same network)."""
     if kind == "gated":
         return gated_model(tokenizer, open_gates=True, **overrides).eval()
@@ -31,7 +31,7 @@ def _model(tokenizer, kind: str, **overrides) -> PC2LForConditionalGeneration:
     return PC2LForConditionalGeneration(tiny_config(tokenizer, **overrides)).eval()
 
 
-def _batch(tokenizer) -> dict:
+def negatives_batch(tokenizer) -> dict:
     """Four examples with padded targets and hard negatives, 1-5 images and 0-4 reviews."""
     return dict(PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(4, seed=1)))
 
@@ -73,8 +73,8 @@ def _saved_for_backward(model, batch) -> int:
 @pytest.mark.parametrize("target", ["decoder", "text"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_detached_loss_is_the_full_loss_and_its_gradients_the_oracles(tokenizer, kind, target):
-    model = _model(tokenizer, kind, contrastive_target=target)
-    batch = _batch(tokenizer)
+    model = ccl_pcl_model(tokenizer, kind, contrastive_target=target)
+    batch = negatives_batch(tokenizer)
     full_loss, full_negatives, full_gradients = _step(model, batch, "full")
     oracle_loss, _, oracle_gradients = _step(model, batch, "full", detach_negative_embeds=True)
     loss, negatives, gradients = _step(model, batch, "detached")
@@ -101,8 +101,8 @@ def test_detached_loss_is_the_full_loss_and_its_gradients_the_oracles(tokenizer,
 def test_the_negatives_run_in_a_call_of_their_own_that_autograd_keeps_nothing_of(tokenizer, kind):
     """The negatives leave the batched call (its rows: the targets only) for one without gradients, and the step
     saves less for backward than the full one."""
-    model = _model(tokenizer, kind)
-    batch = _batch(tokenizer)
+    model = ccl_pcl_model(tokenizer, kind)
+    batch = negatives_batch(tokenizer)
     model.config.hard_negative_gradients = "detached"
     calls = _embedding_calls(model, batch)
     assert len(calls) == 2
@@ -119,9 +119,9 @@ def test_the_negatives_run_in_a_call_of_their_own_that_autograd_keeps_nothing_of
 
 def test_detached_ignores_prefix_sharing(tokenizer):
     """GPT-2 with `_negative_prefix_sharing` on: a detached negative runs in full (no suffix pass, no cache)."""
-    model = _model(tokenizer, "gpt2", hard_negative_gradients="detached")
+    model = ccl_pcl_model(tokenizer, "gpt2", hard_negative_gradients="detached")
     model._negative_prefix_sharing = True
-    batch = _batch(tokenizer)
+    batch = negatives_batch(tokenizer)
     calls = _embedding_calls(model, batch)
     assert [ids.shape for ids, _ in calls] == [batch["input_ids"].shape] * 2
     assert torch.equal(calls[1][0], batch["negative_input_ids"]) and not calls[1][1]
@@ -133,7 +133,7 @@ def test_detached_ignores_prefix_sharing(tokenizer):
 
 def test_the_default_is_the_papers_and_old_configs_load_as_it(tokenizer, tmp_path):
     assert PC2LConfig().hard_negative_gradients == "full"
-    model = _model(tokenizer, "gpt2")
+    model = ccl_pcl_model(tokenizer, "gpt2")
     assert model.config.hard_negative_gradients == "full"
     model.save_pretrained(tmp_path)
     # A checkpoint saved before the field existed: its config.json lacks it.
@@ -143,17 +143,17 @@ def test_the_default_is_the_papers_and_old_configs_load_as_it(tokenizer, tmp_pat
     path.write_text(json.dumps(saved))
     loaded = PC2LForConditionalGeneration.from_pretrained(tmp_path)
     assert loaded.config.hard_negative_gradients == "full"
-    negative_grad = [grad for _, grad in _embedding_calls(loaded.eval(), _batch(tokenizer))]
+    negative_grad = [grad for _, grad in _embedding_calls(loaded.eval(), negatives_batch(tokenizer))]
     assert negative_grad == [True]  # one batched call over targets and negatives, with gradients
 
 
 def test_a_saved_detached_model_trains_detached_after_loading(tokenizer, tmp_path):
-    model = _model(tokenizer, "gpt2", hard_negative_gradients="detached")
+    model = ccl_pcl_model(tokenizer, "gpt2", hard_negative_gradients="detached")
     model.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["hard_negative_gradients"] == "detached"
     loaded = PC2LForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert loaded.config.hard_negative_gradients == "detached"
-    assert [grad for _, grad in _embedding_calls(loaded, _batch(tokenizer))] == [True, False]
+    assert [grad for _, grad in _embedding_calls(loaded, negatives_batch(tokenizer))] == [True, False]
 
 
 @pytest.mark.parametrize(
@@ -171,8 +171,8 @@ def test_invalid_settings_are_refused(overrides, message):
 
 def test_cross_key_values_are_refused_with_detached_negatives(tokenizer):
     """As with negatives in the batched call: the contrastive passes compute their own keys and values."""
-    model = _model(tokenizer, "gated", hard_negative_gradients="detached")
-    batch = _batch(tokenizer)
+    model = ccl_pcl_model(tokenizer, "gated", hard_negative_gradients="detached")
+    batch = negatives_batch(tokenizer)
     states, _ = model.encode(*(batch[key] for key in ("image_features", "image_mask", "review_features",
                                                        "review_mask")))  # fmt: skip
     with pytest.raises(ValueError, match="cross_key_values serve decoding"):

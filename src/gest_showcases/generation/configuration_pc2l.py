@@ -12,6 +12,7 @@ REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
 CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 HARD_NEGATIVE_GRADIENTS = ("full", "detached")
+DECODER_CONTRASTIVE_GRADIENTS = ("full", "none")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
@@ -192,6 +193,14 @@ class PC2LConfig(PreTrainedConfig):
             scores only: `contrastive_score="likelihood"` refuses it, since there CCL trains by lowering the
             negative's log-likelihood, which a detached negative never would.
 
+        decoder_contrastive_gradients (`str`, *optional*, defaults to `"full"`):
+            Whether the contrastive losses train the decoder. `"full"` (the paper): `phi_Y` pools the decoder's
+            states with their gradients, so eqs. 7-9 move the decoder (its self- and cross-attention and LM layers)
+            as well as the encoder and the heads. `"none"` (a documented option, docs/experiments.md, H23): the
+            decoder's states are detached before `phi_Y`, so the losses' values are unchanged, the decoder learns
+            from cross-entropy alone, and the contrastive losses train the encoder (through `phi_V(H^V)`,
+            `phi_R(H^R)`) and the projection heads. Embedding score only: the likelihood score has no `phi_Y`.
+
     Example:
 
     ```python
@@ -238,6 +247,7 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_target: str = "decoder"
     contrastive_score: str = "embedding"
     hard_negative_gradients: str = "full"
+    decoder_contrastive_gradients: str = "full"
     likelihood_image_negatives: str = "all"
     mined_negative_candidates: int = 0
     contrastive_warmup_ratio: float | int = 0.0
@@ -294,6 +304,16 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(
                 "hard_negative_gradients='detached' applies to contrastive_score='embedding' only: the likelihood "
                 "score's CCL trains by lowering the negative's log-likelihood, which a detached negative never does"
+            )
+        if self.decoder_contrastive_gradients not in DECODER_CONTRASTIVE_GRADIENTS:
+            raise ValueError(
+                f"decoder_contrastive_gradients must be one of {DECODER_CONTRASTIVE_GRADIENTS}, got "
+                f"{self.decoder_contrastive_gradients!r}"
+            )
+        if self.decoder_contrastive_gradients != "full" and self.contrastive_score != "embedding":
+            raise ValueError(
+                "decoder_contrastive_gradients='none' applies to contrastive_score='embedding' only: the likelihood "
+                "score is the decoder's own log-likelihood, which has no states to detach"
             )
         if self.likelihood_image_negatives not in LIKELIHOOD_IMAGE_NEGATIVES:
             raise ValueError(

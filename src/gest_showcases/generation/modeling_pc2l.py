@@ -880,6 +880,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                     text_ids = torch.cat([input_ids, negative_input_ids])
                     text_mask = torch.cat([target_mask, negative_attention_mask])
                 hidden_states = self._decoder_states(text_ids, text_mask)
+            if self.config.decoder_contrastive_gradients == "none":
+                # H23's option: the same H^Y, but eqs. 7-9 train phi_Y and the encoder only; the decoder learns from
+                # cross-entropy alone (the logits above keep their own graph).
+                hidden_states = hidden_states.detach()
             output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
             if self.config.image_contrastive != "none":
                 output.image_embeds = self.image_head(

@@ -106,6 +106,14 @@ class PC2LModelArguments:
             "without gradients (same loss value, a different model: H14 in docs/experiments.md); embedding score only"
         },
     )
+    decoder_contrastive_gradients: str = field(
+        default="full",
+        metadata={
+            "help": "full (the paper): the contrastive losses train the decoder through phi_Y(H^Y) too. none (an "
+            "option, H23): the decoder's states are detached before phi_Y, so the decoder learns from cross-entropy "
+            "alone and the contrastive losses train the encoder and the projection heads; embedding score only"
+        },
+    )
     mined_negative_candidates: int = field(
         default=0,
         metadata={
@@ -163,6 +171,7 @@ CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
     "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
+    "decoder_contrastive_gradients",
 })  # fmt: skip
 
 
@@ -267,9 +276,9 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     """The `PC2LConfig` fields other than the decoder."""
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
-             "contrastive_target", "contrastive_score", "hard_negative_gradients", "likelihood_image_negatives",
-             "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels", "image_feature_noise",
-             "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
+             "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
+             "likelihood_image_negatives", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
+             "image_feature_noise", "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
