@@ -12,7 +12,8 @@ REVIEW_CONTRASTIVE_LOSSES = ("none", "cl", "pcl")
 CONTRASTIVE_TARGETS = ("decoder", "text")
 CONTRASTIVE_SCORES = ("embedding", "likelihood")
 HARD_NEGATIVE_GRADIENTS = ("full", "detached")
-DECODER_CONTRASTIVE_GRADIENTS = ("full", "none")
+# What the contrastive losses train besides the heads (H23, H24): "none" detaches that side's states from them.
+CONTRASTIVE_GRADIENTS = ("full", "none")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
@@ -200,6 +201,12 @@ class PC2LConfig(PreTrainedConfig):
             decoder's states are detached before `phi_Y`, so the losses' values are unchanged, the decoder learns
             from cross-entropy alone, and the contrastive losses train the encoder (through `phi_V(H^V)`,
             `phi_R(H^R)`) and the projection heads. Embedding score only: the likelihood score has no `phi_Y`.
+        encoder_contrastive_gradients (`str`, *optional*, defaults to `"full"`):
+            Whether the image and review embeddings train the encoder. `"full"` (the paper): `phi_V` and `phi_R`
+            pool the encoder's states with their gradients. `"none"` (a documented option, docs/experiments.md,
+            H24): the encoder's states are detached before `phi_V` and `phi_R`, so the losses' values are
+            unchanged and they reach the encoder only through `phi_Y(H^Y)`, whose decoder pass cross-attends to it
+            (`contrastive_target="decoder"`; with `"text"` not at all). Embedding score only.
 
     Example:
 
@@ -248,6 +255,7 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_score: str = "embedding"
     hard_negative_gradients: str = "full"
     decoder_contrastive_gradients: str = "full"
+    encoder_contrastive_gradients: str = "full"
     likelihood_image_negatives: str = "all"
     mined_negative_candidates: int = 0
     contrastive_warmup_ratio: float | int = 0.0
@@ -305,16 +313,15 @@ class PC2LConfig(PreTrainedConfig):
                 "hard_negative_gradients='detached' applies to contrastive_score='embedding' only: the likelihood "
                 "score's CCL trains by lowering the negative's log-likelihood, which a detached negative never does"
             )
-        if self.decoder_contrastive_gradients not in DECODER_CONTRASTIVE_GRADIENTS:
-            raise ValueError(
-                f"decoder_contrastive_gradients must be one of {DECODER_CONTRASTIVE_GRADIENTS}, got "
-                f"{self.decoder_contrastive_gradients!r}"
-            )
-        if self.decoder_contrastive_gradients != "full" and self.contrastive_score != "embedding":
-            raise ValueError(
-                "decoder_contrastive_gradients='none' applies to contrastive_score='embedding' only: the likelihood "
-                "score is the decoder's own log-likelihood, which has no states to detach"
-            )
+        for side in ("decoder", "encoder"):
+            name = f"{side}_contrastive_gradients"
+            if getattr(self, name) not in CONTRASTIVE_GRADIENTS:
+                raise ValueError(f"{name} must be one of {CONTRASTIVE_GRADIENTS}, got {getattr(self, name)!r}")
+            if getattr(self, name) != "full" and self.contrastive_score != "embedding":
+                raise ValueError(
+                    f"{name}='none' applies to contrastive_score='embedding' only: the likelihood score is the "
+                    f"decoder's own log-likelihood, with no projection heads to detach states from"
+                )
         if self.likelihood_image_negatives not in LIKELIHOOD_IMAGE_NEGATIVES:
             raise ValueError(
                 f"likelihood_image_negatives must be one of {LIKELIHOOD_IMAGE_NEGATIVES}, got "

@@ -114,6 +114,14 @@ class PC2LModelArguments:
             "alone and the contrastive losses train the encoder and the projection heads; embedding score only"
         },
     )
+    encoder_contrastive_gradients: str = field(
+        default="full",
+        metadata={
+            "help": "full (the paper): the image and review embeddings phi_V(H^V), phi_R(H^R) train the encoder too. "
+            "none (an option, H24): the encoder's states are detached before phi_V and phi_R, so the losses reach "
+            "the encoder only through phi_Y(H^Y)'s cross-attention; embedding score only"
+        },
+    )
     mined_negative_candidates: int = field(
         default=0,
         metadata={
@@ -171,7 +179,7 @@ CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
     "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
-    "decoder_contrastive_gradients",
+    "decoder_contrastive_gradients", "encoder_contrastive_gradients",
 })  # fmt: skip
 
 
@@ -277,7 +285,7 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
-             "likelihood_image_negatives", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
+             "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
              "image_feature_noise", "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
