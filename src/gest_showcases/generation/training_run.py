@@ -285,8 +285,9 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
     names = ("input_mode", "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha",
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
-             "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
-             "image_feature_noise", "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
+             "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates",
+             "contrastive_warmup_ratio", "in_batch_labels", "image_feature_noise", "cross_attention_every_n_layers",
+             "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
