@@ -60,9 +60,11 @@ def _differs(gradients: dict, expected: dict, prefix: str) -> bool:
 
 @pytest.mark.parametrize("side", SIDES)
 @pytest.mark.parametrize("target", ["decoder", "text"])
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_losses_keep_out_of_one_side_and_train_the_rest_as_the_paper(tokenizer, kind, target, side):
+@pytest.mark.parametrize(("kind", "share_prefix"), [(kind, False) for kind in KINDS] + [("gpt2", True)])
+def test_the_losses_keep_out_of_one_side_and_train_the_rest_as_the_paper(tokenizer, kind, share_prefix, target, side):
+    """`share_prefix`: GPT-2's hard negatives computed from their first swapped token on (same values)."""
     model = ccl_pcl_model(tokenizer, kind, contrastive_target=target)
+    model._negative_prefix_sharing = share_prefix
     batch = negatives_batch(tokenizer)
     detached_outputs, head_prefixes = SIDES[side]
     full_loss, full = _step(model, batch, side, "full")
