@@ -885,17 +885,17 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 # cross-entropy alone (the logits above keep their own graph).
                 hidden_states = hidden_states.detach()
             output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
-            # H24's option: phi_V and phi_R train on the same states without moving the encoder.
-            pooled = encoder_hidden_states
+            # The encoder states phi_V and phi_R pool; H24's option: the same values, without moving the encoder.
+            head_states = encoder_hidden_states
             if self.config.encoder_contrastive_gradients == "none":
-                pooled = pooled.detach()
+                head_states = head_states.detach()
             if self.config.image_contrastive != "none":
                 output.image_embeds = self.image_head(
-                    pooled[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
+                    head_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
                 )
             if self.config.review_contrastive != "none":
                 output.review_embeds = self.review_head(
-                    pooled[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
+                    head_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
                 )
             if detached_negatives:
                 output.negative_embeds = self._detached_negative_embeds(
