@@ -2,9 +2,10 @@
 configs and synthetic examples (no download)."""
 
 import torch
-from transformers import GPT2TokenizerFast
+from transformers import GPT2TokenizerFast, TrainingArguments
 
 from gest_showcases.generation import PC2LConfig
+from gest_showcases.generation.collator import PC2LDataset
 from gest_showcases.testing import gpt2_tokenizer
 from gest_showcases.testing.built_folder import write_built_folder
 
@@ -103,3 +104,39 @@ def train_pc2l_argv(assets, *options):
             "--output_dir", str(assets / "run"), "--encoder_layers", "1", "--encoder_attention_heads", "2",
             "--projection_dim", "8", "--per_device_train_batch_size", "3", "--num_train_epochs", "3",
             "--save_strategy", "no", "--report_to", "none", "--use_cpu", "--disable_tqdm", "true", *options]  # fmt: skip
+
+
+def pc2l_dataset(examples) -> PC2LDataset:
+    """A `PC2LDataset` of `synthetic_examples`."""
+    return PC2LDataset(
+        targets=[example["target"] for example in examples],
+        image_features=[example["image_features"] for example in examples],
+        review_features=[example["review_features"] for example in examples],
+        negatives=[example["negative"] for example in examples],
+    )
+
+
+def sgd_training_args(tmp_path, **overrides) -> TrainingArguments:
+    """Plain SGD at lr 0.1 (no weight decay, clipping or schedule), batches of 2 in order, 2 steps, logged each step,
+    on CPU: steps a test can take by hand."""
+    defaults = dict(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
+        optim="sgd", learning_rate=0.1, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
+        per_device_train_batch_size=2, max_steps=2, train_sampling_strategy="sequential",
+        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
+    )  # fmt: skip
+    return TrainingArguments(**(defaults | overrides))
+
+
+def sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, eval_examples=None, trainer_class=None, **args):
+    """A `PC2LTrainer` (or `trainer_class`) of `model` on `examples` with `sgd_training_args(tmp_path, **args)`."""
+    from gest_showcases.generation.collator import PC2LCollator
+    from gest_showcases.generation.trainer import PC2LTrainer
+
+    return (trainer_class or PC2LTrainer)(
+        model=model,
+        args=sgd_training_args(tmp_path, **args),
+        train_dataset=pc2l_dataset(examples),
+        eval_dataset=None if eval_examples is None else pc2l_dataset(eval_examples),
+        data_collator=PC2LCollator(tokenizer, with_negatives=True),
+    )

@@ -9,14 +9,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from pc2l_fixtures import CORPUS, synthetic_examples, tiny_config, train_pc2l_argv
+from pc2l_fixtures import (
+    CORPUS,
+    pc2l_dataset,
+    sgd_pc2l_trainer,
+    sgd_training_args,
+    synthetic_examples,
+    tiny_config,
+    train_pc2l_argv,
+)
 from transformers import AutoConfig, TrainingArguments
 
 from gest_showcases import cli
 from gest_showcases.cards import generator_card
 from gest_showcases.commands import train_pc2l
 from gest_showcases.generation import PC2LForConditionalGeneration
-from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
+from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.losses import (
     cross_modal_contrastive_loss,
     personalized_contrastive_loss,
@@ -29,25 +37,6 @@ from gest_showcases.generation.trainer import PC2LTrainer
 def _model(tokenizer, seed=0, **overrides):
     torch.manual_seed(seed)
     return PC2LForConditionalGeneration(tiny_config(tokenizer, **overrides))
-
-
-def _dataset(examples):
-    return PC2LDataset(
-        targets=[example["target"] for example in examples],
-        image_features=[example["image_features"] for example in examples],
-        review_features=[example["review_features"] for example in examples],
-        negatives=[example["negative"] for example in examples],
-    )
-
-
-def _args(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path), use_cpu=True, report_to=[], save_strategy="no", logging_steps=1,
-        optim="sgd", learning_rate=0.1, lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=0.0,
-        per_device_train_batch_size=2, max_steps=2, train_sampling_strategy="sequential",
-        remove_unused_columns=False, dataloader_num_workers=0, disable_tqdm=True,
-    )  # fmt: skip
-    return TrainingArguments(**(defaults | overrides))
 
 
 def test_total_loss_is_eq11(tokenizer):
@@ -86,8 +75,8 @@ def test_training_changes_every_parameter_and_logs_each_part(tokenizer, tmp_path
     before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
     trainer = PC2LTrainer(
         model=model,
-        args=_args(tmp_path, max_steps=3),
-        train_dataset=_dataset(synthetic_examples(6)),
+        args=sgd_training_args(tmp_path, max_steps=3),
+        train_dataset=pc2l_dataset(synthetic_examples(6)),
         data_collator=PC2LCollator(tokenizer, with_negatives=True),
     )
     trainer.train()
@@ -104,8 +93,8 @@ def test_training_changes_every_parameter_and_logs_each_part(tokenizer, tmp_path
 def test_ccl_without_negatives_in_the_batch_is_a_clear_error(tokenizer, tmp_path):
     trainer = PC2LTrainer(
         model=_model(tokenizer),
-        args=_args(tmp_path),
-        train_dataset=_dataset(synthetic_examples(4)),
+        args=sgd_training_args(tmp_path),
+        train_dataset=pc2l_dataset(synthetic_examples(4)),
         data_collator=PC2LCollator(tokenizer, with_negatives=False),
     )
     with pytest.raises(ValueError, match="negative_input_ids"):
@@ -115,13 +104,13 @@ def test_ccl_without_negatives_in_the_batch_is_a_clear_error(tokenizer, tmp_path
 def _train_one_step(model, tokenizer, tmp_path, examples, batch_size, accumulation):
     trainer = PC2LTrainer(
         model=model,
-        args=_args(
+        args=sgd_training_args(
             tmp_path,
             per_device_train_batch_size=batch_size,
             gradient_accumulation_steps=accumulation,
             max_steps=1,
         ),  # fmt: skip
-        train_dataset=_dataset(examples),
+        train_dataset=pc2l_dataset(examples),
         data_collator=PC2LCollator(tokenizer, with_negatives=True),
     )
     trainer.train()
@@ -200,8 +189,8 @@ def test_the_trainer_works_with_default_training_arguments(tokenizer, tmp_path):
     examples = synthetic_examples(4)
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=1, report_to="none", use_cpu=True, disable_tqdm=True)
     assert args.remove_unused_columns
-    trainer = PC2LTrainer(model=_model(tokenizer), args=args, train_dataset=_dataset(examples),
-                          eval_dataset=_dataset(examples), data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
+    trainer = PC2LTrainer(model=_model(tokenizer), args=args, train_dataset=pc2l_dataset(examples),
+                          eval_dataset=pc2l_dataset(examples), data_collator=PC2LCollator(tokenizer, with_negatives=True))  # fmt: skip
     trainer.train()
     assert {"eval_loss", "eval_loss_ccl"} <= set(trainer.evaluate())
 
@@ -226,13 +215,8 @@ def test_contrastive_warmup_trains_on_cross_entropy_alone_then_eq11(tokenizer, t
         return output
 
     model.forward = recording_forward
-    trainer = PC2LTrainer(
-        model=model,
-        args=_args(tmp_path, max_steps=4, eval_strategy="steps", eval_steps=1),
-        train_dataset=_dataset(examples),
-        eval_dataset=_dataset(examples[:2]),
-        data_collator=PC2LCollator(tokenizer, with_negatives=True),
-    )
+    trainer = sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, examples[:2], max_steps=4, eval_strategy="steps",
+                               eval_steps=1)  # fmt: skip
     trainer.train()
     assert contrastive_outputs == [[]] * 2 + [sorted(CONTRASTIVE_OUTPUTS)] * 2
     logged = [entry for entry in trainer.state.log_history if "loss_ce" in entry]

@@ -16,6 +16,7 @@ HARD_NEGATIVE_GRADIENTS = ("full", "detached")
 CONTRASTIVE_GRADIENTS = ("full", "none")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
+GRADIENT_CONFLICTS = ("kept", "projected")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
 CROSS_ATTENTION_GATES = ("tanh", "none")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
@@ -179,6 +180,15 @@ class PC2LConfig(PreTrainedConfig):
             a decoder trained from scratch already models language when the contrastive losses start. In a warm-up
             step the hard negatives are not run; the projection heads (and the text target's or the likelihood
             score's extra passes) still run, unused. Evaluation always scores eq. 11.
+        gradient_conflicts (`str`, *optional*, defaults to `"kept"`):
+            Training only (read by [`PC2LTrainer`], not by the model; a documented option, docs/experiments.md,
+            H28). What a training step does when the contrastive losses' gradient points against cross-entropy's
+            (a negative inner product over all the trained parameters together). `"kept"` (the paper): the step
+            follows the gradient of eq. 11, their sum. `"projected"`: the contrastive part loses its component along
+            cross-entropy's gradient in such a step, as PCGrad (Yu et al., 2020) projects one task's gradient off
+            another's, so that to first order the contrastive losses never slow cross-entropy's descent; in the
+            other steps nothing changes. The losses' values are unchanged; the trainer computes the two gradients
+            separately (one more backward pass per step), in single-process training without a loss scaler.
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
@@ -260,6 +270,7 @@ class PC2LConfig(PreTrainedConfig):
     mined_negative_candidates: int = 0
     contrastive_warmup_ratio: float | int = 0.0
     in_batch_labels: str = "none"
+    gradient_conflicts: str = "kept"
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -354,6 +365,10 @@ class PC2LConfig(PreTrainedConfig):
                 f"in_batch_labels={self.in_batch_labels!r} leaves pairs out of the in-batch negatives: it needs a "
                 "contrastive loss with contrastive_score='embedding'"
             )
+        if self.gradient_conflicts not in GRADIENT_CONFLICTS:
+            raise ValueError(f"gradient_conflicts must be one of {GRADIENT_CONFLICTS}, got {self.gradient_conflicts!r}")
+        if self.gradient_conflicts != "kept" and self.image_contrastive == self.review_contrastive == "none":
+            raise ValueError("gradient_conflicts='projected' projects the contrastive losses' gradient: it needs at least one of them")
         if self.contrastive_warmup_ratio and self.image_contrastive == self.review_contrastive == "none":
             raise ValueError("contrastive_warmup_ratio delays the contrastive losses: it needs at least one of them")
         if not 0 <= self.image_feature_noise < float("inf"):

@@ -66,6 +66,55 @@ def check_generator_training_args(training_args) -> None:
         )
 
 
+def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
+    """`total` (eq. 11), with the gradient of one-sided PCGrad (Yu et al., 2020; `gradient_conflicts="projected"`).
+
+    With `g_ce` the gradient of `cross_entropy` and `g_c` that of `total - cross_entropy` (the contrastive part),
+    inner products taken over all `parameters` together, the gradient is
+
+        g = g_ce + g_c - min(0, <g_c, g_ce>) / |g_ce|^2 * g_ce,
+
+    that is `g_c` less its component along `g_ce` when the two conflict (`g_ce + g_c`, eq. 11's, otherwise), so that
+    `<g, g_ce> >= |g_ce|^2`: to first order the step lowers cross-entropy at least as much as cross-entropy alone would.
+
+    The two gradients take one backward pass each (`torch.autograd.grad`, nothing written to `.grad`). The loss
+    returned has `total`'s value and is linear in the parameters with `g` as coefficients, so the caller's backward
+    puts `g` in each `.grad` (accumulating, scaled as the loss is) without running through the model again.
+
+    Returns:
+        `(loss, diagnostics)`: `grad_cosine` (cos(g_ce, g_c) before the projection; 0 where either is zero) and
+        `grad_conflict` (1.0 when it was negative, so the step was projected), for the logs.
+    """
+    parameters = [parameter for parameter in parameters if parameter.requires_grad]
+    ce_gradients = torch.autograd.grad(cross_entropy, parameters, retain_graph=True, allow_unused=True)
+    contrastive_gradients = torch.autograd.grad(total - cross_entropy, parameters, allow_unused=True)
+    zero = total.new_zeros((), dtype=torch.float32)
+    inner, ce_norm2, contrastive_norm2 = zero, zero, zero
+    for ce, contrastive in zip(ce_gradients, contrastive_gradients, strict=True):
+        if ce is not None:
+            ce_norm2 = ce_norm2 + ce.float().square().sum()
+        if contrastive is not None:
+            contrastive_norm2 = contrastive_norm2 + contrastive.float().square().sum()
+        if ce is not None and contrastive is not None:
+            inner = inner + (ce.float() * contrastive.float()).sum()
+    # 1 + (the projection's weight on g_ce); no host sync: the step stays asynchronous on a GPU.
+    tiny = torch.finfo(torch.float32).tiny
+    ce_scale = torch.where(ce_norm2 > 0, 1 - inner.clamp(max=0) / ce_norm2.clamp(min=tiny), 1.0)
+    linear = zero
+    for parameter, ce, contrastive in zip(parameters, ce_gradients, contrastive_gradients, strict=True):
+        gradient = None if ce is None else ce_scale.to(ce.dtype) * ce
+        if contrastive is not None:
+            gradient = contrastive if gradient is None else gradient + contrastive
+        if gradient is not None:
+            linear = linear + (parameter * gradient.detach()).sum()
+    norms = (ce_norm2 * contrastive_norm2).sqrt()
+    diagnostics = {
+        "grad_cosine": torch.where(norms > 0, inner / norms.clamp(min=tiny), 0.0),
+        "grad_conflict": (inner < 0).float(),
+    }
+    return total.detach() + (linear - linear.detach()), diagnostics
+
+
 class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """A `Trainer` for an explanation generator that logs each part of its loss (`loss_*`), averaged per log.
 
@@ -125,6 +174,16 @@ class PC2LTrainer(GeneratorTrainer):
 
     loss_only_inputs = ("shared_content",)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The two gradients are taken apart from DDP's hooks, a loss scaler and the sharding engines.
+        distributed = self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled
+        if unwrap_peft_model(self.model).config.gradient_conflicts != "kept" and (distributed or self.args.fp16):
+            raise InputError(
+                "--gradient_conflicts projected: single-process training without fp16 loss scaling, DeepSpeed or "
+                "FSDP only (bf16 works); use kept there"
+            )
+
     def _build_accelerator_args(self, **kwargs) -> dict:
         # Trainer builds DDP's options here, in its __init__. The projection heads get no gradient in a warm-up step,
         # and under activation checkpointing Trainer would tell DDP that every parameter gets one (an error at the
@@ -150,10 +209,15 @@ class PC2LTrainer(GeneratorTrainer):
     def loss_and_parts(self, model, outputs, inputs: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if self.in_contrastive_warmup(model):
             return outputs.loss, {"loss_ce": outputs.loss}
-        return total_loss(self._pc2l_config(model), outputs, inputs)
+        config = self._pc2l_config(model)
+        loss, parts = total_loss(config, outputs, inputs)
+        if config.gradient_conflicts == "projected" and model.training and torch.is_grad_enabled():
+            loss, diagnostics = conflict_projected_loss(loss, outputs.loss, model.parameters())
+            parts |= diagnostics
+        return loss, parts
 
     def _pc2l_config(self, model):
         return unwrap_peft_model(self.accelerator.unwrap_model(model)).config
 
 
-__all__ = ["GeneratorTrainer", "PC2LTrainer", "check_generator_training_args"]
+__all__ = ["GeneratorTrainer", "PC2LTrainer", "check_generator_training_args", "conflict_projected_loss"]

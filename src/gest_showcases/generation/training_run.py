@@ -146,6 +146,14 @@ class PC2LModelArguments:
             "are left out of each other's in-batch negatives; embedding score only"
         },
     )
+    gradient_conflicts: str = field(
+        default="kept",
+        metadata={
+            "help": "kept (the paper): each step follows the gradient of eq. 11. projected (an option, H28): in a step "
+            "where the contrastive losses' gradient points against cross-entropy's, it loses its component along "
+            "cross-entropy's (one-sided PCGrad); one more backward pass per step, single-process training only"
+        },
+    )
     image_feature_noise: float = field(
         default=0.0,
         metadata={
@@ -179,7 +187,7 @@ CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
     "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
-    "decoder_contrastive_gradients", "encoder_contrastive_gradients",
+    "decoder_contrastive_gradients", "encoder_contrastive_gradients", "gradient_conflicts",
 })  # fmt: skip
 
 
@@ -286,8 +294,8 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
              "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates",
-             "contrastive_warmup_ratio", "in_batch_labels", "image_feature_noise", "cross_attention_every_n_layers",
-             "cross_attention_gate")  # fmt: skip
+             "contrastive_warmup_ratio", "in_batch_labels", "gradient_conflicts", "image_feature_noise",
+             "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,

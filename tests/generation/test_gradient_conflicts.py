@@ -1,0 +1,213 @@
+"""`gradient_conflicts="projected"` (H28): one-sided PCGrad, the contrastive gradient projected off cross-entropy's
+when the two conflict.
+
+Oracles: hand-made gradients for `conflict_projected_loss` (both branches, a parameter only one part reaches, one
+neither does), and for `PC2LTrainer` the same SGD steps taken by hand, with the two gradients computed by separate
+backward passes, flattened and projected by the formula.
+"""
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+from pc2l_fixtures import (
+    sgd_pc2l_trainer,
+    sgd_training_args,
+    synthetic_examples,
+    tiny_config,
+    train_pc2l_argv,
+)
+from transformers import AutoConfig, TrainingArguments
+
+from gest_showcases import cli
+from gest_showcases.cards import generator_card
+from gest_showcases.commands import train_pc2l
+from gest_showcases.errors import InputError
+from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation import trainer as trainer_module
+from gest_showcases.generation.collator import PC2LCollator
+from gest_showcases.generation.losses import total_loss
+from gest_showcases.generation.trainer import PC2LTrainer, conflict_projected_loss
+
+
+@pytest.mark.parametrize(
+    ("contrastive_direction", "expected", "cosine"),
+    [
+        # The cosine is over every parameter: |g_c|^2 = 1 + 1 + 3^2 (the head's).
+        ((-1.0, 1.0), (1.0, 1.0), -1 / math.sqrt(11)),  # conflict: (1,0) + (-1,1) - (-1 / 1) * (1,0)
+        ((1.0, 1.0), (2.0, 1.0), 1 / math.sqrt(11)),  # no conflict: the sum
+        ((0.0, 1.0), (1.0, 1.0), 0.0),  # orthogonal: the sum
+    ],
+)
+def test_the_projection_on_hand_made_gradients(contrastive_direction, expected, cosine):
+    shared = torch.tensor([0.3, -0.2], requires_grad=True)
+    head = torch.tensor([0.5], requires_grad=True)  # only the contrastive part reaches it
+    unused = torch.tensor([1.0], requires_grad=True)
+    frozen = torch.tensor([2.0])
+    cross_entropy = (shared * torch.tensor([1.0, 0.0])).sum() + 4.0
+    contrastive = (shared * torch.tensor(contrastive_direction)).sum() + 3.0 * head.sum() + frozen.sum()
+    total = cross_entropy + contrastive
+
+    loss, diagnostics = conflict_projected_loss(total, cross_entropy, [shared, head, unused, frozen])
+    assert loss.item() == pytest.approx(total.item())
+    (2.0 * loss).backward()  # scaled as the Trainer scales for gradient accumulation: so is the gradient
+    torch.testing.assert_close(shared.grad, 2.0 * torch.tensor(expected))
+    torch.testing.assert_close(head.grad, torch.tensor([6.0]))
+    assert unused.grad is None
+    assert diagnostics["grad_cosine"].item() == pytest.approx(cosine, abs=1e-6)
+    assert diagnostics["grad_conflict"].item() == float(cosine < 0)
+
+
+def test_a_zero_cross_entropy_gradient_leaves_the_contrastive_one():
+    shared = torch.tensor([0.3, -0.2], requires_grad=True)
+    cross_entropy = (shared * 0.0).sum()
+    total = cross_entropy + (shared * torch.tensor([-1.0, 2.0])).sum()
+    loss, diagnostics = conflict_projected_loss(total, cross_entropy, [shared])
+    loss.backward()
+    torch.testing.assert_close(shared.grad, torch.tensor([-1.0, 2.0]))
+    assert diagnostics["grad_cosine"].item() == 0.0 and diagnostics["grad_conflict"].item() == 0.0
+
+
+def _model(tokenizer, **overrides):
+    torch.manual_seed(0)
+    # Weights large enough that the two parts' gradients conflict in some of the steps below.
+    return PC2LForConditionalGeneration(tiny_config(tokenizer, lambda1=1.0, lambda2=1.0, **overrides))
+
+
+def _flat(gradients) -> torch.Tensor:
+    return torch.cat([gradient.reshape(-1) for gradient in gradients])
+
+
+def _against_cross_entropy(config, outputs, inputs):
+    """Eq. 11 with half the cross-entropy subtracted from its contrastive part (so that part is `L_c - 0.5 L_CE`):
+    a contrastive gradient that points against cross-entropy's in every step, by far."""
+    loss, parts = total_loss(config, outputs, inputs)
+    return loss - 0.5 * outputs.loss, parts
+
+
+def _steps_by_hand(model, tokenizer, examples, steps: int, projected: bool, loss_of=total_loss) -> list[float]:
+    """`steps` SGD steps (lr 0.1, batches of 2 in order, dropout on as the Trainer trains); the cosines."""
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    model.train()
+    cosines = []
+    for step in range(steps):
+        batch = collator(examples[2 * step : 2 * step + 2])
+        torch.manual_seed(1000 + step)
+        outputs = model(**batch)
+        total, _ = loss_of(model.config, outputs, batch)
+        ce = torch.autograd.grad(outputs.loss, parameters, retain_graph=True, allow_unused=True)
+        contrastive = torch.autograd.grad(total - outputs.loss, parameters, allow_unused=True)
+        ce = _flat([torch.zeros_like(p) if g is None else g for p, g in zip(parameters, ce, strict=True)])
+        contrastive = _flat([torch.zeros_like(p) if g is None else g for p, g in zip(parameters, contrastive, strict=True)])
+        inner = torch.dot(ce, contrastive)
+        cosines.append((inner / (ce.norm() * contrastive.norm())).item())
+        if projected and inner < 0:
+            contrastive = contrastive - inner / ce.square().sum() * ce
+        update, offset = ce + contrastive, 0
+        with torch.no_grad():
+            for parameter in parameters:
+                parameter -= 0.1 * update[offset : offset + parameter.numel()].view_as(parameter)
+                offset += parameter.numel()
+    return cosines
+
+
+class _SeededSteps(PC2LTrainer):
+    """Dropout draws the same masks as `_steps_by_hand`: the global seed is set before each training forward."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if model.training:
+            torch.manual_seed(1000 + self.state.global_step)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+
+@pytest.mark.parametrize(
+    ("conflict", "activation_checkpointing"),
+    [("paper", False), ("paper", True), ("strong", False)],
+)
+def test_the_trainer_takes_the_projected_steps(tokenizer, tmp_path, monkeypatch, conflict, activation_checkpointing):
+    """`paper`: eq. 11, whose gradients conflict in some steps, barely (cosines of about -1e-3 at this size);
+    `strong`: a contrastive part made to point against cross-entropy (`_against_cross_entropy`), so the projection
+    must change the model."""
+    loss_of = total_loss if conflict == "paper" else _against_cross_entropy
+    monkeypatch.setattr(trainer_module, "total_loss", loss_of)
+    examples = synthetic_examples(8)
+    model = _model(tokenizer, gradient_conflicts="projected")
+    untouched = copy.deepcopy(model)
+    by_hand, unprojected = copy.deepcopy(model), copy.deepcopy(model)
+    trainer = sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, trainer_class=_SeededSteps, max_steps=4,
+                               activation_checkpointing=activation_checkpointing)  # fmt: skip
+    trainer.train()
+    cosines = _steps_by_hand(by_hand, tokenizer, examples, 4, projected=True, loss_of=loss_of)
+    _steps_by_hand(unprojected, tokenizer, examples, 4, projected=False, loss_of=loss_of)
+
+    trained = dict(model.named_parameters())
+    for name, parameter in by_hand.named_parameters():
+        torch.testing.assert_close(trained[name], parameter, rtol=1e-4, atol=1e-6, msg=name)
+    if conflict == "paper":
+        assert any(cosine < 0 for cosine in cosines) and any(cosine > 0 for cosine in cosines)  # both branches ran
+    else:
+        assert sum(cosine < -0.5 for cosine in cosines) >= 3  # (the first step's contrastive gradient is ~100x larger)
+        assert any(
+            not torch.allclose(trained[name], parameter, rtol=1e-3, atol=1e-4)
+            for name, parameter in unprojected.named_parameters()
+        )  # the projection changed the model
+    logged = [entry for entry in trainer.state.log_history if "grad_cosine" in entry]
+    assert [entry["grad_cosine"] for entry in logged] == pytest.approx(cosines, abs=1e-4)
+    assert [entry["grad_conflict"] for entry in logged] == [float(cosine < 0) for cosine in cosines]
+    # The loss logged is the one composed, as without the option.
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    untouched.train()
+    torch.manual_seed(1000)
+    batch = collator(examples[:2])
+    first = loss_of(untouched.config, untouched(**batch), batch)[0].item()
+    assert logged[0]["loss"] == pytest.approx(first, rel=1e-5)
+
+
+def test_evaluation_and_the_warmup_are_not_projected(tokenizer, tmp_path):
+    examples = synthetic_examples(8)
+    model = _model(tokenizer, gradient_conflicts="projected", contrastive_warmup_ratio=0.5)
+    trainer = sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, examples[:2], max_steps=4, eval_strategy="steps",
+                               eval_steps=1)  # fmt: skip
+    trainer.train()
+    steps = [entry for entry in trainer.state.log_history if "loss_ce" in entry]
+    assert [("grad_cosine" in entry) for entry in steps] == [False, False, True, True]
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    assert len(evaluations) == 4 and not any("eval_grad_cosine" in entry for entry in evaluations)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"gradient_conflicts": "dropped"}, "gradient_conflicts must be one of"),
+        ({"gradient_conflicts": "projected", "image_contrastive": "none", "review_contrastive": "none"},
+         "needs at least one of them"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_is_refused(tokenizer, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(tokenizer, **overrides)
+
+
+def test_distributed_training_is_refused(tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    with pytest.raises(InputError, match="--gradient_conflicts projected: single-process training"):
+        PC2LTrainer(model=_model(tokenizer, gradient_conflicts="projected"), args=sgd_training_args(tmp_path))
+    PC2LTrainer(model=_model(tokenizer), args=sgd_training_args(tmp_path))  # the paper's setting trains anywhere
+
+
+def test_train_pc2l_projects_records_the_option_and_refuses_a_bad_one_in_one_line(command_assets, capsys):
+    argv = train_pc2l_argv(command_assets, "--gradient_conflicts", "projected", "--logging_steps", "1")
+    assert train_pc2l.main(argv) == 0
+    config = AutoConfig.from_pretrained(command_assets / "run")
+    assert config.gradient_conflicts == "projected"
+    assert "| gradient_conflicts | projected |" in str(generator_card(config, "user/run", results_dir=command_assets))
+    history = json.loads((command_assets / "run" / "trainer_state.json").read_text())["log_history"]
+    cosines = [entry["grad_cosine"] for entry in history if "loss_ce" in entry]
+    assert len(cosines) == 6 and all(-1 <= cosine <= 1 for cosine in cosines)
+    capsys.readouterr()
+    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, "--gradient_conflicts", "sometimes")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gradient_conflicts" in err[0]
