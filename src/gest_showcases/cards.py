@@ -414,7 +414,8 @@ def generator_card(
             "pcl_alpha", "contrastive_temperature", "contrastive_target", "contrastive_score",
             "likelihood_image_negatives", "mined_negative_candidates", "hard_negative_gradients",
             "decoder_contrastive_gradients", "encoder_contrastive_gradients", "contrastive_warmup_ratio",
-            "in_batch_labels", "gradient_conflicts", "image_feature_noise")  # fmt: skip
+            "in_batch_labels", "gradient_conflicts", "contrastive_normaliser", "contrastive_step_scale",
+            "image_feature_noise")  # fmt: skip
     decoder = config.decoder
     base_model = _base_model(config, base_model)
     folder = _run_folder(config, results_dir)

@@ -140,3 +140,13 @@ def sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, eval_examples=None, t
         eval_dataset=None if eval_examples is None else pc2l_dataset(eval_examples),
         data_collator=PC2LCollator(tokenizer, with_negatives=True),
     )
+
+
+def assert_train_pc2l_refuses_in_one_line(assets, capsys, option: str, value: str) -> None:
+    """`gest-showcases train-pc2l ... option value` exits 2 with one line on stderr that names the option."""
+    from gest_showcases import cli
+
+    capsys.readouterr()
+    assert cli.main(["train-pc2l", *train_pc2l_argv(assets, option, value)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and option.lstrip("-") in err[0], err

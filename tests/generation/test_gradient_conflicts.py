@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 from pc2l_fixtures import (
+    assert_train_pc2l_refuses_in_one_line,
     sgd_pc2l_trainer,
     sgd_training_args,
     synthetic_examples,
@@ -21,7 +22,6 @@ from pc2l_fixtures import (
 )
 from transformers import AutoConfig, TrainingArguments
 
-from gest_showcases import cli
 from gest_showcases.cards import generator_card
 from gest_showcases.commands import train_pc2l
 from gest_showcases.errors import InputError
@@ -29,7 +29,7 @@ from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation import trainer as trainer_module
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.losses import total_loss
-from gest_showcases.generation.trainer import PC2LTrainer, conflict_projected_loss
+from gest_showcases.generation.trainer import PC2LTrainer, SeparateNormaliserAdamW, conflict_projected_loss
 
 
 @pytest.mark.parametrize(
@@ -87,6 +87,16 @@ def _against_cross_entropy(config, outputs, inputs):
     return loss - 0.5 * outputs.loss, parts
 
 
+def _two_gradients(model, parameters, batch, step: int, loss_of=total_loss):
+    """Cross-entropy's and the contrastive part's gradients (None where a parameter gets none) of training step
+    `step` on `batch`, dropout seeded as `_SeededSteps` seeds it."""
+    torch.manual_seed(1000 + step)
+    outputs = model(**batch)
+    total, _ = loss_of(model.config, outputs, batch)
+    ce = torch.autograd.grad(outputs.loss, parameters, retain_graph=True, allow_unused=True)
+    return ce, torch.autograd.grad(total - outputs.loss, parameters, allow_unused=True)
+
+
 def _steps_by_hand(model, tokenizer, examples, steps: int, projected: bool, loss_of=total_loss) -> list[float]:
     """`steps` SGD steps (lr 0.1, batches of 2 in order, dropout on as the Trainer trains); the cosines."""
     collator = PC2LCollator(tokenizer, with_negatives=True)
@@ -94,12 +104,7 @@ def _steps_by_hand(model, tokenizer, examples, steps: int, projected: bool, loss
     model.train()
     cosines = []
     for step in range(steps):
-        batch = collator(examples[2 * step : 2 * step + 2])
-        torch.manual_seed(1000 + step)
-        outputs = model(**batch)
-        total, _ = loss_of(model.config, outputs, batch)
-        ce = torch.autograd.grad(outputs.loss, parameters, retain_graph=True, allow_unused=True)
-        contrastive = torch.autograd.grad(total - outputs.loss, parameters, allow_unused=True)
+        ce, contrastive = _two_gradients(model, parameters, collator(examples[2 * step : 2 * step + 2]), step, loss_of)
         ce = _flat([torch.zeros_like(p) if g is None else g for p, g in zip(parameters, ce, strict=True)])
         contrastive = _flat([torch.zeros_like(p) if g is None else g for p, g in zip(parameters, contrastive, strict=True)])
         inner = torch.dot(ce, contrastive)
@@ -184,6 +189,12 @@ def test_evaluation_and_the_warmup_are_not_projected(tokenizer, tmp_path):
         ({"gradient_conflicts": "dropped"}, "gradient_conflicts must be one of"),
         ({"gradient_conflicts": "projected", "image_contrastive": "none", "review_contrastive": "none"},
          "needs at least one of them"),
+        ({"contrastive_normaliser": "own"}, "contrastive_normaliser must be one of"),
+        ({"contrastive_normaliser": "separate", "image_contrastive": "none", "review_contrastive": "none"},
+         "needs at least one of them"),
+        ({"contrastive_normaliser": "separate", "gradient_conflicts": "projected"}, "do not combine"),
+        ({"contrastive_step_scale": 0}, "contrastive_step_scale must be a finite number > 0"),
+        ({"contrastive_step_scale": float("nan")}, "contrastive_step_scale must be a finite number > 0"),
     ],
 )  # fmt: skip
 def test_a_bad_setting_is_refused(tokenizer, overrides, message):
@@ -207,7 +218,103 @@ def test_train_pc2l_projects_records_the_option_and_refuses_a_bad_one_in_one_lin
     history = json.loads((command_assets / "run" / "trainer_state.json").read_text())["log_history"]
     cosines = [entry["grad_cosine"] for entry in history if "loss_ce" in entry]
     assert len(cosines) == 6 and all(-1 <= cosine <= 1 for cosine in cosines)
-    capsys.readouterr()
-    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, "--gradient_conflicts", "sometimes")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "gradient_conflicts" in err[0]
+    assert_train_pc2l_refuses_in_one_line(command_assets, capsys, "--gradient_conflicts", "sometimes")
+
+
+# --- contrastive_normaliser="separate" (H30): each part's step on Adam moments of its own ---------------------------
+
+
+def _two_torch_optimizers(parameter, lr, weight_decay, scale):
+    """The oracle: torch's AdamW on cross-entropy's gradient, then torch's Adam (no decay) at `scale * lr` on the
+    contrastive one, on the same tensor (an Adam step does not read the parameter's value)."""
+    return (torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay, foreach=False),
+            torch.optim.Adam([parameter], lr=scale * lr, foreach=False))  # fmt: skip
+
+
+def test_the_separate_normaliser_is_two_torch_adams():
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 4, generator=generator)
+    ours = torch.nn.Parameter(start.clone())
+    optimizer = SeparateNormaliserAdamW([ours], lr=0.01, weight_decay=0.1, contrastive_step_scale=0.3)
+    reference = torch.nn.Parameter(start.clone())
+    adamw, adam = _two_torch_optimizers(reference, 0.01, 0.1, 0.3)
+    for step in range(6):
+        ce = torch.randn(3, 4, generator=generator)
+        contrastive = None if step == 2 else 5 * torch.randn(3, 4, generator=generator)  # step 2: a warm-up step
+        ours.grad, ours.contrastive_grad = ce.clone(), None if contrastive is None else contrastive.clone()
+        optimizer.step()
+        assert ours.contrastive_grad is None  # cleared for the next step
+        reference.grad = ce.clone()
+        adamw.step()
+        if contrastive is not None:
+            reference.grad = contrastive.clone()
+            adam.step()
+        torch.testing.assert_close(ours.detach(), reference.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_without_contrastive_gradients_it_is_torch_adamw():
+    generator = torch.Generator().manual_seed(1)
+    start = [torch.randn(5, generator=generator), torch.randn(2, 2, generator=generator)]
+    ours = [torch.nn.Parameter(tensor.clone()) for tensor in start]
+    reference = [torch.nn.Parameter(tensor.clone()) for tensor in start]
+    groups = lambda params: [{"params": [params[0]], "weight_decay": 0.01}, {"params": [params[1]], "weight_decay": 0.0}]  # noqa: E731
+    optimizer = SeparateNormaliserAdamW(groups(ours), lr=0.1, betas=(0.8, 0.99), eps=1e-6)
+    adamw = torch.optim.AdamW(groups(reference), lr=0.1, betas=(0.8, 0.99), eps=1e-6, foreach=False)
+    for step in range(5):
+        for group in (*optimizer.param_groups, *adamw.param_groups):
+            group["lr"] = 0.1 / (step + 1)  # as a scheduler sets it
+        gradients = [torch.randn(tensor.shape, generator=generator) for tensor in start]
+        for parameters in (ours, reference):
+            for parameter, gradient in zip(parameters, gradients, strict=True):
+                parameter.grad = gradient.clone()
+        optimizer.step()
+        adamw.step()
+    for parameter, expected in zip(ours, reference, strict=True):
+        torch.testing.assert_close(parameter.detach(), expected.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_the_trainer_steps_each_part_on_its_own_moments(tokenizer, tmp_path):
+    examples = synthetic_examples(8)
+    model = _model(tokenizer, contrastive_normaliser="separate", contrastive_step_scale=0.5)
+    by_hand = copy.deepcopy(model)
+    trainer = sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, trainer_class=_SeededSteps, max_steps=4,
+                               optim="adamw_torch", learning_rate=0.01)  # fmt: skip
+    trainer.train()
+    assert isinstance(trainer.optimizer.optimizer, SeparateNormaliserAdamW)  # (inside accelerate's wrapper)
+
+    collator = PC2LCollator(tokenizer, with_negatives=True)
+    parameters = [parameter for parameter in by_hand.parameters() if parameter.requires_grad]
+    optimizers = [_two_torch_optimizers(parameter, 0.01, 0.0, 0.5) for parameter in parameters]
+    by_hand.train()
+    for step in range(4):
+        ce, contrastive = _two_gradients(by_hand, parameters, collator(examples[2 * step : 2 * step + 2]), step)
+        for parameter, (adamw, adam), g_ce, g_c in zip(parameters, optimizers, ce, contrastive, strict=True):
+            if g_ce is not None:
+                parameter.grad = g_ce
+                adamw.step()
+            if g_c is not None:
+                parameter.grad = g_c
+                adam.step()
+            parameter.grad = None
+    trained = dict(model.named_parameters())
+    for name, parameter in by_hand.named_parameters():
+        torch.testing.assert_close(trained[name], parameter, rtol=1e-4, atol=1e-6, msg=name)
+    logged = [entry for entry in trainer.state.log_history if "loss_ccl" in entry]
+    assert len(logged) == 4  # the parts are logged as with the paper's normaliser
+
+
+def test_the_separate_normaliser_refuses_what_it_cannot_honour(tokenizer, tmp_path):
+    trainer = sgd_pc2l_trainer(_model(tokenizer, contrastive_normaliser="separate"), tokenizer, tmp_path,
+                               synthetic_examples(4))  # fmt: skip
+    with pytest.raises(InputError, match="--contrastive_normaliser separate replaces AdamW; --optim sgd"):
+        trainer.train()
+
+
+def test_train_pc2l_separates_the_normalisers_and_records_it(command_assets, capsys):
+    argv = train_pc2l_argv(command_assets, "--contrastive_normaliser", "separate", "--contrastive_step_scale", "0.1")
+    assert train_pc2l.main(argv) == 0
+    config = AutoConfig.from_pretrained(command_assets / "run")
+    assert (config.contrastive_normaliser, config.contrastive_step_scale) == ("separate", 0.1)
+    card = str(generator_card(config, "user/run", results_dir=command_assets))
+    assert "| contrastive_normaliser | separate |" in card and "| contrastive_step_scale | 0.1 |" in card
+    assert_train_pc2l_refuses_in_one_line(command_assets, capsys, "--contrastive_step_scale", "-1")

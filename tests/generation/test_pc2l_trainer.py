@@ -11,6 +11,7 @@ import pytest
 import torch
 from pc2l_fixtures import (
     CORPUS,
+    assert_train_pc2l_refuses_in_one_line,
     pc2l_dataset,
     sgd_pc2l_trainer,
     sgd_training_args,
@@ -20,7 +21,6 @@ from pc2l_fixtures import (
 )
 from transformers import AutoConfig, TrainingArguments
 
-from gest_showcases import cli
 from gest_showcases.cards import generator_card
 from gest_showcases.commands import train_pc2l
 from gest_showcases.generation import PC2LForConditionalGeneration
@@ -273,7 +273,4 @@ def test_train_pc2l_warms_up_records_the_option_and_refuses_a_bad_one_in_one_lin
     steps = [entry for entry in history if "loss_ce" in entry]
     assert [entry["step"] for entry in steps] == [1, 2, 3, 4, 5, 6]
     assert [("loss_ccl" in entry) for entry in steps] == [False] * 3 + [True] * 3
-    capsys.readouterr()  # the training run's own output
-    assert cli.main(["train-pc2l", *train_pc2l_argv(command_assets, "--contrastive_warmup_ratio", "1")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "contrastive_warmup_ratio" in err[0]
+    assert_train_pc2l_refuses_in_one_line(command_assets, capsys, "--contrastive_warmup_ratio", "1")

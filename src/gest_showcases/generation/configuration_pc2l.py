@@ -17,6 +17,7 @@ CONTRASTIVE_GRADIENTS = ("full", "none")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
 GRADIENT_CONFLICTS = ("kept", "projected")
+CONTRASTIVE_NORMALISERS = ("shared", "separate")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
 CROSS_ATTENTION_GATES = ("tanh", "none")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
@@ -189,6 +190,21 @@ class PC2LConfig(PreTrainedConfig):
             another's, so that to first order the contrastive losses never slow cross-entropy's descent; in the
             other steps nothing changes. The losses' values are unchanged; the trainer computes the two gradients
             separately (one more backward pass per step), in single-process training without a loss scaler.
+        contrastive_normaliser (`str`, *optional*, defaults to `"shared"`):
+            Training only (read by [`PC2LTrainer`], not by the model; a documented option, docs/experiments.md,
+            H30). `"shared"` (the paper): one AdamW steps on the gradient of eq. 11, so where the contrastive losses'
+            gradient is the larger (the encoder, H29) it fills the running mean of squared gradients that AdamW divides
+            by, and cross-entropy's step there shrinks. `"separate"`: cross-entropy's gradient gets AdamW's step on
+            its own moments (clipped, decayed and scheduled as the Trainer does for any gradient), and the contrastive
+            part (`lambda1 L_img + lambda2 L_text`) an Adam step on moments of its own, times
+            `contrastive_step_scale`, added to it. The losses' values are unchanged; the trainer computes the two
+            gradients separately (one more backward pass per step), in single-process training without a loss
+            scaler, with `--optim adamw_torch` or `adamw_torch_fused` (the default).
+        contrastive_step_scale (`float`, *optional*, defaults to 0.2):
+            With `contrastive_normaliser="separate"`: the contrastive step's size as a share of cross-entropy's
+            (Adam's steps are about the learning rate in every coordinate, whatever the gradient's scale, so
+            `lambda1` and `lambda2` then only weigh the two contrastive losses against each other). 0.2 reads the
+            paper's `lambda1 = lambda2 = 0.2` as that share. Not read with `"shared"`.
         hard_negative_gradients (`str`, *optional*, defaults to `"full"`):
             Whether CCL's entity-swapped hard negatives (eq. 8) are trained through. `"full"` (the paper): the
             negatives run through the decoder with the targets, with gradients, so CCL moves the negative's
@@ -271,6 +287,8 @@ class PC2LConfig(PreTrainedConfig):
     contrastive_warmup_ratio: float | int = 0.0
     in_batch_labels: str = "none"
     gradient_conflicts: str = "kept"
+    contrastive_normaliser: str = "shared"
+    contrastive_step_scale: float | int = 0.2
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -369,6 +387,17 @@ class PC2LConfig(PreTrainedConfig):
             raise ValueError(f"gradient_conflicts must be one of {GRADIENT_CONFLICTS}, got {self.gradient_conflicts!r}")
         if self.gradient_conflicts != "kept" and self.image_contrastive == self.review_contrastive == "none":
             raise ValueError("gradient_conflicts='projected' projects the contrastive losses' gradient: it needs at least one of them")
+        if self.contrastive_normaliser not in CONTRASTIVE_NORMALISERS:
+            raise ValueError(
+                f"contrastive_normaliser must be one of {CONTRASTIVE_NORMALISERS}, got {self.contrastive_normaliser!r}"
+            )
+        if self.contrastive_normaliser != "shared" and self.image_contrastive == self.review_contrastive == "none":
+            raise ValueError("contrastive_normaliser='separate' steps on the contrastive losses: it needs at least one of them")
+        if self.contrastive_normaliser != "shared" and self.gradient_conflicts != "kept":
+            raise ValueError("contrastive_normaliser='separate' and gradient_conflicts='projected' do not combine")
+        # Written so that NaN fails too.
+        if not 0 < self.contrastive_step_scale < float("inf"):
+            raise ValueError(f"contrastive_step_scale must be a finite number > 0, got {self.contrastive_step_scale}")
         if self.contrastive_warmup_ratio and self.image_contrastive == self.review_contrastive == "none":
             raise ValueError("contrastive_warmup_ratio delays the contrastive losses: it needs at least one of them")
         if not 0 <= self.image_feature_noise < float("inf"):

@@ -31,6 +31,7 @@ and of `finetune-lm` (`gest_showcases.trainer_utils`), stops at the first non-fi
 nothing is saved.
 """
 
+import math
 from collections import defaultdict
 
 import torch
@@ -115,6 +116,70 @@ def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, pa
     return total.detach() + (linear - linear.detach()), diagnostics
 
 
+def contrastive_gradient_kept_aside(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> torch.Tensor:
+    """`total` (eq. 11), whose backward puts cross-entropy's gradient alone in `.grad`; the contrastive part's
+    gradient (of `total - cross_entropy`, one backward pass of its own) is added to each parameter's
+    `contrastive_grad`, which [`SeparateNormaliserAdamW`] steps on (`contrastive_normaliser="separate"`).
+
+    Micro-batches of one optimizer step add up in `contrastive_grad` unscaled, where `.grad` gets each divided by the
+    accumulation steps: Adam's step does not depend on a gradient's constant scale (up to `eps`).
+    """
+    parameters = [parameter for parameter in parameters if parameter.requires_grad]
+    gradients = torch.autograd.grad(total - cross_entropy, parameters, retain_graph=True, allow_unused=True)
+    for parameter, gradient in zip(parameters, gradients, strict=True):
+        if gradient is not None:
+            kept = getattr(parameter, "contrastive_grad", None)
+            parameter.contrastive_grad = gradient if kept is None else kept + gradient
+    return total.detach() + (cross_entropy - cross_entropy.detach())
+
+
+class SeparateNormaliserAdamW(torch.optim.Optimizer):
+    """AdamW (`torch.optim.AdamW`'s update, no amsgrad) on each parameter's `.grad`, plus an Adam step of its own on
+    its `contrastive_grad` where the step left one, with moments of its own, times `contrastive_step_scale`.
+
+    Each of the two steps is about the learning rate in size in every coordinate, whatever its gradient's scale, so
+    neither loss shrinks the other's step the way one AdamW on their sum does (docs/experiments.md, H29, H30).
+    Decoupled weight decay applies once per step to every parameter with either gradient. `contrastive_grad` is
+    cleared after the step; a parameter without it (a cross-entropy-only warm-up step) takes AdamW's step alone.
+    """
+
+    def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 contrastive_step_scale: float = 0.2):  # fmt: skip
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      contrastive_step_scale=contrastive_step_scale))  # fmt: skip
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+            for parameter in group["params"]:
+                contrastive = getattr(parameter, "contrastive_grad", None)
+                if parameter.grad is None and contrastive is None:
+                    continue
+                parameter.mul_(1 - lr * group["weight_decay"])
+                state = self.state[parameter]
+                for prefix, gradient, scale in (("", parameter.grad, 1.0),
+                                                ("contrastive_", contrastive, group["contrastive_step_scale"])):  # fmt: skip
+                    if gradient is None:
+                        continue
+                    if prefix + "step" not in state:
+                        state[prefix + "step"] = 0
+                        state[prefix + "exp_avg"] = torch.zeros_like(parameter)
+                        state[prefix + "exp_avg_sq"] = torch.zeros_like(parameter)
+                    state[prefix + "step"] += 1
+                    step, exp_avg, exp_avg_sq = (state[prefix + name] for name in ("step", "exp_avg", "exp_avg_sq"))
+                    exp_avg.lerp_(gradient, 1 - beta1)
+                    exp_avg_sq.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+                    denominator = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
+                    parameter.addcdiv_(exp_avg, denominator, value=-lr * scale / (1 - beta1**step))
+                parameter.contrastive_grad = None
+        return loss
+
+
 class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
     """A `Trainer` for an explanation generator that logs each part of its loss (`loss_*`), averaged per log.
 
@@ -177,12 +242,37 @@ class PC2LTrainer(GeneratorTrainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # The two gradients are taken apart from DDP's hooks, a loss scaler and the sharding engines.
+        config = unwrap_peft_model(self.model).config
+        option = (f"--gradient_conflicts {config.gradient_conflicts}" if config.gradient_conflicts != "kept"
+                  else f"--contrastive_normaliser {config.contrastive_normaliser}")  # fmt: skip
         distributed = self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled
-        if unwrap_peft_model(self.model).config.gradient_conflicts != "kept" and (distributed or self.args.fp16):
+        if self._takes_gradients_apart(config) and (distributed or self.args.fp16):
             raise InputError(
-                "--gradient_conflicts projected: single-process training without fp16 loss scaling, DeepSpeed or "
-                "FSDP only (bf16 works); use kept there"
+                f"{option}: single-process training without fp16 loss scaling, DeepSpeed or FSDP only (bf16 works); "
+                "leave it at the paper's setting there"
             )
+
+    @staticmethod
+    def _takes_gradients_apart(config) -> bool:
+        return config.gradient_conflicts != "kept" or config.contrastive_normaliser != "shared"
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        config = unwrap_peft_model(self.model).config
+        if config.contrastive_normaliser == "shared" or self.optimizer is not None:
+            return super().create_optimizer(model)
+        adamw = super().create_optimizer(model)  # Trainer's own, for its parameter groups and hyperparameters
+        if type(adamw) is not torch.optim.AdamW or adamw.defaults["amsgrad"] or adamw.defaults["maximize"]:
+            optim = getattr(self.args.optim, "value", self.args.optim)
+            raise InputError(
+                f"--contrastive_normaliser separate replaces AdamW; --optim {optim} built "
+                f"{type(adamw).__name__}: use adamw_torch or adamw_torch_fused (the default)"
+            )
+        self.optimizer = SeparateNormaliserAdamW(
+            [{"params": group["params"], "weight_decay": group["weight_decay"]} for group in adamw.param_groups],
+            lr=adamw.defaults["lr"], betas=adamw.defaults["betas"], eps=adamw.defaults["eps"],
+            contrastive_step_scale=config.contrastive_step_scale,
+        )  # fmt: skip
+        return self.optimizer
 
     def _build_accelerator_args(self, **kwargs) -> dict:
         # Trainer builds DDP's options here, in its __init__. The projection heads get no gradient in a warm-up step,
@@ -211,13 +301,23 @@ class PC2LTrainer(GeneratorTrainer):
             return outputs.loss, {"loss_ce": outputs.loss}
         config = self._pc2l_config(model)
         loss, parts = total_loss(config, outputs, inputs)
-        if config.gradient_conflicts == "projected" and model.training and torch.is_grad_enabled():
-            loss, diagnostics = conflict_projected_loss(loss, outputs.loss, model.parameters())
-            parts |= diagnostics
+        if model.training and torch.is_grad_enabled():
+            if config.gradient_conflicts == "projected":
+                loss, diagnostics = conflict_projected_loss(loss, outputs.loss, model.parameters())
+                parts |= diagnostics
+            elif config.contrastive_normaliser == "separate":
+                loss = contrastive_gradient_kept_aside(loss, outputs.loss, model.parameters())
         return loss, parts
 
     def _pc2l_config(self, model):
         return unwrap_peft_model(self.accelerator.unwrap_model(model)).config
 
 
-__all__ = ["GeneratorTrainer", "PC2LTrainer", "check_generator_training_args", "conflict_projected_loss"]
+__all__ = [
+    "GeneratorTrainer",
+    "PC2LTrainer",
+    "SeparateNormaliserAdamW",
+    "check_generator_training_args",
+    "conflict_projected_loss",
+    "contrastive_gradient_kept_aside",
+]

@@ -154,6 +154,18 @@ class PC2LModelArguments:
             "cross-entropy's (one-sided PCGrad); one more backward pass per step, single-process training only"
         },
     )
+    contrastive_normaliser: str = field(
+        default="shared",
+        metadata={
+            "help": "shared (the paper): one AdamW on the gradient of eq. 11. separate (an option, H30): cross-entropy's "
+            "gradient gets AdamW's step on its own moments and the contrastive losses' gradient an Adam step on moments "
+            "of its own, times --contrastive_step_scale; one more backward pass per step, single-process training only"
+        },
+    )
+    contrastive_step_scale: float = field(
+        default=0.2,
+        metadata={"help": "with --contrastive_normaliser separate: the contrastive step's size as a share of cross-entropy's"},
+    )
     image_feature_noise: float = field(
         default=0.0,
         metadata={
@@ -187,7 +199,8 @@ CONTRASTIVE_OPTIONS = frozenset({
     "image_contrastive", "review_contrastive", "lambda1", "lambda2", "pcl_alpha", "contrastive_temperature",
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
     "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
-    "decoder_contrastive_gradients", "encoder_contrastive_gradients", "gradient_conflicts",
+    "decoder_contrastive_gradients", "encoder_contrastive_gradients", "gradient_conflicts", "contrastive_normaliser",
+    "contrastive_step_scale",
 })  # fmt: skip
 
 
@@ -294,8 +307,9 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
              "contrastive_temperature", "encoder_layers", "encoder_attention_heads", "projection_dim",
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
              "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates",
-             "contrastive_warmup_ratio", "in_batch_labels", "gradient_conflicts", "image_feature_noise",
-             "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
+             "contrastive_warmup_ratio", "in_batch_labels", "gradient_conflicts", "contrastive_normaliser",
+             "contrastive_step_scale", "image_feature_noise", "cross_attention_every_n_layers",
+             "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
