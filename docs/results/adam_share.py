@@ -14,9 +14,11 @@ written, no random draw):
   contrastive losses take nothing; 0.5: cross-entropy moves at half its pace), and the median of the per-coordinate
   factor; with the global norms of `g_ce` and `g - g_ce` and their cosine.
 
-Usage (from the repository root, with the world folder of a finished grid and its seed):
+Usage (from the repository root, with the world folder of a finished grid and its seed), then the table of H29's
+declared reading (each group's factor averaged over the logging steps, per seed, and the mean of the seeds):
 
     python docs/results/adam_share.py /tmp/s32/demo 0 /tmp/s35/adam-demo-0.json
+    python docs/results/adam_share.py --summary /tmp/s35/adam-*.json
 """
 
 import json
@@ -118,5 +120,27 @@ def main(world_folder: str, seed: int, out: str) -> None:
     Path(out).write_text(json.dumps({"world": world_folder, "seed": seed, "rows": recorder.rows}, indent=1))
 
 
+def summary(paths: list[str]) -> str:
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+    lines = ["| world | seeds | " + " | ".join(GROUPS) + " | norm CE / contrastive | cosine |",
+             "|---|---|" + "---:|" * (len(GROUPS) + 2)]  # fmt: skip
+    for world in dict.fromkeys(run["world"] for run in runs):
+        mine = [run for run in runs if run["world"] == world]
+        cells = []
+        for group in GROUPS:
+            per_seed = [sum(row[group]["share"] for row in run["rows"]) / len(run["rows"]) for run in mine]
+            medians = [sum(row[group]["median"] for row in run["rows"]) / len(run["rows"]) for run in mine]
+            cells.append(f"{sum(per_seed) / len(per_seed):.3f} ({' / '.join(f'{v:.3f}' for v in per_seed)}; "
+                         f"median {sum(medians) / len(medians):.3f})")  # fmt: skip
+        ratio = [sum(r["ce_norm"] / r["contrastive_norm"] for r in run["rows"]) / len(run["rows"]) for run in mine]
+        cosine = [sum(r["cosine"] for r in run["rows"]) / len(run["rows"]) for run in mine]
+        lines.append(f"| {world} | {', '.join(str(run['seed']) for run in mine)} | " + " | ".join(cells)
+                     + f" | {sum(ratio) / len(ratio):.2f} | {sum(cosine) / len(cosine):.3f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    if sys.argv[1] == "--summary":
+        print(summary(sys.argv[2:]))
+    else:
+        main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
