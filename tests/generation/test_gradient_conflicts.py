@@ -202,10 +202,11 @@ def test_a_bad_setting_is_refused(tokenizer, overrides, message):
         tiny_config(tokenizer, **overrides)
 
 
-def test_distributed_training_is_refused(tokenizer, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("name", "value"), [("gradient_conflicts", "projected"), ("contrastive_normaliser", "separate")])
+def test_distributed_training_is_refused(tokenizer, tmp_path, monkeypatch, name, value):
     monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
-    with pytest.raises(InputError, match="--gradient_conflicts projected: single-process training"):
-        PC2LTrainer(model=_model(tokenizer, gradient_conflicts="projected"), args=sgd_training_args(tmp_path))
+    with pytest.raises(InputError, match=f"--{name} {value}: single-process training"):
+        PC2LTrainer(model=_model(tokenizer, **{name: value}), args=sgd_training_args(tmp_path))
     PC2LTrainer(model=_model(tokenizer), args=sgd_training_args(tmp_path))  # the paper's setting trains anywhere
 
 

@@ -228,33 +228,36 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
         super().log(logs, start_time)
 
 
+# The PC2LConfig options that take cross-entropy's and the contrastive losses' gradients apart, at the paper's setting.
+PAPER_GRADIENT_SETTINGS = {"gradient_conflicts": "kept", "contrastive_normaliser": "shared"}
+
+
 class PC2LTrainer(GeneratorTrainer):
     """A `Trainer` for [`PC2LForConditionalGeneration`] (optionally LoRA-wrapped by peft) with the PC2L losses.
 
-    Only the loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`, or cross-entropy
-    alone during the first `config.contrastive_warmup_ratio` of the training steps); use it like `Trainer`, with a
-    [`PC2LCollator`] as data collator (`with_negatives=True` for CCL). A batch's `shared_content` (examples with
-    `content_labels`) goes to the losses only.
+    The loss composition differs from [`GeneratorTrainer`]'s (eq. 11, `losses.total_loss`, or cross-entropy
+    alone during the first `config.contrastive_warmup_ratio` of the training steps), and with two documented options
+    the step: `config.gradient_conflicts="projected"` ([`conflict_projected_loss`]) and
+    `config.contrastive_normaliser="separate"` ([`SeparateNormaliserAdamW`], which replaces Trainer's AdamW). Use it
+    like `Trainer`, with a [`PC2LCollator`] as data collator (`with_negatives=True` for CCL). A batch's
+    `shared_content` (examples with `content_labels`) goes to the losses only.
     """
 
     loss_only_inputs = ("shared_content",)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The two gradients are taken apart from DDP's hooks, a loss scaler and the sharding engines.
         config = unwrap_peft_model(self.model).config
-        option = (f"--gradient_conflicts {config.gradient_conflicts}" if config.gradient_conflicts != "kept"
-                  else f"--contrastive_normaliser {config.contrastive_normaliser}")  # fmt: skip
+        # The options that take the two gradients apart, which DDP's hooks, a loss scaler and the sharding engines
+        # never see.
+        options = [f"--{name} {getattr(config, name)}" for name, paper in PAPER_GRADIENT_SETTINGS.items()
+                   if getattr(config, name) != paper]  # fmt: skip
         distributed = self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled
-        if self._takes_gradients_apart(config) and (distributed or self.args.fp16):
+        if options and (distributed or self.args.fp16):
             raise InputError(
-                f"{option}: single-process training without fp16 loss scaling, DeepSpeed or FSDP only (bf16 works); "
-                "leave it at the paper's setting there"
+                f"{options[0]}: single-process training without fp16 loss scaling, DeepSpeed or FSDP only (bf16 "
+                "works); leave it at the paper's setting there"
             )
-
-    @staticmethod
-    def _takes_gradients_apart(config) -> bool:
-        return config.gradient_conflicts != "kept" or config.contrastive_normaliser != "shared"
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         config = unwrap_peft_model(self.model).config
