@@ -36,7 +36,8 @@ def test_quick_demo_writes_the_report():
     generations = [json.loads(line) for line in (output / "generations.jsonl").read_text().splitlines()]
     systems = {record["system"] for record in generations}
     assert systems == {
-        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "Baseline (CE only)"
+        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "PC2L, separate normalisers",
+        "Baseline (CE only)"
     }  # fmt: skip
     shown = [record for record in generations if record["system"] == "PC2L"][:4]
     assert page.count('<p class="explanation">') == 4  # --num_examples' default
@@ -54,7 +55,8 @@ def test_quick_demo_writes_the_report():
     header2, rows2 = parse_markdown_table((output / "evaluation" / "table2.md").read_text())
     assert table2 == [header2, *rows2]
     assert [row[0] for row in rows2] == [
-        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "Baseline (CE only)", "GT"
+        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "PC2L, separate normalisers",
+        "Baseline (CE only)", "GT"
     ]  # fmt: skip
     # CLIP-Align by the classifier with the product term, right after the paper's CLIP-Align, for GT too.
     assert header2[header2.index("CLIP-Align") + 1] == "CLIP-Align (t*v)"
@@ -62,9 +64,11 @@ def test_quick_demo_writes_the_report():
     # The interval table says whether each PC2L differs from the baseline: paired rows, over the same resamples.
     intervals = _html_rows(page, "Table 2 with 95% intervals")
     assert [row[0] for row in intervals[1:]] == [
-        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "Baseline (CE only)", "GT",
+        "PC2L", "PC2L, text target, lambda 0.05", "CCL on likelihoods, entity negatives", "PC2L, separate normalisers",
+        "Baseline (CE only)", "GT",
         "PC2L - Baseline (CE only) (paired)", "PC2L, text target, lambda 0.05 - Baseline (CE only) (paired)",
         "CCL on likelihoods, entity negatives - Baseline (CE only) (paired)",
+        "PC2L, separate normalisers - Baseline (CE only) (paired)",
     ]  # fmt: skip
     assert all(re.fullmatch(r"[+-]\d+\.\d \[-?\d+\.\d, -?\d+\.\d\] \(A>B \d+\.\d%\)", cell) for cell in intervals[-1][1:3])
     table3 = _html_rows(page, "Table 3")
@@ -82,11 +86,14 @@ def test_quick_demo_writes_the_report():
         ("PC2L", "ccl", "pcl"),
         ("PC2L, text target, lambda 0.05", "ccl", "pcl"),
         ("CCL on likelihoods, entity negatives", "ccl", "none"),
+        ("PC2L, separate normalisers", "ccl", "pcl"),
     }
 
     # Every stage left its checkpoint behind, loadable the usual way.
-    for folder in ("clip", "gpt2", "pc2l", "pc2l_text", "ccl_entity", "baseline", "selector/selector-img+text", "classifier"):
+    for folder in ("clip", "gpt2", "pc2l", "pc2l_text", "ccl_entity", "pc2l_separate", "baseline",
+                   "selector/selector-img+text", "classifier"):  # fmt: skip
         assert (output / folder / "config.json").is_file(), folder
+    assert json.loads((output / "pc2l_separate" / "config.json").read_text())["contrastive_normaliser"] == "separate"
     assert json.loads((output / "pc2l_text" / "config.json").read_text())["contrastive_target"] == "text"
     entity = json.loads((output / "ccl_entity" / "config.json").read_text())
     assert (entity["contrastive_score"], entity["likelihood_image_negatives"], entity["review_contrastive"]) == (
