@@ -386,13 +386,17 @@ class PC2LConfig(PreTrainedConfig):
         if self.gradient_conflicts not in GRADIENT_CONFLICTS:
             raise ValueError(f"gradient_conflicts must be one of {GRADIENT_CONFLICTS}, got {self.gradient_conflicts!r}")
         if self.gradient_conflicts != "kept" and self.image_contrastive == self.review_contrastive == "none":
-            raise ValueError("gradient_conflicts='projected' projects the contrastive losses' gradient: it needs at least one of them")
+            raise ValueError(
+                "gradient_conflicts='projected' projects the contrastive losses' gradient: it needs at least one of them"
+            )
         if self.contrastive_normaliser not in CONTRASTIVE_NORMALISERS:
             raise ValueError(
                 f"contrastive_normaliser must be one of {CONTRASTIVE_NORMALISERS}, got {self.contrastive_normaliser!r}"
             )
         if self.contrastive_normaliser != "shared" and self.image_contrastive == self.review_contrastive == "none":
-            raise ValueError("contrastive_normaliser='separate' steps on the contrastive losses: it needs at least one of them")
+            raise ValueError(
+                "contrastive_normaliser='separate' steps on the contrastive losses: it needs at least one of them"
+            )
         if self.contrastive_normaliser != "shared" and self.gradient_conflicts != "kept":
             raise ValueError("contrastive_normaliser='separate' and gradient_conflicts='projected' do not combine")
         # Written so that NaN fails too.

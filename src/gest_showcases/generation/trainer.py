@@ -162,8 +162,8 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
                     continue
                 parameter.mul_(1 - lr * group["weight_decay"])
                 state = self.state[parameter]
-                for prefix, gradient, scale in (("", parameter.grad, 1.0),
-                                                ("contrastive_", contrastive, group["contrastive_step_scale"])):  # fmt: skip
+                parts = (("", parameter.grad, 1.0), ("contrastive_", contrastive, group["contrastive_step_scale"]))
+                for prefix, gradient, scale in parts:
                     if gradient is None:
                         continue
                     if prefix + "step" not in state:

@@ -157,14 +157,17 @@ class PC2LModelArguments:
     contrastive_normaliser: str = field(
         default="shared",
         metadata={
-            "help": "shared (the paper): one AdamW on the gradient of eq. 11. separate (an option, H30): cross-entropy's "
-            "gradient gets AdamW's step on its own moments and the contrastive losses' gradient an Adam step on moments "
-            "of its own, times --contrastive_step_scale; one more backward pass per step, single-process training only"
+            "help": "shared (the paper): one AdamW on the gradient of eq. 11. separate (an option, H30): "
+            "cross-entropy's gradient gets AdamW's step on its own moments and the contrastive losses' gradient an "
+            "Adam step on moments of its own, times --contrastive_step_scale; one more backward pass per step, "
+            "single-process training only"
         },
     )
     contrastive_step_scale: float = field(
         default=0.2,
-        metadata={"help": "with --contrastive_normaliser separate: the contrastive step's size as a share of cross-entropy's"},
+        metadata={
+            "help": "with --contrastive_normaliser separate: the contrastive step's size as a share of cross-entropy's"
+        },
     )
     image_feature_noise: float = field(
         default=0.0,
