@@ -30,6 +30,7 @@ from gest_showcases.generation import trainer as trainer_module
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.trainer import PC2LTrainer, SeparateNormaliserAdamW, conflict_projected_loss
+from gest_showcases.numerics import NonFiniteError
 
 
 @pytest.mark.parametrize(
@@ -251,6 +252,16 @@ def test_the_separate_normaliser_is_two_torch_adams():
             reference.grad = contrastive.clone()
             adam.step()
         torch.testing.assert_close(ours.detach(), reference.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_a_nonfinite_contrastive_gradient_stops_the_step_before_anything_moves():
+    first, second = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    optimizer = SeparateNormaliserAdamW([first, second], lr=0.1)
+    first.grad, first.contrastive_grad = torch.ones(2), torch.ones(2)
+    second.grad, second.contrastive_grad = torch.ones(2), torch.tensor([1.0, float("nan")])
+    with pytest.raises(NonFiniteError, match="contrastive losses' gradient has NaN or inf"):
+        optimizer.step()
+    assert torch.equal(first.detach(), torch.ones(2)) and torch.equal(second.detach(), torch.ones(2))
 
 
 def test_without_contrastive_gradients_it_is_torch_adamw():

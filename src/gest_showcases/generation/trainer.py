@@ -38,6 +38,7 @@ import torch
 from transformers.trainer_utils import unwrap_peft_model
 
 from gest_showcases.errors import InputError
+from gest_showcases.numerics import NonFiniteError
 from gest_showcases.trainer_utils import CollatorReadsRawExamples, FiniteTrainer
 
 from .losses import total_loss
@@ -139,8 +140,10 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
 
     Each of the two steps is about the learning rate in size in every coordinate, whatever its gradient's scale, so
     neither loss shrinks the other's step the way one AdamW on their sum does (docs/experiments.md, H29, H30).
-    Decoupled weight decay applies once per step to every parameter with either gradient. `contrastive_grad` is
-    cleared after the step; a parameter without it (a cross-entropy-only warm-up step) takes AdamW's step alone.
+    Decoupled weight decay applies once per step to every parameter with either gradient. `contrastive_grad` (one
+    more gradient's memory) is cleared after the step; a parameter without it (a cross-entropy-only warm-up step)
+    takes AdamW's step alone. A NaN or inf in any `contrastive_grad` raises `NonFiniteError` before any parameter
+    moves (`.grad` is the Trainer's to check: [`FiniteTrainer`]).
     """
 
     def __init__(self, params, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
@@ -154,6 +157,18 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        contrastive_gradients = [
+            parameter.contrastive_grad
+            for group in self.param_groups
+            for parameter in group["params"]
+            if getattr(parameter, "contrastive_grad", None) is not None
+        ]
+        # One host sync for the whole step, before anything moves.
+        if contrastive_gradients and not torch.stack([g.isfinite().all() for g in contrastive_gradients]).all():
+            raise NonFiniteError(
+                "the contrastive losses' gradient has NaN or inf values (no step taken, no model saved); lower the "
+                "learning rate or --contrastive_step_scale"
+            )
         for group in self.param_groups:
             lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
             for parameter in group["params"]:
