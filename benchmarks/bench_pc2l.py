@@ -6,7 +6,9 @@ Measured in one run, each against its baseline:
   with the target, `_negative_prefix_sharing`), of the same with the hard negatives detached
   (`hard_negative_gradients="detached"`, a deviation from the paper: their decoder pass without gradients, same
   loss), and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L at most
-  1.35x CE-only. The synthetic negatives are the targets with two tokens swapped where the first swap of
+  1.35x CE-only. The options that combine eq. 11's two gradients otherwise (`generation/gradients.py`, H28 and H30
+  of docs/experiments.md), each one more backward pass: `gradient_conflicts="projected"` and
+  `contrastive_normaliser="separate"` (with its own optimizer, `SeparateNormaliserAdamW`). The synthetic negatives are the targets with two tokens swapped where the first swap of
   `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
   `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
@@ -40,6 +42,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2LMHeadModel
 
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
+from gest_showcases.generation.gradients import (
+    SeparateNormaliserAdamW,
+    conflict_projected_loss,
+    contrastive_gradient_kept_aside,
+)
 from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
@@ -50,7 +57,10 @@ VARIANTS = {
     "pc2l": ("ccl", "pcl"),
     "pc2l_shared_prefix": ("ccl", "pcl"),  # `_negative_prefix_sharing` on
     "pc2l_detached_negatives": ("ccl", "pcl"),  # `hard_negative_gradients="detached"` (a deviation)
+    "pc2l_projected": ("ccl", "pcl"),  # `gradient_conflicts="projected"` (H28, an option)
+    "pc2l_separate": ("ccl", "pcl"),  # `contrastive_normaliser="separate"` (H30, an option)
 }
+SEPARATE = "pc2l_separate"  # the variant that steps with `SeparateNormaliserAdamW` instead of AdamW
 # Where a hard negative first differs from its target, as a share of the target's tokens (BOS and EOS included):
 # deciles (0%, 10%, ..., 100%) over the 503 s2 training explanations of the Gest-Synth demo dataset, negatives from
 # `make_hard_negatives` with the spaCy parser, GPT-2-style BPE of the demo. Mean 0.29: a negative shares 27% of
@@ -114,12 +124,17 @@ def build_model(device: torch.device, image_contrastive: str = "ccl", review_con
     """A GPT-2-small PC2L in training mode and its AdamW (fused on CUDA).
 
     The default configuration has every module of every variant (the projection heads), so one model serves all
-    of `VARIANTS` (`training_step`).
+    of `VARIANTS` (`training_step`); `SEPARATE` steps with `separate_normaliser_optimizer(model)` instead.
     """
     torch.manual_seed(0)
     model = PC2LForConditionalGeneration(gpt2_small_config(image_contrastive, review_contrastive))
     model = model.to(device).train()
     return model, torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
+
+
+def separate_normaliser_optimizer(model: PC2LForConditionalGeneration) -> SeparateNormaliserAdamW:
+    """The optimizer `PC2LTrainer` builds for `contrastive_normaliser="separate"`, at the scale H30 ran (0.2)."""
+    return SeparateNormaliserAdamW(model.parameters(), lr=1e-4, contrastive_step_scale=0.2)
 
 
 def training_step(
@@ -142,7 +157,12 @@ def training_step(
         model._negative_prefix_sharing = name == "pc2l_shared_prefix"
         model.config.hard_negative_gradients = "detached" if name == "pc2l_detached_negatives" else "full"
         with autocast(device):
-            loss, _ = total_loss(model.config, model(**batch), batch)
+            loss, parts = total_loss(model.config, model(**batch), batch)
+            # As `PC2LTrainer.loss_and_parts` combines the two gradients under each option.
+            if name == "pc2l_projected":
+                loss, _ = conflict_projected_loss(loss, parts["loss_ce"], step.parameters)
+            elif name == SEPARATE:
+                loss = contrastive_gradient_kept_aside(loss, parts["loss_ce"], step.parameters)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -174,7 +194,8 @@ def bench_training(
     batch: dict, args, device: torch.device, phase: Callable[[str], None] = lambda name: None
 ) -> tuple[dict, dict]:
     """Median seconds per training step of each variant, FLOPs of one step, and its memory; and the memory the
-    shared model holds (`parameters`, `optimizer_states`, in GiB).
+    shared model holds (`parameters`, `optimizer_states`, and `separate_normaliser_states`: the second optimizer's,
+    in GiB).
 
     The variants' steps are interleaved (one step of each per round), so that load from other processes on a shared
     machine falls on all of them alike. Memory is measured in a step of its own per variant, after the timed ones
@@ -182,7 +203,10 @@ def bench_training(
     faults. `phase(name)` is called after each phase (`memory_pc2l.py` reads the process's memory there).
     """
     model, optimizer = build_model(device)
-    steps = {name: training_step(name, batch, model, optimizer) for name in VARIANTS}
+    separate = separate_normaliser_optimizer(model)
+    steps = {
+        name: training_step(name, batch, model, separate if name == SEPARATE else optimizer) for name in VARIANTS
+    }
     phase("model and optimizer built")
     for _ in range(args.warmup):
         for step in steps.values():
@@ -216,6 +240,7 @@ def bench_training(
     resident = {
         "parameters": tensor_gib(model.parameters()),
         "optimizer_states": optimizer_state_gib(optimizer),
+        "separate_normaliser_states": optimizer_state_gib(separate),
     }
     return results, resident
 
@@ -340,6 +365,9 @@ def main() -> None:
         "pc2l_detached_negatives_over_ce_step_time": training["pc2l_detached_negatives"]["step_s"]
         / training["ce_only"]["step_s"],
         "img_cl_pcl_over_ce_step_time": training["img_cl_pcl"]["step_s"] / training["ce_only"]["step_s"],
+        # Options (H28, H30), not the paper's default: each one more backward pass than pc2l.
+        "pc2l_projected_over_ce_step_time": training["pc2l_projected"]["step_s"] / training["ce_only"]["step_s"],
+        "pc2l_separate_over_ce_step_time": training[SEPARATE]["step_s"] / training["ce_only"]["step_s"],
         "generation_pc2l_over_gpt2": generation["pc2l"]["explanations_per_s"]
         / generation["gpt2_cross_attention"]["explanations_per_s"],
         "pc2l_over_ce_flops": training["pc2l"]["flops_per_step"] / training["ce_only"]["flops_per_step"],
@@ -368,7 +396,9 @@ def main() -> None:
               f"{row['achieved_tflops']:.2f} | {row['step_peak_memory_gib']:.2f} | {row['step_memory_gib']:.2f} | "
               f"{row['saved_for_backward_gib']:.2f} |")  # fmt: skip
     print("\npc2l_detached_negatives: hard_negative_gradients='detached', a deviation from the paper (no gradients "
-          "through CCL's hard negatives; same loss), never the default")  # fmt: skip
+          "through CCL's hard negatives; same loss), never the default; pc2l_projected, pc2l_separate: the options "
+          "gradient_conflicts='projected' and contrastive_normaliser='separate' (H28, H30); the latter's "
+          f"optimizer holds {training_resident['separate_normaliser_states']:.2f} GiB of moments of its own")  # fmt: skip
     print(f"\n| generation (batch {args.gen_batch_size}, 2 beams, 64 new tokens) | explanations/s | new tokens/s "
           "| x GPT-2 | peak GiB |")  # fmt: skip
     print("|---|---|---|---|---|")

@@ -27,12 +27,14 @@ import sys
 import _env
 import torch
 from bench_pc2l import (
+    SEPARATE,
     TARGET_TOKENS,
     VARIANTS,
     bench_generation,
     bench_training,
     build_model,
     saved_for_backward,
+    separate_normaliser_optimizer,
     synthetic_batch,
     training_step,
 )
@@ -93,6 +95,8 @@ def measure_variant(name: str, batch_size: int) -> dict:
     record = {"variant": name, "after_imports_gib": resident_gib()}
     batch = synthetic_batch(batch_size, VOCAB_SIZE, device)
     model, optimizer = build_model(device, *VARIANTS[name])
+    if name == SEPARATE:
+        optimizer = separate_normaliser_optimizer(model)
     step = training_step(name, batch, model, optimizer)
     record["model_built_gib"] = resident_gib()
     record["parameters_gib"] = tensor_gib(model.parameters())

@@ -119,6 +119,57 @@ def test_every_variant_trains_one_model_as_its_own_would(bench):
     assert set(optimizer.state) == {p for k, p in model.named_parameters() if "_head." not in k}
 
 
+class GradientRecorder:
+    """An optimizer that moves nothing and keeps, at each step, every parameter's `.grad` and `contrastive_grad`
+    (clearing the latter, as `SeparateNormaliserAdamW` does)."""
+
+    def __init__(self, parameters):
+        self.parameters = list(parameters)
+
+    def step(self):
+        self.grads = [parameter.grad for parameter in self.parameters]
+        self.contrastive_grads = [getattr(parameter, "contrastive_grad", None) for parameter in self.parameters]
+        for parameter in self.parameters:
+            parameter.contrastive_grad = None
+
+    def zero_grad(self, set_to_none=True):
+        for parameter in self.parameters:
+            parameter.grad = None
+
+
+def flat(gradients, parameters) -> torch.Tensor:
+    """The gradients as one vector, a missing one as zeros."""
+    pairs = zip(gradients, parameters, strict=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for g, p in pairs])
+
+
+def test_gradient_options_write_the_gradients_the_formulas_give(bench):
+    """pc2l_projected's step writes one-sided PCGrad's gradient (H28), pc2l_separate's puts cross-entropy's in
+    `.grad` and the contrastive part's in `contrastive_grad` (H30), as `PC2LTrainer` does: gradients by hand. With
+    the loss weights negated the two gradients conflict, so the projection is exercised too."""
+    device = torch.device("cpu")
+    batch = bench.synthetic_batch(2, 50257, device)
+    model, _ = bench.build_model(device)
+    parameters = list(model.parameters())
+    recorder = GradientRecorder(parameters)
+    for weight in (0.2, -0.2):
+        model.config.lambda1 = model.config.lambda2 = weight
+        loss, parts = total_loss(model.config, model(**batch), batch)  # the model's configuration is PC2L's
+        ce = flat(torch.autograd.grad(parts["loss_ce"], parameters, retain_graph=True, allow_unused=True), parameters)
+        contrastive = flat(torch.autograd.grad(loss - parts["loss_ce"], parameters, allow_unused=True), parameters)
+        inner = float(ce @ contrastive)
+        assert (inner > 0) == (weight > 0), inner
+        bench.training_step("pc2l_separate", batch, model, recorder)()
+        torch.testing.assert_close(flat(recorder.grads, parameters), ce, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(flat(recorder.contrastive_grads, parameters), contrastive, rtol=1e-4, atol=1e-7)
+        bench.training_step("pc2l_projected", batch, model, recorder)()
+        projected = ce + contrastive - min(0.0, inner) / float(ce @ ce) * ce
+        # Float32 sums of 0.8M products in another order: differences to about 1e-6 of the largest coordinate.
+        atol = 1e-5 * float(projected.abs().max())
+        torch.testing.assert_close(flat(recorder.grads, parameters), projected, rtol=1e-4, atol=atol)
+        assert all(gradient is None for gradient in recorder.contrastive_grads)
+
+
 @pytest.mark.slow  # about 20 s: four variants' steps and two generate calls of 64 tokens
 def test_report_has_each_variants_step_memory(bench, tmp_path, monkeypatch):
     output = tmp_path / "pc2l.json"
@@ -133,6 +184,8 @@ def test_report_has_each_variants_step_memory(bench, tmp_path, monkeypatch):
     # One model's parameters and Adam moments (plus a step count per tensor), not one per configuration.
     assert report["training_resident_gib"]["parameters"] == pytest.approx(parameters)
     assert report["training_resident_gib"]["optimizer_states"] == pytest.approx(2 * parameters, rel=1e-3)
+    # pc2l_separate's optimizer: two moments for each gradient a parameter gets (the heads only the contrastive's).
+    assert 2 * parameters < report["training_resident_gib"]["separate_normaliser_states"] <= 4 * parameters
     for name in bench.VARIANTS:
         row = report["training"][name]
         assert {"step_s", "flops_per_step", "saved_for_backward_gib"} <= row.keys()

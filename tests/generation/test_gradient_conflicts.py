@@ -28,8 +28,9 @@ from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation import trainer as trainer_module
 from gest_showcases.generation.collator import PC2LCollator
+from gest_showcases.generation.gradients import SeparateNormaliserAdamW, conflict_projected_loss
 from gest_showcases.generation.losses import total_loss
-from gest_showcases.generation.trainer import PC2LTrainer, SeparateNormaliserAdamW, conflict_projected_loss
+from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.numerics import NonFiniteError
 
 
