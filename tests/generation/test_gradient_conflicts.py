@@ -255,6 +255,33 @@ def test_the_separate_normaliser_is_two_torch_adams():
         torch.testing.assert_close(ours.detach(), reference.detach(), rtol=1e-6, atol=1e-7)
 
 
+def test_the_separate_normaliser_resumes_from_its_state_dict():
+    """A run resumed from a checkpoint (Trainer saves and loads `optimizer.state_dict()`) takes the steps the
+    uninterrupted run takes: both parts' moments and step counts come back."""
+    generator = torch.Generator().manual_seed(2)
+    gradients = [(torch.randn(4, generator=generator), torch.randn(4, generator=generator)) for _ in range(6)]
+    straight = torch.nn.Parameter(torch.ones(4))
+    optimizer = SeparateNormaliserAdamW([straight], lr=0.05, weight_decay=0.1, contrastive_step_scale=0.5)
+
+    def take(parameter, optimizer, steps):
+        for ce, contrastive in steps:
+            parameter.grad, parameter.contrastive_grad = ce.clone(), contrastive.clone()
+            optimizer.step()
+
+    take(straight, optimizer, gradients[:3])
+    saved, after_three = copy.deepcopy(optimizer.state_dict()), straight.detach().clone()
+    resumed = torch.nn.Parameter(after_three.clone())
+    reloaded = SeparateNormaliserAdamW([resumed], lr=0.05, weight_decay=0.1, contrastive_step_scale=0.5)
+    reloaded.load_state_dict(saved)
+    assert float(reloaded.state[resumed]["contrastive"]["step"]) == 3.0
+    take(straight, optimizer, gradients[3:])
+    take(resumed, reloaded, gradients[3:])
+    torch.testing.assert_close(resumed.detach(), straight.detach(), rtol=0, atol=0)
+    fresh = torch.nn.Parameter(after_three.clone())  # without the state the same steps land elsewhere
+    take(fresh, SeparateNormaliserAdamW([fresh], lr=0.05, weight_decay=0.1, contrastive_step_scale=0.5), gradients[3:])
+    assert not torch.allclose(fresh.detach(), straight.detach(), rtol=1e-3, atol=1e-4)
+
+
 def test_a_nonfinite_contrastive_gradient_stops_the_step_before_anything_moves():
     first, second = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
     optimizer = SeparateNormaliserAdamW([first, second], lr=0.1)

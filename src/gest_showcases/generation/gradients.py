@@ -6,11 +6,16 @@ with [`SeparateNormaliserAdamW`]); docs/experiments.md, H28-H30.
 Torch only, so the benchmarks (`benchmarks/bench_pc2l.py`) time the same code that `PC2LTrainer` runs.
 """
 
-import math
-
 import torch
+from torch.optim.adam import adam
 
 from gest_showcases.numerics import NonFiniteError
+
+# The two parts of a step: the gradient attribute each reads and its step's scale (of the group's learning rate).
+PARTS = (
+    ("cross_entropy", "grad", lambda group: 1.0),
+    ("contrastive", "contrastive_grad", lambda group: group["contrastive_step_scale"]),
+)
 
 
 def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
@@ -96,6 +101,15 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       contrastive_step_scale=contrastive_step_scale))  # fmt: skip
 
+    def _moments(self, parameter: torch.Tensor, part: str) -> dict:
+        """`part`'s Adam state of `parameter` (`step`, `exp_avg`, `exp_avg_sq`, as torch's Adam keeps them), made at
+        its first step. Nested per part, so that `load_state_dict` treats each `step` as torch's Adam's."""
+        state = self.state[parameter]
+        if part not in state:
+            state[part] = {"step": torch.tensor(0.0), "exp_avg": torch.zeros_like(parameter),
+                           "exp_avg_sq": torch.zeros_like(parameter)}  # fmt: skip
+        return state[part]
+
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -115,27 +129,27 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
                 "learning rate or --contrastive_step_scale"
             )
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            for parameter in group["params"]:
-                contrastive = getattr(parameter, "contrastive_grad", None)
-                if parameter.grad is None and contrastive is None:
+            stepped = [
+                parameter
+                for parameter in group["params"]
+                if parameter.grad is not None or getattr(parameter, "contrastive_grad", None) is not None
+            ]
+            if not stepped:
+                continue
+            if group["weight_decay"]:
+                torch._foreach_mul_(stepped, 1 - group["lr"] * group["weight_decay"])
+            for part, attribute, scale in PARTS:
+                parameters = [parameter for parameter in stepped if getattr(parameter, attribute, None) is not None]
+                if not parameters:
                     continue
-                parameter.mul_(1 - lr * group["weight_decay"])
-                state = self.state[parameter]
-                parts = (("", parameter.grad, 1.0), ("contrastive_", contrastive, group["contrastive_step_scale"]))
-                for prefix, gradient, scale in parts:
-                    if gradient is None:
-                        continue
-                    if prefix + "step" not in state:
-                        state[prefix + "step"] = 0
-                        state[prefix + "exp_avg"] = torch.zeros_like(parameter)
-                        state[prefix + "exp_avg_sq"] = torch.zeros_like(parameter)
-                    state[prefix + "step"] += 1
-                    step, exp_avg, exp_avg_sq = (state[prefix + name] for name in ("step", "exp_avg", "exp_avg_sq"))
-                    exp_avg.lerp_(gradient, 1 - beta1)
-                    exp_avg_sq.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-                    denominator = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(eps)
-                    parameter.addcdiv_(exp_avg, denominator, value=-lr * scale / (1 - beta1**step))
+                moments = [self._moments(parameter, part) for parameter in parameters]
+                # torch's own Adam update (its foreach kernels on a GPU), the decay done above once for both parts.
+                adam(parameters, [getattr(parameter, attribute) for parameter in parameters],
+                     [state["exp_avg"] for state in moments], [state["exp_avg_sq"] for state in moments], [],
+                     [state["step"] for state in moments], amsgrad=False, beta1=group["betas"][0],
+                     beta2=group["betas"][1], lr=group["lr"] * scale(group), weight_decay=0.0, eps=group["eps"],
+                     maximize=False)  # fmt: skip
+            for parameter in stepped:
                 parameter.contrastive_grad = None
         return loss
 
