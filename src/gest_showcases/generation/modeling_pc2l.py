@@ -860,59 +860,96 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             output.encoder_hidden_states = encoder_outputs.hidden_states
             output.encoder_attentions = encoder_outputs.attentions
         if compute_likelihoods:
-            labels_mask = labels != -100
-            output.target_log_likelihood = sequence_log_likelihood(logits, input_ids, labels_mask)
-            if negatives_in_pass:
-                output.negative_log_likelihood = sequence_log_likelihood(
-                    rest_logits[0], negative_input_ids, negative_attention_mask.bool()
-                )
-                rest_logits = rest_logits[1:]
-            for (name, _, _), segment_logits in zip(swapped_states, rest_logits, strict=True):
-                output[f"{name}_swapped_log_likelihood"] = sequence_log_likelihood(
-                    segment_logits, input_ids, labels_mask
-                )
+            self._add_likelihoods(
+                output, logits, rest_logits, input_ids, labels, negative_input_ids if negatives_in_pass else None,
+                negative_attention_mask, swapped_states,
+            )  # fmt: skip
         if compute_embeddings:
-            num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
-            if text_target:
-                # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
-                text_ids, text_mask = input_ids, target_mask
-                if negative_input_ids is not None and not detached_negatives:
-                    text_ids = torch.cat([input_ids, negative_input_ids])
-                    text_mask = torch.cat([target_mask, negative_attention_mask])
-                hidden_states = self._decoder_states(text_ids, text_mask)
-            if self.config.decoder_contrastive_gradients == "none":
-                # H23's option: the same H^Y, but eqs. 7-9 train phi_Y and the encoder only; the decoder learns from
-                # cross-entropy alone (the logits above keep their own graph).
-                hidden_states = hidden_states.detach()
-            output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
-            # The encoder states phi_V and phi_R pool; H24's option: the same values, without moving the encoder.
-            head_states = encoder_hidden_states
-            if self.config.encoder_contrastive_gradients == "none":
-                head_states = head_states.detach()
-            if self.config.image_contrastive != "none":
-                output.image_embeds = self.image_head(
-                    head_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
-                )
-            if self.config.review_contrastive != "none":
-                output.review_embeds = self.review_head(
-                    head_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
-                )
-            if detached_negatives:
-                output.negative_embeds = self._detached_negative_embeds(
-                    negative_input_ids,
-                    negative_attention_mask,
-                    position_ids[:batch_size] if position_ids is not None else None,
-                    encoder_hidden_states,
-                    encoder_attention_mask,
-                    cross_key_values,
-                    text_target,
-                    **kwargs,
-                )
-            elif negative_input_ids is not None:
-                output.negative_embeds = self.target_head(
-                    hidden_states[batch_size : 2 * batch_size], negative_attention_mask
-                )
+            self._add_embeddings(
+                output, hidden_states, input_ids, target_mask, image_features, encoder_hidden_states,
+                encoder_attention_mask, negative_input_ids, negative_attention_mask, detached_negatives, text_target,
+                position_ids[:batch_size] if position_ids is not None else None, cross_key_values, **kwargs,
+            )  # fmt: skip
         return output
+
+    def _add_likelihoods(
+        self,
+        output: PC2LOutput,
+        logits: torch.Tensor,
+        rest_logits: list[torch.Tensor],
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        negative_input_ids: torch.Tensor | None,
+        negative_attention_mask: torch.Tensor | None,
+        swapped_states: list,
+    ) -> None:
+        """The likelihood score's fields of `output` (`contrastive_score="likelihood"`): the targets' sequence
+        log-likelihood, the hard negatives' (`negative_input_ids` given when they were in the decoder call: the
+        first of `rest_logits`), and the targets' under each swapped input (the rest, in `swapped_states`' order)."""
+        labels_mask = labels != -100
+        output.target_log_likelihood = sequence_log_likelihood(logits, input_ids, labels_mask)
+        if negative_input_ids is not None:
+            output.negative_log_likelihood = sequence_log_likelihood(
+                rest_logits[0], negative_input_ids, negative_attention_mask.bool()
+            )
+            rest_logits = rest_logits[1:]
+        for (name, _, _), segment_logits in zip(swapped_states, rest_logits, strict=True):
+            output[f"{name}_swapped_log_likelihood"] = sequence_log_likelihood(segment_logits, input_ids, labels_mask)
+
+    def _add_embeddings(
+        self,
+        output: PC2LOutput,
+        hidden_states: torch.Tensor,
+        input_ids: torch.Tensor,
+        target_mask: torch.Tensor,
+        image_features: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        negative_input_ids: torch.Tensor | None,
+        negative_attention_mask: torch.Tensor | None,
+        detached_negatives: bool,
+        text_target: bool,
+        position_ids: torch.Tensor | None,
+        cross_key_values: torch.Tensor | None,
+        **kwargs,
+    ) -> None:
+        """The embedding score's fields of `output` (eqs. 7-9): `target_embeds` (phi_Y of the decoder's states over
+        the targets, `hidden_states`' first B rows, or of the text-only pass), `image_embeds` / `review_embeds`
+        (phi_V, phi_R of the encoder's states) and the hard negatives' `negative_embeds` (the next B rows, or their
+        call without gradients). `position_ids`: the targets'."""
+        batch_size = input_ids.shape[0]
+        num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
+        if text_target:
+            # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
+            text_ids, text_mask = input_ids, target_mask
+            if negative_input_ids is not None and not detached_negatives:
+                text_ids = torch.cat([input_ids, negative_input_ids])
+                text_mask = torch.cat([target_mask, negative_attention_mask])
+            hidden_states = self._decoder_states(text_ids, text_mask)
+        if self.config.decoder_contrastive_gradients == "none":
+            # H23's option: the same H^Y, but eqs. 7-9 train phi_Y and the encoder only; the decoder learns from
+            # cross-entropy alone (the logits keep their own graph).
+            hidden_states = hidden_states.detach()
+        output.target_embeds = self.target_head(hidden_states[:batch_size], target_mask)
+        # The encoder states phi_V and phi_R pool; H24's option: the same values, without moving the encoder.
+        head_states = encoder_hidden_states
+        if self.config.encoder_contrastive_gradients == "none":
+            head_states = head_states.detach()
+        if self.config.image_contrastive != "none":
+            output.image_embeds = self.image_head(
+                head_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
+            )
+        if self.config.review_contrastive != "none":
+            output.review_embeds = self.review_head(
+                head_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
+            )
+        if detached_negatives:
+            output.negative_embeds = self._detached_negative_embeds(
+                negative_input_ids, negative_attention_mask, position_ids, encoder_hidden_states,
+                encoder_attention_mask, cross_key_values, text_target, **kwargs,
+            )  # fmt: skip
+        elif negative_input_ids is not None:
+            output.negative_embeds = self.target_head(hidden_states[batch_size : 2 * batch_size], negative_attention_mask)
 
     @torch.no_grad()
     def _detached_negative_embeds(
