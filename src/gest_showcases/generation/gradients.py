@@ -11,12 +11,6 @@ from torch.optim.adam import adam
 
 from gest_showcases.numerics import NonFiniteError
 
-# The two parts of a step: the gradient attribute each reads and its step's scale (of the group's learning rate).
-PARTS = (
-    ("cross_entropy", "grad", lambda group: 1.0),
-    ("contrastive", "contrastive_grad", lambda group: group["contrastive_step_scale"]),
-)
-
 
 def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
     """`total` (eq. 11), with the gradient of one-sided PCGrad (Yu et al., 2020; `gradient_conflicts="projected"`).
@@ -138,7 +132,9 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
                 continue
             if group["weight_decay"]:
                 torch._foreach_mul_(stepped, 1 - group["lr"] * group["weight_decay"])
-            for part, attribute, scale in PARTS:
+            # Each part: its state's name, the gradient attribute it reads, its step's share of the learning rate.
+            parts = (("cross_entropy", "grad", 1.0), ("contrastive", "contrastive_grad", group["contrastive_step_scale"]))
+            for part, attribute, scale in parts:
                 parameters = [parameter for parameter in stepped if getattr(parameter, attribute, None) is not None]
                 if not parameters:
                     continue
@@ -147,7 +143,7 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
                 adam(parameters, [getattr(parameter, attribute) for parameter in parameters],
                      [state["exp_avg"] for state in moments], [state["exp_avg_sq"] for state in moments], [],
                      [state["step"] for state in moments], amsgrad=False, beta1=group["betas"][0],
-                     beta2=group["betas"][1], lr=group["lr"] * scale(group), weight_decay=0.0, eps=group["eps"],
+                     beta2=group["betas"][1], lr=group["lr"] * scale, weight_decay=0.0, eps=group["eps"],
                      maximize=False)  # fmt: skip
             for parameter in stepped:
                 parameter.contrastive_grad = None
