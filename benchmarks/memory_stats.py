@@ -138,6 +138,14 @@ def tensor_gib(tensors: Iterable[torch.Tensor | None]) -> float:
 
 
 def optimizer_state_gib(optimizer: torch.optim.Optimizer) -> float:
-    """The optimizer's state tensors (Adam: `exp_avg`, `exp_avg_sq`, `step`), in GiB."""
-    states = (value for state in optimizer.state.values() for value in state.values())
-    return tensor_gib(value for value in states if isinstance(value, torch.Tensor))
+    """The optimizer's state tensors (Adam: `exp_avg`, `exp_avg_sq`, `step`; nested per part in
+    `SeparateNormaliserAdamW`'s), in GiB."""
+
+    def tensors(state: dict):
+        for value in state.values():
+            if isinstance(value, torch.Tensor):
+                yield value
+            elif isinstance(value, dict):
+                yield from tensors(value)
+
+    return tensor_gib(tensor for state in optimizer.state.values() for tensor in tensors(state))

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
+from gest_showcases.generation.gradients import SeparateNormaliserAdamW
 from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
@@ -60,6 +61,18 @@ def test_optimizer_state_gib_counts_adams_moments(memory_stats):
     optimizer.step()
     moments = 2 * 262_400 * 4  # exp_avg and exp_avg_sq, float32
     steps = 2 * 4  # one float32 step count per parameter tensor
+    assert memory_stats.optimizer_state_gib(optimizer) * 2**30 == moments + steps
+
+
+def test_optimizer_state_gib_counts_the_separate_normalisers_nested_moments(memory_stats):
+    layer = torch.nn.Linear(1024, 256)  # 262,400 parameters
+    optimizer = SeparateNormaliserAdamW(layer.parameters(), lr=0.1)
+    layer(torch.randn(2, 1024)).sum().backward()
+    for parameter in layer.parameters():
+        parameter.contrastive_grad = torch.ones_like(parameter)
+    optimizer.step()
+    moments = 2 * 2 * 262_400 * 4  # exp_avg and exp_avg_sq of each part, float32
+    steps = 2 * 2 * 4  # one float32 step count per part and parameter tensor
     assert memory_stats.optimizer_state_gib(optimizer) * 2**30 == moments + steps
 
 
