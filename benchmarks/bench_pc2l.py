@@ -7,7 +7,8 @@ Measured in one run, each against its baseline:
   (`hard_negative_gradients="detached"`, a deviation from the paper: their decoder pass without gradients, same
   loss), and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L at most
   1.35x CE-only. The options that combine eq. 11's two gradients otherwise (`generation/gradients.py`, H28 and H30
-  of docs/experiments.md), each one more backward pass: `gradient_conflicts="projected"` and
+  of docs/experiments.md), each with cross-entropy's and the contrastive gradient apart (two backward passes through
+  the targets' decoder pass): `gradient_conflicts="projected"` and
   `contrastive_normaliser="separate"` (with its own optimizer, `SeparateNormaliserAdamW`). The synthetic negatives are the targets with two tokens swapped where the first swap of
   `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
@@ -365,7 +366,7 @@ def main() -> None:
         "pc2l_detached_negatives_over_ce_step_time": training["pc2l_detached_negatives"]["step_s"]
         / training["ce_only"]["step_s"],
         "img_cl_pcl_over_ce_step_time": training["img_cl_pcl"]["step_s"] / training["ce_only"]["step_s"],
-        # Options (H28, H30), not the paper's default: each one more backward pass than pc2l.
+        # Options (H28, H30), not the paper's default: the two gradients taken apart, two backward passes.
         "pc2l_projected_over_ce_step_time": training["pc2l_projected"]["step_s"] / training["ce_only"]["step_s"],
         "pc2l_separate_over_ce_step_time": training[SEPARATE]["step_s"] / training["ce_only"]["step_s"],
         "generation_pc2l_over_gpt2": generation["pc2l"]["explanations_per_s"]
