@@ -8,8 +8,9 @@ Measured in one run, each against its baseline:
   loss), and of "img CL + PCL" (no hard negatives), against CE-only (Table 4 "baseline"); target: PC2L at most
   1.35x CE-only. The options that combine eq. 11's two gradients otherwise (`generation/gradients.py`, H28 and H30
   of docs/experiments.md), each with cross-entropy's and the contrastive gradient apart (two backward passes through
-  the targets' decoder pass): `gradient_conflicts="projected"` and
-  `contrastive_normaliser="separate"` (with its own optimizer, `SeparateNormaliserAdamW`). The synthetic negatives are the targets with two tokens swapped where the first swap of
+  the targets' decoder pass): `gradient_conflicts="projected"` and `contrastive_normaliser="separate"` (with its
+  own optimizer, `SeparateNormaliserAdamW`). The synthetic negatives are the targets with two tokens swapped where
+  the first swap of
   `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
   `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
