@@ -10,8 +10,7 @@ Measured in one run, each against its baseline:
   of docs/experiments.md), each with cross-entropy's and the contrastive gradient apart (two backward passes through
   the targets' decoder pass): `gradient_conflicts="projected"` and `contrastive_normaliser="separate"` (with its
   own optimizer, `SeparateNormaliserAdamW`). The synthetic negatives are the targets with two tokens swapped where
-  the first swap of
-  `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
+  the first swap of `negatives.make_hard_negatives` falls on Gest-Synth explanations (`FIRST_SWAP_DECILES`);
 - generation throughput (explanations/s, 2 beams, 64 new tokens, the encoder included) against a plain
   `GPT2LMHeadModel` with cross-attention of the same size fed the same encoder states through `generate`;
   target: at least 0.9x;
