@@ -43,11 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import GPT2LMHeadModel
 
 from gest_showcases.generation.configuration_pc2l import PC2LConfig
-from gest_showcases.generation.gradients import (
-    SeparateNormaliserAdamW,
-    conflict_projected_loss,
-    contrastive_gradient_kept_aside,
-)
+from gest_showcases.generation.gradients import SeparateNormaliserAdamW, combined_gradient_loss
 from gest_showcases.generation.losses import total_loss
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
@@ -157,13 +153,11 @@ def training_step(
         model.config.image_contrastive, model.config.review_contrastive = losses
         model._negative_prefix_sharing = name == "pc2l_shared_prefix"
         model.config.hard_negative_gradients = "detached" if name == "pc2l_detached_negatives" else "full"
+        model.config.gradient_conflicts = "projected" if name == "pc2l_projected" else "kept"
+        model.config.contrastive_normaliser = "separate" if name == SEPARATE else "shared"
         with autocast(device):
             loss, parts = total_loss(model.config, model(**batch), batch)
-            # As `PC2LTrainer.loss_and_parts` combines the two gradients under each option.
-            if name == "pc2l_projected":
-                loss, _ = conflict_projected_loss(loss, parts["loss_ce"], step.parameters)
-            elif name == SEPARATE:
-                loss = contrastive_gradient_kept_aside(loss, parts["loss_ce"], step.parameters)
+            loss, _ = combined_gradient_loss(model.config, loss, parts["loss_ce"], step.parameters)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

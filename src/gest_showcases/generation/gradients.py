@@ -78,6 +78,17 @@ def contrastive_gradient_kept_aside(total: torch.Tensor, cross_entropy: torch.Te
     return total.detach() + (cross_entropy - cross_entropy.detach())
 
 
+def combined_gradient_loss(config, total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
+    """`total` (eq. 11) made to give the gradient `config` asks for: the paper's sum (unchanged), one-sided PCGrad
+    (`gradient_conflicts="projected"`) or cross-entropy's alone with the contrastive part's kept aside
+    (`contrastive_normaliser="separate"`); with the diagnostics to log. What `PC2LTrainer` and the benchmarks call."""
+    if config.gradient_conflicts == "projected":
+        return conflict_projected_loss(total, cross_entropy, parameters)
+    if config.contrastive_normaliser == "separate":
+        return contrastive_gradient_kept_aside(total, cross_entropy, parameters), {}
+    return total, {}
+
+
 class SeparateNormaliserAdamW(torch.optim.Optimizer):
     """AdamW (`torch.optim.AdamW`'s update, no amsgrad) on each parameter's `.grad`, plus an Adam step of its own on
     its `contrastive_grad` where the step left one, with moments of its own, times `contrastive_step_scale`.
@@ -150,4 +161,9 @@ class SeparateNormaliserAdamW(torch.optim.Optimizer):
         return loss
 
 
-__all__ = ["SeparateNormaliserAdamW", "conflict_projected_loss", "contrastive_gradient_kept_aside"]
+__all__ = [
+    "SeparateNormaliserAdamW",
+    "combined_gradient_loss",
+    "conflict_projected_loss",
+    "contrastive_gradient_kept_aside",
+]

@@ -39,7 +39,7 @@ from transformers.trainer_utils import unwrap_peft_model
 from gest_showcases.errors import InputError
 from gest_showcases.trainer_utils import CollatorReadsRawExamples, FiniteTrainer
 
-from .gradients import SeparateNormaliserAdamW, conflict_projected_loss, contrastive_gradient_kept_aside
+from .gradients import SeparateNormaliserAdamW, combined_gradient_loss
 from .losses import total_loss
 
 
@@ -192,11 +192,8 @@ class PC2LTrainer(GeneratorTrainer):
         config = self._pc2l_config(model)
         loss, parts = total_loss(config, outputs, inputs)
         if model.training and torch.is_grad_enabled():
-            if config.gradient_conflicts == "projected":
-                loss, diagnostics = conflict_projected_loss(loss, outputs.loss, model.parameters())
-                parts |= diagnostics
-            elif config.contrastive_normaliser == "separate":
-                loss = contrastive_gradient_kept_aside(loss, outputs.loss, model.parameters())
+            loss, diagnostics = combined_gradient_loss(config, loss, outputs.loss, model.parameters())
+            parts |= diagnostics
         return loss, parts
 
     def _pc2l_config(self, model):
