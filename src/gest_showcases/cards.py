@@ -415,7 +415,7 @@ def generator_card(
             "likelihood_image_negatives", "mined_negative_candidates", "hard_negative_gradients",
             "decoder_contrastive_gradients", "encoder_contrastive_gradients", "contrastive_warmup_ratio",
             "in_batch_labels", "gradient_conflicts", "contrastive_normaliser", "contrastive_step_scale",
-            "image_feature_noise")  # fmt: skip
+            "review_pooling", "review_pooling_temperature", "image_feature_noise")  # fmt: skip
     decoder = config.decoder
     base_model = _base_model(config, base_model)
     folder = _run_folder(config, results_dir)

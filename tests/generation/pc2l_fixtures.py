@@ -142,6 +142,22 @@ def sgd_pc2l_trainer(model, tokenizer, tmp_path, examples, eval_examples=None, t
     )
 
 
+def assert_train_pc2l_records(assets, **options) -> None:
+    """`gest-showcases train-pc2l --name value ...` trains, and the saved config and the model card hold each value."""
+    from transformers import AutoConfig
+
+    from gest_showcases.cards import generator_card
+    from gest_showcases.commands import train_pc2l
+
+    argv = [item for name, value in options.items() for item in (f"--{name}", str(value))]
+    assert train_pc2l.main(train_pc2l_argv(assets, *argv)) == 0
+    config = AutoConfig.from_pretrained(assets / "run")
+    assert {name: getattr(config, name) for name in options} == options
+    card = str(generator_card(config, "user/run", results_dir=assets))
+    for name, value in options.items():
+        assert f"| {name} | {value} |" in card, name
+
+
 def assert_train_pc2l_refuses_in_one_line(assets, capsys, option: str, value: str) -> None:
     """`gest-showcases train-pc2l ... option value` exits 2 with one line on stderr that names the option."""
     from gest_showcases import cli

@@ -13,6 +13,7 @@ import math
 import pytest
 import torch
 from pc2l_fixtures import (
+    assert_train_pc2l_records,
     assert_train_pc2l_refuses_in_one_line,
     sgd_pc2l_trainer,
     sgd_training_args,
@@ -351,10 +352,5 @@ def test_the_separate_normaliser_refuses_what_it_cannot_honour(tokenizer, tmp_pa
 
 
 def test_train_pc2l_separates_the_normalisers_and_records_it(command_assets, capsys):
-    argv = train_pc2l_argv(command_assets, "--contrastive_normaliser", "separate", "--contrastive_step_scale", "0.1")
-    assert train_pc2l.main(argv) == 0
-    config = AutoConfig.from_pretrained(command_assets / "run")
-    assert (config.contrastive_normaliser, config.contrastive_step_scale) == ("separate", 0.1)
-    card = str(generator_card(config, "user/run", results_dir=command_assets))
-    assert "| contrastive_normaliser | separate |" in card and "| contrastive_step_scale | 0.1 |" in card
+    assert_train_pc2l_records(command_assets, contrastive_normaliser="separate", contrastive_step_scale=0.1)
     assert_train_pc2l_refuses_in_one_line(command_assets, capsys, "--contrastive_step_scale", "-1")

@@ -18,6 +18,8 @@ LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
 GRADIENT_CONFLICTS = ("kept", "projected")
 CONTRASTIVE_NORMALISERS = ("shared", "separate")
+# How phi_R pools the history reviews' encoder states: eq. 6's mean, or weighted towards the shown photos (H33).
+REVIEW_POOLINGS = ("mean", "shown_photos")
 # How a decoder other than GPT-2 adds its inserted cross-attention blocks to the residual stream.
 CROSS_ATTENTION_GATES = ("tanh", "none")
 # Cached image features a generator can read: the image backbone's pooled output, or CLIP image embeddings.
@@ -233,6 +235,16 @@ class PC2LConfig(PreTrainedConfig):
             H24): the encoder's states are detached before `phi_V` and `phi_R`, so the losses' values are
             unchanged and they reach the encoder only through `phi_Y(H^Y)`, whose decoder pass cross-attends to it
             (`contrastive_target="decoder"`; with `"text"` not at all). Embedding score only.
+        review_pooling (`str`, *optional*, defaults to `"mean"`):
+            How `phi_R` pools the history reviews' encoder states for eq. 7 or 9. `"mean"` (the paper, eq. 6): their
+            average. `"shown_photos"` (a documented option, docs/experiments.md, H33): their average weighted by a
+            softmax, over the example's history reviews, of each review's largest cosine similarity to a shown
+            photo (input features, no gradient) over `review_pooling_temperature`, so that PCL pulls the
+            explanation towards the user's reviews of what the photos show rather than towards all of their
+            history. Needs both inputs and the embedding score.
+        review_pooling_temperature (`float`, *optional*, defaults to 0.1):
+            The softmax temperature of `review_pooling="shown_photos"` (lower: the closest reviews take more of the
+            weight). Not read with `"mean"`.
 
     Example:
 
@@ -289,6 +301,8 @@ class PC2LConfig(PreTrainedConfig):
     gradient_conflicts: str = "kept"
     contrastive_normaliser: str = "shared"
     contrastive_step_scale: float | int = 0.2
+    review_pooling: str = "mean"
+    review_pooling_temperature: float | int = 0.1
 
     def __post_init__(self, **kwargs):
         if self.decoder is None:
@@ -399,7 +413,20 @@ class PC2LConfig(PreTrainedConfig):
             )
         if self.contrastive_normaliser != "shared" and self.gradient_conflicts != "kept":
             raise ValueError("contrastive_normaliser='separate' and gradient_conflicts='projected' do not combine")
+        if self.review_pooling not in REVIEW_POOLINGS:
+            raise ValueError(f"review_pooling must be one of {REVIEW_POOLINGS}, got {self.review_pooling!r}")
+        if self.review_pooling != "mean" and (
+            self.contrastive_score != "embedding" or self.review_contrastive == "none" or self.input_mode != "img+text"
+        ):
+            raise ValueError(
+                "review_pooling='shown_photos' weighs phi_R's history reviews by the photos shown: it needs "
+                "input_mode='img+text', a review_contrastive loss and contrastive_score='embedding'"
+            )
         # Written so that NaN fails too.
+        if not 0 < self.review_pooling_temperature < float("inf"):
+            raise ValueError(
+                f"review_pooling_temperature must be a finite number > 0, got {self.review_pooling_temperature}"
+            )
         if not 0 < self.contrastive_step_scale < float("inf"):
             raise ValueError(f"contrastive_step_scale must be a finite number > 0, got {self.contrastive_step_scale}")
         if self.contrastive_warmup_ratio and self.image_contrastive == self.review_contrastive == "none":

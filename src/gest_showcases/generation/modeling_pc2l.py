@@ -76,9 +76,42 @@ DECODER_CONFIG_METADATA = frozenset(
 
 
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Average of `hidden_states` [B, S, D] over the positions where `mask` [B, S] is true; [B, D]."""
+    """Average of `hidden_states` [B, S, D] over the positions where `mask` [B, S] is true; [B, D].
+
+    A float `mask` of weights summing to 1 per row gives their weighted average (`shown_photo_review_weights`)."""
     weights = mask.to(hidden_states.dtype).unsqueeze(-1)  # [B, S, 1]
     return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
+def _mask_or_all(mask: torch.Tensor | None, features: torch.Tensor) -> torch.Tensor:
+    """`mask` as bool, or all true over `features`' [B, S] when None (no padding)."""
+    if mask is None:
+        return torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+    return mask.bool()
+
+
+def shown_photo_review_weights(
+    image_features: torch.Tensor,
+    image_mask: torch.Tensor | None,
+    review_features: torch.Tensor,
+    review_mask: torch.Tensor | None,
+    temperature: float,
+) -> torch.Tensor:
+    """Pooling weights [B, R] of the history reviews, `review_pooling="shown_photos"` (H33): a softmax over each
+    example's unpadded reviews of `max_i cos(review_r, photo_i) / temperature` over its unpadded photos.
+
+    Each row sums to 1 (uniform over the reviews when the example has no photo; all 0 when it has no review, as
+    `masked_mean` of an empty mask). Computed from the input features, so it carries no gradient. `None` masks:
+    nothing is padding.
+    """
+    images = F.normalize(image_features.float(), dim=-1)
+    reviews = F.normalize(review_features.float(), dim=-1)
+    image_mask = _mask_or_all(image_mask, images)
+    review_mask = _mask_or_all(review_mask, reviews)
+    similarity = (reviews @ images.transpose(1, 2)).masked_fill(~image_mask[:, None, :], -torch.inf)  # [B, R, I]
+    scores = torch.where(image_mask.any(1, keepdim=True), similarity.amax(-1) / temperature, 0.0)
+    weights = scores.masked_fill(~review_mask, -torch.inf).softmax(-1)
+    return torch.where(review_mask.any(1, keepdim=True), weights, 0.0).detach()  # (a row of -inf gave NaN)
 
 
 def sequence_log_likelihood(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -866,7 +899,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             )  # fmt: skip
         if compute_embeddings:
             self._add_embeddings(
-                output, hidden_states, input_ids, target_mask, image_features, encoder_hidden_states,
+                output, hidden_states, input_ids, target_mask, encoder_inputs, encoder_hidden_states,
                 encoder_attention_mask, negative_input_ids, negative_attention_mask, detached_negatives, text_target,
                 position_ids[:batch_size] if position_ids is not None else None, cross_key_values, **kwargs,
             )  # fmt: skip
@@ -902,7 +935,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         hidden_states: torch.Tensor,
         input_ids: torch.Tensor,
         target_mask: torch.Tensor,
-        image_features: torch.Tensor,
+        encoder_inputs: tuple,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         negative_input_ids: torch.Tensor | None,
@@ -916,8 +949,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """The embedding score's fields of `output` (eqs. 7-9): `target_embeds` (phi_Y of the decoder's states over
         the targets, `hidden_states`' first B rows, or of the text-only pass), `image_embeds` / `review_embeds`
         (phi_V, phi_R of the encoder's states) and the hard negatives' `negative_embeds` (the next B rows, or their
-        call without gradients). `position_ids`: the targets'."""
+        call without gradients). `encoder_inputs`: the encoder's `(image_features, image_mask, review_features,
+        review_mask)`. `position_ids`: the targets'."""
         batch_size = input_ids.shape[0]
+        image_features, image_mask, review_features, review_mask = encoder_inputs
         num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
         if text_target:
             # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
@@ -940,9 +975,12 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 head_states[:, :num_image_tokens], encoder_attention_mask[:, :num_image_tokens]
             )
         if self.config.review_contrastive != "none":
-            output.review_embeds = self.review_head(
-                head_states[:, num_image_tokens:], encoder_attention_mask[:, num_image_tokens:]
-            )
+            review_weights = encoder_attention_mask[:, num_image_tokens:]
+            if self.config.review_pooling == "shown_photos":
+                review_weights = shown_photo_review_weights(
+                    image_features, image_mask, review_features, review_mask, self.config.review_pooling_temperature
+                )
+            output.review_embeds = self.review_head(head_states[:, num_image_tokens:], review_weights)
         if detached_negatives:
             output.negative_embeds = self._detached_negative_embeds(
                 negative_input_ids, negative_attention_mask, position_ids, encoder_hidden_states,
@@ -1264,4 +1302,5 @@ __all__ = [
     "PC2LPreTrainedModel",
     "masked_mean",
     "sequence_log_likelihood",
+    "shown_photo_review_weights",
 ]

@@ -169,6 +169,19 @@ class PC2LModelArguments:
             "help": "with --contrastive_normaliser separate: the contrastive step's size as a share of cross-entropy's"
         },
     )
+    review_pooling: str = field(
+        default="mean",
+        metadata={
+            "help": "mean (the paper, eq. 6): phi_R averages the history reviews' states. shown_photos (an option, "
+            "H33): their average weighted by a softmax of each review's largest cosine to a shown photo (input "
+            "features) over --review_pooling_temperature, so that PCL pulls towards the reviews of what the photos "
+            "show; embedding score, img+text only",
+            "choices": ["mean", "shown_photos"],
+        },
+    )
+    review_pooling_temperature: float = field(
+        default=0.1, metadata={"help": "with --review_pooling shown_photos: its softmax temperature"}
+    )
     image_feature_noise: float = field(
         default=0.0,
         metadata={
@@ -203,7 +216,7 @@ CONTRASTIVE_OPTIONS = frozenset({
     "projection_dim", "contrastive_target", "contrastive_score", "likelihood_image_negatives",
     "hard_negative_gradients", "mined_negative_candidates", "contrastive_warmup_ratio", "in_batch_labels",
     "decoder_contrastive_gradients", "encoder_contrastive_gradients", "gradient_conflicts", "contrastive_normaliser",
-    "contrastive_step_scale",
+    "contrastive_step_scale", "review_pooling", "review_pooling_temperature",
 })  # fmt: skip
 
 
@@ -311,8 +324,8 @@ def config_kwargs(model_args: PC2LModelArguments, data_args: PC2LDataArguments) 
              "contrastive_target", "contrastive_score", "hard_negative_gradients", "decoder_contrastive_gradients",
              "encoder_contrastive_gradients", "likelihood_image_negatives", "mined_negative_candidates",
              "contrastive_warmup_ratio", "in_batch_labels", "gradient_conflicts", "contrastive_normaliser",
-             "contrastive_step_scale", "image_feature_noise", "cross_attention_every_n_layers",
-             "cross_attention_gate")  # fmt: skip
+             "contrastive_step_scale", "review_pooling", "review_pooling_temperature", "image_feature_noise",
+             "cross_attention_every_n_layers", "cross_attention_gate")  # fmt: skip
     return {name: getattr(model_args, name) for name in names} | {
         "max_images": data_args.max_images,
         "max_reviews": data_args.max_reviews,
