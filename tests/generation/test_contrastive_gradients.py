@@ -132,3 +132,30 @@ def test_train_pc2l_sets_it_from_the_command_line(tmp_path, side, given):
     assert getattr(PC2LConfig(**config_kwargs(model_args, data_args)), name) == ("none" if given else "full")
     # A contrastive option: the experiment never hands it to its cross-entropy-only generator.
     assert name in CONTRASTIVE_OPTIONS
+
+
+@pytest.mark.parametrize("target", ["decoder", "text"])
+def test_without_decoder_gradients_the_negatives_pass_keeps_no_graph(tokenizer, target):
+    """Under `decoder_contrastive_gradients="none"` the hard negatives' decoder states get no gradient, so their
+    decoder pass runs without one (in the targets' batched call their backward pass ran on zeros), and so does the
+    text target's pass; the paper's setting runs them with gradients."""
+    model = ccl_pcl_model(tokenizer, "gpt2", contrastive_target=target)
+    batch = negatives_batch(tokenizer)
+    size = len(batch["input_ids"])
+    calls = []  # (rows, grad enabled) of every GPT-2 call
+
+    def record(module, args, kwargs):
+        calls.append((len(args[0] if args else kwargs["input_ids"]), torch.is_grad_enabled()))
+
+    model.decoder.transformer.register_forward_pre_hook(record, with_kwargs=True)
+    runs = {}
+    for setting in ("full", "none"):
+        calls.clear()
+        model.config.decoder_contrastive_gradients = setting
+        model(**batch)
+        runs[setting] = list(calls)
+    # The paper's: the negatives (decoder target) or targets + negatives (text target) in one call with gradients.
+    assert (2 * size, True) in runs["full"]
+    # The option: only the targets' call for cross-entropy keeps a graph; the same rows run, the rest without.
+    assert [call for call in runs["none"] if call[1]] == [(size, True)]
+    assert sum(rows for rows, _ in runs["none"]) == sum(rows for rows, _ in runs["full"])

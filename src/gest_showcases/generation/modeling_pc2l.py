@@ -770,8 +770,12 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         segments = [(input_ids, target_mask, encoder_hidden_states, encoder_attention_mask)]
         hard_negatives = negative_input_ids is not None and (compute_likelihoods or compute_embeddings)
         # `hard_negative_gradients="detached"` (embedding score only, the config checks): the negatives get a decoder
-        # call of their own without gradients (`_detached_negative_embeds`), outside the batched one.
-        detached_negatives = hard_negatives and self.config.hard_negative_gradients == "detached"
+        # call of their own without gradients (`_detached_negative_states`), outside the batched one. So do they under
+        # `decoder_contrastive_gradients="none"` (H23), whose decoder states get no contrastive gradient anyway: in
+        # the batched call their backward pass would run on zeros.
+        detached_negatives = hard_negatives and (
+            self.config.hard_negative_gradients == "detached" or self.config.decoder_contrastive_gradients == "none"
+        )
         negatives_in_pass = hard_negatives and not detached_negatives and (compute_likelihoods or not text_target)
         # GPT-2 computes each hard negative only from its first swapped token on (see `_negative_suffix_states`).
         share_negative_prefix = negatives_in_pass and self._shares_negative_prefix(cache, use_cache)
@@ -960,7 +964,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             if negative_input_ids is not None and not detached_negatives:
                 text_ids = torch.cat([input_ids, negative_input_ids])
                 text_mask = torch.cat([target_mask, negative_attention_mask])
-            hidden_states = self._decoder_states(text_ids, text_mask)
+            # (Under H23's option this pass feeds phi_Y alone, detached below: no graph to keep.)
+            with torch.set_grad_enabled(self.config.decoder_contrastive_gradients == "full" and torch.is_grad_enabled()):
+                hidden_states = self._decoder_states(text_ids, text_mask)
         if self.config.decoder_contrastive_gradients == "none":
             # H23's option: the same H^Y, but eqs. 7-9 train phi_Y and the encoder only; the decoder learns from
             # cross-entropy alone (the logits keep their own graph).
@@ -982,15 +988,18 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 )
             output.review_embeds = self.review_head(head_states[:, num_image_tokens:], review_weights)
         if detached_negatives:
-            output.negative_embeds = self._detached_negative_embeds(
+            negative_states = self._detached_negative_states(
                 negative_input_ids, negative_attention_mask, position_ids, encoder_hidden_states,
                 encoder_attention_mask, cross_key_values, text_target, **kwargs,
             )  # fmt: skip
+            # H23 trains phi_Y on the negatives' (detached) states; "detached" negatives train nothing.
+            with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
+                output.negative_embeds = self.target_head(negative_states, negative_attention_mask)
         elif negative_input_ids is not None:
             output.negative_embeds = self.target_head(hidden_states[batch_size : 2 * batch_size], negative_attention_mask)
 
     @torch.no_grad()
-    def _detached_negative_embeds(
+    def _detached_negative_states(
         self,
         negative_input_ids: torch.Tensor,
         negative_attention_mask: torch.Tensor,
@@ -1001,8 +1010,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         text_target: bool,
         **kwargs,
     ) -> torch.Tensor:
-        """`phi_Y(H^Y_ent)` [B, projection_dim] of the hard negatives without gradients
-        (`config.hard_negative_gradients="detached"`).
+        """`H^Y_ent` [B, L, D], the decoder's last states over the hard negatives, without gradients
+        (`config.hard_negative_gradients="detached"`, or `decoder_contrastive_gradients="none"`).
 
         The same states the batched call computes for the negatives' rows, in a decoder call of their own under
         `torch.no_grad`: autograd keeps none of its activations and the backward pass skips it. Every row of a
@@ -1014,18 +1023,16 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             text_target: `contrastive_target="text"`: the text-only pass, without the encoder.
         """
         if text_target:
-            states = self._decoder_states(negative_input_ids, negative_attention_mask)
-        else:
-            states = self._decoder_states(
-                negative_input_ids,
-                negative_attention_mask,
-                position_ids,
-                encoder_hidden_states,
-                encoder_attention_mask,
-                cross_key_values,
-                **kwargs,
-            )
-        return self.target_head(states, negative_attention_mask)
+            return self._decoder_states(negative_input_ids, negative_attention_mask)
+        return self._decoder_states(
+            negative_input_ids,
+            negative_attention_mask,
+            position_ids,
+            encoder_hidden_states,
+            encoder_attention_mask,
+            cross_key_values,
+            **kwargs,
+        )
 
     def _decoder_states(
         self,
