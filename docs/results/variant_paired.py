@@ -8,6 +8,8 @@ against `scores-smollm2.json`), which the experiment's own tables never pair.
 
 e.g. `python docs/results/variant_paired.py /tmp/exp19s scores-smollm2-ungated.json:ce-only
 scores-smollm2.json:ce-only clip 3`. Prints one Markdown row, A - B, on every column the experiment's tables print.
+A scores file given as a path with `{seed}` in it (`/tmp/other/clip/seed-{seed}/scores.json:ce-only`) is read from
+there instead, so two folders of the same world can be paired (their test examples must be the same).
 """
 
 import json
@@ -20,7 +22,11 @@ from gest_showcases.experiments.summary import GENERATION_COLUMNS, pooled_differ
 def cells(work: Path, features: str, seeds: int, side: str) -> tuple[list[dict], list[list[str]]]:
     """The scores cells of `SCORES_FILE:SYSTEM` over the seeds, and each seed's test references."""
     scores_file, _, system = side.partition(":")
-    scores = [json.loads((work / features / f"seed-{seed}" / scores_file).read_text()) for seed in range(seeds)]
+    paths = [
+        Path(scores_file.format(seed=seed)) if "{seed}" in scores_file else work / features / f"seed-{seed}" / scores_file
+        for seed in range(seeds)
+    ]
+    scores = [json.loads(path.read_text()) for path in paths]
     if any(system not in score["generation"] for score in scores):
         raise SystemExit(f"{side}: no such system in every seed (have: {sorted(scores[0]['generation'])})")
     return [score["generation"][system] for score in scores], [score["references"] for score in scores]
