@@ -692,8 +692,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             negative_input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Entity-swapped hard negatives of the targets (CCL, eq. 8), padded to the targets' length. They go
                 through the decoder in the same call as the targets (2B sequences), or with
-                `config.hard_negative_gradients="detached"` in a call of their own without gradients, and get no
-                LM loss.
+                `config.hard_negative_gradients="detached"` (or `decoder_contrastive_gradients="none"`) in a call of
+                their own without gradients, and get no LM loss.
             negative_attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Their padding mask.
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
