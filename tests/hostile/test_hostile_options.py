@@ -288,6 +288,14 @@ PAST_VARIANTS = [
     "--contrastive_score likelihood --image_contrastive cl --review_contrastive none",
     "--no_lora_self_attention --lora",
     "--cross_attention_gate none",
+    "--contrastive_warmup_ratio 0.5",
+    "--in_batch_labels noun_chunks",
+    "--decoder_contrastive_gradients none",
+    "--encoder_contrastive_gradients none",
+    "--gradient_conflicts projected",
+    "--contrastive_normaliser separate --contrastive_step_scale 1.0",
+    "--contrastive_normaliser separate --review_contrastive none",
+    "--contrastive_normaliser separate --image_contrastive none --review_pooling shown_photos",
 ]
 
 
