@@ -45,8 +45,8 @@ def test_the_weights_are_the_softmax_of_each_reviews_best_cosine_to_a_shown_phot
     # A padded photo that would be the best match is not read.
     images[0, 2] = reviews[0, 0]
     torch.testing.assert_close(shown_photo_review_weights(images, image_mask, reviews, review_mask, 0.2), weights)
-    # None masks: nothing is padding.
-    everything = shown_photo_review_weights(images, None, reviews, None, 0.2)
+    # Nothing padded: every photo and review is read.
+    everything = shown_photo_review_weights(images, torch.ones(4, 3), reviews, torch.ones(4, 5), 0.2)
     torch.testing.assert_close(everything, _weights_by_loop(images, torch.ones(4, 3), reviews, torch.ones(4, 5), 0.2))
 
 

@@ -83,31 +83,23 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return (hidden_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
-def _mask_or_all(mask: torch.Tensor | None, features: torch.Tensor) -> torch.Tensor:
-    """`mask` as bool, or all true over `features`' [B, S] when None (no padding)."""
-    if mask is None:
-        return torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-    return mask.bool()
-
-
 def shown_photo_review_weights(
     image_features: torch.Tensor,
-    image_mask: torch.Tensor | None,
+    image_mask: torch.Tensor,
     review_features: torch.Tensor,
-    review_mask: torch.Tensor | None,
+    review_mask: torch.Tensor,
     temperature: float,
 ) -> torch.Tensor:
     """Pooling weights [B, R] of the history reviews, `review_pooling="shown_photos"` (H33): a softmax over each
     example's unpadded reviews of `max_i cos(review_r, photo_i) / temperature` over its unpadded photos.
 
     Each row sums to 1 (uniform over the reviews when the example has no photo; all 0 when it has no review, as
-    `masked_mean` of an empty mask). Computed from the input features, so it carries no gradient. `None` masks:
-    nothing is padding.
+    `masked_mean` of an empty mask). Computed from the input features, so it carries no gradient. The masks are the
+    encoder's (true: a real photo or review).
     """
     images = F.normalize(image_features.float(), dim=-1)
     reviews = F.normalize(review_features.float(), dim=-1)
-    image_mask = _mask_or_all(image_mask, images)
-    review_mask = _mask_or_all(review_mask, reviews)
+    image_mask, review_mask = image_mask.bool(), review_mask.bool()
     similarity = (reviews @ images.transpose(1, 2)).masked_fill(~image_mask[:, None, :], -torch.inf)  # [B, R, I]
     scores = torch.where(image_mask.any(1, keepdim=True), similarity.amax(-1) / temperature, 0.0)
     weights = scores.masked_fill(~review_mask, -torch.inf).softmax(-1)
@@ -903,7 +895,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             )  # fmt: skip
         if compute_embeddings:
             self._add_embeddings(
-                output, hidden_states, input_ids, target_mask, encoder_inputs, encoder_hidden_states,
+                output, hidden_states, input_ids, target_mask, image_features, review_features, encoder_hidden_states,
                 encoder_attention_mask, negative_input_ids, negative_attention_mask, detached_negatives, text_target,
                 position_ids[:batch_size] if position_ids is not None else None, cross_key_values, **kwargs,
             )  # fmt: skip
@@ -939,7 +931,8 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         hidden_states: torch.Tensor,
         input_ids: torch.Tensor,
         target_mask: torch.Tensor,
-        encoder_inputs: tuple,
+        image_features: torch.Tensor | None,
+        review_features: torch.Tensor | None,
         encoder_hidden_states: torch.Tensor,
         encoder_attention_mask: torch.Tensor,
         negative_input_ids: torch.Tensor | None,
@@ -953,10 +946,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """The embedding score's fields of `output` (eqs. 7-9): `target_embeds` (phi_Y of the decoder's states over
         the targets, `hidden_states`' first B rows, or of the text-only pass), `image_embeds` / `review_embeds`
         (phi_V, phi_R of the encoder's states) and the hard negatives' `negative_embeds` (the next B rows, or their
-        call without gradients). `encoder_inputs`: the encoder's `(image_features, image_mask, review_features,
-        review_mask)`. `position_ids`: the targets'."""
+        call without gradients). `image_features`, `review_features`: the encoder's inputs (their padding is in
+        `encoder_attention_mask`). `position_ids`: the targets'."""
         batch_size = input_ids.shape[0]
-        image_features, image_mask, review_features, review_mask = encoder_inputs
         num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
         if text_target:
             # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
@@ -984,8 +976,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             review_weights = encoder_attention_mask[:, num_image_tokens:]
             if self.config.review_pooling == "shown_photos":
                 review_weights = shown_photo_review_weights(
-                    image_features, image_mask, review_features, review_mask, self.config.review_pooling_temperature
-                )
+                    image_features, encoder_attention_mask[:, :num_image_tokens], review_features, review_weights,
+                    self.config.review_pooling_temperature,
+                )  # fmt: skip
             output.review_embeds = self.review_head(head_states[:, num_image_tokens:], review_weights)
         if detached_negatives:
             negative_states = self._detached_negative_states(
