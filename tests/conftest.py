@@ -41,3 +41,19 @@ def restore_torch_threads():
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def treebank_splits(monkeypatch) -> list[str]:
+    """The texts the metrics' Treebank tokenizer splits during the test, in order (lower-cased, as it gets them)."""
+    from gest_showcases.metrics import text
+
+    splits, real = [], text._treebank()
+
+    class Counting:
+        def tokenize(self, text):
+            splits.append(text)
+            return real.tokenize(text)
+
+    monkeypatch.setattr(text, "_treebank", Counting)
+    return splits

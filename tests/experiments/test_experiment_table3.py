@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from gest_showcases.commands.experiment import Experiment, ExperimentArguments
+from gest_showcases.experiments.grid import CE_ONLY, PC2L
 from gest_showcases.experiments.summary import pooled_differences, summarise, tables_markdown
 from gest_showcases.metrics import intervals
 
@@ -111,3 +112,17 @@ def test_pooled_differences_pair_the_seeds_on_the_same_resamples_against_a_hand_
     shorter = [_cell(cell["texts"][:3], [(1, 1)] * 3) for cell in cells_a]
     with pytest.raises(ValueError, match="need the same examples"):
         pooled_differences(cells_a, shorter, references, num_resamples=200)
+
+
+def test_the_summaries_split_each_text_once(treebank_splits):
+    """Every system and seed reads the same references: `pooled_differences` and `summarise` split each text once."""
+    references = [["the ramen is great", "their sushi is fresh"]] * 2
+    cells = [_cell(["the ramen", "the sushi"], [(1, 1), (1, 1)]), _cell(["the ramen", "a taco"], [(1, 1), (0, 1)])]
+    pooled_differences(cells, cells[::-1], references, num_resamples=20)
+    texts = {"the ramen is great", "their sushi is fresh", "the ramen", "the sushi", "a taco"}
+    assert sorted(treebank_splits) == sorted(texts)
+    treebank_splits.clear()
+    per_seed = {seed: {"selection": {}, "generation": {PC2L: cells[seed], CE_ONLY: cells[1 - seed]},
+                       "references": references[seed]} for seed in (0, 1)}  # fmt: skip
+    summarise(per_seed, num_resamples=20)
+    assert sorted(treebank_splits) == sorted(texts)

@@ -296,6 +296,8 @@ PAST_VARIANTS = [
     "--contrastive_normaliser separate --contrastive_step_scale 1.0",
     "--contrastive_normaliser separate --review_contrastive none",
     "--contrastive_normaliser separate --image_contrastive none --review_pooling shown_photos",
+    "--contrastive_normaliser separate --image_contrastive none --contrastive_target text",
+    "--contrastive_normaliser separate --contrastive_target text",
 ]
 
 

@@ -227,7 +227,7 @@ def _random_photos(folder, seed: int):
     return folder
 
 
-def test_evaluate_command_end_to_end(tmp_path, capsys):
+def test_evaluate_command_end_to_end(tmp_path, capsys, treebank_splits):
     install_wordnet()
     clip_dir = save_tiny_clip(tmp_path / "clip")
     classifier_dir = tmp_path / "classifier"
@@ -240,6 +240,9 @@ def test_evaluate_command_end_to_end(tmp_path, capsys):
     argv += ["--images", str(images), "--clip_model", str(clip_dir), "--classifier", str(classifier_dir)]
     assert cli_main([*argv, "--no_bertscore"]) == 0
     assert "| PC2L |" in capsys.readouterr().out
+    # Every metric, interval and Figure 6 read the same texts: each is split once (`tokens_memoised`).
+    texts = {row[key].lower() for row in ROWS for key in ("generated", "reference")}
+    assert sorted(treebank_splits) == sorted(texts)
     table = json.loads((tmp_path / "out" / "table2.json").read_text())["rows"]
     assert list(table) == ["PC2L", "baseline", "GT"]
     for key in (

@@ -11,7 +11,16 @@ from nltk.translate.meteor_score import meteor_score
 from nltk.translate.nist_score import corpus_nist
 
 from gest_showcases.metrics.assets import install_wordnet
-from gest_showcases.metrics.text import bleu, distinct, meteor, nist, split_sentences, text_metrics, tokenize
+from gest_showcases.metrics.text import (
+    bleu,
+    distinct,
+    meteor,
+    nist,
+    split_sentences,
+    text_metrics,
+    tokenize,
+    tokens_memoised,
+)
 
 PAIRS = (
     ("the cat sat on the mat", "the cat is on the mat"),
@@ -86,6 +95,20 @@ def _random_corpus(seed: int, size: int):
 def test_tokenize_lowercases_with_treebank():
     assert tokenize("The pizza wasn't GREAT.") == ["the", "pizza", "was", "n't", "great", "."]
     assert tokenize("   ") == []
+
+
+def test_tokens_memoised_splits_each_text_once_and_forgets_on_exit(treebank_splits):
+    splits = treebank_splits
+    with tokens_memoised():
+        first = tokenize("The pizza wasn't GREAT.")
+        first.append("changed")  # a new list each call: the memo keeps its own
+        with tokens_memoised():  # a nested block shares the outer memo
+            assert tokenize("The pizza wasn't GREAT.") == ["the", "pizza", "was", "n't", "great", "."]
+        assert tokenize("Good.") == tokenize("Good.") == ["good", "."]
+        assert distinct(["Good.", "Good."]) == distinct(["Good."] * 2)
+    assert splits == ["the pizza wasn't great.", "good."]
+    assert tokenize("Good.") == ["good", "."]  # forgotten on exit
+    assert splits[2:] == ["good."]
 
 
 def test_split_sentences_rule():

@@ -32,7 +32,7 @@ from gest_showcases.metrics.paper_tables import (
     write_evaluation,
 )
 from gest_showcases.metrics.synth_truth import SynthTruth, score_references, score_synth_generations
-from gest_showcases.metrics.text import default_bertscore_model
+from gest_showcases.metrics.text import default_bertscore_model, tokens_memoised
 from gest_showcases.model_folders import loading
 
 from .arguments import OutputArguments, check_device, parse_args
@@ -162,26 +162,27 @@ def run(args: EvaluateArguments, output_dir: str) -> None:
         else None
     )
 
-    rows = score_generations(
-        records,
-        bertscore_model=bertscore_model,
-        bertscore_layers=args.bertscore_layers,
-        clip=clip,
-        image_dir=args.images,
-        scorer=scorer,
-        device=args.device,
-        interaction_scorer=interaction_scorer,
-    )
-    truth_scores = None
-    if truth is not None:
-        truth_scores = score_synth_generations(records, truth)
-        # GT is the ceiling: each reference against the photos of the review it was written about.
-        truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
-        for name, scores in truth_scores.items():
-            rows[name].update(scores.metrics())
-    # Before any file is written: a run stopped while resampling leaves the previous evaluation whole.
-    intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples, args.compare_to)
-    paths = write_evaluation(rows, records, output_dir, intervals_table)
+    with tokens_memoised():  # every metric below tokenises the same texts
+        rows = score_generations(
+            records,
+            bertscore_model=bertscore_model,
+            bertscore_layers=args.bertscore_layers,
+            clip=clip,
+            image_dir=args.images,
+            scorer=scorer,
+            device=args.device,
+            interaction_scorer=interaction_scorer,
+        )
+        truth_scores = None
+        if truth is not None:
+            truth_scores = score_synth_generations(records, truth)
+            # GT is the ceiling: each reference against the photos of the review it was written about.
+            truth_scores[GROUND_TRUTH] = score_references(records, truth, own_photos=True)
+            for name, scores in truth_scores.items():
+                rows[name].update(scores.metrics())
+        # Before any file is written: a run stopped while resampling leaves the previous evaluation whole.
+        intervals_table = table2_intervals_markdown(records, truth_scores, args.num_resamples, args.compare_to)
+        paths = write_evaluation(rows, records, output_dir, intervals_table)
     print(table2_markdown(rows))
     print(intervals_table)
     print("\n".join(f"{name}: {path}" for name, path in paths.items()))

@@ -19,6 +19,7 @@ from gest_showcases.experiments.grid import CE_ONLY, LOSS_CONFIGS, PC2L, SELECTO
 from gest_showcases.metrics import intervals
 from gest_showcases.metrics.paper_tables import INTERVAL_COLUMNS, table2_columns
 from gest_showcases.metrics.per_example import interval_dict, text_statistics
+from gest_showcases.metrics.text import tokens_memoised
 from gest_showcases.selection.training import HISTORY_COSINE
 
 # (key, column, scale): fractions are printed x100.
@@ -63,6 +64,7 @@ def generation_statistics(cell: dict, references: list[str]) -> dict[str, tuple]
     return statistics
 
 
+@tokens_memoised()  # the same references (and texts) tokenised for every system and seed
 def pooled_differences(
     cells_a: list[dict], cells_b: list[dict], references: list[list[str]], num_resamples: int
 ) -> dict[str, dict]:
@@ -95,6 +97,7 @@ def pooled_differences(
     return differences
 
 
+@tokens_memoised()
 def summarise(per_seed: dict[int, dict], num_resamples: int) -> dict:
     """results.json's content: per system x metric, the per-seed estimates and intervals, mean and ci95."""
     seeds = sorted(per_seed)

@@ -40,6 +40,7 @@ __getattr__, __dir__, _lazy_names = lazy_exports(
         "nist": "text",
         "text_metrics": "text",
         "tokenize": "text",
+        "tokens_memoised": "text",
         "clip_align": "grounding",
         "clip_score": "grounding",
         "clip_align_from_embeddings": "grounding",

@@ -37,7 +37,9 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -58,6 +60,7 @@ __all__ = [
     "split_sentences",
     "text_metrics",
     "tokenize",
+    "tokens_memoised",
 ]
 
 BLEU_WEIGHTS = {"bleu_1": (1.0, 0.0, 0.0, 0.0), "bleu_4": (0.25, 0.25, 0.25, 0.25)}
@@ -70,9 +73,40 @@ def _treebank():
     return TreebankWordTokenizer()
 
 
+# Inside `tokens_memoised`: text -> its tokens (interned: the memo holds each word type once).
+_TOKEN_MEMO: ContextVar[dict[str, tuple[str, ...]] | None] = ContextVar("gest_showcases_token_memo", default=None)
+
+
 def tokenize(text: str) -> list[str]:
-    """Lower-case ``text`` and split it with NLTK's ``TreebankWordTokenizer`` (no punkt data needed)."""
-    return _treebank().tokenize(text.lower())
+    """Lower-case ``text`` and split it with NLTK's ``TreebankWordTokenizer`` (no punkt data needed).
+
+    Inside ``with tokens_memoised():`` each distinct text is split once; every call returns a new list.
+    """
+    memo = _TOKEN_MEMO.get()
+    if memo is None:
+        return _treebank().tokenize(text.lower())
+    tokens = memo.get(text)
+    if tokens is None:
+        tokens = memo[text] = tuple(map(sys.intern, _treebank().tokenize(text.lower())))
+    return list(tokens)
+
+
+@contextmanager
+def tokens_memoised() -> Iterator[None]:
+    """Within the block, `tokenize` splits each distinct text once and remembers its tokens; forgotten on exit.
+
+    An evaluation tokenises every text several times (the corpus metrics, the GT row, each system's per-example
+    interval parts, Figure 6's coverage), each time through the Treebank tokenizer's regular expressions;
+    `benchmarks/bench_evaluate.py` measures what the memo saves. Nested blocks share the outer memo.
+    """
+    if _TOKEN_MEMO.get() is not None:
+        yield
+        return
+    token = _TOKEN_MEMO.set({})
+    try:
+        yield
+    finally:
+        _TOKEN_MEMO.reset(token)
 
 
 def _check_pairs(hypotheses: Sequence[str], references: Sequence[str]) -> None:
