@@ -298,6 +298,7 @@ PAST_VARIANTS = [
     "--contrastive_normaliser separate --image_contrastive none --review_pooling shown_photos",
     "--contrastive_normaliser separate --image_contrastive none --contrastive_target text",
     "--contrastive_normaliser separate --contrastive_target text",
+    "--contrastive_normaliser separate --image_contrastive none --contrastive_target text --review_pooling shown_photos",
 ]
 
 
