@@ -894,11 +894,18 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 negative_attention_mask, swapped_states,
             )  # fmt: skip
         if compute_embeddings:
+            # (The detached negatives' pass runs after the text-target pass, the order of their dropout draws.)
             self._add_embeddings(
                 output, hidden_states, input_ids, target_mask, image_features, review_features, encoder_hidden_states,
-                encoder_attention_mask, negative_input_ids, negative_attention_mask, detached_negatives, text_target,
-                position_ids[:batch_size] if position_ids is not None else None, cross_key_values, **kwargs,
+                encoder_attention_mask, None if detached_negatives else negative_input_ids, negative_attention_mask,
+                text_target,
             )  # fmt: skip
+            if detached_negatives:
+                output.negative_embeds = self._detached_negative_embeds(
+                    negative_input_ids, negative_attention_mask,
+                    position_ids[:batch_size] if position_ids is not None else None, encoder_hidden_states,
+                    encoder_attention_mask, cross_key_values, text_target, **kwargs,
+                )  # fmt: skip
         return output
 
     def _add_likelihoods(
@@ -937,23 +944,19 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         encoder_attention_mask: torch.Tensor,
         negative_input_ids: torch.Tensor | None,
         negative_attention_mask: torch.Tensor | None,
-        detached_negatives: bool,
         text_target: bool,
-        position_ids: torch.Tensor | None,
-        cross_key_values: torch.Tensor | None,
-        **kwargs,
     ) -> None:
         """The embedding score's fields of `output` (eqs. 7-9): `target_embeds` (phi_Y of the decoder's states over
         the targets, `hidden_states`' first B rows, or of the text-only pass), `image_embeds` / `review_embeds`
-        (phi_V, phi_R of the encoder's states) and the hard negatives' `negative_embeds` (the next B rows, or their
-        call without gradients). `image_features`, `review_features`: the encoder's inputs (their padding is in
-        `encoder_attention_mask`). `position_ids`: the targets'."""
+        (phi_V, phi_R of the encoder's states) and, when `negative_input_ids` is given (the hard negatives were in
+        the decoder call: the next B rows), `negative_embeds`; detached negatives are `_detached_negative_embeds`'.
+        `image_features`, `review_features`: the encoder's inputs (their padding is in `encoder_attention_mask`)."""
         batch_size = input_ids.shape[0]
         num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
         if text_target:
             # H^Y of the text alone: the targets (and hard negatives) through the decoder without the encoder.
             text_ids, text_mask = input_ids, target_mask
-            if negative_input_ids is not None and not detached_negatives:
+            if negative_input_ids is not None:
                 text_ids = torch.cat([input_ids, negative_input_ids])
                 text_mask = torch.cat([target_mask, negative_attention_mask])
             # (Under H23's option this pass feeds phi_Y alone, detached below: no graph to keep.)
@@ -980,16 +983,15 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                     self.config.review_pooling_temperature,
                 )  # fmt: skip
             output.review_embeds = self.review_head(head_states[:, num_image_tokens:], review_weights)
-        if detached_negatives:
-            negative_states = self._detached_negative_states(
-                negative_input_ids, negative_attention_mask, position_ids, encoder_hidden_states,
-                encoder_attention_mask, cross_key_values, text_target, **kwargs,
-            )  # fmt: skip
-            # H23 trains phi_Y on the negatives' (detached) states; "detached" negatives train nothing.
-            with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
-                output.negative_embeds = self.target_head(negative_states, negative_attention_mask)
-        elif negative_input_ids is not None:
+        if negative_input_ids is not None:
             output.negative_embeds = self.target_head(hidden_states[batch_size : 2 * batch_size], negative_attention_mask)
+
+    def _detached_negative_embeds(self, negative_input_ids, negative_attention_mask, *states, **kwargs) -> torch.Tensor:
+        """`phi_Y(H^Y_ent)` of the hard negatives' states from `_detached_negative_states` (same arguments): H23's
+        option trains phi_Y on them, `hard_negative_gradients="detached"` nothing."""
+        negative_states = self._detached_negative_states(negative_input_ids, negative_attention_mask, *states, **kwargs)
+        with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
+            return self.target_head(negative_states, negative_attention_mask)
 
     @torch.no_grad()
     def _detached_negative_states(
