@@ -901,11 +901,14 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 text_target,
             )  # fmt: skip
             if detached_negatives:
-                output.negative_embeds = self._detached_negative_embeds(
+                negative_states = self._detached_negative_states(
                     negative_input_ids, negative_attention_mask,
                     position_ids[:batch_size] if position_ids is not None else None, encoder_hidden_states,
                     encoder_attention_mask, cross_key_values, text_target, **kwargs,
                 )  # fmt: skip
+                # H23 trains phi_Y on the negatives' (detached) states; "detached" negatives train nothing.
+                with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
+                    output.negative_embeds = self.target_head(negative_states, negative_attention_mask)
         return output
 
     def _add_likelihoods(
@@ -949,7 +952,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         """The embedding score's fields of `output` (eqs. 7-9): `target_embeds` (phi_Y of the decoder's states over
         the targets, `hidden_states`' first B rows, or of the text-only pass), `image_embeds` / `review_embeds`
         (phi_V, phi_R of the encoder's states) and, when `negative_input_ids` is given (the hard negatives were in
-        the decoder call: the next B rows), `negative_embeds`; detached negatives are `_detached_negative_embeds`'.
+        the decoder call: the next B rows), `negative_embeds`; `forward` sets detached negatives' itself.
         `image_features`, `review_features`: the encoder's inputs (their padding is in `encoder_attention_mask`)."""
         batch_size = input_ids.shape[0]
         num_image_tokens = image_features.shape[1] if self.config.uses_images else 0
@@ -985,13 +988,6 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             output.review_embeds = self.review_head(head_states[:, num_image_tokens:], review_weights)
         if negative_input_ids is not None:
             output.negative_embeds = self.target_head(hidden_states[batch_size : 2 * batch_size], negative_attention_mask)
-
-    def _detached_negative_embeds(self, negative_input_ids, negative_attention_mask, *states, **kwargs) -> torch.Tensor:
-        """`phi_Y(H^Y_ent)` of the hard negatives' states from `_detached_negative_states` (same arguments): H23's
-        option trains phi_Y on them, `hard_negative_gradients="detached"` nothing."""
-        negative_states = self._detached_negative_states(negative_input_ids, negative_attention_mask, *states, **kwargs)
-        with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
-            return self.target_head(negative_states, negative_attention_mask)
 
     @torch.no_grad()
     def _detached_negative_states(
