@@ -3,15 +3,17 @@ plain `generate` (issue 18).
 
 GPT-2-small size (random weights, as `bench_pc2l.py`'s generation rows), batch 8, 2 beams, 64 new tokens forced,
 the encoder included. Measured in one run, each against plain `generate` of the same model on the same inputs:
-- `static_eager`: the static cache without compilation (what the cache itself saves; CPU's default);
-- `static_compiled`: the static cache with the compiled step (CUDA's default; the issue's target: at least 2x
-  plain `generate` on CPU).
+- `static_eager`: the static cache without compilation (CPU's default; the issue's target: at least 2x plain
+  `generate` on CPU): on CPU in float32 its step multiplies by weights prepacked by oneDNN (`PackedWeights`);
+- `static_eager_plain_weights`: the same with the model's own weights (`prepacks_weights` off: what the cache alone
+  saves; left out where nothing is prepacked, e.g. on CUDA);
+- `static_compiled`: the static cache with the compiled step (CUDA's default; on CPU it keeps the plain weights).
 The compiled row's first call compiles; its time is reported as `warmup_s` and excluded from the timed calls, which
 run in rounds of one call per row (a load change on a shared machine hits every row alike; `x_plain` is the median
-of the per-round ratios). Each
-row says whether its tokens equal plain `generate`'s, and a call with batch size - 1 (the same bucket) says whether
-it compiled again. `--profile` adds where the time of one plain and one compiled call goes (torch profiler: matrix
-products and attention against everything else, and the time outside any operator, i.e. Python).
+of the per-round ratios). Each row says whether its tokens equal plain `generate`'s, and a call with batch size - 1
+(the same bucket) says whether it compiled again. `--profile` adds where the time of one plain, one static eager and
+one compiled call goes (torch profiler: matrix products and attention against everything else, and the time outside
+any operator, i.e. Python).
 
     PYTHONPATH=src python benchmarks/bench_generation.py --device cpu --output generation_cpu.json
     PYTHONPATH=src python benchmarks/bench_generation.py --device cuda --output $OUT/generation.json
@@ -28,18 +30,21 @@ from bench_pc2l import TARGET_TOKENS, gpt2_small_config, synchronize, synthetic_
 from torch._dynamo.utils import counters
 from transformers import CompileConfig
 
+from gest_showcases.generation import compiled_generation
 from gest_showcases.generation.modeling_pc2l import PC2LForConditionalGeneration
 
 ROWS = {
     "plain": {},
     "static_eager": {"cache_implementation": "static", "disable_compile": True},
+    "static_eager_plain_weights": {"cache_implementation": "static", "disable_compile": True},
     # CPU compiles the step only when given a compile_config (CUDA by default); the same config on both.
     "static_compiled": {
         "cache_implementation": "static",
         "compile_config": CompileConfig(fullgraph=True, mode="default"),
     },
 }
-MATRIX_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::linear", "aten::matmul")
+PLAIN_WEIGHTS = "static_eager_plain_weights"  # the row run with `prepacks_weights` off
+MATRIX_OPS = ("aten::addmm", "aten::mm", "aten::bmm", "aten::linear", "aten::matmul", "mkldnn::_linear_pointwise")
 ATTENTION_OPS = ("aten::_scaled_dot_product_flash_attention_for_cpu", "aten::scaled_dot_product_attention")
 
 
@@ -78,7 +83,7 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     parser.add_argument(
-        "--profile", action="store_true", help="add where one plain and one compiled call spend time"
+        "--profile", action="store_true", help="add where one plain, one static eager and one compiled call spend time"
     )
     parser.add_argument("--output", default="bench_generation.json", help="write the results as JSON here")
     _env.add_noisy_argument(parser)
@@ -104,16 +109,24 @@ def main() -> None:
     generate_kwargs = {"num_beams": 2, "max_new_tokens": TARGET_TOKENS, "min_new_tokens": TARGET_TOKENS,
                        "do_sample": False}  # fmt: skip
 
-    def call(options: dict, batch_inputs: dict = inputs):
-        ids = model.generate(**batch_inputs, **generate_kwargs, **options)
+    prepacks = compiled_generation.prepacks_weights
+
+    def call(options: dict, batch_inputs: dict = inputs, plain_weights: bool = False):
+        compiled_generation.prepacks_weights = (lambda device, dtype: False) if plain_weights else prepacks
+        try:
+            ids = model.generate(**batch_inputs, **generate_kwargs, **options)
+        finally:
+            compiled_generation.prepacks_weights = prepacks
         synchronize(device)
         return ids
 
+    # Without prepacking (CUDA, bf16) the plain-weights row is `static_eager` again: left out.
+    rows = {name: options for name, options in ROWS.items() if name != PLAIN_WEIGHTS or prepacks(device, model.dtype)}
     results = {}
     reference = None
-    for name, options in ROWS.items():
+    for name, options in rows.items():
         start = time.perf_counter()
-        ids = call(options)  # warm-up (the compiled row compiles here)
+        ids = call(options, plain_weights=name == PLAIN_WEIGHTS)  # warm-up (the compiled row compiles here)
         warmup = time.perf_counter() - start
         reference = ids if reference is None else reference
         results[name] = {"warmup_s": warmup, "tokens_equal_plain": bool(torch.equal(ids, reference)),
@@ -122,9 +135,9 @@ def main() -> None:
     # Rounds of one call per row, so a load change on a shared machine hits every row alike; each ratio is the
     # median of the per-round ratios.
     for _ in range(args.repeats):
-        for name, options in ROWS.items():
+        for name, options in rows.items():
             start = time.perf_counter()
-            call(options)
+            call(options, plain_weights=name == PLAIN_WEIGHTS)
             results[name]["times_s"].append(time.perf_counter() - start)
     for row in results.values():
         seconds = statistics.median(row["times_s"])
@@ -146,11 +159,13 @@ def main() -> None:
         "num_beams": 2,
         "new_tokens": TARGET_TOKENS,
         "rows": results,
+        "prepacked_weights": prepacks(device, model.dtype),
+        "static_eager_over_plain": results["static_eager"]["x_plain"],
         "static_compiled_over_plain": results["static_compiled"]["x_plain"],
     }
     if args.profile:
         report["profile"] = {name: profile_call(lambda options=ROWS[name]: call(options))
-                             for name in ("plain", "static_compiled")}  # fmt: skip
+                             for name in ("plain", "static_eager", "static_compiled")}  # fmt: skip
 
     print(f"\nPC2L generation on {report['device']} ({report['precision']}, torch {report['torch']}, "
           f"{report['threads']} threads), batch {args.batch_size}, 2 beams, {TARGET_TOKENS} new tokens\n")  # fmt: skip

@@ -5,6 +5,9 @@ the very same tokens. The tiny model's weights are scaled up so its next-token s
 rounding difference of a fused kernel must not decide a near-tie (the test is about the cache, not about ties).
 """
 
+import copy
+import pickle
+
 import pytest
 import torch
 from pc2l_fixtures import FEATURE_DIM, tiny_config
@@ -69,6 +72,64 @@ def test_static_cache_gives_the_tokens_of_plain_generate(model, monkeypatch, bat
     assert steps[0] == (batch_size * num_beams, 1) and len(steps) == 24  # the static cache ran every step
     assert plain.shape == (batch_size, 25)
     assert torch.equal(static, plain)
+
+
+def count_prepacked_products(monkeypatch) -> list:
+    """Spy on the step's prepacked products: one list entry per product."""
+    calls = []
+    product = compiled_generation.prepacked_linear
+    monkeypatch.setattr(
+        compiled_generation, "prepacked_linear", lambda *args: calls.append(1) or product(*args)
+    )
+    return calls
+
+
+def test_the_eager_cpu_step_multiplies_by_prepacked_weights(model, monkeypatch):
+    """Every projection of every step (6 a block and the LM head) uses the prepacked copies, same tokens."""
+    calls = count_prepacked_products(monkeypatch)
+    settings = {"num_beams": 2, "max_new_tokens": 20, "no_repeat_ngram_size": 3}
+    plain = model.generate(**features(3), **settings)
+    assert not calls  # plain `generate` keeps the model's own products
+    static = model.generate(**features(3), **settings, cache_implementation="static", disable_compile=True)
+    assert torch.equal(static, plain)
+    assert len(calls) == 20 * (6 * model.config.decoder.n_layer + 1)
+
+
+def test_without_onednn_the_step_uses_the_plain_weights(model, monkeypatch):
+    """A build or dtype without prepacking (bf16, CUDA, no oneDNN) decodes with the modules' own products."""
+    device = torch.device("cpu")
+    assert compiled_generation.prepacks_weights(device, torch.float32) == torch.backends.mkldnn.is_available()
+    assert not compiled_generation.prepacks_weights(device, torch.bfloat16)
+    assert not compiled_generation.prepacks_weights(torch.device("cuda"), torch.float32)
+    calls = count_prepacked_products(monkeypatch)
+    monkeypatch.setattr(compiled_generation, "prepacks_weights", lambda device, dtype: False)
+    static = model.generate(**features(3), max_new_tokens=12, cache_implementation="static", disable_compile=True)
+    assert not calls
+    assert torch.equal(static, model.generate(**features(3), max_new_tokens=12))
+
+
+def test_prepacked_weights_follow_the_models_weights(model):
+    """The copies are kept between calls and made again when a weight changes in place (a training step, a load)
+    or the step's row count changes. Oracle: plain `generate` of the changed model. A copy of a model that has
+    decoded (oneDNN's packed tensors cannot be copied) and a pickle of it leave them behind."""
+    model.generate(**features(3), cache_implementation="static", disable_compile=True, max_new_tokens=4)
+    model = copy.deepcopy(model)
+    pickle.loads(pickle.dumps(model))
+    static = {"cache_implementation": "static", "disable_compile": True, "max_new_tokens": 16}
+    model.generate(**features(3), **static)
+    decoder = model.__dict__["_static_decoders"][(2, None)]  # 2 beams, not compiled
+    packed = decoder.packed
+    assert packed.rows == 4 * 2  # 3 examples padded to the bucket of 4, 2 beams
+    model.generate(**features(4, seed=1), **static)
+    assert decoder.packed is packed  # same weights, same bucket: not packed again
+    with torch.no_grad():
+        model.decoder.lm_head.weight.mul_(-1.0)  # tied to the input embedding: a training step's in-place update
+        model.decoder.transformer.h[0].mlp.c_fc.weight.mul_(0.5)
+    changed = model.generate(**features(3), **static)
+    assert decoder.packed is not packed
+    assert torch.equal(changed, model.generate(**features(3), max_new_tokens=16))
+    model.generate(**features(5), **static)
+    assert decoder.packed.rows == 8 * 2
 
 
 def test_static_cache_is_an_option_of_the_generation_config(model, monkeypatch):

@@ -17,7 +17,11 @@ What the cache does differently from the eager path:
   to a power of two and the encoder inputs to a multiple of 8, so a call with another batch size or input count in
   the same bucket reuses the compiled code. On CPU the step reads the cache up to the current position (a dynamic
   length, one graph); on CUDA it reads a fixed-length bucket under a mask, so the step has static shapes for CUDA
-  graphs.
+  graphs;
+- the eager step on CPU in float32 (CPU's default) multiplies by copies of the weight matrices prepacked by oneDNN
+  for the step's row count ([`PackedWeights`]): a decoding step's products have few rows (batch x beams), where
+  `torch.addmm` on the plain weights reaches about half of what the prepacked product does (a third for the LM head).
+  The compiled step keeps the plain weights (inductor lowers a prepacked weight only as a frozen constant).
 
 Only GPT-2's native cross-attention is served (the paper's model); a gated decoder raises. This file imports only
 torch and transformers, as the modeling file it is shipped with (`save_pretrained`).
@@ -26,7 +30,11 @@ torch and transformers, as the modeling file it is shipped with (`save_pretraine
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers.pytorch_utils import Conv1D
 
+# The decoding step's projections in each GPT-2 block, in the order the step calls them (the LM head follows them).
+BLOCK_PROJECTIONS = ("attn.c_attn", "attn.c_proj", "crossattention.q_attn", "crossattention.c_proj", "mlp.c_fc",
+                     "mlp.c_proj")  # fmt: skip
 # Batch sizes are padded to the next power of two, encoder inputs to a multiple of this, the CUDA cache length to a
 # multiple of `LENGTH_BUCKET`: few distinct shapes, so few compilations.
 INPUTS_BUCKET = 8
@@ -40,6 +48,58 @@ def batch_bucket(batch_size: int) -> int:
 
 def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
+
+
+def prepacks_weights(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the eager step on `device` in `dtype` multiplies by oneDNN-prepacked weights: float32 on a CPU whose
+    torch build has oneDNN's linear kernels."""
+    return (
+        device.type == "cpu"
+        and dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
+
+
+def prepacked_linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """`inputs @ W.T + bias` with `weight` = W prepacked by oneDNN (`PackedWeights`)."""
+    flat = inputs.reshape(-1, inputs.shape[-1])
+    out = torch.ops.mkldnn._linear_pointwise(flat, weight, bias, "none", [], "")
+    return out.view(*inputs.shape[:-1], out.shape[-1])
+
+
+def step_projections(decoder: nn.Module) -> list[nn.Module]:
+    """The modules whose weight matrices the decoding step multiplies by: each block's `BLOCK_PROJECTIONS`, then the
+    LM head."""
+    blocks = decoder.transformer.h
+    return [block.get_submodule(name) for block in blocks for name in BLOCK_PROJECTIONS] + [decoder.lm_head]
+
+
+class PackedWeights:
+    """oneDNN-prepacked copies of the decoding step's weight matrices, for one row count (CPU, float32).
+
+    The copies are a second set of the decoder's matrices (GPT-2 small: about 0.5 GB, the LM head's tied
+    embedding included), kept between `generate` calls and remade when a weight changes (training, loading, a move):
+    a weight's storage and version counter are its signature.
+    """
+
+    def __init__(self, decoder: nn.Module, rows: int):
+        self.modules = step_projections(decoder)
+        self.rows = rows
+        self.signature = self.weights_signature()
+        self.weights = {}
+        with torch.no_grad():
+            for module in self.modules:
+                matrix = module.weight.detach()  # `nn.Linear` (the LM head) holds W, GPT-2's `Conv1D` W.T
+                matrix = matrix.t().contiguous() if isinstance(module, Conv1D) else matrix
+                self.weights[module] = torch.ops.mkldnn._reorder_linear_weight(matrix, rows)
+
+    def weights_signature(self) -> tuple:
+        return tuple((module.weight.data_ptr(), module.weight._version) for module in self.modules)
+
+    def current(self, rows: int) -> bool:
+        """Whether these copies serve a step of `rows` rows over the weights as they are now."""
+        return rows == self.rows and self.weights_signature() == self.signature
 
 
 class PC2LDecodeStep(nn.Module):
@@ -67,6 +127,7 @@ class PC2LDecodeStep(nn.Module):
         cross_keys: torch.Tensor,
         cross_values: torch.Tensor,
         cross_mask: torch.Tensor,
+        packed: dict[nn.Module, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Logits [R, V] of the next token after `input_ids` [R] at `position` (a 0-d tensor).
 
@@ -74,15 +135,22 @@ class PC2LDecodeStep(nn.Module):
         `key_mask` [1, 1, 1, L] true up to `position`) the current position, written here at `position`. The mask
         has all four dimensions because CUDA's attention kernels refuse a 1-d mask (CPU's broadcast it).
         `cross_keys`, `cross_values` [layers, R / beams, heads, N, head_dim] and `cross_mask` [R / beams, 1, 1, N]:
-        the encoder side, one row per example.
+        the encoder side, one row per example. `packed`: prepacked weights ([`PackedWeights`]) the projections use
+        instead of their own (eager CPU steps).
         """
+
+        def project(module: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+            if packed is None:
+                return module(inputs)
+            return prepacked_linear(inputs, packed[module], module.bias)
+
         transformer = self.decoder.transformer
         rows, width = input_ids.shape[0], transformer.embed_dim
         examples = rows // self.num_beams
         hidden = (transformer.wte(input_ids) + transformer.wpe(position))[:, None]  # [R, 1, D]
         where = position.view(1)
         for layer, block in enumerate(transformer.h):
-            query, key, value = block.attn.c_attn(block.ln_1(hidden)).split(width, dim=2)
+            query, key, value = project(block.attn.c_attn, block.ln_1(hidden)).split(width, dim=2)
             query, key, value = (
                 t.view(rows, 1, self.num_heads, self.head_dim).transpose(1, 2) for t in (query, key, value)
             )
@@ -91,11 +159,11 @@ class PC2LDecodeStep(nn.Module):
             attended = F.scaled_dot_product_attention(
                 query, self_keys[layer], self_values[layer], attn_mask=key_mask, scale=block.attn.scaling
             )
-            hidden = block.attn.c_proj(attended.transpose(1, 2).reshape(rows, 1, width)) + hidden
+            hidden = project(block.attn.c_proj, attended.transpose(1, 2).reshape(rows, 1, width)) + hidden
 
             # An example's beams are its queries: [R, 1, D] -> [R / beams, heads, beams, head_dim].
             cross = block.crossattention
-            query = cross.q_attn(block.ln_cross_attn(hidden)).view(
+            query = project(cross.q_attn, block.ln_cross_attn(hidden)).view(
                 examples, self.num_beams, self.num_heads, -1
             )
             attended = F.scaled_dot_product_attention(
@@ -105,9 +173,10 @@ class PC2LDecodeStep(nn.Module):
                 attn_mask=cross_mask,
                 scale=cross.scaling,
             )
-            hidden = hidden + cross.c_proj(attended.transpose(1, 2).reshape(rows, 1, width))
-            hidden = hidden + block.mlp(block.ln_2(hidden))
-        return self.decoder.lm_head(transformer.ln_f(hidden))[:, 0]
+            hidden = hidden + project(cross.c_proj, attended.transpose(1, 2).reshape(rows, 1, width))
+            mlp = block.mlp  # GPT2MLP's forward without its dropout (decoding: off), as the attention's above
+            hidden = hidden + project(mlp.c_proj, mlp.act(project(mlp.c_fc, block.ln_2(hidden))))
+        return project(self.decoder.lm_head, transformer.ln_f(hidden))[:, 0]
 
 
 def uses_fixed_length_cache(device: torch.device) -> bool:
@@ -129,6 +198,19 @@ class StaticDecoder:
         self.step = PC2LDecodeStep(model.decoder, num_beams)
         self.compile_options = compile_options
         self.compiled = None
+        self.packed: PackedWeights | None = None
+
+    def __getstate__(self) -> dict:
+        # A copy or pickle of the model leaves the compiled code and the prepacked weights (oneDNN's opaque tensors
+        # cannot be copied) behind: they are made again at the next call.
+        return self.__dict__ | {"compiled": None, "packed": None}
+
+    def packed_weights(self, rows: int) -> dict[nn.Module, torch.Tensor]:
+        """The step's weights prepacked for `rows` rows, packed again only when a weight or the row count changed."""
+        if self.packed is None or not self.packed.current(rows):
+            self.packed = None  # the old copies go before the new ones are made
+            self.packed = PackedWeights(self.model.decoder, rows)
+        return self.packed.weights
 
     def compiled_step(self):
         """The compiled step (compiled lazily: dynamo compiles at the first call, per shape bucket)."""
@@ -192,6 +274,10 @@ class StaticDecodingCache:
         self.cross_keys = torch.stack(keys).to(dtype)  # [layers, examples, heads, N, head_dim]
         self.cross_values = torch.stack(values).to(dtype)
         self.input_ids = torch.zeros(examples * num_beams, dtype=torch.long, device=device)
+        # The eager step's weights prepacked for its rows (see the module's docstring); the compiled step's are its
+        # own.
+        packs = not self.compiled and prepacks_weights(device, dtype)
+        self.packed = decoder.packed_weights(examples * num_beams) if packs else None
         self.key_positions = torch.arange(buffer_length, device=device).view(1, 1, 1, buffer_length)
 
     @property
@@ -229,6 +315,7 @@ class StaticDecodingCache:
             self.cross_keys,
             self.cross_values,
             self.cross_mask,
+            self.packed,
         )
         self.length += 1
         return logits
@@ -267,9 +354,9 @@ def static_decoding_cache(
     max_length = inputs.shape[1] + max_new_tokens if max_new_tokens is not None else setting("max_length")
     compile_config = setting("compile_config")
     if setting("disable_compile") or (compile_config is None and inputs.device.type != "cuda"):
-        # On CPU the step is bound by its matrix products (about 90% of an eager step at batch 8 x 2 beams, GPT-2
-        # small) and the compiled step measured slower than the eager one, so CPU compiles only when asked
-        # (`compile_config`), as transformers' own auto-compilation does.
+        # On CPU the step is bound by its matrix products, which the eager step runs on prepacked weights; the
+        # compiled step (plain weights) measured 2.8x slower than it (benchmarks/bench_generation.py), so CPU compiles
+        # only when asked (`compile_config`), as transformers' own auto-compilation does.
         options = None
     else:
         options = {"fullgraph": True} if compile_config is None else compile_config.to_dict()
