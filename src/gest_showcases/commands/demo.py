@@ -116,8 +116,8 @@ LOSSES = {
 # at a quarter of the weight (H1 + H2: more varied than CE only, grounding level, on the ViT stand-in's features),
 # CCL scored with the decoder's likelihood against the entity-swapped target alone, PCL off (H7: level with CE only
 # on everything at 30 epochs with oracle features, the first contrastive variant that costs nothing there), and the
-# paper's losses with cross-entropy's AdamW step on moments of its own (H30: as grounded as CE only and more varied on
-# both stand-in-CLIP worlds tried, 3 seeds each).
+# paper's losses with cross-entropy's AdamW step on moments of its own (H30: as grounded as CE only and at least as
+# varied on three of the four stand-in-CLIP worlds tried, 3 seeds each; H37b: fewer distinct outputs on the fourth).
 GENERATOR_OPTIONS = {
     "pc2l_text": ["--contrastive_target", "text", "--lambda1", "0.05", "--lambda2", "0.05"],
     "ccl_entity": ["--contrastive_score", "likelihood", "--likelihood_image_negatives", "entity"],
