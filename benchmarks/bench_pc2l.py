@@ -16,8 +16,10 @@ Measured in one run, each against its baseline:
   target: at least 0.9x;
 - what a training step saves for backward (its activations, every device), the memory of a step of each variant
   (its peak, and what it adds to the model and Adam states, measured in a step of its own: `memory_stats.py`),
-  target tokens/s, and on CUDA the share of the bf16 matmul rate (measured in the same run by a large matmul) that
-  the training step achieves, its FLOPs counted by `torch.utils.flop_counter`.
+  target tokens/s, and the share of the matmul rate of the step's precision (bf16 on CUDA, float32 on CPU; measured
+  in the same run by a large matmul) that the training step achieves, its FLOPs counted by
+  `torch.utils.flop_counter`; and what each variant adds to a CE-only step (FLOPs, seconds, and the ratio to CE-only
+  the step would have if those FLOPs ran at the matmul rate: the bound of a FLOP-bound variant).
 
 All variants train one model with one optimizer, each step setting its variant's losses (a step's cost does not
 depend on the weights' values), so that the process holds one GPT-2-small with its Adam states: one per
@@ -287,10 +289,10 @@ def bench_generation(
     return results
 
 
-def bf16_matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 20) -> float:
-    """The attainable dense bf16 matmul rate of this GPU, measured now."""
-    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
-    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+def matmul_tflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 20) -> float:
+    """The attainable dense matmul rate of this device in `dtype`, measured now (square products of `size`)."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     synchronize(device)
@@ -299,6 +301,27 @@ def bf16_matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 20
         a @ b
     synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def add_rate_shares(training: dict, rate_name: str, rate_tflops: float) -> None:
+    """Add to each variant's row its share of the matmul rate `rate_tflops` and what it adds to a CE-only step.
+
+    `extra_over_ce_only`: the FLOPs and seconds over CE-only's, the rate they run at, and the ratio to CE-only the
+    step would have if they ran at the matmul rate (`x_ce_only_if_extra_at_matmul_rate`: the bound of a variant
+    whose extra work is matrix products)."""
+    ce_only = training["ce_only"]
+    for name, row in training.items():
+        row[f"share_of_{rate_name.removesuffix('_tflops')}_rate"] = row["achieved_tflops"] / rate_tflops
+        if name == "ce_only":
+            continue
+        extra_flops = row["flops_per_step"] - ce_only["flops_per_step"]
+        extra_s = row["step_s"] - ce_only["step_s"]
+        row["extra_over_ce_only"] = {
+            "flops": extra_flops,
+            "seconds": extra_s,
+            "tflops": extra_flops / extra_s / 1e12 if extra_s > 0 else None,
+            "x_ce_only_if_extra_at_matmul_rate": 1 + extra_flops / (rate_tflops * 1e12) / ce_only["step_s"],
+        }
 
 
 def main() -> None:
@@ -372,12 +395,11 @@ def main() -> None:
         # What the training model holds between steps (GiB): its parameters and AdamW's exp_avg / exp_avg_sq.
         "training_resident_gib": training_resident,
     }
-    if cuda:
-        results["bf16_matmul_tflops"] = bf16_matmul_tflops(device)
-        for name in VARIANTS:
-            training[name]["share_of_bf16_matmul_rate"] = (
-                training[name]["achieved_tflops"] / results["bf16_matmul_tflops"]
-            )
+    # The rate the step's precision attains in a large matrix product (CUDA: bf16 at 8192; CPU: float32 at 2048, the
+    # size of the step's largest products), the rate that bounds a FLOP-bound step.
+    rate_name = "bf16_matmul_tflops" if cuda else "fp32_matmul_tflops"
+    results[rate_name] = matmul_tflops(device, *((torch.bfloat16, 8192) if cuda else (torch.float32, 2048)))
+    add_rate_shares(training, rate_name, results[rate_name])
 
     print(f"\nPC2L benchmark on {results['device']} ({results['precision']}, torch {results['torch']}, "
           f"{results['threads']} threads)\n")  # fmt: skip
@@ -401,11 +423,15 @@ def main() -> None:
         ratio = row["explanations_per_s"] / generation["gpt2_cross_attention"]["explanations_per_s"]
         print(f"| {name} | {row['explanations_per_s']:.2f} | {row['new_tokens_per_s']:.0f} | {ratio:.2f} | "
               f"{row['peak_memory_gib']:.2f} |")  # fmt: skip
-    if cuda:
-        print(
-            f"\nbf16 matmul rate measured: {results['bf16_matmul_tflops']:.0f} TFLOP/s; training share: "
-            + ", ".join(f"{name} {row['share_of_bf16_matmul_rate']:.1%}" for name, row in training.items())
-        )
+    share = f"share_of_{rate_name.removesuffix('_tflops')}_rate"
+    print(
+        f"\n{rate_name.removesuffix('_tflops').replace('_', ' ')} rate measured: {results[rate_name]:.2f} TFLOP/s; "
+        "training share: " + ", ".join(f"{name} {row[share]:.1%}" for name, row in training.items())
+    )
+    print("what each variant adds to a CE-only step: " + ", ".join(
+        f"{name} {row['extra_over_ce_only']['flops'] / 1e9:.0f} GFLOP in {row['extra_over_ce_only']['seconds']:.3f} s "
+        f"(x{row['extra_over_ce_only']['x_ce_only_if_extra_at_matmul_rate']:.2f} CE-only if at the matmul rate)"
+        for name, row in training.items() if name != "ce_only"))  # fmt: skip
     print(
         f"\npeak memory: {results['peak_memory_gib']:.2f} GiB ({'CUDA allocated' if cuda else 'process RSS'}); "
         f"the training model holds {training_resident['parameters']:.2f} GiB of parameters and "

@@ -207,3 +207,21 @@ def test_report_has_each_variants_step_memory(bench, tmp_path, monkeypatch):
     assert saved["pc2l"] > saved["ce_only"]
     for row in report["generation"].values():
         assert 0 < row["peak_memory_gib"] <= report["peak_memory_gib"]
+
+
+def test_add_rate_shares_gives_each_variants_share_and_its_bound():
+    """Hand-computed: CE-only 200 GFLOP in 2 s, PC2L 340 GFLOP in 3 s, a matmul rate of 0.175 TFLOP/s. PC2L's extra
+    140 GFLOP ran in 1 s (0.14 TFLOP/s); at 0.175 they would take 0.8 s: 1.4x CE-only."""
+    import bench_pc2l
+
+    training = {
+        "ce_only": {"step_s": 2.0, "flops_per_step": 200e9, "achieved_tflops": 0.1},
+        "pc2l": {"step_s": 3.0, "flops_per_step": 340e9, "achieved_tflops": 340e9 / 3.0 / 1e12},
+    }
+    bench_pc2l.add_rate_shares(training, "fp32_matmul_tflops", 0.175)
+    assert training["ce_only"]["share_of_fp32_matmul_rate"] == pytest.approx(0.1 / 0.175)
+    assert "extra_over_ce_only" not in training["ce_only"]
+    extra = training["pc2l"]["extra_over_ce_only"]
+    assert extra["flops"] == pytest.approx(140e9) and extra["seconds"] == pytest.approx(1.0)
+    assert extra["tflops"] == pytest.approx(0.14)
+    assert extra["x_ce_only_if_extra_at_matmul_rate"] == pytest.approx(1.4)
