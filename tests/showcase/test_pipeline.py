@@ -98,6 +98,20 @@ def test_generator_reads_vision_features_of_the_picks_and_history_reviews(pipeli
     assert result.explanation == pipeline.tokenizer.decode(ids[0], skip_special_tokens=True).strip()
 
 
+def test_a_static_cache_passed_through_decodes_the_same_showcases(pipeline, photos, monkeypatch):
+    """`pipeline(..., cache_implementation="static")` reaches the generator's `generate` (its faster decoding, README
+    "Models"); oracle: the same requests decoded plainly."""
+    from gest_showcases.generation.compiled_generation import StaticDecodingCache
+
+    plain = pipeline(requests(photos), batch_size=3, num_beams=2)
+    calls = []
+    decode = StaticDecodingCache.decode
+    monkeypatch.setattr(StaticDecodingCache, "decode", lambda self, ids: calls.append(ids.shape) or decode(self, ids))
+    static = pipeline(requests(photos), batch_size=3, num_beams=2, cache_implementation="static")
+    assert len(calls) == 6  # the static cache decoded every step (max_new_tokens=6)
+    assert [result.explanation for result in static] == [result.explanation for result in plain]
+
+
 def test_cold_user_gets_the_empty_profile_selection(pipeline, photos):
     pool = [photos[f"pic{i}"] for i in range(6)]
     first, second = pipeline([{"candidates": pool}, {"candidates": pool, "history_texts": ["", "  "]}])
