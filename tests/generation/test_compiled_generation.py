@@ -130,6 +130,10 @@ def test_prepacked_weights_follow_the_models_weights(model):
     assert torch.equal(changed, model.generate(**features(3), max_new_tokens=16))
     model.generate(**features(5), **static)
     assert decoder.packed.rows == 8 * 2
+    model.double()  # a dtype the step does not prepack: the float32 copies are let go
+    model.generate(**{key: value.double() if value.is_floating_point() else value
+                      for key, value in features(5).items()}, **static)  # fmt: skip
+    assert decoder.packed is None
 
 
 def test_static_cache_is_an_option_of_the_generation_config(model, monkeypatch):

@@ -276,8 +276,10 @@ class StaticDecodingCache:
         self.input_ids = torch.zeros(examples * num_beams, dtype=torch.long, device=device)
         # The eager step's weights prepacked for its rows (see the module's docstring); the compiled step's are its
         # own.
-        packs = not self.compiled and prepacks_weights(device, dtype)
-        self.packed = decoder.packed_weights(examples * num_beams) if packs else None
+        if not self.compiled and prepacks_weights(device, dtype):
+            self.packed = decoder.packed_weights(examples * num_beams)
+        else:  # copies this call does not use (the model moved, or a compiled step) are let go
+            self.packed = decoder.packed = None
         self.key_positions = torch.arange(buffer_length, device=device).view(1, 1, 1, buffer_length)
 
     @property
