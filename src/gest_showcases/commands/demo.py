@@ -117,7 +117,8 @@ LOSSES = {
 # CCL scored with the decoder's likelihood against the entity-swapped target alone, PCL off (H7: level with CE only
 # on everything at 30 epochs with oracle features, the first contrastive variant that costs nothing there), and the
 # paper's losses with cross-entropy's AdamW step on moments of its own (H30: as grounded as CE only and at least as
-# varied on three of the four stand-in-CLIP worlds tried, 3 seeds each; H37b: fewer distinct outputs on the fourth).
+# varied on three of the five stand-in-CLIP worlds tried, 3 seeds each; fewer distinct outputs on world 3, H37b, and
+# less grounded on world 4, H38).
 GENERATOR_OPTIONS = {
     "pc2l_text": ["--contrastive_target", "text", "--lambda1", "0.05", "--lambda2", "0.05"],
     "ccl_entity": ["--contrastive_score", "likelihood", "--likelihood_image_negatives", "entity"],
