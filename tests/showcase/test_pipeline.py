@@ -110,6 +110,11 @@ def test_a_static_cache_passed_through_decodes_the_same_showcases(pipeline, phot
     static = pipeline(requests(photos), batch_size=3, num_beams=2, cache_implementation="static")
     assert len(calls) == 6  # the static cache decoded every step (max_new_tokens=6)
     assert [result.explanation for result in static] == [result.explanation for result in plain]
+    # A generator whose generation_config asks for it (a checkpoint's generation_config.json) decodes so by default.
+    monkeypatch.setattr(pipeline.generator.generation_config, "cache_implementation", "static")
+    configured = pipeline(requests(photos), batch_size=3, num_beams=2)
+    assert len(calls) == 12
+    assert [result.explanation for result in configured] == [result.explanation for result in plain]
 
 
 def test_cold_user_gets_the_empty_profile_selection(pipeline, photos):
