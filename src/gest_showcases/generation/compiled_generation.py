@@ -84,18 +84,17 @@ class PackedWeights:
     """
 
     def __init__(self, decoder: nn.Module, rows: int):
-        self.modules = step_projections(decoder)
         self.rows = rows
-        self.signature = self.weights_signature()
         self.weights = {}
         with torch.no_grad():
-            for module in self.modules:
+            for module in step_projections(decoder):
                 matrix = module.weight.detach()  # `nn.Linear` (the LM head) holds W, GPT-2's `Conv1D` W.T
                 matrix = matrix.t().contiguous() if isinstance(module, Conv1D) else matrix
                 self.weights[module] = torch.ops.mkldnn._reorder_linear_weight(matrix, rows)
+        self.signature = self.weights_signature()
 
     def weights_signature(self) -> tuple:
-        return tuple((module.weight.data_ptr(), module.weight._version) for module in self.modules)
+        return tuple((module.weight.data_ptr(), module.weight._version) for module in self.weights)
 
     def current(self, rows: int) -> bool:
         """Whether these copies serve a step of `rows` rows over the weights as they are now."""
