@@ -159,7 +159,7 @@ def training_step(
         model.config.contrastive_normaliser = "separate" if name == SEPARATE else "shared"
         with autocast(device):
             loss, parts = total_loss(model.config, model(**batch), batch)
-            loss, _ = combined_gradient_loss(model.config, loss, parts["loss_ce"], step.parameters)
+            loss, _ = combined_gradient_loss(model.config, loss, parts, step.parameters)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

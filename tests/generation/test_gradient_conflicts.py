@@ -29,8 +29,12 @@ from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LForConditionalGeneration
 from gest_showcases.generation import trainer as trainer_module
 from gest_showcases.generation.collator import PC2LCollator
-from gest_showcases.generation.gradients import SeparateNormaliserAdamW, conflict_projected_loss
-from gest_showcases.generation.losses import total_loss
+from gest_showcases.generation.gradients import (
+    SeparateNormaliserAdamW,
+    combined_gradient_loss,
+    conflict_projected_loss,
+)
+from gest_showcases.generation.losses import IMAGE_LOSS_NAMES, total_loss
 from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.numerics import NonFiniteError
 
@@ -53,7 +57,7 @@ def test_the_projection_on_hand_made_gradients(contrastive_direction, expected, 
     contrastive = (shared * torch.tensor(contrastive_direction)).sum() + 3.0 * head.sum() + frozen.sum()
     total = cross_entropy + contrastive
 
-    loss, diagnostics = conflict_projected_loss(total, cross_entropy, [shared, head, unused, frozen])
+    loss, diagnostics = conflict_projected_loss(total, cross_entropy, contrastive, [shared, head, unused, frozen])
     assert loss.item() == pytest.approx(total.item())
     (2.0 * loss).backward()  # scaled as the Trainer scales for gradient accumulation: so is the gradient
     torch.testing.assert_close(shared.grad, 2.0 * torch.tensor(expected))
@@ -66,8 +70,8 @@ def test_the_projection_on_hand_made_gradients(contrastive_direction, expected, 
 def test_a_zero_cross_entropy_gradient_leaves_the_contrastive_one():
     shared = torch.tensor([0.3, -0.2], requires_grad=True)
     cross_entropy = (shared * 0.0).sum()
-    total = cross_entropy + (shared * torch.tensor([-1.0, 2.0])).sum()
-    loss, diagnostics = conflict_projected_loss(total, cross_entropy, [shared])
+    contrastive = (shared * torch.tensor([-1.0, 2.0])).sum()
+    loss, diagnostics = conflict_projected_loss(cross_entropy + contrastive, cross_entropy, contrastive, [shared])
     loss.backward()
     torch.testing.assert_close(shared.grad, torch.tensor([-1.0, 2.0]))
     assert diagnostics["grad_cosine"].item() == 0.0 and diagnostics["grad_conflict"].item() == 0.0
@@ -84,9 +88,11 @@ def _flat(gradients) -> torch.Tensor:
 
 
 def _against_cross_entropy(config, outputs, inputs):
-    """Eq. 11 with half the cross-entropy subtracted from its contrastive part (so that part is `L_c - 0.5 L_CE`):
-    a contrastive gradient that points against cross-entropy's in every step, by far."""
+    """Eq. 11 with half the cross-entropy subtracted from its contrastive part (so that part is `L_c - 0.5 L_CE`; in
+    the parts, from the image loss): a contrastive gradient that points against cross-entropy's in every step, by far."""
     loss, parts = total_loss(config, outputs, inputs)
+    image = IMAGE_LOSS_NAMES[config.image_contrastive]
+    parts = {**parts, image: parts[image] - 0.5 / config.lambda1 * outputs.loss}
     return loss - 0.5 * outputs.loss, parts
 
 
@@ -233,6 +239,30 @@ def _two_torch_optimizers(parameter, lr, weight_decay, scale):
     contrastive one, on the same tensor (an Adam step does not read the parameter's value)."""
     return (torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay, foreach=False),
             torch.optim.Adam([parameter], lr=scale * lr, foreach=False))  # fmt: skip
+
+
+@pytest.mark.parametrize("option", [{"gradient_conflicts": "projected"}, {"contrastive_normaliser": "separate"}])
+def test_the_contrastive_gradient_stays_out_of_the_lm_head(tokenizer, option):
+    """The options' contrastive backward pass does not run through cross-entropy's LM head (to a zero gradient, as
+    `total - L_CE` would): the logits get one gradient a step, cross-entropy's; and the gradient kept aside is
+    exactly that of `total - L_CE`."""
+    model = _model(tokenizer, **option).train()
+    batch = PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(2))
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    outputs = model(**batch)
+    total, parts = total_loss(model.config, outputs, batch)
+    expected = torch.autograd.grad(total - outputs.loss, parameters, retain_graph=True, allow_unused=True)
+    logit_gradients = []
+    outputs.logits.register_hook(logit_gradients.append)
+    loss, _ = combined_gradient_loss(model.config, total, parts, parameters)
+    loss.backward()
+    assert len(logit_gradients) == 1
+    if "contrastive_normaliser" in option:
+        for parameter, gradient in zip(parameters, expected, strict=True):
+            kept = getattr(parameter, "contrastive_grad", None)
+            assert (kept is None) == (gradient is None or not gradient.any())
+            if kept is not None:
+                assert torch.equal(kept, gradient)
 
 
 def test_the_separate_normaliser_is_two_torch_adams():

@@ -3,7 +3,7 @@ takes one AdamW step on the sum): `gradient_conflicts="projected"` (one-sided PC
 `contrastive_normaliser="separate"` (each part an Adam step on moments of its own, [`contrastive_gradient_kept_aside`]
 with [`SeparateNormaliserAdamW`]); docs/experiments.md, H28-H30.
 
-Torch only, so the benchmarks (`benchmarks/bench_pc2l.py`) time the same code that `PC2LTrainer` runs.
+No Trainer here, so the benchmarks (`benchmarks/bench_pc2l.py`) time the same code that `PC2LTrainer` runs.
 """
 
 import torch
@@ -11,11 +11,16 @@ from torch.optim.adam import adam
 
 from gest_showcases.numerics import NonFiniteError
 
+from .losses import contrastive_loss
 
-def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
+
+def conflict_projected_loss(
+    total: torch.Tensor, cross_entropy: torch.Tensor, contrastive: torch.Tensor, parameters
+) -> tuple[torch.Tensor, dict]:
     """`total` (eq. 11), with the gradient of one-sided PCGrad (Yu et al., 2020; `gradient_conflicts="projected"`).
 
-    With `g_ce` the gradient of `cross_entropy` and `g_c` that of `total - cross_entropy` (the contrastive part),
+    With `g_ce` the gradient of `cross_entropy` and `g_c` that of `contrastive` (`total - cross_entropy`, as a graph of
+    its own: [`losses.contrastive_loss`]),
     inner products taken over all `parameters` together, the gradient is
 
         g = g_ce + g_c - min(0, <g_c, g_ce>) / |g_ce|^2 * g_ce,
@@ -33,7 +38,7 @@ def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, pa
     """
     parameters = [parameter for parameter in parameters if parameter.requires_grad]
     ce_gradients = torch.autograd.grad(cross_entropy, parameters, retain_graph=True, allow_unused=True)
-    contrastive_gradients = torch.autograd.grad(total - cross_entropy, parameters, allow_unused=True)
+    contrastive_gradients = torch.autograd.grad(contrastive, parameters, allow_unused=True)
     zero = total.new_zeros((), dtype=torch.float32)
     inner, ce_norm2, contrastive_norm2 = zero, zero, zero
     for ce, contrastive in zip(ce_gradients, contrastive_gradients, strict=True):
@@ -61,16 +66,18 @@ def conflict_projected_loss(total: torch.Tensor, cross_entropy: torch.Tensor, pa
     return total.detach() + (linear - linear.detach()), diagnostics
 
 
-def contrastive_gradient_kept_aside(total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> torch.Tensor:
+def contrastive_gradient_kept_aside(
+    total: torch.Tensor, cross_entropy: torch.Tensor, contrastive: torch.Tensor, parameters
+) -> torch.Tensor:
     """`total` (eq. 11), whose backward puts cross-entropy's gradient alone in `.grad`; the contrastive part's
-    gradient (of `total - cross_entropy`, one backward pass of its own) is added to each parameter's
+    gradient (of `contrastive`, [`losses.contrastive_loss`], one backward pass of its own) is added to each parameter's
     `contrastive_grad`, which [`SeparateNormaliserAdamW`] steps on (`contrastive_normaliser="separate"`).
 
     Micro-batches of one optimizer step add up in `contrastive_grad` unscaled, where `.grad` gets each divided by the
     accumulation steps: Adam's step does not depend on a gradient's constant scale (up to `eps`).
     """
     parameters = [parameter for parameter in parameters if parameter.requires_grad]
-    gradients = torch.autograd.grad(total - cross_entropy, parameters, retain_graph=True, allow_unused=True)
+    gradients = torch.autograd.grad(contrastive, parameters, retain_graph=True, allow_unused=True)
     for parameter, gradient in zip(parameters, gradients, strict=True):
         if gradient is not None:
             kept = getattr(parameter, "contrastive_grad", None)
@@ -78,14 +85,16 @@ def contrastive_gradient_kept_aside(total: torch.Tensor, cross_entropy: torch.Te
     return total.detach() + (cross_entropy - cross_entropy.detach())
 
 
-def combined_gradient_loss(config, total: torch.Tensor, cross_entropy: torch.Tensor, parameters) -> tuple[torch.Tensor, dict]:
-    """`total` (eq. 11) made to give the gradient `config` asks for: the paper's sum (unchanged), one-sided PCGrad
-    (`gradient_conflicts="projected"`) or cross-entropy's alone with the contrastive part's kept aside
-    (`contrastive_normaliser="separate"`); with the diagnostics to log. What `PC2LTrainer` and the benchmarks call."""
+def combined_gradient_loss(config, total: torch.Tensor, parts: dict, parameters) -> tuple[torch.Tensor, dict]:
+    """`total` (eq. 11, with `parts` as [`losses.total_loss`] returns them) made to give the gradient `config` asks
+    for: the paper's sum (unchanged), one-sided PCGrad (`gradient_conflicts="projected"`) or cross-entropy's alone
+    with the contrastive part's kept aside (`contrastive_normaliser="separate"`); with the diagnostics to log. What
+    `PC2LTrainer` and the benchmarks call."""
     if config.gradient_conflicts == "projected":
-        return conflict_projected_loss(total, cross_entropy, parameters)
+        return conflict_projected_loss(total, parts["loss_ce"], contrastive_loss(config, parts), parameters)
     if config.contrastive_normaliser == "separate":
-        return contrastive_gradient_kept_aside(total, cross_entropy, parameters), {}
+        contrastive = contrastive_loss(config, parts)
+        return contrastive_gradient_kept_aside(total, parts["loss_ce"], contrastive, parameters), {}
     return total, {}
 
 

@@ -283,7 +283,25 @@ def total_loss(config: PC2LConfig, outputs: PC2LOutput, inputs: dict) -> tuple[t
     return loss, parts
 
 
+def contrastive_loss(config: PC2LConfig, parts: dict) -> torch.Tensor:
+    """Eq. 11 less cross-entropy, `lambda1 * L_img + lambda2 * L_text`, from [`total_loss`]'s `parts`.
+
+    A graph of its own, so that the options that take its gradient apart from cross-entropy's
+    (`generation/gradients.py`) do not backpropagate through the LM head, as `total - loss_ce` would (to a zero
+    gradient, at the cost of the LM head's backward pass: a sixth of a GPT-2-small step's FLOPs).
+    """
+    terms = []
+    if config.image_contrastive != "none":
+        terms.append(config.lambda1 * parts[IMAGE_LOSS_NAMES[config.image_contrastive]])
+    if config.review_contrastive != "none":
+        terms.append(config.lambda2 * parts[REVIEW_LOSS_NAMES[config.review_contrastive]])
+    if not terms:
+        raise ValueError("contrastive_loss: the configuration has no contrastive loss")
+    return sum(terms[1:], terms[0])
+
+
 __all__ = [
+    "contrastive_loss",
     "cosine_similarity_matrix",
     "cross_modal_contrastive_loss",
     "image_contrastive_loss",

@@ -192,7 +192,7 @@ class PC2LTrainer(GeneratorTrainer):
         config = self._pc2l_config(model)
         loss, parts = total_loss(config, outputs, inputs)
         if model.training and torch.is_grad_enabled():
-            loss, diagnostics = combined_gradient_loss(config, loss, outputs.loss, model.parameters())
+            loss, diagnostics = combined_gradient_loss(config, loss, parts, model.parameters())
             parts |= diagnostics
         return loss, parts
 
