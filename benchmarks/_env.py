@@ -80,7 +80,10 @@ def environment(load_1m: float | None = None, cores: int | None = None) -> dict:
     """The machine and software a benchmark runs on; `load_1m` and `cores` default to this machine's now.
 
     `torch_threads` is `None` for benchmarks that never import torch (importing it here would only
-    slow them down); `gpu` is `None` without CUDA.
+    slow them down); `gpu` is `None` without CUDA. `allocator_environment`: the variables that change how memory is
+    allocated (glibc's `MALLOC_*`, `LD_PRELOAD`): in session 40 glibc's settings that keep freed memory instead of
+    handing it back to the system (and faulting it in again) took `bench_pc2l.py`'s projected-gradient step from 7.0
+    to 3.8 s on CPU.
     """
     torch = sys.modules.get("torch")
     gpu = None
@@ -96,6 +99,9 @@ def environment(load_1m: float | None = None, cores: int | None = None) -> dict:
         "transformers": _version("transformers"),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "allocator_environment": {
+            name: value for name, value in sorted(os.environ.items()) if name.startswith("MALLOC_") or name == "LD_PRELOAD"
+        },
     }
 
 

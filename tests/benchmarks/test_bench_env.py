@@ -44,7 +44,10 @@ def test_start_exits_on_a_loaded_machine_and_marks_noisy_runs(bench, capsys):
     assert quiet["noisy"] is False and capsys.readouterr().out == ""
 
 
-def test_finish_writes_the_environment_with_the_results(bench, tmp_path, capsys):
+def test_finish_writes_the_environment_with_the_results(bench, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "1073741824")
+    monkeypatch.setenv("MALLOCX", "not glibc's")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     record = bench.start(noisy=True, load_1m=5.0, cores=2)
     report = bench.finish({"speedup": 3.0}, record, tmp_path / "out" / "bench.json")
     written = json.loads((tmp_path / "out" / "bench.json").read_text())
@@ -52,7 +55,9 @@ def test_finish_writes_the_environment_with_the_results(bench, tmp_path, capsys)
     assert written["speedup"] == 3.0 and written["noisy"] is True
     environment = written["environment"]
     assert set(environment) == {"cores", "load_average_1m_start", "load_average_1m_end", "cpu_model", "gpu",
-                                "torch_threads", "torch", "transformers", "python", "platform", "noisy"}  # fmt: skip
+                                "torch_threads", "torch", "transformers", "python", "platform", "allocator_environment",
+                                "noisy"}  # fmt: skip
+    assert environment["allocator_environment"] == {"MALLOC_TOP_PAD_": "1073741824"}
     assert environment["cores"] == 2 and environment["load_average_1m_start"] == 5.0
     assert environment["torch_threads"] == torch.get_num_threads()  # torch is imported here
     assert environment["torch"] == importlib.metadata.version("torch")

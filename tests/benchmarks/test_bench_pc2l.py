@@ -225,3 +225,14 @@ def test_add_rate_shares_gives_each_variants_share_and_its_bound():
     assert extra["flops"] == pytest.approx(140e9) and extra["seconds"] == pytest.approx(1.0)
     assert extra["tflops"] == pytest.approx(0.14)
     assert extra["x_ce_only_if_extra_at_matmul_rate"] == pytest.approx(1.4)
+
+
+def test_the_benchmark_steps_the_optimizer_the_trainer_builds_by_default(bench, tmp_path):
+    """On CPU too: the Trainer's default optim (`adamw_torch_fused`) builds a fused AdamW, and the step timed here is
+    the Trainer's (the unfused one, stepped on CPU until session 40, cost about 0.3 s more per GPT-2-small step)."""
+    from transformers import Trainer, TrainingArguments
+
+    optimizer_class, kwargs = Trainer.get_optimizer_cls_and_kwargs(TrainingArguments(tmp_path, report_to=[]))
+    _, optimizer = bench.build_model(torch.device("cpu"))
+    assert type(optimizer) is optimizer_class
+    assert optimizer.defaults["fused"] == kwargs.get("fused", False) and kwargs.get("fused") is True
