@@ -265,6 +265,43 @@ def test_the_contrastive_gradient_stays_out_of_the_lm_head(tokenizer, option):
                 assert torch.equal(kept, gradient)
 
 
+@pytest.mark.parametrize("option", [{"gradient_conflicts": "projected"}, {"contrastive_normaliser": "separate"}])
+def test_the_negatives_get_a_call_of_their_own_out_of_cross_entropys_backward(tokenizer, option):
+    """Under the options the hard negatives run in a decoder call of their own, so cross-entropy's backward pass
+    covers the targets' rows only (in the batched call it ran through the negatives' rows too, to a zero gradient);
+    the two gradients are those of the paper's batched call, to rounding (dropout off)."""
+    model = _model(tokenizer, **option).eval()
+    batch = PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(2))
+    parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    batched = copy.deepcopy(model)
+    batched.config.gradient_conflicts, batched.config.contrastive_normaliser = "kept", "shared"
+    outputs = batched(**batch)
+    total, _ = total_loss(batched.config, outputs, batch)
+    expected = torch.autograd.grad(outputs.loss, list(batched.parameters()), retain_graph=True, allow_unused=True)
+
+    rows = []  # the rows of each gradient that reaches the first block's output
+
+    def watch(module, args, output):
+        (output[0] if isinstance(output, tuple) else output).register_hook(lambda grad: rows.append(grad.shape[0]))
+
+    model.decoder.transformer.h[0].register_forward_hook(watch)
+    outputs = model(**batch)
+    total, parts = total_loss(model.config, outputs, batch)
+    loss, _ = combined_gradient_loss(model.config, total, parts, parameters)
+    loss.backward()
+    # The contrastive part's backward pass through the targets' and the negatives' calls, cross-entropy's through the
+    # targets' (inside `combined_gradient_loss` or in `loss.backward()`, as the option computes them): two rows each.
+    assert rows == [2, 2, 2]
+    if "contrastive_normaliser" in option:  # `.grad` holds cross-entropy's gradient alone
+        own_parameters = dict(model.named_parameters())
+        for (name, _), reference in zip(batched.named_parameters(), expected, strict=True):
+            own = own_parameters[name].grad
+            if reference is None or not reference.any():
+                assert own is None or not own.any(), name
+            else:
+                torch.testing.assert_close(own, reference, rtol=1e-5, atol=1e-7, msg=name)
+
+
 def test_the_separate_normaliser_is_two_torch_adams():
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(3, 4, generator=generator)

@@ -762,16 +762,27 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         segments = [(input_ids, target_mask, encoder_hidden_states, encoder_attention_mask)]
         hard_negatives = negative_input_ids is not None and (compute_likelihoods or compute_embeddings)
         # `hard_negative_gradients="detached"` (embedding score only, the config checks): the negatives get a decoder
-        # call of their own without gradients (`_detached_negative_states`), outside the batched one. So do they under
+        # call of their own without gradients (`_own_call_negative_states`), outside the batched one. So do they under
         # `decoder_contrastive_gradients="none"` (H23), whose decoder states get no contrastive gradient anyway: in
         # the batched call their backward pass would run on zeros.
         detached_negatives = hard_negatives and (
             self.config.hard_negative_gradients == "detached" or self.config.decoder_contrastive_gradients == "none"
         )
-        negatives_in_pass = hard_negatives and not detached_negatives and (compute_likelihoods or not text_target)
+        # The options that take eq. 11's gradient apart (`generation/gradients.py`) run cross-entropy's backward pass
+        # on its own: in the batched call it would run through the negatives' rows too, to a zero gradient (a sixth
+        # of a GPT-2-small step's FLOPs). So their negatives get a decoder call of their own, with gradients.
+        negatives_apart = (
+            hard_negatives
+            and compute_embeddings
+            and not text_target
+            and not detached_negatives
+            and (self.config.gradient_conflicts != "kept" or self.config.contrastive_normaliser != "shared")
+        )
+        negatives_own_call = detached_negatives or negatives_apart
+        negatives_in_pass = hard_negatives and not negatives_own_call and (compute_likelihoods or not text_target)
         # GPT-2 computes each hard negative only from its first swapped token on (see `_negative_suffix_states`).
         share_negative_prefix = negatives_in_pass and self._shares_negative_prefix(cache, use_cache)
-        if negatives_in_pass or detached_negatives:
+        if negatives_in_pass or negatives_own_call:
             if negative_input_ids.shape != input_ids.shape:
                 raise ValueError(
                     f"negative_input_ids {tuple(negative_input_ids.shape)} must be padded like input_ids "
@@ -797,7 +808,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if self.config.uses_gated_cross_attention:
             if cross_key_values is None:
                 cross_key_values = self.cross_attention_kv(cross_states)  # [B x segments, N, blocks * 2 * D]
-            elif len(segments) > 1 or detached_negatives:
+            elif len(segments) > 1 or negatives_own_call:
                 raise ValueError("cross_key_values serve decoding; the contrastive passes compute their own")
             # The LM's own forward, so the logits are exactly what it computes (some families post-process them),
             # for every segment's rows (the negatives' logits of the embedding score go unused).
@@ -894,17 +905,17 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
                 negative_attention_mask, swapped_states,
             )  # fmt: skip
         if compute_embeddings:
-            # (The detached negatives' pass runs after the text-target pass, the order of their dropout draws.)
+            # (A call of the negatives' own runs after the text-target pass, the order of their dropout draws.)
             self._add_embeddings(
                 output, hidden_states, input_ids, target_mask, image_features, review_features, encoder_hidden_states,
-                encoder_attention_mask, None if detached_negatives else negative_input_ids, negative_attention_mask,
+                encoder_attention_mask, None if negatives_own_call else negative_input_ids, negative_attention_mask,
                 text_target,
             )  # fmt: skip
-            if detached_negatives:
-                negative_states = self._detached_negative_states(
+            if negatives_own_call:
+                negative_states = self._own_call_negative_states(
                     negative_input_ids, negative_attention_mask,
                     position_ids[:batch_size] if position_ids is not None else None, encoder_hidden_states,
-                    encoder_attention_mask, cross_key_values, text_target, **kwargs,
+                    encoder_attention_mask, cross_key_values, text_target, gradients=negatives_apart, **kwargs,
                 )  # fmt: skip
                 # H23 trains phi_Y on the negatives' (detached) states; "detached" negatives train nothing.
                 with torch.set_grad_enabled(self.config.hard_negative_gradients == "full" and torch.is_grad_enabled()):
@@ -989,8 +1000,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         if negative_input_ids is not None:
             output.negative_embeds = self.target_head(hidden_states[batch_size : 2 * batch_size], negative_attention_mask)
 
-    @torch.no_grad()
-    def _detached_negative_states(
+    def _own_call_negative_states(
         self,
         negative_input_ids: torch.Tensor,
         negative_attention_mask: torch.Tensor,
@@ -999,31 +1009,35 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         encoder_attention_mask: torch.Tensor,
         cross_key_values: torch.Tensor | None,
         text_target: bool,
+        gradients: bool,
         **kwargs,
     ) -> torch.Tensor:
-        """`H^Y_ent` [B, L, D], the decoder's last states over the hard negatives, without gradients
-        (`config.hard_negative_gradients="detached"`, or `decoder_contrastive_gradients="none"`).
+        """`H^Y_ent` [B, L, D], the decoder's last states over the hard negatives, in a decoder call of their own.
 
-        The same states the batched call computes for the negatives' rows, in a decoder call of their own under
-        `torch.no_grad`: autograd keeps none of its activations and the backward pass skips it. Every row of a
-        decoder call is computed independently of the others, so the values are those of `"full"` (to rounding).
+        The same states the batched call computes for the negatives' rows; every row of a decoder call is computed
+        independently of the others, so the values are those of the batched call (to rounding; under dropout, other
+        draws). Without `gradients` (`config.hard_negative_gradients="detached"`, or
+        `decoder_contrastive_gradients="none"`) under `torch.no_grad`: autograd keeps none of its activations and the
+        backward pass skips it. With them (the options that take eq. 11's gradient apart), cross-entropy's backward
+        pass does not run through these rows.
 
         Args:
             position_ids: the targets' position ids [B, L] (the negatives' in the batched call), None for `0..L-1`.
             cross_key_values: gated decoders: the targets' cross-attention keys and values (the same encoder states).
             text_target: `contrastive_target="text"`: the text-only pass, without the encoder.
         """
-        if text_target:
-            return self._decoder_states(negative_input_ids, negative_attention_mask)
-        return self._decoder_states(
-            negative_input_ids,
-            negative_attention_mask,
-            position_ids,
-            encoder_hidden_states,
-            encoder_attention_mask,
-            cross_key_values,
-            **kwargs,
-        )
+        with torch.set_grad_enabled(gradients and torch.is_grad_enabled()):
+            if text_target:
+                return self._decoder_states(negative_input_ids, negative_attention_mask)
+            return self._decoder_states(
+                negative_input_ids,
+                negative_attention_mask,
+                position_ids,
+                encoder_hidden_states,
+                encoder_attention_mask,
+                cross_key_values,
+                **kwargs,
+            )
 
     def _decoder_states(
         self,
