@@ -27,6 +27,7 @@ from gest_showcases.cards import generator_card
 from gest_showcases.commands import train_pc2l
 from gest_showcases.errors import InputError
 from gest_showcases.generation import PC2LForConditionalGeneration
+from gest_showcases.generation import gradients as gradients_module
 from gest_showcases.generation import trainer as trainer_module
 from gest_showcases.generation.collator import PC2LCollator
 from gest_showcases.generation.gradients import (
@@ -236,9 +237,11 @@ def test_train_pc2l_projects_records_the_option_and_refuses_a_bad_one_in_one_lin
 
 def _two_torch_optimizers(parameter, lr, weight_decay, scale):
     """The oracle: torch's AdamW on cross-entropy's gradient, then torch's Adam (no decay) at `scale * lr` on the
-    contrastive one, on the same tensor (an Adam step does not read the parameter's value)."""
-    return (torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay, foreach=False),
-            torch.optim.Adam([parameter], lr=scale * lr, foreach=False))  # fmt: skip
+    contrastive one, on the same tensor (an Adam step does not read the parameter's value); fused, the kernel the
+    separate normaliser steps with on CPU (a kernel of other rounding would move the attention key biases, whose
+    gradient is rounding noise that Adam scales up, by about their step)."""
+    return (torch.optim.AdamW([parameter], lr=lr, weight_decay=weight_decay, fused=True),
+            torch.optim.Adam([parameter], lr=scale * lr, fused=True))  # fmt: skip
 
 
 @pytest.mark.parametrize("option", [{"gradient_conflicts": "projected"}, {"contrastive_normaliser": "separate"}])
@@ -321,6 +324,21 @@ def test_the_separate_normaliser_is_two_torch_adams():
             reference.grad = contrastive.clone()
             adam.step()
         torch.testing.assert_close(ours.detach(), reference.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_the_separate_normaliser_steps_with_the_fused_kernel_on_cpu(monkeypatch):
+    """As the Trainer's default AdamW does there (torch's default Adam on CPU steps one parameter at a time)."""
+    calls, adam = [], gradients_module.adam
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("fused"))
+        return adam(*args, **kwargs)
+
+    monkeypatch.setattr(gradients_module, "adam", spy)
+    parameter = torch.nn.Parameter(torch.ones(3))
+    parameter.grad, parameter.contrastive_grad = torch.ones(3), torch.ones(3)
+    SeparateNormaliserAdamW([parameter], lr=0.1).step()
+    assert calls == [True, True]  # cross-entropy's part, the contrastive part
 
 
 def test_the_separate_normaliser_resumes_from_its_state_dict():
