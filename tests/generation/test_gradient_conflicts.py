@@ -21,6 +21,7 @@ from pc2l_fixtures import (
     tiny_config,
     train_pc2l_argv,
 )
+from test_detached_negatives import KINDS, ccl_pcl_model, negatives_batch
 from transformers import AutoConfig, TrainingArguments
 
 from gest_showcases.cards import generator_card
@@ -268,33 +269,34 @@ def test_the_contrastive_gradient_stays_out_of_the_lm_head(tokenizer, option):
                 assert torch.equal(kept, gradient)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("option", [{"gradient_conflicts": "projected"}, {"contrastive_normaliser": "separate"}])
-def test_the_negatives_get_a_call_of_their_own_out_of_cross_entropys_backward(tokenizer, option):
+def test_the_negatives_get_a_call_of_their_own_out_of_cross_entropys_backward(tokenizer, option, kind):
     """Under the options the hard negatives run in a decoder call of their own, so cross-entropy's backward pass
     covers the targets' rows only (in the batched call it ran through the negatives' rows too, to a zero gradient);
     the two gradients are those of the paper's batched call, to rounding (dropout off)."""
-    model = _model(tokenizer, **option).eval()
-    batch = PC2LCollator(tokenizer, with_negatives=True)(synthetic_examples(2))
+    model = ccl_pcl_model(tokenizer, kind, **option)
+    batch = negatives_batch(tokenizer)
+    size = batch["input_ids"].shape[0]
     parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
     batched = copy.deepcopy(model)
     batched.config.gradient_conflicts, batched.config.contrastive_normaliser = "kept", "shared"
     outputs = batched(**batch)
-    total, _ = total_loss(batched.config, outputs, batch)
     expected = torch.autograd.grad(outputs.loss, list(batched.parameters()), retain_graph=True, allow_unused=True)
 
-    rows = []  # the rows of each gradient that reaches the first block's output
+    rows = []  # the rows of each gradient that reaches a decoder call's token embeddings
 
     def watch(module, args, output):
-        (output[0] if isinstance(output, tuple) else output).register_hook(lambda grad: rows.append(grad.shape[0]))
+        output.register_hook(lambda grad: rows.append(grad.shape[0]))
 
-    model.decoder.transformer.h[0].register_forward_hook(watch)
+    model.get_input_embeddings().register_forward_hook(watch)
     outputs = model(**batch)
     total, parts = total_loss(model.config, outputs, batch)
     loss, _ = combined_gradient_loss(model.config, total, parts, parameters)
     loss.backward()
     # The contrastive part's backward pass through the targets' and the negatives' calls, cross-entropy's through the
-    # targets' (inside `combined_gradient_loss` or in `loss.backward()`, as the option computes them): two rows each.
-    assert rows == [2, 2, 2]
+    # targets' (inside `combined_gradient_loss` or in `loss.backward()`, as the option computes them).
+    assert rows == [size, size, size]
     if "contrastive_normaliser" in option:  # `.grad` holds cross-entropy's gradient alone
         own_parameters = dict(model.named_parameters())
         for (name, _), reference in zip(batched.named_parameters(), expected, strict=True):

@@ -769,8 +769,9 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             self.config.hard_negative_gradients == "detached" or self.config.decoder_contrastive_gradients == "none"
         )
         # The options that take eq. 11's gradient apart (`generation/gradients.py`) run cross-entropy's backward pass
-        # on its own: in the batched call it would run through the negatives' rows too, to a zero gradient (a sixth
-        # of a GPT-2-small step's FLOPs). So their negatives get a decoder call of their own, with gradients.
+        # on its own: in the batched call it would run through the negatives' rows too, to a zero gradient (107 GFLOP
+        # at GPT-2-small size, batch 4: half a CE-only step's). So their negatives get a decoder call of their own,
+        # with gradients.
         negatives_apart = (
             hard_negatives
             and compute_embeddings
