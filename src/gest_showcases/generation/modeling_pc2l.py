@@ -1094,9 +1094,10 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
         )
 
     # True computes GPT-2's hard negatives from their first swapped token on (`_negative_suffix_states`): same losses
-    # and gradients, 10% fewer FLOPs per step with realistic swaps, but on CPU at batch 4 a step is not faster (two
-    # decoder calls with smaller matmuls, two embedding gradients), so it is off until a GPU measurement says
-    # otherwise (issue 18; benchmarks/bench_pc2l.py times both). Not read with `hard_negative_gradients="detached"`,
+    # and gradients, 10% fewer FLOPs per step with realistic swaps, but a step is slower (two decoder calls with
+    # smaller matmuls, two dense embedding gradients, 4-D masks): on CPU at batch 4 1.50-1.66x CE-only against the
+    # batched call's 1.44-1.61x (session 40), on a GPU 2.14x against 1.17x at batch 32 (session 17), so it is off
+    # (issue 18; benchmarks/bench_pc2l.py times both). Not read with `hard_negative_gradients="detached"`,
     # whose no-grad pass over the full negatives costs less than a suffix pass with gradients.
     _negative_prefix_sharing = False
     # Most tokens of cached target keys a packed row of negative suffixes attends to (bounds its attention cost).
