@@ -17,6 +17,8 @@ CONTRASTIVE_GRADIENTS = ("full", "none")
 LIKELIHOOD_IMAGE_NEGATIVES = ("all", "entity")
 IN_BATCH_LABELS = ("none", "noun_chunks")
 GRADIENT_CONFLICTS = ("kept", "projected")
+# The settings that take eq. 11's gradient apart (`generation/gradients.py`, H28 and H30) at the paper's values.
+PAPER_GRADIENT_SETTINGS = {"gradient_conflicts": "kept", "contrastive_normaliser": "shared"}
 CONTRASTIVE_NORMALISERS = ("shared", "separate")
 # How phi_R pools the history reviews' encoder states: eq. 6's mean, or weighted towards the shown photos (H33).
 REVIEW_POOLINGS = ("mean", "shown_photos")
@@ -504,6 +506,12 @@ class PC2LConfig(PreTrainedConfig):
     def image_features_read(self) -> str:
         """The image feature kind the generator reads: `image_kind`, or `LEGACY_IMAGE_KIND` when unrecorded."""
         return self.image_kind or LEGACY_IMAGE_KIND
+
+    @property
+    def takes_gradients_apart(self) -> bool:
+        """Whether cross-entropy's gradient and the contrastive part's are computed apart (`gradient_conflicts` or
+        `contrastive_normaliser` off the paper's setting), each in a backward pass of its own."""
+        return any(getattr(self, name) != paper for name, paper in PAPER_GRADIENT_SETTINGS.items())
 
     @property
     def uses_projection_heads(self) -> bool:

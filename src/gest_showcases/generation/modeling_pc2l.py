@@ -777,7 +777,7 @@ class PC2LForConditionalGeneration(PC2LPreTrainedModel, GenerationMixin):
             and compute_embeddings
             and not text_target
             and not detached_negatives
-            and (self.config.gradient_conflicts != "kept" or self.config.contrastive_normaliser != "shared")
+            and self.config.takes_gradients_apart
         )
         negatives_own_call = detached_negatives or negatives_apart
         negatives_in_pass = hard_negatives and not negatives_own_call and (compute_likelihoods or not text_target)

@@ -39,6 +39,7 @@ from transformers.trainer_utils import unwrap_peft_model
 from gest_showcases.errors import InputError
 from gest_showcases.trainer_utils import CollatorReadsRawExamples, FiniteTrainer
 
+from .configuration_pc2l import PAPER_GRADIENT_SETTINGS
 from .gradients import SeparateNormaliserAdamW, combined_gradient_loss
 from .losses import total_loss
 
@@ -115,8 +116,6 @@ class GeneratorTrainer(CollatorReadsRawExamples, FiniteTrainer):
         super().log(logs, start_time)
 
 
-# The PC2LConfig options that take cross-entropy's and the contrastive losses' gradients apart, at the paper's setting.
-PAPER_GRADIENT_SETTINGS = {"gradient_conflicts": "kept", "contrastive_normaliser": "shared"}
 
 
 class PC2LTrainer(GeneratorTrainer):
@@ -137,10 +136,10 @@ class PC2LTrainer(GeneratorTrainer):
         config = unwrap_peft_model(self.model).config
         # The options that take the two gradients apart, which DDP's hooks, a loss scaler and the sharding engines
         # never see.
-        options = [f"--{name} {getattr(config, name)}" for name, paper in PAPER_GRADIENT_SETTINGS.items()
-                   if getattr(config, name) != paper]  # fmt: skip
         distributed = self.args.world_size > 1 or self.is_deepspeed_enabled or self.is_fsdp_enabled
-        if options and (distributed or self.args.fp16):
+        if config.takes_gradients_apart and (distributed or self.args.fp16):
+            options = [f"--{name} {getattr(config, name)}" for name, paper in PAPER_GRADIENT_SETTINGS.items()
+                       if getattr(config, name) != paper]  # fmt: skip
             raise InputError(
                 f"{options[0]}: single-process training without fp16 loss scaling, DeepSpeed or FSDP only (bf16 "
                 "works); leave it at the paper's setting there"
