@@ -299,6 +299,7 @@ PAST_VARIANTS = [
     "--contrastive_normaliser separate --image_contrastive none --contrastive_target text",
     "--contrastive_normaliser separate --contrastive_target text",
     "--contrastive_normaliser separate --image_contrastive none --contrastive_target text --review_pooling shown_photos",
+    "--cross_attention_gate none --contrastive_normaliser separate",
 ]
 
 
