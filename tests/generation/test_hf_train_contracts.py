@@ -2,6 +2,7 @@
 `generation_config.json`, and a run with `--gradient_checkpointing True`."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from pc2l_fixtures import write_built_dataset
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from gest_showcases.commands import train_pc2l as train
+from gest_showcases.experiments.world import SMOLLM2_TRAINING_OPTIONS
 from gest_showcases.features import cache as feature_cache
 from gest_showcases.features.cache import FeatureCache
 from gest_showcases.generation import PC2LConfig, configuration_pc2l
@@ -82,3 +84,13 @@ def test_checkpoints_saved_before_the_contracts_load_with_none(tmp_path):
 def test_the_config_knows_the_feature_caches_precisions():
     # The config keeps its own copy (it is exported as remote code, which cannot import the package).
     assert configuration_pc2l.FEATURE_DTYPES == feature_cache.FEATURE_DTYPES
+
+
+def test_the_smollm2_cells_recompute_activations_under_transformers_current_flag(tmp_path):
+    """The demo's and the experiment's SmolLM2 cells train with `SMOLLM2_TRAINING_OPTIONS`: transformers 5's
+    `--activation_checkpointing`, not its deprecated alias `--gradient_checkpointing`, which warned in every cell."""
+    argv = ["--dataset", "gest", "--features", "f", "--tokenizer", "t", "--output_dir", str(tmp_path), *SMOLLM2_TRAINING_OPTIONS]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        _, _, training_args = train.parse_pc2l_args(argv)
+    assert training_args.activation_checkpointing is True

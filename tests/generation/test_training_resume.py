@@ -20,6 +20,7 @@ from transformers import TrainingArguments
 from gest_showcases import cli
 from gest_showcases.commands import finetune_lm, train_pc2l
 from gest_showcases.errors import InputError
+from gest_showcases.experiments.world import SMOLLM2_TRAINING_OPTIONS
 from gest_showcases.generation.trainer import PC2LTrainer
 from gest_showcases.trainer_utils import FiniteTrainer, checkpoint_to_resume, last_complete_checkpoint
 
@@ -100,8 +101,9 @@ def test_train_pc2l_cut_off_resumes_to_the_uninterrupted_weights(command_assets,
     assert any(not torch.equal(at_step_3[name], expected[name]) for name in expected)
 
 
-def test_gradient_checkpointing_trains_the_same_weights_bit_for_bit(command_assets, monkeypatch):
-    """The demo's SmolLM2 generators train with `--gradient_checkpointing True` for half the memory (session 29): the
+def test_activation_checkpointing_trains_the_same_weights_bit_for_bit(command_assets, monkeypatch):
+    """The demo's SmolLM2 generators train with `--activation_checkpointing True` (`SMOLLM2_TRAINING_OPTIONS`) for half
+    the memory (session 29): the
     gated LoRA decoder's run must write the same weights either way, PC2L's hard negatives and LoRA dropout included."""
     import transformers.modeling_utils
 
@@ -116,7 +118,7 @@ def test_gradient_checkpointing_trains_the_same_weights_bit_for_bit(command_asse
         return checkpoint(function, *args, **kwargs)
 
     monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counted)
-    assert train_pc2l.main([*argv, str(command_assets / "recomputed"), "--gradient_checkpointing", "True"]) == 0
+    assert train_pc2l.main([*argv, str(command_assets / "recomputed"), *SMOLLM2_TRAINING_OPTIONS]) == 0
     assert recomputed  # the layers did go through activation checkpointing
     expected = _weights(command_assets / "plain", "adapter_model.safetensors")
     got = _weights(command_assets / "recomputed", "adapter_model.safetensors")

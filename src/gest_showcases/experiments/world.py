@@ -38,7 +38,7 @@ SMOLLM2_LEARNING_RATE = 5e-4
 # SmolLM2's activations are recomputed in the backward pass: the same weights bit for bit, about half the peak memory
 # (PC2L's training at batch 16, 7.8 -> 4.1 GB max RSS, for 1.25x its training time; session 29), so the demo and the
 # experiment's SmolLM2 cells fit an 8 GB machine.
-SMOLLM2_TRAINING_OPTIONS = ("--gradient_checkpointing", "True")
+SMOLLM2_TRAINING_OPTIONS = ("--activation_checkpointing", "True")
 # The CLIP stand-in (see the train-clip stage): a CNN image tower on the photos at their own size, each photo paired
 # with its review's sentences as a bag of positives. On the experiment's world, 10 epochs: 75.5% nearest-centroid dish
 # accuracy at 64 px against 68.5% at 32 px (seed 0, the seed the choice was made on); 64 px and 20 epochs: 81.2% and
