@@ -103,8 +103,8 @@ def test_train_pc2l_cut_off_resumes_to_the_uninterrupted_weights(command_assets,
 
 def test_activation_checkpointing_trains_the_same_weights_bit_for_bit(command_assets, monkeypatch):
     """The demo's SmolLM2 generators train with `--activation_checkpointing True` (`SMOLLM2_TRAINING_OPTIONS`) for half
-    the memory (session 29): the
-    gated LoRA decoder's run must write the same weights either way, PC2L's hard negatives and LoRA dropout included."""
+    the memory (session 29): the gated LoRA decoder's run must write the same weights either way, PC2L's hard
+    negatives and LoRA dropout included."""
     import transformers.modeling_utils
 
     options = [*_llama_gguf_options(command_assets), "--image_contrastive", "ccl", "--review_contrastive", "pcl"]
