@@ -46,7 +46,7 @@ def saved(original, tmp_path_factory):
 @pytest.fixture(scope="module")
 def staged(saved, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "out"
-    assert cli_main(["push", "--namespace", "me", "--showcase", str(saved), "--dry_run", str(out)]) == 0
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(saved), "--output_dir", str(out), "--dry_run"]) == 0
     return out
 
 
@@ -131,8 +131,9 @@ def test_a_folder_that_is_no_saved_pipeline_is_refused(checkpoints, tmp_path, ca
         "me",
         "--showcase",
         checkpoints["generator"],
-        "--dry_run",
+        "--output_dir",
         str(tmp_path / "out"),
+        "--dry_run",
     ]
     assert cli_main(argv) == 2
     assert "holds no showcase_config.json: not a folder saved by ShowcasePipeline.save_pretrained" in (
@@ -190,7 +191,7 @@ def test_a_symlink_out_of_the_showcase_folder_is_refused_before_staging(saved, t
     (secret / "key.txt").write_text("private")
     (folder / link).symlink_to(secret / "key.txt" if link.endswith(".txt") else secret)
     out = tmp_path / "out"
-    assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--dry_run", str(out)]) == 2
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--output_dir", str(out), "--dry_run"]) == 2
     assert f"{link} leads outside the showcase folder" in capsys.readouterr().err
     assert not any(path.name == "key.txt" for path in tmp_path.rglob("*") if out in path.parents)
 

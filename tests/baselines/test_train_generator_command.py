@@ -227,7 +227,7 @@ def test_a_tokenizer_past_the_decoders_vocabulary_is_one_line(assets, tmp_path, 
     )
     for argv in (
         _argv(assets, "pepler", tmp_path / "run", "--decoder", str(tmp_path / "small-gpt2")),
-        ["finetune-lm", "--dataset", str(assets / "dataset"), "--config_name", "s2", "--tokenizer",
+        ["finetune-lm", "--dataset", str(assets / "dataset"), "--dataset_config_name", "s2", "--tokenizer",
          str(assets / "tokenizer"), "--decoder", str(tmp_path / "small-gpt2"), "--output_dir", str(tmp_path / "run")],
     ):  # fmt: skip
         assert cli.main(argv) == 2

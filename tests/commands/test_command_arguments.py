@@ -201,7 +201,7 @@ def test_features_model_is_a_deprecated_spelling_of_clip_model(extract_features)
     with pytest.warns(FutureWarning, match="--model is deprecated.*--clip_model"):
         assert features.main([*argv, "--model", "clip-old"]) == 0
     assert extract_features.calls[0][1]["model"] == "clip-old"
-    with pytest.raises(InputError, match="disagree"):
+    with pytest.warns(FutureWarning), pytest.raises(InputError, match="disagree"):
         features.main([*argv, "--model", "clip-old", "--clip_model", "clip-new"])
 
 

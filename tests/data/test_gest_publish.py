@@ -18,7 +18,7 @@ from tiny_assets import rewrite_s1_rows, write_built_dataset, write_jpegs
 
 
 def stage(built: Path, out: Path, *extra: str) -> int:
-    return cli.main(["push", "--namespace", "me", "--dataset", str(built), "--dry_run", str(out), *extra])
+    return cli.main(["push", "--namespace", "me", "--dataset", str(built), "--output_dir", str(out), "--dry_run", *extra])
 
 
 @pytest.mark.parametrize("layout", ["by_reference", "copy_images"])

@@ -31,7 +31,7 @@ def test_s2_from_s1_keeps_exactly_the_sentences_above_threshold(tmp_path, tiny_c
     world_dir = _world(tmp_path)
     dataset, classifier_dir, features = tmp_path / "dataset", tmp_path / "phi", tmp_path / "f"
     assert main(["--annotations", str(world_dir / "annotations.jsonl"), "--features", str(features),
-                 "--output", str(classifier_dir), "--model", tiny_clip, "--epochs", "30", "--num_workers", "0",
+                 "--output_dir", str(classifier_dir), "--clip_model", tiny_clip, "--num_train_epochs", "30", "--num_workers", "0",
                  "--dataset", str(dataset), "--build_inputs", str(world_dir / "image_review_all.json"),
                  "--build_images", str(world_dir / "images")]) == 0  # fmt: skip
     s1, s2 = read_config_rows(dataset, "s1"), read_config_rows(dataset, "s2")
@@ -81,7 +81,7 @@ def test_distill_rebuilds_with_the_folders_own_build_options(tmp_path, tiny_clip
     assert options["seed"] == 7 and options["copy_images"] is True
     splits = {row["review_id"]: row["split"] for row in read_config_rows(dataset, "s1")}
     assert main(["--annotations", str(world_dir / "annotations.jsonl"), "--features", str(tmp_path / "f"),
-                 "--output", str(tmp_path / "phi"), "--model", tiny_clip, "--epochs", "5", "--num_workers", "0",
+                 "--output_dir", str(tmp_path / "phi"), "--clip_model", tiny_clip, "--num_train_epochs", "5", "--num_workers", "0",
                  "--dataset", str(dataset), "--build_inputs", str(world_dir / "image_review_all.json"),
                  "--build_images", str(world_dir / "images")]) == 0  # fmt: skip
     assert {row["review_id"]: row["split"] for row in read_config_rows(dataset, "s1")} == splits

@@ -247,7 +247,7 @@ def synth_world(tmp_path_factory):
 def test_distill_on_gest_synth_annotations(tmp_path, synth_world, tiny_clip):
     out = tmp_path / "phi"
     assert main(["--annotations", str(synth_world / "annotations.jsonl"), "--features", str(tmp_path / "f"),
-                 "--output", str(out), "--model", tiny_clip, "--num_workers", "0"]) == 0  # fmt: skip
+                 "--output_dir", str(out), "--clip_model", tiny_clip, "--num_workers", "0"]) == 0  # fmt: skip
     metrics = json.loads((out / "distill_metrics.json").read_text())
     annotations = [json.loads(line) for line in (synth_world / "annotations.jsonl").read_text().splitlines()]
     assert metrics["pairs"] == len(annotations)

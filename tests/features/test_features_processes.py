@@ -21,7 +21,7 @@ def _tables(folder):
 
 def test_features_command_writes_every_kind(tmp_path, built_dataset, image_dir, tiny_clip, capsys):
     out = tmp_path / "f"
-    assert main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output", str(out), "--model", tiny_clip, "--num_workers", "0",
+    assert main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output_dir", str(out), "--clip_model", tiny_clip, "--num_workers", "0",
                  "--batch_size", "3", "--shard_size", "3"]) == 0  # fmt: skip
     summary = json.loads(capsys.readouterr().out)
     assert summary["image"]["written"] == 8 and summary["vision"]["written"] == 8
@@ -34,9 +34,9 @@ def test_features_command_writes_every_kind(tmp_path, built_dataset, image_dir, 
 @pytest.mark.slow
 def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_clip):
     single, double = tmp_path / "one", tmp_path / "two"
-    args = ["--dataset", str(built_dataset), "--images", str(image_dir), "--model", tiny_clip, "--num_workers", "0", "--batch_size", "2",
+    args = ["--dataset", str(built_dataset), "--images", str(image_dir), "--clip_model", tiny_clip, "--num_workers", "0", "--batch_size", "2",
             "--shard_size", "2"]  # fmt: skip
-    assert main([*args, "--output", str(single)]) == 0
+    assert main([*args, "--output_dir", str(single)]) == 0
     driver = tmp_path / "driver.py"
     driver.write_text(
         textwrap.dedent(
@@ -65,7 +65,7 @@ def test_two_cpu_processes_match_one(tmp_path, built_dataset, image_dir, tiny_cl
     # TMPDIR: torch.distributed.run leaves its `torchelastic_*` folder behind; in tmp_path it goes with the test.
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(driver), *args, "--output", str(double)]  # fmt: skip
+               str(driver), *args, "--output_dir", str(double)]  # fmt: skip
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]

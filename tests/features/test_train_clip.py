@@ -57,9 +57,9 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
     out = tmp_path / "clip"
     photos = synth_dataset.parent / "synth" / "images"  # the folder the dataset was built with
     truth_file = synth_dataset.parent / "synth" / "ground_truth.json"
-    assert main(["--dataset", str(synth_dataset), "--images", str(photos), "--output", str(out), "--image_size", "32", "--patch_size", "8",
+    assert main(["--dataset", str(synth_dataset), "--images", str(photos), "--output_dir", str(out), "--image_size", "32", "--patch_size", "8",
                  "--hidden_size", "32", "--num_layers", "2", "--num_heads", "2", "--projection_dim", "16",
-                 "--epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1",
+                 "--num_train_epochs", "15", "--batch_size", "32", "--learning_rate", "3e-3", "--num_threads", "1",
                  "--synth_truth", str(truth_file)]) == 0  # fmt: skip
     metrics = json.loads((out / "train_clip_metrics.json").read_text())
     losses = metrics["epoch_losses"]
@@ -91,7 +91,7 @@ def test_train_save_and_extract_round_trip(tmp_path, synth_dataset):
 
     # `gest-showcases features --model out` loads it as any CLIP checkpoint; oracle: CLIP's own forward.
     features = tmp_path / "features"
-    assert extract_main(["--dataset", str(synth_dataset), "--images", str(photos), "--model", str(out), "--output", str(features),
+    assert extract_main(["--dataset", str(synth_dataset), "--images", str(photos), "--clip_model", str(out), "--output_dir", str(features),
                          "--kinds", "image", "--num_workers", "0", "--batch_size", "64"]) == 0  # fmt: skip
     images = load_features(features, "image")
     items = image_items(synth_dataset, rows, photos)
@@ -221,7 +221,7 @@ def test_symmetric_info_nce_is_clips_loss():
 def test_a_missing_ground_truth_stops_train_clip_before_training(tmp_path):
     # The dataset is never read: the ground truth is checked first, so a typo costs no training run.
     with pytest.raises(InputError, match="missing.json"):
-        main(["--dataset", str(tmp_path / "no-dataset"), "--output", str(tmp_path / "clip"),
+        main(["--dataset", str(tmp_path / "no-dataset"), "--output_dir", str(tmp_path / "clip"),
               "--synth_truth", str(tmp_path / "missing.json")])  # fmt: skip
     assert not (tmp_path / "clip").exists()
 

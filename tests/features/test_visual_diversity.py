@@ -85,12 +85,12 @@ def test_dataset_diversity_uses_posted_images_and_skips_missing_features(tmp_pat
 def test_command_prints_table_and_draws_chart(tmp_path, built_dataset, image_dir, tiny_clip, capsys):
     from gest_showcases.commands.features import main as features_main
 
-    features_main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output", str(tmp_path / "f"), "--model", tiny_clip,
+    features_main(["--dataset", str(built_dataset), "--images", str(image_dir), "--output_dir", str(tmp_path / "f"), "--clip_model", tiny_clip,
                    "--kinds", "image", "--num_workers", "0"])  # fmt: skip
     assert main(["--dataset", str(built_dataset), "--features", str(tmp_path / "f"), "--names", "tiny",
-                 "--plot", str(tmp_path / "div.png"), "--output", str(tmp_path / "div.json")]) == 0  # fmt: skip
+                 "--plot", str(tmp_path / "div.png"), "--output_dir", str(tmp_path / "div")]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "| tiny |" in out and (tmp_path / "div.png").exists() and (tmp_path / "div.json").exists()
+    assert "| tiny |" in out and (tmp_path / "div.png").exists() and (tmp_path / "div" / "diversity.json").exists()
 
 
 def test_command_refuses_features_of_another_dataset_and_writes_strict_json(tmp_path, built_dataset, monkeypatch):

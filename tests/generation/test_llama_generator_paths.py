@@ -101,8 +101,9 @@ def staged(run, saved, tmp_path_factory) -> Path:
         str(run),
         "--showcase",
         str(saved),
-        "--dry_run",
+        "--output_dir",
         str(out),
+        "--dry_run",
     ]
     assert cli.main(argv) == 0
     return out

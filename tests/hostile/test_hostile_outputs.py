@@ -53,7 +53,8 @@ def test_a_folder_where_one_file_is_written_is_refused(tmp_path):
 
 
 def test_diversity_refuses_output_with_output_dir_and_two_datasets_of_one_name(tmp_path, capsys):
-    with pytest.raises(InputError, match="name different places: give --output_dir only"):
+    refused = pytest.raises(InputError, match="name different places: give --output_dir only")
+    with pytest.warns(FutureWarning, match="--output is deprecated"), refused:
         DiversityOutputArguments(output=str(tmp_path / "x.json"), output_dir=str(tmp_path / "out"))
     argv = ["diversity", "--dataset", "a/world", "b/world", "--features", "f", "g"]
     assert cli.main(argv) == 2

@@ -89,14 +89,14 @@ def tamper(dataset: Path, value: str) -> None:
 
 
 def features_argv(dataset: Path, output: Path, clip: str) -> list[str]:
-    return ["features", "--dataset", str(dataset), "--output", str(output), "--model", clip,
+    return ["features", "--dataset", str(dataset), "--output_dir", str(output), "--clip_model", clip,
             "--kinds", "image", "--num_workers", "0", "--device", "cpu"]  # fmt: skip
 
 
 def train_clip_argv(dataset: Path, output: Path, clip: str) -> list[str]:
-    return ["train-clip", "--dataset", str(dataset), "--output", str(output), "--image_size", "16",
+    return ["train-clip", "--dataset", str(dataset), "--output_dir", str(output), "--image_size", "16",
             "--patch_size", "8", "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2",
-            "--projection_dim", "8", "--vocab_size", "300", "--epochs", "1", "--batch_size", "4"]  # fmt: skip
+            "--projection_dim", "8", "--vocab_size", "300", "--num_train_epochs", "1", "--batch_size", "4"]  # fmt: skip
 
 
 COMMANDS = {"features": features_argv, "train-clip": train_clip_argv}
@@ -187,7 +187,7 @@ def world(tmp_path_factory):
 
 def distill_argv(world: Path, work: Path, clip: str) -> list[str]:
     return ["distill", "--annotations", str(world / "annotations.jsonl"), "--features", str(work / "f"),
-            "--output", str(work / "phi"), "--model", clip, "--epochs", "3", "--num_workers", "0",
+            "--output_dir", str(work / "phi"), "--clip_model", clip, "--num_train_epochs", "3", "--num_workers", "0",
             "--dataset", str(work / "dataset"), "--build_inputs", str(world / "image_review_all.json"),
             "--build_images", str(world / "images")]  # fmt: skip
 

@@ -150,7 +150,7 @@ def test_showcase_command_says_to_pass_images_in_one_line(dataset, checkpoints, 
     """Photos beside the dataset are outside it: without `--images` the command stops, exit 2, one line."""
     argv = ["showcase", "--dataset", str(dataset), "--user", "u1", "--business", "b1",
             "--selector", checkpoints["selector"], "--generator", checkpoints["generator"],
-            "--clip", checkpoints["clip"], "--device", "cpu"]  # fmt: skip
+            "--clip_model", checkpoints["clip"], "--device", "cpu"]  # fmt: skip
     assert cli_main(argv) == 2
     error = capsys.readouterr().err.strip()
     assert (
@@ -186,9 +186,9 @@ def test_push_dry_run_stages_no_absolute_local_path(dataset, checkpoints, tmp_pa
     )
     out = tmp_path / "export"
     argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--generator", str(generator),
-            "--dataset", str(dataset), "--dataset_images", str(tmp_path / "images"), "--clip", checkpoints["clip"],
+            "--dataset", str(dataset), "--dataset_images", str(tmp_path / "images"), "--clip_model", checkpoints["clip"],
             "--base_model", str(lm),
-            "--dry_run", str(out)]  # fmt: skip
+            "--output_dir", str(out), "--dry_run"]  # fmt: skip
     assert cli_main(argv) == 0
 
     local = [str(tmp_path), str(Path(checkpoints["clip"]).parent)]

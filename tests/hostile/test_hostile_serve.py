@@ -81,7 +81,7 @@ def test_a_row_pointing_outside_the_dataset_stops_the_server_at_startup(dataset,
         DatasetCatalog(dataset, "s1", images=tmp_path / "images")
     # The command: one line, exit 2, before any model is loaded (the checkpoints need not exist).
     argv = ["serve", "--dataset", str(dataset), "--images", str(tmp_path / "images"),
-            "--selector", "none", "--generator", "none", "--clip", "none"]  # fmt: skip
+            "--selector", "none", "--generator", "none", "--clip_model", "none"]  # fmt: skip
     assert cli_main(argv) == 2
 
 
@@ -230,7 +230,7 @@ def test_serve_command_wires_the_policy_the_login_and_the_warning(dataset, tmp_p
     monkeypatch.setattr("gest_showcases.commands.serve.check_can_listen", lambda host, port: None)  # none bound
     monkeypatch.setattr(PipelineArguments, "load_pipeline", lambda args: None)
     argv = ["serve", "--dataset", str(dataset), "--images", str(tmp_path / "images"),
-            "--selector", "none", "--generator", "none", "--clip", "none", "--host", "0.0.0.0"]  # fmt: skip
+            "--selector", "none", "--generator", "none", "--clip_model", "none", "--host", "0.0.0.0"]  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="gest_showcases.commands.serve"):
         assert cli_main(argv) == 0
         assert cli_main([*argv, "--auth", "demo:secret"]) == 0

@@ -237,9 +237,9 @@ def test_train_clip_stops_at_a_nan_loss_and_writes_no_model(tmp_path, monkeypatc
     dataset = write_built_dataset(tmp_path / "dataset", tmp_path / "images", reviews)
     # Stands for a diverging run: the helper loss turns NaN.
     monkeypatch.setattr(train_clip, "symmetric_info_nce", lambda logits: logits.sum() * float("nan"))
-    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
+    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output_dir", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
             "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
-            "--vocab_size", "300", "--epochs", "1", "--batch_size", "4"]  # fmt: skip
+            "--vocab_size", "300", "--num_train_epochs", "1", "--batch_size", "4"]  # fmt: skip
     with pytest.raises(NonFiniteError, match=r"step 1 \(epoch 1\)"):
         train_clip_main(argv)
     assert _model_files(tmp_path / "clip") == []
@@ -336,9 +336,9 @@ def test_train_clip_diverging_at_its_last_step_writes_no_model(tmp_path):
     reviews = [(f"u{i}_b1", f"u{i}", "b1", CORPUS[i], [names[i]], "train" if i < 3 else "validation")
                for i in range(4)]  # fmt: skip
     dataset = write_built_dataset(tmp_path / "dataset", tmp_path / "images", reviews)
-    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
+    argv = ["--dataset", str(dataset), "--images", str(tmp_path / "images"), "--output_dir", str(tmp_path / "clip"), "--image_size", "16", "--patch_size", "8",
             "--hidden_size", "16", "--num_layers", "1", "--num_heads", "2", "--projection_dim", "8",
-            "--vocab_size", "300", "--epochs", "1", "--batch_size", "4", "--learning_rate", "1e37"]  # fmt: skip
+            "--vocab_size", "300", "--num_train_epochs", "1", "--batch_size", "4", "--learning_rate", "1e37"]  # fmt: skip
     # Finite weights whose forward pass is NaN: the check of the last batch (the NaN recall@1 of 1.000 is the
     # retrieval check's, test_a_nan_clip_scores_no_retrieval below).
     with pytest.raises(NonFiniteError, match=r"^the model after step 1 computes loss nan on its last training batch"):

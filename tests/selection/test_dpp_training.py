@@ -375,7 +375,7 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
 
     output = tmp_path / "runs"
     argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(output),
-            "--methods", "random", "img", "--num_epochs", "2", "--batch_size", "32", "--cpu"]  # fmt: skip
+            "--methods", "random", "img", "--num_train_epochs", "2", "--batch_size", "32", "--use_cpu"]  # fmt: skip
     assert command.main(argv) == 0
     table = json.loads((output / "table3.json").read_text())
     assert table["unit"] == "percent" and table["examples"] == {"train": 64, "test": 32}
@@ -387,7 +387,7 @@ def test_train_selector_command_end_to_end(tmp_path, monkeypatch):
 
     # --history_prior: the img selector starts with the prior and saves its learnt weight; text cannot and keeps 0.
     argv = ["--dataset", str(tmp_path / "data"), "--features", "unused", "--output_dir", str(tmp_path / "prior"),
-            "--methods", "img", "text", "--num_epochs", "2", "--batch_size", "32", "--cpu", "--history_prior", "2.0"]  # fmt: skip
+            "--methods", "img", "text", "--num_train_epochs", "2", "--batch_size", "32", "--use_cpu", "--history_prior", "2.0"]  # fmt: skip
     assert command.main(argv) == 0
     image, text = (AutoModel.from_pretrained(tmp_path / "prior" / f"selector-{mode}") for mode in ("img", "text"))
     assert image.config.history_prior == 2.0 and image.history_prior_weight.item() != 2.0  # trained

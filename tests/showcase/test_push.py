@@ -36,7 +36,7 @@ def staged(checkpoints, built_dataset, tmp_path):
     argv = ["push", "--namespace", "me", "--selector", checkpoints["selector"], "--generator",
             checkpoints["generator"], "--dataset", str(built_dataset), "--dataset_images", str(tmp_path / "images"),
             "--evaluate_modules", "distinct", "div_at_k",
-            "--selector_results", str(table3), "--base_model", "gpt2", "--dry_run", str(out)]  # fmt: skip
+            "--selector_results", str(table3), "--base_model", "gpt2", "--output_dir", str(out), "--dry_run"]  # fmt: skip
     assert cli_main(argv) == 0
     return out
 

@@ -15,7 +15,7 @@ from gest_showcases.dataset_requests import request_from_dataset
 def args(checkpoints, dataset, user, business, *extra):
     return ["showcase", "--dataset", str(dataset), "--user", user, "--business", business,
             "--selector", checkpoints["selector"], "--generator", checkpoints["generator"],
-            "--clip", checkpoints["clip"], "--max_new_tokens", "6", "--device", "cpu",
+            "--clip_model", checkpoints["clip"], "--max_new_tokens", "6", "--device", "cpu",
             "--images", str(dataset.parent / "images"), *extra]  # fmt: skip
 
 
@@ -48,13 +48,13 @@ def test_request_for_an_unreviewed_business_and_unknown_ids(built_dataset):
 
 
 def test_showcase_command_prints_and_writes_self_contained_html(checkpoints, built_dataset, tmp_path, capsys):
-    out = tmp_path / "showcase.html"
-    assert cli_main(args(checkpoints, built_dataset, "u2", "b1", "--html", str(out))) == 0
+    out = tmp_path / "showcase"
+    assert cli_main(args(checkpoints, built_dataset, "u2", "b1", "--output_dir", str(out))) == 0
     printed = capsys.readouterr().out
     explanation = printed.split("Explanation:\n", 1)[1].splitlines()[0].strip()
     selected = re.findall(r"^\s+\d\. (pic\d)", printed, flags=re.MULTILINE)
     assert explanation and len(selected) == 3
-    html = out.read_text()
+    html = (out / "showcase.html").read_text()
     # The selected photos, the truth photos and the history photo, all inline; nothing fetched from disk.
     assert not re.search(r'src="(?!data:)', html)
     uris = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)
