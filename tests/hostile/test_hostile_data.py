@@ -580,6 +580,17 @@ def test_a_built_split_not_in_the_builders_schema_is_one_line(tmp_path, change, 
         load_built(folder, "s2", split="train")
 
 
+@pytest.mark.parametrize("content", [b"", b"not parquet at all"], ids=["empty", "not-parquet"])
+def test_a_corrupt_parquet_file_is_one_line_from_load_built(tmp_path, content):
+    """load_built read each file's row count outside the reader's guard: an ArrowInvalid traceback (session 43)."""
+    folder = write_built_folder(tmp_path / "dataset", {"s1": {"train": [{"review_id": "a"}]}})
+    path = folder / "s1" / "train-00000-of-00001.parquet"
+    assert load_built(folder, "s1", split="train")["review_id"] == ["a"]
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=f"^{path}: cannot be read as this dataset's Parquet .*; rebuild it$"):
+        load_built(folder, "s1", split="train")
+
+
 def test_a_built_split_may_leave_rating_and_time_empty(tmp_path):
     """A source may have neither (`Review.rating`, `Review.time`): `build` writes them null."""
     folder = write_built_folder(tmp_path / "dataset", {"s1": {"train": [{"review_id": "a", "rating": None}]}})

@@ -7,6 +7,7 @@ NaN and exited 0; `train-selector` died in a Cholesky factorisation with no word
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 
 from gest_showcases import cli
 from gest_showcases.commands import finetune_lm
+from gest_showcases.errors import InputError
 from gest_showcases.features.cache import FeatureCache, FeatureTable
 from gest_showcases.generation import PC2LConfig, PC2LForConditionalGeneration
 from gest_showcases.generation.collator import PC2LCollator, PC2LDataset
@@ -459,3 +461,47 @@ def test_the_check_after_the_last_step_changes_no_batch_norm_statistic(tmp_path)
     after = trainer.model.state_dict()
     assert int(after["norm.num_batches_tracked"]) == 2 and trainer.model.training
     assert all(torch.equal(after[name], value) for name, value in callback.state.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# distill: what it cannot finish is refused before any work (session 43's review).
+
+
+def test_distill_dataset_without_its_build_inputs_is_refused_before_any_work(tmp_path, capsys):
+    """It was refused only after training, by which time the earlier run's metrics were deleted."""
+    earlier = tmp_path / "phi"
+    earlier.mkdir()
+    (earlier / "distill_metrics.json").write_text('{"pairs": 40}')
+    argv = ["distill", "--annotations", str(tmp_path / "missing.jsonl"), "--features", str(tmp_path / "f"),
+            "--clip_model", str(tmp_path / "no-clip"), "--output_dir", str(earlier), "--dataset", str(tmp_path / "ds")]  # fmt: skip
+    for extra in ([], ["--build_inputs", "in.json"], ["--build_images", "images"]):
+        assert cli.main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "--dataset needs --build_inputs and --build_images" in err and "Traceback" not in err
+    assert [path.name for path in earlier.iterdir()] == ["distill_metrics.json"]
+    assert (earlier / "distill_metrics.json").read_text() == '{"pairs": 40}'
+    assert not (tmp_path / "f").exists()
+
+
+@pytest.mark.parametrize("pairs", [0, 3, 9])
+def test_distill_with_too_few_annotations_is_one_line_before_clip_loads(tmp_path, pairs, capsys):
+    """Fewer than 10 pairs leave a part of the 8:1:1 split empty: a ValueError after CLIP and the features, before."""
+    annotations = tmp_path / "annotations.jsonl"
+    rows = [{"pic_id": f"p{i}", "review_id": f"r{i}", "sentence": "s", "label": i % 2} for i in range(pairs)]
+    annotations.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    argv = ["distill", "--annotations", str(annotations), "--features", str(tmp_path / "f"),
+            "--clip_model", str(tmp_path / "no-clip"), "--output_dir", str(tmp_path / "phi")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{annotations}: {pairs} annotated pairs are too few for the 8:1:1" in err and "Traceback" not in err
+    assert not (tmp_path / "f").exists() and not (tmp_path / "phi").exists()
+
+
+def test_split_sizes_is_what_split_indices_gives_and_ten_pairs_is_the_least():
+    from gest_showcases.features.distill import check_enough_pairs, split_indices, split_sizes
+
+    for n in range(0, 40):
+        assert split_sizes(n) == tuple(len(part) for part in split_indices(n, seed=n))
+    check_enough_pairs(10)
+    with pytest.raises(InputError, match="9 annotated pairs are too few"):
+        check_enough_pairs(9)

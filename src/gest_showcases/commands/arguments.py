@@ -213,12 +213,20 @@ def _parser(dataclass_types: Sequence[type], prog, description, add_arguments) -
     return parser
 
 
-def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
-    """The options of a `--config` file, read as `HfArgumentParser.parse_yaml_file` reads it (`yaml.safe_load`)."""
+def load_options_file(path: str):
+    """A `--config` file parsed as `HfArgumentParser.parse_yaml_file` parses it (`yaml.safe_load`); one line naming
+    the file for one that is no YAML (the generic message of a `yaml.YAMLError` names no file)."""
     try:
-        values = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except (UnicodeDecodeError, yaml.YAMLError) as error:  # named here: the generic message names no file
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
         raise InputError(f"{path}: not a YAML file of options ({one_line(error)}); fix the file") from error
+    except RecursionError as error:  # nesting deeper than the parser's stack
+        raise InputError(f"{path}: YAML nested too deep; fix the file") from error
+
+
+def _read_yaml(path: str, parser: HfArgumentParser) -> dict:
+    """The options of a `--config` file (`load_options_file`), checked against the parser's options."""
+    values = load_options_file(path) or {}
     if not isinstance(values, dict):
         raise InputError(f"{path}: a --config file is a YAML mapping of option: value; fix the file")
     known = {action.dest for action in parser._actions} - {"help", "config"}

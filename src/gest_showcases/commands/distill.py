@@ -25,7 +25,13 @@ from gest_showcases.errors import InputError, check_at_least
 from gest_showcases.features.cache import load_features
 from gest_showcases.features.clip import DEFAULT_CLIP, extract_image_features, load_clip
 from gest_showcases.features.configuration_explanation import ExplanationClassifierConfig
-from gest_showcases.features.distill import read_annotations, train_explanation_classifier, write_s2
+from gest_showcases.features.distill import (
+    BUILD_INPUTS_NEEDED,
+    check_enough_pairs,
+    read_annotations,
+    train_explanation_classifier,
+    write_s2,
+)
 from gest_showcases.files import saving_into, write_text_atomically
 from gest_showcases.model_folders import check_model_output_dir, loading
 
@@ -98,6 +104,9 @@ class DistillArguments:
         check_device(self)
         if self.threshold is not None and self.threshold > 1:
             raise InputError(f"--threshold {self.threshold}: a probability, give a number in [0, 1]")
+        if self.dataset and not (self.build_inputs and self.build_images):
+            # Checked before any work: write_s2 would refuse only after training, over the earlier run's output.
+            raise InputError(BUILD_INPUTS_NEEDED)
 
 
 @dataclass
@@ -113,6 +122,7 @@ class DistillOutputArguments(LegacyOutputArguments):
 def run(args: DistillArguments, output_dir: str) -> dict:
     """Train the classifier on the annotations, save it into `output_dir`, rebuild `args.dataset` with s2."""
     annotations = read_annotations(args.annotations)
+    check_enough_pairs(len(annotations), args.annotations)  # before CLIP loads and the photos are embedded
     image_dir = Path(args.images) if args.images else Path(args.annotations).parent / "images"
     with loading("--clip_model", args.clip_model):
         image_model, text_model = load_clip(args.clip_model, args.device)
@@ -154,6 +164,8 @@ def run(args: DistillArguments, output_dir: str) -> dict:
     with saving_into(output_dir) as staging:  # a run stopped mid-save leaves the previous classifier whole
         result.model.save_pretrained(staging)
     summary = {"pairs": len(kept), **result.metrics}
+    # Written as soon as the classifier is: a rebuild of --dataset that fails still leaves it described.
+    write_text_atomically(Path(output_dir) / METRICS_FILE, json.dumps(summary, indent=2))
     if args.dataset:
         summary["s2_rows"] = write_s2(
             args.dataset,
@@ -169,7 +181,7 @@ def run(args: DistillArguments, output_dir: str) -> dict:
             clip_model=args.clip_model,
             num_workers=args.num_workers,
         )
-    write_text_atomically(Path(output_dir) / METRICS_FILE, json.dumps(summary, indent=2))
+        write_text_atomically(Path(output_dir) / METRICS_FILE, json.dumps(summary, indent=2))
     return summary
 
 

@@ -23,6 +23,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from gest_showcases.errors import InputError
 
@@ -86,11 +87,25 @@ def user_error_message(error: BaseException) -> str | None:
         message = f"a file is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
     elif yaml is not None and isinstance(error, yaml.YAMLError):
         message = f"not valid YAML ({error}); fix the file"
+    elif _raised_by_a_parser(error):
+        message = "a JSON or YAML file is nested too deep to read; fix the file"
     elif hub_errors is not None and isinstance(error, hub_errors.OfflineModeIsEnabled):
         message = f"{error} (leave out what needs the Hub, or unset HF_HUB_OFFLINE)"
     else:
         return None
     return " ".join(message.split()) or type(error).__name__
+
+
+def _raised_by_a_parser(error: BaseException) -> bool:
+    """A `RecursionError` raised inside the json or yaml package: an input nested deeper than the parser's stack (the
+    readers of the package's own formats name the file; this covers a model folder's config.json and the like).
+    Any other `RecursionError` is a bug, and keeps its traceback."""
+    if not isinstance(error, RecursionError) or error.__traceback__ is None:
+        return False
+    last = error.__traceback__
+    while last.tb_next is not None:
+        last = last.tb_next
+    return bool({"json", "yaml"} & set(Path(last.tb_frame.f_code.co_filename).parts))
 
 
 def close_process_group(wait_for_other_processes: bool = True) -> None:

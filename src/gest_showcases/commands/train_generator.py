@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from transformers import AutoConfig, AutoTokenizer, GPT2Config, TrainingArguments
 
 import gest_showcases.features
@@ -49,7 +48,7 @@ from gest_showcases.metrics.generations import write_generations
 from gest_showcases.model_folders import load_whole, loading
 
 from . import train_pc2l
-from .arguments import CONFIG_FLAG, is_yaml_file, parse_args
+from .arguments import CONFIG_FLAG, is_yaml_file, load_options_file, parse_args
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def _model_name(argv: list[str]) -> str | None:
     known, _ = front.parse_known_args(argv)
     if known.model is not None or known.config is None or not is_yaml_file(known.config):
         return known.model
-    options = yaml.safe_load(Path(known.config).read_text(encoding="utf-8"))
+    options = load_options_file(known.config)
     model = options.get("model") if isinstance(options, dict) else None
     if model is not None and not isinstance(model, str):
         raise InputError(f"--config {known.config}: model: {model!r}; give one name, e.g. model: pc2l")

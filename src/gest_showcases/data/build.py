@@ -79,7 +79,7 @@ except ImportError:  # pragma: no cover - Windows
 
 from gest_showcases.errors import InputError, one_line
 
-from .folder import config_files
+from .folder import config_files, parquet_row_count
 from .images import (
     EMBEDDED_IMAGES_COLUMN,
     ImageStatus,
@@ -1055,7 +1055,7 @@ def load_built(folder: str | Path, config: str, split: str | None = None, with_i
     files = config_files(folder, config)
     # datasets 5 fails on a parquet file without rows (ArrowInvalid: "BatchSize must be greater than 0"): such files
     # are left out, and a split of nothing else is read by pyarrow itself, an empty table of the files' schema.
-    data_files = {name: [str(path) for path in paths if pq.ParquetFile(path).metadata.num_rows]
+    data_files = {name: [str(path) for path in paths if parquet_row_count(path)]
                   for name, paths in files.items()}  # fmt: skip
     empty = {
         name: datasets.Dataset(datasets.table.InMemoryTable(pq.read_table(files[name][0])))

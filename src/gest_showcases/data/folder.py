@@ -55,12 +55,18 @@ def split_front_matter(card_text: str) -> tuple[dict, str]:
     """(YAML front matter as a dict, the body) of a card.
 
     Raises:
-        `InputError`: when the card has no YAML front matter, or one that is not a mapping.
+        `InputError`: when the card has no YAML front matter, one that is not valid YAML (or nested deeper than the
+        parser's stack), or one that is not a mapping.
     """
     match = _FRONT_MATTER.match(card_text)
     if match is None:
         raise InputError("the card has no YAML front matter")
-    front = yaml.safe_load(match.group(1)) or {}
+    try:
+        front = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"the card's YAML front matter is not valid YAML ({one_line(error)})") from error
+    except RecursionError as error:
+        raise InputError("the card's YAML front matter is nested too deep to read") from error
     if not isinstance(front, dict):
         raise InputError("the card's YAML front matter is not a mapping")
     return front, card_text[match.end() :].strip()
@@ -167,6 +173,13 @@ def _columns(path: Path, columns: list[str] | None, with_images: bool) -> list[s
     with _parquet_file(path):
         names = pq.read_schema(path).names
     return [name for name in names if name != EMBEDDED_IMAGES_COLUMN]
+
+
+def parquet_row_count(path: Path) -> int:
+    """The rows of one of a built folder's Parquet files, from its footer; one line naming a file pyarrow cannot
+    read."""
+    with _parquet_file(path):
+        return pq.ParquetFile(path).metadata.num_rows
 
 
 @contextmanager

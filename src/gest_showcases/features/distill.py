@@ -54,6 +54,8 @@ from .modeling_explanation import ExplanationClassifier
 
 logger = logging.getLogger(__name__)
 
+BUILD_INPUTS_NEEDED = "--dataset needs --build_inputs and --build_images, the files and photos it is built from"
+
 
 def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the ROC curve by the rank-sum (Mann-Whitney U) formula, ties counted half.
@@ -99,14 +101,30 @@ def best_f1_threshold(scores: torch.Tensor, labels: torch.Tensor) -> tuple[float
     return float(sorted_scores[best]), float(f1[best])
 
 
+def split_sizes(n: int, ratios: Sequence[int] = (8, 1, 1)) -> tuple[int, int, int]:
+    """The train/validation/test sizes `split_indices` gives `n` pairs (the test part takes the remainder)."""
+    total = sum(ratios)
+    n_train, n_validation = n * ratios[0] // total, n * ratios[1] // total
+    return n_train, n_validation, n - n_train - n_validation
+
+
+def check_enough_pairs(n: int, where: str = "the annotations") -> None:
+    """Refuse `n` annotated pairs too few for the 8:1:1 split to leave a pair in every part (fewer than 10).
+
+    Raises:
+        `InputError`: "WHERE: 3 annotated pairs are too few for the 8:1:1 split ...".
+    """
+    if min(split_sizes(n)) == 0:
+        raise InputError(f"{where}: {n} annotated pairs are too few for the 8:1:1 train/validation/test split "
+                         f"(each part needs one; give at least 10)")  # fmt: skip
+
+
 def split_indices(
     n: int, seed: int, ratios: Sequence[int] = (8, 1, 1)
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Seeded random split of `range(n)` into train/validation/test index tensors by `ratios`."""
     permutation = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    total = sum(ratios)
-    n_train = n * ratios[0] // total
-    n_validation = n * ratios[1] // total
+    n_train, n_validation, _ = split_sizes(n, ratios)
     return (
         permutation[:n_train],
         permutation[n_train : n_train + n_validation],
@@ -200,9 +218,8 @@ def train_explanation_classifier(
     check_finite_rows(text_embeds, pairs, "sentence embeddings (by pair index)", "re-extract the features")
     check_finite_rows(image_embeds, pairs, "image embeddings (by pair index)", "re-extract the features")
     labels = labels.float()
+    check_enough_pairs(len(labels), "the annotated pairs with image features")
     splits = dict(zip(("train", "validation", "test"), split_indices(len(labels), seed), strict=True))
-    if min(len(indices) for indices in splits.values()) == 0:
-        raise ValueError(f"{len(labels)} annotated pairs are too few for an 8:1:1 split")
     torch.manual_seed(seed)
     config = ExplanationClassifierConfig(
         text_dim=text_embeds.shape[1],
@@ -373,6 +390,8 @@ def read_annotations(path: str | Path) -> list[dict]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 raise InputError(f"{where}: not valid JSON ({error.msg}); fix or remove the line") from error
+            except RecursionError as error:  # nesting deeper than the parser's stack
+                raise InputError(f"{where}: JSON nested too deep; fix or remove the line") from error
             if not isinstance(row, dict):
                 raise InputError(f"{where}: not a JSON object; fix or remove the line")
             missing = {"pic_id", "sentence", "label"} - row.keys()
@@ -414,7 +433,7 @@ def write_s2(
     classifier's test AUC and F1.
     """
     if not build_inputs or not build_images:
-        raise ValueError("--dataset needs --build_inputs and --build_images to rebuild it with s2")
+        raise InputError(BUILD_INPUTS_NEEDED)
 
     if not (Path(dataset) / "README.md").exists():
         build_dataset(build_inputs, build_images, dataset, list(build_meta))

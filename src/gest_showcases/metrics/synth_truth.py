@@ -155,6 +155,8 @@ class SynthTruth:
             truth = json.loads(Path(source).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise InputError(f"cannot read the Gest-Synth ground truth {source}: {error}") from error
+        except RecursionError as error:  # nesting deeper than the parser's stack
+            raise InputError(f"{source}: JSON nested too deep; not a Gest-Synth ground_truth.json") from error
         if not isinstance(truth, Mapping):
             raise InputError(f"{source}: not a Gest-Synth ground_truth.json (expected a JSON object)")
         return cls.from_dict(truth, str(source))
