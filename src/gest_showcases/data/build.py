@@ -69,7 +69,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
-from datasets import Features, Image, List, Value
+from datasets import Features, Image, List
 from tqdm.auto import tqdm
 
 try:  # the stale-folder locks need flock (POSIX); elsewhere stale folders are left alone
@@ -90,6 +90,7 @@ from .images import (
 )
 from .readers import located_reviews
 from .records import CONFIGS, SPLITS, DropReport, Review, split_sentences, write_drop_reports
+from .schema import built_columns, check_built_table
 
 logger = logging.getLogger(__name__)
 
@@ -120,31 +121,11 @@ S2_ABSENT_NOTE = (
 
 
 def dataset_features(config: str, embed_images: bool = False) -> Features:
-    """The `datasets.Features` of one config (`"raw"`, `"s1"` or `"s2"`)."""
-    strings = List(Value("string"))
-    features = {
-        "review_id": Value("string"),
-        "user_id": Value("string"),
-        "business_id": Value("string"),
-        "rating": Value("int64"),
-        "review_text": Value("string"),
-        "pics": strings,
-        "time": Value("int64"),
-    }
-    if config != "raw":
-        features |= {
-            "pic_paths": strings,
-            "history_review_ids": strings,
-            "history_texts": strings,
-            "history_pics": strings,
-            "candidate_pics": strings,
-            "candidate_paths": strings,
-        }
-    if config == "s2":
-        features |= {"explanation": Value("string"), "explanation_sentences": strings}
+    """The `datasets.Features` of one config (`"raw"`, `"s1"` or `"s2"`): `schema.built_columns` in datasets' types."""
+    features = Features.from_arrow_schema(pa.schema(list(built_columns(config).items())))
     if embed_images and config != "raw":
         features[EMBEDDED_IMAGES_COLUMN] = List(Image())
-    return Features(features)
+    return features
 
 
 _STAGE_SCHEMA = pa.schema(
@@ -1008,32 +989,13 @@ def read_build_options(folder: str | Path) -> dict:
     return options
 
 
-NULLABLE_COLUMNS = ("rating", "time")  # a source may have neither (`Review`); every other value is always written
-
-
 def check_built_split(split, where: str, config: str) -> None:
-    """Refuse a built split (a `datasets.Dataset`) whose parquet files do not hold what `build` writes: a missing
-    column, a column of another type, or an empty (null) value where `build` always writes one. Every reader
-    downstream takes the schema for granted, so a hand-edited or foreign file would otherwise fail as a traceback
-    deep in a training run. Extra columns are allowed.
+    """`schema.check_built_table` of a built split loaded by `datasets` (a `datasets.Dataset`).
 
     Raises:
         `InputError`: "WHERE: column 'explanation' ...; rebuild it with `gest-showcases build`".
     """
-    fix = "rebuild it with `gest-showcases build`"
-    for name, expected in dataset_features(config).items():
-        if name not in split.features:
-            raise InputError(f"{where}: no column {name!r}, which `build` writes; {fix}")
-        if split.features[name] != expected:
-            raise InputError(f"{where}: column {name!r} holds {split.features[name]}, not {expected}; {fix}")
-        if name in NULLABLE_COLUMNS:
-            continue
-        column = split.data.table.column(name)
-        values = pc.list_flatten(column) if pa.types.is_list(column.type) or pa.types.is_large_list(column.type) else None
-        empty = column.null_count + (values.null_count if values is not None else 0)
-        if empty:
-            raise InputError(f"{where}: column {name!r} has {empty} empty (null) value(s), which `build` never "
-                             f"writes; {fix}")  # fmt: skip
+    check_built_table(split.data.table, where, config)
 
 
 def load_built(folder: str | Path, config: str, split: str | None = None, with_images: bool = False):

@@ -12,7 +12,8 @@ configs:
 ```
 
 `split_front_matter` is the one parser of that header; `dataset_configs` turns it into the files of every
-config and split, and `read_rows` / `read_table` read them. `load_built` (`datasets.load_dataset` of a built
+config and split, and `read_rows` / `read_table` read them, each file checked against what `build` writes
+(`schema.check_built_table`: a hand-edited file is one line, not a traceback downstream). `load_built` (`datasets.load_dataset` of a built
 folder) and every command that reads one (features, stats, showcase, serve, the demo) go through these.
 
 Image paths. This module holds the path policy of the stored image paths: every command that reads a
@@ -41,6 +42,7 @@ import yaml
 from gest_showcases.errors import InputError, one_line
 
 from .images import EMBEDDED_IMAGES_COLUMN, resolve_image_path, resolve_image_paths
+from .schema import check_built_table
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +194,13 @@ def _parquet_file(path: Path) -> Iterator[None]:
         raise InputError(message) from error
 
 
-def _read_parquet(path: Path, columns: list[str] | None, with_images: bool) -> pa.Table:
+def _read_parquet(path: Path, config: str, columns: list[str] | None, with_images: bool) -> pa.Table:
+    """One parquet file of `config`, checked against what `build` writes into it (`check_built_table`)."""
     selected = _columns(path, columns, with_images)
     with _parquet_file(path):
-        return pq.read_table(path, columns=selected)
+        table = pq.read_table(path, columns=selected)
+    check_built_table(table, f"{path} ({config})", config, columns)
+    return table
 
 
 def read_rows(
@@ -214,17 +219,19 @@ def read_rows(
     rows: list[dict] = []
     for name, paths in _split_files(folder, config, split).items():
         for path in paths:
-            for row in _read_parquet(path, columns, with_images).to_pylist():
+            for row in _read_parquet(path, config, columns, with_images).to_pylist():
                 row["split"] = name
                 rows.append(row)
     logger.info("read %d %s rows from %s", len(rows), config, folder)
     return rows
 
 
-def read_table(paths: list[Path], columns: list[str] | None = None, *, with_images: bool = False) -> pa.Table:
-    """Parquet files of a built folder (one split's, from `dataset_configs`) as one Arrow table, columns as
-    `read_rows`."""
-    return pa.concat_tables([_read_parquet(path, columns, with_images) for path in paths])
+def read_table(
+    paths: list[Path], config: str, columns: list[str] | None = None, *, with_images: bool = False
+) -> pa.Table:
+    """Parquet files of a built folder's `config` (one split's, from `dataset_configs`) as one Arrow table, columns
+    as `read_rows`."""
+    return pa.concat_tables([_read_parquet(path, config, columns, with_images) for path in paths])
 
 
 def image_items(

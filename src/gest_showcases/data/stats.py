@@ -56,7 +56,7 @@ def dataset_stats(folder: str | Path) -> list[dict]:
         for split, paths in splits.items():
             if not paths:
                 raise InputError(f"{folder}: no parquet file for {config}/{split}; rebuild the folder")
-            tables[split] = read_table(paths, columns)
+            tables[split] = read_table(paths, config, columns)
         rows += [_row(config, split, table, text_column) for split, table in tables.items()]
         if len(tables) > 1:
             rows.append(_row(config, "all", pa.concat_tables(tables.values()), text_column))

@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import List
 
-from gest_showcases.data.build import NULLABLE_COLUMNS, dataset_features
+from gest_showcases.data.build import dataset_features
 from gest_showcases.data.records import CONFIGS
+from gest_showcases.data.schema import NULLABLE_COLUMNS
 
 # (review_id, user, business, text, pics, split): one review of `write_built_dataset`.
 Review = tuple[str, str, str, str, Sequence[str], str]
