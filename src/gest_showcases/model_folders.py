@@ -7,20 +7,22 @@ generate with. `require_model_type` turns that into one line naming the option, 
 of another kind of model than the run saves, so a typo never replaces a trained CLIP or selector. `loading`
 names the option when a model or tokenizer cannot be loaded at all (a missing folder, a config of wrong types,
 weights or a GGUF file cut short). `without_chat_template` is the tokenizer a generator folder saves.
-This module imports only transformers, huggingface_hub, safetensors and `errors`, so every layer may use it.
+This module imports only torch, transformers, huggingface_hub, safetensors and `errors`, so every layer may use it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import struct
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 from huggingface_hub.errors import StrictDataclassError
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from transformers import PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
@@ -116,6 +118,7 @@ def load_whole(model_class, source: str | Path, option: str, **kwargs):
         InputError: "OPTION SOURCE: its weights do not fit the model (missing: ...; unexpected: ...)".
         NonFiniteError: "OPTION SOURCE: 2 of 79 weight tensors hold NaN or inf (...)".
     """
+    _check_the_weights_cover_the_config(model_class, source, option, kwargs.get("config"))
     model, info = model_class.from_pretrained(source, output_loading_info=True, **kwargs)
     gaps = [
         f"{label}: {', '.join(sorted(map(str, info[key]))[:3])}{', ...' if len(info[key]) > 3 else ''}"
@@ -126,6 +129,31 @@ def load_whole(model_class, source: str | Path, option: str, **kwargs):
         raise InputError(f"{option} {source}: its weights do not fit the model ({'; '.join(gaps)})")
     check_finite_weights(model, f"{option} {source}", "a model that computes NaN; retrain it")
     return model
+
+
+def _check_the_weights_cover_the_config(model_class, source: str | Path, option: str, config=None) -> None:
+    """Refuse a local folder whose config describes far more weights than its safetensors files hold, before
+    `from_pretrained`, which first fills every missing weight with random values: a PC2L config.json whose decoder
+    was edited to Llama's default sizes asked for 27 GB (session 43's review) before `load_whole` could refuse it.
+    The model is built on the meta device (no memory) and the files' headers are read, not their tensors."""
+    folder = Path(source)
+    files = sorted(folder.glob("model*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return  # a Hub name (downloaded by from_pretrained), or another weights format: checked after loading
+    held = 0
+    for path in files:
+        with safe_open(str(path), "pt") as handle:
+            names = handle.keys()  # a list (the handle itself is not iterable)
+            held += sum(math.prod(handle.get_slice(name).get_shape()) for name in names)
+    if config is None:
+        config = model_class.config_class.from_pretrained(folder)
+    with torch.device("meta"):
+        described = sum(parameter.numel() for parameter in model_class(config).parameters())
+    # A small gap is left to from_pretrained, whose loading info names the missing weights (load_whole's message).
+    if described > 2 * held:
+        raise InputError(f"{option} {source}: its config.json describes {described:,} weights, more than twice the "
+                         f"{held:,} its weights files hold: the config is not the weights' (edited, or another "
+                         f"model's)")  # fmt: skip
 
 
 def check_not_a_file(path: str | Path | None, option: str = "--output_dir") -> None:

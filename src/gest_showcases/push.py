@@ -238,6 +238,8 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
     so `AutoPeftModel.from_pretrained("ORG/PREFIX-generator")` works (with `gest_showcases` imported)."""
     run = Path(args.generator)
     repo_id = f"{args.namespace}/{args.prefix}-generator"
+    if (run / BASE_FOLDER).exists():  # a `base` that is itself a link out would publish another model
+        _inside(run / BASE_FOLDER, run, "generator")
     for folder in (run, run / BASE_FOLDER):  # what it loads from there is published
         _refuse_links_out(folder, "generator", files_only=True)
     if not (run / "adapter_config.json").is_file():

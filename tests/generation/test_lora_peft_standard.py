@@ -215,6 +215,22 @@ def test_push_refuses_an_adapter_that_links_out_of_the_run(lora_run, tmp_path):
     assert not any(path.read_bytes() == b"private" for path in (tmp_path / "out").rglob("*") if path.is_file())
 
 
+def test_push_refuses_a_base_folder_that_links_out_of_the_run(lora_run, tmp_path):
+    """Session 43's review: `base -> /elsewhere/other-model` passed the check of the files in `base` (each inside
+    `base` once resolved), and another folder's model was staged as PREFIX-generator-base, to be published."""
+    from gest_showcases.errors import InputError
+    from gest_showcases.push import PushArguments, push
+
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    shutil.copytree(lora_run["run"], run, symlinks=True)
+    shutil.move(run / "base", elsewhere)
+    (run / "base").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(InputError, match=f"^{run / 'base'} leads outside the generator folder"):
+        push(PushArguments(namespace="me", generator=str(run), dry_run=str(tmp_path / "out")))
+    weights = (elsewhere / "model.safetensors").read_bytes()
+    assert not any(path.read_bytes() == weights for path in (tmp_path / "out").rglob("*") if path.is_file())
+
+
 def _rename_base_weights(run: Path) -> None:
     from safetensors.torch import load_file, save_file
 

@@ -206,3 +206,28 @@ def test_weights_cut_by_a_killed_save_are_one_line_naming_the_folder(checkpoints
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(InputError, match=rf"^{part} {cut}: .*Error while deserializing header"):
         ShowcasePipeline.from_pretrained(**(checkpoints | {part: str(cut)}), device="cpu")
+
+
+def test_a_config_describing_more_weights_than_the_files_hold_is_refused_before_any_allocation(
+    checkpoints, tmp_path, monkeypatch
+):
+    """Session 43's review: a generator whose config.json named Llama's default sizes for its decoder made
+    from_pretrained fill 27 GB of missing weights with random values before load_whole could refuse the folder.
+    Now the config is built on the meta device and counted against the weights files' headers first."""
+    import shutil
+
+    from gest_showcases.generation import PC2LForConditionalGeneration
+
+    edited = tmp_path / "generator"
+    shutil.copytree(checkpoints["generator"], edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["decoder"]["n_layer"] *= 16  # far more layers than the weights hold
+    (edited / "config.json").write_text(json.dumps(config))
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained was called: the weights would have been allocated first")
+
+    monkeypatch.setattr(PC2LForConditionalGeneration, "from_pretrained", never)
+    with pytest.raises(InputError, match=rf"^generator {edited}: its config.json describes [\d,]+ weights, more "
+                                         rf"than twice the [\d,]+ its weights files hold: the config is not"):  # fmt: skip
+        ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")
