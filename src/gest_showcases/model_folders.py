@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import pickle
 import struct
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from pathlib import Path
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from safetensors import SafetensorError, safe_open
-from transformers import PretrainedConfig
+from transformers import AutoConfig, PretrainedConfig
 from transformers.utils import ADAPTER_CONFIG_NAME  # peft's adapter_config.json: what marks a LoRA run folder
 
 from gest_showcases.errors import InputError, one_line
@@ -46,6 +47,8 @@ def require_model_type(source: str | Path, expected: str | Collection[str], opti
         config, _ = PretrainedConfig.get_config_dict(str(source))
     except (OSError, ValueError) as error:  # no folder or Hub repo, no config.json, a config that is not JSON
         raise InputError(f"{option} {source}: no model config there ({one_line(error)})") from error
+    if not isinstance(config, dict):  # `[1, 2]` is JSON too
+        raise InputError(f"{option} {source}: its config.json is not a JSON object (not a model); {hint}")
     found = config.get("model_type")
     if found not in accepted:
         wanted = " or ".join(repr(name) for name in accepted)
@@ -94,7 +97,9 @@ def loading(
     # Also a config.json of wrong types (huggingface_hub's strict dataclasses) or of sizes its weights do not have
     # (RuntimeError: size mismatch), a weights file cut short (a save that was killed: SafetensorError) or a GGUF file
     # cut short (struct.error from its reader): the folder's fault, not a bug.
-    except (OSError, ValueError, RuntimeError, StrictDataclassError, SafetensorError, struct.error) as error:
+    # A pickled weights file that torch's weights-only loader refuses (UnpicklingError): nothing in it ran.
+    except (OSError, ValueError, RuntimeError, StrictDataclassError, SafetensorError, struct.error,
+            pickle.UnpicklingError) as error:  # fmt: skip
         raise InputError(f"{prefix}{failure} ({one_line(error)})" + (f"; {hint}" if hint else "")) from error
 
 
@@ -145,10 +150,12 @@ def _check_the_weights_cover_the_config(model_class, source: str | Path, option:
         with safe_open(str(path), "pt") as handle:
             names = handle.keys()  # a list (the handle itself is not iterable)
             held += sum(math.prod(handle.get_slice(name).get_shape()) for name in names)
+    config_class = getattr(model_class, "config_class", None)  # None for an Auto class
     if config is None:
-        config = model_class.config_class.from_pretrained(folder)
+        config = (config_class or AutoConfig).from_pretrained(folder, trust_remote_code=False)
     with torch.device("meta"):
-        described = sum(parameter.numel() for parameter in model_class(config).parameters())
+        model = model_class(config) if config_class is not None else model_class.from_config(config)
+        described = sum(parameter.numel() for parameter in model.parameters())
     # A small gap is left to from_pretrained, whose loading info names the missing weights (load_whole's message).
     if described > 2 * held:
         raise InputError(f"{option} {source}: its config.json describes {described:,} weights, more than twice the "

@@ -277,3 +277,28 @@ def test_a_damaged_lora_run_is_one_line_naming_the_generator(lora_run, tmp_path,
     damage(run)
     with pytest.raises(InputError, match=rf"^--generator {run}: .*{refusal}"):
         load_generator(run, "--generator")
+
+
+@pytest.mark.parametrize("damage", ["nan", "missing"])
+def test_an_adapter_with_a_nan_or_a_missing_weight_is_refused(lora_run, tmp_path, damage):
+    """Session 43's review: peft loaded both without a word; the NaN adapter generated '#', the one without its
+    lora_B weights was the base model itself."""
+    from safetensors.torch import load_file, save_file
+
+    from gest_showcases.numerics import NonFiniteError
+
+    run = tmp_path / "run"
+    shutil.copytree(lora_run["run"], run, symlinks=True)
+    assert load_lora_pc2l(run) is not None  # as trained, it loads
+    path = run / "adapter_model.safetensors"
+    weights = load_file(path)
+    first = sorted(weights)[0]
+    if damage == "nan":
+        weights[first] = torch.full_like(weights[first], float("nan"))
+        expected, error = rf"^{run}: 1 of \d+ weight tensors hold NaN or inf", NonFiniteError
+    else:
+        del weights[first]
+        expected, error = rf"^{path}: lacks 1 of the adapter's weights \({first}\); retrain the run", ValueError
+    save_file(weights, path, metadata={"format": "pt"})
+    with pytest.raises(error, match=expected):
+        load_lora_pc2l(run)

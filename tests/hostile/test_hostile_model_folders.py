@@ -231,3 +231,34 @@ def test_a_config_describing_more_weights_than_the_files_hold_is_refused_before_
     with pytest.raises(InputError, match=rf"^generator {edited}: its config.json describes [\d,]+ weights, more "
                                          rf"than twice the [\d,]+ its weights files hold: the config is not"):  # fmt: skip
         ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")
+
+
+def test_a_config_that_is_no_json_object_and_a_pickle_that_would_run_code_are_one_line(checkpoints, tmp_path):
+    """Session 43's review: `config.json` holding `[1, 2]` was an AttributeError traceback; a folder holding only a
+    pickled `pytorch_model.bin` whose unpickling would run a command was refused by torch's weights-only loader,
+    but as an UnpicklingError traceback. Nothing in it runs."""
+    import os
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    listed = tmp_path / "listed"
+    shutil.copytree(checkpoints["selector"], listed)
+    (listed / "config.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=rf"^--selector {listed}: its config.json is not a JSON object"):
+        require_model_type(listed, "dpp_image_selector", "--selector", "pass a selector")
+
+    pickled, marker = tmp_path / "pickled", tmp_path / "ran"
+    shutil.copytree(checkpoints["selector"], pickled)
+    weights = load_file(pickled / "model.safetensors")
+    (pickled / "model.safetensors").unlink()
+
+    class RunsACommand:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    torch.save({**weights, "payload": RunsACommand()}, pickled / "pytorch_model.bin")
+    with pytest.raises(InputError, match=rf"^selector {pickled}: cannot be loaded \(Weights only load failed"):
+        ShowcasePipeline.from_pretrained(**(checkpoints | {"selector": str(pickled)}), device="cpu")
+    assert not marker.exists()

@@ -103,3 +103,26 @@ def test_a_scorer_forgets_texts_and_is_not_mixed_with_model_arguments(tiny_bert)
     assert bert_score(HYPOTHESES, REFERENCES, scorer=scorer) == first  # encoded again on demand
     with pytest.raises(ValueError, match="either scorer"):
         bert_score(HYPOTHESES, REFERENCES, model=tiny_bert, scorer=scorer)
+
+
+def test_an_encoder_whose_weights_do_not_fit_or_whose_tokenizer_has_no_length_is_handled(tiny_bert, tmp_path):
+    """Session 43's review: weights of another model loaded as a randomly initialised encoder and scored (95.78);
+    a tokenizer saved without `model_max_length` (1e30) failed with an OverflowError."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from gest_showcases.errors import InputError
+
+    other = tmp_path / "other"
+    shutil.copytree(tiny_bert, other)
+    weights = load_file(other / "model.safetensors")
+    save_file({f"renamed.{name}": value for name, value in weights.items()}, other / "model.safetensors",
+              metadata={"format": "pt"})  # fmt: skip
+    with pytest.raises(InputError, match=rf"^--bertscore_model {other}: its weights do not fit the model"):
+        bert_score(HYPOTHESES, REFERENCES, model=str(other))
+
+    unbounded = tmp_path / "unbounded"
+    shutil.copytree(tiny_bert, unbounded)
+    BertTokenizer(str(unbounded / "vocab.txt")).save_pretrained(unbounded)  # no model_max_length: 1e30
+    assert bert_score(HYPOTHESES, REFERENCES, model=str(unbounded)) == bert_score(HYPOTHESES, REFERENCES, model=tiny_bert)

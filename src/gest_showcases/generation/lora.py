@@ -33,11 +33,13 @@ import json
 import re
 from pathlib import Path
 
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict
+from safetensors import safe_open
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gest_showcases.errors import one_line
 from gest_showcases.model_folders import load_whole, require_model_type
+from gest_showcases.numerics import check_finite_weights
 
 from .configuration_pc2l import PC2LConfig
 from .modeling_pc2l import PC2LForConditionalGeneration
@@ -204,9 +206,26 @@ def load_lora_pc2l(adapter_dir: str | Path, base: str | Path | None = None) -> P
     _check_adapter(folder)
     base_model = load_whole(PC2LForConditionalGeneration, base_dir, "the LoRA run's base")  # no random weights
     try:
-        return PeftModel.from_pretrained(base_model, folder).eval()
+        model = PeftModel.from_pretrained(base_model, folder).eval()
     except (KeyError, TypeError) as error:  # peft reads the config's fields without checking them
         raise ValueError(f"{folder / ADAPTER_CONFIG_FILE}: not an adapter of this run ({one_line(error)})") from error
+    _check_adapter_weights(model, folder)
+    return model
+
+
+def _check_adapter_weights(model: PeftModel, folder: Path) -> None:
+    """Refuse an adapter whose weights file lacks some of the adapter's weights (peft loads it without a word and
+    leaves them as initialised: `lora_B` at zero is the base model itself) or holds a NaN or inf weight (session 43's
+    review: the explanation came out as '#')."""
+    path = folder / ADAPTER_WEIGHTS_FILES[0]
+    if path.is_file():
+        with safe_open(str(path), "pt") as handle:
+            held = set(handle.keys())
+        missing = sorted(set(get_peft_model_state_dict(model)) - held)
+        if missing:
+            shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+            raise ValueError(f"{path}: lacks {len(missing)} of the adapter's weights ({shown}); retrain the run")
+    check_finite_weights(model, str(folder), "an adapter that computes NaN; retrain the run")
 
 
 def _check_adapter(folder: Path) -> None:

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
+from gest_showcases.model_folders import load_whole, loading
 from gest_showcases.tensors import pad_ragged
 
 
@@ -19,8 +20,15 @@ class BertScorer:
     """
 
     def __init__(self, model_path: str | Path, num_layers: int | None, batch_size: int = 64, device: str = "cpu"):
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)
-        self.model = AutoModel.from_pretrained(str(model_path), trust_remote_code=False).to(device).eval()
+        # load_whole: weights that do not fit the encoder were filled with random values, and scored (95.78 from a
+        # random encoder, session 43's review).
+        with loading("--bertscore_model", model_path, failure="not a loadable encoder"):
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), trust_remote_code=False)
+            self.model = load_whole(AutoModel, str(model_path), "--bertscore_model", trust_remote_code=False)
+        self.model = self.model.to(device).eval()
+        # A tokenizer saved without `model_max_length` says 1e30, which truncation cannot take; the positions bound it.
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_length = min(self.tokenizer.model_max_length, positions or self.tokenizer.model_max_length)
         self.layer = self.model.config.num_hidden_layers if num_layers is None else num_layers
         if not 0 <= self.layer <= self.model.config.num_hidden_layers:
             raise ValueError(
@@ -44,7 +52,7 @@ class BertScorer:
                 [s.strip() for s in sentences],
                 add_special_tokens=True,
                 truncation=True,
-                max_length=tokenizer.model_max_length,
+                max_length=self.max_length,
             )["input_ids"]
         ]
         order = sorted(range(len(sentences)), key=lambda i: -len(encoded[i]))  # less padding per batch
