@@ -15,6 +15,7 @@ from huggingface_hub import ModelCard
 
 from gest_showcases.cards import showcase_card
 from gest_showcases.cli import main as cli_main
+from gest_showcases.errors import InputError
 from gest_showcases.pipeline import ShowcasePipeline
 from gest_showcases.selection.training import write_selection_table
 from tiny_assets import few_threads, save_tiny_checkpoints, write_jpegs  # noqa: F401  (few_threads: autouse)
@@ -194,6 +195,22 @@ def test_a_symlink_out_of_the_showcase_folder_is_refused_before_staging(saved, t
     assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--output_dir", str(out), "--dry_run"]) == 2
     assert f"{link} leads outside the showcase folder" in capsys.readouterr().err
     assert not any(path.name == "key.txt" for path in tmp_path.rglob("*") if out in path.parents)
+
+
+@pytest.mark.parametrize("broken", ["showcase_config.json", "notes.json"])
+def test_a_json_file_that_is_not_json_is_one_line_naming_it(saved, tmp_path, capsys, broken):
+    """Session 43's review: "not valid JSON (...); fix the file" named no file, for the pipeline's own config and for
+    any other JSON file of a showcase folder that push cleans of local paths."""
+    folder = tmp_path / "broken"
+    shutil.copytree(saved, folder)
+    (folder / broken).write_text('{"format": ')
+    out = tmp_path / "out"
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--output_dir", str(out), "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / broken}: not valid JSON" in err and "Traceback" not in err
+    if broken == "showcase_config.json":
+        with pytest.raises(InputError, match=f"^{folder / broken}: not valid JSON"):
+            ShowcasePipeline.from_pretrained(folder)
 
 
 def test_a_pipeline_that_leaves_decoding_to_its_generator_has_a_card_that_says_what_it_is(checkpoints, tmp_path):

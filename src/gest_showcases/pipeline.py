@@ -76,7 +76,7 @@ from transformers.utils import ADAPTER_CONFIG_NAME
 
 from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
-from gest_showcases.errors import InputError
+from gest_showcases.errors import InputError, one_line
 from gest_showcases.features.clip import (
     CLIP_MODEL_TYPES,
     ImageFeatureModel,
@@ -294,7 +294,11 @@ def _pipeline_folder(name_or_path: str | Path, revision: str | None, token: str 
 def _read_showcase_config(folder: Path) -> dict:
     """`showcase_config.json`, checked: a known format, parts in existing subfolders of `folder` (a downloaded config
     must not point the loaders elsewhere on the machine, or to the Hub), and positive whole numbers as settings."""
-    saved = json.loads((folder / SHOWCASE_CONFIG).read_text())
+    try:
+        saved = json.loads((folder / SHOWCASE_CONFIG).read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as error:  # the generic message would name no file
+        message = f"{folder / SHOWCASE_CONFIG}: not valid JSON ({one_line(error)}); save the pipeline again"
+        raise InputError(message) from error
     if not isinstance(saved, dict):
         raise InputError(f"{folder / SHOWCASE_CONFIG} is not a JSON object; save the pipeline again")
     if saved.get("format") != SHOWCASE_FORMAT:

@@ -176,15 +176,20 @@ def _without_local_paths(value):
 _LOADING_STATE = ("local_files_only", "is_local")
 
 
-def _strip_saved_paths(folder: Path) -> None:
+def _strip_saved_paths(folder: Path, source: Path | None = None) -> None:
     """Empty the absolute paths in the JSON files `save_pretrained` wrote into `folder`: a config's
     `_name_or_path` (a nested decoder config keeps the local folder the decoder was loaded from); and drop the
     loading state of a tokenizer's config (`local_files_only: true` would be published as the repo's own).
-    `tokenizer.json` is left alone: its strings are tokens and merges, where `/x` is text, not a path."""
+    `tokenizer.json` is left alone: its strings are tokens and merges, where `/x` is text, not a path. `source`: the
+    folder `folder` was copied from, which an error names (not the staged copy)."""
     for path in sorted(folder.glob("*.json")):
         if path.name == "tokenizer.json":
             continue
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as error:  # the generic message would name no file
+            named = path if source is None else source / path.name  # the user's file, not its staged copy
+            raise InputError(f"{named}: not valid JSON ({one_line(error)}); fix or remove the file") from error
         cleaned = _without_local_paths(data)
         if path.name == "tokenizer_config.json" and isinstance(cleaned, dict):
             cleaned = {key: value for key, value in cleaned.items() if key not in _LOADING_STATE}
@@ -411,7 +416,7 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
     _refuse_links_out(source, "showcase")
     shutil.copytree(source, output, copy_function=copy, ignore=ignore)
     for folder in [output, *(path for path in output.rglob("*") if path.is_dir())]:
-        _strip_saved_paths(folder)
+        _strip_saved_paths(folder, source / folder.relative_to(output))
     card.save(output / "README.md")
     return StagedRepo(repo_id, "model", output)
 

@@ -262,3 +262,23 @@ def test_a_config_that_is_no_json_object_and_a_pickle_that_would_run_code_are_on
     with pytest.raises(InputError, match=rf"^selector {pickled}: cannot be loaded \(Weights only load failed"):
         ShowcasePipeline.from_pretrained(**(checkpoints | {"selector": str(pickled)}), device="cpu")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("change", [{"max_images": 0}, {"max_images": -1}, {"max_reviews": -1}])
+def test_a_generator_config_keeping_no_photos_or_reviews_is_one_line(checkpoints, tmp_path, change):
+    """Session 43's review: max_images 0 stopped generation with `stack expects a non-empty TensorList`, -1 dropped
+    a photo without a word, max_reviews -1 was a ValueError of itertools deep in the collator."""
+    import shutil
+
+    from gest_showcases.generation import PC2LConfig
+
+    edited = tmp_path / "generator"
+    shutil.copytree(checkpoints["generator"], edited)
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps(config | change))
+    (name, value), = change.items()
+    message = rf"{name} must be a whole number >= 1 \(the most per example the collator keeps\), got {value}"
+    with pytest.raises(ValueError, match=message):
+        PC2LConfig(**change)
+    with pytest.raises(InputError, match=rf"^generator {edited}: .*{message}"):
+        ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")

@@ -424,6 +424,11 @@ class PC2LConfig(PreTrainedConfig):
                 "review_pooling='shown_photos' weighs phi_R's history reviews by the photos shown: it needs "
                 "input_mode='img+text', a review_contrastive loss and contrastive_score='embedding'"
             )
+        for name in ("max_images", "max_reviews"):  # a saved config.json can hold anything (session 43's review)
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1 (the most per example the collator keeps), "
+                                 f"got {value!r}")  # fmt: skip
         # Written so that NaN fails too.
         if not 0 < self.review_pooling_temperature < float("inf"):
             raise ValueError(
