@@ -213,6 +213,24 @@ def test_a_json_file_that_is_not_json_is_one_line_naming_it(saved, tmp_path, cap
             ShowcasePipeline.from_pretrained(folder)
 
 
+def test_a_showcase_whose_part_would_not_load_is_refused_before_staging(saved, tmp_path, capsys):
+    """Session 43's review: `push --showcase` copied the folder without loading its parts, so a selector with a NaN
+    weight (which --selector refuses) was staged to be published."""
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "nan-selector"
+    shutil.copytree(saved, folder)
+    weights = load_file(folder / "selector" / "model.safetensors")
+    first = sorted(weights)[0]
+    weights[first] = torch.full_like(weights[first], float("nan"))
+    save_file(weights, folder / "selector" / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "out"
+    assert cli_main(["push", "--namespace", "me", "--showcase", str(folder), "--output_dir", str(out), "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert "hold NaN or inf" in err and "Traceback" not in err
+    assert not out.exists() or not any(path.is_file() for path in out.rglob("*"))
+
+
 def test_a_pipeline_that_leaves_decoding_to_its_generator_has_a_card_that_says_what_it_is(checkpoints, tmp_path):
     """The pipeline decodes as the generator's generation_config unless told (session 24); the card names those
     values, not `None`."""

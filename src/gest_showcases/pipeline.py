@@ -865,6 +865,10 @@ class ShowcasePipeline:
         valid = isinstance(beams, int) and not isinstance(beams, bool) and 1 <= beams <= MAX_NUM_BEAMS
         if beams is not None and not valid:  # None: generate's default, one beam
             raise InputError(f"num_beams must be a whole number in [1, {MAX_NUM_BEAMS}], got {beams!r}")
+        # The call's own is refused in `__call__`; a generation_config (the call's, or one saved beside the generator)
+        # asking for several made `zip` fail after generating (session 43's review).
+        if settings.get("num_return_sequences", decoding.num_return_sequences) not in (None, 1):
+            raise InputError("a showcase has one explanation: the generation_config's num_return_sequences must be 1")
         if settings.get("return_dict_in_generate", decoding.return_dict_in_generate):
             raise InputError(  # the pipeline decodes the ids into its showcases
                 "a showcase holds its explanation's text, not generate's outputs: leave out return_dict_in_generate "

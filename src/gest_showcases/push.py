@@ -52,7 +52,7 @@ from gest_showcases.files import holds_the_current_folder, saving_into
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
 from gest_showcases.model_folders import loading, without_chat_template
-from gest_showcases.pipeline import load_generator, load_selector
+from gest_showcases.pipeline import SHOWCASE_CONFIG, ShowcasePipeline, load_generator, load_selector
 
 logger = logging.getLogger(__name__)
 
@@ -404,6 +404,13 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
     paths; the other files, weights among them, are hard-linked (never rewritten)."""
     source = Path(args.showcase)
     repo_id = f"{args.namespace}/{args.prefix}-showcase"
+    # copytree follows symlinks: one leading out of the folder (a file, or a folder such as /etc) is refused first.
+    _refuse_links_out(source, "showcase")
+    if not (source / SHOWCASE_CONFIG).is_file():
+        raise InputError(f"{source} holds no {SHOWCASE_CONFIG}: not a folder saved by ShowcasePipeline.save_pretrained")
+    # Every part loaded with the pipeline's own checks (its kind, weights that fit, no NaN) before anything is staged:
+    # the folder is copied, not saved from the loaded parts, and was published as it lay (session 43's review).
+    ShowcasePipeline.from_pretrained(source, device="cpu")
     dataset = dataset_repo_id(args) if args.dataset else None
     card = showcase_card(source, repo_id, base_model=args.base_model, dataset=dataset)
 
@@ -412,8 +419,6 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
 
     # README.md: the card replaces it; .cache: what `snapshot_download(local_dir=...)` keeps beside a download.
     ignore = shutil.ignore_patterns("README.md", ".cache", "__pycache__", "*.pyc")
-    # copytree follows symlinks: one leading out of the folder (a file, or a folder such as /etc) is refused first.
-    _refuse_links_out(source, "showcase")
     shutil.copytree(source, output, copy_function=copy, ignore=ignore)
     for folder in [output, *(path for path in output.rglob("*") if path.is_dir())]:
         _strip_saved_paths(folder, source / folder.relative_to(output))

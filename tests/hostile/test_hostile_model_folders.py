@@ -282,3 +282,23 @@ def test_a_generator_config_keeping_no_photos_or_reviews_is_one_line(checkpoints
         PC2LConfig(**change)
     with pytest.raises(InputError, match=rf"^generator {edited}: .*{message}"):
         ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")
+
+
+def test_a_saved_generation_config_asking_for_several_explanations_is_one_line(checkpoints, tmp_path):
+    """Session 43's review: generation_config.json with num_return_sequences 2 (the call's own was refused) failed
+    after generating, as `zip() argument 4 is longer`."""
+    import shutil
+
+    from gest_showcases.pipeline import ShowcaseInput
+    from gest_showcases.testing.images import write_jpegs
+
+    edited = tmp_path / "generator"
+    shutil.copytree(checkpoints["generator"], edited)
+    decoding = json.loads((edited / "generation_config.json").read_text())
+    decoding |= {"num_return_sequences": 2, "num_beams": max(2, decoding.get("num_beams") or 1)}
+    (edited / "generation_config.json").write_text(json.dumps(decoding))
+    pipeline = ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")
+    photos = write_jpegs(tmp_path / "photos", ["p0", "p1", "p2"], size=(32, 32))
+    request = ShowcaseInput(candidates=photos, history_texts=["Great ramen."])
+    with pytest.raises(InputError, match="num_return_sequences must be 1"):
+        pipeline(request, k=2)
