@@ -69,10 +69,11 @@ from transformers import (
     AutoImageProcessor,
     AutoModel,
     AutoTokenizer,
+    GenerationConfig,
     Pipeline,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import ADAPTER_CONFIG_NAME
+from transformers.utils import ADAPTER_CONFIG_NAME, GENERATION_CONFIG_NAME
 
 from gest_showcases.data.images import MAX_IMAGE_PIXELS, UnreadableImageError, open_image
 from gest_showcases.data.records import split_sentences
@@ -941,6 +942,10 @@ def load_generator(name_or_path: str | Path, option: str = "generator") -> PC2LF
             return load_lora_pc2l(name_or_path).merge_and_unload()
     require_model_type(name_or_path, PC2LConfig.model_type, option, hint)
     with loading(option, name_or_path, "cannot be loaded", hint):  # a config.json of wrong values or types
+        if (Path(name_or_path) / GENERATION_CONFIG_NAME).is_file():
+            # from_pretrained skips one it cannot read without a word, and the pipeline would decode greedily
+            # instead of with the paper's 2 beams (session 43's review).
+            GenerationConfig.from_pretrained(name_or_path)
         return load_whole(PC2LForConditionalGeneration, name_or_path, option)
 
 

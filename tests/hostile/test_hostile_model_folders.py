@@ -302,3 +302,15 @@ def test_a_saved_generation_config_asking_for_several_explanations_is_one_line(c
     request = ShowcaseInput(candidates=photos, history_texts=["Great ramen."])
     with pytest.raises(InputError, match="num_return_sequences must be 1"):
         pipeline(request, k=2)
+
+
+def test_a_saved_generation_config_that_is_not_json_is_one_line_not_greedy_decoding(checkpoints, tmp_path):
+    """Session 43's review: from_pretrained skipped an unreadable generation_config.json without a word, and the
+    pipeline decoded greedily instead of as the generator was saved to."""
+    import shutil
+
+    edited = tmp_path / "generator"
+    shutil.copytree(checkpoints["generator"], edited)
+    (edited / "generation_config.json").write_text('{"num_beams": ')
+    with pytest.raises(InputError, match=rf"^generator {edited}: cannot be loaded .*generation_config.json"):
+        ShowcasePipeline.from_pretrained(**(checkpoints | {"generator": str(edited)}), device="cpu")
