@@ -13,8 +13,9 @@ configs:
 
 `split_front_matter` is the one parser of that header; `dataset_configs` turns it into the files of every
 config and split, and `read_rows` / `read_table` read them, each file checked against what `build` writes
-(`schema.check_built_table`: a hand-edited file is one line, not a traceback downstream). `load_built` (`datasets.load_dataset` of a built
-folder) and every command that reads one (features, stats, showcase, serve, the demo) go through these.
+(`schema.check_built_table`: a hand-edited file is one line, not a traceback downstream). `load_built`
+(`datasets.load_dataset` of a built folder) and every command that reads one (features, stats, showcase, serve,
+the demo) go through these.
 
 Image paths. This module holds the path policy of the stored image paths: every command that reads a
 dataset's photos gets its files from `dataset_image_paths` / `image_items`. A stored path must be relative
