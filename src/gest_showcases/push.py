@@ -254,6 +254,9 @@ def stage_generator(args: PushArguments, root: Path) -> list[StagedRepo]:
             f"{run} is a LoRA run without its {BASE_FOLDER}/ checkpoint (made by train-pc2l --lora since "
             "issue 15): retrain it, or push the merged model"
         )
+    # The adapter is copied, not saved from a loaded model: loaded first with every check of a LoRA run (its config,
+    # weights that fit, no NaN), so that what is published is a model that loads (session 43's review).
+    load_generator(run, "--generator")
     base_id = f"{repo_id}-base"
     base = _stage_pc2l(args, run / BASE_FOLDER, run, base_id, root / "generator-base")
     output = root / "generator"

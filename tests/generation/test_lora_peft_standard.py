@@ -295,10 +295,29 @@ def test_an_adapter_with_a_nan_or_a_missing_weight_is_refused(lora_run, tmp_path
     first = sorted(weights)[0]
     if damage == "nan":
         weights[first] = torch.full_like(weights[first], float("nan"))
-        expected, error = rf"^{run}: 1 of \d+ weight tensors hold NaN or inf", NonFiniteError
+        expected, error = rf"^{path}: 1 of \d+ weight tensors hold NaN or inf", NonFiniteError
     else:
         del weights[first]
         expected, error = rf"^{path}: lacks 1 of the adapter's weights \({first}\); retrain the run", ValueError
     save_file(weights, path, metadata={"format": "pt"})
     with pytest.raises(error, match=expected):
         load_lora_pc2l(run)
+
+
+def test_push_refuses_a_lora_run_whose_adapter_would_not_load(lora_run, tmp_path):
+    """Session 43's review: push copied the adapter without loading it, so one with a NaN weight was staged."""
+    from safetensors.torch import load_file, save_file
+
+    from gest_showcases.errors import InputError
+    from gest_showcases.push import PushArguments, push
+
+    run = tmp_path / "run"
+    shutil.copytree(lora_run["run"], run, symlinks=True)
+    path = run / "adapter_model.safetensors"
+    weights = load_file(path)
+    first = sorted(weights)[0]
+    weights[first] = torch.full_like(weights[first], float("nan"))
+    save_file(weights, path, metadata={"format": "pt"})
+    with pytest.raises(InputError, match=rf"^--generator {run}: {path}: 1 of \d+ weight tensors hold NaN or inf"):
+        push(PushArguments(namespace="me", generator=str(run), dry_run=str(tmp_path / "out")))
+    assert not (tmp_path / "out" / "generator" / "adapter_model.safetensors").exists()

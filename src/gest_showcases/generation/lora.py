@@ -225,7 +225,7 @@ def _check_adapter_weights(model: PeftModel, folder: Path) -> None:
         if missing:
             shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
             raise ValueError(f"{path}: lacks {len(missing)} of the adapter's weights ({shown}); retrain the run")
-    check_finite_weights(model, str(folder), "an adapter that computes NaN; retrain the run")
+    check_finite_weights(model, str(path), "an adapter that computes NaN; retrain the run")
 
 
 def _check_adapter(folder: Path) -> None:
