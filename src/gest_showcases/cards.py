@@ -489,14 +489,11 @@ def showcase_card(
 
     from gest_showcases.generation import PC2LConfig
     from gest_showcases.generation.configuration_pc2l import PAPER_DECODING
-    from gest_showcases.pipeline import SHOWCASE_CONFIG, TASK, _read_showcase_config
+    from gest_showcases.pipeline import TASK, _read_showcase_config, require_saved_pipeline
     from gest_showcases.selection import DPPSelectorConfig
 
     folder = Path(folder)
-    if not (folder / SHOWCASE_CONFIG).is_file():
-        raise InputError(
-            f"{folder} holds no {SHOWCASE_CONFIG}: not a folder saved by ShowcasePipeline.save_pretrained"
-        )
+    require_saved_pipeline(folder)
     saved = _read_showcase_config(folder)
     generator = PC2LConfig.from_pretrained(folder / saved["generator"])
     selector = DPPSelectorConfig.from_pretrained(folder / saved["selector"])

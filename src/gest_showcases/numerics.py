@@ -10,7 +10,7 @@ and `errors`, so every layer may use it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
@@ -109,9 +109,12 @@ def check_finite_step(
 _DIVERGED = "the training diverged at its last step and nothing is saved; lower the learning rate"
 
 
-def check_finite_weights(model: torch.nn.Module, what: str = "the model", remedy: str = _DIVERGED) -> None:
-    """Refuse a model with a NaN or inf weight: before saving, the last optimizer step of a diverging run (the
-    default `remedy`); when loading, a model saved by something that did not check.
+def check_finite_weights(
+    model: torch.nn.Module | Mapping[str, torch.Tensor], what: str = "the model", remedy: str = _DIVERGED
+) -> None:
+    """Refuse a model (or a state dict: an adapter's own weights) with a NaN or inf weight: before saving, the last
+    optimizer step of a diverging run (the default `remedy`); when loading, a model saved by something that did not
+    check.
 
     [`check_finite_step`] sees the gradients before each step, not the weights after the last one (a finite
     gradient times a huge learning rate overflows them). One `isfinite` per tensor, one host sync.
@@ -121,7 +124,7 @@ def check_finite_weights(model: torch.nn.Module, what: str = "the model", remedy
     """
     named = [
         (name, tensor)
-        for name, tensor in model.state_dict().items()
+        for name, tensor in (model.state_dict() if isinstance(model, torch.nn.Module) else model).items()
         if tensor.is_floating_point() and tensor.device.type != "meta"
     ]
     if not named:

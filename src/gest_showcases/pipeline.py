@@ -276,6 +276,13 @@ def _is_saved_pipeline(path: str | Path) -> bool:
     return (Path(path) / SHOWCASE_CONFIG).is_file()
 
 
+def require_saved_pipeline(folder: str | Path) -> None:
+    """Refuse a local folder that `ShowcasePipeline.save_pretrained` did not write (no `showcase_config.json`), in
+    the words of a command given one (`push --showcase`, its card)."""
+    if not _is_saved_pipeline(folder):
+        raise InputError(f"{folder} holds no {SHOWCASE_CONFIG}: not a folder saved by ShowcasePipeline.save_pretrained")
+
+
 def _pipeline_folder(name_or_path: str | Path, revision: str | None, token: str | bool | None) -> Path:
     """The local folder of a saved pipeline: `name_or_path` itself, or the snapshot of the Hub repo it names."""
     folder = Path(name_or_path)

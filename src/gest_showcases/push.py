@@ -52,7 +52,7 @@ from gest_showcases.files import holds_the_current_folder, saving_into
 from gest_showcases.generation.lora import BASE_FOLDER
 from gest_showcases.metrics import EVALUATE_MODULES, module_path
 from gest_showcases.model_folders import loading, without_chat_template
-from gest_showcases.pipeline import SHOWCASE_CONFIG, ShowcasePipeline, load_generator, load_selector
+from gest_showcases.pipeline import ShowcasePipeline, load_generator, load_selector, require_saved_pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -409,8 +409,7 @@ def stage_showcase(args: PushArguments, output: Path) -> StagedRepo:
     repo_id = f"{args.namespace}/{args.prefix}-showcase"
     # copytree follows symlinks: one leading out of the folder (a file, or a folder such as /etc) is refused first.
     _refuse_links_out(source, "showcase")
-    if not (source / SHOWCASE_CONFIG).is_file():
-        raise InputError(f"{source} holds no {SHOWCASE_CONFIG}: not a folder saved by ShowcasePipeline.save_pretrained")
+    require_saved_pipeline(source)
     # Every part loaded with the pipeline's own checks (its kind, weights that fit, no NaN) before anything is staged:
     # the folder is copied, not saved from the loaded parts, and was published as it lay (session 43's review).
     ShowcasePipeline.from_pretrained(source, device="cpu")

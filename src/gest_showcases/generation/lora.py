@@ -218,14 +218,15 @@ def _check_adapter_weights(model: PeftModel, folder: Path) -> None:
     leaves them as initialised: `lora_B` at zero is the base model itself) or holds a NaN or inf weight (session 43's
     review: the explanation came out as '#')."""
     path = folder / ADAPTER_WEIGHTS_FILES[0]
+    adapter = get_peft_model_state_dict(model)  # the adapter's own weights; load_whole checked the base's
     if path.is_file():
         with safe_open(str(path), "pt") as handle:
             held = set(handle.keys())
-        missing = sorted(set(get_peft_model_state_dict(model)) - held)
+        missing = sorted(set(adapter) - held)
         if missing:
             shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
             raise ValueError(f"{path}: lacks {len(missing)} of the adapter's weights ({shown}); retrain the run")
-    check_finite_weights(model, str(path), "an adapter that computes NaN; retrain the run")
+    check_finite_weights(adapter, str(path), "an adapter that computes NaN; retrain the run")
 
 
 def _check_adapter(folder: Path) -> None:
